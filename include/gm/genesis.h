@@ -1,0 +1,43 @@
+/* The genesis block: the network's constitution, signed by the Root Sovereign key. */
+#ifndef GM_GENESIS_H
+#define GM_GENESIS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "gm/error.h"
+#include "gm/gmtime.h"
+#include "gm/keys.h"
+
+/* Clock skew allowed on every validity window we enforce (seconds). */
+#define GM_CLOCK_SKEW_S 300
+
+typedef struct gm_genesis {
+    json_t *doc;              /* normalized document (owned) */
+    const char *network_name; /* points into doc */
+    uint8_t root_pk[GM_PK_LEN];
+    uint8_t na_pk[GM_PK_LEN];
+    gm_time na_valid_from, na_valid_to;
+} gm_genesis;
+
+/* Parse and normalize (defaults filled, unknown members dropped, timestamps canonical).
+ * Does not verify signatures. */
+int gm_genesis_parse(const char *text, size_t len, gm_genesis *g, gm_error *err);
+int gm_genesis_load(const char *path, gm_genesis *g, gm_error *err);
+/* A new unsigned genesis block. anchors may be NULL (array of {id, endpoint}). */
+int gm_genesis_create(gm_genesis *g, const char *network_name, const uint8_t root_pk[GM_PK_LEN],
+                      const uint8_t na_pk[GM_PK_LEN], gm_time na_from, gm_time na_to,
+                      json_t *anchors, gm_error *err);
+/* Sign with the root key (must be the genesis root_public_key). */
+int gm_genesis_sign(gm_genesis *g, const gm_signer *root, gm_error *err);
+/* Valid when it has signatures and every one verifies under root_public_key. */
+int gm_genesis_verify(const gm_genesis *g, gm_error *err);
+/* Is the NA key inside its valid_from..valid_to window at now (with skew)? */
+int gm_genesis_check_na_window(const gm_genesis *g, gm_time now, gm_error *err);
+/* SHA-256 of the canonical signed bytes: the network's identity (Noise prologue). */
+int gm_genesis_hash(const gm_genesis *g, uint8_t out[32], gm_error *err);
+/* Pretty JSON text of the document (malloc'd). */
+char *gm_genesis_dump(const gm_genesis *g);
+void gm_genesis_free(gm_genesis *g);
+
+#endif

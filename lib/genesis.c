@@ -1,0 +1,197 @@
+/* Genesis block: parse/normalize, create, sign with the root key, verify, hash. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "gm/canon.h"
+#include "gm/genesis.h"
+#include "gm/sigdoc.h"
+#include "gm/util.h"
+
+#define GENESIS_MAX_BYTES (256 * 1024)
+
+static json_t *copy_string_array_or(const json_t *v, const char *a, const char *b)
+{
+    if (v)
+        return json_deep_copy(v);
+    return json_pack("[ss]", a, b);
+}
+
+/* Build the normalized document from src (known members only, defaults filled). */
+static int normalize(const json_t *src, gm_genesis *g, gm_error *err)
+{
+    const char *name, *version;
+    int rc;
+    if (!json_is_object(src))
+        return gm_error_set(err, GM_EFORMAT, "genesis block must be a JSON object");
+    if ((rc = gm_json_get_string(src, "network_name", &name, err)) ||
+        (rc = gm_json_get_string(src, "network_version", &version, err)) ||
+        (rc = gm_json_get_pk(src, "root_public_key", g->root_pk, err)))
+        return rc;
+    if (name[0] == '\0')
+        return gm_error_set(err, GM_EFORMAT, "\"network_name\" must not be empty");
+    const json_t *na = json_object_get(src, "network_authority");
+    if (!json_is_object(na))
+        return gm_error_set(err, GM_EFORMAT, "\"network_authority\" must be an object {public_key, valid_from, valid_to}");
+    json_t *doc = json_object(), *nadoc = json_object();
+    json_object_set_new(doc, "network_name", json_string(name));
+    json_object_set_new(doc, "network_version", json_string(version));
+    json_object_set(doc, "root_public_key", json_object_get(src, "root_public_key"));
+    json_object_set_new(doc, "network_authority", nadoc);
+    g->doc = doc;
+    if ((rc = gm_json_get_pk(na, "public_key", g->na_pk, err)) != 0)
+        return gm_error_prefix(err, "network_authority");
+    json_object_set(nadoc, "public_key", json_object_get(na, "public_key"));
+    json_object_set(nadoc, "valid_from", json_object_get(na, "valid_from"));
+    json_object_set(nadoc, "valid_to", json_object_get(na, "valid_to"));
+    if ((rc = gm_json_norm_time(nadoc, "valid_from", &g->na_valid_from, err)) ||
+        (rc = gm_json_norm_time(nadoc, "valid_to", &g->na_valid_to, err)))
+        return gm_error_prefix(err, "network_authority");
+    const json_t *suites = json_object_get(src, "allowed_crypto_suites");
+    const json_t *transports = json_object_get(src, "allowed_transports");
+    if ((suites && (rc = gm_json_check_string_array(suites, "allowed_crypto_suites", err))) ||
+        (transports && (rc = gm_json_check_string_array(transports, "allowed_transports", err))))
+        return rc;
+    json_object_set_new(doc, "allowed_crypto_suites", copy_string_array_or(suites, "ed25519", "x25519"));
+    json_object_set_new(doc, "allowed_transports", copy_string_array_or(transports, "quic", "wireguard"));
+    const json_t *pm = json_object_get(src, "policy_manifest");
+    const json_t *hash = json_object_get(pm, "hash"), *url = json_object_get(pm, "url");
+    if (!json_is_object(pm) || !json_is_string(hash) || (url && !json_is_string(url) && !json_is_null(url)))
+        return gm_error_set(err, GM_EFORMAT, "\"policy_manifest\" must be {\"hash\": string, \"url\": string or null}");
+    json_object_set_new(doc, "policy_manifest",
+                        json_pack("{s:O,s:O}", "hash", hash, "url", url ? url : json_null()));
+    const json_t *anchors = json_object_get(src, "bootstrap_anchors");
+    json_t *an = json_array();
+    json_object_set_new(doc, "bootstrap_anchors", an);
+    if (anchors && !json_is_array(anchors))
+        return gm_error_set(err, GM_EFORMAT, "\"bootstrap_anchors\" must be an array of {id, endpoint}");
+    for (size_t i = 0; i < json_array_size(anchors); i++) {
+        const json_t *a = json_array_get(anchors, i);
+        const char *id, *ep;
+        if ((rc = gm_json_get_string(a, "id", &id, err)) || (rc = gm_json_get_string(a, "endpoint", &ep, err)))
+            return gm_error_prefix(err, "bootstrap_anchors[%zu]", i);
+        json_array_append_new(an, json_pack("{s:s,s:s}", "id", id, "endpoint", ep));
+    }
+    const json_t *sigs = json_object_get(src, "signatures");
+    json_object_set_new(doc, "signatures", sigs ? json_deep_copy(sigs) : json_array());
+    if ((rc = gm_sigdoc_check_shape(doc, err)) != 0)
+        return rc;
+    g->network_name = json_string_value(json_object_get(doc, "network_name"));
+    return 0;
+}
+
+int gm_genesis_parse(const char *text, size_t len, gm_genesis *g, gm_error *err)
+{
+    json_error_t je;
+    memset(g, 0, sizeof *g);
+    if (len > GENESIS_MAX_BYTES)
+        return gm_error_set(err, GM_ETOOBIG, "genesis block larger than %d bytes", GENESIS_MAX_BYTES);
+    json_t *src = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!src)
+        return gm_error_set(err, GM_EFORMAT, "genesis block is not valid JSON (line %d: %s)", je.line, je.text);
+    int rc = normalize(src, g, err);
+    json_decref(src);
+    if (rc != 0)
+        gm_genesis_free(g);
+    return rc;
+}
+
+int gm_genesis_load(const char *path, gm_genesis *g, gm_error *err)
+{
+    char *text;
+    size_t len;
+    memset(g, 0, sizeof *g);
+    int rc = gm_file_read(path, GENESIS_MAX_BYTES, &text, &len, err);
+    if (rc != 0)
+        return rc;
+    rc = gm_genesis_parse(text, len, g, err);
+    free(text);
+    if (rc != 0)
+        gm_error_prefix(err, "%s", path);
+    return rc;
+}
+
+int gm_genesis_create(gm_genesis *g, const char *network_name, const uint8_t root_pk[GM_PK_LEN],
+                      const uint8_t na_pk[GM_PK_LEN], gm_time na_from, gm_time na_to, json_t *anchors,
+                      gm_error *err)
+{
+    char root_b64[GM_PK_B64_LEN + 1], na_b64[GM_PK_B64_LEN + 1], from[GM_TIME_STRLEN], to[GM_TIME_STRLEN];
+    gm_pk_encode(root_pk, root_b64);
+    gm_pk_encode(na_pk, na_b64);
+    gm_time_format(&na_from, from);
+    gm_time_format(&na_to, to);
+    json_t *src = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:[ss],s:[ss],s:{s:s,s:n},s:O,s:[]}", "network_name",
+                            network_name, "network_version", "v0.1", "root_public_key", root_b64,
+                            "network_authority", "public_key", na_b64, "valid_from", from, "valid_to", to,
+                            "allowed_crypto_suites", "ed25519", "x25519", "allowed_transports", "wireguard",
+                            "gm-noise-tcp", "policy_manifest", "hash", "sha256:placeholder", "url",
+                            "bootstrap_anchors", anchors ? anchors : json_array(), "signatures");
+    if (!anchors) {
+        /* json_pack's O took a reference to the temporary array; drop ours */
+        json_decref(json_object_get(src, "bootstrap_anchors"));
+    }
+    memset(g, 0, sizeof *g);
+    if (!src)
+        return gm_error_set(err, GM_EINVAL, "cannot build genesis block (bad network name?)");
+    int rc = normalize(src, g, err);
+    json_decref(src);
+    if (rc != 0)
+        gm_genesis_free(g);
+    return rc;
+}
+
+int gm_genesis_sign(gm_genesis *g, const gm_signer *root, gm_error *err)
+{
+    if (sodium_memcmp(root->pk, g->root_pk, GM_PK_LEN) != 0)
+        return gm_error_set(err, GM_EDENIED, "this key (%s) is not the genesis root_public_key", root->pk_b64);
+    return gm_sigdoc_sign(g->doc, root, err);
+}
+
+int gm_genesis_verify(const gm_genesis *g, gm_error *err)
+{
+    int rc = gm_sigdoc_verify_all(g->doc, g->root_pk, err);
+    if (rc != 0)
+        gm_error_prefix(err, "genesis block");
+    return rc;
+}
+
+int gm_genesis_check_na_window(const gm_genesis *g, gm_time now, gm_error *err)
+{
+    gm_time lo = gm_time_add(g->na_valid_from, -GM_CLOCK_SKEW_S), hi = gm_time_add(g->na_valid_to, GM_CLOCK_SKEW_S);
+    char a[GM_TIME_STRLEN], b[GM_TIME_STRLEN];
+    gm_time_format(&g->na_valid_from, a);
+    gm_time_format(&g->na_valid_to, b);
+    if (gm_time_cmp(&now, &lo) < 0)
+        return gm_error_set(err, GM_EEXPIRED, "the NA key is not valid yet (valid from %s, skew %ds)", a,
+                            GM_CLOCK_SKEW_S);
+    if (gm_time_cmp(&now, &hi) > 0)
+        return gm_error_set(err, GM_EEXPIRED, "the NA key expired at %s (skew %ds); a new genesis block is needed", b,
+                            GM_CLOCK_SKEW_S);
+    return 0;
+}
+
+int gm_genesis_hash(const gm_genesis *g, uint8_t out[32], gm_error *err)
+{
+    char *bytes;
+    size_t len;
+    int rc = gm_canon_dump_unsigned(g->doc, &bytes, &len, err);
+    if (rc != 0)
+        return rc;
+    crypto_hash_sha256(out, (const uint8_t *)bytes, len);
+    free(bytes);
+    return 0;
+}
+
+char *gm_genesis_dump(const gm_genesis *g)
+{
+    return json_dumps(g->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+}
+
+void gm_genesis_free(gm_genesis *g)
+{
+    if (g && g->doc)
+        json_decref(g->doc);
+    if (g)
+        memset(g, 0, sizeof *g);
+}

@@ -1,0 +1,163 @@
+/* Ed25519 keys and key files (formats.md "Keys"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "gm/keys.h"
+#include "gm/util.h"
+
+#define KEY_FILE_MAX 4096
+
+static void set_id(gm_signer *k, const char *key_id)
+{
+    snprintf(k->key_id, sizeof k->key_id, "%s", key_id ? key_id : "");
+    gm_pk_encode(k->pk, k->pk_b64);
+}
+
+int gm_signer_generate(gm_signer *k, const char *key_id, gm_error *err)
+{
+    uint8_t seed[GM_SEED_LEN];
+    randombytes_buf(seed, sizeof seed);
+    int rc = gm_signer_from_seed(k, seed, key_id, err);
+    sodium_memzero(seed, sizeof seed);
+    return rc;
+}
+
+int gm_signer_from_seed(gm_signer *k, const uint8_t seed[GM_SEED_LEN], const char *key_id, gm_error *err)
+{
+    if (gm_init(err) != 0)
+        return GM_ECRYPTO;
+    if (crypto_sign_seed_keypair(k->pk, k->sk, seed) != 0)
+        return gm_error_set(err, GM_ECRYPTO, "cannot derive an Ed25519 key pair from the seed");
+    set_id(k, key_id);
+    return 0;
+}
+
+void gm_signer_wipe(gm_signer *k)
+{
+    if (k)
+        sodium_memzero(k, sizeof *k);
+}
+
+int gm_signer_save(const gm_signer *k, const char *base, int force, gm_error *err)
+{
+    char path_key[4096], path_pub[4096], body[512];
+    if (snprintf(path_key, sizeof path_key, "%s.key", base) >= (int)sizeof path_key ||
+        snprintf(path_pub, sizeof path_pub, "%s.pub", base) >= (int)sizeof path_pub)
+        return gm_error_set(err, GM_EINVAL, "key path too long: %s", base);
+    if (!force && (gm_file_exists(path_key) || gm_file_exists(path_pub)))
+        return gm_error_set(err, GM_EEXIST, "%s already exists; refusing to overwrite a key (use --force)",
+                            path_key);
+    char seed_b64[GM_PK_B64_LEN + 1];
+    gm_b64_encode(k->sk, GM_SEED_LEN, seed_b64, sizeof seed_b64);
+    int n = snprintf(body, sizeof body, "# Ed25519 Private Key\n# Key ID: %s\n%s\n", k->key_id, seed_b64);
+    int rc = gm_file_write_atomic(path_key, body, (size_t)n, 0600, err);
+    sodium_memzero(body, sizeof body);
+    sodium_memzero(seed_b64, sizeof seed_b64);
+    if (rc != 0)
+        return rc;
+    n = snprintf(body, sizeof body, "# Ed25519 Public Key\n# Key ID: %s\n%s\n", k->key_id, k->pk_b64);
+    return gm_file_write_atomic(path_pub, body, (size_t)n, 0644, err);
+}
+
+/* The one base64 line of a key file (comments and blanks skipped); key id from "# Key ID:". */
+static int parse_key_file(char *text, const char *path, char *b64, size_t b64cap, char *key_id, size_t idcap,
+                          gm_error *err)
+{
+    int found = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        while (*line == ' ' || *line == '\t' || *line == '\r')
+            line++;
+        size_t n = strlen(line);
+        while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        if (line[0] == '#') {
+            const char *tag = "# Key ID:";
+            if (key_id && !strncmp(line, tag, strlen(tag))) {
+                const char *v = line + strlen(tag);
+                while (*v == ' ')
+                    v++;
+                snprintf(key_id, idcap, "%s", v);
+            }
+            continue;
+        }
+        if (found)
+            return gm_error_set(err, GM_EFORMAT, "%s: more than one key line", path);
+        if (n >= b64cap)
+            return gm_error_set(err, GM_EFORMAT, "%s: key line too long", path);
+        memcpy(b64, line, n + 1);
+        found = 1;
+    }
+    if (!found)
+        return gm_error_set(err, GM_EFORMAT, "%s: no key found (only comments or empty)", path);
+    return 0;
+}
+
+int gm_signer_load(gm_signer *k, const char *base, const char *default_key_id, gm_error *err)
+{
+    char path[4096], *text = NULL, b64[128], key_id[GM_KEY_ID_MAX] = "";
+    uint8_t seed[GM_SEED_LEN];
+    size_t len;
+    snprintf(path, sizeof path, "%s.key", base);
+    int rc = gm_file_read(path, KEY_FILE_MAX, &text, &len, err);
+    if (rc != 0)
+        return rc;
+    rc = parse_key_file(text, path, b64, sizeof b64, key_id, sizeof key_id, err);
+    sodium_memzero(text, len);
+    free(text);
+    if (rc == 0 && (rc = gm_b64_decode_exact(b64, seed, GM_SEED_LEN, err)) != 0)
+        gm_error_prefix(err, "%s", path);
+    if (rc == 0)
+        rc = gm_signer_from_seed(k, seed, key_id[0] ? key_id : default_key_id, err);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(b64, sizeof b64);
+    return rc;
+}
+
+int gm_pk_decode(const char *b64, uint8_t pk[GM_PK_LEN], gm_error *err)
+{
+    if (!b64)
+        return gm_error_set(err, GM_EFORMAT, "missing public key");
+    return gm_b64_decode_exact(b64, pk, GM_PK_LEN, err);
+}
+
+void gm_pk_encode(const uint8_t pk[GM_PK_LEN], char out[GM_PK_B64_LEN + 1])
+{
+    gm_b64_encode(pk, GM_PK_LEN, out, GM_PK_B64_LEN + 1);
+}
+
+int gm_pk_load(const char *path, uint8_t pk[GM_PK_LEN], gm_error *err)
+{
+    char *text = NULL, b64[128];
+    size_t len;
+    int rc = gm_file_read(path, KEY_FILE_MAX, &text, &len, err);
+    if (rc != 0)
+        return rc;
+    rc = parse_key_file(text, path, b64, sizeof b64, NULL, 0, err);
+    free(text);
+    if (rc == 0 && (rc = gm_pk_decode(b64, pk, err)) != 0)
+        gm_error_prefix(err, "%s", path);
+    return rc;
+}
+
+void gm_sign_b64(const gm_signer *k, const uint8_t *msg, size_t len, char out[GM_SIG_B64_LEN + 1])
+{
+    uint8_t sig[GM_SIG_LEN];
+    crypto_sign_detached(sig, NULL, msg, len, k->sk);
+    gm_b64_encode(sig, sizeof sig, out, GM_SIG_B64_LEN + 1);
+}
+
+int gm_verify_b64(const uint8_t pk[GM_PK_LEN], const uint8_t *msg, size_t len, const char *sig_b64, gm_error *err)
+{
+    uint8_t sig[GM_SIG_LEN];
+    if (!sig_b64 || gm_b64_decode_exact(sig_b64, sig, sizeof sig, err) != 0)
+        return gm_error_set(err, GM_EFORMAT, "signature is not 64 bytes of standard base64");
+    if (crypto_sign_verify_detached(sig, msg, len, pk) != 0)
+        return gm_error_set(err, GM_ESIG, "signature does not verify");
+    return 0;
+}

@@ -1,0 +1,213 @@
+/* Shared helpers: libsodium init, strict base64, atomic files, UUIDs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "gm/util.h"
+
+int gm_init(gm_error *err)
+{
+    if (sodium_init() < 0)
+        return gm_error_set(err, GM_ECRYPTO, "libsodium failed to initialise");
+    return 0;
+}
+
+size_t gm_b64_len(size_t len)
+{
+    return ((len + 2) / 3) * 4;
+}
+
+size_t gm_b64_encode(const uint8_t *in, size_t len, char *out, size_t out_cap)
+{
+    if (out_cap < gm_b64_len(len) + 1)
+        return 0;
+    sodium_bin2base64(out, out_cap, in, len, sodium_base64_VARIANT_ORIGINAL);
+    return strlen(out);
+}
+
+int gm_b64_decode(const char *in, uint8_t *out, size_t out_cap, size_t *out_len, gm_error *err)
+{
+    const char *end = NULL;
+    size_t n = 0, inlen = strlen(in);
+    if (inlen == 0 || inlen % 4 != 0)
+        return gm_error_set(err, GM_EFORMAT, "bad base64: length %zu is not a multiple of 4", inlen);
+    if (sodium_base642bin(out, out_cap, in, inlen, NULL, &n, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        end != in + inlen)
+        return gm_error_set(err, GM_EFORMAT, "bad base64 (standard alphabet with padding expected)");
+    /* Reject non-canonical encodings (stray bits in the last character). */
+    char check[4096];
+    if (n <= 3000) {
+        gm_b64_encode(out, n, check, sizeof check);
+        if (strcmp(check, in) != 0)
+            return gm_error_set(err, GM_EFORMAT, "bad base64: non-canonical encoding");
+    }
+    *out_len = n;
+    return 0;
+}
+
+int gm_b64_decode_exact(const char *in, uint8_t *out, size_t expect_len, gm_error *err)
+{
+    uint8_t buf[512];
+    size_t n = 0;
+    if (expect_len > sizeof buf || strlen(in) != gm_b64_len(expect_len))
+        return gm_error_set(err, GM_EFORMAT, "bad base64: expected %zu characters for %zu bytes, got %zu",
+                            gm_b64_len(expect_len), expect_len, strlen(in));
+    int rc = gm_b64_decode(in, buf, sizeof buf, &n, err);
+    if (rc == 0 && n != expect_len)
+        rc = gm_error_set(err, GM_EFORMAT, "bad base64: decodes to %zu bytes, expected %zu", n, expect_len);
+    if (rc == 0)
+        memcpy(out, buf, expect_len);
+    sodium_memzero(buf, sizeof buf);
+    return rc;
+}
+
+void gm_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+    sodium_bin2hex(out, 2 * len + 1, in, len);
+}
+
+int gm_file_read(const char *path, size_t max, char **out, size_t *len, gm_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return gm_error_set(err, errno == ENOENT ? GM_ENOTFOUND : GM_EIO, "cannot open %s: %s", path,
+                            strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        fclose(f);
+        return gm_error_set(err, GM_ENOMEM, "out of memory reading %s", path);
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) {
+                free(buf);
+                fclose(f);
+                return gm_error_set(err, GM_ETOOBIG, "%s is larger than %zu bytes", path, max);
+            }
+            cap = cap * 2 > max ? max : cap * 2;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return gm_error_set(err, GM_ENOMEM, "out of memory reading %s", path);
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return gm_error_set(err, GM_EIO, "error reading %s", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len)
+        *len = n;
+    return 0;
+}
+
+int gm_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, gm_error *err)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return gm_error_set(err, GM_EINVAL, "path too long: %s", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return gm_error_set(err, GM_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    (void)fchmod(fd, mode); /* umask must not widen or narrow what we asked for */
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return gm_error_set(err, GM_EIO, "cannot write %s: %s", path, strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        unlink(tmp);
+        return gm_error_set(err, GM_EIO, "cannot sync %s: %s", path, strerror(errno));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return gm_error_set(err, GM_EIO, "cannot rename into %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int gm_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int gm_mkdir_p(const char *path, mode_t mode, gm_error *err)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return gm_error_set(err, GM_EINVAL, "path too long: %s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return gm_error_set(err, GM_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST)
+        return gm_error_set(err, GM_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+    return 0;
+}
+
+int gm_path_join(char *out, size_t cap, const char *dir, const char *name, gm_error *err)
+{
+    if (snprintf(out, cap, "%s/%s", dir, name) >= (int)cap)
+        return gm_error_set(err, GM_EINVAL, "path too long: %s/%s", dir, name);
+    return 0;
+}
+
+void gm_uuid4(char out[37])
+{
+    uint8_t b[16];
+    randombytes_buf(b, sizeof b);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+int gm_uuid_valid(const char *s)
+{
+    if (!s || strlen(s) != 36)
+        return 0;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}

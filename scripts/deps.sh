@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages genesis-mesh needs, only those that are missing.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libsodium-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev
+      libcurl4-openssl-dev libuv1-dev libcmocka-dev iproute2 python3 curl)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing missing packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
