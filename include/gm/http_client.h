@@ -1,0 +1,68 @@
+/* Small HTTP client over libcurl: how the CLI, nodes and agents talk to the
+ * Network Authority and to LLM providers. One easy handle per call, so any
+ * thread may call it; redirects are never followed; only http:// and https://. */
+#ifndef GM_HTTP_CLIENT_H
+#define GM_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "gm/error.h"
+
+#define GM_HTTP_DEFAULT_TIMEOUT_MS 30000L
+#define GM_HTTP_DEFAULT_MAX_RESPONSE ((size_t)8 * 1024 * 1024)
+
+typedef struct gm_http_req {
+    const char *method;          /* "GET", "POST", ...; NULL means GET, or POST when body is set */
+    const char *url;             /* http:// or https:// */
+    const char *const *headers;  /* n_headers entries of "Name: value" (no CR/LF) */
+    size_t n_headers;
+    const void *body;            /* NULL for no body */
+    size_t body_len;
+    long timeout_ms;             /* whole request, connect included; 0 = GM_HTTP_DEFAULT_TIMEOUT_MS */
+    size_t max_response;         /* larger bodies fail with GM_ETOOBIG; 0 = GM_HTTP_DEFAULT_MAX_RESPONSE */
+} gm_http_req;
+
+typedef struct gm_http_resp {
+    int status;                  /* HTTP status of the final response */
+    char *body;                  /* malloc'd, NUL-terminated (may hold NULs before len) */
+    size_t len;
+    char *etag;                  /* ETag header value verbatim (quotes kept), or NULL */
+} gm_http_resp;
+
+/*
+ * Perform one request. Returns 0 once any HTTP response arrived, whatever its
+ * status (the caller judges 4xx/5xx); resp must then be freed with
+ * gm_http_resp_free. On failure resp is left empty and the code is:
+ *   GM_EINVAL   bad arguments (method, URL scheme, header with CR/LF)
+ *   GM_ENET     "cannot reach <url>: connection refused", DNS, TLS, reset
+ *   GM_ETIMEOUT no complete answer within timeout_ms
+ *   GM_ETOOBIG  response body larger than max_response
+ * Error messages name the URL without any user:password part.
+ */
+int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err);
+
+/* Wipe (bodies may echo credentials) and free the response; safe on an empty or freed one. */
+void gm_http_resp_free(gm_http_resp *resp);
+
+/*
+ * GET url (with extra "Name: value" headers) and parse the body as JSON.
+ * *status_out gets the HTTP status whenever a response arrived, so a 4xx with a
+ * JSON error body returns 0 and that body. *json_out (caller owns, json_decref)
+ * is NULL when the body is empty. A non-empty body that is not JSON (duplicate
+ * keys included) gives GM_EPROTO. timeout_ms 0 = default; max response is the default.
+ */
+int gm_http_get_json(const char *url, const char *const *headers, size_t n_headers,
+                     long timeout_ms, int *status_out, json_t **json_out, gm_error *err);
+
+/*
+ * POST body serialised as compact JSON with "Content-Type: application/json",
+ * otherwise as gm_http_get_json. Callers that sign exact bytes must serialise
+ * themselves and use gm_http_request.
+ */
+int gm_http_post_json(const char *url, const char *const *headers, size_t n_headers,
+                      const json_t *body, long timeout_ms, int *status_out, json_t **json_out,
+                      gm_error *err);
+
+#endif

@@ -1,0 +1,451 @@
+/* gm_http: one libcurl easy handle per request, bounded responses, errors a user can act on. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "gm/error.h"
+#include "gm/http_client.h"
+
+#define URL_DISPLAY_MAX 200
+#define ETAG_MAX 1024
+
+static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
+static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
+
+static void curl_init_once(void)
+{
+    g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct body_sink {
+    char *buf;
+    size_t len, cap, max;
+    int too_big, oom;
+};
+
+struct header_sink {
+    char *etag;
+};
+
+/* The URL as shown in messages: any user:password@ removed, long ones shortened. */
+static void url_for_display(const char *url, char *out, size_t cap)
+{
+    char tmp[URL_DISPLAY_MAX + 8];
+    const char *sep = strstr(url, "://");
+    const char *auth = sep ? sep + 3 : url;
+    size_t auth_len = strcspn(auth, "/?#");
+    const char *host = auth;
+    for (size_t i = 0; i < auth_len; i++)
+        if (auth[i] == '@')
+            host = auth + i + 1;
+    size_t prefix = (size_t)(auth - url);
+    size_t n = 0;
+    for (size_t i = 0; i < prefix && n < URL_DISPLAY_MAX; i++)
+        tmp[n++] = ((unsigned char)url[i] < 0x20 || url[i] == 0x7f) ? '?' : url[i];
+    for (const char *p = host; *p && n < URL_DISPLAY_MAX; p++)
+        tmp[n++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p;
+    tmp[n] = '\0';
+    if (n == URL_DISPLAY_MAX && strlen(host) + prefix > URL_DISPLAY_MAX)
+        memcpy(tmp + n, "...", 4);
+    snprintf(out, cap, "%s", tmp);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct body_sink *s = ud;
+    size_t n = size * nmemb;
+    if (n > s->max - s->len) {
+        s->too_big = 1;
+        return 0;
+    }
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + n + 1)
+            cap *= 2;
+        if (cap > s->max + 1)
+            cap = s->max + 1;
+        /* Copy by hand so the old block can be wiped: bodies may echo credentials. */
+        char *nb = malloc(cap);
+        if (!nb) {
+            s->oom = 1;
+            return 0;
+        }
+        if (s->buf) {
+            memcpy(nb, s->buf, s->len);
+            sodium_memzero(s->buf, s->cap);
+            free(s->buf);
+        }
+        s->buf = nb;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, n);
+    s->len += n;
+    s->buf[s->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct header_sink *h = ud;
+    size_t n = size * nmemb;
+    /* A new status line (after 100 Continue, say) starts a new header block. */
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        free(h->etag);
+        h->etag = NULL;
+    } else if (n > 5 && strncasecmp(data, "etag:", 5) == 0) {
+        const char *v = data + 5, *end = data + n;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        size_t len = (size_t)(end - v);
+        free(h->etag);
+        h->etag = NULL;
+        if (len > 0 && len <= ETAG_MAX) {
+            h->etag = malloc(len + 1);
+            if (h->etag) {
+                memcpy(h->etag, v, len);
+                h->etag[len] = '\0';
+            }
+        }
+    }
+    return n;
+}
+
+static int method_valid(const char *m)
+{
+    size_t n = strlen(m);
+    if (n == 0 || n > 16)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (m[i] < 'A' || m[i] > 'Z')
+            return 0;
+    return 1;
+}
+
+static int url_valid(const char *url)
+{
+    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int header_valid(const char *h)
+{
+    const char *colon = strchr(h, ':');
+    if (!colon || colon == h)
+        return 0;
+    for (const char *p = h; p < colon; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return 0;
+    return strpbrk(h, "\r\n") == NULL;
+}
+
+static void slist_wipe_free(struct curl_slist *list)
+{
+    /* Headers carry bearer tokens; curl's copies are ours to wipe before freeing. */
+    for (struct curl_slist *p = list; p; p = p->next)
+        if (p->data)
+            sodium_memzero(p->data, strlen(p->data));
+    curl_slist_free_all(list);
+}
+
+static const char *connect_reason(long os_errno)
+{
+    switch (os_errno) {
+    case ECONNREFUSED: return "connection refused";
+    case ENETUNREACH: return "network unreachable";
+    case EHOSTUNREACH: return "no route to host";
+    case ECONNRESET: return "connection reset";
+    case EADDRNOTAVAIL: return "address not available";
+    default: return NULL;
+    }
+}
+
+static int map_curl_error(CURLcode rc, CURL *h, const char *shown, const char *errbuf,
+                          const struct body_sink *sink, long timeout_ms, gm_error *err)
+{
+    const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    long os_errno = 0;
+    const char *reason;
+
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return gm_error_set(err, GM_ETIMEOUT, "no answer from %s within %ld ms", shown, timeout_ms);
+    case CURLE_FILESIZE_EXCEEDED:
+        return gm_error_set(err, GM_ETOOBIG, "response from %s is larger than the %zu-byte limit",
+                            shown, sink->max);
+    case CURLE_WRITE_ERROR:
+        if (sink->too_big)
+            return gm_error_set(err, GM_ETOOBIG,
+                                "response from %s is larger than the %zu-byte limit", shown,
+                                sink->max);
+        if (sink->oom)
+            return gm_error_set(err, GM_ENOMEM, "out of memory reading the response from %s",
+                                shown);
+        break;
+    case CURLE_OUT_OF_MEMORY:
+        return gm_error_set(err, GM_ENOMEM, "out of memory talking to %s", shown);
+    case CURLE_COULDNT_CONNECT:
+        curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+        reason = connect_reason(os_errno);
+        return gm_error_set(err, GM_ENET, "cannot reach %s: %s", shown,
+                            reason ? reason : detail);
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return gm_error_set(err, GM_ENET, "cannot reach %s: host name not found", shown);
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return gm_error_set(err, GM_ENET, "cannot reach %s: proxy host name not found", shown);
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return gm_error_set(err, GM_EINVAL, "bad URL %s: %s", shown, detail);
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return gm_error_set(err, GM_ENET, "cannot reach %s: TLS certificate not trusted (%s)",
+                            shown, detail);
+    case CURLE_SSL_CONNECT_ERROR:
+        return gm_error_set(err, GM_ENET, "cannot reach %s: TLS handshake failed (%s)", shown,
+                            detail);
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return gm_error_set(err, GM_ENET,
+                            "request to %s failed: connection closed before a complete response",
+                            shown);
+    default:
+        break;
+    }
+    return gm_error_set(err, GM_ENET, "request to %s failed: %s", shown, detail);
+}
+
+int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err)
+{
+    if (resp)
+        memset(resp, 0, sizeof *resp);
+    if (!req || !resp || !req->url)
+        return gm_error_set(err, GM_EINVAL, "HTTP request needs a URL and a response holder");
+    if (req->n_headers && !req->headers)
+        return gm_error_set(err, GM_EINVAL, "HTTP request lists headers but gives none");
+    if (req->timeout_ms < 0)
+        return gm_error_set(err, GM_EINVAL, "HTTP timeout must not be negative");
+
+    char shown[URL_DISPLAY_MAX + 8];
+    url_for_display(req->url, shown, sizeof shown);
+    if (!url_valid(req->url))
+        return gm_error_set(err, GM_EINVAL,
+                            "bad URL %s: must start with http:// or https:// and contain no "
+                            "spaces or control characters", shown);
+    const char *method = req->method ? req->method : (req->body ? "POST" : "GET");
+    if (!method_valid(method))
+        return gm_error_set(err, GM_EINVAL, "bad HTTP method (expected e.g. GET or POST)");
+
+    long timeout_ms = req->timeout_ms ? req->timeout_ms : GM_HTTP_DEFAULT_TIMEOUT_MS;
+    size_t max = req->max_response ? req->max_response : GM_HTTP_DEFAULT_MAX_RESPONSE;
+
+    pthread_once(&g_curl_once, curl_init_once);
+    if (g_curl_init_rc != CURLE_OK)
+        return gm_error_set(err, GM_EINTERNAL, "cannot initialise libcurl: %s",
+                            curl_easy_strerror(g_curl_init_rc));
+
+    struct curl_slist *hdrs = NULL;
+    int has_expect = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *hv = req->headers[i];
+        if (!hv || !header_valid(hv)) {
+            slist_wipe_free(hdrs);
+            return gm_error_set(err, GM_EINVAL,
+                                "HTTP header #%zu is not a single \"Name: value\" line", i + 1);
+        }
+        if (strncasecmp(hv, "Expect:", 7) == 0)
+            has_expect = 1;
+        struct curl_slist *n = curl_slist_append(hdrs, hv);
+        if (!n) {
+            slist_wipe_free(hdrs);
+            return gm_error_set(err, GM_ENOMEM, "out of memory building HTTP headers");
+        }
+        hdrs = n;
+    }
+    /* Without this curl waits for "100 Continue" before sending larger bodies. */
+    if (!has_expect) {
+        struct curl_slist *n = curl_slist_append(hdrs, "Expect:");
+        if (!n) {
+            slist_wipe_free(hdrs);
+            return gm_error_set(err, GM_ENOMEM, "out of memory building HTTP headers");
+        }
+        hdrs = n;
+    }
+
+    CURL *h = curl_easy_init();
+    if (!h) {
+        slist_wipe_free(hdrs);
+        return gm_error_set(err, GM_ENOMEM, "cannot create a libcurl handle");
+    }
+
+    struct body_sink sink = { .max = max };
+    struct header_sink hs = { 0 };
+    char errbuf[CURL_ERROR_SIZE];
+    errbuf[0] = '\0';
+
+    curl_easy_setopt(h, CURLOPT_URL, req->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "genesis-mesh");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+
+    int sends_body = req->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                     strcmp(method, "PATCH") == 0;
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (sends_body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(req->body ? req->body_len : 0));
+        if (strcmp(method, "POST") != 0)
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
+
+    CURLcode rc = curl_easy_perform(h);
+    int ret = 0;
+    if (rc != CURLE_OK) {
+        ret = map_curl_error(rc, h, shown, errbuf, &sink, timeout_ms, err);
+    } else {
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (!sink.buf) {
+            sink.buf = malloc(1);
+            if (!sink.buf)
+                ret = gm_error_set(err, GM_ENOMEM, "out of memory reading the response from %s",
+                                   shown);
+            else
+                sink.buf[0] = '\0';
+        }
+        if (ret == 0) {
+            resp->status = (int)status;
+            resp->body = sink.buf;
+            resp->len = sink.len;
+            resp->etag = hs.etag;
+            sink.buf = NULL;
+            hs.etag = NULL;
+        }
+    }
+    curl_easy_cleanup(h);
+    slist_wipe_free(hdrs);
+    if (sink.buf) {
+        sodium_memzero(sink.buf, sink.cap);
+        free(sink.buf);
+    }
+    free(hs.etag);
+    return ret;
+}
+
+void gm_http_resp_free(gm_http_resp *resp)
+{
+    if (!resp)
+        return;
+    if (resp->body) {
+        sodium_memzero(resp->body, resp->len + 1);
+        free(resp->body);
+    }
+    free(resp->etag);
+    memset(resp, 0, sizeof *resp);
+}
+
+static int request_json(const char *method, const char *url, const char *const *headers,
+                        size_t n_headers, const char *body, size_t body_len, long timeout_ms,
+                        int *status_out, json_t **json_out, gm_error *err)
+{
+    if (status_out)
+        *status_out = 0;
+    if (json_out)
+        *json_out = NULL;
+    if (!url || !json_out)
+        return gm_error_set(err, GM_EINVAL, "JSON request needs a URL and a result holder");
+    if (n_headers && !headers)
+        return gm_error_set(err, GM_EINVAL, "HTTP request lists headers but gives none");
+    if (n_headers > 64)
+        return gm_error_set(err, GM_EINVAL, "too many HTTP headers (at most 64)");
+
+    const char *all[66];
+    size_t n = 0;
+    all[n++] = "Accept: application/json";
+    if (body)
+        all[n++] = "Content-Type: application/json";
+    for (size_t i = 0; i < n_headers; i++)
+        all[n++] = headers[i];
+
+    gm_http_req req = {
+        .method = method, .url = url, .headers = all, .n_headers = n,
+        .body = body, .body_len = body_len, .timeout_ms = timeout_ms,
+    };
+    gm_http_resp resp;
+    int rc = gm_http_request(&req, &resp, err);
+    if (rc)
+        return rc;
+    if (status_out)
+        *status_out = resp.status;
+    if (resp.len > 0) {
+        json_error_t jerr;
+        json_t *j = json_loadb(resp.body, resp.len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j) {
+            char shown[URL_DISPLAY_MAX + 8];
+            url_for_display(url, shown, sizeof shown);
+            /* jerr.text can quote the body; only its position goes into the message. */
+            rc = gm_error_set(err, GM_EPROTO,
+                              "response from %s (HTTP %d) is not valid JSON (line %d, column %d)",
+                              shown, resp.status, jerr.line, jerr.column);
+        } else {
+            *json_out = j;
+        }
+    }
+    gm_http_resp_free(&resp);
+    return rc;
+}
+
+int gm_http_get_json(const char *url, const char *const *headers, size_t n_headers,
+                     long timeout_ms, int *status_out, json_t **json_out, gm_error *err)
+{
+    return request_json("GET", url, headers, n_headers, NULL, 0, timeout_ms, status_out, json_out,
+                        err);
+}
+
+int gm_http_post_json(const char *url, const char *const *headers, size_t n_headers,
+                      const json_t *body, long timeout_ms, int *status_out, json_t **json_out,
+                      gm_error *err)
+{
+    if (status_out)
+        *status_out = 0;
+    if (json_out)
+        *json_out = NULL;
+    if (!body)
+        return gm_error_set(err, GM_EINVAL, "JSON POST needs a body");
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (!text)
+        return gm_error_set(err, GM_EINVAL,
+                            "JSON POST body must be an object or array of valid UTF-8 strings");
+    int rc = request_json("POST", url, headers, n_headers, text, strlen(text), timeout_ms,
+                          status_out, json_out, err);
+    free(text);
+    return rc;
+}
