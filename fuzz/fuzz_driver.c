@@ -10,7 +10,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_SEEDS 256
-#define MAX_INPUT 65536
+#define FUZZ_MAX_INPUT 65536
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 static uint64_t rng(void)
@@ -37,8 +37,8 @@ int main(int argc, char **argv)
             FILE *f = fopen(path, "rb");
             if (!f)
                 continue;
-            seeds[n] = malloc(MAX_INPUT);
-            seed_len[n] = fread(seeds[n], 1, MAX_INPUT, f);
+            seeds[n] = malloc(FUZZ_MAX_INPUT);
+            seed_len[n] = fread(seeds[n], 1, FUZZ_MAX_INPUT, f);
             fclose(f);
             LLVMFuzzerTestOneInput(seeds[n], seed_len[n]);
             n++;
@@ -47,7 +47,7 @@ int main(int argc, char **argv)
             closedir(d);
     }
     long iters = getenv("GM_FUZZ_ITERS") ? atol(getenv("GM_FUZZ_ITERS")) : 20000;
-    uint8_t *buf = malloc(MAX_INPUT);
+    uint8_t *buf = malloc(FUZZ_MAX_INPUT);
     for (long i = 0; i < iters; i++) {
         size_t len;
         if (n > 0) {
@@ -61,7 +61,7 @@ int main(int argc, char **argv)
                 case 1: buf[rng() % len] = (uint8_t)rng(); break;
                 case 2: len = rng() % (len + 1); break;
                 default:
-                    if (len < MAX_INPUT - 16) {
+                    if (len < FUZZ_MAX_INPUT - 16) {
                         size_t at = rng() % (len + 1);
                         memmove(buf + at + 1, buf + at, len - at);
                         buf[at] = (uint8_t)rng();
