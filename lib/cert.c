@@ -34,6 +34,8 @@ static int normalize(const json_t *src, gm_cert *c, gm_error *err)
     if (!doc)
         return gm_error_set(err, GM_EFORMAT, "certificate: missing \"issued_at\", \"expires_at\" or \"signatures\"");
     json_object_set_new(doc, "roles", roles ? json_deep_copy(roles) : json_array());
+    /* "O" shared the caller's array: take our own copy so later edits of src cannot reach us */
+    json_object_set_new(doc, "signatures", json_deep_copy(json_object_get(doc, "signatures")));
     c->doc = doc;
     if ((rc = gm_json_norm_time(doc, "issued_at", &c->issued_at, err)) ||
         (rc = gm_json_norm_time(doc, "expires_at", &c->expires_at, err)) || (rc = gm_sigdoc_check_shape(doc, err)))

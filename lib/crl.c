@@ -35,6 +35,8 @@ static int normalize(const json_t *src, gm_crl *c, gm_error *err)
                             "revoked_certificates");
     if (!doc)
         return gm_error_set(err, GM_EFORMAT, "CRL: missing \"issued_at\", \"next_update\" or \"signatures\"");
+    /* "O" shared the caller's array: take our own copy so later edits of src cannot reach us */
+    json_object_set_new(doc, "signatures", json_deep_copy(json_object_get(doc, "signatures")));
     c->doc = doc;
     if ((rc = gm_json_norm_time(doc, "issued_at", &c->issued_at, err)) ||
         (rc = gm_json_norm_time(doc, "next_update", &c->next_update, err)) || (rc = gm_sigdoc_check_shape(doc, err)))
@@ -47,6 +49,12 @@ static int normalize(const json_t *src, gm_crl *c, gm_error *err)
         if ((rc = gm_json_get_string(e, "certificate_id", &cid, err)) ||
             (rc = gm_json_get_string(e, "reason", &reason, err)) || (rc = gm_json_get_string(e, "issuer", &eiss, err)))
             return gm_error_prefix(err, "CRL entry %zu", i);
+        /* only the four reasons the spec knows; the NA never signs another (issue goes through here) */
+        if (!gm_crl_reason_valid(reason))
+            return gm_error_set(err, GM_EFORMAT,
+                                "CRL entry %zu: unknown \"reason\" '%.64s' (key_compromise, cessation_of_operation, "
+                                "superseded or unspecified)",
+                                i, reason);
         json_t *ne = json_pack("{s:s,s:s,s:s,s:O}", "certificate_id", cid, "reason", reason, "issuer", eiss,
                                "revoked_at", json_object_get(e, "revoked_at"));
         if (!ne)

@@ -121,16 +121,15 @@ int gm_genesis_create(gm_genesis *g, const char *network_name, const uint8_t roo
     gm_pk_encode(na_pk, na_b64);
     gm_time_format(&na_from, from);
     gm_time_format(&na_to, to);
-    json_t *src = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:[ss],s:[ss],s:{s:s,s:n},s:O,s:[]}", "network_name",
+    /* json_pack's "O" takes its own reference; ours is dropped below whether or not it succeeded */
+    json_t *an = anchors ? json_incref(anchors) : json_array();
+    json_t *src = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:[ss],s:[sss],s:{s:s,s:n},s:O,s:[]}", "network_name",
                             network_name, "network_version", "v0.1", "root_public_key", root_b64,
                             "network_authority", "public_key", na_b64, "valid_from", from, "valid_to", to,
-                            "allowed_crypto_suites", "ed25519", "x25519", "allowed_transports", "wireguard",
+                            "allowed_crypto_suites", "ed25519", "x25519", "allowed_transports", "quic", "wireguard",
                             "gm-noise-tcp", "policy_manifest", "hash", "sha256:placeholder", "url",
-                            "bootstrap_anchors", anchors ? anchors : json_array(), "signatures");
-    if (!anchors) {
-        /* json_pack's O took a reference to the temporary array; drop ours */
-        json_decref(json_object_get(src, "bootstrap_anchors"));
-    }
+                            "bootstrap_anchors", an, "signatures");
+    json_decref(an);
     memset(g, 0, sizeof *g);
     if (!src)
         return gm_error_set(err, GM_EINVAL, "cannot build genesis block (bad network name?)");

@@ -79,7 +79,8 @@ int gm_file_read(const char *path, size_t max, char **out, size_t *len, gm_error
     if (!f)
         return gm_error_set(err, errno == ENOENT ? GM_ENOTFOUND : GM_EIO, "cannot open %s: %s", path,
                             strerror(errno));
-    size_t cap = 4096, n = 0;
+    /* never buffer more than max: a small limit must hold from the first read */
+    size_t cap = max < 4096 ? max : 4096, n = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
         fclose(f);
@@ -87,11 +88,14 @@ int gm_file_read(const char *path, size_t max, char **out, size_t *len, gm_error
     }
     for (;;) {
         if (n == cap) {
-            if (cap >= max) {
+            /* a file of exactly max bytes is fine: only refuse if more follows */
+            if (cap >= max && fgetc(f) != EOF) {
                 free(buf);
                 fclose(f);
                 return gm_error_set(err, GM_ETOOBIG, "%s is larger than %zu bytes", path, max);
             }
+            if (cap >= max)
+                break;
             cap = cap * 2 > max ? max : cap * 2;
             char *nb = realloc(buf, cap + 1);
             if (!nb) {
@@ -122,9 +126,11 @@ int gm_file_read(const char *path, size_t max, char **out, size_t *len, gm_error
 int gm_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, gm_error *err)
 {
     char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%08x", path, (long)getpid(), (unsigned)randombytes_random()) >=
+        (int)sizeof tmp)
         return gm_error_set(err, GM_EINVAL, "path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* a fresh name, never an existing file or a planted symlink (secrets are written here) */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return gm_error_set(err, GM_EIO, "cannot create %s: %s", tmp, strerror(errno));
     (void)fchmod(fd, mode); /* umask must not widen or narrow what we asked for */

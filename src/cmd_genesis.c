@@ -1,0 +1,634 @@
+/* genesis-mesh genesis keygen|create|sign|verify|show: the offline root ceremony.
+ * Thin over lib/genesis.c and lib/keys.c; every check lives in the library. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "gm/canon.h"
+#include "gm/genesis.h"
+#include "gm/keys.h"
+#include "gm/sigdoc.h"
+#include "gm/util.h"
+
+#define MAX_ANCHORS 64
+#define NAME_MAX_LEN 64
+
+static const char usage_text[] =
+    "usage: genesis-mesh genesis <subcommand> [options]\n"
+    "\n"
+    "Offline root ceremony for a network's genesis block (signed by the Root Sovereign key).\n"
+    "\n"
+    "subcommands:\n"
+    "  keygen --out BASE [--key-id ID]\n"
+    "      new Ed25519 key: BASE.key (mode 0600) and BASE.pub; never overwrites\n"
+    "  create --network NAME --root-pub FILE --na-pub FILE [--valid-days N]\n"
+    "         [--valid-from TIMESTAMP] [--anchor ID=HOST:PORT]... --out FILE [--force]\n"
+    "      write an unsigned genesis block (NA key valid from now for N days, default 90)\n"
+    "  sign --in FILE --root-key BASE [--out FILE] [--force]\n"
+    "      sign with BASE.key, which must be the block's root_public_key (default: in place)\n"
+    "  verify FILE [--at TIMESTAMP]\n"
+    "      every signature must verify under root_public_key, and the NA key must be inside\n"
+    "      its valid_from..valid_to window at TIMESTAMP (default now; clock skew allowance 300s)\n"
+    "  show FILE [--json]\n"
+    "      readable summary, including the network hash (SHA-256 of the signed bytes)\n"
+    "\n"
+    "exit status: 0 ok, 1 failed (the message says why), 2 usage error\n";
+
+static const char *const sub_usage[][2] = {
+    {"keygen", "usage: genesis-mesh genesis keygen --out BASE [--key-id ID]\n"
+               "  Writes BASE.key (the 32-byte seed, mode 0600) and BASE.pub. Refuses to overwrite.\n"
+               "  --key-id  label stored in the key files (default: the file name of BASE)\n"},
+    {"create", "usage: genesis-mesh genesis create --network NAME --root-pub FILE --na-pub FILE\n"
+               "           [--valid-days N] [--valid-from TIMESTAMP] [--anchor ID=HOST:PORT]... --out FILE [--force]\n"
+               "  --network     network name (letters, digits, '.', '_', '-'; at most 64)\n"
+               "  --root-pub    Root Sovereign public key file (BASE.pub)\n"
+               "  --na-pub      Network Authority public key file (BASE.pub)\n"
+               "  --valid-days  NA key validity, 1..3650 days (default 90)\n"
+               "  --valid-from  start of the NA key validity, ISO-8601 (default now)\n"
+               "  --anchor      bootstrap anchor, repeatable (e.g. anchor-1=203.0.113.7:7000)\n"
+               "  --out         where to write the unsigned block; --force to overwrite\n"},
+    {"sign", "usage: genesis-mesh genesis sign --in FILE --root-key BASE [--out FILE] [--force]\n"
+             "  --in        genesis block to sign\n"
+             "  --root-key  key base path (BASE.key is read); must match root_public_key\n"
+             "  --out       where to write the signed block (default: --in, in place);\n"
+             "              an existing other file is only replaced with --force\n"},
+    {"verify", "usage: genesis-mesh genesis verify FILE [--at TIMESTAMP]\n"
+               "  Checks every signature under root_public_key and the NA key window at TIMESTAMP\n"
+               "  (ISO-8601, default now) with a clock skew allowance of 300s.\n"},
+    {"show", "usage: genesis-mesh genesis show FILE [--json]\n"
+             "  Prints the block's members, signature status and network hash.\n"},
+};
+
+static int want_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h"))
+            return 1;
+    return 0;
+}
+
+static int sub_help(const char *sub)
+{
+    for (size_t i = 0; i < sizeof sub_usage / sizeof sub_usage[0]; i++)
+        if (!strcmp(sub_usage[i][0], sub)) {
+            fputs(sub_usage[i][1], stdout);
+            return 0;
+        }
+    fputs(usage_text, stdout);
+    return 0;
+}
+
+/* Copy s into out with control characters shown as \xNN, so a hostile file cannot drive the terminal. */
+static const char *safe(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    const unsigned char *u = (const unsigned char *)(s ? s : "");
+    for (; *u && n + 5 < cap; u++) {
+        int c1 = u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f; /* C1 controls in UTF-8 */
+        if (*u < 0x20 || *u == 0x7f || c1) {
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c1 ? u[1] : *u);
+            u += c1;
+        } else {
+            out[n++] = (char)*u;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static int fail(const char *what, gm_error *err)
+{
+    char m[sizeof err->msg];
+    safe(err->msg, m, sizeof m);
+    memcpy(err->msg, m, sizeof m);
+    return cli_fail(what, err);
+}
+
+static int write_text(const char *path, const char *text, int force, gm_error *err)
+{
+    if (!force && gm_file_exists(path))
+        return gm_error_set(err, GM_EEXIST, "%s already exists; refusing to overwrite it (use --force)", path);
+    size_t n = strlen(text);
+    char *buf = malloc(n + 2);
+    if (!buf)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    memcpy(buf, text, n);
+    buf[n] = '\n';
+    int rc = gm_file_write_atomic(path, buf, n + 1, 0644, err);
+    free(buf);
+    return rc;
+}
+
+/* A public key file, given as FILE or as a key base path (FILE.pub). */
+static int load_pub(const char *path, uint8_t pk[GM_PK_LEN], gm_error *err)
+{
+    char alt[4096];
+    if (!gm_file_exists(path) && snprintf(alt, sizeof alt, "%s.pub", path) < (int)sizeof alt &&
+        gm_file_exists(alt))
+        path = alt;
+    return gm_pk_load(path, pk, err);
+}
+
+static int valid_label(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+            return 0;
+    return 1;
+}
+
+static int valid_key_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= GM_KEY_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._:@-", s[i]))
+            return 0;
+    return 1;
+}
+
+/* "id=host:port" -> {"id", "endpoint": "host:port"}; host may be a [v6] literal. */
+static json_t *parse_anchor(const char *spec, gm_error *err)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec)
+        return gm_error_set(err, GM_EINVAL, "--anchor '%s': expected ID=HOST:PORT", spec), NULL;
+    char id[128];
+    size_t idlen = (size_t)(eq - spec);
+    if (idlen >= sizeof id)
+        return gm_error_set(err, GM_EINVAL, "--anchor '%s': id too long", spec), NULL;
+    memcpy(id, spec, idlen);
+    id[idlen] = '\0';
+    const char *ep = eq + 1, *colon = strrchr(ep, ':');
+    if (!valid_label(id, sizeof id - 1))
+        return gm_error_set(err, GM_EINVAL, "--anchor '%s': id may only use letters, digits, '.', '_', '-'", spec),
+               NULL;
+    if (!colon || colon == ep || !colon[1] || strlen(ep) > 255)
+        return gm_error_set(err, GM_EINVAL, "--anchor '%s': endpoint must be HOST:PORT", spec), NULL;
+    for (const char *p = ep; p < colon; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".-_:[]", *p))
+            return gm_error_set(err, GM_EINVAL, "--anchor '%s': bad character in host", spec), NULL;
+    if (strchr(ep, ':') != colon && (ep[0] != '[' || colon[-1] != ']'))
+        return gm_error_set(err, GM_EINVAL, "--anchor '%s': write IPv6 hosts as [ADDR]:PORT", spec), NULL;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || errno || port < 1 || port > 65535 || !isdigit((unsigned char)colon[1]))
+        return gm_error_set(err, GM_EINVAL, "--anchor '%s': port must be 1..65535", spec), NULL;
+    return json_pack("{s:s,s:s}", "id", id, "endpoint", ep);
+}
+
+static int do_keygen(int argc, char **argv)
+{
+    const char *out = NULL, *key_id = NULL;
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if ((m = cli_opt(argc, argv, &i, "--out", &out)) || (m = cli_opt(argc, argv, &i, "--key-id", &key_id))) {
+            if (m < 0)
+                return cli_usage("genesis keygen: %s needs a value", argv[i]);
+            continue;
+        }
+        return cli_usage("genesis keygen: unexpected argument '%s' (see --help)", argv[i]);
+    }
+    if (!out || !*out)
+        return cli_usage("genesis keygen: --out BASE is required");
+    if (!key_id) {
+        const char *slash = strrchr(out, '/');
+        key_id = slash ? slash + 1 : out;
+    }
+    if (!valid_key_id(key_id))
+        return cli_usage("genesis keygen: key id '%s' must be 1..%d of letters, digits, '.', '_', ':', '@', '-'",
+                         key_id, GM_KEY_ID_MAX - 1);
+    gm_signer k;
+    gm_error err = {0};
+    int rc = gm_signer_generate(&k, key_id, &err);
+    if (rc == 0 && (rc = gm_signer_save(&k, out, 0, &err)) == GM_EEXIST)
+        gm_error_set(&err, rc, "%s.key or %s.pub already exists; refusing to overwrite a key (move it away first)",
+                     out, out);
+    if (rc != 0) {
+        gm_signer_wipe(&k);
+        return fail("genesis keygen", &err);
+    }
+    printf("wrote %s.key (mode 0600, keep it offline) and %s.pub\nkey id: %s\npublic key: %s\n", out, out, k.key_id,
+           k.pk_b64);
+    gm_signer_wipe(&k);
+    return 0;
+}
+
+static int do_create(int argc, char **argv)
+{
+    const char *network = NULL, *root_pub = NULL, *na_pub = NULL, *days_s = NULL, *from_s = NULL, *out = NULL, *a;
+    int force = 0, rc;
+    gm_error err = {0};
+    json_t *anchors = json_array();
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if (cli_flag(argv, i, "--force")) {
+            force = 1;
+            continue;
+        }
+        if ((m = cli_opt(argc, argv, &i, "--anchor", &a)) > 0) {
+            json_t *an = parse_anchor(a, &err);
+            if (!an) {
+                json_decref(anchors);
+                return cli_usage("genesis create: %s", err.msg);
+            }
+            for (size_t k = 0; k < json_array_size(anchors); k++)
+                if (!strcmp(json_string_value(json_object_get(json_array_get(anchors, k), "id")),
+                            json_string_value(json_object_get(an, "id")))) {
+                    json_decref(an);
+                    json_decref(anchors);
+                    return cli_usage("genesis create: anchor id given twice");
+                }
+            json_array_append_new(anchors, an);
+            if (json_array_size(anchors) > MAX_ANCHORS) {
+                json_decref(anchors);
+                return cli_usage("genesis create: at most %d anchors", MAX_ANCHORS);
+            }
+            continue;
+        }
+        if (m == 0 && (m = cli_opt(argc, argv, &i, "--network", &network)) == 0 &&
+            (m = cli_opt(argc, argv, &i, "--root-pub", &root_pub)) == 0 &&
+            (m = cli_opt(argc, argv, &i, "--na-pub", &na_pub)) == 0 &&
+            (m = cli_opt(argc, argv, &i, "--valid-days", &days_s)) == 0 &&
+            (m = cli_opt(argc, argv, &i, "--valid-from", &from_s)) == 0)
+            m = cli_opt(argc, argv, &i, "--out", &out);
+        if (m > 0)
+            continue;
+        json_decref(anchors);
+        if (m < 0)
+            return cli_usage("genesis create: %s needs a value", argv[i]);
+        return cli_usage("genesis create: unexpected argument '%s' (see --help)", argv[i]);
+    }
+    const char *missing = !network ? "--network NAME" : !root_pub ? "--root-pub FILE" : !na_pub ? "--na-pub FILE"
+                                                      : !out      ? "--out FILE"
+                                                                  : NULL;
+    if (missing) {
+        json_decref(anchors);
+        return cli_usage("genesis create: %s is required (see --help)", missing);
+    }
+    long days = 90;
+    if (days_s) {
+        char *end;
+        errno = 0;
+        days = strtol(days_s, &end, 10);
+        if (*end || errno || end == days_s || days < 1 || days > 3650) {
+            json_decref(anchors);
+            return cli_usage("genesis create: --valid-days must be a whole number from 1 to 3650");
+        }
+    }
+    gm_time from = gm_time_now();
+    from.usec = 0;
+    if (from_s && (gm_time_parse(from_s, &from, &err) != 0 ||
+                   (!from.has_offset && gm_error_set(&err, GM_EINVAL, "'%s' has no offset (add Z or +HH:MM)", from_s)))) {
+        json_decref(anchors);
+        return cli_usage("genesis create: --valid-from: %s", err.msg);
+    }
+    if (!valid_label(network, NAME_MAX_LEN)) {
+        json_decref(anchors);
+        return cli_usage("genesis create: network name '%s' must be 1..%d of letters, digits, '.', '_', '-'",
+                         network, NAME_MAX_LEN);
+    }
+    uint8_t root_pk[GM_PK_LEN], na_pk[GM_PK_LEN];
+    gm_genesis g;
+    if ((rc = load_pub(root_pub, root_pk, &err)) != 0 || (rc = load_pub(na_pub, na_pk, &err)) != 0) {
+        json_decref(anchors);
+        return fail("genesis create", &err);
+    }
+    if (!memcmp(root_pk, na_pk, GM_PK_LEN)) {
+        json_decref(anchors);
+        gm_error_set(&err, GM_EINVAL, "the root key and the NA key are the same key; use two different keys");
+        return fail("genesis create", &err);
+    }
+    gm_time to = gm_time_add(from, days * 86400);
+    rc = gm_genesis_create(&g, network, root_pk, na_pk, from, to, anchors, &err);
+    json_decref(anchors);
+    if (rc != 0)
+        return fail("genesis create", &err);
+    char *text = gm_genesis_dump(&g);
+    rc = text ? write_text(out, text, force, &err) : gm_error_set(&err, GM_ENOMEM, "out of memory");
+    free(text);
+    if (rc != 0) {
+        gm_genesis_free(&g);
+        return fail("genesis create", &err);
+    }
+    char vf[GM_TIME_STRLEN], vt[GM_TIME_STRLEN], rb[GM_PK_B64_LEN + 1], nb[GM_PK_B64_LEN + 1];
+    gm_time_format(&g.na_valid_from, vf);
+    gm_time_format(&g.na_valid_to, vt);
+    gm_pk_encode(g.root_pk, rb);
+    gm_pk_encode(g.na_pk, nb);
+    printf("wrote unsigned genesis block for network %s to %s\n  root key %s\n  NA key   %s, valid %s .. %s\n"
+           "next: genesis-mesh genesis sign --in %s --root-key ROOT_KEY_BASE\n",
+           g.network_name, out, rb, nb, vf, vt, out);
+    gm_genesis_free(&g);
+    return 0;
+}
+
+/* Does doc already carry exactly this signature? */
+static int has_signature(const json_t *doc, const char *sig)
+{
+    const json_t *sigs = json_object_get(doc, "signatures");
+    for (size_t i = 0; i < json_array_size(sigs); i++) {
+        const char *s = json_string_value(json_object_get(json_array_get(sigs, i), "sig"));
+        if (s && !strcmp(s, sig))
+            return 1;
+    }
+    return 0;
+}
+
+static int do_sign(int argc, char **argv)
+{
+    const char *in = NULL, *key = NULL, *out = NULL;
+    int force = 0;
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if (cli_flag(argv, i, "--force")) {
+            force = 1;
+            continue;
+        }
+        if ((m = cli_opt(argc, argv, &i, "--in", &in)) || (m = cli_opt(argc, argv, &i, "--root-key", &key)) ||
+            (m = cli_opt(argc, argv, &i, "--out", &out))) {
+            if (m < 0)
+                return cli_usage("genesis sign: %s needs a value", argv[i]);
+            continue;
+        }
+        return cli_usage("genesis sign: unexpected argument '%s' (see --help)", argv[i]);
+    }
+    if (!in || !key)
+        return cli_usage("genesis sign: --in FILE and --root-key BASE are required (see --help)");
+    if (strlen(key) > 4 && !strcmp(key + strlen(key) - 4, ".key"))
+        return cli_usage("genesis sign: give --root-key as the base path, without .key");
+    int in_place = !out || !strcmp(out, in);
+    if (!out)
+        out = in;
+    gm_genesis g;
+    gm_signer root;
+    gm_error err = {0};
+    int rc = gm_genesis_load(in, &g, &err);
+    if (rc != 0)
+        return fail("genesis sign", &err);
+    if ((rc = gm_signer_load(&root, key, "rs-local", &err)) != 0) {
+        gm_genesis_free(&g);
+        return fail("genesis sign", &err);
+    }
+    /* Ed25519 is deterministic: the same key over the same bytes gives the same signature */
+    char *bytes = NULL, *text = NULL, sig[GM_SIG_B64_LEN + 1];
+    size_t len;
+    if ((rc = gm_canon_dump_unsigned(g.doc, &bytes, &len, &err)) != 0)
+        goto done;
+    gm_sign_b64(&root, (const uint8_t *)bytes, len, sig);
+    free(bytes);
+    if (!memcmp(root.pk, g.root_pk, GM_PK_LEN) && has_signature(g.doc, sig)) {
+        if (!in_place && (text = gm_genesis_dump(&g)) != NULL && (rc = write_text(out, text, force, &err)) == 0)
+            printf("%s is already signed by this root key (%s); copied it to %s\n", in, root.key_id, out);
+        else if (in_place)
+            printf("%s is already signed by this root key (%s); nothing to do\n", in, root.key_id);
+        else if (!text)
+            rc = gm_error_set(&err, GM_ENOMEM, "out of memory");
+        free(text);
+        goto done;
+    }
+    if (memcmp(root.pk, g.root_pk, GM_PK_LEN) != 0) {
+        char rb[GM_PK_B64_LEN + 1];
+        gm_pk_encode(g.root_pk, rb);
+        rc = gm_error_set(&err, GM_EDENIED,
+                          "%s.key (public key %s) is not this block's root_public_key %s; refusing to sign", key,
+                          root.pk_b64, rb);
+        goto done;
+    }
+    if ((rc = gm_genesis_sign(&g, &root, &err)) != 0)
+        goto done;
+    /* never write a block that would not verify (e.g. an old signature from before an edit) */
+    if ((rc = gm_genesis_verify(&g, &err)) != 0) {
+        gm_error_prefix(&err, "refusing to write %s: an existing signature does not match the block; remove it", out);
+        goto done;
+    }
+    text = gm_genesis_dump(&g);
+    rc = text ? write_text(out, text, force || in_place, &err) : gm_error_set(&err, GM_ENOMEM, "out of memory");
+    free(text);
+    if (rc == 0) {
+        char name[256];
+        printf("signed genesis block of network %s with root key %s (key id %s); wrote %s\n",
+               safe(g.network_name, name, sizeof name), root.pk_b64, root.key_id, out);
+        gm_error e2 = {0};
+        if (gm_genesis_check_na_window(&g, gm_time_now(), &e2) != 0)
+            fprintf(stderr, "genesis-mesh: genesis sign: warning: %s\n", e2.msg);
+    }
+done:
+    gm_signer_wipe(&root);
+    gm_genesis_free(&g);
+    return rc == 0 ? 0 : fail("genesis sign", &err);
+}
+
+static int parse_at(const char *at, gm_time *now, const char *who)
+{
+    gm_error err = {0};
+    if (!at) {
+        *now = gm_time_now();
+        return 0;
+    }
+    if (gm_time_parse(at, now, &err) != 0)
+        return cli_usage("%s: --at: %s", who, err.msg);
+    return 0;
+}
+
+static int do_verify(int argc, char **argv)
+{
+    const char *file = NULL, *at = NULL;
+    for (int i = 1; i < argc; i++) {
+        int m = cli_opt(argc, argv, &i, "--at", &at);
+        if (m < 0)
+            return cli_usage("genesis verify: --at needs a TIMESTAMP");
+        if (m > 0)
+            continue;
+        if (argv[i][0] == '-' || file)
+            return cli_usage("genesis verify: unexpected argument '%s' (see --help)", argv[i]);
+        file = argv[i];
+    }
+    if (!file)
+        return cli_usage("genesis verify: FILE is required (see --help)");
+    gm_time now;
+    int rc = parse_at(at, &now, "genesis verify");
+    if (rc != 0)
+        return rc;
+    gm_genesis g;
+    gm_error err = {0};
+    if ((rc = gm_genesis_load(file, &g, &err)) != 0)
+        return fail("genesis verify", &err);
+    char rb[GM_PK_B64_LEN + 1], name[256];
+    gm_pk_encode(g.root_pk, rb);
+    safe(g.network_name, name, sizeof name);
+    size_t nsig = json_array_size(json_object_get(g.doc, "signatures"));
+    if ((rc = gm_genesis_verify(&g, &err)) != 0) {
+        gm_error_prefix(&err, "%s: NOT verified (network %s, root key %s)", file, name, rb);
+    } else if ((rc = gm_genesis_check_na_window(&g, now, &err)) != 0) {
+        gm_error_prefix(&err, "%s: signatures OK (%zu, root key %s) but the NA key is outside its validity window "
+                              "(clock skew allowance %ds)",
+                        file, nsig, rb, GM_CLOCK_SKEW_S);
+    } else {
+        char vf[GM_TIME_STRLEN], vt[GM_TIME_STRLEN], nb[GM_PK_B64_LEN + 1];
+        gm_time_format(&g.na_valid_from, vf);
+        gm_time_format(&g.na_valid_to, vt);
+        gm_pk_encode(g.na_pk, nb);
+        printf("OK: genesis of network %s verified (%zu signature%s, root key %s)\n"
+               "NA key %s valid %s .. %s (clock skew allowance %ds)\n",
+               name, nsig, nsig == 1 ? "" : "s", rb, nb, vf, vt, GM_CLOCK_SKEW_S);
+    }
+    gm_genesis_free(&g);
+    return rc == 0 ? 0 : fail("genesis verify", &err);
+}
+
+/* Does signature i verify on its own? */
+static int signature_ok(const gm_genesis *g, size_t i)
+{
+    json_t *doc = json_deep_copy(g->doc), *one = json_array();
+    json_array_append(one, json_array_get(json_object_get(g->doc, "signatures"), i));
+    json_object_set_new(doc, "signatures", one);
+    gm_error e = {0};
+    int ok = gm_sigdoc_verify_all(doc, g->root_pk, &e) == 0;
+    json_decref(doc);
+    return ok;
+}
+
+/* The normalized document plus what show found out about it. */
+static json_t *show_json(const gm_genesis *g, const char *hash_hex, int verified, const char *why,
+                         const char *window)
+{
+    json_t *o = json_deep_copy(g->doc);
+    const json_t *sigs = json_object_get(o, "signatures");
+    for (size_t i = 0; i < json_array_size(sigs); i++)
+        json_object_set_new(json_array_get(sigs, i), "valid", json_boolean(signature_ok(g, i)));
+    json_object_set_new(o, "network_hash", json_string(hash_hex));
+    json_object_set_new(o, "verified", json_boolean(verified));
+    json_object_set_new(o, "verify_error", why ? json_string(why) : json_null());
+    json_object_set_new(o, "na_window_now", json_string(window));
+    json_object_set_new(o, "clock_skew_s", json_integer(GM_CLOCK_SKEW_S));
+    return o;
+}
+
+static void print_list(const char *label, const json_t *arr)
+{
+    char buf[256];
+    printf("  %-19s", label);
+    if (json_array_size(arr) == 0)
+        printf("(none)");
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        printf("%s%s", i ? ", " : "", safe(json_string_value(json_array_get(arr, i)), buf, sizeof buf));
+    printf("\n");
+}
+
+static int do_show(int argc, char **argv)
+{
+    const char *file = NULL;
+    int as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv, i, "--json")) {
+            as_json = 1;
+            continue;
+        }
+        if (argv[i][0] == '-' || file)
+            return cli_usage("genesis show: unexpected argument '%s' (see --help)", argv[i]);
+        file = argv[i];
+    }
+    if (!file)
+        return cli_usage("genesis show: FILE is required (see --help)");
+    gm_genesis g;
+    gm_error err = {0}, verr = {0};
+    uint8_t hash[32];
+    char hex[65];
+    int rc = gm_genesis_load(file, &g, &err);
+    if (rc == 0 && (rc = gm_genesis_hash(&g, hash, &err)) != 0)
+        gm_genesis_free(&g);
+    if (rc != 0)
+        return fail("genesis show", &err);
+    gm_hex_encode(hash, sizeof hash, hex);
+    int verified = gm_genesis_verify(&g, &verr) == 0;
+    gm_error werr = {0};
+    gm_time now = gm_time_now();
+    int win = gm_genesis_check_na_window(&g, now, &werr);
+    const char *window = win == 0 ? "valid" : gm_time_cmp(&now, &g.na_valid_from) < 0 ? "not_yet_valid" : "expired";
+    if (as_json) {
+        json_t *o = show_json(&g, hex, verified, verified ? NULL : verr.msg, window);
+        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        json_decref(o);
+        gm_genesis_free(&g);
+        return 0;
+    }
+    char buf[512], b2[512], rb[GM_PK_B64_LEN + 1], nb[GM_PK_B64_LEN + 1], vf[GM_TIME_STRLEN], vt[GM_TIME_STRLEN];
+    gm_pk_encode(g.root_pk, rb);
+    gm_pk_encode(g.na_pk, nb);
+    gm_time_format(&g.na_valid_from, vf);
+    gm_time_format(&g.na_valid_to, vt);
+    const json_t *doc = g.doc, *pm = json_object_get(doc, "policy_manifest");
+    const json_t *url = json_object_get(pm, "url");
+    printf("genesis block %s\n", safe(file, buf, sizeof buf));
+    printf("  %-19s%s (version %s)\n", "network:", safe(g.network_name, buf, sizeof buf),
+           safe(json_string_value(json_object_get(doc, "network_version")), b2, sizeof b2));
+    printf("  %-19s%s\n", "network hash:", hex);
+    printf("  %-19s%s\n", "root public key:", rb);
+    printf("  %-19s%s\n", "NA public key:", nb);
+    printf("  %-19s%s .. %s (%s now%s)\n", "NA valid:", vf, vt,
+           win == 0 ? "valid" : (!strcmp(window, "expired") ? "EXPIRED" : "NOT YET VALID"),
+           win == 0 ? "" : "; clock skew allowance 300s");
+    print_list("crypto suites:", json_object_get(doc, "allowed_crypto_suites"));
+    print_list("transports:", json_object_get(doc, "allowed_transports"));
+    printf("  %-19s%s (url: %s)\n", "policy manifest:", safe(json_string_value(json_object_get(pm, "hash")), buf, sizeof buf),
+           json_is_string(url) ? safe(json_string_value(url), b2, sizeof b2) : "none");
+    const json_t *an = json_object_get(doc, "bootstrap_anchors");
+    printf(json_array_size(an) ? "  bootstrap anchors:\n" : "  %-19s(none)\n", "bootstrap anchors:");
+    for (size_t i = 0; i < json_array_size(an); i++) {
+        const json_t *a = json_array_get(an, i);
+        printf("    %s at %s\n", safe(json_string_value(json_object_get(a, "id")), buf, sizeof buf),
+               safe(json_string_value(json_object_get(a, "endpoint")), b2, sizeof b2));
+    }
+    const json_t *sigs = json_object_get(doc, "signatures");
+    printf(json_array_size(sigs) ? "  signatures:\n" : "  %-19s(none: unsigned)\n", "signatures:");
+    for (size_t i = 0; i < json_array_size(sigs); i++)
+        printf("    %zu. key id %s: %s\n", i + 1,
+               safe(json_string_value(json_object_get(json_array_get(sigs, i), "key_id")), buf, sizeof buf),
+               signature_ok(&g, i) ? "valid under root key" : "INVALID");
+    printf("  %-19s%s\n", "status:", verified ? "verified" : safe(verr.msg, buf, sizeof buf));
+    gm_genesis_free(&g);
+    return 0;
+}
+
+int cmd_genesis(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (want_help(argc - 1, argv + 1))
+        return sub_help(sub);
+    gm_error err = {0};
+    if (gm_init(&err) != 0)
+        return fail("genesis", &err);
+    if (!strcmp(sub, "keygen"))
+        return do_keygen(argc - 1, argv + 1);
+    if (!strcmp(sub, "create"))
+        return do_create(argc - 1, argv + 1);
+    if (!strcmp(sub, "sign"))
+        return do_sign(argc - 1, argv + 1);
+    if (!strcmp(sub, "verify"))
+        return do_verify(argc - 1, argv + 1);
+    if (!strcmp(sub, "show"))
+        return do_show(argc - 1, argv + 1);
+    return cli_usage("genesis: unknown subcommand '%s' (keygen, create, sign, verify, show)", sub);
+}
