@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Agent figures on real processes (release build; never a test): a hub, a requester, a
+# repo agent, an LLM agent on the mock, and a planner. Prints, as medians of BENCH_RUNS:
+#   1. invocations/s and latency p50/p99 of a direct call (repo.summary, llm.chat) and of a
+#      planner-composed call (planner.answer = discovery + repo.summary + llm.chat);
+#   2. discovery queries/s at the NA (GET /agents?capability=...).
+# Every invocation includes discovery and the requester's own certificate and CRL checks.
+# Knobs: BENCH_RUNS (3), BENCH_N (200). Run via bench/run.sh agents, or with GM_BIN set.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+if [ -z "${GM_BIN:-}" ]; then
+    GM_BUILD="${GM_BUILD:-$here/../build-bench}"
+    GM_BIN="$GM_BUILD/genesis-mesh"
+fi
+GM_BUILD="${GM_BUILD:-$(dirname "$GM_BIN")}"
+export GM_BIN GM_BUILD
+E2E_LOG_LEVEL=warn
+. "$here/../tests/lib_e2e.sh"
+. "$here/../tests/agents_e2e_lib.sh"
+unset ASAN_OPTIONS UBSAN_OPTIONS
+RUNS="${BENCH_RUNS:-3}"
+N="${BENCH_N:-200}"
+BENCH="$GM_BUILD/bench/bench_agents"
+
+e2e_na_start >/dev/null 2>&1
+for n in hub researcher repo llm planner; do e2e_node_join "$n" role:service:agent; done
+e2e_node_start hub
+for n in researcher repo llm planner; do e2e_node_start "$n" --peer "$(node_addr hub)"; done
+for m in repo llm planner; do wait_until 60 "researcher routes to $m" has_route researcher "$(node_key "$m")"; done
+mock_start "sk-bench"
+agent_start repo-agent-a repo repo.summary --fixture "$here/../examples/repo-a.json"
+LLM_API_KEY=sk-bench agent_start llm-1 llm llm.chat
+agent_start planner-1 planner planner.answer
+R="$(node_dir researcher)"
+echo "direct call over the mesh (1 hop via the hub):"
+"$BENCH" --dir "$R" --invoke repo.summary --n "$N" --runs "$RUNS"
+"$BENCH" --dir "$R" --invoke llm.chat --input-json '{"prompt":"bench"}' --n "$N" --runs "$RUNS"
+echo "planner-composed call (planner discovers and calls repo.summary and llm.chat):"
+"$BENCH" --dir "$R" --invoke planner.answer --n "$((N / 2))" --runs "$RUNS"
+echo "discovery at the NA:"
+"$BENCH" --dir "$R" --discover repo.summary --n "$((N * 5))" --runs "$RUNS"
+e2e_finish 2>/dev/null

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Node runtime figures on real `node start` processes (release build; never a test):
+#   1. data throughput over one hop and two hops, sent through the local API, next to the
+#      ChaCha20-Poly1305 ceiling measured in the same run (bench_node_aead);
+#   2. memory per idle peer session: RSS of a hub with N idle peers vs none;
+#   3. revocation propagation: from `admin revoke` returning to the last node having no
+#      route to the revoked identity, on the 4-agent star and on a tree of BENCH_TREE_N
+#      nodes (NA polling at the default interval, and by gossip only).
+# Medians of BENCH_RUNS runs. Knobs: BENCH_RUNS (3), BENCH_PEERS (50), BENCH_TREE_N (50),
+# BENCH_MB (64), BENCH_ONLY (throughput|memory|revocation). Run via bench/run.sh node, or
+# directly with GM_BIN pointing to a release build.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+if [ -z "${GM_BIN:-}" ]; then
+    GM_BUILD="${GM_BUILD:-$here/../build-bench}"
+    GM_BIN="$GM_BUILD/genesis-mesh"
+fi
+GM_BUILD="${GM_BUILD:-$(dirname "$GM_BIN")}"
+export GM_BIN GM_BUILD
+E2E_LOG_LEVEL=warn
+GM_E2E_TIMEOUT="${GM_E2E_TIMEOUT:-120}"
+. "$here/../tests/lib_e2e.sh"
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+RUNS="${BENCH_RUNS:-3}"
+PEERS="${BENCH_PEERS:-50}"
+TREE_N="${BENCH_TREE_N:-50}"
+MB="${BENCH_MB:-64}"
+ONLY="${BENCH_ONLY:-}"
+AEAD="$GM_BUILD/bench/bench_node_aead"
+
+median() { python3 -c 'import statistics, sys; print("%.1f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+
+# pump FROM TO SIZE COUNT: sends COUNT messages of SIZE bytes FROM -> TO through the local
+# API (pipelined, at most 32 unanswered requests), while a subscriber on TO counts them.
+# Prints "MB/s delivered sent" (payload bytes, first to last message received).
+pump() {
+    python3 - "$(node_dir "$1")/node.sock" "$(node_dir "$2")/node.sock" "$(node_key "$2")" "$3" "$4" <<'EOF'
+import base64, json, os, socket, sys, threading, time
+src, dst, key, size, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+port = "bench%d" % os.getpid()
+sub = socket.socket(socket.AF_UNIX); sub.connect(dst)
+sub.sendall(json.dumps({"op": "subscribe", "port": port}).encode() + b"\n")
+rf = sub.makefile("rb")
+assert json.loads(rf.readline())["ok"]
+got = {"n": 0, "first": None, "last": None}
+def reader():
+    sub.settimeout(10)
+    try:
+        while got["n"] < count:
+            line = rf.readline()
+            if not line:
+                break
+            m = json.loads(line)
+            if m.get("event") != "message":
+                continue
+            now = time.monotonic()
+            if got["first"] is None:
+                got["first"] = now
+            got["last"] = now
+            got["n"] += 1
+    except (socket.timeout, OSError):
+        pass
+t = threading.Thread(target=reader); t.start()
+payload = base64.b64encode(os.urandom(size)).decode()
+req = (json.dumps({"op": "send", "to": key, "port": port, "data": payload}) + "\n").encode()
+s = socket.socket(socket.AF_UNIX); s.connect(src)
+sf = s.makefile("rb")
+sent = outstanding = 0
+errors = {}
+for i in range(count):
+    s.sendall(req); outstanding += 1
+    while outstanding >= 32:
+        r = json.loads(sf.readline()); outstanding -= 1
+        if r.get("ok"): sent += 1
+        else: errors[r["error"]["code"]] = errors.get(r["error"]["code"], 0) + 1
+while outstanding:
+    r = json.loads(sf.readline()); outstanding -= 1
+    if r.get("ok"): sent += 1
+    else: errors[r["error"]["code"]] = errors.get(r["error"]["code"], 0) + 1
+t.join()
+n = got["n"]
+dt = (got["last"] - got["first"]) if n > 1 else float("nan")
+mbps = (n - 1) * size / dt / 1e6 if n > 1 else 0.0
+print("%.1f %d %d %s" % (mbps, n, sent, json.dumps(errors)))
+EOF
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# ------------------------------------------------------------------ network
+e2e_na_start
+for a in supervisor finance crm support; do e2e_node_join "$a" "role:$a"; done
+e2e_node_start supervisor
+SUP_ADDR="$(node_addr supervisor)"
+for a in finance crm support; do e2e_node_start "$a" --peer "$SUP_ADDR"; done
+for a in finance crm support; do
+    wait_until 60 "supervisor routes to $a" has_route supervisor "$(node_key "$a")"
+done
+wait_until 60 "finance routes to crm" has_route finance "$(node_key crm)" "$(node_key supervisor)" 2
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $RUNS runs per figure"
+
+# ------------------------------------------------------------------ 1. throughput
+if want throughput; then
+    echo
+    echo "== throughput through the local API (payload MB/s, median of $RUNS)"
+    printf '  %-34s %10s %12s %8s %s\n' "" measured "AEAD limit" ratio "delivered/sent"
+    for size in 60000 1024; do
+        aead="$("$AEAD" "$size")"
+        count=$(( MB * 1000000 / size )); [ "$size" -lt 10000 ] && count=$(( count / 8 ))
+        for path in "1 hop (supervisor -> finance)" "2 hops (finance -> supervisor -> crm)"; do
+            case "$path" in 1*) from=supervisor to=finance div=2 ;; *) from=finance to=crm div=3 ;; esac
+            vals=() lost=""
+            for r in $(seq 1 "$RUNS"); do
+                read -r mbps n sent errs < <(pump "$from" "$to" "$size" "$count")
+                vals+=("$mbps")
+                [ "$n" -eq "$count" ] || lost="$lost run$r:$n/$sent$( [ "$errs" = "{}" ] || echo " $errs")"
+            done
+            m="$(median "${vals[@]}")"
+            limit=$(( aead / div ))
+            printf '  %-34s %10s %12s %7.0f%% %s\n' "$path, ${size} B" "$m" "$limit" \
+                "$(python3 -c "print(100*$m/$limit)")" "${lost:-all}"
+        done
+    done
+    echo "  limit: ChaCha20-Poly1305 pass speed (bench_node_aead: ${aead} MB/s at 1 KiB, measured now) / passes per core:"
+    echo "  1 hop = 4 passes (e2e + link, each side) on 2 processes; 2 hops = 6 passes on 3 processes, 2 cores."
+    for a in supervisor finance crm; do
+        node_q "$a" '{k: v for k, v in d["metrics"].items() if ("drop" in k or "dropped" in k) and v}' |
+            grep -v '^{}$' | sed "s/^/  drops at $a: /" || true
+    done
+fi
+
+# ------------------------------------------------------------------ 2. memory per peer
+if want memory; then
+    echo
+    echo "== memory per idle peer session ($PEERS peers, median of $RUNS)"
+    for i in $(seq 1 "$PEERS"); do e2e_node_join "leaf$i" role:leaf; done
+    per=() base=() full=()
+    for r in $(seq 1 "$RUNS"); do
+        e2e_node_start hub
+        HUB_ADDR="$(node_addr hub)"
+        wait_until 60 "hub settled" node_running hub
+        r0="$(rss_kib "${NODE_PID[hub]}")"
+        for i in $(seq 1 "$PEERS"); do e2e_node_start "leaf$i" --peer "$HUB_ADDR"; done
+        wait_until 120 "hub has $PEERS peers" peer_count_is hub "$PEERS"
+        wait_until 120 "hub routes to all leaves" node_ok hub 'len([x for x in d["routes"] if x["metric"] < 65535]) >= int(a[0])' "$PEERS"
+        # Let one full routing round pass so every table and buffer has been used.
+        sleep 12
+        r1="$(rss_kib "${NODE_PID[hub]}")"
+        base+=("$r0"); full+=("$r1")
+        per+=("$(python3 -c "print(($r1 - $r0) / $PEERS)")")
+        for i in $(seq 1 "$PEERS"); do e2e_node_stop "leaf$i" || true; done
+        e2e_node_stop hub || true
+    done
+    printf '  hub RSS with 0 peers      %8s KiB\n' "$(median "${base[@]}")"
+    printf '  hub RSS with %-3s peers    %8s KiB\n' "$PEERS" "$(median "${full[@]}")"
+    printf '  per idle peer session     %8s KiB  (link + Noise state + frame reader + route + certificate)\n' "$(median "${per[@]}")"
+fi
+
+# ------------------------------------------------------------------ 3. revocation propagation
+# revoke_and_time NAME NODES...: revokes NAME, prints seconds from `admin revoke` returning
+# until none of NODES has a route to NAME (polled continuously over the local API).
+revoke_and_time() {
+    local victim="$1"; shift
+    local socks=() a
+    for a in "$@"; do socks+=("$(node_dir "$a")/node.sock"); done
+    python3 - "$(node_key "$victim")" "$(node_cert_id "$victim")" "$GM_BIN" "$E2E_NET" "$E2E_NA_URL" "${socks[@]}" <<'EOF'
+import json, socket, subprocess, sys, time
+key, cert, gm, net, url = sys.argv[1:6]
+socks = sys.argv[6:]
+def routes(path):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(path)
+    s.sendall(b'{"op":"routes"}\n'); buf = b""
+    while not buf.endswith(b"\n"):
+        c = s.recv(1 << 20)
+        if not c: break
+        buf += c
+    s.close()
+    return json.loads(buf)["routes"]
+def reaches(path):
+    return any(r["destination"] == key and r["metric"] < 65535 for r in routes(path))
+missing = [p for p in socks if not reaches(p)]
+if missing:
+    sys.exit("before the revocation, no route to the victim at: %s" % missing)
+subprocess.run([gm, "admin", "revoke", "--cert-id", cert, "--reason", "superseded", "--dir", net, "--na", url],
+               check=True, stdout=subprocess.DEVNULL)
+t0 = time.monotonic()
+left = set(socks)
+deadline = t0 + 120
+while left and time.monotonic() < deadline:
+    for p in list(left):
+        if not reaches(p):
+            left.discard(p)
+if left:
+    sys.exit("still routing to the revoked node after 120 s: %d nodes" % len(left))
+print("%.3f" % (time.monotonic() - t0))
+EOF
+}
+
+if want revocation; then
+    echo
+    echo "== revocation propagation: admin revoke returned -> last node without a route (s, median of $RUNS)"
+    # 4-agent star: revoke a leaf, rejoin it (superseded: a new invite is enough), repeat.
+    vals=()
+    for r in $(seq 1 "$RUNS"); do
+        vals+=("$(revoke_and_time crm supervisor finance support)")
+        e2e_node_stop crm || true
+        e2e_node_join crm role:crm
+        e2e_node_start crm --peer "$SUP_ADDR"
+        wait_until 60 "finance routes to the rejoined crm" has_route finance "$(node_key crm)"
+    done
+    printf '  %-44s %8s  (runs: %s)\n' "4 agents, star, NA poll every 2 s" "$(median "${vals[@]}")" "${vals[*]}"
+
+    # Tree of TREE_N nodes: node i dials node (i-1)/2 (binary tree, depth ~log2 N).
+    tree_run() { # tree_run POLL_ARGS_FOR_NON_ROOT: prints the median over RUNS victims (leaves)
+        local extra="$1" i parent vs=() victim nodes
+        for i in $(seq 0 $((TREE_N - 1))); do
+            [ -d "$(node_dir "t$i")" ] || e2e_node_join "t$i" role:tree
+        done
+        e2e_node_start t0
+        for i in $(seq 1 $((TREE_N - 1))); do
+            parent=$(( (i - 1) / 2 ))
+            # shellcheck disable=SC2086
+            e2e_node_start "t$i" --peer "$(node_addr "t$parent")" $extra
+        done
+        for r in $(seq 1 "$RUNS"); do
+            victim="t$((TREE_N - r))"
+            nodes=()
+            for i in $(seq 0 $((TREE_N - 1))); do [ "t$i" = "$victim" ] || nodes+=("t$i"); done
+            wait_until 300 "t0 routes to all $TREE_N tree nodes" node_ok t0 \
+                'len([x for x in d["routes"] if x["metric"] < 65535]) >= int(a[0]) - 1' "$((TREE_N - r + 1))"
+            for i in 1 $((TREE_N / 2)) $((TREE_N - 1 - RUNS)); do
+                wait_until 300 "t$i routes to $victim" has_route "t$i" "$(node_key "$victim")"
+            done
+            vs+=("$(revoke_and_time "$victim" "${nodes[@]}")")
+            e2e_node_stop "$victim" || true
+        done
+        for i in $(seq 0 $((TREE_N - 1))); do e2e_node_stop "t$i" || true; rm -rf "$(node_dir "t$i")"; done
+        echo "$(median "${vs[@]}") ${vs[*]}"
+    }
+    read -r m all < <(tree_run "")
+    printf '  %-44s %8s  (runs: %s)\n' "$TREE_N nodes, binary tree, NA poll every 2 s" "$m" "$all"
+    read -r m all < <(tree_run "--crl-poll-ms 3600000")
+    printf '  %-44s %8s  (runs: %s)\n' "$TREE_N nodes, binary tree, gossip from t0 only" "$m" "$all"
+fi

@@ -1,0 +1,275 @@
+/* Agents on the mesh: signed capability descriptors, request/response envelopes,
+ * signed provenance, discovery through the NA with the requester's own checks,
+ * invocation over the local node API, and the provider loop that serves a capability.
+ * See docs/agents.md. */
+#ifndef GM_AGENT_H
+#define GM_AGENT_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gm/cert.h"
+#include "gm/crl.h"
+#include "gm/error.h"
+#include "gm/genesis.h"
+#include "gm/gmtime.h"
+#include "gm/keys.h"
+
+/* The mesh port every agent and requester uses. */
+#define GM_AGENT_PORT "capability"
+#define GM_AGENT_ID_MAX 64
+#define GM_AGENT_CAP_MAX 64          /* characters of one capability name */
+#define GM_AGENT_MAX_CAPS 16
+#define GM_AGENT_DESC_MAX (16 * 1024)  /* serialized descriptor */
+#define GM_AGENT_METADATA_MAX 4096     /* canonical bytes of metadata */
+#define GM_AGENT_TTL_MAX_S 3600        /* expires_at - registered_at */
+#define GM_AGENT_WINDOW_S 300          /* registered_at vs the NA's clock */
+/* One envelope travels as one mesh message, which must stay under the wire's DATA
+ * payload (about 64 KiB minus the end-to-end encryption overhead). */
+#define GM_AGENT_MSG_MAX 60000
+#define GM_AGENT_INPUT_MAX (32 * 1024)  /* canonical bytes of a request's input */
+#define GM_AGENT_OUTPUT_MAX (32 * 1024) /* canonical bytes of a response's output */
+#define GM_AGENT_STEPS_MAX 64
+#define GM_AGENT_DETAIL_MAX 512
+#define GM_AGENT_DEFAULT_TIMEOUT_MS 10000
+
+/* ---- capability names ---- */
+
+/* Normalise a capability name: "llm:chat" and "llm.chat" both give "llm.chat".
+ * Accepts 1..GM_AGENT_CAP_MAX chars of [a-z0-9_-] segments separated by '.' or ':'. */
+int gm_agent_cap_normalize(const char *in, char out[GM_AGENT_CAP_MAX + 1], gm_error *err);
+/* agent ids: 1..GM_AGENT_ID_MAX chars of [A-Za-z0-9._-]. */
+int gm_agent_id_valid(const char *id);
+
+/* ---- descriptors (agent_desc.c) ---- */
+
+typedef struct gm_agent_desc {
+    json_t *doc;                 /* normalized document (owned) */
+    const char *agent_id;        /* the rest point into doc */
+    const char *network_name;
+    uint8_t node_pk[GM_PK_LEN];
+    char node_pk_b64[GM_PK_B64_LEN + 1];
+    gm_time registered_at, expires_at;
+    size_t n_caps;
+} gm_agent_desc;
+
+/* Build and sign a descriptor with the node key (key_id = the node public key).
+ * caps: array of capability names (normalised here). endpoint_host may be NULL. */
+int gm_agent_desc_build(gm_agent_desc *d, const gm_signer *node, const char *agent_id,
+                        const char *network_name, const json_t *caps, const char *endpoint_host,
+                        int endpoint_port, gm_time registered_at, int ttl_s,
+                        const json_t *metadata, gm_error *err);
+/* Strict parse + normalisation (timestamps canonical, capabilities dotted). No signature check. */
+int gm_agent_desc_from_json(const json_t *src, gm_agent_desc *d, gm_error *err);
+int gm_agent_desc_parse(const char *text, size_t len, gm_agent_desc *d, gm_error *err);
+/* Every signature verifies under node_public_key and one has key_id = node_public_key. */
+int gm_agent_desc_verify(const gm_agent_desc *d, gm_error *err);
+/* Registry window: |registered_at - now| <= GM_AGENT_WINDOW_S, registered_at < expires_at
+ * <= registered_at + max_ttl_s. */
+int gm_agent_desc_check_window(const gm_agent_desc *d, gm_time now, int max_ttl_s, gm_error *err);
+/* 0 while now <= expires_at + skew, else GM_EEXPIRED. */
+int gm_agent_desc_check_live(const gm_agent_desc *d, gm_time now, gm_error *err);
+const char *gm_agent_desc_cap(const gm_agent_desc *d, size_t i);
+int gm_agent_desc_has_cap(const gm_agent_desc *d, const char *cap /* normalised */);
+void gm_agent_desc_free(gm_agent_desc *d);
+
+/* ---- envelopes (agent_envelope.c) ---- */
+
+typedef struct gm_agent_request {
+    json_t *doc;           /* owned */
+    const char *request_id, *capability;
+    const json_t *input;
+    uint8_t requester[GM_PK_LEN];
+    gm_time deadline;
+} gm_agent_request;
+
+typedef struct gm_agent_response {
+    json_t *doc;           /* owned */
+    const char *request_id, *capability;
+    uint8_t provider[GM_PK_LEN];
+    const json_t *output;  /* NULL when error is set */
+    const char *error_code, *error_message; /* NULL on success */
+    const json_t *provenance;
+} gm_agent_response;
+
+/* New request: fresh request_id, deadline = now + timeout_ms. input is borrowed, copied;
+ * its canonical form must be at most GM_AGENT_INPUT_MAX bytes (GM_ETOOBIG). */
+int gm_agent_request_new(gm_agent_request *r, const char *capability, const json_t *input,
+                         const uint8_t requester[GM_PK_LEN], long timeout_ms, gm_error *err);
+/* Strict parse of a received request (size, type, members, limits). */
+int gm_agent_request_parse(const char *text, size_t len, gm_agent_request *r, gm_error *err);
+void gm_agent_request_free(gm_agent_request *r);
+
+/* New response: exactly one of output (borrowed, copied) or error_code/message. provenance
+ * (steps, borrowed, copied) may be NULL. */
+int gm_agent_response_new(gm_agent_response *r, const char *request_id, const char *capability,
+                          const uint8_t provider[GM_PK_LEN], const json_t *output,
+                          const char *error_code, const char *error_message,
+                          const json_t *provenance, gm_error *err);
+int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, gm_error *err);
+void gm_agent_response_free(gm_agent_response *r);
+/* Compact JSON text of an envelope's doc (malloc'd); GM_ETOOBIG above GM_AGENT_MSG_MAX. */
+int gm_agent_envelope_dump(const json_t *doc, char **out, size_t *len, gm_error *err);
+
+/* ---- provenance (agent_provenance.c) ---- */
+
+/* Actions a step may record. */
+int gm_agent_action_valid(const char *action); /* discovered executed combined failed routed */
+
+/* Append a step signed by node to steps: {agent, action, capability, detail, at,
+ * request_id, signer, sig}; sig covers the canonical JSON of the step without "sig". */
+int gm_agent_step_add(json_t *steps, const gm_signer *node, const char *agent_id,
+                      const char *action, const char *capability, const char *request_id,
+                      const char *detail, gm_error *err);
+/* Verify one step: shape, action, and sig under its signer. */
+int gm_agent_step_verify(const json_t *step, gm_error *err);
+/* Verify a whole chain returned for request_id by provider: every step verifies; every
+ * step of this request_id is signed by provider, and there is at least one. */
+int gm_agent_provenance_verify(const json_t *steps, const char *request_id,
+                               const uint8_t provider[GM_PK_LEN], gm_error *err);
+
+/* ---- discovery (agent_discover.c) ---- */
+
+typedef struct gm_agent_candidate {
+    gm_agent_desc desc;
+    gm_cert cert;
+    int usable;            /* passed every check */
+    char reason[600];      /* why not, when !usable */
+} gm_agent_candidate;
+
+typedef struct gm_agent_candidates {
+    gm_agent_candidate *v; /* usable first, in selection order (agent_id, then node key) */
+    size_t n, n_usable;
+    uint64_t crl_sequence; /* CRL used for the checks */
+} gm_agent_candidates;
+
+/* What a requester knows: its node dir (node.key, genesis.json, node.json with na_url). */
+typedef struct gm_agent_ctx {
+    char dir[1024];
+    char na_url[512];
+    char sock[1100];
+    gm_genesis genesis;
+    gm_signer node;        /* the node's key (for signing provenance steps, descriptors) */
+    char agent_id[GM_AGENT_ID_MAX + 1]; /* "" for a plain requester */
+    long http_timeout_ms;
+} gm_agent_ctx;
+
+/* Load dir (genesis, node key, node.json na_url; na_url overrides when not NULL). */
+int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err);
+void gm_agent_ctx_close(gm_agent_ctx *c);
+
+/* Fetch the NA's CRL, verify it under the genesis NA key; if dir/crl.json holds a verified
+ * CRL with a higher sequence, that one wins. *crl must be freed. */
+int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err);
+
+/* Pure part of discovery: check each listed {descriptor, certificate} (descriptor signature,
+ * network, capability, liveness, cert under genesis + crl, cert key = descriptor key), skip
+ * keys in exclude (n_exclude keys), then sort usable ones by agent_id then node key. */
+int gm_agent_select(const json_t *listing, const char *capability, const gm_genesis *g,
+                    const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN],
+                    size_t n_exclude, gm_agent_candidates *out, gm_error *err);
+/* GET na/agents?capability=..., then gm_agent_select with a freshly fetched CRL. */
+int gm_agent_discover(const gm_agent_ctx *c, const char *capability,
+                      const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
+                      gm_agent_candidates *out, gm_error *err);
+void gm_agent_candidates_free(gm_agent_candidates *cs);
+/* The raw listing (array of {descriptor, certificate}) for display; *out owned. */
+int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, json_t **out,
+                  gm_error *err);
+
+/* ---- invocation (agent_invoke.c) ---- */
+
+/* Send req to provider over the node at sock and wait for its response until the request's
+ * deadline. Verifies the response (request_id, capability, provider, provenance chain).
+ * Returns 0 with *resp set even when the provider answered an error; GM_ETIMEOUT when it
+ * never answered, GM_EPROTO for garbage or forged provenance, GM_ENET for no route. */
+int gm_agent_invoke(const char *sock, const gm_agent_request *req,
+                    const uint8_t provider[GM_PK_LEN], gm_agent_response *resp, gm_error *err);
+
+/* Discover + select + invoke with failover: tries usable providers in order, re-discovering
+ * after a failure; steps (may be NULL) receives signed "discovered"/"routed"/"failed" steps
+ * by c->node and the providers' verified steps. *chosen gets the provider's agent_id. */
+int gm_agent_call(const gm_agent_ctx *c, const char *capability, const json_t *input,
+                  long timeout_ms, json_t *steps, const char *request_id_for_steps,
+                  gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err);
+
+/* Local node API helpers (newline-delimited JSON over the Unix socket). */
+int gm_agent_sock_connect(const char *sock, gm_error *err);
+int gm_agent_sock_send_line(int fd, const json_t *msg, gm_error *err);
+/* Read one line within timeout_ms (-1 = forever) and parse it; GM_ETIMEOUT, GM_EIO on EOF. */
+int gm_agent_sock_read_json(int fd, char **buf, size_t *len, size_t *cap, long timeout_ms,
+                            json_t **out, gm_error *err);
+/* One request/response on a new connection. */
+int gm_agent_sock_rpc(const char *sock, const json_t *req, long timeout_ms, json_t **resp,
+                      gm_error *err);
+/* Send data to a node key on a port through the local node. */
+int gm_agent_sock_send(const char *sock, const uint8_t to[GM_PK_LEN], const char *port,
+                       const void *data, size_t len, gm_error *err);
+
+/* ---- provider loop (agent_provider.c) ---- */
+
+typedef struct gm_agent_call_in {
+    const gm_agent_ctx *ctx;     /* the provider's own context (node key, NA, sock) */
+    const gm_agent_request *req;
+    json_t *steps;               /* the handler may append signed steps and nested chains */
+    char *detail;                /* GM_AGENT_DETAIL_MAX+1 bytes: text of the "executed" step */
+} gm_agent_call_in;
+
+/* A capability handler: fill *output (owned by the loop afterwards) or return an error whose
+ * message is returned to the requester (error code = gm_err_name(rc)). */
+typedef int (*gm_agent_handler)(void *user, const gm_agent_call_in *in, json_t **output,
+                                gm_error *err);
+
+typedef struct gm_agent_provider {
+    gm_agent_ctx ctx;
+    const char *capability;       /* normalised */
+    gm_agent_handler handler;
+    void *user;
+    int ttl_s;                    /* descriptor lifetime; refreshed at 2/3 of it */
+    json_t *metadata;             /* borrowed, may be NULL */
+    volatile sig_atomic_t *stop;  /* set by a signal handler to stop the loop */
+    int max_inflight;
+    const char *detail;           /* text of the "executed" step (NULL = "answered") */
+    const char *fault;            /* testing aid: "silent", "garbage" or "forge"; NULL normally */
+    /* progress callback for the CLI (may be NULL): event name and free text */
+    void (*log)(void *user, const char *level, const char *event, const char *text);
+} gm_agent_provider;
+
+/* Register with the NA, subscribe, serve until *stop, then DELETE the registration. */
+int gm_agent_provider_run(gm_agent_provider *p, gm_error *err);
+/* POST /agents a freshly signed descriptor. */
+int gm_agent_register(const gm_agent_ctx *c, const char *capability, int ttl_s,
+                      const json_t *metadata, gm_error *err);
+/* DELETE /agents/<agent_id> with a node-signed body. */
+int gm_agent_unregister(const gm_agent_ctx *c, gm_error *err);
+
+/* ---- the agents (agent_repo.c, agent_llm.c, agent_planner.c) ---- */
+
+/* repo.summary: answers from a JSON fixture {"name","description","files":[..],...}. */
+typedef struct gm_agent_repo {
+    json_t *fixture;
+    char name[128];
+} gm_agent_repo;
+int gm_agent_repo_load(gm_agent_repo *r, const char *path, gm_error *err);
+int gm_agent_repo_handle(void *user, const gm_agent_call_in *in, json_t **output, gm_error *err);
+void gm_agent_repo_free(gm_agent_repo *r);
+
+/* llm.chat: input {"prompt": string}; output {"text", "model"}. user = gm_llm_config *. */
+int gm_agent_llm_handle(void *user, const gm_agent_call_in *in, json_t **output, gm_error *err);
+
+/* planner.answer: input {"question"}; discovers repo.summary and llm.chat, invokes both with
+ * failover, combines. user = gm_agent_planner *. */
+typedef struct gm_agent_planner {
+    long sub_timeout_ms;
+    /* last provider used per capability, to record a failover in the provenance */
+    char last_repo[GM_AGENT_ID_MAX + 1], last_llm[GM_AGENT_ID_MAX + 1];
+    void *lock; /* pthread_mutex_t *, owned */
+} gm_agent_planner;
+int gm_agent_planner_init(gm_agent_planner *p, gm_error *err);
+int gm_agent_planner_handle(void *user, const gm_agent_call_in *in, json_t **output,
+                            gm_error *err);
+void gm_agent_planner_free(gm_agent_planner *p);
+
+#endif

@@ -1,0 +1,75 @@
+/* The Network Authority service: enrolls nodes (invite -> join certificate), renews and
+ * revokes certificates, publishes the signed CRL and the genesis block, over HTTP/JSON
+ * (libmicrohttpd) with durable state in SQLite (gm/store.h). Endpoints: docs/na-api.md. */
+#ifndef GM_NA_H
+#define GM_NA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gm/error.h"
+#include "gm/keys.h"
+#include "gm/store.h"
+
+#define GM_NA_MAX_OPERATORS 16
+#define GM_NA_DEFAULT_PORT 8700
+#define GM_NA_DEFAULT_MAX_BODY 65536
+#define GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS 168
+
+typedef struct gm_na_operator {
+    char key_id[GM_KEY_ID_MAX];
+    uint8_t pk[GM_PK_LEN];
+} gm_na_operator;
+
+/* What config.json holds (written by `genesis-mesh init`). Paths are absolute or relative
+ * to dir. */
+typedef struct gm_na_config {
+    char dir[4096];
+    char network_name[256];
+    char na_url[512];
+    char listen[300];        /* "HOST:PORT" ("[v6]:PORT"); port 0 = any free port */
+    char db_path[4096];      /* "na.db" */
+    char genesis_path[4096]; /* "genesis.json" */
+    char na_key_base[4096];  /* "na" -> na.key */
+    size_t max_body_bytes;
+    int64_t crl_next_update_hours;
+    unsigned max_connections;
+    size_t n_operators;
+    gm_na_operator operators[GM_NA_MAX_OPERATORS];
+} gm_na_config;
+
+/* Read dir/config.json strictly (unknown members refused). */
+int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err);
+/* dir + name unless name is absolute. */
+int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t cap, gm_error *err);
+
+typedef struct gm_na gm_na_t;
+
+/* One line of the access/event log (no newline). The library never prints; the program
+ * decides (NULL = silent). */
+typedef void (*gm_na_log_fn)(void *ctx, const char *line);
+
+/* Load keys and genesis, and refuse to run when the genesis does not verify, the NA key is
+ * not the one the genesis names, or the NA key is outside its validity window. Opens the
+ * store and issues CRL sequence 0 on first start. Does not listen yet. */
+int gm_na_new(gm_na_t **na, const gm_na_config *cfg, gm_na_log_fn log, void *log_ctx, gm_error *err);
+/* Listen on cfg->listen (or listen_override when not NULL) and serve in background threads. */
+int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err);
+/* The port actually bound (useful with port 0). */
+uint16_t gm_na_port(const gm_na_t *na);
+/* Stop serving (waits for requests in flight) and release everything. NULL is fine. */
+void gm_na_free(gm_na_t *na);
+/* The store, e.g. for a later module that keeps its own tables next to the NA's. */
+gm_store_t *gm_na_store(gm_na_t *na);
+
+/* Called inside the revocation transaction for every certificate revoked, so that state
+ * tied to the node key (e.g. registered agents) is dropped atomically with the CRL
+ * update. A non-zero return aborts the revocation (nothing is committed). */
+typedef int (*gm_na_revoke_hook)(gm_na_t *na, gm_store_t *store, const char *cert_id,
+                                 const char *node_pk_b64, const char *reason, void *ctx,
+                                 gm_error *err);
+#define GM_NA_MAX_REVOKE_HOOKS 8
+/* Register before gm_na_start. */
+int gm_na_add_revoke_hook(gm_na_t *na, gm_na_revoke_hook fn, void *ctx, gm_error *err);
+
+#endif

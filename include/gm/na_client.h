@@ -1,0 +1,57 @@
+/* Client side of the NA API (docs/na-api.md), used by the CLI and the node runtime:
+ * operator-signed admin calls, join and renew with proof of possession, the genesis block,
+ * and the CRL with ETag / If-None-Match. All calls are synchronous over gm/http_client.h.
+ *
+ * When the NA answers with its error envelope, the call fails with a code that follows the
+ * status (400 GM_EINVAL, 401 GM_EAUTH, 403 GM_EDENIED, 404 GM_ENOTFOUND, 409 GM_ECONFLICT,
+ * 413 GM_ETOOBIG, 5xx GM_ENET) and the message
+ * "the NA refused <what> (HTTP <status> <code>): <message>". */
+#ifndef GM_NA_CLIENT_H
+#define GM_NA_CLIENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gm/crl.h"
+#include "gm/error.h"
+#include "gm/genesis.h"
+#include "gm/keys.h"
+
+#define GM_NA_CLIENT_TIMEOUT_MS 15000L
+
+/* The NA's error code of the last failed call in this thread ("invite_used"), or "". */
+const char *gm_na_last_error_code(void);
+
+/* Operator-signed request: method "GET" or "POST", path like "/admin/invite", body NULL
+ * for {} (GET always signs {}). On 2xx returns 0 and *resp (may be NULL if not wanted);
+ * *status (optional) receives the HTTP status whenever a response arrived. */
+int gm_na_admin_call(const char *na_url, const gm_signer *op, const char *method, const char *path,
+                     const json_t *body, long timeout_ms, int *status, json_t **resp, gm_error *err);
+
+/* Same, with an explicit timestamp and nonce (NULL = now / fresh), for tests and tools. */
+int gm_na_admin_call_ex(const char *na_url, const gm_signer *op, const char *method, const char *path,
+                        const json_t *body, const char *timestamp, const char *nonce, long timeout_ms,
+                        int *status, json_t **resp, gm_error *err);
+
+/* POST /join: a signed body for node's key; validity_hours 0 = the invite's maximum.
+ * *cert receives the certificate JSON as returned (not verified here: see gm_cert_verify). */
+int gm_na_join(const char *na_url, const gm_signer *node, const char *token, int64_t validity_hours,
+               long timeout_ms, json_t **cert, gm_error *err);
+/* POST /renew for cert_id held by node. */
+int gm_na_renew(const char *na_url, const gm_signer *node, const char *cert_id, long timeout_ms,
+                json_t **cert, gm_error *err);
+
+/* GET /genesis, parsed and verified under its own root key. *text (optional, malloc'd)
+ * receives the bytes as served. Pin it by comparing with a known file or root key. */
+int gm_na_fetch_genesis(const char *na_url, long timeout_ms, gm_genesis *g, char **text,
+                        gm_error *err);
+
+/* GET /crl with If-None-Match: etag (NULL or "" to fetch unconditionally). On 304 returns 0
+ * with *not_modified = 1 and crl untouched. Otherwise the CRL is parsed and verified under
+ * na_pk into *crl, and its ETag copied into etag_out (etag_cap bytes, may be NULL). */
+int gm_na_fetch_crl(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const char *etag,
+                    long timeout_ms, gm_crl *crl, int *not_modified, char *etag_out, size_t etag_cap,
+                    gm_error *err);
+
+#endif

@@ -1,0 +1,130 @@
+/* Durable state of the Network Authority in SQLite: invites, certificates, revocations,
+ * CRLs, blocked keys and request nonces. WAL journal, synchronous=FULL (a committed
+ * transaction survives a crash or power loss), busy_timeout, numbered migrations.
+ *
+ * A handle is one connection guarded by a recursive mutex, so threads may share it:
+ * gm_store_begin() takes the lock and holds it until gm_store_commit()/gm_store_rollback(),
+ * and every other call made by that thread in between runs inside the transaction.
+ * Several handles (or processes) on one file are serialized by SQLite itself
+ * (BEGIN IMMEDIATE + busy_timeout). */
+#ifndef GM_STORE_H
+#define GM_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "gm/error.h"
+#include "gm/keys.h"
+
+/* The schema version this program creates and understands. */
+#define GM_STORE_SCHEMA_VERSION 3
+/* How long a lock held by another connection is waited for before GM_EDB. */
+#define GM_STORE_BUSY_TIMEOUT_MS 10000
+
+typedef struct gm_store gm_store_t;
+
+/* Open (creating if needed) the database at path and apply pending migrations.
+ * Refuses a database whose schema is newer than GM_STORE_SCHEMA_VERSION. */
+int gm_store_open(gm_store_t **s, const char *path, gm_error *err);
+void gm_store_close(gm_store_t *s);
+/* Highest migration applied (from the schema_version table). */
+int gm_store_schema_version(gm_store_t *s, int *version, gm_error *err);
+
+/* BEGIN IMMEDIATE: the write lock is taken now, so read-check-write sequences inside
+ * the transaction cannot interleave with another writer. Not nestable. */
+int gm_store_begin(gm_store_t *s, gm_error *err);
+int gm_store_commit(gm_store_t *s, gm_error *err);
+/* Roll back (no-op outside a transaction) and release the lock. */
+void gm_store_rollback(gm_store_t *s);
+
+/* For a module that keeps its own tables next to these (add its CREATE TABLEs as a new
+ * migration in store_sqlite.c): the raw connection. Use it only inside a transaction
+ * (gm_store_begin .. commit/rollback) or between gm_store_lock and gm_store_unlock. */
+struct sqlite3 *gm_store_sqlite(gm_store_t *s);
+void gm_store_lock(gm_store_t *s);
+void gm_store_unlock(gm_store_t *s);
+
+/* ---- request nonces (replay protection) ---- */
+
+/* Remember nonce for scope (an operator key id, "node:<public key>"); GM_ECONFLICT if seen. */
+int gm_store_nonce_record(gm_store_t *s, const char *scope, const char *nonce, int64_t now,
+                          gm_error *err);
+/* Forget nonces recorded before older_than (unix seconds). */
+int gm_store_nonce_prune(gm_store_t *s, int64_t older_than, gm_error *err);
+
+/* ---- invites ---- */
+
+typedef struct gm_store_invite {
+    char token_hash[65];        /* hex SHA-256 of the token; the token itself is never stored */
+    char *roles_json;           /* JSON array text, malloc'd */
+    int64_t created_at, expires_at;
+    int64_t max_validity_hours;
+    int used;
+    int64_t used_at;
+    char used_by[GM_PK_B64_LEN + 1];
+} gm_store_invite;
+
+int gm_store_invite_add(gm_store_t *s, const char *token_hash, const char *roles_json,
+                        int64_t created_at, int64_t expires_at, int64_t max_validity_hours,
+                        gm_error *err);
+/* GM_ENOTFOUND if no such invite. inv must be cleared with gm_store_invite_clear. */
+int gm_store_invite_get(gm_store_t *s, const char *token_hash, gm_store_invite *inv, gm_error *err);
+/* Mark the invite used by node_pk_b64, only if it is unused and unexpired at now (one
+ * UPDATE ... WHERE used = 0, so exactly one caller ever wins). On success inv (optional)
+ * receives the invite. Otherwise GM_ENOTFOUND, GM_ECONFLICT (already used) or GM_EEXPIRED. */
+int gm_store_invite_consume(gm_store_t *s, const char *token_hash, const char *node_pk_b64,
+                            int64_t now, gm_store_invite *inv, gm_error *err);
+/* Unused, unexpired invites at now. */
+int gm_store_invites_outstanding(gm_store_t *s, int64_t now, int64_t *n, gm_error *err);
+void gm_store_invite_clear(gm_store_invite *inv);
+
+/* ---- certificates ---- */
+
+typedef struct gm_store_cert {
+    char cert_id[37];
+    char node_pk[GM_PK_B64_LEN + 1];
+    char *roles_json;           /* JSON array text */
+    int64_t issued_at, expires_at;
+    int64_t max_validity_hours; /* of the invite it came from (renewals are capped by it) */
+    char *doc;                  /* the signed certificate, compact JSON */
+    int revoked;                /* filled by get/foreach from the revocations */
+    char reason[32];
+    char revoked_at[64];
+} gm_store_cert;
+
+/* Insert (cert_id must be new: GM_ECONFLICT otherwise). revoked/reason are ignored. */
+int gm_store_cert_add(gm_store_t *s, const gm_store_cert *c, gm_error *err);
+int gm_store_cert_get(gm_store_t *s, const char *cert_id, gm_store_cert *c, gm_error *err);
+/* Called once per certificate, oldest first; a non-zero return stops the walk and is
+ * returned by gm_store_certs_foreach. The record is only valid during the call. */
+typedef int (*gm_store_cert_fn)(const gm_store_cert *c, void *ctx);
+/* All certificates, or only those of node_pk_b64 when it is not NULL. */
+int gm_store_certs_foreach(gm_store_t *s, const char *node_pk_b64, gm_store_cert_fn fn, void *ctx,
+                           gm_error *err);
+int gm_store_cert_count(gm_store_t *s, int64_t *n, gm_error *err);
+void gm_store_cert_clear(gm_store_cert *c);
+
+/* ---- revocations and CRLs ---- */
+
+/* Record a revocation (GM_ECONFLICT if cert_id is already revoked). revoked_at is the
+ * canonical timestamp text that goes into the CRL. */
+int gm_store_revocation_add(gm_store_t *s, const char *cert_id, const char *revoked_at,
+                            const char *reason, const char *issuer, gm_error *err);
+/* Every revocation in the order recorded, as CRL entries
+ * [{certificate_id, revoked_at, reason, issuer}] (new reference). */
+int gm_store_revocations_json(gm_store_t *s, json_t **entries, gm_error *err);
+/* The highest-sequence CRL: *doc malloc'd (may be NULL if not wanted). GM_ENOTFOUND if none. */
+int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err);
+/* Store a CRL; GM_ECONFLICT unless sequence is higher than every stored one. */
+int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err);
+
+/* ---- node keys blocked after a key_compromise revocation ---- */
+
+int gm_store_key_block(gm_store_t *s, const char *node_pk_b64, const char *reason, int64_t now,
+                       gm_error *err);
+/* *blocked = 1 if the key is blocked. */
+int gm_store_key_blocked(gm_store_t *s, const char *node_pk_b64, int *blocked, gm_error *err);
+/* Lift the block; GM_ENOTFOUND if the key was not blocked. */
+int gm_store_key_unblock(gm_store_t *s, const char *node_pk_b64, gm_error *err);
+
+#endif

@@ -1,0 +1,259 @@
+/* Discovery: ask the NA who offers a capability, then check every answer ourselves
+ * (descriptor signature, certificate under our genesis, our own verified CRL) and pick
+ * deterministically. The NA's list is a hint; the certificate is the proof. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm/agent.h"
+#include "gm/http_client.h"
+#include "gm/util.h"
+
+#define NODE_JSON_MAX (64 * 1024)
+#define CRL_MAX (8 * 1024 * 1024)
+#define LISTING_MAX 1024
+
+int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err)
+{
+    char path[1200];
+    int rc;
+    memset(c, 0, sizeof *c);
+    c->http_timeout_ms = 5000;
+    if (!dir || snprintf(c->dir, sizeof c->dir, "%s", dir) >= (int)sizeof c->dir)
+        return gm_error_set(err, GM_EINVAL, "node directory path missing or too long");
+    snprintf(c->sock, sizeof c->sock, "%s/node.sock", dir);
+    if ((rc = gm_path_join(path, sizeof path, dir, "genesis.json", err)) ||
+        (rc = gm_genesis_load(path, &c->genesis, err)))
+        return gm_error_prefix(err, "node directory %s", dir);
+    if ((rc = gm_genesis_verify(&c->genesis, err)) != 0) {
+        gm_agent_ctx_close(c);
+        return gm_error_prefix(err, "%s/genesis.json", dir);
+    }
+    if ((rc = gm_path_join(path, sizeof path, dir, "node", err)) ||
+        (rc = gm_signer_load(&c->node, path, "node", err))) {
+        gm_agent_ctx_close(c);
+        return gm_error_prefix(err, "node directory %s", dir);
+    }
+    if (na_url && *na_url) {
+        snprintf(c->na_url, sizeof c->na_url, "%s", na_url);
+    } else {
+        char *text = NULL;
+        size_t len;
+        json_error_t je;
+        if ((rc = gm_path_join(path, sizeof path, dir, "node.json", err)) ||
+            (rc = gm_file_read(path, NODE_JSON_MAX, &text, &len, err))) {
+            gm_agent_ctx_close(c);
+            return gm_error_prefix(err, "reading the NA address");
+        }
+        json_t *nj = json_loadb(text, len, 0, &je);
+        free(text);
+        const char *u = json_string_value(json_object_get(nj, "na_url"));
+        if (!u || !*u || strlen(u) >= sizeof c->na_url) {
+            json_decref(nj);
+            gm_agent_ctx_close(c);
+            return gm_error_set(err, GM_EFORMAT, "%s has no \"na_url\" (the NA address)", path);
+        }
+        snprintf(c->na_url, sizeof c->na_url, "%s", u);
+        json_decref(nj);
+    }
+    size_t n = strlen(c->na_url);
+    while (n > 0 && c->na_url[n - 1] == '/')
+        c->na_url[--n] = '\0';
+    return 0;
+}
+
+void gm_agent_ctx_close(gm_agent_ctx *c)
+{
+    if (!c)
+        return;
+    gm_genesis_free(&c->genesis);
+    gm_signer_wipe(&c->node);
+}
+
+static int load_local_crl(const gm_agent_ctx *c, gm_crl *crl)
+{
+    char path[1200];
+    gm_error e = {0};
+    if (gm_path_join(path, sizeof path, c->dir, "crl.json", &e) != 0 || !gm_file_exists(path))
+        return -1;
+    char *text = NULL;
+    size_t len;
+    if (gm_file_read(path, CRL_MAX, &text, &len, &e) != 0)
+        return -1;
+    int rc = gm_crl_parse(text, len, crl, &e);
+    free(text);
+    if (rc == 0 && gm_crl_verify(crl, c->genesis.na_pk, &e) != 0) {
+        gm_crl_free(crl);
+        rc = -1;
+    }
+    return rc;
+}
+
+int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err)
+{
+    char url[700];
+    int status = 0;
+    json_t *body = NULL;
+    memset(crl, 0, sizeof *crl);
+    snprintf(url, sizeof url, "%s/crl", c->na_url);
+    int rc = gm_http_get_json(url, NULL, 0, c->http_timeout_ms, &status, &body, err);
+    if (rc == 0 && (status != 200 || !json_is_object(body))) {
+        rc = gm_error_set(err, GM_ENET, "NA at %s answered HTTP %d to GET /crl", c->na_url, status);
+    }
+    if (rc == 0) {
+        const json_t *doc = json_is_object(json_object_get(body, "crl")) ? json_object_get(body, "crl") : body;
+        if ((rc = gm_crl_from_json(doc, crl, err)) == 0 && (rc = gm_crl_verify(crl, c->genesis.na_pk, err)) != 0) {
+            gm_crl_free(crl);
+            gm_error_prefix(err, "CRL from the NA");
+        }
+    }
+    json_decref(body);
+    gm_crl local;
+    if (load_local_crl(c, &local) == 0) {
+        if (rc != 0 || local.sequence > crl->sequence) {
+            if (rc == 0)
+                gm_crl_free(crl);
+            *crl = local;
+            rc = 0;
+        } else {
+            gm_crl_free(&local);
+        }
+    }
+    return rc;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const gm_agent_candidate *x = a, *y = b;
+    if (x->usable != y->usable)
+        return x->usable ? -1 : 1;
+    int c = strcmp(x->desc.agent_id ? x->desc.agent_id : "", y->desc.agent_id ? y->desc.agent_id : "");
+    if (c != 0)
+        return c;
+    return memcmp(x->desc.node_pk, y->desc.node_pk, GM_PK_LEN);
+}
+
+static void check_one(gm_agent_candidate *cd, const json_t *item, const char *cap, const gm_genesis *g,
+                      const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude)
+{
+    gm_error e = {0};
+    const json_t *dj = json_object_get(item, "descriptor"), *cj = json_object_get(item, "certificate");
+#define REJECT(...)                                                                                                    \
+    do {                                                                                                               \
+        snprintf(cd->reason, sizeof cd->reason, __VA_ARGS__);                                                          \
+        return;                                                                                                        \
+    } while (0)
+    if (gm_agent_desc_from_json(dj, &cd->desc, &e) != 0)
+        REJECT("malformed descriptor: %.500s", e.msg);
+    if (gm_agent_desc_verify(&cd->desc, &e) != 0)
+        REJECT("%.500s", e.msg);
+    if (strcmp(cd->desc.network_name, g->network_name) != 0)
+        REJECT("descriptor is for network '%s'", cd->desc.network_name);
+    if (!gm_agent_desc_has_cap(&cd->desc, cap))
+        REJECT("does not offer %s", cap);
+    if (gm_agent_desc_check_live(&cd->desc, now, &e) != 0)
+        REJECT("%.500s", e.msg);
+    if (!cj)
+        REJECT("the NA sent no certificate for it");
+    if (gm_cert_from_json(cj, &cd->cert, &e) != 0)
+        REJECT("malformed certificate: %.500s", e.msg);
+    if (memcmp(cd->cert.node_pk, cd->desc.node_pk, GM_PK_LEN) != 0)
+        REJECT("certificate is for another key than the descriptor's");
+    if (gm_cert_verify(&cd->cert, g, crl, now, &e) != 0)
+        REJECT("%.500s", e.msg);
+    for (size_t i = 0; i < n_exclude; i++)
+        if (!memcmp(exclude[i], cd->desc.node_pk, GM_PK_LEN))
+            REJECT("excluded (failed earlier in this call)");
+#undef REJECT
+    cd->usable = 1;
+}
+
+int gm_agent_select(const json_t *listing, const char *capability, const gm_genesis *g, const gm_crl *crl,
+                    gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude, gm_agent_candidates *out,
+                    gm_error *err)
+{
+    char cap[GM_AGENT_CAP_MAX + 1];
+    memset(out, 0, sizeof *out);
+    int rc = gm_agent_cap_normalize(capability, cap, err);
+    if (rc != 0)
+        return rc;
+    if (!json_is_array(listing))
+        return gm_error_set(err, GM_EPROTO, "the NA's agent list is not an array");
+    size_t n = json_array_size(listing);
+    if (n > LISTING_MAX)
+        return gm_error_set(err, GM_EPROTO, "the NA listed more than %d agents", LISTING_MAX);
+    out->v = calloc(n ? n : 1, sizeof *out->v);
+    if (!out->v)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    out->n = n;
+    out->crl_sequence = crl ? crl->sequence : 0;
+    for (size_t i = 0; i < n; i++) {
+        check_one(&out->v[i], json_array_get(listing, i), cap, g, crl, now, exclude, n_exclude);
+        out->n_usable += out->v[i].usable;
+    }
+    qsort(out->v, n, sizeof *out->v, cand_cmp);
+    return 0;
+}
+
+int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, json_t **out, gm_error *err)
+{
+    char url[800], cap[GM_AGENT_CAP_MAX + 1];
+    int status = 0, rc;
+    json_t *body = NULL;
+    *out = NULL;
+    if (capability) {
+        if ((rc = gm_agent_cap_normalize(capability, cap, err)) != 0)
+            return rc;
+        snprintf(url, sizeof url, "%s/agents?capability=%s", na_url, cap);
+    } else {
+        snprintf(url, sizeof url, "%s/agents", na_url);
+    }
+    if ((rc = gm_http_get_json(url, NULL, 0, timeout_ms, &status, &body, err)) != 0)
+        return gm_error_prefix(err, "asking the NA for agents");
+    if (status != 200) {
+        const char *m = json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+        rc = gm_error_set(err, status == 404 ? GM_ENOTFOUND : GM_ENET, "NA at %s answered HTTP %d to GET /agents%s%s",
+                          na_url, status, m ? ": " : "", m ? m : "");
+        json_decref(body);
+        return rc;
+    }
+    json_t *agents = json_object_get(body, "agents");
+    if (!json_is_array(agents)) {
+        json_decref(body);
+        return gm_error_set(err, GM_EPROTO, "NA at %s answered GET /agents without an \"agents\" array", na_url);
+    }
+    *out = json_incref(agents);
+    json_decref(body);
+    return 0;
+}
+
+int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8_t (*exclude)[GM_PK_LEN],
+                      size_t n_exclude, gm_agent_candidates *out, gm_error *err)
+{
+    json_t *listing = NULL;
+    gm_crl crl;
+    memset(out, 0, sizeof *out);
+    int rc = gm_agent_list(c->na_url, capability, c->http_timeout_ms, &listing, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = gm_agent_fetch_crl(c, &crl, err)) != 0) {
+        json_decref(listing);
+        return gm_error_prefix(err, "cannot check providers without a verified CRL");
+    }
+    rc = gm_agent_select(listing, capability, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
+    gm_crl_free(&crl);
+    json_decref(listing);
+    return rc;
+}
+
+void gm_agent_candidates_free(gm_agent_candidates *cs)
+{
+    if (!cs)
+        return;
+    for (size_t i = 0; i < cs->n; i++) {
+        gm_agent_desc_free(&cs->v[i].desc);
+        gm_cert_free(&cs->v[i].cert);
+    }
+    free(cs->v);
+    memset(cs, 0, sizeof *cs);
+}

@@ -1,0 +1,383 @@
+/* Invocation: a capability_request goes to the provider's node key through our own node's
+ * local API (routed and end-to-end encrypted by the mesh); we wait for the matching
+ * response until the request's deadline, never longer. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gm/agent.h"
+#include "gm/util.h"
+
+#define LINE_MAX_BYTES (GM_AGENT_MSG_MAX * 2 + 4096) /* base64 of one message + envelope */
+#define CALL_MAX_ATTEMPTS 4
+
+int gm_agent_sock_connect(const char *sock, gm_error *err)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(sock) >= sizeof sa.sun_path)
+        return gm_error_set(err, GM_EINVAL, "socket path %s is too long", sock);
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return gm_error_set(err, GM_EIO, "socket: %s", strerror(errno));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        int e = errno;
+        close(fd);
+        return gm_error_set(err, GM_EIO, "cannot reach the local node at %s (%s); is 'genesis-mesh node start' running?",
+                            sock, strerror(e));
+    }
+    return fd;
+}
+
+int gm_agent_sock_send_line(int fd, const json_t *msg, gm_error *err)
+{
+    char *s = json_dumps(msg, JSON_COMPACT);
+    if (!s)
+        return gm_error_set(err, GM_ENOMEM, "cannot serialise local API request");
+    size_t n = strlen(s), off = 0;
+    s[n] = '\n'; /* overwrite the NUL; length tracked explicitly */
+    n++;
+    while (off < n) {
+        ssize_t w = send(fd, s + off, n - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            free(s);
+            return gm_error_set(err, GM_EIO, "writing to the local node: %s", strerror(errno));
+        }
+        off += (size_t)w;
+    }
+    free(s);
+    return 0;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int gm_agent_sock_read_json(int fd, char **buf, size_t *len, size_t *cap, long timeout_ms, json_t **out,
+                            gm_error *err)
+{
+    int64_t end = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    *out = NULL;
+    for (;;) {
+        char *nl = *len ? memchr(*buf, '\n', *len) : NULL;
+        if (nl) {
+            size_t ll = (size_t)(nl - *buf);
+            json_error_t je;
+            json_t *v = json_loadb(*buf, ll, 0, &je);
+            memmove(*buf, nl + 1, *len - ll - 1);
+            *len -= ll + 1;
+            if (!v)
+                return gm_error_set(err, GM_EPROTO, "the local node sent a line that is not JSON");
+            *out = v;
+            return 0;
+        }
+        if (*len >= LINE_MAX_BYTES)
+            return gm_error_set(err, GM_ETOOBIG, "the local node sent a line over %d bytes", LINE_MAX_BYTES);
+        if (*cap - *len < 4096) {
+            size_t nc = *cap ? *cap * 2 : 16384;
+            char *nb = realloc(*buf, nc);
+            if (!nb)
+                return gm_error_set(err, GM_ENOMEM, "out of memory");
+            *buf = nb;
+            *cap = nc;
+        }
+        int wait = -1;
+        if (end >= 0) {
+            int64_t left = end - mono_ms();
+            if (left <= 0)
+                return gm_error_set(err, GM_ETIMEOUT, "timed out");
+            wait = left > 1000000 ? 1000000 : (int)left;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int pr = poll(&p, 1, wait);
+        if (pr < 0 && errno == EINTR)
+            return gm_error_set(err, GM_ETIMEOUT, "interrupted");
+        if (pr < 0)
+            return gm_error_set(err, GM_EIO, "poll: %s", strerror(errno));
+        if (pr == 0)
+            continue;
+        ssize_t r = recv(fd, *buf + *len, *cap - *len, 0);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            return gm_error_set(err, GM_EIO, "the local node closed the connection");
+        *len += (size_t)r;
+    }
+}
+
+static int api_error(const json_t *resp, const char *what, gm_error *err)
+{
+    const json_t *e = json_object_get(resp, "error");
+    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    int rc = code && !strcmp(code, "no_route") ? GM_ENET : GM_EPROTO;
+    return gm_error_set(err, rc, "%s: %s%s%s", what, code ? code : "refused", msg ? ": " : "", msg ? msg : "");
+}
+
+int gm_agent_sock_rpc(const char *sock, const json_t *req, long timeout_ms, json_t **resp, gm_error *err)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    *resp = NULL;
+    int fd = gm_agent_sock_connect(sock, err);
+    if (fd < 0)
+        return fd;
+    int rc = gm_agent_sock_send_line(fd, req, err);
+    if (rc == 0)
+        rc = gm_agent_sock_read_json(fd, &buf, &len, &cap, timeout_ms, resp, err);
+    free(buf);
+    close(fd);
+    if (rc == GM_ETIMEOUT)
+        gm_error_set(err, GM_ETIMEOUT, "the local node at %s did not answer within %ld ms", sock, timeout_ms);
+    return rc;
+}
+
+int gm_agent_sock_send(const char *sock, const uint8_t to[GM_PK_LEN], const char *port, const void *data,
+                       size_t len, gm_error *err)
+{
+    char pk[GM_PK_B64_LEN + 1];
+    gm_pk_encode(to, pk);
+    char *b64 = malloc(gm_b64_len(len) + 1);
+    if (!b64)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    gm_b64_encode(data, len, b64, gm_b64_len(len) + 1);
+    json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "to", pk, "port", port, "data", b64);
+    free(b64);
+    json_t *resp = NULL;
+    int rc = gm_agent_sock_rpc(sock, req, 5000, &resp, err);
+    json_decref(req);
+    if (rc == 0 && !json_is_true(json_object_get(resp, "ok"))) {
+        char what[128];
+        snprintf(what, sizeof what, "sending to %.12s...", pk);
+        rc = api_error(resp, what, err);
+    }
+    json_decref(resp);
+    return rc;
+}
+
+/* Subscribe a fresh connection to port; returns the fd. */
+static int subscribe(const char *sock, const char *port, gm_error *err)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int fd = gm_agent_sock_connect(sock, err);
+    if (fd < 0)
+        return fd;
+    json_t *req = json_pack("{s:s,s:s}", "op", "subscribe", "port", port), *resp = NULL;
+    int rc = gm_agent_sock_send_line(fd, req, err);
+    json_decref(req);
+    if (rc == 0)
+        rc = gm_agent_sock_read_json(fd, &buf, &len, &cap, 5000, &resp, err);
+    free(buf);
+    if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
+        rc = api_error(resp, "subscribing to the local node", err);
+    json_decref(resp);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Decode an event's data (base64) into a malloc'd buffer. */
+static int event_data(const json_t *ev, char **out, size_t *outlen)
+{
+    const char *b64 = json_string_value(json_object_get(ev, "data"));
+    if (!b64 || strlen(b64) > gm_b64_len(GM_AGENT_MSG_MAX))
+        return -1;
+    size_t cap = strlen(b64) / 4 * 3 + 4;
+    char *d = malloc(cap + 1);
+    gm_error e = {0};
+    if (!d || gm_b64_decode(b64, (uint8_t *)d, cap, outlen, &e) != 0) {
+        free(d);
+        return -1;
+    }
+    d[*outlen] = '\0';
+    *out = d;
+    return 0;
+}
+
+static int is_request(const char *data, size_t len)
+{
+    json_t *v = json_loadb(data, len, 0, NULL);
+    const char *t = json_string_value(json_object_get(v, "type"));
+    int r = t && !strcmp(t, "capability_request");
+    json_decref(v);
+    return r;
+}
+
+int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t provider[GM_PK_LEN],
+                    gm_agent_response *resp, gm_error *err)
+{
+    char ppk[GM_PK_B64_LEN + 1], *msg = NULL, *buf = NULL;
+    size_t mlen, len = 0, cap = 0;
+    memset(resp, 0, sizeof *resp);
+    gm_pk_encode(provider, ppk);
+    int rc = gm_agent_envelope_dump(req->doc, &msg, &mlen, err);
+    if (rc != 0)
+        return rc;
+    /* Subscribe before sending so a fast answer cannot slip past us. */
+    int fd = subscribe(sock, GM_AGENT_PORT, err);
+    if (fd < 0) {
+        free(msg);
+        return fd;
+    }
+    rc = gm_agent_sock_send(sock, provider, GM_AGENT_PORT, msg, mlen, err);
+    free(msg);
+    if (rc != 0) {
+        close(fd);
+        return gm_error_prefix(err, "provider %.12s... unreachable", ppk);
+    }
+    for (;;) {
+        gm_time now = gm_time_now();
+        int64_t left = (req->deadline.unix_s - now.unix_s) * 1000 + (req->deadline.usec - now.usec) / 1000;
+        if (left <= 0) {
+            rc = gm_error_set(err, GM_ETIMEOUT, "provider %.12s... did not answer %s before the deadline", ppk,
+                              req->capability);
+            break;
+        }
+        json_t *ev = NULL;
+        rc = gm_agent_sock_read_json(fd, &buf, &len, &cap, (long)left, &ev, err);
+        if (rc == GM_ETIMEOUT)
+            continue;
+        if (rc != 0)
+            break;
+        const char *from = json_string_value(json_object_get(ev, "from"));
+        char *data = NULL;
+        size_t dlen = 0;
+        if (!json_object_get(ev, "event") || !from || strcmp(from, ppk) != 0 || event_data(ev, &data, &dlen) != 0) {
+            json_decref(ev);
+            continue;
+        }
+        json_decref(ev);
+        if (is_request(data, dlen)) { /* the provider node asking us something: not our answer */
+            free(data);
+            continue;
+        }
+        gm_error pe = {0};
+        rc = gm_agent_response_parse(data, dlen, resp, &pe);
+        free(data);
+        if (rc != 0) {
+            rc = gm_error_set(err, GM_EPROTO, "provider %.12s... answered garbage: %s", ppk, pe.msg);
+            break;
+        }
+        if (strcmp(resp->request_id, req->request_id) != 0) { /* a late answer to an earlier request */
+            gm_agent_response_free(resp);
+            continue;
+        }
+        if (memcmp(resp->provider, provider, GM_PK_LEN) != 0 || strcmp(resp->capability, req->capability) != 0) {
+            gm_agent_response_free(resp);
+            rc = gm_error_set(err, GM_EPROTO, "provider %.12s... answered for another provider or capability", ppk);
+            break;
+        }
+        if ((rc = gm_agent_provenance_verify(resp->provenance, req->request_id, provider, err)) != 0) {
+            gm_agent_response_free(resp);
+            gm_error_prefix(err, "rejected answer from %.12s...", ppk);
+            rc = GM_EPROTO;
+            break;
+        }
+        rc = 0;
+        break;
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static int retryable(const char *code)
+{
+    return !(code && (!strcmp(code, "invalid_input") || !strcmp(code, "too_big")));
+}
+
+int gm_agent_call(const gm_agent_ctx *c, const char *capability, const json_t *input, long timeout_ms, json_t *steps,
+                  const char *rid, gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err)
+{
+    uint8_t exclude[CALL_MAX_ATTEMPTS][GM_PK_LEN];
+    size_t n_ex = 0;
+    char cap[GM_AGENT_CAP_MAX + 1], detail[GM_AGENT_DETAIL_MAX + 1], last[GM_AGENT_DETAIL_MAX + 1] = "";
+    gm_error e = {0};
+    int rc = gm_agent_cap_normalize(capability, cap, err);
+    memset(resp, 0, sizeof *resp);
+    if (chosen)
+        chosen[0] = '\0';
+    if (rc != 0)
+        return rc;
+#define STEP(action, ...)                                                                                              \
+    do {                                                                                                               \
+        if (steps) {                                                                                                   \
+            snprintf(detail, sizeof detail, __VA_ARGS__);                                                              \
+            gm_agent_step_add(steps, &c->node, c->agent_id, action, cap, rid, detail, &e);                             \
+        }                                                                                                              \
+    } while (0)
+    for (int attempt = 0; attempt < CALL_MAX_ATTEMPTS; attempt++) {
+        gm_agent_candidates cs;
+        if ((rc = gm_agent_discover(c, cap, (const uint8_t(*)[GM_PK_LEN])exclude, n_ex, &cs, err)) != 0) {
+            STEP("failed", "discovery of %s failed: %.400s", cap, err ? err->msg : "");
+            return rc;
+        }
+        if (cs.n_usable == 0) {
+            char why[300] = "";
+            for (size_t i = 0; i < cs.n && !why[0]; i++)
+                snprintf(why, sizeof why, "; %s rejected: %.200s", cs.v[i].desc.agent_id ? cs.v[i].desc.agent_id : "?",
+                         cs.v[i].reason);
+            STEP("failed", "no usable provider of %s (%zu listed%s)", cap, cs.n, why);
+            rc = gm_error_set(err, GM_ENOTFOUND, "no usable provider of %s (%zu listed by the NA%s)%s%s", cap, cs.n, why,
+                              last[0] ? "; last failure: " : "", last);
+            gm_agent_candidates_free(&cs);
+            return rc;
+        }
+        gm_agent_candidate *p = &cs.v[0];
+        STEP("discovered", "%s: %zu usable of %zu listed (CRL %llu); selected %s", cap, cs.n_usable, cs.n,
+             (unsigned long long)cs.crl_sequence, p->desc.agent_id);
+        gm_agent_request req;
+        if ((rc = gm_agent_request_new(&req, cap, input, c->node.pk, timeout_ms, err)) != 0) {
+            gm_agent_candidates_free(&cs);
+            return rc;
+        }
+        STEP("routed", "request %s to %s (node %.12s...) over the mesh", req.request_id, p->desc.agent_id,
+             p->desc.node_pk_b64);
+        rc = gm_agent_invoke(c->sock, &req, p->desc.node_pk, resp, &e);
+        gm_agent_request_free(&req);
+        if (rc == 0 && steps)
+            for (size_t i = 0; i < json_array_size(resp->provenance); i++)
+                json_array_append(steps, json_array_get(resp->provenance, i));
+        if (rc == 0 && !resp->error_code) {
+            if (chosen)
+                snprintf(chosen, GM_AGENT_ID_MAX + 1, "%s", p->desc.agent_id);
+            gm_agent_candidates_free(&cs);
+            return 0;
+        }
+        if (rc == 0) {
+            snprintf(last, sizeof last, "%s answered %s: %s", p->desc.agent_id, resp->error_code, resp->error_message);
+            if (!retryable(resp->error_code)) {
+                STEP("failed", "%s", last);
+                if (chosen)
+                    snprintf(chosen, GM_AGENT_ID_MAX + 1, "%s", p->desc.agent_id);
+                gm_agent_candidates_free(&cs);
+                return 0; /* the caller reads resp->error_* */
+            }
+            gm_agent_response_free(resp);
+        } else {
+            snprintf(last, sizeof last, "%s: %.400s", p->desc.agent_id, e.msg);
+        }
+        STEP("failed", "%s; failing over", last);
+        memcpy(exclude[n_ex++], p->desc.node_pk, GM_PK_LEN);
+        gm_agent_candidates_free(&cs);
+    }
+#undef STEP
+    return gm_error_set(err, GM_ENOTFOUND, "no provider of %s answered after %d attempts; last failure: %s", cap,
+                        CALL_MAX_ATTEMPTS, last);
+}

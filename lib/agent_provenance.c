@@ -1,0 +1,127 @@
+/* Provenance: an ordered list of steps, each signed by the node key of the agent that
+ * added it, so a requester can check who did what for which request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm/agent.h"
+#include "gm/canon.h"
+#include "gm/util.h"
+
+static const char *const actions[] = {"discovered", "executed", "combined", "failed", "routed"};
+
+int gm_agent_action_valid(const char *action)
+{
+    for (size_t i = 0; action && i < sizeof actions / sizeof actions[0]; i++)
+        if (!strcmp(action, actions[i]))
+            return 1;
+    return 0;
+}
+
+/* Canonical bytes of the step without "sig". */
+static int step_bytes(const json_t *step, char **out, size_t *len, gm_error *err)
+{
+    json_t *copy = json_copy((json_t *)step);
+    if (!copy)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    json_object_del(copy, "sig");
+    int rc = gm_canon_dump(copy, out, len, err);
+    json_decref(copy);
+    return rc;
+}
+
+int gm_agent_step_add(json_t *steps, const gm_signer *node, const char *agent_id, const char *action,
+                      const char *capability, const char *request_id, const char *detail, gm_error *err)
+{
+    char at[GM_TIME_STRLEN], d[GM_AGENT_DETAIL_MAX + 1], sig[GM_SIG_B64_LEN + 1];
+    if (!json_is_array(steps))
+        return gm_error_set(err, GM_EINVAL, "provenance must be an array");
+    if (!gm_agent_action_valid(action))
+        return gm_error_set(err, GM_EINVAL, "unknown provenance action '%s'", action ? action : "");
+    if (json_array_size(steps) >= GM_AGENT_STEPS_MAX)
+        return gm_error_set(err, GM_ETOOBIG, "provenance longer than %d steps", GM_AGENT_STEPS_MAX);
+    gm_time now = gm_time_now();
+    gm_time_format(&now, at);
+    snprintf(d, sizeof d, "%s", detail ? detail : "");
+    json_t *step = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "agent", agent_id ? agent_id : "", "action", action,
+                             "capability", capability ? capability : "", "detail", d, "at", at, "request_id",
+                             request_id ? request_id : "", "signer", node->pk_b64);
+    if (!step) /* detail cut inside a UTF-8 sequence, or not UTF-8 */
+        step = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "agent", agent_id ? agent_id : "", "action", action,
+                         "capability", capability ? capability : "", "detail", "(detail not UTF-8)", "at", at,
+                         "request_id", request_id ? request_id : "", "signer", node->pk_b64);
+    if (!step)
+        return gm_error_set(err, GM_EINVAL, "cannot build provenance step (agent id or capability not UTF-8)");
+    char *bytes;
+    size_t len;
+    int rc = step_bytes(step, &bytes, &len, err);
+    if (rc != 0) {
+        json_decref(step);
+        return rc;
+    }
+    gm_sign_b64(node, (const uint8_t *)bytes, len, sig);
+    free(bytes);
+    json_object_set_new(step, "sig", json_string(sig));
+    json_array_append_new(steps, step);
+    return 0;
+}
+
+int gm_agent_step_verify(const json_t *step, gm_error *err)
+{
+    static const char *const members[] = {"agent", "action", "capability", "detail", "at", "request_id", "signer", "sig"};
+    if (!json_is_object(step))
+        return gm_error_set(err, GM_EPROTO, "provenance step is not an object");
+    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
+        if (!json_is_string(json_object_get(step, members[i])))
+            return gm_error_set(err, GM_EPROTO, "provenance step lacks string \"%s\"", members[i]);
+    if (json_object_size(step) != sizeof members / sizeof members[0])
+        return gm_error_set(err, GM_EPROTO, "provenance step has unexpected members");
+    const char *action = json_string_value(json_object_get(step, "action"));
+    if (!gm_agent_action_valid(action))
+        return gm_error_set(err, GM_EPROTO, "provenance step has unknown action");
+    if (json_string_length(json_object_get(step, "detail")) > GM_AGENT_DETAIL_MAX)
+        return gm_error_set(err, GM_EPROTO, "provenance step detail too long");
+    gm_time t;
+    if (gm_time_parse(json_string_value(json_object_get(step, "at")), &t, err) != 0)
+        return gm_error_set(err, GM_EPROTO, "provenance step has a bad \"at\" timestamp");
+    uint8_t pk[GM_PK_LEN];
+    if (gm_pk_decode(json_string_value(json_object_get(step, "signer")), pk, err) != 0)
+        return gm_error_set(err, GM_EPROTO, "provenance step has a bad \"signer\" key");
+    char *bytes;
+    size_t len;
+    int rc = step_bytes(step, &bytes, &len, err);
+    if (rc != 0)
+        return rc;
+    rc = gm_verify_b64(pk, (const uint8_t *)bytes, len, json_string_value(json_object_get(step, "sig")), err);
+    free(bytes);
+    if (rc != 0)
+        return gm_error_set(err, GM_ESIG, "provenance step '%s' by agent '%.64s' is not signed by its signer (forged?)",
+                            action, json_string_value(json_object_get(step, "agent")));
+    return 0;
+}
+
+int gm_agent_provenance_verify(const json_t *steps, const char *request_id, const uint8_t provider[GM_PK_LEN],
+                               gm_error *err)
+{
+    char ppk[GM_PK_B64_LEN + 1];
+    gm_pk_encode(provider, ppk);
+    if (!json_is_array(steps) || json_array_size(steps) > GM_AGENT_STEPS_MAX)
+        return gm_error_set(err, GM_EPROTO, "provenance must be an array of at most %d steps", GM_AGENT_STEPS_MAX);
+    size_t own = 0;
+    for (size_t i = 0; i < json_array_size(steps); i++) {
+        const json_t *s = json_array_get(steps, i);
+        int rc = gm_agent_step_verify(s, err);
+        if (rc != 0)
+            return gm_error_prefix(err, "step %zu", i + 1);
+        if (!strcmp(json_string_value(json_object_get(s, "request_id")), request_id)) {
+            if (strcmp(json_string_value(json_object_get(s, "signer")), ppk) != 0)
+                return gm_error_set(err, GM_ESIG,
+                                    "step %zu claims this request but is signed by another key than the provider's",
+                                    i + 1);
+            own++;
+        }
+    }
+    if (own == 0)
+        return gm_error_set(err, GM_EPROTO, "provenance holds no step signed by the provider for this request");
+    return 0;
+}

@@ -1,0 +1,399 @@
+/* The provider loop: register the agent's descriptor with the NA (and refresh it before it
+ * expires), subscribe to the mesh port "capability" on the local node, run the handler for
+ * each request in its own thread, answer with signed provenance, and unregister on a
+ * clean shutdown. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gm/agent.h"
+#include "gm/http_client.h"
+#include "gm/reqsig.h"
+#include "gm/util.h"
+
+#define STARTUP_WAIT_MS 30000
+#define DRAIN_WAIT_MS 5000
+
+static void plog(const gm_agent_provider *p, const char *level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void plog(const gm_agent_provider *p, const char *level, const char *event, const char *fmt, ...)
+{
+    if (!p->log)
+        return;
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    p->log(p->user, level, event, text);
+}
+
+static const char *na_message(const json_t *body)
+{
+    const char *m = json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+    return m ? m : "";
+}
+
+int gm_agent_register(const gm_agent_ctx *c, const char *capability, int ttl_s, const json_t *metadata, gm_error *err)
+{
+    gm_agent_desc d;
+    char url[700];
+    json_t *caps = json_pack("[s]", capability);
+    int rc = gm_agent_desc_build(&d, &c->node, c->agent_id, c->genesis.network_name, caps, "", 0, gm_time_now(),
+                                 ttl_s, metadata, err);
+    json_decref(caps);
+    if (rc != 0)
+        return rc;
+    snprintf(url, sizeof url, "%s/agents", c->na_url);
+    int status = 0;
+    json_t *body = NULL;
+    rc = gm_http_post_json(url, NULL, 0, d.doc, c->http_timeout_ms, &status, &body, err);
+    gm_agent_desc_free(&d);
+    if (rc == 0 && status != 200 && status != 201)
+        rc = gm_error_set(err, status == 403 ? GM_EDENIED : status == 401 ? GM_ESIG : GM_ENET,
+                          "the NA refused the registration of '%s' (HTTP %d): %s", c->agent_id, status,
+                          na_message(body));
+    json_decref(body);
+    return rc;
+}
+
+int gm_agent_unregister(const gm_agent_ctx *c, gm_error *err)
+{
+    char url[800];
+    json_t *body = json_pack("{s:s,s:s}", "agent_id", c->agent_id, "node_public_key", c->node.pk_b64);
+    int rc = gm_reqsig_node_sign(body, &c->node, NULL, NULL, err);
+    char *text = rc == 0 ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (rc != 0)
+        return rc;
+    snprintf(url, sizeof url, "%s/agents/%s", c->na_url, c->agent_id);
+    const char *hdr[] = {"Content-Type: application/json"};
+    gm_http_req req = {.method = "DELETE", .url = url, .headers = hdr, .n_headers = 1, .body = text,
+                       .body_len = strlen(text), .timeout_ms = c->http_timeout_ms};
+    gm_http_resp resp = {0};
+    rc = gm_http_request(&req, &resp, err);
+    free(text);
+    if (rc == 0 && resp.status != 200 && resp.status != 204 && resp.status != 404) {
+        json_t *b = json_loadb(resp.body ? resp.body : "", resp.len, 0, NULL);
+        rc = gm_error_set(err, GM_ENET, "the NA refused to remove '%s' (HTTP %d): %s", c->agent_id, resp.status,
+                          na_message(b));
+        json_decref(b);
+    }
+    gm_http_resp_free(&resp);
+    return rc;
+}
+
+/* ---- one request, in its own thread ---- */
+
+struct job {
+    gm_agent_provider *p;
+    char *data;
+    size_t len;
+    uint8_t from[GM_PK_LEN];
+};
+
+static atomic_int g_inflight;
+
+static const char *code_name(int rc)
+{
+    switch (rc) {
+    case GM_EINVAL:
+    case GM_EFORMAT:
+        return "invalid_input";
+    case GM_ETOOBIG:
+        return "too_big";
+    case GM_ETIMEOUT:
+        return "timeout";
+    case GM_ENOTFOUND:
+        return "unavailable";
+    default:
+        return "failed";
+    }
+}
+
+static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char *rid, const char *cap,
+                  const json_t *output, const char *code, const char *msg, json_t *steps)
+{
+    gm_agent_response resp;
+    gm_error e = {0};
+    char *text = NULL;
+    size_t len;
+    if (gm_agent_response_new(&resp, rid, cap, p->ctx.node.pk, output, code, msg, steps, &e) != 0 ||
+        gm_agent_envelope_dump(resp.doc, &text, &len, &e) != 0) {
+        /* Too big or unencodable: still tell the requester, without the payload. */
+        char why[600];
+        snprintf(why, sizeof why, "cannot send the answer: %s", e.msg);
+        json_t *mini = json_array();
+        gm_agent_step_add(mini, &p->ctx.node, p->ctx.agent_id, "failed", cap, rid, why, &e);
+        gm_agent_response_free(&resp);
+        if (gm_agent_response_new(&resp, rid, cap, p->ctx.node.pk, NULL, "too_big", why, mini, &e) != 0 ||
+            gm_agent_envelope_dump(resp.doc, &text, &len, &e) != 0) {
+            json_decref(mini);
+            gm_agent_response_free(&resp);
+            return;
+        }
+        json_decref(mini);
+    }
+    if (p->fault && !strcmp(p->fault, "garbage")) {
+        free(text);
+        text = strdup("this is not a capability_response {");
+        len = strlen(text);
+    }
+    if (gm_agent_sock_send(p->ctx.sock, to, GM_AGENT_PORT, text, len, &e) != 0)
+        plog(p, "warn", "reply_failed", "request %s: %s", rid, e.msg);
+    free(text);
+    gm_agent_response_free(&resp);
+}
+
+static void *job_run(void *arg)
+{
+    struct job *j = arg;
+    gm_agent_provider *p = j->p;
+    gm_agent_request req;
+    gm_error e = {0};
+    char fpk[GM_PK_B64_LEN + 1];
+    gm_pk_encode(j->from, fpk);
+    if (gm_agent_request_parse(j->data, j->len, &req, &e) != 0) {
+        /* Answer what we can identify; drop the rest silently (nothing to address it to). */
+        json_t *v = json_loadb(j->data, j->len, 0, NULL);
+        const char *rid = json_string_value(json_object_get(v, "request_id"));
+        const char *cap = json_string_value(json_object_get(v, "capability"));
+        plog(p, "warn", "bad_request", "from %.12s...: %s", fpk, e.msg);
+        if (rid && cap && gm_uuid_valid(rid) && strlen(cap) <= GM_AGENT_CAP_MAX) {
+            json_t *steps = json_array();
+            gm_error e2 = {0};
+            char cap_copy[GM_AGENT_CAP_MAX + 1];
+            snprintf(cap_copy, sizeof cap_copy, "%s", cap);
+            gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "failed", cap_copy, rid, e.msg, &e2);
+            reply(p, j->from, rid, cap_copy, NULL, e.code == GM_ETOOBIG ? "too_big" : "invalid_input", e.msg, steps);
+            json_decref(steps);
+        }
+        json_decref(v);
+        goto done;
+    }
+    if (memcmp(req.requester, j->from, GM_PK_LEN) != 0) {
+        plog(p, "warn", "spoofed_requester", "request %s names another requester than its sender %.12s...",
+             req.request_id, fpk);
+        gm_agent_request_free(&req);
+        goto done;
+    }
+    gm_time now = gm_time_now();
+    if (gm_time_cmp(&now, &req.deadline) > 0) {
+        plog(p, "warn", "late_request", "request %s arrived after its deadline; dropped", req.request_id);
+        gm_agent_request_free(&req);
+        goto done;
+    }
+    json_t *steps = json_array();
+    if (strcmp(req.capability, p->capability) != 0) {
+        char why[200];
+        snprintf(why, sizeof why, "this node serves %s, not %s", p->capability, req.capability);
+        gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "failed", req.capability, req.request_id, why, &e);
+        reply(p, j->from, req.request_id, req.capability, NULL, "unknown_capability", why, steps);
+    } else if (p->fault && !strcmp(p->fault, "silent")) {
+        plog(p, "info", "fault_silent", "request %s ignored (--fault silent)", req.request_id);
+    } else {
+        plog(p, "info", "request", "%s from %.12s... (request %s)", req.capability, fpk, req.request_id);
+        json_t *output = NULL;
+        char detail[GM_AGENT_DETAIL_MAX + 1];
+        snprintf(detail, sizeof detail, "%s", p->detail ? p->detail : "answered");
+        gm_agent_call_in in = {.ctx = &p->ctx, .req = &req, .steps = steps, .detail = detail};
+        gm_error he = {0};
+        int rc = p->handler(p->user, &in, &output, &he);
+        if (rc == 0 && output) {
+            gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "executed", req.capability, req.request_id,
+                              detail, &e);
+            if (p->fault && !strcmp(p->fault, "forge")) {
+                /* Tamper after signing: a requester must reject this answer. */
+                json_t *last = json_array_get(steps, json_array_size(steps) - 1);
+                json_object_set_new(last, "detail", json_string("forged detail"));
+            }
+            reply(p, j->from, req.request_id, req.capability, output, NULL, NULL, steps);
+            plog(p, "info", "answered", "request %s", req.request_id);
+        } else {
+            if (rc == 0)
+                rc = gm_error_set(&he, GM_EINTERNAL, "handler returned no output");
+            gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "failed", req.capability, req.request_id, he.msg,
+                              &e);
+            reply(p, j->from, req.request_id, req.capability, NULL, code_name(rc), he.msg, steps);
+            plog(p, "warn", "handler_failed", "request %s: %s", req.request_id, he.msg);
+        }
+        json_decref(output);
+    }
+    json_decref(steps);
+    gm_agent_request_free(&req);
+done:
+    free(j->data);
+    free(j);
+    atomic_fetch_sub(&g_inflight, 1);
+    return NULL;
+}
+
+static void dispatch(gm_agent_provider *p, const json_t *ev)
+{
+    const char *from = json_string_value(json_object_get(ev, "from"));
+    const char *b64 = json_string_value(json_object_get(ev, "data"));
+    if (!from || !b64 || strlen(b64) > gm_b64_len(GM_AGENT_MSG_MAX))
+        return;
+    struct job *j = calloc(1, sizeof *j);
+    size_t cap = strlen(b64) / 4 * 3 + 4;
+    gm_error e = {0};
+    if (!j || !(j->data = malloc(cap + 1)) || gm_pk_decode(from, j->from, &e) != 0 ||
+        gm_b64_decode(b64, (uint8_t *)j->data, cap, &j->len, &e) != 0) {
+        if (j)
+            free(j->data);
+        free(j);
+        return;
+    }
+    j->data[j->len] = '\0';
+    /* Responses to our own outgoing calls (planner) share the port: not for the loop. */
+    json_t *v = json_loadb(j->data, j->len, 0, NULL);
+    const char *t = json_string_value(json_object_get(v, "type"));
+    int is_resp = t && !strcmp(t, "capability_response");
+    json_decref(v);
+    if (is_resp) {
+        free(j->data);
+        free(j);
+        return;
+    }
+    j->p = p;
+    if (atomic_fetch_add(&g_inflight, 1) >= p->max_inflight) {
+        atomic_fetch_sub(&g_inflight, 1);
+        plog(p, "warn", "busy", "dropping a request from %.12s...: %d requests in flight", from, p->max_inflight);
+        free(j->data);
+        free(j);
+        return;
+    }
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &at, job_run, j) != 0) {
+        atomic_fetch_sub(&g_inflight, 1);
+        free(j->data);
+        free(j);
+    }
+    pthread_attr_destroy(&at);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int open_sub(gm_agent_provider *p, gm_error *err)
+{
+    int fd = gm_agent_sock_connect(p->ctx.sock, err);
+    if (fd < 0)
+        return fd;
+    json_t *req = json_pack("{s:s,s:s}", "op", "subscribe", "port", GM_AGENT_PORT), *resp = NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = gm_agent_sock_send_line(fd, req, err);
+    json_decref(req);
+    if (rc == 0)
+        rc = gm_agent_sock_read_json(fd, &buf, &len, &cap, 5000, &resp, err);
+    free(buf);
+    if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
+        rc = gm_error_set(err, GM_EPROTO, "the local node refused the subscription");
+    json_decref(resp);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
+{
+    int rc = 0, fd = -1;
+    if (p->ttl_s <= 0 || p->ttl_s > GM_AGENT_TTL_MAX_S)
+        p->ttl_s = 600;
+    if (p->max_inflight <= 0)
+        p->max_inflight = 32;
+    /* The node may still be starting: wait for its socket, then for the NA to accept us. */
+    int64_t give_up = mono_ms() + STARTUP_WAIT_MS;
+    while ((fd = open_sub(p, err)) < 0) {
+        if (*p->stop || mono_ms() > give_up)
+            return gm_error_prefix(err, "subscribing to the local node");
+        nap_ms(200);
+    }
+    while ((rc = gm_agent_register(&p->ctx, p->capability, p->ttl_s, p->metadata, err)) != 0) {
+        if (*p->stop || mono_ms() > give_up || rc == GM_EDENIED || rc == GM_ESIG) {
+            close(fd);
+            return rc;
+        }
+        nap_ms(300);
+    }
+    plog(p, "info", "registered", "%s offers %s (node %s), descriptor valid %d s", p->ctx.agent_id, p->capability,
+         p->ctx.node.pk_b64, p->ttl_s);
+    int64_t refresh_at = mono_ms() + (int64_t)p->ttl_s * 2000 / 3;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    while (!*p->stop) {
+        if (mono_ms() >= refresh_at) {
+            gm_error re = {0};
+            if (gm_agent_register(&p->ctx, p->capability, p->ttl_s, p->metadata, &re) == 0) {
+                plog(p, "info", "refreshed", "descriptor of %s renewed", p->ctx.agent_id);
+                refresh_at = mono_ms() + (int64_t)p->ttl_s * 2000 / 3;
+            } else {
+                plog(p, "warn", "refresh_failed", "%s", re.msg);
+                if (re.code == GM_EDENIED) { /* revoked: nothing left to serve */
+                    rc = gm_error_set(err, GM_EREVOKED, "the NA no longer accepts this node: %s", re.msg);
+                    break;
+                }
+                refresh_at = mono_ms() + 2000;
+            }
+        }
+        if (fd < 0) {
+            gm_error ce = {0};
+            if ((fd = open_sub(p, &ce)) < 0) {
+                nap_ms(300);
+                continue;
+            }
+            plog(p, "info", "resubscribed", "local node connection restored");
+        }
+        json_t *ev = NULL;
+        gm_error e = {0};
+        int r = gm_agent_sock_read_json(fd, &buf, &len, &cap, 250, &ev, &e);
+        if (r == GM_ETIMEOUT)
+            continue;
+        if (r != 0) {
+            plog(p, "warn", "node_lost", "%s; reconnecting", e.msg);
+            close(fd);
+            fd = -1;
+            len = 0;
+            continue;
+        }
+        if (json_object_get(ev, "event"))
+            dispatch(p, ev);
+        json_decref(ev);
+    }
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    int64_t drain = mono_ms() + DRAIN_WAIT_MS;
+    while (atomic_load(&g_inflight) > 0 && mono_ms() < drain)
+        nap_ms(20);
+    gm_error ue = {0};
+    if (rc != GM_EREVOKED) {
+        if (gm_agent_unregister(&p->ctx, &ue) == 0)
+            plog(p, "info", "unregistered", "%s removed from the NA registry", p->ctx.agent_id);
+        else
+            plog(p, "warn", "unregister_failed", "%s", ue.msg);
+    }
+    return rc;
+}

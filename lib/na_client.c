@@ -1,0 +1,232 @@
+/* Client calls to the Network Authority (see gm/na_client.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm/http_client.h"
+#include "gm/na_client.h"
+#include "gm/reqsig.h"
+#include "gm/util.h"
+
+#define URL_MAX 1024
+
+static _Thread_local char last_code[64];
+
+const char *gm_na_last_error_code(void)
+{
+    return last_code;
+}
+
+static int make_url(char out[URL_MAX], const char *na_url, const char *path, gm_error *err)
+{
+    size_t n = strlen(na_url);
+    while (n > 0 && na_url[n - 1] == '/')
+        n--;
+    if (n == 0 || snprintf(out, URL_MAX, "%.*s%s", (int)n, na_url, path) >= URL_MAX)
+        return gm_error_set(err, GM_EINVAL, "bad NA URL '%s'", na_url);
+    return 0;
+}
+
+static int code_for_status(int status)
+{
+    switch (status) {
+    case 400: return GM_EINVAL;
+    case 401: return GM_EAUTH;
+    case 403: return GM_EDENIED;
+    case 404: return GM_ENOTFOUND;
+    case 409: return GM_ECONFLICT;
+    case 413: return GM_ETOOBIG;
+    default: return status >= 500 ? GM_ENET : GM_EPROTO;
+    }
+}
+
+/* Turn a non-2xx answer into an error naming the NA's code and message. */
+static int refused(int status, const char *body, size_t len, const char *what, gm_error *err)
+{
+    json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
+    const json_t *e = json_object_get(j, "error");
+    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    snprintf(last_code, sizeof last_code, "%s", code ? code : "");
+    int rc = gm_error_set(err, code_for_status(status), "the NA refused %s (HTTP %d%s%s): %s", what, status,
+                          code ? " " : "", code ? code : "", msg ? msg : "no error message");
+    json_decref(j);
+    return rc;
+}
+
+/* One request; on 2xx *resp gets the parsed JSON body (NULL when empty). */
+static int call(const char *url, const char *method, const char *const *headers, size_t n_headers,
+                const char *body, long timeout_ms, const char *what, int *status, json_t **resp, gm_error *err)
+{
+    gm_http_req req = {.method = method, .url = url, .headers = headers, .n_headers = n_headers, .body = body,
+                       .body_len = body ? strlen(body) : 0, .timeout_ms = timeout_ms ? timeout_ms
+                                                                                     : GM_NA_CLIENT_TIMEOUT_MS};
+    gm_http_resp r = {0};
+    last_code[0] = '\0';
+    if (resp)
+        *resp = NULL;
+    int rc = gm_http_request(&req, &r, err);
+    if (rc != 0)
+        return rc;
+    if (status)
+        *status = r.status;
+    if (r.status < 200 || r.status > 299) {
+        rc = refused(r.status, r.body, r.len, what, err);
+    } else if (resp && r.len > 0) {
+        json_error_t je;
+        *resp = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &je);
+        if (!*resp)
+            rc = gm_error_set(err, GM_EPROTO, "the NA answered %s with invalid JSON: %s", what, je.text);
+    }
+    gm_http_resp_free(&r);
+    return rc;
+}
+
+int gm_na_admin_call(const char *na_url, const gm_signer *op, const char *method, const char *path,
+                     const json_t *body, long timeout_ms, int *status, json_t **resp, gm_error *err)
+{
+    return gm_na_admin_call_ex(na_url, op, method, path, body, NULL, NULL, timeout_ms, status, resp, err);
+}
+
+int gm_na_admin_call_ex(const char *na_url, const gm_signer *op, const char *method, const char *path,
+                        const json_t *body, const char *timestamp, const char *nonce, long timeout_ms, int *status,
+                        json_t **resp, gm_error *err)
+{
+    char url[URL_MAX], h[4][GM_KEY_ID_MAX + 128], what[160];
+    gm_admin_auth a;
+    int is_get = strcmp(method, "GET") == 0;
+    int rc = make_url(url, na_url, path, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = gm_reqsig_admin_sign(&a, is_get ? NULL : body, op, timestamp, nonce, err)) != 0)
+        return rc;
+    snprintf(h[0], sizeof h[0], "%s: %s", GM_ADMIN_HDR_KEY_ID, a.key_id);
+    snprintf(h[1], sizeof h[1], "%s: %s", GM_ADMIN_HDR_TIMESTAMP, a.timestamp);
+    snprintf(h[2], sizeof h[2], "%s: %s", GM_ADMIN_HDR_NONCE, a.nonce);
+    snprintf(h[3], sizeof h[3], "%s: %s", GM_ADMIN_HDR_SIGNATURE, a.signature);
+    const char *headers[] = {h[0], h[1], h[2], h[3], "Content-Type: application/json"};
+    char *text = NULL;
+    if (!is_get) {
+        text = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
+        if (!text)
+            return gm_error_set(err, GM_ENOMEM, "out of memory");
+    }
+    snprintf(what, sizeof what, "%s %s", method, path);
+    rc = call(url, method, headers, is_get ? 4 : 5, text, timeout_ms, what, status, resp, err);
+    free(text);
+    return rc;
+}
+
+/* Sign body as node and POST it to path; *out receives the JSON answer. */
+static int node_post(const char *na_url, const char *path, const gm_signer *node, json_t *body, long timeout_ms,
+                     const char *what, json_t **out, gm_error *err)
+{
+    char url[URL_MAX];
+    int rc = make_url(url, na_url, path, err);
+    if (rc == 0)
+        rc = gm_reqsig_node_sign(body, node, NULL, NULL, err);
+    char *text = rc == 0 ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (rc == 0 && !text)
+        rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+    const char *headers[] = {"Content-Type: application/json"};
+    if (rc == 0)
+        rc = call(url, "POST", headers, 1, text, timeout_ms, what, NULL, out, err);
+    if (rc == 0 && !json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        rc = gm_error_set(err, GM_EPROTO, "the NA answered %s without a certificate", what);
+    }
+    free(text);
+    return rc;
+}
+
+int gm_na_join(const char *na_url, const gm_signer *node, const char *token, int64_t validity_hours,
+               long timeout_ms, json_t **cert, gm_error *err)
+{
+    *cert = NULL;
+    json_t *body = json_pack("{s:s,s:s}", "node_public_key", node->pk_b64, "invite_token", token);
+    if (!body)
+        return gm_error_set(err, GM_EINVAL, "invite token must be a UTF-8 string");
+    if (validity_hours > 0)
+        json_object_set_new(body, "validity_hours", json_integer(validity_hours));
+    int rc = node_post(na_url, "/join", node, body, timeout_ms, "the join", cert, err);
+    json_decref(body);
+    return rc;
+}
+
+int gm_na_renew(const char *na_url, const gm_signer *node, const char *cert_id, long timeout_ms, json_t **cert,
+                gm_error *err)
+{
+    *cert = NULL;
+    json_t *body = json_pack("{s:s,s:s}", "node_public_key", node->pk_b64, "cert_id", cert_id);
+    if (!body)
+        return gm_error_set(err, GM_EINVAL, "certificate id must be a UTF-8 string");
+    int rc = node_post(na_url, "/renew", node, body, timeout_ms, "the renewal", cert, err);
+    json_decref(body);
+    return rc;
+}
+
+int gm_na_fetch_genesis(const char *na_url, long timeout_ms, gm_genesis *g, char **text, gm_error *err)
+{
+    char url[URL_MAX];
+    memset(g, 0, sizeof *g);
+    if (text)
+        *text = NULL;
+    int rc = make_url(url, na_url, "/genesis", err);
+    if (rc != 0)
+        return rc;
+    gm_http_req req = {.method = "GET", .url = url, .timeout_ms = timeout_ms ? timeout_ms : GM_NA_CLIENT_TIMEOUT_MS};
+    gm_http_resp r = {0};
+    if ((rc = gm_http_request(&req, &r, err)) != 0)
+        return rc;
+    if (r.status != 200)
+        rc = refused(r.status, r.body, r.len, "GET /genesis", err);
+    else if ((rc = gm_genesis_parse(r.body, r.len, g, err)) != 0)
+        gm_error_prefix(err, "genesis block from %s", na_url);
+    else if ((rc = gm_genesis_verify(g, err)) != 0)
+        gm_error_prefix(err, "genesis block from %s", na_url);
+    if (rc == 0 && text) {
+        *text = r.body;
+        r.body = NULL;
+    }
+    if (rc != 0)
+        gm_genesis_free(g);
+    gm_http_resp_free(&r);
+    return rc;
+}
+
+int gm_na_fetch_crl(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const char *etag, long timeout_ms,
+                    gm_crl *crl, int *not_modified, char *etag_out, size_t etag_cap, gm_error *err)
+{
+    char url[URL_MAX], inm[300];
+    *not_modified = 0;
+    int rc = make_url(url, na_url, "/crl", err);
+    if (rc != 0)
+        return rc;
+    const char *headers[1];
+    size_t nh = 0;
+    if (etag && etag[0]) {
+        if (strlen(etag) > 256 || strpbrk(etag, "\r\n"))
+            return gm_error_set(err, GM_EINVAL, "bad ETag");
+        snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+        headers[nh++] = inm;
+    }
+    gm_http_req req = {.method = "GET", .url = url, .headers = headers, .n_headers = nh,
+                       .timeout_ms = timeout_ms ? timeout_ms : GM_NA_CLIENT_TIMEOUT_MS};
+    gm_http_resp r = {0};
+    if ((rc = gm_http_request(&req, &r, err)) != 0)
+        return rc;
+    if (r.status == 304) {
+        *not_modified = 1;
+    } else if (r.status != 200) {
+        rc = refused(r.status, r.body, r.len, "GET /crl", err);
+    } else if ((rc = gm_crl_parse(r.body, r.len, crl, err)) != 0) {
+        gm_error_prefix(err, "CRL from %s", na_url);
+    } else if ((rc = gm_crl_verify(crl, na_pk, err)) != 0) {
+        gm_crl_free(crl);
+    } else if (etag_out && etag_cap) {
+        snprintf(etag_out, etag_cap, "%s", r.etag ? r.etag : "");
+    }
+    gm_http_resp_free(&r);
+    return rc;
+}

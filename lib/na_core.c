@@ -1,0 +1,362 @@
+/* NA lifecycle: config.json, the startup checks (genesis verifies, our key is the NA key it
+ * names and inside its window), the store, the cached CRL, and the log. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "gm/crl.h"
+#include "gm/sigdoc.h"
+#include "gm/util.h"
+#include "na_internal.h"
+
+#define CONFIG_MAX_BYTES (256 * 1024)
+#define GENESIS_FILE_MAX (256 * 1024)
+
+void na_log(gm_na_t *na, const char *fmt, ...)
+{
+    if (!na || !na->log)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    na->log(na->log_ctx, line);
+}
+
+/* ---- config.json ---- */
+
+static int copy_str(const json_t *cfg, const char *key, char *out, size_t cap, const char *def, gm_error *err)
+{
+    const json_t *v = json_object_get(cfg, key);
+    if (!v) {
+        if (!def)
+            return gm_error_set(err, GM_EFORMAT, "config.json: missing \"%s\"", key);
+        snprintf(out, cap, "%s", def);
+        return 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= cap)
+        return gm_error_set(err, GM_EFORMAT, "config.json: \"%s\" must be a non-empty string shorter than %zu", key,
+                            cap);
+    snprintf(out, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+static int get_int(const json_t *cfg, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out,
+                   gm_error *err)
+{
+    const json_t *v = json_object_get(cfg, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return gm_error_set(err, GM_EFORMAT, "config.json: \"%s\" must be an integer in %lld..%lld", key,
+                            (long long)min, (long long)max);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int load_operators(gm_na_config *c, const json_t *ops, gm_error *err)
+{
+    if (!json_is_array(ops) || json_array_size(ops) == 0 || json_array_size(ops) > GM_NA_MAX_OPERATORS)
+        return gm_error_set(err, GM_EFORMAT,
+                            "config.json: \"operator_keys\" must be an array of 1..%d {key_id, public_key}",
+                            GM_NA_MAX_OPERATORS);
+    for (size_t i = 0; i < json_array_size(ops); i++) {
+        const json_t *o = json_array_get(ops, i);
+        const char *kid;
+        gm_na_operator *op = &c->operators[i];
+        if (!json_is_object(o) || gm_json_get_string(o, "key_id", &kid, err) != 0 || kid[0] == '\0' ||
+            strlen(kid) >= sizeof op->key_id || gm_json_get_pk(o, "public_key", op->pk, err) != 0)
+            return gm_error_set(err, GM_EFORMAT,
+                                "config.json: operator_keys[%zu] must be {\"key_id\": non-empty string, "
+                                "\"public_key\": base64 Ed25519 key}",
+                                i);
+        snprintf(op->key_id, sizeof op->key_id, "%s", kid);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(c->operators[j].key_id, kid))
+                return gm_error_set(err, GM_EFORMAT, "config.json: operator key id '%s' appears twice", kid);
+    }
+    c->n_operators = json_array_size(ops);
+    return 0;
+}
+
+int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
+{
+    static const char *const known[] = {"network_name", "na_url", "listen", "db", "genesis", "na_key",
+                                        "operator_keys", "max_body_bytes", "crl_next_update_hours",
+                                        "max_connections", NULL};
+    char path[4096], *text = NULL;
+    size_t len;
+    json_error_t je;
+    memset(c, 0, sizeof *c);
+    if (snprintf(c->dir, sizeof c->dir, "%s", dir) >= (int)sizeof c->dir)
+        return gm_error_set(err, GM_EINVAL, "directory path too long");
+    int rc = gm_path_join(path, sizeof path, dir, "config.json", err);
+    if (rc == 0)
+        rc = gm_file_read(path, CONFIG_MAX_BYTES, &text, &len, err);
+    if (rc != 0)
+        return rc == GM_ENOTFOUND ? gm_error_set(err, GM_ENOTFOUND,
+                                                 "%s not found: run 'genesis-mesh init --dir %s' first", path, dir)
+                                  : rc;
+    json_t *cfg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
+    if (!cfg || !json_is_object(cfg)) {
+        json_decref(cfg);
+        return gm_error_set(err, GM_EFORMAT, "%s is not a JSON object (line %d: %s)", path, je.line, je.text);
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(cfg, key, val)
+    {
+        int ok = 0;
+        for (size_t i = 0; known[i]; i++)
+            ok |= !strcmp(key, known[i]);
+        if (!ok) {
+            rc = gm_error_set(err, GM_EFORMAT, "%s: unknown member \"%s\"", path, key);
+            break;
+        }
+    }
+    int64_t body = 0, nu = 0, conns = 0;
+    if (rc == 0 && ((rc = copy_str(cfg, "network_name", c->network_name, sizeof c->network_name, NULL, err)) ||
+                    (rc = copy_str(cfg, "na_url", c->na_url, sizeof c->na_url, "http://127.0.0.1:8700", err)) ||
+                    (rc = copy_str(cfg, "listen", c->listen, sizeof c->listen, "127.0.0.1:8700", err)) ||
+                    (rc = copy_str(cfg, "db", c->db_path, sizeof c->db_path, "na.db", err)) ||
+                    (rc = copy_str(cfg, "genesis", c->genesis_path, sizeof c->genesis_path, "genesis.json", err)) ||
+                    (rc = copy_str(cfg, "na_key", c->na_key_base, sizeof c->na_key_base, "na", err)) ||
+                    (rc = get_int(cfg, "max_body_bytes", GM_NA_DEFAULT_MAX_BODY, 1024, 16 * 1024 * 1024, &body,
+                                  err)) ||
+                    (rc = get_int(cfg, "crl_next_update_hours", GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS, 1, 24 * 366,
+                                  &nu, err)) ||
+                    (rc = get_int(cfg, "max_connections", 256, 4, 65536, &conns, err)) ||
+                    (rc = load_operators(c, json_object_get(cfg, "operator_keys"), err))))
+        gm_error_prefix(err, "%s", path);
+    json_decref(cfg);
+    c->max_body_bytes = (size_t)body;
+    c->crl_next_update_hours = nu;
+    c->max_connections = (unsigned)conns;
+    return rc;
+}
+
+int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t cap, gm_error *err)
+{
+    if (name[0] == '/') {
+        if (snprintf(out, cap, "%s", name) >= (int)cap)
+            return gm_error_set(err, GM_EINVAL, "path too long: %s", name);
+        return 0;
+    }
+    return gm_path_join(out, cap, c->dir, name, err);
+}
+
+/* ---- CRL cache ---- */
+
+void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text)
+{
+    pthread_mutex_lock(&na->crl_lock);
+    if (!na->crl_text || seq > na->crl_seq) {
+        free(na->crl_text);
+        na->crl_text = text;
+        na->crl_seq = seq;
+        /* The crl_id makes the tag unique even across a database reset. */
+        const char *id = strstr(text, "\"crl_id\":\"");
+        snprintf(na->crl_etag, sizeof na->crl_etag, "\"%llu-%.8s\"", (unsigned long long)seq,
+                 id ? id + 10 : "00000000");
+        text = NULL;
+    }
+    pthread_mutex_unlock(&na->crl_lock);
+    free(text);
+}
+
+char *na_crl_cache_get(gm_na_t *na, uint64_t *seq, char etag[80])
+{
+    pthread_mutex_lock(&na->crl_lock);
+    char *t = na->crl_text ? strdup(na->crl_text) : NULL;
+    *seq = na->crl_seq;
+    memcpy(etag, na->crl_etag, 80);
+    pthread_mutex_unlock(&na->crl_lock);
+    return t;
+}
+
+int na_crl_bootstrap(gm_na_t *na, gm_error *err)
+{
+    uint64_t seq = 0;
+    char *doc = NULL;
+    int rc = gm_store_begin(na->store, err);
+    if (rc != 0)
+        return rc;
+    rc = gm_store_crl_latest(na->store, &seq, &doc, err);
+    int need = 0;
+    uint64_t next = 0;
+    if (rc == GM_ENOTFOUND) {
+        need = 1, next = 0, rc = 0;
+    } else if (rc == 0) {
+        /* A CRL from a previous NA key would be refused by every node: reissue it under ours. */
+        gm_crl c;
+        gm_error e2 = {0};
+        if (gm_crl_parse(doc, strlen(doc), &c, &e2) != 0 || gm_crl_verify(&c, na->key.pk, &e2) != 0) {
+            need = 1, next = seq + 1;
+            na_log(na, "stored CRL %llu is not signed by this NA key (%s); issuing CRL %llu",
+                   (unsigned long long)seq, e2.msg, (unsigned long long)next);
+        }
+        gm_crl_free(&c);
+    }
+    if (rc == 0 && need) {
+        json_t *entries = NULL;
+        gm_crl c;
+        rc = gm_store_revocations_json(na->store, &entries, err);
+        if (rc == 0)
+            rc = gm_crl_issue(&c, &na->key, next, entries, gm_time_now(), na->cfg.crl_next_update_hours * 3600,
+                              err);
+        json_decref(entries);
+        if (rc == 0) {
+            free(doc);
+            doc = gm_crl_dump(&c, 0);
+            gm_crl_free(&c);
+            seq = next;
+            rc = doc ? gm_store_crl_add(na->store, seq, doc, gm_time_now().unix_s, err)
+                     : gm_error_set(err, GM_ENOMEM, "out of memory");
+        }
+    }
+    if (rc == 0)
+        rc = gm_store_commit(na->store, err);
+    else
+        gm_store_rollback(na->store);
+    if (rc == 0) {
+        na_crl_cache_set(na, seq, doc);
+        doc = NULL;
+    }
+    free(doc);
+    return rc;
+}
+
+/* ---- nonces ---- */
+
+int na_nonce_record(void *ctx, const char *scope, const char *nonce, int64_t now, gm_error *err)
+{
+    gm_na_t *na = ctx;
+    /* A nonce must outlive every timestamp it could be replayed with: 2 windows plus slack. */
+    int64_t last = atomic_load(&na->nonce_pruned_at);
+    if (now - last > 60 && atomic_compare_exchange_strong(&na->nonce_pruned_at, &last, now))
+        gm_store_nonce_prune(na->store, now - 2 * GM_REQSIG_WINDOW_S - 60, NULL);
+    return gm_store_nonce_record(na->store, scope, nonce, now, err);
+}
+
+/* ---- lifecycle ---- */
+
+static int load_genesis(gm_na_t *na, gm_error *err)
+{
+    char path[4096];
+    int rc = gm_na_config_path(&na->cfg, na->cfg.genesis_path, path, sizeof path, err);
+    if (rc == 0)
+        rc = gm_file_read(path, GENESIS_FILE_MAX, &na->genesis_text, &na->genesis_len, err);
+    if (rc == 0 && (rc = gm_genesis_parse(na->genesis_text, na->genesis_len, &na->genesis, err)) != 0)
+        gm_error_prefix(err, "%s", path);
+    if (rc == 0 && (rc = gm_genesis_verify(&na->genesis, err)) != 0)
+        gm_error_prefix(err, "%s does not verify under its root key; refusing to start", path);
+    if (rc == 0 && strcmp(na->genesis.network_name, na->cfg.network_name) != 0)
+        rc = gm_error_set(err, GM_EFORMAT, "config.json names network '%s' but %s is for '%s'",
+                          na->cfg.network_name, path, na->genesis.network_name);
+    return rc;
+}
+
+static int load_key(gm_na_t *na, gm_error *err)
+{
+    char base[4096];
+    int rc = gm_na_config_path(&na->cfg, na->cfg.na_key_base, base, sizeof base, err);
+    if (rc == 0)
+        rc = gm_signer_load(&na->key, base, "na-local", err);
+    if (rc != 0)
+        return rc;
+    if (sodium_memcmp(na->key.pk, na->genesis.na_pk, GM_PK_LEN) != 0) {
+        char want[GM_PK_B64_LEN + 1];
+        gm_pk_encode(na->genesis.na_pk, want);
+        return gm_error_set(err, GM_EDENIED,
+                            "%s.key (public key %s) is not the NA key named in the genesis block (%s); "
+                            "refusing to start",
+                            base, na->key.pk_b64, want);
+    }
+    if ((rc = gm_genesis_check_na_window(&na->genesis, gm_time_now(), err)) != 0)
+        return gm_error_prefix(err, "refusing to start");
+    return 0;
+}
+
+int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *log_ctx, gm_error *err)
+{
+    *out = NULL;
+    int rc = gm_init(err);
+    if (rc != 0)
+        return rc;
+    gm_na_t *na = calloc(1, sizeof *na);
+    if (!na)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    na->cfg = *cfg;
+    na->log = log;
+    na->log_ctx = log_ctx;
+    pthread_mutex_init(&na->crl_lock, NULL);
+    if (na_metrics_init(&na->metrics) != 0) {
+        free(na);
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    }
+    char db[4096];
+    if ((rc = load_genesis(na, err)) == 0 && (rc = load_key(na, err)) == 0 &&
+        (rc = gm_na_config_path(&na->cfg, na->cfg.db_path, db, sizeof db, err)) == 0 &&
+        (rc = gm_store_open(&na->store, db, err)) == 0 && (rc = gm_na_agents_install(na, err)) == 0)
+        rc = na_crl_bootstrap(na, err);
+    if (rc != 0) {
+        gm_na_free(na);
+        return rc;
+    }
+    *out = na;
+    return 0;
+}
+
+int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err)
+{
+    const char *listen = listen_override ? listen_override : na->cfg.listen;
+    int rc = na_server_start(na, listen, err);
+    if (rc == 0)
+        na_log(na, "NA for network '%s' listening on port %u (key %s, CRL sequence %llu)", na->cfg.network_name,
+               (unsigned)na->port, na->key.pk_b64, (unsigned long long)na->crl_seq);
+    return rc;
+}
+
+uint16_t gm_na_port(const gm_na_t *na)
+{
+    return na->port;
+}
+
+gm_store_t *gm_na_store(gm_na_t *na)
+{
+    return na->store;
+}
+
+int gm_na_add_revoke_hook(gm_na_t *na, gm_na_revoke_hook fn, void *ctx, gm_error *err)
+{
+    if (na->daemon)
+        return gm_error_set(err, GM_EINVAL, "revoke hooks must be added before the NA starts");
+    if (na->n_hooks >= GM_NA_MAX_REVOKE_HOOKS)
+        return gm_error_set(err, GM_EINVAL, "too many revoke hooks (max %d)", GM_NA_MAX_REVOKE_HOOKS);
+    na->hooks[na->n_hooks].fn = fn;
+    na->hooks[na->n_hooks].ctx = ctx;
+    na->n_hooks++;
+    return 0;
+}
+
+void gm_na_free(gm_na_t *na)
+{
+    if (!na)
+        return;
+    na_server_stop(na);
+    gm_store_close(na->store);
+    gm_genesis_free(&na->genesis);
+    free(na->genesis_text);
+    free(na->crl_text);
+    gm_signer_wipe(&na->key);
+    na_metrics_free(&na->metrics);
+    pthread_mutex_destroy(&na->crl_lock);
+    free(na);
+}

@@ -1,0 +1,201 @@
+/* Revocation and the CRL: GET /crl (cached, ETag / If-None-Match) and POST /admin/revoke.
+ * A revocation is one transaction: read the latest sequence, record the revocations, block
+ * the key on key_compromise, run the revoke hooks, build the CRL from every revocation,
+ * store it with sequence + 1, commit. Concurrent revocations are serialized by the write
+ * lock, so none is lost and the sequence only goes up. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm/crl.h"
+#include "gm/util.h"
+#include "na_internal.h"
+
+/* Does an If-None-Match header value (a list of tags, or *) name etag? */
+static int etag_matches(const char *header, const char *etag)
+{
+    size_t n = strlen(etag);
+    const char *p = header;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return 1;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        if (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
+            return 1;
+        while (*p && *p != ',')
+            p++;
+    }
+    return 0;
+}
+
+int na_handle_crl(na_req *r)
+{
+    uint64_t seq;
+    char etag[80];
+    char *text = na_crl_cache_get(r->na, &seq, etag);
+    if (!text)
+        return na_reply_error(r, 503, "crl_unavailable", "no CRL has been issued yet");
+    snprintf(r->etag, sizeof r->etag, "%s", etag);
+    const char *inm = na_req_header(r, "If-None-Match");
+    int st;
+    if (inm && etag_matches(inm, etag)) {
+        r->status = 304;
+        r->reply = NULL;
+        r->reply = calloc(1, 1);
+        st = 304;
+    } else {
+        st = na_reply_text(r, 200, "application/json", text, strlen(text));
+    }
+    free(text);
+    return st;
+}
+
+typedef struct revoke_target {
+    char cert_id[37];
+    char node_pk[GM_PK_B64_LEN + 1];
+} revoke_target;
+
+typedef struct collect_ctx {
+    revoke_target *t;
+    size_t n, cap, total;
+} collect_ctx;
+
+static int collect_unrevoked(const gm_store_cert *c, void *ctx)
+{
+    collect_ctx *cc = ctx;
+    cc->total++;
+    if (c->revoked)
+        return 0;
+    if (cc->n == cc->cap) {
+        size_t cap = cc->cap ? cc->cap * 2 : 8;
+        revoke_target *nt = realloc(cc->t, cap * sizeof *nt);
+        if (!nt)
+            return GM_ENOMEM;
+        cc->t = nt;
+        cc->cap = cap;
+    }
+    snprintf(cc->t[cc->n].cert_id, sizeof cc->t[cc->n].cert_id, "%s", c->cert_id);
+    snprintf(cc->t[cc->n].node_pk, sizeof cc->t[cc->n].node_pk, "%s", c->node_pk);
+    cc->n++;
+    return 0;
+}
+
+/* Inside the open transaction: revocation rows, key block, hooks, new CRL. On success
+ * *crl_text (malloc'd) and *seq_out describe the stored CRL. Replies on failure. */
+static int revoke_in_tx(na_req *r, const revoke_target *t, size_t n, const char *reason, char **crl_text,
+                        uint64_t *seq_out)
+{
+    gm_na_t *na = r->na;
+    gm_error e = {0};
+    uint64_t seq;
+    char when[GM_TIME_STRLEN];
+    gm_time_format(&r->now, when);
+    int rc = gm_store_crl_latest(na->store, &seq, NULL, &e);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = gm_store_revocation_add(na->store, t[i].cert_id, when, reason, na->key.key_id, &e);
+        if (rc == 0 && !strcmp(reason, "key_compromise"))
+            rc = gm_store_key_block(na->store, t[i].node_pk, reason, r->now.unix_s, &e);
+        for (size_t h = 0; rc == 0 && h < na->n_hooks; h++)
+            rc = na->hooks[h].fn(na, na->store, t[i].cert_id, t[i].node_pk, reason, na->hooks[h].ctx, &e);
+    }
+    json_t *entries = NULL;
+    gm_crl crl;
+    memset(&crl, 0, sizeof crl);
+    if (rc == 0)
+        rc = gm_store_revocations_json(na->store, &entries, &e);
+    if (rc == 0)
+        rc = gm_crl_issue(&crl, &na->key, seq + 1, entries, r->now, na->cfg.crl_next_update_hours * 3600, &e);
+    json_decref(entries);
+    char *text = rc == 0 ? gm_crl_dump(&crl, 0) : NULL;
+    gm_crl_free(&crl);
+    if (rc == 0 && !text)
+        rc = gm_error_set(&e, GM_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = gm_store_crl_add(na->store, seq + 1, text, r->now.unix_s, &e);
+    if (rc == GM_ECONFLICT)
+        return free(text), na_reply_error(r, 409, "already_revoked", "%s", e.msg), -1;
+    if (rc != 0)
+        return free(text), na_reply_gm_error(r, &e), -1;
+    *crl_text = text;
+    *seq_out = seq + 1;
+    return 0;
+}
+
+int na_handle_revoke(na_req *r)
+{
+    static const char *const allowed[] = {"cert_id", "node_public_key", "reason", NULL};
+    gm_na_t *na = r->na;
+    const char *cert_id = NULL, *pk_b64 = NULL, *reason;
+    uint8_t pk[GM_PK_LEN];
+    if (na_check_members(r, r->json, allowed) != 0)
+        return r->status;
+    int has_cert = json_object_get(r->json, "cert_id") != NULL, has_key = json_object_get(r->json, "node_public_key") != NULL;
+    if (has_cert == has_key)
+        return na_reply_error(r, 400, "invalid_body", "give exactly one of \"cert_id\" or \"node_public_key\"");
+    if ((has_cert && na_get_string(r, r->json, "cert_id", 1, 36, &cert_id) != 0) ||
+        (has_key && na_get_pk(r, r->json, "node_public_key", pk, &pk_b64) != 0) ||
+        na_get_string(r, r->json, "reason", 1, 64, &reason) != 0)
+        return r->status;
+    if (cert_id && !gm_uuid_valid(cert_id))
+        return na_reply_error(r, 400, "invalid_field", "\"cert_id\" must be a UUID");
+    if (!gm_crl_reason_valid(reason))
+        return na_reply_error(r, 400, "invalid_field",
+                              "\"reason\" must be key_compromise, cessation_of_operation, superseded or unspecified");
+    if (na_check_key_window(r) != 0)
+        return r->status;
+
+    gm_error e = {0};
+    collect_ctx cc = {0};
+    char *crl_text = NULL;
+    uint64_t seq = 0;
+    if (gm_store_begin(na->store, &e) != 0)
+        return na_reply_gm_error(r, &e);
+    int rc;
+    if (cert_id) {
+        gm_store_cert c;
+        rc = gm_store_cert_get(na->store, cert_id, &c, &e);
+        if (rc == 0) {
+            rc = collect_unrevoked(&c, &cc);
+            gm_store_cert_clear(&c);
+        }
+        if (rc == GM_ENOTFOUND)
+            na_reply_error(r, 404, "unknown_certificate", "no certificate %s", cert_id);
+    } else {
+        rc = gm_store_certs_foreach(na->store, pk_b64, collect_unrevoked, &cc, &e);
+        if (rc == 0 && cc.total == 0)
+            rc = na_reply_error(r, 404, "unknown_node", "no certificate was ever issued to node key %s", pk_b64);
+    }
+    if (rc == GM_ENOMEM)
+        na_reply_error(r, 500, "internal_error", "out of memory");
+    else if (rc < 0 && rc != GM_ENOTFOUND)
+        na_reply_gm_error(r, &e);
+    if (rc == 0 && cc.n == 0)
+        rc = na_reply_error(r, 409, "already_revoked", "%s is already revoked", cert_id ? cert_id : "every certificate of this key");
+    if (rc == 0)
+        rc = revoke_in_tx(r, cc.t, cc.n, reason, &crl_text, &seq);
+    if (rc == 0 && gm_store_commit(na->store, &e) != 0) {
+        free(crl_text);
+        free(cc.t);
+        return na_reply_gm_error(r, &e);
+    }
+    if (rc != 0) {
+        gm_store_rollback(na->store);
+        free(cc.t);
+        return r->status;
+    }
+    json_t *revoked = json_array();
+    for (size_t i = 0; i < cc.n; i++)
+        json_array_append_new(revoked, json_string(cc.t[i].cert_id));
+    json_error_t je;
+    json_t *crl = json_loads(crl_text, 0, &je);
+    na_crl_cache_set(na, seq, crl_text);
+    na_metrics_add(&na->metrics, &na->metrics.revocations, cc.n);
+    na_log(na, "%s revoked %zu certificate(s) (%s) by %s; CRL sequence %llu", r->request_id, cc.n, reason,
+           r->admin_key_id, (unsigned long long)seq);
+    free(cc.t);
+    return na_reply_json(r, 200, json_pack("{s:o,s:o,s:I}", "crl", crl ? crl : json_null(), "revoked", revoked,
+                                           "sequence", (json_int_t)seq));
+}

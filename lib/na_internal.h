@@ -1,0 +1,183 @@
+/* Inside the Network Authority: the service state, the request a handler sees, reply and
+ * validation helpers, and the handlers. To add an endpoint: write lib/na_<concern>.c with
+ * an `int na_handle_...(na_req *r)` declared here, and add one line to the table in
+ * lib/na_routes.c. */
+#ifndef GM_NA_INTERNAL_H
+#define GM_NA_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "gm/genesis.h"
+#include "gm/gmtime.h"
+#include "gm/keys.h"
+#include "gm/na.h"
+#include "gm/reqsig.h"
+#include "gm/store.h"
+
+struct MHD_Daemon;
+struct MHD_Connection;
+typedef struct na_req na_req;
+typedef int (*na_handler)(na_req *r);
+
+/* ---- routing (na_routes.c) ---- */
+
+enum {
+    NA_ROUTE_ADMIN = 1 << 0,  /* operator-signed: the router checks X-Admin-* before the handler */
+    NA_ROUTE_PREFIX = 1 << 1, /* path is a prefix ("/agents/"); the rest is in r->path_rest */
+};
+
+typedef struct na_route {
+    const char *method;
+    const char *path;
+    unsigned flags;
+    na_handler fn;
+} na_route;
+
+extern const na_route na_routes[];
+extern const size_t na_n_routes;
+/* Index of the route for method+path, or -1 with *path_known set when only the method is wrong. */
+int na_route_find(const char *method, const char *path, int *path_known, const char **rest);
+
+/* ---- metrics (na_metrics.c) ---- */
+
+#define NA_METRIC_STATUSES 16
+typedef struct na_metrics {
+    pthread_mutex_t lock;
+    /* requests[route][status slot]; the last route row counts unknown paths */
+    uint64_t *requests;
+    int statuses[NA_METRIC_STATUSES];
+    uint64_t joins, renewals, revocations, invites;
+} na_metrics;
+
+int na_metrics_init(na_metrics *m);
+void na_metrics_free(na_metrics *m);
+void na_metrics_count(na_metrics *m, int route, int status);
+void na_metrics_add(na_metrics *m, uint64_t *counter, uint64_t n);
+
+/* ---- the service ---- */
+
+typedef struct na_revoke_hook_entry {
+    gm_na_revoke_hook fn;
+    void *ctx;
+} na_revoke_hook_entry;
+
+struct gm_na {
+    gm_na_config cfg;
+    gm_signer key; /* the NA signing key */
+    gm_genesis genesis;
+    char *genesis_text; /* served verbatim by GET /genesis */
+    size_t genesis_len;
+    gm_store_t *store;
+    struct MHD_Daemon *daemon;
+    uint16_t port;
+    gm_na_log_fn log;
+    void *log_ctx;
+    na_metrics metrics;
+    na_revoke_hook_entry hooks[GM_NA_MAX_REVOKE_HOOKS];
+    size_t n_hooks;
+    /* the latest CRL, served without touching the database */
+    pthread_mutex_t crl_lock;
+    uint64_t crl_seq;
+    char *crl_text;
+    char crl_etag[80];
+    _Atomic int64_t nonce_pruned_at;
+};
+
+void na_log(gm_na_t *na, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Replace the cached CRL if seq is newer (takes ownership of text). */
+void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text);
+/* Copy of the cached CRL text and its ETag (caller frees). */
+char *na_crl_cache_get(gm_na_t *na, uint64_t *seq, char etag[80]);
+/* Issue CRL 0 if the store has none; load the latest into the cache. */
+int na_crl_bootstrap(gm_na_t *na, gm_error *err);
+/* gm_nonce_record_fn over the store, pruning old nonces now and then. */
+int na_nonce_record(void *ctx, const char *scope, const char *nonce, int64_t now, gm_error *err);
+
+/* ---- one request ---- */
+
+struct na_req {
+    gm_na_t *na;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    const char *path_rest; /* after the route prefix, for NA_ROUTE_PREFIX routes */
+    const char *body;      /* NUL-terminated (body_len excludes it); "" when none */
+    size_t body_len;
+    json_t *json;          /* admin routes: the parsed body ({} for GET), already authenticated */
+    const char *admin_key_id;
+    char request_id[37];
+    gm_time now;           /* one clock reading per request */
+    /* the reply */
+    int status;
+    char *reply;           /* malloc'd */
+    const char *content_type;
+    char etag[80];
+};
+
+/* Reply with a JSON value (stolen) and a status. */
+int na_reply_json(na_req *r, int status, json_t *v);
+/* Reply with text already formatted (copied). */
+int na_reply_text(na_req *r, int status, const char *content_type, const char *text, size_t len);
+/* The one error envelope {"error":{"code","message","request_id"}}. Returns status. */
+int na_reply_error(na_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Map a library error to a status and code (for store/crypto failures mid-request). */
+int na_reply_gm_error(na_req *r, const gm_error *err);
+/* A request header value or NULL. */
+const char *na_req_header(na_req *r, const char *name);
+/* A query-string argument or NULL. */
+const char *na_req_query(na_req *r, const char *name);
+
+/* Parse the body as one JSON object (duplicates and trailing data refused) whose members
+ * are all in allowed (NULL-terminated). Replies 400 and returns NULL otherwise. */
+json_t *na_body_object(na_req *r, const char *const *allowed);
+/* Every member of o is in allowed; replies 400 unknown_field and returns -1 otherwise. */
+int na_check_members(na_req *r, const json_t *o, const char *const *allowed);
+/* Member checks that reply 400 (missing_field / invalid_field / bad_base64) and return -1. */
+int na_get_string(na_req *r, const json_t *o, const char *key, int required, size_t max_len,
+                  const char **out);
+int na_get_int(na_req *r, const json_t *o, const char *key, int required, int64_t min, int64_t max,
+               int64_t def, int64_t *out);
+int na_get_pk(na_req *r, const json_t *o, const char *key, uint8_t pk[GM_PK_LEN], const char **b64);
+/* Shape of "timestamp", "nonce", "signature" (400), freshness and signature under pk (401).
+ * Returns 0, or -1 after replying. Does not touch the store. */
+int na_check_pop(na_req *r, const json_t *body, const uint8_t pk[GM_PK_LEN]);
+/* Record the body's nonce for the node key (call inside the request's transaction so a
+ * refused request leaves nothing behind); 401 replayed_nonce and -1 if seen. */
+int na_record_node_nonce(na_req *r, const json_t *body, const char *pk_b64);
+
+/* The NA key must be inside its genesis window to sign anything; replies 503 otherwise. */
+int na_check_key_window(na_req *r);
+
+/* Hex SHA-256 of an invite token: the only form in which tokens are stored. */
+void na_token_hash(const char *token, char out[65]);
+
+/* ---- handlers ---- */
+
+int na_handle_health(na_req *r);     /* na_public.c */
+int na_handle_genesis(na_req *r);    /* na_public.c */
+int na_handle_crl(na_req *r);        /* na_crl.c */
+int na_handle_revoke(na_req *r);     /* na_crl.c */
+int na_handle_metrics(na_req *r);    /* na_metrics.c */
+int na_handle_invite(na_req *r);     /* na_admin.c */
+int na_handle_nodes(na_req *r);      /* na_admin.c */
+int na_handle_clear_key(na_req *r);  /* na_admin.c */
+int na_handle_join(na_req *r);       /* na_join.c */
+int na_handle_renew(na_req *r);      /* na_join.c */
+int na_handle_agents_register(na_req *r); /* na_agents.c */
+int na_handle_agents_list(na_req *r);     /* na_agents.c */
+int na_handle_agents_delete(na_req *r);   /* na_agents.c */
+/* Register the agent registry's revoke hook (called by gm_na_new). */
+int gm_na_agents_install(gm_na_t *na, gm_error *err); /* na_agents.c */
+
+/* Listening (na_server.c). */
+int na_server_start(gm_na_t *na, const char *listen, gm_error *err);
+void na_server_stop(gm_na_t *na);
+
+/* Admin authentication of r (headers, operator key, window, signature, nonce); replies 401. */
+int na_admin_authenticate(na_req *r);
+
+#endif

@@ -1,0 +1,191 @@
+/* Enrollment: POST /join (invite token -> join certificate) and POST /renew (a valid
+ * certificate -> a fresh one). Each runs in one write transaction: nonce, key block check,
+ * invite consumption (UPDATE ... WHERE used = 0) and the certificate insert commit together
+ * before the answer, so a certificate returned is durable and a token is used exactly once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm/cert.h"
+#include "gm/util.h"
+#include "na_internal.h"
+
+#define VALIDITY_HOURS_MAX (24 * 3660)
+
+/* Sign a certificate for pk with roles and store it (inside the open transaction). Replies
+ * on failure; on success *doc_out is the compact JSON. */
+static int issue_and_store(na_req *r, const uint8_t pk[GM_PK_LEN], const char *pk_b64, const char *roles_json,
+                           int64_t validity_s, int64_t max_validity_hours, char **doc_out)
+{
+    gm_na_t *na = r->na;
+    gm_error e = {0};
+    json_error_t je;
+    json_t *roles = json_loads(roles_json, 0, &je);
+    if (!roles)
+        return na_reply_error(r, 500, "internal_error", "stored roles are not JSON"), -1;
+    gm_time issued = r->now, expires = gm_time_add(r->now, validity_s);
+    /* A certificate never outlives the NA key that signs it. */
+    if (gm_time_cmp(&expires, &na->genesis.na_valid_to) > 0)
+        expires = na->genesis.na_valid_to;
+    gm_cert c;
+    int rc = gm_cert_issue(&c, &na->key, na->cfg.network_name, pk, roles, issued, expires, &e);
+    json_decref(roles);
+    if (rc != 0)
+        return na_reply_gm_error(r, &e), -1;
+    gm_store_cert sc;
+    memset(&sc, 0, sizeof sc);
+    snprintf(sc.cert_id, sizeof sc.cert_id, "%s", c.cert_id);
+    snprintf(sc.node_pk, sizeof sc.node_pk, "%s", pk_b64);
+    sc.roles_json = (char *)roles_json;
+    sc.issued_at = issued.unix_s;
+    sc.expires_at = expires.unix_s;
+    sc.max_validity_hours = max_validity_hours;
+    sc.doc = gm_cert_dump(&c, 0);
+    gm_cert_free(&c);
+    if (!sc.doc)
+        return na_reply_error(r, 500, "internal_error", "out of memory"), -1;
+    if (gm_store_cert_add(na->store, &sc, &e) != 0) {
+        free(sc.doc);
+        return na_reply_gm_error(r, &e), -1;
+    }
+    *doc_out = sc.doc;
+    return 0;
+}
+
+static int refuse_if_blocked(na_req *r, const char *pk_b64)
+{
+    int blocked = 0;
+    gm_error e = {0};
+    if (gm_store_key_blocked(r->na->store, pk_b64, &blocked, &e) != 0)
+        return na_reply_gm_error(r, &e), -1;
+    if (blocked)
+        return na_reply_error(r, 403, "key_compromised",
+                              "node key %s was revoked for key_compromise; generate a new key, or ask the "
+                              "operator to clear it (admin clear-key) and issue a new invite",
+                              pk_b64),
+               -1;
+    return 0;
+}
+
+/* Commit and answer 201 with the certificate, or roll back (the reply is already set). */
+static int finish_tx(na_req *r, int rc, char *doc, uint64_t *counter, const char *what)
+{
+    gm_error e = {0};
+    if (rc != 0) {
+        gm_store_rollback(r->na->store);
+        free(doc);
+        return r->status;
+    }
+    if (gm_store_commit(r->na->store, &e) != 0) {
+        free(doc);
+        return na_reply_gm_error(r, &e);
+    }
+    na_metrics_add(&r->na->metrics, counter, 1);
+    na_log(r->na, "%s %s", r->request_id, what);
+    int st = na_reply_text(r, 201, "application/json", doc, strlen(doc));
+    free(doc);
+    return st;
+}
+
+int na_handle_join(na_req *r)
+{
+    /* "roles" is accepted (and covered by the signature) but never used: roles come from the invite. */
+    static const char *const allowed[] = {"node_public_key", "invite_token", "validity_hours", "roles",
+                                          "timestamp",       "nonce",        "signature",      NULL};
+    gm_na_t *na = r->na;
+    json_t *body = na_body_object(r, allowed);
+    if (!body)
+        return r->status;
+    const char *pk_b64, *token;
+    uint8_t pk[GM_PK_LEN];
+    int64_t want_hours;
+    char hash[65], *doc = NULL;
+    gm_error e = {0};
+    if (na_get_pk(r, body, "node_public_key", pk, &pk_b64) != 0 ||
+        na_get_string(r, body, "invite_token", 1, 256, &token) != 0 ||
+        na_get_int(r, body, "validity_hours", 0, 1, VALIDITY_HOURS_MAX, 0, &want_hours) != 0 ||
+        na_check_pop(r, body, pk) != 0 || na_check_key_window(r) != 0) {
+        json_decref(body);
+        return r->status;
+    }
+    na_token_hash(token, hash);
+    if (gm_store_begin(na->store, &e) != 0) {
+        json_decref(body);
+        return na_reply_gm_error(r, &e);
+    }
+    int rc = na_record_node_nonce(r, body, pk_b64);
+    if (rc == 0)
+        rc = refuse_if_blocked(r, pk_b64);
+    gm_store_invite inv;
+    memset(&inv, 0, sizeof inv);
+    if (rc == 0) {
+        switch (gm_store_invite_consume(na->store, hash, pk_b64, r->now.unix_s, &inv, &e)) {
+        case 0: break;
+        case GM_ENOTFOUND: rc = na_reply_error(r, 403, "invalid_invite", "unknown invite token"); break;
+        case GM_ECONFLICT: rc = na_reply_error(r, 409, "invite_used", "invite token was already used"); break;
+        case GM_EEXPIRED: rc = na_reply_error(r, 403, "invite_expired", "invite token expired; ask for a new one"); break;
+        default: rc = na_reply_gm_error(r, &e); break;
+        }
+    }
+    if (rc == 0) {
+        int64_t hours = want_hours > 0 && want_hours < inv.max_validity_hours ? want_hours : inv.max_validity_hours;
+        rc = issue_and_store(r, pk, pk_b64, inv.roles_json, hours * 3600, inv.max_validity_hours, &doc);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "join: node %s enrolled with roles %s", pk_b64, inv.roles_json ? inv.roles_json : "");
+    gm_store_invite_clear(&inv);
+    json_decref(body);
+    return finish_tx(r, rc, doc, &na->metrics.joins, what);
+}
+
+int na_handle_renew(na_req *r)
+{
+    static const char *const allowed[] = {"node_public_key", "cert_id", "timestamp", "nonce", "signature", NULL};
+    gm_na_t *na = r->na;
+    json_t *body = na_body_object(r, allowed);
+    if (!body)
+        return r->status;
+    const char *pk_b64, *cert_id;
+    uint8_t pk[GM_PK_LEN];
+    char *doc = NULL;
+    gm_error e = {0};
+    if (na_get_pk(r, body, "node_public_key", pk, &pk_b64) != 0 ||
+        na_get_string(r, body, "cert_id", 1, 36, &cert_id) != 0 ||
+        (!gm_uuid_valid(cert_id) && na_reply_error(r, 400, "invalid_field", "\"cert_id\" must be a UUID")) ||
+        na_check_pop(r, body, pk) != 0 || na_check_key_window(r) != 0) {
+        json_decref(body);
+        return r->status;
+    }
+    if (gm_store_begin(na->store, &e) != 0) {
+        json_decref(body);
+        return na_reply_gm_error(r, &e);
+    }
+    int rc = na_record_node_nonce(r, body, pk_b64);
+    if (rc == 0)
+        rc = refuse_if_blocked(r, pk_b64);
+    gm_store_cert old;
+    memset(&old, 0, sizeof old);
+    if (rc == 0) {
+        int g = gm_store_cert_get(na->store, cert_id, &old, &e);
+        /* Someone else's certificate reads as unknown: no probing of other keys' serials. */
+        if (g == GM_ENOTFOUND || (g == 0 && strcmp(old.node_pk, pk_b64) != 0))
+            rc = na_reply_error(r, 404, "unknown_certificate", "no certificate %s for this node key", cert_id);
+        else if (g != 0)
+            rc = na_reply_gm_error(r, &e);
+        else if (old.revoked)
+            rc = na_reply_error(r, 403, "certificate_revoked", "certificate %s is revoked (%s); join again with a new invite",
+                                cert_id, old.reason);
+        else if (old.expires_at < r->now.unix_s)
+            rc = na_reply_error(r, 403, "certificate_expired",
+                                "certificate %s has expired; join again with a new invite", cert_id);
+    }
+    if (rc == 0) {
+        int64_t len = old.expires_at - old.issued_at, cap = old.max_validity_hours * 3600;
+        rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours, &doc);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "renew: node %s renewed certificate %s", pk_b64, cert_id);
+    gm_store_cert_clear(&old);
+    json_decref(body);
+    return finish_tx(r, rc, doc, &na->metrics.renewals, what);
+}

@@ -1,0 +1,150 @@
+/* NA metrics in the Prometheus text format: requests by endpoint and status (in memory,
+ * since start), and gauges read from the store (certificates, CRL sequence, open invites). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "na_internal.h"
+
+/* Status slots: the codes the NA answers with; anything else lands in the last slot. */
+static const int known_statuses[NA_METRIC_STATUSES] = {200, 201, 304, 400, 401, 403, 404, 405,
+                                                       409, 413, 429, 500, 503, 0,   0,   0};
+
+static int slot_of(int status)
+{
+    for (int i = 0; i < NA_METRIC_STATUSES - 1; i++)
+        if (known_statuses[i] == status)
+            return i;
+    return NA_METRIC_STATUSES - 1;
+}
+
+int na_metrics_init(na_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    m->requests = calloc((na_n_routes + 1) * NA_METRIC_STATUSES, sizeof *m->requests);
+    if (!m->requests)
+        return -1;
+    pthread_mutex_init(&m->lock, NULL);
+    return 0;
+}
+
+void na_metrics_free(na_metrics *m)
+{
+    if (!m->requests)
+        return;
+    free(m->requests);
+    m->requests = NULL;
+    pthread_mutex_destroy(&m->lock);
+}
+
+void na_metrics_count(na_metrics *m, int route, int status)
+{
+    size_t row = route < 0 ? na_n_routes : (size_t)route;
+    pthread_mutex_lock(&m->lock);
+    m->requests[row * NA_METRIC_STATUSES + (size_t)slot_of(status)]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void na_metrics_add(na_metrics *m, uint64_t *counter, uint64_t n)
+{
+    pthread_mutex_lock(&m->lock);
+    *counter += n;
+    pthread_mutex_unlock(&m->lock);
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        if (b->oom)
+            return;
+        size_t room = b->cap - b->len;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+int na_handle_metrics(na_req *r)
+{
+    gm_na_t *na = r->na;
+    na_metrics *m = &na->metrics;
+    sbuf b = {0};
+    int64_t certs = -1, open_invites = -1;
+    gm_store_cert_count(na->store, &certs, NULL);
+    gm_store_invites_outstanding(na->store, r->now.unix_s, &open_invites, NULL);
+    char etag[80];
+    uint64_t seq = 0;
+    free(na_crl_cache_get(na, &seq, etag));
+
+    sb_printf(&b, "# HELP gm_na_requests_total HTTP requests handled, by endpoint and status.\n"
+                  "# TYPE gm_na_requests_total counter\n");
+    pthread_mutex_lock(&m->lock);
+    for (size_t row = 0; row <= na_n_routes; row++) {
+        for (int s = 0; s < NA_METRIC_STATUSES; s++) {
+            uint64_t n = m->requests[row * NA_METRIC_STATUSES + (size_t)s];
+            if (!n)
+                continue;
+            const char *method = row < na_n_routes ? na_routes[row].method : "any";
+            const char *path = row < na_n_routes ? na_routes[row].path : "other";
+            if (s == NA_METRIC_STATUSES - 1)
+                sb_printf(&b, "gm_na_requests_total{method=\"%s\",endpoint=\"%s\",status=\"other\"} %llu\n",
+                          method, path, (unsigned long long)n);
+            else
+                sb_printf(&b, "gm_na_requests_total{method=\"%s\",endpoint=\"%s\",status=\"%d\"} %llu\n", method,
+                          path, known_statuses[s], (unsigned long long)n);
+        }
+    }
+    uint64_t joins = m->joins, renewals = m->renewals, revocations = m->revocations, invites = m->invites;
+    pthread_mutex_unlock(&m->lock);
+    sb_printf(&b,
+              "# HELP gm_na_joins_total Certificates issued by POST /join since start.\n"
+              "# TYPE gm_na_joins_total counter\ngm_na_joins_total %llu\n"
+              "# HELP gm_na_renewals_total Certificates issued by POST /renew since start.\n"
+              "# TYPE gm_na_renewals_total counter\ngm_na_renewals_total %llu\n"
+              "# HELP gm_na_revocations_total Certificates revoked since start.\n"
+              "# TYPE gm_na_revocations_total counter\ngm_na_revocations_total %llu\n"
+              "# HELP gm_na_invites_created_total Invites created since start.\n"
+              "# TYPE gm_na_invites_created_total counter\ngm_na_invites_created_total %llu\n"
+              "# HELP gm_na_crl_sequence Sequence of the current CRL.\n"
+              "# TYPE gm_na_crl_sequence gauge\ngm_na_crl_sequence %llu\n"
+              "# HELP gm_na_invites_outstanding Unused, unexpired invites.\n"
+              "# TYPE gm_na_invites_outstanding gauge\ngm_na_invites_outstanding %lld\n"
+              "# HELP gm_na_certificates Certificates in the store (all states).\n"
+              "# TYPE gm_na_certificates gauge\ngm_na_certificates %lld\n",
+              (unsigned long long)joins, (unsigned long long)renewals, (unsigned long long)revocations,
+              (unsigned long long)invites, (unsigned long long)seq, (long long)open_invites, (long long)certs);
+    if (b.oom) {
+        free(b.p);
+        return na_reply_error(r, 500, "internal_error", "out of memory building metrics");
+    }
+    int st = na_reply_text(r, 200, "text/plain; version=0.0.4", b.p, b.len);
+    free(b.p);
+    return st;
+}

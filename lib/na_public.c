@@ -1,0 +1,20 @@
+/* Public NA endpoints that need no authentication: GET /health and GET /genesis. */
+#include <stdlib.h>
+
+#include "na_internal.h"
+
+int na_handle_health(na_req *r)
+{
+    char etag[80];
+    uint64_t seq = 0;
+    free(na_crl_cache_get(r->na, &seq, etag));
+    return na_reply_json(r, 200,
+                         json_pack("{s:s,s:s,s:s,s:I}", "status", "ok", "network_name", r->na->cfg.network_name,
+                                   "na_public_key", r->na->key.pk_b64, "crl_sequence", (json_int_t)seq));
+}
+
+int na_handle_genesis(na_req *r)
+{
+    /* The file as signed, so a client can pin or hash exactly what the operator published. */
+    return na_reply_text(r, 200, "application/json", r->na->genesis_text, r->na->genesis_len);
+}

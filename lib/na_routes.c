@@ -1,0 +1,42 @@
+/* The NA's routing table: one line per endpoint. */
+#include <string.h>
+
+#include "na_internal.h"
+
+const na_route na_routes[] = {
+    {"GET", "/health", 0, na_handle_health},
+    {"GET", "/genesis", 0, na_handle_genesis},
+    {"GET", "/crl", 0, na_handle_crl},
+    {"GET", "/metrics", 0, na_handle_metrics},
+    {"POST", "/join", 0, na_handle_join},
+    {"POST", "/renew", 0, na_handle_renew},
+    {"POST", "/admin/invite", NA_ROUTE_ADMIN, na_handle_invite},
+    {"POST", "/admin/revoke", NA_ROUTE_ADMIN, na_handle_revoke},
+    {"GET", "/admin/nodes", NA_ROUTE_ADMIN, na_handle_nodes},
+    {"POST", "/admin/clear-key", NA_ROUTE_ADMIN, na_handle_clear_key},
+    {"POST", "/agents", 0, na_handle_agents_register},
+    {"GET", "/agents", 0, na_handle_agents_list},
+    {"DELETE", "/agents/", NA_ROUTE_PREFIX, na_handle_agents_delete},
+};
+const size_t na_n_routes = sizeof na_routes / sizeof na_routes[0];
+
+int na_route_find(const char *method, const char *path, int *path_known, const char **rest)
+{
+    *path_known = 0;
+    *rest = "";
+    for (size_t i = 0; i < na_n_routes; i++) {
+        const na_route *rt = &na_routes[i];
+        size_t n = strlen(rt->path);
+        int match = (rt->flags & NA_ROUTE_PREFIX) ? strncmp(path, rt->path, n) == 0 : strcmp(path, rt->path) == 0;
+        if (!match)
+            continue;
+        *path_known = 1;
+        /* HEAD is a GET whose body MHD leaves out. */
+        if (strcmp(method, rt->method) == 0 || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET"))) {
+            if (rt->flags & NA_ROUTE_PREFIX)
+                *rest = path + n;
+            return (int)i;
+        }
+    }
+    return -1;
+}

@@ -1,0 +1,361 @@
+/* The NA's HTTP layer on libmicrohttpd (a thread per connection, so a handler may block on
+ * SQLite): body collection with a hard cap, routing, admin authentication, the error
+ * envelope, response headers, metrics and the access log. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "gm/util.h"
+#include "na_internal.h"
+
+/* State MHD keeps for one request while its body arrives. */
+typedef struct conn_ctx {
+    char *buf;
+    size_t len, cap;
+    int too_big;
+    struct timespec started;
+} conn_ctx;
+
+/* ---- replies ---- */
+
+int na_reply_text(na_req *r, int status, const char *content_type, const char *text, size_t len)
+{
+    free(r->reply);
+    r->reply = malloc(len + 1);
+    if (!r->reply) {
+        r->status = 500;
+        return 500;
+    }
+    memcpy(r->reply, text, len);
+    r->reply[len] = '\0';
+    r->status = status;
+    r->content_type = content_type;
+    return status;
+}
+
+int na_reply_json(na_req *r, int status, json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    free(r->reply);
+    r->reply = text;
+    r->content_type = "application/json";
+    r->status = text ? status : 500;
+    return r->status;
+}
+
+int na_reply_error(na_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    na_reply_json(r, status,
+                  json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg, "request_id", r->request_id));
+    r->status = status;
+    return status;
+}
+
+int na_reply_gm_error(na_req *r, const gm_error *err)
+{
+    switch (err->code) {
+    case GM_EINVAL:
+    case GM_EFORMAT: return na_reply_error(r, 400, "invalid_request", "%s", err->msg);
+    case GM_EAUTH:
+    case GM_ESIG: return na_reply_error(r, 401, "unauthorized", "%s", err->msg);
+    case GM_EDENIED: return na_reply_error(r, 403, "forbidden", "%s", err->msg);
+    case GM_ENOTFOUND: return na_reply_error(r, 404, "not_found", "%s", err->msg);
+    case GM_ECONFLICT: return na_reply_error(r, 409, "conflict", "%s", err->msg);
+    case GM_ETOOBIG: return na_reply_error(r, 413, "body_too_large", "%s", err->msg);
+    case GM_EDB: return na_reply_error(r, 503, "storage_unavailable", "%s", err->msg);
+    default: return na_reply_error(r, 500, "internal_error", "%s", err->msg);
+    }
+}
+
+const char *na_req_header(na_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *na_req_query(na_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* ---- admin authentication ---- */
+
+int na_admin_authenticate(na_req *r)
+{
+    gm_na_t *na = r->na;
+    gm_admin_auth a;
+    gm_error e = {0};
+    if (gm_reqsig_admin_from_headers(&a, na_req_header(r, GM_ADMIN_HDR_KEY_ID),
+                                     na_req_header(r, GM_ADMIN_HDR_TIMESTAMP), na_req_header(r, GM_ADMIN_HDR_NONCE),
+                                     na_req_header(r, GM_ADMIN_HDR_SIGNATURE), &e) != 0)
+        return na_reply_error(r, 401, "missing_admin_auth", "%s", e.msg), -1;
+    const gm_na_operator *op = NULL;
+    for (size_t i = 0; i < na->cfg.n_operators; i++)
+        if (!strcmp(na->cfg.operators[i].key_id, a.key_id))
+            op = &na->cfg.operators[i];
+    if (!op)
+        return na_reply_error(r, 401, "unknown_admin_key", "operator key id '%s' is not configured on this NA",
+                              a.key_id),
+               -1;
+    /* GET signs {}; a POST without a body signs {} too. */
+    if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 || r->body_len == 0) {
+        r->json = json_object();
+    } else {
+        json_error_t je;
+        r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
+        if (!r->json)
+            return na_reply_error(r, 400, "malformed_json", "request body is not valid JSON: %s (line %d)", je.text,
+                                  je.line),
+                   -1;
+        if (!json_is_object(r->json))
+            return na_reply_error(r, 400, "invalid_body", "request body must be a JSON object"), -1;
+    }
+    char *bytes = NULL;
+    if (gm_reqsig_admin_bytes(r->json, a.key_id, a.nonce, a.timestamp, &bytes, NULL, &e) != 0)
+        return na_reply_error(r, 400, "invalid_body", "%s", e.msg), -1;
+    free(bytes);
+    int rc = gm_reqsig_admin_check(&a, r->json, op->pk, r->now, GM_REQSIG_WINDOW_S, na_nonce_record, na, &e);
+    switch (rc) {
+    case 0: r->admin_key_id = op->key_id; return 0;
+    case GM_EFORMAT: return na_reply_error(r, 401, "invalid_admin_auth", "%s", e.msg), -1;
+    case GM_EEXPIRED: return na_reply_error(r, 401, "stale_timestamp", "%s", e.msg), -1;
+    case GM_ESIG: return na_reply_error(r, 401, "bad_signature", "%s", e.msg), -1;
+    case GM_ECONFLICT: return na_reply_error(r, 401, "replayed_nonce", "%s", e.msg), -1;
+    default: return na_reply_gm_error(r, &e), -1;
+    }
+}
+
+/* ---- MHD glue ---- */
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, na_req *r)
+{
+    size_t len = r->reply ? strlen(r->reply) : 0;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, r->reply ? r->reply : (void *)"", r->reply ? MHD_RESPMEM_MUST_FREE
+                                                                                         : MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    r->reply = NULL; /* MHD frees it now */
+    if (len)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                r->content_type ? r->content_type : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r->etag[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void req_init(na_req *r, gm_na_t *na, struct MHD_Connection *conn, const char *method, const char *url)
+{
+    memset(r, 0, sizeof *r);
+    r->na = na;
+    r->conn = conn;
+    r->method = method;
+    r->path = url;
+    r->body = "";
+    r->now = gm_time_now();
+    gm_uuid4(r->request_id);
+}
+
+static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
+{
+    if (!r->reply)
+        na_reply_error(r, 500, "internal_error", "the handler produced no reply");
+    na_metrics_count(&na->metrics, route, r->status);
+    na_log(na, "%s %s %s -> %d %.1fms", r->request_id, r->method, r->path, r->status, ms_since(&cx->started));
+    enum MHD_Result ret = send_reply(r->conn, r);
+    free(r->reply);
+    json_decref(r->json);
+    return ret;
+}
+
+static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const char *url, const char *method,
+                                conn_ctx *cx)
+{
+    na_req r;
+    req_init(&r, na, conn, method, url);
+    int known = 0;
+    const char *rest = "";
+    int route = na_route_find(method, url, &known, &rest);
+    if (cx->too_big) {
+        na_reply_error(&r, 413, "body_too_large", "request body is larger than %zu bytes", na->cfg.max_body_bytes);
+    } else if (route < 0) {
+        if (known)
+            na_reply_error(&r, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
+        else
+            na_reply_error(&r, 404, "not_found", "no endpoint %s", url);
+    } else {
+        const na_route *rt = &na_routes[route];
+        r.path_rest = rest;
+        if (cx->buf) {
+            r.body = cx->buf;
+            r.body_len = cx->len;
+        }
+        if (!(rt->flags & NA_ROUTE_ADMIN) || na_admin_authenticate(&r) == 0)
+            rt->fn(&r);
+    }
+    return finish(na, &r, route, cx);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    gm_na_t *na = cls;
+    conn_ctx *cx = *con_cls;
+    size_t max = na->cfg.max_body_bytes;
+    if (!cx) {
+        cx = calloc(1, sizeof *cx);
+        if (!cx)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &cx->started);
+        *con_cls = cx;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno || *end || n > max) {
+                /* Answer before reading the body; MHD then closes the connection. */
+                cx->too_big = 1;
+                return dispatch(na, conn, url, method, cx);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (cx->too_big)
+            return MHD_YES;
+        if (n > max || cx->len > max - n) {
+            cx->too_big = 1;
+            free(cx->buf);
+            cx->buf = NULL;
+            cx->len = cx->cap = 0;
+            return MHD_YES;
+        }
+        if (cx->len + n + 1 > cx->cap) {
+            size_t cap = cx->cap ? cx->cap : 1024;
+            while (cap < cx->len + n + 1)
+                cap *= 2;
+            char *nb = realloc(cx->buf, cap);
+            if (!nb)
+                return MHD_NO;
+            cx->buf = nb;
+            cx->cap = cap;
+        }
+        memcpy(cx->buf + cx->len, upload_data, n);
+        cx->len += n;
+        cx->buf[cx->len] = '\0';
+        return MHD_YES;
+    }
+    return dispatch(na, conn, url, method, cx);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    conn_ctx *cx = *con_cls;
+    if (cx) {
+        free(cx->buf);
+        free(cx);
+        *con_cls = NULL;
+    }
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    na_log(cls, "microhttpd: %s", line);
+}
+
+/* "HOST:PORT" or "[V6]:PORT" into a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen, gm_error *err)
+{
+    char host[256], port[16];
+    const char *colon;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':' || (size_t)(close - listen - 1) >= sizeof host)
+            return gm_error_set(err, GM_EINVAL, "listen address '%s' must be HOST:PORT or [IPv6]:PORT", listen);
+        memcpy(host, listen + 1, (size_t)(close - listen - 1));
+        host[close - listen - 1] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon || (size_t)(colon - listen) >= sizeof host)
+            return gm_error_set(err, GM_EINVAL, "listen address '%s' must be HOST:PORT", listen);
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = '\0';
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end || p < 0 || p > 65535)
+        return gm_error_set(err, GM_EINVAL, "listen port in '%s' must be 0..65535", listen);
+    snprintf(port, sizeof port, "%ld", p);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE}, *res = NULL;
+    int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (g != 0 || !res)
+        return gm_error_set(err, GM_EINVAL, "cannot resolve listen host '%s': %s", host, gai_strerror(g));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int rc = parse_listen(listen, &ss, &sslen, err);
+    if (rc != 0)
+        return rc;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    na->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, na, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, na,
+                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
+                                  on_completed, na, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                  MHD_OPTION_CONNECTION_LIMIT, na->cfg.max_connections, MHD_OPTION_END);
+    if (!na->daemon)
+        return gm_error_set(err, GM_EIO, "cannot listen on %s (address in use or not allowed?)", listen);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(na->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    na->port = di ? di->port : 0;
+    return 0;
+}
+
+void na_server_stop(gm_na_t *na)
+{
+    if (na->daemon) {
+        MHD_stop_daemon(na->daemon);
+        na->daemon = NULL;
+    }
+}

@@ -1,0 +1,425 @@
+/* Local API of a running node: Unix socket D/node.sock (0600), one JSON request per line,
+ * one JSON response per line; "subscribe" turns the connection into a message stream.
+ * Messages that arrive for a port nobody subscribed to wait in a bounded inbox. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "gm/util.h"
+#include "node_internal.h"
+
+#define API_CLIENT_SENDQ_MAX (16u << 20)
+
+struct node_api_client {
+    uv_pipe_t pipe;
+    gm_node *node;
+    char *buf;
+    size_t len, cap;
+    int subscribed;
+    char port[NODE_MAX_PORT_LEN + 1];
+    int closing;
+    node_api_client *next;
+};
+
+typedef struct api_write {
+    uv_write_t req;
+    char data[];
+} api_write;
+
+static void client_free_cb(uv_handle_t *h)
+{
+    node_api_client *c = h->data;
+    free(c->buf);
+    free(c);
+}
+
+static void client_close(node_api_client *c)
+{
+    gm_node *n = c->node;
+    if (c->closing)
+        return;
+    c->closing = 1;
+    for (node_api_client **pp = &n->api_clients; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    n->n_api_clients--;
+    uv_close((uv_handle_t *)&c->pipe, client_free_cb);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+static void client_send(node_api_client *c, json_t *o)
+{
+    if (c->closing) {
+        json_decref(o);
+        return;
+    }
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        return;
+    size_t len = strlen(s);
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > API_CLIENT_SENDQ_MAX) {
+        free(s);
+        client_close(c);
+        return;
+    }
+    api_write *w = malloc(sizeof *w + len + 1);
+    if (!w) {
+        free(s);
+        return;
+    }
+    memcpy(w->data, s, len);
+    w->data[len] = '\n';
+    free(s);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len + 1);
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
+        free(w);
+        client_close(c);
+    }
+}
+
+static json_t *api_error(const char *code, const char *msg)
+{
+    return json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", code, "message", msg);
+}
+
+static int port_valid(const char *p, int allow_star)
+{
+    size_t l = strlen(p);
+    if (allow_star && strcmp(p, "*") == 0)
+        return 1;
+    if (l == 0 || l > NODE_MAX_PORT_LEN)
+        return 0;
+    for (const char *q = p; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '.' || *q == '_' || *q == '-'))
+            return 0;
+    return 1;
+}
+
+static json_t *message_event(const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data, size_t len)
+{
+    char pk[GM_PK_B64_LEN + 1];
+    node_pk_b64(from, pk);
+    char *b64 = malloc(gm_b64_len(len) + 1);
+    if (!b64)
+        return NULL;
+    if (len)
+        gm_b64_encode(data, len, b64, gm_b64_len(len) + 1);
+    else
+        b64[0] = 0;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "event", "message", "from", pk, "port", port, "data", b64);
+    free(b64);
+    return o;
+}
+
+static int port_matches(const char *sub, const char *port)
+{
+    return strcmp(sub, "*") == 0 || strcmp(sub, port) == 0;
+}
+
+void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data, size_t len)
+{
+    int delivered = 0;
+    for (node_api_client *c = n->api_clients, *next; c; c = next) {
+        next = c->next;
+        if (!c->subscribed || !port_matches(c->port, port))
+            continue;
+        json_t *ev = message_event(from, port, data, len);
+        if (ev) {
+            client_send(c, ev);
+            delivered = 1;
+        }
+    }
+    if (delivered)
+        return;
+    /* Nobody listens yet: keep it (bounded; the oldest goes first). */
+    if (n->inbox_len >= NODE_INBOX_MAX && n->inbox) {
+        node_inbox_msg *old = n->inbox;
+        n->inbox = old->next;
+        if (!n->inbox)
+            n->inbox_tail = NULL;
+        n->inbox_len--;
+        free(old->data);
+        free(old);
+    }
+    node_inbox_msg *m = calloc(1, sizeof *m);
+    if (!m)
+        return;
+    m->data = malloc(len ? len : 1);
+    if (!m->data) {
+        free(m);
+        return;
+    }
+    memcpy(m->from, from, GM_PK_LEN);
+    snprintf(m->port, sizeof m->port, "%s", port);
+    if (len)
+        memcpy(m->data, data, len);
+    m->len = len;
+    if (n->inbox_tail)
+        n->inbox_tail->next = m;
+    else
+        n->inbox = m;
+    n->inbox_tail = m;
+    n->inbox_len++;
+}
+
+static void flush_inbox(gm_node *n, node_api_client *c)
+{
+    node_inbox_msg **pp = &n->inbox, *last = NULL;
+    while (*pp) {
+        node_inbox_msg *m = *pp;
+        if (!port_matches(c->port, m->port)) {
+            last = m;
+            pp = &m->next;
+            continue;
+        }
+        json_t *ev = message_event(m->from, m->port, m->data, m->len);
+        if (ev)
+            client_send(c, ev);
+        *pp = m->next;
+        n->inbox_len--;
+        free(m->data);
+        free(m);
+    }
+    n->inbox_tail = last;
+}
+
+void node_inbox_free(gm_node *n)
+{
+    while (n->inbox) {
+        node_inbox_msg *m = n->inbox;
+        n->inbox = m->next;
+        free(m->data);
+        free(m);
+    }
+    n->inbox_tail = NULL;
+    n->inbox_len = 0;
+}
+
+json_t *node_status_json(gm_node *n)
+{
+    char exp[GM_TIME_STRLEN];
+    gm_time_format(&n->cert.expires_at, exp);
+    json_t *o = json_pack("{s:s,s:s,s:O,s:s,s:s,s:b,s:b,s:s}", "node_public_key", n->key.pk_b64, "network",
+                          n->genesis.network_name, "roles", json_object_get(n->cert.doc, "roles"), "cert_id",
+                          n->cert.cert_id, "expires_at", exp, "running", 1, "revoked", n->self_revoked, "listen",
+                          n->listen_addr);
+    json_object_set_new(o, "crl_sequence", n->have_crl ? json_integer((json_int_t)n->crl.sequence) : json_null());
+    json_object_set_new(o, "peers", node_peers_json(n));
+    json_object_set_new(o, "routes", node_routes_json(n));
+    json_object_set_new(o, "metrics", node_metrics_json(n));
+    return o;
+}
+
+static json_t *op_send(gm_node *n, json_t *req)
+{
+    const char *to = json_string_value(json_object_get(req, "to"));
+    const char *port = json_string_value(json_object_get(req, "port"));
+    const char *data = json_string_value(json_object_get(req, "data"));
+    uint8_t pk[GM_PK_LEN];
+    gm_error err = {0};
+    if (!port)
+        port = "default";
+    if (!to || gm_pk_decode(to, pk, &err) != 0)
+        return api_error("invalid_request", "\"to\" must be a node public key (base64, 44 characters)");
+    if (!port_valid(port, 0))
+        return api_error("invalid_request", "\"port\" must be 1-32 characters of [a-z0-9._-]");
+    if (!data)
+        return api_error("invalid_request", "\"data\" must be a base64 string");
+    size_t dlen = strlen(data), len = 0;
+    if (dlen > gm_b64_len(node_e2e_max_data()))
+        return api_error("too_big", "message too large");
+    uint8_t *buf = malloc(dlen / 4 * 3 + 3);
+    if (!buf)
+        return api_error("internal", "out of memory");
+    if (dlen && gm_b64_decode(data, buf, dlen / 4 * 3 + 3, &len, &err) != 0) {
+        free(buf);
+        return api_error("invalid_request", "\"data\" is not valid base64");
+    }
+    int rc = node_e2e_send(n, pk, port, buf, len, &err);
+    sodium_memzero(buf, len);
+    free(buf);
+    if (rc == GM_ENOTFOUND)
+        return api_error("no_route", err.msg);
+    if (rc == GM_ETOOBIG)
+        return api_error("too_big", err.msg);
+    if (rc != 0)
+        return api_error(gm_err_name(rc), err.msg);
+    return json_pack("{s:b}", "ok", 1);
+}
+
+static void handle_line(node_api_client *c, const char *line, size_t len)
+{
+    gm_node *n = c->node;
+    json_error_t je;
+    json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je), *resp = NULL;
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (!json_is_object(req) || !op) {
+        resp = api_error("invalid_request", "expected a JSON object with \"op\"");
+    } else if (!strcmp(op, "status")) {
+        resp = node_status_json(n);
+        json_object_set_new(resp, "ok", json_true());
+    } else if (!strcmp(op, "peers")) {
+        resp = json_pack("{s:b,s:o}", "ok", 1, "peers", node_peers_json(n));
+    } else if (!strcmp(op, "routes")) {
+        resp = json_pack("{s:b,s:o}", "ok", 1, "routes", node_routes_json(n));
+    } else if (!strcmp(op, "metrics")) {
+        char *text = node_metrics_prometheus(n);
+        resp = json_pack("{s:b,s:s,s:o}", "ok", 1, "text", text ? text : "", "metrics", node_metrics_json(n));
+        free(text);
+    } else if (!strcmp(op, "crl")) {
+        resp = json_pack("{s:b}", "ok", 1);
+        json_object_set_new(resp, "sequence", n->have_crl ? json_integer((json_int_t)n->crl.sequence) : json_null());
+        json_object_set_new(resp, "crl", n->have_crl ? json_deep_copy(n->crl.doc) : json_null());
+    } else if (!strcmp(op, "send")) {
+        resp = op_send(n, req);
+    } else if (!strcmp(op, "subscribe")) {
+        const char *port = json_string_value(json_object_get(req, "port"));
+        if (!port)
+            port = "*";
+        if (!port_valid(port, 1)) {
+            resp = api_error("invalid_request", "\"port\" must be \"*\" or 1-32 characters of [a-z0-9._-]");
+        } else {
+            snprintf(c->port, sizeof c->port, "%s", port);
+            c->subscribed = 1;
+            client_send(c, json_pack("{s:b}", "ok", 1));
+            flush_inbox(n, c);
+        }
+    } else {
+        resp = api_error("unknown_op", "unknown \"op\"");
+    }
+    json_decref(req);
+    if (resp)
+        client_send(c, resp);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    buf->base = malloc(65536);
+    buf->len = buf->base ? 65536 : 0;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    node_api_client *c = s->data;
+    if (nread < 0) {
+        free(buf->base);
+        client_close(c);
+        return;
+    }
+    for (ssize_t i = 0; i < nread && !c->closing; i++) {
+        char ch = buf->base[i];
+        if (ch == '\n') {
+            if (c->len)
+                handle_line(c, c->buf, c->len);
+            c->len = 0;
+            continue;
+        }
+        if (c->len + 1 > NODE_API_LINE_MAX) {
+            client_send(c, api_error("too_big", "request line too long"));
+            client_close(c);
+            break;
+        }
+        if (c->len + 1 > c->cap) {
+            size_t nc = c->cap ? c->cap * 2 : 4096;
+            char *p = realloc(c->buf, nc);
+            if (!p) {
+                client_close(c);
+                break;
+            }
+            c->buf = p;
+            c->cap = nc;
+        }
+        c->buf[c->len++] = ch;
+    }
+    free(buf->base);
+}
+
+static void on_api_connection(uv_stream_t *server, int status)
+{
+    gm_node *n = server->data;
+    if (status < 0)
+        return;
+    node_api_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->node = n;
+    uv_pipe_init(n->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    c->next = n->api_clients;
+    n->api_clients = c;
+    n->n_api_clients++;
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || n->stopping || n->n_api_clients > NODE_API_MAX_CLIENTS) {
+        client_close(c);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/* 1 if something accepts connections on path (another node is running). */
+static int socket_alive(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+int node_api_start(gm_node *n, gm_error *err)
+{
+    int rc = gm_path_join(n->sock_path, sizeof n->sock_path, n->dir, "node.sock", err);
+    if (rc != 0)
+        return rc;
+    if (strlen(n->sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return gm_error_set(err, GM_EINVAL, "socket path %s is too long for a Unix socket; use a shorter --dir",
+                            n->sock_path);
+    if (gm_file_exists(n->sock_path)) {
+        if (socket_alive(n->sock_path))
+            return gm_error_set(err, GM_EEXIST, "a node is already running in %s (%s answers)", n->dir, n->sock_path);
+        unlink(n->sock_path);
+    }
+    uv_pipe_init(n->loop, &n->api, 0);
+    n->api.data = n;
+    n->api_open = 1;
+    mode_t old = umask(0177);
+    rc = uv_pipe_bind(&n->api, n->sock_path);
+    umask(old);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&n->api, 16, on_api_connection);
+    if (rc != 0)
+        return gm_error_set(err, GM_EIO, "cannot listen on %s: %s", n->sock_path, uv_strerror(rc));
+    chmod(n->sock_path, 0600);
+    return 0;
+}
+
+void node_api_shutdown(gm_node *n)
+{
+    while (n->api_clients)
+        client_close(n->api_clients);
+    if (n->api_open) {
+        n->api_open = 0;
+        uv_close((uv_handle_t *)&n->api, NULL);
+        unlink(n->sock_path);
+    }
+}

@@ -1,0 +1,258 @@
+/* The node's current CRL: loaded from D/crl.json, polled from the NA with ETag on the
+ * thread pool, gossiped between peers (CRL_ANNOUNCE / CRL_REQUEST / CRL_DATA). A CRL is
+ * accepted only when the NA signature verifies and the sequence goes up; then sessions of
+ * revoked peers are closed, their routes withdrawn and their handshakes refused. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm/http_client.h"
+#include "gm/util.h"
+#include "node_internal.h"
+
+#define CRL_FILE_MAX (16u << 20)
+#define CRL_HTTP_TIMEOUT_MS 5000
+#define CRL_DEFAULT_POLL_MS 2000
+
+int gm_node_crl_accept(const gm_crl *current, const uint8_t na_pk[32], const char *text, size_t len,
+                       gm_crl *out, gm_error *err)
+{
+    gm_crl c;
+    memset(out, 0, sizeof *out);
+    int rc = gm_crl_parse(text, len, &c, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = gm_crl_verify(&c, na_pk, err)) != 0) {
+        gm_crl_free(&c);
+        return gm_error_prefix(err, "CRL refused");
+    }
+    if (current && c.sequence <= current->sequence) {
+        rc = gm_error_set(err, GM_ECONFLICT, "CRL sequence %llu is not newer than the %llu we hold",
+                          (unsigned long long)c.sequence, (unsigned long long)current->sequence);
+        gm_crl_free(&c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static void announce(gm_node *n, node_link *l)
+{
+    uint8_t msg[16];
+    size_t len;
+    if (n->have_crl && gm_wire_crl_announce_encode(n->crl.sequence, msg, sizeof msg, &len, NULL) == 0)
+        node_link_send(l, msg, len);
+}
+
+/* Close links of peers the CRL now revokes, withdraw their routes, forget their sessions. */
+static void apply(gm_node *n)
+{
+    const char *reason = NULL;
+    if (gm_crl_contains(&n->crl, n->cert.cert_id, &reason) && !n->self_revoked) {
+        n->self_revoked = 1;
+        node_log(n, GM_LOG_ERROR, "self_revoked", json_pack("{s:s,s:s}", "cert_id", n->cert.cert_id, "reason", reason ? reason : ""));
+    }
+    for (node_link *l = n->links; l; l = l->next) {
+        if (l->state != LINK_UP || !gm_crl_contains(&n->crl, l->peer_cert.cert_id, &reason))
+            continue;
+        n->m.revoked_links_closed++;
+        node_log(n, GM_LOG_WARN, "peer_revoked", json_pack("{s:s,s:s,s:s}", "peer", l->peer_cert.node_pk_b64, "cert_id",
+                                                            l->peer_cert.cert_id, "reason", reason ? reason : ""));
+        node_link_close(l, GM_WIRE_CLOSE_REVOKED, "revoked");
+    }
+    node_routing_revoked(n);
+    node_e2e_revoked(n);
+    node_cert_purge_revoked(n);
+}
+
+static void install(gm_node *n, gm_crl *c, const char *source)
+{
+    gm_error err = {0};
+    char path[4200];
+    if (n->have_crl)
+        gm_crl_free(&n->crl);
+    n->crl = *c;
+    n->have_crl = 1;
+    n->m.crl_updates++;
+    char *text = gm_crl_dump(&n->crl, 0);
+    if (text && gm_path_join(path, sizeof path, n->dir, "crl.json", &err) == 0 &&
+        gm_file_write_atomic(path, text, strlen(text), 0644, &err) != 0)
+        node_log(n, GM_LOG_WARN, "crl_persist_failed", json_pack("{s:s}", "error", err.msg));
+    free(text);
+    node_log(n, GM_LOG_INFO, "crl_updated", json_pack("{s:I,s:s,s:I}", "sequence", (json_int_t)n->crl.sequence, "source",
+                                                       source, "revoked", (json_int_t)n->crl.n_revoked));
+    for (node_link *l = n->links; l; l = l->next)
+        if (l->state == LINK_UP)
+            announce(n, l);
+    apply(n);
+}
+
+/* Offer text as a newer CRL; 0 when installed. */
+static int offer(gm_node *n, const char *text, size_t len, const char *source)
+{
+    gm_error err = {0};
+    gm_crl c;
+    int rc = gm_node_crl_accept(n->have_crl ? &n->crl : NULL, n->genesis.na_pk, text, len, &c, &err);
+    if (rc == GM_ECONFLICT)
+        return rc;
+    if (rc != 0) {
+        n->m.crl_refused++;
+        node_log(n, GM_LOG_WARN, "crl_refused", json_pack("{s:s,s:s}", "source", source, "error", err.msg));
+        return rc;
+    }
+    install(n, &c, source);
+    return 0;
+}
+
+int node_crl_load(gm_node *n, gm_error *err)
+{
+    char path[4200], *text;
+    size_t len;
+    int rc;
+    if ((rc = gm_path_join(path, sizeof path, n->dir, "crl.json", err)) != 0)
+        return rc;
+    if (!gm_file_exists(path))
+        return 0;
+    if ((rc = gm_file_read(path, CRL_FILE_MAX, &text, &len, err)) != 0)
+        return rc;
+    gm_crl c;
+    gm_error e2 = {0};
+    rc = gm_node_crl_accept(NULL, n->genesis.na_pk, text, len, &c, &e2);
+    free(text);
+    if (rc != 0) {
+        node_log(n, GM_LOG_WARN, "crl_ignored", json_pack("{s:s,s:s}", "path", path, "error", e2.msg));
+        return 0;
+    }
+    n->crl = c;
+    n->have_crl = 1;
+    return 0;
+}
+
+/* ---- polling the NA on the thread pool ---- */
+
+typedef struct crl_poll {
+    uv_work_t req;
+    gm_node *node;
+    char url[600];
+    char if_none_match[300];
+    int rc;
+    int status;
+    char *body;
+    size_t len;
+    char etag[256];
+    gm_error err;
+} crl_poll;
+
+static void poll_work(uv_work_t *req)
+{
+    crl_poll *p = req->data;
+    gm_http_resp resp = {0};
+    const char *hdrs[1] = {p->if_none_match};
+    gm_http_req r = {.method = "GET", .url = p->url, .headers = hdrs, .n_headers = p->if_none_match[0] ? 1 : 0,
+                     .timeout_ms = CRL_HTTP_TIMEOUT_MS, .max_response = CRL_FILE_MAX};
+    p->rc = gm_http_request(&r, &resp, &p->err);
+    if (p->rc != 0)
+        return;
+    p->status = resp.status;
+    if (resp.etag)
+        snprintf(p->etag, sizeof p->etag, "%s", resp.etag);
+    if (resp.status == 200) {
+        p->body = resp.body;
+        p->len = resp.len;
+        resp.body = NULL;
+    }
+    gm_http_resp_free(&resp);
+}
+
+static void poll_done(uv_work_t *req, int status)
+{
+    crl_poll *p = req->data;
+    gm_node *n = p->node;
+    n->pending_work--;
+    n->crl_poll_busy = 0;
+    if (!n->stopping && status == 0) {
+        if (p->rc != 0) {
+            node_log(n, GM_LOG_DEBUG, "crl_poll_failed", json_pack("{s:s}", "error", p->err.msg));
+        } else if (p->status == 200 && p->body) {
+            int rc = offer(n, p->body, p->len, "na");
+            if ((rc == 0 || rc == GM_ECONFLICT) && p->etag[0] && strlen(p->etag) < sizeof n->crl_etag)
+                memcpy(n->crl_etag, p->etag, strlen(p->etag) + 1);
+        } else if (p->status != 304) {
+            node_log(n, GM_LOG_DEBUG, "crl_poll_failed", json_pack("{s:s,s:i}", "url", p->url, "status", p->status));
+        }
+    }
+    free(p->body);
+    free(p);
+}
+
+void node_crl_tick(gm_node *n, uint64_t now)
+{
+    long every = n->cfg.crl_poll_ms == 0 ? CRL_DEFAULT_POLL_MS : n->cfg.crl_poll_ms;
+    if (every < 0 || !n->na_url[0] || n->crl_poll_busy || n->stopping || now < n->next_crl_poll_ms)
+        return;
+    n->next_crl_poll_ms = now + (uint64_t)every;
+    crl_poll *p = calloc(1, sizeof *p);
+    if (!p)
+        return;
+    p->node = n;
+    p->req.data = p;
+    snprintf(p->url, sizeof p->url, "%s/crl", n->na_url);
+    if (n->crl_etag[0])
+        snprintf(p->if_none_match, sizeof p->if_none_match, "If-None-Match: %s", n->crl_etag);
+    if (uv_queue_work(n->loop, &p->req, poll_work, poll_done) != 0) {
+        free(p);
+        return;
+    }
+    n->crl_poll_busy = 1;
+    n->pending_work++;
+}
+
+/* ---- gossip ---- */
+
+void node_crl_on_link_up(gm_node *n, node_link *l)
+{
+    announce(n, l);
+}
+
+void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len)
+{
+    gm_error err = {0};
+    uint8_t out[32];
+    size_t olen;
+    if (type == GM_WIRE_CRL_ANNOUNCE) {
+        uint64_t seq;
+        if (gm_wire_crl_announce_decode(msg, len, &seq, &err) != 0) {
+            node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, "bad CRL_ANNOUNCE");
+            return;
+        }
+        if ((!n->have_crl || seq > n->crl.sequence) && !l->crl_requested &&
+            gm_wire_crl_request_encode(out, sizeof out, &olen, &err) == 0) {
+            l->crl_requested = 1;
+            node_link_send(l, out, olen);
+        }
+    } else if (type == GM_WIRE_CRL_REQUEST) {
+        if (gm_wire_crl_request_decode(msg, len, &err) != 0) {
+            node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, "bad CRL_REQUEST");
+            return;
+        }
+        uint64_t now = node_now_ms(n);
+        if (!n->have_crl || (l->crl_sent_ms && now - l->crl_sent_ms < 1000))
+            return;
+        l->crl_sent_ms = now;
+        char *text = gm_crl_dump(&n->crl, 0);
+        size_t tlen = text ? strlen(text) : 0;
+        uint8_t *buf = text ? malloc(tlen + 8) : NULL;
+        if (buf && gm_wire_crl_data_encode((const uint8_t *)text, tlen, buf, tlen + 8, &olen, &err) == 0)
+            node_link_send(l, buf, olen);
+        free(buf);
+        free(text);
+    } else if (type == GM_WIRE_CRL_DATA) {
+        const uint8_t *crl;
+        size_t clen;
+        l->crl_requested = 0;
+        if (gm_wire_crl_data_decode(msg, len, &crl, &clen, &err) != 0) {
+            node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, "bad CRL_DATA");
+            return;
+        }
+        offer(n, (const char *)crl, clen, "peer");
+    }
+}

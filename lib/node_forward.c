@@ -1,0 +1,61 @@
+/* DATA forwarding hop by hop: deliver what is addressed to us, otherwise decrement the
+ * hop limit and pass it to the next hop of the route table. Relays see only src, dst,
+ * ttl and end-to-end ciphertext. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_internal.h"
+
+void node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t len)
+{
+    gm_wire_data d;
+    gm_error err = {0};
+    if (gm_wire_data_decode(msg, len, &d, &err) != 0) {
+        node_link_close(from, GM_WIRE_CLOSE_PROTOCOL, "bad DATA");
+        return;
+    }
+    if (node_routing_banned(n, d.src) || node_routing_banned(n, d.dst)) {
+        n->m.data_drop_revoked++;
+        return;
+    }
+    if (memcmp(d.dst, n->key.pk, GM_PK_LEN) == 0) {
+        n->m.data_delivered++;
+        node_e2e_on_payload(n, d.src, d.payload, d.payload_len);
+        return;
+    }
+    if (d.ttl <= 1) {
+        n->m.data_drop_ttl++;
+        return;
+    }
+    node_link *next = node_routing_next_hop(n, d.dst);
+    if (!next) {
+        n->m.data_drop_no_route++;
+        return;
+    }
+    d.ttl--;
+    uint8_t *buf = malloc(GM_WIRE_MSG_MAX);
+    size_t olen;
+    if (buf && gm_wire_data_encode(&d, buf, GM_WIRE_MSG_MAX, &olen, &err) == 0 && node_link_send(next, buf, olen) == 0)
+        n->m.data_forwarded++;
+    free(buf);
+}
+
+int node_forward_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t *payload, size_t len)
+{
+    node_link *next = node_routing_next_hop(n, dst);
+    if (!next)
+        return GM_ENOTFOUND;
+    gm_wire_data d;
+    memcpy(d.src, n->key.pk, GM_PK_LEN);
+    memcpy(d.dst, dst, GM_PK_LEN);
+    d.ttl = NODE_DEFAULT_TTL;
+    d.payload = payload;
+    d.payload_len = len;
+    uint8_t *buf = malloc(GM_WIRE_MSG_MAX);
+    size_t olen;
+    int rc = GM_ENOMEM;
+    if (buf && (rc = gm_wire_data_encode(&d, buf, GM_WIRE_MSG_MAX, &olen, NULL)) == 0)
+        rc = node_link_send(next, buf, olen);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,284 @@
+/* Private state of the node runtime shared by lib/node_*.c (one libuv loop thread). */
+#ifndef GM_NODE_INTERNAL_H
+#define GM_NODE_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "gm/cert.h"
+#include "gm/crl.h"
+#include "gm/genesis.h"
+#include "gm/keys.h"
+#include "gm/node.h"
+#include "gm/noise.h"
+#include "gm/wire.h"
+
+/* ---- bounds ---- */
+#define NODE_MAX_LINKS 256          /* connections of any state */
+#define NODE_MAX_HANDSHAKES 64      /* concurrent half-open handshakes */
+#define NODE_MAX_HALFOPEN_PER_IP 8  /* half-open connections from one source address */
+#define NODE_HS_TIMEOUT_MS 5000     /* connect + handshake must finish within this */
+#define NODE_HS_FRAME_MAX 16384     /* largest handshake message (carries a certificate) */
+#define NODE_SENDQ_MAX (4u << 20)   /* bytes queued to a peer that does not read: drop link */
+#define NODE_PING_MS 5000
+#define NODE_PING_MISSES 3
+#define NODE_CLOSE_GRACE_MS 1000
+#define NODE_TICK_MS 100
+#define NODE_REDIAL_MIN_MS 500
+#define NODE_REDIAL_MAX_MS 30000
+/* Both sides apply Noise REKEY to a direction's key after every this many messages in it;
+ * TCP keeps order, so the two ends switch keys on the same message. */
+#ifndef NODE_LINK_REKEY_EVERY
+#define NODE_LINK_REKEY_EVERY (UINT64_C(1) << 20)
+#endif
+#define NODE_DEFAULT_TTL 32
+#define NODE_MAX_PORT_LEN 32
+#define NODE_API_LINE_MAX (256 * 1024)
+#define NODE_API_MAX_CLIENTS 64
+#define NODE_INBOX_MAX 1024         /* messages kept for a port nobody subscribed to yet */
+
+typedef struct gm_node gm_node;
+typedef struct node_link node_link;
+
+enum link_state { LINK_CONNECTING = 0, LINK_HANDSHAKE, LINK_UP, LINK_CLOSING };
+
+/* A configured address we keep dialing (--peer, node.json, bootstrap anchors). */
+typedef struct node_target {
+    char host[256];
+    char port[8];
+    char addr[272];           /* "host:port" as configured */
+    node_link *link;          /* current outbound link, if any */
+    uv_getaddrinfo_t *resolving;
+    uint64_t next_dial_ms;
+    uint32_t backoff_ms;
+    int known_pk;             /* pk learnt from the last successful handshake */
+    uint8_t pk[GM_PK_LEN];
+    struct node_target *next;
+} node_target;
+
+struct node_link {
+    gm_node *node;
+    uv_tcp_t tcp;
+    uint64_t id;
+    int state;
+    int outbound;
+    int closing_handle;       /* uv_close called */
+    int shutdown_pending;
+    int counted_hs;           /* counted in node->n_handshakes */
+    int counted_ip;           /* counted in per-IP half-open table */
+    char addr[64];            /* remote ip:port */
+    char ip[48];
+    node_target *target;
+    gm_wire_reader_t *reader;
+    gm_noise_handshake_t *hs;
+    gm_noise_cipher tx, rx;
+    uint64_t deadline_ms;     /* handshake or close grace deadline */
+    uint8_t peer_pk[GM_PK_LEN];
+    gm_cert peer_cert;        /* valid once state == LINK_UP */
+    int has_cert;
+    int64_t since_unix;
+    uint64_t next_ping_ms;
+    uint64_t ping_nonce;
+    int pings_missed;
+    int crl_requested;
+    uint64_t crl_sent_ms;
+    void *route_state;        /* owned by node_routing.c */
+    node_link *next;
+};
+
+/* A peer certificate we verified (from a handshake or a CERT message). */
+typedef struct node_certent {
+    gm_cert cert;
+    struct node_certent *next;
+} node_certent;
+
+typedef struct node_api_client node_api_client;
+typedef struct node_e2e node_e2e;
+typedef struct node_routing node_routing;
+
+typedef struct node_inbox_msg {
+    uint8_t from[GM_PK_LEN];
+    char port[NODE_MAX_PORT_LEN + 1];
+    uint8_t *data;
+    size_t len;
+    struct node_inbox_msg *next;
+} node_inbox_msg;
+
+/* Counters (node_metrics.c lists them). */
+typedef struct node_metrics {
+    uint64_t handshakes_ok;
+    uint64_t handshakes_failed;          /* Noise-level failure, timeout, protocol */
+    uint64_t handshake_refused[GM_TRUST_N];
+    uint64_t connections_refused_limit;
+    uint64_t links_dropped_sendq;
+    uint64_t links_dropped_ping;
+    uint64_t links_duplicate;
+    uint64_t bytes_in, bytes_out;
+    uint64_t frames_in, frames_out;
+    uint64_t data_forwarded, data_delivered;
+    uint64_t data_drop_ttl, data_drop_no_route, data_drop_revoked;
+    uint64_t e2e_sent, e2e_received;
+    uint64_t e2e_handshakes_ok;
+    uint64_t e2e_drop_auth, e2e_drop_replay, e2e_drop_unknown_session, e2e_drop_handshake;
+    uint64_t e2e_drop_queue;
+    uint64_t crl_updates, crl_refused;
+    uint64_t routes_refused_no_cert, certs_refused;
+    uint64_t revoked_links_closed;
+    uint64_t renewals_ok, renewals_failed;
+} node_metrics;
+
+struct gm_node {
+    uv_loop_t *loop;
+    gm_node_config cfg;
+    char dir[4096];
+    char na_url[512];
+    FILE *logf;
+    int own_logf;
+    gm_node_log_level log_level;
+
+    gm_signer key;
+    uint8_t x_sk[32], x_pk[32];
+    gm_cert cert;
+    char *cert_json;          /* compact JSON of our certificate, sent in handshakes */
+    size_t cert_json_len;
+    gm_genesis genesis;
+    uint8_t prologue[GM_NODE_PROLOGUE_LEN];
+    gm_crl crl;
+    int have_crl;
+    char crl_etag[256];
+    int crl_poll_busy;
+    uint64_t next_crl_poll_ms;
+    int self_revoked;
+
+    uv_tcp_t listener;
+    int listener_open;
+    char listen_addr[300];
+    int listen_port;
+    uv_timer_t tick;
+    uv_signal_t sigterm, sigint;
+    uv_pipe_t api;
+    int api_open;
+    char sock_path[4200];
+
+    node_link *links;
+    int n_links;
+    int n_handshakes;
+    uint64_t next_link_id;
+    node_target *targets;
+    node_certent *certs;
+    node_api_client *api_clients;
+    int n_api_clients;
+    node_inbox_msg *inbox, *inbox_tail;
+    size_t inbox_len;
+    node_e2e *e2e;
+    node_routing *routing;
+
+    int renew_busy;
+    uint64_t next_renew_ms;
+    int pending_work;         /* uv_queue_work requests in flight */
+
+    int stopping;
+    uint64_t stop_deadline_ms;
+    node_metrics m;
+};
+
+uint64_t node_now_ms(gm_node *n);
+
+/* node_log.c: one JSON object per line; fields (may be NULL) is consumed. */
+void node_log(gm_node *n, gm_node_log_level lvl, const char *event, json_t *fields);
+
+/* node_peer.c */
+int node_peer_listen(gm_node *n, gm_error *err);
+void node_peer_add_target(gm_node *n, const char *hostport);
+void node_peer_tick(gm_node *n, uint64_t now);
+/* Encrypt and queue one transport message; 0 or negative (link is then being closed). */
+int node_link_send(node_link *l, const uint8_t *msg, size_t len);
+/* Send CLOSE (when up) and close the link; reason is a gm_wire_close_reason. */
+void node_link_close(node_link *l, uint8_t reason, const char *text);
+node_link *node_link_by_pk(gm_node *n, const uint8_t pk[GM_PK_LEN]);
+void node_peer_shutdown(gm_node *n);
+json_t *node_peers_json(gm_node *n);
+
+/* node_trust.c */
+/* The verified certificate we hold for pk, or NULL. */
+const gm_cert *node_cert_lookup(gm_node *n, const uint8_t pk[GM_PK_LEN]);
+const gm_cert *node_cert_lookup_id(gm_node *n, const uint8_t pk[GM_PK_LEN], const char *cert_id);
+/* Verify a relayed certificate and remember it (0, or negative: refused). */
+int node_cert_store(gm_node *n, const uint8_t *json, size_t len, const gm_cert **out);
+void node_cert_store_copy(gm_node *n, const gm_cert *c);
+void node_cert_purge_revoked(gm_node *n);
+void node_cert_free_all(gm_node *n);
+/* 1 if pk's certificate we hold is revoked by the current CRL. */
+int node_pk_revoked(gm_node *n, const uint8_t pk[GM_PK_LEN]);
+
+/* node_crl.c */
+int node_crl_load(gm_node *n, gm_error *err);
+void node_crl_tick(gm_node *n, uint64_t now);
+void node_crl_on_link_up(gm_node *n, node_link *l);
+void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len);
+
+/* node_routing.c */
+int node_routing_init(gm_node *n, gm_error *err);
+void node_routing_free(gm_node *n);
+void node_routing_link_up(gm_node *n, node_link *l);
+/* A certificate for c->node_pk verified: lift a withdrawal of that key. */
+void node_routing_cert_ok(gm_node *n, const gm_cert *c);
+void node_routing_link_down(gm_node *n, node_link *l);
+void node_routing_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len);
+void node_routing_tick(gm_node *n, uint64_t now);
+/* Next hop towards dst (an Ed25519 node key), NULL when unreachable. */
+node_link *node_routing_next_hop(gm_node *n, const uint8_t dst[GM_PK_LEN]);
+/* After a CRL change: withdraw every route whose destination is revoked. */
+void node_routing_revoked(gm_node *n);
+/* 1 if pk was withdrawn (revoked) and not seen with a valid certificate since. */
+int node_routing_banned(gm_node *n, const uint8_t pk[GM_PK_LEN]);
+/* After our certificate changed: re-announce ourselves with the new cert reference. */
+void node_routing_self_cert_changed(gm_node *n);
+json_t *node_routes_json(gm_node *n);
+size_t node_routing_count(gm_node *n);
+
+/* node_forward.c */
+void node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t len);
+/* Send an end-to-end payload to dst through the next hop; 0, or GM_ENOTFOUND (no route). */
+int node_forward_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t *payload, size_t len);
+
+/* node_e2e.c */
+int node_e2e_init(gm_node *n, gm_error *err);
+void node_e2e_free(gm_node *n);
+/* Queue data for dst on port; GM_ENOTFOUND when there is no route, GM_ETOOBIG when too long. */
+int node_e2e_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const char *port, const uint8_t *data,
+                  size_t len, gm_error *err);
+void node_e2e_on_payload(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t *p, size_t len);
+void node_e2e_tick(gm_node *n, uint64_t now);
+/* Forget sessions with revoked peers. */
+void node_e2e_revoked(gm_node *n);
+size_t node_e2e_max_data(void);
+
+/* node_api.c */
+int node_api_start(gm_node *n, gm_error *err);
+void node_api_shutdown(gm_node *n);
+/* Deliver a received message to subscribers (or keep it in the inbox). */
+void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data,
+                      size_t len);
+json_t *node_status_json(gm_node *n);
+void node_inbox_free(gm_node *n);
+
+/* node_metrics.c */
+json_t *node_metrics_json(gm_node *n);
+char *node_metrics_prometheus(gm_node *n);
+
+/* node_renew.c */
+void node_renew_schedule(gm_node *n);
+void node_renew_tick(gm_node *n, uint64_t now);
+
+/* node_main.c */
+void node_stop(gm_node *n);
+
+/* Small helpers (node_main.c). */
+void node_pk_b64(const uint8_t pk[GM_PK_LEN], char out[GM_PK_B64_LEN + 1]);
+uint32_t node_jitter(uint32_t max);
+
+#endif

@@ -1,0 +1,128 @@
+/* Counters of the node runtime, as a JSON object {name: number} for `status` and as
+ * Prometheus text for `{"op":"metrics"}`. JSON names are the Prometheus names without the
+ * "gm_node_" prefix and "_total" suffix; labelled series become name_label. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_internal.h"
+
+typedef struct metric_def {
+    const char *name;
+    const char *help;
+    size_t off;
+    int gauge;
+} metric_def;
+
+#define C(field, help) {#field, help, offsetof(node_metrics, field), 0}
+static const metric_def defs[] = {
+    C(handshakes_ok, "peer handshakes completed and trusted"),
+    C(handshakes_failed, "peer handshakes that failed (Noise error, timeout, bad frame)"),
+    C(connections_refused_limit, "inbound connections refused by a bound"),
+    C(links_dropped_sendq, "links dropped because the peer did not read"),
+    C(links_dropped_ping, "links dropped after 3 missed heartbeats"),
+    C(links_duplicate, "second links to an already connected peer"),
+    C(bytes_in, "bytes received on peer links"),
+    C(bytes_out, "bytes sent on peer links"),
+    C(frames_in, "frames received on peer links"),
+    C(frames_out, "frames sent on peer links"),
+    C(data_forwarded, "DATA messages relayed for others"),
+    C(data_delivered, "DATA messages addressed to this node"),
+    C(data_drop_ttl, "DATA dropped: hop limit reached"),
+    C(data_drop_no_route, "DATA dropped: no route"),
+    C(data_drop_revoked, "DATA dropped: revoked source or destination"),
+    C(e2e_sent, "end-to-end messages sent"),
+    C(e2e_received, "end-to-end messages received"),
+    C(e2e_handshakes_ok, "end-to-end sessions established"),
+    C(e2e_drop_auth, "end-to-end messages dropped: authentication failed"),
+    C(e2e_drop_replay, "end-to-end messages dropped: replayed"),
+    C(e2e_drop_unknown_session, "end-to-end messages dropped: unknown session"),
+    C(e2e_drop_handshake, "end-to-end handshake messages dropped"),
+    C(e2e_drop_queue, "end-to-end messages dropped while waiting for a session"),
+    C(crl_updates, "newer CRLs accepted"),
+    C(crl_refused, "CRLs refused (bad signature or malformed)"),
+    C(routes_refused_no_cert, "route entries refused: destination certificate unknown or invalid"),
+    C(certs_refused, "relayed certificates refused"),
+    C(revoked_links_closed, "links closed because the peer was revoked"),
+    C(renewals_ok, "certificate renewals"),
+    C(renewals_failed, "failed renewal attempts"),
+};
+#undef C
+
+static uint64_t val(gm_node *n, const metric_def *d)
+{
+    return *(const uint64_t *)((const char *)&n->m + d->off);
+}
+
+json_t *node_metrics_json(gm_node *n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
+        json_object_set_new(o, defs[i].name, json_integer((json_int_t)val(n, &defs[i])));
+    uint64_t refused = 0;
+    for (int r = 1; r < GM_TRUST_N; r++) {
+        char name[64];
+        snprintf(name, sizeof name, "handshake_refused_%s", gm_trust_reason_name((gm_trust_reason)r));
+        json_object_set_new(o, name, json_integer((json_int_t)n->m.handshake_refused[r]));
+        refused += n->m.handshake_refused[r];
+    }
+    json_object_set_new(o, "handshake_refused", json_integer((json_int_t)refused));
+    size_t peers = 0;
+    for (node_link *l = n->links; l; l = l->next)
+        peers += l->state == LINK_UP;
+    json_object_set_new(o, "peers", json_integer((json_int_t)peers));
+    json_object_set_new(o, "links", json_integer(n->n_links));
+    json_object_set_new(o, "routes", json_integer((json_int_t)node_routing_count(n)));
+    json_object_set_new(o, "crl_sequence", json_integer(n->have_crl ? (json_int_t)n->crl.sequence : -1));
+    return o;
+}
+
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+            return -1;
+        if ((size_t)k < *cap - *len) {
+            *len += (size_t)k;
+            return 0;
+        }
+        char *p = realloc(*buf, *cap * 2 + (size_t)k);
+        if (!p)
+            return -1;
+        *buf = p;
+        *cap = *cap * 2 + (size_t)k;
+    }
+}
+
+char *node_metrics_prometheus(gm_node *n)
+{
+    size_t len = 0, cap = 8192;
+    char *b = malloc(cap);
+    if (!b)
+        return NULL;
+    b[0] = 0;
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
+        append(&b, &len, &cap, "# HELP gm_node_%s_total %s\n# TYPE gm_node_%s_total counter\ngm_node_%s_total %llu\n",
+               defs[i].name, defs[i].help, defs[i].name, defs[i].name, (unsigned long long)val(n, &defs[i]));
+    append(&b, &len, &cap, "# HELP gm_node_handshake_refused_total peer handshakes refused by the trust check\n"
+                           "# TYPE gm_node_handshake_refused_total counter\n");
+    for (int r = 1; r < GM_TRUST_N; r++)
+        append(&b, &len, &cap, "gm_node_handshake_refused_total{reason=\"%s\"} %llu\n",
+               gm_trust_reason_name((gm_trust_reason)r), (unsigned long long)n->m.handshake_refused[r]);
+    size_t peers = 0;
+    for (node_link *l = n->links; l; l = l->next)
+        peers += l->state == LINK_UP;
+    append(&b, &len, &cap, "# TYPE gm_node_peers gauge\ngm_node_peers %zu\n", peers);
+    append(&b, &len, &cap, "# TYPE gm_node_links gauge\ngm_node_links %d\n", n->n_links);
+    append(&b, &len, &cap, "# TYPE gm_node_routes gauge\ngm_node_routes %zu\n", node_routing_count(n));
+    append(&b, &len, &cap, "# TYPE gm_node_crl_sequence gauge\ngm_node_crl_sequence %lld\n",
+           n->have_crl ? (long long)n->crl.sequence : -1LL);
+    return b;
+}

@@ -1,0 +1,746 @@
+/* NA state in SQLite (see gm/store.h): connection setup, numbered migrations, and one
+ * small function per query. Every function takes the handle's recursive lock, so a
+ * transaction opened by gm_store_begin() covers all calls its thread makes until commit. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "gm/store.h"
+
+struct gm_store {
+    sqlite3 *db;
+    pthread_mutex_t lock;
+    int in_tx;
+    char path[4096];
+};
+
+/* Migration N brings the schema from version N-1 to N. Never edit a released one: add one. */
+static const char *const migrations[] = {
+    /* 1: the NA's records */
+    "CREATE TABLE invites("
+    " token_hash TEXT PRIMARY KEY,"
+    " roles TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " max_validity_hours INTEGER NOT NULL,"
+    " used INTEGER NOT NULL DEFAULT 0,"
+    " used_at INTEGER,"
+    " used_by TEXT);"
+    "CREATE TABLE certificates("
+    " cert_id TEXT PRIMARY KEY,"
+    " node_public_key TEXT NOT NULL,"
+    " roles TEXT NOT NULL,"
+    " issued_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " max_validity_hours INTEGER NOT NULL,"
+    " doc TEXT NOT NULL);"
+    "CREATE INDEX certificates_by_key ON certificates(node_public_key);"
+    "CREATE TABLE revocations("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " cert_id TEXT NOT NULL UNIQUE,"
+    " revoked_at TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " issuer TEXT NOT NULL);"
+    "CREATE TABLE crls("
+    " sequence INTEGER PRIMARY KEY,"
+    " doc TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE blocked_keys("
+    " node_public_key TEXT PRIMARY KEY,"
+    " reason TEXT NOT NULL,"
+    " blocked_at INTEGER NOT NULL);",
+    /* 2: persisted request nonces, and the index behind the invites-outstanding gauge */
+    "CREATE TABLE nonces("
+    " scope TEXT NOT NULL,"
+    " nonce TEXT NOT NULL,"
+    " seen_at INTEGER NOT NULL,"
+    " PRIMARY KEY(scope, nonce)) WITHOUT ROWID;"
+    "CREATE INDEX nonces_by_time ON nonces(seen_at);"
+    "CREATE INDEX invites_open ON invites(used, expires_at);",
+    /* 3: the agent registry (lib/na_agents.c); capabilities as ",a.b,c.d," for exact tag match */
+    "CREATE TABLE agents("
+    " agent_id TEXT PRIMARY KEY,"
+    " node_public_key TEXT NOT NULL,"
+    " capabilities TEXT NOT NULL,"
+    " registered_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " doc TEXT NOT NULL);"
+    "CREATE INDEX agents_by_key ON agents(node_public_key);",
+};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == GM_STORE_SCHEMA_VERSION,
+               "GM_STORE_SCHEMA_VERSION must equal the number of migrations");
+
+static void lock(gm_store_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+}
+
+static void unlock(gm_store_t *s)
+{
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int db_fail(gm_store_t *s, gm_error *err, const char *what)
+{
+    return gm_error_set(err, GM_EDB, "database %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static int exec(gm_store_t *s, const char *sql, gm_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        gm_error_set(err, GM_EDB, "database %s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return GM_EDB;
+    }
+    return 0;
+}
+
+static int prepare(gm_store_t *s, const char *sql, sqlite3_stmt **st, gm_error *err)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+        return db_fail(s, err, "prepare");
+    return 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return strdup(t ? (const char *)t : "");
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+/* Run a statement that returns no rows; finalizes it. */
+static int step_done(gm_store_t *s, sqlite3_stmt *st, const char *what, gm_error *err)
+{
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc != SQLITE_DONE) {
+        if ((rc & 0xff) == SQLITE_CONSTRAINT)
+            ret = gm_error_set(err, GM_ECONFLICT, "%s: already recorded", what);
+        else
+            ret = db_fail(s, err, what);
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static int read_version(gm_store_t *s, int *version, gm_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT COALESCE(MAX(version), 0) FROM schema_version", &st, err);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        rc = db_fail(s, err, "reading schema_version");
+    else
+        *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int migrate(gm_store_t *s, gm_error *err)
+{
+    int rc, version = 0;
+    if ((rc = exec(s, "BEGIN IMMEDIATE", err)) != 0)
+        return rc;
+    rc = exec(s, "CREATE TABLE IF NOT EXISTS schema_version("
+                 " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)", err);
+    if (rc == 0)
+        rc = read_version(s, &version, err);
+    if (rc == 0 && version > GM_STORE_SCHEMA_VERSION)
+        rc = gm_error_set(err, GM_EDB,
+                          "database %s has schema version %d, newer than this program supports (%d); "
+                          "run a newer genesis-mesh",
+                          s->path, version, GM_STORE_SCHEMA_VERSION);
+    for (int v = version + 1; rc == 0 && v <= GM_STORE_SCHEMA_VERSION; v++) {
+        char sql[128];
+        if ((rc = exec(s, migrations[v - 1], err)) != 0) {
+            gm_error_prefix(err, "migration %d", v);
+            break;
+        }
+        snprintf(sql, sizeof sql, "INSERT INTO schema_version(version, applied_at) VALUES (%d, strftime('%%s','now'))", v);
+        rc = exec(s, sql, err);
+    }
+    if (rc == 0)
+        return exec(s, "COMMIT", err);
+    exec(s, "ROLLBACK", NULL);
+    return rc;
+}
+
+int gm_store_open(gm_store_t **out, const char *path, gm_error *err)
+{
+    *out = NULL;
+    gm_store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    snprintf(s->path, sizeof s->path, "%s", path);
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&s->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    int rc;
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = gm_error_set(err, GM_EDB, "cannot open database %s: %s", path,
+                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        gm_store_close(s);
+        return rc;
+    }
+    sqlite3_busy_timeout(s->db, GM_STORE_BUSY_TIMEOUT_MS);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(s, "PRAGMA journal_mode=WAL", &st, err);
+    if (rc == 0) {
+        const unsigned char *mode = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+        if (!mode || strcmp((const char *)mode, "wal") != 0)
+            rc = gm_error_set(err, GM_EDB, "database %s: cannot switch to WAL journal mode: %s", path,
+                              sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+    }
+    /* FULL: the WAL is synced at every commit, so an answered request survives power loss too. */
+    if (rc == 0)
+        rc = exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", err);
+    if (rc == 0)
+        rc = migrate(s, err);
+    if (rc != 0) {
+        gm_store_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void gm_store_close(gm_store_t *s)
+{
+    if (!s)
+        return;
+    if (s->db) {
+        if (s->in_tx)
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close_v2(s->db);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+int gm_store_schema_version(gm_store_t *s, int *version, gm_error *err)
+{
+    lock(s);
+    int rc = read_version(s, version, err);
+    unlock(s);
+    return rc;
+}
+
+int gm_store_begin(gm_store_t *s, gm_error *err)
+{
+    lock(s);
+    if (s->in_tx) {
+        unlock(s);
+        return gm_error_set(err, GM_EINTERNAL, "database transaction already open on this handle");
+    }
+    int rc = exec(s, "BEGIN IMMEDIATE", err);
+    if (rc != 0) {
+        unlock(s);
+        return rc;
+    }
+    s->in_tx = 1;
+    return 0; /* the lock stays held until commit or rollback */
+}
+
+int gm_store_commit(gm_store_t *s, gm_error *err)
+{
+    lock(s);
+    int rc = 0;
+    if (!s->in_tx) {
+        rc = gm_error_set(err, GM_EINTERNAL, "commit without a transaction");
+        unlock(s);
+        return rc;
+    }
+    rc = exec(s, "COMMIT", err);
+    if (rc != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_tx = 0;
+    unlock(s);
+    unlock(s); /* the one taken by gm_store_begin */
+    return rc;
+}
+
+void gm_store_rollback(gm_store_t *s)
+{
+    lock(s);
+    if (s->in_tx) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->in_tx = 0;
+        unlock(s);
+    }
+    unlock(s);
+}
+
+struct sqlite3 *gm_store_sqlite(gm_store_t *s)
+{
+    return s->db;
+}
+
+void gm_store_lock(gm_store_t *s)
+{
+    lock(s);
+}
+
+void gm_store_unlock(gm_store_t *s)
+{
+    unlock(s);
+}
+
+/* ---- nonces ---- */
+
+int gm_store_nonce_record(gm_store_t *s, const char *scope, const char *nonce, int64_t now, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "INSERT INTO nonces(scope, nonce, seen_at) VALUES (?, ?, ?)", &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, scope);
+        bind_text(st, 2, nonce);
+        sqlite3_bind_int64(st, 3, now);
+        rc = step_done(s, st, "nonce", err);
+        if (rc == GM_ECONFLICT)
+            gm_error_set(err, GM_ECONFLICT, "nonce %s was already used (replayed request)", nonce);
+    }
+    unlock(s);
+    return rc;
+}
+
+int gm_store_nonce_prune(gm_store_t *s, int64_t older_than, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "DELETE FROM nonces WHERE seen_at < ?", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, older_than);
+        rc = step_done(s, st, "pruning nonces", err);
+    }
+    unlock(s);
+    return rc;
+}
+
+/* ---- invites ---- */
+
+int gm_store_invite_add(gm_store_t *s, const char *token_hash, const char *roles_json, int64_t created_at,
+                        int64_t expires_at, int64_t max_validity_hours, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s,
+                     "INSERT INTO invites(token_hash, roles, created_at, expires_at, max_validity_hours)"
+                     " VALUES (?, ?, ?, ?, ?)",
+                     &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, token_hash);
+        bind_text(st, 2, roles_json);
+        sqlite3_bind_int64(st, 3, created_at);
+        sqlite3_bind_int64(st, 4, expires_at);
+        sqlite3_bind_int64(st, 5, max_validity_hours);
+        rc = step_done(s, st, "invite", err);
+    }
+    unlock(s);
+    return rc;
+}
+
+int gm_store_invite_get(gm_store_t *s, const char *token_hash, gm_store_invite *inv, gm_error *err)
+{
+    sqlite3_stmt *st;
+    memset(inv, 0, sizeof *inv);
+    lock(s);
+    int rc = prepare(s,
+                     "SELECT token_hash, roles, created_at, expires_at, max_validity_hours, used,"
+                     " COALESCE(used_at, 0), COALESCE(used_by, '') FROM invites WHERE token_hash = ?",
+                     &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, token_hash);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            col_copy(st, 0, inv->token_hash, sizeof inv->token_hash);
+            inv->roles_json = col_dup(st, 1);
+            inv->created_at = sqlite3_column_int64(st, 2);
+            inv->expires_at = sqlite3_column_int64(st, 3);
+            inv->max_validity_hours = sqlite3_column_int64(st, 4);
+            inv->used = sqlite3_column_int(st, 5);
+            inv->used_at = sqlite3_column_int64(st, 6);
+            col_copy(st, 7, inv->used_by, sizeof inv->used_by);
+            if (!inv->roles_json)
+                rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+        } else if (r == SQLITE_DONE) {
+            rc = gm_error_set(err, GM_ENOTFOUND, "no such invite token");
+        } else {
+            rc = db_fail(s, err, "reading invite");
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+int gm_store_invite_consume(gm_store_t *s, const char *token_hash, const char *node_pk_b64, int64_t now,
+                            gm_store_invite *inv, gm_error *err)
+{
+    sqlite3_stmt *st;
+    gm_store_invite tmp;
+    lock(s);
+    int rc = prepare(s,
+                     "UPDATE invites SET used = 1, used_at = ?, used_by = ?"
+                     " WHERE token_hash = ? AND used = 0 AND expires_at > ?",
+                     &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, now);
+        bind_text(st, 2, node_pk_b64);
+        bind_text(st, 3, token_hash);
+        sqlite3_bind_int64(st, 4, now);
+        rc = step_done(s, st, "consuming invite", err);
+    }
+    int won = rc == 0 && sqlite3_changes(s->db) == 1;
+    if (rc == 0)
+        rc = gm_store_invite_get(s, token_hash, &tmp, err);
+    if (rc == 0 && !won) {
+        /* Say why it was refused. */
+        if (tmp.used)
+            rc = gm_error_set(err, GM_ECONFLICT, "invite token was already used");
+        else
+            rc = gm_error_set(err, GM_EEXPIRED, "invite token expired");
+        gm_store_invite_clear(&tmp);
+    }
+    unlock(s);
+    if (rc == 0) {
+        if (inv)
+            *inv = tmp;
+        else
+            gm_store_invite_clear(&tmp);
+    }
+    return rc;
+}
+
+int gm_store_invites_outstanding(gm_store_t *s, int64_t now, int64_t *n, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "SELECT COUNT(*) FROM invites WHERE used = 0 AND expires_at > ?", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, now);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *n = sqlite3_column_int64(st, 0);
+        else
+            rc = db_fail(s, err, "counting invites");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+void gm_store_invite_clear(gm_store_invite *inv)
+{
+    if (!inv)
+        return;
+    free(inv->roles_json);
+    memset(inv, 0, sizeof *inv);
+}
+
+/* ---- certificates ---- */
+
+int gm_store_cert_add(gm_store_t *s, const gm_store_cert *c, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s,
+                     "INSERT INTO certificates(cert_id, node_public_key, roles, issued_at, expires_at,"
+                     " max_validity_hours, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, c->cert_id);
+        bind_text(st, 2, c->node_pk);
+        bind_text(st, 3, c->roles_json);
+        sqlite3_bind_int64(st, 4, c->issued_at);
+        sqlite3_bind_int64(st, 5, c->expires_at);
+        sqlite3_bind_int64(st, 6, c->max_validity_hours);
+        bind_text(st, 7, c->doc);
+        rc = step_done(s, st, "certificate", err);
+    }
+    unlock(s);
+    return rc;
+}
+
+#define CERT_COLUMNS                                                                                              \
+    "SELECT c.cert_id, c.node_public_key, c.roles, c.issued_at, c.expires_at, c.max_validity_hours, c.doc,"      \
+    " r.reason, r.revoked_at FROM certificates c LEFT JOIN revocations r ON r.cert_id = c.cert_id"
+
+/* Fill c from a CERT_COLUMNS row; strings are borrowed from the statement when borrow is set. */
+static void cert_row(sqlite3_stmt *st, gm_store_cert *c, int borrow)
+{
+    memset(c, 0, sizeof *c);
+    col_copy(st, 0, c->cert_id, sizeof c->cert_id);
+    col_copy(st, 1, c->node_pk, sizeof c->node_pk);
+    c->issued_at = sqlite3_column_int64(st, 3);
+    c->expires_at = sqlite3_column_int64(st, 4);
+    c->max_validity_hours = sqlite3_column_int64(st, 5);
+    if (borrow) {
+        c->roles_json = (char *)sqlite3_column_text(st, 2);
+        c->doc = (char *)sqlite3_column_text(st, 6);
+    } else {
+        c->roles_json = col_dup(st, 2);
+        c->doc = col_dup(st, 6);
+    }
+    if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+        c->revoked = 1;
+        col_copy(st, 7, c->reason, sizeof c->reason);
+        col_copy(st, 8, c->revoked_at, sizeof c->revoked_at);
+    }
+}
+
+int gm_store_cert_get(gm_store_t *s, const char *cert_id, gm_store_cert *c, gm_error *err)
+{
+    sqlite3_stmt *st;
+    memset(c, 0, sizeof *c);
+    lock(s);
+    int rc = prepare(s, CERT_COLUMNS " WHERE c.cert_id = ?", &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, cert_id);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            cert_row(st, c, 0);
+            if (!c->roles_json || !c->doc) {
+                gm_store_cert_clear(c);
+                rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+            }
+        } else if (r == SQLITE_DONE) {
+            rc = gm_error_set(err, GM_ENOTFOUND, "no certificate %s", cert_id);
+        } else {
+            rc = db_fail(s, err, "reading certificate");
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+int gm_store_certs_foreach(gm_store_t *s, const char *node_pk_b64, gm_store_cert_fn fn, void *ctx, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s,
+                     node_pk_b64 ? CERT_COLUMNS " WHERE c.node_public_key = ? ORDER BY c.rowid"
+                                 : CERT_COLUMNS " ORDER BY c.rowid",
+                     &st, err);
+    if (rc == 0) {
+        if (node_pk_b64)
+            bind_text(st, 1, node_pk_b64);
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            gm_store_cert c;
+            cert_row(st, &c, 1);
+            if ((rc = fn(&c, ctx)) != 0)
+                break;
+        }
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, err, "listing certificates");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+int gm_store_cert_count(gm_store_t *s, int64_t *n, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "SELECT COUNT(*) FROM certificates", &st, err);
+    if (rc == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *n = sqlite3_column_int64(st, 0);
+        else
+            rc = db_fail(s, err, "counting certificates");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+void gm_store_cert_clear(gm_store_cert *c)
+{
+    if (!c)
+        return;
+    free(c->roles_json);
+    free(c->doc);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- revocations and CRLs ---- */
+
+int gm_store_revocation_add(gm_store_t *s, const char *cert_id, const char *revoked_at, const char *reason,
+                            const char *issuer, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "INSERT INTO revocations(cert_id, revoked_at, reason, issuer) VALUES (?, ?, ?, ?)", &st,
+                     err);
+    if (rc == 0) {
+        bind_text(st, 1, cert_id);
+        bind_text(st, 2, revoked_at);
+        bind_text(st, 3, reason);
+        bind_text(st, 4, issuer);
+        rc = step_done(s, st, "revocation", err);
+        if (rc == GM_ECONFLICT)
+            gm_error_set(err, GM_ECONFLICT, "certificate %s is already revoked", cert_id);
+    }
+    unlock(s);
+    return rc;
+}
+
+int gm_store_revocations_json(gm_store_t *s, json_t **entries, gm_error *err)
+{
+    sqlite3_stmt *st;
+    *entries = NULL;
+    json_t *arr = json_array();
+    if (!arr)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    lock(s);
+    int rc = prepare(s, "SELECT cert_id, revoked_at, reason, issuer FROM revocations ORDER BY seq", &st, err);
+    if (rc == 0) {
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            json_t *e = json_pack("{s:s,s:s,s:s,s:s}", "certificate_id", (const char *)sqlite3_column_text(st, 0),
+                                  "revoked_at", (const char *)sqlite3_column_text(st, 1), "reason",
+                                  (const char *)sqlite3_column_text(st, 2), "issuer",
+                                  (const char *)sqlite3_column_text(st, 3));
+            if (!e || json_array_append_new(arr, e) != 0) {
+                rc = gm_error_set(err, GM_ENOMEM, "out of memory building the revocation list");
+                break;
+            }
+        }
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, err, "listing revocations");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    if (rc != 0)
+        json_decref(arr);
+    else
+        *entries = arr;
+    return rc;
+}
+
+int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err)
+{
+    sqlite3_stmt *st;
+    if (doc)
+        *doc = NULL;
+    lock(s);
+    int rc = prepare(s, "SELECT sequence, doc FROM crls ORDER BY sequence DESC LIMIT 1", &st, err);
+    if (rc == 0) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            *sequence = (uint64_t)sqlite3_column_int64(st, 0);
+            if (doc && !(*doc = col_dup(st, 1)))
+                rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+        } else if (r == SQLITE_DONE) {
+            rc = gm_error_set(err, GM_ENOTFOUND, "no CRL issued yet");
+        } else {
+            rc = db_fail(s, err, "reading the latest CRL");
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sequence > (uint64_t)INT64_MAX)
+        return gm_error_set(err, GM_EINVAL, "CRL sequence out of range");
+    lock(s);
+    /* One statement: the insert only happens when the sequence goes up. */
+    int rc = prepare(s,
+                     "INSERT INTO crls(sequence, doc, created_at) SELECT ?1, ?2, ?3"
+                     " WHERE ?1 > COALESCE((SELECT MAX(sequence) FROM crls), -1)",
+                     &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)sequence);
+        bind_text(st, 2, doc);
+        sqlite3_bind_int64(st, 3, now);
+        rc = step_done(s, st, "CRL", err);
+        if (rc == 0 && sqlite3_changes(s->db) != 1)
+            rc = gm_error_set(err, GM_ECONFLICT, "CRL sequence %llu is not higher than the stored one",
+                              (unsigned long long)sequence);
+        else if (rc == GM_ECONFLICT)
+            gm_error_set(err, GM_ECONFLICT, "CRL sequence %llu already stored", (unsigned long long)sequence);
+    }
+    unlock(s);
+    return rc;
+}
+
+/* ---- blocked keys ---- */
+
+int gm_store_key_block(gm_store_t *s, const char *node_pk_b64, const char *reason, int64_t now, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s,
+                     "INSERT INTO blocked_keys(node_public_key, reason, blocked_at) VALUES (?, ?, ?)"
+                     " ON CONFLICT(node_public_key) DO UPDATE SET reason = excluded.reason,"
+                     " blocked_at = excluded.blocked_at",
+                     &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, node_pk_b64);
+        bind_text(st, 2, reason);
+        sqlite3_bind_int64(st, 3, now);
+        rc = step_done(s, st, "blocking key", err);
+    }
+    unlock(s);
+    return rc;
+}
+
+int gm_store_key_blocked(gm_store_t *s, const char *node_pk_b64, int *blocked, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "SELECT 1 FROM blocked_keys WHERE node_public_key = ?", &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, node_pk_b64);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW || r == SQLITE_DONE)
+            *blocked = r == SQLITE_ROW;
+        else
+            rc = db_fail(s, err, "reading blocked keys");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+int gm_store_key_unblock(gm_store_t *s, const char *node_pk_b64, gm_error *err)
+{
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "DELETE FROM blocked_keys WHERE node_public_key = ?", &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, node_pk_b64);
+        rc = step_done(s, st, "unblocking key", err);
+        if (rc == 0 && sqlite3_changes(s->db) == 0)
+            rc = gm_error_set(err, GM_ENOTFOUND, "node key %s is not blocked", node_pk_b64);
+    }
+    unlock(s);
+    return rc;
+}

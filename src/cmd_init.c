@@ -1,0 +1,182 @@
+/* genesis-mesh init: a whole local network authority in one directory: Root Sovereign
+ * key, NA key, operator key, the genesis block signed by the root, and the NA's config. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "gm/genesis.h"
+#include "gm/keys.h"
+#include "gm/na.h"
+#include "gm/util.h"
+
+#define NA_VALID_DAYS 90
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: genesis-mesh init [--dir D] [--network NAME] [--na-url URL] [--listen HOST:PORT] [--force]\n"
+               "\n"
+               "Creates in D (default .):\n"
+               "  root.key/.pub      Root Sovereign key (rs-local); signs the genesis block. Keep it offline.\n"
+               "  na.key/.pub        Network Authority key (na-local); signs certificates and CRLs.\n"
+               "  operator.key/.pub  operator key (operator-local); signs admin requests.\n"
+               "  genesis.json       the genesis block, NA key valid for %d days.\n"
+               "  config.json        the NA's configuration.\n"
+               "Refuses to overwrite existing keys unless --force.\n",
+               NA_VALID_DAYS);
+}
+
+static int name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int write_config(const char *dir, const char *network, const char *na_url, const char *listen,
+                        const gm_signer *op, gm_error *err)
+{
+    char path[4096];
+    int rc = gm_path_join(path, sizeof path, dir, "config.json", err);
+    if (rc != 0)
+        return rc;
+    json_t *cfg = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[{s:s,s:s}],s:i,s:i,s:i}", "network_name", network,
+                            "na_url", na_url, "listen", listen, "db", "na.db", "genesis", "genesis.json", "na_key",
+                            "na", "operator_keys", "key_id", op->key_id, "public_key", op->pk_b64, "max_body_bytes",
+                            GM_NA_DEFAULT_MAX_BODY, "crl_next_update_hours", GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS,
+                            "max_connections", 256);
+    char *text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(cfg);
+    if (!text)
+        return gm_error_set(err, GM_ENOMEM, "cannot build config.json");
+    size_t len = strlen(text);
+    char *withnl = malloc(len + 2);
+    if (!withnl) {
+        free(text);
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    }
+    memcpy(withnl, text, len);
+    withnl[len] = '\n';
+    withnl[len + 1] = '\0';
+    rc = gm_file_write_atomic(path, withnl, len + 1, 0644, err);
+    free(withnl);
+    free(text);
+    return rc;
+}
+
+int cmd_init(int argc, char **argv)
+{
+    const char *dir = ".", *network = "gm-local", *na_url = "http://127.0.0.1:8700", *listen = "127.0.0.1:8700";
+    int force = 0;
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--network", &network)) ||
+            (m = cli_opt(argc, argv, &i, "--na-url", &na_url)) || (m = cli_opt(argc, argv, &i, "--listen", &listen))) {
+            if (m < 0)
+                return cli_usage("init: %s needs a value", argv[i]);
+        } else if (cli_flag(argv, i, "--force")) {
+            force = 1;
+        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return cli_usage("init: unknown option '%s'", argv[i]);
+        }
+    }
+    if (!name_valid(network))
+        return cli_usage("init: network name must be 1..64 letters, digits, '.', '_' or '-'");
+
+    gm_error err = {0};
+    static const char *const files[] = {"root.key", "root.pub", "na.key", "na.pub", "operator.key", "operator.pub",
+                                        "genesis.json", "config.json"};
+    char path[4096];
+    if (gm_mkdir_p(dir, 0755, &err) != 0)
+        return cli_fail("init", &err);
+    for (size_t i = 0; !force && i < sizeof files / sizeof files[0]; i++) {
+        if (gm_path_join(path, sizeof path, dir, files[i], &err) != 0)
+            return cli_fail("init", &err);
+        if (gm_file_exists(path)) {
+            gm_error_set(&err, GM_EEXIST,
+                         "%s already exists: %s already holds a network; refusing to overwrite its keys "
+                         "(use --force to replace them all)",
+                         path, dir);
+            return cli_fail("init", &err);
+        }
+    }
+
+    gm_signer root, na, op;
+    gm_genesis g;
+    memset(&g, 0, sizeof g);
+    char base[4096];
+    int rc = 0;
+    if ((rc = gm_signer_generate(&root, "rs-local", &err)) || (rc = gm_signer_generate(&na, "na-local", &err)) ||
+        (rc = gm_signer_generate(&op, "operator-local", &err)))
+        return cli_fail("init: generating keys", &err);
+    gm_time now = gm_time_now();
+    now.usec = 0;
+    if ((rc = gm_genesis_create(&g, network, root.pk, na.pk, now, gm_time_add(now, NA_VALID_DAYS * 86400LL), NULL,
+                                &err)) == 0)
+        rc = gm_genesis_sign(&g, &root, &err);
+    char *gtext = rc == 0 ? gm_genesis_dump(&g) : NULL;
+    if (rc == 0 && !gtext)
+        rc = gm_error_set(&err, GM_ENOMEM, "cannot serialize the genesis block");
+    if (rc == 0)
+        rc = gm_path_join(base, sizeof base, dir, "root", &err);
+    if (rc == 0)
+        rc = gm_signer_save(&root, base, force, &err);
+    if (rc == 0)
+        rc = gm_path_join(base, sizeof base, dir, "na", &err);
+    if (rc == 0)
+        rc = gm_signer_save(&na, base, force, &err);
+    if (rc == 0)
+        rc = gm_path_join(base, sizeof base, dir, "operator", &err);
+    if (rc == 0)
+        rc = gm_signer_save(&op, base, force, &err);
+    if (rc == 0)
+        rc = gm_path_join(path, sizeof path, dir, "genesis.json", &err);
+    if (rc == 0) {
+        size_t n = strlen(gtext);
+        char *t = realloc(gtext, n + 2);
+        if (t) {
+            gtext = t;
+            gtext[n] = '\n';
+            gtext[n + 1] = '\0';
+        }
+        rc = gm_file_write_atomic(path, gtext, strlen(gtext), 0644, &err);
+    }
+    if (rc == 0)
+        rc = write_config(dir, network, na_url, listen, &op, &err);
+    free(gtext);
+    gm_genesis_free(&g);
+    gm_signer_wipe(&root);
+    gm_signer_wipe(&na);
+    if (rc != 0) {
+        gm_signer_wipe(&op);
+        return cli_fail("init", &err);
+    }
+    if (gm_path_join(path, sizeof path, dir, "na.db", &err) == 0 && gm_file_exists(path))
+        fprintf(stderr,
+                "genesis-mesh: init: note: %s from the previous network is kept; delete it to start the NA "
+                "with no certificates\n",
+                path);
+    printf("network '%s' created in %s\n"
+           "  root.key      Root Sovereign key (rs-local): move it offline once the genesis is signed\n"
+           "  na.key        NA key (na-local), valid %d days per genesis.json\n"
+           "  operator.key  operator key (operator-local): %s\n"
+           "  genesis.json  signed genesis block\n"
+           "  config.json   NA configuration (listen %s, URL %s)\n"
+           "next: genesis-mesh na start --dir %s\n",
+           network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url, dir);
+    gm_signer_wipe(&op);
+    return 0;
+}

@@ -1,0 +1,272 @@
+/* genesis-mesh join: enroll this node with an invite token (or renew its certificate).
+ * The node directory D ends up with node.key/.pub, genesis.json, cert.json and node.json. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "cli.h"
+#include "gm/cert.h"
+#include "gm/genesis.h"
+#include "gm/keys.h"
+#include "gm/na_client.h"
+#include "gm/util.h"
+
+#define NODE_KEY_ID "node"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: genesis-mesh join --na URL --token T [--dir D] [--validity-hours H] [--genesis FILE]\n"
+               "       genesis-mesh join --renew [--dir D] [--na URL]\n"
+               "\n"
+               "Enrolls the node of directory D (default .): creates D/node.key (or reuses it), fetches and\n"
+               "verifies the genesis block (pinned by --genesis FILE or an existing D/genesis.json), proves\n"
+               "possession of the key to the NA, verifies the certificate it returns, and writes\n"
+               "D/cert.json, D/genesis.json and D/node.json. --renew trades a valid certificate for a new one.\n");
+}
+
+static int path_in(char *out, size_t cap, const char *dir, const char *name, gm_error *err)
+{
+    return gm_path_join(out, cap, dir, name, err);
+}
+
+/* Load D/node.key, or create it when absent. */
+static int node_key(const char *dir, int create, gm_signer *k, gm_error *err)
+{
+    char base[4096], keyfile[4096];
+    int rc;
+    if ((rc = path_in(base, sizeof base, dir, "node", err)) || (rc = path_in(keyfile, sizeof keyfile, dir, "node.key", err)))
+        return rc;
+    if (gm_file_exists(keyfile)) {
+        if ((rc = gm_signer_load(k, base, NODE_KEY_ID, err)) == 0)
+            fprintf(stderr, "using the existing node key %s (%s)\n", keyfile, k->pk_b64);
+        return rc;
+    }
+    if (!create)
+        return gm_error_set(err, GM_ENOTFOUND, "%s not found: run 'genesis-mesh join' first", keyfile);
+    if ((rc = gm_signer_generate(k, NODE_KEY_ID, err)) == 0 && (rc = gm_signer_save(k, base, 0, err)) == 0)
+        fprintf(stderr, "created node key %s (%s)\n", keyfile, k->pk_b64);
+    return rc;
+}
+
+static int same_genesis(const gm_genesis *a, const gm_genesis *b)
+{
+    uint8_t ha[32], hb[32];
+    return gm_genesis_hash(a, ha, NULL) == 0 && gm_genesis_hash(b, hb, NULL) == 0 && sodium_memcmp(ha, hb, 32) == 0;
+}
+
+/* The NA's genesis, verified, and equal to the pinned one when there is a pin. */
+static int fetch_genesis(const char *na_url, const char *pin_path, gm_genesis *g, char **text, gm_error *err)
+{
+    int rc = gm_na_fetch_genesis(na_url, 0, g, text, err);
+    if (rc != 0 || !pin_path || !gm_file_exists(pin_path))
+        return rc;
+    gm_genesis pin;
+    if ((rc = gm_genesis_load(pin_path, &pin, err)) == 0 && (rc = gm_genesis_verify(&pin, err)) != 0)
+        gm_error_prefix(err, "%s", pin_path);
+    if (rc == 0 && !same_genesis(g, &pin))
+        rc = gm_error_set(err, GM_EDENIED,
+                          "the NA at %s serves a different genesis block than %s; refusing to join "
+                          "(wrong NA, or the network was re-created)",
+                          na_url, pin_path);
+    gm_genesis_free(&pin);
+    if (rc != 0) {
+        gm_genesis_free(g);
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+/* Check the certificate the NA returned, then write cert.json (and the other files). */
+static int accept_cert(const char *dir, const json_t *doc, const gm_genesis *g, const gm_signer *k, gm_cert *c,
+                       gm_error *err)
+{
+    int rc = gm_cert_from_json(doc, c, err);
+    if (rc != 0)
+        return gm_error_prefix(err, "the NA returned a malformed certificate");
+    if ((rc = gm_cert_verify(c, g, NULL, gm_time_now(), err)) != 0) {
+        gm_error_prefix(err, "the NA returned a certificate that does not verify");
+    } else if (sodium_memcmp(c->node_pk, k->pk, GM_PK_LEN) != 0) {
+        rc = gm_error_set(err, GM_EPROTO, "the NA returned a certificate for another key (%s)", c->node_pk_b64);
+    } else if (c->n_roles == 0) {
+        rc = gm_error_set(err, GM_EPROTO, "the NA returned a certificate without roles");
+    }
+    if (rc != 0) {
+        gm_cert_free(c);
+        return rc;
+    }
+    char path[4096], *text = gm_cert_dump(c, 1);
+    if (!text)
+        rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+    if (rc == 0 && (rc = path_in(path, sizeof path, dir, "cert.json", err)) == 0)
+        rc = gm_file_write_atomic(path, text, strlen(text), 0644, err);
+    free(text);
+    if (rc != 0)
+        gm_cert_free(c);
+    return rc;
+}
+
+static int write_node_json(const char *dir, const char *na_url, gm_error *err)
+{
+    char path[4096], *old = NULL;
+    size_t len;
+    int rc = path_in(path, sizeof path, dir, "node.json", err);
+    if (rc != 0)
+        return rc;
+    json_t *o = NULL;
+    if (gm_file_read(path, 256 * 1024, &old, &len, NULL) == 0) {
+        o = json_loadb(old, len, 0, NULL);
+        free(old);
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    json_object_set_new(o, "na_url", json_string(na_url));
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(o);
+    if (!text)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    rc = gm_file_write_atomic(path, text, strlen(text), 0644, err);
+    free(text);
+    return rc;
+}
+
+static void print_cert(const char *verb, const gm_cert *c)
+{
+    char exp[GM_TIME_STRLEN];
+    gm_time_format(&c->expires_at, exp);
+    printf("%s network '%s' as %s\n  certificate %s\n  roles ", verb, c->network_name, c->node_pk_b64, c->cert_id);
+    for (size_t i = 0; i < c->n_roles; i++)
+        printf("%s%s", i ? "," : "", gm_cert_role(c, i));
+    printf("\n  valid until %s\n", exp);
+}
+
+static int do_join(const char *dir, const char *na_url, const char *token, long long hours, const char *pin)
+{
+    gm_error err = {0};
+    gm_signer k;
+    gm_genesis g;
+    gm_cert c;
+    char *gtext = NULL, gpath[4096];
+    json_t *doc = NULL;
+    if (gm_mkdir_p(dir, 0755, &err) != 0 || path_in(gpath, sizeof gpath, dir, "genesis.json", &err) != 0)
+        return cli_fail("join", &err);
+    if (node_key(dir, 1, &k, &err) != 0)
+        return cli_fail("join: node key", &err);
+    int rc = fetch_genesis(na_url, pin ? pin : gpath, &g, &gtext, &err);
+    if (rc == 0 && (rc = gm_genesis_check_na_window(&g, gm_time_now(), &err)) != 0)
+        gm_genesis_free(&g);
+    if (rc != 0) {
+        gm_signer_wipe(&k);
+        free(gtext);
+        return cli_fail("join: genesis", &err);
+    }
+    rc = gm_na_join(na_url, &k, token, hours, 0, &doc, &err);
+    if (rc == 0)
+        rc = accept_cert(dir, doc, &g, &k, &c, &err);
+    if (rc == 0)
+        rc = gm_file_write_atomic(gpath, gtext, strlen(gtext), 0644, &err);
+    if (rc == 0)
+        rc = write_node_json(dir, na_url, &err);
+    if (rc == 0) {
+        print_cert("joined", &c);
+        gm_cert_free(&c);
+    }
+    json_decref(doc);
+    free(gtext);
+    gm_genesis_free(&g);
+    gm_signer_wipe(&k);
+    return rc == 0 ? 0 : cli_fail("join", &err);
+}
+
+static int do_renew(const char *dir, const char *na_override)
+{
+    gm_error err = {0};
+    gm_signer k;
+    gm_genesis g;
+    gm_cert old, c;
+    char path[4096], url[1024] = "", *text = NULL;
+    size_t len;
+    json_t *doc = NULL;
+    if (node_key(dir, 0, &k, &err) != 0)
+        return cli_fail("join --renew", &err);
+    int rc = path_in(path, sizeof path, dir, "genesis.json", &err);
+    if (rc == 0 && (rc = gm_genesis_load(path, &g, &err)) == 0 && (rc = gm_genesis_verify(&g, &err)) != 0)
+        gm_genesis_free(&g);
+    if (rc != 0) {
+        gm_signer_wipe(&k);
+        return cli_fail("join --renew", &err);
+    }
+    if (na_override) {
+        snprintf(url, sizeof url, "%s", na_override);
+    } else if (path_in(path, sizeof path, dir, "node.json", &err) == 0 &&
+               gm_file_read(path, 256 * 1024, &text, &len, &err) == 0) {
+        json_t *o = json_loadb(text, len, 0, NULL);
+        const char *u = json_string_value(json_object_get(o, "na_url"));
+        snprintf(url, sizeof url, "%s", u ? u : "");
+        json_decref(o);
+        free(text);
+    }
+    if (!url[0])
+        rc = gm_error_set(&err, GM_ENOTFOUND, "no NA URL in %s/node.json; pass --na URL", dir);
+    if (rc == 0 && (rc = path_in(path, sizeof path, dir, "cert.json", &err)) == 0)
+        rc = gm_cert_load(path, &old, &err);
+    if (rc == 0) {
+        rc = gm_na_renew(url, &k, old.cert_id, 0, &doc, &err);
+        gm_cert_free(&old);
+    }
+    if (rc == 0)
+        rc = accept_cert(dir, doc, &g, &k, &c, &err);
+    if (rc == 0) {
+        print_cert("renewed in", &c);
+        gm_cert_free(&c);
+    }
+    json_decref(doc);
+    gm_genesis_free(&g);
+    gm_signer_wipe(&k);
+    return rc == 0 ? 0 : cli_fail("join --renew", &err);
+}
+
+int cmd_join(int argc, char **argv)
+{
+    const char *dir = ".", *na = NULL, *token = NULL, *hours_s = NULL, *pin = NULL;
+    int renew = 0;
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--na", &na)) ||
+            (m = cli_opt(argc, argv, &i, "--token", &token)) ||
+            (m = cli_opt(argc, argv, &i, "--validity-hours", &hours_s)) ||
+            (m = cli_opt(argc, argv, &i, "--genesis", &pin))) {
+            if (m < 0)
+                return cli_usage("join: %s needs a value", argv[i]);
+        } else if (cli_flag(argv, i, "--renew")) {
+            renew = 1;
+        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return cli_usage("join: unknown option '%s'", argv[i]);
+        }
+    }
+    if (renew)
+        return do_renew(dir, na);
+    if (!na || !token) {
+        usage(stderr);
+        return cli_usage("join: --na URL and --token T are required");
+    }
+    long long hours = 0;
+    if (hours_s) {
+        char *end;
+        hours = strtoll(hours_s, &end, 10);
+        if (!*hours_s || *end || hours < 1 || hours > 24 * 3660)
+            return cli_usage("join: --validity-hours must be a whole number of hours");
+    }
+    if (pin && !gm_file_exists(pin))
+        return cli_usage("join: --genesis %s does not exist", pin);
+    return do_join(dir, na, token, hours, pin);
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Agents on the mesh, end to end with real processes: registry (POST, GET by capability with
+# the colon form, DELETE on clean shutdown), a requester configured with nothing but its
+# node directory (NA address) and a capability, the planner composing repo.summary and
+# llm.chat with verified provenance, clear errors (unknown capability, oversized input,
+# provider failure), and the LLM API key never appearing in any output or log.
+. "$(dirname "$0")/lib_e2e.sh"
+. "$(dirname "$0")/agents_e2e_lib.sh"
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+SECRET="sk-test-SECRET-7f3a9c1e5b"
+WRONG="sk-test-SECRET-wrong-d41d8c"
+
+step "network: NA, a hub and five nodes"
+e2e_na_start
+for n in hub researcher ra rb llm planner; do e2e_node_join "$n" role:service:agent; done
+e2e_node_start hub
+for n in researcher ra rb llm planner; do e2e_node_start "$n" --peer "$(node_addr hub)"; done
+for n in researcher ra rb llm planner; do wait_until "$E2E_TIMEOUT" "hub routes to $n" has_route hub "$(node_key "$n")"; done
+
+step "agents: two repo agents, an LLM agent (mock, API key required), a planner"
+mock_start "$SECRET"
+agent_start repo-agent-a ra repo.summary --fixture "$SRC/examples/repo-a.json"
+agent_start repo-agent-b rb repo:summary --fixture "$SRC/examples/repo-b.json"
+LLM_API_KEY="$SECRET" agent_start llm-1 llm llm:chat
+agent_start planner-1 planner planner.answer
+for n in researcher ra rb llm planner; do
+    for m in ra rb llm planner; do
+        [ "$n" = "$m" ] || wait_until "$E2E_TIMEOUT" "$n routes to $m" has_route "$n" "$(node_key "$m")"
+    done
+done
+
+step "the requester knows only its NA address (node.json) and a capability"
+node_json="$(node_dir researcher)/node.json"
+json_ok 'set(d.keys()) <= {"na_url", "peers"}' <"$node_json" || fail "node.json holds more than the NA address: $(cat "$node_json")"
+ask_ok "researcher asks planner.answer" "provider: planner-1" \
+    planner.answer "Summarize Genesis Mesh and explain why discovery matters." --dir "$(node_dir researcher)"
+grep -Eq "repo-agent-a +executed +repo.summary" "$ASK_OUT" || fail "repo.summary step missing: $(cat "$ASK_OUT")"
+grep -Eq "llm-1 +executed +llm.chat" "$ASK_OUT" || fail "llm.chat step missing"
+grep -Eq "planner-1 +combined" "$ASK_OUT" || fail "combined step missing"
+grep -q "every signature verified" "$ASK_OUT" || fail "provenance not verified"
+grep -q "^answer: \[mock:gm-mock-model\]" "$ASK_OUT" || fail "answer missing"
+gm ask planner.answer "why" --dir "$(node_dir researcher)" --json >"$E2E_TMP/ask.json" || fail "ask --json"
+json_ok 'd["provider"] == "planner-1" and len(d["provenance"]) >= 6 and d["output"]["sources"][0]["agent"] == "repo-agent-a"' \
+    <"$E2E_TMP/ask.json" || fail "ask --json: $(cat "$E2E_TMP/ask.json")"
+
+step "capability names: the colon form is the same capability"
+ask_ok "ask repo:summary" "provider: repo-agent-a" repo:summary "what is it?" --dir "$(node_dir researcher)"
+gm agents --dir "$(node_dir researcher)" --capability llm:chat --json >"$E2E_TMP/agents.json"
+json_ok 'len(d) == 1 and d[0]["descriptor"]["agent_id"] == "llm-1" and d[0]["check"] == "verified" and d[0]["certificate"]["node_public_key"] == d[0]["descriptor"]["node_public_key"]' \
+    <"$E2E_TMP/agents.json" || fail "agents --capability llm:chat: $(cat "$E2E_TMP/agents.json")"
+gm agents --dir "$(node_dir researcher)" --capability repo.summary --json |
+    json_ok '[r["descriptor"]["agent_id"] for r in d] == ["repo-agent-a", "repo-agent-b"]' || fail "exact tag match"
+
+step "clear errors, never a hang"
+ask_fails "unknown capability" "no usable provider of nothing.here \(0 listed" nothing.here "x" --dir "$(node_dir researcher)"
+python3 -c 'import json; print(json.dumps({"prompt": "x" * 40000}))' >"$E2E_TMP/big.json"
+ask_fails "oversized input" "exceeds the 32768-byte limit" llm.chat --input-json "$(cat "$E2E_TMP/big.json")" --dir "$(node_dir researcher)"
+ask_fails "bad input for the capability" "invalid_input" llm.chat --input-json '{"nope":1}' --dir "$(node_dir researcher)"
+ask_fails "provider error is reported" "LLM provider .* returned HTTP 500" llm.chat "__mock_error_500__" --dir "$(node_dir researcher)"
+
+step "DELETE on clean shutdown: llm-1 leaves the registry"
+agent_stop llm-1
+agent_unlisted llm-1 || fail "llm-1 still listed after a clean shutdown"
+grep -q '"event":"unregistered"' "$E2E_TMP/agent-llm-1.log" || fail "llm-1 did not log its unregistration"
+
+step "a provider with a wrong API key: the mock quotes it in its 401, nobody repeats it"
+LLM_API_KEY="$WRONG" agent_start llm-bad llm llm.chat
+ask_fails "llm.chat with a wrong key fails clearly" "HTTP 401 \(authentication failed; check LLM_API_KEY\)" \
+    llm.chat "hello" --dir "$(node_dir researcher)"
+ask_fails "the planner reports the failure" "llm.chat" planner.answer "q" --dir "$(node_dir researcher)"
+agent_stop llm-bad
+if grep -rIl -e "$SECRET" -e "$WRONG" "$E2E_TMP" --exclude=mock.log 2>/dev/null; then
+    fail "an API key appears in the files above"
+fi
+
+e2e_finish

@@ -1,0 +1,1067 @@
+/* A malicious peer against a real node: the test starts an NA and two real node processes
+ * (target and friend, friend dialling target) through the genesis-mesh binary, then talks
+ * to the target with the library's own Noise and wire code the way an attacker would:
+ * another network's genesis (other prologue), a certificate of another network, an expired
+ * certificate, a certificate whose key is not the Noise static key, a forged certificate,
+ * a replayed handshake message, garbage bytes, oversized and empty frames, garbage after a
+ * handshake, a relay advertising identities without certificates, and a half-open
+ * connection flood from one address. After each: the target still serves (status works,
+ * the friend is still its peer, a fresh legitimate peer completes a handshake and gets a
+ * PONG), and the counter of refused/failed handshakes went up.
+ *
+ * The binary: $GM_BIN, else $GM_BUILD/genesis-mesh, else ../genesis-mesh next to this test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "gm/cert.h"
+#include "gm/genesis.h"
+#include "gm/keys.h"
+#include "gm/node.h"
+#include "gm/noise.h"
+#include "gm/util.h"
+#include "gm/wire.h"
+
+#define WAIT_MS 30000 /* failure bound of every poll; never asserted as a duration */
+#define HS_FRAME_MAX 16384
+
+static char g_bin[4096];
+static char g_tmp[256];
+static pid_t g_pids[16];
+static size_t g_npids;
+static char g_na_url[128];
+static int g_target_port;
+static char g_target_sock[512];
+static char g_target_pk_b64[GM_PK_B64_LEN + 1];
+static char g_friend_pk_b64[GM_PK_B64_LEN + 1];
+static char *g_friend_cert;  /* friend's certificate JSON (valid, of this network) */
+static gm_genesis g_genesis, g_other_genesis;
+static gm_signer g_na, g_other_na;
+static uint8_t g_prologue[GM_NODE_PROLOGUE_LEN], g_other_prologue[GM_NODE_PROLOGUE_LEN];
+
+/* ------------------------------------------------------------------ processes */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void find_binary(void)
+{
+    const char *b = getenv("GM_BIN"), *build = getenv("GM_BUILD");
+    if (b && access(b, X_OK) == 0) {
+        snprintf(g_bin, sizeof g_bin, "%s", b);
+        return;
+    }
+    if (build) {
+        snprintf(g_bin, sizeof g_bin, "%s/genesis-mesh", build);
+        if (access(g_bin, X_OK) == 0)
+            return;
+    }
+    char self[3800];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    *slash = 0;
+    snprintf(g_bin, sizeof g_bin, "%s/../genesis-mesh", self);
+    assert_int_equal(access(g_bin, X_OK), 0);
+}
+
+/* Start argv in the background, stdout+stderr appended to log. The child dies with us. */
+static pid_t spawn(const char *log, char *const argv[])
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    g_pids[g_npids++] = pid;
+    return pid;
+}
+
+/* Run argv to completion; its stdout (NUL-terminated) into out. Returns the exit status. */
+static int run(char *out, size_t cap, char *const argv[])
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char log[300];
+        snprintf(log, sizeof log, "%s/commands.log", g_tmp);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(p[1], 1);
+        if (fd >= 0)
+            dup2(fd, 2);
+        close(p[0]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t r;
+    while ((r = read(p[0], out + len, cap - 1 - len)) > 0 && len + (size_t)r < cap - 1)
+        len += (size_t)r;
+    if (r > 0)
+        len += (size_t)r;
+    out[len] = 0;
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void stop_all(void)
+{
+    for (size_t i = 0; i < g_npids; i++)
+        if (g_pids[i] > 0)
+            kill(g_pids[i], SIGTERM);
+    for (size_t i = 0; i < g_npids; i++) {
+        if (g_pids[i] <= 0)
+            continue;
+        uint64_t end = now_ms() + 10000;
+        int st;
+        while (waitpid(g_pids[i], &st, WNOHANG) == 0) {
+            if (now_ms() > end) {
+                kill(g_pids[i], SIGKILL);
+                waitpid(g_pids[i], &st, 0);
+                break;
+            }
+            sleep_ms(50);
+        }
+        g_pids[i] = 0;
+    }
+    g_npids = 0;
+}
+
+static int read_int_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int v = -1;
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static int wait_port_file(const char *path, pid_t pid)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    int st;
+    while (now_ms() < end) {
+        int v = read_int_file(path);
+        if (v > 0)
+            return v;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            fail_msg("process writing %s exited early (see logs in %s)", path, g_tmp);
+        sleep_ms(50);
+    }
+    fail_msg("timed out waiting for %s", path);
+    return -1;
+}
+
+static void path_in(char *out, size_t cap, const char *a, const char *b)
+{
+    snprintf(out, cap, "%s/%s%s%s", g_tmp, a, b ? "/" : "", b ? b : "");
+}
+
+static void read_pub(const char *dir, char out[GM_PK_B64_LEN + 1])
+{
+    char p[400];
+    uint8_t pk[GM_PK_LEN];
+    gm_error err = {0};
+    path_in(p, sizeof p, dir, "node.pub");
+    assert_int_equal(gm_pk_load(p, pk, &err), 0);
+    gm_pk_encode(pk, out);
+}
+
+/* ------------------------------------------------------------------ local API */
+
+static json_t *api(const char *sock_path, const char *line)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(sock_path) >= sizeof sa.sun_path) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (write(fd, line, strlen(line)) != (ssize_t)strlen(line) || write(fd, "\n", 1) != 1) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (memchr(buf, '\n', len) || len >= cap - 1)
+            break;
+    }
+    close(fd);
+    buf[len] = 0;
+    json_t *j = json_loads(buf, JSON_DISABLE_EOF_CHECK, NULL);
+    free(buf);
+    return j;
+}
+
+/* The status object of the target (fields at top level, or under "status"). */
+static json_t *target_status(void)
+{
+    json_t *r = api(g_target_sock, "{\"op\":\"status\"}");
+    if (!r)
+        return NULL;
+    json_t *s = json_object_get(r, "status");
+    if (json_is_object(s)) {
+        json_incref(s);
+        json_decref(r);
+        return s;
+    }
+    return r;
+}
+
+/* Sum of the target's counters whose name contains every one of the words (NULL-ended). */
+static long long metric_sum(const char *w1, const char *w2)
+{
+    json_t *s = target_status();
+    assert_non_null(s);
+    json_t *m = json_object_get(s, "metrics");
+    assert_true(json_is_object(m));
+    const char *k;
+    json_t *v;
+    long long sum = 0;
+    json_object_foreach(m, k, v)
+    {
+        if (strstr(k, w1) && (!w2 || strstr(k, w2)) && json_is_number(v))
+            sum += (long long)json_number_value(v);
+    }
+    json_decref(s);
+    return sum;
+}
+
+/* Everything the node counts as a refused or failed connection attempt. */
+static long long refused_total(void)
+{
+    return metric_sum("handshake", "refused") + metric_sum("handshake", "failed") +
+           metric_sum("connections_refused", NULL);
+}
+
+static int has_peer(const char *pk_b64)
+{
+    json_t *s = target_status();
+    if (!s)
+        return 0;
+    json_t *peers = json_object_get(s, "peers"), *p;
+    size_t i;
+    int found = 0;
+    json_array_foreach(peers, i, p)
+    {
+        const char *k = json_string_value(json_object_get(p, "node_public_key"));
+        if (k && strcmp(k, pk_b64) == 0)
+            found = 1;
+    }
+    json_decref(s);
+    return found;
+}
+
+static int has_route(const char *pk_b64)
+{
+    json_t *s = target_status();
+    if (!s)
+        return 0;
+    json_t *routes = json_object_get(s, "routes"), *r;
+    size_t i;
+    int found = 0;
+    json_array_foreach(routes, i, r)
+    {
+        const char *k = json_string_value(json_object_get(r, "destination"));
+        json_int_t m = json_integer_value(json_object_get(r, "metric"));
+        if (k && strcmp(k, pk_b64) == 0 && m < 0xFFFF)
+            found = 1;
+    }
+    json_decref(s);
+    return found;
+}
+
+/* ------------------------------------------------------------------ identities */
+
+typedef struct ident {
+    gm_signer key;
+    uint8_t x_sk[32], x_pk[32];
+    char *cert; /* JSON sent as handshake payload */
+    size_t cert_len;
+} ident;
+
+/* A fresh key with a certificate for network, signed by issuer, valid from..to. */
+static void ident_make(ident *id, const gm_signer *issuer, const char *network, gm_time from, gm_time to)
+{
+    gm_error err = {0};
+    gm_cert c;
+    memset(id, 0, sizeof *id);
+    assert_int_equal(gm_signer_generate(&id->key, "adv", &err), 0);
+    assert_int_equal(gm_noise_static_from_ed25519_seed(id->key.sk, id->x_sk, id->x_pk, &err), 0);
+    json_t *roles = json_pack("[s]", "role:test");
+    assert_int_equal(gm_cert_issue(&c, issuer, network, id->key.pk, roles, from, to, &err), 0);
+    json_decref(roles);
+    id->cert = gm_cert_dump(&c, 0);
+    id->cert_len = strlen(id->cert);
+    gm_cert_free(&c);
+}
+
+static void ident_valid(ident *id)
+{
+    gm_time now = gm_time_now();
+    ident_make(id, &g_na, g_genesis.network_name, gm_time_add(now, -60), gm_time_add(now, 86400));
+}
+
+static void ident_free(ident *id)
+{
+    free(id->cert);
+    gm_signer_wipe(&id->key);
+    sodium_memzero(id->x_sk, sizeof id->x_sk);
+}
+
+/* ------------------------------------------------------------------ the attacker's socket */
+
+static int tcp_connect(const char *src_ip)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    if (src_ip) {
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        inet_pton(AF_INET, src_ip, &src.sin_addr);
+        assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof src), 0);
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_target_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len) {
+        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int send_frame(int fd, const uint8_t *body, size_t len)
+{
+    uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    return write_all(fd, hdr, 2) || write_all(fd, body, len) ? -1 : 0;
+}
+
+/* 1: got len bytes; 0: EOF or reset; -1: nothing within timeout_ms. */
+static int read_exact(int fd, uint8_t *p, size_t len, int timeout_ms)
+{
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    while (len) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        int64_t left = (int64_t)(end - now_ms());
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+            return -1;
+        ssize_t r = recv(fd, p, len, 0);
+        if (r <= 0)
+            return 0;
+        p += r;
+        len -= (size_t)r;
+    }
+    return 1;
+}
+
+static int recv_frame(int fd, uint8_t *out, size_t cap, size_t *len, int timeout_ms)
+{
+    uint8_t hdr[2];
+    int rc = read_exact(fd, hdr, 2, timeout_ms);
+    if (rc != 1)
+        return rc;
+    *len = ((size_t)hdr[0] << 8) | hdr[1];
+    if (*len > cap)
+        return 0;
+    return read_exact(fd, out, *len, timeout_ms);
+}
+
+/* 1 when the node closed the connection (EOF/reset) within the bound. */
+static int wait_closed(int fd)
+{
+    uint8_t b[4096];
+    uint64_t end = now_ms() + WAIT_MS;
+    while (now_ms() < end) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 200) > 0) {
+            ssize_t r = recv(fd, b, sizeof b, 0);
+            if (r <= 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ handshakes */
+
+enum { HS_ACCEPTED = 1, HS_CLOSED = 2, HS_OUR_READ_FAILED = 3 };
+
+typedef struct hs_opts {
+    const uint8_t *prologue;
+    const uint8_t *x_sk;      /* our X25519 static key */
+    const char *payload;      /* certificate sent in message 3 */
+    size_t payload_len;
+    const char *src_ip;       /* bind the source address, NULL = any */
+    const uint8_t *msg1;      /* replay these instead of computing them */
+    size_t msg1_len;
+    const uint8_t *msg3;
+    size_t msg3_len;
+    uint8_t cap1[512], cap3[HS_FRAME_MAX]; /* what we sent, for later replays */
+    size_t cap1_len, cap3_len;
+    int keep_open;            /* leave the link up: fd/tx/rx stay valid */
+    int fd;
+    gm_noise_cipher tx, rx;
+    char responder_cert[HS_FRAME_MAX + 1];
+    uint8_t responder_static[32];
+} hs_opts;
+
+/* Send PING on an established link, wait for the PONG (skipping other messages). */
+static int ping_pong(int fd, gm_noise_cipher *tx, gm_noise_cipher *rx)
+{
+    static uint8_t frame[GM_WIRE_FRAME_MAX], msg[GM_WIRE_FRAME_MAX];
+    uint8_t ping[16], ct[64];
+    size_t plen, clen, flen, mlen;
+    uint64_t nonce = 0x5eed5eed12345678ULL, got;
+    gm_error err = {0};
+    assert_int_equal(gm_wire_ping_encode(nonce, ping, sizeof ping, &plen, &err), 0);
+    assert_int_equal(gm_noise_encrypt(tx, NULL, 0, ping, plen, ct, sizeof ct, &clen, &err), 0);
+    if (send_frame(fd, ct, clen) != 0)
+        return 0;
+    uint64_t end = now_ms() + WAIT_MS;
+    while (now_ms() < end) {
+        if (recv_frame(fd, frame, sizeof frame, &flen, (int)(end - now_ms())) != 1)
+            return 0;
+        if (gm_noise_decrypt(rx, NULL, 0, frame, flen, msg, sizeof msg, &mlen, &err) != 0)
+            fail_msg("cannot decrypt a transport message from the node: %s", err.msg);
+        if (mlen > 0 && msg[0] == GM_WIRE_PONG && gm_wire_pong_decode(msg, mlen, &got, &err) == 0 && got == nonce)
+            return 1;
+    }
+    return 0;
+}
+
+/* Run an XX handshake as initiator. Returns HS_ACCEPTED when the node answered our PING on
+ * the new link, HS_CLOSED when it closed the connection, HS_OUR_READ_FAILED when its message
+ * 2 did not authenticate on our side (then we send random bytes as message 3 and wait for
+ * the node to close). */
+static int handshake(hs_opts *o)
+{
+    gm_noise_handshake_t *hs = NULL;
+    gm_error err = {0};
+    static uint8_t buf[HS_FRAME_MAX], payload[HS_FRAME_MAX];
+    size_t len, plen;
+    int result;
+    o->fd = tcp_connect(o->src_ip);
+    assert_int_equal(gm_noise_handshake_new(&hs, GM_NOISE_XX, 1, o->prologue, GM_NODE_PROLOGUE_LEN, o->x_sk, NULL, &err), 0);
+    if (o->msg1) {
+        assert_int_equal(send_frame(o->fd, o->msg1, o->msg1_len), 0);
+        /* Our state does not match the replayed message: we cannot read message 2. */
+    } else {
+        assert_int_equal(gm_noise_write_message(hs, NULL, 0, o->cap1, sizeof o->cap1, &o->cap1_len, &err), 0);
+        assert_int_equal(send_frame(o->fd, o->cap1, o->cap1_len), 0);
+    }
+    int rc = recv_frame(o->fd, buf, sizeof buf, &len, WAIT_MS);
+    if (rc != 1) {
+        result = HS_CLOSED;
+        goto out;
+    }
+    if (o->msg3) {
+        /* Replay: message 3 of an earlier session. */
+        assert_int_equal(send_frame(o->fd, o->msg3, o->msg3_len), 0);
+        result = wait_closed(o->fd) ? HS_CLOSED : HS_ACCEPTED;
+        goto out;
+    }
+    if (o->msg1 || gm_noise_read_message(hs, buf, len, payload, sizeof payload - 1, &plen, &err) != 0) {
+        uint8_t junk[200];
+        randombytes_buf(junk, sizeof junk);
+        send_frame(o->fd, junk, sizeof junk);
+        result = wait_closed(o->fd) ? HS_OUR_READ_FAILED : -1;
+        goto out;
+    }
+    memcpy(o->responder_cert, payload, plen);
+    o->responder_cert[plen] = 0;
+    memcpy(o->responder_static, gm_noise_remote_static(hs), 32);
+    assert_int_equal(gm_noise_write_message(hs, (const uint8_t *)o->payload, o->payload_len, o->cap3, sizeof o->cap3,
+                                            &o->cap3_len, &err), 0);
+    assert_int_equal(send_frame(o->fd, o->cap3, o->cap3_len), 0);
+    assert_int_equal(gm_noise_split(hs, &o->tx, &o->rx, &err), 0);
+    result = ping_pong(o->fd, &o->tx, &o->rx) ? HS_ACCEPTED : HS_CLOSED;
+out:
+    gm_noise_handshake_free(hs);
+    if (!(o->keep_open && result == HS_ACCEPTED)) {
+        close(o->fd);
+        o->fd = -1;
+        gm_noise_cipher_wipe(&o->tx);
+        gm_noise_cipher_wipe(&o->rx);
+    }
+    return result;
+}
+
+static int handshake_as(const ident *id, const uint8_t *prologue)
+{
+    hs_opts *o = calloc(1, sizeof *o);
+    o->prologue = prologue;
+    o->x_sk = id->x_sk;
+    o->payload = id->cert;
+    o->payload_len = id->cert_len;
+    int r = handshake(o);
+    free(o);
+    return r;
+}
+
+/* The target is still fine: local API answers, friend still a peer, a new legitimate peer
+ * completes a handshake and gets a PONG. */
+static void assert_still_serving(void)
+{
+    json_t *s = target_status();
+    assert_non_null(s);
+    assert_true(json_is_true(json_object_get(s, "running")));
+    json_decref(s);
+    assert_true(has_peer(g_friend_pk_b64));
+    ident good;
+    ident_valid(&good);
+    assert_int_equal(handshake_as(&good, g_prologue), HS_ACCEPTED);
+    ident_free(&good);
+}
+
+/* The refused/failed counters rise above before (they are updated after the close). */
+static void assert_counted(long long before, const char *w1, const char *w2)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (now_ms() < end) {
+        if (refused_total() > before && (!w1 || metric_sum(w1, w2) > 0))
+            return;
+        sleep_ms(50);
+    }
+    fail_msg("refused/failed counters did not rise (%lld -> %lld; %s %s = %lld)", before, refused_total(),
+             w1 ? w1 : "", w2 ? w2 : "", w1 ? metric_sum(w1, w2) : 0);
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static void load_network(const char *dir, gm_genesis *g, gm_signer *na, uint8_t prologue[GM_NODE_PROLOGUE_LEN])
+{
+    char p[400];
+    gm_error err = {0};
+    path_in(p, sizeof p, dir, "genesis.json");
+    assert_int_equal(gm_genesis_load(p, g, &err), 0);
+    path_in(p, sizeof p, dir, "na");
+    if (gm_signer_load(na, p, "na-local", &err) != 0)
+        fail_msg("cannot load the NA key %s.key: %s", p, err.msg);
+    assert_memory_equal(na->pk, g->na_pk, GM_PK_LEN);
+    uint8_t h[32];
+    assert_int_equal(gm_genesis_hash(g, h, &err), 0);
+    memcpy(prologue, GM_NODE_PROLOGUE_LABEL, sizeof GM_NODE_PROLOGUE_LABEL - 1);
+    memcpy(prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1, h, 32);
+}
+
+static void join(const char *name, const char *role)
+{
+    char out[4096], dir[400];
+    char net[300];
+    path_in(net, sizeof net, "net", NULL);
+    path_in(dir, sizeof dir, name, NULL);
+    char *inv[] = {g_bin, "admin", "invite", "--role", (char *)role, "--json", "--dir", net, "--na", g_na_url, NULL};
+    if (run(out, sizeof out, inv) != 0)
+        fail_msg("admin invite failed (see %s/commands.log)", g_tmp);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    if (!tok)
+        tok = json_string_value(json_object_get(j, "invite_token"));
+    assert_non_null(tok);
+    char token[256];
+    snprintf(token, sizeof token, "%s", tok);
+    json_decref(j);
+    char *jn[] = {g_bin, "join", "--na", g_na_url, "--token", token, "--dir", dir, NULL};
+    if (run(out, sizeof out, jn) != 0)
+        fail_msg("join of %s failed (see %s/commands.log)", name, g_tmp);
+}
+
+static pid_t start_node(const char *name, const char *peer, int *port)
+{
+    char dir[400], pf[400], log[400];
+    path_in(dir, sizeof dir, name, NULL);
+    path_in(pf, sizeof pf, name, "port");
+    path_in(log, sizeof log, name, "node.log");
+    char *argv[16] = {g_bin, "node", "start", "--dir", dir, "--listen", "127.0.0.1:0", "--port-file", pf,
+                      "--log-level", "debug", NULL};
+    size_t k = 11;
+    if (peer) {
+        argv[k++] = "--peer";
+        argv[k++] = (char *)peer;
+    }
+    argv[k] = NULL;
+    pid_t pid = spawn(log, argv);
+    *port = wait_port_file(pf, pid);
+    return pid;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    gm_error err = {0};
+    char out[4096], net[300], other[300], pf[300], log[300];
+    assert_int_equal(gm_init(&err), 0);
+    signal(SIGPIPE, SIG_IGN);
+    find_binary();
+    snprintf(g_tmp, sizeof g_tmp, "%s/gm-adv.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(g_tmp));
+    path_in(net, sizeof net, "net", NULL);
+    path_in(other, sizeof other, "other", NULL);
+
+    char *init1[] = {g_bin, "init", "--dir", net, "--network", "ADVNET", NULL};
+    assert_int_equal(run(out, sizeof out, init1), 0);
+    /* Another network of the same name: only its genesis (and NA key) differ. */
+    char *init2[] = {g_bin, "init", "--dir", other, "--network", "ADVNET", NULL};
+    assert_int_equal(run(out, sizeof out, init2), 0);
+    load_network("net", &g_genesis, &g_na, g_prologue);
+    load_network("other", &g_other_genesis, &g_other_na, g_other_prologue);
+    assert_memory_not_equal(g_prologue, g_other_prologue, GM_NODE_PROLOGUE_LEN);
+
+    path_in(pf, sizeof pf, "na.port", NULL);
+    path_in(log, sizeof log, "na.log", NULL);
+    char *na[] = {g_bin, "na", "start", "--dir", net, "--listen", "127.0.0.1:0", "--port-file", pf, NULL};
+    pid_t na_pid = spawn(log, na);
+    snprintf(g_na_url, sizeof g_na_url, "http://127.0.0.1:%d", wait_port_file(pf, na_pid));
+
+    join("target", "role:supervisor");
+    join("friend", "role:finance");
+    read_pub("target", g_target_pk_b64);
+    read_pub("friend", g_friend_pk_b64);
+    char p[400];
+    size_t len;
+    path_in(p, sizeof p, "friend", "cert.json");
+    assert_int_equal(gm_file_read(p, 65536, &g_friend_cert, &len, &err), 0);
+    path_in(g_target_sock, sizeof g_target_sock, "target", "node.sock");
+
+    int fport;
+    start_node("target", NULL, &g_target_port);
+    char peer[64];
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", g_target_port);
+    start_node("friend", peer, &fport);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!has_peer(g_friend_pk_b64)) {
+        if (now_ms() > end)
+            fail_msg("friend never became a peer of target (logs in %s)", g_tmp);
+        sleep_ms(100);
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    stop_all();
+    free(g_friend_cert);
+    gm_genesis_free(&g_genesis);
+    gm_genesis_free(&g_other_genesis);
+    gm_signer_wipe(&g_na);
+    gm_signer_wipe(&g_other_na);
+    if (!getenv("GM_KEEP_TMP")) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", g_tmp);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_legitimate_peer_is_accepted_and_node_cert_matches_its_static(void **state)
+{
+    (void)state;
+    ident good;
+    ident_valid(&good);
+    hs_opts *o = calloc(1, sizeof *o);
+    o->prologue = g_prologue;
+    o->x_sk = good.x_sk;
+    o->payload = good.cert;
+    o->payload_len = good.cert_len;
+    assert_int_equal(handshake(o), HS_ACCEPTED);
+    /* The node proved its identity: its certificate names the key that did the DH. */
+    gm_cert c;
+    gm_trust_reason why;
+    gm_error err = {0};
+    assert_int_equal(gm_node_trust_check(&g_genesis, NULL, (const uint8_t *)o->responder_cert,
+                                         strlen(o->responder_cert), o->responder_static, gm_time_now(), &c, &why, &err), 0);
+    assert_string_equal(c.node_pk_b64, g_target_pk_b64);
+    gm_cert_free(&c);
+    free(o);
+    ident_free(&good);
+}
+
+static void test_node_of_another_network_fails_handshake(void **state)
+{
+    (void)state;
+    long long before = refused_total();
+    ident alien;
+    gm_time now = gm_time_now();
+    /* A perfectly valid member of the other network: its prologue is not ours. */
+    ident_make(&alien, &g_other_na, g_other_genesis.network_name, gm_time_add(now, -60), gm_time_add(now, 86400));
+    assert_int_equal(handshake_as(&alien, g_other_prologue), HS_OUR_READ_FAILED);
+    assert_counted(before, NULL, NULL);
+    /* Same member pretending to be on our network (our prologue): its NA is not ours. */
+    before = refused_total();
+    assert_int_equal(handshake_as(&alien, g_prologue), HS_CLOSED);
+    assert_counted(before, "refused", NULL);
+    ident_free(&alien);
+    assert_still_serving();
+}
+
+static void test_certificate_for_another_network_name_is_refused(void **state)
+{
+    (void)state;
+    long long before = metric_sum("refused", "network");
+    ident id;
+    gm_time now = gm_time_now();
+    /* Signed by our own NA key, but for another network name. */
+    ident_make(&id, &g_na, "SOMEWHERE-ELSE", gm_time_add(now, -60), gm_time_add(now, 86400));
+    assert_int_equal(handshake_as(&id, g_prologue), HS_CLOSED);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (metric_sum("refused", "network") <= before && now_ms() < end)
+        sleep_ms(50);
+    assert_true(metric_sum("refused", "network") > before);
+    ident_free(&id);
+    assert_still_serving();
+}
+
+static void test_expired_certificate_is_refused(void **state)
+{
+    (void)state;
+    long long before = metric_sum("refused", "expired");
+    ident id;
+    gm_time now = gm_time_now();
+    ident_make(&id, &g_na, g_genesis.network_name, gm_time_add(now, -10 * 86400), gm_time_add(now, -86400));
+    assert_int_equal(handshake_as(&id, g_prologue), HS_CLOSED);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (metric_sum("refused", "expired") <= before && now_ms() < end)
+        sleep_ms(50);
+    assert_true(metric_sum("refused", "expired") > before);
+    ident_free(&id);
+    /* Not yet valid (issued in the future beyond the skew) is refused too. */
+    before = refused_total();
+    ident_make(&id, &g_na, g_genesis.network_name, gm_time_add(now, 86400), gm_time_add(now, 2 * 86400));
+    assert_int_equal(handshake_as(&id, g_prologue), HS_CLOSED);
+    assert_counted(before, NULL, NULL);
+    ident_free(&id);
+    assert_still_serving();
+}
+
+static void test_certificate_of_another_key_is_refused(void **state)
+{
+    (void)state;
+    long long before = metric_sum("refused", "mismatch");
+    ident id;
+    ident_valid(&id);
+    /* Our Noise static key, but the friend's (valid) certificate. */
+    hs_opts *o = calloc(1, sizeof *o);
+    o->prologue = g_prologue;
+    o->x_sk = id.x_sk;
+    o->payload = g_friend_cert;
+    o->payload_len = strlen(g_friend_cert);
+    assert_int_equal(handshake(o), HS_CLOSED);
+    free(o);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (metric_sum("refused", "mismatch") <= before && now_ms() < end)
+        sleep_ms(50);
+    assert_true(metric_sum("refused", "mismatch") > before);
+    ident_free(&id);
+    assert_still_serving();
+}
+
+static void test_forged_certificate_is_refused(void **state)
+{
+    (void)state;
+    long long before = metric_sum("refused", "signature");
+    gm_signer forger;
+    gm_error err = {0};
+    assert_int_equal(gm_signer_generate(&forger, g_na.key_id, &err), 0);
+    ident id;
+    gm_time now = gm_time_now();
+    ident_make(&id, &forger, g_genesis.network_name, gm_time_add(now, -60), gm_time_add(now, 86400));
+    assert_int_equal(handshake_as(&id, g_prologue), HS_CLOSED);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (metric_sum("refused", "signature") <= before && now_ms() < end)
+        sleep_ms(50);
+    assert_true(metric_sum("refused", "signature") > before);
+    ident_free(&id);
+    /* A legitimate certificate with one byte of a signed member changed. */
+    ident_valid(&id);
+    char *roles = strstr(id.cert, "role:test");
+    assert_non_null(roles);
+    memcpy(roles, "role:TEST", 9);
+    before = refused_total();
+    assert_int_equal(handshake_as(&id, g_prologue), HS_CLOSED);
+    assert_counted(before, NULL, NULL);
+    ident_free(&id);
+    gm_signer_wipe(&forger);
+    assert_still_serving();
+}
+
+static void test_replayed_handshake_message_is_refused(void **state)
+{
+    (void)state;
+    ident id;
+    ident_valid(&id);
+    hs_opts *first = calloc(1, sizeof *first);
+    first->prologue = g_prologue;
+    first->x_sk = id.x_sk;
+    first->payload = id.cert;
+    first->payload_len = id.cert_len;
+    assert_int_equal(handshake(first), HS_ACCEPTED);
+    uint64_t end = now_ms() + WAIT_MS;
+    char pk[GM_PK_B64_LEN + 1];
+    gm_pk_encode(id.key.pk, pk);
+    while (has_peer(pk) && now_ms() < end)
+        sleep_ms(50);
+    assert_false(has_peer(pk));
+
+    /* Replay message 1 and message 3 of that session into a new connection: message 3 was
+     * bound to the old responder ephemeral and must not authenticate. */
+    long long before = refused_total();
+    hs_opts *replay = calloc(1, sizeof *replay);
+    replay->prologue = g_prologue;
+    replay->x_sk = id.x_sk;
+    replay->msg1 = first->cap1;
+    replay->msg1_len = first->cap1_len;
+    replay->msg3 = first->cap3;
+    replay->msg3_len = first->cap3_len;
+    assert_int_equal(handshake(replay), HS_CLOSED);
+    assert_counted(before, NULL, NULL);
+    assert_false(has_peer(pk));
+
+    /* Fresh message 1, replayed message 3. */
+    before = refused_total();
+    memset(replay, 0, sizeof *replay);
+    replay->prologue = g_prologue;
+    replay->x_sk = id.x_sk;
+    replay->payload = id.cert;
+    replay->payload_len = id.cert_len;
+    replay->msg3 = first->cap3;
+    replay->msg3_len = first->cap3_len;
+    assert_int_equal(handshake(replay), HS_CLOSED);
+    assert_counted(before, NULL, NULL);
+    assert_false(has_peer(pk));
+    free(first);
+    free(replay);
+    ident_free(&id);
+    assert_still_serving();
+}
+
+static void test_garbage_bytes_are_refused(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        long long before = refused_total();
+        int fd = tcp_connect(NULL);
+        uint8_t junk[4096];
+        randombytes_buf(junk, sizeof junk);
+        if (round == 0) {
+            /* A plausible frame header, random body, then more random frames. */
+            junk[0] = 0;
+            junk[1] = 200;
+        }
+        write_all(fd, junk, round == 2 ? 7 : sizeof junk);
+        shutdown(fd, SHUT_WR);
+        assert_true(wait_closed(fd));
+        close(fd);
+        assert_counted(before, NULL, NULL);
+    }
+    assert_still_serving();
+}
+
+static void test_oversized_and_empty_frames_are_refused(void **state)
+{
+    (void)state;
+    const uint16_t lens[] = {0xFFFF, HS_FRAME_MAX + 1, 0};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        long long before = refused_total();
+        int fd = tcp_connect(NULL);
+        uint8_t hdr[2] = {(uint8_t)(lens[i] >> 8), (uint8_t)lens[i]};
+        write_all(fd, hdr, 2);
+        /* Start streaming a body: the node must not wait for (or buffer) 64 KiB. */
+        uint8_t body[1024];
+        memset(body, 0x41, sizeof body);
+        write_all(fd, body, sizeof body);
+        assert_true(wait_closed(fd));
+        close(fd);
+        assert_counted(before, NULL, NULL);
+    }
+    assert_still_serving();
+}
+
+static void test_garbage_after_handshake_closes_only_that_link(void **state)
+{
+    (void)state;
+    ident id;
+    ident_valid(&id);
+    hs_opts *o = calloc(1, sizeof *o);
+    o->prologue = g_prologue;
+    o->x_sk = id.x_sk;
+    o->payload = id.cert;
+    o->payload_len = id.cert_len;
+    o->keep_open = 1;
+    assert_int_equal(handshake(o), HS_ACCEPTED);
+    uint8_t junk[300];
+    randombytes_buf(junk, sizeof junk);
+    assert_int_equal(send_frame(o->fd, junk, sizeof junk), 0);
+    assert_true(wait_closed(o->fd));
+    close(o->fd);
+    gm_noise_cipher_wipe(&o->tx);
+    gm_noise_cipher_wipe(&o->rx);
+    free(o);
+    ident_free(&id);
+    assert_still_serving();
+}
+
+static void test_relay_cannot_advertise_identities_without_certificates(void **state)
+{
+    (void)state;
+    ident id;
+    ident_valid(&id);
+    hs_opts *o = calloc(1, sizeof *o);
+    o->prologue = g_prologue;
+    o->x_sk = id.x_sk;
+    o->payload = id.cert;
+    o->payload_len = id.cert_len;
+    o->keep_open = 1;
+    assert_int_equal(handshake(o), HS_ACCEPTED);
+    /* Advertise a destination nobody certified, one hop behind us. */
+    gm_wire_route_entry e;
+    memset(&e, 0, sizeof e);
+    randombytes_buf(e.dest, sizeof e.dest);
+    e.seqno = 1000;
+    e.metric = 1;
+    e.hops = 1;
+    uint8_t msg[256], ct[300];
+    size_t mlen, clen;
+    gm_error err = {0};
+    assert_int_equal(gm_wire_route_update_encode(&e, 1, msg, sizeof msg, &mlen, &err), 0);
+    assert_int_equal(gm_noise_encrypt(&o->tx, NULL, 0, msg, mlen, ct, sizeof ct, &clen, &err), 0);
+    assert_int_equal(send_frame(o->fd, ct, clen), 0);
+    /* The PONG to a later PING proves the update was processed (one TCP stream, in order). */
+    assert_true(ping_pong(o->fd, &o->tx, &o->rx));
+    char ghost[GM_PK_B64_LEN + 1], pk[GM_PK_B64_LEN + 1];
+    gm_pk_encode(e.dest, ghost);
+    gm_pk_encode(id.key.pk, pk);
+    assert_false(has_route(ghost));
+    /* Our own identity (certified in the handshake) is routable. */
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!has_peer(pk) && now_ms() < end)
+        sleep_ms(50);
+    assert_true(has_peer(pk));
+    close(o->fd);
+    gm_noise_cipher_wipe(&o->tx);
+    gm_noise_cipher_wipe(&o->rx);
+    free(o);
+    ident_free(&id);
+    assert_still_serving();
+}
+
+static void test_halfopen_flood_from_one_address_does_not_block_peers(void **state)
+{
+    (void)state;
+    long long before = metric_sum("connections_refused", NULL);
+    int fds[40];
+    /* Silent connections from 127.0.0.2: they hold handshake slots until they time out. */
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        fds[i] = tcp_connect("127.0.0.2");
+    uint64_t end = now_ms() + WAIT_MS;
+    while (metric_sum("connections_refused", NULL) <= before && now_ms() < end)
+        sleep_ms(50);
+    assert_true(metric_sum("connections_refused", NULL) > before);
+    /* A legitimate peer from another address completes its handshake meanwhile. */
+    ident good;
+    ident_valid(&good);
+    assert_int_equal(handshake_as(&good, g_prologue), HS_ACCEPTED);
+    ident_free(&good);
+    assert_true(has_peer(g_friend_pk_b64));
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        close(fds[i]);
+    assert_still_serving();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_legitimate_peer_is_accepted_and_node_cert_matches_its_static),
+        cmocka_unit_test(test_node_of_another_network_fails_handshake),
+        cmocka_unit_test(test_certificate_for_another_network_name_is_refused),
+        cmocka_unit_test(test_expired_certificate_is_refused),
+        cmocka_unit_test(test_certificate_of_another_key_is_refused),
+        cmocka_unit_test(test_forged_certificate_is_refused),
+        cmocka_unit_test(test_replayed_handshake_message_is_refused),
+        cmocka_unit_test(test_garbage_bytes_are_refused),
+        cmocka_unit_test(test_oversized_and_empty_frames_are_refused),
+        cmocka_unit_test(test_garbage_after_handshake_closes_only_that_link),
+        cmocka_unit_test(test_relay_cannot_advertise_identities_without_certificates),
+        cmocka_unit_test(test_halfopen_flood_from_one_address_does_not_block_peers),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

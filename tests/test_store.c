@@ -1,0 +1,401 @@
+/* Tests for gm/store.h: migrations, exactly-once invite consumption under concurrent
+ * threads (separate connections and one shared handle), CRL sequence only going up,
+ * durability across reopen, rollback, nonces and key blocks. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "gm/store.h"
+#include "gm/util.h"
+
+static char tmpdir[256];
+
+static void db_path(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", tmpdir, name);
+}
+
+static gm_store_t *open_db(const char *name)
+{
+    char path[512];
+    gm_store_t *s = NULL;
+    gm_error err = {0};
+    db_path(path, sizeof path, name);
+    int rc = gm_store_open(&s, path, &err);
+    if (rc != 0)
+        fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    return s;
+}
+
+static gm_store_cert make_cert(const char *id, const char *pk)
+{
+    gm_store_cert c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.cert_id, sizeof c.cert_id, "%s", id);
+    snprintf(c.node_pk, sizeof c.node_pk, "%s", pk);
+    c.roles_json = "[\"role:test\"]";
+    c.issued_at = 1000;
+    c.expires_at = 2000;
+    c.max_validity_hours = 168;
+    c.doc = "{\"cert\":1}";
+    return c;
+}
+
+static void test_migrations_reach_current_version_once(void **state)
+{
+    gm_store_t *s = open_db("mig.db");
+    int v = 0;
+    assert_int_equal(gm_store_schema_version(s, &v, NULL), 0);
+    assert_int_equal(v, GM_STORE_SCHEMA_VERSION);
+    gm_store_close(s);
+    /* reopening applies nothing twice (the version rows are a primary key) */
+    s = open_db("mig.db");
+    assert_int_equal(gm_store_schema_version(s, &v, NULL), 0);
+    assert_int_equal(v, GM_STORE_SCHEMA_VERSION);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(gm_store_sqlite(s), "SELECT COUNT(*) FROM schema_version", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), GM_STORE_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    /* WAL journal */
+    assert_int_equal(sqlite3_prepare_v2(gm_store_sqlite(s), "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    gm_store_close(s);
+}
+
+static void test_newer_schema_is_refused(void **state)
+{
+    gm_store_t *s = open_db("newer.db");
+    assert_int_equal(sqlite3_exec(gm_store_sqlite(s), "INSERT INTO schema_version VALUES (999, 0)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    gm_store_close(s);
+    char path[512];
+    gm_error err = {0};
+    db_path(path, sizeof path, "newer.db");
+    assert_int_equal(gm_store_open(&s, path, &err), GM_EDB);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "newer"));
+}
+
+static void test_invite_consumed_once_then_conflict_or_expired(void **state)
+{
+    gm_store_t *s = open_db("invite.db");
+    gm_error err = {0};
+    gm_store_invite inv;
+    assert_int_equal(gm_store_invite_add(s, "h1", "[\"role:a\"]", 100, 200, 24, &err), 0);
+    assert_int_equal(gm_store_invite_add(s, "h1", "[\"role:a\"]", 100, 200, 24, &err), GM_ECONFLICT);
+    int64_t n = -1;
+    assert_int_equal(gm_store_invites_outstanding(s, 150, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(gm_store_invite_consume(s, "nope", "pk", 150, NULL, &err), GM_ENOTFOUND);
+    assert_int_equal(gm_store_invite_consume(s, "h1", "pk", 200, NULL, &err), GM_EEXPIRED);
+    assert_int_equal(gm_store_invite_consume(s, "h1", "pk", 150, &inv, &err), 0);
+    assert_string_equal(inv.roles_json, "[\"role:a\"]");
+    assert_int_equal(inv.max_validity_hours, 24);
+    assert_int_equal(inv.used, 1);
+    assert_string_equal(inv.used_by, "pk");
+    gm_store_invite_clear(&inv);
+    assert_int_equal(gm_store_invite_consume(s, "h1", "pk2", 150, NULL, &err), GM_ECONFLICT);
+    assert_int_equal(gm_store_invites_outstanding(s, 150, &n, &err), 0);
+    assert_int_equal(n, 0);
+    gm_store_close(s);
+}
+
+/* ---- concurrency ---- */
+
+#define RACERS 8
+
+typedef struct racer {
+    gm_store_t *shared; /* NULL: open a connection of its own */
+    pthread_barrier_t *go;
+    int index;
+    int rc;
+} racer;
+
+/* One enrollment as the NA does it: consume + insert certificate in one transaction. */
+static void *race_join(void *arg)
+{
+    racer *r = arg;
+    gm_store_t *s = r->shared;
+    char path[512], pk[45], id[37];
+    gm_error err = {0};
+    if (!s) {
+        db_path(path, sizeof path, "race.db");
+        if (gm_store_open(&s, path, &err) != 0) {
+            r->rc = -1000;
+            return NULL;
+        }
+    }
+    snprintf(pk, sizeof pk, "racer-%d", r->index);
+    gm_uuid4(id);
+    pthread_barrier_wait(r->go);
+    r->rc = gm_store_begin(s, &err);
+    if (r->rc == 0) {
+        r->rc = gm_store_invite_consume(s, "token", pk, 150, NULL, &err);
+        if (r->rc == 0) {
+            gm_store_cert c = make_cert(id, pk);
+            r->rc = gm_store_cert_add(s, &c, &err);
+        }
+        if (r->rc == 0)
+            r->rc = gm_store_commit(s, &err);
+        else
+            gm_store_rollback(s);
+    }
+    if (!r->shared)
+        gm_store_close(s);
+    return NULL;
+}
+
+static void run_race(gm_store_t *shared)
+{
+    pthread_t t[RACERS];
+    racer r[RACERS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (racer){.shared = shared, .go = &go, .index = i, .rc = -999};
+        assert_int_equal(pthread_create(&t[i], NULL, race_join, &r[i]), 0);
+    }
+    int won = 0, conflict = 0;
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(t[i], NULL);
+        won += r[i].rc == 0;
+        conflict += r[i].rc == GM_ECONFLICT;
+    }
+    pthread_barrier_destroy(&go);
+    assert_int_equal(won, 1);
+    assert_int_equal(conflict, RACERS - 1);
+}
+
+static void test_token_consumed_exactly_once_by_concurrent_connections(void **state)
+{
+    gm_store_t *s = open_db("race.db");
+    for (int round = 0; round < 5; round++) {
+        sqlite3_exec(gm_store_sqlite(s), "DELETE FROM invites; DELETE FROM certificates", NULL, NULL, NULL);
+        assert_int_equal(gm_store_invite_add(s, "token", "[\"role:a\"]", 100, 200, 24, NULL), 0);
+        run_race(NULL);
+        int64_t n = 0;
+        assert_int_equal(gm_store_cert_count(s, &n, NULL), 0);
+        assert_int_equal(n, 1);
+    }
+    gm_store_close(s);
+}
+
+static void test_token_consumed_exactly_once_through_a_shared_handle(void **state)
+{
+    gm_store_t *s = open_db("race-shared.db");
+    for (int round = 0; round < 5; round++) {
+        sqlite3_exec(gm_store_sqlite(s), "DELETE FROM invites; DELETE FROM certificates", NULL, NULL, NULL);
+        assert_int_equal(gm_store_invite_add(s, "token", "[\"role:a\"]", 100, 200, 24, NULL), 0);
+        run_race(s);
+        int64_t n = 0;
+        assert_int_equal(gm_store_cert_count(s, &n, NULL), 0);
+        assert_int_equal(n, 1);
+    }
+    gm_store_close(s);
+}
+
+/* ---- CRLs and revocations ---- */
+
+static void test_crl_sequence_only_goes_up(void **state)
+{
+    gm_store_t *s = open_db("crl.db");
+    uint64_t seq = 99;
+    char *doc = NULL;
+    assert_int_equal(gm_store_crl_latest(s, &seq, &doc, NULL), GM_ENOTFOUND);
+    assert_int_equal(gm_store_crl_add(s, 0, "crl0", 1, NULL), 0);
+    assert_int_equal(gm_store_crl_add(s, 0, "again", 1, NULL), GM_ECONFLICT);
+    assert_int_equal(gm_store_crl_add(s, 1, "crl1", 1, NULL), 0);
+    assert_int_equal(gm_store_crl_add(s, 1, "dup", 1, NULL), GM_ECONFLICT);
+    assert_int_equal(gm_store_crl_add(s, 0, "back", 1, NULL), GM_ECONFLICT);
+    assert_int_equal(gm_store_crl_latest(s, &seq, &doc, NULL), 0);
+    assert_int_equal(seq, 1);
+    assert_string_equal(doc, "crl1");
+    free(doc);
+    gm_store_close(s);
+}
+
+static void test_revocations_keep_order_and_refuse_duplicates(void **state)
+{
+    gm_store_t *s = open_db("rev.db");
+    gm_store_cert a = make_cert("00000000-0000-4000-8000-00000000000a", "pkA");
+    gm_store_cert b = make_cert("00000000-0000-4000-8000-00000000000b", "pkB");
+    assert_int_equal(gm_store_cert_add(s, &a, NULL), 0);
+    assert_int_equal(gm_store_cert_add(s, &b, NULL), 0);
+    assert_int_equal(gm_store_cert_add(s, &b, NULL), GM_ECONFLICT);
+    assert_int_equal(gm_store_revocation_add(s, b.cert_id, "2026-01-01T00:00:00Z", "superseded", "na-local", NULL), 0);
+    assert_int_equal(gm_store_revocation_add(s, a.cert_id, "2026-01-02T00:00:00Z", "key_compromise", "na-local", NULL),
+                     0);
+    assert_int_equal(gm_store_revocation_add(s, a.cert_id, "2026-01-03T00:00:00Z", "unspecified", "na-local", NULL),
+                     GM_ECONFLICT);
+    json_t *e = NULL;
+    assert_int_equal(gm_store_revocations_json(s, &e, NULL), 0);
+    assert_int_equal(json_array_size(e), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(e, 0), "certificate_id")), b.cert_id);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(e, 1), "reason")), "key_compromise");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(e, 1), "revoked_at")),
+                        "2026-01-02T00:00:00Z");
+    json_decref(e);
+    gm_store_cert got;
+    assert_int_equal(gm_store_cert_get(s, a.cert_id, &got, NULL), 0);
+    assert_int_equal(got.revoked, 1);
+    assert_string_equal(got.reason, "key_compromise");
+    assert_string_equal(got.doc, "{\"cert\":1}");
+    gm_store_cert_clear(&got);
+    assert_int_equal(gm_store_cert_get(s, "00000000-0000-4000-8000-00000000000c", &got, NULL), GM_ENOTFOUND);
+    gm_store_close(s);
+}
+
+typedef struct count_ctx {
+    int n, revoked;
+} count_ctx;
+
+static int count_cert(const gm_store_cert *c, void *ctx)
+{
+    count_ctx *k = ctx;
+    k->n++;
+    k->revoked += c->revoked;
+    return 0;
+}
+
+static int stop_at_first(const gm_store_cert *c, void *ctx)
+{
+    (*(int *)ctx)++;
+    return 42;
+}
+
+static void test_certs_foreach_filters_by_key_and_can_stop(void **state)
+{
+    gm_store_t *s = open_db("each.db");
+    gm_store_cert a = make_cert("00000000-0000-4000-8000-00000000000a", "pkA");
+    gm_store_cert b = make_cert("00000000-0000-4000-8000-00000000000b", "pkB");
+    gm_store_cert c = make_cert("00000000-0000-4000-8000-00000000000c", "pkA");
+    assert_int_equal(gm_store_cert_add(s, &a, NULL), 0);
+    assert_int_equal(gm_store_cert_add(s, &b, NULL), 0);
+    assert_int_equal(gm_store_cert_add(s, &c, NULL), 0);
+    assert_int_equal(gm_store_revocation_add(s, c.cert_id, "2026-01-01T00:00:00Z", "unspecified", "na", NULL), 0);
+    count_ctx k = {0, 0};
+    assert_int_equal(gm_store_certs_foreach(s, "pkA", count_cert, &k, NULL), 0);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.revoked, 1);
+    k = (count_ctx){0, 0};
+    assert_int_equal(gm_store_certs_foreach(s, NULL, count_cert, &k, NULL), 0);
+    assert_int_equal(k.n, 3);
+    int calls = 0;
+    assert_int_equal(gm_store_certs_foreach(s, NULL, stop_at_first, &calls, NULL), 42);
+    assert_int_equal(calls, 1);
+    gm_store_close(s);
+}
+
+/* ---- durability, rollback ---- */
+
+static void test_committed_state_survives_reopen_and_rollback_leaves_nothing(void **state)
+{
+    gm_store_t *s = open_db("durable.db");
+    gm_error err = {0};
+    gm_store_cert a = make_cert("00000000-0000-4000-8000-00000000000a", "pkA");
+    assert_int_equal(gm_store_begin(s, &err), 0);
+    assert_int_equal(gm_store_begin(s, &err), GM_EINTERNAL); /* not nestable */
+    assert_int_equal(gm_store_invite_add(s, "t1", "[]", 1, 100000, 1, &err), 0);
+    assert_int_equal(gm_store_invite_consume(s, "t1", "pkA", 10, NULL, &err), 0);
+    assert_int_equal(gm_store_cert_add(s, &a, &err), 0);
+    assert_int_equal(gm_store_crl_add(s, 0, "c0", 1, &err), 0);
+    assert_int_equal(gm_store_commit(s, &err), 0);
+
+    gm_store_cert b = make_cert("00000000-0000-4000-8000-00000000000b", "pkB");
+    assert_int_equal(gm_store_begin(s, &err), 0);
+    assert_int_equal(gm_store_invite_add(s, "t2", "[]", 1, 100000, 1, &err), 0);
+    assert_int_equal(gm_store_cert_add(s, &b, &err), 0);
+    assert_int_equal(gm_store_crl_add(s, 1, "c1", 1, &err), 0);
+    gm_store_rollback(s);
+    gm_store_rollback(s); /* harmless outside a transaction */
+    gm_store_close(s);
+
+    s = open_db("durable.db");
+    gm_store_invite inv;
+    assert_int_equal(gm_store_invite_get(s, "t1", &inv, &err), 0);
+    assert_int_equal(inv.used, 1);
+    gm_store_invite_clear(&inv);
+    assert_int_equal(gm_store_invite_get(s, "t2", &inv, &err), GM_ENOTFOUND);
+    gm_store_cert got;
+    assert_int_equal(gm_store_cert_get(s, a.cert_id, &got, &err), 0);
+    gm_store_cert_clear(&got);
+    assert_int_equal(gm_store_cert_get(s, b.cert_id, &got, &err), GM_ENOTFOUND);
+    uint64_t seq = 9;
+    assert_int_equal(gm_store_crl_latest(s, &seq, NULL, &err), 0);
+    assert_int_equal(seq, 0);
+    gm_store_close(s);
+}
+
+static void test_nonces_replay_per_scope_and_prune(void **state)
+{
+    gm_store_t *s = open_db("nonce.db");
+    assert_int_equal(gm_store_nonce_record(s, "op", "n1", 100, NULL), 0);
+    assert_int_equal(gm_store_nonce_record(s, "op", "n1", 101, NULL), GM_ECONFLICT);
+    assert_int_equal(gm_store_nonce_record(s, "node:x", "n1", 101, NULL), 0);
+    assert_int_equal(gm_store_nonce_prune(s, 101, NULL), 0); /* drops (op, n1) seen at 100 */
+    assert_int_equal(gm_store_nonce_record(s, "op", "n1", 102, NULL), 0);
+    assert_int_equal(gm_store_nonce_record(s, "node:x", "n1", 102, NULL), GM_ECONFLICT);
+    gm_store_close(s);
+}
+
+static void test_key_block_and_unblock(void **state)
+{
+    gm_store_t *s = open_db("block.db");
+    int b = -1;
+    assert_int_equal(gm_store_key_blocked(s, "pk", &b, NULL), 0);
+    assert_int_equal(b, 0);
+    assert_int_equal(gm_store_key_block(s, "pk", "key_compromise", 1, NULL), 0);
+    assert_int_equal(gm_store_key_block(s, "pk", "key_compromise", 2, NULL), 0); /* idempotent */
+    assert_int_equal(gm_store_key_blocked(s, "pk", &b, NULL), 0);
+    assert_int_equal(b, 1);
+    assert_int_equal(gm_store_key_unblock(s, "pk", NULL), 0);
+    assert_int_equal(gm_store_key_unblock(s, "pk", NULL), GM_ENOTFOUND);
+    assert_int_equal(gm_store_key_blocked(s, "pk", &b, NULL), 0);
+    assert_int_equal(b, 0);
+    gm_store_close(s);
+}
+
+static int setup(void **state)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/gm-test-store-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_migrations_reach_current_version_once),
+        cmocka_unit_test(test_newer_schema_is_refused),
+        cmocka_unit_test(test_invite_consumed_once_then_conflict_or_expired),
+        cmocka_unit_test(test_token_consumed_exactly_once_by_concurrent_connections),
+        cmocka_unit_test(test_token_consumed_exactly_once_through_a_shared_handle),
+        cmocka_unit_test(test_crl_sequence_only_goes_up),
+        cmocka_unit_test(test_revocations_keep_order_and_refuse_duplicates),
+        cmocka_unit_test(test_certs_foreach_filters_by_key_and_can_stop),
+        cmocka_unit_test(test_committed_state_survives_reopen_and_rollback_leaves_nothing),
+        cmocka_unit_test(test_nonces_replay_per_scope_and_prune),
+        cmocka_unit_test(test_key_block_and_unblock),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
