@@ -992,6 +992,7 @@ static void test_relay_cannot_advertise_identities_without_certificates(void **s
     o->payload_len = id.cert_len;
     o->keep_open = 1;
     assert_int_equal(handshake(o), HS_ACCEPTED);
+    long long refused_before = metric_sum("routes_refused_no_cert", NULL);
     /* Advertise a destination nobody certified, one hop behind us. */
     gm_wire_route_entry e;
     memset(&e, 0, sizeof e);
@@ -1011,6 +1012,7 @@ static void test_relay_cannot_advertise_identities_without_certificates(void **s
     gm_pk_encode(e.dest, ghost);
     gm_pk_encode(id.key.pk, pk);
     assert_false(has_route(ghost));
+    assert_true(metric_sum("routes_refused_no_cert", NULL) > refused_before);
     /* Our own identity (certified in the handshake) is routable. */
     uint64_t end = now_ms() + WAIT_MS;
     while (!has_peer(pk) && now_ms() < end)
