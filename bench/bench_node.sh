@@ -102,29 +102,44 @@ wait_until 60 "finance routes to crm" has_route finance "$(node_key crm)" "$(nod
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $RUNS runs per figure"
 
 # ------------------------------------------------------------------ 1. throughput
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+
 if want throughput; then
     echo
     echo "== throughput through the local API (payload MB/s, median of $RUNS)"
-    printf '  %-34s %10s %12s %8s %s\n' "" measured "AEAD limit" ratio "delivered/sent"
+    printf '  %-46s %9s %11s %6s %s\n' "" measured "AEAD limit" ratio "MB per CPU-second: sender / relay / receiver"
     for size in 60000 1024; do
         aead="$("$AEAD" "$size")"
         count=$(( MB * 1000000 / size )); [ "$size" -lt 10000 ] && count=$(( count / 8 ))
-        for path in "1 hop (supervisor -> finance)" "2 hops (finance -> supervisor -> crm)"; do
-            case "$path" in 1*) from=supervisor to=finance div=2 ;; *) from=finance to=crm div=3 ;; esac
-            vals=() lost=""
+        for hops in 1 2; do
+            if [ "$hops" = 1 ]; then from=supervisor relay="" to=finance div=2 label="1 hop (supervisor -> finance)"
+            else from=finance relay=supervisor to=crm div=3 label="2 hops (finance -> supervisor -> crm)"; fi
+            vals=() lost="" eff_s=() eff_r=() eff_d=()
             for r in $(seq 1 "$RUNS"); do
+                c0s="$(cpu_s "${NODE_PID[$from]}")" c0d="$(cpu_s "${NODE_PID[$to]}")"
+                c0r="$( [ -n "$relay" ] && cpu_s "${NODE_PID[$relay]}" || echo 0)"
                 read -r mbps n sent errs < <(pump "$from" "$to" "$size" "$count")
+                c1s="$(cpu_s "${NODE_PID[$from]}")" c1d="$(cpu_s "${NODE_PID[$to]}")"
+                c1r="$( [ -n "$relay" ] && cpu_s "${NODE_PID[$relay]}" || echo 0)"
+                mb="$(python3 -c "print($n * $size / 1e6)")"
+                eff_s+=("$(python3 -c "print($mb / max($c1s - $c0s, 1e-9))")")
+                eff_d+=("$(python3 -c "print($mb / max($c1d - $c0d, 1e-9))")")
+                [ -n "$relay" ] && eff_r+=("$(python3 -c "print($mb / max($c1r - $c0r, 1e-9))")")
                 vals+=("$mbps")
                 [ "$n" -eq "$count" ] || lost="$lost run$r:$n/$sent$( [ "$errs" = "{}" ] || echo " $errs")"
             done
             m="$(median "${vals[@]}")"
             limit=$(( aead / div ))
-            printf '  %-34s %10s %12s %7.0f%% %s\n' "$path, ${size} B" "$m" "$limit" \
-                "$(python3 -c "print(100*$m/$limit)")" "${lost:-all}"
+            printf '  %-46s %9s %11s %5.0f%% %6.0f / %5s / %5.0f%s\n' "$label, $size B" "$m" "$limit" \
+                "$(python3 -c "print(100*$m/$limit)")" "$(median "${eff_s[@]}")" \
+                "$( [ -n "$relay" ] && median "${eff_r[@]}" || echo -)" "$(median "${eff_d[@]}")" \
+                "${lost:+  lost:$lost}"
         done
     done
-    echo "  limit: ChaCha20-Poly1305 pass speed (bench_node_aead: ${aead} MB/s at 1 KiB, measured now) / passes per core:"
-    echo "  1 hop = 4 passes (e2e + link, each side) on 2 processes; 2 hops = 6 passes on 3 processes, 2 cores."
+    echo "  limit: one ChaCha20-Poly1305 pass (bench_node_aead, measured now: ${aead} MB/s at 1 KiB) divided by the"
+    echo "  passes per core: 1 hop = 4 passes (e2e + link on each side) on 2 cores; 2 hops = 6 passes on 2 cores."
+    echo "  A relay needs 2 passes per byte (link decrypt + encrypt): its MB per CPU-second is comparable to half a pass."
     for a in supervisor finance crm; do
         node_q "$a" '{k: v for k, v in d["metrics"].items() if ("drop" in k or "dropped" in k) and v}' |
             grep -v '^{}$' | sed "s/^/  drops at $a: /" || true
@@ -135,6 +150,7 @@ fi
 if want memory; then
     echo
     echo "== memory per idle peer session ($PEERS peers, median of $RUNS)"
+    e2e_node_join hub role:hub
     for i in $(seq 1 "$PEERS"); do e2e_node_join "leaf$i" role:leaf; done
     per=() base=() full=()
     for r in $(seq 1 "$RUNS"); do

@@ -46,6 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(bytes);
         json_decref(b);
     }
+    /* Bad input is a 4xx with a body, never a 5xx. */
+    if (r.status >= 500 || (r.status && !r.reply))
+        abort();
     free(r.reply);
     free(body);
     return 0;

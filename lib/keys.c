@@ -131,17 +131,39 @@ void gm_pk_encode(const uint8_t pk[GM_PK_LEN], char out[GM_PK_B64_LEN + 1])
     gm_b64_encode(pk, GM_PK_LEN, out, GM_PK_B64_LEN + 1);
 }
 
+static int parse_pk_text(char *text, const char *path, uint8_t pk[GM_PK_LEN], gm_error *err)
+{
+    char b64[128];
+    int rc = parse_key_file(text, path, b64, sizeof b64, NULL, 0, err);
+    if (rc == 0 && (rc = gm_pk_decode(b64, pk, err)) != 0)
+        gm_error_prefix(err, "%s", path);
+    return rc;
+}
+
 int gm_pk_load(const char *path, uint8_t pk[GM_PK_LEN], gm_error *err)
 {
-    char *text = NULL, b64[128];
+    char *text = NULL;
     size_t len;
     int rc = gm_file_read(path, KEY_FILE_MAX, &text, &len, err);
     if (rc != 0)
         return rc;
-    rc = parse_key_file(text, path, b64, sizeof b64, NULL, 0, err);
+    rc = parse_pk_text(text, path, pk, err);
     free(text);
-    if (rc == 0 && (rc = gm_pk_decode(b64, pk, err)) != 0)
-        gm_error_prefix(err, "%s", path);
+    return rc;
+}
+
+int gm_pk_parse_text(const char *text, uint8_t pk[GM_PK_LEN], gm_error *err)
+{
+    size_t len = text ? strlen(text) : 0;
+    if (!text)
+        return gm_error_set(err, GM_EINVAL, "no public key text");
+    if (len > KEY_FILE_MAX)
+        return gm_error_set(err, GM_ETOOBIG, "public key text is larger than %d bytes", KEY_FILE_MAX);
+    char *copy = strdup(text); /* parse_key_file cuts lines in place */
+    if (!copy)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = parse_pk_text(copy, "public key", pk, err);
+    free(copy);
     return rc;
 }
 

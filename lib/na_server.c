@@ -15,11 +15,18 @@
 #include "gm/util.h"
 #include "na_internal.h"
 
+/* A body over the limit is read and dropped, then answered 413 (answering before it is read
+ * makes the close reset the connection under the client, who then never sees the 413). Past
+ * this many bytes the NA stops reading: an announced length that large is answered at once,
+ * a stream that long is cut. */
+#define NA_DRAIN_MAX ((size_t)16 * 1024 * 1024)
+
 /* State MHD keeps for one request while its body arrives. */
 typedef struct conn_ctx {
     char *buf;
     size_t len, cap;
     int too_big;
+    size_t drained;
     struct timespec started;
 } conn_ctx;
 
@@ -58,10 +65,12 @@ int na_reply_error(na_req *r, int status, const char *code, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    na_reply_json(r, status,
-                  json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg, "request_id", r->request_id));
-    r->status = status;
-    return status;
+    /* Messages may quote client input: keep them printable ASCII so they always encode. */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    return na_reply_json(r, status, json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg,
+                                              "request_id", r->request_id));
 }
 
 int na_reply_gm_error(na_req *r, const gm_error *err)
@@ -238,9 +247,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || *end || n > max) {
-                /* Answer before reading the body; MHD then closes the connection. */
                 cx->too_big = 1;
-                return dispatch(na, conn, url, method, cx);
+                /* Too much to drain: answer now; MHD then closes the connection. */
+                if (errno || *end || n > NA_DRAIN_MAX)
+                    return dispatch(na, conn, url, method, cx);
             }
         }
         return MHD_YES;
@@ -248,8 +258,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (cx->too_big)
-            return MHD_YES;
+        if (cx->too_big) {
+            cx->drained += n;
+            return cx->drained > NA_DRAIN_MAX ? MHD_NO : MHD_YES;
+        }
         if (n > max || cx->len > max - n) {
             cx->too_big = 1;
             free(cx->buf);

@@ -101,7 +101,7 @@ int gm_json_get_string(const json_t *obj, const char *key, const char **out, gm_
 
 int gm_json_get_pk(const json_t *obj, const char *key, uint8_t pk[GM_PK_LEN], gm_error *err)
 {
-    const char *s;
+    const char *s = NULL;
     int rc = gm_json_get_string(obj, key, &s, err);
     if (rc == 0 && (rc = gm_pk_decode(s, pk, err)) != 0)
         gm_error_prefix(err, "\"%s\"", key);
@@ -110,7 +110,7 @@ int gm_json_get_pk(const json_t *obj, const char *key, uint8_t pk[GM_PK_LEN], gm
 
 int gm_json_norm_time(json_t *obj, const char *key, struct gm_time *t, gm_error *err)
 {
-    const char *s;
+    const char *s = NULL;
     char canon[GM_TIME_STRLEN];
     int rc = gm_json_get_string(obj, key, &s, err);
     if (rc == 0 && (rc = gm_time_parse(s, t, err)) != 0)

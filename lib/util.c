@@ -158,6 +158,21 @@ int gm_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
         unlink(tmp);
         return gm_error_set(err, GM_EIO, "cannot rename into %s: %s", path, strerror(e));
     }
+    /* the rename itself must survive a power loss: sync the directory entry too */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
     return 0;
 }
 

@@ -35,6 +35,8 @@ int gm_pk_decode(const char *b64, uint8_t pk[GM_PK_LEN], gm_error *err);
 void gm_pk_encode(const uint8_t pk[GM_PK_LEN], char out[GM_PK_B64_LEN + 1]);
 /* Load a .pub file (comments skipped). */
 int gm_pk_load(const char *path, uint8_t pk[GM_PK_LEN], gm_error *err);
+/* Parse the text of a .pub file (as gm_pk_load does after reading it). */
+int gm_pk_parse_text(const char *text, uint8_t pk[GM_PK_LEN], gm_error *err);
 
 /* Detached signature, base64 (88 chars). */
 void gm_sign_b64(const gm_signer *k, const uint8_t *msg, size_t len, char out[GM_SIG_B64_LEN + 1]);
