@@ -193,6 +193,9 @@ static void collect_revocation(status_ctx *c, json_t *r)
         gm_na_fetch_crl(c->na_url, c->g.na_pk, NULL, STATUS_NA_TIMEOUT_MS, &crl, &nm, NULL, 0, &e) == 0 && !nm) {
         out = crl_state(c, &crl, "na");
         set(r, "crl_sequence", json_integer((json_int_t)crl.sequence));
+        /* a signed, unexpired certificate on the CRL is not "valid" */
+        if (!strcmp(str(out, "state"), "revoked"))
+            set(r, "certificate_state", json_string("revoked"));
         gm_crl_free(&crl);
         set(r, "revocation", out);
         return;
