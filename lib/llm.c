@@ -15,6 +15,7 @@
 #include "gm/error.h"
 #include "gm/http_client.h"
 #include "gm/llm.h"
+#include "llm_internal.h"
 
 #define ENV_FILE_MAX (64 * 1024)
 #define MODEL_MAX 256
@@ -168,6 +169,8 @@ static int parse_env_line(char *s, const char *path, int lineno, struct file_var
     return 0;
 }
 
+static int parse_env_buf(char *buf, size_t len, const char *path, struct file_vars *fv, gm_error *err);
+
 static int read_env_file(const char *path, struct file_vars *fv, gm_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -208,7 +211,14 @@ static int read_env_file(const char *path, struct file_vars *fv, gm_error *err)
     }
     close(fd);
     buf[len] = '\0';
+    int rc = parse_env_buf(buf, len, path, fv, err);
+    sodium_free(buf);
+    return rc;
+}
 
+/* Parse .env content held in buf[0..len] (buf[len] == '\0'; lines are cut in place). */
+static int parse_env_buf(char *buf, size_t len, const char *path, struct file_vars *fv, gm_error *err)
+{
     int rc = 0;
     if (memchr(buf, '\0', len))
         rc = gm_error_set(err, GM_EFORMAT, "%s contains NUL bytes; is it a text file?", path);
@@ -226,7 +236,6 @@ static int read_env_file(const char *path, struct file_vars *fv, gm_error *err)
         rc = parse_env_line(p, path, lineno, fv, err);
         p = eol + 1;
     }
-    sodium_free(buf);
     if (rc)
         file_vars_free(fv);
     return rc;
@@ -257,11 +266,12 @@ static int parse_temperature(const char *s, double *out)
     int digits = 0, frac = 0;
     if (*s < '0' || *s > '9')
         return -1;
-    for (; *s >= '0' && *s <= '9'; s++, digits++)
+    /* Stop at 16 digits: more are refused anyway and would overflow num or den. */
+    for (; *s >= '0' && *s <= '9' && digits <= 15; s++, digits++)
         num = num * 10 + (*s - '0');
     if (*s == '.') {
         s++;
-        for (; *s >= '0' && *s <= '9'; s++, digits++, frac++) {
+        for (; *s >= '0' && *s <= '9' && digits <= 15; s++, digits++, frac++) {
             num = num * 10 + (*s - '0');
             den *= 10;
         }
@@ -352,6 +362,9 @@ void gm_llm_config_free(gm_llm_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+static int config_from_vars(gm_llm_config *cfg, const char *env_file, struct file_vars *fv,
+                            gm_error *err);
+
 int gm_llm_config_load(gm_llm_config *cfg, const char *env_file, gm_error *err)
 {
     if (!cfg)
@@ -366,12 +379,38 @@ int gm_llm_config_load(gm_llm_config *cfg, const char *env_file, gm_error *err)
         if (rc)
             return rc;
     }
+    return config_from_vars(cfg, env_file, &fv, err);
+}
+
+int llm_config_load_text(gm_llm_config *cfg, const char *name, const char *text, size_t len,
+                         gm_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (sodium_init() < 0)
+        return gm_error_set(err, GM_ECRYPTO, "cannot initialise libsodium");
+    if (len > ENV_FILE_MAX)
+        return gm_error_set(err, GM_ETOOBIG, "%s is larger than %d bytes", name, ENV_FILE_MAX);
+    struct file_vars fv = { { 0 } };
+    char *buf = sodium_malloc(len + 1);
+    if (!buf)
+        return gm_error_set(err, GM_ENOMEM, "out of memory reading %s", name);
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    int rc = parse_env_buf(buf, len, name, &fv, err);
+    sodium_free(buf);
+    return rc ? rc : config_from_vars(cfg, name, &fv, err);
+}
+
+/* The rest of gm_llm_config_load once the .env values are known (fv is freed). */
+static int config_from_vars(gm_llm_config *cfg, const char *env_file, struct file_vars *fv,
+                            gm_error *err)
+{
     const char *val[V_COUNT], *src[V_COUNT];
     for (int i = 0; i < V_COUNT; i++) {
         val[i] = getenv(var_names[i]);
         src[i] = "environment";
-        if (!val[i] && fv.val[i]) {
-            val[i] = fv.val[i];
+        if (!val[i] && fv->val[i]) {
+            val[i] = fv->val[i];
             src[i] = env_file;
         }
     }
@@ -459,7 +498,7 @@ int gm_llm_config_load(gm_llm_config *cfg, const char *env_file, gm_error *err)
     }
 
 out:
-    file_vars_free(&fv);
+    file_vars_free(fv);
     if (rc)
         gm_llm_config_free(cfg);
     return rc;
@@ -540,8 +579,8 @@ static char *chat_body(const gm_llm_config *cfg, const char *user_prompt, gm_err
     return text;
 }
 
-static int parse_answer(const gm_llm_config *cfg, const char *shown_url, const gm_http_resp *resp,
-                        char **answer_out, gm_error *err)
+int llm_parse_answer(const gm_llm_config *cfg, const char *shown_url, const gm_http_resp *resp,
+                     char **answer_out, gm_error *err)
 {
     json_error_t jerr;
     json_t *root = json_loadb(resp->body, resp->len, JSON_REJECT_DUPLICATES, &jerr);
@@ -628,7 +667,7 @@ int gm_llm_chat(const gm_llm_config *cfg, const char *user_prompt, char **answer
         rc = gm_error_set(err, code, "LLM provider at %s returned HTTP %d (%s)", url, resp.status,
                           hint);
     } else {
-        rc = parse_answer(cfg, url, &resp, answer_out, err);
+        rc = llm_parse_answer(cfg, url, &resp, answer_out, err);
     }
     if (rc && err)
         gm_llm_redact(cfg, err->msg);

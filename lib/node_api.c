@@ -96,7 +96,7 @@ static json_t *api_error(const char *code, const char *msg)
     return json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", code, "message", msg);
 }
 
-static int port_valid(const char *p, int allow_star)
+int node_port_valid(const char *p, int allow_star)
 {
     size_t l = strlen(p);
     if (allow_star && strcmp(p, "*") == 0)
@@ -235,7 +235,7 @@ static json_t *op_send(gm_node *n, json_t *req)
         port = "default";
     if (!to || gm_pk_decode(to, pk, &err) != 0)
         return api_error("invalid_request", "\"to\" must be a node public key (base64, 44 characters)");
-    if (!port_valid(port, 0))
+    if (!node_port_valid(port, 0))
         return api_error("invalid_request", "\"port\" must be 1-32 characters of [a-z0-9._-]");
     if (!data)
         return api_error("invalid_request", "\"data\" must be a base64 string");
@@ -290,7 +290,7 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
         const char *port = json_string_value(json_object_get(req, "port"));
         if (!port)
             port = "*";
-        if (!port_valid(port, 1)) {
+        if (!node_port_valid(port, 1)) {
             resp = api_error("invalid_request", "\"port\" must be \"*\" or 1-32 characters of [a-z0-9._-]");
         } else {
             snprintf(c->port, sizeof c->port, "%s", port);

@@ -85,6 +85,8 @@ int gm_replay_check(const gm_replay_window *w, uint64_t c)
 
 void gm_replay_mark(gm_replay_window *w, uint64_t c)
 {
+    if (c == UINT64_MAX) /* never valid (gm_replay_check refuses it); top + 1 would wrap */
+        return;
     if (c >= w->top) {
         if (c - w->top >= GM_REPLAY_WINDOW_BITS) {
             memset(w->bitmap, 0, sizeof w->bitmap);
@@ -516,6 +518,13 @@ static void on_transport(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t
     }
     memcpy(port, pt + 1, plen);
     port[plen] = 0;
+    /* authenticated but malformed (NUL, non-ASCII, empty): the sender broke the protocol */
+    if (strlen(port) != plen || !node_port_valid(port, 0)) {
+        n->m.e2e_drop_auth++;
+        sodium_memzero(pt, ptlen);
+        free(pt);
+        return;
+    }
     n->m.e2e_received++;
     node_api_deliver(n, src, port, pt + 1 + plen, mlen - 1 - plen);
     sodium_memzero(pt, ptlen);

@@ -261,6 +261,8 @@ size_t node_e2e_max_data(void);
 int node_api_start(gm_node *n, gm_error *err);
 void node_api_shutdown(gm_node *n);
 /* Deliver a received message to subscribers (or keep it in the inbox). */
+/* 1 if p is a port name: 1..32 of [a-z0-9._-] (or "*" when allow_star). */
+int node_port_valid(const char *p, int allow_star);
 void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data,
                       size_t len);
 json_t *node_status_json(gm_node *n);

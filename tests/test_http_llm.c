@@ -860,7 +860,9 @@ static void test_llm_config_rejects_bad_temperature(void **state)
     gm_llm_config cfg;
     gm_error err = { 0 };
     const char *bad[] = { "", "abc", "2.1", "-0.1", "1e-1", ".5", "1.", "0,5", "nan", "inf",
-                          "0.2 " };
+                          "0.2 ", "0.0000000000000001",
+                          /* more digits than a long long holds (was a signed overflow) */
+                          "04444444444444444444444444444444444444", "0.00000000000000000000000000000000001" };
     clear_llm_env();
     setenv("LLM_MODEL", "m", 1);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

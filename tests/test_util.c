@@ -108,6 +108,26 @@ static void test_b64_large_non_canonical_input_refused(void **state)
     free(enc);
 }
 
+static void test_b64_large_input_with_byte_outside_alphabet_refused(void **state)
+{
+    (void)state;
+    /* libsodium 1.0.18 decodes bytes 0x80..0xff as if they were base64 characters */
+    size_t bytes = 4000;
+    uint8_t *in = calloc(1, bytes), *out = malloc(bytes);
+    char *enc = malloc(gm_b64_len(bytes) + 1);
+    size_t n;
+    gm_error err = {0};
+    gm_b64_encode(in, bytes, enc, gm_b64_len(bytes) + 1);
+    enc[3500] = (char)0xaf;
+    assert_int_equal(gm_b64_decode(enc, out, bytes, &n, &err), GM_EFORMAT);
+    enc[3500] = 'A';
+    enc[10] = (char)0xc3;
+    assert_int_equal(gm_b64_decode(enc, out, bytes, &n, &err), GM_EFORMAT);
+    free(in);
+    free(out);
+    free(enc);
+}
+
 static void test_hex_encode_lowercase(void **state)
 {
     (void)state;
@@ -317,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_b64_encode_refuses_short_buffer),
         cmocka_unit_test(test_b64_decode_refuses_non_standard_forms),
         cmocka_unit_test(test_b64_large_non_canonical_input_refused),
+        cmocka_unit_test(test_b64_large_input_with_byte_outside_alphabet_refused),
         cmocka_unit_test(test_hex_encode_lowercase),
         cmocka_unit_test(test_file_read_returns_content_and_length),
         cmocka_unit_test(test_file_read_enforces_small_limits),
