@@ -103,6 +103,29 @@ wait_until "$E2E_TIMEOUT" "supervisor holds a CRL" node_crl_seq_at_least supervi
 node_ok supervisor 'isinstance(d["crl_sequence"], int) and isinstance(d["expires_at"], str) and d["network"] == a[0]' \
     "$E2E_NETWORK" || fail "status misses crl_sequence/expires_at/network: $(node_status supervisor)"
 
+step "CLI contract: recv timeout, send from stdin, text output, bad port, one node per directory"
+rc=0
+gm recv --dir "$(node_dir finance)" --port nobody-sends-here --timeout-ms 300 >"$E2E_TMP/recv-timeout.out" 2>&1 || rc=$?
+check "recv with nothing received exits 1 after --timeout-ms (got $rc)" test "$rc" -eq 1
+txt="$E2E_TMP/recv-text.out"
+"$GM_BIN" recv --dir "$(node_dir crm)" --port stdin-port --count 1 --timeout-ms 60000 >"$txt" 2>&1 &
+E2E_PIDS+=("$!")
+deadline=$(( $(date +%s) + E2E_TIMEOUT ))
+until grep -q "stdin text" "$txt" || [ "$(date +%s)" -ge "$deadline" ]; do
+    printf 'stdin text' | gm send --dir "$(node_dir finance)" --to "${KEY[crm]}" --port stdin-port - >/dev/null 2>&1 ||
+        fail "send - (stdin) failed"
+    for _ in $(seq 1 10); do grep -q "stdin text" "$txt" && break; sleep 0.1; done
+done
+check "recv text output is 'from <key> [port]: <text>' (got: $(head -1 "$txt"))" \
+    grep -qxF "from ${KEY[finance]} [stdin-port]: stdin text" "$txt"
+rc=0
+gm send --dir "$(node_dir finance)" --to "${KEY[crm]}" --port 'Bad Port!' x >/dev/null 2>&1 || rc=$?
+check "send with an invalid port name is refused" test "$rc" -ne 0
+check "a second node start in a running node's directory is refused" e2e_node_start_expect_fail finance
+node_running finance || fail "the refused second start disturbed the running finance node"
+mkdir -m 700 "$(node_dir empty)"
+check "node start in a directory without key/certificate exits 1" e2e_node_start_expect_fail empty
+
 step "support stops cleanly: CLOSE sent, supervisor drops the peer and every route to it"
 e2e_node_stop support || fail "node support exited with status $? on SIGTERM (want 0); $(tail -20 "$(node_dir support)/node.out")"
 wait_until "$E2E_TIMEOUT" "supervisor dropped support" no_peer supervisor "${KEY[support]}"

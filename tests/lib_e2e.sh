@@ -285,9 +285,8 @@ _node_started_or_dead() { test -s "$(node_dir "$1")/port" || ! kill -0 "${NODE_P
 e2e_node_start_expect_fail() {
     local name="$1"; shift
     local d rc=0; d="$(node_dir "$name")"
-    rm -f "$d/port"
     in_ns "${NODE_NS[$name]:-}" timeout "$E2E_TIMEOUT" "$GM_BIN" node start --dir "$d" --listen 127.0.0.1:0 \
-        --port-file "$d/port" "$@" >"$d/refused.out" 2>&1 || rc=$?
+        --port-file "$d/port.refused" "$@" >"$d/refused.out" 2>&1 || rc=$?
     [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
 }
 

@@ -4,8 +4,8 @@
  * another network's genesis (other prologue), a certificate of another network, an expired
  * certificate, a certificate whose key is not the Noise static key, a forged certificate,
  * a replayed handshake message, garbage bytes, oversized and empty frames, garbage after a
- * handshake, a relay advertising identities without certificates, and a half-open
- * connection flood from one address. After each: the target still serves (status works,
+ * handshake, a relay advertising identities without certificates, DATA with a spoofed
+ * source or no way forward, and a half-open connection flood from one address. After each: the target still serves (status works,
  * the friend is still its peer, a fresh legitimate peer completes a handshake and gets a
  * PONG), and the counter of refused/failed handshakes went up.
  *
@@ -1026,6 +1026,67 @@ static void test_relay_cannot_advertise_identities_without_certificates(void **s
     assert_still_serving();
 }
 
+/* Send one DATA message on an established link. */
+static void send_data(hs_opts *o, const uint8_t *src, const uint8_t *dst, uint8_t ttl, const uint8_t *payload,
+                      size_t len)
+{
+    static uint8_t msg[GM_WIRE_MSG_MAX], ct[GM_WIRE_FRAME_MAX];
+    gm_wire_data d;
+    size_t mlen, clen;
+    gm_error err = {0};
+    memcpy(d.src, src, 32);
+    memcpy(d.dst, dst, 32);
+    d.ttl = ttl;
+    d.payload = payload;
+    d.payload_len = len;
+    assert_int_equal(gm_wire_data_encode(&d, msg, sizeof msg, &mlen, &err), 0);
+    assert_int_equal(gm_noise_encrypt(&o->tx, NULL, 0, msg, mlen, ct, sizeof ct, &clen, &err), 0);
+    assert_int_equal(send_frame(o->fd, ct, clen), 0);
+}
+
+static void test_spoofed_and_misrouted_data_is_dropped(void **state)
+{
+    (void)state;
+    ident id;
+    ident_valid(&id);
+    hs_opts *o = calloc(1, sizeof *o);
+    o->prologue = g_prologue;
+    o->x_sk = id.x_sk;
+    o->payload = id.cert;
+    o->payload_len = id.cert_len;
+    o->keep_open = 1;
+    assert_int_equal(handshake(o), HS_ACCEPTED);
+    uint8_t target[32], friend_pk[32], nobody[32], junk[200];
+    gm_error err = {0};
+    assert_int_equal(gm_pk_decode(g_target_pk_b64, target, &err), 0);
+    assert_int_equal(gm_pk_decode(g_friend_pk_b64, friend_pk, &err), 0);
+    randombytes_buf(nobody, sizeof nobody);
+    long long e2e_drops = metric_sum("e2e_drop", NULL), received = metric_sum("e2e_received", NULL);
+    long long no_route = metric_sum("data_drop_no_route", NULL), ttl = metric_sum("data_drop_ttl", NULL);
+    /* End-to-end messages that claim to come from the friend: handshake init, handshake
+     * response and transport, each with random contents. */
+    for (uint8_t kind = 1; kind <= 3; kind++) {
+        randombytes_buf(junk, sizeof junk);
+        junk[0] = kind;
+        send_data(o, friend_pk, target, 8, junk, sizeof junk);
+    }
+    /* Misrouted: to a key nobody has, and with the hop limit exhausted. */
+    send_data(o, id.key.pk, nobody, 8, junk, sizeof junk);
+    send_data(o, id.key.pk, friend_pk, 1, junk, sizeof junk);
+    /* One TCP stream: the PONG comes after all of the above were processed. */
+    assert_true(ping_pong(o->fd, &o->tx, &o->rx));
+    assert_true(metric_sum("e2e_drop", NULL) >= e2e_drops + 3);
+    assert_int_equal(metric_sum("e2e_received", NULL), received);
+    assert_true(metric_sum("data_drop_no_route", NULL) > no_route);
+    assert_true(metric_sum("data_drop_ttl", NULL) > ttl);
+    close(o->fd);
+    gm_noise_cipher_wipe(&o->tx);
+    gm_noise_cipher_wipe(&o->rx);
+    free(o);
+    ident_free(&id);
+    assert_still_serving();
+}
+
 static void test_halfopen_flood_from_one_address_does_not_block_peers(void **state)
 {
     (void)state;
@@ -1063,6 +1124,7 @@ int main(void)
         cmocka_unit_test(test_oversized_and_empty_frames_are_refused),
         cmocka_unit_test(test_garbage_after_handshake_closes_only_that_link),
         cmocka_unit_test(test_relay_cannot_advertise_identities_without_certificates),
+        cmocka_unit_test(test_spoofed_and_misrouted_data_is_dropped),
         cmocka_unit_test(test_halfopen_flood_from_one_address_does_not_block_peers),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
