@@ -2,6 +2,8 @@
 #ifndef GM_CLI_H
 #define GM_CLI_H
 
+#include <stddef.h>
+
 #include "gm/error.h"
 
 /* Each command gets argv with argv[0] = the command name; returns the process exit code. */
@@ -27,6 +29,9 @@ int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Long-option helper: if argv[*i] is "--name", consume the next argument into *val
  * (or "--name=value"); returns 1 if matched, -1 if the value is missing, 0 otherwise. */
 int cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
+/* Copy s into out (cap bytes) with control characters shown as \\xNN, for printing text that
+ * came from a file or the network; returns out. */
+const char *cli_safe(const char *s, char *out, size_t cap);
 /* 1 if argv[i] equals flag. */
 int cli_flag(char **argv, int i, const char *flag);
 

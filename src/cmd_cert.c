@@ -26,24 +26,6 @@ static const char usage_text[] =
     "\n"
     "exit status: 0 valid, 1 invalid (the message says why), 2 usage error\n";
 
-/* Copy s into out with control characters shown as \xNN, so a hostile file cannot drive the terminal. */
-static const char *safe(const char *s, char *out, size_t cap)
-{
-    size_t n = 0;
-    const unsigned char *u = (const unsigned char *)(s ? s : "");
-    for (; *u && n + 5 < cap; u++) {
-        int c1 = u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f; /* C1 controls in UTF-8 */
-        if (*u < 0x20 || *u == 0x7f || c1) {
-            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c1 ? u[1] : *u);
-            u += c1;
-        } else {
-            out[n++] = (char)*u;
-        }
-    }
-    out[n] = '\0';
-    return out;
-}
-
 #define CRL_FILE_MAX (8 * 1024 * 1024)
 
 static int load_crl(const char *path, gm_crl *crl, gm_error *err)
@@ -100,13 +82,13 @@ static void print_text(const gm_cert *c, const gm_crl *crl, const char *at)
     gm_time_format(&c->expires_at, t2);
     printf("OK: certificate %s is valid at %s\n", c->cert_id, at);
     printf("  node key:   %s\n", c->node_pk_b64);
-    printf("  network:    %s\n", safe(c->network_name, buf, sizeof buf));
+    printf("  network:    %s\n", cli_safe(c->network_name, buf, sizeof buf));
     printf("  roles:      ");
     if (c->n_roles == 0)
         printf("(none)");
     for (size_t i = 0; i < c->n_roles; i++)
-        printf("%s%s", i ? ", " : "", safe(gm_cert_role(c, i), role, sizeof role));
-    printf("\n  issued by:  %s (signature verified under the genesis NA key)\n", safe(c->issued_by, buf, sizeof buf));
+        printf("%s%s", i ? ", " : "", cli_safe(gm_cert_role(c, i), role, sizeof role));
+    printf("\n  issued by:  %s (signature verified under the genesis NA key)\n", cli_safe(c->issued_by, buf, sizeof buf));
     printf("  valid:      %s .. %s (clock skew allowance %ds)\n", t1, t2, GM_CLOCK_SKEW_S);
     if (crl && crl->doc)
         printf("  revocation: not on CRL sequence %llu\n", (unsigned long long)crl->sequence);
@@ -196,7 +178,7 @@ static int do_verify(int argc, char **argv)
         snprintf(what, sizeof what, "cert verify: INVALID (%s, clock skew allowance %ds)", r.stage, GM_CLOCK_SKEW_S);
     else
         snprintf(what, sizeof what, "cert verify: INVALID (%s)", r.stage);
-    safe(r.err.msg, m, sizeof m);
+    cli_safe(r.err.msg, m, sizeof m);
     memcpy(r.err.msg, m, sizeof m);
     return cli_fail(what, &r.err);
 }

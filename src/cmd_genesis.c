@@ -83,28 +83,10 @@ static int sub_help(const char *sub)
     return 0;
 }
 
-/* Copy s into out with control characters shown as \xNN, so a hostile file cannot drive the terminal. */
-static const char *safe(const char *s, char *out, size_t cap)
-{
-    size_t n = 0;
-    const unsigned char *u = (const unsigned char *)(s ? s : "");
-    for (; *u && n + 5 < cap; u++) {
-        int c1 = u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f; /* C1 controls in UTF-8 */
-        if (*u < 0x20 || *u == 0x7f || c1) {
-            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c1 ? u[1] : *u);
-            u += c1;
-        } else {
-            out[n++] = (char)*u;
-        }
-    }
-    out[n] = '\0';
-    return out;
-}
-
 static int fail(const char *what, gm_error *err)
 {
     char m[sizeof err->msg];
-    safe(err->msg, m, sizeof m);
+    cli_safe(err->msg, m, sizeof m);
     memcpy(err->msg, m, sizeof m);
     return cli_fail(what, err);
 }
@@ -418,7 +400,7 @@ static int do_sign(int argc, char **argv)
     if (rc == 0) {
         char name[256];
         printf("signed genesis block of network %s with root key %s (key id %s); wrote %s\n",
-               safe(g.network_name, name, sizeof name), root.pk_b64, root.key_id, out);
+               cli_safe(g.network_name, name, sizeof name), root.pk_b64, root.key_id, out);
         gm_error e2 = {0};
         if (gm_genesis_check_na_window(&g, gm_time_now(), &e2) != 0)
             fprintf(stderr, "genesis-mesh: genesis sign: warning: %s\n", e2.msg);
@@ -466,7 +448,7 @@ static int do_verify(int argc, char **argv)
         return fail("genesis verify", &err);
     char rb[GM_PK_B64_LEN + 1], name[256];
     gm_pk_encode(g.root_pk, rb);
-    safe(g.network_name, name, sizeof name);
+    cli_safe(g.network_name, name, sizeof name);
     size_t nsig = json_array_size(json_object_get(g.doc, "signatures"));
     if ((rc = gm_genesis_verify(&g, &err)) != 0) {
         gm_error_prefix(&err, "%s: NOT verified (network %s, root key %s)", file, name, rb);
@@ -522,7 +504,7 @@ static void print_list(const char *label, const json_t *arr)
     if (json_array_size(arr) == 0)
         printf("(none)");
     for (size_t i = 0; i < json_array_size(arr); i++)
-        printf("%s%s", i ? ", " : "", safe(json_string_value(json_array_get(arr, i)), buf, sizeof buf));
+        printf("%s%s", i ? ", " : "", cli_safe(json_string_value(json_array_get(arr, i)), buf, sizeof buf));
     printf("\n");
 }
 
@@ -573,9 +555,9 @@ static int do_show(int argc, char **argv)
     gm_time_format(&g.na_valid_to, vt);
     const json_t *doc = g.doc, *pm = json_object_get(doc, "policy_manifest");
     const json_t *url = json_object_get(pm, "url");
-    printf("genesis block %s\n", safe(file, buf, sizeof buf));
-    printf("  %-19s%s (version %s)\n", "network:", safe(g.network_name, buf, sizeof buf),
-           safe(json_string_value(json_object_get(doc, "network_version")), b2, sizeof b2));
+    printf("genesis block %s\n", cli_safe(file, buf, sizeof buf));
+    printf("  %-19s%s (version %s)\n", "network:", cli_safe(g.network_name, buf, sizeof buf),
+           cli_safe(json_string_value(json_object_get(doc, "network_version")), b2, sizeof b2));
     printf("  %-19s%s\n", "network hash:", hex);
     printf("  %-19s%s\n", "root public key:", rb);
     printf("  %-19s%s\n", "NA public key:", nb);
@@ -584,22 +566,22 @@ static int do_show(int argc, char **argv)
            win == 0 ? "" : "; clock skew allowance 300s");
     print_list("crypto suites:", json_object_get(doc, "allowed_crypto_suites"));
     print_list("transports:", json_object_get(doc, "allowed_transports"));
-    printf("  %-19s%s (url: %s)\n", "policy manifest:", safe(json_string_value(json_object_get(pm, "hash")), buf, sizeof buf),
-           json_is_string(url) ? safe(json_string_value(url), b2, sizeof b2) : "none");
+    printf("  %-19s%s (url: %s)\n", "policy manifest:", cli_safe(json_string_value(json_object_get(pm, "hash")), buf, sizeof buf),
+           json_is_string(url) ? cli_safe(json_string_value(url), b2, sizeof b2) : "none");
     const json_t *an = json_object_get(doc, "bootstrap_anchors");
     printf(json_array_size(an) ? "  bootstrap anchors:\n" : "  %-19s(none)\n", "bootstrap anchors:");
     for (size_t i = 0; i < json_array_size(an); i++) {
         const json_t *a = json_array_get(an, i);
-        printf("    %s at %s\n", safe(json_string_value(json_object_get(a, "id")), buf, sizeof buf),
-               safe(json_string_value(json_object_get(a, "endpoint")), b2, sizeof b2));
+        printf("    %s at %s\n", cli_safe(json_string_value(json_object_get(a, "id")), buf, sizeof buf),
+               cli_safe(json_string_value(json_object_get(a, "endpoint")), b2, sizeof b2));
     }
     const json_t *sigs = json_object_get(doc, "signatures");
     printf(json_array_size(sigs) ? "  signatures:\n" : "  %-19s(none: unsigned)\n", "signatures:");
     for (size_t i = 0; i < json_array_size(sigs); i++)
         printf("    %zu. key id %s: %s\n", i + 1,
-               safe(json_string_value(json_object_get(json_array_get(sigs, i), "key_id")), buf, sizeof buf),
+               cli_safe(json_string_value(json_object_get(json_array_get(sigs, i), "key_id")), buf, sizeof buf),
                signature_ok(&g, i) ? "valid under root key" : "INVALID");
-    printf("  %-19s%s\n", "status:", verified ? "verified" : safe(verr.msg, buf, sizeof buf));
+    printf("  %-19s%s\n", "status:", verified ? "verified" : cli_safe(verr.msg, buf, sizeof buf));
     gm_genesis_free(&g);
     return 0;
 }

@@ -71,6 +71,24 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **val)
     return 1;
 }
 
+/* Copy s into out with control characters shown as \xNN, so a hostile file cannot drive the terminal. */
+const char *cli_safe(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    const unsigned char *u = (const unsigned char *)(s ? s : "");
+    for (; *u && n + 5 < cap; u++) {
+        int c1 = u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f; /* C1 controls in UTF-8 */
+        if (*u < 0x20 || *u == 0x7f || c1) {
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c1 ? u[1] : *u);
+            u += c1;
+        } else {
+            out[n++] = (char)*u;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
 int cli_flag(char **argv, int i, const char *flag)
 {
     return strcmp(argv[i], flag) == 0;
