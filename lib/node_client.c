@@ -35,7 +35,7 @@ int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err)
         return gm_error_set(err, GM_EIO, "socket: %s", strerror(errno));
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked above */
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         int e = errno;
         close(fd);
