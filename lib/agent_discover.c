@@ -241,7 +241,10 @@ int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8
         return gm_error_prefix(err, "cannot check providers without a verified CRL");
     }
     rc = gm_agent_select(listing, capability, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
-    gm_crl_free(&crl);
+    if (rc == 0)
+        out->crl = crl; /* the caller checks the answer's signers against the same CRL */
+    else
+        gm_crl_free(&crl);
     json_decref(listing);
     return rc;
 }
@@ -255,5 +258,6 @@ void gm_agent_candidates_free(gm_agent_candidates *cs)
         gm_cert_free(&cs->v[i].cert);
     }
     free(cs->v);
+    gm_crl_free(&cs->crl);
     memset(cs, 0, sizeof *cs);
 }

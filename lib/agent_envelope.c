@@ -168,6 +168,20 @@ static void fill_response(gm_agent_response *r)
     r->error_code = json_is_object(e) ? json_string_value(json_object_get(e, "code")) : NULL;
     r->error_message = json_is_object(e) ? json_string_value(json_object_get(e, "message")) : NULL;
     r->provenance = json_object_get(doc, "provenance");
+    r->certificates = json_object_get(doc, "certificates");
+}
+
+/* "certificates": an array of at most GM_AGENT_CERTS_MAX objects (checked as certificates
+ * by gm_agent_provenance_check_signers). */
+static int check_certs(const json_t *certs, gm_error *err)
+{
+    if (!json_is_array(certs) || json_array_size(certs) > GM_AGENT_CERTS_MAX)
+        return gm_error_set(err, GM_EPROTO, "\"certificates\" must be an array of at most %d certificates",
+                            GM_AGENT_CERTS_MAX);
+    for (size_t i = 0; i < json_array_size(certs); i++)
+        if (!json_is_object(json_array_get(certs, i)))
+            return gm_error_set(err, GM_EPROTO, "\"certificates\" entry %zu is not an object", i + 1);
+    return 0;
 }
 
 int gm_agent_response_new(gm_agent_response *r, const char *request_id, const char *capability,
@@ -192,9 +206,10 @@ int gm_agent_response_new(gm_agent_response *r, const char *request_id, const ch
             return gm_error_set(err, GM_ETOOBIG, "output of %zu bytes exceeds the %d-byte limit", n,
                                 GM_AGENT_OUTPUT_MAX);
     }
-    r->doc = json_pack("{s:s,s:s,s:s,s:s,s:O,s:o,s:o}", "type", "capability_response", "request_id", request_id,
-                       "capability", capability, "provider", pk, "output", output ? output : json_null(), "error", e,
-                       "provenance", provenance ? json_deep_copy(provenance) : json_array());
+    r->doc = json_pack("{s:s,s:s,s:s,s:s,s:O,s:o,s:o,s:o}", "type", "capability_response", "request_id",
+                       request_id, "capability", capability, "provider", pk, "output", output ? output : json_null(),
+                       "error", e, "provenance", provenance ? json_deep_copy(provenance) : json_array(),
+                       "certificates", json_array());
     if (!r->doc)
         return gm_error_set(err, GM_EINVAL, "cannot build response");
     memcpy(r->provider, provider, GM_PK_LEN);
@@ -237,11 +252,27 @@ int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, 
         rc = gm_error_set(err, GM_EPROTO, "\"provenance\" must be an array of at most %d steps", GM_AGENT_STEPS_MAX);
         goto fail;
     }
+    /* Optional on the wire: without it no signer is vouched for, and the requester rejects. */
+    const json_t *certs = json_object_get(doc, "certificates");
+    if (certs && (rc = check_certs(certs, err)) != 0)
+        goto fail;
     fill_response(r);
     return 0;
 fail:
     gm_agent_response_free(r);
     return rc;
+}
+
+int gm_agent_response_set_certificates(gm_agent_response *r, const json_t *certs, gm_error *err)
+{
+    gm_error e = {0};
+    if (check_certs(certs, &e) != 0)
+        return gm_error_set(err, GM_EINVAL, "%s", e.msg);
+    json_t *copy = json_deep_copy(certs);
+    if (!copy || json_object_set_new(r->doc, "certificates", copy) != 0)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    fill_response(r);
+    return 0;
 }
 
 void gm_agent_response_free(gm_agent_response *r)

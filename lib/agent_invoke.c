@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gm/agent.h"
@@ -59,17 +58,10 @@ int gm_agent_sock_send_line(int fd, const json_t *msg, gm_error *err)
     return 0;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int gm_agent_sock_read_json(int fd, char **buf, size_t *len, size_t *cap, long timeout_ms, json_t **out,
                             gm_error *err)
 {
-    int64_t end = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t end = timeout_ms < 0 ? -1 : gm_mono_ms() + timeout_ms;
     *out = NULL;
     for (;;) {
         char *nl = *len ? memchr(*buf, '\n', *len) : NULL;
@@ -96,7 +88,7 @@ int gm_agent_sock_read_json(int fd, char **buf, size_t *len, size_t *cap, long t
         }
         int wait = -1;
         if (end >= 0) {
-            int64_t left = end - mono_ms();
+            int64_t left = end - gm_mono_ms();
             if (left <= 0)
                 return gm_error_set(err, GM_ETIMEOUT, "timed out");
             wait = left > 1000000 ? 1000000 : (int)left;
@@ -168,8 +160,7 @@ int gm_agent_sock_send(const char *sock, const uint8_t to[GM_PK_LEN], const char
     return rc;
 }
 
-/* Subscribe a fresh connection to port; returns the fd. */
-static int subscribe(const char *sock, const char *port, gm_error *err)
+int gm_agent_sock_subscribe(const char *sock, const char *port, gm_error *err)
 {
     char *buf = NULL;
     size_t len = 0, cap = 0;
@@ -219,8 +210,23 @@ static int is_request(const char *data, size_t len)
     return r;
 }
 
+/* Every signer of a verified chain must hold a valid certificate in the answer; keep only the
+ * certificates that vouched, one per signer, so they can be passed on unchanged. */
+static int check_signers(gm_agent_response *resp, const gm_genesis *g, const gm_crl *crl, gm_error *err)
+{
+    json_t *vouched = json_array();
+    if (!vouched)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = gm_agent_provenance_check_signers(resp->provenance, resp->certificates, g, crl, gm_time_now(), vouched,
+                                               err);
+    if (rc == 0)
+        rc = gm_agent_response_set_certificates(resp, vouched, err);
+    json_decref(vouched);
+    return rc;
+}
+
 int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t provider[GM_PK_LEN],
-                    gm_agent_response *resp, gm_error *err)
+                    const gm_genesis *g, const gm_crl *crl, gm_agent_response *resp, gm_error *err)
 {
     char ppk[GM_PK_B64_LEN + 1], *msg = NULL, *buf = NULL;
     size_t mlen, len = 0, cap = 0;
@@ -230,7 +236,7 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
     if (rc != 0)
         return rc;
     /* Subscribe before sending so a fast answer cannot slip past us. */
-    int fd = subscribe(sock, GM_AGENT_PORT, err);
+    int fd = gm_agent_sock_subscribe(sock, GM_AGENT_PORT, err);
     if (fd < 0) {
         free(msg);
         return fd;
@@ -283,7 +289,8 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
             rc = gm_error_set(err, GM_EPROTO, "provider %.12s... answered for another provider or capability", ppk);
             break;
         }
-        if ((rc = gm_agent_provenance_verify(resp->provenance, req->request_id, provider, err)) != 0) {
+        if ((rc = gm_agent_provenance_verify(resp->provenance, req->request_id, provider, err)) != 0 ||
+            (rc = check_signers(resp, g, crl, err)) != 0) {
             gm_agent_response_free(resp);
             gm_error_prefix(err, "rejected answer from %.12s...", ppk);
             rc = GM_EPROTO;
@@ -304,6 +311,13 @@ static int retryable(const char *code)
 
 int gm_agent_call(const gm_agent_ctx *c, const char *capability, const json_t *input, long timeout_ms, json_t *steps,
                   const char *rid, gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err)
+{
+    return gm_agent_call_collect(c, capability, input, timeout_ms, steps, NULL, rid, resp, chosen, err);
+}
+
+int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const json_t *input, long timeout_ms,
+                          json_t *steps, json_t *certs, const char *rid, gm_agent_response *resp,
+                          char chosen[GM_AGENT_ID_MAX + 1], gm_error *err)
 {
     uint8_t exclude[CALL_MAX_ATTEMPTS][GM_PK_LEN];
     size_t n_ex = 0;
@@ -349,11 +363,13 @@ int gm_agent_call(const gm_agent_ctx *c, const char *capability, const json_t *i
         }
         STEP("routed", "request %s to %s (node %.12s...) over the mesh", req.request_id, p->desc.agent_id,
              p->desc.node_pk_b64);
-        rc = gm_agent_invoke(c->sock, &req, p->desc.node_pk, resp, &e);
+        rc = gm_agent_invoke(c->sock, &req, p->desc.node_pk, &c->genesis, &cs.crl, resp, &e);
         gm_agent_request_free(&req);
         if (rc == 0 && steps)
             for (size_t i = 0; i < json_array_size(resp->provenance); i++)
                 json_array_append(steps, json_array_get(resp->provenance, i));
+        if (rc == 0 && certs)
+            json_array_extend(certs, (json_t *)resp->certificates);
         if (rc == 0 && !resp->error_code) {
             if (chosen)
                 snprintf(chosen, GM_AGENT_ID_MAX + 1, "%s", p->desc.agent_id);

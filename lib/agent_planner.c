@@ -83,7 +83,8 @@ static int sub_call(gm_agent_planner *p, const gm_agent_call_in *in, const char 
     long t = p->sub_timeout_ms < left ? p->sub_timeout_ms : left;
     if (t < 100)
         return gm_error_set(err, GM_ETIMEOUT, "no time left for %s before the requester's deadline", cap);
-    int rc = gm_agent_call(in->ctx, cap, input, t, in->steps, in->req->request_id, resp, chosen, err);
+    int rc = gm_agent_call_collect(in->ctx, cap, input, t, in->steps, in->certs, in->req->request_id, resp, chosen,
+                                   err);
     if (rc == 0 && resp->error_code) {
         rc = gm_error_set(err, GM_EPROTO, "%s provider %s answered %s: %s", cap, chosen, resp->error_code,
                           resp->error_message);

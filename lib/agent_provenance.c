@@ -1,11 +1,13 @@
 /* Provenance: an ordered list of steps, each signed by the node key of the agent that
- * added it, so a requester can check who did what for which request. */
+ * added it, so a requester can check who did what for which request, and that every
+ * signer holds a valid, unrevoked certificate of its network. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gm/agent.h"
 #include "gm/canon.h"
+#include "gm/cert.h"
 #include "gm/util.h"
 
 static const char *const actions[] = {"discovered", "executed", "combined", "failed", "routed"};
@@ -124,4 +126,126 @@ int gm_agent_provenance_verify(const json_t *steps, const char *request_id, cons
     if (own == 0)
         return gm_error_set(err, GM_EPROTO, "provenance holds no step signed by the provider for this request");
     return 0;
+}
+
+/* The signer key of a step, or -1 when it has none that decodes. */
+static int step_signer(const json_t *step, uint8_t pk[GM_PK_LEN])
+{
+    gm_error e = {0};
+    const char *b64 = json_string_value(json_object_get(step, "signer"));
+    return b64 && gm_pk_decode(b64, pk, &e) == 0 ? 0 : -1;
+}
+
+static int cert_key(const json_t *cert, uint8_t pk[GM_PK_LEN])
+{
+    gm_error e = {0};
+    const char *b64 = json_string_value(json_object_get(cert, "node_public_key"));
+    return b64 && gm_pk_decode(b64, pk, &e) == 0 ? 0 : -1;
+}
+
+static int key_seen(const uint8_t (*keys)[GM_PK_LEN], size_t n, const uint8_t pk[GM_PK_LEN])
+{
+    for (size_t i = 0; i < n; i++)
+        if (!memcmp(keys[i], pk, GM_PK_LEN))
+            return 1;
+    return 0;
+}
+
+int gm_agent_provenance_check_signers(const json_t *steps, const json_t *certs, const gm_genesis *g,
+                                      const gm_crl *crl, gm_time now, json_t *vouched, gm_error *err)
+{
+    if (!json_is_array(steps) || json_array_size(steps) > GM_AGENT_STEPS_MAX)
+        return gm_error_set(err, GM_EPROTO, "provenance must be an array of at most %d steps", GM_AGENT_STEPS_MAX);
+    if (certs && (!json_is_array(certs) || json_array_size(certs) > GM_AGENT_CERTS_MAX))
+        return gm_error_set(err, GM_EPROTO, "the answer's certificates must be an array of at most %d",
+                            GM_AGENT_CERTS_MAX);
+    size_t nc = certs ? json_array_size(certs) : 0, ns = json_array_size(steps), n_ok = 0;
+    gm_cert *cv = calloc(nc ? nc : 1, sizeof *cv);
+    uint8_t(*ok)[GM_PK_LEN] = calloc(ns ? ns : 1, sizeof *ok);
+    json_t *mine = json_array();
+    int rc = 0;
+    gm_error e = {0};
+    if (!cv || !ok || !mine) {
+        rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t j = 0; j < nc; j++)
+        if (gm_cert_from_json(json_array_get(certs, j), &cv[j], &e) != 0) {
+            rc = gm_error_set(err, GM_EPROTO, "certificate %zu of the answer is malformed: %.400s", j + 1, e.msg);
+            goto out;
+        }
+    for (size_t i = 0; i < ns && rc == 0; i++) {
+        const json_t *st = json_array_get(steps, i);
+        const char *action = json_string_value(json_object_get(st, "action"));
+        const char *agent = json_string_value(json_object_get(st, "agent"));
+        uint8_t pk[GM_PK_LEN];
+        if (step_signer(st, pk) != 0) {
+            rc = gm_error_set(err, GM_EPROTO, "step %zu has no valid \"signer\" key", i + 1);
+            break;
+        }
+        if (key_seen((const uint8_t(*)[GM_PK_LEN])ok, n_ok, pk))
+            continue;
+        char k[GM_PK_B64_LEN + 1];
+        gm_pk_encode(pk, k);
+        int found = 0, vrc = 0;
+        size_t hit = 0;
+        for (size_t j = 0; j < nc; j++) {
+            if (memcmp(cv[j].node_pk, pk, GM_PK_LEN) != 0)
+                continue;
+            found = 1;
+            if ((vrc = gm_cert_verify(&cv[j], g, crl, now, &e)) == 0) {
+                hit = j;
+                break;
+            }
+        }
+        if (!found)
+            rc = gm_error_set(err, GM_EAUTH,
+                              "step %zu ('%s' by agent '%.64s') is signed by %.12s..., a key that holds no "
+                              "certificate in the answer (unknown signer)",
+                              i + 1, action ? action : "?", agent ? agent : "?", k);
+        else if (vrc != 0)
+            rc = gm_error_set(err, vrc, "step %zu ('%s' by agent '%.64s') is signed by %.12s..., whose certificate "
+                              "is not valid here: %.300s",
+                              i + 1, action ? action : "?", agent ? agent : "?", k, e.msg);
+        else {
+            memcpy(ok[n_ok++], pk, GM_PK_LEN);
+            json_array_append_new(mine, json_deep_copy(json_array_get(certs, hit)));
+        }
+    }
+    if (rc == 0 && vouched)
+        json_array_extend(vouched, mine);
+out:
+    for (size_t j = 0; cv && j < nc; j++)
+        gm_cert_free(&cv[j]);
+    free(cv);
+    free(ok);
+    json_decref(mine);
+    return rc;
+}
+
+json_t *gm_agent_provenance_certs_for(const json_t *steps, const json_t *pool)
+{
+    json_t *out = json_array();
+    size_t ns = json_array_size(steps), n_done = 0;
+    uint8_t(*done)[GM_PK_LEN] = calloc(ns ? ns : 1, sizeof *done);
+    if (!out || !done) {
+        free(done);
+        return out;
+    }
+    for (size_t i = 0; i < ns; i++) {
+        uint8_t pk[GM_PK_LEN], ck[GM_PK_LEN];
+        if (step_signer(json_array_get(steps, i), pk) != 0 ||
+            key_seen((const uint8_t(*)[GM_PK_LEN])done, n_done, pk))
+            continue;
+        memcpy(done[n_done++], pk, GM_PK_LEN);
+        for (size_t j = 0; j < json_array_size(pool); j++) {
+            const json_t *c = json_array_get(pool, j);
+            if (cert_key(c, ck) == 0 && !memcmp(ck, pk, GM_PK_LEN)) {
+                json_array_append(out, (json_t *)c);
+                break;
+            }
+        }
+    }
+    free(done);
+    return out;
 }

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gm/agent.h"
@@ -117,29 +116,73 @@ static const char *code_name(int rc)
     }
 }
 
+/* Our certificate as the node holds it now (D/cert.json, rewritten on renewal), so the
+ * requester can check the key that signs our steps. NULL (logged) when unusable. */
+static json_t *own_cert(gm_agent_provider *p)
+{
+    char path[1200];
+    gm_cert c;
+    gm_error e = {0};
+    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) != 0 || gm_cert_load(path, &c, &e) != 0) {
+        plog(p, "warn", "no_certificate", "answers will be rejected: %s", e.msg);
+        return NULL;
+    }
+    json_t *doc = NULL;
+    if (memcmp(c.node_pk, p->ctx.node.pk, GM_PK_LEN) != 0)
+        plog(p, "warn", "no_certificate", "answers will be rejected: %s is for another key than %s", path,
+             p->ctx.node.pk_b64);
+    else
+        doc = json_incref(c.doc);
+    gm_cert_free(&c);
+    return doc;
+}
+
+/* The response envelope, carrying the certificate of every signer of steps found in pool. */
+static int build_reply(gm_agent_provider *p, gm_agent_response *resp, const char *rid, const char *cap,
+                       const json_t *output, const char *code, const char *msg, const json_t *steps,
+                       const json_t *pool, char **text, size_t *len, gm_error *e)
+{
+    json_t *certs = gm_agent_provenance_certs_for(steps, pool);
+    int rc = gm_agent_response_new(resp, rid, cap, p->ctx.node.pk, output, code, msg, steps, e);
+    if (rc == 0)
+        rc = gm_agent_response_set_certificates(resp, certs, e);
+    if (rc == 0)
+        rc = gm_agent_envelope_dump(resp->doc, text, len, e);
+    json_decref(certs);
+    return rc;
+}
+
+/* collected (may be NULL): verified certificates of the signers of nested chains in steps. */
 static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char *rid, const char *cap,
-                  const json_t *output, const char *code, const char *msg, json_t *steps)
+                  const json_t *output, const char *code, const char *msg, json_t *steps, const json_t *collected)
 {
     gm_agent_response resp;
     gm_error e = {0};
     char *text = NULL;
     size_t len;
-    if (gm_agent_response_new(&resp, rid, cap, p->ctx.node.pk, output, code, msg, steps, &e) != 0 ||
-        gm_agent_envelope_dump(resp.doc, &text, &len, &e) != 0) {
+    json_t *pool = json_array(), *mine = own_cert(p);
+    if (mine)
+        json_array_append_new(pool, mine);
+    if (collected)
+        json_array_extend(pool, (json_t *)collected);
+    if (p->fault && !strcmp(p->fault, "uncertified")) /* a requester must reject this answer */
+        json_array_clear(pool);
+    if (build_reply(p, &resp, rid, cap, output, code, msg, steps, pool, &text, &len, &e) != 0) {
         /* Too big or unencodable: still tell the requester, without the payload. */
         char why[600];
         snprintf(why, sizeof why, "cannot send the answer: %s", e.msg);
         json_t *mini = json_array();
         gm_agent_step_add(mini, &p->ctx.node, p->ctx.agent_id, "failed", cap, rid, why, &e);
         gm_agent_response_free(&resp);
-        if (gm_agent_response_new(&resp, rid, cap, p->ctx.node.pk, NULL, "too_big", why, mini, &e) != 0 ||
-            gm_agent_envelope_dump(resp.doc, &text, &len, &e) != 0) {
-            json_decref(mini);
+        int rc = build_reply(p, &resp, rid, cap, NULL, "too_big", why, mini, pool, &text, &len, &e);
+        json_decref(mini);
+        if (rc != 0) {
+            json_decref(pool);
             gm_agent_response_free(&resp);
             return;
         }
-        json_decref(mini);
     }
+    json_decref(pool);
     if (p->fault && !strcmp(p->fault, "garbage")) {
         free(text);
         text = strdup("this is not a capability_response {");
@@ -171,7 +214,8 @@ static void *job_run(void *arg)
             char cap_copy[GM_AGENT_CAP_MAX + 1];
             snprintf(cap_copy, sizeof cap_copy, "%s", cap);
             gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "failed", cap_copy, rid, e.msg, &e2);
-            reply(p, j->from, rid, cap_copy, NULL, e.code == GM_ETOOBIG ? "too_big" : "invalid_input", e.msg, steps);
+            reply(p, j->from, rid, cap_copy, NULL, e.code == GM_ETOOBIG ? "too_big" : "invalid_input", e.msg, steps,
+                  NULL);
             json_decref(steps);
         }
         json_decref(v);
@@ -189,12 +233,12 @@ static void *job_run(void *arg)
         gm_agent_request_free(&req);
         goto done;
     }
-    json_t *steps = json_array();
+    json_t *steps = json_array(), *certs = json_array();
     if (strcmp(req.capability, p->capability) != 0) {
         char why[200];
         snprintf(why, sizeof why, "this node serves %s, not %s", p->capability, req.capability);
         gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "failed", req.capability, req.request_id, why, &e);
-        reply(p, j->from, req.request_id, req.capability, NULL, "unknown_capability", why, steps);
+        reply(p, j->from, req.request_id, req.capability, NULL, "unknown_capability", why, steps, NULL);
     } else if (p->fault && !strcmp(p->fault, "silent")) {
         plog(p, "info", "fault_silent", "request %s ignored (--fault silent)", req.request_id);
     } else {
@@ -202,7 +246,7 @@ static void *job_run(void *arg)
         json_t *output = NULL;
         char detail[GM_AGENT_DETAIL_MAX + 1];
         snprintf(detail, sizeof detail, "%s", p->detail ? p->detail : "answered");
-        gm_agent_call_in in = {.ctx = &p->ctx, .req = &req, .steps = steps, .detail = detail};
+        gm_agent_call_in in = {.ctx = &p->ctx, .req = &req, .steps = steps, .certs = certs, .detail = detail};
         gm_error he = {0};
         int rc = p->handler(p->user, &in, &output, &he);
         if (rc == 0 && output) {
@@ -213,19 +257,20 @@ static void *job_run(void *arg)
                 json_t *last = json_array_get(steps, json_array_size(steps) - 1);
                 json_object_set_new(last, "detail", json_string("forged detail"));
             }
-            reply(p, j->from, req.request_id, req.capability, output, NULL, NULL, steps);
+            reply(p, j->from, req.request_id, req.capability, output, NULL, NULL, steps, certs);
             plog(p, "info", "answered", "request %s", req.request_id);
         } else {
             if (rc == 0)
                 rc = gm_error_set(&he, GM_EINTERNAL, "handler returned no output");
             gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "failed", req.capability, req.request_id, he.msg,
                               &e);
-            reply(p, j->from, req.request_id, req.capability, NULL, code_name(rc), he.msg, steps);
+            reply(p, j->from, req.request_id, req.capability, NULL, code_name(rc), he.msg, steps, certs);
             plog(p, "warn", "handler_failed", "request %s: %s", req.request_id, he.msg);
         }
         json_decref(output);
     }
     json_decref(steps);
+    json_decref(certs);
     gm_agent_request_free(&req);
 done:
     free(j->data);
@@ -281,42 +326,6 @@ static void dispatch(gm_agent_provider *p, const json_t *ev)
     pthread_attr_destroy(&at);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int open_sub(gm_agent_provider *p, gm_error *err)
-{
-    int fd = gm_agent_sock_connect(p->ctx.sock, err);
-    if (fd < 0)
-        return fd;
-    json_t *req = json_pack("{s:s,s:s}", "op", "subscribe", "port", GM_AGENT_PORT), *resp = NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int rc = gm_agent_sock_send_line(fd, req, err);
-    json_decref(req);
-    if (rc == 0)
-        rc = gm_agent_sock_read_json(fd, &buf, &len, &cap, 5000, &resp, err);
-    free(buf);
-    if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
-        rc = gm_error_set(err, GM_EPROTO, "the local node refused the subscription");
-    json_decref(resp);
-    if (rc != 0) {
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
-
 int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
 {
     int rc = 0, fd = -1;
@@ -325,43 +334,43 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
     if (p->max_inflight <= 0)
         p->max_inflight = 32;
     /* The node may still be starting: wait for its socket, then for the NA to accept us. */
-    int64_t give_up = mono_ms() + STARTUP_WAIT_MS;
-    while ((fd = open_sub(p, err)) < 0) {
-        if (*p->stop || mono_ms() > give_up)
+    int64_t give_up = gm_mono_ms() + STARTUP_WAIT_MS;
+    while ((fd = gm_agent_sock_subscribe(p->ctx.sock, GM_AGENT_PORT, err)) < 0) {
+        if (*p->stop || gm_mono_ms() > give_up)
             return gm_error_prefix(err, "subscribing to the local node");
-        nap_ms(200);
+        gm_sleep_ms(200);
     }
     while ((rc = gm_agent_register(&p->ctx, p->capability, p->ttl_s, p->metadata, err)) != 0) {
-        if (*p->stop || mono_ms() > give_up || rc == GM_EDENIED || rc == GM_ESIG) {
+        if (*p->stop || gm_mono_ms() > give_up || rc == GM_EDENIED || rc == GM_ESIG) {
             close(fd);
             return rc;
         }
-        nap_ms(300);
+        gm_sleep_ms(300);
     }
     plog(p, "info", "registered", "%s offers %s (node %s), descriptor valid %d s", p->ctx.agent_id, p->capability,
          p->ctx.node.pk_b64, p->ttl_s);
-    int64_t refresh_at = mono_ms() + (int64_t)p->ttl_s * 2000 / 3;
+    int64_t refresh_at = gm_mono_ms() + (int64_t)p->ttl_s * 2000 / 3;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     while (!*p->stop) {
-        if (mono_ms() >= refresh_at) {
+        if (gm_mono_ms() >= refresh_at) {
             gm_error re = {0};
             if (gm_agent_register(&p->ctx, p->capability, p->ttl_s, p->metadata, &re) == 0) {
                 plog(p, "info", "refreshed", "descriptor of %s renewed", p->ctx.agent_id);
-                refresh_at = mono_ms() + (int64_t)p->ttl_s * 2000 / 3;
+                refresh_at = gm_mono_ms() + (int64_t)p->ttl_s * 2000 / 3;
             } else {
                 plog(p, "warn", "refresh_failed", "%s", re.msg);
                 if (re.code == GM_EDENIED) { /* revoked: nothing left to serve */
                     rc = gm_error_set(err, GM_EREVOKED, "the NA no longer accepts this node: %s", re.msg);
                     break;
                 }
-                refresh_at = mono_ms() + 2000;
+                refresh_at = gm_mono_ms() + 2000;
             }
         }
         if (fd < 0) {
             gm_error ce = {0};
-            if ((fd = open_sub(p, &ce)) < 0) {
-                nap_ms(300);
+            if ((fd = gm_agent_sock_subscribe(p->ctx.sock, GM_AGENT_PORT, &ce)) < 0) {
+                gm_sleep_ms(300);
                 continue;
             }
             plog(p, "info", "resubscribed", "local node connection restored");
@@ -385,9 +394,9 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
     free(buf);
     if (fd >= 0)
         close(fd);
-    int64_t drain = mono_ms() + DRAIN_WAIT_MS;
-    while (atomic_load(&g_inflight) > 0 && mono_ms() < drain)
-        nap_ms(20);
+    int64_t drain = gm_mono_ms() + DRAIN_WAIT_MS;
+    while (atomic_load(&g_inflight) > 0 && gm_mono_ms() < drain)
+        gm_sleep_ms(20);
     gm_error ue = {0};
     if (rc != GM_EREVOKED) {
         if (gm_agent_unregister(&p->ctx, &ue) == 0)

@@ -1,4 +1,5 @@
-/* Timestamps: strict ISO-8601 parsing and the canonical rendering the signatures cover. */
+/* Timestamps: strict ISO-8601 parsing and the canonical rendering the signatures cover;
+ * the monotonic clock for timeouts. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -150,4 +151,17 @@ int gm_time_canonical(const char *in, char out[GM_TIME_STRLEN], gm_error *err)
     if (rc == 0)
         gm_time_format(&t, out);
     return rc;
+}
+
+int64_t gm_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gm_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }

@@ -205,8 +205,9 @@ static int agent_run(int argc, char **argv)
         return cli_usage("agent run: --agent-id and --capability are required");
     if (!gm_agent_id_valid(id))
         return cli_usage("agent run: --agent-id must be 1..%d characters of [A-Za-z0-9._-]", GM_AGENT_ID_MAX);
-    if (fault && strcmp(fault, "silent") && strcmp(fault, "garbage") && strcmp(fault, "forge"))
-        return cli_usage("agent run: --fault is silent, garbage or forge");
+    if (fault && strcmp(fault, "silent") && strcmp(fault, "garbage") && strcmp(fault, "forge") &&
+        strcmp(fault, "uncertified"))
+        return cli_usage("agent run: --fault is silent, garbage, forge or uncertified");
     gm_error err = {0};
     char ncap[GM_AGENT_CAP_MAX + 1];
     if (gm_agent_cap_normalize(cap, ncap, &err) != 0)
@@ -309,6 +310,29 @@ static json_t *text_input(const char *cap, const char *text)
     return json_pack("{s:s}", "text", text);
 }
 
+/* The certificates that vouched for the answer's signers (gm_agent_invoke keeps one per signer). */
+static void print_signers(const gm_agent_response *resp, const char *network)
+{
+    size_t n = json_array_size(resp->certificates);
+    printf("signers (%zu, each holding a valid, unrevoked certificate of %s, checked by this requester):\n", n,
+           network);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *c = json_array_get(resp->certificates, i);
+        const char *pk = json_string_value(json_object_get(c, "node_public_key")), *agent = "?";
+        for (size_t j = 0; pk && j < json_array_size(resp->provenance); j++) {
+            const json_t *st = json_array_get(resp->provenance, j);
+            if (!strcmp(json_string_value(json_object_get(st, "signer")), pk)) {
+                agent = json_string_value(json_object_get(st, "agent"));
+                break;
+            }
+        }
+        char k[16];
+        short_key(pk ? pk : "?", k);
+        printf("      %-14s %s  certificate %s, expires %s\n", agent, k,
+               json_string_value(json_object_get(c, "cert_id")), json_string_value(json_object_get(c, "expires_at")));
+    }
+}
+
 static void print_step(size_t i, const json_t *s)
 {
     char k[16];
@@ -336,7 +360,8 @@ int cmd_ask(int argc, char **argv)
             printf("usage: genesis-mesh ask CAPABILITY [TEXT | --input-json JSON] [--dir D] [--timeout-ms N] [--json]\n"
                    "Finds a provider of CAPABILITY through the NA named in D/node.json, checks its certificate\n"
                    "and the CRL, sends the request over the mesh through the node running at D, and prints\n"
-                   "the answer, the provider and the verified provenance.\n");
+                   "the answer, the provider and the verified provenance (every step's signature, and the\n"
+                   "certificate of every signer under this network's genesis and CRL).\n");
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             return cli_usage("ask: unknown option '%s'", argv[i]);
@@ -393,9 +418,10 @@ int cmd_ask(int argc, char **argv)
         char ppk[GM_PK_B64_LEN + 1];
         gm_pk_encode(resp.provider, ppk);
         if (as_json) {
-            json_t *o = json_pack("{s:s,s:s,s:s,s:O,s:O,s:O}", "capability", ncap, "provider", chosen,
+            json_t *o = json_pack("{s:s,s:s,s:s,s:O,s:O,s:O,s:O}", "capability", ncap, "provider", chosen,
                                   "provider_key", ppk, "output", resp.output ? resp.output : json_null(), "error",
-                                  json_object_get(resp.doc, "error"), "provenance", resp.provenance);
+                                  json_object_get(resp.doc, "error"), "provenance", resp.provenance,
+                                  "certificates", resp.certificates);
             char *s = json_dumps(o, JSON_INDENT(2));
             printf("%s\n", s);
             free(s);
@@ -419,6 +445,7 @@ int cmd_ask(int argc, char **argv)
             printf("provenance (%zu steps, every signature verified):\n", json_array_size(resp.provenance));
             for (size_t i = 0; i < json_array_size(resp.provenance); i++)
                 print_step(i, json_array_get(resp.provenance, i));
+            print_signers(&resp, ctx.genesis.network_name);
             /* Failovers done by this requester itself (its own steps, not the provider's). */
             size_t n_fail = 0;
             for (size_t i = 0; i < json_array_size(mine); i++) {

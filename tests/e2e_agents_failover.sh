@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Providers that misbehave or get revoked: a requester gets a clear answer or error, never
-# a hang; a provider answering garbage, forging its provenance or staying silent is skipped
-# (failover to the next), a revoked provider is never selected again and cannot register.
+# a hang; a provider answering garbage, forging its provenance, signing steps without
+# attaching a certificate, or staying silent is skipped (failover to the next), a revoked
+# provider is never selected again and cannot register.
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/agents_e2e_lib.sh"
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,7 +25,7 @@ agent_start repo-agent-b rb repo.summary --fixture "$FX_B"
 R="$(node_dir researcher)"
 
 # Each faulty agent's id sorts before repo-agent-a, so it is selected first.
-for fault in garbage forge silent; do
+for fault in garbage forge uncertified silent; do
     step "a provider that is $fault"
     agent_start "a-$fault" bad repo.summary --fixture "$FX_A" --fault "$fault"
     start=$(date +%s)
@@ -33,6 +34,7 @@ for fault in garbage forge silent; do
     case "$fault" in
         garbage) grep -q "a-garbage: provider .* answered garbage" "$ASK_OUT" || fail "no garbage report: $(cat "$ASK_OUT")" ;;
         forge) grep -q "a-forge: rejected answer .* not signed by its signer" "$ASK_OUT" || fail "forgery not reported: $(cat "$ASK_OUT")" ;;
+        uncertified) grep -q "a-uncertified: rejected answer .* holds no certificate in the answer" "$ASK_OUT" || fail "uncertified signer not reported: $(cat "$ASK_OUT")" ;;
         silent) grep -q "a-silent: provider .* did not answer repo.summary before the deadline" "$ASK_OUT" || fail "no timeout report: $(cat "$ASK_OUT")" ;;
     esac
     grep -q "failing over" "$ASK_OUT" || fail "failover not shown"

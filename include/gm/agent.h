@@ -32,6 +32,7 @@
 #define GM_AGENT_INPUT_MAX (32 * 1024)  /* canonical bytes of a request's input */
 #define GM_AGENT_OUTPUT_MAX (32 * 1024) /* canonical bytes of a response's output */
 #define GM_AGENT_STEPS_MAX 64
+#define GM_AGENT_CERTS_MAX GM_AGENT_STEPS_MAX /* signer certificates in one response */
 #define GM_AGENT_DETAIL_MAX 512
 #define GM_AGENT_DEFAULT_TIMEOUT_MS 10000
 
@@ -92,6 +93,7 @@ typedef struct gm_agent_response {
     const json_t *output;  /* NULL when error is set */
     const char *error_code, *error_message; /* NULL on success */
     const json_t *provenance;
+    const json_t *certificates; /* signers' certificate documents (array); NULL if absent */
 } gm_agent_response;
 
 /* New request: fresh request_id, deadline = now + timeout_ms. input is borrowed, copied;
@@ -103,11 +105,14 @@ int gm_agent_request_parse(const char *text, size_t len, gm_agent_request *r, gm
 void gm_agent_request_free(gm_agent_request *r);
 
 /* New response: exactly one of output (borrowed, copied) or error_code/message. provenance
- * (steps, borrowed, copied) may be NULL. */
+ * (steps, borrowed, copied) may be NULL. "certificates" starts empty. */
 int gm_agent_response_new(gm_agent_response *r, const char *request_id, const char *capability,
                           const uint8_t provider[GM_PK_LEN], const json_t *output,
                           const char *error_code, const char *error_message,
                           const json_t *provenance, gm_error *err);
+/* Replace the response's "certificates" with certs (array of at most GM_AGENT_CERTS_MAX
+ * objects; borrowed, copied). */
+int gm_agent_response_set_certificates(gm_agent_response *r, const json_t *certs, gm_error *err);
 int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, gm_error *err);
 void gm_agent_response_free(gm_agent_response *r);
 /* Compact JSON text of an envelope's doc (malloc'd); GM_ETOOBIG above GM_AGENT_MSG_MAX. */
@@ -129,6 +134,20 @@ int gm_agent_step_verify(const json_t *step, gm_error *err);
  * step of this request_id is signed by provider, and there is at least one. */
 int gm_agent_provenance_verify(const json_t *steps, const char *request_id,
                                const uint8_t provider[GM_PK_LEN], gm_error *err);
+/* Check who signed: the signer of every step must hold, among certs (array of certificate
+ * documents, may be NULL), a certificate for its key that gm_cert_verify accepts under g and
+ * crl at now (NA signature, network, validity window, not revoked). Fails at the first step
+ * whose signer has none, naming the step, its agent and the reason: GM_EAUTH (no certificate
+ * for that key), or the certificate's error (GM_EREVOKED, GM_EEXPIRED, GM_ESIG, GM_EFORMAT);
+ * GM_EPROTO when certs holds something that is not a certificate. On success, vouched (may be
+ * NULL) receives one accepted certificate per distinct signer, in step order. */
+int gm_agent_provenance_check_signers(const json_t *steps, const json_t *certs, const gm_genesis *g,
+                                      const gm_crl *crl, gm_time now, json_t *vouched,
+                                      gm_error *err);
+/* What a provider attaches to its answer: for each distinct signer of steps, the first
+ * certificate for its key found in pool (array of certificate documents), in step order.
+ * Signers without one are left out (the requester will then reject). New reference. */
+json_t *gm_agent_provenance_certs_for(const json_t *steps, const json_t *pool);
 
 /* ---- discovery (agent_discover.c) ---- */
 
@@ -143,6 +162,7 @@ typedef struct gm_agent_candidates {
     gm_agent_candidate *v; /* usable first, in selection order (agent_id, then node key) */
     size_t n, n_usable;
     uint64_t crl_sequence; /* CRL used for the checks */
+    gm_crl crl;            /* that CRL, kept by gm_agent_discover (empty after gm_agent_select) */
 } gm_agent_candidates;
 
 /* What a requester knows: its node dir (node.key, genesis.json, node.json with na_url). */
@@ -170,7 +190,8 @@ int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err);
 int gm_agent_select(const json_t *listing, const char *capability, const gm_genesis *g,
                     const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN],
                     size_t n_exclude, gm_agent_candidates *out, gm_error *err);
-/* GET na/agents?capability=..., then gm_agent_select with a freshly fetched CRL. */
+/* GET na/agents?capability=..., then gm_agent_select with a freshly fetched CRL (kept in
+ * out->crl for checking the answer). */
 int gm_agent_discover(const gm_agent_ctx *c, const char *capability,
                       const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
                       gm_agent_candidates *out, gm_error *err);
@@ -182,11 +203,15 @@ int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, j
 /* ---- invocation (agent_invoke.c) ---- */
 
 /* Send req to provider over the node at sock and wait for its response until the request's
- * deadline. Verifies the response (request_id, capability, provider, provenance chain).
+ * deadline. Verifies the response (request_id, capability, provider, provenance chain, and
+ * every signer's certificate under g and crl, see gm_agent_provenance_check_signers); on
+ * success resp->certificates holds exactly one accepted certificate per signer.
  * Returns 0 with *resp set even when the provider answered an error; GM_ETIMEOUT when it
- * never answered, GM_EPROTO for garbage or forged provenance, GM_ENET for no route. */
+ * never answered, GM_EPROTO for garbage, forged provenance or an uncertified signer,
+ * GM_ENET for no route. */
 int gm_agent_invoke(const char *sock, const gm_agent_request *req,
-                    const uint8_t provider[GM_PK_LEN], gm_agent_response *resp, gm_error *err);
+                    const uint8_t provider[GM_PK_LEN], const gm_genesis *g, const gm_crl *crl,
+                    gm_agent_response *resp, gm_error *err);
 
 /* Discover + select + invoke with failover: tries usable providers in order, re-discovering
  * after a failure; steps (may be NULL) receives signed "discovered"/"routed"/"failed" steps
@@ -194,6 +219,12 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req,
 int gm_agent_call(const gm_agent_ctx *c, const char *capability, const json_t *input,
                   long timeout_ms, json_t *steps, const char *request_id_for_steps,
                   gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err);
+/* gm_agent_call that also appends to certs (may be NULL) the verified certificates of the
+ * signers of the provider steps it appends to steps, so a provider can pass them on. */
+int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const json_t *input,
+                          long timeout_ms, json_t *steps, json_t *certs,
+                          const char *request_id_for_steps, gm_agent_response *resp,
+                          char chosen[GM_AGENT_ID_MAX + 1], gm_error *err);
 
 /* Local node API helpers (newline-delimited JSON over the Unix socket). */
 int gm_agent_sock_connect(const char *sock, gm_error *err);
@@ -204,6 +235,8 @@ int gm_agent_sock_read_json(int fd, char **buf, size_t *len, size_t *cap, long t
 /* One request/response on a new connection. */
 int gm_agent_sock_rpc(const char *sock, const json_t *req, long timeout_ms, json_t **resp,
                       gm_error *err);
+/* A new connection subscribed to port on the local node; returns the fd (or a negative code). */
+int gm_agent_sock_subscribe(const char *sock, const char *port, gm_error *err);
 /* Send data to a node key on a port through the local node. */
 int gm_agent_sock_send(const char *sock, const uint8_t to[GM_PK_LEN], const char *port,
                        const void *data, size_t len, gm_error *err);
@@ -214,6 +247,7 @@ typedef struct gm_agent_call_in {
     const gm_agent_ctx *ctx;     /* the provider's own context (node key, NA, sock) */
     const gm_agent_request *req;
     json_t *steps;               /* the handler may append signed steps and nested chains */
+    json_t *certs;               /* ...and the verified certificates of their signers */
     char *detail;                /* GM_AGENT_DETAIL_MAX+1 bytes: text of the "executed" step */
 } gm_agent_call_in;
 
@@ -232,7 +266,8 @@ typedef struct gm_agent_provider {
     volatile sig_atomic_t *stop;  /* set by a signal handler to stop the loop */
     int max_inflight;
     const char *detail;           /* text of the "executed" step (NULL = "answered") */
-    const char *fault;            /* testing aid: "silent", "garbage" or "forge"; NULL normally */
+    const char *fault;            /* testing aid: "silent", "garbage", "forge" or "uncertified"
+                                     (no certificates attached); NULL normally */
     /* progress callback for the CLI (may be NULL): event name and free text */
     void (*log)(void *user, const char *level, const char *event, const char *text);
 } gm_agent_provider;

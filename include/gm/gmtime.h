@@ -1,4 +1,5 @@
-/* ISO-8601 timestamps as the signed formats render them (see formats.md "Canonical JSON"). */
+/* ISO-8601 timestamps as the signed formats render them (see formats.md "Canonical JSON"),
+ * and the monotonic clock used for timeouts. */
 #ifndef GM_GMTIME_H
 #define GM_GMTIME_H
 
@@ -27,5 +28,10 @@ gm_time gm_time_add(gm_time t, int64_t seconds);
 int gm_time_cmp(const gm_time *a, const gm_time *b);
 /* Re-render a timestamp string canonically (parse + format); GM_EFORMAT if unparsable. */
 int gm_time_canonical(const char *in, char out[GM_TIME_STRLEN], gm_error *err);
+
+/* Milliseconds on the monotonic clock (for deadlines; unrelated to wall time). */
+int64_t gm_mono_ms(void);
+/* Sleep ms milliseconds (returns early on a signal). */
+void gm_sleep_ms(long ms);
 
 #endif
