@@ -389,7 +389,7 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
         } else {
             snprintf(last, sizeof last, "%s: %.400s", p->desc.agent_id, e.msg);
         }
-        STEP("failed", "%s; failing over", last);
+        STEP("failed", "%.480s; failing over", last);
         memcpy(exclude[n_ex++], p->desc.node_pk, GM_PK_LEN);
         gm_agent_candidates_free(&cs);
     }

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gm/gmtime.h"
 #include "gm/node.h"
 #include "gm/util.h"
 
@@ -54,16 +55,9 @@ int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err)
     return 0;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err)
 {
-    int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+    int64_t deadline = timeout_ms > 0 ? gm_mono_ms() + timeout_ms : 0;
     *msg = NULL;
     for (;;) {
         char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
@@ -90,7 +84,7 @@ int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error 
         }
         int wait = -1;
         if (deadline) {
-            int64_t left = deadline - mono_ms();
+            int64_t left = deadline - gm_mono_ms();
             if (left <= 0)
                 return gm_error_set(err, GM_ETIMEOUT, "nothing from the node within %d ms", timeout_ms);
             wait = (int)left;
