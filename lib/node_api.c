@@ -1,6 +1,9 @@
 /* Local API of a running node: Unix socket D/node.sock (0600), one JSON request per line,
  * one JSON response per line; "subscribe" turns the connection into a message stream.
- * Messages that arrive for a port nobody subscribed to wait in a bounded inbox. */
+ * Messages that arrive for a port nobody subscribed to wait in a bounded inbox.
+ * Backpressure: a `send` whose next hop is congested is not handled (and the client not
+ * read) until it drains. A subscriber that does not read gets, after the complete lines
+ * already queued, one {"event":"overflow","dropped":N} line, and is disconnected. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +22,22 @@
 struct node_api_client {
     uv_pipe_t pipe;
     gm_node *node;
-    char *buf;
-    size_t len, cap;
+    char *buf;                /* received bytes: buf[off..len) not handled yet */
+    size_t off, len, cap;
     int subscribed;
     char port[NODE_MAX_PORT_LEN + 1];
     int closing;
+    int paused;               /* not read: its next `send` waits for a congested link */
+    size_t writes;            /* writes in flight */
+    int overflow;             /* stopped queueing: too much unread */
+    uint64_t dropped;         /* messages not queued since */
     node_api_client *next;
 };
 
 typedef struct api_write {
     uv_write_t req;
+    node_api_client *client;
+    int last;                 /* the overflow line: close once written */
     char data[];
 } api_write;
 
@@ -45,6 +54,10 @@ static void client_close(node_api_client *c)
     if (c->closing)
         return;
     c->closing = 1;
+    if (c->paused) {
+        c->paused = 0;
+        n->n_paused--;
+    }
     for (node_api_client **pp = &n->api_clients; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
@@ -54,15 +67,57 @@ static void client_close(node_api_client *c)
     uv_close((uv_handle_t *)&c->pipe, client_free_cb);
 }
 
+static void client_write_line(node_api_client *c, const char *s, size_t len, int last);
+
+/* After the complete lines queued before the overflow: say how many messages were dropped. */
+static void client_send_overflow(node_api_client *c)
+{
+    char line[80];
+    int k = snprintf(line, sizeof line, "{\"event\":\"overflow\",\"dropped\":%llu}", (unsigned long long)c->dropped);
+    client_write_line(c, line, (size_t)k, 1);
+}
+
 static void on_written(uv_write_t *req, int status)
 {
-    (void)status;
-    free(req);
+    api_write *w = (api_write *)req;
+    node_api_client *c = w->client;
+    int last = w->last;
+    free(w);
+    c->writes--;
+    /* Cancelled writes are reported before the close callback: c is still valid. */
+    if (status != 0 || c->closing)
+        return;
+    if (last)
+        client_close(c);
+    else if (c->overflow && c->writes == 0)
+        client_send_overflow(c);
+}
+
+static void client_write_line(node_api_client *c, const char *s, size_t len, int last)
+{
+    api_write *w = malloc(sizeof *w + len + 1);
+    if (!w) {
+        client_close(c);
+        return;
+    }
+    w->client = c;
+    w->last = last;
+    memcpy(w->data, s, len);
+    w->data[len] = '\n';
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len + 1);
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
+        free(w);
+        client_close(c);
+        return;
+    }
+    c->writes++;
 }
 
 static void client_send(node_api_client *c, json_t *o)
 {
-    if (c->closing) {
+    if (c->closing || c->overflow) {
+        if (c->overflow)
+            c->dropped++;
         json_decref(o);
         return;
     }
@@ -70,25 +125,20 @@ static void client_send(node_api_client *c, json_t *o)
     json_decref(o);
     if (!s)
         return;
-    size_t len = strlen(s);
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > API_CLIENT_SENDQ_MAX) {
+        /* It does not read: queue nothing more, never cut a line; after what is queued it
+         * learns how much it missed, then the connection closes. */
         free(s);
-        client_close(c);
+        c->overflow = 1;
+        c->dropped = 1;
+        c->node->m.api_overflow++;
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        if (c->writes == 0)
+            client_send_overflow(c);
         return;
     }
-    api_write *w = malloc(sizeof *w + len + 1);
-    if (!w) {
-        free(s);
-        return;
-    }
-    memcpy(w->data, s, len);
-    w->data[len] = '\n';
+    client_write_line(c, s, strlen(s), 0);
     free(s);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len + 1);
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
-        free(w);
-        client_close(c);
-    }
 }
 
 static json_t *api_error(const char *code, const char *msg)
@@ -314,6 +364,61 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = buf->base ? 65536 : 0;
 }
 
+/* 1 when line is a `send` whose destination's next hop is congested: it must wait. */
+static int line_must_wait(node_api_client *c, const char *line, size_t len)
+{
+    gm_node *n = c->node;
+    uint8_t pk[GM_PK_LEN];
+    /* Nothing congested (the usual case): no need to look inside. */
+    if (n->n_congested == 0 && node_e2e_backlog(n, NULL) < NODE_E2E_BACKLOG_MAX)
+        return 0;
+    json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *op = json_string_value(json_object_get(req, "op"));
+    const char *to = json_string_value(json_object_get(req, "to"));
+    int wait = op && !strcmp(op, "send") && to && gm_pk_decode(to, pk, NULL) == 0 && node_send_blocked(n, pk);
+    json_decref(req);
+    return wait;
+}
+
+/* Handle the complete lines received, until one has to wait (then stop reading). */
+static void client_process(node_api_client *c)
+{
+    gm_node *n = c->node;
+    while (!c->closing && !c->paused && c->off < c->len) {
+        char *start = c->buf + c->off, *nl = memchr(start, '\n', c->len - c->off);
+        if (!nl) {
+            if (c->len - c->off > NODE_API_LINE_MAX) {
+                client_send(c, api_error("too_big", "request line too long"));
+                client_close(c);
+            }
+            break;
+        }
+        size_t len = (size_t)(nl - start);
+        if (len > NODE_API_LINE_MAX) {
+            client_send(c, api_error("too_big", "request line too long"));
+            client_close(c);
+            break;
+        }
+        if (len && line_must_wait(c, start, len)) {
+            c->paused = 1;
+            n->n_paused++;
+            n->m.api_paused++;
+            uv_read_stop((uv_stream_t *)&c->pipe);
+            break;
+        }
+        c->off += len + 1;
+        if (len)
+            handle_line(c, start, len);
+    }
+    if (c->off == c->len) {
+        c->off = c->len = 0;
+    } else if (c->off > 0 && !c->paused) {
+        memmove(c->buf, c->buf + c->off, c->len - c->off);
+        c->len -= c->off;
+        c->off = 0;
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     node_api_client *c = s->data;
@@ -322,32 +427,44 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         client_close(c);
         return;
     }
-    for (ssize_t i = 0; i < nread && !c->closing; i++) {
-        char ch = buf->base[i];
-        if (ch == '\n') {
-            if (c->len)
-                handle_line(c, c->buf, c->len);
-            c->len = 0;
-            continue;
-        }
-        if (c->len + 1 > NODE_API_LINE_MAX) {
-            client_send(c, api_error("too_big", "request line too long"));
-            client_close(c);
-            break;
-        }
-        if (c->len + 1 > c->cap) {
-            size_t nc = c->cap ? c->cap * 2 : 4096;
-            char *p = realloc(c->buf, nc);
-            if (!p) {
-                client_close(c);
-                break;
-            }
-            c->buf = p;
-            c->cap = nc;
-        }
-        c->buf[c->len++] = ch;
+    if (c->closing || c->overflow) {
+        free(buf->base);
+        return;
     }
+    if (c->len + (size_t)nread > c->cap) {
+        size_t nc = c->cap ? c->cap : 4096;
+        while (nc < c->len + (size_t)nread)
+            nc *= 2;
+        char *p = realloc(c->buf, nc);
+        if (!p) {
+            free(buf->base);
+            client_close(c);
+            return;
+        }
+        c->buf = p;
+        c->cap = nc;
+    }
+    memcpy(c->buf + c->len, buf->base, (size_t)nread);
+    c->len += (size_t)nread;
     free(buf->base);
+    client_process(c);
+}
+
+void node_api_resume(gm_node *n)
+{
+    for (node_api_client *c = n->api_clients; c; c = c->next) {
+        if (!c->paused || c->closing)
+            continue;
+        /* It paused on the complete line at off: is its destination still congested? */
+        char *start = c->buf + c->off, *nl = memchr(start, '\n', c->len - c->off);
+        if (nl && line_must_wait(c, start, (size_t)(nl - start)))
+            continue;
+        c->paused = 0;
+        n->n_paused--;
+        client_process(c);
+        if (!c->paused && !c->closing && !c->overflow)
+            uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    }
 }
 
 static void on_api_connection(uv_stream_t *server, int status)

@@ -11,6 +11,7 @@
 
 #define CRL_FILE_MAX (16u << 20)
 #define CRL_HTTP_TIMEOUT_MS 5000
+#define CRL_STARTUP_TIMEOUT_MS 3000
 #define CRL_DEFAULT_POLL_MS 2000
 
 int gm_node_crl_accept(const gm_crl *current, const uint8_t na_pk[32], const char *text, size_t len,
@@ -43,13 +44,14 @@ static void announce(gm_node *n, node_link *l)
         node_link_send(l, msg, len);
 }
 
-/* Close links of peers the CRL now revokes, withdraw their routes, forget their sessions. */
+/* Close links of peers the CRL now revokes, withdraw their routes, forget their sessions.
+ * When it revokes us, the node stops (as it would refuse to start). */
 static void apply(gm_node *n)
 {
     const char *reason = NULL;
-    if (gm_crl_contains(&n->crl, n->cert.cert_id, &reason) && !n->self_revoked) {
-        n->self_revoked = 1;
-        node_log(n, GM_LOG_ERROR, "self_revoked", json_pack("{s:s,s:s}", "cert_id", n->cert.cert_id, "reason", reason ? reason : ""));
+    if (gm_crl_contains(&n->crl, n->cert.cert_id, &reason)) {
+        node_stop_revoked(n, reason);
+        return;
     }
     for (node_link *l = n->links; l; l = l->next) {
         if (l->state != LINK_UP || !gm_crl_contains(&n->crl, l->peer_cert.cert_id, &reason))
@@ -64,7 +66,8 @@ static void apply(gm_node *n)
     node_cert_purge_revoked(n);
 }
 
-static void install(gm_node *n, gm_crl *c, const char *source)
+/* Make c the current CRL and write it to D/crl.json. */
+static void store(gm_node *n, gm_crl *c, const char *source)
 {
     gm_error err = {0};
     char path[4200];
@@ -80,6 +83,11 @@ static void install(gm_node *n, gm_crl *c, const char *source)
     free(text);
     node_log(n, GM_LOG_INFO, "crl_updated", json_pack("{s:I,s:s,s:I}", "sequence", (json_int_t)n->crl.sequence, "source",
                                                        source, "revoked", (json_int_t)n->crl.n_revoked));
+}
+
+static void install(gm_node *n, gm_crl *c, const char *source)
+{
+    store(n, c, source);
     for (node_link *l = n->links; l; l = l->next)
         if (l->state == LINK_UP)
             announce(n, l);
@@ -125,6 +133,50 @@ int node_crl_load(gm_node *n, gm_error *err)
     n->crl = c;
     n->have_crl = 1;
     return 0;
+}
+
+static long poll_every(gm_node *n)
+{
+    return n->cfg.crl_poll_ms == 0 ? CRL_DEFAULT_POLL_MS : n->cfg.crl_poll_ms;
+}
+
+/* Before judging our own certificate: the cached D/crl.json may be older than the NA's CRL,
+ * and a revoked node must refuse to start whether or not it heard of the revocation. */
+void node_crl_fetch_startup(gm_node *n)
+{
+    char url[600];
+    gm_error err = {0};
+    gm_http_resp resp = {0};
+    if (poll_every(n) < 0 || !n->na_url[0])
+        return;
+    snprintf(url, sizeof url, "%s/crl", n->na_url);
+    gm_http_req r = {.method = "GET", .url = url, .timeout_ms = CRL_STARTUP_TIMEOUT_MS, .max_response = CRL_FILE_MAX};
+    int rc = gm_http_request(&r, &resp, &err);
+    if (rc == 0 && resp.status != 200)
+        rc = gm_error_set(&err, GM_ENET, "%s answered HTTP %d", url, resp.status);
+    if (rc != 0) {
+        node_log(n, GM_LOG_WARN, "crl_fetch_failed",
+                 json_pack("{s:s,s:s,s:o}", "error", err.msg, "using", n->have_crl ? "cached CRL" : "no CRL",
+                           "crl_sequence", n->have_crl ? json_integer((json_int_t)n->crl.sequence) : json_null()));
+        gm_http_resp_free(&resp);
+        return;
+    }
+    gm_crl c;
+    rc = gm_node_crl_accept(n->have_crl ? &n->crl : NULL, n->genesis.na_pk, resp.body, resp.len, &c, &err);
+    if (rc == 0) {
+        store(n, &c, "na");
+    } else if (rc != GM_ECONFLICT) {
+        n->m.crl_refused++;
+        node_log(n, GM_LOG_WARN, "crl_refused", json_pack("{s:s,s:s}", "source", "na", "error", err.msg));
+    }
+    if ((rc == 0 || rc == GM_ECONFLICT) && resp.etag && strlen(resp.etag) < sizeof n->crl_etag)
+        memcpy(n->crl_etag, resp.etag, strlen(resp.etag) + 1);
+    gm_http_resp_free(&resp);
+}
+
+void node_crl_poll_soon(gm_node *n)
+{
+    n->next_crl_poll_ms = 0;
 }
 
 /* ---- polling the NA on the thread pool ---- */
@@ -186,7 +238,7 @@ static void poll_done(uv_work_t *req, int status)
 
 void node_crl_tick(gm_node *n, uint64_t now)
 {
-    long every = n->cfg.crl_poll_ms == 0 ? CRL_DEFAULT_POLL_MS : n->cfg.crl_poll_ms;
+    long every = poll_every(n);
     if (every < 0 || !n->na_url[0] || n->crl_poll_busy || n->stopping || now < n->next_crl_poll_ms)
         return;
     n->next_crl_poll_ms = now + (uint64_t)every;

@@ -63,6 +63,7 @@ typedef struct e2e_peer {
 struct node_e2e {
     e2e_peer *peers;
     size_t n_peers;
+    size_t queued;            /* messages in all peers' queues */
     uint8_t prologue[sizeof(E2E_PROLOGUE_LABEL) - 1 + 32];
 };
 
@@ -147,6 +148,7 @@ static void queue_clear(gm_node *n, e2e_peer *p, int count_drop)
     while (p->q_head) {
         e2e_qmsg *q = p->q_head;
         p->q_head = q->next;
+        n->e2e->queued--;
         if (count_drop)
             n->m.e2e_drop_queue++;
         sodium_memzero(q->pt, q->len);
@@ -292,12 +294,18 @@ static void start_handshake(gm_node *n, e2e_peer *p)
     node_forward_send(n, p->pk, out, olen + 5);
 }
 
+/* Send queued messages while the session is usable and the next hop is not congested (the
+ * rest goes when it drains: node_e2e_flush). */
 static void flush_queue(gm_node *n, e2e_peer *p)
 {
     while (p->q_head && p->cur.valid) {
+        node_link *next = node_routing_next_hop(n, p->pk);
+        if (next && next->congested)
+            break;
         e2e_qmsg *q = p->q_head;
         p->q_head = q->next;
         p->q_n--;
+        n->e2e->queued--;
         seal_and_send(n, p, q->pt, q->len);
         sodium_memzero(q->pt, q->len);
         free(q->pt);
@@ -305,6 +313,24 @@ static void flush_queue(gm_node *n, e2e_peer *p)
     }
     if (!p->q_head)
         p->q_tail = NULL;
+}
+
+size_t node_e2e_backlog(gm_node *n, const uint8_t *dst)
+{
+    if (!dst)
+        return n->e2e->queued;
+    e2e_peer *p = n->e2e->queued ? peer_find(n, dst) : NULL;
+    return p ? p->q_n : 0;
+}
+
+void node_e2e_flush(gm_node *n)
+{
+    if (!n->e2e->queued)
+        return;
+    uint64_t now = node_now_ms(n);
+    for (e2e_peer *p = n->e2e->peers; p; p = p->next)
+        if (p->q_head && session_usable(&p->cur, now))
+            flush_queue(n, p);
 }
 
 size_t node_e2e_max_data(void)
@@ -357,7 +383,9 @@ int node_e2e_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const char *port, co
         if (!p->q_head)
             p->q_tail = NULL;
         p->q_n--;
+        n->e2e->queued--;
         n->m.e2e_drop_queue++;
+        sodium_memzero(old->pt, old->len);
         free(old->pt);
         free(old);
     }
@@ -374,6 +402,7 @@ int node_e2e_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const char *port, co
         p->q_head = q;
     p->q_tail = q;
     p->q_n++;
+    n->e2e->queued++;
     if (session_usable(&p->cur, now)) {
         flush_queue(n, p);
     } else if (!p->hs) {

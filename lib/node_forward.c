@@ -1,36 +1,44 @@
 /* DATA forwarding hop by hop: deliver what is addressed to us, otherwise decrement the
- * hop limit and pass it to the next hop of the route table. Relays see only src, dst,
- * ttl and end-to-end ciphertext. */
+ * hop limit and pass it to the next hop of the route table (holding it while that hop is
+ * congested). Relays see only src, dst, ttl and end-to-end ciphertext. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "node_internal.h"
 
-void node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t len)
+int node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t len)
 {
     gm_wire_data d;
     gm_error err = {0};
     if (gm_wire_data_decode(msg, len, &d, &err) != 0) {
         node_link_close(from, GM_WIRE_CLOSE_PROTOCOL, "bad DATA");
-        return;
+        return 0;
     }
     if (node_routing_banned(n, d.src) || node_routing_banned(n, d.dst)) {
         n->m.data_drop_revoked++;
-        return;
+        return 0;
     }
     if (memcmp(d.dst, n->key.pk, GM_PK_LEN) == 0) {
         n->m.data_delivered++;
         node_e2e_on_payload(n, d.src, d.payload, d.payload_len);
-        return;
+        return 0;
     }
     if (d.ttl <= 1) {
         n->m.data_drop_ttl++;
-        return;
+        return 0;
     }
     node_link *next = node_routing_next_hop(n, d.dst);
     if (!next) {
         n->m.data_drop_no_route++;
-        return;
+        return 0;
+    }
+    if (next->congested) {
+        /* Hop-by-hop backpressure: stop reading the upstream link until the next hop drains,
+         * but not for long: a next hop that stays congested is not reading. */
+        if (node_now_ms(n) - next->congested_since_ms < NODE_RELAY_HOLD_MS)
+            return NODE_FWD_HOLD;
+        n->m.data_drop_congested++;
+        return 0;
     }
     d.ttl--;
     uint8_t *buf = malloc(GM_WIRE_MSG_MAX);
@@ -38,6 +46,17 @@ void node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_
     if (buf && gm_wire_data_encode(&d, buf, GM_WIRE_MSG_MAX, &olen, &err) == 0 && node_link_send(next, buf, olen) == 0)
         n->m.data_forwarded++;
     free(buf);
+    return 0;
+}
+
+int node_send_blocked(gm_node *n, const uint8_t dst[GM_PK_LEN])
+{
+    if (memcmp(dst, n->key.pk, GM_PK_LEN) == 0)
+        return 0;
+    node_link *next = node_routing_next_hop(n, dst);
+    if (next && next->congested)
+        return 1;
+    return node_e2e_backlog(n, dst) >= NODE_E2E_BACKLOG_MAX;
 }
 
 int node_forward_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t *payload, size_t len)

@@ -18,11 +18,21 @@
 
 /* ---- bounds ---- */
 #define NODE_MAX_LINKS 256          /* connections of any state */
-#define NODE_MAX_HANDSHAKES 64      /* concurrent half-open handshakes */
+#define NODE_MAX_HANDSHAKES 64      /* concurrent half-open inbound handshakes (then evict) */
 #define NODE_MAX_HALFOPEN_PER_IP 8  /* half-open connections from one source address */
 #define NODE_HS_TIMEOUT_MS 5000     /* connect + handshake must finish within this */
+#define NODE_HS_MSG1_MS 1000        /* an inbound connection must deliver message 1 within this */
 #define NODE_HS_FRAME_MAX 16384     /* largest handshake message (carries a certificate) */
 #define NODE_SENDQ_MAX (4u << 20)   /* bytes queued to a peer that does not read: drop link */
+/* Backpressure: above HIGH unsent bytes a link is congested; local senders (API clients) and
+ * links whose DATA would be relayed onto it stop being read until it drains below LOW. */
+#define NODE_SENDQ_HIGH (1u << 20)
+#define NODE_SENDQ_LOW (256u << 10)
+/* A relay holds DATA for a congested next hop at most this long per congestion episode;
+ * after that the next hop is treated as not reading and DATA for it is dropped. */
+#define NODE_RELAY_HOLD_MS 2000
+/* A local sender also waits while this many messages wait for an end-to-end session. */
+#define NODE_E2E_BACKLOG_MAX 32
 #define NODE_PING_MS 5000
 #define NODE_PING_MISSES 3
 #define NODE_CLOSE_GRACE_MS 1000
@@ -43,7 +53,9 @@
 typedef struct gm_node gm_node;
 typedef struct node_link node_link;
 
-enum link_state { LINK_CONNECTING = 0, LINK_HANDSHAKE, LINK_UP, LINK_CLOSING };
+/* LINK_CONFIRM: the initiator sent message 3 and waits for the responder's first transport
+ * message (proof that the responder accepted our certificate) before the link counts as up. */
+enum link_state { LINK_CONNECTING = 0, LINK_HANDSHAKE, LINK_CONFIRM, LINK_UP, LINK_CLOSING };
 
 /* A configured address we keep dialing (--peer, node.json, bootstrap anchors). */
 typedef struct node_target {
@@ -68,13 +80,15 @@ struct node_link {
     int closing_handle;       /* uv_close called */
     int shutdown_pending;
     int counted_hs;           /* counted in node->n_handshakes */
-    int counted_ip;           /* counted in per-IP half-open table */
+    int got_msg1;             /* inbound: handshake message 1 arrived */
+    int keys;                 /* tx/rx transport ciphers are set (after Split) */
     char addr[64];            /* remote ip:port */
     char ip[48];
     node_target *target;
     gm_wire_reader_t *reader;
     gm_noise_handshake_t *hs;
     gm_noise_cipher tx, rx;
+    uint64_t created_ms;
     uint64_t deadline_ms;     /* handshake or close grace deadline */
     uint8_t peer_pk[GM_PK_LEN];
     gm_cert peer_cert;        /* valid once state == LINK_UP */
@@ -86,6 +100,15 @@ struct node_link {
     int crl_requested;
     uint64_t crl_sent_ms;
     void *route_state;        /* owned by node_routing.c */
+    /* Backpressure (send side): congested from above NODE_SENDQ_HIGH until below NODE_SENDQ_LOW. */
+    int congested;
+    uint64_t congested_since_ms;
+    /* Backpressure (receive side): reading stopped while a held DATA waits for its next hop. */
+    int paused;
+    uint8_t *held;            /* decrypted DATA message waiting to be relayed */
+    size_t held_len;
+    uint8_t *rest;            /* received bytes not processed yet */
+    size_t rest_len;
     node_link *next;
 };
 
@@ -113,13 +136,19 @@ typedef struct node_metrics {
     uint64_t handshakes_failed;          /* Noise-level failure, timeout, protocol */
     uint64_t handshake_refused[GM_TRUST_N];
     uint64_t connections_refused_limit;
+    uint64_t connections_evicted;
+    uint64_t handshakes_rejected;        /* the peer refused us (CLOSE before the link was up) */
     uint64_t links_dropped_sendq;
     uint64_t links_dropped_ping;
+    uint64_t links_dropped_decrypt;
+    uint64_t links_paused;               /* relay backpressure: a link stopped being read */
+    uint64_t api_paused;                 /* local backpressure: an API client stopped being read */
+    uint64_t api_overflow;               /* subscribers cut off because they did not read */
     uint64_t links_duplicate;
     uint64_t bytes_in, bytes_out;
     uint64_t frames_in, frames_out;
     uint64_t data_forwarded, data_delivered;
-    uint64_t data_drop_ttl, data_drop_no_route, data_drop_revoked;
+    uint64_t data_drop_ttl, data_drop_no_route, data_drop_revoked, data_drop_congested;
     uint64_t e2e_sent, e2e_received;
     uint64_t e2e_handshakes_ok;
     uint64_t e2e_drop_auth, e2e_drop_replay, e2e_drop_unknown_session, e2e_drop_handshake;
@@ -152,6 +181,8 @@ struct gm_node {
     int crl_poll_busy;
     uint64_t next_crl_poll_ms;
     int self_revoked;
+    int exit_rc;              /* set when the node stops on its own (revoked): gm_node_run's result */
+    char exit_msg[256];
 
     uv_tcp_t listener;
     int listener_open;
@@ -166,6 +197,9 @@ struct gm_node {
     node_link *links;
     int n_links;
     int n_handshakes;
+    int n_congested;          /* links above the high-water mark */
+    int n_paused;             /* links and API clients waiting for a congested link */
+    int retrying;             /* inside node_peer_retry_paused */
     uint64_t next_link_id;
     node_target *targets;
     node_certent *certs;
@@ -196,10 +230,14 @@ void node_peer_add_target(gm_node *n, const char *hostport);
 void node_peer_tick(gm_node *n, uint64_t now);
 /* Encrypt and queue one transport message; 0 or negative (link is then being closed). */
 int node_link_send(node_link *l, const uint8_t *msg, size_t len);
-/* Send CLOSE (when up) and close the link; reason is a gm_wire_close_reason. */
+/* Send CLOSE (when transport keys exist) and close the link; reason is a gm_wire_close_reason. */
 void node_link_close(node_link *l, uint8_t reason, const char *text);
+/* Retry everything waiting for a congested link: held DATA, paused links, API clients,
+ * end-to-end queues (called when a link drains, and on every tick while anything waits). */
+void node_peer_retry_paused(gm_node *n);
 node_link *node_link_by_pk(gm_node *n, const uint8_t pk[GM_PK_LEN]);
-void node_peer_shutdown(gm_node *n);
+/* Close every link (CLOSE with reason when up) and the listener. */
+void node_peer_shutdown(gm_node *n, uint8_t reason, const char *text);
 json_t *node_peers_json(gm_node *n);
 
 /* node_trust.c */
@@ -216,6 +254,11 @@ int node_pk_revoked(gm_node *n, const uint8_t pk[GM_PK_LEN]);
 
 /* node_crl.c */
 int node_crl_load(gm_node *n, gm_error *err);
+/* At start: fetch the NA's current CRL synchronously (bounded) and install it if newer.
+ * An unreachable NA only logs a warning. */
+void node_crl_fetch_startup(gm_node *n);
+/* A peer closed our handshake saying we are revoked: poll the NA soon. */
+void node_crl_poll_soon(gm_node *n);
 void node_crl_tick(gm_node *n, uint64_t now);
 void node_crl_on_link_up(gm_node *n, node_link *l);
 void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len);
@@ -241,7 +284,13 @@ json_t *node_routes_json(gm_node *n);
 size_t node_routing_count(gm_node *n);
 
 /* node_forward.c */
-void node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t len);
+#define NODE_FWD_HOLD 1
+/* Handle a DATA message from a link. NODE_FWD_HOLD: its next hop is congested; the caller
+ * keeps msg and offers it again later (reading from `from` should stop meanwhile). */
+int node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t len);
+/* 1 when a local send to dst should wait: its next hop is congested or its end-to-end
+ * queue is long. */
+int node_send_blocked(gm_node *n, const uint8_t dst[GM_PK_LEN]);
 /* Send an end-to-end payload to dst through the next hop; 0, or GM_ENOTFOUND (no route). */
 int node_forward_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t *payload, size_t len);
 
@@ -256,10 +305,16 @@ void node_e2e_tick(gm_node *n, uint64_t now);
 /* Forget sessions with revoked peers. */
 void node_e2e_revoked(gm_node *n);
 size_t node_e2e_max_data(void);
+/* Messages waiting in the end-to-end queue for dst (all destinations when dst is NULL). */
+size_t node_e2e_backlog(gm_node *n, const uint8_t *dst);
+/* Send what waits in end-to-end queues while next hops are not congested. */
+void node_e2e_flush(gm_node *n);
 
 /* node_api.c */
 int node_api_start(gm_node *n, gm_error *err);
 void node_api_shutdown(gm_node *n);
+/* Let paused API clients go on when what they wait for is no longer congested. */
+void node_api_resume(gm_node *n);
 /* Deliver a received message to subscribers (or keep it in the inbox). */
 /* 1 if p is a port name: 1..32 of [a-z0-9._-] (or "*" when allow_star). */
 int node_port_valid(const char *p, int allow_star);
@@ -278,6 +333,8 @@ void node_renew_tick(gm_node *n, uint64_t now);
 
 /* node_main.c */
 void node_stop(gm_node *n);
+/* Our own certificate is revoked: close every link (CLOSE revoked), stop, exit with status 1. */
+void node_stop_revoked(gm_node *n, const char *reason);
 
 /* Small helpers (node_main.c). */
 void node_pk_b64(const uint8_t pk[GM_PK_LEN], char out[GM_PK_B64_LEN + 1]);

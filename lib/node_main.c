@@ -1,7 +1,8 @@
 /* Node runtime entry point: load the state directory (key, certificate, genesis, CRL,
- * node.json), refuse to run with an invalid or revoked certificate, start the listener,
- * the local API and the dialers, drive everything from one libuv loop with a 100 ms tick,
- * and on SIGTERM/SIGINT close every session (CLOSE frame), every handle and free it all. */
+ * node.json), fetch the NA's current CRL, refuse to run with an invalid or revoked
+ * certificate, start the listener, the local API and the dialers, drive everything from one
+ * libuv loop with a 100 ms tick, and on SIGTERM/SIGINT (or when a new CRL revokes us) close
+ * every session (CLOSE frame), every handle and free it all. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -36,15 +37,36 @@ static void on_handle_closed(uv_handle_t *h)
     (void)h;
 }
 
-void node_stop(gm_node *n)
+static void stop_with(gm_node *n, uint8_t reason, const char *text)
 {
     if (n->stopping)
         return;
     n->stopping = 1;
     n->stop_deadline_ms = node_now_ms(n) + NODE_STOP_GRACE_MS;
-    node_log(n, GM_LOG_INFO, "node_stopping", NULL);
+    node_log(n, GM_LOG_INFO, "node_stopping", json_pack("{s:s}", "reason", text));
     node_api_shutdown(n);
-    node_peer_shutdown(n);
+    node_peer_shutdown(n, reason, text);
+}
+
+void node_stop(gm_node *n)
+{
+    stop_with(n, GM_WIRE_CLOSE_SHUTDOWN, "node stopping");
+}
+
+void node_stop_revoked(gm_node *n, const char *reason)
+{
+    if (n->self_revoked)
+        return;
+    n->self_revoked = 1;
+    node_log(n, GM_LOG_ERROR, "self_revoked",
+             json_pack("{s:s,s:s,s:I}", "cert_id", n->cert.cert_id, "reason", reason ? reason : "",
+                       "crl_sequence", (json_int_t)n->crl.sequence));
+    if (!n->exit_rc) {
+        n->exit_rc = GM_EREVOKED;
+        snprintf(n->exit_msg, sizeof n->exit_msg, "certificate %s is revoked (%s, CRL sequence %llu): node stopped",
+                 n->cert.cert_id, reason ? reason : "unspecified", (unsigned long long)n->crl.sequence);
+    }
+    stop_with(n, GM_WIRE_CLOSE_REVOKED, "revoked");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -63,7 +85,7 @@ static void on_tick(uv_timer_t *t)
     node_peer_tick(n, now);
     if (n->stopping) {
         if (n->n_links == 0 || now >= n->stop_deadline_ms) {
-            node_peer_shutdown(n); /* anything left: hard close happens on the next pass */
+            node_peer_shutdown(n, GM_WIRE_CLOSE_SHUTDOWN, "node stopping"); /* anything left: hard close on the next pass */
             for (node_link *l = n->links; l; l = l->next)
                 if (!l->closing_handle && l->state == LINK_CLOSING)
                     l->deadline_ms = 0;
@@ -76,6 +98,9 @@ static void on_tick(uv_timer_t *t)
         }
         return;
     }
+    /* Waiting senders and relays: a held message may have to give up on its next hop. */
+    if (n->n_paused || node_e2e_backlog(n, NULL))
+        node_peer_retry_paused(n);
     node_routing_tick(n, now);
     node_e2e_tick(n, now);
     node_crl_tick(n, now);
@@ -134,8 +159,15 @@ static int load_state(gm_node *n, gm_error *err)
     if (memcmp(n->cert.node_pk, n->key.pk, GM_PK_LEN) != 0)
         return gm_error_set(err, GM_EAUTH, "%s is for key %s, not this node's key %s", path, n->cert.node_pk_b64,
                             n->key.pk_b64);
+    if ((rc = load_node_json(n, err)) != 0)
+        return rc;
+    /* Strip a trailing slash so "<na>/crl" is well formed. */
+    size_t ul = strlen(n->na_url);
+    while (ul && n->na_url[ul - 1] == '/')
+        n->na_url[--ul] = 0;
     if ((rc = node_crl_load(n, err)) != 0)
         return rc;
+    node_crl_fetch_startup(n);
     if ((rc = gm_cert_verify(&n->cert, &n->genesis, n->have_crl ? &n->crl : NULL, now, err)) != 0)
         return gm_error_prefix(err, "refusing to run");
     n->cert_json = gm_cert_dump(&n->cert, 0);
@@ -145,9 +177,7 @@ static int load_state(gm_node *n, gm_error *err)
     if ((rc = gm_noise_static_from_ed25519_seed(n->key.sk, n->x_sk, n->x_pk, err)) != 0)
         return rc;
     memcpy(n->prologue, GM_NODE_PROLOGUE_LABEL, sizeof GM_NODE_PROLOGUE_LABEL - 1);
-    if ((rc = gm_genesis_hash(&n->genesis, n->prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1, err)) != 0)
-        return rc;
-    return load_node_json(n, err);
+    return gm_genesis_hash(&n->genesis, n->prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1, err);
 }
 
 static void add_anchor_targets(gm_node *n)
@@ -236,10 +266,6 @@ int gm_node_run(const gm_node_config *cfg, gm_error *err)
     signal(SIGPIPE, SIG_IGN);
     if ((rc = load_state(n, err)) != 0)
         goto out;
-    /* Strip a trailing slash so "<na>/crl" is well formed. */
-    size_t ul = strlen(n->na_url);
-    while (ul && n->na_url[ul - 1] == '/')
-        n->na_url[--ul] = 0;
     if ((rc = node_routing_init(n, err)) != 0 || (rc = node_e2e_init(n, err)) != 0)
         goto out;
     if ((rc = node_peer_listen(n, err)) != 0)
@@ -280,7 +306,7 @@ int gm_node_run(const gm_node_config *cfg, gm_error *err)
                        n->have_crl ? json_integer((json_int_t)n->crl.sequence) : json_null(), "na_url", n->na_url));
     uv_run(n->loop, UV_RUN_DEFAULT);
     node_log(n, GM_LOG_INFO, "node_stopped", NULL);
-    rc = 0;
+    rc = n->exit_rc ? gm_error_set(err, n->exit_rc, "%s", n->exit_msg) : 0;
     if (gm_path_join(path, sizeof path, n->dir, "node.pid", NULL) == 0)
         unlink(path);
 out:
@@ -288,7 +314,7 @@ out:
         /* Startup failed after some handles were opened. */
         n->stopping = 1;
         node_api_shutdown(n);
-        node_peer_shutdown(n);
+        node_peer_shutdown(n, GM_WIRE_CLOSE_SHUTDOWN, "node stopping");
     }
     if (loop_ready) {
         if (uv_loop_close(n->loop) == UV_EBUSY) {

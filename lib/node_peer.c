@@ -1,7 +1,9 @@
-/* Peer links: TCP accept/dial with bounds, redial with exponential backoff and jitter,
- * 2-byte framing, the Noise XX handshake carrying join certificates, the per-link
- * transport ciphers (rekeyed every NODE_LINK_REKEY_EVERY messages per direction),
- * heartbeats and orderly close. What a message means is decided elsewhere. */
+/* Peer links: TCP accept/dial with bounds (evicting the oldest half-open inbound connection
+ * when all handshake slots are taken), redial with exponential backoff and jitter, 2-byte
+ * framing, the Noise XX handshake carrying join certificates, the per-link transport ciphers
+ * (rekeyed every NODE_LINK_REKEY_EVERY messages per direction), heartbeats, backpressure
+ * (congested send queues pause local senders and relayed traffic instead of dropping the
+ * link) and orderly close. What a message means is decided elsewhere. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,12 +14,14 @@
 
 typedef struct write_req {
     uv_write_t req;
+    node_link *link;
     size_t len;
     uint8_t data[];
 } write_req;
 
 static void link_hard_close(node_link *l);
 static void start_reading(node_link *l);
+static void link_feed(node_link *l, const uint8_t *data, size_t len);
 
 /* ---- helpers ---- */
 
@@ -92,12 +96,33 @@ node_link *node_link_by_pk(gm_node *n, const uint8_t pk[GM_PK_LEN])
 
 /* ---- writing ---- */
 
+static void link_set_congested(node_link *l, int on)
+{
+    gm_node *n = l->node;
+    if (on == l->congested)
+        return;
+    l->congested = on;
+    n->n_congested += on ? 1 : -1;
+    if (on)
+        l->congested_since_ms = node_now_ms(n);
+}
+
+static size_t link_queued(node_link *l)
+{
+    return uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
-    (void)status;
     write_req *w = (write_req *)req;
+    node_link *l = w->link;
     sodium_memzero(w->data, w->len);
     free(w);
+    /* Cancelled writes are reported before the close callback: l is still valid. */
+    if (status != 0 || l->closing_handle || !l->congested || link_queued(l) >= NODE_SENDQ_LOW)
+        return;
+    link_set_congested(l, 0);
+    node_peer_retry_paused(l->node);
 }
 
 static int send_raw(node_link *l, const uint8_t *body, size_t len, int encrypt)
@@ -106,7 +131,9 @@ static int send_raw(node_link *l, const uint8_t *body, size_t len, int encrypt)
     gm_error err = {0};
     if (l->closing_handle || l->state == LINK_CLOSING)
         return GM_EIO;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) > NODE_SENDQ_MAX) {
+    /* Local senders and relays wait above NODE_SENDQ_HIGH: only a peer that does not read
+     * lets the queue reach this. */
+    if (link_queued(l) > NODE_SENDQ_MAX) {
         n->m.links_dropped_sendq++;
         node_log(n, GM_LOG_WARN, "link_dropped", json_pack("{s:s,s:o}", "reason", "send_queue_full", "link", link_fields(l)));
         link_hard_close(l);
@@ -116,6 +143,7 @@ static int send_raw(node_link *l, const uint8_t *body, size_t len, int encrypt)
     write_req *w = malloc(sizeof *w + GM_WIRE_FRAME_HEADER + body_len);
     if (!w)
         return GM_ENOMEM;
+    w->link = l;
     w->len = GM_WIRE_FRAME_HEADER + body_len;
     if (gm_wire_frame_header(body_len, w->data, &err) != 0) {
         free(w);
@@ -143,6 +171,8 @@ static int send_raw(node_link *l, const uint8_t *body, size_t len, int encrypt)
     }
     n->m.bytes_out += w->len;
     n->m.frames_out++;
+    if (!l->congested && link_queued(l) > NODE_SENDQ_HIGH)
+        link_set_congested(l, 1);
     return 0;
 }
 
@@ -183,6 +213,11 @@ static void on_closed(uv_handle_t *h)
     gm_noise_cipher_wipe(&l->rx);
     if (l->has_cert)
         gm_cert_free(&l->peer_cert);
+    if (l->held) {
+        sodium_memzero(l->held, l->held_len);
+        free(l->held);
+    }
+    free(l->rest);
     free(l);
 }
 
@@ -202,11 +237,21 @@ static void link_leave(node_link *l)
     l->state = LINK_CLOSING;
 }
 
+static void link_unpause(node_link *l)
+{
+    if (!l->paused)
+        return;
+    l->paused = 0;
+    l->node->n_paused--;
+}
+
 static void link_hard_close(node_link *l)
 {
     if (l->closing_handle)
         return;
     link_leave(l);
+    link_unpause(l);
+    link_set_congested(l, 0);
     l->closing_handle = 1;
     uv_read_stop((uv_stream_t *)&l->tcp);
     uv_close((uv_handle_t *)&l->tcp, on_closed);
@@ -225,7 +270,7 @@ void node_link_close(node_link *l, uint8_t reason, const char *text)
     gm_node *n = l->node;
     if (l->closing_handle || l->state == LINK_CLOSING)
         return;
-    if (l->state != LINK_UP) {
+    if (!l->keys) {
         link_hard_close(l);
         return;
     }
@@ -235,11 +280,14 @@ void node_link_close(node_link *l, uint8_t reason, const char *text)
         send_raw(l, msg, len, 1);
     if (l->closing_handle)
         return;
-    json_t *f = link_fields(l);
-    json_object_set_new(f, "reason", json_string(gm_wire_close_reason_name(reason)));
-    json_object_set_new(f, "text", json_string(text ? text : ""));
-    node_log(n, GM_LOG_INFO, "link_close", f);
+    if (l->state == LINK_UP) {
+        json_t *f = link_fields(l);
+        json_object_set_new(f, "reason", json_string(gm_wire_close_reason_name(reason)));
+        json_object_set_new(f, "text", json_string(text ? text : ""));
+        node_log(n, GM_LOG_INFO, "link_close", f);
+    }
     link_leave(l);
+    link_unpause(l);
     l->deadline_ms = node_now_ms(n) + NODE_CLOSE_GRACE_MS;
     uv_shutdown_t *req = malloc(sizeof *req);
     if (!req || (req->data = l, uv_shutdown(req, (uv_stream_t *)&l->tcp, on_shutdown)) != 0) {
@@ -262,6 +310,9 @@ static void hs_fail(node_link *l, const char *why, const char *detail)
     link_hard_close(l);
 }
 
+/* Refuse the peer's certificate. The responder already holds transport keys: it tells the
+ * initiator why (CLOSE revoked or bad_certificate), so the initiator neither counts the link
+ * as up nor redials at full speed. */
 static void hs_refuse(node_link *l, gm_trust_reason r, const char *detail)
 {
     gm_node *n = l->node;
@@ -270,20 +321,17 @@ static void hs_refuse(node_link *l, gm_trust_reason r, const char *detail)
     json_object_set_new(f, "reason", json_string(gm_trust_reason_name(r)));
     json_object_set_new(f, "error", json_string(detail ? detail : ""));
     node_log(n, GM_LOG_WARN, "handshake_refused", f);
-    link_hard_close(l);
+    node_link_close(l, r == GM_TRUST_REVOKED ? GM_WIRE_CLOSE_REVOKED : GM_WIRE_CLOSE_BAD_CERT,
+                    gm_trust_reason_name(r));
 }
 
-/* Judge the peer's certificate; on success l->peer_cert holds it. */
-static int hs_check_peer(node_link *l, const uint8_t *cert, size_t len)
+/* Judge the peer's certificate against rs, the Noise remote static key; on success
+ * l->peer_cert holds it. */
+static int hs_check_peer(node_link *l, const uint8_t *cert, size_t len, const uint8_t rs[32])
 {
     gm_node *n = l->node;
     gm_error err = {0};
     gm_trust_reason why;
-    const uint8_t *rs = gm_noise_remote_static(l->hs);
-    if (!rs) {
-        hs_fail(l, "no_remote_static", NULL);
-        return -1;
-    }
     if (gm_node_trust_check(&n->genesis, n->have_crl ? &n->crl : NULL, cert, len, rs, gm_time_now(),
                             &l->peer_cert, &why, &err) != 0) {
         hs_refuse(l, why, err.msg);
@@ -299,28 +347,57 @@ static const uint8_t *initiator_of(gm_node *n, node_link *l)
     return l->outbound ? n->key.pk : l->peer_pk;
 }
 
-static void hs_finish(node_link *l)
+/* The handshake is over: transport keys, and a reader for transport frames. */
+static int hs_split(node_link *l)
 {
-    gm_node *n = l->node;
     gm_error err = {0};
     if (gm_noise_split(l->hs, &l->tx, &l->rx, &err) != 0) {
         hs_fail(l, "split", err.msg);
-        return;
+        return -1;
     }
     gm_noise_handshake_free(l->hs);
     l->hs = NULL;
-    if (memcmp(l->peer_pk, n->key.pk, GM_PK_LEN) == 0) {
-        node_log(n, GM_LOG_INFO, "link_self", link_fields(l));
-        if (l->target)
-            l->target->next_dial_ms = UINT64_MAX; /* never dial ourselves again */
-        link_hard_close(l);
+    l->keys = 1;
+    gm_wire_reader_free(l->reader);
+    l->reader = NULL;
+    if (gm_wire_reader_new(&l->reader, GM_WIRE_FRAME_MAX, &err) != 0) {
+        hs_fail(l, "init", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void send_ping(node_link *l)
+{
+    uint8_t out[16];
+    size_t olen;
+    randombytes_buf(&l->ping_nonce, sizeof l->ping_nonce);
+    if (l->ping_nonce == 0)
+        l->ping_nonce = 1;
+    if (gm_wire_ping_encode(l->ping_nonce, out, sizeof out, &olen, NULL) == 0)
+        node_link_send(l, out, olen);
+}
+
+/* 1 (and the link is closed) when the peer is this node itself. */
+static int link_is_self(node_link *l)
+{
+    gm_node *n = l->node;
+    if (memcmp(l->peer_pk, n->key.pk, GM_PK_LEN) != 0)
+        return 0;
+    node_log(n, GM_LOG_INFO, "link_self", link_fields(l));
+    if (l->target)
+        l->target->next_dial_ms = UINT64_MAX; /* never dial ourselves again */
+    link_hard_close(l);
+    return 1;
+}
+
+/* Both sides accepted each other: the responder after judging message 3, the initiator on
+ * the responder's first transport message. Only now the peer enters peer and route state. */
+static void link_up(node_link *l)
+{
+    gm_node *n = l->node;
+    if (link_is_self(l))
         return;
-    }
-    if (l->target) {
-        l->target->known_pk = 1;
-        memcpy(l->target->pk, l->peer_pk, GM_PK_LEN);
-        l->target->backoff_ms = NODE_REDIAL_MIN_MS;
-    }
     /* One link per peer: keep the one opened by the smaller key (both ends agree),
      * or the older one when the same side opened both. */
     node_link *old = node_link_by_pk(n, l->peer_pk);
@@ -330,20 +407,19 @@ static void hs_finish(node_link *l)
         int keep_new = memcmp(io, in, GM_PK_LEN) != 0 && memcmp(in, io, GM_PK_LEN) < 0;
         if (!keep_new) {
             node_log(n, GM_LOG_DEBUG, "link_duplicate", link_fields(l));
-            link_hard_close(l);
+            node_link_close(l, GM_WIRE_CLOSE_NORMAL, "duplicate link");
             return;
         }
         node_link_close(old, GM_WIRE_CLOSE_NORMAL, "duplicate link");
     }
+    if (l->target) {
+        l->target->known_pk = 1;
+        memcpy(l->target->pk, l->peer_pk, GM_PK_LEN);
+        l->target->backoff_ms = NODE_REDIAL_MIN_MS;
+    }
     if (l->counted_hs) {
         n->n_handshakes--;
         l->counted_hs = 0;
-    }
-    gm_wire_reader_free(l->reader);
-    l->reader = NULL;
-    if (gm_wire_reader_new(&l->reader, GM_WIRE_FRAME_MAX, &err) != 0) {
-        link_hard_close(l);
-        return;
     }
     l->state = LINK_UP;
     l->since_unix = gm_time_now().unix_s;
@@ -355,17 +431,21 @@ static void hs_finish(node_link *l)
     json_t *f = link_fields(l);
     json_object_set_new(f, "roles", json_deep_copy(json_object_get(l->peer_cert.doc, "roles")));
     node_log(n, GM_LOG_INFO, "peer_up", f);
-    node_crl_on_link_up(n, l);
+    /* The responder's first transport message tells the initiator it was accepted. */
+    if (!l->outbound)
+        send_ping(l);
+    if (l->state == LINK_UP)
+        node_crl_on_link_up(n, l);
     if (l->state == LINK_UP)
         node_routing_link_up(n, l);
 }
 
-/* Returns 1 when the reader must be replaced (handshake over), 0 to go on, -1 closed. */
+/* Returns 0 to go on, -1 when the link is being closed. */
 static int hs_on_frame(node_link *l, const uint8_t *frame, size_t len)
 {
     gm_node *n = l->node;
     gm_error err = {0};
-    uint8_t payload[NODE_HS_FRAME_MAX], out[NODE_HS_FRAME_MAX];
+    uint8_t payload[NODE_HS_FRAME_MAX], out[NODE_HS_FRAME_MAX], rs[32];
     size_t plen, olen;
     if (gm_noise_handshake_is_writer(l->hs) || gm_noise_handshake_done(l->hs)) {
         hs_fail(l, "unexpected_message", NULL);
@@ -375,41 +455,102 @@ static int hs_on_frame(node_link *l, const uint8_t *frame, size_t len)
         hs_fail(l, "noise", err.msg);
         return -1;
     }
-    if (gm_noise_handshake_done(l->hs)) {
-        /* Responder read message 3: the initiator's certificate. */
-        if (hs_check_peer(l, payload, plen) != 0)
+    l->got_msg1 = 1;
+    if (!l->outbound && !gm_noise_handshake_done(l->hs)) {
+        /* Responder read message 1: answer with our certificate. */
+        if (gm_noise_write_message(l->hs, (const uint8_t *)n->cert_json, n->cert_json_len, out, sizeof out, &olen, &err) != 0) {
+            hs_fail(l, "noise", err.msg);
             return -1;
-        hs_finish(l);
-        return l->state == LINK_UP ? 1 : -1;
+        }
+        return send_raw(l, out, olen, 0) == 0 ? 0 : -1;
     }
-    if (l->outbound) {
-        /* Initiator read message 2: the responder's certificate; answer with ours. */
-        if (hs_check_peer(l, payload, plen) != 0)
+    const uint8_t *remote = gm_noise_remote_static(l->hs);
+    if (!remote) {
+        hs_fail(l, "no_remote_static", NULL);
+        return -1;
+    }
+    memcpy(rs, remote, sizeof rs);
+    if (!l->outbound) {
+        /* Responder read message 3: judge the initiator's certificate with the transport
+         * keys in hand, so a refusal can say why. */
+        if (hs_split(l) != 0 || hs_check_peer(l, payload, plen, rs) != 0)
             return -1;
+        link_up(l);
+        return l->state == LINK_UP ? 0 : -1;
+    }
+    /* Initiator read message 2: the responder's certificate; answer with ours. */
+    if (hs_check_peer(l, payload, plen, rs) != 0 || link_is_self(l))
+        return -1;
+    if (l->target) {
+        /* Authenticated: this address is that key (no redial while it is connected). */
+        l->target->known_pk = 1;
+        memcpy(l->target->pk, l->peer_pk, GM_PK_LEN);
     }
     if (gm_noise_write_message(l->hs, (const uint8_t *)n->cert_json, n->cert_json_len, out, sizeof out, &olen, &err) != 0) {
         hs_fail(l, "noise", err.msg);
         return -1;
     }
-    if (send_raw(l, out, olen, 0) != 0)
+    if (send_raw(l, out, olen, 0) != 0 || hs_split(l) != 0)
         return -1;
-    if (gm_noise_handshake_done(l->hs)) {
-        hs_finish(l);
-        return l->state == LINK_UP ? 1 : -1;
-    }
+    /* Not up yet: the responder still judges our certificate. */
+    l->state = LINK_CONFIRM;
     return 0;
+}
+
+/* The responder closed our link before accepting it: say why, and back off (the target's
+ * backoff was not reset, so it doubles when the link is gone). */
+static void hs_rejected(node_link *l, const uint8_t *msg, size_t len)
+{
+    gm_node *n = l->node;
+    gm_wire_close c;
+    json_t *f = link_fields(l);
+    int normal = 0;
+    if (gm_wire_close_decode(msg, len, &c, NULL) == 0) {
+        json_object_set_new(f, "reason", json_string(gm_wire_close_reason_name(c.reason)));
+        json_object_set_new(f, "text", json_string(c.text));
+        normal = c.reason == GM_WIRE_CLOSE_NORMAL;
+        /* It says we are revoked: check with the NA now rather than at the next poll. */
+        if (c.reason == GM_WIRE_CLOSE_REVOKED)
+            node_crl_poll_soon(n);
+    }
+    if (!normal)
+        n->m.handshakes_rejected++;
+    node_log(n, normal ? GM_LOG_DEBUG : GM_LOG_WARN, "handshake_rejected", f);
+    link_hard_close(l);
 }
 
 /* ---- transport messages ---- */
 
-static void up_on_frame(node_link *l, const uint8_t *frame, size_t len)
+/* Stop reading from l and keep msg (a DATA whose next hop is congested) until it drains. */
+static void link_hold(node_link *l, const uint8_t *msg, size_t len)
+{
+    gm_node *n = l->node;
+    l->held = malloc(len);
+    if (!l->held) {
+        link_hard_close(l);
+        return;
+    }
+    memcpy(l->held, msg, len);
+    l->held_len = len;
+    l->paused = 1;
+    n->n_paused++;
+    n->m.links_paused++;
+    uv_read_stop((uv_stream_t *)&l->tcp);
+}
+
+static void transport_on_frame(node_link *l, const uint8_t *frame, size_t len)
 {
     gm_node *n = l->node;
     gm_error err = {0};
     uint8_t msg[GM_WIRE_FRAME_MAX];
-    size_t mlen;
+    size_t mlen = 0;
     uint8_t type;
     if (gm_noise_decrypt(&l->rx, NULL, 0, frame, len, msg, sizeof msg, &mlen, &err) != 0) {
+        n->m.links_dropped_decrypt++;
+        if (l->state == LINK_CONFIRM) {
+            hs_fail(l, "decrypt_failed", err.msg);
+            return;
+        }
         node_log(n, GM_LOG_WARN, "link_dropped", json_pack("{s:s,s:s,s:o}", "reason", "decrypt_failed", "error", err.msg, "link", link_fields(l)));
         link_hard_close(l);
         return;
@@ -418,7 +559,17 @@ static void up_on_frame(node_link *l, const uint8_t *frame, size_t len)
         gm_noise_rekey(&l->rx, NULL);
     if (gm_wire_msg_type(msg, mlen, &type, &err) != 0) {
         node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, "unknown message type");
-        return;
+        goto out;
+    }
+    if (l->state == LINK_CONFIRM) {
+        if (type == GM_WIRE_CLOSE) {
+            hs_rejected(l, msg, mlen);
+            goto out;
+        }
+        /* An authenticated message from the responder: it accepted our certificate. */
+        link_up(l);
+        if (l->state != LINK_UP)
+            goto out;
     }
     switch (type) {
     case GM_WIRE_PING: {
@@ -453,7 +604,8 @@ static void up_on_frame(node_link *l, const uint8_t *frame, size_t len)
         break;
     }
     case GM_WIRE_DATA:
-        node_forward_on_data(n, l, msg, mlen);
+        if (node_forward_on_data(n, l, msg, mlen) == NODE_FWD_HOLD)
+            link_hold(l, msg, mlen);
         break;
     case GM_WIRE_CRL_ANNOUNCE:
     case GM_WIRE_CRL_REQUEST:
@@ -467,6 +619,7 @@ static void up_on_frame(node_link *l, const uint8_t *frame, size_t len)
     default:
         node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, "unexpected message type");
     }
+out:
     sodium_memzero(msg, mlen);
 }
 
@@ -480,32 +633,40 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = buf->base ? 65536 : 0;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Keep bytes received while the link is paused; they are processed when it resumes. */
+static void link_stash(node_link *l, const uint8_t *p, size_t len)
 {
-    node_link *l = s->data;
-    gm_node *n = l->node;
-    if (nread < 0) {
-        if (l->state == LINK_HANDSHAKE)
-            hs_fail(l, nread == UV_EOF ? "eof" : "read_error", uv_strerror((int)nread));
-        else
-            link_hard_close(l);
-        free(buf->base);
+    uint8_t *copy = NULL;
+    if (len && !(copy = malloc(len))) {
+        link_hard_close(l);
         return;
     }
-    n->m.bytes_in += (uint64_t)nread;
+    if (len)
+        memcpy(copy, p, len);
+    free(l->rest);
+    l->rest = copy;
+    l->rest_len = len;
+}
+
+static void link_feed(node_link *l, const uint8_t *data, size_t len)
+{
+    gm_node *n = l->node;
     size_t off = 0;
-    const uint8_t *data = (const uint8_t *)buf->base;
-    while (off < (size_t)nread && !l->closing_handle && l->state != LINK_CLOSING) {
+    while (off < len && !l->closing_handle && l->state != LINK_CLOSING) {
+        if (l->paused) {
+            link_stash(l, data + off, len - off);
+            return;
+        }
         size_t used = 0, flen;
         const uint8_t *frame;
         gm_error err = {0};
-        int rc = gm_wire_reader_feed(l->reader, data + off, (size_t)nread - off, &used, &frame, &flen, &err);
+        int rc = gm_wire_reader_feed(l->reader, data + off, len - off, &used, &frame, &flen, &err);
         off += used;
         if (rc < 0) {
-            if (l->state == LINK_HANDSHAKE)
-                hs_fail(l, "bad_frame", err.msg);
-            else
+            if (l->state == LINK_UP)
                 node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, err.msg);
+            else
+                hs_fail(l, "bad_frame", err.msg);
             break;
         }
         if (rc == 0)
@@ -514,11 +675,67 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (l->state == LINK_HANDSHAKE) {
             if (hs_on_frame(l, frame, flen) < 0)
                 break;
-        } else if (l->state == LINK_UP) {
-            up_on_frame(l, frame, flen);
+        } else if (l->state == LINK_CONFIRM || l->state == LINK_UP) {
+            transport_on_frame(l, frame, flen);
         }
     }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    node_link *l = s->data;
+    gm_node *n = l->node;
+    if (nread < 0) {
+        if (l->state == LINK_HANDSHAKE || l->state == LINK_CONFIRM)
+            hs_fail(l, nread == UV_EOF ? "eof" : "read_error", uv_strerror((int)nread));
+        else
+            link_hard_close(l);
+        free(buf->base);
+        return;
+    }
+    n->m.bytes_in += (uint64_t)nread;
+    link_feed(l, (const uint8_t *)buf->base, (size_t)nread);
     free(buf->base);
+}
+
+/* A paused link: relay its held DATA if the next hop drained (or gave up on it), then go on
+ * with the bytes received meanwhile and read again. */
+static void link_retry(node_link *l)
+{
+    gm_node *n = l->node;
+    if (!l->paused || l->closing_handle || l->state != LINK_UP)
+        return;
+    if (l->held) {
+        if (node_forward_on_data(n, l, l->held, l->held_len) == NODE_FWD_HOLD)
+            return;
+        sodium_memzero(l->held, l->held_len);
+        free(l->held);
+        l->held = NULL;
+        l->held_len = 0;
+    }
+    link_unpause(l);
+    uint8_t *rest = l->rest;
+    size_t rest_len = l->rest_len;
+    l->rest = NULL;
+    l->rest_len = 0;
+    if (rest)
+        link_feed(l, rest, rest_len);
+    free(rest);
+    if (!l->paused && !l->closing_handle && l->state == LINK_UP)
+        start_reading(l);
+}
+
+void node_peer_retry_paused(gm_node *n)
+{
+    if (n->retrying)
+        return;
+    n->retrying = 1;
+    node_e2e_flush(n);
+    for (node_link *l = n->links; l; l = l->next)
+        if (l->paused)
+            link_retry(l);
+    node_api_resume(n);
+    n->retrying = 0;
 }
 
 static void start_reading(node_link *l)
@@ -547,7 +764,8 @@ static node_link *link_new(gm_node *n, int outbound)
     n->links = l;
     n->n_links++;
     l->state = LINK_CONNECTING;
-    l->deadline_ms = node_now_ms(n) + NODE_HS_TIMEOUT_MS;
+    l->created_ms = node_now_ms(n);
+    l->deadline_ms = l->created_ms + NODE_HS_TIMEOUT_MS;
     l->counted_hs = 1;
     n->n_handshakes++;
     return l;
@@ -587,6 +805,35 @@ static int halfopen_from(gm_node *n, const char *ip)
     return k;
 }
 
+/* Handshakes in progress that we accepted (outbound = 0) or dialled (outbound = 1). */
+static int halfopen_count(gm_node *n, int outbound)
+{
+    int k = 0;
+    for (node_link *l = n->links; l; l = l->next)
+        if (!l->outbound == !outbound && l->counted_hs && !l->closing_handle)
+            k++;
+    return k;
+}
+
+/* All inbound handshake slots are taken: close the oldest half-open inbound connection that
+ * has not even sent message 1 (else the oldest one) so a flood cannot lock peers out. */
+static void evict_halfopen(gm_node *n, node_link *except)
+{
+    node_link *v = NULL;
+    for (node_link *l = n->links; l; l = l->next) {
+        if (l == except || l->outbound || !l->counted_hs || l->closing_handle)
+            continue;
+        if (!v || (v->got_msg1 && !l->got_msg1) || (v->got_msg1 == l->got_msg1 && l->id < v->id))
+            v = l;
+    }
+    if (!v)
+        return;
+    n->m.connections_evicted++;
+    node_log(n, GM_LOG_DEBUG, "connection_evicted",
+             json_pack("{s:s,s:s}", "addr", v->addr, "reason", v->got_msg1 ? "oldest_halfopen" : "no_message_1"));
+    link_hard_close(v);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     gm_node *n = server->data;
@@ -613,8 +860,6 @@ static void on_connection(uv_stream_t *server, int status)
     const char *limit = NULL;
     if (n->n_links > NODE_MAX_LINKS)
         limit = "max_connections";
-    else if (n->n_handshakes > NODE_MAX_HANDSHAKES)
-        limit = "max_handshakes";
     else if (halfopen_from(n, l->ip) > NODE_MAX_HALFOPEN_PER_IP)
         limit = "max_halfopen_per_address";
     if (limit) {
@@ -623,6 +868,8 @@ static void on_connection(uv_stream_t *server, int status)
         link_hard_close(l);
         return;
     }
+    if (halfopen_count(n, 0) > NODE_MAX_HANDSHAKES)
+        evict_halfopen(n, l);
     node_log(n, GM_LOG_DEBUG, "connection_accepted", json_pack("{s:s}", "addr", l->addr));
     link_begin_handshake(l);
 }
@@ -788,8 +1035,10 @@ static void link_tick(node_link *l, uint64_t now)
     gm_node *n = l->node;
     if (l->closing_handle)
         return;
-    if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) {
-        if (now >= l->deadline_ms)
+    if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE || l->state == LINK_CONFIRM) {
+        if (!l->outbound && !l->got_msg1 && now >= l->created_ms + NODE_HS_MSG1_MS)
+            hs_fail(l, "timeout", "no handshake message in time");
+        else if (now >= l->deadline_ms)
             hs_fail(l, "timeout", "handshake not finished in time");
         return;
     }
@@ -811,13 +1060,7 @@ static void link_tick(node_link *l, uint64_t now)
         node_link_close(l, GM_WIRE_CLOSE_BAD_CERT, "certificate expired");
         return;
     }
-    uint8_t out[16];
-    size_t olen;
-    randombytes_buf(&l->ping_nonce, sizeof l->ping_nonce);
-    if (l->ping_nonce == 0)
-        l->ping_nonce = 1;
-    if (gm_wire_ping_encode(l->ping_nonce, out, sizeof out, &olen, NULL) == 0)
-        node_link_send(l, out, olen);
+    send_ping(l);
 }
 
 void node_peer_tick(gm_node *n, uint64_t now)
@@ -835,7 +1078,7 @@ void node_peer_tick(gm_node *n, uint64_t now)
             t->next_dial_ms = now + NODE_PING_MS;
             continue;
         }
-        if (n->n_links >= NODE_MAX_LINKS || n->n_handshakes >= NODE_MAX_HANDSHAKES) {
+        if (n->n_links >= NODE_MAX_LINKS || halfopen_count(n, 1) >= NODE_MAX_HANDSHAKES) {
             t->next_dial_ms = now + NODE_REDIAL_MIN_MS + node_jitter(NODE_REDIAL_MIN_MS);
             continue;
         }
@@ -843,7 +1086,7 @@ void node_peer_tick(gm_node *n, uint64_t now)
     }
 }
 
-void node_peer_shutdown(gm_node *n)
+void node_peer_shutdown(gm_node *n, uint8_t reason, const char *text)
 {
     if (n->listener_open) {
         n->listener_open = 0;
@@ -858,7 +1101,7 @@ void node_peer_shutdown(gm_node *n)
         }
     for (node_link *l = n->links; l; l = l->next) {
         if (l->state == LINK_UP)
-            node_link_close(l, GM_WIRE_CLOSE_SHUTDOWN, "node stopping");
+            node_link_close(l, reason, text);
         else if (l->state != LINK_CLOSING)
             link_hard_close(l);
     }

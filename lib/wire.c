@@ -12,8 +12,13 @@ struct gm_wire_reader {
     size_t need; /* body length, once the header is complete */
     size_t have; /* body bytes buffered */
     int failed;  /* sticky error code */
-    uint8_t buf[];
+    uint8_t *buf; /* only for frames split across feeds; grown to the frame's size */
+    size_t cap;
 };
+
+/* A buffer at most this large is kept between frames; a larger one is freed once its frame
+ * was handed out, so an idle link holds no frame-sized memory. */
+#define READER_KEEP 2048
 
 static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 
@@ -73,7 +78,7 @@ int gm_wire_reader_new(gm_wire_reader_t **out, size_t max_frame, gm_error *err)
     if (max_frame == 0 || max_frame > GM_WIRE_FRAME_MAX)
         return gm_error_set(err, GM_EINVAL, "frame size limit %zu: must be 1..%d", max_frame,
                             GM_WIRE_FRAME_MAX);
-    gm_wire_reader_t *r = calloc(1, sizeof *r + max_frame);
+    gm_wire_reader_t *r = calloc(1, sizeof *r);
     if (!r)
         return gm_error_set(err, GM_ENOMEM, "out of memory for a frame reader");
     r->max_frame = max_frame;
@@ -81,7 +86,31 @@ int gm_wire_reader_new(gm_wire_reader_t **out, size_t max_frame, gm_error *err)
     return 0;
 }
 
-void gm_wire_reader_free(gm_wire_reader_t *r) { free(r); }
+void gm_wire_reader_free(gm_wire_reader_t *r)
+{
+    if (!r)
+        return;
+    free(r->buf);
+    free(r);
+}
+
+size_t gm_wire_reader_mem(const gm_wire_reader_t *r) { return sizeof *r + r->cap; }
+
+/* Room for the current frame's body (r->need <= max_frame bytes, known from its header). */
+static int reader_reserve(gm_wire_reader_t *r, gm_error *err)
+{
+    if (r->cap >= r->need)
+        return 0;
+    size_t cap = r->need;
+    uint8_t *p = realloc(r->buf, cap);
+    if (!p) {
+        r->failed = GM_ENOMEM;
+        return gm_error_set(err, GM_ENOMEM, "out of memory for a %zu-byte frame", r->need);
+    }
+    r->buf = p;
+    r->cap = cap;
+    return 0;
+}
 
 size_t gm_wire_reader_pending(const gm_wire_reader_t *r) { return r->hdr_have + r->have; }
 
@@ -103,6 +132,12 @@ int gm_wire_reader_feed(gm_wire_reader_t *r, const uint8_t *data, size_t len, si
         return gm_error_set(err, r->failed, "frame stream already failed: close the connection");
     if (!data && len)
         return gm_error_set(err, GM_EINVAL, "no input buffer");
+    /* The previous frame (which may live in buf) is no longer needed. */
+    if (r->have == 0 && r->cap > READER_KEEP) {
+        free(r->buf);
+        r->buf = NULL;
+        r->cap = 0;
+    }
     while (off < len) {
         if (r->hdr_have < GM_WIRE_FRAME_HEADER) {
             r->hdr[r->hdr_have++] = data[off++];
@@ -123,6 +158,8 @@ int gm_wire_reader_feed(gm_wire_reader_t *r, const uint8_t *data, size_t len, si
             *frame_len = r->need;
             off += r->need;
         } else {
+            if (reader_reserve(r, err) != 0)
+                return r->failed;
             size_t take = r->need - r->have;
             if (take > len - off)
                 take = len - off;
@@ -192,7 +229,7 @@ int gm_wire_msg_type(const uint8_t *msg, size_t len, uint8_t *type, gm_error *er
 /* Common checks of a message of the expected type: present, bounded, right type. */
 static int check_msg(const uint8_t *msg, size_t len, uint8_t type, gm_error *err)
 {
-    uint8_t got;
+    uint8_t got = 0;
     int rc = gm_wire_msg_type(msg, len, &got, err);
     if (rc < 0)
         return rc;

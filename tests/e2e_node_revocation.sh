@@ -5,9 +5,11 @@
 #   1. `admin revoke` of crm (key_compromise): the NA serves a CRL with a higher sequence.
 #   2. every node reaches that sequence with no operator action (support through gossip).
 #   4. sessions with crm are closed and every node withdraws its routes to crm.
-#   3. crm restarted with the same key does not get back in: the node refuses to start or is
-#      refused; a copy that does not know it is revoked is refused by its peers (the
-#      handshake_refused counter rises) and gets no session.
+#   3. crm learns it is revoked, closes its links and exits with status 1 by itself; restarted
+#      with the same key (even with its old, pre-revocation crl.json: it fetches the NA's CRL
+#      first) it refuses to start. A copy that does not know it is revoked (NA unreachable:
+#      it warns and starts on its cached CRL) is refused by its peers (handshake_refused
+#      rises), is told why (CLOSE revoked) and never counts the link as up.
 #   5. rejoin: after key_compromise a new invite alone is refused; clear-key + a new invite
 #      works and crm is reachable again. After a revocation for another reason (finance,
 #      superseded) a new invite alone is enough.
@@ -37,6 +39,8 @@ for a in "${AGENTS[@]}"; do
     wait_until "$E2E_TIMEOUT" "$a holds the NA's current CRL ($S0)" node_crl_seq_at_least "$a" "$S0"
 done
 CRM_CERT="$(node_cert_id crm)"
+# crm's CRL from before the revocation, to restart it with later.
+cp "$(node_dir crm)/crl.json" "$E2E_TMP/crm-crl-before.json" || fail "crm did not store the CRL in crl.json"
 
 step "1. operator revokes crm's certificate (key_compromise): the NA publishes a higher CRL"
 e2e_admin revoke --cert-id "$CRM_CERT" --reason key_compromise >"$E2E_TMP/revoke.out" 2>&1 ||
@@ -74,17 +78,17 @@ wait_until "$E2E_TIMEOUT" "finance: send to crm says no route" e2e_send_expect_n
 # The rest of the mesh is unaffected.
 e2e_message finance "$GOSSIP_ONLY" after "finance still reaches $GOSSIP_ONLY"
 
-step "3. crm restarted with the same key does not get back in"
-# crm polls the NA itself: it learns it is revoked (unless it already stopped on its own).
-if node_alive crm; then
-    wait_until "$E2E_TIMEOUT" "crm itself holds CRL sequence >= $S1" node_crl_seq_at_least crm "$S1"
-    e2e_node_stop crm || fail "crm did not stop cleanly on SIGTERM (status $?)"
-else
-    # Stopping by itself is acceptable only as a deliberate refusal (exit 1, saying why).
-    rc=0; e2e_node_stop crm || rc=$?
-    [ "$rc" -eq 1 ] && grep -qi revok "$(node_dir crm)/node.out" "$(node_dir crm)/node.log" ||
-        fail "crm died after the revocation with status $rc: $(tail -3 "$(node_dir crm)/node.out")"
-fi
+step "3. crm stops by itself with status 1 and does not get back in"
+# crm polls the NA itself (and is refused by its peers): it learns it is revoked and stops.
+wait_until "$E2E_TIMEOUT" "crm stopped by itself" node_exited crm
+rc=0; e2e_node_stop crm || rc=$?
+[ "$rc" -eq 1 ] || fail "crm exited with status $rc after its revocation (want 1): $(tail -3 "$(node_dir crm)/node.out")"
+grep -q "is revoked (key_compromise, CRL sequence $S1" "$(node_dir crm)/node.out" ||
+    fail "crm's exit message does not say why: $(tail -3 "$(node_dir crm)/node.out")"
+grep '"event":"self_revoked"' "$(node_dir crm)/node.log" | grep -q '"level":"error"' ||
+    fail "crm did not log self_revoked at error level"
+# Its cached CRL predates the revocation: only the CRL fetched at start can make it refuse.
+cp "$E2E_TMP/crm-crl-before.json" "$(node_dir crm)/crl.json"
 if e2e_node_start_expect_fail crm; then
     log "crm refuses to start: $(tail -1 "$(node_dir crm)/refused.out")"
     grep -qi "revok" "$(node_dir crm)/refused.out" || fail "crm refused to start without saying it is revoked: $(cat "$(node_dir crm)/refused.out")"
@@ -100,8 +104,14 @@ for f in node.key node.pub cert.json genesis.json node.json; do
 done
 REFUSED0="$(node_metric supervisor '^handshake_refused_revoked$')"
 e2e_node_start "$STALE" --peer "$SUP_ADDR" --na http://127.0.0.1:9 --crl-poll-ms 3600000
+grep -q '"event":"crl_fetch_failed"' "$(node_dir $STALE)/node.log" || fail "stale crm did not warn that the NA is unreachable"
 wait_until "$E2E_TIMEOUT" "supervisor refused the stale crm's handshake (handshake_refused_revoked > $REFUSED0)" \
     metric_above supervisor '^handshake_refused_revoked$' "$REFUSED0"
+# The initiator learns why, and a link the responder refused never counted as up.
+wait_until "$E2E_TIMEOUT" "stale crm logged that the supervisor refused it as revoked" \
+    grep -q '"event":"handshake_rejected".*"reason":"revoked"' "$(node_dir $STALE)/node.log"
+metric_above "$STALE" '^handshakes_rejected$' 0 || fail "stale crm did not count the rejection"
+! grep -q '"event":"peer_up"' "$(node_dir $STALE)/node.log" || fail "stale crm logged peer_up for a refused link"
 no_peer supervisor "${KEY[crm]}" || fail "supervisor accepted a session with revoked crm"
 no_route supervisor "${KEY[crm]}" || fail "supervisor routes to revoked crm again"
 no_route finance "${KEY[crm]}" || fail "finance routes to revoked crm again"

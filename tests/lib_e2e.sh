@@ -300,7 +300,11 @@ e2e_node_stop() {
     return "$rc"
 }
 
-node_alive() { [ -n "${NODE_PID[$1]:-}" ] && kill -0 "${NODE_PID[$1]}" 2>/dev/null; }
+# A node that exited but was not waited for yet (a zombie) is not alive.
+_pid_running() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+node_alive() { [ -n "${NODE_PID[$1]:-}" ] && _pid_running "${NODE_PID[$1]}"; }
+# node_exited NAME: the node we started has exited by itself (collect its status with e2e_node_stop).
+node_exited() { [ -n "${NODE_PID[$1]:-}" ] && ! _pid_running "${NODE_PID[$1]}"; }
 
 # node_api NAME REQUEST_JSON: one request to the node's local API (D/node.sock); prints the
 # response line. Fails if nothing answers.

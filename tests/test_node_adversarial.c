@@ -5,9 +5,11 @@
  * certificate, a certificate whose key is not the Noise static key, a forged certificate,
  * a replayed handshake message, garbage bytes, oversized and empty frames, garbage after a
  * handshake, a relay advertising identities without certificates, DATA with a spoofed
- * source or no way forward, and a half-open connection flood from one address. After each: the target still serves (status works,
- * the friend is still its peer, a fresh legitimate peer completes a handshake and gets a
- * PONG), and the counter of refused/failed handshakes went up.
+ * source or no way forward, half-open connection floods from one and from many addresses,
+ * a peer that stops reading while a local sender bursts, and a subscriber that stops
+ * reading. After each: the target still serves (status works, the friend is still its peer,
+ * a fresh legitimate peer completes a handshake and gets a PONG), and the counter of
+ * refused/failed handshakes went up.
  *
  * The binary: $GM_BIN, else $GM_BUILD/genesis-mesh, else ../genesis-mesh next to this test. */
 #include <setjmp.h>
@@ -343,6 +345,7 @@ typedef struct ident {
     uint8_t x_sk[32], x_pk[32];
     char *cert; /* JSON sent as handshake payload */
     size_t cert_len;
+    char cert_id[37];
 } ident;
 
 /* A fresh key with a certificate for network, signed by issuer, valid from..to. */
@@ -358,6 +361,7 @@ static void ident_make(ident *id, const gm_signer *issuer, const char *network, 
     json_decref(roles);
     id->cert = gm_cert_dump(&c, 0);
     id->cert_len = strlen(id->cert);
+    memcpy(id->cert_id, c.cert_id, sizeof id->cert_id);
     gm_cert_free(&c);
 }
 
@@ -376,10 +380,14 @@ static void ident_free(ident *id)
 
 /* ------------------------------------------------------------------ the attacker's socket */
 
-static int tcp_connect(const char *src_ip)
+/* A TCP connection to the target from src_ip (NULL: any); rcvbuf > 0 shrinks our receive
+ * buffer (set before connecting, so the advertised window stays small). */
+static int tcp_connect_rcvbuf(const char *src_ip, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     if (src_ip) {
         struct sockaddr_in src = {.sin_family = AF_INET};
         inet_pton(AF_INET, src_ip, &src.sin_addr);
@@ -391,6 +399,11 @@ static int tcp_connect(const char *src_ip)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
+}
+
+static int tcp_connect(const char *src_ip)
+{
+    return tcp_connect_rcvbuf(src_ip, 0);
 }
 
 static int write_all(int fd, const uint8_t *p, size_t len)
@@ -474,6 +487,7 @@ typedef struct hs_opts {
     uint8_t cap1[512], cap3[HS_FRAME_MAX]; /* what we sent, for later replays */
     size_t cap1_len, cap3_len;
     int keep_open;            /* leave the link up: fd/tx/rx stay valid */
+    int rcvbuf;               /* > 0: small receive buffer on our socket */
     int fd;
     gm_noise_cipher tx, rx;
     char responder_cert[HS_FRAME_MAX + 1];
@@ -515,7 +529,7 @@ static int handshake(hs_opts *o)
     static uint8_t buf[HS_FRAME_MAX], payload[HS_FRAME_MAX];
     size_t len, plen;
     int result;
-    o->fd = tcp_connect(o->src_ip);
+    o->fd = tcp_connect_rcvbuf(o->src_ip, o->rcvbuf);
     assert_int_equal(gm_noise_handshake_new(&hs, GM_NOISE_XX, 1, o->prologue, GM_NODE_PROLOGUE_LEN, o->x_sk, NULL, &err), 0);
     if (o->msg1) {
         assert_int_equal(send_frame(o->fd, o->msg1, o->msg1_len), 0);
@@ -968,10 +982,16 @@ static void test_garbage_after_handshake_closes_only_that_link(void **state)
     o->payload_len = id.cert_len;
     o->keep_open = 1;
     assert_int_equal(handshake(o), HS_ACCEPTED);
+    long long decrypt_drops = metric_sum("links_dropped_decrypt", NULL);
     uint8_t junk[300];
     randombytes_buf(junk, sizeof junk);
     assert_int_equal(send_frame(o->fd, junk, sizeof junk), 0);
     assert_true(wait_closed(o->fd));
+    /* Counted as a transport decrypt failure. */
+    uint64_t end = now_ms() + WAIT_MS;
+    while (metric_sum("links_dropped_decrypt", NULL) <= decrypt_drops && now_ms() < end)
+        sleep_ms(50);
+    assert_true(metric_sum("links_dropped_decrypt", NULL) > decrypt_drops);
     close(o->fd);
     gm_noise_cipher_wipe(&o->tx);
     gm_noise_cipher_wipe(&o->rx);
@@ -1110,6 +1130,410 @@ static void test_halfopen_flood_from_one_address_does_not_block_peers(void **sta
     assert_still_serving();
 }
 
+
+static void test_halfopen_flood_from_many_addresses_does_not_block_peers(void **state)
+{
+    (void)state;
+    enum { ADDRS = 12, PER_ADDR = 8 }; /* 96 half-open connections: more than the 64 slots */
+    int fds[ADDRS * PER_ADDR];
+    long long evicted = metric_sum("connections_evicted", NULL);
+    gm_error err = {0};
+    /* Round 0: silent connections. Round 1: each sends a valid message 1 and stalls (it then
+     * holds its slot until the full handshake timeout). */
+    for (int round = 0; round < 2; round++) {
+        size_t k = 0;
+        for (int a = 0; a < ADDRS; a++) {
+            char ip[32];
+            snprintf(ip, sizeof ip, "127.0.0.%d", 10 + round * 20 + a);
+            for (int i = 0; i < PER_ADDR; i++) {
+                fds[k] = tcp_connect(ip);
+                if (round == 1) {
+                    gm_noise_handshake_t *hs = NULL;
+                    uint8_t m1[128], x_sk[32];
+                    size_t m1_len;
+                    randombytes_buf(x_sk, sizeof x_sk); /* message 1 carries only the ephemeral key */
+                    assert_int_equal(gm_noise_handshake_new(&hs, GM_NOISE_XX, 1, g_prologue, GM_NODE_PROLOGUE_LEN,
+                                                            x_sk, NULL, &err), 0);
+                    assert_int_equal(gm_noise_write_message(hs, NULL, 0, m1, sizeof m1, &m1_len, &err), 0);
+                    assert_int_equal(send_frame(fds[k], m1, m1_len), 0);
+                    gm_noise_handshake_free(hs);
+                }
+                k++;
+            }
+        }
+        /* A legitimate peer completes its handshake while the flood connections are open. */
+        ident good;
+        ident_valid(&good);
+        assert_int_equal(handshake_as(&good, g_prologue), HS_ACCEPTED);
+        ident_free(&good);
+        assert_true(metric_sum("connections_evicted", NULL) > evicted);
+        evicted = metric_sum("connections_evicted", NULL);
+        for (size_t i = 0; i < k; i++)
+            close(fds[i]);
+    }
+    assert_still_serving();
+}
+
+/* ---- a peer that stops reading while a local client sends through the API ---- */
+
+static void put32be(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void uuid_bytes(const char *s, uint8_t out[16])
+{
+    size_t k = 0;
+    for (; *s && k < 32; s++) {
+        if (*s == '-')
+            continue;
+        int v = *s <= '9' ? *s - '0' : (*s | 0x20) - 'a' + 10;
+        out[k / 2] = k % 2 ? (uint8_t)(out[k / 2] | v) : (uint8_t)(v << 4);
+        k++;
+    }
+    assert_int_equal(k, 32);
+}
+
+static void link_send_msg(hs_opts *o, const uint8_t *msg, size_t len)
+{
+    static uint8_t ct[GM_WIRE_FRAME_MAX];
+    size_t clen;
+    gm_error err = {0};
+    assert_int_equal(gm_noise_encrypt(&o->tx, NULL, 0, msg, len, ct, sizeof ct, &clen, &err), 0);
+    assert_int_equal(send_frame(o->fd, ct, clen), 0);
+}
+
+/* Announce our own identity (with its certificate id) so the target routes to us. */
+static void announce_self(hs_opts *o, const ident *id)
+{
+    gm_wire_route_entry e;
+    uint8_t msg[256];
+    size_t mlen;
+    gm_error err = {0};
+    memset(&e, 0, sizeof e);
+    memcpy(e.dest, id->key.pk, 32);
+    e.seqno = 1;
+    e.has_cert_id = 1;
+    uuid_bytes(id->cert_id, e.cert_id);
+    assert_int_equal(gm_wire_route_update_encode(&e, 1, msg, sizeof msg, &mlen, &err), 0);
+    link_send_msg(o, msg, mlen);
+}
+
+/* What a minimal end-to-end responder does with the target's messages on our link: answer
+ * PINGs and HS_INIT, count transport messages. */
+typedef struct fake_peer {
+    hs_opts *o;
+    ident *id;
+    uint8_t target_pk[32];
+    size_t transports;
+} fake_peer;
+
+static void fake_answer_hs_init(fake_peer *f, const uint8_t *p, size_t len)
+{
+    static const char label[] = "genesis-mesh/v1/e2e-ik";
+    uint8_t prologue[sizeof label - 1 + 32], ts[16], out[256], msg[512];
+    size_t tlen, olen, mlen;
+    gm_noise_handshake_t *hs = NULL;
+    gm_error err = {0};
+    memcpy(prologue, label, sizeof label - 1);
+    memcpy(prologue + sizeof label - 1, g_prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1, 32);
+    assert_true(len > 5);
+    assert_int_equal(gm_noise_handshake_new(&hs, GM_NOISE_IK, 0, prologue, sizeof prologue, f->id->x_sk, NULL, &err), 0);
+    assert_int_equal(gm_noise_read_message(hs, p + 5, len - 5, ts, sizeof ts, &tlen, &err), 0);
+    out[0] = 2; /* HS_RESP || our index || their index || IK message 2 */
+    put32be(out + 1, 0x5eed0001);
+    memcpy(out + 5, p + 1, 4);
+    assert_int_equal(gm_noise_write_message(hs, NULL, 0, out + 9, sizeof out - 9, &olen, &err), 0);
+    gm_noise_handshake_free(hs);
+    gm_wire_data d;
+    memcpy(d.src, f->id->key.pk, 32);
+    memcpy(d.dst, f->target_pk, 32);
+    d.ttl = 8;
+    d.payload = out;
+    d.payload_len = olen + 9;
+    assert_int_equal(gm_wire_data_encode(&d, msg, sizeof msg, &mlen, &err), 0);
+    link_send_msg(f->o, msg, mlen);
+}
+
+/* Read and handle one message from the target (the caller saw the socket readable). */
+static void fake_read_one(fake_peer *f)
+{
+    static uint8_t frame[GM_WIRE_FRAME_MAX], msg[GM_WIRE_FRAME_MAX];
+    size_t flen = 0, mlen = 0;
+    gm_error err = {0};
+    if (recv_frame(f->o->fd, frame, sizeof frame, &flen, WAIT_MS) != 1)
+        fail_msg("the target closed our link (logs in %s)", g_tmp);
+    if (gm_noise_decrypt(&f->o->rx, NULL, 0, frame, flen, msg, sizeof msg, &mlen, &err) != 0)
+        fail_msg("cannot decrypt a message from the target: %s", err.msg);
+    if (mlen == 0)
+        return;
+    if (msg[0] == GM_WIRE_PING) {
+        uint64_t nonce;
+        uint8_t pong[16];
+        size_t plen;
+        assert_int_equal(gm_wire_ping_decode(msg, mlen, &nonce, &err), 0);
+        assert_int_equal(gm_wire_pong_encode(nonce, pong, sizeof pong, &plen, &err), 0);
+        link_send_msg(f->o, pong, plen);
+    } else if (msg[0] == GM_WIRE_DATA) {
+        gm_wire_data d;
+        assert_int_equal(gm_wire_data_decode(msg, mlen, &d, &err), 0);
+        if (d.payload_len > 0 && d.payload[0] == 1)
+            fake_answer_hs_init(f, d.payload, d.payload_len);
+        else if (d.payload_len > 0 && d.payload[0] == 3)
+            f->transports++;
+    }
+}
+
+/* A local API client sending `count` copies of one request line without waiting, counting
+ * the answers (non-blocking: the node may stop reading us). */
+typedef struct api_pump {
+    int fd;
+    char *line;
+    size_t line_len, count, written, off, answered, ok;
+    char rbuf[65536];
+    size_t rlen;
+} api_pump;
+
+static int api_connect(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(fd >= 0 && strlen(g_target_sock) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, g_target_sock, strlen(g_target_sock) + 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void pump_init(api_pump *p, const char *to_b64, const char *port, size_t size, size_t count)
+{
+    uint8_t *data = malloc(size);
+    char *b64 = malloc(gm_b64_len(size) + 1);
+    memset(p, 0, sizeof *p);
+    randombytes_buf(data, size);
+    gm_b64_encode(data, size, b64, gm_b64_len(size) + 1);
+    p->line_len = strlen(b64) + 200;
+    p->line = malloc(p->line_len);
+    p->line_len = (size_t)snprintf(p->line, p->line_len, "{\"op\":\"send\",\"to\":\"%s\",\"port\":\"%s\",\"data\":\"%s\"}\n",
+                                   to_b64, port, b64);
+    p->count = count;
+    p->fd = api_connect();
+    fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
+    free(data);
+    free(b64);
+}
+
+static void pump_free(api_pump *p)
+{
+    close(p->fd);
+    free(p->line);
+}
+
+static short pump_events(const api_pump *p)
+{
+    return (short)(POLLIN | (p->written < p->count ? POLLOUT : 0));
+}
+
+static void pump_io(api_pump *p)
+{
+    while (p->written < p->count) {
+        ssize_t w = send(p->fd, p->line + p->off, p->line_len - p->off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        p->off += (size_t)w;
+        if (p->off == p->line_len) {
+            p->off = 0;
+            p->written++;
+        }
+    }
+    for (;;) {
+        ssize_t r = recv(p->fd, p->rbuf + p->rlen, sizeof p->rbuf - p->rlen, 0);
+        if (r <= 0)
+            break;
+        p->rlen += (size_t)r;
+        char *nl;
+        while ((nl = memchr(p->rbuf, '\n', p->rlen))) {
+            *nl = 0;
+            p->answered++;
+            if (strstr(p->rbuf, "\"ok\":true"))
+                p->ok++;
+            else
+                fprintf(stderr, "send answered: %s\n", p->rbuf);
+            size_t used = (size_t)(nl - p->rbuf) + 1;
+            memmove(p->rbuf, nl + 1, p->rlen - used);
+            p->rlen -= used;
+        }
+    }
+}
+
+static void test_local_sender_burst_waits_for_a_peer_that_stops_reading(void **state)
+{
+    (void)state;
+    enum { SIZE = 60000, COUNT = 400 }; /* 24 MB: far beyond kernel buffers and the 4 MiB cap */
+    gm_error err = {0};
+    ident id;
+    ident_valid(&id);
+    hs_opts *o = calloc(1, sizeof *o);
+    o->prologue = g_prologue;
+    o->x_sk = id.x_sk;
+    o->payload = id.cert;
+    o->payload_len = id.cert_len;
+    o->keep_open = 1;
+    o->rcvbuf = 16384;
+    assert_int_equal(handshake(o), HS_ACCEPTED);
+    fake_peer f = {.o = o, .id = &id};
+    assert_int_equal(gm_pk_decode(g_target_pk_b64, f.target_pk, &err), 0);
+    char pk[GM_PK_B64_LEN + 1];
+    gm_pk_encode(id.key.pk, pk);
+    announce_self(o, &id);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!has_route(pk) && now_ms() < end)
+        sleep_ms(50);
+    assert_true(has_route(pk));
+    long long dropped = metric_sum("links_dropped_sendq", NULL), paused = metric_sum("api_paused", NULL);
+    long long queue_drops = metric_sum("e2e_drop_queue", NULL);
+
+    /* One message first: the end-to-end session (we answer the IK handshake). */
+    api_pump first;
+    pump_init(&first, pk, "burst", 10, 1);
+    end = now_ms() + WAIT_MS;
+    while ((first.answered < 1 || f.transports < 1) && now_ms() < end) {
+        struct pollfd pf[2] = {{first.fd, pump_events(&first), 0}, {o->fd, POLLIN, 0}};
+        if (poll(pf, 2, 100) > 0 && (pf[1].revents & POLLIN))
+            fake_read_one(&f);
+        pump_io(&first);
+    }
+    assert_int_equal(first.ok, 1);
+    assert_int_equal(f.transports, 1);
+    pump_free(&first);
+
+    /* We stop reading; the client keeps sending. The node must stop reading the client
+     * (backpressure) instead of queueing without bound and dropping our link. */
+    api_pump p;
+    pump_init(&p, pk, "burst", SIZE, COUNT);
+    end = now_ms() + 2 * WAIT_MS;
+    uint64_t next_check = 0;
+    while (p.answered < COUNT && now_ms() < end) {
+        struct pollfd pf = {p.fd, pump_events(&p), 0};
+        poll(&pf, 1, 50);
+        pump_io(&p);
+        if (now_ms() >= next_check) {
+            if (metric_sum("api_paused", NULL) > paused)
+                break;
+            next_check = now_ms() + 100;
+        }
+    }
+    assert_true(metric_sum("api_paused", NULL) > paused);
+    assert_true(p.answered < COUNT);
+    assert_int_equal(metric_sum("links_dropped_sendq", NULL), dropped);
+    assert_true(has_peer(pk));
+
+    /* We read again: every message arrives, every send is answered ok, the link stayed up. */
+    end = now_ms() + 4 * WAIT_MS;
+    while ((p.answered < COUNT || f.transports < COUNT + 1) && now_ms() < end) {
+        struct pollfd pf[2] = {{p.fd, pump_events(&p), 0}, {o->fd, POLLIN, 0}};
+        if (poll(pf, 2, 100) > 0 && (pf[1].revents & POLLIN))
+            fake_read_one(&f);
+        pump_io(&p);
+    }
+    assert_int_equal(p.ok, COUNT);
+    assert_int_equal(f.transports, COUNT + 1);
+    assert_int_equal(metric_sum("links_dropped_sendq", NULL), dropped);
+    assert_int_equal(metric_sum("e2e_drop_queue", NULL), queue_drops);
+    assert_true(has_peer(pk));
+    pump_free(&p);
+    close(o->fd);
+    gm_noise_cipher_wipe(&o->tx);
+    gm_noise_cipher_wipe(&o->rx);
+    free(o);
+    ident_free(&id);
+    assert_still_serving();
+}
+
+/* Read from fd until EOF (or the bound); returns the bytes (NUL-terminated), *len their count. */
+static char *read_until_eof(int fd, size_t *len)
+{
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap + 1);
+    *len = 0;
+    uint64_t end = now_ms() + 2 * WAIT_MS;
+    while (now_ms() < end) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 200) <= 0)
+            continue;
+        if (*len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+        }
+        ssize_t r = recv(fd, buf + *len, cap - *len, 0);
+        if (r <= 0)
+            break;
+        *len += (size_t)r;
+    }
+    buf[*len] = 0;
+    return buf;
+}
+
+static void test_slow_subscriber_gets_whole_lines_then_an_overflow_notice(void **state)
+{
+    (void)state;
+    enum { SIZE = 60000, COUNT = 300 }; /* ~24 MB of event lines: more than the 16 MiB queue */
+    long long overflows = metric_sum("api_overflow", NULL);
+    int sub = api_connect();
+    const char *req = "{\"op\":\"subscribe\",\"port\":\"ovf\"}\n";
+    assert_int_equal(write_all(sub, (const uint8_t *)req, strlen(req)), 0);
+    char ok[64];
+    size_t k = 0;
+    while (k < sizeof ok - 1 && read(sub, ok + k, 1) == 1 && ok[k] != '\n')
+        k++;
+    ok[k] = 0;
+    assert_non_null(strstr(ok, "\"ok\":true"));
+    /* Messages to the target itself go to its subscribers; ours does not read for now. */
+    api_pump p;
+    pump_init(&p, g_target_pk_b64, "ovf", SIZE, COUNT);
+    uint64_t end = now_ms() + 4 * WAIT_MS;
+    while (p.answered < COUNT && now_ms() < end) {
+        struct pollfd pf = {p.fd, pump_events(&p), 0};
+        poll(&pf, 1, 100);
+        pump_io(&p);
+    }
+    assert_int_equal(p.ok, COUNT);
+    pump_free(&p);
+    end = now_ms() + WAIT_MS;
+    while (metric_sum("api_overflow", NULL) <= overflows && now_ms() < end)
+        sleep_ms(50);
+    assert_true(metric_sum("api_overflow", NULL) > overflows);
+    /* Now read: only whole JSON lines, the messages queued before the overflow, then one
+     * overflow line saying how many were dropped, then the end of the connection. */
+    size_t len;
+    char *all = read_until_eof(sub, &len);
+    close(sub);
+    assert_true(len > 0 && all[len - 1] == '\n');
+    size_t messages = 0, lines = 0;
+    long long dropped = -1;
+    for (char *line = all, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = 0;
+        lines++;
+        json_t *j = json_loads(line, 0, NULL);
+        if (!j)
+            fail_msg("line %zu is not JSON (%zu bytes)", lines, strlen(line));
+        const char *ev = json_string_value(json_object_get(j, "event"));
+        assert_non_null(ev);
+        assert_true(dropped < 0); /* nothing after the overflow line */
+        if (!strcmp(ev, "message"))
+            messages++;
+        else if (!strcmp(ev, "overflow"))
+            dropped = (long long)json_integer_value(json_object_get(j, "dropped"));
+        json_decref(j);
+    }
+    free(all);
+    assert_true(dropped > 0);
+    assert_int_equal(messages + (size_t)dropped, COUNT);
+    assert_still_serving();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1126,6 +1550,9 @@ int main(void)
         cmocka_unit_test(test_relay_cannot_advertise_identities_without_certificates),
         cmocka_unit_test(test_spoofed_and_misrouted_data_is_dropped),
         cmocka_unit_test(test_halfopen_flood_from_one_address_does_not_block_peers),
+        cmocka_unit_test(test_halfopen_flood_from_many_addresses_does_not_block_peers),
+        cmocka_unit_test(test_local_sender_burst_waits_for_a_peer_that_stops_reading),
+        cmocka_unit_test(test_slow_subscriber_gets_whole_lines_then_an_overflow_notice),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -646,6 +646,38 @@ static void test_decoders_reject_wrong_type(void **state)
     }
 }
 
+
+/* A reader of 64 KiB frames costs no frame buffer until a frame arrives split across feeds;
+ * then it holds that frame's size, and gives a large buffer back once the frame is used. */
+static void test_reader_allocates_only_for_split_frames(void **state)
+{
+    (void)state;
+    gm_wire_reader_t *r;
+    static uint8_t in[2 + 60000];
+    const uint8_t *f;
+    size_t flen, c;
+    assert_int_equal(gm_wire_reader_new(&r, GM_WIRE_FRAME_MAX, NULL), 0);
+    size_t idle = gm_wire_reader_mem(r);
+    assert_true(idle < 1024);
+    fill(in + 2, 60000, 7);
+    in[0] = (uint8_t)(60000 >> 8);
+    in[1] = (uint8_t)(60000 & 0xff);
+    /* Whole frame in one feed: handed out from the input, nothing allocated. */
+    assert_int_equal(gm_wire_reader_feed(r, in, sizeof in, &c, &f, &flen, NULL), 1);
+    assert_int_equal(flen, 60000);
+    assert_int_equal(gm_wire_reader_mem(r), idle);
+    /* Split: buffered in memory of the frame's size (not the 64 KiB limit). */
+    assert_int_equal(gm_wire_reader_feed(r, in, 1000, &c, &f, &flen, NULL), 0);
+    assert_int_equal(gm_wire_reader_mem(r), idle + 60000);
+    assert_int_equal(gm_wire_reader_feed(r, in + 1000, sizeof in - 1000, &c, &f, &flen, NULL), 1);
+    assert_int_equal(flen, 60000);
+    assert_int_equal(f[59999], in[2 + 59999]);
+    /* The next feed no longer needs it. */
+    assert_int_equal(gm_wire_reader_feed(r, in, 1, &c, &f, &flen, NULL), 0);
+    assert_int_equal(gm_wire_reader_mem(r), idle);
+    gm_wire_reader_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -657,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_reader_refuses_zero_length_frame_and_stays_failed),
         cmocka_unit_test(test_reader_refuses_frame_over_limit),
         cmocka_unit_test(test_reader_reports_partial_frame_at_eof),
+        cmocka_unit_test(test_reader_allocates_only_for_split_frames),
         cmocka_unit_test(test_msg_type_rejects_unknown_and_empty),
         cmocka_unit_test(test_route_update_round_trip),
         cmocka_unit_test(test_route_update_entry_layout),

@@ -90,9 +90,13 @@ int gm_wire_frame_encode(const uint8_t *body, size_t len, uint8_t *out, size_t c
 /* Streaming frame reader: feed it whatever the socket returned, get whole frames. */
 typedef struct gm_wire_reader gm_wire_reader_t;
 
-/* New reader accepting frame bodies of 1..max_frame bytes (max_frame <= GM_WIRE_FRAME_MAX). */
+/* New reader accepting frame bodies of 1..max_frame bytes (max_frame <= GM_WIRE_FRAME_MAX).
+ * It allocates no frame buffer up front: only a frame that arrives split across feeds is
+ * buffered, in memory grown to that frame's size (a large buffer is released after use). */
 int gm_wire_reader_new(gm_wire_reader_t **out, size_t max_frame, gm_error *err);
 void gm_wire_reader_free(gm_wire_reader_t *r);
+/* Bytes the reader holds allocated now (its state and its frame buffer). */
+size_t gm_wire_reader_mem(const gm_wire_reader_t *r);
 /* Consume bytes from data[0..len) until a frame completes or the input runs out.
  * Returns 1 with *frame and *frame_len set when a frame is complete, 0 when all input
  * was consumed without completing one, or a negative code (GM_EPROTO for a
