@@ -36,6 +36,7 @@ static int code_for_status(int status)
     case 404: return GM_ENOTFOUND;
     case 409: return GM_ECONFLICT;
     case 413: return GM_ETOOBIG;
+    case 429: return GM_ENET; /* rate-limited: nothing was done, the same request may be sent again later */
     default: return status >= 500 ? GM_ENET : GM_EPROTO;
     }
 }

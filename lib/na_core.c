@@ -85,11 +85,47 @@ static int load_operators(gm_na_config *c, const json_t *ops, gm_error *err)
     return 0;
 }
 
+/* "rate_limit": {"per_ip_per_s", "burst", "auth_failures_per_ip_per_s", "auth_failures_burst",
+ * "tracked_ips"}, each optional. */
+static int load_rate_limit(gm_na_rate_limit *rl, const json_t *v, gm_error *err)
+{
+    static const char *const known[] = {"per_ip_per_s", "burst", "auth_failures_per_ip_per_s",
+                                        "auth_failures_burst", "tracked_ips", NULL};
+    if (v && !json_is_object(v))
+        return gm_error_set(err, GM_EFORMAT, "config.json: \"rate_limit\" must be an object");
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val)
+    {
+        int ok = 0;
+        for (size_t i = 0; known[i]; i++)
+            ok |= !strcmp(key, known[i]);
+        if (!ok)
+            return gm_error_set(err, GM_EFORMAT, "config.json: unknown member \"%s\" in \"rate_limit\"", key);
+    }
+    int64_t rate, burst, frate, fburst, tracked;
+    int rc;
+    if ((rc = get_int(v, "per_ip_per_s", GM_NA_DEFAULT_RATE_PER_IP_PER_S, 0, 1000000, &rate, err)) ||
+        (rc = get_int(v, "burst", GM_NA_DEFAULT_RATE_BURST, 1, 10000000, &burst, err)) ||
+        (rc = get_int(v, "auth_failures_per_ip_per_s", GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S, 0, 1000000, &frate,
+                      err)) ||
+        (rc = get_int(v, "auth_failures_burst", GM_NA_DEFAULT_AUTH_FAILURES_BURST, 1, 10000000, &fburst, err)) ||
+        (rc = get_int(v, "tracked_ips", GM_NA_DEFAULT_RATE_TRACKED_IPS, 16, 1 << 20, &tracked, err)))
+        return rc;
+    rl->per_ip_per_s = (unsigned)rate;
+    rl->burst = (unsigned)burst;
+    rl->auth_failures_per_ip_per_s = (unsigned)frate;
+    rl->auth_failures_burst = (unsigned)fburst;
+    rl->tracked_ips = (unsigned)tracked;
+    return 0;
+}
+
 int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
 {
     static const char *const known[] = {"network_name", "na_url", "listen", "db", "genesis", "na_key",
                                         "operator_keys", "max_body_bytes", "crl_next_update_hours",
-                                        "max_connections", NULL};
+                                        "max_connections", "max_connections_per_ip", "connection_timeout_s",
+                                        "rate_limit", NULL};
     char path[4096], *text = NULL;
     size_t len;
     json_error_t je;
@@ -121,7 +157,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
             break;
         }
     }
-    int64_t body = 0, nu = 0, conns = 0;
+    int64_t body = 0, nu = 0, conns = 0, per_ip = 0, timeout = 0;
     if (rc == 0 && ((rc = copy_str(cfg, "network_name", c->network_name, sizeof c->network_name, NULL, err)) ||
                     (rc = copy_str(cfg, "na_url", c->na_url, sizeof c->na_url, "http://127.0.0.1:8700", err)) ||
                     (rc = copy_str(cfg, "listen", c->listen, sizeof c->listen, "127.0.0.1:8700", err)) ||
@@ -132,13 +168,20 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                                   err)) ||
                     (rc = get_int(cfg, "crl_next_update_hours", GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS, 1, 24 * 366,
                                   &nu, err)) ||
-                    (rc = get_int(cfg, "max_connections", 256, 4, 65536, &conns, err)) ||
+                    (rc = get_int(cfg, "max_connections", GM_NA_DEFAULT_MAX_CONNECTIONS, 4, 65536, &conns, err)) ||
+                    (rc = get_int(cfg, "max_connections_per_ip", GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP, 0, 65536,
+                                  &per_ip, err)) ||
+                    (rc = get_int(cfg, "connection_timeout_s", GM_NA_DEFAULT_CONNECTION_TIMEOUT_S, 1, 3600, &timeout,
+                                  err)) ||
+                    (rc = load_rate_limit(&c->rate_limit, json_object_get(cfg, "rate_limit"), err)) ||
                     (rc = load_operators(c, json_object_get(cfg, "operator_keys"), err))))
         gm_error_prefix(err, "%s", path);
     json_decref(cfg);
     c->max_body_bytes = (size_t)body;
     c->crl_next_update_hours = nu;
     c->max_connections = (unsigned)conns;
+    c->max_connections_per_ip = (unsigned)per_ip;
+    c->connection_timeout_s = (unsigned)timeout;
     return rc;
 }
 
@@ -301,6 +344,10 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
         free(na);
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     }
+    if (na_ratelimit_init(&na->ratelimit, &na->cfg.rate_limit) != 0) {
+        gm_na_free(na);
+        return gm_error_set(err, GM_ENOMEM, "out of memory for the rate-limit table");
+    }
     char db[4096];
     if ((rc = load_genesis(na, err)) == 0 && (rc = load_key(na, err)) == 0 &&
         (rc = gm_na_config_path(&na->cfg, na->cfg.db_path, db, sizeof db, err)) == 0 &&
@@ -357,6 +404,7 @@ void gm_na_free(gm_na_t *na)
     free(na->crl_text);
     gm_signer_wipe(&na->key);
     na_metrics_free(&na->metrics);
+    na_ratelimit_free(&na->ratelimit);
     pthread_mutex_destroy(&na->crl_lock);
     free(na);
 }

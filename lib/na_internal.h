@@ -25,8 +25,10 @@ typedef int (*na_handler)(na_req *r);
 /* ---- routing (na_routes.c) ---- */
 
 enum {
-    NA_ROUTE_ADMIN = 1 << 0,  /* operator-signed: the router checks X-Admin-* before the handler */
-    NA_ROUTE_PREFIX = 1 << 1, /* path is a prefix ("/agents/"); the rest is in r->path_rest */
+    NA_ROUTE_ADMIN = 1 << 0,   /* operator-signed: the router checks X-Admin-* before the handler;
+                                  failed authentications are rate-limited per address */
+    NA_ROUTE_PREFIX = 1 << 1,  /* path is a prefix ("/agents/"); the rest is in r->path_rest */
+    NA_ROUTE_LIMITED = 1 << 2, /* unauthenticated and costly: per-address token bucket (rate_limit) */
 };
 
 typedef struct na_route {
@@ -41,6 +43,35 @@ extern const size_t na_n_routes;
 /* Index of the route for method+path, or -1 with *path_known set when only the method is wrong. */
 int na_route_find(const char *method, const char *path, int *path_known, const char **rest);
 
+/* ---- rate limiting (na_ratelimit.c) ---- */
+
+typedef enum na_rl_kind {
+    NA_RL_REQUESTS = 0,      /* NA_ROUTE_LIMITED routes: one token per request */
+    NA_RL_AUTH_FAILURES = 1, /* admin routes: checked before authenticating, one token per failure */
+    NA_RL_KINDS = 2
+} na_rl_kind;
+
+struct sockaddr;
+struct na_rl_entry;
+typedef struct na_ratelimit {
+    pthread_mutex_t lock;
+    unsigned rate[NA_RL_KINDS], burst[NA_RL_KINDS];
+    struct na_rl_entry *entries; /* cap slots, the first used in use */
+    int32_t *heads;              /* hash chains, mask + 1 of them */
+    uint32_t cap, used, mask;
+    int32_t lru_head, lru_tail;  /* most / least recently seen */
+    uint8_t hash_key[16];
+} na_ratelimit;
+
+int na_ratelimit_init(na_ratelimit *rl, const gm_na_rate_limit *cfg);
+void na_ratelimit_free(na_ratelimit *rl);
+/* 0 when addr may go ahead (taking one token of kind if take), otherwise the whole seconds
+ * until a token is back. A kind whose rate is 0 always answers 0. */
+unsigned na_ratelimit_check(na_ratelimit *rl, const struct sockaddr *addr, na_rl_kind kind, int take,
+                            int64_t now_ms);
+/* Addresses in the table now. */
+size_t na_ratelimit_tracked(na_ratelimit *rl);
+
 /* ---- metrics (na_metrics.c) ---- */
 
 #define NA_METRIC_STATUSES 16
@@ -50,6 +81,7 @@ typedef struct na_metrics {
     uint64_t *requests;
     int statuses[NA_METRIC_STATUSES];
     uint64_t joins, renewals, revocations, invites;
+    uint64_t rate_limited[NA_RL_KINDS]; /* 429s by na_rl_kind */
 } na_metrics;
 
 int na_metrics_init(na_metrics *m);
@@ -76,6 +108,7 @@ struct gm_na {
     gm_na_log_fn log;
     void *log_ctx;
     na_metrics metrics;
+    na_ratelimit ratelimit;
     na_revoke_hook_entry hooks[GM_NA_MAX_REVOKE_HOOKS];
     size_t n_hooks;
     /* the latest CRL, served without touching the database */
@@ -115,6 +148,7 @@ struct na_req {
     char *reply;           /* malloc'd */
     const char *content_type;
     char etag[80];
+    unsigned retry_after; /* seconds, sent as Retry-After when not 0 */
 };
 
 /* Reply with a JSON value (stolen) and a status. */

@@ -1,5 +1,6 @@
-/* NA metrics in the Prometheus text format: requests by endpoint and status (in memory,
- * since start), and gauges read from the store (certificates, CRL sequence, open invites). */
+/* NA metrics in the Prometheus text format: requests by endpoint and status and 429s by
+ * limit (in memory, since start), and gauges read from the store (certificates, CRL sequence,
+ * open invites). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,7 +123,9 @@ int na_handle_metrics(na_req *r)
         }
     }
     uint64_t joins = m->joins, renewals = m->renewals, revocations = m->revocations, invites = m->invites;
+    uint64_t limited_req = m->rate_limited[NA_RL_REQUESTS], limited_auth = m->rate_limited[NA_RL_AUTH_FAILURES];
     pthread_mutex_unlock(&m->lock);
+    size_t tracked = na_ratelimit_tracked(&na->ratelimit);
     sb_printf(&b,
               "# HELP gm_na_joins_total Certificates issued by POST /join since start.\n"
               "# TYPE gm_na_joins_total counter\ngm_na_joins_total %llu\n"
@@ -132,6 +135,13 @@ int na_handle_metrics(na_req *r)
               "# TYPE gm_na_revocations_total counter\ngm_na_revocations_total %llu\n"
               "# HELP gm_na_invites_created_total Invites created since start.\n"
               "# TYPE gm_na_invites_created_total counter\ngm_na_invites_created_total %llu\n"
+              "# HELP gm_na_rate_limited_total Requests refused with 429, by limit: requests (per-address "
+              "bucket of the unauthenticated endpoints) or admin_auth_failures.\n"
+              "# TYPE gm_na_rate_limited_total counter\n"
+              "gm_na_rate_limited_total{limit=\"requests\"} %llu\n"
+              "gm_na_rate_limited_total{limit=\"admin_auth_failures\"} %llu\n"
+              "# HELP gm_na_rate_limit_addresses Client addresses the rate limiter remembers now.\n"
+              "# TYPE gm_na_rate_limit_addresses gauge\ngm_na_rate_limit_addresses %zu\n"
               "# HELP gm_na_crl_sequence Sequence of the current CRL.\n"
               "# TYPE gm_na_crl_sequence gauge\ngm_na_crl_sequence %llu\n"
               "# HELP gm_na_invites_outstanding Unused, unexpired invites.\n"
@@ -139,7 +149,8 @@ int na_handle_metrics(na_req *r)
               "# HELP gm_na_certificates Certificates in the store (all states).\n"
               "# TYPE gm_na_certificates gauge\ngm_na_certificates %lld\n",
               (unsigned long long)joins, (unsigned long long)renewals, (unsigned long long)revocations,
-              (unsigned long long)invites, (unsigned long long)seq, (long long)open_invites, (long long)certs);
+              (unsigned long long)invites, (unsigned long long)limited_req, (unsigned long long)limited_auth,
+              tracked, (unsigned long long)seq, (long long)open_invites, (long long)certs);
     if (b.oom) {
         free(b.p);
         return na_reply_error(r, 500, "internal_error", "out of memory building metrics");

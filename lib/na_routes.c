@@ -1,4 +1,5 @@
-/* The NA's routing table: one line per endpoint. */
+/* The NA's routing table: one line per endpoint. NA_ROUTE_LIMITED marks the endpoints that
+ * anyone may call and that cost a signature check and a database transaction. */
 #include <string.h>
 
 #include "na_internal.h"
@@ -8,15 +9,15 @@ const na_route na_routes[] = {
     {"GET", "/genesis", 0, na_handle_genesis},
     {"GET", "/crl", 0, na_handle_crl},
     {"GET", "/metrics", 0, na_handle_metrics},
-    {"POST", "/join", 0, na_handle_join},
-    {"POST", "/renew", 0, na_handle_renew},
+    {"POST", "/join", NA_ROUTE_LIMITED, na_handle_join},
+    {"POST", "/renew", NA_ROUTE_LIMITED, na_handle_renew},
     {"POST", "/admin/invite", NA_ROUTE_ADMIN, na_handle_invite},
     {"POST", "/admin/revoke", NA_ROUTE_ADMIN, na_handle_revoke},
     {"GET", "/admin/nodes", NA_ROUTE_ADMIN, na_handle_nodes},
     {"POST", "/admin/clear-key", NA_ROUTE_ADMIN, na_handle_clear_key},
-    {"POST", "/agents", 0, na_handle_agents_register},
+    {"POST", "/agents", NA_ROUTE_LIMITED, na_handle_agents_register},
     {"GET", "/agents", 0, na_handle_agents_list},
-    {"DELETE", "/agents/", NA_ROUTE_PREFIX, na_handle_agents_delete},
+    {"DELETE", "/agents/", NA_ROUTE_PREFIX | NA_ROUTE_LIMITED, na_handle_agents_delete},
 };
 const size_t na_n_routes = sizeof na_routes / sizeof na_routes[0];
 

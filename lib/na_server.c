@@ -1,6 +1,8 @@
 /* The NA's HTTP layer on libmicrohttpd (a thread per connection, so a handler may block on
- * SQLite): body collection with a hard cap, routing, admin authentication, the error
- * envelope, response headers, metrics and the access log. */
+ * SQLite): connection limits, per-address rate limits, body collection with a hard cap,
+ * routing, admin authentication, the error envelope, response headers, metrics and the
+ * access log. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 
 #include <microhttpd.h>
 
+#include "gm/gmtime.h"
 #include "gm/util.h"
 #include "na_internal.h"
 
@@ -21,11 +24,14 @@
  * a stream that long is cut. */
 #define NA_DRAIN_MAX ((size_t)16 * 1024 * 1024)
 
-/* State MHD keeps for one request while its body arrives. */
+/* State MHD keeps for one request while its body arrives. A request over the body limit or
+ * over its rate limit has its body read and dropped (never buffered), then is refused. */
 typedef struct conn_ctx {
     char *buf;
     size_t len, cap;
     int too_big;
+    unsigned retry_after; /* rate-limited: seconds until the bucket has a token again */
+    na_rl_kind rl_kind;
     size_t drained;
     struct timespec started;
 } conn_ctx;
@@ -171,6 +177,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, na_req *r)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (r->etag[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
+    if (r->retry_after) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%u", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -188,12 +199,35 @@ static void req_init(na_req *r, gm_na_t *na, struct MHD_Connection *conn, const 
     gm_uuid4(r->request_id);
 }
 
+static const struct sockaddr *client_addr(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci ? ci->client_addr : NULL;
+}
+
+/* The client address as text, for the log line of a refused request. */
+static void addr_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
+{
+    snprintf(out, INET6_ADDRSTRLEN, "?");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, INET6_ADDRSTRLEN);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, INET6_ADDRSTRLEN);
+}
+
 static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
 {
     if (!r->reply)
         na_reply_error(r, 500, "internal_error", "the handler produced no reply");
     na_metrics_count(&na->metrics, route, r->status);
-    na_log(na, "%s %s %s -> %d %.1fms", r->request_id, r->method, r->path, r->status, ms_since(&cx->started));
+    if (r->status == 429) {
+        char from[INET6_ADDRSTRLEN];
+        addr_text(client_addr(r->conn), from);
+        na_log(na, "%s %s %s -> 429 %.1fms (rate limited: %s)", r->request_id, r->method, r->path,
+               ms_since(&cx->started), from);
+    } else {
+        na_log(na, "%s %s %s -> %d %.1fms", r->request_id, r->method, r->path, r->status, ms_since(&cx->started));
+    }
     enum MHD_Result ret = send_reply(r->conn, r);
     free(r->reply);
     json_decref(r->json);
@@ -208,7 +242,17 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
     int known = 0;
     const char *rest = "";
     int route = na_route_find(method, url, &known, &rest);
-    if (cx->too_big) {
+    if (cx->retry_after) {
+        r.retry_after = cx->retry_after;
+        na_metrics_add(&na->metrics, &na->metrics.rate_limited[cx->rl_kind], 1);
+        if (cx->rl_kind == NA_RL_AUTH_FAILURES)
+            na_reply_error(&r, 429, "rate_limited",
+                           "too many failed admin authentications from this address; retry in %u s",
+                           cx->retry_after);
+        else
+            na_reply_error(&r, 429, "rate_limited", "too many requests from this address; retry in %u s",
+                           cx->retry_after);
+    } else if (cx->too_big) {
         na_reply_error(&r, 413, "body_too_large", "request body is larger than %zu bytes", na->cfg.max_body_bytes);
     } else if (route < 0) {
         if (known)
@@ -224,6 +268,8 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
         }
         if (!(rt->flags & NA_ROUTE_ADMIN) || na_admin_authenticate(&r) == 0)
             rt->fn(&r);
+        else if (r.status >= 400 && r.status < 500) /* not 503: the client is not at fault */
+            na_ratelimit_check(&na->ratelimit, client_addr(conn), NA_RL_AUTH_FAILURES, 1, gm_mono_ms());
     }
     return finish(na, &r, route, cx);
 }
@@ -241,6 +287,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &cx->started);
         *con_cls = cx;
+        /* Rate limits are decided when the headers arrive, before any body is kept. */
+        int known;
+        const char *rest;
+        int route = na_route_find(method, url, &known, &rest);
+        unsigned flags = route >= 0 ? na_routes[route].flags : 0;
+        if (flags & (NA_ROUTE_LIMITED | NA_ROUTE_ADMIN)) {
+            /* Admin requests only need a failure token left; a failure takes it (dispatch). */
+            cx->rl_kind = (flags & NA_ROUTE_LIMITED) ? NA_RL_REQUESTS : NA_RL_AUTH_FAILURES;
+            cx->retry_after = na_ratelimit_check(&na->ratelimit, client_addr(conn), cx->rl_kind,
+                                                 cx->rl_kind == NA_RL_REQUESTS, gm_mono_ms());
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
@@ -258,7 +315,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (cx->too_big) {
+        if (cx->too_big || cx->retry_after) {
             cx->drained += n;
             return cx->drained > NA_DRAIN_MAX ? MHD_NO : MHD_YES;
         }
@@ -350,14 +407,19 @@ int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
     int rc = parse_listen(listen, &ss, &sslen, err);
     if (rc != 0)
         return rc;
+    /* A slow client holds a thread and a slot: idle ones are dropped after the timeout, and
+     * one address cannot take more than max_connections_per_ip of the slots. */
+    unsigned timeout = na->cfg.connection_timeout_s ? na->cfg.connection_timeout_s : GM_NA_DEFAULT_CONNECTION_TIMEOUT_S;
+    unsigned max_conns = na->cfg.max_connections ? na->cfg.max_connections : GM_NA_DEFAULT_MAX_CONNECTIONS;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
                      MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     na->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, na, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, na,
                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
-                                  on_completed, na, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                  MHD_OPTION_CONNECTION_LIMIT, na->cfg.max_connections, MHD_OPTION_END);
+                                  on_completed, na, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+                                  MHD_OPTION_CONNECTION_LIMIT, max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                  na->cfg.max_connections_per_ip, MHD_OPTION_END);
     if (!na->daemon)
         return gm_error_set(err, GM_EIO, "cannot listen on %s (address in use or not allowed?)", listen);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(na->daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -15,11 +15,28 @@
 #define GM_NA_DEFAULT_PORT 8700
 #define GM_NA_DEFAULT_MAX_BODY 65536
 #define GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS 168
+#define GM_NA_DEFAULT_MAX_CONNECTIONS 256
+#define GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP 64
+#define GM_NA_DEFAULT_CONNECTION_TIMEOUT_S 10
+#define GM_NA_DEFAULT_RATE_PER_IP_PER_S 200
+#define GM_NA_DEFAULT_RATE_BURST 2000
+#define GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S 1
+#define GM_NA_DEFAULT_AUTH_FAILURES_BURST 20
+#define GM_NA_DEFAULT_RATE_TRACKED_IPS 16384
 
 typedef struct gm_na_operator {
     char key_id[GM_KEY_ID_MAX];
     uint8_t pk[GM_PK_LEN];
 } gm_na_operator;
+
+/* config.json "rate_limit": per-source-address token buckets (IPv6 counted per /64). */
+typedef struct gm_na_rate_limit {
+    unsigned per_ip_per_s;               /* POST /join, /renew, /agents, DELETE /agents/...; 0 = off */
+    unsigned burst;
+    unsigned auth_failures_per_ip_per_s; /* failed admin authentications; 0 = off */
+    unsigned auth_failures_burst;
+    unsigned tracked_ips;                /* addresses remembered; the least recently seen is forgotten */
+} gm_na_rate_limit;
 
 /* What config.json holds (written by `genesis-mesh init`). Paths are absolute or relative
  * to dir. */
@@ -34,6 +51,9 @@ typedef struct gm_na_config {
     size_t max_body_bytes;
     int64_t crl_next_update_hours;
     unsigned max_connections;
+    unsigned max_connections_per_ip; /* 0 = no per-address limit */
+    unsigned connection_timeout_s;   /* idle connections are closed after this */
+    gm_na_rate_limit rate_limit;
     size_t n_operators;
     gm_na_operator operators[GM_NA_MAX_OPERATORS];
 } gm_na_config;
