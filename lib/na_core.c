@@ -103,7 +103,7 @@ static int load_rate_limit(gm_na_rate_limit *rl, const json_t *v, gm_error *err)
         if (!ok)
             return gm_error_set(err, GM_EFORMAT, "config.json: unknown member \"%s\" in \"rate_limit\"", key);
     }
-    int64_t rate, burst, frate, fburst, tracked;
+    int64_t rate = 0, burst = 0, frate = 0, fburst = 0, tracked = 0;
     int rc;
     if ((rc = get_int(v, "per_ip_per_s", GM_NA_DEFAULT_RATE_PER_IP_PER_S, 0, 1000000, &rate, err)) ||
         (rc = get_int(v, "burst", GM_NA_DEFAULT_RATE_BURST, 1, 10000000, &burst, err)) ||

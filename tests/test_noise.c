@@ -75,7 +75,7 @@ static int parse_protocol(const char *proto, gm_noise_pattern *p)
 static void replay_vector(json_t *v, gm_noise_pattern pattern)
 {
     uint8_t prologue[256], key[32], sk[32], rs[32], expect[BUF];
-    size_t plen, elen;
+    size_t plen = 0, elen = 0;
     gm_noise_handshake_t *side[2] = {NULL, NULL};
     const char *pfx[2] = {"init_", "resp_"};
     gm_error err = {0};
@@ -104,7 +104,7 @@ static void replay_vector(json_t *v, gm_noise_pattern pattern)
     for (size_t i = 0; i < json_array_size(msgs); i++) {
         json_t *m = json_array_get(msgs, i);
         int from = (int)(i % 2), to = 1 - from;
-        size_t pl_len, out_len, got_len;
+        size_t pl_len = 0, out_len = 0, got_len = 0;
         assert_int_equal(hex_decode(json_string_value(json_object_get(m, "payload")), buf_a, BUF,
                                     &pl_len), 0);
         assert_int_equal(hex_decode(json_string_value(json_object_get(m, "ciphertext")), expect,
