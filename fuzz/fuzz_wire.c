@@ -47,8 +47,13 @@ static void decode_all(const uint8_t *m, size_t len)
     }
     if (gm_wire_crl_request_decode(m, len, &err) == 0 && len != 1)
         abort();
-    if (gm_wire_crl_data_decode(m, len, &b, &blen, &err) == 0) {
-        if (gm_wire_crl_data_encode(b, blen, out, sizeof out, &olen, &err) != 0)
+    gm_wire_crl_chunk ck;
+    if (gm_wire_crl_data_decode(m, len, &ck, &err) == 0) {
+        if (ck.len == 0 || ck.len > GM_WIRE_CRL_CHUNK_MAX || ck.total_len == 0 ||
+            ck.total_len > GM_WIRE_CRL_TOTAL_MAX || (uint64_t)ck.offset + ck.len > ck.total_len ||
+            ck.data != m + 1 + GM_WIRE_CRL_DATA_HEADER || ck.data + ck.len != m + len)
+            abort();
+        if (gm_wire_crl_data_encode(&ck, out, sizeof out, &olen, &err) != 0)
             abort();
         same(m, len, out, olen);
     }

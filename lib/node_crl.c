@@ -179,6 +179,128 @@ void node_crl_poll_soon(gm_node *n)
     n->next_crl_poll_ms = 0;
 }
 
+/* ---- chunked transfer ---- */
+
+void node_crl_rx_reset(node_crl_rx *rx, size_t *budget)
+{
+    if (budget)
+        *budget -= *budget < rx->have ? *budget : rx->have;
+    free(rx->buf);
+    memset(rx, 0, sizeof *rx);
+}
+
+int node_crl_rx_feed(node_crl_rx *rx, const gm_wire_crl_chunk *c, uint64_t now, size_t *budget, gm_error *err)
+{
+    if (c->len == 0 || c->total_len == 0 || c->total_len > GM_WIRE_CRL_TOTAL_MAX ||
+        (uint64_t)c->offset + c->len > c->total_len) {
+        node_crl_rx_reset(rx, budget);
+        return gm_error_set(err, GM_EPROTO, "CRL chunk out of bounds");
+    }
+    if (c->offset == 0) {
+        node_crl_rx_reset(rx, budget); /* a new transfer replaces the one in flight */
+        rx->active = 1;
+        rx->sequence = c->sequence;
+        rx->total = c->total_len;
+        rx->started_ms = now;
+    } else if (!rx->active) {
+        return gm_error_set(err, GM_EPROTO, "CRL chunk at offset %lu without its start", (unsigned long)c->offset);
+    } else if (now - rx->started_ms > NODE_CRL_RX_TIMEOUT_MS) {
+        node_crl_rx_reset(rx, budget);
+        return gm_error_set(err, GM_ETIMEOUT, "CRL transfer took longer than %d ms", NODE_CRL_RX_TIMEOUT_MS);
+    } else if (c->sequence != rx->sequence || c->total_len != rx->total || c->offset != rx->have) {
+        uint32_t have = rx->have;
+        node_crl_rx_reset(rx, budget);
+        return gm_error_set(err, GM_EPROTO, "CRL chunk at offset %lu does not continue the transfer (expected %lu)",
+                            (unsigned long)c->offset, (unsigned long)have);
+    }
+    if (budget && *budget + c->len > NODE_CRL_RX_BUDGET) {
+        node_crl_rx_reset(rx, budget);
+        return gm_error_set(err, GM_ETOOBIG, "CRL transfers in flight exceed %u bytes", NODE_CRL_RX_BUDGET);
+    }
+    uint8_t *nb = realloc(rx->buf, (size_t)rx->have + c->len);
+    if (!nb) {
+        node_crl_rx_reset(rx, budget);
+        return gm_error_set(err, GM_ENOMEM, "out of memory reassembling a CRL");
+    }
+    rx->buf = nb;
+    memcpy(rx->buf + rx->have, c->data, c->len);
+    rx->have += (uint32_t)c->len;
+    if (budget)
+        *budget += c->len;
+    return rx->have == rx->total ? 1 : 0;
+}
+
+typedef struct crl_link {
+    node_crl_rx rx;
+    char *tx;          /* CRL text being sent, NULL when idle */
+    size_t tx_len, tx_off;
+    uint64_t tx_seq;
+} crl_link;
+
+static crl_link *link_state(node_link *l)
+{
+    if (!l->crl_state)
+        l->crl_state = calloc(1, sizeof(crl_link));
+    return l->crl_state;
+}
+
+void node_crl_link_free(node_link *l)
+{
+    crl_link *s = l->crl_state;
+    if (!s)
+        return;
+    node_crl_rx_reset(&s->rx, &l->node->crl_rx_bytes);
+    free(s->tx);
+    free(s);
+    l->crl_state = NULL;
+}
+
+/* Send the next chunks of the CRL in flight to l, in order, while its send queue is short. */
+static void pump(node_link *l)
+{
+    crl_link *s = l->crl_state;
+    uint8_t *buf = NULL;
+    gm_error err = {0};
+    if (!s || !s->tx)
+        return;
+    while (s->tx_off < s->tx_len && l->state == LINK_UP &&
+           uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) < NODE_SENDQ_HIGH) {
+        if (!buf && !(buf = malloc(1 + GM_WIRE_CRL_DATA_HEADER + GM_WIRE_CRL_CHUNK_MAX)))
+            break;
+        size_t n = s->tx_len - s->tx_off;
+        if (n > GM_WIRE_CRL_CHUNK_MAX)
+            n = GM_WIRE_CRL_CHUNK_MAX;
+        gm_wire_crl_chunk c = {.sequence = s->tx_seq, .total_len = (uint32_t)s->tx_len, .offset = (uint32_t)s->tx_off,
+                               .data = (const uint8_t *)s->tx + s->tx_off, .len = n};
+        size_t olen;
+        if (gm_wire_crl_data_encode(&c, buf, 1 + GM_WIRE_CRL_DATA_HEADER + GM_WIRE_CRL_CHUNK_MAX, &olen, &err) != 0 ||
+            node_link_send(l, buf, olen) != 0) {
+            s->tx_off = s->tx_len;
+            break;
+        }
+        s->tx_off += n;
+    }
+    free(buf);
+    if (s->tx_off >= s->tx_len || l->state != LINK_UP) {
+        free(s->tx);
+        s->tx = NULL;
+    }
+}
+
+static void crl_link_tick(gm_node *n, uint64_t now)
+{
+    for (node_link *l = n->links; l; l = l->next) {
+        crl_link *s = l->crl_state;
+        if (!s)
+            continue;
+        if (s->rx.active && now - s->rx.started_ms > NODE_CRL_RX_TIMEOUT_MS) {
+            node_crl_rx_reset(&s->rx, &n->crl_rx_bytes);
+            l->crl_requested = 0;
+        }
+        pump(l);
+    }
+}
+
 /* ---- polling the NA on the thread pool ---- */
 
 typedef struct crl_poll {
@@ -238,6 +360,7 @@ static void poll_done(uv_work_t *req, int status)
 
 void node_crl_tick(gm_node *n, uint64_t now)
 {
+    crl_link_tick(n, now);
     long every = poll_every(n);
     if (every < 0 || !n->na_url[0] || n->crl_poll_busy || n->stopping || now < n->next_crl_poll_ms)
         return;
@@ -290,21 +413,51 @@ void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *
         if (!n->have_crl || (l->crl_sent_ms && now - l->crl_sent_ms < 1000))
             return;
         l->crl_sent_ms = now;
+        crl_link *s = link_state(l);
         char *text = gm_crl_dump(&n->crl, 0);
         size_t tlen = text ? strlen(text) : 0;
-        uint8_t *buf = text ? malloc(tlen + 8) : NULL;
-        if (buf && gm_wire_crl_data_encode((const uint8_t *)text, tlen, buf, tlen + 8, &olen, &err) == 0)
-            node_link_send(l, buf, olen);
-        free(buf);
-        free(text);
+        if (!s || !text || tlen == 0 || tlen > GM_WIRE_CRL_TOTAL_MAX) {
+            free(text);
+            return;
+        }
+        free(s->tx); /* a transfer still going on is restarted with the current CRL */
+        s->tx = text;
+        s->tx_len = tlen;
+        s->tx_off = 0;
+        s->tx_seq = n->crl.sequence;
+        pump(l);
     } else if (type == GM_WIRE_CRL_DATA) {
-        const uint8_t *crl;
-        size_t clen;
-        l->crl_requested = 0;
-        if (gm_wire_crl_data_decode(msg, len, &crl, &clen, &err) != 0) {
+        gm_wire_crl_chunk c;
+        if (gm_wire_crl_data_decode(msg, len, &c, &err) != 0) {
             node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, "bad CRL_DATA");
             return;
         }
-        offer(n, (const char *)crl, clen, "peer");
+        crl_link *s = link_state(l);
+        if (!s)
+            return;
+        /* Chunks of a CRL no newer than ours are not worth holding (the signed text decides
+         * in the end; a sender lying about the sequence only hurts itself). */
+        if (n->have_crl && c.sequence <= n->crl.sequence) {
+            if (s->rx.active)
+                node_crl_rx_reset(&s->rx, &n->crl_rx_bytes);
+            l->crl_requested = 0;
+            return;
+        }
+        int rc = node_crl_rx_feed(&s->rx, &c, node_now_ms(n), &n->crl_rx_bytes, &err);
+        if (rc == 0)
+            return;
+        l->crl_requested = 0;
+        if (rc < 0) {
+            n->m.crl_refused++;
+            node_log(n, GM_LOG_WARN, "crl_refused", json_pack("{s:s,s:s}", "source", "peer", "error", err.msg));
+            return;
+        }
+        /* Take the text out first: installing may close this very link. */
+        uint8_t *text = s->rx.buf;
+        size_t tlen = s->rx.total;
+        s->rx.buf = NULL;
+        node_crl_rx_reset(&s->rx, &n->crl_rx_bytes);
+        offer(n, (const char *)text, tlen, "peer");
+        free(text);
     }
 }

@@ -99,6 +99,7 @@ struct node_link {
     int pings_missed;
     int crl_requested;
     uint64_t crl_sent_ms;
+    void *crl_state;          /* owned by node_crl.c: CRL chunks in flight both ways */
     void *route_state;        /* owned by node_routing.c */
     /* Backpressure (send side): congested from above NODE_SENDQ_HIGH until below NODE_SENDQ_LOW. */
     int congested;
@@ -180,6 +181,7 @@ struct gm_node {
     char crl_etag[256];
     int crl_poll_busy;
     uint64_t next_crl_poll_ms;
+    size_t crl_rx_bytes;      /* bytes held by CRL reassemblies of all links */
     int self_revoked;
     int exit_rc;              /* set when the node stops on its own (revoked): gm_node_run's result */
     char exit_msg[256];
@@ -262,6 +264,28 @@ void node_crl_poll_soon(gm_node *n);
 void node_crl_tick(gm_node *n, uint64_t now);
 void node_crl_on_link_up(gm_node *n, node_link *l);
 void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len);
+/* Free l's CRL transfer state (when the link is freed). */
+void node_crl_link_free(node_link *l);
+
+/* Reassembly of one CRL sent in CRL_DATA chunks (one in flight per link). Chunks must come in
+ * order without gaps or overlaps; a chunk at offset 0 starts over. The buffer grows with the
+ * chunks received (never to the announced total up front). */
+#define NODE_CRL_RX_TIMEOUT_MS 30000
+/* All reassemblies of a node together hold at most this many bytes. */
+#define NODE_CRL_RX_BUDGET (32u << 20)
+typedef struct node_crl_rx {
+    int active;
+    uint64_t sequence;
+    uint32_t total, have;
+    uint8_t *buf;
+    uint64_t started_ms;
+} node_crl_rx;
+/* Add chunk c received at now. Returns 1 when the CRL is complete (rx->buf[0..rx->total)
+ * holds it; call node_crl_rx_reset after use), 0 when more chunks are needed, or a negative
+ * code (the reassembly is dropped) for a chunk that does not continue it, a timeout, or when
+ * *budget (bytes held by all reassemblies, updated) would exceed NODE_CRL_RX_BUDGET. */
+int node_crl_rx_feed(node_crl_rx *rx, const gm_wire_crl_chunk *c, uint64_t now, size_t *budget, gm_error *err);
+void node_crl_rx_reset(node_crl_rx *rx, size_t *budget);
 
 /* node_routing.c */
 int node_routing_init(gm_node *n, gm_error *err);

@@ -218,6 +218,7 @@ static void on_closed(uv_handle_t *h)
         free(l->held);
     }
     free(l->rest);
+    node_crl_link_free(l);
     free(l);
 }
 

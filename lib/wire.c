@@ -30,6 +30,19 @@ static uint64_t get64(const uint8_t *p)
     return v;
 }
 
+static uint32_t get32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
 static void put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)(v >> 8);
@@ -272,7 +285,7 @@ static int u64_decode(uint8_t type, const uint8_t *msg, size_t len, uint64_t *v,
     return 0;
 }
 
-/* Opaque documents: type || bytes (CRL_DATA, CERT). */
+/* Opaque documents: type || bytes (CERT). */
 static int blob_encode(uint8_t type, const uint8_t *b, size_t blen, uint8_t *out, size_t cap,
                        size_t *out_len, gm_error *err)
 {
@@ -476,16 +489,58 @@ int gm_wire_crl_request_decode(const uint8_t *msg, size_t len, gm_error *err)
     return 0;
 }
 
-int gm_wire_crl_data_encode(const uint8_t *crl, size_t crl_len, uint8_t *out, size_t cap,
-                            size_t *out_len, gm_error *err)
+/* Bounds of a CRL chunk, shared by the encoder and the decoder. */
+static int crl_chunk_check(const gm_wire_crl_chunk *c, int code, gm_error *err)
 {
-    return blob_encode(GM_WIRE_CRL_DATA, crl, crl_len, out, cap, out_len, err);
+    if (c->len == 0 || c->len > GM_WIRE_CRL_CHUNK_MAX)
+        return gm_error_set(err, code, "CRL_DATA chunk of %zu bytes: must be 1..%d", c->len,
+                            GM_WIRE_CRL_CHUNK_MAX);
+    if (c->total_len == 0 || c->total_len > GM_WIRE_CRL_TOTAL_MAX)
+        return gm_error_set(err, code, "CRL_DATA total length %lu: must be 1..%u",
+                            (unsigned long)c->total_len, GM_WIRE_CRL_TOTAL_MAX);
+    if ((uint64_t)c->offset + c->len > c->total_len)
+        return gm_error_set(err, code, "CRL_DATA chunk at %lu of %zu bytes overruns total length %lu",
+                            (unsigned long)c->offset, c->len, (unsigned long)c->total_len);
+    return 0;
 }
 
-int gm_wire_crl_data_decode(const uint8_t *msg, size_t len, const uint8_t **crl,
-                            size_t *crl_len, gm_error *err)
+int gm_wire_crl_data_encode(const gm_wire_crl_chunk *c, uint8_t *out, size_t cap,
+                            size_t *out_len, gm_error *err)
 {
-    return blob_decode(GM_WIRE_CRL_DATA, msg, len, crl, crl_len, err);
+    int rc;
+    if (!c || !c->data)
+        return gm_error_set(err, GM_EINVAL, "CRL_DATA chunk has no data");
+    if ((rc = crl_chunk_check(c, GM_ETOOBIG, err)) < 0)
+        return rc;
+    size_t need = 1 + GM_WIRE_CRL_DATA_HEADER + c->len;
+    if ((rc = check_out(out, cap, need, "CRL_DATA", err)) < 0)
+        return rc;
+    memmove(out + 1 + GM_WIRE_CRL_DATA_HEADER, c->data, c->len);
+    out[0] = GM_WIRE_CRL_DATA;
+    put64(out + 1, c->sequence);
+    put32(out + 9, c->total_len);
+    put32(out + 13, c->offset);
+    *out_len = need;
+    return 0;
+}
+
+int gm_wire_crl_data_decode(const uint8_t *msg, size_t len, gm_wire_crl_chunk *c,
+                            gm_error *err)
+{
+    int rc = check_msg(msg, len, GM_WIRE_CRL_DATA, err);
+    if (rc < 0)
+        return rc;
+    if (len < 1 + GM_WIRE_CRL_DATA_HEADER + 1)
+        return gm_error_set(err, GM_EPROTO, "CRL_DATA message of %zu bytes is too short", len);
+    gm_wire_crl_chunk t = {.sequence = get64(msg + 1),
+                           .total_len = get32(msg + 9),
+                           .offset = get32(msg + 13),
+                           .data = msg + 1 + GM_WIRE_CRL_DATA_HEADER,
+                           .len = len - 1 - GM_WIRE_CRL_DATA_HEADER};
+    if ((rc = crl_chunk_check(&t, GM_EPROTO, err)) < 0)
+        return rc;
+    *c = t;
+    return 0;
 }
 
 int gm_wire_ping_encode(uint64_t nonce, uint8_t *out, size_t cap, size_t *out_len, gm_error *err)

@@ -1,5 +1,5 @@
 /* Unit tests of the node runtime's pure parts: the peer trust check, CRL acceptance
- * rules and the end-to-end replay window. */
+ * rules, reassembly of CRL_DATA chunks and the end-to-end replay window. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +16,8 @@
 #include "gm/node.h"
 #include "gm/noise.h"
 #include "gm/util.h"
+#include "gm/wire.h"
+#include "node_internal.h"
 
 typedef struct fixture {
     gm_signer root, na, other_na, node, stranger;
@@ -331,6 +333,178 @@ static void test_replay_slots_reused_after_advance(void **state)
     assert_int_equal(take(&w, 3 * GM_REPLAY_WINDOW_BITS + 3), -1);
 }
 
+/* ---- CRL_DATA reassembly ---- */
+
+static gm_crl make_big_crl(fixture *f, uint64_t seq, int n)
+{
+    gm_crl crl;
+    gm_error err = {0};
+    char ts[GM_TIME_STRLEN], id[40];
+    gm_time_format(&f->now, ts);
+    json_t *rev = json_array();
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", i);
+        json_array_append_new(rev, json_pack("{s:s,s:s,s:s,s:s}", "certificate_id", id, "revoked_at", ts, "reason",
+                                             "key_compromise", "issuer", "na-local"));
+    }
+    assert_int_equal(gm_crl_issue(&crl, &f->na, seq, rev, f->now, 86400, &err), 0);
+    json_decref(rev);
+    return crl;
+}
+
+/* Send text as a sender does (chunks through the wire codec), feed every chunk to rx.
+ * Returns the last feed result; *chunks counts the chunks. */
+static int transfer(node_crl_rx *rx, size_t *budget, uint64_t seq, const char *text, size_t len, int *chunks)
+{
+    static uint8_t msg[GM_WIRE_MSG_MAX];
+    int rc = 0;
+    *chunks = 0;
+    for (size_t off = 0; off < len; off += GM_WIRE_CRL_CHUNK_MAX) {
+        size_t n = len - off < GM_WIRE_CRL_CHUNK_MAX ? len - off : GM_WIRE_CRL_CHUNK_MAX, mlen;
+        gm_wire_crl_chunk c = {.sequence = seq, .total_len = (uint32_t)len, .offset = (uint32_t)off,
+                               .data = (const uint8_t *)text + off, .len = n}, d;
+        assert_int_equal(gm_wire_crl_data_encode(&c, msg, sizeof msg, &mlen, NULL), 0);
+        assert_int_equal(gm_wire_crl_data_decode(msg, mlen, &d, NULL), 0);
+        rc = node_crl_rx_feed(rx, &d, 1000, budget, NULL);
+        (*chunks)++;
+        if (off + n < len)
+            assert_int_equal(rc, 0);
+    }
+    return rc;
+}
+
+static void test_crl_chunks_reassemble_large_crl(void **state)
+{
+    fixture *f = *state;
+    gm_crl c1 = make_crl(f, &f->na, 1, NULL), big = make_big_crl(f, 2, 1200);
+    char *text = gm_crl_dump(&big, 0);
+    size_t len = strlen(text);
+    assert_true(len > 2 * GM_WIRE_CRL_CHUNK_MAX); /* would never fit one transport message */
+    node_crl_rx rx = {0};
+    size_t budget = 0;
+    int chunks;
+    assert_int_equal(transfer(&rx, &budget, 2, text, len, &chunks), 1);
+    assert_true(chunks >= 3);
+    assert_int_equal(rx.total, len);
+    assert_int_equal(budget, len);
+    assert_memory_equal(rx.buf, text, len);
+    gm_crl out;
+    gm_error err = {0};
+    assert_int_equal(gm_node_crl_accept(&c1, f->na.pk, (const char *)rx.buf, rx.total, &out, &err), 0);
+    assert_int_equal(out.sequence, 2);
+    assert_int_equal(out.n_revoked, 1200);
+    const char *why = NULL;
+    assert_true(gm_crl_contains(&out, "00000000-0000-4000-8000-000000001199", &why));
+    gm_crl_free(&out);
+    node_crl_rx_reset(&rx, &budget);
+    assert_int_equal(budget, 0);
+    assert_null(rx.buf);
+
+    /* One byte changed in a middle chunk (still valid JSON): the whole CRL fails the signature. */
+    char *p = strstr(text, "8000-000000000600");
+    assert_non_null(p);
+    assert_true((size_t)(p - text) > GM_WIRE_CRL_CHUNK_MAX);
+    p[5] = '9'; /* ...-900000000600: a revocation no one issued */
+    assert_int_equal(transfer(&rx, &budget, 2, text, len, &chunks), 1);
+    assert_int_equal(gm_node_crl_accept(&c1, f->na.pk, (const char *)rx.buf, rx.total, &out, &err), GM_ESIG);
+    node_crl_rx_reset(&rx, &budget);
+    assert_int_equal(budget, 0);
+    free(text);
+    gm_crl_free(&big);
+    gm_crl_free(&c1);
+}
+
+static void test_crl_chunks_refuse_bad_sequences(void **state)
+{
+    (void)state;
+    static uint8_t data[100];
+    memset(data, 'x', sizeof data);
+    node_crl_rx rx = {0};
+    size_t budget = 0;
+    gm_wire_crl_chunk c = {.sequence = 7, .total_len = 30, .offset = 0, .data = data, .len = 10};
+
+    /* A chunk without its start. */
+    c.offset = 10;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), GM_EPROTO);
+    /* Gap: 0..10 then 20..30. */
+    c.offset = 0;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), 0);
+    assert_int_equal(budget, 10);
+    c.offset = 20;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), GM_EPROTO);
+    assert_false(rx.active);
+    assert_null(rx.buf);
+    assert_int_equal(budget, 0);
+    /* Overlap: 0..10 then 5..15. */
+    c.offset = 0;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), 0);
+    c.offset = 5;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), GM_EPROTO);
+    assert_int_equal(budget, 0);
+    /* Sequence or total changes mid-transfer. */
+    c.offset = 0;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), 0);
+    c.offset = 10;
+    c.sequence = 8;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), GM_EPROTO);
+    c.sequence = 7;
+    c.offset = 0;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), 0);
+    c.offset = 10;
+    c.total_len = 40;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), GM_EPROTO);
+    c.total_len = 30;
+    /* A new start replaces the transfer in flight. */
+    c.offset = 0;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), 0);
+    c.sequence = 9;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), 0);
+    assert_int_equal(rx.sequence, 9);
+    assert_int_equal(budget, 10);
+    /* Too slow. */
+    c.offset = 10;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, NODE_CRL_RX_TIMEOUT_MS + 1, &budget, NULL), GM_ETIMEOUT);
+    assert_int_equal(budget, 0);
+    /* In order it completes. */
+    for (uint32_t off = 0; off < 30; off += 10) {
+        c.offset = off;
+        assert_int_equal(node_crl_rx_feed(&rx, &c, 5, &budget, NULL), off == 20 ? 1 : 0);
+    }
+    node_crl_rx_reset(&rx, &budget);
+    assert_int_equal(budget, 0);
+}
+
+static void test_crl_chunks_refuse_oversize_without_allocating(void **state)
+{
+    (void)state;
+    static uint8_t data[GM_WIRE_CRL_CHUNK_MAX];
+    memset(data, 'x', sizeof data);
+    node_crl_rx rx = {0};
+    size_t budget = 0;
+    /* Announced total above the cap: refused before anything is held. */
+    gm_wire_crl_chunk c = {.sequence = 1, .total_len = GM_WIRE_CRL_TOTAL_MAX + 1, .offset = 0, .data = data, .len = 10};
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), GM_EPROTO);
+    assert_null(rx.buf);
+    assert_false(rx.active);
+    assert_int_equal(budget, 0);
+    c.total_len = UINT32_MAX;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), GM_EPROTO);
+    assert_null(rx.buf);
+    /* The largest total is accepted, but only what arrived is held. */
+    c.total_len = GM_WIRE_CRL_TOTAL_MAX;
+    assert_int_equal(node_crl_rx_feed(&rx, &c, 0, &budget, NULL), 0);
+    assert_int_equal(rx.have, 10);
+    assert_int_equal(budget, 10);
+    node_crl_rx_reset(&rx, &budget);
+    /* The node-wide budget bounds all reassemblies together. */
+    node_crl_rx other = {0};
+    size_t full = NODE_CRL_RX_BUDGET - 5;
+    c.len = 10;
+    assert_int_equal(node_crl_rx_feed(&other, &c, 0, &full, NULL), GM_ETOOBIG);
+    assert_null(other.buf);
+    assert_int_equal(full, NODE_CRL_RX_BUDGET - 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +518,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crl_accepts_first_and_higher, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crl_refuses_lower_or_equal_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crl_refuses_bad_signature, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_chunks_reassemble_large_crl, setup, teardown),
+        cmocka_unit_test(test_crl_chunks_refuse_bad_sequences),
+        cmocka_unit_test(test_crl_chunks_refuse_oversize_without_allocating),
         cmocka_unit_test(test_replay_refuses_duplicates),
         cmocka_unit_test(test_replay_accepts_reordering_inside_window),
         cmocka_unit_test(test_replay_refuses_too_old),

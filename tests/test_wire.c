@@ -476,6 +476,106 @@ static void test_crl_request_is_exactly_one_byte(void **state)
     assert_int_equal(gm_wire_crl_request_decode(msgbuf, 1, NULL), GM_EPROTO);
 }
 
+static size_t enc_chunk(uint64_t seq, uint32_t total, uint32_t off, const uint8_t *d, size_t n)
+{
+    gm_wire_crl_chunk c = {.sequence = seq, .total_len = total, .offset = off, .data = d, .len = n};
+    size_t len = 0;
+    int rc = gm_wire_crl_data_encode(&c, msgbuf, sizeof msgbuf, &len, NULL);
+    return rc == 0 ? len : 0;
+}
+
+static void test_crl_data_chunks_round_trip(void **state)
+{
+    (void)state;
+    static uint8_t doc[GM_WIRE_CRL_CHUNK_MAX + 1];
+    fill(doc, sizeof doc, 5);
+    gm_wire_crl_chunk c;
+    /* A full-size chunk at the end of the largest CRL. */
+    size_t len = enc_chunk(0x0102030405060708ULL, GM_WIRE_CRL_TOTAL_MAX,
+                           GM_WIRE_CRL_TOTAL_MAX - GM_WIRE_CRL_CHUNK_MAX, doc, GM_WIRE_CRL_CHUNK_MAX);
+    assert_int_equal(len, 1 + GM_WIRE_CRL_DATA_HEADER + GM_WIRE_CRL_CHUNK_MAX);
+    assert_true(len <= GM_WIRE_MSG_MAX);
+    static const uint8_t hdr[] = {GM_WIRE_CRL_DATA, 1, 2, 3, 4, 5, 6, 7, 8, 0x00, 0x80, 0x00, 0x00, 0x00, 0x7f, 0x15, 0xa0};
+    assert_memory_equal(msgbuf, hdr, sizeof hdr);
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &c, NULL), 0);
+    assert_int_equal(c.sequence, 0x0102030405060708ULL);
+    assert_int_equal(c.total_len, GM_WIRE_CRL_TOTAL_MAX);
+    assert_int_equal(c.offset, GM_WIRE_CRL_TOTAL_MAX - GM_WIRE_CRL_CHUNK_MAX);
+    assert_int_equal(c.len, GM_WIRE_CRL_CHUNK_MAX);
+    assert_ptr_equal(c.data, msgbuf + 1 + GM_WIRE_CRL_DATA_HEADER);
+    assert_memory_equal(c.data, doc, c.len);
+    /* One more byte: the chunk is too big and overruns the total. */
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len + 1, &c, NULL), GM_EPROTO);
+    /* A one-byte CRL. */
+    len = enc_chunk(0, 1, 0, doc, 1);
+    assert_int_equal(len, 18);
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &c, NULL), 0);
+    assert_int_equal(c.total_len, 1);
+    assert_int_equal(c.len, 1);
+    /* Truncated: header only, or less. */
+    for (size_t l = 0; l < 18; l++)
+        assert_int_equal(gm_wire_crl_data_decode(msgbuf, l, &c, NULL), GM_EPROTO);
+}
+
+static void test_crl_data_rejects_bad_bounds(void **state)
+{
+    (void)state;
+    static uint8_t doc[GM_WIRE_CRL_CHUNK_MAX + 1];
+    fill(doc, sizeof doc, 9);
+    gm_wire_crl_chunk c = {.sequence = 1, .total_len = 100, .offset = 0, .data = doc, .len = 10};
+    size_t len;
+    /* Encoder refuses what the decoder would refuse. */
+    c.len = 0;
+    assert_int_equal(gm_wire_crl_data_encode(&c, msgbuf, sizeof msgbuf, &len, NULL), GM_ETOOBIG);
+    c.len = GM_WIRE_CRL_CHUNK_MAX + 1;
+    c.total_len = GM_WIRE_CRL_TOTAL_MAX;
+    assert_int_equal(gm_wire_crl_data_encode(&c, msgbuf, sizeof msgbuf, &len, NULL), GM_ETOOBIG);
+    c.len = 10;
+    c.total_len = 0;
+    assert_int_equal(gm_wire_crl_data_encode(&c, msgbuf, sizeof msgbuf, &len, NULL), GM_ETOOBIG);
+    c.total_len = GM_WIRE_CRL_TOTAL_MAX + 1;
+    assert_int_equal(gm_wire_crl_data_encode(&c, msgbuf, sizeof msgbuf, &len, NULL), GM_ETOOBIG);
+    c.total_len = 100;
+    c.offset = 91;
+    assert_int_equal(gm_wire_crl_data_encode(&c, msgbuf, sizeof msgbuf, &len, NULL), GM_ETOOBIG);
+    c.offset = 90;
+    assert_int_equal(gm_wire_crl_data_encode(&c, msgbuf, 1 + GM_WIRE_CRL_DATA_HEADER + 9, &len, NULL), GM_ETOOBIG);
+    assert_int_equal(gm_wire_crl_data_encode(&c, msgbuf, 1 + GM_WIRE_CRL_DATA_HEADER + 10, &len, NULL), 0);
+    c.data = NULL;
+    assert_int_equal(gm_wire_crl_data_encode(&c, msgbuf, sizeof msgbuf, &len, NULL), GM_EINVAL);
+
+    /* Decoder: patch the header of a valid message. */
+    len = enc_chunk(1, 100, 90, doc, 10);
+    assert_int_equal(len, 27);
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &c, NULL), 0);
+    msgbuf[16] = 91; /* offset 91 + 10 > 100 */
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &c, NULL), GM_EPROTO);
+    msgbuf[13] = 0xff; /* offset near 2^32: no wrap-around */
+    msgbuf[14] = 0xff;
+    msgbuf[15] = 0xff;
+    msgbuf[16] = 0xfa;
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &c, NULL), GM_EPROTO);
+    len = enc_chunk(1, 100, 0, doc, 10);
+    memset(msgbuf + 9, 0, 4); /* total 0 */
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &c, NULL), GM_EPROTO);
+    msgbuf[9] = 0x00; /* total 8 MiB + 1 */
+    msgbuf[10] = 0x80;
+    msgbuf[11] = 0x00;
+    msgbuf[12] = 0x01;
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &c, NULL), GM_EPROTO);
+    memset(msgbuf + 9, 0xff, 4); /* total 4 GiB - 1 */
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &c, NULL), GM_EPROTO);
+    msgbuf[9] = 0x00; /* total 8 MiB */
+    msgbuf[10] = 0x80;
+    msgbuf[11] = 0x00;
+    msgbuf[12] = 0x00;
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &c, NULL), 0);
+    /* A chunk of more than GM_WIRE_CRL_CHUNK_MAX bytes. */
+    len = enc_chunk(1, GM_WIRE_CRL_TOTAL_MAX, 0, doc, GM_WIRE_CRL_CHUNK_MAX);
+    msgbuf[len] = 0;
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len + 1, &c, NULL), GM_EPROTO);
+}
+
 static void test_documents_round_trip_and_bounds(void **state)
 {
     (void)state;
@@ -490,22 +590,12 @@ static void test_documents_round_trip_and_bounds(void **state)
     assert_int_equal(gm_wire_cert_decode(msgbuf, len, &p, &got, NULL), 0);
     assert_int_equal(got, strlen(json));
     assert_memory_equal(p, json, got);
-    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &p, &got, NULL), GM_EPROTO);
+    gm_wire_crl_chunk ck;
+    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &ck, NULL), GM_EPROTO);
     assert_int_equal(gm_wire_cert_decode(msgbuf, 1, &p, &got, NULL), GM_EPROTO);
-
-    assert_int_equal(gm_wire_crl_data_encode(doc, GM_WIRE_BLOB_MAX, msgbuf, sizeof msgbuf, &len,
-                                             NULL),
-                     0);
+    assert_int_equal(gm_wire_cert_encode(doc, GM_WIRE_BLOB_MAX, msgbuf, sizeof msgbuf, &len, NULL), 0);
     assert_int_equal(len, GM_WIRE_MSG_MAX);
-    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len, &p, &got, NULL), 0);
-    assert_int_equal(got, GM_WIRE_BLOB_MAX);
-    assert_memory_equal(p, doc, got);
-    assert_int_equal(gm_wire_crl_data_decode(msgbuf, len + 1, &p, &got, NULL), GM_EPROTO);
-    assert_int_equal(gm_wire_crl_data_decode(msgbuf, 1, &p, &got, NULL), GM_EPROTO);
-    assert_int_equal(gm_wire_crl_data_encode(doc, GM_WIRE_BLOB_MAX + 1, msgbuf, sizeof msgbuf,
-                                             &len, NULL),
-                     GM_ETOOBIG);
-    assert_int_equal(gm_wire_crl_data_encode(doc, 0, msgbuf, sizeof msgbuf, &len, NULL),
+    assert_int_equal(gm_wire_cert_encode(doc, GM_WIRE_BLOB_MAX + 1, msgbuf, sizeof msgbuf, &len, NULL),
                      GM_ETOOBIG);
     assert_int_equal(gm_wire_cert_encode(doc, 100, msgbuf, 100, &len, NULL), GM_ETOOBIG);
 }
@@ -635,8 +725,9 @@ static void test_decoders_reject_wrong_type(void **state)
             assert_int_equal(gm_wire_close_decode(m, 2, &c, NULL), GM_EPROTO);
         if (type != GM_WIRE_CERT)
             assert_int_equal(gm_wire_cert_decode(m, 5, &p, &n, NULL), GM_EPROTO);
+        gm_wire_crl_chunk ck;
         if (type != GM_WIRE_CRL_DATA)
-            assert_int_equal(gm_wire_crl_data_decode(m, 5, &p, &n, NULL), GM_EPROTO);
+            assert_int_equal(gm_wire_crl_data_decode(m, 30, &ck, NULL), GM_EPROTO);
         if (type != GM_WIRE_CRL_ANNOUNCE)
             assert_int_equal(gm_wire_crl_announce_decode(m, 9, &v, NULL), GM_EPROTO);
         if (type != GM_WIRE_ROUTE_UPDATE)
@@ -698,6 +789,8 @@ int main(void)
         cmocka_unit_test(test_u64_messages_round_trip_and_reject_trailing),
         cmocka_unit_test(test_crl_request_is_exactly_one_byte),
         cmocka_unit_test(test_documents_round_trip_and_bounds),
+        cmocka_unit_test(test_crl_data_chunks_round_trip),
+        cmocka_unit_test(test_crl_data_rejects_bad_bounds),
         cmocka_unit_test(test_close_round_trip_utf8),
         cmocka_unit_test(test_close_cuts_long_text_at_character_boundary),
         cmocka_unit_test(test_close_rejects_bad_utf8_and_long_text),

@@ -17,7 +17,10 @@
  *   2     DATA          src[32] || dst[32] || ttl u8 || payload (1..GM_WIRE_DATA_PAYLOAD_MAX)
  *   3     CRL_ANNOUNCE  sequence u64
  *   4     CRL_REQUEST   (empty)
- *   5     CRL_DATA      signed CRL JSON (1..GM_WIRE_BLOB_MAX bytes)
+ *   5     CRL_DATA      one chunk of the signed CRL JSON: sequence u64 || total_len u32
+ *                       || offset u32 || chunk (1..GM_WIRE_CRL_CHUNK_MAX bytes);
+ *                       1 <= total_len <= GM_WIRE_CRL_TOTAL_MAX, offset + chunk <= total_len.
+ *                       A CRL is sent as consecutive chunks with offsets 0, 60000, ...
  *   6     PING          nonce u64
  *   7     PONG          nonce u64 (echo of the PING's)
  *   8     CLOSE         reason u8 || UTF-8 text (0..GM_WIRE_CLOSE_TEXT_MAX bytes, no NUL)
@@ -51,8 +54,12 @@
 
 #define GM_WIRE_DATA_HEADER (1 + 2 * GM_WIRE_KEY_LEN + 1)
 #define GM_WIRE_DATA_PAYLOAD_MAX (GM_WIRE_MSG_MAX - GM_WIRE_DATA_HEADER)
-/* Largest CRL_DATA / CERT document. */
+/* Largest CERT document. */
 #define GM_WIRE_BLOB_MAX (GM_WIRE_MSG_MAX - 1)
+/* CRL_DATA: header after the type byte, largest chunk, largest whole CRL (the CRL parser's cap). */
+#define GM_WIRE_CRL_DATA_HEADER 16
+#define GM_WIRE_CRL_CHUNK_MAX 60000
+#define GM_WIRE_CRL_TOTAL_MAX (8u * 1024 * 1024)
 #define GM_WIRE_CLOSE_TEXT_MAX 256
 
 typedef enum gm_wire_type {
@@ -154,11 +161,19 @@ int gm_wire_crl_announce_decode(const uint8_t *msg, size_t len, uint64_t *sequen
                                 gm_error *err);
 int gm_wire_crl_request_encode(uint8_t *out, size_t cap, size_t *out_len, gm_error *err);
 int gm_wire_crl_request_decode(const uint8_t *msg, size_t len, gm_error *err);
-int gm_wire_crl_data_encode(const uint8_t *crl, size_t crl_len, uint8_t *out, size_t cap,
+/* One CRL_DATA chunk: bytes [offset, offset + len) of a CRL of total_len bytes. */
+typedef struct gm_wire_crl_chunk {
+    uint64_t sequence;   /* sequence of the CRL (as the sender says; the signed text decides) */
+    uint32_t total_len;  /* 1..GM_WIRE_CRL_TOTAL_MAX */
+    uint32_t offset;     /* offset + len <= total_len */
+    const uint8_t *data; /* points into the message when decoded */
+    size_t len;          /* 1..GM_WIRE_CRL_CHUNK_MAX */
+} gm_wire_crl_chunk;
+
+int gm_wire_crl_data_encode(const gm_wire_crl_chunk *c, uint8_t *out, size_t cap,
                             size_t *out_len, gm_error *err);
-/* *crl points into msg. */
-int gm_wire_crl_data_decode(const uint8_t *msg, size_t len, const uint8_t **crl,
-                            size_t *crl_len, gm_error *err);
+int gm_wire_crl_data_decode(const uint8_t *msg, size_t len, gm_wire_crl_chunk *c,
+                            gm_error *err);
 
 int gm_wire_ping_encode(uint64_t nonce, uint8_t *out, size_t cap, size_t *out_len,
                         gm_error *err);
