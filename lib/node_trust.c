@@ -38,6 +38,9 @@ int gm_node_trust_check(const gm_genesis *g, const gm_crl *crl, const uint8_t *c
     if (rc != 0)
         return rc;
     rc = gm_cert_verify(&c, g, crl, now, err);
+    /* certificates are only as good as the NA key that signed them: enforce its genesis window */
+    if (rc == 0 && (rc = gm_genesis_check_na_window(g, now, err)) != 0)
+        gm_error_prefix(err, "certificate %s", c.cert_id);
     if (rc != 0) {
         switch (rc) {
         case GM_ESIG: *reason = GM_TRUST_BAD_SIGNATURE; break;

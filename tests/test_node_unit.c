@@ -120,6 +120,25 @@ static void test_trust_refuses_expired_cert(void **state)
     free(c);
 }
 
+static void test_trust_refuses_cert_when_na_key_outside_genesis_window(void **state)
+{
+    fixture *f = *state;
+    gm_error err = {0};
+    uint8_t x[32];
+    x25519_of(&f->node, x);
+    /* same network and NA key, but the genesis says the NA key stopped being valid an hour ago */
+    gm_genesis old = f->g;
+    assert_int_equal(gm_genesis_create(&f->g, "UNITNET", f->root.pk, f->na.pk, gm_time_add(f->now, -86400 * 30),
+                                       gm_time_add(f->now, -3600), NULL, &err),
+                     0);
+    assert_int_equal(gm_genesis_sign(&f->g, &f->root, &err), 0);
+    char *c = issue(&f->na, "UNITNET", f->node.pk, gm_time_add(f->now, -60), gm_time_add(f->now, 3600), NULL);
+    assert_int_equal(check(f, NULL, c, x), GM_TRUST_EXPIRED);
+    free(c);
+    gm_genesis_free(&f->g);
+    f->g = old;
+}
+
 static void test_trust_refuses_other_network(void **state)
 {
     fixture *f = *state;
@@ -510,6 +529,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_trust_accepts_good_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_refuses_expired_cert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trust_refuses_cert_when_na_key_outside_genesis_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_refuses_other_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_refuses_forged_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_refuses_revoked_cert, setup, teardown),
