@@ -30,9 +30,8 @@ void node_renew_schedule(gm_node *n)
     int64_t life = n->cert.expires_at.unix_s - n->cert.issued_at.unix_s;
     int64_t at = n->cert.issued_at.unix_s + life * 2 / 3, now = gm_time_now().unix_s;
     int64_t wait_s = at > now ? at - now : 0;
-#ifdef NODE_RENEW_TEST_AFTER_S
-    wait_s = NODE_RENEW_TEST_AFTER_S; /* test builds only: renew soon after start */
-#endif
+    if (n->cfg.renew_after_s > 0)
+        wait_s = n->cfg.renew_after_s;
     n->next_renew_ms = node_now_ms(n) + (uint64_t)wait_s * 1000;
 }
 

@@ -9,7 +9,10 @@
 static void node_usage(FILE *f)
 {
     fprintf(f, "usage: genesis-mesh node start --dir D [--listen HOST:PORT] [--port-file F] [--peer HOST:PORT]...\n"
-               "                          [--na URL] [--crl-poll-ms N] [--log FILE] [--log-level debug|info|warn]\n");
+               "                          [--na URL] [--crl-poll-ms N] [--renew-after-s N] [--log FILE]\n"
+               "                          [--log-level debug|info|warn]\n"
+               "  --renew-after-s N  renew the certificate N s after start (and after each renewal)\n"
+               "                     instead of at two thirds of its lifetime\n");
 }
 
 int cmd_node(int argc, char **argv)
@@ -56,6 +59,12 @@ int cmd_node(int argc, char **argv)
                 return cli_usage("node start: --crl-poll-ms needs a number (0 = default 2000, -1 = off)");
             if (cfg.crl_poll_ms == 0)
                 cfg.crl_poll_ms = -1; /* explicit 0 turns polling off */
+        } else if ((m = cli_opt(argc, argv, &i, "--renew-after-s", &v)) != 0) {
+            char *end;
+            if (m < 0) return cli_usage("node start: --renew-after-s needs a number of seconds");
+            cfg.renew_after_s = strtol(v, &end, 10);
+            if (*end || end == v || cfg.renew_after_s < 1 || cfg.renew_after_s > 86400 * 365)
+                return cli_usage("node start: --renew-after-s must be a number of seconds (1 or more)");
         } else if ((m = cli_opt(argc, argv, &i, "--log", &v)) != 0) {
             if (m < 0) return cli_usage("node start: --log needs a file");
             cfg.log_file = v;

@@ -32,6 +32,8 @@ typedef struct gm_node_config {
     size_t n_peers;
     const char *na_url;      /* overrides node.json "na_url" */
     long crl_poll_ms;        /* 0 = default 2000; <0 disables polling */
+    long renew_after_s;      /* 0 = renew at 2/3 of the certificate's lifetime; >0 = this many
+                                seconds after start and after each renewal (drills, tests) */
     const char *log_file;    /* NULL = stderr */
     gm_node_log_level log_level;
 } gm_node_config;

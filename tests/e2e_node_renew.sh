@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Certificate renewal by the running node: alpha, linked to beta, renews its certificate
+# (POST /renew, node-signed) while it runs. Proves: a new certificate with the same roles is
+# written to alpha's cert.json and verifies under the genesis, the NA lists it as active, beta
+# receives and accepts the renewed certificate, and traffic keeps flowing both ways afterwards.
+. "$(dirname "$0")/lib_e2e.sh"
+
+step "network: NA, alpha and beta joined"
+e2e_na_start
+e2e_node_join alpha role:finance
+e2e_node_join beta role:supervisor
+OLD_ID="$(node_cert_id alpha)"
+OLD_ROLES="$(json_q 'd["roles"]' <"$(node_dir alpha)/cert.json")"
+
+step "beta, then alpha (renewing 2 s after start) linked to beta"
+e2e_node_start beta
+e2e_node_start alpha --peer "$(node_addr beta)" --renew-after-s 2
+wait_until "$E2E_TIMEOUT" "beta lists alpha as a peer" has_peer beta "$(node_key alpha)"
+e2e_message alpha beta app "before renewal"
+
+step "alpha renews its certificate while running"
+cert_changed() { [ "$(node_cert_id alpha)" != "$OLD_ID" ]; }
+wait_until "$E2E_TIMEOUT" "alpha's cert.json holds a new certificate" cert_changed
+NEW_ID="$(node_cert_id alpha)"
+log "renewed: $OLD_ID -> $NEW_ID"
+[ "$(json_q 'd["roles"]' <"$(node_dir alpha)/cert.json")" = "$OLD_ROLES" ] ||
+    fail "renewal changed the roles: $(cat "$(node_dir alpha)/cert.json")"
+gm cert verify "$(node_dir alpha)/cert.json" --genesis "$(node_dir alpha)/genesis.json" >"$E2E_TMP/verify.out" 2>&1 ||
+    fail "the renewed certificate does not verify: $(cat "$E2E_TMP/verify.out")"
+e2e_admin nodes --json >"$E2E_TMP/nodes.json" || fail "admin nodes failed"
+json_ok 'any(n["cert_id"] == a[0] and n["status"] == "active" for n in d["nodes"])' "$NEW_ID" <"$E2E_TMP/nodes.json" ||
+    fail "the NA does not list $NEW_ID as active: $(cat "$E2E_TMP/nodes.json")"
+grep -q '"cert_renewed"' "$(node_dir alpha)/node.log" || fail "alpha logged no cert_renewed event"
+
+step "beta accepts the renewed certificate; traffic flows both ways"
+beta_has_new_cert() { grep -q "\"peer_cert_renewed\".*$NEW_ID\|$NEW_ID.*\"peer_cert_renewed\"" "$(node_dir beta)/node.log"; }
+wait_until "$E2E_TIMEOUT" "beta logged alpha's renewed certificate" beta_has_new_cert
+has_peer beta "$(node_key alpha)" || fail "beta lost alpha as a peer after the renewal"
+e2e_message alpha beta app "after renewal"
+e2e_message beta alpha app "reply after renewal"
+
+step "alpha stops cleanly"
+e2e_node_stop alpha || fail "alpha did not exit 0 on SIGTERM"
+e2e_finish
