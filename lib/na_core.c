@@ -86,11 +86,12 @@ static int load_operators(gm_na_config *c, const json_t *ops, gm_error *err)
 }
 
 /* "rate_limit": {"per_ip_per_s", "burst", "auth_failures_per_ip_per_s", "auth_failures_burst",
- * "tracked_ips"}, each optional. */
+ * "reads_per_ip_per_s", "reads_burst", "tracked_ips"}, each optional. */
 static int load_rate_limit(gm_na_rate_limit *rl, const json_t *v, gm_error *err)
 {
     static const char *const known[] = {"per_ip_per_s", "burst", "auth_failures_per_ip_per_s",
-                                        "auth_failures_burst", "tracked_ips", NULL};
+                                        "auth_failures_burst", "reads_per_ip_per_s", "reads_burst",
+                                        "tracked_ips", NULL};
     if (v && !json_is_object(v))
         return gm_error_set(err, GM_EFORMAT, "config.json: \"rate_limit\" must be an object");
     const char *key;
@@ -103,19 +104,23 @@ static int load_rate_limit(gm_na_rate_limit *rl, const json_t *v, gm_error *err)
         if (!ok)
             return gm_error_set(err, GM_EFORMAT, "config.json: unknown member \"%s\" in \"rate_limit\"", key);
     }
-    int64_t rate = 0, burst = 0, frate = 0, fburst = 0, tracked = 0;
+    int64_t rate = 0, burst = 0, frate = 0, fburst = 0, rrate = 0, rburst = 0, tracked = 0;
     int rc;
     if ((rc = get_int(v, "per_ip_per_s", GM_NA_DEFAULT_RATE_PER_IP_PER_S, 0, 1000000, &rate, err)) ||
         (rc = get_int(v, "burst", GM_NA_DEFAULT_RATE_BURST, 1, 10000000, &burst, err)) ||
         (rc = get_int(v, "auth_failures_per_ip_per_s", GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S, 0, 1000000, &frate,
                       err)) ||
         (rc = get_int(v, "auth_failures_burst", GM_NA_DEFAULT_AUTH_FAILURES_BURST, 1, 10000000, &fburst, err)) ||
+        (rc = get_int(v, "reads_per_ip_per_s", GM_NA_DEFAULT_READS_PER_IP_PER_S, 0, 1000000, &rrate, err)) ||
+        (rc = get_int(v, "reads_burst", GM_NA_DEFAULT_READS_BURST, 1, 10000000, &rburst, err)) ||
         (rc = get_int(v, "tracked_ips", GM_NA_DEFAULT_RATE_TRACKED_IPS, 16, 1 << 20, &tracked, err)))
         return rc;
     rl->per_ip_per_s = (unsigned)rate;
     rl->burst = (unsigned)burst;
     rl->auth_failures_per_ip_per_s = (unsigned)frate;
     rl->auth_failures_burst = (unsigned)fburst;
+    rl->reads_per_ip_per_s = (unsigned)rrate;
+    rl->reads_burst = (unsigned)rburst;
     rl->tracked_ips = (unsigned)tracked;
     return 0;
 }

@@ -29,6 +29,8 @@ enum {
                                   failed authentications are rate-limited per address */
     NA_ROUTE_PREFIX = 1 << 1,  /* path is a prefix ("/agents/"); the rest is in r->path_rest */
     NA_ROUTE_LIMITED = 1 << 2, /* unauthenticated and costly: per-address token bucket (rate_limit) */
+    NA_ROUTE_READ_LIMITED = 1 << 3, /* unauthenticated read that takes the store lock: its own,
+                                       larger per-address bucket (rate_limit.reads_*) */
 };
 
 typedef struct na_route {
@@ -48,7 +50,8 @@ int na_route_find(const char *method, const char *path, int *path_known, const c
 typedef enum na_rl_kind {
     NA_RL_REQUESTS = 0,      /* NA_ROUTE_LIMITED routes: one token per request */
     NA_RL_AUTH_FAILURES = 1, /* admin routes: checked before authenticating, one token per failure */
-    NA_RL_KINDS = 2
+    NA_RL_READS = 2,         /* NA_ROUTE_READ_LIMITED routes: one token per request */
+    NA_RL_KINDS = 3
 } na_rl_kind;
 
 struct sockaddr;

@@ -124,6 +124,7 @@ int na_handle_metrics(na_req *r)
     }
     uint64_t joins = m->joins, renewals = m->renewals, revocations = m->revocations, invites = m->invites;
     uint64_t limited_req = m->rate_limited[NA_RL_REQUESTS], limited_auth = m->rate_limited[NA_RL_AUTH_FAILURES];
+    uint64_t limited_reads = m->rate_limited[NA_RL_READS];
     pthread_mutex_unlock(&m->lock);
     size_t tracked = na_ratelimit_tracked(&na->ratelimit);
     sb_printf(&b,
@@ -136,9 +137,10 @@ int na_handle_metrics(na_req *r)
               "# HELP gm_na_invites_created_total Invites created since start.\n"
               "# TYPE gm_na_invites_created_total counter\ngm_na_invites_created_total %llu\n"
               "# HELP gm_na_rate_limited_total Requests refused with 429, by limit: requests (per-address "
-              "bucket of the unauthenticated endpoints) or admin_auth_failures.\n"
+              "bucket of the unauthenticated endpoints), reads (GET /agents) or admin_auth_failures.\n"
               "# TYPE gm_na_rate_limited_total counter\n"
               "gm_na_rate_limited_total{limit=\"requests\"} %llu\n"
+              "gm_na_rate_limited_total{limit=\"reads\"} %llu\n"
               "gm_na_rate_limited_total{limit=\"admin_auth_failures\"} %llu\n"
               "# HELP gm_na_rate_limit_addresses Client addresses the rate limiter remembers now.\n"
               "# TYPE gm_na_rate_limit_addresses gauge\ngm_na_rate_limit_addresses %zu\n"
@@ -149,8 +151,8 @@ int na_handle_metrics(na_req *r)
               "# HELP gm_na_certificates Certificates in the store (all states).\n"
               "# TYPE gm_na_certificates gauge\ngm_na_certificates %lld\n",
               (unsigned long long)joins, (unsigned long long)renewals, (unsigned long long)revocations,
-              (unsigned long long)invites, (unsigned long long)limited_req, (unsigned long long)limited_auth,
-              tracked, (unsigned long long)seq, (long long)open_invites, (long long)certs);
+              (unsigned long long)invites, (unsigned long long)limited_req, (unsigned long long)limited_reads,
+              (unsigned long long)limited_auth, tracked, (unsigned long long)seq, (long long)open_invites, (long long)certs);
     if (b.oom) {
         free(b.p);
         return na_reply_error(r, 500, "internal_error", "out of memory building metrics");

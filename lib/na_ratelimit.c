@@ -1,5 +1,5 @@
-/* Per-source-address token buckets for the NA: one bucket per address for the expensive
- * unauthenticated endpoints and one for failed admin authentications. The table is bounded:
+/* Per-source-address token buckets for the NA: per address, one bucket for the expensive
+ * unauthenticated endpoints, one for discovery reads and one for failed admin authentications. The table is bounded:
  * when it is full the least recently seen address is forgotten (its bucket has usually refilled
  * by then, so forgetting it gives away little). A keyed hash (SipHash) indexes it, so clients
  * cannot choose addresses that collide. One mutex: handlers run on many threads. */
@@ -49,6 +49,8 @@ int na_ratelimit_init(na_ratelimit *rl, const gm_na_rate_limit *cfg)
     rl->burst[NA_RL_REQUESTS] = cfg->burst;
     rl->rate[NA_RL_AUTH_FAILURES] = cfg->auth_failures_per_ip_per_s;
     rl->burst[NA_RL_AUTH_FAILURES] = cfg->auth_failures_burst;
+    rl->rate[NA_RL_READS] = cfg->reads_per_ip_per_s;
+    rl->burst[NA_RL_READS] = cfg->reads_burst;
     rl->cap = cfg->tracked_ips ? cfg->tracked_ips : GM_NA_DEFAULT_RATE_TRACKED_IPS;
     uint32_t heads = 16;
     while (heads < rl->cap * 2u)

@@ -1,5 +1,6 @@
 /* The NA's routing table: one line per endpoint. NA_ROUTE_LIMITED marks the endpoints that
- * anyone may call and that cost a signature check and a database transaction. */
+ * anyone may call and that cost a signature check and a database transaction;
+ * NA_ROUTE_READ_LIMITED the public reads that take the store lock. */
 #include <string.h>
 
 #include "na_internal.h"
@@ -16,7 +17,7 @@ const na_route na_routes[] = {
     {"GET", "/admin/nodes", NA_ROUTE_ADMIN, na_handle_nodes},
     {"POST", "/admin/clear-key", NA_ROUTE_ADMIN, na_handle_clear_key},
     {"POST", "/agents", NA_ROUTE_LIMITED, na_handle_agents_register},
-    {"GET", "/agents", 0, na_handle_agents_list},
+    {"GET", "/agents", NA_ROUTE_READ_LIMITED, na_handle_agents_list},
     {"DELETE", "/agents/", NA_ROUTE_PREFIX | NA_ROUTE_LIMITED, na_handle_agents_delete},
 };
 const size_t na_n_routes = sizeof na_routes / sizeof na_routes[0];

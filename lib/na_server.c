@@ -249,6 +249,9 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
             na_reply_error(&r, 429, "rate_limited",
                            "too many failed admin authentications from this address; retry in %u s",
                            cx->retry_after);
+        else if (cx->rl_kind == NA_RL_READS)
+            na_reply_error(&r, 429, "rate_limited", "too many discovery reads from this address; retry in %u s",
+                           cx->retry_after);
         else
             na_reply_error(&r, 429, "rate_limited", "too many requests from this address; retry in %u s",
                            cx->retry_after);
@@ -292,11 +295,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *rest;
         int route = na_route_find(method, url, &known, &rest);
         unsigned flags = route >= 0 ? na_routes[route].flags : 0;
-        if (flags & (NA_ROUTE_LIMITED | NA_ROUTE_ADMIN)) {
+        if (flags & (NA_ROUTE_LIMITED | NA_ROUTE_READ_LIMITED | NA_ROUTE_ADMIN)) {
             /* Admin requests only need a failure token left; a failure takes it (dispatch). */
-            cx->rl_kind = (flags & NA_ROUTE_LIMITED) ? NA_RL_REQUESTS : NA_RL_AUTH_FAILURES;
+            cx->rl_kind = (flags & NA_ROUTE_LIMITED)        ? NA_RL_REQUESTS
+                          : (flags & NA_ROUTE_READ_LIMITED) ? NA_RL_READS
+                                                            : NA_RL_AUTH_FAILURES;
             cx->retry_after = na_ratelimit_check(&na->ratelimit, client_addr(conn), cx->rl_kind,
-                                                 cx->rl_kind == NA_RL_REQUESTS, gm_mono_ms());
+                                                 cx->rl_kind != NA_RL_AUTH_FAILURES, gm_mono_ms());
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {

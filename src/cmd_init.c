@@ -49,7 +49,7 @@ static int write_config(const char *dir, const char *network, const char *na_url
     int rc = gm_path_join(path, sizeof path, dir, "config.json", err);
     if (rc != 0)
         return rc;
-    json_t *cfg = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[{s:s,s:s}],s:i,s:i,s:i,s:i,s:i,s:{s:i,s:i,s:i,s:i,s:i}}",
+    json_t *cfg = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[{s:s,s:s}],s:i,s:i,s:i,s:i,s:i,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}}",
                             "network_name", network, "na_url", na_url, "listen", listen, "db", "na.db", "genesis",
                             "genesis.json", "na_key", "na", "operator_keys", "key_id", op->key_id, "public_key",
                             op->pk_b64, "max_body_bytes", GM_NA_DEFAULT_MAX_BODY, "crl_next_update_hours",
@@ -58,8 +58,9 @@ static int write_config(const char *dir, const char *network, const char *na_url
                             GM_NA_DEFAULT_CONNECTION_TIMEOUT_S, "rate_limit", "per_ip_per_s",
                             GM_NA_DEFAULT_RATE_PER_IP_PER_S, "burst", GM_NA_DEFAULT_RATE_BURST,
                             "auth_failures_per_ip_per_s", GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S,
-                            "auth_failures_burst", GM_NA_DEFAULT_AUTH_FAILURES_BURST, "tracked_ips",
-                            GM_NA_DEFAULT_RATE_TRACKED_IPS);
+                            "auth_failures_burst", GM_NA_DEFAULT_AUTH_FAILURES_BURST, "reads_per_ip_per_s",
+                            GM_NA_DEFAULT_READS_PER_IP_PER_S, "reads_burst", GM_NA_DEFAULT_READS_BURST,
+                            "tracked_ips", GM_NA_DEFAULT_RATE_TRACKED_IPS);
     char *text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(cfg);
     if (!text)

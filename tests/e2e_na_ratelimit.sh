@@ -5,8 +5,11 @@
 #   sent again unchanged (same nonce) once the bucket has refilled, is accepted, so a 429
 #   consumed neither the invite nor the nonce.
 # - Garbage requests use up the bucket too; /renew, POST /agents and DELETE /agents/... share
-#   it; GET /health, /genesis, /crl, /metrics and /agents are never limited.
+#   it; GET /agents does not; GET /health, /genesis, /crl, /metrics are never limited.
 # - Repeated failed admin authentications are throttled (429), then the operator gets through.
+# - Discovery reads (GET /agents) have their own bucket: a burst gets some 429 (envelope,
+#   Retry-After) while POST /join from the same address is still accepted; after the refill
+#   GET /agents works again; counted as limit="reads".
 # - 429s are counted in /metrics and logged with the client address; no 500.
 # - Connections: past max_connections_per_ip idle connections from 127.0.0.1 a further one
 #   from 127.0.0.1 is refused while 127.0.0.2 is still served; idle connections are closed
@@ -16,6 +19,8 @@
 RATE=1
 BURST=3
 FAIL_BURST=3
+READS_RATE=1
+READS_BURST=3
 PER_IP=16  # above N: the burst below opens N connections at once
 IDLE_S=4
 N=12
@@ -25,9 +30,12 @@ na_init
 sed -i -e "s/\"per_ip_per_s\": [0-9]*/\"per_ip_per_s\": $RATE/" -e "s/\"burst\": [0-9]*/\"burst\": $BURST/" \
     -e "s/\"auth_failures_per_ip_per_s\": [0-9]*/\"auth_failures_per_ip_per_s\": 1/" \
     -e "s/\"auth_failures_burst\": [0-9]*/\"auth_failures_burst\": $FAIL_BURST/" \
+    -e "s/\"reads_per_ip_per_s\": [0-9]*/\"reads_per_ip_per_s\": $READS_RATE/" \
+    -e "s/\"reads_burst\": [0-9]*/\"reads_burst\": $READS_BURST/" \
     -e "s/\"max_connections_per_ip\": [0-9]*/\"max_connections_per_ip\": $PER_IP/" \
     -e "s/\"connection_timeout_s\": [0-9]*/\"connection_timeout_s\": $IDLE_S/" "$OP/config.json"
-grep -q "\"burst\": $BURST," "$OP/config.json" && grep -q "\"max_connections_per_ip\": $PER_IP," "$OP/config.json" ||
+grep -q "\"burst\": $BURST," "$OP/config.json" && grep -q "\"max_connections_per_ip\": $PER_IP," "$OP/config.json" &&
+    grep -q "\"reads_burst\": $READS_BURST," "$OP/config.json" ||
     fail "could not set the limits in config.json: $(cat "$OP/config.json")"
 na_start
 
@@ -39,9 +47,14 @@ node_count() { admin nodes --json >"$T/nodes.json" 2>"$T/nodes.err" && grep -o '
 drain() {
     local i
     for i in $(seq 1 50); do
-        if [ "$1" = requests ]; then http POST /join '{"garbage":'; else http GET /admin/nodes; fi
+        case "$1" in
+        requests) http POST /join '{"garbage":' ;;
+        reads) http GET /agents ;;
+        *) http GET /admin/nodes ;;
+        esac
         [ "$STATUS" = 429 ] && return 0
-        [ "$STATUS" = 400 ] || [ "$STATUS" = 401 ] || fail "draining the $1 bucket: $STATUS $(cat "$T/resp")"
+        [ "$STATUS" = 400 ] || [ "$STATUS" = 401 ] || { [ "$1" = reads ] && [ "$STATUS" = 200 ]; } ||
+            fail "draining the $1 bucket: $STATUS $(cat "$T/resp")"
     done
     fail "50 failing $1 were never rate-limited"
 }
@@ -119,18 +132,22 @@ done
 [ "$(metric gm_na_invites_outstanding)" = 0 ] || fail "invites left after the retries"
 pass "every 429'd join, resent unchanged after Retry-After, is accepted (same invite, same nonce)"
 
-# --- garbage uses up the bucket; the other limited endpoints share it; reads never limited ---
+# --- garbage uses up the bucket; the other limited endpoints share it; reads have their own ---
 drain requests
 pass "malformed joins use up the bucket too"
 refused requests "POST /renew shares the bucket" hdr_http POST /renew '{}'
 refused requests "POST /agents shares the bucket" hdr_http POST /agents '{}'
 refused requests "DELETE /agents/... shares the bucket" hdr_http DELETE /agents/x '{}'
 drain requests
-for p in /health /genesis /crl /metrics /agents; do
-    http GET "$p"
-    [ "$STATUS" = 200 ] || fail "GET $p while the bucket is empty: $STATUS"
+http GET /agents
+[ "$STATUS" = 200 ] || fail "GET /agents while the requests bucket is empty: $STATUS $(cat "$T/resp")"
+for p in /health /genesis /crl /metrics; do
+    for i in $(seq 1 $((READS_BURST * 3))); do
+        http GET "$p"
+        [ "$STATUS" = 200 ] || fail "GET $p (request $i) while the requests bucket is empty: $STATUS"
+    done
 done
-pass "GET /health, /genesis, /crl, /metrics, /agents are not limited"
+pass "GET /agents does not use the requests bucket; GET /health, /genesis, /crl, /metrics are not limited"
 
 # --- failed admin authentications ---
 for i in $(seq 1 "$FAIL_BURST"); do
@@ -151,6 +168,50 @@ pass "a signed admin request from the throttled address waits too (429, nothing 
 wait_until 30 "the operator gets through after the refill" admin nodes --json
 [ "$(metric 'gm_na_rate_limited_total{limit="admin_auth_failures"}')" -ge 2 ] || fail "admin 429s in /metrics"
 pass "after the refill the operator gets through; admin 429s counted"
+
+# --- discovery reads: their own bucket ---
+make_node_key "$T/reader"
+signed_join "$T/reader" "$(invite --role reader)" >"$T/join_reader.json" || fail "sign the reader's join"
+sleep $((BURST / RATE + 1)) # the requests bucket is full again
+LIMITED_REQ_BEFORE="$(metric 'gm_na_rate_limited_total{limit="requests"}')"
+M=12
+pids=()
+for i in $(seq 1 "$M"); do
+    curl -s -o "$T/rresp$i" -D "$T/rhdr$i" -w '%{http_code}' "$NA_URL/agents" >"$T/rstatus$i" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+ROK=0
+RLIMITED=0
+for i in $(seq 1 "$M"); do
+    case "$(cat "$T/rstatus$i")" in
+    200) ROK=$((ROK + 1)) ;;
+    429)
+        RLIMITED=$((RLIMITED + 1))
+        grep -q '"code":"rate_limited"' "$T/rresp$i" || fail "GET /agents 429 without rate_limited: $(cat "$T/rresp$i")"
+        grep -q '"request_id":"[0-9a-f-]\{36\}"' "$T/rresp$i" || fail "GET /agents 429 without request_id"
+        grep -qi '^Retry-After: [1-9][0-9]*' "$T/rhdr$i" || fail "GET /agents 429 without Retry-After: $(cat "$T/rhdr$i")"
+        ;;
+    *) fail "GET /agents $i answered $(cat "$T/rstatus$i"): $(cat "$T/rresp$i")" ;;
+    esac
+done
+[ "$RLIMITED" -gt 0 ] || fail "$M simultaneous GET /agents with reads_burst $READS_BURST: none was rate-limited"
+[ "$ROK" -ge 1 ] || fail "none of $M GET /agents was answered with reads_burst $READS_BURST"
+pass "$M simultaneous GET /agents from one address: $ROK x 200, $RLIMITED x 429 rate_limited with Retry-After"
+# The reads bucket of 127.0.0.1 is empty (drained again in case a token came back): a join
+# from the same address goes through.
+drain reads
+http POST /join "@$T/join_reader.json"
+[ "$STATUS" = 201 ] || fail "POST /join while the reads bucket is empty: $STATUS $(cat "$T/resp")"
+[ "$(metric 'gm_na_rate_limited_total{limit="requests"}')" = "$LIMITED_REQ_BEFORE" ] ||
+    fail "GET /agents 429s were counted as limit=requests"
+[ "$(metric 'gm_na_rate_limited_total{limit="reads"}')" -ge $((RLIMITED + 1)) ] || fail "reads 429s in /metrics"
+grep -q -- 'GET /agents -> 429 .*(rate limited: 127.0.0.1)' "$T/na.log" || fail "no log line for a limited GET /agents"
+pass "POST /join from the same address is unaffected (201); reads 429s counted as limit=\"reads\" and logged"
+ra="$(cat "$T"/rhdr* | sed -n 's/^[Rr]etry-[Aa]fter: \([0-9]*\).*/\1/p' | sort -n | tail -n 1)"
+sleep "$ra"
+wait_until 30 "GET /agents after the reads bucket refilled" curl -sf "$NA_URL/agents"
+pass "after the refill GET /agents works again"
 
 curl -sf "$NA_URL/metrics" | grep -q 'status="500"' && fail "the NA answered 500"
 kill -0 "$NA_PID" || fail "the NA died"

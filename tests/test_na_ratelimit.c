@@ -1,6 +1,6 @@
 /* Tests for the NA's per-address token buckets (lib/na_ratelimit.c) and the config.json
- * members that set them: burst then refusal with a Retry-After, refill over time, addresses
- * independent, IPv6 counted per /64 and IPv4-mapped as IPv4, a bounded table that forgets the
+ * members that set them: burst then refusal with a Retry-After, refill over time, the three
+ * kinds (requests, discovery reads, admin failures) independent, addresses independent, IPv6 counted per /64 and IPv4-mapped as IPv4, a bounded table that forgets the
  * least recently seen address, exact accounting under concurrent threads, and strict config. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -44,7 +44,11 @@ static struct sockaddr_storage v6(const char *ip)
 
 static void init(na_ratelimit *rl, unsigned rate, unsigned burst, unsigned frate, unsigned fburst, unsigned tracked)
 {
-    gm_na_rate_limit c = {rate, burst, frate, fburst, tracked};
+    gm_na_rate_limit c = {.per_ip_per_s = rate,
+                          .burst = burst,
+                          .auth_failures_per_ip_per_s = frate,
+                          .auth_failures_burst = fburst,
+                          .tracked_ips = tracked};
     assert_int_equal(na_ratelimit_init(rl, &c), 0);
 }
 
@@ -86,6 +90,53 @@ static void test_peek_takes_nothing_and_kinds_are_separate(void **state)
     /* Failed admin authentications do not use up the request bucket. */
     assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_REQUESTS, 1, 0), 0);
     assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_REQUESTS, 1, 0), 1);
+    na_ratelimit_free(&rl);
+}
+
+static void test_reads_bucket_is_independent_of_the_others(void **state)
+{
+    (void)state;
+    na_ratelimit rl;
+    gm_na_rate_limit c = {.per_ip_per_s = 1,
+                          .burst = 2,
+                          .auth_failures_per_ip_per_s = 1,
+                          .auth_failures_burst = 1,
+                          .reads_per_ip_per_s = 4,
+                          .reads_burst = 5,
+                          .tracked_ips = 64};
+    assert_int_equal(na_ratelimit_init(&rl, &c), 0);
+    struct sockaddr_storage a = v4("192.0.2.1"), b = v4("192.0.2.2");
+    int64_t t = 1000000;
+    /* Emptying the request and admin-failure buckets leaves the reads bucket full. */
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_REQUESTS, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_REQUESTS, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_REQUESTS, 1, t), 1);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_AUTH_FAILURES, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_AUTH_FAILURES, 0, t), 1);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_READS, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_READS, 1, t), 1); /* Retry-After: 1 */
+    /* ... and emptying the reads bucket takes nothing from the others (fresh address b). */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(na_ratelimit_check(&rl, SA(b), NA_RL_READS, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(b), NA_RL_READS, 1, t), 1);
+    assert_int_equal(na_ratelimit_check(&rl, SA(b), NA_RL_REQUESTS, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(b), NA_RL_REQUESTS, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(b), NA_RL_AUTH_FAILURES, 0, t), 0);
+    /* Reads refill at their own rate: 4 per second, one token per 250 ms. */
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_READS, 1, t + 250), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_READS, 1, t + 250), 1);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_REQUESTS, 1, t + 250), 1); /* 1/s: not yet */
+    na_ratelimit_free(&rl);
+
+    /* A reads rate of 0 turns only the reads bucket off. */
+    c.reads_per_ip_per_s = 0;
+    assert_int_equal(na_ratelimit_init(&rl, &c), 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_READS, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_REQUESTS, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_REQUESTS, 1, t), 0);
+    assert_int_equal(na_ratelimit_check(&rl, SA(a), NA_RL_REQUESTS, 1, t), 1);
     na_ratelimit_free(&rl);
 }
 
@@ -216,7 +267,11 @@ static void test_config_limits_default_and_parse_strictly(void **state)
     assert_int_equal(c.rate_limit.burst, GM_NA_DEFAULT_RATE_BURST);
     assert_int_equal(c.rate_limit.auth_failures_per_ip_per_s, GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S);
     assert_int_equal(c.rate_limit.auth_failures_burst, GM_NA_DEFAULT_AUTH_FAILURES_BURST);
+    assert_int_equal(c.rate_limit.reads_per_ip_per_s, GM_NA_DEFAULT_READS_PER_IP_PER_S);
+    assert_int_equal(c.rate_limit.reads_burst, GM_NA_DEFAULT_READS_BURST);
     assert_int_equal(c.rate_limit.tracked_ips, GM_NA_DEFAULT_RATE_TRACKED_IPS);
+    /* bench/bench_agents.sh measures ~2800 discovery reads/s from one address: not a flood. */
+    assert_true(GM_NA_DEFAULT_READS_PER_IP_PER_S >= 2800);
 
     assert_int_equal(load_config("\"max_connections_per_ip\":8,\"connection_timeout_s\":3,"
                                  "\"rate_limit\":{\"per_ip_per_s\":0,\"burst\":5,\"auth_failures_burst\":2}",
@@ -228,6 +283,15 @@ static void test_config_limits_default_and_parse_strictly(void **state)
     assert_int_equal(c.rate_limit.burst, 5);
     assert_int_equal(c.rate_limit.auth_failures_per_ip_per_s, GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S);
     assert_int_equal(c.rate_limit.auth_failures_burst, 2);
+    assert_int_equal(c.rate_limit.reads_per_ip_per_s, GM_NA_DEFAULT_READS_PER_IP_PER_S);
+
+    assert_int_equal(load_config("\"rate_limit\":{\"reads_per_ip_per_s\":7,\"reads_burst\":9}", &c, &err), 0);
+    assert_int_equal(c.rate_limit.reads_per_ip_per_s, 7);
+    assert_int_equal(c.rate_limit.reads_burst, 9);
+    assert_int_equal(c.rate_limit.per_ip_per_s, GM_NA_DEFAULT_RATE_PER_IP_PER_S);
+    assert_int_equal(load_config("\"rate_limit\":{\"reads_per_ip_per_s\":0}", &c, &err), 0);
+    assert_int_equal(c.rate_limit.reads_per_ip_per_s, 0);
+    assert_int_equal(c.rate_limit.reads_burst, GM_NA_DEFAULT_READS_BURST);
 
     static const char *const bad[] = {
         "\"rate_limit\":{\"per_ip_per_sec\":1}", /* typo */
@@ -235,6 +299,10 @@ static void test_config_limits_default_and_parse_strictly(void **state)
         "\"rate_limit\":{\"per_ip_per_s\":-1}",
         "\"rate_limit\":{\"per_ip_per_s\":1.5}",
         "\"rate_limit\":{\"tracked_ips\":1}",
+        "\"rate_limit\":{\"reads_burst\":0}",
+        "\"rate_limit\":{\"reads_per_ip_per_s\":-1}",
+        "\"rate_limit\":{\"reads_per_ip_per_s\":\"5000\"}",
+        "\"rate_limit\":{\"reads_per_s\":1}", /* typo */
         "\"rate_limit\":[]",
         "\"connection_timeout_s\":0",
         "\"max_connections_per_ip\":-1",
@@ -271,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_429_then_refill),
         cmocka_unit_test(test_peek_takes_nothing_and_kinds_are_separate),
+        cmocka_unit_test(test_reads_bucket_is_independent_of_the_others),
         cmocka_unit_test(test_addresses_are_independent_ipv6_per_64),
         cmocka_unit_test(test_table_is_bounded_and_forgets_least_recent),
         cmocka_unit_test(test_zero_rate_is_off),

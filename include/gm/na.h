@@ -22,6 +22,10 @@
 #define GM_NA_DEFAULT_RATE_BURST 2000
 #define GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S 1
 #define GM_NA_DEFAULT_AUTH_FAILURES_BURST 20
+/* Discovery reads are cheap but take the store lock: well above what one client needs
+ * (bench/bench_agents.sh: ~2800 GET /agents per second from one address). */
+#define GM_NA_DEFAULT_READS_PER_IP_PER_S 5000
+#define GM_NA_DEFAULT_READS_BURST 10000
 #define GM_NA_DEFAULT_RATE_TRACKED_IPS 16384
 
 typedef struct gm_na_operator {
@@ -35,6 +39,8 @@ typedef struct gm_na_rate_limit {
     unsigned burst;
     unsigned auth_failures_per_ip_per_s; /* failed admin authentications; 0 = off */
     unsigned auth_failures_burst;
+    unsigned reads_per_ip_per_s;         /* GET /agents (discovery); 0 = off */
+    unsigned reads_burst;
     unsigned tracked_ips;                /* addresses remembered; the least recently seen is forgotten */
 } gm_na_rate_limit;
 
