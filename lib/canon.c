@@ -4,41 +4,16 @@
 #include <string.h>
 
 #include "gm/canon.h"
+#include "gm/util.h"
 
 #define CANON_MAX_DEPTH 64
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} buf;
 
-static void put(buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void put_u16(buf *b, unsigned v)
+static void put_u16(gm_buf *b, unsigned v)
 {
     static const char hex[] = "0123456789abcdef";
     char e[6] = {'\\', 'u', hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15], hex[v & 15]};
-    put(b, e, 6);
+    gm_buf_append(b, e, 6);
 }
 
 /* Decode one UTF-8 code point; returns its length or 0 if invalid. */
@@ -72,10 +47,10 @@ static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
-static int put_string(buf *b, const char *s, size_t n, gm_error *err)
+static int put_string(gm_buf *b, const char *s, size_t n, gm_error *err)
 {
     const unsigned char *u = (const unsigned char *)s;
-    put(b, "\"", 1);
+    gm_buf_append(b, "\"", 1);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t l = utf8_next(u + i, n - i, &cp);
@@ -83,18 +58,18 @@ static int put_string(buf *b, const char *s, size_t n, gm_error *err)
             return gm_error_set(err, GM_EFORMAT, "string is not valid UTF-8");
         i += l;
         switch (cp) {
-        case '"': put(b, "\\\"", 2); continue;
-        case '\\': put(b, "\\\\", 2); continue;
-        case '\b': put(b, "\\b", 2); continue;
-        case '\f': put(b, "\\f", 2); continue;
-        case '\n': put(b, "\\n", 2); continue;
-        case '\r': put(b, "\\r", 2); continue;
-        case '\t': put(b, "\\t", 2); continue;
+        case '"': gm_buf_append(b, "\\\"", 2); continue;
+        case '\\': gm_buf_append(b, "\\\\", 2); continue;
+        case '\b': gm_buf_append(b, "\\b", 2); continue;
+        case '\f': gm_buf_append(b, "\\f", 2); continue;
+        case '\n': gm_buf_append(b, "\\n", 2); continue;
+        case '\r': gm_buf_append(b, "\\r", 2); continue;
+        case '\t': gm_buf_append(b, "\\t", 2); continue;
         default: break;
         }
         if (cp >= 0x20 && cp <= 0x7e) {
             char c = (char)cp;
-            put(b, &c, 1);
+            gm_buf_append(b, &c, 1);
         } else if (cp > 0xffff) {
             cp -= 0x10000;
             put_u16(b, 0xd800 + (cp >> 10));
@@ -103,7 +78,7 @@ static int put_string(buf *b, const char *s, size_t n, gm_error *err)
             put_u16(b, cp);
         }
     }
-    put(b, "\"", 1);
+    gm_buf_append(b, "\"", 1);
     return 0;
 }
 
@@ -113,32 +88,32 @@ static int cmp_keys(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int dump(buf *b, const json_t *v, const char *skip_key, int depth, gm_error *err)
+static int dump(gm_buf *b, const json_t *v, const char *skip_key, int depth, gm_error *err)
 {
     if (depth > CANON_MAX_DEPTH)
         return gm_error_set(err, GM_EFORMAT, "JSON nested deeper than %d levels", CANON_MAX_DEPTH);
     switch (json_typeof(v)) {
-    case JSON_NULL: put(b, "null", 4); return 0;
-    case JSON_TRUE: put(b, "true", 4); return 0;
-    case JSON_FALSE: put(b, "false", 5); return 0;
+    case JSON_NULL: gm_buf_append(b, "null", 4); return 0;
+    case JSON_TRUE: gm_buf_append(b, "true", 4); return 0;
+    case JSON_FALSE: gm_buf_append(b, "false", 5); return 0;
     case JSON_REAL: return gm_error_set(err, GM_EFORMAT, "floating-point numbers are not allowed in signed JSON");
     case JSON_INTEGER: {
         char num[32];
         int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        put(b, num, (size_t)n);
+        gm_buf_append(b, num, (size_t)n);
         return 0;
     }
     case JSON_STRING: return put_string(b, json_string_value(v), json_string_length(v), err);
     case JSON_ARRAY: {
-        put(b, "[", 1);
+        gm_buf_append(b, "[", 1);
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i)
-                put(b, ",", 1);
+                gm_buf_append(b, ",", 1);
             int rc = dump(b, json_array_get(v, i), NULL, depth + 1, err);
             if (rc)
                 return rc;
         }
-        put(b, "]", 1);
+        gm_buf_append(b, "]", 1);
         return 0;
     }
     case JSON_OBJECT: {
@@ -154,17 +129,17 @@ static int dump(buf *b, const json_t *v, const char *skip_key, int depth, gm_err
                 keys[k++] = key;
         }
         qsort(keys, k, sizeof *keys, cmp_keys);
-        put(b, "{", 1);
+        gm_buf_append(b, "{", 1);
         int rc = 0;
         for (size_t i = 0; i < k && rc == 0; i++) {
             if (i)
-                put(b, ",", 1);
+                gm_buf_append(b, ",", 1);
             rc = put_string(b, keys[i], strlen(keys[i]), err);
-            put(b, ":", 1);
+            gm_buf_append(b, ":", 1);
             if (rc == 0)
                 rc = dump(b, json_object_get(v, keys[i]), NULL, depth + 1, err);
         }
-        put(b, "}", 1);
+        gm_buf_append(b, "}", 1);
         free(keys);
         return rc;
     }
@@ -174,14 +149,14 @@ static int dump(buf *b, const json_t *v, const char *skip_key, int depth, gm_err
 
 static int canon(const json_t *v, const char *skip, char **out, size_t *len, gm_error *err)
 {
-    buf b = {0};
+    gm_buf b = {0};
     if (!v)
         return gm_error_set(err, GM_EINVAL, "no JSON value to serialize");
     int rc = dump(&b, v, skip, 0, err);
     if (rc == 0 && b.oom)
         rc = gm_error_set(err, GM_ENOMEM, "out of memory serializing JSON");
     if (rc != 0) {
-        free(b.p);
+        gm_buf_free(&b);
         return rc;
     }
     *out = b.p;

@@ -52,10 +52,15 @@ static int issue_and_store(na_req *r, const uint8_t pk[GM_PK_LEN], const char *p
     return 0;
 }
 
-static int refuse_if_blocked(na_req *r, const char *pk_b64)
+/* Inside the request's transaction: the nonce is new (and now recorded) and the key is not
+ * blocked for key_compromise. Non-zero means refused, with the reply set. */
+static int record_nonce_and_check_key(na_req *r, const json_t *body, const char *pk_b64)
 {
     int blocked = 0;
     gm_error e = {0};
+    int rc = na_record_node_nonce(r, body, pk_b64);
+    if (rc != 0)
+        return rc;
     if (gm_store_key_blocked(r->na->store, pk_b64, &blocked, &e) != 0)
         return na_reply_gm_error(r, &e), -1;
     if (blocked)
@@ -113,9 +118,7 @@ int na_handle_join(na_req *r)
         json_decref(body);
         return na_reply_gm_error(r, &e);
     }
-    int rc = na_record_node_nonce(r, body, pk_b64);
-    if (rc == 0)
-        rc = refuse_if_blocked(r, pk_b64);
+    int rc = record_nonce_and_check_key(r, body, pk_b64);
     gm_store_invite inv;
     memset(&inv, 0, sizeof inv);
     if (rc == 0) {
@@ -160,9 +163,7 @@ int na_handle_renew(na_req *r)
         json_decref(body);
         return na_reply_gm_error(r, &e);
     }
-    int rc = na_record_node_nonce(r, body, pk_b64);
-    if (rc == 0)
-        rc = refuse_if_blocked(r, pk_b64);
+    int rc = record_nonce_and_check_key(r, body, pk_b64);
     gm_store_cert old;
     memset(&old, 0, sizeof old);
     if (rc == 0) {

@@ -1,11 +1,11 @@
 /* NA metrics in the Prometheus text format: requests by endpoint and status and 429s by
  * limit (in memory, since start), and gauges read from the store (certificates, CRL sequence,
  * open invites). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gm/util.h"
 #include "na_internal.h"
 
 /* Status slots: the codes the NA answers with; anything else lands in the last slot. */
@@ -54,49 +54,11 @@ void na_metrics_add(na_metrics *m, uint64_t *counter, uint64_t n)
     pthread_mutex_unlock(&m->lock);
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        if (b->oom)
-            return;
-        size_t room = b->cap - b->len;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && (size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
 int na_handle_metrics(na_req *r)
 {
     gm_na_t *na = r->na;
     na_metrics *m = &na->metrics;
-    sbuf b = {0};
+    gm_buf b = {0};
     int64_t certs = -1, open_invites = -1;
     gm_store_cert_count(na->store, &certs, NULL);
     gm_store_invites_outstanding(na->store, r->now.unix_s, &open_invites, NULL);
@@ -104,7 +66,7 @@ int na_handle_metrics(na_req *r)
     uint64_t seq = 0;
     free(na_crl_cache_get(na, &seq, etag));
 
-    sb_printf(&b, "# HELP gm_na_requests_total HTTP requests handled, by endpoint and status.\n"
+    gm_buf_printf(&b, "# HELP gm_na_requests_total HTTP requests handled, by endpoint and status.\n"
                   "# TYPE gm_na_requests_total counter\n");
     pthread_mutex_lock(&m->lock);
     for (size_t row = 0; row <= na_n_routes; row++) {
@@ -115,10 +77,10 @@ int na_handle_metrics(na_req *r)
             const char *method = row < na_n_routes ? na_routes[row].method : "any";
             const char *path = row < na_n_routes ? na_routes[row].path : "other";
             if (s == NA_METRIC_STATUSES - 1)
-                sb_printf(&b, "gm_na_requests_total{method=\"%s\",endpoint=\"%s\",status=\"other\"} %llu\n",
+                gm_buf_printf(&b, "gm_na_requests_total{method=\"%s\",endpoint=\"%s\",status=\"other\"} %llu\n",
                           method, path, (unsigned long long)n);
             else
-                sb_printf(&b, "gm_na_requests_total{method=\"%s\",endpoint=\"%s\",status=\"%d\"} %llu\n", method,
+                gm_buf_printf(&b, "gm_na_requests_total{method=\"%s\",endpoint=\"%s\",status=\"%d\"} %llu\n", method,
                           path, known_statuses[s], (unsigned long long)n);
         }
     }
@@ -127,7 +89,7 @@ int na_handle_metrics(na_req *r)
     uint64_t limited_reads = m->rate_limited[NA_RL_READS];
     pthread_mutex_unlock(&m->lock);
     size_t tracked = na_ratelimit_tracked(&na->ratelimit);
-    sb_printf(&b,
+    gm_buf_printf(&b,
               "# HELP gm_na_joins_total Certificates issued by POST /join since start.\n"
               "# TYPE gm_na_joins_total counter\ngm_na_joins_total %llu\n"
               "# HELP gm_na_renewals_total Certificates issued by POST /renew since start.\n"
@@ -154,10 +116,10 @@ int na_handle_metrics(na_req *r)
               (unsigned long long)invites, (unsigned long long)limited_req, (unsigned long long)limited_reads,
               (unsigned long long)limited_auth, tracked, (unsigned long long)seq, (long long)open_invites, (long long)certs);
     if (b.oom) {
-        free(b.p);
+        gm_buf_free(&b);
         return na_reply_error(r, 500, "internal_error", "out of memory building metrics");
     }
     int st = na_reply_text(r, 200, "text/plain; version=0.0.4", b.p, b.len);
-    free(b.p);
+    gm_buf_free(&b);
     return st;
 }

@@ -27,8 +27,7 @@
 /* State MHD keeps for one request while its body arrives. A request over the body limit or
  * over its rate limit has its body read and dropped (never buffered), then is refused. */
 typedef struct conn_ctx {
-    char *buf;
-    size_t len, cap;
+    gm_buf body;
     int too_big;
     unsigned retry_after; /* rate-limited: seconds until the bucket has a token again */
     na_rl_kind rl_kind;
@@ -265,9 +264,9 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
     } else {
         const na_route *rt = &na_routes[route];
         r.path_rest = rest;
-        if (cx->buf) {
-            r.body = cx->buf;
-            r.body_len = cx->len;
+        if (cx->body.p) {
+            r.body = cx->body.p;
+            r.body_len = cx->body.len;
         }
         if (!(rt->flags & NA_ROUTE_ADMIN) || na_admin_authenticate(&r) == 0)
             rt->fn(&r);
@@ -324,27 +323,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             cx->drained += n;
             return cx->drained > NA_DRAIN_MAX ? MHD_NO : MHD_YES;
         }
-        if (n > max || cx->len > max - n) {
+        if (n > max || cx->body.len > max - n) {
             cx->too_big = 1;
-            free(cx->buf);
-            cx->buf = NULL;
-            cx->len = cx->cap = 0;
+            gm_buf_free(&cx->body);
             return MHD_YES;
         }
-        if (cx->len + n + 1 > cx->cap) {
-            size_t cap = cx->cap ? cx->cap : 1024;
-            while (cap < cx->len + n + 1)
-                cap *= 2;
-            char *nb = realloc(cx->buf, cap);
-            if (!nb)
-                return MHD_NO;
-            cx->buf = nb;
-            cx->cap = cap;
-        }
-        memcpy(cx->buf + cx->len, upload_data, n);
-        cx->len += n;
-        cx->buf[cx->len] = '\0';
-        return MHD_YES;
+        gm_buf_append(&cx->body, upload_data, n);
+        return cx->body.oom ? MHD_NO : MHD_YES;
     }
     return dispatch(na, conn, url, method, cx);
 }
@@ -353,7 +338,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     conn_ctx *cx = *con_cls;
     if (cx) {
-        free(cx->buf);
+        gm_buf_free(&cx->body);
         free(cx);
         *con_cls = NULL;
     }

@@ -356,14 +356,6 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
         client_send(c, resp);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    (void)suggested;
-    buf->base = malloc(65536);
-    buf->len = buf->base ? 65536 : 0;
-}
-
 /* 1 when line is a `send` whose destination's next hop is congested: it must wait. */
 static int line_must_wait(node_api_client *c, const char *line, size_t len)
 {
@@ -463,7 +455,7 @@ void node_api_resume(gm_node *n)
         n->n_paused--;
         client_process(c);
         if (!c->paused && !c->closing && !c->overflow)
-            uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+            uv_read_start((uv_stream_t *)&c->pipe, node_on_alloc, on_read);
     }
 }
 
@@ -485,7 +477,7 @@ static void on_api_connection(uv_stream_t *server, int status)
         client_close(c);
         return;
     }
-    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&c->pipe, node_on_alloc, on_read);
 }
 
 /* 1 if something accepts connections on path (another node is running). */

@@ -340,6 +340,8 @@ void node_api_shutdown(gm_node *n);
 /* Let paused API clients go on when what they wait for is no longer congested. */
 void node_api_resume(gm_node *n);
 /* Deliver a received message to subscribers (or keep it in the inbox). */
+/* uv_alloc_cb shared by every stream the node reads (links, local API clients). */
+void node_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 /* 1 if p is a port name: 1..32 of [a-z0-9._-] (or "*" when allow_star). */
 int node_port_valid(const char *p, int allow_star);
 void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data,

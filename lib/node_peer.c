@@ -626,7 +626,8 @@ out:
 
 /* ---- reading ---- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* libuv read buffers of links and local API clients: 64 KiB, freed by the read callback. */
+void node_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h;
     (void)suggested;
@@ -741,7 +742,7 @@ void node_peer_retry_paused(gm_node *n)
 
 static void start_reading(node_link *l)
 {
-    if (uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) != 0)
+    if (uv_read_start((uv_stream_t *)&l->tcp, node_on_alloc, on_read) != 0)
         link_hard_close(l);
 }
 

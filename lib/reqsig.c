@@ -37,6 +37,20 @@ static int check_nonce_shape(const char *nonce, gm_error *err)
 
 /* ---- node-signed bodies ---- */
 
+/* Fill a missing timestamp (now) and nonce (fresh UUID4) from the given buffers. */
+static void default_ts_nonce(const char **timestamp, char ts[GM_TIME_STRLEN], const char **nonce, char nn[37])
+{
+    if (!*timestamp) {
+        gm_time now = gm_time_now();
+        gm_time_format(&now, ts);
+        *timestamp = ts;
+    }
+    if (!*nonce) {
+        gm_uuid4(nn);
+        *nonce = nn;
+    }
+}
+
 int gm_reqsig_node_bytes(const json_t *body, char **out, size_t *len, gm_error *err)
 {
     if (!json_is_object(body))
@@ -57,15 +71,7 @@ int gm_reqsig_node_sign(json_t *body, const gm_signer *k, const char *timestamp,
     size_t len;
     if (!json_is_object(body))
         return gm_error_set(err, GM_EINVAL, "request body must be a JSON object");
-    if (!timestamp) {
-        gm_time now = gm_time_now();
-        gm_time_format(&now, ts);
-        timestamp = ts;
-    }
-    if (!nonce) {
-        gm_uuid4(nn);
-        nonce = nn;
-    }
+    default_ts_nonce(&timestamp, ts, &nonce, nn);
     if (json_object_set_new(body, "timestamp", json_string(timestamp)) != 0 ||
         json_object_set_new(body, "nonce", json_string(nonce)) != 0)
         return gm_error_set(err, GM_EINVAL, "timestamp and nonce must be UTF-8 strings");
@@ -135,15 +141,7 @@ int gm_reqsig_admin_sign(gm_admin_auth *a, const json_t *body, const gm_signer *
     char ts[GM_TIME_STRLEN], nn[37], *bytes = NULL;
     size_t len;
     memset(a, 0, sizeof *a);
-    if (!timestamp) {
-        gm_time now = gm_time_now();
-        gm_time_format(&now, ts);
-        timestamp = ts;
-    }
-    if (!nonce) {
-        gm_uuid4(nn);
-        nonce = nn;
-    }
+    default_ts_nonce(&timestamp, ts, &nonce, nn);
     if (strlen(timestamp) > GM_REQSIG_FIELD_MAX || strlen(nonce) > GM_REQSIG_FIELD_MAX)
         return gm_error_set(err, GM_EINVAL, "timestamp or nonce too long");
     snprintf(a->key_id, sizeof a->key_id, "%s", op->key_id);

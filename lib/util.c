@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,63 @@ int gm_path_join(char *out, size_t cap, const char *dir, const char *name, gm_er
     if (snprintf(out, cap, "%s/%s", dir, name) >= (int)cap)
         return gm_error_set(err, GM_EINVAL, "path too long: %s/%s", dir, name);
     return 0;
+}
+
+void gm_buf_append(gm_buf *b, const void *data, size_t n)
+{
+    if (b->oom)
+        return;
+    if (n > SIZE_MAX / 2 - b->len - 1) {
+        b->oom = 1;
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void gm_buf_printf(gm_buf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = 1;
+    } else if ((size_t)n < sizeof small) {
+        gm_buf_append(b, small, (size_t)n);
+    } else {
+        char *big = malloc((size_t)n + 1);
+        if (!big) {
+            b->oom = 1;
+        } else {
+            vsnprintf(big, (size_t)n + 1, fmt, ap2);
+            gm_buf_append(b, big, (size_t)n);
+            free(big);
+        }
+    }
+    va_end(ap2);
+}
+
+void gm_buf_free(gm_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
 }
 
 void gm_uuid4(char out[37])

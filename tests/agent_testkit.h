@@ -51,6 +51,15 @@ static inline void tk_net_free(tk_net *n)
 }
 
 /* A certificate for node signed by na (the network's NA or another key) for network. */
+/* The first, empty CRL (sequence 0) of the network whose NA key is na. */
+static inline void tk_empty_crl(gm_crl *c, const gm_signer *na)
+{
+    gm_error err = {0};
+    json_t *none = json_array();
+    assert_int_equal(gm_crl_issue(c, na, 0, none, gm_time_now(), 86400, &err), 0);
+    json_decref(none);
+}
+
 static inline void tk_cert(gm_cert *c, const gm_signer *na, const char *network, const gm_signer *node)
 {
     gm_error err = {0};

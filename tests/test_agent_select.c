@@ -13,7 +13,6 @@ typedef struct fx {
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    gm_error err = {0};
     tk_net_init(&f->net, "TESTNET");
     tk_signer(&f->a, 0x60, "a");
     tk_signer(&f->b, 0x70, "b");
@@ -24,9 +23,7 @@ static int setup(void **state)
     tk_desc(&f->da, &f->a, "repo-agent-a", "TESTNET", "repo.summary");
     tk_desc(&f->db, &f->b, "repo-agent-b", "TESTNET", "repo.summary");
     tk_desc(&f->dc, &f->c, "repo-agent-c", "TESTNET", "repo:summary");
-    json_t *none = json_array();
-    assert_int_equal(gm_crl_issue(&f->crl0, &f->net.na, 0, none, gm_time_now(), 86400, &err), 0);
-    json_decref(none);
+    tk_empty_crl(&f->crl0, &f->net.na);
     *state = f;
     return 0;
 }

@@ -17,7 +17,6 @@ typedef struct fx {
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    gm_error err = {0};
     tk_net_init(&f->net, "TESTNET");
     tk_signer(&f->planner, 0x60, "planner");
     tk_signer(&f->repo, 0x70, "repo");
@@ -26,9 +25,7 @@ static int setup(void **state)
     tk_cert(&f->c_planner, &f->net.na, "TESTNET", &f->planner);
     tk_cert(&f->c_repo, &f->net.na, "TESTNET", &f->repo);
     tk_cert(&f->c_llm, &f->net.na, "TESTNET", &f->llm);
-    json_t *none = json_array();
-    assert_int_equal(gm_crl_issue(&f->crl0, &f->net.na, 0, none, gm_time_now(), 86400, &err), 0);
-    json_decref(none);
+    tk_empty_crl(&f->crl0, &f->net.na);
     *state = f;
     return 0;
 }

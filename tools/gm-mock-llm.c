@@ -39,6 +39,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "gm/util.h"
+
 #if MHD_VERSION < 0x00097002
 typedef int mhd_result;
 #else
@@ -59,8 +61,7 @@ struct options {
 };
 
 struct req_state {
-    char *buf;
-    size_t len, cap;
+    gm_buf body;
     int too_big;
 };
 
@@ -159,7 +160,7 @@ static mhd_result handle_models(struct MHD_Connection *c, const struct options *
 static mhd_result handle_chat(struct MHD_Connection *c, const struct req_state *st)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(st->buf ? st->buf : "", st->len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(st->body.p ? st->body.p : "", st->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root || !json_is_object(root)) {
         json_decref(root);
         return send_error(c, 400,
@@ -280,24 +281,12 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         /* Over the cap: keep reading (and dropping) so the client sees the 413, not a reset. */
-        if (st->too_big || n > MAX_BODY - st->len) {
+        if (st->too_big || n > MAX_BODY - st->body.len) {
             st->too_big = 1;
             return MHD_YES;
         }
-        if (st->len + n + 1 > st->cap) {
-            size_t cap = st->cap ? st->cap : 4096;
-            while (cap < st->len + n + 1)
-                cap *= 2;
-            char *nb = realloc(st->buf, cap);
-            if (!nb)
-                return MHD_NO;
-            st->buf = nb;
-            st->cap = cap;
-        }
-        memcpy(st->buf + st->len, upload_data, n);
-        st->len += n;
-        st->buf[st->len] = '\0';
-        return MHD_YES;
+        gm_buf_append(&st->body, upload_data, n);
+        return st->body.oom ? MHD_NO : MHD_YES;
     }
 
     if (st->too_big)
@@ -329,7 +318,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     struct req_state *st = *con_cls;
     if (st) {
-        free(st->buf);
+        gm_buf_free(&st->body);
         free(st);
         *con_cls = NULL;
     }

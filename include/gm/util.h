@@ -31,6 +31,17 @@ int gm_mkdir_p(const char *path, mode_t mode, gm_error *err);
 /* snprintf into a path buffer; GM_EINVAL if it does not fit. */
 int gm_path_join(char *out, size_t cap, const char *dir, const char *name, gm_error *err);
 
+/* A growable byte buffer, always NUL-terminated. A failed allocation sets oom and makes later
+ * appends no-ops, so a caller checks once at the end. Zero-initialise; release with gm_buf_free. */
+typedef struct gm_buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} gm_buf;
+void gm_buf_append(gm_buf *b, const void *data, size_t n);
+void gm_buf_printf(gm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gm_buf_free(gm_buf *b);
+
 /* Random UUID version 4, lowercase, 36 chars + NUL. */
 void gm_uuid4(char out[37]);
 /* 1 if s is a canonical lowercase/uppercase 8-4-4-4-12 UUID. */
