@@ -294,6 +294,16 @@ static long long metric_sum(const char *w1, const char *w2)
     return sum;
 }
 
+/* The metric selected like metric_sum(w1, w2) rises above before (polled: counters are
+ * updated after the connection closes). */
+static void assert_metric_rises(const char *w1, const char *w2, long long before)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (metric_sum(w1, w2) <= before && now_ms() < end)
+        sleep_ms(50);
+    assert_true(metric_sum(w1, w2) > before);
+}
+
 /* Everything the node counts as a refused or failed connection attempt. */
 static long long refused_total(void)
 {
@@ -602,6 +612,28 @@ static void assert_still_serving(void)
     ident_free(&good);
 }
 
+/* A session the target accepted, as identity id, left open for the test to use. */
+static hs_opts *open_session(const ident *id)
+{
+    hs_opts *o = calloc(1, sizeof *o);
+    assert_non_null(o);
+    o->prologue = g_prologue;
+    o->x_sk = id->x_sk;
+    o->payload = id->cert;
+    o->payload_len = id->cert_len;
+    o->keep_open = 1;
+    assert_int_equal(handshake(o), HS_ACCEPTED);
+    return o;
+}
+
+static void close_session(hs_opts *o)
+{
+    close(o->fd);
+    gm_noise_cipher_wipe(&o->tx);
+    gm_noise_cipher_wipe(&o->rx);
+    free(o);
+}
+
 /* The refused/failed counters rise above before (they are updated after the close). */
 static void assert_counted(long long before, const char *w1, const char *w2)
 {
@@ -797,10 +829,7 @@ static void test_certificate_for_another_network_name_is_refused(void **state)
     /* Signed by our own NA key, but for another network name. */
     ident_make(&id, &g_na, "SOMEWHERE-ELSE", gm_time_add(now, -60), gm_time_add(now, 86400));
     assert_int_equal(handshake_as(&id, g_prologue), HS_CLOSED);
-    uint64_t end = now_ms() + WAIT_MS;
-    while (metric_sum("refused", "network") <= before && now_ms() < end)
-        sleep_ms(50);
-    assert_true(metric_sum("refused", "network") > before);
+    assert_metric_rises("refused", "network", before);
     ident_free(&id);
     assert_still_serving();
 }
@@ -813,10 +842,7 @@ static void test_expired_certificate_is_refused(void **state)
     gm_time now = gm_time_now();
     ident_make(&id, &g_na, g_genesis.network_name, gm_time_add(now, -10 * 86400), gm_time_add(now, -86400));
     assert_int_equal(handshake_as(&id, g_prologue), HS_CLOSED);
-    uint64_t end = now_ms() + WAIT_MS;
-    while (metric_sum("refused", "expired") <= before && now_ms() < end)
-        sleep_ms(50);
-    assert_true(metric_sum("refused", "expired") > before);
+    assert_metric_rises("refused", "expired", before);
     ident_free(&id);
     /* Not yet valid (issued in the future beyond the skew) is refused too. */
     before = refused_total();
@@ -841,10 +867,7 @@ static void test_certificate_of_another_key_is_refused(void **state)
     o->payload_len = strlen(g_friend_cert);
     assert_int_equal(handshake(o), HS_CLOSED);
     free(o);
-    uint64_t end = now_ms() + WAIT_MS;
-    while (metric_sum("refused", "mismatch") <= before && now_ms() < end)
-        sleep_ms(50);
-    assert_true(metric_sum("refused", "mismatch") > before);
+    assert_metric_rises("refused", "mismatch", before);
     ident_free(&id);
     assert_still_serving();
 }
@@ -860,10 +883,7 @@ static void test_forged_certificate_is_refused(void **state)
     gm_time now = gm_time_now();
     ident_make(&id, &forger, g_genesis.network_name, gm_time_add(now, -60), gm_time_add(now, 86400));
     assert_int_equal(handshake_as(&id, g_prologue), HS_CLOSED);
-    uint64_t end = now_ms() + WAIT_MS;
-    while (metric_sum("refused", "signature") <= before && now_ms() < end)
-        sleep_ms(50);
-    assert_true(metric_sum("refused", "signature") > before);
+    assert_metric_rises("refused", "signature", before);
     ident_free(&id);
     /* A legitimate certificate with one byte of a signed member changed. */
     ident_valid(&id);
@@ -975,27 +995,15 @@ static void test_garbage_after_handshake_closes_only_that_link(void **state)
     (void)state;
     ident id;
     ident_valid(&id);
-    hs_opts *o = calloc(1, sizeof *o);
-    o->prologue = g_prologue;
-    o->x_sk = id.x_sk;
-    o->payload = id.cert;
-    o->payload_len = id.cert_len;
-    o->keep_open = 1;
-    assert_int_equal(handshake(o), HS_ACCEPTED);
+    hs_opts *o = open_session(&id);
     long long decrypt_drops = metric_sum("links_dropped_decrypt", NULL);
     uint8_t junk[300];
     randombytes_buf(junk, sizeof junk);
     assert_int_equal(send_frame(o->fd, junk, sizeof junk), 0);
     assert_true(wait_closed(o->fd));
     /* Counted as a transport decrypt failure. */
-    uint64_t end = now_ms() + WAIT_MS;
-    while (metric_sum("links_dropped_decrypt", NULL) <= decrypt_drops && now_ms() < end)
-        sleep_ms(50);
-    assert_true(metric_sum("links_dropped_decrypt", NULL) > decrypt_drops);
-    close(o->fd);
-    gm_noise_cipher_wipe(&o->tx);
-    gm_noise_cipher_wipe(&o->rx);
-    free(o);
+    assert_metric_rises("links_dropped_decrypt", NULL, decrypt_drops);
+    close_session(o);
     ident_free(&id);
     assert_still_serving();
 }
@@ -1005,13 +1013,7 @@ static void test_relay_cannot_advertise_identities_without_certificates(void **s
     (void)state;
     ident id;
     ident_valid(&id);
-    hs_opts *o = calloc(1, sizeof *o);
-    o->prologue = g_prologue;
-    o->x_sk = id.x_sk;
-    o->payload = id.cert;
-    o->payload_len = id.cert_len;
-    o->keep_open = 1;
-    assert_int_equal(handshake(o), HS_ACCEPTED);
+    hs_opts *o = open_session(&id);
     long long refused_before = metric_sum("routes_refused_no_cert", NULL);
     /* Advertise a destination nobody certified, one hop behind us. */
     gm_wire_route_entry e;
@@ -1038,10 +1040,7 @@ static void test_relay_cannot_advertise_identities_without_certificates(void **s
     while (!has_peer(pk) && now_ms() < end)
         sleep_ms(50);
     assert_true(has_peer(pk));
-    close(o->fd);
-    gm_noise_cipher_wipe(&o->tx);
-    gm_noise_cipher_wipe(&o->rx);
-    free(o);
+    close_session(o);
     ident_free(&id);
     assert_still_serving();
 }
@@ -1069,13 +1068,7 @@ static void test_spoofed_and_misrouted_data_is_dropped(void **state)
     (void)state;
     ident id;
     ident_valid(&id);
-    hs_opts *o = calloc(1, sizeof *o);
-    o->prologue = g_prologue;
-    o->x_sk = id.x_sk;
-    o->payload = id.cert;
-    o->payload_len = id.cert_len;
-    o->keep_open = 1;
-    assert_int_equal(handshake(o), HS_ACCEPTED);
+    hs_opts *o = open_session(&id);
     uint8_t target[32], friend_pk[32], nobody[32], junk[200];
     gm_error err = {0};
     assert_int_equal(gm_pk_decode(g_target_pk_b64, target, &err), 0);
@@ -1099,10 +1092,7 @@ static void test_spoofed_and_misrouted_data_is_dropped(void **state)
     assert_int_equal(metric_sum("e2e_received", NULL), received);
     assert_true(metric_sum("data_drop_no_route", NULL) > no_route);
     assert_true(metric_sum("data_drop_ttl", NULL) > ttl);
-    close(o->fd);
-    gm_noise_cipher_wipe(&o->tx);
-    gm_noise_cipher_wipe(&o->rx);
-    free(o);
+    close_session(o);
     ident_free(&id);
     assert_still_serving();
 }
@@ -1115,10 +1105,7 @@ static void test_halfopen_flood_from_one_address_does_not_block_peers(void **sta
     /* Silent connections from 127.0.0.2: they hold handshake slots until they time out. */
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         fds[i] = tcp_connect("127.0.0.2");
-    uint64_t end = now_ms() + WAIT_MS;
-    while (metric_sum("connections_refused", NULL) <= before && now_ms() < end)
-        sleep_ms(50);
-    assert_true(metric_sum("connections_refused", NULL) > before);
+    assert_metric_rises("connections_refused", NULL, before);
     /* A legitimate peer from another address completes its handshake meanwhile. */
     ident good;
     ident_valid(&good);
@@ -1444,10 +1431,7 @@ static void test_local_sender_burst_waits_for_a_peer_that_stops_reading(void **s
     assert_int_equal(metric_sum("e2e_drop_queue", NULL), queue_drops);
     assert_true(has_peer(pk));
     pump_free(&p);
-    close(o->fd);
-    gm_noise_cipher_wipe(&o->tx);
-    gm_noise_cipher_wipe(&o->rx);
-    free(o);
+    close_session(o);
     ident_free(&id);
     assert_still_serving();
 }
