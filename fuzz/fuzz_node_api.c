@@ -1,7 +1,7 @@
 /* Fuzz target for what a node and its local clients receive. The first input byte picks:
  *   0  the CLI's reader of node API lines (gm_node_conn_read) fed by a fake node;
  *   1  the agents' reader of node API lines (gm_agent_sock_read_json) over a socketpair;
- *   2  the node's local API server (lib/node_api.c) of an in-process node, driven through
+ *   2  the node's local API server (lib/node/node_api.c) of an in-process node, driven through
  *      its Unix socket with this process running the node's libuv loop;
  *   3  end-to-end DATA payloads (node_e2e_on_payload) from a peer with a certificate: raw
  *      bytes, plus messages the harness seals with a real session (see E2E ops below);

@@ -47,9 +47,9 @@ static const char fixture_a[] =
     "certificate revocation list (CRL).\",\"language\":\"C11\",\"highlights\":[\"nodes link over Noise XX with their "
     "Ed25519 keys converted to X25519, and route with a distance-vector protocol\",\"messages between nodes are "
     "end-to-end encrypted (Noise IK inside DATA frames)\",\"revoking a certificate removes the node from every peer "
-    "and route as the CRL spreads\"],\"files\":[{\"path\":\"lib/genesis.c\",\"summary\":\"genesis block\"},"
-    "{\"path\":\"lib/cert.c\",\"summary\":\"join certificates\"},{\"path\":\"lib/crl.c\",\"summary\":\"revocation "
-    "lists\"},{\"path\":\"lib/route.c\",\"summary\":\"distance-vector routing\"}]}\n";
+    "and route as the CRL spreads\"],\"files\":[{\"path\":\"lib/core/genesis.c\",\"summary\":\"genesis block\"},"
+    "{\"path\":\"lib/core/cert.c\",\"summary\":\"join certificates\"},{\"path\":\"lib/core/crl.c\",\"summary\":\"revocation "
+    "lists\"},{\"path\":\"lib/net/route.c\",\"summary\":\"distance-vector routing\"}]}\n";
 static const char fixture_b[] =
     "{\"name\":\"genesis-mesh\",\"source\":\"repository snapshot B (agents)\",\"description\":\"Genesis Mesh lets AI "
     "agents find each other by capability: each node signs an agent descriptor, registers it with the Network "
@@ -57,9 +57,9 @@ static const char fixture_b[] =
     "and call them over the encrypted mesh.\",\"language\":\"C11\",\"highlights\":[\"requesters ask for a capability "
     "(llm.chat, repo.summary, planner.answer), never for a node address\",\"every answer carries provenance steps "
     "signed by the node keys of the agents that produced it\",\"when a provider is revoked, discovery stops "
-    "selecting it and callers fail over to the next one\"],\"files\":[{\"path\":\"lib/agent_desc.c\",\"summary\":"
-    "\"signed agent descriptors\"},{\"path\":\"lib/agent_discover.c\",\"summary\":\"discovery with the requester's "
-    "own checks\"},{\"path\":\"lib/agent_provenance.c\",\"summary\":\"signed provenance\"},{\"path\":\"lib/"
+    "selecting it and callers fail over to the next one\"],\"files\":[{\"path\":\"lib/core/agent_desc.c\",\"summary\":"
+    "\"signed agent descriptors\"},{\"path\":\"lib/agent/agent_discover.c\",\"summary\":\"discovery with the requester's "
+    "own checks\"},{\"path\":\"lib/agent/agent_provenance.c\",\"summary\":\"signed provenance\"},{\"path\":\"lib/"
     "na_agents.c\",\"summary\":\"the NA's agent registry\"}]}\n";
 
 struct proc {

@@ -1,5 +1,5 @@
 /* genesis-mesh genesis keygen|create|sign|verify|show: the offline root ceremony.
- * Thin over lib/genesis.c and lib/keys.c; every check lives in the library. */
+ * Thin over lib/core/genesis.c and lib/core/keys.c; every check lives in the library. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>

@@ -5,10 +5,10 @@
 set -euo pipefail
 
 GM_BIN="${GM_BIN:-${GM_BUILD:-build}/genesis-mesh}"
-GM_SHARED="${GM_SHARED:-$(dirname "$0")/../../shared}"
-VEC="$GM_SHARED/vectors/python-reference"
+GM_VECTORS="${GM_VECTORS:-$(dirname "$0")/vectors}"
+VEC="$GM_VECTORS/python-reference"
 [ -x "$GM_BIN" ] || { echo "FAIL: genesis-mesh binary not found (set GM_BIN)" >&2; exit 1; }
-[ -d "$VEC" ] || { echo "FAIL: vectors not found in $VEC (set GM_SHARED)" >&2; exit 1; }
+[ -d "$VEC" ] || { echo "FAIL: vectors not found in $VEC (set GM_VECTORS)" >&2; exit 1; }
 # absolute paths: the ceremony part runs inside the temp directory
 GM_BIN="$(cd "$(dirname "$GM_BIN")" && pwd)/$(basename "$GM_BIN")"
 VEC="$(cd "$VEC" && pwd)"

@@ -26,8 +26,8 @@ static const char *const vectors[] = {
 
 static void vector_path(const char *name, char *out, size_t cap)
 {
-    const char *shared = getenv("GM_SHARED");
-    snprintf(out, cap, "%s/vectors/python-reference/%s", shared ? shared : "../shared", name);
+    const char *dir = getenv("GM_VECTORS");
+    snprintf(out, cap, "%s/python-reference/%s", dir ? dir : "tests/vectors", name);
 }
 
 /* The vector file as a jansson value (to be tampered with). */
@@ -38,7 +38,7 @@ static json_t *load_vector_json(const char *name)
     vector_path(name, path, sizeof path);
     json_t *v = json_load_file(path, 0, &je);
     if (!v)
-        fail_msg("cannot load %s (is GM_SHARED set?): %s", path, je.text);
+        fail_msg("cannot load %s (is GM_VECTORS set?): %s", path, je.text);
     return v;
 }
 

@@ -1,4 +1,4 @@
-/* Tests for the NA's per-address token buckets (lib/na_ratelimit.c) and the config.json
+/* Tests for the NA's per-address token buckets (lib/na/na_ratelimit.c) and the config.json
  * members that set them: burst then refusal with a Retry-After, refill over time, the three
  * kinds (requests, discovery reads, admin failures) independent, addresses independent, IPv6 counted per /64 and IPv4-mapped as IPv4, a bounded table that forgets the
  * least recently seen address, exact accounting under concurrent threads, and strict config. */

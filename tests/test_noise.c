@@ -43,14 +43,8 @@ static int key_member(json_t *v, const char *name, uint8_t key[32])
 static char *vectors_path(void)
 {
     static char path[4096];
-    const char *shared = getenv("GM_SHARED");
-    const char *source = getenv("GM_SOURCE");
-    if (shared)
-        snprintf(path, sizeof path, "%s/vectors/noise/cacophony-subset.json", shared);
-    else if (source)
-        snprintf(path, sizeof path, "%s/../shared/vectors/noise/cacophony-subset.json", source);
-    else
-        snprintf(path, sizeof path, "../shared/vectors/noise/cacophony-subset.json");
+    const char *vectors = getenv("GM_VECTORS");
+    snprintf(path, sizeof path, "%s/noise/cacophony-subset.json", vectors ? vectors : "tests/vectors");
     return path;
 }
 

@@ -1,4 +1,4 @@
-/* Pieces of lib/llm.c exposed so fuzz/fuzz_llm.c can reach the parsers without files or HTTP. */
+/* Pieces of lib/agent/llm.c exposed so fuzz/fuzz_llm.c can reach the parsers without files or HTTP. */
 #ifndef GM_LLM_INTERNAL_H
 #define GM_LLM_INTERNAL_H
 

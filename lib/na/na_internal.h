@@ -1,7 +1,7 @@
 /* Inside the Network Authority: the service state, the request a handler sees, reply and
  * validation helpers, and the handlers. To add an endpoint: write lib/na_<concern>.c with
  * an `int na_handle_...(na_req *r)` declared here, and add one line to the table in
- * lib/na_routes.c. */
+ * lib/na/na_routes.c. */
 #ifndef GM_NA_INTERNAL_H
 #define GM_NA_INTERNAL_H
 

@@ -60,7 +60,7 @@ static const char *const migrations[] = {
     " PRIMARY KEY(scope, nonce)) WITHOUT ROWID;"
     "CREATE INDEX nonces_by_time ON nonces(seen_at);"
     "CREATE INDEX invites_open ON invites(used, expires_at);",
-    /* 3: the agent registry (lib/na_agents.c); capabilities as ",a.b,c.d," for exact tag match */
+    /* 3: the agent registry (lib/na/na_agents.c); capabilities as ",a.b,c.d," for exact tag match */
     "CREATE TABLE agents("
     " agent_id TEXT PRIMARY KEY,"
     " node_public_key TEXT NOT NULL,"
