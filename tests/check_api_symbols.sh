@@ -23,7 +23,7 @@ done <<<"$exported"
 # the programs must take the library from the shared object (public API only)
 for prog in "$build/genesis-mesh" "$build/gm-mock-llm"; do
     [ -x "$prog" ] || continue
-    ldd "$prog" | grep -q 'libgenesismesh\.so' || { echo "FAIL: $prog does not link libgenesismesh.so" >&2; bad=1; }
+    grep -q "libgenesismesh\.so" <<<"$(ldd "$prog")" || { echo "FAIL: $prog does not link libgenesismesh.so" >&2; bad=1; }
 done
 n="$(wc -l <<<"$exported")"
 [ "$bad" -eq 0 ] || exit 1
