@@ -26,21 +26,6 @@ static const char usage_text[] =
     "\n"
     "exit status: 0 valid, 1 invalid (the message says why), 2 usage error\n";
 
-#define CRL_FILE_MAX (8 * 1024 * 1024)
-
-static int load_crl(const char *path, gm_crl *crl, gm_error *err)
-{
-    char *text;
-    size_t len;
-    int rc = gm_file_read(path, CRL_FILE_MAX, &text, &len, err);
-    if (rc != 0)
-        return rc;
-    if ((rc = gm_crl_parse(text, len, crl, err)) != 0)
-        gm_error_prefix(err, "%s", path);
-    free(text);
-    return rc;
-}
-
 typedef struct result {
     const char *stage; /* "genesis", "crl", "certificate" */
     int rc;
@@ -110,7 +95,7 @@ static int verify(const char *file, const char *genesis_path, const char *crl_pa
     }
     if (crl_path) {
         r->stage = "crl";
-        if ((r->rc = load_crl(crl_path, crl, &r->err)) != 0 ||
+        if ((r->rc = gm_crl_load(crl_path, crl, &r->err)) != 0 ||
             ((r->rc = gm_crl_verify(crl, g.na_pk, &r->err)) != 0 && gm_error_prefix(&r->err, "%s", crl_path))) {
             gm_genesis_free(&g);
             return r->rc;

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "gm/genesis.h"
 #include "gm/store.h"
 #include "gm/util.h"
 
@@ -35,6 +36,24 @@ static gm_store_t *open_db(const char *name)
         fprintf(stderr, "open: %s\n", err.msg);
     assert_int_equal(rc, 0);
     return s;
+}
+
+/* A connection of the test's own to the SQLite file behind a store (the NA never gets one). */
+static sqlite3 *raw_db(const char *name)
+{
+    char path[512];
+    sqlite3 *db = NULL;
+    db_path(path, sizeof path, name);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, GM_STORE_BUSY_TIMEOUT_MS);
+    return db;
+}
+
+static void raw_exec(const char *name, const char *sql)
+{
+    sqlite3 *db = raw_db(name);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
 }
 
 static gm_store_cert make_cert(const char *id, const char *pk)
@@ -63,24 +82,25 @@ static void test_migrations_reach_current_version_once(void **state)
     assert_int_equal(gm_store_schema_version(s, &v, NULL), 0);
     assert_int_equal(v, GM_STORE_SCHEMA_VERSION);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(gm_store_sqlite(s), "SELECT COUNT(*) FROM schema_version", -1, &st, NULL),
+    sqlite3 *db = raw_db("mig.db");
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM schema_version", -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), GM_STORE_SCHEMA_VERSION);
     sqlite3_finalize(st);
     /* WAL journal */
-    assert_int_equal(sqlite3_prepare_v2(gm_store_sqlite(s), "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
+    sqlite3_close(db);
     gm_store_close(s);
 }
 
 static void test_newer_schema_is_refused(void **state)
 {
     gm_store_t *s = open_db("newer.db");
-    assert_int_equal(sqlite3_exec(gm_store_sqlite(s), "INSERT INTO schema_version VALUES (999, 0)", NULL, NULL, NULL),
-                     SQLITE_OK);
+    raw_exec("newer.db", "INSERT INTO schema_version VALUES (999, 0)");
     gm_store_close(s);
     char path[512];
     gm_error err = {0};
@@ -184,7 +204,7 @@ static void test_token_consumed_exactly_once_by_concurrent_connections(void **st
 {
     gm_store_t *s = open_db("race.db");
     for (int round = 0; round < 5; round++) {
-        sqlite3_exec(gm_store_sqlite(s), "DELETE FROM invites; DELETE FROM certificates", NULL, NULL, NULL);
+        raw_exec("race.db", "DELETE FROM invites; DELETE FROM certificates");
         assert_int_equal(gm_store_invite_add(s, "token", "[\"role:a\"]", 100, 200, 24, NULL), 0);
         run_race(NULL);
         int64_t n = 0;
@@ -198,7 +218,7 @@ static void test_token_consumed_exactly_once_through_a_shared_handle(void **stat
 {
     gm_store_t *s = open_db("race-shared.db");
     for (int round = 0; round < 5; round++) {
-        sqlite3_exec(gm_store_sqlite(s), "DELETE FROM invites; DELETE FROM certificates", NULL, NULL, NULL);
+        raw_exec("race-shared.db", "DELETE FROM invites; DELETE FROM certificates");
         assert_int_equal(gm_store_invite_add(s, "token", "[\"role:a\"]", 100, 200, 24, NULL), 0);
         run_race(s);
         int64_t n = 0;
@@ -242,7 +262,7 @@ static void test_revocations_keep_order_and_refuse_duplicates(void **state)
     assert_int_equal(gm_store_revocation_add(s, a.cert_id, "2026-01-03T00:00:00Z", "unspecified", "na-local", NULL),
                      GM_ECONFLICT);
     json_t *e = NULL;
-    assert_int_equal(gm_store_revocations_json(s, &e, NULL), 0);
+    assert_int_equal(gm_store_revocations_json(s, INT64_MIN, &e, NULL), 0);
     assert_int_equal(json_array_size(e), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(e, 0), "certificate_id")), b.cert_id);
     assert_string_equal(json_string_value(json_object_get(json_array_get(e, 1), "reason")), "key_compromise");
@@ -382,6 +402,104 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* ---- agent descriptors ---- */
+
+typedef struct agent_seen {
+    int n;
+    char pk[4][64];
+} agent_seen;
+
+static int collect_agent(const char *pk, const char *doc, void *ctx)
+{
+    agent_seen *a = ctx;
+    assert_non_null(strstr(doc, "desc"));
+    snprintf(a->pk[a->n++], sizeof a->pk[0], "%s", pk);
+    return a->n == 4;
+}
+
+static void test_agents_put_list_by_exact_capability_and_delete(void **state)
+{
+    gm_store_t *s = open_db("agents.db");
+    const char *chat[] = {"llm.chat", "repo.summary"}, *chat2[] = {"llm.chat2"};
+    gm_store_agent a = {.agent_id = "a1", .node_pk = "pkA", .caps = chat, .n_caps = 2, .registered_at = 100,
+                        .expires_at = 200, .doc = "{\"desc\":1}"};
+    gm_store_agent b = {.agent_id = "b1", .node_pk = "pkB", .caps = chat2, .n_caps = 1, .registered_at = 100,
+                        .expires_at = 150, .doc = "{\"desc\":2}"};
+    assert_int_equal(gm_store_agent_put(s, &a, NULL), 0);
+    assert_int_equal(gm_store_agent_put(s, &b, NULL), 0);
+    char owner[GM_PK_B64_LEN + 1];
+    assert_int_equal(gm_store_agent_owner(s, "a1", 150, owner, NULL), 0);
+    assert_string_equal(owner, "pkA");
+    assert_int_equal(gm_store_agent_owner(s, "b1", 151, owner, NULL), GM_ENOTFOUND); /* expired at 151 */
+    assert_int_equal(gm_store_agent_owner(s, "zz", 0, owner, NULL), GM_ENOTFOUND);
+    /* "llm.chat" is one tag: it does not match "llm.chat2" */
+    agent_seen seen = {0};
+    assert_int_equal(gm_store_agents_foreach(s, "llm.chat", 0, 10, collect_agent, &seen, NULL), 0);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.pk[0], "pkA");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(gm_store_agents_foreach(s, NULL, 0, 10, collect_agent, &seen, NULL), 0);
+    assert_int_equal(seen.n, 2);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(gm_store_agents_foreach(s, "", 160, 10, collect_agent, &seen, NULL), 0);
+    assert_int_equal(seen.n, 1); /* b1 expired at 160 */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(gm_store_agents_foreach(s, NULL, 0, 1, collect_agent, &seen, NULL), 0);
+    assert_int_equal(seen.n, 1); /* the limit */
+    /* replacing keeps one row per agent id */
+    a.expires_at = 300;
+    assert_int_equal(gm_store_agent_put(s, &a, NULL), 0);
+    assert_int_equal(gm_store_agent_owner(s, "a1", 250, owner, NULL), 0);
+    int64_t n = -1;
+    assert_int_equal(gm_store_agents_delete(s, "pkB", "a1", &n, NULL), 0);
+    assert_int_equal(n, 0); /* not pkB's */
+    assert_int_equal(gm_store_agents_prune(s, 151, NULL), 0); /* drops b1 */
+    assert_int_equal(gm_store_agents_delete(s, "pkB", NULL, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(gm_store_agents_delete(s, "pkA", NULL, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(gm_store_agents_foreach(s, NULL, 0, 10, collect_agent, &seen, NULL), 0);
+    assert_int_equal(seen.n, 0);
+    gm_store_close(s);
+}
+
+static void test_revocations_of_expired_certificates_leave_the_list(void **state)
+{
+    gm_store_t *s = open_db("rev-live.db");
+    gm_store_cert a = make_cert("00000000-0000-4000-8000-0000000000a1", "pkA"); /* expires 2000 */
+    gm_store_cert b = make_cert("00000000-0000-4000-8000-0000000000b1", "pkB");
+    b.expires_at = 5000;
+    assert_int_equal(gm_store_cert_add(s, &a, NULL), 0);
+    assert_int_equal(gm_store_cert_add(s, &b, NULL), 0);
+    assert_int_equal(gm_store_revocation_add(s, a.cert_id, "2026-01-01T00:00:00Z", "key_compromise", "na", NULL), 0);
+    assert_int_equal(gm_store_revocation_add(s, b.cert_id, "2026-01-01T00:00:00Z", "superseded", "na", NULL), 0);
+    json_t *e = NULL;
+    /* still listed during the clock-skew allowance after expiry, gone after it */
+    assert_int_equal(gm_store_revocations_json(s, 2000 + GM_CLOCK_SKEW_S, &e, NULL), 0);
+    assert_int_equal(json_array_size(e), 2);
+    json_decref(e);
+    assert_int_equal(gm_store_revocations_json(s, 2001 + GM_CLOCK_SKEW_S, &e, NULL), 0);
+    assert_int_equal(json_array_size(e), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(e, 0), "certificate_id")), b.cert_id);
+    json_decref(e);
+    /* the revocation itself stays: the certificate still reads as revoked */
+    gm_store_cert got;
+    assert_int_equal(gm_store_cert_get(s, a.cert_id, &got, NULL), 0);
+    assert_int_equal(got.revoked, 1);
+    gm_store_cert_clear(&got);
+    gm_store_close(s);
+}
+
+static void test_unknown_backend_location_is_refused(void **state)
+{
+    gm_store_t *s = (gm_store_t *)1;
+    gm_error err = {0};
+    assert_int_equal(gm_store_open(&s, "postgresql://localhost/na", &err), GM_EINVAL);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "no store backend"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +514,9 @@ int main(void)
         cmocka_unit_test(test_committed_state_survives_reopen_and_rollback_leaves_nothing),
         cmocka_unit_test(test_nonces_replay_per_scope_and_prune),
         cmocka_unit_test(test_key_block_and_unblock),
+        cmocka_unit_test(test_agents_put_list_by_exact_capability_and_delete),
+        cmocka_unit_test(test_revocations_of_expired_certificates_leave_the_list),
+        cmocka_unit_test(test_unknown_backend_location_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -17,6 +17,20 @@ int gm_sigdoc_verify_all(const json_t *doc, const uint8_t pk[GM_PK_LEN], gm_erro
 /* Check doc["signatures"] is a well-formed array of {key_id: string, sig: 88-char base64}. */
 int gm_sigdoc_check_shape(const json_t *doc, gm_error *err);
 
+/* The one loader of signed documents: what a kind of document needs to be read. */
+typedef struct gm_sigdoc_kind {
+    const char *what;  /* "certificate", "CRL", ... (in messages) */
+    size_t max_bytes;  /* larger text is refused with GM_ETOOBIG before parsing */
+    size_t out_size;   /* sizeof the struct from_json fills (zeroed on every failure) */
+    /* Normalize src into out (copies what it keeps); on failure out holds nothing to free. */
+    int (*from_json)(const json_t *src, void *out, gm_error *err);
+} gm_sigdoc_kind;
+
+/* Strict JSON (duplicate members refused, at most k->max_bytes) handed to k->from_json. */
+int gm_sigdoc_parse(const gm_sigdoc_kind *k, const char *text, size_t len, void *out, gm_error *err);
+/* gm_sigdoc_parse of a file's contents; messages are prefixed with the path. */
+int gm_sigdoc_load(const gm_sigdoc_kind *k, const char *path, void *out, gm_error *err);
+
 /* Schema helpers used by the document parsers (strict types, clear messages). */
 int gm_json_get_string(const json_t *obj, const char *key, const char **out, gm_error *err);
 int gm_json_get_pk(const json_t *obj, const char *key, uint8_t pk[GM_PK_LEN], gm_error *err);

@@ -1,6 +1,9 @@
-/* Durable state of the Network Authority in SQLite: invites, certificates, revocations,
- * CRLs, blocked keys and request nonces. WAL journal, synchronous=FULL (a committed
- * transaction survives a crash or power loss), busy_timeout, numbered migrations.
+/* Durable state of the Network Authority: invites, certificates, revocations, CRLs, blocked
+ * keys, request nonces and agent descriptors. Every operation goes through a backend's table
+ * (lib/na/store_backend.h); the store owns all SQL, so a backend can be added without
+ * touching the NA. The SQLite backend (lib/na/store_sqlite.c): WAL journal,
+ * synchronous=FULL (a committed transaction survives a crash or power loss), busy_timeout,
+ * numbered migrations.
  *
  * A handle is one connection guarded by a recursive mutex, so threads may share it:
  * gm_store_begin() takes the lock and holds it until gm_store_commit()/gm_store_rollback(),
@@ -23,7 +26,8 @@
 
 typedef struct gm_store gm_store_t;
 
-/* Open (creating if needed) the database at path and apply pending migrations.
+/* Open (creating if needed) the database at path with the backend that serves it (SQLite for
+ * a file path) and apply pending migrations.
  * Refuses a database whose schema is newer than GM_STORE_SCHEMA_VERSION. */
 int gm_store_open(gm_store_t **s, const char *path, gm_error *err);
 void gm_store_close(gm_store_t *s);
@@ -36,13 +40,6 @@ int gm_store_begin(gm_store_t *s, gm_error *err);
 int gm_store_commit(gm_store_t *s, gm_error *err);
 /* Roll back (no-op outside a transaction) and release the lock. */
 void gm_store_rollback(gm_store_t *s);
-
-/* For a module that keeps its own tables next to these (add its CREATE TABLEs as a new
- * migration in store_sqlite.c): the raw connection. Use it only inside a transaction
- * (gm_store_begin .. commit/rollback) or between gm_store_lock and gm_store_unlock. */
-struct sqlite3 *gm_store_sqlite(gm_store_t *s);
-void gm_store_lock(gm_store_t *s);
-void gm_store_unlock(gm_store_t *s);
 
 /* ---- request nonces (replay protection) ---- */
 
@@ -110,9 +107,11 @@ void gm_store_cert_clear(gm_store_cert *c);
  * canonical timestamp text that goes into the CRL. */
 int gm_store_revocation_add(gm_store_t *s, const char *cert_id, const char *revoked_at,
                             const char *reason, const char *issuer, gm_error *err);
-/* Every revocation in the order recorded, as CRL entries
- * [{certificate_id, revoked_at, reason, issuer}] (new reference). */
-int gm_store_revocations_json(gm_store_t *s, json_t **entries, gm_error *err);
+/* The revocations a CRL issued at live_at must list, in the order recorded, as CRL entries
+ * [{certificate_id, revoked_at, reason, issuer}] (new reference): an entry whose
+ * certificate expired (expires_at + GM_CLOCK_SKEW_S) before live_at is left out, since no
+ * node accepts that certificate any more. INT64_MIN lists every revocation. */
+int gm_store_revocations_json(gm_store_t *s, int64_t live_at, json_t **entries, gm_error *err);
 /* The highest-sequence CRL: *doc malloc'd (may be NULL if not wanted). GM_ENOTFOUND if none. */
 int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err);
 /* Store a CRL; GM_ECONFLICT unless sequence is higher than every stored one. */
@@ -126,5 +125,36 @@ int gm_store_key_block(gm_store_t *s, const char *node_pk_b64, const char *reaso
 int gm_store_key_blocked(gm_store_t *s, const char *node_pk_b64, int *blocked, gm_error *err);
 /* Lift the block; GM_ENOTFOUND if the key was not blocked. */
 int gm_store_key_unblock(gm_store_t *s, const char *node_pk_b64, gm_error *err);
+
+/* ---- agent descriptors (the NA's registry, lib/na/na_agents.c) ---- */
+
+typedef struct gm_store_agent {
+    const char *agent_id;
+    const char *node_pk;          /* base64 node key that signed the descriptor */
+    const char *const *caps;      /* normalized capability names */
+    size_t n_caps;
+    int64_t registered_at, expires_at;
+    const char *doc;              /* the signed descriptor, compact JSON */
+} gm_store_agent;
+
+/* The node key holding agent_id with a descriptor that has not expired at live_at
+ * (expires_at >= live_at) into owner; GM_ENOTFOUND if there is none. */
+int gm_store_agent_owner(gm_store_t *s, const char *agent_id, int64_t live_at, char owner[GM_PK_B64_LEN + 1],
+                         gm_error *err);
+/* Insert a descriptor, replacing the stored one of the same agent_id. */
+int gm_store_agent_put(gm_store_t *s, const gm_store_agent *a, gm_error *err);
+/* Forget descriptors that expired before expired_before. */
+int gm_store_agents_prune(gm_store_t *s, int64_t expired_before, gm_error *err);
+/* Called per descriptor; a non-zero return stops the walk and is returned. The strings are
+ * only valid during the call. */
+typedef int (*gm_store_agent_fn)(const char *node_pk_b64, const char *doc, void *ctx);
+/* Descriptors not expired at live_at that offer capability (exact name; NULL or "" for all),
+ * ordered by agent_id then node key, at most limit of them. */
+int gm_store_agents_foreach(gm_store_t *s, const char *capability, int64_t live_at, size_t limit,
+                            gm_store_agent_fn fn, void *ctx, gm_error *err);
+/* Delete node_pk_b64's descriptor agent_id, or every descriptor of the key when agent_id is
+ * NULL; *deleted (optional) receives how many went. */
+int gm_store_agents_delete(gm_store_t *s, const char *node_pk_b64, const char *agent_id, int64_t *deleted,
+                           gm_error *err);
 
 #endif

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gm/crl.h"
 #include "gm/error.h"
 
 #define GM_WIRE_FRAME_HEADER 2
@@ -59,7 +60,7 @@
 /* CRL_DATA: header after the type byte, largest chunk, largest whole CRL (the CRL parser's cap). */
 #define GM_WIRE_CRL_DATA_HEADER 16
 #define GM_WIRE_CRL_CHUNK_MAX 60000
-#define GM_WIRE_CRL_TOTAL_MAX (8u * 1024 * 1024)
+#define GM_WIRE_CRL_TOTAL_MAX ((unsigned)GM_CRL_MAX_BYTES)
 #define GM_WIRE_CLOSE_TEXT_MAX 256
 
 typedef enum gm_wire_type {

@@ -10,7 +10,6 @@
 #include "gm/util.h"
 
 #define NODE_JSON_MAX (64 * 1024)
-#define CRL_MAX (8 * 1024 * 1024)
 #define LISTING_MAX 1024
 
 int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err)
@@ -76,12 +75,7 @@ static int load_local_crl(const gm_agent_ctx *c, gm_crl *crl)
     gm_error e = {0};
     if (gm_path_join(path, sizeof path, c->dir, "crl.json", &e) != 0 || !gm_file_exists(path))
         return -1;
-    char *text = NULL;
-    size_t len;
-    if (gm_file_read(path, CRL_MAX, &text, &len, &e) != 0)
-        return -1;
-    int rc = gm_crl_parse(text, len, crl, &e);
-    free(text);
+    int rc = gm_crl_load(path, crl, &e);
     if (rc == 0 && gm_crl_verify(crl, c->genesis.na_pk, &e) != 0) {
         gm_crl_free(crl);
         rc = -1;
@@ -110,7 +104,7 @@ int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err)
     json_decref(body);
     gm_crl local;
     if (load_local_crl(c, &local) == 0) {
-        if (rc != 0 || local.sequence > crl->sequence) {
+        if (rc != 0 || gm_crl_is_newer(local.sequence, 1, crl->sequence)) {
             if (rc == 0)
                 gm_crl_free(crl);
             *crl = local;

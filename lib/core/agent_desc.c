@@ -136,18 +136,17 @@ int gm_agent_desc_from_json(const json_t *src, gm_agent_desc *d, gm_error *err)
     return rc;
 }
 
+static int desc_from_json(const json_t *src, void *out, gm_error *err)
+{
+    return gm_agent_desc_from_json(src, out, err);
+}
+
+static const gm_sigdoc_kind desc_kind = {"agent descriptor", GM_AGENT_DESC_MAX, sizeof(gm_agent_desc),
+                                         desc_from_json};
+
 int gm_agent_desc_parse(const char *text, size_t len, gm_agent_desc *d, gm_error *err)
 {
-    json_error_t je;
-    memset(d, 0, sizeof *d);
-    if (len > GM_AGENT_DESC_MAX)
-        return gm_error_set(err, GM_ETOOBIG, "agent descriptor larger than %d bytes", GM_AGENT_DESC_MAX);
-    json_t *src = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!src)
-        return gm_error_set(err, GM_EFORMAT, "agent descriptor is not valid JSON (line %d: %s)", je.line, je.text);
-    int rc = gm_agent_desc_from_json(src, d, err);
-    json_decref(src);
-    return rc;
+    return gm_sigdoc_parse(&desc_kind, text, len, d, err);
 }
 
 int gm_agent_desc_build(gm_agent_desc *d, const gm_signer *node, const char *agent_id, const char *network_name,

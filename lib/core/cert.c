@@ -57,33 +57,21 @@ int gm_cert_from_json(const json_t *doc, gm_cert *c, gm_error *err)
     return rc;
 }
 
+static int cert_from_json(const json_t *src, void *out, gm_error *err)
+{
+    return gm_cert_from_json(src, out, err);
+}
+
+static const gm_sigdoc_kind cert_kind = {"certificate", CERT_MAX_BYTES, sizeof(gm_cert), cert_from_json};
+
 int gm_cert_parse(const char *text, size_t len, gm_cert *c, gm_error *err)
 {
-    json_error_t je;
-    memset(c, 0, sizeof *c);
-    if (len > CERT_MAX_BYTES)
-        return gm_error_set(err, GM_ETOOBIG, "certificate larger than %d bytes", CERT_MAX_BYTES);
-    json_t *src = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!src)
-        return gm_error_set(err, GM_EFORMAT, "certificate is not valid JSON (line %d: %s)", je.line, je.text);
-    int rc = gm_cert_from_json(src, c, err);
-    json_decref(src);
-    return rc;
+    return gm_sigdoc_parse(&cert_kind, text, len, c, err);
 }
 
 int gm_cert_load(const char *path, gm_cert *c, gm_error *err)
 {
-    char *text;
-    size_t len;
-    memset(c, 0, sizeof *c);
-    int rc = gm_file_read(path, CERT_MAX_BYTES, &text, &len, err);
-    if (rc != 0)
-        return rc;
-    rc = gm_cert_parse(text, len, c, err);
-    free(text);
-    if (rc != 0)
-        gm_error_prefix(err, "%s", path);
-    return rc;
+    return gm_sigdoc_load(&cert_kind, path, c, err);
 }
 
 int gm_cert_issue(gm_cert *c, const gm_signer *na, const char *network_name, const uint8_t node_pk[GM_PK_LEN],

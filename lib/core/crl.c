@@ -7,8 +7,6 @@
 #include "gm/sigdoc.h"
 #include "gm/util.h"
 
-#define CRL_MAX_BYTES (8 * 1024 * 1024)
-
 int gm_crl_reason_valid(const char *r)
 {
     return r && (!strcmp(r, "key_compromise") || !strcmp(r, "cessation_of_operation") || !strcmp(r, "superseded") ||
@@ -79,18 +77,26 @@ int gm_crl_from_json(const json_t *doc, gm_crl *c, gm_error *err)
     return rc;
 }
 
+static int crl_from_json(const json_t *src, void *out, gm_error *err)
+{
+    return gm_crl_from_json(src, out, err);
+}
+
+static const gm_sigdoc_kind crl_kind = {"CRL", GM_CRL_MAX_BYTES, sizeof(gm_crl), crl_from_json};
+
 int gm_crl_parse(const char *text, size_t len, gm_crl *c, gm_error *err)
 {
-    json_error_t je;
-    memset(c, 0, sizeof *c);
-    if (len > CRL_MAX_BYTES)
-        return gm_error_set(err, GM_ETOOBIG, "CRL larger than %d bytes", CRL_MAX_BYTES);
-    json_t *src = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!src)
-        return gm_error_set(err, GM_EFORMAT, "CRL is not valid JSON (line %d: %s)", je.line, je.text);
-    int rc = gm_crl_from_json(src, c, err);
-    json_decref(src);
-    return rc;
+    return gm_sigdoc_parse(&crl_kind, text, len, c, err);
+}
+
+int gm_crl_load(const char *path, gm_crl *c, gm_error *err)
+{
+    return gm_sigdoc_load(&crl_kind, path, c, err);
+}
+
+int gm_crl_is_newer(uint64_t sequence, int have_current, uint64_t current)
+{
+    return !have_current || sequence > current;
 }
 
 int gm_crl_issue(gm_crl *c, const gm_signer *na, uint64_t sequence, const json_t *revoked, gm_time issued_at,

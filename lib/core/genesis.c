@@ -81,35 +81,26 @@ static int normalize(const json_t *src, gm_genesis *g, gm_error *err)
     return 0;
 }
 
-int gm_genesis_parse(const char *text, size_t len, gm_genesis *g, gm_error *err)
+static int genesis_from_json(const json_t *src, void *out, gm_error *err)
 {
-    json_error_t je;
-    memset(g, 0, sizeof *g);
-    if (len > GENESIS_MAX_BYTES)
-        return gm_error_set(err, GM_ETOOBIG, "genesis block larger than %d bytes", GENESIS_MAX_BYTES);
-    json_t *src = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!src)
-        return gm_error_set(err, GM_EFORMAT, "genesis block is not valid JSON (line %d: %s)", je.line, je.text);
+    gm_genesis *g = out;
     int rc = normalize(src, g, err);
-    json_decref(src);
     if (rc != 0)
         gm_genesis_free(g);
     return rc;
 }
 
+static const gm_sigdoc_kind genesis_kind = {"genesis block", GENESIS_MAX_BYTES, sizeof(gm_genesis),
+                                            genesis_from_json};
+
+int gm_genesis_parse(const char *text, size_t len, gm_genesis *g, gm_error *err)
+{
+    return gm_sigdoc_parse(&genesis_kind, text, len, g, err);
+}
+
 int gm_genesis_load(const char *path, gm_genesis *g, gm_error *err)
 {
-    char *text;
-    size_t len;
-    memset(g, 0, sizeof *g);
-    int rc = gm_file_read(path, GENESIS_MAX_BYTES, &text, &len, err);
-    if (rc != 0)
-        return rc;
-    rc = gm_genesis_parse(text, len, g, err);
-    free(text);
-    if (rc != 0)
-        gm_error_prefix(err, "%s", path);
-    return rc;
+    return gm_sigdoc_load(&genesis_kind, path, g, err);
 }
 
 int gm_genesis_create(gm_genesis *g, const char *network_name, const uint8_t root_pk[GM_PK_LEN],

@@ -1,11 +1,13 @@
 /* Signed documents: {..., "signatures":[{key_id, sig}]} over the canonical JSON without
- * "signatures"; plus the strict schema helpers the document parsers share. */
+ * "signatures"; the one parse / load path every kind of signed document goes through; plus
+ * the strict schema helpers the document parsers share. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gm/canon.h"
 #include "gm/gmtime.h"
 #include "gm/sigdoc.h"
+#include "gm/util.h"
 
 #define SIGDOC_MAX_SIGS 16
 
@@ -86,6 +88,37 @@ int gm_sigdoc_verify_any(const json_t *doc, const uint8_t pk[GM_PK_LEN], gm_erro
 int gm_sigdoc_verify_all(const json_t *doc, const uint8_t pk[GM_PK_LEN], gm_error *err)
 {
     return verify(doc, pk, 1, err);
+}
+
+int gm_sigdoc_parse(const gm_sigdoc_kind *k, const char *text, size_t len, void *out, gm_error *err)
+{
+    json_error_t je;
+    memset(out, 0, k->out_size);
+    if (len > k->max_bytes)
+        return gm_error_set(err, GM_ETOOBIG, "%s larger than %zu bytes", k->what, k->max_bytes);
+    json_t *src = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!src)
+        return gm_error_set(err, GM_EFORMAT, "%s is not valid JSON (line %d: %s)", k->what, je.line, je.text);
+    int rc = k->from_json(src, out, err);
+    json_decref(src);
+    if (rc != 0)
+        memset(out, 0, k->out_size);
+    return rc;
+}
+
+int gm_sigdoc_load(const gm_sigdoc_kind *k, const char *path, void *out, gm_error *err)
+{
+    char *text;
+    size_t len;
+    memset(out, 0, k->out_size);
+    int rc = gm_file_read(path, k->max_bytes, &text, &len, err);
+    if (rc != 0)
+        return rc;
+    rc = gm_sigdoc_parse(k, text, len, out, err);
+    free(text);
+    if (rc != 0)
+        gm_error_prefix(err, "%s", path);
+    return rc;
 }
 
 int gm_json_get_string(const json_t *obj, const char *key, const char **out, gm_error *err)

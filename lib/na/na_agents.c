@@ -7,22 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "gm/agent.h"
 #include "gm/na_agents.h"
 #include "gm/util.h"
 #include "na_internal.h"
 
 #define LIST_MAX 512
-
-/* The agents table lives in the NA's database (store migration 3); statements run on the
- * store's connection while its lock is held (inside gm_store_begin .. commit, or inside the
- * revocation transaction for the hook). */
-static int db_fail(gm_error *e, sqlite3 *db, const char *what)
-{
-    return gm_error_set(e, GM_EDB, "agent registry: %s: %s", what, sqlite3_errmsg(db));
-}
 
 /* The newest certificate of pk that is unrevoked and inside its validity window at now. */
 struct cert_pick {
@@ -60,13 +50,9 @@ static int revoke_hook(gm_na_t *na, gm_store_t *store, const char *cert_id, cons
                        const char *reason, void *ctx, gm_error *err)
 {
     (void)na, (void)cert_id, (void)reason, (void)ctx;
-    sqlite3 *db = gm_store_sqlite(store);
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    if (sqlite3_prepare_v2(db, "DELETE FROM agents WHERE node_public_key = ?", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, node_pk_b64, -1, SQLITE_TRANSIENT) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
-        rc = db_fail(err, db, "dropping the agents of a revoked key");
-    sqlite3_finalize(st);
+    int rc = gm_store_agents_delete(store, node_pk_b64, NULL, NULL, err);
+    if (rc != 0)
+        gm_error_prefix(err, "dropping the agents of a revoked key");
     return rc;
 }
 
@@ -126,11 +112,9 @@ int na_handle_agents_register(na_req *r)
         gm_agent_desc_free(&d);
         return na_reply_error(r, 403, "outside_window", "%s", e.msg);
     }
-    char caps[GM_AGENT_MAX_CAPS * (GM_AGENT_CAP_MAX + 1) + 2] = ",";
-    for (size_t i = 0; i < d.n_caps; i++) {
-        size_t n = strlen(caps);
-        snprintf(caps + n, sizeof caps - n, "%s,", gm_agent_desc_cap(&d, i));
-    }
+    const char *caps[GM_AGENT_MAX_CAPS];
+    for (size_t i = 0; i < d.n_caps && i < GM_AGENT_MAX_CAPS; i++)
+        caps[i] = gm_agent_desc_cap(&d, i);
     const char *sig = json_string_value(json_object_get(json_array_get(json_object_get(d.doc, "signatures"), 0), "sig"));
     char *doc = json_dumps(d.doc, JSON_COMPACT), *cert = NULL, scope[16 + GM_PK_B64_LEN];
     snprintf(scope, sizeof scope, "agent:%s", d.node_pk_b64);
@@ -139,8 +123,6 @@ int na_handle_agents_register(na_req *r)
         gm_agent_desc_free(&d);
         return doc ? na_reply_gm_error(r, &e) : na_reply_error(r, 500, "internal_error", "out of memory");
     }
-    sqlite3 *db = gm_store_sqlite(na->store);
-    sqlite3_stmt *st = NULL;
     int blocked = 0;
     rc = 0;
     if (gm_store_key_blocked(na->store, d.node_pk_b64, &blocked, &e) != 0 ||
@@ -153,63 +135,64 @@ int na_handle_agents_register(na_req *r)
     }
     /* An agent id belongs to one node key until its descriptor expires or is removed. */
     if (rc == 0) {
-        if (sqlite3_prepare_v2(db, "SELECT node_public_key FROM agents WHERE agent_id = ? AND expires_at >= ?", -1, &st,
-                               NULL) != SQLITE_OK) {
-            db_fail(&e, db, "lookup");
+        char owner[GM_PK_B64_LEN + 1];
+        int g = gm_store_agent_owner(na->store, d.agent_id, r->now.unix_s, owner, &e);
+        if (g != 0 && g != GM_ENOTFOUND)
             rc = na_reply_gm_error(r, &e);
-        } else {
-            sqlite3_bind_text(st, 1, d.agent_id, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(st, 2, r->now.unix_s);
-            if (sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), d.node_pk_b64) != 0)
-                rc = na_reply_error(r, 409, "agent_id_taken", "agent id '%s' is registered by another node key",
-                                    d.agent_id);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
+        else if (g == 0 && strcmp(owner, d.node_pk_b64) != 0)
+            rc = na_reply_error(r, 409, "agent_id_taken", "agent id '%s' is registered by another node key",
+                                d.agent_id);
     }
     /* Each signed descriptor registers once: a replay after DELETE cannot bring it back. */
     if (rc == 0 && (rc = na_nonce_record(na, scope, sig, r->now.unix_s, &e)) != 0)
         rc = rc == GM_ECONFLICT ? na_reply_error(r, 409, "replayed_descriptor", "this descriptor was already registered; sign a new one")
                                 : na_reply_gm_error(r, &e);
     if (rc == 0) {
-        if (sqlite3_prepare_v2(db,
-                               "INSERT OR REPLACE INTO agents(agent_id, node_public_key, capabilities, registered_at, "
-                               "expires_at, doc) VALUES(?,?,?,?,?,?)",
-                               -1, &st, NULL) != SQLITE_OK) {
-            db_fail(&e, db, "insert");
+        gm_store_agent a = {.agent_id = d.agent_id, .node_pk = d.node_pk_b64, .caps = caps, .n_caps = d.n_caps,
+                            .registered_at = d.registered_at.unix_s, .expires_at = d.expires_at.unix_s, .doc = doc};
+        if (gm_store_agent_put(na->store, &a, &e) != 0)
             rc = na_reply_gm_error(r, &e);
-        } else {
-            sqlite3_bind_text(st, 1, d.agent_id, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_text(st, 2, d.node_pk_b64, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_text(st, 3, caps, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(st, 4, d.registered_at.unix_s);
-            sqlite3_bind_int64(st, 5, d.expires_at.unix_s);
-            sqlite3_bind_text(st, 6, doc, -1, SQLITE_TRANSIENT);
-            if (sqlite3_step(st) != SQLITE_DONE) {
-                db_fail(&e, db, "insert");
-                rc = na_reply_gm_error(r, &e);
-            }
-        }
-        sqlite3_finalize(st);
-        st = NULL;
     }
     /* Forget long-expired descriptors now and then (every registration is cheap enough). */
-    if (rc == 0 && sqlite3_prepare_v2(db, "DELETE FROM agents WHERE expires_at < ?", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, r->now.unix_s - GM_CLOCK_SKEW_S);
-        sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
+    if (rc == 0)
+        gm_store_agents_prune(na->store, r->now.unix_s - GM_CLOCK_SKEW_S, NULL);
     char exp[GM_TIME_STRLEN];
     gm_time_format(&d.expires_at, exp);
     json_t *reply = rc == 0 ? json_pack("{s:s,s:s,s:s}", "agent_id", d.agent_id, "node_public_key", d.node_pk_b64,
                                         "expires_at", exp)
                             : NULL;
     if (rc == 0)
-        na_log(na, "%s agents: %s registered by %s (%s)", r->request_id, d.agent_id, d.node_pk_b64, caps);
+        na_log(na, "%s agents: %s registered by %s (%zu capabilities)", r->request_id, d.agent_id, d.node_pk_b64,
+               d.n_caps);
     free(doc);
     free(cert);
     gm_agent_desc_free(&d);
     return finish(r, rc, 201, reply);
+}
+
+typedef struct list_ctx {
+    gm_na_t *na;
+    int64_t now;
+    json_t *agents;
+    gm_error *e;
+} list_ctx;
+
+static int list_one(const char *pk, const char *doc, void *ctx)
+{
+    list_ctx *lc = ctx;
+    char *cert = NULL;
+    int rc = current_cert(lc->na, pk, lc->now, &cert, lc->e);
+    if (rc != 0)
+        return rc;
+    json_t *d = json_loads(doc, 0, NULL), *c = cert ? json_loads(cert, 0, NULL) : NULL;
+    free(cert);
+    if (d && c) /* a key without a valid certificate (revoked, expired) is not listed */
+        json_array_append_new(lc->agents, json_pack("{s:o,s:o}", "descriptor", d, "certificate", c));
+    else {
+        json_decref(d);
+        json_decref(c);
+    }
+    return 0;
 }
 
 int na_handle_agents_list(na_req *r)
@@ -217,57 +200,18 @@ int na_handle_agents_list(na_req *r)
     gm_na_t *na = r->na;
     gm_error e = {0};
     const char *cap_q = na_req_query(r, "capability");
-    char cap[GM_AGENT_CAP_MAX + 3] = "";
-    if (cap_q) {
-        char norm[GM_AGENT_CAP_MAX + 1];
-        if (gm_agent_cap_normalize(cap_q, norm, &e) != 0)
-            return na_reply_error(r, 400, "invalid_field", "%s", e.msg);
-        snprintf(cap, sizeof cap, ",%s,", norm);
-    }
+    char norm[GM_AGENT_CAP_MAX + 1] = "";
+    if (cap_q && gm_agent_cap_normalize(cap_q, norm, &e) != 0)
+        return na_reply_error(r, 400, "invalid_field", "%s", e.msg);
     if (gm_store_begin(na->store, &e) != 0)
         return na_reply_gm_error(r, &e);
-    sqlite3 *db = gm_store_sqlite(na->store);
-    sqlite3_stmt *st = NULL;
-    json_t *agents = json_array();
-    int rc = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT node_public_key, doc FROM agents WHERE expires_at >= ? AND (? = '' OR "
-                           "instr(capabilities, ?) > 0) ORDER BY agent_id, node_public_key LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK) {
-        db_fail(&e, db, "list");
-        rc = na_reply_gm_error(r, &e);
-    } else {
-        sqlite3_bind_int64(st, 1, r->now.unix_s - GM_CLOCK_SKEW_S);
-        sqlite3_bind_text(st, 2, cap, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, cap, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 4, LIST_MAX);
-        int s;
-        while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-            const char *pk = (const char *)sqlite3_column_text(st, 0);
-            json_t *d = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
-            char *cert = NULL;
-            if (current_cert(na, pk, r->now.unix_s, &cert, &e) != 0) {
-                json_decref(d);
-                rc = na_reply_gm_error(r, &e);
-                break;
-            }
-            json_t *c = cert ? json_loads(cert, 0, NULL) : NULL;
-            free(cert);
-            if (d && c) /* a key without a valid certificate (revoked, expired) is not listed */
-                json_array_append_new(agents, json_pack("{s:o,s:o}", "descriptor", d, "certificate", c));
-            else {
-                json_decref(d);
-                json_decref(c);
-            }
-        }
-    }
-    sqlite3_finalize(st);
-    if (rc != 0) {
-        json_decref(agents);
+    list_ctx lc = {.na = na, .now = r->now.unix_s, .agents = json_array(), .e = &e};
+    if (gm_store_agents_foreach(na->store, norm, r->now.unix_s - GM_CLOCK_SKEW_S, LIST_MAX, list_one, &lc, &e) != 0) {
+        json_decref(lc.agents);
         gm_store_rollback(na->store);
-        return r->status;
+        return na_reply_gm_error(r, &e);
     }
-    json_t *reply = json_pack("{s:o,s:I}", "agents", agents, "count", (json_int_t)json_array_size(agents));
+    json_t *reply = json_pack("{s:o,s:I}", "agents", lc.agents, "count", (json_int_t)json_array_size(lc.agents));
     return finish(r, 0, 200, reply);
 }
 
@@ -300,32 +244,13 @@ int na_handle_agents_delete(na_req *r)
         return na_reply_gm_error(r, &e);
     }
     int rc = na_record_node_nonce(r, body, pk_b64);
-    int changes = 0;
-    if (rc == 0) {
-        sqlite3 *db = gm_store_sqlite(na->store);
-        sqlite3_stmt *st = NULL;
-        const char *sql = by_key ? "DELETE FROM agents WHERE node_public_key = ?1"
-                                 : "DELETE FROM agents WHERE node_public_key = ?1 AND agent_id = ?2";
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-            db_fail(&e, db, "delete");
-            rc = na_reply_gm_error(r, &e);
-        } else {
-            sqlite3_bind_text(st, 1, pk_b64, -1, SQLITE_TRANSIENT);
-            if (!by_key)
-                sqlite3_bind_text(st, 2, agent_id, -1, SQLITE_TRANSIENT);
-            if (sqlite3_step(st) != SQLITE_DONE) {
-                db_fail(&e, db, "delete");
-                rc = na_reply_gm_error(r, &e);
-            } else {
-                changes = sqlite3_changes(db);
-            }
-        }
-        sqlite3_finalize(st);
-    }
+    int64_t changes = 0;
+    if (rc == 0 && gm_store_agents_delete(na->store, pk_b64, by_key ? NULL : agent_id, &changes, &e) != 0)
+        rc = na_reply_gm_error(r, &e);
     if (rc == 0 && changes == 0)
         rc = na_reply_error(r, 404, "not_found", "no agent '%s' registered by this node key", target);
     if (rc == 0)
         na_log(na, "%s agents: %s removed by %s", r->request_id, target, pk_b64);
     json_decref(body);
-    return finish(r, rc, 200, rc == 0 ? json_pack("{s:i}", "deleted", changes) : NULL);
+    return finish(r, rc, 200, rc == 0 ? json_pack("{s:I}", "deleted", (json_int_t)changes) : NULL);
 }

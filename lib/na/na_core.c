@@ -255,7 +255,7 @@ int na_crl_bootstrap(gm_na_t *na, gm_error *err)
     if (rc == 0 && need) {
         json_t *entries = NULL;
         gm_crl c;
-        rc = gm_store_revocations_json(na->store, &entries, err);
+        rc = gm_store_revocations_json(na->store, INT64_MIN, &entries, err);
         if (rc == 0)
             rc = gm_crl_issue(&c, &na->key, next, entries, gm_time_now(), na->cfg.crl_next_update_hours * 3600,
                               err);

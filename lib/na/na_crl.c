@@ -105,7 +105,7 @@ static int revoke_in_tx(na_req *r, const revoke_target *t, size_t n, const char 
     gm_crl crl;
     memset(&crl, 0, sizeof crl);
     if (rc == 0)
-        rc = gm_store_revocations_json(na->store, &entries, &e);
+        rc = gm_store_revocations_json(na->store, INT64_MIN, &entries, &e);
     if (rc == 0)
         rc = gm_crl_issue(&crl, &na->key, seq + 1, entries, r->now, na->cfg.crl_next_update_hours * 3600, &e);
     json_decref(entries);

@@ -1,6 +1,7 @@
-/* NA state in SQLite (see gm/store.h): connection setup, numbered migrations, and one
- * small function per query. Every function takes the handle's recursive lock, so a
- * transaction opened by gm_store_begin() covers all calls its thread makes until commit. */
+/* The SQLite backend of the NA's store (gm/store.h, table in lib/na/store_backend.h):
+ * connection setup, numbered migrations, and one small function per query; the only file
+ * that calls sqlite3_*. Every function takes the handle's recursive lock, so a transaction
+ * opened by gm_store_begin() covers all calls its thread makes until commit. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,18 +9,27 @@
 
 #include <sqlite3.h>
 
-#include "gm/store.h"
+#include "gm/genesis.h"
+#include "store_backend.h"
 
-struct gm_store {
+typedef struct sq_store {
+    gm_store_t base; /* first: the handle the NA holds */
     sqlite3 *db;
     pthread_mutex_t lock;
     int in_tx;
     char path[4096];
-};
+} sq_store;
 
-/* Migration N brings the schema from version N-1 to N. Never edit a released one: add one. */
-static const char *const migrations[] = {
-    /* 1: the NA's records */
+/* Step N brings the schema from version N-1 to N, in one transaction with its row in
+ * schema_version. Never edit a released step: add one (and raise GM_STORE_SCHEMA_VERSION). */
+typedef struct migration {
+    int version;
+    const char *what;
+    const char *sql;
+} migration;
+
+static const migration migrations[] = {
+    {1, "the NA's records",
     "CREATE TABLE invites("
     " token_hash TEXT PRIMARY KEY,"
     " roles TEXT NOT NULL,"
@@ -51,16 +61,16 @@ static const char *const migrations[] = {
     "CREATE TABLE blocked_keys("
     " node_public_key TEXT PRIMARY KEY,"
     " reason TEXT NOT NULL,"
-    " blocked_at INTEGER NOT NULL);",
-    /* 2: persisted request nonces, and the index behind the invites-outstanding gauge */
+    " blocked_at INTEGER NOT NULL);"},
+    {2, "persisted request nonces, and the index behind the invites-outstanding gauge",
     "CREATE TABLE nonces("
     " scope TEXT NOT NULL,"
     " nonce TEXT NOT NULL,"
     " seen_at INTEGER NOT NULL,"
     " PRIMARY KEY(scope, nonce)) WITHOUT ROWID;"
     "CREATE INDEX nonces_by_time ON nonces(seen_at);"
-    "CREATE INDEX invites_open ON invites(used, expires_at);",
-    /* 3: the agent registry (lib/na/na_agents.c); capabilities as ",a.b,c.d," for exact tag match */
+    "CREATE INDEX invites_open ON invites(used, expires_at);"},
+    {3, "the agent registry (lib/na/na_agents.c); capabilities as \",a.b,c.d,\" for exact tag match",
     "CREATE TABLE agents("
     " agent_id TEXT PRIMARY KEY,"
     " node_public_key TEXT NOT NULL,"
@@ -68,28 +78,28 @@ static const char *const migrations[] = {
     " registered_at INTEGER NOT NULL,"
     " expires_at INTEGER NOT NULL,"
     " doc TEXT NOT NULL);"
-    "CREATE INDEX agents_by_key ON agents(node_public_key);",
+    "CREATE INDEX agents_by_key ON agents(node_public_key);"},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == GM_STORE_SCHEMA_VERSION,
                "GM_STORE_SCHEMA_VERSION must equal the number of migrations");
 
-static void lock(gm_store_t *s)
+static void lock(sq_store *s)
 {
     pthread_mutex_lock(&s->lock);
 }
 
-static void unlock(gm_store_t *s)
+static void unlock(sq_store *s)
 {
     pthread_mutex_unlock(&s->lock);
 }
 
-static int db_fail(gm_store_t *s, gm_error *err, const char *what)
+static int db_fail(sq_store *s, gm_error *err, const char *what)
 {
     return gm_error_set(err, GM_EDB, "database %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static int exec(gm_store_t *s, const char *sql, gm_error *err)
+static int exec(sq_store *s, const char *sql, gm_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -100,7 +110,7 @@ static int exec(gm_store_t *s, const char *sql, gm_error *err)
     return 0;
 }
 
-static int prepare(gm_store_t *s, const char *sql, sqlite3_stmt **st, gm_error *err)
+static int prepare(sq_store *s, const char *sql, sqlite3_stmt **st, gm_error *err)
 {
     if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
         return db_fail(s, err, "prepare");
@@ -125,7 +135,7 @@ static void col_copy(sqlite3_stmt *st, int i, char *out, size_t cap)
 }
 
 /* Run a statement that returns no rows; finalizes it. */
-static int step_done(gm_store_t *s, sqlite3_stmt *st, const char *what, gm_error *err)
+static int step_done(sq_store *s, sqlite3_stmt *st, const char *what, gm_error *err)
 {
     int rc = sqlite3_step(st);
     int ret = 0;
@@ -139,7 +149,7 @@ static int step_done(gm_store_t *s, sqlite3_stmt *st, const char *what, gm_error
     return ret;
 }
 
-static int read_version(gm_store_t *s, int *version, gm_error *err)
+static int read_version(sq_store *s, int *version, gm_error *err)
 {
     sqlite3_stmt *st;
     int rc = prepare(s, "SELECT COALESCE(MAX(version), 0) FROM schema_version", &st, err);
@@ -153,7 +163,7 @@ static int read_version(gm_store_t *s, int *version, gm_error *err)
     return rc;
 }
 
-static int migrate(gm_store_t *s, gm_error *err)
+static int migrate(sq_store *s, gm_error *err)
 {
     int rc, version = 0;
     if ((rc = exec(s, "BEGIN IMMEDIATE", err)) != 0)
@@ -169,10 +179,13 @@ static int migrate(gm_store_t *s, gm_error *err)
                           s->path, version, GM_STORE_SCHEMA_VERSION);
     for (int v = version + 1; rc == 0 && v <= GM_STORE_SCHEMA_VERSION; v++) {
         char sql[128];
-        if ((rc = exec(s, migrations[v - 1], err)) != 0) {
-            gm_error_prefix(err, "migration %d", v);
+        const migration *m = &migrations[v - 1];
+        if (m->version != v)
+            rc = gm_error_set(err, GM_EINTERNAL, "store migration %d is listed in place of step %d", m->version, v);
+        else if ((rc = exec(s, m->sql, err)) != 0)
+            gm_error_prefix(err, "migration %d (%s)", v, m->what);
+        if (rc != 0)
             break;
-        }
         snprintf(sql, sizeof sql, "INSERT INTO schema_version(version, applied_at) VALUES (%d, strftime('%%s','now'))", v);
         rc = exec(s, sql, err);
     }
@@ -182,12 +195,21 @@ static int migrate(gm_store_t *s, gm_error *err)
     return rc;
 }
 
-int gm_store_open(gm_store_t **out, const char *path, gm_error *err)
+static void sq_close(gm_store_t *gs);
+
+static int sq_accepts(const char *location)
+{
+    /* a file path; a URL scheme names another backend */
+    return location && !strstr(location, "://");
+}
+
+static int sq_open(gm_store_t **out, const char *path, gm_error *err)
 {
     *out = NULL;
-    gm_store_t *s = calloc(1, sizeof *s);
+    sq_store *s = calloc(1, sizeof *s);
     if (!s)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
+    s->base.ops = &gm_store_backend_sqlite;
     snprintf(s->path, sizeof s->path, "%s", path);
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
@@ -199,7 +221,7 @@ int gm_store_open(gm_store_t **out, const char *path, gm_error *err)
                         NULL) != SQLITE_OK) {
         rc = gm_error_set(err, GM_EDB, "cannot open database %s: %s", path,
                           s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        gm_store_close(s);
+        sq_close(&s->base);
         return rc;
     }
     sqlite3_busy_timeout(s->db, GM_STORE_BUSY_TIMEOUT_MS);
@@ -218,15 +240,16 @@ int gm_store_open(gm_store_t **out, const char *path, gm_error *err)
     if (rc == 0)
         rc = migrate(s, err);
     if (rc != 0) {
-        gm_store_close(s);
+        sq_close(&s->base);
         return rc;
     }
-    *out = s;
+    *out = &s->base;
     return 0;
 }
 
-void gm_store_close(gm_store_t *s)
+static void sq_close(gm_store_t *gs)
 {
+    sq_store *s = (sq_store *)gs;
     if (!s)
         return;
     if (s->db) {
@@ -238,16 +261,18 @@ void gm_store_close(gm_store_t *s)
     free(s);
 }
 
-int gm_store_schema_version(gm_store_t *s, int *version, gm_error *err)
+static int sq_schema_version(gm_store_t *gs, int *version, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     lock(s);
     int rc = read_version(s, version, err);
     unlock(s);
     return rc;
 }
 
-int gm_store_begin(gm_store_t *s, gm_error *err)
+static int sq_begin(gm_store_t *gs, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     lock(s);
     if (s->in_tx) {
         unlock(s);
@@ -262,8 +287,9 @@ int gm_store_begin(gm_store_t *s, gm_error *err)
     return 0; /* the lock stays held until commit or rollback */
 }
 
-int gm_store_commit(gm_store_t *s, gm_error *err)
+static int sq_commit(gm_store_t *gs, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     lock(s);
     int rc = 0;
     if (!s->in_tx) {
@@ -280,8 +306,9 @@ int gm_store_commit(gm_store_t *s, gm_error *err)
     return rc;
 }
 
-void gm_store_rollback(gm_store_t *s)
+static void sq_rollback(gm_store_t *gs)
 {
+    sq_store *s = (sq_store *)gs;
     lock(s);
     if (s->in_tx) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -291,25 +318,11 @@ void gm_store_rollback(gm_store_t *s)
     unlock(s);
 }
 
-struct sqlite3 *gm_store_sqlite(gm_store_t *s)
-{
-    return s->db;
-}
-
-void gm_store_lock(gm_store_t *s)
-{
-    lock(s);
-}
-
-void gm_store_unlock(gm_store_t *s)
-{
-    unlock(s);
-}
-
 /* ---- nonces ---- */
 
-int gm_store_nonce_record(gm_store_t *s, const char *scope, const char *nonce, int64_t now, gm_error *err)
+static int sq_nonce_record(gm_store_t *gs, const char *scope, const char *nonce, int64_t now, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s, "INSERT INTO nonces(scope, nonce, seen_at) VALUES (?, ?, ?)", &st, err);
@@ -325,8 +338,9 @@ int gm_store_nonce_record(gm_store_t *s, const char *scope, const char *nonce, i
     return rc;
 }
 
-int gm_store_nonce_prune(gm_store_t *s, int64_t older_than, gm_error *err)
+static int sq_nonce_prune(gm_store_t *gs, int64_t older_than, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s, "DELETE FROM nonces WHERE seen_at < ?", &st, err);
@@ -340,9 +354,10 @@ int gm_store_nonce_prune(gm_store_t *s, int64_t older_than, gm_error *err)
 
 /* ---- invites ---- */
 
-int gm_store_invite_add(gm_store_t *s, const char *token_hash, const char *roles_json, int64_t created_at,
+static int sq_invite_add(gm_store_t *gs, const char *token_hash, const char *roles_json, int64_t created_at,
                         int64_t expires_at, int64_t max_validity_hours, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s,
@@ -361,8 +376,9 @@ int gm_store_invite_add(gm_store_t *s, const char *token_hash, const char *roles
     return rc;
 }
 
-int gm_store_invite_get(gm_store_t *s, const char *token_hash, gm_store_invite *inv, gm_error *err)
+static int sq_invite_get(gm_store_t *gs, const char *token_hash, gm_store_invite *inv, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     memset(inv, 0, sizeof *inv);
     lock(s);
@@ -395,9 +411,10 @@ int gm_store_invite_get(gm_store_t *s, const char *token_hash, gm_store_invite *
     return rc;
 }
 
-int gm_store_invite_consume(gm_store_t *s, const char *token_hash, const char *node_pk_b64, int64_t now,
+static int sq_invite_consume(gm_store_t *gs, const char *token_hash, const char *node_pk_b64, int64_t now,
                             gm_store_invite *inv, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     gm_store_invite tmp;
     lock(s);
@@ -414,7 +431,7 @@ int gm_store_invite_consume(gm_store_t *s, const char *token_hash, const char *n
     }
     int won = rc == 0 && sqlite3_changes(s->db) == 1;
     if (rc == 0)
-        rc = gm_store_invite_get(s, token_hash, &tmp, err);
+        rc = sq_invite_get(gs, token_hash, &tmp, err);
     if (rc == 0 && !won) {
         /* Say why it was refused. */
         if (tmp.used)
@@ -433,8 +450,9 @@ int gm_store_invite_consume(gm_store_t *s, const char *token_hash, const char *n
     return rc;
 }
 
-int gm_store_invites_outstanding(gm_store_t *s, int64_t now, int64_t *n, gm_error *err)
+static int sq_invites_outstanding(gm_store_t *gs, int64_t now, int64_t *n, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s, "SELECT COUNT(*) FROM invites WHERE used = 0 AND expires_at > ?", &st, err);
@@ -450,18 +468,11 @@ int gm_store_invites_outstanding(gm_store_t *s, int64_t now, int64_t *n, gm_erro
     return rc;
 }
 
-void gm_store_invite_clear(gm_store_invite *inv)
-{
-    if (!inv)
-        return;
-    free(inv->roles_json);
-    memset(inv, 0, sizeof *inv);
-}
-
 /* ---- certificates ---- */
 
-int gm_store_cert_add(gm_store_t *s, const gm_store_cert *c, gm_error *err)
+static int sq_cert_add(gm_store_t *gs, const gm_store_cert *c, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s,
@@ -509,8 +520,9 @@ static void cert_row(sqlite3_stmt *st, gm_store_cert *c, int borrow)
     }
 }
 
-int gm_store_cert_get(gm_store_t *s, const char *cert_id, gm_store_cert *c, gm_error *err)
+static int sq_cert_get(gm_store_t *gs, const char *cert_id, gm_store_cert *c, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     memset(c, 0, sizeof *c);
     lock(s);
@@ -535,8 +547,9 @@ int gm_store_cert_get(gm_store_t *s, const char *cert_id, gm_store_cert *c, gm_e
     return rc;
 }
 
-int gm_store_certs_foreach(gm_store_t *s, const char *node_pk_b64, gm_store_cert_fn fn, void *ctx, gm_error *err)
+static int sq_certs_foreach(gm_store_t *gs, const char *node_pk_b64, gm_store_cert_fn fn, void *ctx, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s,
@@ -561,8 +574,9 @@ int gm_store_certs_foreach(gm_store_t *s, const char *node_pk_b64, gm_store_cert
     return rc;
 }
 
-int gm_store_cert_count(gm_store_t *s, int64_t *n, gm_error *err)
+static int sq_cert_count(gm_store_t *gs, int64_t *n, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s, "SELECT COUNT(*) FROM certificates", &st, err);
@@ -577,20 +591,12 @@ int gm_store_cert_count(gm_store_t *s, int64_t *n, gm_error *err)
     return rc;
 }
 
-void gm_store_cert_clear(gm_store_cert *c)
-{
-    if (!c)
-        return;
-    free(c->roles_json);
-    free(c->doc);
-    memset(c, 0, sizeof *c);
-}
-
 /* ---- revocations and CRLs ---- */
 
-int gm_store_revocation_add(gm_store_t *s, const char *cert_id, const char *revoked_at, const char *reason,
+static int sq_revocation_add(gm_store_t *gs, const char *cert_id, const char *revoked_at, const char *reason,
                             const char *issuer, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s, "INSERT INTO revocations(cert_id, revoked_at, reason, issuer) VALUES (?, ?, ?, ?)", &st,
@@ -608,16 +614,24 @@ int gm_store_revocation_add(gm_store_t *s, const char *cert_id, const char *revo
     return rc;
 }
 
-int gm_store_revocations_json(gm_store_t *s, json_t **entries, gm_error *err)
+static int sq_revocations_json(gm_store_t *gs, int64_t live_at, json_t **entries, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     *entries = NULL;
     json_t *arr = json_array();
     if (!arr)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     lock(s);
-    int rc = prepare(s, "SELECT cert_id, revoked_at, reason, issuer FROM revocations ORDER BY seq", &st, err);
+    /* A revocation of a certificate the store does not know (none today) is always listed. */
+    int rc = prepare(s,
+                     "SELECT r.cert_id, r.revoked_at, r.reason, r.issuer FROM revocations r"
+                     " LEFT JOIN certificates c ON c.cert_id = r.cert_id"
+                     " WHERE c.expires_at IS NULL OR c.expires_at + ?1 >= ?2 ORDER BY r.seq",
+                     &st, err);
     if (rc == 0) {
+        sqlite3_bind_int64(st, 1, GM_CLOCK_SKEW_S);
+        sqlite3_bind_int64(st, 2, live_at);
         int r;
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
             json_t *e = json_pack("{s:s,s:s,s:s,s:s}", "certificate_id", (const char *)sqlite3_column_text(st, 0),
@@ -641,8 +655,9 @@ int gm_store_revocations_json(gm_store_t *s, json_t **entries, gm_error *err)
     return rc;
 }
 
-int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err)
+static int sq_crl_latest(gm_store_t *gs, uint64_t *sequence, char **doc, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     if (doc)
         *doc = NULL;
@@ -665,11 +680,10 @@ int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error 
     return rc;
 }
 
-int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err)
+static int sq_crl_add(gm_store_t *gs, uint64_t sequence, const char *doc, int64_t now, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
-    if (sequence > (uint64_t)INT64_MAX)
-        return gm_error_set(err, GM_EINVAL, "CRL sequence out of range");
     lock(s);
     /* One statement: the insert only happens when the sequence goes up. */
     int rc = prepare(s,
@@ -693,8 +707,9 @@ int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t 
 
 /* ---- blocked keys ---- */
 
-int gm_store_key_block(gm_store_t *s, const char *node_pk_b64, const char *reason, int64_t now, gm_error *err)
+static int sq_key_block(gm_store_t *gs, const char *node_pk_b64, const char *reason, int64_t now, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s,
@@ -712,8 +727,9 @@ int gm_store_key_block(gm_store_t *s, const char *node_pk_b64, const char *reaso
     return rc;
 }
 
-int gm_store_key_blocked(gm_store_t *s, const char *node_pk_b64, int *blocked, gm_error *err)
+static int sq_key_blocked(gm_store_t *gs, const char *node_pk_b64, int *blocked, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s, "SELECT 1 FROM blocked_keys WHERE node_public_key = ?", &st, err);
@@ -730,8 +746,9 @@ int gm_store_key_blocked(gm_store_t *s, const char *node_pk_b64, int *blocked, g
     return rc;
 }
 
-int gm_store_key_unblock(gm_store_t *s, const char *node_pk_b64, gm_error *err)
+static int sq_key_unblock(gm_store_t *gs, const char *node_pk_b64, gm_error *err)
 {
+    sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     lock(s);
     int rc = prepare(s, "DELETE FROM blocked_keys WHERE node_public_key = ?", &st, err);
@@ -744,3 +761,167 @@ int gm_store_key_unblock(gm_store_t *s, const char *node_pk_b64, gm_error *err)
     unlock(s);
     return rc;
 }
+
+/* ---- agent descriptors ---- */
+
+static int sq_agent_owner(gm_store_t *gs, const char *agent_id, int64_t live_at, char owner[GM_PK_B64_LEN + 1],
+                          gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    owner[0] = '\0';
+    lock(s);
+    int rc = prepare(s, "SELECT node_public_key FROM agents WHERE agent_id = ? AND expires_at >= ?", &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, agent_id);
+        sqlite3_bind_int64(st, 2, live_at);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            col_copy(st, 0, owner, GM_PK_B64_LEN + 1);
+        else if (r == SQLITE_DONE)
+            rc = gm_error_set(err, GM_ENOTFOUND, "no live agent '%s'", agent_id);
+        else
+            rc = db_fail(s, err, "looking up an agent");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_agent_put(gm_store_t *gs, const gm_store_agent *a, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    /* ",a.b,c.d,": a capability is matched as ",<name>," so one tag never matches inside another */
+    size_t cap = 2;
+    for (size_t i = 0; i < a->n_caps; i++)
+        cap += strlen(a->caps[i]) + 1;
+    char *caps = malloc(cap);
+    if (!caps)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    size_t off = 0;
+    caps[off++] = ',';
+    for (size_t i = 0; i < a->n_caps; i++)
+        off += (size_t)snprintf(caps + off, cap - off, "%s,", a->caps[i]);
+    caps[off] = '\0';
+    lock(s);
+    int rc = prepare(s,
+                     "INSERT OR REPLACE INTO agents(agent_id, node_public_key, capabilities, registered_at,"
+                     " expires_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                     &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, a->agent_id);
+        bind_text(st, 2, a->node_pk);
+        bind_text(st, 3, caps);
+        sqlite3_bind_int64(st, 4, a->registered_at);
+        sqlite3_bind_int64(st, 5, a->expires_at);
+        bind_text(st, 6, a->doc);
+        rc = step_done(s, st, "agent descriptor", err);
+    }
+    unlock(s);
+    free(caps);
+    return rc;
+}
+
+static int sq_agents_prune(gm_store_t *gs, int64_t expired_before, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "DELETE FROM agents WHERE expires_at < ?", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, expired_before);
+        rc = step_done(s, st, "pruning agent descriptors", err);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_agents_foreach(gm_store_t *gs, const char *capability, int64_t live_at, size_t limit,
+                             gm_store_agent_fn fn, void *ctx, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    char *tag = sqlite3_mprintf(",%s,", capability ? capability : "");
+    if (!tag)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    lock(s);
+    int rc = prepare(s,
+                     "SELECT node_public_key, doc FROM agents WHERE expires_at >= ?1 AND"
+                     " (?2 = ',,' OR instr(capabilities, ?2) > 0) ORDER BY agent_id, node_public_key LIMIT ?3",
+                     &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, live_at);
+        bind_text(st, 2, tag);
+        sqlite3_bind_int64(st, 3, limit > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            const unsigned char *pk = sqlite3_column_text(st, 0), *doc = sqlite3_column_text(st, 1);
+            if ((rc = fn(pk ? (const char *)pk : "", doc ? (const char *)doc : "", ctx)) != 0)
+                break;
+        }
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, err, "listing agents");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    sqlite3_free(tag);
+    return rc;
+}
+
+static int sq_agents_delete(gm_store_t *gs, const char *node_pk_b64, const char *agent_id, int64_t *deleted,
+                            gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    if (deleted)
+        *deleted = 0;
+    lock(s);
+    int rc = prepare(s,
+                     agent_id ? "DELETE FROM agents WHERE node_public_key = ?1 AND agent_id = ?2"
+                              : "DELETE FROM agents WHERE node_public_key = ?1",
+                     &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, node_pk_b64);
+        if (agent_id)
+            bind_text(st, 2, agent_id);
+        rc = step_done(s, st, "deleting agent descriptors", err);
+        if (rc == 0 && deleted)
+            *deleted = sqlite3_changes(s->db);
+    }
+    unlock(s);
+    return rc;
+}
+
+const gm_store_ops gm_store_backend_sqlite = {
+    .name = "sqlite",
+    .accepts = sq_accepts,
+    .open = sq_open,
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .nonce_record = sq_nonce_record,
+    .nonce_prune = sq_nonce_prune,
+    .invite_add = sq_invite_add,
+    .invite_get = sq_invite_get,
+    .invite_consume = sq_invite_consume,
+    .invites_outstanding = sq_invites_outstanding,
+    .cert_add = sq_cert_add,
+    .cert_get = sq_cert_get,
+    .certs_foreach = sq_certs_foreach,
+    .cert_count = sq_cert_count,
+    .revocation_add = sq_revocation_add,
+    .revocations_json = sq_revocations_json,
+    .crl_latest = sq_crl_latest,
+    .crl_add = sq_crl_add,
+    .key_block = sq_key_block,
+    .key_blocked = sq_key_blocked,
+    .key_unblock = sq_key_unblock,
+    .agent_owner = sq_agent_owner,
+    .agent_put = sq_agent_put,
+    .agents_prune = sq_agents_prune,
+    .agents_foreach = sq_agents_foreach,
+    .agents_delete = sq_agents_delete,
+};

@@ -26,7 +26,7 @@ int gm_node_crl_accept(const gm_crl *current, const uint8_t na_pk[32], const cha
         gm_crl_free(&c);
         return gm_error_prefix(err, "CRL refused");
     }
-    if (current && c.sequence <= current->sequence) {
+    if (current && !gm_crl_is_newer(c.sequence, 1, current->sequence)) {
         rc = gm_error_set(err, GM_ECONFLICT, "CRL sequence %llu is not newer than the %llu we hold",
                           (unsigned long long)c.sequence, (unsigned long long)current->sequence);
         gm_crl_free(&c);
@@ -399,7 +399,7 @@ void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *
             node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, "bad CRL_ANNOUNCE");
             return;
         }
-        if ((!n->have_crl || seq > n->crl.sequence) && !l->crl_requested &&
+        if (gm_crl_is_newer(seq, n->have_crl, n->crl.sequence) && !l->crl_requested &&
             gm_wire_crl_request_encode(out, sizeof out, &olen, &err) == 0) {
             l->crl_requested = 1;
             node_link_send(l, out, olen);
@@ -437,7 +437,7 @@ void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *
             return;
         /* Chunks of a CRL no newer than ours are not worth holding (the signed text decides
          * in the end; a sender lying about the sequence only hurts itself). */
-        if (n->have_crl && c.sequence <= n->crl.sequence) {
+        if (!gm_crl_is_newer(c.sequence, n->have_crl, n->crl.sequence)) {
             if (s->rx.active)
                 node_crl_rx_reset(&s->rx, &n->crl_rx_bytes);
             l->crl_requested = 0;
