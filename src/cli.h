@@ -1,38 +1,97 @@
-/* The genesis-mesh program: one entry point per command group (src/cmd_<group>.c). */
+/* The genesis-mesh program. Every command and subcommand is a cli_cmd: one static table of
+ * its options drives both the parser (getopt_long) and its --help, so they cannot drift.
+ * src/main.c holds the table of commands; src/cmd_<group>.c one entry each. */
 #ifndef GM_CLI_H
 #define GM_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "gm/error.h"
+#include "gm/log.h"
 
-/* Each command gets argv with argv[0] = the command name; returns the process exit code. */
-int cmd_init(int argc, char **argv);    /* cmd_init.c */
-int cmd_genesis(int argc, char **argv); /* cmd_genesis.c */
-int cmd_cert(int argc, char **argv);    /* cmd_cert.c */
-int cmd_na(int argc, char **argv);      /* cmd_na.c */
-int cmd_admin(int argc, char **argv);   /* cmd_admin.c */
-int cmd_join(int argc, char **argv);    /* cmd_join.c */
-int cmd_status(int argc, char **argv);  /* cmd_status.c */
-int cmd_node(int argc, char **argv);    /* cmd_node.c */
-int cmd_send(int argc, char **argv);    /* cmd_msg.c */
-int cmd_recv(int argc, char **argv);    /* cmd_msg.c */
-int cmd_agents(int argc, char **argv);  /* cmd_agent.c */
-int cmd_agent(int argc, char **argv);   /* cmd_agent.c */
-int cmd_ask(int argc, char **argv);     /* cmd_agent.c */
-int cmd_dev(int argc, char **argv);     /* cmd_dev.c */
+#define CLI_MAX_VALUES 160
+#define CLI_MAX_POS 8
+
+/* One option: --name, with a value shown as arg (NULL for a flag). */
+typedef struct cli_opt {
+    const char *name;
+    const char *arg;
+    const char *help;
+} cli_opt;
+
+typedef struct cli_args cli_args;
+
+/* A command: either a leaf (run + opts) or a group of subcommands (subs). */
+typedef struct cli_cmd {
+    const char *name;
+    const char *help;                   /* one line, in the parent's list */
+    const char *synopsis;               /* what follows the command path in "usage:" */
+    const char *details;                /* more text for --help, or NULL */
+    int (*run)(const cli_args *a);      /* leaf: returns the exit code */
+    const cli_opt *opts;                /* leaf: terminated by {NULL} */
+    int max_pos;                        /* leaf: positional arguments accepted */
+    const struct cli_cmd *const *subs;  /* group: terminated by NULL */
+} cli_cmd;
+
+/* What the parser found for a leaf. */
+struct cli_args {
+    char path[64]; /* "admin invite": the prefix of its messages */
+    const cli_cmd *cmd;
+    size_t n;
+    struct {
+        const cli_opt *opt;
+        const char *val; /* NULL for a flag */
+    } v[CLI_MAX_VALUES];
+    size_t n_pos;
+    const char *pos[CLI_MAX_POS];
+};
+
+/* Run cmd with argv[0] = its name: a group picks a subcommand, a leaf parses its options.
+ * --help / -h anywhere prints the usage to stdout (exit 0); a usage error exits 2. */
+int cli_dispatch(const cli_cmd *cmd, const char *parent_path, int argc, char **argv);
+/* Print cmd's usage (from its table) to f. */
+void cli_print_usage(const cli_cmd *cmd, const char *path, FILE *f);
+/* Print every command path and its options, one per line ("admin invite --role --hours ..."). */
+void cli_print_table(const cli_cmd *cmd, const char *path, FILE *f);
+
+/* The last value of --name, or def. */
+const char *cli_str(const cli_args *a, const char *name, const char *def);
+/* 1 if the flag --name was given. */
+int cli_has(const cli_args *a, const char *name);
+/* Every value of --name in order into out (up to cap); returns how many were given. */
+size_t cli_all(const cli_args *a, const char *name, const char **out, size_t cap);
+/* The last value of --name as an integer in min..max (def when absent); 0, or 2 after a
+ * usage error naming the option and the bad value. */
+int cli_int(const cli_args *a, const char *name, long long min, long long max, long long def, long long *out);
+
+/* Strict parsers, one per kind; each prints "genesis-mesh: <path>: --opt: ..." on bad input
+ * and returns 2 (the usage exit code), or 0. */
+int cli_parse_int(const char *path, const char *opt, const char *text, long long min, long long max,
+                  long long *out);
+/* text must be one of choices (NULL-terminated); *out is its index. */
+int cli_parse_choice(const char *path, const char *opt, const char *text, const char *const *choices, int *out);
+
+/* The log options shared by the long-running commands (na start, node start, agent run). */
+#define CLI_LOG_OPTS                                                                                                \
+    {"log", "FILE", "append the log to FILE instead of stderr"},                                                   \
+        {"log-format", "json|text", "one JSON object per line, or text (default: text on a terminal, else json)"}, \
+        {"log-level", "debug|info|warn|error", "drop records below this level (default info)"}
+/* Set the process log (gm/log.h) from --log, --log-format and --log-level; 0, 1 (cannot open
+ * the file) or 2 (usage). Release with cli_log_close. */
+int cli_log_open(const cli_args *a, gm_log_level *level);
+void cli_log_close(void);
+
+/* The commands (src/cmd_<group>.c). */
+extern const cli_cmd cli_init, cli_genesis, cli_cert, cli_na, cli_admin, cli_join, cli_status, cli_node, cli_send,
+    cli_recv, cli_agents, cli_agent, cli_ask, cli_dev;
 
 /* Print "genesis-mesh: <what>: <err->msg>" to stderr; returns exit code 1. */
 int cli_fail(const char *what, const gm_error *err);
 /* Print a usage error to stderr; returns exit code 2. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Long-option helper: if argv[*i] is "--name", consume the next argument into *val
- * (or "--name=value"); returns 1 if matched, -1 if the value is missing, 0 otherwise. */
-int cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
 /* Copy s into out (cap bytes) with control characters shown as \\xNN, for printing text that
  * came from a file or the network; returns out. */
 const char *cli_safe(const char *s, char *out, size_t cap);
-/* 1 if argv[i] equals flag. */
-int cli_flag(char **argv, int i, const char *flag);
 
 #endif

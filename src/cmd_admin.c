@@ -14,25 +14,6 @@
 
 #define MAX_ROLES 32
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: genesis-mesh admin invite --role R [--role R ...] [--hours H] [--max-validity-hours H] [--json]\n"
-            "       genesis-mesh admin revoke (--cert-id ID | --node-key B64) --reason R [--json]\n"
-            "       genesis-mesh admin nodes [--node-key B64] [--json]\n"
-            "       genesis-mesh admin clear-key --node-key B64\n"
-            "       genesis-mesh admin request METHOD PATH [--body JSON] [--timestamp T] [--nonce N]\n"
-            "common options: [--dir D] (operator directory, default .) [--na URL] (default: config.json na_url)\n"
-            "\n"
-            "invite     one-time enrollment token; a bare role 'finance' means 'role:finance'.\n"
-            "           --hours: token lifetime (default 24); --max-validity-hours: longest certificate (168).\n"
-            "revoke     reason: key_compromise | cessation_of_operation | superseded | unspecified.\n"
-            "           key_compromise also blocks the node key until 'admin clear-key'.\n"
-            "nodes      every certificate with its state (active, expired, revoked).\n"
-            "clear-key  lift the key_compromise block of a node key (it still needs a new invite).\n"
-            "request    send any signed admin request and print the JSON answer (debugging).\n");
-}
-
 typedef struct admin_opts {
     const char *dir, *na;
     int json;
@@ -71,19 +52,6 @@ static int load_operator(admin_opts *o, gm_error *err)
     return rc;
 }
 
-/* Common options; returns 1 if argv[*i] was one of them, -1 on a missing value. */
-static int common_opt(int argc, char **argv, int *i, admin_opts *o)
-{
-    int m;
-    if ((m = cli_opt(argc, argv, i, "--dir", &o->dir)) || (m = cli_opt(argc, argv, i, "--na", &o->na)))
-        return m;
-    if (cli_flag(argv, *i, "--json")) {
-        o->json = 1;
-        return 1;
-    }
-    return 0;
-}
-
 static void print_json(const json_t *v)
 {
     char *t = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -92,42 +60,15 @@ static void print_json(const json_t *v)
     free(t);
 }
 
-static int parse_hours(const char *s, const char *what, long long *out)
+static int do_invite(const cli_args *a, admin_opts *o)
 {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (*s == '\0' || *end || v < 1 || v > 24 * 3660)
-        return cli_usage("admin: %s must be a whole number of hours (1..%d)", what, 24 * 3660);
-    *out = v;
-    return 0;
-}
-
-static int do_invite(int argc, char **argv, admin_opts *o)
-{
-    const char *roles[MAX_ROLES], *v;
-    size_t n = 0;
-    long long hours = 24, maxv = 168;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = common_opt(argc, argv, &i, o))) {
-            if (m < 0)
-                return cli_usage("admin invite: %s needs a value", argv[i]);
-        } else if ((m = cli_opt(argc, argv, &i, "--role", &v))) {
-            if (m < 0)
-                return cli_usage("admin invite: --role needs a value");
-            if (n == MAX_ROLES)
-                return cli_usage("admin invite: at most %d roles", MAX_ROLES);
-            roles[n++] = v;
-        } else if ((m = cli_opt(argc, argv, &i, "--hours", &v))) {
-            if (m < 0 || parse_hours(v, "--hours", &hours))
-                return 2;
-        } else if ((m = cli_opt(argc, argv, &i, "--max-validity-hours", &v))) {
-            if (m < 0 || parse_hours(v, "--max-validity-hours", &maxv))
-                return 2;
-        } else {
-            return cli_usage("admin invite: unknown option '%s'", argv[i]);
-        }
-    }
+    const char *roles[MAX_ROLES];
+    size_t n = cli_all(a, "role", roles, MAX_ROLES);
+    long long hours, maxv;
+    if (cli_int(a, "hours", 1, 24 * 3660, 24, &hours) || cli_int(a, "max-validity-hours", 1, 24 * 3660, 168, &maxv))
+        return 2;
+    if (n > MAX_ROLES)
+        return cli_usage("admin invite: at most %d roles", MAX_ROLES);
     if (n == 0)
         return cli_usage("admin invite: give at least one --role (e.g. --role finance)");
     json_t *arr = json_array();
@@ -160,20 +101,10 @@ static int do_invite(int argc, char **argv, admin_opts *o)
     return 0;
 }
 
-static int do_revoke(int argc, char **argv, admin_opts *o)
+static int do_revoke(const cli_args *a, admin_opts *o)
 {
-    const char *cert_id = NULL, *node_key = NULL, *reason = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = common_opt(argc, argv, &i, o)) || (m = cli_opt(argc, argv, &i, "--cert-id", &cert_id)) ||
-            (m = cli_opt(argc, argv, &i, "--node-key", &node_key)) ||
-            (m = cli_opt(argc, argv, &i, "--reason", &reason))) {
-            if (m < 0)
-                return cli_usage("admin revoke: %s needs a value", argv[i]);
-        } else {
-            return cli_usage("admin revoke: unknown option '%s'", argv[i]);
-        }
-    }
+    const char *cert_id = cli_str(a, "cert-id", NULL), *node_key = cli_str(a, "node-key", NULL),
+               *reason = cli_str(a, "reason", NULL);
     if (!cert_id == !node_key)
         return cli_usage("admin revoke: give exactly one of --cert-id or --node-key");
     if (!reason || !gm_crl_reason_valid(reason))
@@ -225,18 +156,9 @@ static void print_nodes_table(const json_t *nodes)
         printf("(no certificates issued yet)\n");
 }
 
-static int do_nodes(int argc, char **argv, admin_opts *o)
+static int do_nodes(const cli_args *a, admin_opts *o)
 {
-    const char *node_key = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = common_opt(argc, argv, &i, o)) || (m = cli_opt(argc, argv, &i, "--node-key", &node_key))) {
-            if (m < 0)
-                return cli_usage("admin nodes: %s needs a value", argv[i]);
-        } else {
-            return cli_usage("admin nodes: unknown option '%s'", argv[i]);
-        }
-    }
+    const char *node_key = cli_str(a, "node-key", NULL);
     gm_error err = {0};
     json_t *resp = NULL;
     char path[512] = "/admin/nodes";
@@ -264,18 +186,9 @@ static int do_nodes(int argc, char **argv, admin_opts *o)
     return 0;
 }
 
-static int do_clear_key(int argc, char **argv, admin_opts *o)
+static int do_clear_key(const cli_args *a, admin_opts *o)
 {
-    const char *node_key = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = common_opt(argc, argv, &i, o)) || (m = cli_opt(argc, argv, &i, "--node-key", &node_key))) {
-            if (m < 0)
-                return cli_usage("admin clear-key: %s needs a value", argv[i]);
-        } else {
-            return cli_usage("admin clear-key: unknown option '%s'", argv[i]);
-        }
-    }
+    const char *node_key = cli_str(a, "node-key", NULL);
     if (!node_key)
         return cli_usage("admin clear-key: --node-key is required");
     gm_error err = {0};
@@ -294,23 +207,10 @@ static int do_clear_key(int argc, char **argv, admin_opts *o)
     return 0;
 }
 
-static int do_request(int argc, char **argv, admin_opts *o)
+static int do_request(const cli_args *a, admin_opts *o)
 {
-    const char *method = NULL, *path = NULL, *body_text = NULL, *ts = NULL, *nonce = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = common_opt(argc, argv, &i, o)) || (m = cli_opt(argc, argv, &i, "--body", &body_text)) ||
-            (m = cli_opt(argc, argv, &i, "--timestamp", &ts)) || (m = cli_opt(argc, argv, &i, "--nonce", &nonce))) {
-            if (m < 0)
-                return cli_usage("admin request: %s needs a value", argv[i]);
-        } else if (argv[i][0] != '-' && !method) {
-            method = argv[i];
-        } else if (argv[i][0] != '-' && !path) {
-            path = argv[i];
-        } else {
-            return cli_usage("admin request: unexpected argument '%s'", argv[i]);
-        }
-    }
+    const char *method = a->pos[0], *path = a->pos[1], *body_text = cli_str(a, "body", NULL),
+               *ts = cli_str(a, "timestamp", NULL), *nonce = cli_str(a, "nonce", NULL);
     if (!method || !path || path[0] != '/')
         return cli_usage("admin request: METHOD and PATH (starting with /) are required");
     json_t *body = NULL;
@@ -339,31 +239,104 @@ static int do_request(int argc, char **argv, admin_opts *o)
     return 0;
 }
 
-int cmd_admin(int argc, char **argv)
+/* The operator key is loaded by each subcommand and wiped here. */
+static int with_operator(const cli_args *a, int (*fn)(const cli_args *, admin_opts *))
 {
-    if (argc < 2 || cli_flag(argv, 1, "--help") || cli_flag(argv, 1, "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
     admin_opts o;
     memset(&o, 0, sizeof o);
-    o.dir = ".";
-    int rc;
-    const char *sub = argv[1];
-    if (!strcmp(sub, "invite"))
-        rc = do_invite(argc - 1, argv + 1, &o);
-    else if (!strcmp(sub, "revoke"))
-        rc = do_revoke(argc - 1, argv + 1, &o);
-    else if (!strcmp(sub, "nodes"))
-        rc = do_nodes(argc - 1, argv + 1, &o);
-    else if (!strcmp(sub, "clear-key"))
-        rc = do_clear_key(argc - 1, argv + 1, &o);
-    else if (!strcmp(sub, "request"))
-        rc = do_request(argc - 1, argv + 1, &o);
-    else {
-        usage(stderr);
-        rc = cli_usage("admin: unknown subcommand '%s'", sub);
-    }
+    o.dir = cli_str(a, "dir", ".");
+    o.na = cli_str(a, "na", NULL);
+    o.json = cli_has(a, "json");
+    int rc = fn(a, &o);
     gm_signer_wipe(&o.op);
     return rc;
 }
+
+static int run_invite(const cli_args *a)
+{
+    return with_operator(a, do_invite);
+}
+
+static int run_revoke(const cli_args *a)
+{
+    return with_operator(a, do_revoke);
+}
+
+static int run_nodes(const cli_args *a)
+{
+    return with_operator(a, do_nodes);
+}
+
+static int run_clear_key(const cli_args *a)
+{
+    return with_operator(a, do_clear_key);
+}
+
+static int run_request(const cli_args *a)
+{
+    return with_operator(a, do_request);
+}
+
+#define ADMIN_COMMON                                                                                     \
+    {"dir", "D", "operator directory holding operator.key and config.json (default .)"},                 \
+        {"na", "URL", "NA URL (default: na_url of D/config.json)"}, {"json", NULL, "print the NA's JSON answer"}
+
+static const cli_opt invite_opts[] = {
+    {"role", "R", "role of the certificate, repeatable; a bare 'finance' means 'role:finance'"},
+    {"hours", "H", "lifetime of the token in hours, 1..87840 (default 24)"},
+    {"max-validity-hours", "H", "longest certificate the token can get, 1..87840 (default 168)"},
+    ADMIN_COMMON,
+    {NULL},
+};
+static const cli_cmd admin_invite = {
+    "invite", "one-time enrollment token for a node",
+    "--role R [--role R ...] [--hours H] [--max-validity-hours H] [--dir D] [--na URL] [--json]",
+    "Prints the token; give it to the node for 'genesis-mesh join'.\n", run_invite, invite_opts, 0, NULL};
+
+static const cli_opt revoke_opts[] = {
+    {"cert-id", "ID", "the certificate to revoke"},
+    {"node-key", "B64", "revoke every certificate of this node key"},
+    {"reason", "R", "key_compromise | cessation_of_operation | superseded | unspecified"},
+    ADMIN_COMMON,
+    {NULL},
+};
+static const cli_cmd admin_revoke = {
+    "revoke", "revoke a certificate or a node key (new CRL)",
+    "(--cert-id ID | --node-key B64) --reason R [--dir D] [--na URL] [--json]",
+    "key_compromise also blocks the node key until 'admin clear-key'.\n", run_revoke, revoke_opts, 0, NULL};
+
+static const cli_opt nodes_opts[] = {
+    {"node-key", "B64", "only the certificates of this node key"},
+    ADMIN_COMMON,
+    {NULL},
+};
+static const cli_cmd admin_nodes = {"nodes", "every certificate with its state (active, expired, revoked)",
+                                    "[--node-key B64] [--dir D] [--na URL] [--json]", NULL, run_nodes, nodes_opts, 0,
+                                    NULL};
+
+static const cli_opt clear_key_opts[] = {
+    {"node-key", "B64", "the blocked node key"},
+    ADMIN_COMMON,
+    {NULL},
+};
+static const cli_cmd admin_clear_key = {
+    "clear-key", "lift the key_compromise block of a node key", "--node-key B64 [--dir D] [--na URL] [--json]",
+    "The node still needs a new invite to join again.\n", run_clear_key, clear_key_opts, 0, NULL};
+
+static const cli_opt request_opts[] = {
+    {"body", "JSON", "the request body (a JSON object)"},
+    {"timestamp", "T", "signed timestamp to use instead of now (testing)"},
+    {"nonce", "N", "signed nonce to use instead of a random one (testing)"},
+    ADMIN_COMMON,
+    {NULL},
+};
+static const cli_cmd admin_request = {
+    "request", "send any signed admin request and print the JSON answer (debugging)",
+    "METHOD PATH [--body JSON] [--timestamp T] [--nonce N] [--dir D] [--na URL]", NULL, run_request, request_opts, 2,
+    NULL};
+
+static const cli_cmd *const admin_subs[] = {&admin_invite, &admin_revoke, &admin_nodes, &admin_clear_key,
+                                            &admin_request, NULL};
+const cli_cmd cli_admin = {"admin", "invite | revoke | nodes | clear-key: operator requests to the NA", NULL,
+                           "Operator requests to the NA, signed with the operator key of an operator directory.\n",
+                           NULL, NULL, 0, admin_subs};

@@ -34,27 +34,10 @@ static void short_key(const char *b64, char out[16])
     snprintf(out, 16, "%.12s...", b64);
 }
 
-int cmd_agents(int argc, char **argv)
+static int run_agents(const cli_args *a)
 {
-    const char *dir = NULL, *na = NULL, *cap = NULL;
-    int as_json = 0;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--na", &na)) ||
-            (m = cli_opt(argc, argv, &i, "--capability", &cap))) {
-            if (m < 0)
-                return cli_usage("%s needs a value", argv[i]);
-        } else if (cli_flag(argv, i, "--json")) {
-            as_json = 1;
-        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            printf("usage: genesis-mesh agents [--capability C] [--dir D | --na URL] [--json]\n"
-                   "Lists the agents registered with the NA. With --dir, each is also checked like a requester\n"
-                   "would (descriptor signature, certificate under the genesis, the NA's signed CRL).\n");
-            return 0;
-        } else {
-            return cli_usage("agents: unknown option '%s'", argv[i]);
-        }
-    }
+    const char *dir = cli_str(a, "dir", NULL), *na = cli_str(a, "na", NULL), *cap = cli_str(a, "capability", NULL);
+    int as_json = cli_has(a, "json");
     gm_error err = {0};
     gm_agent_ctx ctx;
     int have_ctx = 0;
@@ -135,31 +118,8 @@ int cmd_agents(int argc, char **argv)
 
 /* ---- agent run ---- */
 
-struct run_log {
-    FILE *f;
-    const char *agent_id;
-};
-
-static void run_log_fn(void *user, const char *level, const char *event, const char *text)
-{
-    struct run_log *l = user;
-    char ts[GM_TIME_STRLEN];
-    gm_time now = gm_time_now();
-    gm_time_format(&now, ts);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "ts", ts, "level", level, "event", event, "agent", l->agent_id,
-                          "text", text);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    if (s) {
-        fprintf(l->f, "%s\n", s);
-        fflush(l->f);
-    }
-    free(s);
-    json_decref(o);
-}
-
-/* The provider's log callback wraps the handler's user pointer; keep both. */
+/* The provider calls the handler of the built-in capability. */
 struct run_user {
-    struct run_log log;
     gm_agent_handler handler;
     void *handler_user;
 };
@@ -170,37 +130,14 @@ static int run_dispatch(void *user, const gm_agent_call_in *in, json_t **output,
     return u->handler(u->handler_user, in, output, err);
 }
 
-static void run_log_wrap(void *user, const char *level, const char *event, const char *text)
+static int agent_run(const cli_args *a)
 {
-    struct run_user *u = user;
-    run_log_fn(&u->log, level, event, text);
-}
-
-static int agent_run(int argc, char **argv)
-{
-    const char *dir = NULL, *na = NULL, *id = NULL, *cap = NULL, *fixture = NULL, *env_file = NULL, *ttl = NULL,
-               *logpath = NULL, *fault = NULL, *sub_timeout = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--na", &na)) ||
-            (m = cli_opt(argc, argv, &i, "--agent-id", &id)) || (m = cli_opt(argc, argv, &i, "--capability", &cap)) ||
-            (m = cli_opt(argc, argv, &i, "--fixture", &fixture)) ||
-            (m = cli_opt(argc, argv, &i, "--env-file", &env_file)) || (m = cli_opt(argc, argv, &i, "--ttl", &ttl)) ||
-            (m = cli_opt(argc, argv, &i, "--log", &logpath)) || (m = cli_opt(argc, argv, &i, "--fault", &fault)) ||
-            (m = cli_opt(argc, argv, &i, "--sub-timeout-ms", &sub_timeout))) {
-            if (m < 0)
-                return cli_usage("%s needs a value", argv[i]);
-        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            printf("usage: genesis-mesh agent run --dir D --agent-id ID --capability CAP [--fixture F]\n"
-                   "       [--env-file F] [--na URL] [--ttl SECONDS] [--log FILE] [--sub-timeout-ms N]\n"
-                   "Built-in capabilities: repo.summary (--fixture repo.json), llm.chat (LLM_* from the\n"
-                   "environment or --env-file), planner.answer (composes repo.summary and llm.chat).\n"
-                   "The node at D must be running. Stops on SIGTERM/SIGINT and unregisters.\n");
-            return 0;
-        } else {
-            return cli_usage("agent run: unknown option '%s'", argv[i]);
-        }
-    }
+    const char *dir = cli_str(a, "dir", NULL), *na = cli_str(a, "na", NULL), *id = cli_str(a, "agent-id", NULL),
+               *cap = cli_str(a, "capability", NULL), *fixture = cli_str(a, "fixture", NULL),
+               *env_file = cli_str(a, "env-file", NULL), *fault = cli_str(a, "fault", NULL);
+    long long ttl, sub_timeout;
+    if (cli_int(a, "ttl", 1, GM_AGENT_TTL_MAX_S, 600, &ttl) || cli_int(a, "sub-timeout-ms", 1, 3600000, 0, &sub_timeout))
+        return 2;
     if (!id || !cap)
         return cli_usage("agent run: --agent-id and --capability are required");
     if (!gm_agent_id_valid(id))
@@ -212,15 +149,13 @@ static int agent_run(int argc, char **argv)
     char ncap[GM_AGENT_CAP_MAX + 1];
     if (gm_agent_cap_normalize(cap, ncap, &err) != 0)
         return cli_fail("agent run", &err);
-    struct run_user u = {.log = {.f = stderr, .agent_id = id}};
-    if (logpath && !(u.log.f = fopen(logpath, "a"))) {
-        gm_error_set(&err, GM_EIO, "cannot open log file %s", logpath);
-        return cli_fail("agent run", &err);
-    }
+    struct run_user u = {0};
+    int rc = cli_log_open(a, NULL);
+    if (rc != 0)
+        return rc;
     gm_agent_repo repo = {0};
     gm_llm_config llm = {0};
     gm_agent_planner planner = {0};
-    int rc = 0;
     if (!strcmp(ncap, "repo.summary")) {
         if (!fixture) {
             rc = cli_usage("agent run: repo.summary needs --fixture FILE (see examples/repo-a.json)");
@@ -245,7 +180,7 @@ static int agent_run(int argc, char **argv)
             goto out;
         }
         if (sub_timeout)
-            planner.sub_timeout_ms = atol(sub_timeout);
+            planner.sub_timeout_ms = sub_timeout;
         u.handler = gm_agent_planner_handle;
         u.handler_user = &planner;
     } else {
@@ -262,10 +197,9 @@ static int agent_run(int argc, char **argv)
     p.capability = ncap;
     p.handler = run_dispatch;
     p.user = &u;
-    p.ttl_s = ttl ? atoi(ttl) : 600;
+    p.ttl_s = (int)ttl;
     p.stop = &g_stop;
     p.fault = fault;
-    p.log = run_log_wrap;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
@@ -282,20 +216,8 @@ out:
     gm_llm_config_free(&llm);
     if (planner.lock)
         gm_agent_planner_free(&planner);
-    if (u.log.f && u.log.f != stderr)
-        fclose(u.log.f);
+    cli_log_close();
     return rc;
-}
-
-int cmd_agent(int argc, char **argv)
-{
-    if (argc >= 2 && !strcmp(argv[1], "run"))
-        return agent_run(argc - 1, argv + 1);
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: genesis-mesh agent run --help\n");
-        return 0;
-    }
-    return cli_usage("agent: expected 'agent run' (see genesis-mesh agent run --help)");
 }
 
 /* ---- ask ---- */
@@ -343,36 +265,16 @@ static void print_step(size_t i, const json_t *s)
            json_string_value(json_object_get(s, "at")));
 }
 
-int cmd_ask(int argc, char **argv)
+static int run_ask(const cli_args *a)
 {
-    const char *dir = NULL, *na = NULL, *cap = NULL, *text = NULL, *input_json = NULL, *timeout = NULL;
-    int as_json = 0;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--na", &na)) ||
-            (m = cli_opt(argc, argv, &i, "--input-json", &input_json)) ||
-            (m = cli_opt(argc, argv, &i, "--timeout-ms", &timeout))) {
-            if (m < 0)
-                return cli_usage("%s needs a value", argv[i]);
-        } else if (cli_flag(argv, i, "--json")) {
-            as_json = 1;
-        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            printf("usage: genesis-mesh ask CAPABILITY [TEXT | --input-json JSON] [--dir D] [--timeout-ms N] [--json]\n"
-                   "Finds a provider of CAPABILITY through the NA named in D/node.json, checks its certificate\n"
-                   "and the CRL, sends the request over the mesh through the node running at D, and prints\n"
-                   "the answer, the provider and the verified provenance (every step's signature, and the\n"
-                   "certificate of every signer under this network's genesis and CRL).\n");
-            return 0;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            return cli_usage("ask: unknown option '%s'", argv[i]);
-        } else if (!cap) {
-            cap = argv[i];
-        } else if (!text) {
-            text = argv[i];
-        } else {
-            return cli_usage("ask: too many arguments (quote the question)");
-        }
-    }
+    const char *dir = cli_str(a, "dir", NULL), *na = cli_str(a, "na", NULL), *cap = a->pos[0], *text = a->pos[1],
+               *input_json = cli_str(a, "input-json", NULL);
+    int as_json = cli_has(a, "json");
+    long long t;
+    if (a->n_pos > 2)
+        return cli_usage("ask: too many arguments (quote the question)");
+    if (cli_int(a, "timeout-ms", 1, 3600000, 0, &t))
+        return 2;
     if (!cap)
         return cli_usage("ask: which capability? e.g. genesis-mesh ask planner.answer \"question\"");
     gm_error err = {0};
@@ -397,7 +299,8 @@ int cmd_ask(int argc, char **argv)
     }
     snprintf(ctx.agent_id, sizeof ctx.agent_id, "requester");
     signal(SIGPIPE, SIG_IGN);
-    long t = timeout ? atol(timeout) : (!strcmp(ncap, "planner.answer") ? 20000 : GM_AGENT_DEFAULT_TIMEOUT_MS);
+    if (!cli_has(a, "timeout-ms"))
+        t = !strcmp(ncap, "planner.answer") ? 20000 : GM_AGENT_DEFAULT_TIMEOUT_MS;
     json_t *mine = json_array();
     gm_agent_response resp;
     char chosen[GM_AGENT_ID_MAX + 1] = "";
@@ -471,3 +374,59 @@ int cmd_ask(int argc, char **argv)
     gm_agent_ctx_close(&ctx);
     return code;
 }
+
+/* ---- the tables ---- */
+
+static const cli_opt agents_opts[] = {
+    {"capability", "C", "only the agents offering C"},
+    {"dir", "D", "check each agent like a requester would (descriptor, certificate, CRL) with D's genesis"},
+    {"na", "URL", "the NA (default: na_url of D/node.json)"},
+    {"json", NULL, "print JSON"},
+    {NULL},
+};
+const cli_cmd cli_agents = {
+    "agents", "list registered agents (optionally by capability)", "[--capability C] [--dir D | --na URL] [--json]",
+    "Lists the agents registered with the NA. With --dir, each is also checked like a requester\n"
+    "would (descriptor signature, certificate under the genesis, the NA's signed CRL).\n",
+    run_agents, agents_opts, 0, NULL};
+
+static const cli_opt run_opts[] = {
+    {"dir", "D", "the node directory; its node must be running (default $GM_DIR or .)"},
+    {"agent-id", "ID", "the agent's name, 1..64 of [A-Za-z0-9._-] (required)"},
+    {"capability", "CAP", "repo.summary, llm.chat or planner.answer (required)"},
+    {"fixture", "F", "repo.summary: the repository JSON to answer from"},
+    {"env-file", "F", "llm.chat: read LLM_* settings from F instead of the environment"},
+    {"na", "URL", "the NA (default: na_url of D/node.json)"},
+    {"ttl", "SECONDS", "descriptor lifetime in seconds (default 600; refreshed at 2/3 of it)"},
+    {"sub-timeout-ms", "N", "planner.answer: deadline of each sub-call in ms"},
+    {"fault", "KIND", "testing aid: silent, garbage, forge or uncertified"},
+    CLI_LOG_OPTS,
+    {NULL},
+};
+static const cli_cmd agent_run_cmd = {
+    "run", "run a capability provider agent",
+    "--dir D --agent-id ID --capability CAP [--fixture F] [--env-file F] [--na URL] [--ttl SECONDS]\n"
+    "       [--sub-timeout-ms N] [--log FILE] [--log-format json|text] [--log-level L]",
+    "Built-in capabilities: repo.summary (--fixture repo.json), llm.chat (LLM_* from the\n"
+    "environment or --env-file), planner.answer (composes repo.summary and llm.chat).\n"
+    "The node at D must be running. Stops on SIGTERM/SIGINT and unregisters.\n",
+    agent_run, run_opts, 0, NULL};
+static const cli_cmd *const agent_subs[] = {&agent_run_cmd, NULL};
+const cli_cmd cli_agent = {"agent", "run a capability provider agent", NULL, NULL, NULL, NULL, 0, agent_subs};
+
+static const cli_opt ask_opts[] = {
+    {"input-json", "JSON", "the input object instead of TEXT"},
+    {"dir", "D", "the node directory; its node must be running (default $GM_DIR or .)"},
+    {"na", "URL", "the NA (default: na_url of D/node.json)"},
+    {"timeout-ms", "N", "deadline in ms, 1..3600000 (default 20000 for planner.answer, else the library's)"},
+    {"json", NULL, "print JSON"},
+    {NULL},
+};
+const cli_cmd cli_ask = {
+    "ask", "invoke a capability over the mesh and show the provenance",
+    "CAPABILITY [TEXT | --input-json JSON] [--dir D] [--timeout-ms N] [--json]",
+    "Finds a provider of CAPABILITY through the NA named in D/node.json, checks its certificate\n"
+    "and the CRL, sends the request over the mesh through the node running at D, and prints\n"
+    "the answer, the provider and the verified provenance (every step's signature, and the\n"
+    "certificate of every signer under this network's genesis and CRL).\n",
+    run_ask, ask_opts, CLI_MAX_POS, NULL};

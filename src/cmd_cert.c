@@ -13,19 +13,6 @@
 #include "gm/genesis.h"
 #include "gm/util.h"
 
-static const char usage_text[] =
-    "usage: genesis-mesh cert verify FILE --genesis GENESIS [--crl CRL] [--at TIMESTAMP] [--json]\n"
-    "\n"
-    "Checks a join certificate offline:\n"
-    "  - the genesis block verifies under its root key and its NA key is inside its window;\n"
-    "  - the CRL (if given) is signed by the genesis NA key;\n"
-    "  - the certificate is signed by the genesis NA key, names the genesis network,\n"
-    "    is inside issued_at..expires_at at TIMESTAMP (default now) with a clock skew\n"
-    "    allowance of 300s, and is not revoked by the CRL.\n"
-    "  --json  print the result as a JSON object\n"
-    "\n"
-    "exit status: 0 valid, 1 invalid (the message says why), 2 usage error\n";
-
 typedef struct result {
     const char *stage; /* "genesis", "crl", "certificate" */
     int rc;
@@ -108,26 +95,11 @@ static int verify(const char *file, const char *genesis_path, const char *crl_pa
     return r->rc;
 }
 
-static int do_verify(int argc, char **argv)
+static int do_verify(const cli_args *a)
 {
-    const char *file = NULL, *genesis = NULL, *crl_path = NULL, *at = NULL;
-    int as_json = 0;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if (cli_flag(argv, i, "--json")) {
-            as_json = 1;
-            continue;
-        }
-        if ((m = cli_opt(argc, argv, &i, "--genesis", &genesis)) || (m = cli_opt(argc, argv, &i, "--crl", &crl_path)) ||
-            (m = cli_opt(argc, argv, &i, "--at", &at))) {
-            if (m < 0)
-                return cli_usage("cert verify: %s needs a value", argv[i]);
-            continue;
-        }
-        if (argv[i][0] == '-' || file)
-            return cli_usage("cert verify: unexpected argument '%s' (see --help)", argv[i]);
-        file = argv[i];
-    }
+    const char *file = a->pos[0], *genesis = cli_str(a, "genesis", NULL), *crl_path = cli_str(a, "crl", NULL),
+               *at = cli_str(a, "at", NULL);
+    int as_json = cli_has(a, "json");
     if (!file || !genesis)
         return cli_usage("cert verify: FILE and --genesis GENESIS are required (see --help)");
     gm_time now = gm_time_now();
@@ -168,21 +140,23 @@ static int do_verify(int argc, char **argv)
     return cli_fail(what, &r.err);
 }
 
-int cmd_cert(int argc, char **argv)
-{
-    if (argc < 2) {
-        fputs(usage_text, stderr);
-        return 2;
-    }
-    for (int i = 1; i < argc; i++)
-        if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h") || (i == 1 && !strcmp(argv[1], "help"))) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-    gm_error err = {0};
-    if (gm_init(&err) != 0)
-        return cli_fail("cert", &err);
-    if (!strcmp(argv[1], "verify"))
-        return do_verify(argc - 1, argv + 1);
-    return cli_usage("cert: unknown subcommand '%s' (verify)", argv[1]);
-}
+static const cli_opt verify_opts[] = {
+    {"genesis", "GENESIS", "the genesis block to verify against (required)"},
+    {"crl", "CRL", "the CRL to check revocation against (signed by the genesis NA key)"},
+    {"at", "TIMESTAMP", "judge at this time, ISO-8601 (default now)"},
+    {"json", NULL, "print the result as a JSON object"},
+    {NULL},
+};
+static const cli_cmd cert_verify = {
+    "verify", "judge a join certificate offline", "FILE --genesis GENESIS [--crl CRL] [--at TIMESTAMP] [--json]",
+    "Checks a join certificate offline:\n"
+    "  - the genesis block verifies under its root key and its NA key is inside its window;\n"
+    "  - the CRL (if given) is signed by the genesis NA key;\n"
+    "  - the certificate is signed by the genesis NA key, names the genesis network,\n"
+    "    is inside issued_at..expires_at at TIMESTAMP (default now) with a clock skew\n"
+    "    allowance of 300s, and is not revoked by the CRL.\n"
+    "exit status: 0 valid, 1 invalid (the message says why), 2 usage error\n",
+    do_verify, verify_opts, 1, NULL};
+static const cli_cmd *const cert_subs[] = {&cert_verify, NULL};
+const cli_cmd cli_cert = {"cert", "verify a join certificate against genesis and CRL", NULL, NULL, NULL, NULL, 0,
+                          cert_subs};

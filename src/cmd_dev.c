@@ -695,35 +695,10 @@ static void rm_rf(const char *path)
         wait_exit(pid, 30000);
 }
 
-int cmd_dev(int argc, char **argv)
+static int dev_up(const cli_args *a)
 {
-    const char *dir = NULL;
-    int keep = 0;
-    if (argc < 2 || strcmp(argv[1], "up") != 0) {
-        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
-            goto help;
-        return cli_usage("dev: expected 'dev up' (see genesis-mesh dev up --help)");
-    }
-    for (int i = 2; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--dir", &dir))) {
-            if (m < 0)
-                return cli_usage("--dir needs a value");
-        } else if (cli_flag(argv, i, "--keep")) {
-            keep = 1;
-        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-        help:
-            printf("usage: genesis-mesh dev up [--keep] [--dir D]\n"
-                   "Builds a whole local network in a new directory (D, or a temporary one), runs the\n"
-                   "agents demo and the revocation drills, prints each step and a PASS/FAIL verdict, then\n"
-                   "stops every process. --keep leaves the directory (keys, logs) for inspection.\n"
-                   "Uses the mock LLM (gm-mock-llm next to this program) unless LLM_MODEL and LLM_API_KEY\n"
-                   "are set.\n");
-            return 0;
-        } else {
-            return cli_usage("dev up: unknown option '%s'", argv[i]);
-        }
-    }
+    const char *dir = cli_str(a, "dir", NULL);
+    int keep = cli_has(a, "keep");
     static struct dev d;
     memset(&d, 0, sizeof d);
     d.t0 = gm_mono_ms();
@@ -787,3 +762,19 @@ int cmd_dev(int argc, char **argv)
     printf("verdict: %s (%.1f s)\n", pass ? "PASS" : "FAIL", (double)(gm_mono_ms() - d.t0) / 1000.0);
     return pass ? 0 : 1;
 }
+
+static const cli_opt up_opts[] = {
+    {"dir", "D", "build the network in D (a new directory; kept afterwards)"},
+    {"keep", NULL, "keep the directory (keys, logs) for inspection"},
+    {NULL},
+};
+static const cli_cmd dev_up_cmd = {
+    "up", "run the whole local AI agent network demo", "[--keep] [--dir D]",
+    "Builds a whole local network in a new directory (D, or a temporary one), runs the\n"
+    "agents demo and the revocation drills, prints each step and a PASS/FAIL verdict, then\n"
+    "stops every process. Uses the mock LLM (gm-mock-llm next to this program) unless\n"
+    "LLM_MODEL and LLM_API_KEY are set.\n",
+    dev_up, up_opts, 0, NULL};
+static const cli_cmd *const dev_subs[] = {&dev_up_cmd, NULL};
+const cli_cmd cli_dev = {"dev", "dev up: run the whole local AI agent network demo", NULL, NULL, NULL, NULL, 0,
+                         dev_subs};

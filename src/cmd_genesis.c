@@ -18,71 +18,6 @@
 #define MAX_ANCHORS 64
 #define NAME_MAX_LEN 64
 
-static const char usage_text[] =
-    "usage: genesis-mesh genesis <subcommand> [options]\n"
-    "\n"
-    "Offline root ceremony for a network's genesis block (signed by the Root Sovereign key).\n"
-    "\n"
-    "subcommands:\n"
-    "  keygen --out BASE [--key-id ID]\n"
-    "      new Ed25519 key: BASE.key (mode 0600) and BASE.pub; never overwrites\n"
-    "  create --network NAME --root-pub FILE --na-pub FILE [--valid-days N]\n"
-    "         [--valid-from TIMESTAMP] [--anchor ID=HOST:PORT]... --out FILE [--force]\n"
-    "      write an unsigned genesis block (NA key valid from now for N days, default 90)\n"
-    "  sign --in FILE --root-key BASE [--out FILE] [--force]\n"
-    "      sign with BASE.key, which must be the block's root_public_key (default: in place)\n"
-    "  verify FILE [--at TIMESTAMP]\n"
-    "      every signature must verify under root_public_key, and the NA key must be inside\n"
-    "      its valid_from..valid_to window at TIMESTAMP (default now; clock skew allowance 300s)\n"
-    "  show FILE [--json]\n"
-    "      readable summary, including the network hash (SHA-256 of the signed bytes)\n"
-    "\n"
-    "exit status: 0 ok, 1 failed (the message says why), 2 usage error\n";
-
-static const char *const sub_usage[][2] = {
-    {"keygen", "usage: genesis-mesh genesis keygen --out BASE [--key-id ID]\n"
-               "  Writes BASE.key (the 32-byte seed, mode 0600) and BASE.pub. Refuses to overwrite.\n"
-               "  --key-id  label stored in the key files (default: the file name of BASE)\n"},
-    {"create", "usage: genesis-mesh genesis create --network NAME --root-pub FILE --na-pub FILE\n"
-               "           [--valid-days N] [--valid-from TIMESTAMP] [--anchor ID=HOST:PORT]... --out FILE [--force]\n"
-               "  --network     network name (letters, digits, '.', '_', '-'; at most 64)\n"
-               "  --root-pub    Root Sovereign public key file (BASE.pub)\n"
-               "  --na-pub      Network Authority public key file (BASE.pub)\n"
-               "  --valid-days  NA key validity, 1..3650 days (default 90)\n"
-               "  --valid-from  start of the NA key validity, ISO-8601 (default now)\n"
-               "  --anchor      bootstrap anchor, repeatable (e.g. anchor-1=203.0.113.7:7000)\n"
-               "  --out         where to write the unsigned block; --force to overwrite\n"},
-    {"sign", "usage: genesis-mesh genesis sign --in FILE --root-key BASE [--out FILE] [--force]\n"
-             "  --in        genesis block to sign\n"
-             "  --root-key  key base path (BASE.key is read); must match root_public_key\n"
-             "  --out       where to write the signed block (default: --in, in place);\n"
-             "              an existing other file is only replaced with --force\n"},
-    {"verify", "usage: genesis-mesh genesis verify FILE [--at TIMESTAMP]\n"
-               "  Checks every signature under root_public_key and the NA key window at TIMESTAMP\n"
-               "  (ISO-8601, default now) with a clock skew allowance of 300s.\n"},
-    {"show", "usage: genesis-mesh genesis show FILE [--json]\n"
-             "  Prints the block's members, signature status and network hash.\n"},
-};
-
-static int want_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h"))
-            return 1;
-    return 0;
-}
-
-static int sub_help(const char *sub)
-{
-    for (size_t i = 0; i < sizeof sub_usage / sizeof sub_usage[0]; i++)
-        if (!strcmp(sub_usage[i][0], sub)) {
-            fputs(sub_usage[i][1], stdout);
-            return 0;
-        }
-    fputs(usage_text, stdout);
-    return 0;
-}
-
 static int fail(const char *what, gm_error *err)
 {
     char m[sizeof err->msg];
@@ -169,18 +104,9 @@ static json_t *parse_anchor(const char *spec, gm_error *err)
     return json_pack("{s:s,s:s}", "id", id, "endpoint", ep);
 }
 
-static int do_keygen(int argc, char **argv)
+static int do_keygen(const cli_args *a)
 {
-    const char *out = NULL, *key_id = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--out", &out)) || (m = cli_opt(argc, argv, &i, "--key-id", &key_id))) {
-            if (m < 0)
-                return cli_usage("genesis keygen: %s needs a value", argv[i]);
-            continue;
-        }
-        return cli_usage("genesis keygen: unexpected argument '%s' (see --help)", argv[i]);
-    }
+    const char *out = cli_str(a, "out", NULL), *key_id = cli_str(a, "key-id", NULL);
     if (!out || !*out)
         return cli_usage("genesis keygen: --out BASE is required");
     if (!key_id) {
@@ -206,50 +132,34 @@ static int do_keygen(int argc, char **argv)
     return 0;
 }
 
-static int do_create(int argc, char **argv)
+static int do_create(const cli_args *a)
 {
-    const char *network = NULL, *root_pub = NULL, *na_pub = NULL, *days_s = NULL, *from_s = NULL, *out = NULL, *a;
-    int force = 0, rc;
+    const char *network = cli_str(a, "network", NULL), *root_pub = cli_str(a, "root-pub", NULL),
+               *na_pub = cli_str(a, "na-pub", NULL), *from_s = cli_str(a, "valid-from", NULL),
+               *out = cli_str(a, "out", NULL), *specs[MAX_ANCHORS + 1];
+    int force = cli_has(a, "force"), rc;
     gm_error err = {0};
+    size_t n_specs = cli_all(a, "anchor", specs, MAX_ANCHORS + 1);
+    if (n_specs > MAX_ANCHORS)
+        return cli_usage("genesis create: at most %d anchors", MAX_ANCHORS);
+    long long days;
+    if (cli_int(a, "valid-days", 1, 3650, 90, &days))
+        return 2;
     json_t *anchors = json_array();
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if (cli_flag(argv, i, "--force")) {
-            force = 1;
-            continue;
+    for (size_t i = 0; i < n_specs; i++) {
+        json_t *an = parse_anchor(specs[i], &err);
+        if (!an) {
+            json_decref(anchors);
+            return cli_usage("genesis create: %s", err.msg);
         }
-        if ((m = cli_opt(argc, argv, &i, "--anchor", &a)) > 0) {
-            json_t *an = parse_anchor(a, &err);
-            if (!an) {
+        for (size_t k = 0; k < json_array_size(anchors); k++)
+            if (!strcmp(json_string_value(json_object_get(json_array_get(anchors, k), "id")),
+                        json_string_value(json_object_get(an, "id")))) {
+                json_decref(an);
                 json_decref(anchors);
-                return cli_usage("genesis create: %s", err.msg);
+                return cli_usage("genesis create: anchor id given twice");
             }
-            for (size_t k = 0; k < json_array_size(anchors); k++)
-                if (!strcmp(json_string_value(json_object_get(json_array_get(anchors, k), "id")),
-                            json_string_value(json_object_get(an, "id")))) {
-                    json_decref(an);
-                    json_decref(anchors);
-                    return cli_usage("genesis create: anchor id given twice");
-                }
-            json_array_append_new(anchors, an);
-            if (json_array_size(anchors) > MAX_ANCHORS) {
-                json_decref(anchors);
-                return cli_usage("genesis create: at most %d anchors", MAX_ANCHORS);
-            }
-            continue;
-        }
-        if (m == 0 && (m = cli_opt(argc, argv, &i, "--network", &network)) == 0 &&
-            (m = cli_opt(argc, argv, &i, "--root-pub", &root_pub)) == 0 &&
-            (m = cli_opt(argc, argv, &i, "--na-pub", &na_pub)) == 0 &&
-            (m = cli_opt(argc, argv, &i, "--valid-days", &days_s)) == 0 &&
-            (m = cli_opt(argc, argv, &i, "--valid-from", &from_s)) == 0)
-            m = cli_opt(argc, argv, &i, "--out", &out);
-        if (m > 0)
-            continue;
-        json_decref(anchors);
-        if (m < 0)
-            return cli_usage("genesis create: %s needs a value", argv[i]);
-        return cli_usage("genesis create: unexpected argument '%s' (see --help)", argv[i]);
+        json_array_append_new(anchors, an);
     }
     const char *missing = !network ? "--network NAME" : !root_pub ? "--root-pub FILE" : !na_pub ? "--na-pub FILE"
                                                       : !out      ? "--out FILE"
@@ -257,16 +167,6 @@ static int do_create(int argc, char **argv)
     if (missing) {
         json_decref(anchors);
         return cli_usage("genesis create: %s is required (see --help)", missing);
-    }
-    long days = 90;
-    if (days_s) {
-        char *end;
-        errno = 0;
-        days = strtol(days_s, &end, 10);
-        if (*end || errno || end == days_s || days < 1 || days > 3650) {
-            json_decref(anchors);
-            return cli_usage("genesis create: --valid-days must be a whole number from 1 to 3650");
-        }
     }
     gm_time from = gm_time_now();
     from.usec = 0;
@@ -327,24 +227,10 @@ static int has_signature(const json_t *doc, const char *sig)
     return 0;
 }
 
-static int do_sign(int argc, char **argv)
+static int do_sign(const cli_args *a)
 {
-    const char *in = NULL, *key = NULL, *out = NULL;
-    int force = 0;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if (cli_flag(argv, i, "--force")) {
-            force = 1;
-            continue;
-        }
-        if ((m = cli_opt(argc, argv, &i, "--in", &in)) || (m = cli_opt(argc, argv, &i, "--root-key", &key)) ||
-            (m = cli_opt(argc, argv, &i, "--out", &out))) {
-            if (m < 0)
-                return cli_usage("genesis sign: %s needs a value", argv[i]);
-            continue;
-        }
-        return cli_usage("genesis sign: unexpected argument '%s' (see --help)", argv[i]);
-    }
+    const char *in = cli_str(a, "in", NULL), *key = cli_str(a, "root-key", NULL), *out = cli_str(a, "out", NULL);
+    int force = cli_has(a, "force");
     if (!in || !key)
         return cli_usage("genesis sign: --in FILE and --root-key BASE are required (see --help)");
     if (strlen(key) > 4 && !strcmp(key + strlen(key) - 4, ".key"))
@@ -423,19 +309,9 @@ static int parse_at(const char *at, gm_time *now, const char *who)
     return 0;
 }
 
-static int do_verify(int argc, char **argv)
+static int do_verify(const cli_args *a)
 {
-    const char *file = NULL, *at = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m = cli_opt(argc, argv, &i, "--at", &at);
-        if (m < 0)
-            return cli_usage("genesis verify: --at needs a TIMESTAMP");
-        if (m > 0)
-            continue;
-        if (argv[i][0] == '-' || file)
-            return cli_usage("genesis verify: unexpected argument '%s' (see --help)", argv[i]);
-        file = argv[i];
-    }
+    const char *file = a->pos[0], *at = cli_str(a, "at", NULL);
     if (!file)
         return cli_usage("genesis verify: FILE is required (see --help)");
     gm_time now;
@@ -508,19 +384,10 @@ static void print_list(const char *label, const json_t *arr)
     printf("\n");
 }
 
-static int do_show(int argc, char **argv)
+static int do_show(const cli_args *a)
 {
-    const char *file = NULL;
-    int as_json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv, i, "--json")) {
-            as_json = 1;
-            continue;
-        }
-        if (argv[i][0] == '-' || file)
-            return cli_usage("genesis show: unexpected argument '%s' (see --help)", argv[i]);
-        file = argv[i];
-    }
+    const char *file = a->pos[0];
+    int as_json = cli_has(a, "json");
     if (!file)
         return cli_usage("genesis show: FILE is required (see --help)");
     gm_genesis g;
@@ -571,9 +438,9 @@ static int do_show(int argc, char **argv)
     const json_t *an = json_object_get(doc, "bootstrap_anchors");
     printf(json_array_size(an) ? "  bootstrap anchors:\n" : "  %-19s(none)\n", "bootstrap anchors:");
     for (size_t i = 0; i < json_array_size(an); i++) {
-        const json_t *a = json_array_get(an, i);
-        printf("    %s at %s\n", cli_safe(json_string_value(json_object_get(a, "id")), buf, sizeof buf),
-               cli_safe(json_string_value(json_object_get(a, "endpoint")), b2, sizeof b2));
+        const json_t *anc = json_array_get(an, i);
+        printf("    %s at %s\n", cli_safe(json_string_value(json_object_get(anc, "id")), buf, sizeof buf),
+               cli_safe(json_string_value(json_object_get(anc, "endpoint")), b2, sizeof b2));
     }
     const json_t *sigs = json_object_get(doc, "signatures");
     printf(json_array_size(sigs) ? "  signatures:\n" : "  %-19s(none: unsigned)\n", "signatures:");
@@ -586,31 +453,65 @@ static int do_show(int argc, char **argv)
     return 0;
 }
 
-int cmd_genesis(int argc, char **argv)
-{
-    if (argc < 2) {
-        fputs(usage_text, stderr);
-        return 2;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
-    if (want_help(argc - 1, argv + 1))
-        return sub_help(sub);
-    gm_error err = {0};
-    if (gm_init(&err) != 0)
-        return fail("genesis", &err);
-    if (!strcmp(sub, "keygen"))
-        return do_keygen(argc - 1, argv + 1);
-    if (!strcmp(sub, "create"))
-        return do_create(argc - 1, argv + 1);
-    if (!strcmp(sub, "sign"))
-        return do_sign(argc - 1, argv + 1);
-    if (!strcmp(sub, "verify"))
-        return do_verify(argc - 1, argv + 1);
-    if (!strcmp(sub, "show"))
-        return do_show(argc - 1, argv + 1);
-    return cli_usage("genesis: unknown subcommand '%s' (keygen, create, sign, verify, show)", sub);
-}
+static const cli_opt keygen_opts[] = {
+    {"out", "BASE", "write BASE.key (the 32-byte seed, mode 0600) and BASE.pub; never overwrites (required)"},
+    {"key-id", "ID", "label stored in the key files (default: the file name of BASE)"},
+    {NULL},
+};
+static const cli_cmd genesis_keygen = {"keygen", "new Ed25519 key: BASE.key (mode 0600) and BASE.pub",
+                                       "--out BASE [--key-id ID]", NULL, do_keygen, keygen_opts, 0, NULL};
+
+static const cli_opt create_opts[] = {
+    {"network", "NAME", "network name (letters, digits, '.', '_', '-'; at most 64)"},
+    {"root-pub", "FILE", "Root Sovereign public key file (BASE.pub)"},
+    {"na-pub", "FILE", "Network Authority public key file (BASE.pub)"},
+    {"valid-days", "N", "NA key validity, 1..3650 days (default 90)"},
+    {"valid-from", "TIMESTAMP", "start of the NA key validity, ISO-8601 (default now)"},
+    {"anchor", "ID=HOST:PORT", "bootstrap anchor, repeatable (e.g. anchor-1=203.0.113.7:7000)"},
+    {"out", "FILE", "where to write the unsigned block"},
+    {"force", NULL, "overwrite --out"},
+    {NULL},
+};
+static const cli_cmd genesis_create = {
+    "create", "write an unsigned genesis block",
+    "--network NAME --root-pub FILE --na-pub FILE\n"
+    "           [--valid-days N] [--valid-from TIMESTAMP] [--anchor ID=HOST:PORT]... --out FILE [--force]",
+    "The NA key is valid from now (or --valid-from) for N days.\n", do_create, create_opts, 0, NULL};
+
+static const cli_opt sign_opts[] = {
+    {"in", "FILE", "genesis block to sign"},
+    {"root-key", "BASE", "key base path (BASE.key is read); must match root_public_key"},
+    {"out", "FILE", "where to write the signed block (default: --in, in place)"},
+    {"force", NULL, "replace an existing other --out file"},
+    {NULL},
+};
+static const cli_cmd genesis_sign = {"sign", "sign with the root key (default: in place)",
+                                     "--in FILE --root-key BASE [--out FILE] [--force]", NULL, do_sign, sign_opts, 0,
+                                     NULL};
+
+static const cli_opt verify_opts[] = {
+    {"at", "TIMESTAMP", "judge the NA key window at this time, ISO-8601 (default now)"},
+    {NULL},
+};
+static const cli_cmd genesis_verify = {
+    "verify", "check every signature and the NA key window", "FILE [--at TIMESTAMP]",
+    "Checks every signature under root_public_key and the NA key window at TIMESTAMP\n"
+    "with a clock skew allowance of 300s.\n",
+    do_verify, verify_opts, 1, NULL};
+
+static const cli_opt show_opts[] = {
+    {"json", NULL, "print the block with what was found out about it as JSON"},
+    {NULL},
+};
+static const cli_cmd genesis_show = {"show", "readable summary, including the network hash", "FILE [--json]",
+                                     "Prints the block's members, signature status and network hash (SHA-256 of the\n"
+                                     "signed bytes).\n",
+                                     do_show, show_opts, 1, NULL};
+
+static const cli_cmd *const genesis_subs[] = {&genesis_keygen, &genesis_create, &genesis_sign, &genesis_verify,
+                                              &genesis_show, NULL};
+const cli_cmd cli_genesis = {
+    "genesis", "create | sign | verify | show a genesis block (offline ceremony)", NULL,
+    "Offline root ceremony for a network's genesis block (signed by the Root Sovereign key).\n"
+    "exit status: 0 ok, 1 failed (the message says why), 2 usage error\n",
+    NULL, NULL, 0, genesis_subs};

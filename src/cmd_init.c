@@ -14,20 +14,6 @@
 
 #define NA_VALID_DAYS 90
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: genesis-mesh init [--dir D] [--network NAME] [--na-url URL] [--listen HOST:PORT] [--force]\n"
-               "\n"
-               "Creates in D (default .):\n"
-               "  root.key/.pub      Root Sovereign key (rs-local); signs the genesis block. Keep it offline.\n"
-               "  na.key/.pub        Network Authority key (na-local); signs certificates and CRLs.\n"
-               "  operator.key/.pub  operator key (operator-local); signs admin requests.\n"
-               "  genesis.json       the genesis block, NA key valid for %d days.\n"
-               "  config.json        the NA's configuration.\n"
-               "Refuses to overwrite existing keys unless --force.\n",
-               NA_VALID_DAYS);
-}
-
 static int name_valid(const char *s)
 {
     size_t n = strlen(s);
@@ -80,26 +66,11 @@ static int write_config(const char *dir, const char *network, const char *na_url
     return rc;
 }
 
-int cmd_init(int argc, char **argv)
+static int run_init(const cli_args *a)
 {
-    const char *dir = ".", *network = "gm-local", *na_url = "http://127.0.0.1:8700", *listen = "127.0.0.1:8700";
-    int force = 0;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--network", &network)) ||
-            (m = cli_opt(argc, argv, &i, "--na-url", &na_url)) || (m = cli_opt(argc, argv, &i, "--listen", &listen))) {
-            if (m < 0)
-                return cli_usage("init: %s needs a value", argv[i]);
-        } else if (cli_flag(argv, i, "--force")) {
-            force = 1;
-        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return cli_usage("init: unknown option '%s'", argv[i]);
-        }
-    }
+    const char *dir = cli_str(a, "dir", "."), *network = cli_str(a, "network", "gm-local"),
+               *na_url = cli_str(a, "na-url", "http://127.0.0.1:8700"), *listen = cli_str(a, "listen", "127.0.0.1:8700");
+    int force = cli_has(a, "force");
     if (!name_valid(network))
         return cli_usage("init: network name must be 1..64 letters, digits, '.', '_' or '-'");
 
@@ -187,3 +158,23 @@ int cmd_init(int argc, char **argv)
     gm_signer_wipe(&op);
     return 0;
 }
+
+static const cli_opt init_opts[] = {
+    {"dir", "D", "where to create the network (default .)"},
+    {"network", "NAME", "network name, 1..64 of letters, digits, '.', '_', '-' (default gm-local)"},
+    {"na-url", "URL", "the NA URL written to config.json (default http://127.0.0.1:8700)"},
+    {"listen", "HOST:PORT", "where the NA listens (default 127.0.0.1:8700)"},
+    {"force", NULL, "replace the keys of an existing network"},
+    {NULL},
+};
+const cli_cmd cli_init = {
+    "init", "create root, NA and operator keys, a signed genesis block and config",
+    "[--dir D] [--network NAME] [--na-url URL] [--listen HOST:PORT] [--force]",
+    "Creates in D:\n"
+    "  root.key/.pub      Root Sovereign key (rs-local); signs the genesis block. Keep it offline.\n"
+    "  na.key/.pub        Network Authority key (na-local); signs certificates and CRLs.\n"
+    "  operator.key/.pub  operator key (operator-local); signs admin requests.\n"
+    "  genesis.json       the genesis block, NA key valid for 90 days.\n"
+    "  config.json        the NA's configuration.\n"
+    "Refuses to overwrite existing keys unless --force.\n",
+    run_init, init_opts, 0, NULL};

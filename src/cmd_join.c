@@ -16,17 +16,6 @@
 
 #define NODE_KEY_ID "node"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: genesis-mesh join --na URL --token T [--dir D] [--validity-hours H] [--genesis FILE]\n"
-               "       genesis-mesh join --renew [--dir D] [--na URL]\n"
-               "\n"
-               "Enrolls the node of directory D (default .): creates D/node.key (or reuses it), fetches and\n"
-               "verifies the genesis block (pinned by --genesis FILE or an existing D/genesis.json), proves\n"
-               "possession of the key to the NA, verifies the certificate it returns, and writes\n"
-               "D/cert.json, D/genesis.json and D/node.json. --renew trades a valid certificate for a new one.\n");
-}
-
 static int path_in(char *out, size_t cap, const char *dir, const char *name, gm_error *err)
 {
     return gm_path_join(out, cap, dir, name, err);
@@ -231,42 +220,37 @@ static int do_renew(const char *dir, const char *na_override)
     return rc == 0 ? 0 : cli_fail("join --renew", &err);
 }
 
-int cmd_join(int argc, char **argv)
+static int run_join(const cli_args *a)
 {
-    const char *dir = ".", *na = NULL, *token = NULL, *hours_s = NULL, *pin = NULL;
-    int renew = 0;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--na", &na)) ||
-            (m = cli_opt(argc, argv, &i, "--token", &token)) ||
-            (m = cli_opt(argc, argv, &i, "--validity-hours", &hours_s)) ||
-            (m = cli_opt(argc, argv, &i, "--genesis", &pin))) {
-            if (m < 0)
-                return cli_usage("join: %s needs a value", argv[i]);
-        } else if (cli_flag(argv, i, "--renew")) {
-            renew = 1;
-        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return cli_usage("join: unknown option '%s'", argv[i]);
-        }
-    }
-    if (renew)
+    const char *dir = cli_str(a, "dir", "."), *na = cli_str(a, "na", NULL), *token = cli_str(a, "token", NULL),
+               *pin = cli_str(a, "genesis", NULL);
+    long long hours;
+    if (cli_int(a, "validity-hours", 1, 24 * 3660, 0, &hours))
+        return 2;
+    if (cli_has(a, "renew"))
         return do_renew(dir, na);
-    if (!na || !token) {
-        usage(stderr);
-        return cli_usage("join: --na URL and --token T are required");
-    }
-    long long hours = 0;
-    if (hours_s) {
-        char *end;
-        hours = strtoll(hours_s, &end, 10);
-        if (!*hours_s || *end || hours < 1 || hours > 24 * 3660)
-            return cli_usage("join: --validity-hours must be a whole number of hours");
-    }
+    if (!na || !token)
+        return cli_usage("join: --na URL and --token T are required (see 'genesis-mesh join --help')");
     if (pin && !gm_file_exists(pin))
         return cli_usage("join: --genesis %s does not exist", pin);
     return do_join(dir, na, token, hours, pin);
 }
+
+static const cli_opt join_opts[] = {
+    {"na", "URL", "the NA to enroll with (required to join)"},
+    {"token", "T", "the invite token from 'genesis-mesh admin invite' (required to join)"},
+    {"dir", "D", "the node directory (default .)"},
+    {"validity-hours", "H", "ask for a certificate valid H hours, 1..87840 (the invite caps it)"},
+    {"genesis", "FILE", "pin the genesis block: refuse an NA that serves another one"},
+    {"renew", NULL, "trade the valid certificate of D for a new one"},
+    {NULL},
+};
+const cli_cmd cli_join = {
+    "join", "enroll this node with an invite token",
+    "--na URL --token T [--dir D] [--validity-hours H] [--genesis FILE]\n"
+    "       genesis-mesh join --renew [--dir D] [--na URL]",
+    "Enrolls the node of directory D: creates D/node.key (or reuses it), fetches and verifies\n"
+    "the genesis block (pinned by --genesis FILE or an existing D/genesis.json), proves possession\n"
+    "of the key to the NA, verifies the certificate it returns, and writes D/cert.json,\n"
+    "D/genesis.json and D/node.json. --renew trades a valid certificate for a new one.\n",
+    run_join, join_opts, 0, NULL};

@@ -40,34 +40,11 @@ static char *read_stdin(size_t *len)
     return b;
 }
 
-int cmd_send(int argc, char **argv)
+static int run_send(const cli_args *a)
 {
-    const char *dir = NULL, *to = NULL, *port = "default", *message = NULL;
+    const char *dir = cli_str(a, "dir", NULL), *to = cli_str(a, "to", NULL), *port = cli_str(a, "port", "default"),
+               *message = a->pos[0];
     gm_error err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        int m;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: genesis-mesh send --dir D --to NODE_PUBLIC_KEY [--port NAME] [MESSAGE | -]\n");
-            return 0;
-        }
-        if ((m = cli_opt(argc, argv, &i, "--dir", &v)) != 0) {
-            if (m < 0) return cli_usage("send: --dir needs a value");
-            dir = v;
-        } else if ((m = cli_opt(argc, argv, &i, "--to", &v)) != 0) {
-            if (m < 0) return cli_usage("send: --to needs a node public key");
-            to = v;
-        } else if ((m = cli_opt(argc, argv, &i, "--port", &v)) != 0) {
-            if (m < 0) return cli_usage("send: --port needs a name");
-            port = v;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            return cli_usage("send: unknown option '%s'", argv[i]);
-        } else if (!message) {
-            message = argv[i];
-        } else {
-            return cli_usage("send: one MESSAGE only (quote it)");
-        }
-    }
     if (!dir || !to)
         return cli_usage("send: --dir D and --to NODE_PUBLIC_KEY are required");
     uint8_t pk[GM_PK_LEN];
@@ -148,37 +125,14 @@ static void print_message(json_t *ev, int as_json)
     free(buf);
 }
 
-int cmd_recv(int argc, char **argv)
+static int run_recv(const cli_args *a)
 {
-    const char *dir = NULL, *port = "*";
-    long count = 0, timeout_ms = 0;
-    int as_json = 0;
+    const char *dir = cli_str(a, "dir", NULL), *port = cli_str(a, "port", "*");
+    long long count, timeout_ms;
+    int as_json = cli_has(a, "json");
     gm_error err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        int m;
-        char *end;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: genesis-mesh recv --dir D [--port NAME] [--count N] [--timeout-ms T] [--json]\n");
-            return 0;
-        }
-        if (cli_flag(argv, i, "--json")) {
-            as_json = 1;
-        } else if ((m = cli_opt(argc, argv, &i, "--dir", &v)) != 0) {
-            if (m < 0) return cli_usage("recv: --dir needs a value");
-            dir = v;
-        } else if ((m = cli_opt(argc, argv, &i, "--port", &v)) != 0) {
-            if (m < 0) return cli_usage("recv: --port needs a name");
-            port = v;
-        } else if ((m = cli_opt(argc, argv, &i, "--count", &v)) != 0) {
-            if (m < 0 || (count = strtol(v, &end, 10), *end || count < 0)) return cli_usage("recv: --count needs a number");
-        } else if ((m = cli_opt(argc, argv, &i, "--timeout-ms", &v)) != 0) {
-            if (m < 0 || (timeout_ms = strtol(v, &end, 10), *end || timeout_ms < 0))
-                return cli_usage("recv: --timeout-ms needs a number");
-        } else {
-            return cli_usage("recv: unknown option '%s'", argv[i]);
-        }
-    }
+    if (cli_int(a, "count", 0, 1000000000, 0, &count) || cli_int(a, "timeout-ms", 0, 86400000, 0, &timeout_ms))
+        return 2;
     if (!dir)
         return cli_usage("recv: --dir D is required");
     gm_node_conn_t *c;
@@ -196,7 +150,7 @@ int cmd_recv(int argc, char **argv)
         return cli_fail("recv", &err);
     }
     json_decref(resp);
-    long got = 0;
+    long long got = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (count == 0 || got < count) {
@@ -204,7 +158,7 @@ int cmd_recv(int argc, char **argv)
         if (timeout_ms > 0) {
             struct timespec t;
             clock_gettime(CLOCK_MONOTONIC, &t);
-            long el = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+            long long el = (long long)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
             if (el >= timeout_ms)
                 break;
             wait = (int)(timeout_ms - el);
@@ -226,8 +180,31 @@ int cmd_recv(int argc, char **argv)
     }
     gm_node_conn_close(c);
     if (got == 0 && timeout_ms > 0) {
-        fprintf(stderr, "genesis-mesh: recv: no message within %ld ms\n", timeout_ms);
+        fprintf(stderr, "genesis-mesh: recv: no message within %lld ms\n", timeout_ms);
         return 1;
     }
     return 0;
 }
+
+static const cli_opt send_opts[] = {
+    {"dir", "D", "the node directory; its node must be running (required)"},
+    {"to", "NODE_PUBLIC_KEY", "the destination node (required)"},
+    {"port", "NAME", "the destination port (default \"default\")"},
+    {NULL},
+};
+const cli_cmd cli_send = {"send", "send a message to a node key through the local node",
+                          "--dir D --to NODE_PUBLIC_KEY [--port NAME] [MESSAGE | -]",
+                          "Without MESSAGE, or with -, the message is read from stdin.\n", run_send, send_opts, 1,
+                          NULL};
+
+static const cli_opt recv_opts[] = {
+    {"dir", "D", "the node directory; its node must be running (required)"},
+    {"port", "NAME", "only messages to this port (default: all)"},
+    {"count", "N", "stop after N messages (default 0: no limit)"},
+    {"timeout-ms", "T", "stop after T ms (default 0: no limit); exit 1 if nothing came"},
+    {"json", NULL, "one JSON object per message"},
+    {NULL},
+};
+const cli_cmd cli_recv = {"recv", "receive messages from the local node",
+                          "--dir D [--port NAME] [--count N] [--timeout-ms T] [--json]", NULL, run_recv, recv_opts, 0,
+                          NULL};

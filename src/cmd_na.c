@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -15,44 +14,8 @@
 #include "gm/reqsig.h"
 #include "gm/util.h"
 
-static void usage(FILE *f)
+static int na_serve(const char *dir, const char *listen, const char *port_file, int quiet)
 {
-    fprintf(f, "usage: genesis-mesh na start [--dir D] [--listen HOST:PORT] [--port-file F] [--quiet]\n"
-               "       genesis-mesh na sign-request --key BASE --body JSON [--timestamp T] [--nonce N]\n"
-               "\n"
-               "start         serve the NA of directory D (default .; see 'genesis-mesh init'). Port 0 picks a\n"
-               "              free port; --port-file writes the port actually bound. Stops on SIGINT/SIGTERM.\n"
-               "sign-request  print JSON signed as a node request (proof of possession) by BASE.key;\n"
-               "              node_public_key is added when missing. For scripts and tests.\n");
-}
-
-static void log_stderr(void *ctx, const char *line)
-{
-    char ts[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "%s na: %s\n", ts, line);
-}
-
-static int na_start(int argc, char **argv)
-{
-    const char *dir = ".", *listen = NULL, *port_file = NULL;
-    int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--listen", &listen)) ||
-            (m = cli_opt(argc, argv, &i, "--port-file", &port_file))) {
-            if (m < 0)
-                return cli_usage("na start: %s needs a value", argv[i]);
-        } else if (cli_flag(argv, i, "--quiet")) {
-            quiet = 1;
-        } else {
-            usage(stderr);
-            return cli_usage("na start: unknown option '%s'", argv[i]);
-        }
-    }
     gm_error err = {0};
     gm_na_config cfg;
     gm_na_t *na = NULL;
@@ -65,7 +28,7 @@ static int na_start(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (gm_na_new(&na, &cfg, quiet ? NULL : log_stderr, NULL, &err) != 0)
+    if (gm_na_new(&na, &cfg, NULL, NULL, &err) != 0)
         return cli_fail("na start", &err);
     if (gm_na_start(na, listen, &err) != 0) {
         gm_na_free(na);
@@ -90,20 +53,22 @@ static int na_start(int argc, char **argv)
     return 0;
 }
 
-static int na_sign_request(int argc, char **argv)
+static int na_start(const cli_args *a)
 {
-    const char *key = NULL, *body_text = NULL, *ts = NULL, *nonce = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--key", &key)) || (m = cli_opt(argc, argv, &i, "--body", &body_text)) ||
-            (m = cli_opt(argc, argv, &i, "--timestamp", &ts)) || (m = cli_opt(argc, argv, &i, "--nonce", &nonce))) {
-            if (m < 0)
-                return cli_usage("na sign-request: %s needs a value", argv[i]);
-        } else {
-            usage(stderr);
-            return cli_usage("na sign-request: unknown option '%s'", argv[i]);
-        }
-    }
+    const char *dir = cli_str(a, "dir", "."), *listen = cli_str(a, "listen", NULL),
+               *port_file = cli_str(a, "port-file", NULL);
+    int quiet = cli_has(a, "quiet"), rc;
+    if (!quiet && (rc = cli_log_open(a, NULL)) != 0)
+        return rc;
+    rc = na_serve(dir, listen, port_file, quiet);
+    cli_log_close();
+    return rc;
+}
+
+static int na_sign_request(const cli_args *a)
+{
+    const char *key = cli_str(a, "key", NULL), *body_text = cli_str(a, "body", NULL),
+               *ts = cli_str(a, "timestamp", NULL), *nonce = cli_str(a, "nonce", NULL);
     if (!key || !body_text)
         return cli_usage("na sign-request: --key and --body are required");
     gm_error err = {0};
@@ -130,16 +95,30 @@ static int na_sign_request(int argc, char **argv)
     return 0;
 }
 
-int cmd_na(int argc, char **argv)
-{
-    if (argc < 2 || cli_flag(argv, 1, "--help") || cli_flag(argv, 1, "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "start"))
-        return na_start(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "sign-request"))
-        return na_sign_request(argc - 1, argv + 1);
-    usage(stderr);
-    return cli_usage("na: unknown subcommand '%s'", argv[1]);
-}
+static const cli_opt start_opts[] = {
+    {"dir", "D", "the NA directory (default .; see 'genesis-mesh init')"},
+    {"listen", "HOST:PORT", "listen here instead of config.json \"listen\" (port 0 picks a free port)"},
+    {"port-file", "F", "write the port actually bound to F"},
+    {"quiet", NULL, "no log at all"},
+    CLI_LOG_OPTS,
+    {NULL},
+};
+static const cli_cmd na_start_cmd = {
+    "start", "serve the Network Authority of a directory",
+    "[--dir D] [--listen HOST:PORT] [--port-file F] [--quiet] [--log FILE] [--log-format F] [--log-level L]",
+    "Serves the NA of directory D until SIGINT/SIGTERM. Logs one record per request and event.\n", na_start,
+    start_opts, 0, NULL};
+
+static const cli_opt sign_opts[] = {
+    {"key", "BASE", "sign with BASE.key"},
+    {"body", "JSON", "the request (a JSON object); node_public_key is added when missing"},
+    {"timestamp", "T", "signed timestamp to use instead of now"},
+    {"nonce", "N", "signed nonce to use instead of a random one"},
+    {NULL},
+};
+static const cli_cmd na_sign_cmd = {"sign-request", "print JSON signed as a node request (for scripts and tests)",
+                                    "--key BASE --body JSON [--timestamp T] [--nonce N]", NULL, na_sign_request,
+                                    sign_opts, 0, NULL};
+
+static const cli_cmd *const na_subs[] = {&na_start_cmd, &na_sign_cmd, NULL};
+const cli_cmd cli_na = {"na", "start the Network Authority service", NULL, NULL, NULL, NULL, 0, na_subs};

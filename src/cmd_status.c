@@ -339,24 +339,10 @@ static void load(status_ctx *c, const char *na_override)
     }
 }
 
-int cmd_status(int argc, char **argv)
+static int run_status(const cli_args *a)
 {
-    const char *dir = ".", *na = NULL;
-    int as_json = 0;
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--na", &na))) {
-            if (m < 0)
-                return cli_usage("status: %s needs a value", argv[i]);
-        } else if (cli_flag(argv, i, "--json")) {
-            as_json = 1;
-        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            printf("usage: genesis-mesh status [--dir D] [--na URL] [--json]\n");
-            return 0;
-        } else {
-            return cli_usage("status: unknown option '%s' (usage: status [--dir D] [--na URL] [--json])", argv[i]);
-        }
-    }
+    const char *dir = cli_str(a, "dir", "."), *na = cli_str(a, "na", NULL);
+    int as_json = cli_has(a, "json");
     status_ctx c;
     memset(&c, 0, sizeof c);
     c.dir = dir;
@@ -382,3 +368,14 @@ int cmd_status(int argc, char **argv)
         gm_cert_free(&c.cert);
     return joined ? 0 : 1;
 }
+
+static const cli_opt status_opts[] = {
+    {"dir", "D", "the node directory (default .)"},
+    {"na", "URL", "ask this NA for the CRL (default: na_url of D/node.json)"},
+    {"json", NULL, "print the report as one JSON object (docs/node-cli.md)"},
+    {NULL},
+};
+const cli_cmd cli_status = {"status", "what this node holds (and, if running, its peers and routes)",
+                            "[--dir D] [--na URL] [--json]",
+                            "Exit status 0 when the node has joined (key and certificate), else 1.\n", run_status,
+                            status_opts, 0, NULL};

@@ -268,7 +268,7 @@ typedef struct gm_agent_provider {
     const char *detail;           /* text of the "executed" step (NULL = "answered") */
     const char *fault;            /* testing aid: "silent", "garbage", "forge" or "uncertified"
                                      (no certificates attached); NULL normally */
-    /* progress callback for the CLI (may be NULL): event name and free text */
+    /* progress callback (NULL = the process log, gm/log.h, component "agent"): event name and text */
     void (*log)(void *user, const char *level, const char *event, const char *text);
 } gm_agent_provider;
 

@@ -71,8 +71,8 @@ int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t
 
 typedef struct gm_na gm_na_t;
 
-/* One line of the access/event log (no newline). The library never prints; the program
- * decides (NULL = silent). */
+/* One line of the access/event log (no newline). The library never prints: with log NULL
+ * the lines go to the process log (gm/log.h, component "na"); a function takes them instead. */
 typedef void (*gm_na_log_fn)(void *ctx, const char *line);
 
 /* Load keys and genesis, and refuse to run when the genesis does not verify, the NA key is

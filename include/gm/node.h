@@ -13,6 +13,7 @@
 #include "gm/error.h"
 #include "gm/genesis.h"
 #include "gm/gmtime.h"
+#include "gm/log.h"
 #include <jansson.h>
 
 /* Noise prologue label; the genesis hash follows it. */
@@ -21,7 +22,7 @@
 
 #define GM_NODE_MAX_PEER_ARGS 64
 
-typedef enum gm_node_log_level { GM_LOG_DEBUG = 0, GM_LOG_INFO = 1, GM_LOG_WARN = 2, GM_LOG_ERROR = 3 } gm_node_log_level;
+typedef gm_log_level gm_node_log_level; /* the levels of gm/log.h */
 
 /* What `genesis-mesh node start` passes to the runtime (strings borrowed). */
 typedef struct gm_node_config {
@@ -34,7 +35,7 @@ typedef struct gm_node_config {
     long crl_poll_ms;        /* 0 = default 2000; <0 disables polling */
     long renew_after_s;      /* 0 = renew at 2/3 of the certificate's lifetime; >0 = this many
                                 seconds after start and after each renewal (drills, tests) */
-    const char *log_file;    /* NULL = stderr */
+    const char *log_file;    /* NULL = the process log (gm_log_set_handler); else JSON lines here */
     gm_node_log_level log_level;
 } gm_node_config;
 

@@ -13,6 +13,7 @@
 
 #include "gm/agent.h"
 #include "gm/http_client.h"
+#include "gm/log.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
 
@@ -23,14 +24,20 @@ static void plog(const gm_agent_provider *p, const char *level, const char *even
     __attribute__((format(printf, 4, 5)));
 static void plog(const gm_agent_provider *p, const char *level, const char *event, const char *fmt, ...)
 {
-    if (!p->log)
+    gm_log_level lvl = GM_LOG_INFO;
+    if (gm_log_level_parse(level, &lvl) != 0)
+        lvl = GM_LOG_WARN;
+    if (!p->log && !gm_log_enabled(lvl))
         return;
     char text[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    p->log(p->user, level, event, text);
+    if (p->log)
+        p->log(p->user, level, event, text);
+    else
+        gm_log_event(lvl, "agent", event, json_pack("{s:s}", "agent", p->ctx.agent_id), "%s", text);
 }
 
 static const char *na_message(const json_t *body)

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "gm/crl.h"
+#include "gm/log.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
 #include "na_internal.h"
@@ -17,14 +18,17 @@
 
 void na_log(gm_na_t *na, const char *fmt, ...)
 {
-    if (!na || !na->log)
+    if (!na || (!na->log && !gm_log_enabled(GM_LOG_INFO)))
         return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    na->log(na->log_ctx, line);
+    if (na->log)
+        na->log(na->log_ctx, line);
+    else
+        gm_log(GM_LOG_INFO, "na", "%s", line);
 }
 
 /* ---- config.json ---- */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gm/util.h"
+#include "gm/version.h"
 #include "na_internal.h"
 
 /* Status slots: the codes the NA answers with; anything else lands in the last slot. */
@@ -115,6 +116,8 @@ int na_handle_metrics(na_req *r)
               (unsigned long long)joins, (unsigned long long)renewals, (unsigned long long)revocations,
               (unsigned long long)invites, (unsigned long long)limited_req, (unsigned long long)limited_reads,
               (unsigned long long)limited_auth, tracked, (unsigned long long)seq, (long long)open_invites, (long long)certs);
+    gm_buf_printf(&b, "# HELP genesis_mesh_build_info The version of this build.\n"
+                  "# TYPE genesis_mesh_build_info gauge\ngenesis_mesh_build_info{version=\"%s\"} 1\n", gm_version());
     if (b.oom) {
         gm_buf_free(&b);
         return na_reply_error(r, 500, "internal_error", "out of memory building metrics");

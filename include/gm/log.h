@@ -1,0 +1,64 @@
+/* One log for the library and its programs. The library reports events with gm_log and
+ * gm_log_event; the program decides where they go with gm_log_set_handler (the library never
+ * writes to stderr itself). Every record has the same shape, written as one JSON object per
+ * line ({"ts","level","component","event"?,"msg", fields...}) or, for a terminal, as text. */
+#ifndef GM_LOG_H
+#define GM_LOG_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+typedef enum gm_log_level { GM_LOG_DEBUG = 0, GM_LOG_INFO = 1, GM_LOG_WARN = 2, GM_LOG_ERROR = 3 } gm_log_level;
+
+/* One record, valid only during the handler call. */
+typedef struct gm_log_record {
+    const char *ts;        /* UTC, gm_time_format */
+    gm_log_level level;
+    const char *component; /* "na", "node", "agent", ... */
+    const char *event;     /* machine-readable event name, or NULL */
+    const char *msg;       /* human-readable text (the event name when there is no text) */
+    const json_t *fields;  /* extra members (a JSON object), or NULL */
+} gm_log_record;
+
+typedef void (*gm_log_fn)(void *ctx, const gm_log_record *rec);
+
+/* Where records go (NULL = nowhere, the default). Set it before starting threads; the
+ * handler may be called from any thread and must be thread-safe. */
+void gm_log_set_handler(gm_log_fn fn, void *ctx);
+/* Records below min are dropped before they are formatted (default GM_LOG_INFO). */
+void gm_log_set_level(gm_log_level min);
+/* 1 if a record of this level would reach a handler. */
+int gm_log_enabled(gm_log_level level);
+
+/* A record with text only. */
+void gm_log(gm_log_level level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A record with an event name and fields (a JSON object or NULL, consumed); fmt may be NULL
+ * (the message is then the event name). */
+void gm_log_event(gm_log_level level, const char *component, const char *event, json_t *fields, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+
+/* "debug", "info", "warn", "error". */
+const char *gm_log_level_name(gm_log_level level);
+/* The inverse of gm_log_level_name; returns 0, or -1 for an unknown name. */
+int gm_log_level_parse(const char *name, gm_log_level *out) __attribute__((warn_unused_result));
+
+typedef enum gm_log_format { GM_LOG_FORMAT_JSON = 0, GM_LOG_FORMAT_TEXT = 1 } gm_log_format;
+
+/* The record as one line without the newline (malloc'd, NULL when out of memory). JSON is
+ * ASCII with control characters escaped; text shows them as \xNN so a log cannot drive a
+ * terminal. */
+char *gm_log_format_line(const gm_log_record *rec, gm_log_format format);
+
+/* Copy s into out (cap bytes, always terminated) with control characters shown as \xNN, the
+ * way the text format shows them; for printing text that came from a file or the network. */
+const char *gm_log_safe_text(const char *s, char *out, size_t cap);
+
+/* A ready handler: ctx is a gm_log_file; one line per record, flushed. */
+typedef struct gm_log_file {
+    FILE *f;
+    gm_log_format format;
+} gm_log_file;
+void gm_log_file_write(void *ctx, const gm_log_record *rec);
+
+#endif
