@@ -1,4 +1,5 @@
 /* genesis-mesh agents | agent run | ask: list the registry, serve a capability, invoke one. */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,16 +9,7 @@
 
 #include "cli.h"
 #include "gm/agent.h"
-#include "gm/llm.h"
 #include "gm/util.h"
-
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
 
 static const char *default_dir(const char *dir)
 {
@@ -135,156 +127,66 @@ int cmd_agents(int argc, char **argv)
 
 /* ---- agent run ---- */
 
-struct run_log {
-    FILE *f;
-    const char *agent_id;
+/* The shipped agents are programs of their own (agents/gm-agent-*.c, on the public API); `agent
+ * run` only finds the one serving the capability, beside this binary, and execs it with the same
+ * options, so its process id, signals and exit status are the agent's. */
+static const struct {
+    const char *capability, *program;
+} shipped_agents[] = {
+    {"repo.summary", "gm-agent-repo"},
+    {"llm.chat", "gm-agent-llm"},
+    {"planner.answer", "gm-agent-planner"},
 };
-
-static void run_log_fn(void *user, const char *level, const char *event, const char *text)
-{
-    struct run_log *l = user;
-    char ts[GM_TIME_STRLEN];
-    gm_time now = gm_time_now();
-    gm_time_format(&now, ts);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "ts", ts, "level", level, "event", event, "agent", l->agent_id,
-                          "text", text);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    if (s) {
-        fprintf(l->f, "%s\n", s);
-        fflush(l->f);
-    }
-    free(s);
-    json_decref(o);
-}
-
-/* The provider's log callback wraps the handler's user pointer; keep both. */
-struct run_user {
-    struct run_log log;
-    gm_agent_handler handler;
-    void *handler_user;
-};
-
-static int run_dispatch(void *user, const gm_agent_call_in *in, json_t **output, gm_error *err)
-{
-    struct run_user *u = user;
-    return u->handler(u->handler_user, in, output, err);
-}
-
-static void run_log_wrap(void *user, const char *level, const char *event, const char *text)
-{
-    struct run_user *u = user;
-    run_log_fn(&u->log, level, event, text);
-}
 
 static int agent_run(int argc, char **argv)
 {
-    const char *dir = NULL, *na = NULL, *id = NULL, *cap = NULL, *fixture = NULL, *env_file = NULL, *ttl = NULL,
-               *logpath = NULL, *fault = NULL, *sub_timeout = NULL;
+    const char *cap = NULL;
     for (int i = 1; i < argc; i++) {
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--na", &na)) ||
-            (m = cli_opt(argc, argv, &i, "--agent-id", &id)) || (m = cli_opt(argc, argv, &i, "--capability", &cap)) ||
-            (m = cli_opt(argc, argv, &i, "--fixture", &fixture)) ||
-            (m = cli_opt(argc, argv, &i, "--env-file", &env_file)) || (m = cli_opt(argc, argv, &i, "--ttl", &ttl)) ||
-            (m = cli_opt(argc, argv, &i, "--log", &logpath)) || (m = cli_opt(argc, argv, &i, "--fault", &fault)) ||
-            (m = cli_opt(argc, argv, &i, "--sub-timeout-ms", &sub_timeout))) {
-            if (m < 0)
-                return cli_usage("%s needs a value", argv[i]);
-        } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            printf("usage: genesis-mesh agent run --dir D --agent-id ID --capability CAP [--fixture F]\n"
-                   "       [--env-file F] [--na URL] [--ttl SECONDS] [--log FILE] [--sub-timeout-ms N]\n"
-                   "Built-in capabilities: repo.summary (--fixture repo.json), llm.chat (LLM_* from the\n"
-                   "environment or --env-file), planner.answer (composes repo.summary and llm.chat).\n"
-                   "The node at D must be running. Stops on SIGTERM/SIGINT and unregisters.\n");
-            return 0;
-        } else {
-            return cli_usage("agent run: unknown option '%s'", argv[i]);
-        }
+        if (!strcmp(argv[i], "--capability") && i + 1 < argc)
+            cap = argv[++i];
+        else if (!strncmp(argv[i], "--capability=", 13))
+            cap = argv[i] + 13;
     }
-    if (!id || !cap)
-        return cli_usage("agent run: --agent-id and --capability are required");
-    if (!gm_agent_id_valid(id))
-        return cli_usage("agent run: --agent-id must be 1..%d characters of [A-Za-z0-9._-]", GM_AGENT_ID_MAX);
-    if (fault && strcmp(fault, "silent") && strcmp(fault, "garbage") && strcmp(fault, "forge") &&
-        strcmp(fault, "uncertified"))
-        return cli_usage("agent run: --fault is silent, garbage, forge or uncertified");
+    if (!cap) {
+        int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+        FILE *out = help ? stdout : stderr;
+        fprintf(out, "%susage: genesis-mesh agent run --capability CAP --dir D --agent-id ID [options]\n"
+                     "Runs the shipped agent serving CAP (a program beside genesis-mesh) with these options:\n"
+                     "  repo.summary     gm-agent-repo --fixture FILE\n"
+                     "  llm.chat         gm-agent-llm [--env-file .env]  (LLM_* variables, docs/agents.md)\n"
+                     "  planner.answer   gm-agent-planner [--sub-timeout-ms N]\n"
+                     "Common options: --dir D --agent-id ID [--na URL] [--ttl SECONDS] [--log FILE]; see\n"
+                     "genesis-mesh agent run --capability CAP --help. The node at D must be running.\n"
+                     "The agent stops on SIGTERM/SIGINT and unregisters.\n",
+                help ? "" : "genesis-mesh: agent run: --capability is required\n");
+        return help ? 0 : 2;
+    }
     gm_error err = {0};
     char ncap[GM_AGENT_CAP_MAX + 1];
     if (gm_agent_cap_normalize(cap, ncap, &err) != 0)
         return cli_fail("agent run", &err);
-    struct run_user u = {.log = {.f = stderr, .agent_id = id}};
-    if (logpath && !(u.log.f = fopen(logpath, "a"))) {
-        gm_error_set(&err, GM_EIO, "cannot open log file %s", logpath);
+    const char *program = NULL;
+    for (size_t i = 0; i < sizeof shipped_agents / sizeof shipped_agents[0]; i++)
+        if (!strcmp(ncap, shipped_agents[i].capability))
+            program = shipped_agents[i].program;
+    if (!program)
+        return cli_usage("agent run: no shipped agent serves '%s' (shipped: repo.summary, llm.chat, planner.answer); "
+                         "write your own on gm_agent_provider_run (docs/agents.md)", ncap);
+    char self[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        gm_error_set(&err, GM_EIO, "cannot find this program's own path to locate %s", program);
         return cli_fail("agent run", &err);
     }
-    gm_agent_repo repo = {0};
-    gm_llm_config llm = {0};
-    gm_agent_planner planner = {0};
-    int rc = 0;
-    if (!strcmp(ncap, "repo.summary")) {
-        if (!fixture) {
-            rc = cli_usage("agent run: repo.summary needs --fixture FILE (see examples/repo-a.json)");
-            goto out;
-        }
-        if (gm_agent_repo_load(&repo, fixture, &err) != 0) {
-            rc = cli_fail("agent run", &err);
-            goto out;
-        }
-        u.handler = gm_agent_repo_handle;
-        u.handler_user = &repo;
-    } else if (!strcmp(ncap, "llm.chat")) {
-        if (gm_llm_config_load(&llm, env_file, &err) != 0) {
-            rc = cli_fail("agent run: LLM configuration", &err);
-            goto out;
-        }
-        u.handler = gm_agent_llm_handle;
-        u.handler_user = &llm;
-    } else if (!strcmp(ncap, "planner.answer")) {
-        if (gm_agent_planner_init(&planner, &err) != 0) {
-            rc = cli_fail("agent run", &err);
-            goto out;
-        }
-        if (sub_timeout)
-            planner.sub_timeout_ms = atol(sub_timeout);
-        u.handler = gm_agent_planner_handle;
-        u.handler_user = &planner;
-    } else {
-        rc = cli_usage("agent run: no built-in handler for '%s' (built in: repo.summary, llm.chat, planner.answer)",
-                       ncap);
-        goto out;
-    }
-    gm_agent_provider p = {0};
-    if (gm_agent_ctx_open(&p.ctx, default_dir(dir), na, &err) != 0) {
-        rc = cli_fail("agent run", &err);
-        goto out;
-    }
-    snprintf(p.ctx.agent_id, sizeof p.ctx.agent_id, "%s", id);
-    p.capability = ncap;
-    p.handler = run_dispatch;
-    p.user = &u;
-    p.ttl_s = ttl ? atoi(ttl) : 600;
-    p.stop = &g_stop;
-    p.fault = fault;
-    p.log = run_log_wrap;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (gm_agent_provider_run(&p, &err) != 0) {
-        if (u.handler_user == &llm)
-            gm_llm_redact(&llm, err.msg);
-        rc = cli_fail("agent run", &err);
-    }
-    gm_agent_ctx_close(&p.ctx);
-out:
-    gm_agent_repo_free(&repo);
-    gm_llm_config_free(&llm);
-    if (planner.lock)
-        gm_agent_planner_free(&planner);
-    if (u.log.f && u.log.f != stderr)
-        fclose(u.log.f);
-    return rc;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    *slash = '\0';
+    snprintf(path, sizeof path, "%s/%s", self, program);
+    argv[0] = path;
+    execv(path, argv);
+    gm_error_set(&err, GM_ENOTFOUND, "cannot run %s: %s (the shipped agents are installed beside genesis-mesh)", path,
+                 strerror(errno));
+    return cli_fail("agent run", &err);
 }
 
 int cmd_agent(int argc, char **argv)
@@ -335,12 +237,55 @@ static void print_signers(const gm_agent_response *resp, const char *network)
 
 static void print_step(size_t i, const json_t *s)
 {
-    char k[16];
+    char k[16], detail[4 * GM_AGENT_DETAIL_MAX + 8];
     short_key(json_string_value(json_object_get(s, "signer")), k);
     printf("  %2zu. %-14s %-10s %-15s %s  [signed by %s, %s]\n", i + 1,
            json_string_value(json_object_get(s, "agent")), json_string_value(json_object_get(s, "action")),
-           json_string_value(json_object_get(s, "capability")), json_string_value(json_object_get(s, "detail")), k,
+           json_string_value(json_object_get(s, "capability")),
+           cli_safe(json_string_value(json_object_get(s, "detail")), detail, sizeof detail), k,
            json_string_value(json_object_get(s, "at")));
+}
+
+/* Text from a provider (a model's answer, an error message): line by line through cli_safe, so
+ * escape sequences in it cannot drive the terminal; the first line after label. */
+static void print_remote_text(const char *label, const char *text)
+{
+    size_t n = strlen(text);
+    char *buf = malloc(4 * n + 8);
+    if (!buf)
+        return;
+    printf("%s", label);
+    for (const char *p = text;;) {
+        size_t l = strcspn(p, "\n");
+        char *line = strndup(p, l);
+        printf("%s\n", line ? cli_safe(line, buf, 4 * n + 8) : "");
+        free(line);
+        if (!p[l])
+            break;
+        p += l + 1;
+    }
+    free(buf);
+}
+
+/* What an answer says about itself: llm.chat and planner.answer mark empty and cut answers. */
+static void print_answer_marks(const json_t *output)
+{
+    const char *t = json_string_value(json_object_get(output, "truncated"));
+    if (json_is_true(json_object_get(output, "empty")))
+        printf("note: the model returned an EMPTY answer\n");
+    if (t && !strcmp(t, "max_tokens"))
+        printf("note: the answer is TRUNCATED: the model stopped at its token limit (finish_reason length; raise "
+               "LLM_MAX_TOKENS)\n");
+    else if (t)
+        printf("note: the answer is TRUNCATED (%s) to fit the answer envelope\n", t);
+}
+
+/* A failure message may quote a provider: show it without control characters. */
+static int ask_fail(gm_error *err)
+{
+    gm_error shown = {.code = err->code};
+    cli_safe(err->msg, shown.msg, sizeof shown.msg);
+    return cli_fail("ask", &shown);
 }
 
 int cmd_ask(int argc, char **argv)
@@ -413,7 +358,7 @@ int cmd_ask(int argc, char **argv)
             free(s);
             json_decref(o);
         }
-        code = cli_fail("ask", &err);
+        code = ask_fail(&err);
     } else {
         char ppk[GM_PK_B64_LEN + 1];
         gm_pk_encode(resp.provider, ppk);
@@ -433,9 +378,12 @@ int cmd_ask(int argc, char **argv)
             if (!ans)
                 ans = json_string_value(json_object_get(resp.output, "summary"));
             if (resp.error_code) {
-                printf("error: %s: %s\n", resp.error_code, resp.error_message);
+                char code_safe[256], label[300];
+                snprintf(label, sizeof label, "error: %s: ", cli_safe(resp.error_code, code_safe, sizeof code_safe));
+                print_remote_text(label, resp.error_message);
             } else if (ans) {
-                printf("answer: %s\n", ans);
+                print_remote_text("answer: ", ans);
+                print_answer_marks(resp.output);
             } else {
                 char *s = json_dumps(resp.output, JSON_COMPACT);
                 printf("output: %s\n", s);
