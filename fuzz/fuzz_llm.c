@@ -147,14 +147,14 @@ static void try_answer(const uint8_t *data, size_t size)
         return;
     memcpy(r.body, data, size);
     r.body[size] = '\0';
-    char *answer = NULL;
+    gm_llm_answer answer;
     gm_error err = {0};
     if (llm_parse_answer(&c, "http://127.0.0.1:9/v1/chat/completions", &r, &answer, &err) == 0) {
-        if (!answer || strstr(answer, c.api_key))
+        if (!answer.text || strstr(answer.text, c.api_key) || strlen(answer.text) != answer.len)
             FAIL("the API key came back in an answer");
-        free(answer);
-    } else if (answer) {
-        FAIL("a refused answer still set *answer_out");
+        gm_llm_answer_free(&answer);
+    } else if (answer.text) {
+        FAIL("a refused answer still set answer->text");
     }
     if (strstr(err.msg, c.api_key) && c.api_key == key_long)
         FAIL("the API key reached an error message");

@@ -1,4 +1,5 @@
 /* genesis-mesh agents | agent run | ask: list the registry, serve a capability, invoke one. */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,16 +9,7 @@
 
 #include "cli.h"
 #include "gm/agent.h"
-#include "gm/llm.h"
 #include "gm/util.h"
-
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
 
 static const char *default_dir(const char *dir)
 {
@@ -118,106 +110,63 @@ static int run_agents(const cli_args *a)
 
 /* ---- agent run ---- */
 
-/* The provider calls the handler of the built-in capability. */
-struct run_user {
-    gm_agent_handler handler;
-    void *handler_user;
+/* The shipped agents are programs of their own (agents/gm-agent-*.c, on the public API); `agent
+ * run` checks its options against its table, finds the program serving the capability beside this
+ * binary and execs it with the same options, so its process id, signals and exit status are the
+ * agent's. */
+static const struct {
+    const char *capability, *program;
+} shipped_agents[] = {
+    {"repo.summary", "gm-agent-repo"},
+    {"llm.chat", "gm-agent-llm"},
+    {"planner.answer", "gm-agent-planner"},
 };
-
-static int run_dispatch(void *user, const gm_agent_call_in *in, json_t **output, gm_error *err)
-{
-    struct run_user *u = user;
-    return u->handler(u->handler_user, in, output, err);
-}
 
 static int agent_run(const cli_args *a)
 {
-    const char *dir = cli_str(a, "dir", NULL), *na = cli_str(a, "na", NULL), *id = cli_str(a, "agent-id", NULL),
-               *cap = cli_str(a, "capability", NULL), *fixture = cli_str(a, "fixture", NULL),
-               *env_file = cli_str(a, "env-file", NULL), *fault = cli_str(a, "fault", NULL);
+    const char *cap = cli_str(a, "capability", NULL);
     long long ttl, sub_timeout;
     if (cli_int(a, "ttl", 1, GM_AGENT_TTL_MAX_S, 600, &ttl) || cli_int(a, "sub-timeout-ms", 1, 3600000, 0, &sub_timeout))
         return 2;
-    if (!id || !cap)
+    if (!cap || !cli_str(a, "agent-id", NULL))
         return cli_usage("agent run: --agent-id and --capability are required");
-    if (!gm_agent_id_valid(id))
-        return cli_usage("agent run: --agent-id must be 1..%d characters of [A-Za-z0-9._-]", GM_AGENT_ID_MAX);
-    if (fault && strcmp(fault, "silent") && strcmp(fault, "garbage") && strcmp(fault, "forge") &&
-        strcmp(fault, "uncertified"))
-        return cli_usage("agent run: --fault is silent, garbage, forge or uncertified");
     gm_error err = {0};
     char ncap[GM_AGENT_CAP_MAX + 1];
     if (gm_agent_cap_normalize(cap, ncap, &err) != 0)
         return cli_fail("agent run", &err);
-    struct run_user u = {0};
-    int rc = cli_log_open(a, NULL);
-    if (rc != 0)
-        return rc;
-    gm_agent_repo repo = {0};
-    gm_llm_config llm = {0};
-    gm_agent_planner planner = {0};
-    if (!strcmp(ncap, "repo.summary")) {
-        if (!fixture) {
-            rc = cli_usage("agent run: repo.summary needs --fixture FILE (see examples/repo-a.json)");
-            goto out;
-        }
-        if (gm_agent_repo_load(&repo, fixture, &err) != 0) {
-            rc = cli_fail("agent run", &err);
-            goto out;
-        }
-        u.handler = gm_agent_repo_handle;
-        u.handler_user = &repo;
-    } else if (!strcmp(ncap, "llm.chat")) {
-        if (gm_llm_config_load(&llm, env_file, &err) != 0) {
-            rc = cli_fail("agent run: LLM configuration", &err);
-            goto out;
-        }
-        u.handler = gm_agent_llm_handle;
-        u.handler_user = &llm;
-    } else if (!strcmp(ncap, "planner.answer")) {
-        if (gm_agent_planner_init(&planner, &err) != 0) {
-            rc = cli_fail("agent run", &err);
-            goto out;
-        }
-        if (sub_timeout)
-            planner.sub_timeout_ms = sub_timeout;
-        u.handler = gm_agent_planner_handle;
-        u.handler_user = &planner;
-    } else {
-        rc = cli_usage("agent run: no built-in handler for '%s' (built in: repo.summary, llm.chat, planner.answer)",
-                       ncap);
-        goto out;
+    const char *program = NULL;
+    for (size_t i = 0; i < sizeof shipped_agents / sizeof shipped_agents[0]; i++)
+        if (!strcmp(ncap, shipped_agents[i].capability))
+            program = shipped_agents[i].program;
+    if (!program)
+        return cli_usage("agent run: no shipped agent serves '%s' (shipped: repo.summary, llm.chat, planner.answer); "
+                         "write your own on gm_agent_provider_run (docs/agents.md)", ncap);
+    char self[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        gm_error_set(&err, GM_EIO, "cannot find this program's own path to locate %s", program);
+        return cli_fail("agent run", &err);
     }
-    gm_agent_provider p = {0};
-    if (gm_agent_ctx_open(&p.ctx, default_dir(dir), na, &err) != 0) {
-        rc = cli_fail("agent run", &err);
-        goto out;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    *slash = '\0';
+    snprintf(path, sizeof path, "%s/%s", self, program);
+    /* the options as parsed (already checked against the table), in their order */
+    char *args[2 * CLI_MAX_VALUES + 2];
+    size_t k = 0;
+    args[k++] = path;
+    for (size_t i = 0; i < a->n; i++) {
+        static char names[CLI_MAX_VALUES][48];
+        snprintf(names[i], sizeof names[i], "--%s", a->v[i].opt->name);
+        args[k++] = names[i];
+        if (a->v[i].val)
+            args[k++] = (char *)a->v[i].val;
     }
-    snprintf(p.ctx.agent_id, sizeof p.ctx.agent_id, "%s", id);
-    p.capability = ncap;
-    p.handler = run_dispatch;
-    p.user = &u;
-    p.ttl_s = (int)ttl;
-    p.stop = &g_stop;
-    p.fault = fault;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (gm_agent_provider_run(&p, &err) != 0) {
-        if (u.handler_user == &llm)
-            gm_llm_redact(&llm, err.msg);
-        rc = cli_fail("agent run", &err);
-    }
-    gm_agent_ctx_close(&p.ctx);
-out:
-    gm_agent_repo_free(&repo);
-    gm_llm_config_free(&llm);
-    if (planner.lock)
-        gm_agent_planner_free(&planner);
-    cli_log_close();
-    return rc;
+    args[k] = NULL;
+    execv(path, args);
+    gm_error_set(&err, GM_ENOTFOUND, "cannot run %s: %s (the shipped agents are installed beside genesis-mesh)", path,
+                 strerror(errno));
+    return cli_fail("agent run", &err);
 }
 
 /* ---- ask ---- */
@@ -257,12 +206,55 @@ static void print_signers(const gm_agent_response *resp, const char *network)
 
 static void print_step(size_t i, const json_t *s)
 {
-    char k[16];
+    char k[16], detail[4 * GM_AGENT_DETAIL_MAX + 8];
     short_key(json_string_value(json_object_get(s, "signer")), k);
     printf("  %2zu. %-14s %-10s %-15s %s  [signed by %s, %s]\n", i + 1,
            json_string_value(json_object_get(s, "agent")), json_string_value(json_object_get(s, "action")),
-           json_string_value(json_object_get(s, "capability")), json_string_value(json_object_get(s, "detail")), k,
+           json_string_value(json_object_get(s, "capability")),
+           cli_safe(json_string_value(json_object_get(s, "detail")), detail, sizeof detail), k,
            json_string_value(json_object_get(s, "at")));
+}
+
+/* Text from a provider (a model's answer, an error message): line by line through cli_safe, so
+ * escape sequences in it cannot drive the terminal; the first line after label. */
+static void print_remote_text(const char *label, const char *text)
+{
+    size_t n = strlen(text);
+    char *buf = malloc(4 * n + 8);
+    if (!buf)
+        return;
+    printf("%s", label);
+    for (const char *p = text;;) {
+        size_t l = strcspn(p, "\n");
+        char *line = strndup(p, l);
+        printf("%s\n", line ? cli_safe(line, buf, 4 * n + 8) : "");
+        free(line);
+        if (!p[l])
+            break;
+        p += l + 1;
+    }
+    free(buf);
+}
+
+/* What an answer says about itself: llm.chat and planner.answer mark empty and cut answers. */
+static void print_answer_marks(const json_t *output)
+{
+    const char *t = json_string_value(json_object_get(output, "truncated"));
+    if (json_is_true(json_object_get(output, "empty")))
+        printf("note: the model returned an EMPTY answer\n");
+    if (t && !strcmp(t, "max_tokens"))
+        printf("note: the answer is TRUNCATED: the model stopped at its token limit (finish_reason length; raise "
+               "LLM_MAX_TOKENS)\n");
+    else if (t)
+        printf("note: the answer is TRUNCATED (%s) to fit the answer envelope\n", t);
+}
+
+/* A failure message may quote a provider: show it without control characters. */
+static int ask_fail(gm_error *err)
+{
+    gm_error shown = {.code = err->code};
+    cli_safe(err->msg, shown.msg, sizeof shown.msg);
+    return cli_fail("ask", &shown);
 }
 
 static int run_ask(const cli_args *a)
@@ -316,7 +308,7 @@ static int run_ask(const cli_args *a)
             free(s);
             json_decref(o);
         }
-        code = cli_fail("ask", &err);
+        code = ask_fail(&err);
     } else {
         char ppk[GM_PK_B64_LEN + 1];
         gm_pk_encode(resp.provider, ppk);
@@ -336,9 +328,12 @@ static int run_ask(const cli_args *a)
             if (!ans)
                 ans = json_string_value(json_object_get(resp.output, "summary"));
             if (resp.error_code) {
-                printf("error: %s: %s\n", resp.error_code, resp.error_message);
+                char code_safe[256], label[300];
+                snprintf(label, sizeof label, "error: %s: ", cli_safe(resp.error_code, code_safe, sizeof code_safe));
+                print_remote_text(label, resp.error_message);
             } else if (ans) {
-                printf("answer: %s\n", ans);
+                print_remote_text("answer: ", ans);
+                print_answer_marks(resp.output);
             } else {
                 char *s = json_dumps(resp.output, JSON_COMPACT);
                 printf("output: %s\n", s);

@@ -559,15 +559,19 @@ static void test_llm_chat_round_trip_is_deterministic(void **state)
     (void)state;
     gm_llm_config cfg;
     gm_error err = { 0 };
-    char *answer = NULL, want[512];
+    gm_llm_answer answer;
+    char want[512];
     load_mock_config(&cfg, GOOD_KEY);
 
     const char *prompt = "hello mesh";
     assert_int_equal(gm_llm_chat(&cfg, prompt, &answer, &err), 0);
     snprintf(want, sizeof want, "[mock:" MODEL "] hello mesh (fnv1a32=%08x)",
              fnv1a32(prompt, strlen(prompt)));
-    assert_string_equal(answer, want);
-    free(answer);
+    assert_string_equal(answer.text, want);
+    assert_string_equal(answer.finish_reason, "stop");
+    assert_int_equal(answer.truncated_by_provider, 0);
+    assert_int_equal(answer.attempts, 1);
+    gm_llm_answer_free(&answer);
 
     /* Long prompts are echoed up to 200 bytes; the hash covers all of it. */
     char longp[301];
@@ -576,8 +580,8 @@ static void test_llm_chat_round_trip_is_deterministic(void **state)
     assert_int_equal(gm_llm_chat(&cfg, longp, &answer, &err), 0);
     snprintf(want, sizeof want, "[mock:" MODEL "] %.200s (fnv1a32=%08x)", longp,
              fnv1a32(longp, 300));
-    assert_string_equal(answer, want);
-    free(answer);
+    assert_string_equal(answer.text, want);
+    gm_llm_answer_free(&answer);
     gm_llm_config_free(&cfg);
 }
 
@@ -599,13 +603,14 @@ static void test_llm_wrong_key_error_does_not_leak_key(void **state)
 
     /* ...and gm_llm_chat reports the refusal without it or the body. */
     gm_llm_config cfg;
-    char *answer = (char *)"untouched";
+    gm_llm_answer answer;
     load_mock_config(&cfg, WRONG_KEY);
     assert_int_equal(gm_llm_chat(&cfg, "hi", &answer, &err), GM_EAUTH);
-    assert_null(answer);
+    assert_null(answer.text);
     assert_non_null(strstr(err.msg, "returned HTTP 401 (authentication failed"));
     assert_null(strstr(err.msg, WRONG_KEY));
-    assert_null(strstr(err.msg, "Incorrect API key"));
+    /* The provider's own words are shown, with the key redacted. */
+    assert_non_null(strstr(err.msg, "Incorrect API key provided: [REDACTED]. You can find"));
     gm_llm_config_free(&cfg);
 }
 
@@ -614,7 +619,7 @@ static void test_llm_missing_key_says_so(void **state)
     (void)state;
     gm_llm_config cfg;
     gm_error err = { 0 };
-    char *answer = NULL;
+    gm_llm_answer answer;
     load_mock_config(&cfg, NULL);
     assert_null(cfg.api_key);
     assert_int_equal(gm_llm_chat(&cfg, "hi", &answer, &err), GM_EAUTH);
@@ -627,12 +632,12 @@ static void test_llm_key_echoed_in_answer_is_redacted(void **state)
     (void)state;
     gm_llm_config cfg;
     gm_error err = { 0 };
-    char *answer = NULL;
+    gm_llm_answer answer;
     load_mock_config(&cfg, GOOD_KEY);
     assert_int_equal(gm_llm_chat(&cfg, "repeat after me: " GOOD_KEY, &answer, &err), 0);
-    assert_null(strstr(answer, GOOD_KEY));
-    assert_non_null(strstr(answer, "repeat after me: [REDACTED] (fnv1a32="));
-    free(answer);
+    assert_null(strstr(answer.text, GOOD_KEY));
+    assert_non_null(strstr(answer.text, "repeat after me: [REDACTED] (fnv1a32="));
+    gm_llm_answer_free(&answer);
     gm_llm_config_free(&cfg);
 }
 
@@ -641,12 +646,13 @@ static void test_llm_provider_500_is_clear_error(void **state)
     (void)state;
     gm_llm_config cfg;
     gm_error err = { 0 };
-    char *answer = NULL;
+    gm_llm_answer answer;
     load_mock_config(&cfg, GOOD_KEY);
+    cfg.max_retries = 1;
     assert_int_equal(gm_llm_chat(&cfg, "please __mock_error_500__", &answer, &err), GM_ENET);
-    assert_null(answer);
-    assert_non_null(strstr(err.msg, "returned HTTP 500 (provider error"));
-    assert_null(strstr(err.msg, "The server had an error"));
+    assert_null(answer.text);
+    assert_non_null(strstr(err.msg, "gave up after 2 attempts: LLM provider at "));
+    assert_non_null(strstr(err.msg, "returned HTTP 500 (provider error; try again later): The server had an error"));
     gm_llm_config_free(&cfg);
 }
 
@@ -655,10 +661,10 @@ static void test_llm_garbage_answer_is_protocol_error(void **state)
     (void)state;
     gm_llm_config cfg;
     gm_error err = { 0 };
-    char *answer = NULL;
+    gm_llm_answer answer;
     load_mock_config(&cfg, GOOD_KEY);
     assert_int_equal(gm_llm_chat(&cfg, "__mock_garbage__", &answer, &err), GM_EPROTO);
-    assert_null(answer);
+    assert_null(answer.text);
     assert_non_null(strstr(err.msg, "not a JSON object"));
     assert_null(strstr(err.msg, "Bad Gateway"));
     gm_llm_config_free(&cfg);
@@ -669,11 +675,11 @@ static void test_llm_slow_provider_times_out(void **state)
     (void)state;
     gm_llm_config cfg;
     gm_error err = { 0 };
-    char *answer = NULL;
+    gm_llm_answer answer;
     load_mock_config(&cfg, GOOD_KEY);
     cfg.timeout_ms = 300;
     assert_int_equal(gm_llm_chat(&cfg, "__mock_slow__", &answer, &err), GM_ETIMEOUT);
-    assert_null(answer);
+    assert_null(answer.text);
     assert_non_null(strstr(err.msg, "LLM provider: no answer from"));
     gm_llm_config_free(&cfg);
 }
@@ -683,7 +689,8 @@ static void test_llm_dead_port_is_enet_with_url(void **state)
     (void)state;
     gm_llm_config cfg;
     gm_error err = { 0 };
-    char *answer = NULL, base[64], want[160];
+    gm_llm_answer answer;
+    char base[64], want[160];
     int port = dead_port();
     clear_llm_env();
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
@@ -704,11 +711,11 @@ static void test_llm_oversized_answer_refused(void **state)
     (void)state;
     gm_llm_config cfg;
     gm_error err = { 0 };
-    char *answer = NULL;
+    gm_llm_answer answer;
     load_mock_config(&cfg, GOOD_KEY);
     cfg.max_response = 64;
     assert_int_equal(gm_llm_chat(&cfg, "hello", &answer, &err), GM_ETOOBIG);
-    assert_null(answer);
+    assert_null(answer.text);
     gm_llm_config_free(&cfg);
 }
 
@@ -722,14 +729,14 @@ static void *chat_worker(void *arg)
     struct chat_job *job = arg;
     char prompt[64], want[160];
     for (int i = 0; i < 5; i++) {
-        char *answer = NULL;
+        gm_llm_answer answer;
         gm_error err = { 0 };
         snprintf(prompt, sizeof prompt, "thread %p call %d", (void *)job, i);
         snprintf(want, sizeof want, "[mock:" MODEL "] %s (fnv1a32=%08x)", prompt,
                  fnv1a32(prompt, strlen(prompt)));
-        if (gm_llm_chat(job->cfg, prompt, &answer, &err) == 0 && strcmp(answer, want) == 0)
+        if (gm_llm_chat(job->cfg, prompt, &answer, &err) == 0 && strcmp(answer.text, want) == 0)
             job->ok++;
-        free(answer);
+        gm_llm_answer_free(&answer);
     }
     return NULL;
 }
@@ -930,7 +937,7 @@ static void test_llm_config_base_url_rule(void **state)
     };
     static const char *const bad[] = {
         "ftp://example.com/v1", "api.openai.com/v1", "https://user:pw@example.com/v1",
-        "https://example.com/v1?api-version=1", "https://", "https://example.com/v 1",
+        "https://", "https://example.com/v 1", "https://example.com/v1#frag",
     };
     gm_llm_config cfg;
     gm_error err = { 0 };

@@ -14,6 +14,19 @@
  * content; "created" is always 1700000000; finish_reason is always "stop".
  * Triggers in the last user message: "__mock_error_500__" gives HTTP 500,
  * "__mock_garbage__" an HTTP 200 body that is not JSON, "__mock_slow__" a 3 s delay.
+ * Real providers' habits, for the client's retries and marks (N, S, MS are decimal):
+ *   __mock_fail_N_STATUS__  the first N requests with this exact message get STATUS (429, 5xx)
+ *                           with an OpenAI-style error; __mock_retry_after_S__ adds Retry-After: S
+ *   __mock_drop_N__         the first N requests with this exact message: connection closed, no answer
+ *   __mock_sleep_MS__       answer after MS ms
+ *   __mock_trickle_MS__     the answer's body sent in 10 pieces spread over MS ms (a slow stream)
+ *   __mock_empty__          content ""            __mock_length__   finish_reason "length"
+ *   __mock_big_N__          content of N KiB      __mock_badutf8__  content with invalid UTF-8
+ *   __mock_escape__         content with terminal escape sequences and other control characters
+ * A model named "reasoning-*" behaves like OpenAI's reasoning models: a request with max_tokens
+ * or a temperature other than 1 gets a 400 naming the unsupported parameter.
+ * POST /openai/deployments/<name>/chat/completions?api-version=V is Azure's classic endpoint: 404
+ * without api-version, and with --require-key the key must come in an "api-key" header.
  *
  * GET /v1/models lists --model (default "gm-mock-model"). With --require-key a
  * missing or wrong "Authorization: Bearer" gives 401 whose message quotes the
@@ -51,6 +64,8 @@ typedef enum MHD_Result mhd_result;
 #define ECHO_MAX 200
 #define CREATED 1700000000
 #define SLOW_MS 3000
+#define COUNTERS 256
+#define TRICKLE_PIECES 10
 
 struct options {
     const char *host;
@@ -66,6 +81,45 @@ struct req_state {
 };
 
 static atomic_int g_stopping;
+
+/* How many times each message (by hash) asked for a failure, for __mock_fail_N__ / __mock_drop_N__. */
+static struct {
+    uint32_t hash;
+    int used, count;
+} g_counters[COUNTERS];
+static pthread_mutex_t g_counter_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The decimal after prefix in msg ("__mock_sleep_" then "250__"), or -1 when absent. */
+static long trigger_num(const char *msg, const char *prefix)
+{
+    const char *p = strstr(msg, prefix);
+    if (!p)
+        return -1;
+    p += strlen(prefix);
+    long v = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 9; p++, digits++)
+        v = v * 10 + (*p - '0');
+    return digits > 0 ? v : -1;
+}
+
+/* Count one more request for this message; returns how many came before it. */
+static int count_seen(uint32_t hash)
+{
+    int before = 0;
+    pthread_mutex_lock(&g_counter_lock);
+    size_t i = hash % COUNTERS;
+    for (size_t n = 0; n < COUNTERS; n++, i = (i + 1) % COUNTERS) {
+        if (!g_counters[i].used || g_counters[i].hash == hash) {
+            g_counters[i].used = 1;
+            g_counters[i].hash = hash;
+            before = g_counters[i].count++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_counter_lock);
+    return before;
+}
 
 static uint32_t fnv1a32(const char *s, size_t n)
 {
@@ -97,6 +151,58 @@ static mhd_result send_text(struct MHD_Connection *c, unsigned status, char *tex
     return ret;
 }
 
+struct trickle {
+    char *text;
+    size_t len;
+    long piece_ms;
+};
+
+static ssize_t trickle_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct trickle *t = cls;
+    size_t piece = t->len / TRICKLE_PIECES + 1;
+    if (pos >= t->len)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (pos > 0) {
+        struct timespec ts = { t->piece_ms / 1000, (t->piece_ms % 1000) * 1000000L };
+        if (atomic_load(&g_stopping))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        nanosleep(&ts, NULL);
+    }
+    size_t n = t->len - (size_t)pos < piece ? t->len - (size_t)pos : piece;
+    if (n > max)
+        n = max;
+    memcpy(buf, t->text + pos, n);
+    return (ssize_t)n;
+}
+
+static void trickle_free(void *cls)
+{
+    struct trickle *t = cls;
+    free(t->text);
+    free(t);
+}
+
+/* Send text as a 200 in TRICKLE_PIECES pieces spread over total_ms. */
+static mhd_result send_trickle(struct MHD_Connection *c, char *text, long total_ms)
+{
+    struct trickle *t = malloc(sizeof *t);
+    if (!t) {
+        free(text);
+        return MHD_NO;
+    }
+    *t = (struct trickle){ .text = text, .len = strlen(text), .piece_ms = total_ms / TRICKLE_PIECES };
+    struct MHD_Response *r = MHD_create_response_from_callback(t->len, 1024, trickle_read, t, trickle_free);
+    if (!r) {
+        trickle_free(t);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    mhd_result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static mhd_result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
 {
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -114,6 +220,33 @@ static mhd_result send_error(struct MHD_Connection *c, unsigned status, const ch
     return send_json(c, status, e);
 }
 
+/* An OpenAI-style error with "Retry-After: retry_after_s" when that is >= 0. */
+static mhd_result send_error_retry(struct MHD_Connection *c, unsigned status, const char *message,
+                                   const char *type, long retry_after_s)
+{
+    json_t *e = json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message, "type", type,
+                          "param", "code");
+    char *text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    if (retry_after_s >= 0) {
+        char v[24];
+        snprintf(v, sizeof v, "%ld", retry_after_s);
+        MHD_add_response_header(r, "Retry-After", v);
+    }
+    mhd_result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static int sleep_unless_stopping(int ms)
 {
     for (int waited = 0; waited < ms; waited += 50) {
@@ -125,12 +258,23 @@ static int sleep_unless_stopping(int ms)
     return 0;
 }
 
-static mhd_result check_key(struct MHD_Connection *c, const struct options *o, int *ok)
+static mhd_result check_key(struct MHD_Connection *c, const struct options *o, int azure, int *ok)
 {
     *ok = 1;
     if (!o->key)
         return MHD_YES;
     *ok = 0;
+    if (azure) {
+        const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "api-key");
+        if (k && strcmp(k, o->key) == 0) {
+            *ok = 1;
+            return MHD_YES;
+        }
+        return send_error(c, 401,
+                          "Access denied due to invalid subscription key or wrong API endpoint. "
+                          "Make sure to provide a valid key for an active subscription and use a "
+                          "correct regional API endpoint for your resource.", "invalid_request_error", "401");
+    }
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     if (!auth || strncmp(auth, "Bearer ", 7) != 0)
         return send_error(c, 401,
@@ -157,7 +301,60 @@ static mhd_result handle_models(struct MHD_Connection *c, const struct options *
     return send_json(c, 200, j);
 }
 
-static mhd_result handle_chat(struct MHD_Connection *c, const struct req_state *st)
+static mhd_result send_error_param(struct MHD_Connection *c, const char *message, const char *param,
+                                   const char *code)
+{
+    json_t *e = json_pack("{s:{s:s, s:s, s:s, s:s}}", "error", "message", message, "type",
+                          "invalid_request_error", "param", param, "code", code);
+    return send_json(c, 400, e);
+}
+
+/* A reasoning model's refusals (OpenAI o-series): NULL when the request is acceptable. */
+static mhd_result refuse_reasoning(struct MHD_Connection *c, const json_t *max_tokens, const json_t *temp,
+                                   int *refused)
+{
+    *refused = 1;
+    if (max_tokens)
+        return send_error_param(c, "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                                   "Use 'max_completion_tokens' instead.", "max_tokens", "unsupported_parameter");
+    if (temp && json_number_value(temp) != 1.0)
+        return send_error_param(c, "Unsupported value: 'temperature' does not support 0.2 with this model. "
+                                   "Only the default (1) value is supported.", "temperature", "unsupported_value");
+    *refused = 0;
+    return MHD_YES;
+}
+
+/* The answer's content for the triggers in the last user message (malloc'd), or NULL. */
+static char *mock_content(const char *mname, const char *last_user, size_t last_len)
+{
+    long big = trigger_num(last_user, "__mock_big_");
+    if (strstr(last_user, "__mock_empty__"))
+        return strdup("");
+    if (strstr(last_user, "__mock_escape__"))
+        return strdup("[mock] \x1b[2J\x1b]0;pwned\x07visible \x1b[31mred\x1b[0m\xc2\x9b" "31m\r\nsecond line");
+    if (big > 0 && big <= 1024) {
+        size_t n = (size_t)big * 1024;
+        char *t = malloc(n + 1);
+        if (t) {
+            static const char pattern[] = "lorem ipsum dolor sit amet ";
+            for (size_t i = 0; i < n; i++)
+                t[i] = pattern[i % (sizeof pattern - 1)];
+            t[n] = '\0';
+        }
+        return t;
+    }
+    size_t n = last_len < ECHO_MAX ? last_len : ECHO_MAX;
+    while (n > 0 && n < last_len && ((unsigned char)last_user[n] & 0xC0) == 0x80)
+        n--;
+    size_t cap = strlen(mname) + n + 64;
+    char *content = malloc(cap);
+    if (content)
+        snprintf(content, cap, "[mock:%s] %.*s (fnv1a32=%08" PRIx32 ")", mname, (int)n, last_user,
+                 fnv1a32(last_user, last_len));
+    return content;
+}
+
+static mhd_result handle_chat(struct MHD_Connection *c, const struct req_state *st, const char *deployment)
 {
     json_error_t jerr;
     json_t *root = json_loadb(st->body.p ? st->body.p : "", st->body.len, JSON_REJECT_DUPLICATES, &jerr);
@@ -173,7 +370,7 @@ static mhd_result handle_chat(struct MHD_Connection *c, const struct req_state *
     json_t *msgs = json_object_get(root, "messages");
     json_t *max_tokens = json_object_get(root, "max_tokens");
     json_t *temp = json_object_get(root, "temperature");
-    if (!json_is_string(model) || json_string_length(model) == 0) {
+    if (!deployment && (!json_is_string(model) || json_string_length(model) == 0)) {
         ret = send_error(c, 400, "you must provide a model parameter", "invalid_request_error",
                          NULL);
         goto out;
@@ -219,6 +416,29 @@ static mhd_result handle_chat(struct MHD_Connection *c, const struct req_state *
         goto out;
     }
 
+    const char *mname = deployment ? deployment : json_string_value(model);
+    if (strncmp(mname, "reasoning-", 10) == 0) {
+        int refused;
+        ret = refuse_reasoning(c, max_tokens, temp, &refused);
+        if (refused)
+            goto out;
+    }
+    uint32_t hash = fnv1a32(last_user, last_len);
+    long n_fail = -1, status = -1, n_drop = trigger_num(last_user, "__mock_drop_");
+    const char *fail = strstr(last_user, "__mock_fail_");
+    if (fail && sscanf(fail, "__mock_fail_%ld_%ld__", &n_fail, &status) == 2 && status >= 400 && status <= 599 &&
+        count_seen(hash) < n_fail) {
+        ret = send_error_retry(c, (unsigned)status,
+                               status == 429 ? "Rate limit reached for requests. Please try again in 1s."
+                                             : "The server is overloaded or not ready yet.",
+                               status == 429 ? "requests" : "server_error",
+                               trigger_num(last_user, "__mock_retry_after_"));
+        goto out;
+    }
+    if (n_drop >= 0 && count_seen(hash) < n_drop) {
+        ret = MHD_NO; /* closes the connection without an answer */
+        goto out;
+    }
     if (strstr(last_user, "__mock_error_500__")) {
         ret = send_error(c, 500, "The server had an error while processing your request.",
                          "server_error", NULL);
@@ -229,33 +449,43 @@ static mhd_result handle_chat(struct MHD_Connection *c, const struct req_state *
         ret = g ? send_text(c, 200, g, "text/html") : MHD_NO;
         goto out;
     }
-    if (strstr(last_user, "__mock_slow__") && sleep_unless_stopping(SLOW_MS) != 0) {
+    long sleep_ms = strstr(last_user, "__mock_slow__") ? SLOW_MS : trigger_num(last_user, "__mock_sleep_");
+    if (sleep_ms > 0 && sleep_unless_stopping((int)sleep_ms) != 0) {
         ret = send_error(c, 503, "shutting down", "server_error", NULL);
         goto out;
     }
+    if (strstr(last_user, "__mock_badutf8__")) {
+        /* jansson cannot produce this: raw bytes that are not UTF-8 inside the string. */
+        char *b = strdup("{\"id\":\"chatcmpl-mock-bad\",\"object\":\"chat.completion\",\"created\":1700000000,"
+                         "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"bad \xff\xfe "
+                         "bytes\"},\"finish_reason\":\"stop\"}]}");
+        ret = b ? send_text(c, 200, b, "application/json") : MHD_NO;
+        goto out;
+    }
 
-    size_t n = last_len < ECHO_MAX ? last_len : ECHO_MAX;
-    while (n > 0 && n < last_len && ((unsigned char)last_user[n] & 0xC0) == 0x80)
-        n--;
-    const char *mname = json_string_value(model);
-    size_t cap = strlen(mname) + n + 64;
-    char *content = malloc(cap);
+    char *content = mock_content(mname, last_user, last_len);
     if (!content) {
         ret = MHD_NO;
         goto out;
     }
-    snprintf(content, cap, "[mock:%s] %.*s (fnv1a32=%08" PRIx32 ")", mname, (int)n, last_user,
-             fnv1a32(last_user, last_len));
     char id[64];
-    snprintf(id, sizeof id, "chatcmpl-mock-%08" PRIx32, fnv1a32(last_user, last_len));
+    snprintf(id, sizeof id, "chatcmpl-mock-%08" PRIx32, hash);
     json_int_t completion_tokens = tokens_of(strlen(content));
     json_t *resp = json_pack(
         "{s:s, s:s, s:i, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:{s:I, s:I, s:I}}", "id", id,
         "object", "chat.completion", "created", CREATED, "model", mname, "choices", "index", 0,
-        "message", "role", "assistant", "content", content, "finish_reason", "stop", "usage",
+        "message", "role", "assistant", "content", content, "finish_reason",
+        strstr(last_user, "__mock_length__") ? "length" : "stop", "usage",
         "prompt_tokens", prompt_tokens, "completion_tokens", completion_tokens, "total_tokens",
         prompt_tokens + completion_tokens);
     free(content);
+    long trickle_ms = trigger_num(last_user, "__mock_trickle_");
+    if (trickle_ms > 0) {
+        char *text = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+        json_decref(resp);
+        ret = text ? send_trickle(c, text, trickle_ms) : MHD_NO;
+        goto out;
+    }
     ret = send_json(c, 200, resp);
 out:
     json_decref(root);
@@ -292,15 +522,32 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
     if (st->too_big)
         return send_error(c, 413, "Request body is larger than 1 MiB.", "invalid_request_error",
                           "request_too_large");
+    /* Azure's classic endpoint: /openai/deployments/<name>/chat/completions?api-version=V */
+    char deployment[128] = "";
+    const char *tail = "/chat/completions";
+    size_t ulen = strlen(url), tl = strlen(tail);
+    int azure = strncmp(url, "/openai/deployments/", 20) == 0 && ulen > 20 + tl && ulen - 20 - tl < sizeof deployment &&
+                strcmp(url + ulen - tl, tail) == 0;
+    if (azure) {
+        memcpy(deployment, url + 20, ulen - 20 - tl);
+        deployment[ulen - 20 - tl] = '\0';
+        if (strchr(deployment, '/'))
+            azure = 0;
+    }
     int ok;
-    mhd_result r = check_key(c, o, &ok);
+    mhd_result r = check_key(c, o, azure, &ok);
     if (!ok)
         return r;
+    if (azure && strcmp(method, "POST") == 0) {
+        if (!MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "api-version"))
+            return send_error(c, 404, "Resource not found", "invalid_request_error", "404");
+        return handle_chat(c, st, deployment);
+    }
 
     int is_chat = strcmp(url, "/v1/chat/completions") == 0;
     int is_models = strcmp(url, "/v1/models") == 0;
     if (is_chat && strcmp(method, "POST") == 0)
-        return handle_chat(c, st);
+        return handle_chat(c, st, NULL);
     if (is_models && strcmp(method, "GET") == 0)
         return handle_models(c, o);
     char msg[256];

@@ -100,6 +100,9 @@ typedef struct gm_agent_response {
  * its canonical form must be at most GM_AGENT_INPUT_MAX bytes (GM_ETOOBIG). */
 int gm_agent_request_new(gm_agent_request *r, const char *capability, const json_t *input,
                          const uint8_t requester[GM_PK_LEN], long timeout_ms, gm_error *err);
+/* Milliseconds left before the request's deadline (negative once past): the budget of
+ * everything a handler does, nested calls included. */
+long gm_agent_request_time_left_ms(const gm_agent_request *req);
 /* Strict parse of a received request (size, type, members, limits). */
 int gm_agent_request_parse(const char *text, size_t len, gm_agent_request *r, gm_error *err);
 void gm_agent_request_free(gm_agent_request *r);
@@ -115,6 +118,12 @@ int gm_agent_response_new(gm_agent_response *r, const char *request_id, const ch
 int gm_agent_response_set_certificates(gm_agent_response *r, const json_t *certs, gm_error *err);
 int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, gm_error *err);
 void gm_agent_response_free(gm_agent_response *r);
+/* Make output fit GM_AGENT_OUTPUT_MAX by shortening its string member (a long text): cut at a
+ * UTF-8 boundary and ended with "\n[truncated by genesis-mesh: K of N bytes kept]". *kept and
+ * *total receive the text's bytes kept and received (equal when nothing was cut). GM_ETOOBIG
+ * when even an empty text does not fit, GM_EINVAL when member is not a string. */
+int gm_agent_output_fit(json_t *output, const char *member, size_t *kept, size_t *total,
+                        gm_error *err);
 /* Compact JSON text of an envelope's doc (malloc'd); GM_ETOOBIG above GM_AGENT_MSG_MAX. */
 int gm_agent_envelope_dump(const json_t *doc, char **out, size_t *len, gm_error *err);
 
@@ -272,39 +281,13 @@ typedef struct gm_agent_provider {
     void (*log)(void *user, const char *level, const char *event, const char *text);
 } gm_agent_provider;
 
-/* Register with the NA, subscribe, serve until *stop, then DELETE the registration. */
+/* Register with the NA, subscribe, serve until *stop, then DELETE the registration: the
+ * provider runtime of every agent (the shipped ones in agents/ are written on it). */
 int gm_agent_provider_run(gm_agent_provider *p, gm_error *err);
 /* POST /agents a freshly signed descriptor. */
 int gm_agent_register(const gm_agent_ctx *c, const char *capability, int ttl_s,
                       const json_t *metadata, gm_error *err);
 /* DELETE /agents/<agent_id> with a node-signed body. */
 int gm_agent_unregister(const gm_agent_ctx *c, gm_error *err);
-
-/* ---- the agents (agent_repo.c, agent_llm.c, agent_planner.c) ---- */
-
-/* repo.summary: answers from a JSON fixture {"name","description","files":[..],...}. */
-typedef struct gm_agent_repo {
-    json_t *fixture;
-    char name[128];
-} gm_agent_repo;
-int gm_agent_repo_load(gm_agent_repo *r, const char *path, gm_error *err);
-int gm_agent_repo_handle(void *user, const gm_agent_call_in *in, json_t **output, gm_error *err);
-void gm_agent_repo_free(gm_agent_repo *r);
-
-/* llm.chat: input {"prompt": string}; output {"text", "model"}. user = gm_llm_config *. */
-int gm_agent_llm_handle(void *user, const gm_agent_call_in *in, json_t **output, gm_error *err);
-
-/* planner.answer: input {"question"}; discovers repo.summary and llm.chat, invokes both with
- * failover, combines. user = gm_agent_planner *. */
-typedef struct gm_agent_planner {
-    long sub_timeout_ms;
-    /* last provider used per capability, to record a failover in the provenance */
-    char last_repo[GM_AGENT_ID_MAX + 1], last_llm[GM_AGENT_ID_MAX + 1];
-    void *lock; /* pthread_mutex_t *, owned */
-} gm_agent_planner;
-int gm_agent_planner_init(gm_agent_planner *p, gm_error *err);
-int gm_agent_planner_handle(void *user, const gm_agent_call_in *in, json_t **output,
-                            gm_error *err);
-void gm_agent_planner_free(gm_agent_planner *p);
 
 #endif

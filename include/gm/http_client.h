@@ -29,7 +29,11 @@ typedef struct gm_http_resp {
     char *body;                  /* malloc'd, NUL-terminated (may hold NULs before len) */
     size_t len;
     char *etag;                  /* ETag header value verbatim (quotes kept), or NULL */
+    long retry_after_ms;         /* Retry-After (seconds or HTTP-date) or retry-after-ms, in ms,
+                                    capped at GM_HTTP_RETRY_AFTER_MAX_MS; -1 when absent or unusable */
 } gm_http_resp;
+
+#define GM_HTTP_RETRY_AFTER_MAX_MS (24L * 3600 * 1000)
 
 /*
  * Perform one request. Returns 0 once any HTTP response arrived, whatever its

@@ -217,6 +217,58 @@ int gm_agent_response_new(gm_agent_response *r, const char *request_id, const ch
     return 0;
 }
 
+#define FIT_MARKER "\n[truncated by genesis-mesh: %zu of %zu bytes kept]"
+
+int gm_agent_output_fit(json_t *output, const char *member, size_t *kept, size_t *total, gm_error *err)
+{
+    const char *text = json_string_value(json_object_get(output, member));
+    if (!text)
+        return gm_error_set(err, GM_EINVAL, "output member \"%s\" is not a string", member);
+    size_t len = json_string_length(json_object_get(output, member)), n = compact_len(output);
+    *kept = *total = len;
+    if (n <= GM_AGENT_OUTPUT_MAX)
+        return 0;
+    char *orig = malloc(len + 1);
+    if (!orig)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    memcpy(orig, text, len + 1);
+    char marker[96];
+    /* Each byte of text takes at least one byte serialised, so cutting the excess (and room for
+     * the marker) is enough; the loop only guards against a wrong assumption. */
+    size_t keep = len;
+    for (int i = 0; i < 4 && n > GM_AGENT_OUTPUT_MAX; i++) {
+        size_t cut = n - GM_AGENT_OUTPUT_MAX + sizeof marker + 8;
+        keep = keep > cut ? keep - cut : 0;
+        while (keep > 0 && ((unsigned char)orig[keep] & 0xC0) == 0x80)
+            keep--;
+        int ml = snprintf(marker, sizeof marker, FIT_MARKER, keep, len);
+        char *t = malloc(keep + (size_t)ml + 1);
+        if (!t) {
+            free(orig);
+            return gm_error_set(err, GM_ENOMEM, "out of memory");
+        }
+        memcpy(t, orig, keep);
+        memcpy(t + keep, marker, (size_t)ml + 1);
+        json_object_set_new(output, member, json_stringn(t, keep + (size_t)ml));
+        free(t);
+        n = compact_len(output);
+        if (keep == 0)
+            break;
+    }
+    free(orig);
+    *kept = keep;
+    if (n > GM_AGENT_OUTPUT_MAX)
+        return gm_error_set(err, GM_ETOOBIG, "output exceeds the %d-byte limit even without its \"%s\"",
+                            GM_AGENT_OUTPUT_MAX, member);
+    return 0;
+}
+
+long gm_agent_request_time_left_ms(const gm_agent_request *req)
+{
+    gm_time now = gm_time_now();
+    return (long)((req->deadline.unix_s - now.unix_s) * 1000 + ((long)req->deadline.usec - (long)now.usec) / 1000);
+}
+
 int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, gm_error *err)
 {
     const char *id, *cap, *pk;

@@ -1,5 +1,6 @@
-/* gm_llm: OpenAI-compatible chat over gm_http. The API key stays in sodium_malloc'd
- * memory; provider answers to failed calls are never copied anywhere. */
+/* gm_llm: OpenAI-compatible chat over gm_http, with retries within the caller's deadline and
+ * fallbacks for parameters a model refuses. The API key stays in sodium_malloc'd memory; of a
+ * failed call's answer only the provider's message is kept, with the key redacted. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <sodium.h>
 
 #include "gm/error.h"
+#include "gm/gmtime.h"
 #include "gm/http_client.h"
 #include "gm/llm.h"
 #include "llm_internal.h"
@@ -25,11 +27,14 @@
 #define CHAT_PATH "/chat/completions"
 #define REDACTED "[REDACTED]"
 
-enum { V_MODEL, V_API_KEY, V_BASE_URL, V_MAX_TOKENS, V_TEMPERATURE, V_SYSTEM_PROMPT, V_COUNT };
+enum {
+    V_MODEL, V_API_KEY, V_BASE_URL, V_MAX_TOKENS, V_TEMPERATURE, V_SYSTEM_PROMPT,
+    V_MAX_TOKENS_PARAM, V_API_VERSION, V_AUTH, V_MAX_RETRIES, V_COUNT
+};
 
 static const char *const var_names[V_COUNT] = {
     "LLM_MODEL", "LLM_API_KEY", "LLM_BASE_URL", "LLM_MAX_TOKENS", "LLM_TEMPERATURE",
-    "LLM_SYSTEM_PROMPT",
+    "LLM_SYSTEM_PROMPT", "LLM_MAX_TOKENS_PARAM", "LLM_API_VERSION", "LLM_AUTH", "LLM_MAX_RETRIES",
 };
 
 /* Values found in the .env file, each in its own sodium_malloc'd buffer. */
@@ -302,7 +307,25 @@ static int has_control(const char *s)
     return 0;
 }
 
-static int normalize_base_url(const char *in, const char *src, char **out, gm_error *err)
+/* The base URL's ?query: printable ASCII, no '#'; *out malloc'd, NULL when empty. */
+static int split_query(char *u, const char *src, char **out, gm_error *err)
+{
+    char *q = strchr(u, '?');
+    *out = NULL;
+    if (!q)
+        return 0;
+    *q++ = '\0';
+    if (!*q)
+        return 0;
+    if (!printable_ascii(q))
+        return gm_error_set(err, GM_EINVAL, "LLM_BASE_URL has a query with spaces or control characters (from %s)",
+                            src);
+    if (!(*out = strdup(q)))
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int normalize_base_url(const char *in, const char *src, char **out, char **query, gm_error *err)
 {
     char shown[96];
     show_value(in, shown, sizeof shown);
@@ -325,15 +348,21 @@ static int normalize_base_url(const char *in, const char *src, char **out, gm_er
         return gm_error_set(err, GM_EINVAL,
                             "LLM_BASE_URL must not contain user:password@; put the key in "
                             "LLM_API_KEY (from %s)", src);
-    if (auth_len == 0 || strpbrk(in, "?# \t") || has_control(in))
+    if (auth_len == 0 || strpbrk(in, "# \t") || has_control(in))
         return gm_error_set(err, GM_EINVAL,
                             "LLM_BASE_URL must be a plain URL such as https://api.openai.com/v1 "
-                            "(no query, fragment or spaces), got \"%s\" (from %s)", shown, src);
+                            "(no fragment or spaces), got \"%s\" (from %s)", shown, src);
 
     char *u = malloc(n + sizeof "/v1");
     if (!u)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     memcpy(u, in, n + 1);
+    int rc = split_query(u, src, query, err);
+    if (rc) {
+        free(u);
+        return rc;
+    }
+    n = strlen(u);
     size_t host_end = skip + auth_len;
     while (n > host_end && u[n - 1] == '/')
         u[--n] = '\0';
@@ -356,6 +385,7 @@ void gm_llm_config_free(gm_llm_config *cfg)
         return;
     free(cfg->model);
     free(cfg->base_url);
+    free(cfg->query);
     if (cfg->api_key)
         sodium_free(cfg->api_key); /* sodium_free wipes before unmapping */
     free(cfg->system_prompt);
@@ -364,6 +394,80 @@ void gm_llm_config_free(gm_llm_config *cfg)
 
 static int config_from_vars(gm_llm_config *cfg, const char *env_file, struct file_vars *fv,
                             gm_error *err);
+
+/* One of names[] (n of them), or -1. */
+static int pick(const char *v, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* The host of an http(s) URL ends with suffix (case-insensitive). */
+static int host_ends_with(const char *url, const char *suffix)
+{
+    const char *h = strstr(url, "://");
+    h = h ? h + 3 : url;
+    size_t n = strcspn(h, ":/?#"), sl = strlen(suffix);
+    return n >= sl && strncasecmp(h + n - sl, suffix, sl) == 0;
+}
+
+/* LLM_MAX_TOKENS_PARAM, LLM_API_VERSION, LLM_AUTH, LLM_MAX_RETRIES (base_url and query set). */
+static int config_provider_vars(gm_llm_config *cfg, const char *const *val, const char *const *src,
+                                gm_error *err)
+{
+    static const char *const tokens_names[] = { "max_tokens", "max_completion_tokens", "none" };
+    static const char *const auth_names[] = { "bearer", "api-key" };
+    char shown[48];
+    const char *v = val[V_MAX_TOKENS_PARAM];
+    cfg->max_tokens_param = GM_LLM_TOKENS_MAX_TOKENS;
+    if (v && *v && (cfg->max_tokens_param = pick(v, tokens_names, 3)) < 0) {
+        show_value(v, shown, sizeof shown);
+        return gm_error_set(err, GM_EINVAL,
+                            "LLM_MAX_TOKENS_PARAM must be max_tokens, max_completion_tokens or none, "
+                            "got \"%s\" (from %s)", shown, src[V_MAX_TOKENS_PARAM]);
+    }
+    v = val[V_AUTH];
+    cfg->auth = host_ends_with(cfg->base_url, ".azure.com") ? GM_LLM_AUTH_API_KEY : GM_LLM_AUTH_BEARER;
+    if (v && *v && (cfg->auth = pick(v, auth_names, 2)) < 0) {
+        show_value(v, shown, sizeof shown);
+        return gm_error_set(err, GM_EINVAL, "LLM_AUTH must be bearer or api-key, got \"%s\" (from %s)", shown,
+                            src[V_AUTH]);
+    }
+    v = val[V_MAX_RETRIES];
+    cfg->max_retries = GM_LLM_DEFAULT_MAX_RETRIES;
+    if (v && *v) {
+        size_t n = strlen(v);
+        if (n > 2 || strspn(v, "0123456789") != n || atoi(v) > GM_LLM_MAX_RETRIES_LIMIT) {
+            show_value(v, shown, sizeof shown);
+            return gm_error_set(err, GM_EINVAL, "LLM_MAX_RETRIES must be a whole number from 0 to %d, got \"%s\" (from %s)",
+                                GM_LLM_MAX_RETRIES_LIMIT, shown, src[V_MAX_RETRIES]);
+        }
+        cfg->max_retries = atoi(v);
+    }
+    v = val[V_API_VERSION];
+    if (v && *v) {
+        size_t n = strlen(v);
+        if (n > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != n) {
+            show_value(v, shown, sizeof shown);
+            return gm_error_set(err, GM_EINVAL,
+                                "LLM_API_VERSION must be at most 64 characters of [A-Za-z0-9._-] such as "
+                                "2024-10-21, got \"%s\" (from %s)", shown, src[V_API_VERSION]);
+        }
+        if (cfg->query && strstr(cfg->query, "api-version="))
+            return gm_error_set(err, GM_EINVAL,
+                                "LLM_API_VERSION is set and LLM_BASE_URL has an api-version query too; keep one");
+        size_t qn = (cfg->query ? strlen(cfg->query) + 1 : 0) + sizeof "api-version=" + n;
+        char *q = malloc(qn);
+        if (!q)
+            return gm_error_set(err, GM_ENOMEM, "out of memory");
+        snprintf(q, qn, "%s%sapi-version=%s", cfg->query ? cfg->query : "", cfg->query ? "&" : "", v);
+        free(cfg->query);
+        cfg->query = q;
+    }
+    return 0;
+}
 
 int gm_llm_config_load(gm_llm_config *cfg, const char *env_file, gm_error *err)
 {
@@ -460,7 +564,9 @@ static int config_from_vars(gm_llm_config *cfg, const char *env_file, struct fil
         base = GM_LLM_DEFAULT_BASE_URL;
         src[V_BASE_URL] = "default";
     }
-    if ((rc = normalize_base_url(base, src[V_BASE_URL], &cfg->base_url, err)))
+    if ((rc = normalize_base_url(base, src[V_BASE_URL], &cfg->base_url, &cfg->query, err)))
+        goto out;
+    if ((rc = config_provider_vars(cfg, val, src, err)))
         goto out;
 
     cfg->max_tokens = GM_LLM_DEFAULT_MAX_TOKENS;
@@ -473,11 +579,13 @@ static int config_from_vars(gm_llm_config *cfg, const char *env_file, struct fil
     }
 
     cfg->temperature = GM_LLM_DEFAULT_TEMPERATURE;
-    if (val[V_TEMPERATURE] && parse_temperature(val[V_TEMPERATURE], &cfg->temperature) != 0) {
+    if (val[V_TEMPERATURE] && strcmp(val[V_TEMPERATURE], "none") == 0) {
+        cfg->omit_temperature = 1;
+    } else if (val[V_TEMPERATURE] && parse_temperature(val[V_TEMPERATURE], &cfg->temperature) != 0) {
         show_value(val[V_TEMPERATURE], shown, sizeof shown);
         rc = gm_error_set(err, GM_EINVAL,
-                          "LLM_TEMPERATURE must be a decimal number from 0 to 2 such as 0.2, got "
-                          "\"%s\" (from %s)", shown, src[V_TEMPERATURE]);
+                          "LLM_TEMPERATURE must be a decimal number from 0 to 2 such as 0.2, or none, "
+                          "got \"%s\" (from %s)", shown, src[V_TEMPERATURE]);
         goto out;
     }
 
@@ -544,20 +652,134 @@ static const char *status_hint(int status, int *code, int have_key)
     }
 }
 
-static char *bearer_header(const gm_llm_config *cfg)
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-    static const char prefix[] = "Authorization: Bearer ";
-    size_t n = sizeof prefix - 1 + cfg->api_key_len;
+    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 0 || len > n || (len == 2 && s[0] < 0xC2) || (len == 4 && s[0] > 0xF4))
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((len == 3 && s[0] == 0xE0 && s[1] < 0xA0) || (len == 3 && s[0] == 0xED && s[1] >= 0xA0) ||
+        (len == 4 && s[0] == 0xF0 && s[1] < 0x90) || (len == 4 && s[0] == 0xF4 && s[1] >= 0x90))
+        return 0;
+    return len;
+}
+
+/* Copy text for an error message: control characters (C0, DEL, C1) become one space, invalid
+ * UTF-8 '?', at most cap-1 bytes cut at a character boundary ("..." when cut). */
+static void sanitize_into(const char *text, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = 0, left = strlen(text);
+    while (*p && n + 4 < cap) {
+        size_t l = utf8_seq(p, left);
+        int ctl = l == 1 ? (*p < 0x20 || *p == 0x7f) : (l == 2 && p[0] == 0xC2 && p[1] < 0xA0);
+        if (ctl) {
+            if (n > 0 && out[n - 1] != ' ')
+                out[n++] = ' ';
+        } else if (l == 0) {
+            out[n++] = '?';
+        } else {
+            if (n + l + 4 > cap)
+                break;
+            memcpy(out + n, p, l);
+            n += l;
+        }
+        l = l ? l : 1;
+        p += l;
+        left -= l;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    if (*p && cap >= 4) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+}
+
+/* The provider's own explanation in an error answer: error.message, error (a string), message or
+ * detail (FastAPI's, in vLLM), else a non-HTML body. The key is redacted from the whole text
+ * before anything is cut. param gets error.param (or "") for the parameter fallback. */
+static void provider_message(const gm_llm_config *cfg, const gm_http_resp *resp, char *out, size_t cap,
+                             char *param, size_t pcap)
+{
+    out[0] = param[0] = '\0';
+    json_t *root = json_loadb(resp->body ? resp->body : "", resp->len, 0, NULL);
+    const json_t *e = json_object_get(root, "error"), *m = NULL;
+    if (json_is_object(e)) {
+        m = json_object_get(e, "message");
+        const char *pv = json_string_value(json_object_get(e, "param"));
+        if (pv)
+            sanitize_into(pv, param, pcap);
+    } else if (json_is_string(e)) {
+        m = e;
+    }
+    if (!json_is_string(m))
+        m = json_object_get(root, "message");
+    if (!json_is_string(m))
+        m = json_object_get(root, "detail");
+    if (!json_is_string(m) && json_is_array(m))
+        m = json_object_get(json_array_get(m, 0), "msg");
+    const char *text = json_string_value(m);
+    if (!text && !root && resp->body && resp->len > 0 && resp->body[0] != '<')
+        text = resp->body;
+    char *copy = text ? strdup(text) : NULL;
+    if (copy) {
+        gm_llm_redact(cfg, copy);
+        sanitize_into(copy, out, cap);
+        sodium_memzero(copy, strlen(copy));
+        free(copy);
+    }
+    json_decref(root);
+}
+
+/* A case-insensitive search. */
+static int mentions(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+enum { REFUSED_NONE, REFUSED_MAX_TOKENS, REFUSED_TEMPERATURE };
+
+/* Which parameter a 400 refuses as unsupported by the model (OpenAI's reasoning models:
+ * "Unsupported parameter: 'max_tokens' is not supported with this model. Use
+ * 'max_completion_tokens' instead.", "Unsupported value: 'temperature' does not support 0.2"). */
+static int refused_param(const char *param, const char *msg)
+{
+    int unsupported = mentions(msg, "unsupported") || mentions(msg, "not supported") ||
+                      mentions(msg, "does not support") || mentions(msg, "not allowed");
+    if (!unsupported)
+        return REFUSED_NONE;
+    if (!strcmp(param, "max_tokens") || (!param[0] && mentions(msg, "'max_tokens'")))
+        return REFUSED_MAX_TOKENS;
+    if (!strcmp(param, "temperature") || (!param[0] && mentions(msg, "temperature")))
+        return REFUSED_TEMPERATURE;
+    return REFUSED_NONE;
+}
+
+/* The credential header in sodium_malloc'd memory: Bearer, or Azure's api-key. */
+static char *auth_header(const gm_llm_config *cfg)
+{
+    const char *prefix = cfg->auth == GM_LLM_AUTH_API_KEY ? "api-key: " : "Authorization: Bearer ";
+    size_t pn = strlen(prefix), n = pn + cfg->api_key_len;
     char *h = sodium_malloc(n + 1);
     if (h) {
-        memcpy(h, prefix, sizeof prefix - 1);
-        memcpy(h + sizeof prefix - 1, cfg->api_key, cfg->api_key_len);
+        memcpy(h, prefix, pn);
+        memcpy(h + pn, cfg->api_key, cfg->api_key_len);
         h[n] = '\0';
     }
     return h;
 }
 
-static char *chat_body(const gm_llm_config *cfg, const char *user_prompt, gm_error *err)
+static char *chat_body(const gm_llm_config *cfg, const char *user_prompt, int tokens_param,
+                       int omit_temperature, gm_error *err)
 {
     json_t *user = json_string(user_prompt);
     if (!user) {
@@ -569,8 +791,12 @@ static char *chat_body(const gm_llm_config *cfg, const char *user_prompt, gm_err
         json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content",
                                               cfg->system_prompt));
     json_array_append_new(msgs, json_pack("{s:s, s:o}", "role", "user", "content", user));
-    json_t *body = json_pack("{s:s, s:o, s:i, s:f}", "model", cfg->model, "messages", msgs,
-                             "max_tokens", cfg->max_tokens, "temperature", cfg->temperature);
+    json_t *body = json_pack("{s:s, s:o}", "model", cfg->model, "messages", msgs);
+    if (body && tokens_param != GM_LLM_TOKENS_NONE)
+        json_object_set_new(body, tokens_param == GM_LLM_TOKENS_MAX_TOKENS ? "max_tokens" : "max_completion_tokens",
+                            json_integer(cfg->max_tokens));
+    if (body && !omit_temperature)
+        json_object_set_new(body, "temperature", json_real(cfg->temperature));
     /* 15 digits print the decimal the user wrote (0.2, not 0.20000000000000001). */
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(body);
@@ -579,11 +805,27 @@ static char *chat_body(const gm_llm_config *cfg, const char *user_prompt, gm_err
     return text;
 }
 
+void gm_llm_answer_free(gm_llm_answer *a)
+{
+    if (!a)
+        return;
+    if (a->text) {
+        sodium_memzero(a->text, a->len);
+        free(a->text);
+    }
+    memset(a, 0, sizeof *a);
+}
+
 int llm_parse_answer(const gm_llm_config *cfg, const char *shown_url, const gm_http_resp *resp,
-                     char **answer_out, gm_error *err)
+                     gm_llm_answer *answer, gm_error *err)
 {
     json_error_t jerr;
+    memset(answer, 0, sizeof *answer);
     json_t *root = json_loadb(resp->body, resp->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root && json_error_code(&jerr) == json_error_invalid_utf8)
+        return gm_error_set(err, GM_EPROTO,
+                            "LLM provider at %s returned HTTP %d with text that is not valid UTF-8 "
+                            "(byte offset %d)", shown_url, resp->status, jerr.position);
     if (!root || !json_is_object(root)) {
         json_decref(root);
         return gm_error_set(err, GM_EPROTO,
@@ -591,87 +833,180 @@ int llm_parse_answer(const gm_llm_config *cfg, const char *shown_url, const gm_h
                             "object", shown_url, resp->status);
     }
     int rc = 0;
-    json_t *choices = json_object_get(root, "choices");
-    json_t *msg = json_object_get(json_array_get(choices, 0), "message");
+    json_t *choice = json_array_get(json_object_get(root, "choices"), 0);
+    json_t *msg = json_object_get(choice, "message");
     json_t *content = json_object_get(msg, "content");
+    const char *finish = json_string_value(json_object_get(choice, "finish_reason"));
     if (json_object_get(root, "error")) {
-        rc = gm_error_set(err, GM_ENET, "LLM provider at %s reported an error in an HTTP %d answer",
-                          shown_url, resp->status);
-    } else if (!json_is_string(content)) {
+        char shown[240], param[64];
+        provider_message(cfg, resp, shown, sizeof shown, param, sizeof param);
+        rc = gm_error_set(err, GM_ENET, "LLM provider at %s reported an error in an HTTP %d answer: %s",
+                          shown_url, resp->status, shown[0] ? shown : "(no message)");
+    } else if (!json_is_object(msg) || !(json_is_string(content) || json_is_null(content))) {
         rc = gm_error_set(err, GM_EPROTO,
                           "LLM provider at %s answered without choices[0].message.content text",
                           shown_url);
-    } else if (strlen(json_string_value(content)) != json_string_length(content)) {
+    } else if (json_is_string(content) &&
+               strlen(json_string_value(content)) != json_string_length(content)) {
         rc = gm_error_set(err, GM_EPROTO, "LLM provider at %s answered text with NUL characters",
                           shown_url);
-    } else if (!(*answer_out = strdup(json_string_value(content)))) {
+    } else if (!(answer->text = strdup(json_is_string(content) ? json_string_value(content) : ""))) {
         rc = gm_error_set(err, GM_ENOMEM, "out of memory");
     } else {
-        gm_llm_redact(cfg, *answer_out);
+        gm_llm_redact(cfg, answer->text);
+        answer->len = strlen(answer->text);
+        if (finish)
+            sanitize_into(finish, answer->finish_reason, sizeof answer->finish_reason);
+        answer->truncated_by_provider = finish && (!strcmp(finish, "length") || !strcmp(finish, "max_tokens"));
     }
     json_decref(root);
     return rc;
 }
 
-int gm_llm_chat(const gm_llm_config *cfg, const char *user_prompt, char **answer_out,
+#define ATTEMPT_MIN_MS 200     /* no attempt is started with less time left than this */
+#define BACKOFF_FIRST_MS 250
+#define BACKOFF_MAX_MS 8000
+
+/* Exponential backoff with jitter: 250 ms, 500 ms, 1 s, ... (at most 8 s), each from 75% to 125%. */
+static long backoff_ms(int retry)
+{
+    long base = BACKOFF_FIRST_MS << (retry < 5 ? retry : 5);
+    if (base > BACKOFF_MAX_MS)
+        base = BACKOFF_MAX_MS;
+    return base * 3 / 4 + (long)randombytes_uniform((uint32_t)(base / 2 + 1));
+}
+
+/* <base_url>/chat/completions[?query], malloc'd. */
+static char *chat_url(const gm_llm_config *cfg)
+{
+    size_t ulen = strlen(cfg->base_url) + sizeof CHAT_PATH + (cfg->query ? strlen(cfg->query) + 1 : 0);
+    char *url = malloc(ulen);
+    if (url)
+        snprintf(url, ulen, "%s%s%s%s", cfg->base_url, CHAT_PATH, cfg->query ? "?" : "", cfg->query ? cfg->query : "");
+    return url;
+}
+
+/* One request's outcome: 0 with the answer, or an error in e; *retry_in_ms >= 0 when a retry may help. */
+static int chat_once(const gm_llm_config *cfg, const char *url, const gm_http_req *req, gm_llm_answer *answer,
+                     int *refused, long *retry_in_ms, int retries, gm_error *e)
+{
+    gm_http_resp resp;
+    *refused = REFUSED_NONE;
+    *retry_in_ms = -1;
+    int rc = gm_http_request(req, &resp, e);
+    if (rc) {
+        gm_llm_redact(cfg, e->msg);
+        gm_error_prefix(e, "LLM provider");
+        /* Refused, reset or closed early: the provider may be restarting or overloaded. */
+        if (rc == GM_ENET)
+            *retry_in_ms = backoff_ms(retries);
+        return rc;
+    }
+    if (resp.status >= 200 && resp.status <= 299) {
+        rc = llm_parse_answer(cfg, url, &resp, answer, e);
+    } else {
+        int code;
+        char shown[240], param[64];
+        const char *hint = status_hint(resp.status, &code, cfg->api_key != NULL);
+        provider_message(cfg, &resp, shown, sizeof shown, param, sizeof param);
+        rc = gm_error_set(e, code, "LLM provider at %s returned HTTP %d (%s)%s%s", url, resp.status, hint,
+                          shown[0] ? ": " : "", shown);
+        if (resp.status == 400)
+            *refused = refused_param(param, shown);
+        if (resp.status == 429 || resp.status == 408 || resp.status >= 500)
+            *retry_in_ms = resp.retry_after_ms >= 0 ? resp.retry_after_ms : backoff_ms(retries);
+    }
+    gm_http_resp_free(&resp);
+    return rc;
+}
+
+int gm_llm_chat(const gm_llm_config *cfg, const char *user_prompt, gm_llm_answer *answer,
                 gm_error *err)
 {
-    if (answer_out)
-        *answer_out = NULL;
-    if (!cfg || !cfg->model || !cfg->base_url || !user_prompt || !answer_out)
+    if (answer)
+        memset(answer, 0, sizeof *answer);
+    if (!cfg || !cfg->model || !cfg->base_url || !user_prompt || !answer)
         return gm_error_set(err, GM_EINVAL, "LLM chat needs a loaded configuration and a prompt");
 
-    size_t ulen = strlen(cfg->base_url) + sizeof CHAT_PATH;
-    char *url = malloc(ulen);
+    char *url = chat_url(cfg);
     if (!url)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
-    snprintf(url, ulen, "%s%s", cfg->base_url, CHAT_PATH);
-
-    char *body = chat_body(cfg, user_prompt, err);
-    if (!body) {
-        free(url);
-        return err ? err->code : GM_EINVAL;
-    }
-
     char *auth = NULL;
     const char *headers[3] = { "Content-Type: application/json", "Accept: application/json" };
     size_t n_headers = 2;
     if (cfg->api_key) {
-        if (!(auth = bearer_header(cfg))) {
+        if (!(auth = auth_header(cfg))) {
             free(url);
-            free(body);
             return gm_error_set(err, GM_ENOMEM, "out of memory");
         }
         headers[n_headers++] = auth;
     }
 
-    gm_http_req req = {
-        .method = "POST", .url = url, .headers = headers, .n_headers = n_headers,
-        .body = body, .body_len = strlen(body), .timeout_ms = cfg->timeout_ms,
-        .max_response = cfg->max_response,
-    };
-    gm_http_resp resp;
-    int rc = gm_http_request(&req, &resp, err);
+    long budget = cfg->timeout_ms > 0 ? cfg->timeout_ms : GM_LLM_DEFAULT_TIMEOUT_MS;
+    int64_t deadline = gm_mono_ms() + budget;
+    int tokens_param = cfg->max_tokens_param, omit_temperature = cfg->omit_temperature;
+    int retries = 0, attempts = 0, rc;
+    gm_error e = { 0 };
+    for (;;) {
+        int64_t left = deadline - gm_mono_ms();
+        if (attempts > 0 && left < ATTEMPT_MIN_MS) {
+            rc = gm_error_set(&e, GM_ETIMEOUT, "LLM provider at %s: no answer within %ld ms", url, budget);
+            break;
+        }
+        char *body = chat_body(cfg, user_prompt, tokens_param, omit_temperature, &e);
+        if (!body) {
+            rc = e.code;
+            break;
+        }
+        gm_http_req req = {
+            .method = "POST", .url = url, .headers = headers, .n_headers = n_headers,
+            .body = body, .body_len = strlen(body), .timeout_ms = left > 1 ? (long)left : 1,
+            .max_response = cfg->max_response,
+        };
+        int refused;
+        long wait_ms;
+        attempts++;
+        rc = chat_once(cfg, url, &req, answer, &refused, &wait_ms, retries, &e);
+        free(body);
+        if (rc == 0)
+            break;
+        /* A model that refuses a parameter: once per parameter, without it. */
+        if (refused == REFUSED_MAX_TOKENS && tokens_param != GM_LLM_TOKENS_NONE) {
+            tokens_param = tokens_param == GM_LLM_TOKENS_MAX_TOKENS && mentions(e.msg, "max_completion_tokens")
+                               ? GM_LLM_TOKENS_MAX_COMPLETION_TOKENS
+                               : GM_LLM_TOKENS_NONE;
+            continue;
+        }
+        if (refused == REFUSED_TEMPERATURE && !omit_temperature) {
+            omit_temperature = 1;
+            continue;
+        }
+        if (wait_ms < 0)
+            break;
+        if (retries >= cfg->max_retries) {
+            if (retries > 0)
+                gm_error_prefix(&e, "gave up after %d attempts", attempts);
+            break;
+        }
+        left = deadline - gm_mono_ms();
+        if (wait_ms + ATTEMPT_MIN_MS > left) {
+            gm_error_prefix(&e, "not retried: waiting %ld ms would pass the deadline (%ld ms left)", wait_ms,
+                            (long)(left > 0 ? left : 0));
+            break;
+        }
+        gm_sleep_ms(wait_ms);
+        retries++;
+    }
     if (auth)
         sodium_free(auth);
-    free(body);
-
-    if (rc) {
-        if (err) {
-            gm_llm_redact(cfg, err->msg);
-            gm_error_prefix(err, "LLM provider");
-        }
-    } else if (resp.status < 200 || resp.status > 299) {
-        int code;
-        const char *hint = status_hint(resp.status, &code, cfg->api_key != NULL);
-        rc = gm_error_set(err, code, "LLM provider at %s returned HTTP %d (%s)", url, resp.status,
-                          hint);
-    } else {
-        rc = llm_parse_answer(cfg, url, &resp, answer_out, err);
-    }
-    if (rc && err)
-        gm_llm_redact(cfg, err->msg);
-    gm_http_resp_free(&resp);
     free(url);
+    if (rc) {
+        gm_llm_answer_free(answer);
+        gm_llm_redact(cfg, e.msg);
+        if (err)
+            *err = e;
+    } else {
+        answer->attempts = attempts;
+    }
     return rc;
 }

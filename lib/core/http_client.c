@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -32,6 +33,7 @@ struct body_sink {
 
 struct header_sink {
     char *etag;
+    long retry_after_ms;
 };
 
 /* The URL as shown in messages: any user:password@ removed, long ones shortened. */
@@ -91,6 +93,51 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Month of an IMF-fixdate ("Jan".."Dec"), 0..11, or -1. */
+static int month_of(const char *m)
+{
+    static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    for (int i = 0; i < 12; i++)
+        if (strncmp(m, names + 3 * i, 3) == 0)
+            return i;
+    return -1;
+}
+
+/* Retry-After value: delta-seconds or an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT");
+ * in_ms for the non-standard retry-after-ms header. Returns ms (capped) or -1. */
+static long parse_retry_after(const char *v, size_t n, int in_ms)
+{
+    char s[64];
+    if (n == 0 || n >= sizeof s)
+        return -1;
+    memcpy(s, v, n);
+    s[n] = '\0';
+    if (strspn(s, "0123456789") == n) {
+        if (n > 9)
+            return GM_HTTP_RETRY_AFTER_MAX_MS;
+        long x = strtol(s, NULL, 10);
+        long ms = in_ms ? x : x * 1000;
+        return ms > GM_HTTP_RETRY_AFTER_MAX_MS ? GM_HTTP_RETRY_AFTER_MAX_MS : ms;
+    }
+    if (in_ms)
+        return -1;
+    struct tm tm = {0};
+    char mon[4] = "", tail;
+    int consumed = 0;
+    if (sscanf(s, "%*3[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n%c", &tm.tm_mday, mon, &tm.tm_year, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &consumed, &tail) != 6 || consumed != (int)n ||
+        (tm.tm_mon = month_of(mon)) < 0)
+        return -1;
+    tm.tm_year -= 1900;
+    time_t at = timegm(&tm), now = time(NULL);
+    if (at == (time_t)-1)
+        return -1;
+    if (at <= now)
+        return 0;
+    double ms = difftime(at, now) * 1000;
+    return ms > GM_HTTP_RETRY_AFTER_MAX_MS ? GM_HTTP_RETRY_AFTER_MAX_MS : (long)ms;
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct header_sink *h = ud;
@@ -99,6 +146,19 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         free(h->etag);
         h->etag = NULL;
+        h->retry_after_ms = -1;
+    } else if ((n > 12 && strncasecmp(data, "retry-after:", 12) == 0) ||
+               (n > 15 && strncasecmp(data, "retry-after-ms:", 15) == 0)) {
+        int in_ms = data[11] != ':';
+        const char *v = data + (in_ms ? 15 : 12), *end = data + n;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        long ms = parse_retry_after(v, (size_t)(end - v), in_ms);
+        /* retry-after-ms is the more precise of the two when both are sent. */
+        if (ms >= 0 && (in_ms || h->retry_after_ms < 0))
+            h->retry_after_ms = ms;
     } else if (n > 5 && strncasecmp(data, "etag:", 5) == 0) {
         const char *v = data + 5, *end = data + n;
         while (v < end && (*v == ' ' || *v == '\t'))
@@ -289,7 +349,7 @@ int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err)
     }
 
     struct body_sink sink = { .max = max };
-    struct header_sink hs = { 0 };
+    struct header_sink hs = { .retry_after_ms = -1 };
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
 
@@ -346,6 +406,7 @@ int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err)
             resp->body = sink.buf;
             resp->len = sink.len;
             resp->etag = hs.etag;
+            resp->retry_after_ms = hs.retry_after_ms;
             sink.buf = NULL;
             hs.etag = NULL;
         }

@@ -1,16 +1,28 @@
-/* repo.summary: describes a repository from a JSON fixture (name, description, highlights,
- * files), so the demo and the tests have a deterministic, offline knowledge source. */
+/* gm-agent-repo: serves repo.summary, describing a repository from a JSON fixture (name,
+ * description, highlights, files), so the demo and the tests have a deterministic, offline
+ * knowledge source. Input {"question"}; output {"repo","summary","source","files"}. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gm/agent.h"
+#include "agent_cli.h"
 #include "gm/util.h"
 
 #define FIXTURE_MAX (256 * 1024)
 #define SUMMARY_MAX 4096
 
-int gm_agent_repo_load(gm_agent_repo *r, const char *path, gm_error *err)
+struct repo {
+    json_t *fixture;
+    char name[128];
+};
+
+static void repo_free(struct repo *r)
+{
+    json_decref(r->fixture);
+    memset(r, 0, sizeof *r);
+}
+
+static int repo_load(struct repo *r, const char *path, gm_error *err)
 {
     char *text;
     size_t len;
@@ -26,16 +38,16 @@ int gm_agent_repo_load(gm_agent_repo *r, const char *path, gm_error *err)
     const char *name = json_string_value(json_object_get(r->fixture, "name"));
     const char *desc = json_string_value(json_object_get(r->fixture, "description"));
     if (!json_is_object(r->fixture) || !name || !desc) {
-        gm_agent_repo_free(r);
+        repo_free(r);
         return gm_error_set(err, GM_EFORMAT, "repo fixture %s needs string \"name\" and \"description\"", path);
     }
     snprintf(r->name, sizeof r->name, "%s", name);
     return 0;
 }
 
-int gm_agent_repo_handle(void *user, const gm_agent_call_in *in, json_t **output, gm_error *err)
+static int repo_handle(void *user, const gm_agent_call_in *in, json_t **output, gm_error *err)
 {
-    gm_agent_repo *r = user;
+    struct repo *r = user;
     const json_t *input = in->req->input;
     if (!json_is_object(input))
         return gm_error_set(err, GM_EINVAL, "repo.summary expects an object input, e.g. {\"question\": \"...\"}");
@@ -65,10 +77,39 @@ int gm_agent_repo_handle(void *user, const gm_agent_call_in *in, json_t **output
     return 0;
 }
 
-void gm_agent_repo_free(gm_agent_repo *r)
+int main(int argc, char **argv)
 {
-    if (r && r->fixture)
-        json_decref(r->fixture);
-    if (r)
-        memset(r, 0, sizeof *r);
+    struct agent_cli c = {
+        .log_format = -1,
+        .log_level = GM_LOG_INFO,
+        .program = "gm-agent-repo",
+        .capability = "repo.summary",
+        .usage = "usage: gm-agent-repo --dir D --agent-id ID --fixture FILE [options]\n"
+                 "Serves repo.summary from a JSON fixture {\"name\",\"description\",\"highlights\",\"files\"}\n"
+                 "(see examples/repo-a.json) through the node running at D.\n"
+                 "  --fixture FILE     the repository description (required)\n" AGENT_CLI_COMMON_USAGE,
+    };
+    static const struct option opts[] = {{"fixture", required_argument, NULL, 'f'}, AGENT_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    const char *fixture = NULL;
+    int opt, rc;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == 'f')
+            fixture = optarg;
+        else if ((rc = agent_cli_option(&c, opt, optarg)) != 0)
+            return rc == 1 ? 0 : 2;
+    }
+    if (optind < argc)
+        return agent_cli_usage(&c, "unexpected argument '%s'", argv[optind]);
+    if ((rc = agent_cli_check(&c)) != 0)
+        return rc;
+    if (!fixture)
+        return agent_cli_usage(&c, "--fixture FILE is required (see examples/repo-a.json)");
+    struct repo r;
+    gm_error err = {0};
+    if (repo_load(&r, fixture, &err) != 0)
+        return agent_cli_fail(&c, "fixture", &err);
+    rc = agent_cli_serve(&c, repo_handle, &r, &err) != 0 ? agent_cli_fail(&c, "serving", &err) : 0;
+    repo_free(&r);
+    return rc;
 }

@@ -1,0 +1,153 @@
+/* The shared part of the shipped agents' programs: common options, the JSON-lines log, signals,
+ * and the provider loop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent_cli.h"
+#include "gm/gmtime.h"
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+int agent_cli_usage(const struct agent_cli *c, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", c->program);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see %s --help)\n", c->program);
+    return 2;
+}
+
+int agent_cli_fail(const struct agent_cli *c, const char *what, const gm_error *err)
+{
+    fprintf(stderr, "%s: %s: %s\n", c->program, what, err->msg);
+    return 1;
+}
+
+int agent_cli_long(const struct agent_cli *c, const char *name, const char *val, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (val[0] < '0' || val[0] > '9' || *end || errno || v < min || v > max)
+        return agent_cli_usage(c, "--%s must be a whole number from %ld to %ld, got '%s'", name, min, max, val);
+    *out = v;
+    return 0;
+}
+
+int agent_cli_option(struct agent_cli *c, int opt, const char *val)
+{
+    long v;
+    switch (opt) {
+    case AGENT_OPT_DIR: c->dir = val; return 0;
+    case AGENT_OPT_NA: c->na = val; return 0;
+    case AGENT_OPT_AGENT_ID: c->agent_id = val; return 0;
+    case AGENT_OPT_LOG: c->log_path = val; return 0;
+    case AGENT_OPT_CAPABILITY: {
+        char n[GM_AGENT_CAP_MAX + 1];
+        gm_error e = {0};
+        if (gm_agent_cap_normalize(val, n, &e) != 0)
+            return agent_cli_usage(c, "--capability: %s", e.msg);
+        if (strcmp(n, c->capability) != 0)
+            return agent_cli_usage(c, "serves %s, not %s", c->capability, n);
+        return 0;
+    }
+    case AGENT_OPT_TTL:
+        if (agent_cli_long(c, "ttl", val, 1, GM_AGENT_TTL_MAX_S, &v) != 0)
+            return 2;
+        c->ttl_s = (int)v;
+        return 0;
+    case AGENT_OPT_FAULT:
+        if (strcmp(val, "silent") && strcmp(val, "garbage") && strcmp(val, "forge") && strcmp(val, "uncertified"))
+            return agent_cli_usage(c, "--fault is silent, garbage, forge or uncertified");
+        c->fault = val;
+        return 0;
+    case AGENT_OPT_LOG_FORMAT:
+        if (strcmp(val, "json") && strcmp(val, "text"))
+            return agent_cli_usage(c, "--log-format is json or text, got '%s'", val);
+        c->log_format = !strcmp(val, "json") ? GM_LOG_FORMAT_JSON : GM_LOG_FORMAT_TEXT;
+        return 0;
+    case AGENT_OPT_LOG_LEVEL:
+        if (gm_log_level_parse(val, &c->log_level) != 0)
+            return agent_cli_usage(c, "--log-level is debug, info, warn or error, got '%s'", val);
+        return 0;
+    case AGENT_OPT_HELP:
+        fputs(c->usage, stdout);
+        return 1;
+    case '?':
+        return 2; /* getopt_long has said what is wrong */
+    default:
+        return -1;
+    }
+}
+
+int agent_cli_check(struct agent_cli *c)
+{
+    if (!c->agent_id)
+        return agent_cli_usage(c, "--agent-id is required");
+    if (!gm_agent_id_valid(c->agent_id))
+        return agent_cli_usage(c, "--agent-id must be 1..%d characters of [A-Za-z0-9._-]", GM_AGENT_ID_MAX);
+    if (!c->dir) {
+        const char *e = getenv("GM_DIR");
+        c->dir = e && *e ? e : ".";
+    }
+    return 0;
+}
+
+/* The provider's user pointer: the agent's handler and its argument. */
+struct serve_user {
+    gm_agent_handler handler;
+    void *handler_user;
+};
+
+static int serve_handler(void *user, const gm_agent_call_in *in, json_t **output, gm_error *err)
+{
+    struct serve_user *u = user;
+    return u->handler(u->handler_user, in, output, err);
+}
+
+int agent_cli_serve(const struct agent_cli *c, gm_agent_handler handler, void *user, gm_error *err)
+{
+    struct serve_user u = {.handler = handler, .handler_user = user};
+    gm_log_file log = {.f = stderr};
+    if (c->log_path && !(log.f = fopen(c->log_path, "a")))
+        return gm_error_set(err, GM_EIO, "cannot open log file %s: %s", c->log_path, strerror(errno));
+    log.format = c->log_format >= 0 ? (gm_log_format)c->log_format
+                 : isatty(fileno(log.f)) ? GM_LOG_FORMAT_TEXT : GM_LOG_FORMAT_JSON;
+    gm_log_set_level(c->log_level);
+    gm_log_set_handler(gm_log_file_write, &log);
+    gm_agent_provider p = {0};
+    int rc = gm_agent_ctx_open(&p.ctx, c->dir, c->na, err);
+    if (rc == 0) {
+        snprintf(p.ctx.agent_id, sizeof p.ctx.agent_id, "%s", c->agent_id);
+        p.capability = c->capability;
+        p.handler = serve_handler;
+        p.user = &u;
+        p.ttl_s = c->ttl_s > 0 ? c->ttl_s : 600;
+        p.stop = &g_stop;
+        p.fault = c->fault;
+        struct sigaction sa = {0};
+        sa.sa_handler = on_signal;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        rc = gm_agent_provider_run(&p, err);
+        gm_agent_ctx_close(&p.ctx);
+    }
+    gm_log_set_handler(NULL, NULL);
+    if (log.f != stderr)
+        fclose(log.f);
+    return rc;
+}

@@ -1,0 +1,72 @@
+/* What the shipped agents share: the common options of `gm-agent-* --dir D --agent-id ID`, one
+ * JSON-lines log, signal handling, and running the provider loop (gm_agent_provider_run) with
+ * the agent's handler. Only the public API (include/gm/) is used, as by any user's agent. */
+#ifndef GM_AGENTS_AGENT_CLI_H
+#define GM_AGENTS_AGENT_CLI_H
+
+#include <getopt.h>
+
+#include "gm/agent.h"
+#include "gm/log.h"
+
+/* Option codes of the common options; an agent's own options use codes below 256. */
+enum {
+    AGENT_OPT_DIR = 1000,
+    AGENT_OPT_NA,
+    AGENT_OPT_AGENT_ID,
+    AGENT_OPT_CAPABILITY,
+    AGENT_OPT_TTL,
+    AGENT_OPT_LOG,
+    AGENT_OPT_FAULT,
+    AGENT_OPT_HELP,
+    AGENT_OPT_LOG_FORMAT,
+    AGENT_OPT_LOG_LEVEL,
+};
+
+#define AGENT_CLI_COMMON_OPTIONS                                                                        \
+    {"dir", required_argument, NULL, AGENT_OPT_DIR}, {"na", required_argument, NULL, AGENT_OPT_NA},     \
+        {"agent-id", required_argument, NULL, AGENT_OPT_AGENT_ID},                                      \
+        {"capability", required_argument, NULL, AGENT_OPT_CAPABILITY},                                  \
+        {"ttl", required_argument, NULL, AGENT_OPT_TTL}, {"log", required_argument, NULL, AGENT_OPT_LOG}, \
+        {"fault", required_argument, NULL, AGENT_OPT_FAULT}, {"help", no_argument, NULL, AGENT_OPT_HELP}, \
+        {"log-format", required_argument, NULL, AGENT_OPT_LOG_FORMAT},                                  \
+        {"log-level", required_argument, NULL, AGENT_OPT_LOG_LEVEL}
+
+#define AGENT_CLI_COMMON_USAGE                                                                         \
+    "  --dir D            the node directory (default $GM_DIR or .); its node must be running\n"     \
+    "  --agent-id ID      1..64 characters of [A-Za-z0-9._-] (required)\n"                             \
+    "  --na URL           the NA (default: na_url of D/node.json)\n"                                   \
+    "  --ttl SECONDS      descriptor lifetime, 1..3600 (default 600), refreshed at 2/3 of it\n"        \
+    "  --log FILE         append the log to FILE (default stderr)\n"                                   \
+    "  --log-format F     json (one object per line) or text (default: text on a terminal, else json)\n" \
+    "  --log-level L      debug, info, warn or error (default info)\n"                                 \
+    "  --fault KIND       misbehave on purpose, for tests: silent, garbage, forge or uncertified\n"
+
+struct agent_cli {
+    const char *program;    /* "gm-agent-repo" */
+    const char *capability; /* what the program serves, normalised: "repo.summary" */
+    const char *usage;      /* the whole --help text */
+    const char *dir, *na, *agent_id, *log_path, *fault;
+    int log_format;         /* -1: by whether the log is a terminal */
+    gm_log_level log_level;
+    int ttl_s;
+};
+
+/* Handle a common option (opt from getopt_long, val its argument). Returns 0 when handled,
+ * 1 after printing --help (exit 0), 2 after printing a usage error (exit 2), -1 when opt is
+ * not a common option. */
+int agent_cli_option(struct agent_cli *c, int opt, const char *val);
+/* Print "<program>: <message>" to stderr as a usage error; returns exit code 2. */
+int agent_cli_usage(const struct agent_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "<program>: <what>: <err->msg>" to stderr; returns exit code 1. */
+int agent_cli_fail(const struct agent_cli *c, const char *what, const gm_error *err);
+/* Strict decimal in [min, max] for option name; 0, or a usage error printed (returns 2). */
+int agent_cli_long(const struct agent_cli *c, const char *name, const char *val, long min, long max, long *out);
+/* After the options: --agent-id given and valid, --capability (if given) is this program's.
+ * Returns 0, or 2 after printing a usage error. */
+int agent_cli_check(struct agent_cli *c);
+/* Open the node directory and serve handler until SIGTERM/SIGINT, logging (gm/log.h) to --log.
+ * Returns 0, or the error code with err filled (the caller redacts and prints it). */
+int agent_cli_serve(const struct agent_cli *c, gm_agent_handler handler, void *user, gm_error *err);
+
+#endif
