@@ -142,9 +142,10 @@ static int agent_run(const cli_args *a)
         return cli_usage("agent run: --agent-id and --capability are required");
     if (!gm_agent_id_valid(id))
         return cli_usage("agent run: --agent-id must be 1..%d characters of [A-Za-z0-9._-]", GM_AGENT_ID_MAX);
-    if (fault && strcmp(fault, "silent") && strcmp(fault, "garbage") && strcmp(fault, "forge") &&
-        strcmp(fault, "uncertified"))
-        return cli_usage("agent run: --fault is silent, garbage, forge or uncertified");
+    static const char *const faults[] = {"silent", "garbage", "forge", "uncertified", NULL};
+    int kind;
+    if (fault && cli_parse_choice(a->path, "fault", fault, faults, &kind))
+        return 2;
     gm_error err = {0};
     char ncap[GM_AGENT_CAP_MAX + 1];
     if (gm_agent_cap_normalize(cap, ncap, &err) != 0)
@@ -180,7 +181,7 @@ static int agent_run(const cli_args *a)
             goto out;
         }
         if (sub_timeout)
-            planner.sub_timeout_ms = sub_timeout;
+            planner.sub_timeout_ms = (long)sub_timeout;
         u.handler = gm_agent_planner_handle;
         u.handler_user = &planner;
     } else {
