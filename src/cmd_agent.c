@@ -124,12 +124,19 @@ static const struct {
 
 static int agent_run(const cli_args *a)
 {
-    const char *cap = cli_str(a, "capability", NULL);
+    const char *cap = cli_str(a, "capability", NULL), *id = cli_str(a, "agent-id", NULL),
+               *fault = cli_str(a, "fault", NULL);
     long long ttl, sub_timeout;
     if (cli_int(a, "ttl", 1, GM_AGENT_TTL_MAX_S, 600, &ttl) || cli_int(a, "sub-timeout-ms", 1, 3600000, 0, &sub_timeout))
         return 2;
-    if (!cap || !cli_str(a, "agent-id", NULL))
+    if (!cap || !id)
         return cli_usage("agent run: --agent-id and --capability are required");
+    if (!gm_agent_id_valid(id))
+        return cli_usage("agent run: --agent-id must be 1..%d characters of [A-Za-z0-9._-]", GM_AGENT_ID_MAX);
+    static const char *const faults[] = {"silent", "garbage", "forge", "uncertified", NULL};
+    int kind;
+    if (fault && cli_parse_choice(a->path, "fault", fault, faults, &kind))
+        return 2;
     gm_error err = {0};
     char ncap[GM_AGENT_CAP_MAX + 1];
     if (gm_agent_cap_normalize(cap, ncap, &err) != 0)

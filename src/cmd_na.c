@@ -14,7 +14,7 @@
 #include "gm/reqsig.h"
 #include "gm/util.h"
 
-static int na_serve(const char *dir, const char *listen, const char *port_file, int quiet)
+static int na_serve(const char *dir, const char *listen, const char *port_file)
 {
     gm_error err = {0};
     gm_na_config cfg;
@@ -42,13 +42,11 @@ static int na_serve(const char *dir, const char *listen, const char *port_file, 
             return cli_fail("na start: writing the port file", &err);
         }
     }
-    if (!quiet)
-        fprintf(stderr, "genesis-mesh: NA '%s' serving on port %u (Ctrl-C to stop)\n", cfg.network_name,
-                (unsigned)gm_na_port(na));
+    gm_log(GM_LOG_INFO, "na", "NA '%s' serving on port %u (Ctrl-C to stop)", cfg.network_name,
+           (unsigned)gm_na_port(na));
     int sig = 0;
     sigwait(&set, &sig);
-    if (!quiet)
-        fprintf(stderr, "genesis-mesh: NA stopping (signal %d)\n", sig);
+    gm_log(GM_LOG_INFO, "na", "NA stopping (signal %d)", sig);
     gm_na_free(na);
     return 0;
 }
@@ -60,7 +58,7 @@ static int na_start(const cli_args *a)
     int quiet = cli_has(a, "quiet"), rc;
     if (!quiet && (rc = cli_log_open(a, NULL)) != 0)
         return rc;
-    rc = na_serve(dir, listen, port_file, quiet);
+    rc = na_serve(dir, listen, port_file);
     cli_log_close();
     return rc;
 }

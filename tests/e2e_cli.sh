@@ -94,8 +94,6 @@ python3 - "$T/na.log" <<'PY' || fail "the NA log is not the one JSON-lines shape
 import json, sys
 n = 0
 for line in open(sys.argv[1]):
-    if not line.startswith("{"):
-        continue  # the program's own startup line
     r = json.loads(line)
     assert list(r)[:4] == ["ts", "level", "component", "msg"], r
     assert r["level"] in ("debug", "info", "warn", "error") and r["component"] == "na", r
@@ -125,6 +123,8 @@ wait_until 30 "the NA answers /health" curl -sf "$NA_URL/health"
 na_stop
 grep -Eq '^[0-9T:.-]+Z info  na: [0-9a-f-]+ GET /health -> 200' "$T/na-text.log" || fail "no text record: $(cat "$T/na-text.log")"
 ! grep -q '^{' "$T/na-text.log" || fail "JSON in the text log"
+grep -q "info  na: NA 'E2ENA' serving on port" "$T/na-text.log" || fail "the program's own records are not in the log"
+[ ! -s "$T/na2.out" ] || fail "the NA wrote to stderr despite --log: $(cat "$T/na2.out")"
 pass "the NA log: JSON lines by default, text with --log-format text, --log FILE, --log-level filters"
 
 echo "PASS: e2e_cli ($PASSED checks)"

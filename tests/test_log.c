@@ -96,7 +96,7 @@ static void test_log_escapes_control_characters(void **state)
 {
     (void)state;
     gm_log_event(GM_LOG_INFO, "agent", "evil", json_pack("{s:s}", "from", "x\x1b]0;owned\x07"),
-                 "line1\nline2\x1b[31m\r \xc2\x9b");
+                 "line1\nline2\x1b[31m\r \xc2\x9b\x7f");
     gm_log(GM_LOG_INFO, "na", "bad utf-8 \xff\xfe end");
     assert_int_equal(cap.n, 2);
     for (size_t i = 0; i < cap.n; i++)
@@ -107,9 +107,9 @@ static void test_log_escapes_control_characters(void **state)
             assert_true(*p >= 0x20 && *p != 0x7f && !(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f));
     json_t *o = json_loads(cap.json[0], 0, NULL);
     assert_non_null(o);
-    assert_string_equal(json_string_value(json_object_get(o, "msg")), "line1\nline2\x1b[31m\r \xc2\x9b");
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "line1\nline2\x1b[31m\r \xc2\x9b\x7f");
     json_decref(o);
-    assert_non_null(strstr(cap.text[0], "line1\\x0aline2\\x1b[31m\\x0d \\x9b"));
+    assert_non_null(strstr(cap.text[0], "line1\\x0aline2\\x1b[31m\\x0d \\x9b\\x7f"));
     assert_non_null(strstr(cap.text[0], "from=x\\x1b]0;owned\\x07"));
     o = json_loads(cap.json[1], 0, NULL); /* invalid UTF-8 still gives valid JSON */
     assert_non_null(o);

@@ -166,7 +166,21 @@ static char *format_json(const gm_log_record *rec)
     /* ASCII only: no raw C1 control can reach a terminal that shows the file */
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     json_decref(o);
-    return line;
+    if (!line || !strchr(line, 0x7f))
+        return line;
+    /* jansson leaves DEL raw; outside strings a JSON text has none, so escape every one */
+    gm_buf b = {0};
+    for (const char *p = line; *p; p++)
+        if (*p == 0x7f)
+            gm_buf_append(&b, "\\u007f", 6);
+        else
+            gm_buf_append(&b, p, 1);
+    free(line);
+    if (b.oom) {
+        gm_buf_free(&b);
+        return NULL;
+    }
+    return b.p;
 }
 
 static char *format_text(const gm_log_record *rec)
