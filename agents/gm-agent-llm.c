@@ -43,10 +43,6 @@ static int llm_handle(void *user, const gm_agent_call_in *in, json_t **output, g
         return gm_error_set(err, GM_EPROTO, "the LLM answer is not UTF-8");
     }
     size_t kept, total;
-    if ((rc = gm_agent_output_fit(*output, "text", &kept, &total, err)) != 0) {
-        gm_llm_answer_free(&a);
-        return rc;
-    }
     char note[160] = "";
     if (a.len == 0) {
         json_object_set_new(*output, "empty", json_true());
@@ -56,8 +52,13 @@ static int llm_handle(void *user, const gm_agent_call_in *in, json_t **output, g
         snprintf(note, sizeof note, "; TRUNCATED: the model stopped at its token limit (finish_reason %.31s)",
                  a.finish_reason);
     }
+    if ((rc = gm_agent_output_fit(*output, "text", &kept, &total, err)) != 0) {
+        json_decref(*output);
+        *output = NULL;
+        gm_llm_answer_free(&a);
+        return rc;
+    }
     if (kept < total) {
-        json_object_set_new(*output, "truncated", json_string("size"));
         size_t n = strlen(note);
         snprintf(note + n, sizeof note - n, "; TRUNCATED to %zu of %zu bytes to fit the answer envelope", kept, total);
     }

@@ -124,16 +124,19 @@ static int planner_handle(void *user, const gm_agent_call_in *in, json_t **outpu
                         "sources", "capability", "repo.summary", "agent", repo_agent, "capability", "llm.chat",
                         "agent", llm_agent);
     const json_t *empty = json_object_get(lr.output, "empty"), *trunc = json_object_get(lr.output, "truncated");
-    size_t kept = 0, total = 0;
+    size_t kept, total;
     if (*output && json_is_true(empty))
         json_object_set_new(*output, "empty", json_true());
     if (*output && json_is_string(trunc))
         json_object_set_new(*output, "truncated", json_string(json_string_value(trunc)));
-    if (*output && gm_agent_output_fit(*output, "answer", &kept, &total, &e) == 0 && kept < total)
-        json_object_set_new(*output, "truncated", json_string("size"));
-    snprintf(in->detail, GM_AGENT_DETAIL_MAX + 1, "answered from repo.summary (%s) and llm.chat (%s)%s%s", repo_agent,
-             llm_agent, json_is_true(empty) ? "; EMPTY answer from llm.chat" : "",
-             json_string_value(json_object_get(*output, "truncated")) ? "; TRUNCATED answer" : "");
+    if (*output && gm_agent_output_fit(*output, "answer", &kept, &total, &e) != 0) {
+        json_decref(*output);
+        *output = NULL;
+    }
+    const char *cut = json_string_value(json_object_get(*output, "truncated"));
+    snprintf(in->detail, GM_AGENT_DETAIL_MAX + 1, "answered from repo.summary (%s) and llm.chat (%s)%s%s%s", repo_agent,
+             llm_agent, json_is_true(empty) ? "; EMPTY answer from llm.chat" : "", cut ? "; TRUNCATED answer: " : "",
+             cut ? cut : "");
     gm_agent_response_free(&rr);
     gm_agent_response_free(&lr);
     return *output ? 0 : gm_error_set(err, GM_EINTERNAL, "cannot build the planner answer");

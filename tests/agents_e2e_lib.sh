@@ -13,6 +13,16 @@ mock_start() {
     export LLM_MODEL=gm-mock-model LLM_BASE_URL="http://127.0.0.1:$(tr -d '[:space:]' <"$E2E_TMP/mock.port")/v1"
 }
 
+# wait_full_mesh NODE...: every listed node routes to every other one.
+wait_full_mesh() {
+    local n m
+    for n in "$@"; do
+        for m in "$@"; do
+            [ "$n" = "$m" ] || wait_until "$E2E_TIMEOUT" "$n routes to $m" has_route "$n" "$(node_key "$m")"
+        done
+    done
+}
+
 # agent_listed ID: the NA lists agent ID.
 agent_listed() { gm agents --na "$E2E_NA_URL" --json | json_ok 'any(r["descriptor"]["agent_id"] == a[0] for r in d)' "$1"; }
 agent_unlisted() { gm agents --na "$E2E_NA_URL" --json | json_ok 'all(r["descriptor"]["agent_id"] != a[0] for r in d)' "$1"; }

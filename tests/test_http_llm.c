@@ -155,7 +155,7 @@ static int dead_port(void)
 
 static const char *const llm_vars[] = {
     "LLM_MODEL", "LLM_API_KEY", "LLM_BASE_URL", "LLM_MAX_TOKENS", "LLM_TEMPERATURE",
-    "LLM_SYSTEM_PROMPT",
+    "LLM_SYSTEM_PROMPT", "LLM_MAX_TOKENS_PARAM", "LLM_API_VERSION", "LLM_AUTH", "LLM_MAX_RETRIES",
 };
 
 static void clear_llm_env(void)
@@ -1008,6 +1008,334 @@ static void test_llm_redact_replaces_every_occurrence(void **state)
     clear_llm_env();
 }
 
+/* ---------- real providers' habits (issue 13): retries, fallbacks, Azure, marks ---------- */
+
+/* A one-shot raw server answering status_line_and_headers with body; returns resp of a GET. */
+static void raw_get(const char *response, gm_http_resp *resp)
+{
+    struct raw_server rs;
+    raw_server_start(&rs, response, 0);
+    char url[128];
+    gm_error err = { 0 };
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", rs.port);
+    gm_http_req req = { .url = url };
+    assert_int_equal(gm_http_request(&req, resp, &err), 0);
+    raw_server_stop(&rs);
+}
+
+static void test_http_reads_retry_after(void **state)
+{
+    (void)state;
+    gm_http_resp resp;
+    raw_get("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", &resp);
+    assert_int_equal(resp.status, 429);
+    assert_int_equal(resp.retry_after_ms, 7000);
+    gm_http_resp_free(&resp);
+    /* retry-after-ms (sent by OpenAI) is the more precise one */
+    raw_get("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nretry-after-ms: 1500\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n", &resp);
+    assert_int_equal(resp.retry_after_ms, 1500);
+    gm_http_resp_free(&resp);
+    /* an HTTP-date in the past means now */
+    raw_get("HTTP/1.1 503 Service Unavailable\r\nRetry-After: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n", &resp);
+    assert_int_equal(resp.retry_after_ms, 0);
+    gm_http_resp_free(&resp);
+    /* unusable values and no header: -1 */
+    raw_get("HTTP/1.1 503 Service Unavailable\r\nRetry-After: soon\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            &resp);
+    assert_int_equal(resp.retry_after_ms, -1);
+    gm_http_resp_free(&resp);
+    raw_get("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 99999999999999\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n", &resp);
+    assert_int_equal(resp.retry_after_ms, GM_HTTP_RETRY_AFTER_MAX_MS);
+    gm_http_resp_free(&resp);
+    raw_get("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", &resp);
+    assert_int_equal(resp.retry_after_ms, -1);
+    gm_http_resp_free(&resp);
+}
+
+/* Each test uses its own prompt text: the mock counts failures per exact message. */
+static void test_llm_retries_429_after_retry_after(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    load_mock_config(&cfg, GOOD_KEY);
+    assert_int_equal(gm_llm_chat(&cfg, "rate me __mock_fail_2_429__ __mock_retry_after_1__", &a, &err), 0);
+    assert_int_equal(a.attempts, 3);
+    assert_non_null(strstr(a.text, "rate me"));
+    gm_llm_answer_free(&a);
+    gm_llm_config_free(&cfg);
+}
+
+static void test_llm_does_not_wait_past_the_deadline(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    load_mock_config(&cfg, GOOD_KEY);
+    cfg.timeout_ms = 3000;
+    /* The provider asks for 30 s; the caller gave 3 s: fail now, saying why, with its message. */
+    assert_int_equal(gm_llm_chat(&cfg, "later __mock_fail_5_429__ __mock_retry_after_30__", &a, &err), GM_ENET);
+    assert_null(a.text);
+    assert_non_null(strstr(err.msg, "not retried: waiting 30000 ms would pass the deadline"));
+    assert_non_null(strstr(err.msg, "returned HTTP 429 (rate limited"));
+    assert_non_null(strstr(err.msg, "Rate limit reached for requests"));
+    gm_llm_config_free(&cfg);
+}
+
+static void test_llm_retries_5xx_then_gives_up(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    load_mock_config(&cfg, GOOD_KEY);
+    assert_int_equal(gm_llm_chat(&cfg, "flaky __mock_fail_2_503__", &a, &err), 0);
+    assert_int_equal(a.attempts, 3);
+    gm_llm_answer_free(&a);
+    cfg.max_retries = 2;
+    assert_int_equal(gm_llm_chat(&cfg, "down __mock_fail_9_502__", &a, &err), GM_ENET);
+    assert_non_null(strstr(err.msg, "gave up after 3 attempts"));
+    assert_non_null(strstr(err.msg, "HTTP 502 (provider error; try again later): The server is overloaded"));
+    /* 4xx other than 408 and 429 are not retried */
+    cfg.max_retries = 3;
+    assert_int_equal(gm_llm_chat(&cfg, "no __mock_fail_1_422__", &a, &err), GM_ENET);
+    assert_null(strstr(err.msg, "attempts"));
+    gm_llm_config_free(&cfg);
+}
+
+static void test_llm_retries_dropped_connection(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    load_mock_config(&cfg, GOOD_KEY);
+    assert_int_equal(gm_llm_chat(&cfg, "hang up __mock_drop_2__", &a, &err), 0);
+    assert_int_equal(a.attempts, 3);
+    gm_llm_answer_free(&a);
+    cfg.max_retries = 0;
+    assert_int_equal(gm_llm_chat(&cfg, "hang up again __mock_drop_1__", &a, &err), GM_ENET);
+    assert_non_null(strstr(err.msg, "connection closed before a complete response"));
+    gm_llm_config_free(&cfg);
+}
+
+static void test_llm_slow_stream_within_and_past_deadline(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    load_mock_config(&cfg, GOOD_KEY);
+    cfg.timeout_ms = 20000;
+    assert_int_equal(gm_llm_chat(&cfg, "drip __mock_trickle_500__", &a, &err), 0);
+    assert_non_null(strstr(a.text, "drip"));
+    gm_llm_answer_free(&a);
+    /* A stream that outlasts the whole budget is a timeout, not retried. */
+    cfg.timeout_ms = 400;
+    assert_int_equal(gm_llm_chat(&cfg, "drip drip __mock_trickle_5000__", &a, &err), GM_ETIMEOUT);
+    assert_null(a.text);
+    assert_null(strstr(err.msg, "attempts"));
+    gm_llm_config_free(&cfg);
+}
+
+static void test_llm_reasoning_model_parameter_fallbacks(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    load_mock_config(&cfg, GOOD_KEY);
+    free(cfg.model);
+    cfg.model = strdup("reasoning-o9");
+    /* max_tokens refused -> max_completion_tokens; temperature refused -> left out. */
+    assert_int_equal(gm_llm_chat(&cfg, "think", &a, &err), 0);
+    assert_int_equal(a.attempts, 3);
+    assert_non_null(strstr(a.text, "[mock:reasoning-o9] think"));
+    gm_llm_answer_free(&a);
+    gm_llm_config_free(&cfg);
+
+    /* Configured for it: one request. */
+    load_mock_config(&cfg, GOOD_KEY);
+    gm_llm_config_free(&cfg);
+    setenv("LLM_MAX_TOKENS_PARAM", "max_completion_tokens", 1);
+    setenv("LLM_TEMPERATURE", "none", 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(cfg.max_tokens_param, GM_LLM_TOKENS_MAX_COMPLETION_TOKENS);
+    assert_int_equal(cfg.omit_temperature, 1);
+    free(cfg.model);
+    cfg.model = strdup("reasoning-o9");
+    assert_int_equal(gm_llm_chat(&cfg, "think again", &a, &err), 0);
+    assert_int_equal(a.attempts, 1);
+    gm_llm_answer_free(&a);
+    gm_llm_config_free(&cfg);
+    clear_llm_env();
+}
+
+static void test_llm_error_message_shown_redacted_and_clean(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    struct raw_server rs;
+    const char *resp = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                       "{\"error\":{\"message\":\"model 'nope' does not exist for key " GOOD_KEY
+                       "\\u001b[31m\\nsee docs\",\"type\":\"invalid_request_error\",\"param\":\"model\"}}";
+    raw_server_start(&rs, resp, 0);
+    char base[64];
+    clear_llm_env();
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", rs.port);
+    setenv("LLM_BASE_URL", base, 1);
+    setenv("LLM_MODEL", "nope", 1);
+    setenv("LLM_API_KEY", GOOD_KEY, 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(gm_llm_chat(&cfg, "hi", &a, &err), GM_EINVAL);
+    raw_server_stop(&rs);
+    assert_non_null(strstr(err.msg, "returned HTTP 400 (request rejected; check LLM_MODEL and LLM_MAX_TOKENS): "
+                                    "model 'nope' does not exist for key [REDACTED] [31m see docs"));
+    assert_null(strstr(err.msg, GOOD_KEY));
+    assert_null(strchr(err.msg, '\x1b'));
+    assert_null(strchr(err.msg, '\n'));
+    gm_llm_config_free(&cfg);
+    clear_llm_env();
+}
+
+static void test_llm_empty_and_truncated_answers_are_marked(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    load_mock_config(&cfg, GOOD_KEY);
+    assert_int_equal(gm_llm_chat(&cfg, "__mock_empty__", &a, &err), 0);
+    assert_int_equal(a.len, 0);
+    assert_string_equal(a.text, "");
+    assert_int_equal(a.truncated_by_provider, 0);
+    gm_llm_answer_free(&a);
+    assert_int_equal(gm_llm_chat(&cfg, "long story __mock_length__", &a, &err), 0);
+    assert_string_equal(a.finish_reason, "length");
+    assert_int_equal(a.truncated_by_provider, 1);
+    gm_llm_answer_free(&a);
+    /* Long answers come through whole (bounded by max_response); cutting is the caller's. */
+    assert_int_equal(gm_llm_chat(&cfg, "__mock_big_40__", &a, &err), 0);
+    assert_int_equal(a.len, 40 * 1024);
+    gm_llm_answer_free(&a);
+    gm_llm_config_free(&cfg);
+}
+
+static void test_llm_non_utf8_answer_is_named(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    load_mock_config(&cfg, GOOD_KEY);
+    assert_int_equal(gm_llm_chat(&cfg, "__mock_badutf8__", &a, &err), GM_EPROTO);
+    assert_null(a.text);
+    assert_non_null(strstr(err.msg, "not valid UTF-8"));
+    assert_null(strstr(err.msg, "not a JSON object"));
+    gm_llm_config_free(&cfg);
+}
+
+static void test_llm_azure_classic_endpoint(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    gm_llm_answer a;
+    char base[160];
+    clear_llm_env();
+    setenv("LLM_MODEL", "gpt-4o", 1);
+    setenv("LLM_API_KEY", GOOD_KEY, 1);
+    setenv("LLM_AUTH", "api-key", 1);
+    /* api-version in the base URL's query */
+    mock_url(base, sizeof base, "/openai/deployments/dep1?api-version=2024-10-21");
+    setenv("LLM_BASE_URL", base, 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+    assert_string_equal(cfg.query, "api-version=2024-10-21");
+    assert_int_equal(gm_llm_chat(&cfg, "hello azure", &a, &err), 0);
+    assert_non_null(strstr(a.text, "[mock:dep1] hello azure"));
+    gm_llm_answer_free(&a);
+    gm_llm_config_free(&cfg);
+    /* or in LLM_API_VERSION */
+    mock_url(base, sizeof base, "/openai/deployments/dep2");
+    setenv("LLM_BASE_URL", base, 1);
+    setenv("LLM_API_VERSION", "2024-10-21", 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(gm_llm_chat(&cfg, "hello again", &a, &err), 0);
+    assert_non_null(strstr(a.text, "[mock:dep2] hello again"));
+    gm_llm_answer_free(&a);
+    gm_llm_config_free(&cfg);
+    /* without api-version Azure answers 404; with a Bearer header 401 */
+    unsetenv("LLM_API_VERSION");
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(gm_llm_chat(&cfg, "hi", &a, &err), GM_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "Resource not found"));
+    gm_llm_config_free(&cfg);
+    setenv("LLM_API_VERSION", "2024-10-21", 1);
+    setenv("LLM_AUTH", "bearer", 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(gm_llm_chat(&cfg, "hi", &a, &err), GM_EAUTH);
+    gm_llm_config_free(&cfg);
+    clear_llm_env();
+}
+
+static void test_llm_config_provider_variables(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    clear_llm_env();
+    setenv("LLM_MODEL", "m", 1);
+    /* Azure hosts get the api-key header by default, and keep their query */
+    setenv("LLM_BASE_URL", "https://res.openai.azure.com/openai/deployments/d/?api-version=2024-10-21", 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+    assert_string_equal(cfg.base_url, "https://res.openai.azure.com/openai/deployments/d");
+    assert_string_equal(cfg.query, "api-version=2024-10-21");
+    assert_int_equal(cfg.auth, GM_LLM_AUTH_API_KEY);
+    assert_int_equal(cfg.max_retries, GM_LLM_DEFAULT_MAX_RETRIES);
+    assert_int_equal(cfg.max_tokens_param, GM_LLM_TOKENS_MAX_TOKENS);
+    gm_llm_config_free(&cfg);
+    /* the api-version once, not twice */
+    setenv("LLM_API_VERSION", "2025-01-01", 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), GM_EINVAL);
+    assert_non_null(strstr(err.msg, "keep one"));
+    setenv("LLM_BASE_URL", "https://api.openai.com/v1", 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+    assert_string_equal(cfg.query, "api-version=2025-01-01");
+    assert_int_equal(cfg.auth, GM_LLM_AUTH_BEARER);
+    gm_llm_config_free(&cfg);
+    unsetenv("LLM_API_VERSION");
+    static const struct {
+        const char *var, *value, *says;
+    } bad[] = {
+        { "LLM_MAX_TOKENS_PARAM", "max_output_tokens", "LLM_MAX_TOKENS_PARAM must be" },
+        { "LLM_AUTH", "basic", "LLM_AUTH must be" },
+        { "LLM_MAX_RETRIES", "11", "LLM_MAX_RETRIES must be" },
+        { "LLM_MAX_RETRIES", "-1", "LLM_MAX_RETRIES must be" },
+        { "LLM_API_VERSION", "2024 10", "LLM_API_VERSION must be" },
+        { "LLM_TEMPERATURE", "None", "LLM_TEMPERATURE must be" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv(bad[i].var, bad[i].value, 1);
+        assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), GM_EINVAL);
+        assert_non_null(strstr(err.msg, bad[i].says));
+        unsetenv(bad[i].var);
+    }
+    setenv("LLM_MAX_TOKENS_PARAM", "none", 1);
+    setenv("LLM_MAX_RETRIES", "0", 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(cfg.max_tokens_param, GM_LLM_TOKENS_NONE);
+    assert_int_equal(cfg.max_retries, 0);
+    gm_llm_config_free(&cfg);
+    clear_llm_env();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1042,6 +1370,18 @@ int main(void)
         cmocka_unit_test(test_llm_config_base_url_rule),
         cmocka_unit_test(test_llm_config_rejects_key_that_could_inject_headers),
         cmocka_unit_test(test_llm_redact_replaces_every_occurrence),
+        cmocka_unit_test(test_http_reads_retry_after),
+        cmocka_unit_test(test_llm_retries_429_after_retry_after),
+        cmocka_unit_test(test_llm_does_not_wait_past_the_deadline),
+        cmocka_unit_test(test_llm_retries_5xx_then_gives_up),
+        cmocka_unit_test(test_llm_retries_dropped_connection),
+        cmocka_unit_test(test_llm_slow_stream_within_and_past_deadline),
+        cmocka_unit_test(test_llm_reasoning_model_parameter_fallbacks),
+        cmocka_unit_test(test_llm_error_message_shown_redacted_and_clean),
+        cmocka_unit_test(test_llm_empty_and_truncated_answers_are_marked),
+        cmocka_unit_test(test_llm_non_utf8_answer_is_named),
+        cmocka_unit_test(test_llm_azure_classic_endpoint),
+        cmocka_unit_test(test_llm_config_provider_variables),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -119,7 +119,8 @@ int gm_agent_response_set_certificates(gm_agent_response *r, const json_t *certs
 int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, gm_error *err);
 void gm_agent_response_free(gm_agent_response *r);
 /* Make output fit GM_AGENT_OUTPUT_MAX by shortening its string member (a long text): cut at a
- * UTF-8 boundary and ended with "\n[truncated by genesis-mesh: K of N bytes kept]". *kept and
+ * UTF-8 boundary and ended with "\n[truncated by genesis-mesh: K of N bytes kept]", and
+ * output's "truncated" set to "size". *kept and
  * *total receive the text's bytes kept and received (equal when nothing was cut). GM_ETOOBIG
  * when even an empty text does not fit, GM_EINVAL when member is not a string. */
 int gm_agent_output_fit(json_t *output, const char *member, size_t *kept, size_t *total,

@@ -219,29 +219,38 @@ int gm_agent_response_new(gm_agent_response *r, const char *request_id, const ch
 
 #define FIT_MARKER "\n[truncated by genesis-mesh: %zu of %zu bytes kept]"
 
+/* Bytes a text byte takes in compact JSON (jansson's escaping). */
+static size_t json_cost(unsigned char c)
+{
+    if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f')
+        return 2;
+    return c < 0x20 ? 6 : 1;
+}
+
 int gm_agent_output_fit(json_t *output, const char *member, size_t *kept, size_t *total, gm_error *err)
 {
-    const char *text = json_string_value(json_object_get(output, member));
-    if (!text)
+    json_t *m = json_object_get(output, member);
+    if (!json_is_string(m))
         return gm_error_set(err, GM_EINVAL, "output member \"%s\" is not a string", member);
-    size_t len = json_string_length(json_object_get(output, member)), n = compact_len(output);
+    size_t len = json_string_length(m);
     *kept = *total = len;
-    if (n <= GM_AGENT_OUTPUT_MAX)
+    if (compact_len(output) <= GM_AGENT_OUTPUT_MAX)
         return 0;
-    char *orig = malloc(len + 1);
+    char *orig = malloc(len + 1), marker[96];
     if (!orig)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
-    memcpy(orig, text, len + 1);
-    char marker[96];
-    /* Each byte of text takes at least one byte serialised, so cutting the excess (and room for
-     * the marker) is enough; the loop only guards against a wrong assumption. */
-    size_t keep = len;
-    for (int i = 0; i < 4 && n > GM_AGENT_OUTPUT_MAX; i++) {
-        size_t cut = n - GM_AGENT_OUTPUT_MAX + sizeof marker + 8;
-        keep = keep > cut ? keep - cut : 0;
+    memcpy(orig, json_string_value(m), len + 1);
+    json_object_set_new(output, "truncated", json_string("size"));
+    json_object_set_new(output, member, json_string(""));
+    size_t rest = compact_len(output), keep = 0, used = 0;
+    int ml = snprintf(marker, sizeof marker, FIT_MARKER, len, len);
+    size_t budget = GM_AGENT_OUTPUT_MAX > rest + (size_t)ml + 1 ? GM_AGENT_OUTPUT_MAX - rest - (size_t)ml - 1 : 0;
+    while (keep < len && used + json_cost((unsigned char)orig[keep]) <= budget)
+        used += json_cost((unsigned char)orig[keep++]);
+    for (;;) {
         while (keep > 0 && ((unsigned char)orig[keep] & 0xC0) == 0x80)
             keep--;
-        int ml = snprintf(marker, sizeof marker, FIT_MARKER, keep, len);
+        ml = snprintf(marker, sizeof marker, FIT_MARKER, keep, len);
         char *t = malloc(keep + (size_t)ml + 1);
         if (!t) {
             free(orig);
@@ -251,13 +260,14 @@ int gm_agent_output_fit(json_t *output, const char *member, size_t *kept, size_t
         memcpy(t + keep, marker, (size_t)ml + 1);
         json_object_set_new(output, member, json_stringn(t, keep + (size_t)ml));
         free(t);
-        n = compact_len(output);
-        if (keep == 0)
+        /* Only a miscount of the escaping gets here twice; halve until it fits. */
+        if (compact_len(output) <= GM_AGENT_OUTPUT_MAX || keep == 0)
             break;
+        keep /= 2;
     }
     free(orig);
     *kept = keep;
-    if (n > GM_AGENT_OUTPUT_MAX)
+    if (compact_len(output) > GM_AGENT_OUTPUT_MAX)
         return gm_error_set(err, GM_ETOOBIG, "output exceeds the %d-byte limit even without its \"%s\"",
                             GM_AGENT_OUTPUT_MAX, member);
     return 0;
