@@ -233,6 +233,25 @@ static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
     return ret;
 }
 
+/* A failed admin authentication takes a token from the bucket of (claimed key id, address);
+ * with none left the answer is 429. The signature was checked first, so a correctly signed
+ * request never lands here, whatever others sent from the same address. */
+static void auth_failed(gm_na_t *na, na_req *r)
+{
+    const char *claim = na_req_header(r, GM_ADMIN_HDR_KEY_ID);
+    char shown[GM_KEY_ID_MAX];
+    snprintf(shown, sizeof shown, "%s", claim ? claim : "");
+    unsigned wait = na_ratelimit_check_claim(&na->ratelimit, client_addr(r->conn), claim ? claim : "",
+                                             NA_RL_AUTH_FAILURES, 1, gm_mono_ms());
+    if (!wait)
+        return;
+    r->retry_after = wait;
+    na_metrics_add(&na->metrics, &na->metrics.rate_limited[NA_RL_AUTH_FAILURES], 1);
+    na_reply_error(r, 429, "rate_limited",
+                   "too many failed admin authentications for key id '%s' from this address; retry in %u s",
+                   shown, wait);
+}
+
 static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const char *url, const char *method,
                                 conn_ctx *cx)
 {
@@ -244,11 +263,7 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
     if (cx->retry_after) {
         r.retry_after = cx->retry_after;
         na_metrics_add(&na->metrics, &na->metrics.rate_limited[cx->rl_kind], 1);
-        if (cx->rl_kind == NA_RL_AUTH_FAILURES)
-            na_reply_error(&r, 429, "rate_limited",
-                           "too many failed admin authentications from this address; retry in %u s",
-                           cx->retry_after);
-        else if (cx->rl_kind == NA_RL_READS)
+        if (cx->rl_kind == NA_RL_READS)
             na_reply_error(&r, 429, "rate_limited", "too many discovery reads from this address; retry in %u s",
                            cx->retry_after);
         else
@@ -271,7 +286,7 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
         if (!(rt->flags & NA_ROUTE_ADMIN) || na_admin_authenticate(&r) == 0)
             rt->fn(&r);
         else if (r.status >= 400 && r.status < 500) /* not 503: the client is not at fault */
-            na_ratelimit_check(&na->ratelimit, client_addr(conn), NA_RL_AUTH_FAILURES, 1, gm_mono_ms());
+            auth_failed(na, &r);
     }
     return finish(na, &r, route, cx);
 }
@@ -294,13 +309,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *rest;
         int route = na_route_find(method, url, &known, &rest);
         unsigned flags = route >= 0 ? na_routes[route].flags : 0;
-        if (flags & (NA_ROUTE_LIMITED | NA_ROUTE_READ_LIMITED | NA_ROUTE_ADMIN)) {
-            /* Admin requests only need a failure token left; a failure takes it (dispatch). */
-            cx->rl_kind = (flags & NA_ROUTE_LIMITED)        ? NA_RL_REQUESTS
-                          : (flags & NA_ROUTE_READ_LIMITED) ? NA_RL_READS
-                                                            : NA_RL_AUTH_FAILURES;
-            cx->retry_after = na_ratelimit_check(&na->ratelimit, client_addr(conn), cx->rl_kind,
-                                                 cx->rl_kind != NA_RL_AUTH_FAILURES, gm_mono_ms());
+        /* Admin routes are not limited here: their failures are counted after the signature
+         * check (auth_failed), so nobody can lock the operator out. */
+        if (flags & (NA_ROUTE_LIMITED | NA_ROUTE_READ_LIMITED)) {
+            cx->rl_kind = (flags & NA_ROUTE_LIMITED) ? NA_RL_REQUESTS : NA_RL_READS;
+            cx->retry_after = na_ratelimit_check(&na->ratelimit, client_addr(conn), cx->rl_kind, 1, gm_mono_ms());
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
