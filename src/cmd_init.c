@@ -49,13 +49,14 @@ static int write_config(const char *dir, const char *network, const char *na_url
     int rc = gm_path_join(path, sizeof path, dir, "config.json", err);
     if (rc != 0)
         return rc;
-    json_t *cfg = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[{s:s,s:s}],s:i,s:i,s:i,s:i,s:i,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}}",
+    json_t *cfg = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[{s:s,s:s}],s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}}",
                             "network_name", network, "na_url", na_url, "listen", listen, "db", "na.db", "genesis",
                             "genesis.json", "na_key", "na", "operator_keys", "key_id", op->key_id, "public_key",
                             op->pk_b64, "max_body_bytes", GM_NA_DEFAULT_MAX_BODY, "crl_next_update_hours",
                             GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS, "max_connections", GM_NA_DEFAULT_MAX_CONNECTIONS,
                             "max_connections_per_ip", GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP, "connection_timeout_s",
-                            GM_NA_DEFAULT_CONNECTION_TIMEOUT_S, "rate_limit", "per_ip_per_s",
+                            GM_NA_DEFAULT_CONNECTION_TIMEOUT_S, "request_timeout_s", GM_NA_DEFAULT_REQUEST_TIMEOUT_S,
+                            "threads", GM_NA_DEFAULT_THREADS, "rate_limit", "per_ip_per_s",
                             GM_NA_DEFAULT_RATE_PER_IP_PER_S, "burst", GM_NA_DEFAULT_RATE_BURST,
                             "auth_failures_per_ip_per_s", GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S,
                             "auth_failures_burst", GM_NA_DEFAULT_AUTH_FAILURES_BURST, "reads_per_ip_per_s",

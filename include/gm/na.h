@@ -15,9 +15,12 @@
 #define GM_NA_DEFAULT_PORT 8700
 #define GM_NA_DEFAULT_MAX_BODY 65536
 #define GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS 168
-#define GM_NA_DEFAULT_MAX_CONNECTIONS 256
+/* Event-driven server: a held connection costs a socket and a little memory, not a thread. */
+#define GM_NA_DEFAULT_MAX_CONNECTIONS 4096
 #define GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP 64
 #define GM_NA_DEFAULT_CONNECTION_TIMEOUT_S 10
+#define GM_NA_DEFAULT_REQUEST_TIMEOUT_S 30
+#define GM_NA_DEFAULT_THREADS 8
 #define GM_NA_DEFAULT_RATE_PER_IP_PER_S 200
 #define GM_NA_DEFAULT_RATE_BURST 2000
 #define GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S 1
@@ -59,6 +62,8 @@ typedef struct gm_na_config {
     unsigned max_connections;
     unsigned max_connections_per_ip; /* 0 = no per-address limit */
     unsigned connection_timeout_s;   /* idle connections are closed after this */
+    unsigned request_timeout_s;      /* whole request (headers and body) must arrive within this */
+    unsigned threads;                /* server threads, each polling its share of the connections */
     gm_na_rate_limit rate_limit;
     size_t n_operators;
     gm_na_operator operators[GM_NA_MAX_OPERATORS];

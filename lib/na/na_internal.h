@@ -113,6 +113,7 @@ struct gm_na {
     size_t genesis_len;
     gm_store_t *store;
     struct MHD_Daemon *daemon;
+    struct na_watch *watch; /* request deadlines (na_server.c) */
     uint16_t port;
     gm_na_log_fn log;
     void *log_ctx;

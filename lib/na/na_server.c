@@ -1,7 +1,8 @@
-/* The NA's HTTP layer on libmicrohttpd (a thread per connection, so a handler may block on
- * SQLite): connection limits, per-address rate limits, body collection with a hard cap,
- * routing, admin authentication, the error envelope, response headers, metrics and the
- * access log. */
+/* The NA's HTTP layer on libmicrohttpd (event-driven: a pool of threads each polls its share
+ * of the connections with epoll, so a held connection costs a socket, not a thread; a handler
+ * blocking on SQLite holds only its own thread): connection limits, a deadline for each whole
+ * request, per-address rate limits, body collection with a hard cap, routing, admin
+ * authentication, the error envelope, response headers, metrics and the access log. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -151,6 +154,181 @@ int na_admin_authenticate(na_req *r)
     }
 }
 
+/* ---- request deadlines ----
+ * libmicrohttpd's timeout only closes idle connections: a client sending one header byte
+ * every few seconds would hold its slot for ever. Every connection gets a deadline by which
+ * its current request (headers and body) must have arrived; a watchdog thread shuts down the
+ * socket of a connection past it, and libmicrohttpd then closes it as if the client had. The
+ * deadline restarts when a request completes (keep-alive). */
+
+typedef struct na_watch_conn {
+    struct na_watch_conn *prev, *next;
+    int fd;
+    int handling;        /* the handler runs: its reply is on its way, not the client's fault */
+    int64_t deadline_ms;
+} na_watch_conn;
+
+struct na_watch {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    int stopping, started;
+    int64_t timeout_ms;
+    na_watch_conn *head;
+    uint64_t expired;
+    gm_na_t *na;
+};
+
+static void *watch_main(void *arg)
+{
+    struct na_watch *w = arg;
+    pthread_mutex_lock(&w->lock);
+    while (!w->stopping) {
+        int64_t now = gm_mono_ms();
+        unsigned n = 0;
+        for (na_watch_conn *c = w->head; c; c = c->next)
+            if (!c->handling && c->deadline_ms <= now && c->fd >= 0) {
+                /* Under the lock: the CLOSED notification (which runs before libmicrohttpd
+                 * closes the fd) cannot have happened, so the fd is still this connection's. */
+                shutdown(c->fd, SHUT_RDWR);
+                c->fd = -1;
+                n++;
+            }
+        w->expired += n;
+        if (n)
+            na_log(w->na, "closed %u connection(s) whose request did not arrive within %lld s", n,
+                   (long long)(w->timeout_ms / 1000));
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    gm_na_t *na = cls;
+    struct na_watch *w = na->watch;
+    if (!w)
+        return;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        na_watch_conn *c = calloc(1, sizeof *c);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!c)
+            return;
+        c->fd = ci ? ci->connect_fd : -1;
+        pthread_mutex_lock(&w->lock);
+        c->deadline_ms = gm_mono_ms() + w->timeout_ms;
+        c->next = w->head;
+        if (w->head)
+            w->head->prev = c;
+        w->head = c;
+        pthread_mutex_unlock(&w->lock);
+        *socket_context = c;
+    } else if (*socket_context) {
+        na_watch_conn *c = *socket_context;
+        pthread_mutex_lock(&w->lock);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            w->head = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        pthread_mutex_unlock(&w->lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* handling 1: the request arrived whole (stop the clock); 0: it is done (restart it). */
+static void watch_mark(gm_na_t *na, struct MHD_Connection *conn, int handling)
+{
+    struct na_watch *w = na->watch;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    na_watch_conn *c = ci ? ci->socket_context : NULL;
+    if (!w || !c)
+        return;
+    pthread_mutex_lock(&w->lock);
+    c->handling = handling;
+    if (!handling)
+        c->deadline_ms = gm_mono_ms() + w->timeout_ms;
+    pthread_mutex_unlock(&w->lock);
+}
+
+static int watch_start(gm_na_t *na, unsigned timeout_s, gm_error *err)
+{
+    struct na_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    w->timeout_ms = (int64_t)timeout_s * 1000;
+    w->na = na;
+    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return gm_error_set(err, GM_EIO, "cannot start the request deadline thread");
+    }
+    w->started = 1;
+    na->watch = w;
+    return 0;
+}
+
+/* After the daemon stopped (every connection notified closed). */
+static void watch_stop(gm_na_t *na)
+{
+    struct na_watch *w = na->watch;
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    while (w->head) {
+        na_watch_conn *c = w->head;
+        w->head = c->next;
+        free(c);
+    }
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+    na->watch = NULL;
+}
+
+/* Each connection is a file descriptor: raise the soft limit toward the hard one so that
+ * max_connections fit, and lower max_connections when the hard limit is below. */
+static unsigned fit_fd_limit(gm_na_t *na, unsigned want)
+{
+    struct rlimit rl;
+    const rlim_t spare = 128; /* database, log, listening socket, epoll, clients of other threads */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return want;
+    rlim_t need = (rlim_t)want + spare;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t to = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need) ? need : rl.rlim_max;
+        struct rlimit nl = {.rlim_cur = to, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+            rl.rlim_cur = to;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        unsigned fit = rl.rlim_cur > spare + 4 ? (unsigned)(rl.rlim_cur - spare) : 4;
+        na_log(na, "max_connections %u lowered to %u: the file descriptor limit is %llu", want, fit,
+               (unsigned long long)rl.rlim_cur);
+        return fit;
+    }
+    return want;
+}
+
 /* ---- MHD glue ---- */
 
 static double ms_since(const struct timespec *t0)
@@ -256,6 +434,7 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
                                 conn_ctx *cx)
 {
     na_req r;
+    watch_mark(na, conn, 1);
     req_init(&r, na, conn, method, url);
     int known = 0;
     const char *rest = "";
@@ -350,6 +529,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     conn_ctx *cx = *con_cls;
+    watch_mark(cls, conn, 0);
     if (cx) {
         gm_buf_free(&cx->body);
         free(cx);
@@ -410,21 +590,33 @@ int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
     int rc = parse_listen(listen, &ss, &sslen, err);
     if (rc != 0)
         return rc;
-    /* A slow client holds a thread and a slot: idle ones are dropped after the timeout, and
-     * one address cannot take more than max_connections_per_ip of the slots. */
+    /* A slow client holds a socket and a slot: idle ones are dropped after the idle timeout,
+     * every request must arrive whole before its deadline, and one address cannot take more
+     * than max_connections_per_ip of the slots. */
     unsigned timeout = na->cfg.connection_timeout_s ? na->cfg.connection_timeout_s : GM_NA_DEFAULT_CONNECTION_TIMEOUT_S;
+    unsigned req_timeout = na->cfg.request_timeout_s ? na->cfg.request_timeout_s : GM_NA_DEFAULT_REQUEST_TIMEOUT_S;
     unsigned max_conns = na->cfg.max_connections ? na->cfg.max_connections : GM_NA_DEFAULT_MAX_CONNECTIONS;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-                     MHD_USE_ERROR_LOG;
+    unsigned threads = na->cfg.threads ? na->cfg.threads : GM_NA_DEFAULT_THREADS;
+    max_conns = fit_fd_limit(na, max_conns);
+    if (threads > max_conns)
+        threads = max_conns;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if ((rc = watch_start(na, req_timeout, err)) != 0)
+        return rc;
     na->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, na, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, na,
                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
-                                  on_completed, na, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-                                  MHD_OPTION_CONNECTION_LIMIT, max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                                  na->cfg.max_connections_per_ip, MHD_OPTION_END);
-    if (!na->daemon)
+                                  on_completed, na, MHD_OPTION_NOTIFY_CONNECTION, on_connection, na,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT, max_conns,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, na->cfg.max_connections_per_ip,
+                                  MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+                                  MHD_OPTION_END);
+    if (!na->daemon) {
+        watch_stop(na);
         return gm_error_set(err, GM_EIO, "cannot listen on %s (address in use or not allowed?)", listen);
+    }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(na->daemon, MHD_DAEMON_INFO_BIND_PORT);
     na->port = di ? di->port : 0;
     return 0;
@@ -436,4 +628,5 @@ void na_server_stop(gm_na_t *na)
         MHD_stop_daemon(na->daemon);
         na->daemon = NULL;
     }
+    watch_stop(na);
 }
