@@ -144,17 +144,18 @@ static int do_invite(int argc, char **argv, admin_opts *o)
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/invite", body, 0, NULL, &resp, &err);
     json_decref(body);
+    gm_na_invite_answer inv;
+    if (rc == 0 && (rc = gm_na_invite_answer_check(resp, &inv, &err)) != 0)
+        json_decref(resp);
     if (rc != 0)
         return cli_fail("admin invite", &err);
     if (o->json) {
         print_json(resp);
     } else {
-        printf("%s\n", json_string_value(json_object_get(resp, "token")));
+        printf("%s\n", inv.token);
         fprintf(stderr, "invite for %s expires %s; certificates valid up to %lld h. Give the token to the node:\n"
                         "  genesis-mesh join --na %s --token <token>\n",
-                json_string_value(json_array_get(json_object_get(resp, "roles"), 0)),
-                json_string_value(json_object_get(resp, "expires_at")),
-                (long long)json_integer_value(json_object_get(resp, "max_validity_hours")), o->url);
+                inv.first_role, inv.expires_at, (long long)inv.max_validity_hours, o->url);
     }
     json_decref(resp);
     return 0;
@@ -187,6 +188,9 @@ static int do_revoke(int argc, char **argv, admin_opts *o)
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/revoke", body, 0, NULL, &resp, &err);
     json_decref(body);
+    int64_t seq = 0;
+    if (rc == 0 && (rc = gm_na_revoke_answer_check(resp, &seq, &err)) != 0)
+        json_decref(resp);
     if (rc != 0)
         return cli_fail("admin revoke", &err);
     if (o->json) {
@@ -195,7 +199,7 @@ static int do_revoke(int argc, char **argv, admin_opts *o)
         const json_t *ids = json_object_get(resp, "revoked");
         for (size_t i = 0; i < json_array_size(ids); i++)
             printf("revoked %s\n", json_string_value(json_array_get(ids, i)));
-        printf("CRL sequence %lld\n", (long long)json_integer_value(json_object_get(resp, "sequence")));
+        printf("CRL sequence %lld\n", (long long)seq);
     }
     json_decref(resp);
     return 0;
@@ -254,6 +258,8 @@ static int do_nodes(int argc, char **argv, admin_opts *o)
     int rc = load_operator(o, &err);
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "GET", path, NULL, 0, NULL, &resp, &err);
+    if (rc == 0 && (rc = gm_na_nodes_answer_check(resp, &err)) != 0)
+        json_decref(resp);
     if (rc != 0)
         return cli_fail("admin nodes", &err);
     if (o->json)
@@ -284,6 +290,8 @@ static int do_clear_key(int argc, char **argv, admin_opts *o)
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/clear-key", body, 0, NULL, &resp, &err);
     json_decref(body);
+    if (rc == 0 && (rc = gm_na_clear_key_answer_check(resp, &err)) != 0)
+        json_decref(resp);
     if (rc != 0)
         return cli_fail("admin clear-key", &err);
     if (o->json)

@@ -153,7 +153,7 @@ static int do_join(const char *dir, const char *na_url, const char *token, long 
     gm_cert c;
     char *gtext = NULL, gpath[4096];
     json_t *doc = NULL;
-    if (gm_mkdir_p(dir, 0755, &err) != 0 || path_in(gpath, sizeof gpath, dir, "genesis.json", &err) != 0)
+    if (gm_mkdir_p(dir, 0700, &err) != 0 || path_in(gpath, sizeof gpath, dir, "genesis.json", &err) != 0)
         return cli_fail("join", &err);
     if (node_key(dir, 1, &k, &err) != 0)
         return cli_fail("join: node key", &err);

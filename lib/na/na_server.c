@@ -92,8 +92,19 @@ int na_reply_gm_error(na_req *r, const gm_error *err)
     case GM_ENOTFOUND: return na_reply_error(r, 404, "not_found", "%s", err->msg);
     case GM_ECONFLICT: return na_reply_error(r, 409, "conflict", "%s", err->msg);
     case GM_ETOOBIG: return na_reply_error(r, 413, "body_too_large", "%s", err->msg);
-    case GM_EDB: return na_reply_error(r, 503, "storage_unavailable", "%s", err->msg);
-    default: return na_reply_error(r, 500, "internal_error", "%s", err->msg);
+    /* Storage and internal errors name files and paths of the NA: the detail goes to the log,
+     * the client gets the request id to quote. */
+    case GM_EDB:
+        na_log(r->na, "%s storage error: %s", r->request_id, err->msg);
+        return na_reply_error(r, 503, "storage_unavailable",
+                              "the NA's storage is unavailable; try again later (the NA log has the details under "
+                              "request id %s)",
+                              r->request_id);
+    default:
+        na_log(r->na, "%s internal error: %s", r->request_id, err->msg);
+        return na_reply_error(r, 500, "internal_error",
+                              "internal error in the NA (the NA log has the details under request id %s)",
+                              r->request_id);
     }
 }
 
