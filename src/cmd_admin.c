@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "gm/crl.h"
+#include "gm/http_client.h"
 #include "gm/keys.h"
 #include "gm/na_client.h"
 #include "gm/util.h"
@@ -23,6 +24,8 @@ static void usage(FILE *f)
             "       genesis-mesh admin clear-key --node-key B64\n"
             "       genesis-mesh admin request METHOD PATH [--body JSON] [--timestamp T] [--nonce N]\n"
             "common options: [--dir D] (operator directory, default .) [--na URL] (default: config.json na_url)\n"
+            "                [--na-ca FILE | --na-pin sha256//...] (default: $GM_NA_CA / $GM_NA_PIN, else the\n"
+            "                NA's own certificate, config.json tls_cert)\n"
             "\n"
             "invite     one-time enrollment token; a bare role 'finance' means 'role:finance'.\n"
             "           --hours: token lifetime (default 24); --max-validity-hours: longest certificate (168).\n"
@@ -34,7 +37,7 @@ static void usage(FILE *f)
 }
 
 typedef struct admin_opts {
-    const char *dir, *na;
+    const char *dir, *na, *tls_ca, *tls_pin;
     int json;
     gm_signer op;
     char url[1024];
@@ -49,25 +52,37 @@ static int load_operator(admin_opts *o, gm_error *err)
         gm_error_prefix(err, "operator key (use --dir with the directory holding operator.key)");
     if (rc != 0)
         return rc;
-    if (o->na) {
-        snprintf(o->url, sizeof o->url, "%s", o->na);
-        return 0;
-    }
-    char *text = NULL;
+    char *text = NULL, ca[4096] = "";
     size_t len;
+    json_t *cfg = NULL;
+    if (o->na)
+        snprintf(o->url, sizeof o->url, "%s", o->na);
     if ((rc = gm_path_join(path, sizeof path, o->dir, "config.json", err)) == 0 &&
-        (rc = gm_file_read(path, 256 * 1024, &text, &len, err)) == 0) {
-        json_t *cfg = json_loadb(text, len, 0, NULL);
+        (rc = gm_file_read(path, 256 * 1024, &text, &len, o->na ? NULL : err)) == 0) {
+        cfg = json_loadb(text, len, 0, NULL);
+        free(text);
         const char *u = json_string_value(json_object_get(cfg, "na_url"));
-        if (u)
+        /* The NA's own certificate is its CA: the operator directory is the NA's directory. */
+        const char *crt = json_string_value(json_object_get(cfg, "tls_cert"));
+        if (crt && crt[0] == '/')
+            snprintf(ca, sizeof ca, "%s", crt);
+        else if (crt && *crt && gm_path_join(ca, sizeof ca, o->dir, crt, NULL) != 0)
+            ca[0] = '\0';
+        if (u && !o->na)
             snprintf(o->url, sizeof o->url, "%s", u);
-        else
+        else if (!o->na)
             rc = gm_error_set(err, GM_EFORMAT, "%s has no \"na_url\"; pass --na URL", path);
         json_decref(cfg);
-        free(text);
+    } else if (o->na) {
+        rc = 0;
     } else {
         gm_error_prefix(err, "no NA URL (pass --na URL)");
     }
+    if (rc == 0 && !o->tls_ca && !o->tls_pin && !getenv("GM_NA_CA") && !getenv("GM_NA_PIN") && ca[0] &&
+        gm_file_exists(ca))
+        rc = gm_http_trust_set(o->url, ca, NULL, err);
+    else if (rc == 0)
+        rc = cli_na_trust(o->url, o->tls_ca, o->tls_pin, NULL, err);
     return rc;
 }
 
@@ -75,7 +90,8 @@ static int load_operator(admin_opts *o, gm_error *err)
 static int common_opt(int argc, char **argv, int *i, admin_opts *o)
 {
     int m;
-    if ((m = cli_opt(argc, argv, i, "--dir", &o->dir)) || (m = cli_opt(argc, argv, i, "--na", &o->na)))
+    if ((m = cli_opt(argc, argv, i, "--dir", &o->dir)) || (m = cli_opt(argc, argv, i, "--na", &o->na)) ||
+        (m = cli_opt(argc, argv, i, "--na-ca", &o->tls_ca)) || (m = cli_opt(argc, argv, i, "--na-pin", &o->tls_pin)))
         return m;
     if (cli_flag(argv, *i, "--json")) {
         o->json = 1;

@@ -10,6 +10,7 @@
 #include "gm/genesis.h"
 #include "gm/keys.h"
 #include "gm/na.h"
+#include "gm/tls.h"
 #include "gm/util.h"
 
 #define NA_VALID_DAYS 90
@@ -17,6 +18,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: genesis-mesh init [--dir D] [--network NAME] [--na-url URL] [--listen HOST:PORT] [--force]\n"
+               "                         [--tls-host NAME]... [--no-tls]\n"
                "\n"
                "Creates in D (default .):\n"
                "  root.key/.pub      Root Sovereign key (rs-local); signs the genesis block. Keep it offline.\n"
@@ -24,8 +26,36 @@ static void usage(FILE *f)
                "  operator.key/.pub  operator key (operator-local); signs admin requests.\n"
                "  genesis.json       the genesis block, NA key valid for %d days.\n"
                "  config.json        the NA's configuration.\n"
+               "  tls.key, tls.crt   the NA's TLS key and self-signed certificate (HTTPS), naming localhost,\n"
+               "                     127.0.0.1, ::1, the host of --na-url and each --tls-host. --no-tls makes\n"
+               "                     none and configures plain HTTP (\"plain_http\": true).\n"
                "Refuses to overwrite existing keys unless --force.\n",
                NA_VALID_DAYS);
+}
+
+#define MAX_TLS_HOSTS 20
+
+/* The host of an http(s) URL (brackets of an IPv6 address removed). */
+static int url_host_of(const char *url, char *out, size_t cap)
+{
+    const char *p = !strncmp(url, "https://", 8) ? url + 8 : !strncmp(url, "http://", 7) ? url + 7 : NULL;
+    if (!p)
+        return -1;
+    size_t n;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (!close)
+            return -1;
+        p++;
+        n = (size_t)(close - p);
+    } else {
+        n = strcspn(p, ":/?#");
+    }
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
 }
 
 static int name_valid(const char *s)
@@ -43,7 +73,7 @@ static int name_valid(const char *s)
 }
 
 static int write_config(const char *dir, const char *network, const char *na_url, const char *listen,
-                        const gm_signer *op, gm_error *err)
+                        const gm_signer *op, int tls, gm_error *err)
 {
     char path[4096];
     int rc = gm_path_join(path, sizeof path, dir, "config.json", err);
@@ -62,6 +92,12 @@ static int write_config(const char *dir, const char *network, const char *na_url
                             "auth_failures_burst", GM_NA_DEFAULT_AUTH_FAILURES_BURST, "reads_per_ip_per_s",
                             GM_NA_DEFAULT_READS_PER_IP_PER_S, "reads_burst", GM_NA_DEFAULT_READS_BURST,
                             "tracked_ips", GM_NA_DEFAULT_RATE_TRACKED_IPS);
+    if (cfg && tls) {
+        json_object_set_new(cfg, "tls_cert", json_string("tls.crt"));
+        json_object_set_new(cfg, "tls_key", json_string("tls.key"));
+    } else if (cfg) {
+        json_object_set_new(cfg, "plain_http", json_true());
+    }
     char *text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(cfg);
     if (!text)
@@ -83,14 +119,24 @@ static int write_config(const char *dir, const char *network, const char *na_url
 
 int cmd_init(int argc, char **argv)
 {
-    const char *dir = ".", *network = "gm-local", *na_url = "http://127.0.0.1:8700", *listen = "127.0.0.1:8700";
-    int force = 0;
+    const char *dir = ".", *network = "gm-local", *na_url = NULL, *listen = "127.0.0.1:8700", *v;
+    const char *hosts[MAX_TLS_HOSTS];
+    size_t n_hosts = 0;
+    int force = 0, tls = 1;
     for (int i = 1; i < argc; i++) {
         int m;
         if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--network", &network)) ||
             (m = cli_opt(argc, argv, &i, "--na-url", &na_url)) || (m = cli_opt(argc, argv, &i, "--listen", &listen))) {
             if (m < 0)
                 return cli_usage("init: %s needs a value", argv[i]);
+        } else if ((m = cli_opt(argc, argv, &i, "--tls-host", &v))) {
+            if (m < 0 || !*v)
+                return cli_usage("init: --tls-host needs a host name or address");
+            if (n_hosts == MAX_TLS_HOSTS - 4)
+                return cli_usage("init: at most %d --tls-host", MAX_TLS_HOSTS - 4);
+            hosts[n_hosts++] = v;
+        } else if (cli_flag(argv, i, "--no-tls")) {
+            tls = 0;
         } else if (cli_flag(argv, i, "--force")) {
             force = 1;
         } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
@@ -103,10 +149,22 @@ int cmd_init(int argc, char **argv)
     }
     if (!name_valid(network))
         return cli_usage("init: network name must be 1..64 letters, digits, '.', '_' or '-'");
+    if (!na_url)
+        na_url = tls ? "https://127.0.0.1:8700" : "http://127.0.0.1:8700";
+    char url_host[256] = "";
+    if (url_host_of(na_url, url_host, sizeof url_host) != 0)
+        return cli_usage("init: --na-url must be http://HOST[:PORT] or https://HOST[:PORT]");
+    if (tls && strncmp(na_url, "https://", 8) != 0)
+        return cli_usage("init: the NA serves HTTPS: --na-url must start with https:// (or pass --no-tls)");
+    hosts[n_hosts++] = "localhost";
+    hosts[n_hosts++] = "127.0.0.1";
+    hosts[n_hosts++] = "::1";
+    if (strcmp(url_host, "localhost") && strcmp(url_host, "127.0.0.1") && strcmp(url_host, "::1"))
+        hosts[n_hosts++] = url_host;
 
     gm_error err = {0};
-    static const char *const files[] = {"root.key", "root.pub", "na.key", "na.pub", "operator.key", "operator.pub",
-                                        "genesis.json", "config.json"};
+    static const char *const files[] = {"root.key", "root.pub", "na.key",      "na.pub",     "operator.key",
+                                        "operator.pub", "genesis.json", "config.json", "tls.key", "tls.crt"};
     char path[4096];
     if (gm_mkdir_p(dir, 0755, &err) != 0)
         return cli_fail("init", &err);
@@ -162,8 +220,12 @@ int cmd_init(int argc, char **argv)
         }
         rc = gm_file_write_atomic(path, gtext, strlen(gtext), 0644, &err);
     }
+    char pin[GM_TLS_PIN_LEN] = "", tls_crt[4096] = "", tls_key[4096];
+    if (rc == 0 && tls && (rc = gm_path_join(tls_crt, sizeof tls_crt, dir, "tls.crt", &err)) == 0 &&
+        (rc = gm_path_join(tls_key, sizeof tls_key, dir, "tls.key", &err)) == 0)
+        rc = gm_tls_make_self_signed(tls_crt, tls_key, hosts, n_hosts, GM_TLS_DEFAULT_DAYS, pin, &err);
     if (rc == 0)
-        rc = write_config(dir, network, na_url, listen, &op, &err);
+        rc = write_config(dir, network, na_url, listen, &op, tls, &err);
     free(gtext);
     gm_genesis_free(&g);
     gm_signer_wipe(&root);
@@ -182,9 +244,16 @@ int cmd_init(int argc, char **argv)
            "  na.key        NA key (na-local), valid %d days per genesis.json\n"
            "  operator.key  operator key (operator-local): %s\n"
            "  genesis.json  signed genesis block\n"
-           "  config.json   NA configuration (listen %s, URL %s)\n"
-           "next: genesis-mesh na start --dir %s\n",
-           network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url, dir);
+           "  config.json   NA configuration (listen %s, URL %s)\n",
+           network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url);
+    if (tls)
+        printf("  tls.crt       the NA's self-signed TLS certificate; its key pin is\n"
+               "                %s\n"
+               "                nodes join with --na-pin %s (or --na-ca %s)\n",
+               pin, pin, tls_crt);
+    else
+        printf("  (no TLS: the NA serves plain HTTP; invite tokens and admin requests travel in clear)\n");
+    printf("next: genesis-mesh na start --dir %s\n", dir);
     gm_signer_wipe(&op);
     return 0;
 }

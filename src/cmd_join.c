@@ -19,12 +19,16 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: genesis-mesh join --na URL --token T [--dir D] [--validity-hours H] [--genesis FILE]\n"
-               "       genesis-mesh join --renew [--dir D] [--na URL]\n"
+               "                         [--na-ca FILE | --na-pin sha256//...]\n"
+               "       genesis-mesh join --renew [--dir D] [--na URL] [--na-ca FILE | --na-pin sha256//...]\n"
                "\n"
                "Enrolls the node of directory D (default .): creates D/node.key (or reuses it), fetches and\n"
                "verifies the genesis block (pinned by --genesis FILE or an existing D/genesis.json), proves\n"
                "possession of the key to the NA, verifies the certificate it returns, and writes\n"
-               "D/cert.json, D/genesis.json and D/node.json. --renew trades a valid certificate for a new one.\n");
+               "D/cert.json, D/genesis.json and D/node.json. --renew trades a valid certificate for a new one.\n"
+               "An https:// NA is verified with --na-ca FILE (its certificate, e.g. tls.crt of its directory)\n"
+               "or --na-pin (its key pin, printed by init and na start), or $GM_NA_CA / $GM_NA_PIN; what is\n"
+               "given is kept in D (na-ca.pem, na-tls.pin) for every later command of this node.\n");
 }
 
 static int path_in(char *out, size_t cap, const char *dir, const char *name, gm_error *err)
@@ -145,7 +149,8 @@ static void print_cert(const char *verb, const gm_cert *c)
     printf("\n  valid until %s\n", exp);
 }
 
-static int do_join(const char *dir, const char *na_url, const char *token, long long hours, const char *pin)
+static int do_join(const char *dir, const char *na_url, const char *token, long long hours, const char *pin,
+                   const char *tls_ca, const char *tls_pin)
 {
     gm_error err = {0};
     gm_signer k;
@@ -154,6 +159,8 @@ static int do_join(const char *dir, const char *na_url, const char *token, long 
     char *gtext = NULL, gpath[4096];
     json_t *doc = NULL;
     if (gm_mkdir_p(dir, 0700, &err) != 0 || path_in(gpath, sizeof gpath, dir, "genesis.json", &err) != 0)
+        return cli_fail("join", &err);
+    if (cli_na_trust(na_url, tls_ca, tls_pin, dir, &err) != 0)
         return cli_fail("join", &err);
     if (node_key(dir, 1, &k, &err) != 0)
         return cli_fail("join: node key", &err);
@@ -172,6 +179,8 @@ static int do_join(const char *dir, const char *na_url, const char *token, long 
         rc = gm_file_write_atomic(gpath, gtext, strlen(gtext), 0644, &err);
     if (rc == 0)
         rc = write_node_json(dir, na_url, &err);
+    if (rc == 0)
+        rc = cli_na_trust_keep(dir, tls_ca, tls_pin, &err);
     if (rc == 0) {
         print_cert("joined", &c);
         gm_cert_free(&c);
@@ -183,7 +192,7 @@ static int do_join(const char *dir, const char *na_url, const char *token, long 
     return rc == 0 ? 0 : cli_fail("join", &err);
 }
 
-static int do_renew(const char *dir, const char *na_override)
+static int do_renew(const char *dir, const char *na_override, const char *tls_ca, const char *tls_pin)
 {
     gm_error err = {0};
     gm_signer k;
@@ -213,6 +222,8 @@ static int do_renew(const char *dir, const char *na_override)
     }
     if (!url[0])
         rc = gm_error_set(&err, GM_ENOTFOUND, "no NA URL in %s/node.json; pass --na URL", dir);
+    if (rc == 0)
+        rc = cli_na_trust(url, tls_ca, tls_pin, dir, &err);
     if (rc == 0 && (rc = path_in(path, sizeof path, dir, "cert.json", &err)) == 0)
         rc = gm_cert_load(path, &old, &err);
     if (rc == 0) {
@@ -233,14 +244,15 @@ static int do_renew(const char *dir, const char *na_override)
 
 int cmd_join(int argc, char **argv)
 {
-    const char *dir = ".", *na = NULL, *token = NULL, *hours_s = NULL, *pin = NULL;
+    const char *dir = ".", *na = NULL, *token = NULL, *hours_s = NULL, *pin = NULL, *tls_ca = NULL, *tls_pin = NULL;
     int renew = 0;
     for (int i = 1; i < argc; i++) {
         int m;
         if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--na", &na)) ||
             (m = cli_opt(argc, argv, &i, "--token", &token)) ||
             (m = cli_opt(argc, argv, &i, "--validity-hours", &hours_s)) ||
-            (m = cli_opt(argc, argv, &i, "--genesis", &pin))) {
+            (m = cli_opt(argc, argv, &i, "--genesis", &pin)) || (m = cli_opt(argc, argv, &i, "--na-ca", &tls_ca)) ||
+            (m = cli_opt(argc, argv, &i, "--na-pin", &tls_pin))) {
             if (m < 0)
                 return cli_usage("join: %s needs a value", argv[i]);
         } else if (cli_flag(argv, i, "--renew")) {
@@ -253,8 +265,12 @@ int cmd_join(int argc, char **argv)
             return cli_usage("join: unknown option '%s'", argv[i]);
         }
     }
+    if (tls_ca && tls_pin)
+        return cli_usage("join: give --na-ca or --na-pin, not both");
+    if (tls_ca && !gm_file_exists(tls_ca))
+        return cli_usage("join: --na-ca %s does not exist", tls_ca);
     if (renew)
-        return do_renew(dir, na);
+        return do_renew(dir, na, tls_ca, tls_pin);
     if (!na || !token) {
         usage(stderr);
         return cli_usage("join: --na URL and --token T are required");
@@ -268,5 +284,5 @@ int cmd_join(int argc, char **argv)
     }
     if (pin && !gm_file_exists(pin))
         return cli_usage("join: --genesis %s does not exist", pin);
-    return do_join(dir, na, token, hours, pin);
+    return do_join(dir, na, token, hours, pin, tls_ca, tls_pin);
 }

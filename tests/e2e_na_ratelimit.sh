@@ -60,10 +60,11 @@ drain() {
     fail "50 failing $1 were never rate-limited"
 }
 # refused KIND DESC CMD...: with KIND's bucket empty, CMD gets 429 rate_limited (drained again
-# and retried if a token came back in between, which only a very slow machine sees).
+# and retried if a token came back in between: each curl makes a TLS handshake, so on a loaded
+# machine a token is often back before the next request).
 refused() {
     local kind="$1" desc="$2" try; shift 2
-    for try in 1 2 3 4 5; do
+    for try in $(seq 1 20); do
         drain "$kind"
         "$@"
         [ "$STATUS" = 429 ] && break

@@ -15,8 +15,12 @@ SLOW_N=1000
 SLOW_ADDRS=20
 
 cat >"$T/slow.py" <<'PY'
-import os, resource, select, socket, sys, time
+import os, resource, select, socket, ssl, sys, time
 port, n, addrs, out, stop = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+cafile = sys.argv[6] if len(sys.argv) > 6 else ""
+ctx = None
+if cafile:  # the NA serves HTTPS: hold connections the way an attacker would, after the handshake
+    ctx = ssl.create_default_context(cafile=cafile)
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n + 256)), hard))
 HEAD = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
@@ -27,11 +31,13 @@ def open_one(i):
     global opened
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.%d" % (2 + i % addrs), 0))
-    s.settimeout(5)
+    s.settimeout(10)
     try:
+        if ctx:
+            s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
         s.connect(("127.0.0.1", port))
         s.sendall(HEAD[:1])
-    except OSError:
+    except (OSError, ssl.SSLError):
         s.close()
         return None
     s.setblocking(False)
@@ -61,7 +67,9 @@ while time.time() < t_end and not os.path.exists(stop):
     for s in r:
         try:
             d = s.recv(4096)
-        except OSError:
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            continue
+        except (OSError, ssl.SSLError):
             d = b""
         if not d:
             for i in range(n):
@@ -84,7 +92,9 @@ closed_at_least() { [ "$(field closed_by_server)" -ge "$1" ] 2>/dev/null; }
 na_init
 na_start
 PORT="${NA_URL##*:}"
-python3 "$T/slow.py" "$PORT" "$SLOW_N" "$SLOW_ADDRS" "$T/slow.status" "$T/slow.stop" &
+CAFILE=""
+case "$NA_URL" in https:*) CAFILE="$OP/tls.crt" ;; esac
+python3 "$T/slow.py" "$PORT" "$SLOW_N" "$SLOW_ADDRS" "$T/slow.status" "$T/slow.stop" $CAFILE &
 SLOW_PID=$!
 STARTED+=("$SLOW_PID")
 wait_until 60 "$SLOW_N slow connections are open" held_at_least "$SLOW_N"

@@ -114,6 +114,9 @@ struct gm_na {
     gm_store_t *store;
     struct MHD_Daemon *daemon;
     struct na_watch *watch; /* request deadlines (na_server.c) */
+    char *tls_cert_pem, *tls_key_pem; /* read at start, kept while serving (the key wiped after) */
+    size_t tls_key_len;
+    int tls;
     uint16_t port;
     gm_na_log_fn log;
     void *log_ctx;

@@ -17,6 +17,8 @@
 
 #include <microhttpd.h>
 
+#include <sodium.h>
+
 #include "gm/gmtime.h"
 #include "gm/util.h"
 #include "na_internal.h"
@@ -594,6 +596,41 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+static void tls_files_free(gm_na_t *na)
+{
+    if (na->tls_key_pem) {
+        sodium_memzero(na->tls_key_pem, na->tls_key_len);
+        free(na->tls_key_pem);
+    }
+    free(na->tls_cert_pem);
+    na->tls_key_pem = na->tls_cert_pem = NULL;
+    na->tls_key_len = 0;
+}
+
+/* Read tls_cert and tls_key (paths relative to the NA directory) for libmicrohttpd. */
+static int tls_files_load(gm_na_t *na, gm_error *err)
+{
+    char path[4096];
+    size_t len;
+    int rc;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return gm_error_set(err, GM_EINVAL, "this libmicrohttpd was built without TLS support; cannot serve HTTPS");
+    if ((rc = gm_na_config_path(&na->cfg, na->cfg.tls_cert, path, sizeof path, err)) ||
+        (rc = gm_file_read(path, 1024 * 1024, &na->tls_cert_pem, &len, err)))
+        return gm_error_prefix(err, "TLS certificate");
+    if ((rc = gm_na_config_path(&na->cfg, na->cfg.tls_key, path, sizeof path, err)) ||
+        (rc = gm_file_read(path, 1024 * 1024, &na->tls_key_pem, &na->tls_key_len, err))) {
+        tls_files_free(na);
+        return gm_error_prefix(err, "TLS key");
+    }
+    return 0;
+}
+
+int gm_na_tls(const gm_na_t *na)
+{
+    return na ? na->tls : 0;
+}
+
 int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
 {
     struct sockaddr_storage ss;
@@ -615,9 +652,24 @@ int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    if ((rc = watch_start(na, req_timeout, err)) != 0)
+    na->tls = na->cfg.tls_cert[0] && na->cfg.tls_key[0];
+    if (na->tls && (rc = tls_files_load(na, err)) != 0)
         return rc;
+    if (na->tls)
+        flags |= MHD_USE_TLS;
+    if ((rc = watch_start(na, req_timeout, err)) != 0) {
+        tls_files_free(na);
+        return rc;
+    }
+    /* With TLS off, these two options are skipped: MHD_OPTION_ARRAY ends at the first
+     * MHD_OPTION_END. */
+    struct MHD_OptionItem tls_opts[] = {
+        {na->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, na->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, na->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
     na->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, na, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, na,
+                                  MHD_OPTION_ARRAY, tls_opts,
                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
                                   on_completed, na, MHD_OPTION_NOTIFY_CONNECTION, on_connection, na,
                                   MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT, max_conns,
@@ -626,7 +678,12 @@ int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
                                   MHD_OPTION_END);
     if (!na->daemon) {
         watch_stop(na);
-        return gm_error_set(err, GM_EIO, "cannot listen on %s (address in use or not allowed?)", listen);
+        tls_files_free(na);
+        return gm_error_set(err, GM_EIO,
+                            na->tls ? "cannot listen on %s (address in use or not allowed, or the TLS certificate "
+                                      "and key are unusable or do not match: see the log)"
+                                    : "cannot listen on %s (address in use or not allowed?)",
+                            listen);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(na->daemon, MHD_DAEMON_INFO_BIND_PORT);
     na->port = di ? di->port : 0;
@@ -640,4 +697,5 @@ void na_server_stop(gm_na_t *na)
         na->daemon = NULL;
     }
     watch_stop(na);
+    tls_files_free(na);
 }
