@@ -94,4 +94,11 @@ int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * came from a file or the network; returns out. */
 const char *cli_safe(const char *s, char *out, size_t cap);
 
+/* Trust for the NA at url over HTTPS: the CA file and/or pin given (--na-ca, --na-pin), else
+ * $GM_NA_CA / $GM_NA_PIN, else what is kept in node directory dir (NULL: none). cli_tls.c */
+int cli_na_trust(const char *url, const char *ca, const char *pin, const char *dir, gm_error *err);
+/* Keep the given (or environment) NA trust in node directory dir for later commands:
+ * D/na-ca.pem (a copy of the CA file) and D/na-tls.pin. Nothing given: keeps what is there. */
+int cli_na_trust_keep(const char *dir, const char *ca, const char *pin, gm_error *err);
+
 #endif

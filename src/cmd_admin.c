@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "gm/crl.h"
+#include "gm/http_client.h"
 #include "gm/keys.h"
 #include "gm/na_client.h"
 #include "gm/util.h"
@@ -15,7 +16,7 @@
 #define MAX_ROLES 32
 
 typedef struct admin_opts {
-    const char *dir, *na;
+    const char *dir, *na, *tls_ca, *tls_pin;
     int json;
     gm_signer op;
     char url[1024];
@@ -30,25 +31,37 @@ static int load_operator(admin_opts *o, gm_error *err)
         gm_error_prefix(err, "operator key (use --dir with the directory holding operator.key)");
     if (rc != 0)
         return rc;
-    if (o->na) {
-        snprintf(o->url, sizeof o->url, "%s", o->na);
-        return 0;
-    }
-    char *text = NULL;
+    char *text = NULL, ca[4096] = "";
     size_t len;
+    json_t *cfg = NULL;
+    if (o->na)
+        snprintf(o->url, sizeof o->url, "%s", o->na);
     if ((rc = gm_path_join(path, sizeof path, o->dir, "config.json", err)) == 0 &&
-        (rc = gm_file_read(path, 256 * 1024, &text, &len, err)) == 0) {
-        json_t *cfg = json_loadb(text, len, 0, NULL);
+        (rc = gm_file_read(path, 256 * 1024, &text, &len, o->na ? NULL : err)) == 0) {
+        cfg = json_loadb(text, len, 0, NULL);
+        free(text);
         const char *u = json_string_value(json_object_get(cfg, "na_url"));
-        if (u)
+        /* The NA's own certificate is its CA: the operator directory is the NA's directory. */
+        const char *crt = json_string_value(json_object_get(cfg, "tls_cert"));
+        if (crt && crt[0] == '/')
+            snprintf(ca, sizeof ca, "%s", crt);
+        else if (crt && *crt && gm_path_join(ca, sizeof ca, o->dir, crt, NULL) != 0)
+            ca[0] = '\0';
+        if (u && !o->na)
             snprintf(o->url, sizeof o->url, "%s", u);
-        else
+        else if (!o->na)
             rc = gm_error_set(err, GM_EFORMAT, "%s has no \"na_url\"; pass --na URL", path);
         json_decref(cfg);
-        free(text);
+    } else if (o->na) {
+        rc = 0;
     } else {
         gm_error_prefix(err, "no NA URL (pass --na URL)");
     }
+    if (rc == 0 && !o->tls_ca && !o->tls_pin && !getenv("GM_NA_CA") && !getenv("GM_NA_PIN") && ca[0] &&
+        gm_file_exists(ca))
+        rc = gm_http_trust_set(o->url, ca, NULL, err);
+    else if (rc == 0)
+        rc = cli_na_trust(o->url, o->tls_ca, o->tls_pin, NULL, err);
     return rc;
 }
 
@@ -85,17 +98,18 @@ static int do_invite(const cli_args *a, admin_opts *o)
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/invite", body, 0, NULL, &resp, &err);
     json_decref(body);
+    gm_na_invite_answer inv;
+    if (rc == 0 && (rc = gm_na_invite_answer_check(resp, &inv, &err)) != 0)
+        json_decref(resp);
     if (rc != 0)
         return cli_fail("admin invite", &err);
     if (o->json) {
         print_json(resp);
     } else {
-        printf("%s\n", json_string_value(json_object_get(resp, "token")));
+        printf("%s\n", inv.token);
         fprintf(stderr, "invite for %s expires %s; certificates valid up to %lld h. Give the token to the node:\n"
                         "  genesis-mesh join --na %s --token <token>\n",
-                json_string_value(json_array_get(json_object_get(resp, "roles"), 0)),
-                json_string_value(json_object_get(resp, "expires_at")),
-                (long long)json_integer_value(json_object_get(resp, "max_validity_hours")), o->url);
+                inv.first_role, inv.expires_at, (long long)inv.max_validity_hours, o->url);
     }
     json_decref(resp);
     return 0;
@@ -118,6 +132,9 @@ static int do_revoke(const cli_args *a, admin_opts *o)
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/revoke", body, 0, NULL, &resp, &err);
     json_decref(body);
+    int64_t seq = 0;
+    if (rc == 0 && (rc = gm_na_revoke_answer_check(resp, &seq, &err)) != 0)
+        json_decref(resp);
     if (rc != 0)
         return cli_fail("admin revoke", &err);
     if (o->json) {
@@ -126,7 +143,7 @@ static int do_revoke(const cli_args *a, admin_opts *o)
         const json_t *ids = json_object_get(resp, "revoked");
         for (size_t i = 0; i < json_array_size(ids); i++)
             printf("revoked %s\n", json_string_value(json_array_get(ids, i)));
-        printf("CRL sequence %lld\n", (long long)json_integer_value(json_object_get(resp, "sequence")));
+        printf("CRL sequence %lld\n", (long long)seq);
     }
     json_decref(resp);
     return 0;
@@ -176,6 +193,8 @@ static int do_nodes(const cli_args *a, admin_opts *o)
     int rc = load_operator(o, &err);
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "GET", path, NULL, 0, NULL, &resp, &err);
+    if (rc == 0 && (rc = gm_na_nodes_answer_check(resp, &err)) != 0)
+        json_decref(resp);
     if (rc != 0)
         return cli_fail("admin nodes", &err);
     if (o->json)
@@ -197,6 +216,8 @@ static int do_clear_key(const cli_args *a, admin_opts *o)
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/clear-key", body, 0, NULL, &resp, &err);
     json_decref(body);
+    if (rc == 0 && (rc = gm_na_clear_key_answer_check(resp, &err)) != 0)
+        json_decref(resp);
     if (rc != 0)
         return cli_fail("admin clear-key", &err);
     if (o->json)
@@ -246,6 +267,8 @@ static int with_operator(const cli_args *a, int (*fn)(const cli_args *, admin_op
     memset(&o, 0, sizeof o);
     o.dir = cli_str(a, "dir", ".");
     o.na = cli_str(a, "na", NULL);
+    o.tls_ca = cli_str(a, "na-ca", NULL);
+    o.tls_pin = cli_str(a, "na-pin", NULL);
     o.json = cli_has(a, "json");
     int rc = fn(a, &o);
     gm_signer_wipe(&o.op);
@@ -279,7 +302,10 @@ static int run_request(const cli_args *a)
 
 #define ADMIN_COMMON                                                                                     \
     {"dir", "D", "operator directory holding operator.key and config.json (default .)"},                 \
-        {"na", "URL", "NA URL (default: na_url of D/config.json)"}, {"json", NULL, "print the NA's JSON answer"}
+        {"na", "URL", "NA URL (default: na_url of D/config.json)"},                                        \
+        {"na-ca", "FILE", "verify the NA's TLS certificate with this CA file (default $GM_NA_CA, else D's tls.crt)"}, \
+        {"na-pin", "sha256//...", "verify the NA by its TLS key pin (default $GM_NA_PIN)"},               \
+        {"json", NULL, "print the NA's JSON answer"}
 
 static const cli_opt invite_opts[] = {
     {"role", "R", "role of the certificate, repeatable; a bare 'finance' means 'role:finance'"},

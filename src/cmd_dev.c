@@ -311,9 +311,17 @@ static int step_setup(struct dev *d)
     char *port = NULL;
     read_text(portf, &port);
     port[strcspn(port, "\r\n")] = '\0';
-    snprintf(d->na_url, sizeof d->na_url, "http://127.0.0.1:%s", port);
+    snprintf(d->na_url, sizeof d->na_url, "https://127.0.0.1:%s", port);
     free(port);
-    check(d, 1, "NA listening at %s", d->na_url);
+    /* HTTPS with the certificate init made: the nodes join with it as their CA (kept in each
+     * node directory), and this process trusts it for its own NA calls. */
+    char na_ca[PATH_MAX];
+    path_of(d, na_ca, sizeof na_ca, "authority/tls.crt");
+    if (gm_http_trust_set(d->na_url, na_ca, NULL, &e) != 0) {
+        check(d, 0, "NA TLS certificate: %s", e.msg);
+        return -1;
+    }
+    check(d, 1, "NA listening at %s (TLS, certificate %s)", d->na_url, na_ca);
 
     const char *model = getenv("LLM_MODEL"), *key = getenv("LLM_API_KEY");
     if (model && *model && key && *key) {
@@ -357,7 +365,8 @@ static int step_setup(struct dev *d)
         json_decref(j);
         path_of(d, ndir, sizeof ndir, "nodes/%s", nodes[i].name);
         path_of(d, out, sizeof out, "logs/join-%s.out", nodes[i].name);
-        char *join[] = {"genesis-mesh", "join", "--dir", ndir, "--na", d->na_url, "--token", token, NULL};
+        char *join[] = {"genesis-mesh", "join", "--dir", ndir, "--na", d->na_url, "--token", token, "--na-ca", na_ca,
+                        NULL};
         if (!token[0] || run_cli(d, join, out, 15000) != 0) {
             check(d, 0, "join of %s failed (see %s)", nodes[i].name, out);
             return -1;

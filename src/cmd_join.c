@@ -134,7 +134,8 @@ static void print_cert(const char *verb, const gm_cert *c)
     printf("\n  valid until %s\n", exp);
 }
 
-static int do_join(const char *dir, const char *na_url, const char *token, long long hours, const char *pin)
+static int do_join(const char *dir, const char *na_url, const char *token, long long hours, const char *pin,
+                   const char *tls_ca, const char *tls_pin)
 {
     gm_error err = {0};
     gm_signer k;
@@ -142,7 +143,9 @@ static int do_join(const char *dir, const char *na_url, const char *token, long 
     gm_cert c;
     char *gtext = NULL, gpath[4096];
     json_t *doc = NULL;
-    if (gm_mkdir_p(dir, 0755, &err) != 0 || path_in(gpath, sizeof gpath, dir, "genesis.json", &err) != 0)
+    if (gm_mkdir_p(dir, 0700, &err) != 0 || path_in(gpath, sizeof gpath, dir, "genesis.json", &err) != 0)
+        return cli_fail("join", &err);
+    if (cli_na_trust(na_url, tls_ca, tls_pin, dir, &err) != 0)
         return cli_fail("join", &err);
     if (node_key(dir, 1, &k, &err) != 0)
         return cli_fail("join: node key", &err);
@@ -161,6 +164,8 @@ static int do_join(const char *dir, const char *na_url, const char *token, long 
         rc = gm_file_write_atomic(gpath, gtext, strlen(gtext), 0644, &err);
     if (rc == 0)
         rc = write_node_json(dir, na_url, &err);
+    if (rc == 0)
+        rc = cli_na_trust_keep(dir, tls_ca, tls_pin, &err);
     if (rc == 0) {
         print_cert("joined", &c);
         gm_cert_free(&c);
@@ -172,7 +177,7 @@ static int do_join(const char *dir, const char *na_url, const char *token, long 
     return rc == 0 ? 0 : cli_fail("join", &err);
 }
 
-static int do_renew(const char *dir, const char *na_override)
+static int do_renew(const char *dir, const char *na_override, const char *tls_ca, const char *tls_pin)
 {
     gm_error err = {0};
     gm_signer k;
@@ -202,6 +207,8 @@ static int do_renew(const char *dir, const char *na_override)
     }
     if (!url[0])
         rc = gm_error_set(&err, GM_ENOTFOUND, "no NA URL in %s/node.json; pass --na URL", dir);
+    if (rc == 0)
+        rc = cli_na_trust(url, tls_ca, tls_pin, dir, &err);
     if (rc == 0 && (rc = path_in(path, sizeof path, dir, "cert.json", &err)) == 0)
         rc = gm_cert_load(path, &old, &err);
     if (rc == 0) {
@@ -223,17 +230,22 @@ static int do_renew(const char *dir, const char *na_override)
 static int run_join(const cli_args *a)
 {
     const char *dir = cli_str(a, "dir", "."), *na = cli_str(a, "na", NULL), *token = cli_str(a, "token", NULL),
-               *pin = cli_str(a, "genesis", NULL);
+               *pin = cli_str(a, "genesis", NULL), *tls_ca = cli_str(a, "na-ca", NULL),
+               *tls_pin = cli_str(a, "na-pin", NULL);
     long long hours;
     if (cli_int(a, "validity-hours", 1, 24 * 3660, 0, &hours))
         return 2;
+    if (tls_ca && tls_pin)
+        return cli_usage("join: give --na-ca or --na-pin, not both");
+    if (tls_ca && !gm_file_exists(tls_ca))
+        return cli_usage("join: --na-ca %s does not exist", tls_ca);
     if (cli_has(a, "renew"))
-        return do_renew(dir, na);
+        return do_renew(dir, na, tls_ca, tls_pin);
     if (!na || !token)
         return cli_usage("join: --na URL and --token T are required (see 'genesis-mesh join --help')");
     if (pin && !gm_file_exists(pin))
         return cli_usage("join: --genesis %s does not exist", pin);
-    return do_join(dir, na, token, hours, pin);
+    return do_join(dir, na, token, hours, pin, tls_ca, tls_pin);
 }
 
 static const cli_opt join_opts[] = {
@@ -242,15 +254,20 @@ static const cli_opt join_opts[] = {
     {"dir", "D", "the node directory (default .)"},
     {"validity-hours", "H", "ask for a certificate valid H hours, 1..87840 (the invite caps it)"},
     {"genesis", "FILE", "pin the genesis block: refuse an NA that serves another one"},
+    {"na-ca", "FILE", "verify an https:// NA with this CA or certificate file (e.g. tls.crt of its directory)"},
+    {"na-pin", "sha256//...", "verify an https:// NA by its key pin (printed by init and na start)"},
     {"renew", NULL, "trade the valid certificate of D for a new one"},
     {NULL},
 };
 const cli_cmd cli_join = {
     "join", "enroll this node with an invite token",
     "--na URL --token T [--dir D] [--validity-hours H] [--genesis FILE]\n"
-    "       genesis-mesh join --renew [--dir D] [--na URL]",
+    "                         [--na-ca FILE | --na-pin sha256//...]\n"
+    "       genesis-mesh join --renew [--dir D] [--na URL] [--na-ca FILE | --na-pin sha256//...]",
     "Enrolls the node of directory D: creates D/node.key (or reuses it), fetches and verifies\n"
     "the genesis block (pinned by --genesis FILE or an existing D/genesis.json), proves possession\n"
     "of the key to the NA, verifies the certificate it returns, and writes D/cert.json,\n"
-    "D/genesis.json and D/node.json. --renew trades a valid certificate for a new one.\n",
+    "D/genesis.json and D/node.json. --renew trades a valid certificate for a new one.\n"
+    "An https:// NA is verified with --na-ca FILE or --na-pin, or $GM_NA_CA / $GM_NA_PIN; what is\n"
+    "given is kept in D (na-ca.pem, na-tls.pin) for every later command of this node.\n",
     run_join, join_opts, 0, NULL};

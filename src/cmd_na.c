@@ -12,15 +12,34 @@
 #include "gm/keys.h"
 #include "gm/na.h"
 #include "gm/reqsig.h"
+#include "gm/tls.h"
 #include "gm/util.h"
 
-static int na_serve(const char *dir, const char *listen, const char *port_file)
+static int na_serve(const char *dir, const char *listen, const char *port_file, const char *tls_cert,
+                    const char *tls_key, int plain)
 {
     gm_error err = {0};
     gm_na_config cfg;
     gm_na_t *na = NULL;
     if (gm_na_config_load(&cfg, dir, &err) != 0)
         return cli_fail("na start", &err);
+    if (!tls_cert != !tls_key)
+        return cli_usage("na start: --tls-cert and --tls-key go together");
+    if (tls_cert) {
+        snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s", tls_cert);
+        snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s", tls_key);
+    }
+    if (plain) {
+        cfg.tls_cert[0] = cfg.tls_key[0] = '\0';
+        cfg.plain_http = 1;
+    }
+    if (!cfg.tls_cert[0] && !cfg.plain_http) {
+        gm_error_set(&err, GM_EINVAL,
+                 "no TLS certificate: set \"tls_cert\" and \"tls_key\" in %s/config.json (init makes them) or pass "
+                 "--tls-cert/--tls-key; to serve plain HTTP on purpose pass --plain-http or set \"plain_http\": true",
+                 dir);
+        return cli_fail("na start", &err);
+    }
     /* Signals are taken by sigwait below; block them before any thread exists. */
     sigset_t set;
     sigemptyset(&set);
@@ -42,8 +61,14 @@ static int na_serve(const char *dir, const char *listen, const char *port_file)
             return cli_fail("na start: writing the port file", &err);
         }
     }
-    gm_log(GM_LOG_INFO, "na", "NA '%s' serving on port %u (Ctrl-C to stop)", cfg.network_name,
-           (unsigned)gm_na_port(na));
+    char pin[GM_TLS_PIN_LEN] = "", path[4096] = "";
+    if (gm_na_tls(na) && gm_na_config_path(&cfg, cfg.tls_cert, path, sizeof path, NULL) == 0 &&
+        gm_tls_pin_of_cert_file(path, pin, NULL) != 0)
+        pin[0] = '\0';
+    gm_log(GM_LOG_INFO, "na", "NA '%s' serving %s on port %u (Ctrl-C to stop)", cfg.network_name,
+           gm_na_tls(na) ? "HTTPS" : "plain HTTP (no TLS)", (unsigned)gm_na_port(na));
+    if (pin[0])
+        gm_log(GM_LOG_INFO, "na", "TLS key pin %s (nodes join with --na-pin %s, or --na-ca %s)", pin, pin, path);
     int sig = 0;
     sigwait(&set, &sig);
     gm_log(GM_LOG_INFO, "na", "NA stopping (signal %d)", sig);
@@ -54,11 +79,12 @@ static int na_serve(const char *dir, const char *listen, const char *port_file)
 static int na_start(const cli_args *a)
 {
     const char *dir = cli_str(a, "dir", "."), *listen = cli_str(a, "listen", NULL),
-               *port_file = cli_str(a, "port-file", NULL);
+               *port_file = cli_str(a, "port-file", NULL), *tls_cert = cli_str(a, "tls-cert", NULL),
+               *tls_key = cli_str(a, "tls-key", NULL);
     int quiet = cli_has(a, "quiet"), rc;
     if (!quiet && (rc = cli_log_open(a, NULL)) != 0)
         return rc;
-    rc = na_serve(dir, listen, port_file);
+    rc = na_serve(dir, listen, port_file, tls_cert, tls_key, cli_has(a, "plain-http"));
     cli_log_close();
     return rc;
 }
@@ -97,14 +123,20 @@ static const cli_opt start_opts[] = {
     {"dir", "D", "the NA directory (default .; see 'genesis-mesh init')"},
     {"listen", "HOST:PORT", "listen here instead of config.json \"listen\" (port 0 picks a free port)"},
     {"port-file", "F", "write the port actually bound to F"},
+    {"tls-cert", "FILE", "serve HTTPS with this certificate (PEM) instead of config.json \"tls_cert\""},
+    {"tls-key", "FILE", "the certificate's private key (PEM); goes with --tls-cert"},
+    {"plain-http", NULL, "serve plain HTTP on purpose (no TLS; invite tokens travel in clear)"},
     {"quiet", NULL, "no log at all"},
     CLI_LOG_OPTS,
     {NULL},
 };
 static const cli_cmd na_start_cmd = {
     "start", "serve the Network Authority of a directory",
-    "[--dir D] [--listen HOST:PORT] [--port-file F] [--quiet] [--log FILE] [--log-format F] [--log-level L]",
-    "Serves the NA of directory D until SIGINT/SIGTERM. Logs one record per request and event.\n", na_start,
+    "[--dir D] [--listen HOST:PORT] [--port-file F] [--tls-cert FILE --tls-key FILE] [--plain-http]\n"
+    "       [--quiet] [--log FILE] [--log-format F] [--log-level L]",
+    "Serves the NA of directory D until SIGINT/SIGTERM. Logs one record per request and event.\n"
+    "Serves HTTPS with the certificate and key of config.json (tls_cert, tls_key; made by init) or\n"
+    "--tls-cert/--tls-key; plain HTTP only with --plain-http or \"plain_http\": true in config.json.\n", na_start,
     start_opts, 0, NULL};
 
 static const cli_opt sign_opts[] = {

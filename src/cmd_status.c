@@ -12,6 +12,7 @@
 #include "gm/cert.h"
 #include "gm/crl.h"
 #include "gm/genesis.h"
+#include "gm/http_client.h"
 #include "gm/keys.h"
 #include "gm/na_client.h"
 #include "gm/node.h"
@@ -337,6 +338,9 @@ static void load(status_ctx *c, const char *na_override)
         json_decref(o);
         free(text);
     }
+    /* The NA trust join kept; if it is unreadable the NA check below says the NA is unreachable. */
+    if (c->na_url[0])
+        gm_http_trust_load_dir(c->dir, c->na_url, NULL);
 }
 
 static int run_status(const cli_args *a)

@@ -54,9 +54,9 @@ NA_PORT="${E2E_NA_URL##*:}"
 NODE_NS[supervisor]="$NS_S"; NODE_LISTEN[supervisor]="0.0.0.0:0"
 NODE_NS[finance]="$NS_F";    NODE_LISTEN[finance]="10.201.1.2:0"; NODE_HOST[finance]=10.201.1.2
 NODE_NS[crm]="$NS_C";        NODE_LISTEN[crm]="10.201.2.2:0";     NODE_HOST[crm]=10.201.2.2
-e2e_node_join supervisor role:supervisor "http://127.0.0.1:$NA_PORT"
-e2e_node_join finance role:finance "http://10.201.1.1:$NA_PORT"
-e2e_node_join crm role:crm "http://10.201.2.1:$NA_PORT"
+e2e_node_join supervisor role:supervisor "$E2E_NA_SCHEME://127.0.0.1:$NA_PORT"
+e2e_node_join finance role:finance "$E2E_NA_SCHEME://10.201.1.1:$NA_PORT"
+e2e_node_join crm role:crm "$E2E_NA_SCHEME://10.201.2.1:$NA_PORT"
 declare -A KEY
 for a in supervisor finance crm; do KEY[$a]="$(node_key "$a")"; done
 
@@ -102,11 +102,11 @@ e2e_node_start_expect_fail crm || fail "revoked crm started again: $(tail -5 "$(
 step "rejoin: refused without clear-key, accepted after it, reachable through the relay"
 rc=0
 token="$(e2e_invite role:crm)"
-ip netns exec "$NS_C" "$GM_BIN" join --na "http://10.201.2.1:$NA_PORT" --token "$token" --dir "$(node_dir crm)" \
+ip netns exec "$NS_C" "$GM_BIN" join --na "$E2E_NA_SCHEME://10.201.2.1:$NA_PORT" --token "$token" --dir "$(node_dir crm)" \
     >"$E2E_TMP/rejoin1.out" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "crm rejoined with a compromised key and no clear-key"
 e2e_admin clear-key --node-key "${KEY[crm]}" >"$E2E_TMP/clear.out" 2>&1 || fail "admin clear-key failed: $(cat "$E2E_TMP/clear.out")"
-e2e_node_join crm role:crm "http://10.201.2.1:$NA_PORT"
+e2e_node_join crm role:crm "$E2E_NA_SCHEME://10.201.2.1:$NA_PORT"
 e2e_node_start crm --peer "10.201.2.1:$SUP_PORT"
 wait_until "$E2E_TIMEOUT" "finance routes to the rejoined crm via supervisor" \
     has_route finance "${KEY[crm]}" "${KEY[supervisor]}" 2

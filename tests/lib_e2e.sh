@@ -41,6 +41,7 @@ E2E_NA_URL=""
 E2E_NA_PID=""
 E2E_NA_NS=""                  # network namespace of the NA ("" = the current one)
 E2E_NA_LISTEN="127.0.0.1:0"
+E2E_NA_SCHEME=http            # https once e2e_na_start found the certificate init made
 E2E_NETWORK="${E2E_NETWORK:-E2ENET}"
 E2E_FAILED=0
 E2E_STEP=""
@@ -212,7 +213,16 @@ e2e_na_start() {
     port="$(tr -d '[:space:]' <"$port_file")"
     host="${E2E_NA_LISTEN%:*}"
     [ "$host" = "0.0.0.0" ] && host=127.0.0.1
-    E2E_NA_URL="http://$host:$port"
+    # HTTPS with the certificate init made; nodes join with its key pin (GM_NA_PIN), which
+    # holds whatever address they dial (namespaces), and keep it in their directories.
+    E2E_NA_SCHEME=http
+    if [ -f "$E2E_NET/tls.crt" ]; then
+        E2E_NA_SCHEME=https
+        GM_NA_PIN="$(grep -o 'sha256//[A-Za-z0-9+/=]*' "$E2E_TMP/init.out" | head -n 1)"
+        [ -n "$GM_NA_PIN" ] || fail "init printed no TLS key pin: $(cat "$E2E_TMP/init.out")"
+        export GM_NA_PIN
+    fi
+    E2E_NA_URL="$E2E_NA_SCHEME://$host:$port"
     wait_until "$E2E_TIMEOUT" "the NA answers /crl" e2e_na_crl_sequence
     log "NA at $E2E_NA_URL (pid $E2E_NA_PID)"
 }
@@ -229,9 +239,13 @@ e2e_admin() { in_ns "$E2E_NA_NS" "$GM_BIN" admin "$@" --dir "$E2E_NET" --na "$E2
 
 # Prints the sequence of the CRL the NA serves.
 e2e_na_crl_sequence() {
-    in_ns "$E2E_NA_NS" python3 - "$E2E_NA_URL" <<'EOF'
-import json, sys, urllib.request
-with urllib.request.urlopen(sys.argv[1] + "/crl", timeout=5) as r:
+    in_ns "$E2E_NA_NS" python3 - "$E2E_NA_URL" "$E2E_NET/tls.crt" <<'EOF'
+import json, ssl, sys, urllib.request
+ctx = None
+if sys.argv[1].startswith("https:"):
+    ctx = ssl.create_default_context(cafile=sys.argv[2])
+    ctx.check_hostname = False  # the NA may be dialled at a namespace address; the chain is checked
+with urllib.request.urlopen(sys.argv[1] + "/crl", timeout=5, context=ctx) as r:
     print(json.load(r)["sequence"])
 EOF
 }
@@ -446,9 +460,13 @@ e2e_send_expect_no_route() {
 
 # e2e_na_crl_q EXPR [ARG...]: json_q over the CRL the NA serves now.
 e2e_na_crl_q() {
-    in_ns "$E2E_NA_NS" python3 -c 'import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen(sys.argv[1] + "/crl", timeout=5).read().decode())' "$E2E_NA_URL" |
-        json_q "$@"
+    in_ns "$E2E_NA_NS" python3 -c 'import ssl, sys, urllib.request
+ctx = None
+if sys.argv[1].startswith("https:"):
+    ctx = ssl.create_default_context(cafile=sys.argv[2])
+    ctx.check_hostname = False
+sys.stdout.write(urllib.request.urlopen(sys.argv[1] + "/crl", timeout=5, context=ctx).read().decode())' \
+        "$E2E_NA_URL" "$E2E_NET/tls.crt" | json_q "$@"
 }
 # e2e_na_crl_revokes CERT_ID REASON: the NA's CRL lists CERT_ID with REASON.
 e2e_na_crl_revokes() {

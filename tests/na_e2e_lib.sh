@@ -1,6 +1,7 @@
 # Helpers for the NA end-to-end tests (tests/e2e_na_*.sh; sourced, not run): a temp dir,
 # `init`, the NA on a free loopback port (--listen 127.0.0.1:0 --port-file), raw HTTP with
-# curl, JSON fields with grep/sed (the NA answers compact JSON), bounded polling, and a trap
+# curl, over HTTPS with the certificate init made, JSON fields with grep/sed (the NA answers
+# compact JSON), bounded polling, and a trap
 # that kills every NA it started and removes the temp dir.
 #
 # Environment: GM_BIN (genesis-mesh), or GM_BUILD/genesis-mesh; GM_E2E_KEEP=1 keeps the dir.
@@ -48,7 +49,16 @@ wait_until() {
     done
 }
 
-na_init() { gm init --dir "$OP" --network "${1:-E2ENA}" >"$T/init.out" 2>&1 || fail "init: $(cat "$T/init.out")"; }
+# init makes the NA's TLS certificate: every client here trusts it as its CA (GM_NA_CA for
+# genesis-mesh, --cacert for curl), so the tests run over HTTPS.
+na_init() {
+    gm init --dir "$OP" --network "${1:-E2ENA}" >"$T/init.out" 2>&1 || fail "init: $(cat "$T/init.out")"
+    [ -f "$OP/tls.crt" ] && export GM_NA_CA="$OP/tls.crt"
+    return 0
+}
+curl() {
+    if [ -f "$OP/tls.crt" ]; then command curl --cacert "$OP/tls.crt" "$@"; else command curl "$@"; fi
+}
 
 # na_start [LOG]: start the NA of $OP on a free port; sets NA_PID and NA_URL.
 na_start() {
@@ -63,7 +73,9 @@ na_start() {
         [ "$SECONDS" -lt "$deadline" ] || fail "the NA wrote no port file"
         sleep 0.05
     done
-    NA_URL="http://127.0.0.1:$(tr -d '[:space:]' <"$port_file")"
+    local scheme=http
+    grep -q '"tls_cert"' "$OP/config.json" && scheme=https
+    NA_URL="$scheme://127.0.0.1:$(tr -d '[:space:]' <"$port_file")"
     wait_until 30 "the NA answers /health" curl -sf "$NA_URL/health"
 }
 

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -973,6 +975,48 @@ static void test_llm_config_rejects_key_that_could_inject_headers(void **state)
     clear_llm_env();
 }
 
+/* Issue 7: a truncated key, or the key base64-encoded (alone or inside a longer encoded
+ * string, e.g. "Bearer <key>"), leaks as much as the whole key. */
+static void test_llm_redact_catches_pieces_and_base64(void **state)
+{
+    (void)state;
+    gm_llm_config cfg;
+    gm_error err = { 0 };
+    clear_llm_env();
+    setenv("LLM_MODEL", "m", 1);
+    const char *key = "sk-live-4f9a8b7c6d5e4f3a2b1c0d9e";
+    setenv("LLM_API_KEY", key, 1);
+    assert_int_equal(gm_llm_config_load(&cfg, NULL, &err), 0);
+
+    char trunc[] = "the key starts sk-live-4f9a8b7c6d5e... and ends 6d5e4f3a2b1c0d9e.";
+    assert_true(gm_llm_redact(&cfg, trunc) >= 2);
+    assert_null(strstr(trunc, "4f9a8b7c6d5e"));
+    assert_null(strstr(trunc, "4f3a2b1c0d9e"));
+
+    char b64[256], text[512];
+    for (size_t pre = 0; pre < 3; pre++) {
+        char plain[128];
+        snprintf(plain, sizeof plain, "%.*sBearer %s", (int)pre, "xyz", key);
+        sodium_bin2base64(b64, sizeof b64, (const unsigned char *)plain, strlen(plain),
+                          sodium_base64_VARIANT_ORIGINAL);
+        snprintf(text, sizeof text, "echo: %s end", b64);
+        assert_true(gm_llm_redact(&cfg, text) >= 1);
+        /* what is left of the encoding no longer decodes to any 12-character piece of the key */
+        assert_non_null(strstr(text, "[REDACTED]"));
+        assert_true(strlen(text) < strlen(b64) + 10);
+    }
+    sodium_bin2base64(b64, sizeof b64, (const unsigned char *)key, strlen(key),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    snprintf(text, sizeof text, "url-safe %s!", b64);
+    assert_true(gm_llm_redact(&cfg, text) >= 1);
+    assert_null(strstr(text, b64));
+
+    char clean[] = "a perfectly ordinary answer about sk- prefixes and 4f9a numbers";
+    assert_int_equal(gm_llm_redact(&cfg, clean), 0);
+    gm_llm_config_free(&cfg);
+    clear_llm_env();
+}
+
 static void test_llm_redact_replaces_every_occurrence(void **state)
 {
     (void)state;
@@ -1382,6 +1426,7 @@ int main(void)
         cmocka_unit_test(test_llm_non_utf8_answer_is_named),
         cmocka_unit_test(test_llm_azure_classic_endpoint),
         cmocka_unit_test(test_llm_config_provider_variables),
+        cmocka_unit_test(test_llm_redact_catches_pieces_and_base64),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

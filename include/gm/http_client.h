@@ -69,4 +69,24 @@ int gm_http_post_json(const char *url, const char *const *headers, size_t n_head
                       const json_t *body, long timeout_ms, int *status_out, json_t **json_out,
                       gm_error *err);
 
+/*
+ * TLS trust for one server (scheme://host:port of url; the path is ignored): every request
+ * to it verifies the server with ca_file (a PEM file of trusted certificates; the NA's
+ * self-signed certificate is its own CA) and/or pin ("sha256//<base64>", ';' between
+ * several: the server key must be one of them). With a pin and no CA file the certificate
+ * chain and host name are not checked, only the key. Servers without an entry use the
+ * system's CA store. This is process-wide state (like curl_global_init): programs set it
+ * once, at start, for the NA they talk to. Setting the same origin again replaces it.
+ */
+int gm_http_trust_set(const char *url, const char *ca_file, const char *pin, gm_error *err);
+
+/*
+ * The NA trust kept in a node directory by `join` (D/na-ca.pem, D/na-tls.pin), set for url
+ * with gm_http_trust_set. Nothing kept: returns 0 and sets nothing.
+ */
+int gm_http_trust_load_dir(const char *dir, const char *url, gm_error *err);
+
+#define GM_HTTP_TRUST_CA_FILE "na-ca.pem"
+#define GM_HTTP_TRUST_PIN_FILE "na-tls.pin"
+
 #endif

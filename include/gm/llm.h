@@ -106,8 +106,11 @@ void gm_llm_answer_free(gm_llm_answer *answer);
 
 /*
  * Replace every occurrence of the API key in text with "[REDACTED]", in place,
- * and return how many were replaced. A key shorter than "[REDACTED]" is
- * overwritten with as many '*' instead, since text cannot grow. NULL-safe.
+ * and return how many were replaced. A key of 12 characters or more is also
+ * redacted where only a piece of it (12+ characters) appears, and where it
+ * appears base64-encoded (standard or URL-safe alphabet, any alignment). A key
+ * shorter than "[REDACTED]" is overwritten with as many '*' instead, since text
+ * cannot grow. NULL-safe.
  */
 size_t gm_llm_redact(const gm_llm_config *cfg, char *text);
 

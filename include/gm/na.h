@@ -15,9 +15,12 @@
 #define GM_NA_DEFAULT_PORT 8700
 #define GM_NA_DEFAULT_MAX_BODY 65536
 #define GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS 168
-#define GM_NA_DEFAULT_MAX_CONNECTIONS 256
+/* Event-driven server: a held connection costs a socket and a little memory, not a thread. */
+#define GM_NA_DEFAULT_MAX_CONNECTIONS 4096
 #define GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP 64
 #define GM_NA_DEFAULT_CONNECTION_TIMEOUT_S 10
+#define GM_NA_DEFAULT_REQUEST_TIMEOUT_S 30
+#define GM_NA_DEFAULT_THREADS 8
 #define GM_NA_DEFAULT_RATE_PER_IP_PER_S 200
 #define GM_NA_DEFAULT_RATE_BURST 2000
 #define GM_NA_DEFAULT_AUTH_FAILURES_PER_IP_PER_S 1
@@ -59,7 +62,12 @@ typedef struct gm_na_config {
     unsigned max_connections;
     unsigned max_connections_per_ip; /* 0 = no per-address limit */
     unsigned connection_timeout_s;   /* idle connections are closed after this */
+    unsigned request_timeout_s;      /* whole request (headers and body) must arrive within this */
+    unsigned threads;                /* server threads, each polling its share of the connections */
     gm_na_rate_limit rate_limit;
+    char tls_cert[4096];     /* PEM certificate (chain) served over HTTPS; "" = none */
+    char tls_key[4096];      /* its PEM private key */
+    int plain_http;          /* "plain_http": true: serving without TLS is intended */
     size_t n_operators;
     gm_na_operator operators[GM_NA_MAX_OPERATORS];
 } gm_na_config;
@@ -79,8 +87,12 @@ typedef void (*gm_na_log_fn)(void *ctx, const char *line);
  * not the one the genesis names, or the NA key is outside its validity window. Opens the
  * store and issues CRL sequence 0 on first start. Does not listen yet. */
 int gm_na_new(gm_na_t **na, const gm_na_config *cfg, gm_na_log_fn log, void *log_ctx, gm_error *err);
-/* Listen on cfg->listen (or listen_override when not NULL) and serve in background threads. */
+/* Listen on cfg->listen (or listen_override when not NULL) and serve in background threads:
+ * HTTPS with cfg->tls_cert and cfg->tls_key when both are set, plain HTTP otherwise (the
+ * program decides whether plain HTTP is allowed: see cfg->plain_http). */
 int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err);
+/* 1 when serving HTTPS. */
+int gm_na_tls(const gm_na_t *na);
 /* The port actually bound (useful with port 0). */
 uint16_t gm_na_port(const gm_na_t *na);
 /* Stop serving (waits for requests in flight) and release everything. NULL is fine. */

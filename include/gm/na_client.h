@@ -54,4 +54,25 @@ int gm_na_fetch_crl(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const ch
                     long timeout_ms, gm_crl *crl, int *not_modified, char *etag_out, size_t etag_cap,
                     gm_error *err);
 
+/* ---- checking the NA's answers (strict: a missing or wrong-typed member is GM_EPROTO with a
+ * message naming it; the strings returned are borrowed from the JSON value) ---- */
+
+/* POST /admin/invite: {"token", "roles", "expires_at", "max_validity_hours"}. */
+typedef struct gm_na_invite_answer {
+    const char *token;
+    const char *first_role;
+    const char *expires_at;
+    int64_t max_validity_hours;
+} gm_na_invite_answer;
+int gm_na_invite_answer_check(const json_t *resp, gm_na_invite_answer *out, gm_error *err);
+
+/* POST /admin/revoke: {"revoked": [cert ids], "sequence": n, "crl": ...}. */
+int gm_na_revoke_answer_check(const json_t *resp, int64_t *sequence, gm_error *err);
+
+/* GET /admin/nodes: {"nodes": [{cert_id, node_public_key, roles, expires_at, status, ...}]}. */
+int gm_na_nodes_answer_check(const json_t *resp, gm_error *err);
+
+/* POST /admin/clear-key: {"node_public_key", "cleared": true}. */
+int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err);
+
 #endif

@@ -58,6 +58,11 @@ int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_e
     size_t n = strlen(c->na_url);
     while (n > 0 && c->na_url[n - 1] == '/')
         c->na_url[--n] = '\0';
+    /* The NA's TLS trust that join kept in the node directory. */
+    if ((rc = gm_http_trust_load_dir(dir, c->na_url, err)) != 0) {
+        gm_agent_ctx_close(c);
+        return rc;
+    }
     return 0;
 }
 

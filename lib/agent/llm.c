@@ -612,6 +612,37 @@ out:
     return rc;
 }
 
+/* A piece of the key this long is as good as the key to whoever reads it (and cannot be a
+ * coincidence in ordinary text); shorter keys are only matched whole. */
+#define REDACT_MIN_PIECE 12
+
+/* Replace every run of text of min or more characters that also occurs in needle. */
+static size_t redact_pieces(char *text, const char *needle, size_t nlen, size_t min)
+{
+    const size_t rlen = strlen(REDACTED);
+    size_t count = 0, tlen = strlen(text);
+    for (size_t i = 0; i + min <= tlen;) {
+        size_t best = 0;
+        for (size_t j = 0; j + min <= nlen; j++) {
+            size_t l = 0;
+            while (j + l < nlen && i + l < tlen && text[i + l] == needle[j + l])
+                l++;
+            if (l > best)
+                best = l;
+        }
+        if (best < min) {
+            i++;
+            continue;
+        }
+        memcpy(text + i, REDACTED, rlen); /* min >= rlen: the text only shrinks */
+        memmove(text + i + rlen, text + i + best, tlen - i - best + 1);
+        tlen -= best - rlen;
+        i += rlen;
+        count++;
+    }
+    return count;
+}
+
 size_t gm_llm_redact(const gm_llm_config *cfg, char *text)
 {
     if (!cfg || !cfg->api_key || cfg->api_key_len == 0 || !text)
@@ -619,6 +650,27 @@ size_t gm_llm_redact(const gm_llm_config *cfg, char *text)
     const size_t klen = cfg->api_key_len, rlen = strlen(REDACTED);
     size_t count = 0;
     char *p = text;
+    if (klen >= REDACT_MIN_PIECE) {
+        count = redact_pieces(text, cfg->api_key, klen, REDACT_MIN_PIECE);
+        /* Base64 of the key, however it was aligned inside what was encoded: starting at key
+         * byte s (0..2), whole 3-byte groups encode to the same characters wherever they sit. */
+        for (size_t s = 0; s < 3 && klen - s >= 9; s++) {
+            size_t n = (klen - s) / 3 * 3;
+            size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+            char *enc = malloc(cap);
+            if (!enc)
+                break;
+            sodium_bin2base64(enc, cap, (const unsigned char *)cfg->api_key + s, n,
+                              sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+            count += redact_pieces(text, enc, strlen(enc), REDACT_MIN_PIECE);
+            for (char *c = enc; *c; c++) /* the URL-safe alphabet too */
+                *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+            count += redact_pieces(text, enc, strlen(enc), REDACT_MIN_PIECE);
+            sodium_memzero(enc, cap);
+            free(enc);
+        }
+        return count;
+    }
     while ((p = strstr(p, cfg->api_key)) != NULL) {
         if (klen >= rlen) {
             memcpy(p, REDACTED, rlen);

@@ -231,3 +231,110 @@ int gm_na_fetch_crl(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const ch
     gm_http_resp_free(&r);
     return rc;
 }
+
+/* ---- answers ---- */
+
+static int need_string(const json_t *o, const char *key, const char *what, const char **out, gm_error *err)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_string(v) || json_string_length(v) == 0 || strlen(json_string_value(v)) != json_string_length(v))
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s has %s \"%s\" (a non-empty string expected)",
+                            what, v ? "a wrong-typed" : "no", key);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int need_object(const json_t *resp, const char *what, gm_error *err)
+{
+    if (!json_is_object(resp))
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s is not a JSON object", what);
+    return 0;
+}
+
+/* An array of non-empty strings (at least min of them). */
+static int need_strings(const json_t *o, const char *key, size_t min, const char *what, gm_error *err)
+{
+    const json_t *a = json_object_get(o, key), *v;
+    size_t i;
+    if (!json_is_array(a) || json_array_size(a) < min)
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s has %s \"%s\" (an array of strings expected)",
+                            what, a ? "a wrong-typed" : "no", key);
+    json_array_foreach(a, i, v) if (!json_is_string(v) || json_string_length(v) == 0) return gm_error_set(
+        err, GM_EPROTO, "the NA's answer to %s has a \"%s\" entry that is not a non-empty string", what, key);
+    return 0;
+}
+
+int gm_na_invite_answer_check(const json_t *resp, gm_na_invite_answer *out, gm_error *err)
+{
+    static const char what[] = "POST /admin/invite";
+    memset(out, 0, sizeof *out);
+    const json_t *h = json_object_get(resp, "max_validity_hours");
+    int rc;
+    if ((rc = need_object(resp, what, err)) || (rc = need_string(resp, "token", what, &out->token, err)) ||
+        (rc = need_strings(resp, "roles", 1, what, err)) ||
+        (rc = need_string(resp, "expires_at", what, &out->expires_at, err)))
+        return rc;
+    if (!json_is_integer(h) || json_integer_value(h) < 1)
+        return gm_error_set(err, GM_EPROTO,
+                            "the NA's answer to %s has %s \"max_validity_hours\" (a positive integer expected)",
+                            what, h ? "a wrong-typed" : "no");
+    out->first_role = json_string_value(json_array_get(json_object_get(resp, "roles"), 0));
+    out->max_validity_hours = json_integer_value(h);
+    return 0;
+}
+
+int gm_na_revoke_answer_check(const json_t *resp, int64_t *sequence, gm_error *err)
+{
+    static const char what[] = "POST /admin/revoke";
+    const json_t *seq = json_object_get(resp, "sequence");
+    int rc;
+    if ((rc = need_object(resp, what, err)) || (rc = need_strings(resp, "revoked", 0, what, err)))
+        return rc;
+    if (!json_is_integer(seq) || json_integer_value(seq) < 0)
+        return gm_error_set(err, GM_EPROTO,
+                            "the NA's answer to %s has %s \"sequence\" (a non-negative integer expected)", what,
+                            seq ? "a wrong-typed" : "no");
+    *sequence = json_integer_value(seq);
+    return 0;
+}
+
+int gm_na_nodes_answer_check(const json_t *resp, gm_error *err)
+{
+    static const char what[] = "GET /admin/nodes";
+    int rc = need_object(resp, what, err);
+    const json_t *nodes = json_object_get(resp, "nodes"), *n;
+    size_t i;
+    if (rc != 0)
+        return rc;
+    if (!json_is_array(nodes))
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s has %s \"nodes\" (an array expected)", what,
+                            nodes ? "a wrong-typed" : "no");
+    json_array_foreach(nodes, i, n)
+    {
+        const char *s;
+        const json_t *reason = json_object_get(n, "reason"), *blocked = json_object_get(n, "key_blocked");
+        if (!json_is_object(n))
+            return gm_error_set(err, GM_EPROTO, "the NA's answer to %s: nodes[%zu] is not an object", what, i);
+        if ((rc = need_string(n, "cert_id", what, &s, err)) || (rc = need_string(n, "node_public_key", what, &s, err)) ||
+            (rc = need_string(n, "expires_at", what, &s, err)) || (rc = need_string(n, "status", what, &s, err)) ||
+            (rc = need_strings(n, "roles", 0, what, err)))
+            return gm_error_prefix(err, "nodes[%zu]", i);
+        if ((reason && !json_is_string(reason) && !json_is_null(reason)) || (blocked && !json_is_boolean(blocked)))
+            return gm_error_set(err, GM_EPROTO,
+                                "the NA's answer to %s: nodes[%zu] has a wrong-typed \"reason\" or \"key_blocked\"",
+                                what, i);
+    }
+    return 0;
+}
+
+int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err)
+{
+    static const char what[] = "POST /admin/clear-key";
+    const char *pk;
+    int rc;
+    if ((rc = need_object(resp, what, err)) || (rc = need_string(resp, "node_public_key", what, &pk, err)))
+        return rc;
+    if (!json_is_true(json_object_get(resp, "cleared")))
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s does not say \"cleared\": true", what);
+    return 0;
+}

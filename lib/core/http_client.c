@@ -13,6 +13,8 @@
 
 #include "gm/error.h"
 #include "gm/http_client.h"
+#include "gm/tls.h"
+#include "gm/util.h"
 
 #define URL_DISPLAY_MAX 200
 #define ETAG_MAX 1024
@@ -23,6 +25,128 @@ static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
 static void curl_init_once(void)
 {
     g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ---- TLS trust per origin ---- */
+
+#define TRUST_MAX 16
+#define ORIGIN_MAX 300
+
+typedef struct trust_entry {
+    char origin[ORIGIN_MAX];
+    char ca_file[4096];
+    char pin[8 * GM_TLS_PIN_LEN];
+} trust_entry;
+
+static pthread_mutex_t g_trust_lock = PTHREAD_MUTEX_INITIALIZER;
+static trust_entry g_trust[TRUST_MAX];
+static size_t g_n_trust;
+
+/* "scheme://host:port" in lower case, the default port filled in; userinfo dropped. */
+static int origin_of(const char *url, char out[ORIGIN_MAX])
+{
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return -1;
+    size_t slen = (size_t)(sep - url);
+    const char *auth = sep + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < alen; i++)
+        if (auth[i] == '@')
+            at = auth + i;
+    if (at) {
+        alen -= (size_t)(at + 1 - auth);
+        auth = at + 1;
+    }
+    const char *close = auth[0] == '[' ? memchr(auth, ']', alen) : NULL;
+    const char *colon = NULL;
+    for (const char *p = close ? close : auth; p < auth + alen; p++)
+        if (*p == ':')
+            colon = p;
+    const char *dflt = (slen == 5 && strncasecmp(url, "https", 5) == 0) ? "443" : "80";
+    int n = snprintf(out, ORIGIN_MAX, "%.*s://%.*s%s%s", (int)slen, url, (int)alen, auth, colon ? "" : ":",
+                     colon ? "" : dflt);
+    if (n < 0 || n >= ORIGIN_MAX || alen == 0)
+        return -1;
+    for (char *p = out; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return 0;
+}
+
+int gm_http_trust_set(const char *url, const char *ca_file, const char *pin, gm_error *err)
+{
+    char origin[ORIGIN_MAX];
+    if (!url || origin_of(url, origin) != 0)
+        return gm_error_set(err, GM_EINVAL, "cannot tell the server of URL '%.200s'", url ? url : "");
+    if (ca_file && !*ca_file)
+        ca_file = NULL;
+    if (pin && !*pin)
+        pin = NULL;
+    int rc;
+    if (pin && (rc = gm_tls_pin_check(pin, err)) != 0)
+        return rc;
+    if (pin && strlen(pin) >= sizeof g_trust[0].pin)
+        return gm_error_set(err, GM_EINVAL, "too many TLS pins");
+    if (ca_file && (strlen(ca_file) >= sizeof g_trust[0].ca_file || !gm_file_exists(ca_file)))
+        return gm_error_set(err, GM_ENOTFOUND, "CA file %.300s not found", ca_file);
+    pthread_mutex_lock(&g_trust_lock);
+    size_t i = 0;
+    while (i < g_n_trust && strcmp(g_trust[i].origin, origin) != 0)
+        i++;
+    if (i == TRUST_MAX) {
+        pthread_mutex_unlock(&g_trust_lock);
+        return gm_error_set(err, GM_EINVAL, "TLS trust is set for too many servers (at most %d)", TRUST_MAX);
+    }
+    if (i == g_n_trust)
+        g_n_trust++;
+    trust_entry *t = &g_trust[i];
+    snprintf(t->origin, sizeof t->origin, "%s", origin);
+    snprintf(t->ca_file, sizeof t->ca_file, "%s", ca_file ? ca_file : "");
+    snprintf(t->pin, sizeof t->pin, "%s", pin ? pin : "");
+    pthread_mutex_unlock(&g_trust_lock);
+    return 0;
+}
+
+int gm_http_trust_load_dir(const char *dir, const char *url, gm_error *err)
+{
+    char ca[4096], pinfile[4096], *pin = NULL;
+    size_t len = 0;
+    int rc;
+    if ((rc = gm_path_join(ca, sizeof ca, dir, GM_HTTP_TRUST_CA_FILE, err)) ||
+        (rc = gm_path_join(pinfile, sizeof pinfile, dir, GM_HTTP_TRUST_PIN_FILE, err)))
+        return rc;
+    int have_ca = gm_file_exists(ca);
+    if (gm_file_exists(pinfile)) {
+        if ((rc = gm_file_read(pinfile, 4096, &pin, &len, err)) != 0)
+            return rc;
+        while (len > 0 && (pin[len - 1] == '\n' || pin[len - 1] == '\r' || pin[len - 1] == ' '))
+            pin[--len] = '\0';
+    }
+    if (have_ca || pin)
+        rc = gm_http_trust_set(url, have_ca ? ca : NULL, pin, err);
+    if (rc != 0)
+        gm_error_prefix(err, "NA trust kept in %s", dir);
+    free(pin);
+    return rc;
+}
+
+/* The trust of url's server into t; 0 when there is none. */
+static int trust_find(const char *url, trust_entry *t)
+{
+    char origin[ORIGIN_MAX];
+    int found = 0;
+    if (origin_of(url, origin) != 0)
+        return 0;
+    pthread_mutex_lock(&g_trust_lock);
+    for (size_t i = 0; i < g_n_trust && !found; i++)
+        if (!strcmp(g_trust[i].origin, origin)) {
+            *t = g_trust[i];
+            found = 1;
+        }
+    pthread_mutex_unlock(&g_trust_lock);
+    return found;
 }
 
 struct body_sink {
@@ -269,8 +393,18 @@ static int map_curl_error(CURLcode rc, CURL *h, const char *shown, const char *e
     case CURLE_UNSUPPORTED_PROTOCOL:
         return gm_error_set(err, GM_EINVAL, "bad URL %s: %s", shown, detail);
     case CURLE_PEER_FAILED_VERIFICATION:
-        return gm_error_set(err, GM_ENET, "cannot reach %s: TLS certificate not trusted (%s)",
+        return gm_error_set(err, GM_ENET,
+                            "cannot reach %s: TLS certificate not trusted (%s); give the NA's "
+                            "certificate with --na-ca FILE or its key pin with --na-pin sha256//...",
                             shown, detail);
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        return gm_error_set(err, GM_ENET,
+                            "cannot reach %s: the server's TLS key does not match the pinned key "
+                            "(wrong server, or its key changed)",
+                            shown);
+    case CURLE_SSL_CACERT_BADFILE:
+        return gm_error_set(err, GM_ENET, "cannot reach %s: cannot read the CA file (%s)", shown,
+                            detail);
     case CURLE_SSL_CONNECT_ERROR:
         return gm_error_set(err, GM_ENET, "cannot reach %s: TLS handshake failed (%s)", shown,
                             detail);
@@ -371,6 +505,19 @@ int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err)
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    trust_entry trust;
+    if (trust_find(req->url, &trust)) {
+        if (trust.ca_file[0])
+            curl_easy_setopt(h, CURLOPT_CAINFO, trust.ca_file);
+        if (trust.pin[0]) {
+            curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, trust.pin);
+            /* The pin is the identity: with no CA file there is no chain or name to check. */
+            if (!trust.ca_file[0]) {
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+            }
+        }
+    }
 
     int sends_body = req->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
                      strcmp(method, "PATCH") == 0;

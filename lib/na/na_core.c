@@ -129,12 +129,24 @@ static int load_rate_limit(gm_na_rate_limit *rl, const json_t *v, gm_error *err)
     return 0;
 }
 
+/* "tls_cert" and "tls_key" come together; "plain_http" is a boolean. */
+static int load_plain_http(gm_na_config *c, const json_t *v, gm_error *err)
+{
+    if (v && !json_is_boolean(v))
+        return gm_error_set(err, GM_EFORMAT, "config.json: \"plain_http\" must be true or false");
+    c->plain_http = json_is_true(v);
+    if (!c->tls_cert[0] != !c->tls_key[0])
+        return gm_error_set(err, GM_EFORMAT, "config.json: \"tls_cert\" and \"tls_key\" go together");
+    return 0;
+}
+
 int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
 {
     static const char *const known[] = {"network_name", "na_url", "listen", "db", "genesis", "na_key",
                                         "operator_keys", "max_body_bytes", "crl_next_update_hours",
                                         "max_connections", "max_connections_per_ip", "connection_timeout_s",
-                                        "rate_limit", NULL};
+                                        "request_timeout_s", "threads", "rate_limit", "tls_cert", "tls_key",
+                                        "plain_http", NULL};
     char path[4096], *text = NULL;
     size_t len;
     json_error_t je;
@@ -166,7 +178,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
             break;
         }
     }
-    int64_t body = 0, nu = 0, conns = 0, per_ip = 0, timeout = 0;
+    int64_t body = 0, nu = 0, conns = 0, per_ip = 0, timeout = 0, req_timeout = 0, threads = 0;
     if (rc == 0 && ((rc = copy_str(cfg, "network_name", c->network_name, sizeof c->network_name, NULL, err)) ||
                     (rc = copy_str(cfg, "na_url", c->na_url, sizeof c->na_url, "http://127.0.0.1:8700", err)) ||
                     (rc = copy_str(cfg, "listen", c->listen, sizeof c->listen, "127.0.0.1:8700", err)) ||
@@ -182,7 +194,13 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                                   &per_ip, err)) ||
                     (rc = get_int(cfg, "connection_timeout_s", GM_NA_DEFAULT_CONNECTION_TIMEOUT_S, 1, 3600, &timeout,
                                   err)) ||
+                    (rc = get_int(cfg, "request_timeout_s", GM_NA_DEFAULT_REQUEST_TIMEOUT_S, 1, 3600, &req_timeout,
+                                  err)) ||
+                    (rc = get_int(cfg, "threads", GM_NA_DEFAULT_THREADS, 1, 256, &threads, err)) ||
                     (rc = load_rate_limit(&c->rate_limit, json_object_get(cfg, "rate_limit"), err)) ||
+                    (rc = copy_str(cfg, "tls_cert", c->tls_cert, sizeof c->tls_cert, "", err)) ||
+                    (rc = copy_str(cfg, "tls_key", c->tls_key, sizeof c->tls_key, "", err)) ||
+                    (rc = load_plain_http(c, json_object_get(cfg, "plain_http"), err)) ||
                     (rc = load_operators(c, json_object_get(cfg, "operator_keys"), err))))
         gm_error_prefix(err, "%s", path);
     json_decref(cfg);
@@ -191,6 +209,8 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
     c->max_connections = (unsigned)conns;
     c->max_connections_per_ip = (unsigned)per_ip;
     c->connection_timeout_s = (unsigned)timeout;
+    c->request_timeout_s = (unsigned)req_timeout;
+    c->threads = (unsigned)threads;
     return rc;
 }
 

@@ -26,7 +26,8 @@ typedef int (*na_handler)(na_req *r);
 
 enum {
     NA_ROUTE_ADMIN = 1 << 0,   /* operator-signed: the router checks X-Admin-* before the handler;
-                                  failed authentications are rate-limited per address */
+                                  failed authentications are rate-limited per claimed key and address
+                                  (a correctly signed request is never refused for others' failures) */
     NA_ROUTE_PREFIX = 1 << 1,  /* path is a prefix ("/agents/"); the rest is in r->path_rest */
     NA_ROUTE_LIMITED = 1 << 2, /* unauthenticated and costly: per-address token bucket (rate_limit) */
     NA_ROUTE_READ_LIMITED = 1 << 3, /* unauthenticated read that takes the store lock: its own,
@@ -49,7 +50,8 @@ int na_route_find(const char *method, const char *path, int *path_known, const c
 
 typedef enum na_rl_kind {
     NA_RL_REQUESTS = 0,      /* NA_ROUTE_LIMITED routes: one token per request */
-    NA_RL_AUTH_FAILURES = 1, /* admin routes: checked before authenticating, one token per failure */
+    NA_RL_AUTH_FAILURES = 1, /* admin routes: one token per failed authentication, per claimed key and
+                                address, taken after the signature was checked */
     NA_RL_READS = 2,         /* NA_ROUTE_READ_LIMITED routes: one token per request */
     NA_RL_KINDS = 3
 } na_rl_kind;
@@ -72,6 +74,10 @@ void na_ratelimit_free(na_ratelimit *rl);
  * until a token is back. A kind whose rate is 0 always answers 0. */
 unsigned na_ratelimit_check(na_ratelimit *rl, const struct sockaddr *addr, na_rl_kind kind, int take,
                             int64_t now_ms);
+/* The same for the bucket of (addr, claim): claim is what the client says it is (an operator
+ * key id, "" for none), so failures under one claim never empty another's bucket. */
+unsigned na_ratelimit_check_claim(na_ratelimit *rl, const struct sockaddr *addr, const char *claim, na_rl_kind kind,
+                                  int take, int64_t now_ms);
 /* Addresses in the table now. */
 size_t na_ratelimit_tracked(na_ratelimit *rl);
 
@@ -107,6 +113,10 @@ struct gm_na {
     size_t genesis_len;
     gm_store_t *store;
     struct MHD_Daemon *daemon;
+    struct na_watch *watch; /* request deadlines (na_server.c) */
+    char *tls_cert_pem, *tls_key_pem; /* read at start, kept while serving (the key wiped after) */
+    size_t tls_key_len;
+    int tls;
     uint16_t port;
     gm_na_log_fn log;
     void *log_ctx;

@@ -11,7 +11,9 @@
 
 #include "na_internal.h"
 
-#define KEY_LEN 17 /* family byte + up to 16 address bytes */
+/* family byte + up to 16 address bytes + 16 bytes naming a claimed identity (0 = none) */
+#define KEY_LEN 33
+#define TAG_OFF 17
 
 struct na_rl_entry {
     uint8_t key[KEY_LEN];
@@ -156,13 +158,8 @@ static struct na_rl_entry *lookup(na_ratelimit *rl, const uint8_t key[KEY_LEN], 
     return &rl->entries[i];
 }
 
-unsigned na_ratelimit_check(na_ratelimit *rl, const struct sockaddr *addr, na_rl_kind kind, int take,
-                            int64_t now_ms)
+static unsigned check_key(na_ratelimit *rl, const uint8_t key[KEY_LEN], na_rl_kind kind, int take, int64_t now_ms)
 {
-    if (!rl->entries || rl->rate[kind] == 0)
-        return 0;
-    uint8_t key[KEY_LEN];
-    addr_key(addr, key);
     pthread_mutex_lock(&rl->lock);
     struct na_rl_entry *e = lookup(rl, key, now_ms);
     double rate = rl->rate[kind], burst = rl->burst[kind];
@@ -185,6 +182,30 @@ unsigned na_ratelimit_check(na_ratelimit *rl, const struct sockaddr *addr, na_rl
     }
     pthread_mutex_unlock(&rl->lock);
     return wait;
+}
+
+unsigned na_ratelimit_check(na_ratelimit *rl, const struct sockaddr *addr, na_rl_kind kind, int take,
+                            int64_t now_ms)
+{
+    if (!rl->entries || rl->rate[kind] == 0)
+        return 0;
+    uint8_t key[KEY_LEN];
+    addr_key(addr, key);
+    return check_key(rl, key, kind, take, now_ms);
+}
+
+unsigned na_ratelimit_check_claim(na_ratelimit *rl, const struct sockaddr *addr, const char *claim, na_rl_kind kind,
+                                  int take, int64_t now_ms)
+{
+    if (!rl->entries || rl->rate[kind] == 0)
+        return 0;
+    uint8_t key[KEY_LEN];
+    addr_key(addr, key);
+    /* The tag is a keyed hash of the claim, never all zero: the plain per-address bucket stays apart. */
+    crypto_generichash(key + TAG_OFF, KEY_LEN - TAG_OFF, (const uint8_t *)(claim ? claim : ""),
+                       claim ? strlen(claim) : 0, rl->hash_key, sizeof rl->hash_key);
+    key[TAG_OFF] |= 1;
+    return check_key(rl, key, kind, take, now_ms);
 }
 
 size_t na_ratelimit_tracked(na_ratelimit *rl)

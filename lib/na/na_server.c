@@ -1,7 +1,8 @@
-/* The NA's HTTP layer on libmicrohttpd (a thread per connection, so a handler may block on
- * SQLite): connection limits, per-address rate limits, body collection with a hard cap,
- * routing, admin authentication, the error envelope, response headers, metrics and the
- * access log. */
+/* The NA's HTTP layer on libmicrohttpd (event-driven: a pool of threads each polls its share
+ * of the connections with epoll, so a held connection costs a socket, not a thread; a handler
+ * blocking on SQLite holds only its own thread): connection limits, a deadline for each whole
+ * request, per-address rate limits, body collection with a hard cap, routing, admin
+ * authentication, the error envelope, response headers, metrics and the access log. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -9,10 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include <microhttpd.h>
+
+#include <sodium.h>
 
 #include "gm/gmtime.h"
 #include "gm/util.h"
@@ -89,8 +94,19 @@ int na_reply_gm_error(na_req *r, const gm_error *err)
     case GM_ENOTFOUND: return na_reply_error(r, 404, "not_found", "%s", err->msg);
     case GM_ECONFLICT: return na_reply_error(r, 409, "conflict", "%s", err->msg);
     case GM_ETOOBIG: return na_reply_error(r, 413, "body_too_large", "%s", err->msg);
-    case GM_EDB: return na_reply_error(r, 503, "storage_unavailable", "%s", err->msg);
-    default: return na_reply_error(r, 500, "internal_error", "%s", err->msg);
+    /* Storage and internal errors name files and paths of the NA: the detail goes to the log,
+     * the client gets the request id to quote. */
+    case GM_EDB:
+        na_log(r->na, "%s storage error: %s", r->request_id, err->msg);
+        return na_reply_error(r, 503, "storage_unavailable",
+                              "the NA's storage is unavailable; try again later (the NA log has the details under "
+                              "request id %s)",
+                              r->request_id);
+    default:
+        na_log(r->na, "%s internal error: %s", r->request_id, err->msg);
+        return na_reply_error(r, 500, "internal_error",
+                              "internal error in the NA (the NA log has the details under request id %s)",
+                              r->request_id);
     }
 }
 
@@ -149,6 +165,181 @@ int na_admin_authenticate(na_req *r)
     case GM_ECONFLICT: return na_reply_error(r, 401, "replayed_nonce", "%s", e.msg), -1;
     default: return na_reply_gm_error(r, &e), -1;
     }
+}
+
+/* ---- request deadlines ----
+ * libmicrohttpd's timeout only closes idle connections: a client sending one header byte
+ * every few seconds would hold its slot for ever. Every connection gets a deadline by which
+ * its current request (headers and body) must have arrived; a watchdog thread shuts down the
+ * socket of a connection past it, and libmicrohttpd then closes it as if the client had. The
+ * deadline restarts when a request completes (keep-alive). */
+
+typedef struct na_watch_conn {
+    struct na_watch_conn *prev, *next;
+    int fd;
+    int handling;        /* the handler runs: its reply is on its way, not the client's fault */
+    int64_t deadline_ms;
+} na_watch_conn;
+
+struct na_watch {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    int stopping, started;
+    int64_t timeout_ms;
+    na_watch_conn *head;
+    uint64_t expired;
+    gm_na_t *na;
+};
+
+static void *watch_main(void *arg)
+{
+    struct na_watch *w = arg;
+    pthread_mutex_lock(&w->lock);
+    while (!w->stopping) {
+        int64_t now = gm_mono_ms();
+        unsigned n = 0;
+        for (na_watch_conn *c = w->head; c; c = c->next)
+            if (!c->handling && c->deadline_ms <= now && c->fd >= 0) {
+                /* Under the lock: the CLOSED notification (which runs before libmicrohttpd
+                 * closes the fd) cannot have happened, so the fd is still this connection's. */
+                shutdown(c->fd, SHUT_RDWR);
+                c->fd = -1;
+                n++;
+            }
+        w->expired += n;
+        if (n)
+            na_log(w->na, "closed %u connection(s) whose request did not arrive within %lld s", n,
+                   (long long)(w->timeout_ms / 1000));
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    gm_na_t *na = cls;
+    struct na_watch *w = na->watch;
+    if (!w)
+        return;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        na_watch_conn *c = calloc(1, sizeof *c);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!c)
+            return;
+        c->fd = ci ? ci->connect_fd : -1;
+        pthread_mutex_lock(&w->lock);
+        c->deadline_ms = gm_mono_ms() + w->timeout_ms;
+        c->next = w->head;
+        if (w->head)
+            w->head->prev = c;
+        w->head = c;
+        pthread_mutex_unlock(&w->lock);
+        *socket_context = c;
+    } else if (*socket_context) {
+        na_watch_conn *c = *socket_context;
+        pthread_mutex_lock(&w->lock);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            w->head = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        pthread_mutex_unlock(&w->lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* handling 1: the request arrived whole (stop the clock); 0: it is done (restart it). */
+static void watch_mark(gm_na_t *na, struct MHD_Connection *conn, int handling)
+{
+    struct na_watch *w = na->watch;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    na_watch_conn *c = ci ? ci->socket_context : NULL;
+    if (!w || !c)
+        return;
+    pthread_mutex_lock(&w->lock);
+    c->handling = handling;
+    if (!handling)
+        c->deadline_ms = gm_mono_ms() + w->timeout_ms;
+    pthread_mutex_unlock(&w->lock);
+}
+
+static int watch_start(gm_na_t *na, unsigned timeout_s, gm_error *err)
+{
+    struct na_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    w->timeout_ms = (int64_t)timeout_s * 1000;
+    w->na = na;
+    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return gm_error_set(err, GM_EIO, "cannot start the request deadline thread");
+    }
+    w->started = 1;
+    na->watch = w;
+    return 0;
+}
+
+/* After the daemon stopped (every connection notified closed). */
+static void watch_stop(gm_na_t *na)
+{
+    struct na_watch *w = na->watch;
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    while (w->head) {
+        na_watch_conn *c = w->head;
+        w->head = c->next;
+        free(c);
+    }
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+    na->watch = NULL;
+}
+
+/* Each connection is a file descriptor: raise the soft limit toward the hard one so that
+ * max_connections fit, and lower max_connections when the hard limit is below. */
+static unsigned fit_fd_limit(gm_na_t *na, unsigned want)
+{
+    struct rlimit rl;
+    const rlim_t spare = 128; /* database, log, listening socket, epoll, clients of other threads */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return want;
+    rlim_t need = (rlim_t)want + spare;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t to = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need) ? need : rl.rlim_max;
+        struct rlimit nl = {.rlim_cur = to, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+            rl.rlim_cur = to;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        unsigned fit = rl.rlim_cur > spare + 4 ? (unsigned)(rl.rlim_cur - spare) : 4;
+        na_log(na, "max_connections %u lowered to %u: the file descriptor limit is %llu", want, fit,
+               (unsigned long long)rl.rlim_cur);
+        return fit;
+    }
+    return want;
 }
 
 /* ---- MHD glue ---- */
@@ -233,10 +424,30 @@ static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
     return ret;
 }
 
+/* A failed admin authentication takes a token from the bucket of (claimed key id, address);
+ * with none left the answer is 429. The signature was checked first, so a correctly signed
+ * request never lands here, whatever others sent from the same address. */
+static void auth_failed(gm_na_t *na, na_req *r)
+{
+    const char *claim = na_req_header(r, GM_ADMIN_HDR_KEY_ID);
+    char shown[GM_KEY_ID_MAX];
+    snprintf(shown, sizeof shown, "%s", claim ? claim : "");
+    unsigned wait = na_ratelimit_check_claim(&na->ratelimit, client_addr(r->conn), claim ? claim : "",
+                                             NA_RL_AUTH_FAILURES, 1, gm_mono_ms());
+    if (!wait)
+        return;
+    r->retry_after = wait;
+    na_metrics_add(&na->metrics, &na->metrics.rate_limited[NA_RL_AUTH_FAILURES], 1);
+    na_reply_error(r, 429, "rate_limited",
+                   "too many failed admin authentications for key id '%s' from this address; retry in %u s",
+                   shown, wait);
+}
+
 static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const char *url, const char *method,
                                 conn_ctx *cx)
 {
     na_req r;
+    watch_mark(na, conn, 1);
     req_init(&r, na, conn, method, url);
     int known = 0;
     const char *rest = "";
@@ -244,11 +455,7 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
     if (cx->retry_after) {
         r.retry_after = cx->retry_after;
         na_metrics_add(&na->metrics, &na->metrics.rate_limited[cx->rl_kind], 1);
-        if (cx->rl_kind == NA_RL_AUTH_FAILURES)
-            na_reply_error(&r, 429, "rate_limited",
-                           "too many failed admin authentications from this address; retry in %u s",
-                           cx->retry_after);
-        else if (cx->rl_kind == NA_RL_READS)
+        if (cx->rl_kind == NA_RL_READS)
             na_reply_error(&r, 429, "rate_limited", "too many discovery reads from this address; retry in %u s",
                            cx->retry_after);
         else
@@ -271,7 +478,7 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
         if (!(rt->flags & NA_ROUTE_ADMIN) || na_admin_authenticate(&r) == 0)
             rt->fn(&r);
         else if (r.status >= 400 && r.status < 500) /* not 503: the client is not at fault */
-            na_ratelimit_check(&na->ratelimit, client_addr(conn), NA_RL_AUTH_FAILURES, 1, gm_mono_ms());
+            auth_failed(na, &r);
     }
     return finish(na, &r, route, cx);
 }
@@ -294,13 +501,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *rest;
         int route = na_route_find(method, url, &known, &rest);
         unsigned flags = route >= 0 ? na_routes[route].flags : 0;
-        if (flags & (NA_ROUTE_LIMITED | NA_ROUTE_READ_LIMITED | NA_ROUTE_ADMIN)) {
-            /* Admin requests only need a failure token left; a failure takes it (dispatch). */
-            cx->rl_kind = (flags & NA_ROUTE_LIMITED)        ? NA_RL_REQUESTS
-                          : (flags & NA_ROUTE_READ_LIMITED) ? NA_RL_READS
-                                                            : NA_RL_AUTH_FAILURES;
-            cx->retry_after = na_ratelimit_check(&na->ratelimit, client_addr(conn), cx->rl_kind,
-                                                 cx->rl_kind != NA_RL_AUTH_FAILURES, gm_mono_ms());
+        /* Admin routes are not limited here: their failures are counted after the signature
+         * check (auth_failed), so nobody can lock the operator out. */
+        if (flags & (NA_ROUTE_LIMITED | NA_ROUTE_READ_LIMITED)) {
+            cx->rl_kind = (flags & NA_ROUTE_LIMITED) ? NA_RL_REQUESTS : NA_RL_READS;
+            cx->retry_after = na_ratelimit_check(&na->ratelimit, client_addr(conn), cx->rl_kind, 1, gm_mono_ms());
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -337,6 +542,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     conn_ctx *cx = *con_cls;
+    watch_mark(cls, conn, 0);
     if (cx) {
         gm_buf_free(&cx->body);
         free(cx);
@@ -390,6 +596,41 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+static void tls_files_free(gm_na_t *na)
+{
+    if (na->tls_key_pem) {
+        sodium_memzero(na->tls_key_pem, na->tls_key_len);
+        free(na->tls_key_pem);
+    }
+    free(na->tls_cert_pem);
+    na->tls_key_pem = na->tls_cert_pem = NULL;
+    na->tls_key_len = 0;
+}
+
+/* Read tls_cert and tls_key (paths relative to the NA directory) for libmicrohttpd. */
+static int tls_files_load(gm_na_t *na, gm_error *err)
+{
+    char path[4096];
+    size_t len;
+    int rc;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return gm_error_set(err, GM_EINVAL, "this libmicrohttpd was built without TLS support; cannot serve HTTPS");
+    if ((rc = gm_na_config_path(&na->cfg, na->cfg.tls_cert, path, sizeof path, err)) ||
+        (rc = gm_file_read(path, 1024 * 1024, &na->tls_cert_pem, &len, err)))
+        return gm_error_prefix(err, "TLS certificate");
+    if ((rc = gm_na_config_path(&na->cfg, na->cfg.tls_key, path, sizeof path, err)) ||
+        (rc = gm_file_read(path, 1024 * 1024, &na->tls_key_pem, &na->tls_key_len, err))) {
+        tls_files_free(na);
+        return gm_error_prefix(err, "TLS key");
+    }
+    return 0;
+}
+
+int gm_na_tls(const gm_na_t *na)
+{
+    return na ? na->tls : 0;
+}
+
 int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
 {
     struct sockaddr_storage ss;
@@ -397,21 +638,53 @@ int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
     int rc = parse_listen(listen, &ss, &sslen, err);
     if (rc != 0)
         return rc;
-    /* A slow client holds a thread and a slot: idle ones are dropped after the timeout, and
-     * one address cannot take more than max_connections_per_ip of the slots. */
+    /* A slow client holds a socket and a slot: idle ones are dropped after the idle timeout,
+     * every request must arrive whole before its deadline, and one address cannot take more
+     * than max_connections_per_ip of the slots. */
     unsigned timeout = na->cfg.connection_timeout_s ? na->cfg.connection_timeout_s : GM_NA_DEFAULT_CONNECTION_TIMEOUT_S;
+    unsigned req_timeout = na->cfg.request_timeout_s ? na->cfg.request_timeout_s : GM_NA_DEFAULT_REQUEST_TIMEOUT_S;
     unsigned max_conns = na->cfg.max_connections ? na->cfg.max_connections : GM_NA_DEFAULT_MAX_CONNECTIONS;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-                     MHD_USE_ERROR_LOG;
+    unsigned threads = na->cfg.threads ? na->cfg.threads : GM_NA_DEFAULT_THREADS;
+    max_conns = fit_fd_limit(na, max_conns);
+    if (threads > max_conns)
+        threads = max_conns;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    na->tls = na->cfg.tls_cert[0] && na->cfg.tls_key[0];
+    if (na->tls && (rc = tls_files_load(na, err)) != 0)
+        return rc;
+    if (na->tls)
+        flags |= MHD_USE_TLS;
+    if ((rc = watch_start(na, req_timeout, err)) != 0) {
+        tls_files_free(na);
+        return rc;
+    }
+    /* With TLS off, these two options are skipped: MHD_OPTION_ARRAY ends at the first
+     * MHD_OPTION_END. */
+    struct MHD_OptionItem tls_opts[] = {
+        {na->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, na->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, na->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
     na->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, na, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, na,
+                                  MHD_OPTION_ARRAY, tls_opts,
                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
-                                  on_completed, na, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-                                  MHD_OPTION_CONNECTION_LIMIT, max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                                  na->cfg.max_connections_per_ip, MHD_OPTION_END);
-    if (!na->daemon)
-        return gm_error_set(err, GM_EIO, "cannot listen on %s (address in use or not allowed?)", listen);
+                                  on_completed, na, MHD_OPTION_NOTIFY_CONNECTION, on_connection, na,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT, max_conns,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, na->cfg.max_connections_per_ip,
+                                  MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+                                  MHD_OPTION_END);
+    if (!na->daemon) {
+        watch_stop(na);
+        tls_files_free(na);
+        return gm_error_set(err, GM_EIO,
+                            na->tls ? "cannot listen on %s (address in use or not allowed, or the TLS certificate "
+                                      "and key are unusable or do not match: see the log)"
+                                    : "cannot listen on %s (address in use or not allowed?)",
+                            listen);
+    }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(na->daemon, MHD_DAEMON_INFO_BIND_PORT);
     na->port = di ? di->port : 0;
     return 0;
@@ -423,4 +696,6 @@ void na_server_stop(gm_na_t *na)
         MHD_stop_daemon(na->daemon);
         na->daemon = NULL;
     }
+    watch_stop(na);
+    tls_files_free(na);
 }

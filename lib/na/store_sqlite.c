@@ -2,10 +2,12 @@
  * connection setup, numbered migrations, and one small function per query; the only file
  * that calls sqlite3_*. Every function takes the handle's recursive lock, so a transaction
  * opened by gm_store_begin() covers all calls its thread makes until commit. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -195,6 +197,29 @@ static int migrate(sq_store *s, gm_error *err)
     return rc;
 }
 
+/* SQLite says only "unable to open database file": name what is read-only when that is the cause. */
+static int explain_open_failure(const char *path, int rc, gm_error *err)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (access(dir, W_OK) != 0)
+        return gm_error_set(err, GM_EDB,
+                            "cannot open database %s: its directory %s is read-only (%s); the NA must be able "
+                            "to create the database and its -wal and -shm files there",
+                            path, dir, strerror(errno));
+    if (access(path, F_OK) == 0 && access(path, W_OK) != 0)
+        return gm_error_set(err, GM_EDB, "cannot open database %s: the file is read-only (%s)", path,
+                            strerror(errno));
+    return rc;
+}
+
 static void sq_close(gm_store_t *gs);
 
 static int sq_accepts(const char *location)
@@ -221,6 +246,7 @@ static int sq_open(gm_store_t **out, const char *path, gm_error *err)
                         NULL) != SQLITE_OK) {
         rc = gm_error_set(err, GM_EDB, "cannot open database %s: %s", path,
                           s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        rc = explain_open_failure(path, rc, err);
         sq_close(&s->base);
         return rc;
     }
@@ -240,6 +266,7 @@ static int sq_open(gm_store_t **out, const char *path, gm_error *err)
     if (rc == 0)
         rc = migrate(s, err);
     if (rc != 0) {
+        rc = explain_open_failure(path, rc, err);
         sq_close(&s->base);
         return rc;
     }

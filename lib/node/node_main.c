@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "gm/http_client.h"
 #include "gm/util.h"
 #include "node_internal.h"
 
@@ -165,6 +166,9 @@ static int load_state(gm_node *n, gm_error *err)
     size_t ul = strlen(n->na_url);
     while (ul && n->na_url[ul - 1] == '/')
         n->na_url[--ul] = 0;
+    /* The NA's TLS trust that join kept in the directory (CA file or key pin). */
+    if (n->na_url[0] && (rc = gm_http_trust_load_dir(n->dir, n->na_url, err)) != 0)
+        return rc;
     if ((rc = node_crl_load(n, err)) != 0)
         return rc;
     node_crl_fetch_startup(n);
