@@ -103,7 +103,7 @@ PY
 grep -q '"msg":"[0-9a-f-]* GET /health -> 200' "$T/na.log" || fail "no access log record for GET /health"
 na_stop
 rm -f "$T/na.port"
-"$GM_BIN" na start --dir "$OP" --listen 127.0.0.1:0 --port-file "$T/na.port" --log "$T/na-text.log" \
+"$GM_BIN" na start --dir "$OP" --listen 127.0.0.1:0 --plain-http --port-file "$T/na.port" --log "$T/na-text.log" \
     --log-format text --log-level warn >"$T/na2.out" 2>&1 &
 NA_PID=$!
 STARTED+=("$NA_PID")
@@ -113,7 +113,7 @@ wait_until 30 "the NA answers /health" curl -sf "$NA_URL/health"
 na_stop
 [ ! -s "$T/na-text.log" ] || fail "--log-level warn still logged info records: $(cat "$T/na-text.log")"
 rm -f "$T/na.port"
-"$GM_BIN" na start --dir "$OP" --listen 127.0.0.1:0 --port-file "$T/na.port" --log "$T/na-text.log" \
+"$GM_BIN" na start --dir "$OP" --listen 127.0.0.1:0 --plain-http --port-file "$T/na.port" --log "$T/na-text.log" \
     --log-format text >"$T/na2.out" 2>&1 &
 NA_PID=$!
 STARTED+=("$NA_PID")
@@ -123,7 +123,7 @@ wait_until 30 "the NA answers /health" curl -sf "$NA_URL/health"
 na_stop
 grep -Eq '^[0-9T:.-]+Z info  na: [0-9a-f-]+ GET /health -> 200' "$T/na-text.log" || fail "no text record: $(cat "$T/na-text.log")"
 ! grep -q '^{' "$T/na-text.log" || fail "JSON in the text log"
-grep -q "info  na: NA 'E2ENA' serving on port" "$T/na-text.log" || fail "the program's own records are not in the log"
+grep -Eq "info  na: NA 'E2ENA' serving (HTTPS|plain HTTP \(no TLS\)) on port" "$T/na-text.log" || fail "the program's own records are not in the log"
 [ ! -s "$T/na2.out" ] || fail "the NA wrote to stderr despite --log: $(cat "$T/na2.out")"
 pass "the NA log: JSON lines by default, text with --log-format text, --log FILE, --log-level filters"
 
