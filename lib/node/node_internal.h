@@ -116,6 +116,9 @@ struct node_link {
 /* A peer certificate we verified (from a handshake or a CERT message). */
 typedef struct node_certent {
     gm_cert cert;
+    uint64_t used_ms;         /* last time a route or link used it (0: never) */
+    int pushed;               /* came in a CERT message from the neighbour from_pk */
+    uint8_t from_pk[GM_PK_LEN];
     struct node_certent *next;
 } node_certent;
 
@@ -156,6 +159,7 @@ typedef struct node_metrics {
     uint64_t e2e_drop_queue;
     uint64_t crl_updates, crl_refused;
     uint64_t routes_refused_no_cert, certs_refused;
+    uint64_t certs_refused_limit, certs_evicted;
     uint64_t revoked_links_closed;
     uint64_t renewals_ok, renewals_failed;
 } node_metrics;
@@ -248,6 +252,9 @@ const gm_cert *node_cert_lookup(gm_node *n, const uint8_t pk[GM_PK_LEN]);
 const gm_cert *node_cert_lookup_id(gm_node *n, const uint8_t pk[GM_PK_LEN], const char *cert_id);
 /* Verify a relayed certificate and remember it (0, or negative: refused). */
 int node_cert_store(gm_node *n, const uint8_t *json, size_t len, const gm_cert **out);
+/* node_cert_store for a certificate pushed in a CERT message by the neighbour key from:
+ * counted against that neighbour's share of the store. */
+int node_cert_store_from(gm_node *n, const uint8_t *from, const uint8_t *json, size_t len, const gm_cert **out);
 void node_cert_store_copy(gm_node *n, const gm_cert *c);
 void node_cert_purge_revoked(gm_node *n);
 void node_cert_free_all(gm_node *n);

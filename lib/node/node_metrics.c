@@ -52,6 +52,8 @@ static const metric_def defs[] = {
     C(crl_refused, "CRLs refused (bad signature or malformed)"),
     C(routes_refused_no_cert, "route entries refused: destination certificate unknown or invalid"),
     C(certs_refused, "relayed certificates refused"),
+    C(certs_refused_limit, "valid certificates refused by a store limit (per key, per peer, full)"),
+    C(certs_evicted, "stored certificates dropped to make room (superseded or unused)"),
     C(revoked_links_closed, "links closed because the peer was revoked"),
     C(renewals_ok, "certificate renewals"),
     C(renewals_failed, "failed renewal attempts"),
