@@ -1,6 +1,6 @@
 /* Fuzz target for what a node and its local clients receive. The first input byte picks:
- *   0  the CLI's reader of node API lines (gm_node_conn_read) fed by a fake node;
- *   1  the agents' reader of node API lines (gm_agent_sock_read_json) over a socketpair;
+ *   0  the one client reader of node API lines (gm_node_conn_read) fed by a fake node;
+ *   1  the same reader opened by socket path (gm_node_conn_open_path), as agents do;
  *   2  the node's local API server (lib/node/node_api.c) of an in-process node, driven through
  *      its Unix socket with this process running the node's libuv loop;
  *   3  end-to-end DATA payloads (node_e2e_on_payload) from a peer with a certificate: raw
@@ -240,29 +240,20 @@ static void fuzz_conn_read(const uint8_t *p, size_t len)
     gm_node_conn_close(c);
 }
 
-typedef struct agent_rd {
-    int fd;
-    char *buf;
-    size_t len, cap;
-} agent_rd;
-
-static int agent_reader(void *ctx, json_t **out, gm_error *err)
-{
-    agent_rd *a = ctx;
-    return gm_agent_sock_read_json(a->fd, &a->buf, &a->len, &a->cap, 2000, out, err);
-}
-
+/* The same reader opened by socket path, as agents open it. */
 static void fuzz_agent_read(const uint8_t *p, size_t len)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-        FAIL("socketpair");
-    len = send_some(sv[1], p, len);
-    close(sv[1]);
-    agent_rd a = {sv[0], NULL, 0, 0};
-    expect_lines(p, len, agent_reader, &a);
-    free(a.buf);
-    close(sv[0]);
+    gm_node_conn_t *c;
+    gm_error err = {0};
+    if (gm_node_conn_open_path(fake_sock, &c, &err) != 0)
+        FAIL(err.msg);
+    int fd = accept(fake_listen_fd, NULL, NULL);
+    if (fd < 0)
+        FAIL("accept");
+    len = send_some(fd, p, len);
+    close(fd);
+    expect_lines(p, len, conn_reader, c);
+    gm_node_conn_close(c);
 }
 
 /* ---- mode 2: the node's local API server ---- */
