@@ -77,7 +77,10 @@ typedef struct node_target {
     struct node_target *next;
 } node_target;
 
+/* One peer link. Owners as marked; every subsystem may read the peer's identity
+ * (state, peer_pk, peer_cert, has_cert, addr, outbound). */
 struct node_link {
+    /* node_link.c */
     gm_node *node;
     uv_tcp_t tcp;
     uint64_t id;
@@ -85,28 +88,28 @@ struct node_link {
     int outbound;
     int closing_handle;       /* uv_close called */
     int shutdown_pending;
-    int counted_hs;           /* counted in node->n_handshakes */
-    int got_msg1;             /* inbound: handshake message 1 arrived */
-    int keys;                 /* tx/rx transport ciphers are set (after Split) */
     char addr[64];            /* remote ip:port */
     char ip[48];
-    node_target *target;
-    gm_wire_reader_t *reader;
-    gm_noise_handshake_t *hs;
-    gm_noise_cipher tx, rx;
     uint64_t created_ms;
     uint64_t deadline_ms;     /* handshake or close grace deadline */
+    int64_t since_unix;
+    uint64_t next_ping_ms;    /* heartbeat */
+    uint64_t ping_nonce;
+    int pings_missed;
+    node_link *next;
+    /* node_connect.c */
+    node_target *target;
+    /* node_handshake.c */
+    int counted_hs;           /* counted in n->net.n_handshakes */
+    int got_msg1;             /* inbound: handshake message 1 arrived */
+    gm_noise_handshake_t *hs;
     uint8_t peer_pk[GM_PK_LEN];
     gm_cert peer_cert;        /* valid once state == LINK_UP */
     int has_cert;
-    int64_t since_unix;
-    uint64_t next_ping_ms;
-    uint64_t ping_nonce;
-    int pings_missed;
-    int crl_requested;
-    uint64_t crl_sent_ms;
-    void *crl_state;          /* owned by node_crl.c: CRL chunks in flight both ways */
-    void *route_state;        /* owned by node_routing.c */
+    /* node_transport.c */
+    int keys;                 /* tx/rx transport ciphers are set (after Split) */
+    gm_wire_reader_t *reader;
+    gm_noise_cipher tx, rx;
     /* Backpressure (send side): congested from above NODE_SENDQ_HIGH until below NODE_SENDQ_LOW. */
     int congested;
     uint64_t congested_since_ms;
@@ -116,7 +119,12 @@ struct node_link {
     size_t held_len;
     uint8_t *rest;            /* received bytes not processed yet */
     size_t rest_len;
-    node_link *next;
+    /* node_crl.c */
+    int crl_requested;
+    uint64_t crl_sent_ms;
+    void *crl_state;          /* CRL chunks in flight both ways */
+    /* node_routing.c */
+    void *route_state;
 };
 
 /* A peer certificate we verified (from a handshake or a CERT message). */
@@ -283,6 +291,9 @@ int node_link_send(node_link *l, const uint8_t *msg, size_t len);
 /* Retry everything waiting for a congested link: held DATA, paused links, API clients,
  * end-to-end queues (called when a link drains, and on every tick while anything waits). */
 void node_peer_retry_paused(gm_node *n);
+/* 1 while l's send queue is above the high-water mark (since node_link_congested_since). */
+int node_link_congested(const node_link *l);
+uint64_t node_link_congested_since(const node_link *l);
 /* Backpressure bookkeeping for the local API: a client starts (+1) or stops (-1) waiting. */
 void node_paused_add(gm_node *n, int delta);
 /* 1 when some link is congested; 1 when something (link or API client) waits for one. */

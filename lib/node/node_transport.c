@@ -299,3 +299,13 @@ int node_any_paused(gm_node *n)
 {
     return n->bp.n_paused > 0;
 }
+
+int node_link_congested(const node_link *l)
+{
+    return l->congested;
+}
+
+uint64_t node_link_congested_since(const node_link *l)
+{
+    return l->congested_since_ms;
+}

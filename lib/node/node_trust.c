@@ -12,7 +12,7 @@
 
 #define NODE_MAX_CERTS 4096
 #define NODE_CERTS_PER_KEY 2
-#define NODE_CERTS_PER_PEER (NODE_MAX_CERTS / 4)
+#define NODE_CERTS_PER_PEER (NODE_MAX_CERTS / 2)
 #define NODE_CERT_IDLE_MS 60000
 
 static const char *const reason_names[GM_TRUST_N] = {
