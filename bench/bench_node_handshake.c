@@ -1,6 +1,6 @@
 /* Peer-link handshakes per second, in process: Noise XX with the certificates as payloads
  * and the node's trust check (gm_node_trust_check: parse, NA signature, network, window,
- * CRL, key binding) on both sides, exactly as lib/node/node_peer.c does it. Printed next to the
+ * CRL, key binding) on both sides, exactly as lib/node/node_handshake.c does it. Printed next to the
  * limit set by the public-key operations one side needs, measured in the same run:
  *   one side = 1 X25519 key generation + 3 X25519 DH (XX: ee, es|se, se|es)
  *            + 1 Ed25519 verify (the peer's certificate) + 1 Ed25519->X25519 conversion.

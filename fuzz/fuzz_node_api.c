@@ -1,6 +1,6 @@
 /* Fuzz target for what a node and its local clients receive. The first input byte picks:
- *   0  the CLI's reader of node API lines (gm_node_conn_read) fed by a fake node;
- *   1  the agents' reader of node API lines (gm_agent_sock_read_json) over a socketpair;
+ *   0  the one client reader of node API lines (gm_node_conn_read) fed by a fake node;
+ *   1  the same reader opened by socket path (gm_node_conn_open_path), as agents do;
  *   2  the node's local API server (lib/node/node_api.c) of an in-process node, driven through
  *      its Unix socket with this process running the node's libuv loop;
  *   3  end-to-end DATA payloads (node_e2e_on_payload) from a peer with a certificate: raw
@@ -148,7 +148,7 @@ static void setup(void)
     if (gm_genesis_hash(&node->genesis, node->prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1, &err) ||
         gm_genesis_hash(&node->genesis, e2e_prologue + sizeof E2E_PROLOGUE_LABEL - 1, &err))
         FAIL(err.msg);
-    snprintf(node->listen_addr, sizeof node->listen_addr, "127.0.0.1:0");
+    snprintf(node->conn.listen_addr, sizeof node->conn.listen_addr, "127.0.0.1:0");
 
     snprintf(tmpdir, sizeof tmpdir, "/tmp/gm-fuzz-node-XXXXXX");
     if (!mkdtemp(tmpdir))
@@ -240,29 +240,20 @@ static void fuzz_conn_read(const uint8_t *p, size_t len)
     gm_node_conn_close(c);
 }
 
-typedef struct agent_rd {
-    int fd;
-    char *buf;
-    size_t len, cap;
-} agent_rd;
-
-static int agent_reader(void *ctx, json_t **out, gm_error *err)
-{
-    agent_rd *a = ctx;
-    return gm_agent_sock_read_json(a->fd, &a->buf, &a->len, &a->cap, 2000, out, err);
-}
-
+/* The same reader opened by socket path, as agents open it. */
 static void fuzz_agent_read(const uint8_t *p, size_t len)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-        FAIL("socketpair");
-    len = send_some(sv[1], p, len);
-    close(sv[1]);
-    agent_rd a = {sv[0], NULL, 0, 0};
-    expect_lines(p, len, agent_reader, &a);
-    free(a.buf);
-    close(sv[0]);
+    gm_node_conn_t *c;
+    gm_error err = {0};
+    if (gm_node_conn_open_path(fake_sock, &c, &err) != 0)
+        FAIL(err.msg);
+    int fd = accept(fake_listen_fd, NULL, NULL);
+    if (fd < 0)
+        FAIL("accept");
+    len = send_some(fd, p, len);
+    close(fd);
+    expect_lines(p, len, conn_reader, c);
+    gm_node_conn_close(c);
 }
 
 /* ---- mode 2: the node's local API server ---- */
@@ -270,7 +261,7 @@ static void fuzz_agent_read(const uint8_t *p, size_t len)
 static void fuzz_api(const uint8_t *p, size_t len)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    set_sun_path(&sa, node->sock_path);
+    set_sun_path(&sa, node->api.sock_path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
         FAIL("cannot connect to the node API");
@@ -325,9 +316,9 @@ static void fuzz_api(const uint8_t *p, size_t len)
         FAIL("the node API did not answer every request line exactly once");
     free(in);
     close(fd);
-    for (int i = 0; i < 1000 && node->n_api_clients > 0; i++)
+    for (int i = 0; i < 1000 && node->api.n_clients > 0; i++)
         uv_run(node->loop, UV_RUN_NOWAIT);
-    if (node->n_api_clients != 0)
+    if (node->api.n_clients != 0)
         FAIL("the node API kept a closed connection");
     node_inbox_free(node);
 }
@@ -533,7 +524,7 @@ static void e2e_handshake(void)
 static void send_sealed(hsession *s, uint64_t ctr, const uint8_t *pt, size_t ptlen)
 {
     node_metrics m0 = node->m;
-    node_inbox_msg *tail0 = node->inbox_tail;
+    node_inbox_msg *tail0 = node->api.inbox_tail;
     seal(s, ctr, pt, ptlen, last_msg, &last_msg_len);
     last_msg_idx = s->node_idx;
     node_e2e_on_payload(node, peer.pk, last_msg, last_msg_len);
@@ -549,7 +540,7 @@ static void send_sealed(hsession *s, uint64_t ctr, const uint8_t *pt, size_t ptl
             FAIL("a malformed port was not dropped");
         return;
     }
-    node_inbox_msg *t = node->inbox_tail;
+    node_inbox_msg *t = node->api.inbox_tail;
     char port[NODE_MAX_PORT_LEN + 1];
     memcpy(port, pt + 1, plen);
     port[plen] = '\0';

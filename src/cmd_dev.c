@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "gm/agent.h"
 #include "gm/http_client.h"
+#include "gm/node.h"
 #include "gm/util.h"
 
 #define MAX_PROCS 32
@@ -241,7 +242,7 @@ static json_t *node_status(struct dev *d, size_t i)
     path_of(d, sock, sizeof sock, "nodes/%s/node.sock", nodes[i].name);
     json_t *req = json_pack("{s:s}", "op", "status"), *resp = NULL;
     gm_error e = {0};
-    int rc = gm_agent_sock_rpc(sock, req, 2000, &resp, &e);
+    int rc = gm_node_api_call_path(sock, req, &resp, 2000, &e);
     json_decref(req);
     if (rc != 0 || !json_is_true(json_object_get(resp, "ok"))) {
         json_decref(resp);

@@ -57,6 +57,7 @@ static pid_t g_pids[16];
 static size_t g_npids;
 static char g_na_url[128];
 static int g_target_port;
+static int g_friend_port;
 static char g_target_sock[512];
 static char g_target_pk_b64[GM_PK_B64_LEN + 1];
 static char g_friend_pk_b64[GM_PK_B64_LEN + 1];
@@ -524,6 +525,11 @@ static int ping_pong(int fd, gm_noise_cipher *tx, gm_noise_cipher *rx)
             fail_msg("cannot decrypt a transport message from the node: %s", err.msg);
         if (mlen > 0 && msg[0] == GM_WIRE_PONG && gm_wire_pong_decode(msg, mlen, &got, &err) == 0 && got == nonce)
             return 1;
+        /* Answer the node's heartbeat, so a session kept open stays up. */
+        if (mlen > 0 && msg[0] == GM_WIRE_PING && gm_wire_ping_decode(msg, mlen, &got, &err) == 0 &&
+            gm_wire_pong_encode(got, ping, sizeof ping, &plen, &err) == 0 &&
+            gm_noise_encrypt(tx, NULL, 0, ping, plen, ct, sizeof ct, &clen, &err) == 0 && send_frame(fd, ct, clen) != 0)
+            return 0;
     }
     return 0;
 }
@@ -745,11 +751,10 @@ static int group_setup(void **state)
     assert_int_equal(gm_file_read(p, 65536, &g_friend_cert, &len, &err), 0);
     path_in(g_target_sock, sizeof g_target_sock, "target", "node.sock");
 
-    int fport;
     start_node("target", NULL, &g_target_port);
     char peer[64];
     snprintf(peer, sizeof peer, "127.0.0.1:%d", g_target_port);
-    start_node("friend", peer, &fport);
+    start_node("friend", peer, &g_friend_port);
     uint64_t end = now_ms() + WAIT_MS;
     while (!has_peer(g_friend_pk_b64)) {
         if (now_ms() > end)
@@ -1518,6 +1523,83 @@ static void test_slow_subscriber_gets_whole_lines_then_an_overflow_notice(void *
     assert_still_serving();
 }
 
+/* A valid certificate of this network (signed by the NA key) for a fresh key, valid from
+ * now - 60 s for lifetime_s, sent on o as a CERT message. */
+static void push_cert(hs_opts *o, const gm_signer *key, long lifetime_s)
+{
+    static uint8_t msg[GM_WIRE_MSG_MAX], ct[GM_WIRE_FRAME_MAX];
+    gm_error err = {0};
+    gm_cert c;
+    gm_time now = gm_time_now();
+    json_t *roles = json_pack("[s]", "role:test");
+    assert_int_equal(gm_cert_issue(&c, &g_na, g_genesis.network_name, key->pk, roles, gm_time_add(now, -60),
+                                   gm_time_add(now, lifetime_s), &err), 0);
+    json_decref(roles);
+    char *json = gm_cert_dump(&c, 0);
+    size_t mlen, clen;
+    assert_int_equal(gm_wire_cert_encode((const uint8_t *)json, strlen(json), msg, sizeof msg, &mlen, &err), 0);
+    assert_int_equal(gm_noise_encrypt(&o->tx, NULL, 0, msg, mlen, ct, sizeof ct, &clen, &err), 0);
+    assert_int_equal(send_frame(o->fd, ct, clen), 0);
+    free(json);
+    gm_cert_free(&c);
+}
+
+static void test_certificate_flood_cannot_blind_the_node(void **state)
+{
+    (void)state;
+    enum { FLOOD = 5000, SESSIONS = 2 };
+    ident id;
+    ident_valid(&id);
+    gm_error err = {0};
+    long long evicted = metric_sum("certs_evicted", NULL), refused = metric_sum("certs_refused_limit", NULL);
+    /* One enrolled peer pushes 5,000 valid certificates of fresh keys, over two sessions so a
+     * reconnect does not earn it a fresh share of the store. */
+    for (int s = 0; s < SESSIONS; s++) {
+        hs_opts *o = open_session(&id);
+        for (int i = 0; i < FLOOD / SESSIONS; i++) {
+            gm_signer k;
+            assert_int_equal(gm_signer_generate(&k, "flood", &err), 0);
+            push_cert(o, &k, 86400);
+            gm_signer_wipe(&k);
+        }
+        /* The PONG comes after the node handled every CERT (one TCP stream, in order). */
+        assert_true(ping_pong(o->fd, &o->tx, &o->rx));
+        close_session(o);
+    }
+    assert_true(metric_sum("certs_evicted", NULL) > evicted);
+    /* Per key: a third certificate of one key that expires before the two held is refused. */
+    hs_opts *o = open_session(&id);
+    gm_signer k;
+    assert_int_equal(gm_signer_generate(&k, "renewer", &err), 0);
+    push_cert(o, &k, 3 * 86400);
+    push_cert(o, &k, 2 * 86400);
+    push_cert(o, &k, 86400);
+    assert_true(ping_pong(o->fd, &o->tx, &o->rx));
+    gm_signer_wipe(&k);
+    assert_true(metric_sum("certs_refused_limit", NULL) > refused);
+
+    /* A node that joins afterwards, behind the friend: the target learns its certificate
+     * (relayed in a CERT message) and a route to it, while the flooder is still connected. */
+    char late_pk[GM_PK_B64_LEN + 1], peer[64];
+    int late_port;
+    join("late", "role:finance");
+    read_pub("late", late_pk);
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", g_friend_port);
+    start_node("late", peer, &late_port);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!has_route(late_pk) && now_ms() < end) {
+        sleep_ms(100);
+        /* Keep the flooder's link up (ping_pong also answers the node's heartbeat). */
+        assert_true(ping_pong(o->fd, &o->tx, &o->rx));
+    }
+    if (!has_route(late_pk))
+        fail_msg("no route to the node that joined after the flood (routes_refused_no_cert=%lld; logs in %s)",
+                 metric_sum("routes_refused_no_cert", NULL), g_tmp);
+    close_session(o);
+    ident_free(&id);
+    assert_still_serving();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1537,6 +1619,7 @@ int main(void)
         cmocka_unit_test(test_halfopen_flood_from_many_addresses_does_not_block_peers),
         cmocka_unit_test(test_local_sender_burst_waits_for_a_peer_that_stops_reading),
         cmocka_unit_test(test_slow_subscriber_gets_whole_lines_then_an_overflow_notice),
+        cmocka_unit_test(test_certificate_flood_cannot_blind_the_node),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

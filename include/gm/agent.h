@@ -236,21 +236,6 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
                           const char *request_id_for_steps, gm_agent_response *resp,
                           char chosen[GM_AGENT_ID_MAX + 1], gm_error *err);
 
-/* Local node API helpers (newline-delimited JSON over the Unix socket). */
-int gm_agent_sock_connect(const char *sock, gm_error *err);
-int gm_agent_sock_send_line(int fd, const json_t *msg, gm_error *err);
-/* Read one line within timeout_ms (-1 = forever) and parse it; GM_ETIMEOUT, GM_EIO on EOF. */
-int gm_agent_sock_read_json(int fd, char **buf, size_t *len, size_t *cap, long timeout_ms,
-                            json_t **out, gm_error *err);
-/* One request/response on a new connection. */
-int gm_agent_sock_rpc(const char *sock, const json_t *req, long timeout_ms, json_t **resp,
-                      gm_error *err);
-/* A new connection subscribed to port on the local node; returns the fd (or a negative code). */
-int gm_agent_sock_subscribe(const char *sock, const char *port, gm_error *err);
-/* Send data to a node key on a port through the local node. */
-int gm_agent_sock_send(const char *sock, const uint8_t to[GM_PK_LEN], const char *port,
-                       const void *data, size_t len, gm_error *err);
-
 /* ---- provider loop (agent_provider.c) ---- */
 
 typedef struct gm_agent_call_in {

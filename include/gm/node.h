@@ -95,17 +95,40 @@ void gm_replay_mark(gm_replay_window *w, uint64_t counter);
 
 typedef struct gm_node_conn gm_node_conn_t;
 
+/* The longest line the client accepts from the node (GM_ETOOBIG beyond). */
+#define GM_NODE_CONN_LINE_MAX (16u << 20)
+#define GM_NODE_SOCK_PATH_MAX 4200
+
+/* Every wait below runs to a monotonic deadline timeout_ms from the call (<= 0: no deadline);
+ * a signal (EINTR) neither ends it early nor extends it. After GM_EIO or GM_ETOOBIG the
+ * connection is unusable (close it); after GM_EPROTO (a line that is not JSON) or
+ * GM_ETIMEOUT it can be read again. */
+
 /* Connect to D/node.sock. GM_ENOTFOUND (with a message saying how to start one) when no
  * node is running there. */
 int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err);
-/* Send one request line and read its response (timeout_ms <= 0: wait forever). A response
- * {"ok":false,...} is still returned (0); *resp is owned by the caller. */
-int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, int timeout_ms, gm_error *err);
-/* Read the next JSON line (e.g. a subscribe event). GM_ETIMEOUT after timeout_ms (<= 0: forever),
- * GM_EIO when the node closed the connection. */
+/* Connect to the node's socket at sock_path; GM_ENOTFOUND when nothing listens there. */
+int gm_node_conn_open_path(const char *sock_path, gm_node_conn_t **out, gm_error *err);
+/* Send one JSON value as one line. */
+int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err);
+/* Send one request line and read its response. A response {"ok":false,...} is still
+ * returned (0); *resp is owned by the caller. */
+int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, int timeout_ms,
+                         gm_error *err);
+/* Read the next JSON line (e.g. a subscribe event). GM_ETIMEOUT at the deadline, GM_EIO when
+ * the node closed the connection (a partial last line is dropped). */
 int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err);
+/* Subscribe c to port: later lines are {"event":"message",...}. An {"ok":false} answer is an
+ * error (GM_EPROTO). */
+int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err);
 void gm_node_conn_close(gm_node_conn_t *c);
-/* One request on a fresh connection. */
+/* One request on a fresh connection (to D/node.sock, or to sock_path). */
 int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err);
+int gm_node_api_call_path(const char *sock_path, const json_t *req, json_t **resp, int timeout_ms,
+                          gm_error *err);
+/* Send data to the node key `to` on port through the node at sock_path; an {"ok":false}
+ * answer is an error: GM_ENET when the node has no route, else GM_EPROTO. */
+int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const char *port,
+                     const void *data, size_t len, int timeout_ms, gm_error *err);
 
 #endif

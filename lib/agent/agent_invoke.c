@@ -1,187 +1,17 @@
 /* Invocation: a capability_request goes to the provider's node key through our own node's
  * local API (routed and end-to-end encrypted by the mesh); we wait for the matching
  * response until the request's deadline, never longer. */
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "gm/agent.h"
+#include "gm/node.h"
 #include "gm/util.h"
 
-#define LINE_MAX_BYTES (GM_AGENT_MSG_MAX * 2 + 4096) /* base64 of one message + envelope */
 #define CALL_MAX_ATTEMPTS 4
-
-int gm_agent_sock_connect(const char *sock, gm_error *err)
-{
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (strlen(sock) >= sizeof sa.sun_path)
-        return gm_error_set(err, GM_EINVAL, "socket path %s is too long", sock);
-    memcpy(sa.sun_path, sock, strlen(sock) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return gm_error_set(err, GM_EIO, "socket: %s", strerror(errno));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        int e = errno;
-        close(fd);
-        return gm_error_set(err, GM_EIO, "cannot reach the local node at %s (%s); is 'genesis-mesh node start' running?",
-                            sock, strerror(e));
-    }
-    return fd;
-}
-
-int gm_agent_sock_send_line(int fd, const json_t *msg, gm_error *err)
-{
-    char *s = json_dumps(msg, JSON_COMPACT);
-    if (!s)
-        return gm_error_set(err, GM_ENOMEM, "cannot serialise local API request");
-    size_t n = strlen(s), off = 0;
-    s[n] = '\n'; /* overwrite the NUL; length tracked explicitly */
-    n++;
-    while (off < n) {
-        ssize_t w = send(fd, s + off, n - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            free(s);
-            return gm_error_set(err, GM_EIO, "writing to the local node: %s", strerror(errno));
-        }
-        off += (size_t)w;
-    }
-    free(s);
-    return 0;
-}
-
-int gm_agent_sock_read_json(int fd, char **buf, size_t *len, size_t *cap, long timeout_ms, json_t **out,
-                            gm_error *err)
-{
-    int64_t end = timeout_ms < 0 ? -1 : gm_mono_ms() + timeout_ms;
-    *out = NULL;
-    for (;;) {
-        char *nl = *len ? memchr(*buf, '\n', *len) : NULL;
-        if (nl) {
-            size_t ll = (size_t)(nl - *buf);
-            json_error_t je;
-            json_t *v = json_loadb(*buf, ll, 0, &je);
-            memmove(*buf, nl + 1, *len - ll - 1);
-            *len -= ll + 1;
-            if (!v)
-                return gm_error_set(err, GM_EPROTO, "the local node sent a line that is not JSON");
-            *out = v;
-            return 0;
-        }
-        if (*len >= LINE_MAX_BYTES)
-            return gm_error_set(err, GM_ETOOBIG, "the local node sent a line over %d bytes", LINE_MAX_BYTES);
-        if (*cap - *len < 4096) {
-            size_t nc = *cap ? *cap * 2 : 16384;
-            char *nb = realloc(*buf, nc);
-            if (!nb)
-                return gm_error_set(err, GM_ENOMEM, "out of memory");
-            *buf = nb;
-            *cap = nc;
-        }
-        int wait = -1;
-        if (end >= 0) {
-            int64_t left = end - gm_mono_ms();
-            if (left <= 0)
-                return gm_error_set(err, GM_ETIMEOUT, "timed out");
-            wait = left > 1000000 ? 1000000 : (int)left;
-        }
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int pr = poll(&p, 1, wait);
-        if (pr < 0 && errno == EINTR)
-            return gm_error_set(err, GM_ETIMEOUT, "interrupted");
-        if (pr < 0)
-            return gm_error_set(err, GM_EIO, "poll: %s", strerror(errno));
-        if (pr == 0)
-            continue;
-        ssize_t r = recv(fd, *buf + *len, *cap - *len, 0);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r <= 0)
-            return gm_error_set(err, GM_EIO, "the local node closed the connection");
-        *len += (size_t)r;
-    }
-}
-
-static int api_error(const json_t *resp, const char *what, gm_error *err)
-{
-    const json_t *e = json_object_get(resp, "error");
-    const char *code = json_string_value(json_object_get(e, "code"));
-    const char *msg = json_string_value(json_object_get(e, "message"));
-    int rc = code && !strcmp(code, "no_route") ? GM_ENET : GM_EPROTO;
-    return gm_error_set(err, rc, "%s: %s%s%s", what, code ? code : "refused", msg ? ": " : "", msg ? msg : "");
-}
-
-int gm_agent_sock_rpc(const char *sock, const json_t *req, long timeout_ms, json_t **resp, gm_error *err)
-{
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    *resp = NULL;
-    int fd = gm_agent_sock_connect(sock, err);
-    if (fd < 0)
-        return fd;
-    int rc = gm_agent_sock_send_line(fd, req, err);
-    if (rc == 0)
-        rc = gm_agent_sock_read_json(fd, &buf, &len, &cap, timeout_ms, resp, err);
-    free(buf);
-    close(fd);
-    if (rc == GM_ETIMEOUT)
-        gm_error_set(err, GM_ETIMEOUT, "the local node at %s did not answer within %ld ms", sock, timeout_ms);
-    return rc;
-}
-
-int gm_agent_sock_send(const char *sock, const uint8_t to[GM_PK_LEN], const char *port, const void *data,
-                       size_t len, gm_error *err)
-{
-    char pk[GM_PK_B64_LEN + 1];
-    gm_pk_encode(to, pk);
-    char *b64 = malloc(gm_b64_len(len) + 1);
-    if (!b64)
-        return gm_error_set(err, GM_ENOMEM, "out of memory");
-    gm_b64_encode(data, len, b64, gm_b64_len(len) + 1);
-    json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "to", pk, "port", port, "data", b64);
-    free(b64);
-    json_t *resp = NULL;
-    int rc = gm_agent_sock_rpc(sock, req, 5000, &resp, err);
-    json_decref(req);
-    if (rc == 0 && !json_is_true(json_object_get(resp, "ok"))) {
-        char what[128];
-        snprintf(what, sizeof what, "sending to %.12s...", pk);
-        rc = api_error(resp, what, err);
-    }
-    json_decref(resp);
-    return rc;
-}
-
-int gm_agent_sock_subscribe(const char *sock, const char *port, gm_error *err)
-{
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int fd = gm_agent_sock_connect(sock, err);
-    if (fd < 0)
-        return fd;
-    json_t *req = json_pack("{s:s,s:s}", "op", "subscribe", "port", port), *resp = NULL;
-    int rc = gm_agent_sock_send_line(fd, req, err);
-    json_decref(req);
-    if (rc == 0)
-        rc = gm_agent_sock_read_json(fd, &buf, &len, &cap, 5000, &resp, err);
-    free(buf);
-    if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
-        rc = api_error(resp, "subscribing to the local node", err);
-    json_decref(resp);
-    if (rc != 0) {
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
+/* Bound of one local API exchange (subscribe, send) with our own node. */
+#define LOCAL_API_TIMEOUT_MS 5000
 
 /* Decode an event's data (base64) into a malloc'd buffer. */
 static int event_data(const json_t *ev, char **out, size_t *outlen)
@@ -228,23 +58,25 @@ static int check_signers(gm_agent_response *resp, const gm_genesis *g, const gm_
 int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t provider[GM_PK_LEN],
                     const gm_genesis *g, const gm_crl *crl, gm_agent_response *resp, gm_error *err)
 {
-    char ppk[GM_PK_B64_LEN + 1], *msg = NULL, *buf = NULL;
-    size_t mlen, len = 0, cap = 0;
+    char ppk[GM_PK_B64_LEN + 1], *msg = NULL;
+    size_t mlen;
+    gm_node_conn_t *conn = NULL;
     memset(resp, 0, sizeof *resp);
     gm_pk_encode(provider, ppk);
     int rc = gm_agent_envelope_dump(req->doc, &msg, &mlen, err);
     if (rc != 0)
         return rc;
     /* Subscribe before sending so a fast answer cannot slip past us. */
-    int fd = gm_agent_sock_subscribe(sock, GM_AGENT_PORT, err);
-    if (fd < 0) {
+    if ((rc = gm_node_conn_open_path(sock, &conn, err)) != 0 ||
+        (rc = gm_node_conn_subscribe(conn, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
+        gm_node_conn_close(conn);
         free(msg);
-        return fd;
+        return rc;
     }
-    rc = gm_agent_sock_send(sock, provider, GM_AGENT_PORT, msg, mlen, err);
+    rc = gm_node_api_send(sock, provider, GM_AGENT_PORT, msg, mlen, LOCAL_API_TIMEOUT_MS, err);
     free(msg);
     if (rc != 0) {
-        close(fd);
+        gm_node_conn_close(conn);
         return gm_error_prefix(err, "provider %.12s... unreachable", ppk);
     }
     for (;;) {
@@ -256,7 +88,7 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
             break;
         }
         json_t *ev = NULL;
-        rc = gm_agent_sock_read_json(fd, &buf, &len, &cap, (long)left, &ev, err);
+        rc = gm_node_conn_read(conn, &ev, left > INT32_MAX ? INT32_MAX : (int)left, err);
         if (rc == GM_ETIMEOUT)
             continue;
         if (rc != 0)
@@ -299,8 +131,7 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
         rc = 0;
         break;
     }
-    free(buf);
-    close(fd);
+    gm_node_conn_close(conn);
     return rc;
 }
 

@@ -14,11 +14,13 @@
 #include "gm/agent.h"
 #include "gm/http_client.h"
 #include "gm/log.h"
+#include "gm/node.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
 
 #define STARTUP_WAIT_MS 30000
 #define DRAIN_WAIT_MS 5000
+#define LOCAL_API_TIMEOUT_MS 5000 /* bound of one subscribe or send with our own node */
 
 static void plog(const gm_agent_provider *p, const char *level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -195,7 +197,7 @@ static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char 
         text = strdup("this is not a capability_response {");
         len = strlen(text);
     }
-    if (gm_agent_sock_send(p->ctx.sock, to, GM_AGENT_PORT, text, len, &e) != 0)
+    if (gm_node_api_send(p->ctx.sock, to, GM_AGENT_PORT, text, len, LOCAL_API_TIMEOUT_MS, &e) != 0)
         plog(p, "warn", "reply_failed", "request %s: %s", rid, e.msg);
     free(text);
     gm_agent_response_free(&resp);
@@ -333,23 +335,35 @@ static void dispatch(gm_agent_provider *p, const json_t *ev)
     pthread_attr_destroy(&at);
 }
 
+/* A new connection to the local node subscribed to the agent port (*out NULL on failure). */
+static int subscribe(gm_agent_provider *p, gm_node_conn_t **out, gm_error *err)
+{
+    int rc = gm_node_conn_open_path(p->ctx.sock, out, err);
+    if (rc == 0 && (rc = gm_node_conn_subscribe(*out, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
+        gm_node_conn_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
 {
-    int rc = 0, fd = -1;
+    int rc = 0;
+    gm_node_conn_t *conn = NULL;
     if (p->ttl_s <= 0 || p->ttl_s > GM_AGENT_TTL_MAX_S)
         p->ttl_s = 600;
     if (p->max_inflight <= 0)
         p->max_inflight = 32;
     /* The node may still be starting: wait for its socket, then for the NA to accept us. */
     int64_t give_up = gm_mono_ms() + STARTUP_WAIT_MS;
-    while ((fd = gm_agent_sock_subscribe(p->ctx.sock, GM_AGENT_PORT, err)) < 0) {
+    while (subscribe(p, &conn, err) != 0) {
         if (*p->stop || gm_mono_ms() > give_up)
             return gm_error_prefix(err, "subscribing to the local node");
         gm_sleep_ms(200);
     }
     while ((rc = gm_agent_register(&p->ctx, p->capability, p->ttl_s, p->metadata, err)) != 0) {
         if (*p->stop || gm_mono_ms() > give_up || rc == GM_EDENIED || rc == GM_ESIG) {
-            close(fd);
+            gm_node_conn_close(conn);
             return rc;
         }
         gm_sleep_ms(300);
@@ -357,8 +371,6 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
     plog(p, "info", "registered", "%s offers %s (node %s), descriptor valid %d s", p->ctx.agent_id, p->capability,
          p->ctx.node.pk_b64, p->ttl_s);
     int64_t refresh_at = gm_mono_ms() + (int64_t)p->ttl_s * 2000 / 3;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
     while (!*p->stop) {
         if (gm_mono_ms() >= refresh_at) {
             gm_error re = {0};
@@ -374,9 +386,9 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
                 refresh_at = gm_mono_ms() + 2000;
             }
         }
-        if (fd < 0) {
+        if (!conn) {
             gm_error ce = {0};
-            if ((fd = gm_agent_sock_subscribe(p->ctx.sock, GM_AGENT_PORT, &ce)) < 0) {
+            if (subscribe(p, &conn, &ce) != 0) {
                 gm_sleep_ms(300);
                 continue;
             }
@@ -384,23 +396,20 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
         }
         json_t *ev = NULL;
         gm_error e = {0};
-        int r = gm_agent_sock_read_json(fd, &buf, &len, &cap, 250, &ev, &e);
+        int r = gm_node_conn_read(conn, &ev, 250, &e);
         if (r == GM_ETIMEOUT)
             continue;
         if (r != 0) {
             plog(p, "warn", "node_lost", "%s; reconnecting", e.msg);
-            close(fd);
-            fd = -1;
-            len = 0;
+            gm_node_conn_close(conn);
+            conn = NULL;
             continue;
         }
         if (json_object_get(ev, "event"))
             dispatch(p, ev);
         json_decref(ev);
     }
-    free(buf);
-    if (fd >= 0)
-        close(fd);
+    gm_node_conn_close(conn);
     int64_t drain = gm_mono_ms() + DRAIN_WAIT_MS;
     while (atomic_load(&g_inflight) > 0 && gm_mono_ms() < drain)
         gm_sleep_ms(20);

@@ -56,14 +56,14 @@ static void client_close(node_api_client *c)
     c->closing = 1;
     if (c->paused) {
         c->paused = 0;
-        n->n_paused--;
+        node_paused_add(n, -1);
     }
-    for (node_api_client **pp = &n->api_clients; *pp; pp = &(*pp)->next)
+    for (node_api_client **pp = &n->api.clients; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
             break;
         }
-    n->n_api_clients--;
+    n->api.n_clients--;
     uv_close((uv_handle_t *)&c->pipe, client_free_cb);
 }
 
@@ -183,7 +183,7 @@ static int port_matches(const char *sub, const char *port)
 void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data, size_t len)
 {
     int delivered = 0;
-    for (node_api_client *c = n->api_clients, *next; c; c = next) {
+    for (node_api_client *c = n->api.clients, *next; c; c = next) {
         next = c->next;
         if (!c->subscribed || !port_matches(c->port, port))
             continue;
@@ -196,12 +196,12 @@ void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *por
     if (delivered)
         return;
     /* Nobody listens yet: keep it (bounded; the oldest goes first). */
-    if (n->inbox_len >= NODE_INBOX_MAX && n->inbox) {
-        node_inbox_msg *old = n->inbox;
-        n->inbox = old->next;
-        if (!n->inbox)
-            n->inbox_tail = NULL;
-        n->inbox_len--;
+    if (n->api.inbox_len >= NODE_INBOX_MAX && n->api.inbox) {
+        node_inbox_msg *old = n->api.inbox;
+        n->api.inbox = old->next;
+        if (!n->api.inbox)
+            n->api.inbox_tail = NULL;
+        n->api.inbox_len--;
         free(old->data);
         free(old);
     }
@@ -218,17 +218,17 @@ void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *por
     if (len)
         memcpy(m->data, data, len);
     m->len = len;
-    if (n->inbox_tail)
-        n->inbox_tail->next = m;
+    if (n->api.inbox_tail)
+        n->api.inbox_tail->next = m;
     else
-        n->inbox = m;
-    n->inbox_tail = m;
-    n->inbox_len++;
+        n->api.inbox = m;
+    n->api.inbox_tail = m;
+    n->api.inbox_len++;
 }
 
 static void flush_inbox(gm_node *n, node_api_client *c)
 {
-    node_inbox_msg **pp = &n->inbox, *last = NULL;
+    node_inbox_msg **pp = &n->api.inbox, *last = NULL;
     while (*pp) {
         node_inbox_msg *m = *pp;
         if (!port_matches(c->port, m->port)) {
@@ -240,23 +240,23 @@ static void flush_inbox(gm_node *n, node_api_client *c)
         if (ev)
             client_send(c, ev);
         *pp = m->next;
-        n->inbox_len--;
+        n->api.inbox_len--;
         free(m->data);
         free(m);
     }
-    n->inbox_tail = last;
+    n->api.inbox_tail = last;
 }
 
 void node_inbox_free(gm_node *n)
 {
-    while (n->inbox) {
-        node_inbox_msg *m = n->inbox;
-        n->inbox = m->next;
+    while (n->api.inbox) {
+        node_inbox_msg *m = n->api.inbox;
+        n->api.inbox = m->next;
         free(m->data);
         free(m);
     }
-    n->inbox_tail = NULL;
-    n->inbox_len = 0;
+    n->api.inbox_tail = NULL;
+    n->api.inbox_len = 0;
 }
 
 json_t *node_status_json(gm_node *n)
@@ -266,7 +266,7 @@ json_t *node_status_json(gm_node *n)
     json_t *o = json_pack("{s:s,s:s,s:O,s:s,s:s,s:b,s:b,s:s}", "node_public_key", n->key.pk_b64, "network",
                           n->genesis.network_name, "roles", json_object_get(n->cert.doc, "roles"), "cert_id",
                           n->cert.cert_id, "expires_at", exp, "running", 1, "revoked", n->self_revoked, "listen",
-                          n->listen_addr);
+                          n->conn.listen_addr);
     json_object_set_new(o, "crl_sequence", n->have_crl ? json_integer((json_int_t)n->crl.sequence) : json_null());
     json_object_set_new(o, "peers", node_peers_json(n));
     json_object_set_new(o, "routes", node_routes_json(n));
@@ -362,7 +362,7 @@ static int line_must_wait(node_api_client *c, const char *line, size_t len)
     gm_node *n = c->node;
     uint8_t pk[GM_PK_LEN];
     /* Nothing congested (the usual case): no need to look inside. */
-    if (n->n_congested == 0 && node_e2e_backlog(n, NULL) < NODE_E2E_BACKLOG_MAX)
+    if (!node_any_congested(n) && node_e2e_backlog(n, NULL) < NODE_E2E_BACKLOG_MAX)
         return 0;
     json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
     const char *op = json_string_value(json_object_get(req, "op"));
@@ -393,7 +393,7 @@ static void client_process(node_api_client *c)
         }
         if (len && line_must_wait(c, start, len)) {
             c->paused = 1;
-            n->n_paused++;
+            node_paused_add(n, 1);
             n->m.api_paused++;
             uv_read_stop((uv_stream_t *)&c->pipe);
             break;
@@ -444,7 +444,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 void node_api_resume(gm_node *n)
 {
-    for (node_api_client *c = n->api_clients; c; c = c->next) {
+    for (node_api_client *c = n->api.clients; c; c = c->next) {
         if (!c->paused || c->closing)
             continue;
         /* It paused on the complete line at off: is its destination still congested? */
@@ -452,7 +452,7 @@ void node_api_resume(gm_node *n)
         if (nl && line_must_wait(c, start, (size_t)(nl - start)))
             continue;
         c->paused = 0;
-        n->n_paused--;
+        node_paused_add(n, -1);
         client_process(c);
         if (!c->paused && !c->closing && !c->overflow)
             uv_read_start((uv_stream_t *)&c->pipe, node_on_alloc, on_read);
@@ -470,10 +470,10 @@ static void on_api_connection(uv_stream_t *server, int status)
     c->node = n;
     uv_pipe_init(n->loop, &c->pipe, 0);
     c->pipe.data = c;
-    c->next = n->api_clients;
-    n->api_clients = c;
-    n->n_api_clients++;
-    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || n->stopping || n->n_api_clients > NODE_API_MAX_CLIENTS) {
+    c->next = n->api.clients;
+    n->api.clients = c;
+    n->api.n_clients++;
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || n->stopping || n->api.n_clients > NODE_API_MAX_CLIENTS) {
         client_close(c);
         return;
     }
@@ -497,38 +497,38 @@ static int socket_alive(const char *path)
 
 int node_api_start(gm_node *n, gm_error *err)
 {
-    int rc = gm_path_join(n->sock_path, sizeof n->sock_path, n->dir, "node.sock", err);
+    int rc = gm_path_join(n->api.sock_path, sizeof n->api.sock_path, n->dir, "node.sock", err);
     if (rc != 0)
         return rc;
-    if (strlen(n->sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+    if (strlen(n->api.sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return gm_error_set(err, GM_EINVAL, "socket path %s is too long for a Unix socket; use a shorter --dir",
-                            n->sock_path);
-    if (gm_file_exists(n->sock_path)) {
-        if (socket_alive(n->sock_path))
-            return gm_error_set(err, GM_EEXIST, "a node is already running in %s (%s answers)", n->dir, n->sock_path);
-        unlink(n->sock_path);
+                            n->api.sock_path);
+    if (gm_file_exists(n->api.sock_path)) {
+        if (socket_alive(n->api.sock_path))
+            return gm_error_set(err, GM_EEXIST, "a node is already running in %s (%s answers)", n->dir, n->api.sock_path);
+        unlink(n->api.sock_path);
     }
-    uv_pipe_init(n->loop, &n->api, 0);
-    n->api.data = n;
-    n->api_open = 1;
+    uv_pipe_init(n->loop, &n->api.pipe, 0);
+    n->api.pipe.data = n;
+    n->api.open = 1;
     mode_t old = umask(0177);
-    rc = uv_pipe_bind(&n->api, n->sock_path);
+    rc = uv_pipe_bind(&n->api.pipe, n->api.sock_path);
     umask(old);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&n->api, 16, on_api_connection);
+        rc = uv_listen((uv_stream_t *)&n->api.pipe, 16, on_api_connection);
     if (rc != 0)
-        return gm_error_set(err, GM_EIO, "cannot listen on %s: %s", n->sock_path, uv_strerror(rc));
-    chmod(n->sock_path, 0600);
+        return gm_error_set(err, GM_EIO, "cannot listen on %s: %s", n->api.sock_path, uv_strerror(rc));
+    chmod(n->api.sock_path, 0600);
     return 0;
 }
 
 void node_api_shutdown(gm_node *n)
 {
-    while (n->api_clients)
-        client_close(n->api_clients);
-    if (n->api_open) {
-        n->api_open = 0;
-        uv_close((uv_handle_t *)&n->api, NULL);
-        unlink(n->sock_path);
+    while (n->api.clients)
+        client_close(n->api.clients);
+    if (n->api.open) {
+        n->api.open = 0;
+        uv_close((uv_handle_t *)&n->api.pipe, NULL);
+        unlink(n->api.sock_path);
     }
 }

@@ -300,7 +300,7 @@ static void flush_queue(gm_node *n, e2e_peer *p)
 {
     while (p->q_head && p->cur.valid) {
         node_link *next = node_routing_next_hop(n, p->pk);
-        if (next && next->congested)
+        if (next && node_link_congested(next))
             break;
         e2e_qmsg *q = p->q_head;
         p->q_head = q->next;

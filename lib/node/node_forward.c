@@ -32,10 +32,10 @@ int node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t
         n->m.data_drop_no_route++;
         return 0;
     }
-    if (next->congested) {
+    if (node_link_congested(next)) {
         /* Hop-by-hop backpressure: stop reading the upstream link until the next hop drains,
          * but not for long: a next hop that stays congested is not reading. */
-        if (node_now_ms(n) - next->congested_since_ms < NODE_RELAY_HOLD_MS)
+        if (node_now_ms(n) - node_link_congested_since(next) < NODE_RELAY_HOLD_MS)
             return NODE_FWD_HOLD;
         n->m.data_drop_congested++;
         return 0;
@@ -54,7 +54,7 @@ int node_send_blocked(gm_node *n, const uint8_t dst[GM_PK_LEN])
     if (memcmp(dst, n->key.pk, GM_PK_LEN) == 0)
         return 0;
     node_link *next = node_routing_next_hop(n, dst);
-    if (next && next->congested)
+    if (next && node_link_congested(next))
         return 1;
     return node_e2e_backlog(n, dst) >= NODE_E2E_BACKLOG_MAX;
 }

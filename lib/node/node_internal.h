@@ -1,4 +1,10 @@
-/* Private state of the node runtime shared by lib/node_*.c (one libuv loop thread). */
+/* Private state of the node runtime shared by lib/node/node_*.c (one libuv loop thread).
+ * The node is a set of subsystems, each owning its state: the peer links (node_link.c,
+ * node_connect.c, node_handshake.c, node_transport.c, node_dispatch.c; their own interface
+ * is node_link.h), routing (node_routing.c), forwarding (node_forward.c), trust and the
+ * certificate store (node_trust.c), the CRL (node_crl.c), end-to-end sessions (node_e2e.c),
+ * the local API (node_api.c), renewal (node_renew.c) and the process (node_main.c). Each
+ * owner's part of struct gm_node is marked below; others use the owner's functions. */
 #ifndef GM_NODE_INTERNAL_H
 #define GM_NODE_INTERNAL_H
 
@@ -71,7 +77,10 @@ typedef struct node_target {
     struct node_target *next;
 } node_target;
 
+/* One peer link. Owners as marked; every subsystem may read the peer's identity
+ * (state, peer_pk, peer_cert, has_cert, addr, outbound). */
 struct node_link {
+    /* node_link.c */
     gm_node *node;
     uv_tcp_t tcp;
     uint64_t id;
@@ -79,28 +88,28 @@ struct node_link {
     int outbound;
     int closing_handle;       /* uv_close called */
     int shutdown_pending;
-    int counted_hs;           /* counted in node->n_handshakes */
-    int got_msg1;             /* inbound: handshake message 1 arrived */
-    int keys;                 /* tx/rx transport ciphers are set (after Split) */
     char addr[64];            /* remote ip:port */
     char ip[48];
-    node_target *target;
-    gm_wire_reader_t *reader;
-    gm_noise_handshake_t *hs;
-    gm_noise_cipher tx, rx;
     uint64_t created_ms;
     uint64_t deadline_ms;     /* handshake or close grace deadline */
+    int64_t since_unix;
+    uint64_t next_ping_ms;    /* heartbeat */
+    uint64_t ping_nonce;
+    int pings_missed;
+    node_link *next;
+    /* node_connect.c */
+    node_target *target;
+    /* node_handshake.c */
+    int counted_hs;           /* counted in n->net.n_handshakes */
+    int got_msg1;             /* inbound: handshake message 1 arrived */
+    gm_noise_handshake_t *hs;
     uint8_t peer_pk[GM_PK_LEN];
     gm_cert peer_cert;        /* valid once state == LINK_UP */
     int has_cert;
-    int64_t since_unix;
-    uint64_t next_ping_ms;
-    uint64_t ping_nonce;
-    int pings_missed;
-    int crl_requested;
-    uint64_t crl_sent_ms;
-    void *crl_state;          /* owned by node_crl.c: CRL chunks in flight both ways */
-    void *route_state;        /* owned by node_routing.c */
+    /* node_transport.c */
+    int keys;                 /* tx/rx transport ciphers are set (after Split) */
+    gm_wire_reader_t *reader;
+    gm_noise_cipher tx, rx;
     /* Backpressure (send side): congested from above NODE_SENDQ_HIGH until below NODE_SENDQ_LOW. */
     int congested;
     uint64_t congested_since_ms;
@@ -110,26 +119,35 @@ struct node_link {
     size_t held_len;
     uint8_t *rest;            /* received bytes not processed yet */
     size_t rest_len;
-    node_link *next;
+    /* node_crl.c */
+    int crl_requested;
+    uint64_t crl_sent_ms;
+    void *crl_state;          /* CRL chunks in flight both ways */
+    /* node_routing.c */
+    void *route_state;
 };
 
 /* A peer certificate we verified (from a handshake or a CERT message). */
 typedef struct node_certent {
     gm_cert cert;
+    uint64_t used_ms;         /* last time a route or link used it (0: never) */
+    int pushed;               /* came in a CERT message from the neighbour from_pk */
+    uint8_t from_pk[GM_PK_LEN];
     struct node_certent *next;
 } node_certent;
 
 typedef struct node_api_client node_api_client;
 typedef struct node_e2e node_e2e;
 typedef struct node_routing node_routing;
+typedef struct node_inbox_msg node_inbox_msg;
 
-typedef struct node_inbox_msg {
+struct node_inbox_msg {
     uint8_t from[GM_PK_LEN];
     char port[NODE_MAX_PORT_LEN + 1];
     uint8_t *data;
     size_t len;
     struct node_inbox_msg *next;
-} node_inbox_msg;
+};
 
 /* Counters (node_metrics.c lists them). */
 typedef struct node_metrics {
@@ -156,11 +174,53 @@ typedef struct node_metrics {
     uint64_t e2e_drop_queue;
     uint64_t crl_updates, crl_refused;
     uint64_t routes_refused_no_cert, certs_refused;
+    uint64_t certs_refused_limit, certs_evicted;
     uint64_t revoked_links_closed;
     uint64_t renewals_ok, renewals_failed;
 } node_metrics;
 
+/* node_connect.c: the listening socket and the addresses we keep dialing. */
+typedef struct node_conn_state {
+    uv_tcp_t listener;
+    int listener_open;
+    char listen_addr[300];
+    int listen_port;
+    node_target *targets;
+} node_conn_state;
+
+/* node_link.c: counts over gm_node.links. */
+typedef struct node_net_state {
+    int n_links;
+    int n_handshakes;
+    uint64_t next_link_id;
+} node_net_state;
+
+/* node_transport.c: backpressure (node_paused_add / node_any_congested for the others). */
+typedef struct node_bp_state {
+    int n_congested;          /* links above the high-water mark */
+    int n_paused;             /* links and API clients waiting for a congested link */
+    int retrying;             /* inside node_peer_retry_paused */
+} node_bp_state;
+
+/* node_api.c: the local API socket, its clients, and messages nobody subscribed to yet. */
+typedef struct node_api_state {
+    uv_pipe_t pipe;
+    int open;
+    char sock_path[4200];
+    node_api_client *clients;
+    int n_clients;
+    node_inbox_msg *inbox, *inbox_tail;
+    size_t inbox_len;
+} node_api_state;
+
+/* node_renew.c */
+typedef struct node_renew_state {
+    int busy;
+    uint64_t next_ms;
+} node_renew_state;
+
 struct gm_node {
+    /* node_main.c: the process, configuration and identity (read by every subsystem) */
     uv_loop_t *loop;
     gm_node_config cfg;
     char dir[4096];
@@ -168,57 +228,42 @@ struct gm_node {
     FILE *logf;
     int own_logf;
     gm_node_log_level log_level;
-
     gm_signer key;
     uint8_t x_sk[32], x_pk[32];
-    gm_cert cert;
+    gm_cert cert;             /* ours; node_renew.c replaces it */
     char *cert_json;          /* compact JSON of our certificate, sent in handshakes */
     size_t cert_json_len;
     gm_genesis genesis;
     uint8_t prologue[GM_NODE_PROLOGUE_LEN];
+    int self_revoked;
+    int exit_rc;              /* set when the node stops on its own (revoked): gm_node_run's result */
+    char exit_msg[256];
+    uv_timer_t tick;
+    uv_signal_t sigterm, sigint;
+    int pending_work;         /* uv_queue_work requests in flight (CRL poll, renewal) */
+    int stopping;
+    uint64_t stop_deadline_ms;
+
+    /* node_crl.c: the CRL in force (crl and have_crl are read by every subsystem) */
     gm_crl crl;
     int have_crl;
     char crl_etag[256];
     int crl_poll_busy;
     uint64_t next_crl_poll_ms;
     size_t crl_rx_bytes;      /* bytes held by CRL reassemblies of all links */
-    int self_revoked;
-    int exit_rc;              /* set when the node stops on its own (revoked): gm_node_run's result */
-    char exit_msg[256];
 
-    uv_tcp_t listener;
-    int listener_open;
-    char listen_addr[300];
-    int listen_port;
-    uv_timer_t tick;
-    uv_signal_t sigterm, sigint;
-    uv_pipe_t api;
-    int api_open;
-    char sock_path[4200];
-
+    /* The peer-link subsystem (node_link.h); every subsystem reads the list of links. */
     node_link *links;
-    int n_links;
-    int n_handshakes;
-    int n_congested;          /* links above the high-water mark */
-    int n_paused;             /* links and API clients waiting for a congested link */
-    int retrying;             /* inside node_peer_retry_paused */
-    uint64_t next_link_id;
-    node_target *targets;
-    node_certent *certs;
-    node_api_client *api_clients;
-    int n_api_clients;
-    node_inbox_msg *inbox, *inbox_tail;
-    size_t inbox_len;
-    node_e2e *e2e;
-    node_routing *routing;
+    node_net_state net;
+    node_conn_state conn;
+    node_bp_state bp;
 
-    int renew_busy;
-    uint64_t next_renew_ms;
-    int pending_work;         /* uv_queue_work requests in flight */
-
-    int stopping;
-    uint64_t stop_deadline_ms;
-    node_metrics m;
+    node_certent *certs;      /* node_trust.c */
+    node_e2e *e2e;            /* node_e2e.c */
+    node_routing *routing;    /* node_routing.c */
+    node_api_state api;
+    node_renew_state renew;
+    node_metrics m;           /* counted by every subsystem, listed by node_metrics.c */
 };
 
 uint64_t node_now_ms(gm_node *n);
@@ -226,21 +271,36 @@ uint64_t node_now_ms(gm_node *n);
 /* node_log.c: one JSON object per line; fields (may be NULL) is consumed. */
 void node_log(gm_node *n, gm_node_log_level lvl, const char *event, json_t *fields);
 
-/* node_peer.c */
+/* The peer links, as the rest of the node sees them. */
+/* node_connect.c */
 int node_peer_listen(gm_node *n, gm_error *err);
 void node_peer_add_target(gm_node *n, const char *hostport);
+void node_connect_free(gm_node *n);
+/* node_link.c */
+/* Deadlines and heartbeats of every link, then dialing. */
 void node_peer_tick(gm_node *n, uint64_t now);
-/* Encrypt and queue one transport message; 0 or negative (link is then being closed). */
-int node_link_send(node_link *l, const uint8_t *msg, size_t len);
 /* Send CLOSE (when transport keys exist) and close the link; reason is a gm_wire_close_reason. */
 void node_link_close(node_link *l, uint8_t reason, const char *text);
-/* Retry everything waiting for a congested link: held DATA, paused links, API clients,
- * end-to-end queues (called when a link drains, and on every tick while anything waits). */
-void node_peer_retry_paused(gm_node *n);
 node_link *node_link_by_pk(gm_node *n, const uint8_t pk[GM_PK_LEN]);
 /* Close every link (CLOSE with reason when up) and the listener. */
 void node_peer_shutdown(gm_node *n, uint8_t reason, const char *text);
 json_t *node_peers_json(gm_node *n);
+/* node_transport.c */
+/* Encrypt and queue one transport message; 0 or negative (link is then being closed). */
+int node_link_send(node_link *l, const uint8_t *msg, size_t len);
+/* Retry everything waiting for a congested link: held DATA, paused links, API clients,
+ * end-to-end queues (called when a link drains, and on every tick while anything waits). */
+void node_peer_retry_paused(gm_node *n);
+/* 1 while l's send queue is above the high-water mark (since node_link_congested_since). */
+int node_link_congested(const node_link *l);
+uint64_t node_link_congested_since(const node_link *l);
+/* Backpressure bookkeeping for the local API: a client starts (+1) or stops (-1) waiting. */
+void node_paused_add(gm_node *n, int delta);
+/* 1 when some link is congested; 1 when something (link or API client) waits for one. */
+int node_any_congested(gm_node *n);
+int node_any_paused(gm_node *n);
+/* uv_alloc_cb shared by every stream the node reads (links, local API clients). */
+void node_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 /* node_trust.c */
 /* The verified certificate we hold for pk, or NULL. */
@@ -248,6 +308,9 @@ const gm_cert *node_cert_lookup(gm_node *n, const uint8_t pk[GM_PK_LEN]);
 const gm_cert *node_cert_lookup_id(gm_node *n, const uint8_t pk[GM_PK_LEN], const char *cert_id);
 /* Verify a relayed certificate and remember it (0, or negative: refused). */
 int node_cert_store(gm_node *n, const uint8_t *json, size_t len, const gm_cert **out);
+/* node_cert_store for a certificate pushed in a CERT message by the neighbour key from:
+ * counted against that neighbour's share of the store. */
+int node_cert_store_from(gm_node *n, const uint8_t *from, const uint8_t *json, size_t len, const gm_cert **out);
 void node_cert_store_copy(gm_node *n, const gm_cert *c);
 void node_cert_purge_revoked(gm_node *n);
 void node_cert_free_all(gm_node *n);
@@ -339,11 +402,9 @@ int node_api_start(gm_node *n, gm_error *err);
 void node_api_shutdown(gm_node *n);
 /* Let paused API clients go on when what they wait for is no longer congested. */
 void node_api_resume(gm_node *n);
-/* Deliver a received message to subscribers (or keep it in the inbox). */
-/* uv_alloc_cb shared by every stream the node reads (links, local API clients). */
-void node_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 /* 1 if p is a port name: 1..32 of [a-z0-9._-] (or "*" when allow_star). */
 int node_port_valid(const char *p, int allow_star);
+/* Deliver a received message to subscribers (or keep it in the inbox). */
 void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data,
                       size_t len);
 json_t *node_status_json(gm_node *n);

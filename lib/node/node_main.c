@@ -85,7 +85,7 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = node_now_ms(n);
     node_peer_tick(n, now);
     if (n->stopping) {
-        if (n->n_links == 0 || now >= n->stop_deadline_ms) {
+        if (n->net.n_links == 0 || now >= n->stop_deadline_ms) {
             node_peer_shutdown(n, GM_WIRE_CLOSE_SHUTDOWN, "node stopping"); /* anything left: hard close on the next pass */
             for (node_link *l = n->links; l; l = l->next)
                 if (!l->closing_handle && l->state == LINK_CLOSING)
@@ -100,7 +100,7 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     /* Waiting senders and relays: a held message may have to give up on its next hop. */
-    if (n->n_paused || node_e2e_backlog(n, NULL))
+    if (node_any_paused(n) || node_e2e_backlog(n, NULL))
         node_peer_retry_paused(n);
     node_routing_tick(n, now);
     node_e2e_tick(n, now);
@@ -211,11 +211,7 @@ static void walk_close(uv_handle_t *h, void *arg)
 
 static void node_free(gm_node *n)
 {
-    while (n->targets) {
-        node_target *t = n->targets;
-        n->targets = t->next;
-        free(t);
-    }
+    node_connect_free(n);
     node_e2e_free(n);
     node_routing_free(n);
     node_cert_free_all(n);
@@ -278,7 +274,7 @@ int gm_node_run(const gm_node_config *cfg, gm_error *err)
         goto out;
     if (cfg->port_file) {
         char buf[32];
-        snprintf(buf, sizeof buf, "%d\n", n->listen_port);
+        snprintf(buf, sizeof buf, "%d\n", n->conn.listen_port);
         if ((rc = write_small_file(n, cfg->port_file, buf, err)) != 0)
             goto out;
     }
@@ -305,7 +301,7 @@ int gm_node_run(const gm_node_config *cfg, gm_error *err)
     gm_time_format(&n->cert.expires_at, exp);
     node_log(n, GM_LOG_INFO, "node_started",
              json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:o,s:s}", "node_public_key", n->key.pk_b64, "network",
-                       n->genesis.network_name, "listen", n->listen_addr, "port", n->listen_port, "cert_id",
+                       n->genesis.network_name, "listen", n->conn.listen_addr, "port", n->conn.listen_port, "cert_id",
                        n->cert.cert_id, "expires_at", exp, "crl_sequence",
                        n->have_crl ? json_integer((json_int_t)n->crl.sequence) : json_null(), "na_url", n->na_url));
     uv_run(n->loop, UV_RUN_DEFAULT);

@@ -52,6 +52,8 @@ static const metric_def defs[] = {
     C(crl_refused, "CRLs refused (bad signature or malformed)"),
     C(routes_refused_no_cert, "route entries refused: destination certificate unknown or invalid"),
     C(certs_refused, "relayed certificates refused"),
+    C(certs_refused_limit, "valid certificates refused by a store limit (per key, per peer, full)"),
+    C(certs_evicted, "stored certificates dropped to make room (superseded or unused)"),
     C(revoked_links_closed, "links closed because the peer was revoked"),
     C(renewals_ok, "certificate renewals"),
     C(renewals_failed, "failed renewal attempts"),
@@ -80,7 +82,7 @@ json_t *node_metrics_json(gm_node *n)
     for (node_link *l = n->links; l; l = l->next)
         peers += l->state == LINK_UP;
     json_object_set_new(o, "peers", json_integer((json_int_t)peers));
-    json_object_set_new(o, "links", json_integer(n->n_links));
+    json_object_set_new(o, "links", json_integer(n->net.n_links));
     json_object_set_new(o, "routes", json_integer((json_int_t)node_routing_count(n)));
     json_object_set_new(o, "crl_sequence", json_integer(n->have_crl ? (json_int_t)n->crl.sequence : -1));
     return o;
@@ -127,7 +129,7 @@ char *node_metrics_prometheus(gm_node *n)
     for (node_link *l = n->links; l; l = l->next)
         peers += l->state == LINK_UP;
     append(&b, &len, &cap, "# TYPE gm_node_peers gauge\ngm_node_peers %zu\n", peers);
-    append(&b, &len, &cap, "# TYPE gm_node_links gauge\ngm_node_links %d\n", n->n_links);
+    append(&b, &len, &cap, "# TYPE gm_node_links gauge\ngm_node_links %d\n", n->net.n_links);
     append(&b, &len, &cap, "# TYPE gm_node_routes gauge\ngm_node_routes %zu\n", node_routing_count(n));
     append(&b, &len, &cap, "# TYPE gm_node_crl_sequence gauge\ngm_node_crl_sequence %lld\n",
            n->have_crl ? (long long)n->crl.sequence : -1LL);

@@ -32,7 +32,7 @@ void node_renew_schedule(gm_node *n)
     int64_t wait_s = at > now ? at - now : 0;
     if (n->cfg.renew_after_s > 0)
         wait_s = n->cfg.renew_after_s;
-    n->next_renew_ms = node_now_ms(n) + (uint64_t)wait_s * 1000;
+    n->renew.next_ms = node_now_ms(n) + (uint64_t)wait_s * 1000;
 }
 
 static void retry_later(gm_node *n)
@@ -43,7 +43,7 @@ static void retry_later(gm_node *n)
         wait = RENEW_RETRY_MIN_MS;
     if (wait > RENEW_RETRY_MAX_MS)
         wait = RENEW_RETRY_MAX_MS;
-    n->next_renew_ms = node_now_ms(n) + wait;
+    n->renew.next_ms = node_now_ms(n) + wait;
 }
 
 static void renew_work(uv_work_t *req)
@@ -101,7 +101,7 @@ static void renew_done(uv_work_t *req, int status)
     gm_node *n = j->node;
     gm_error err = {0};
     n->pending_work--;
-    n->renew_busy = 0;
+    n->renew.busy = 0;
     if (!n->stopping && status == 0) {
         if (j->rc != 0) {
             n->m.renewals_failed++;
@@ -132,7 +132,7 @@ static void renew_done(uv_work_t *req, int status)
 void node_renew_tick(gm_node *n, uint64_t now)
 {
     gm_error err = {0};
-    if (n->renew_busy || n->stopping || !n->na_url[0] || now < n->next_renew_ms || n->self_revoked)
+    if (n->renew.busy || n->stopping || !n->na_url[0] || now < n->renew.next_ms || n->self_revoked)
         return;
     renew_job *j = calloc(1, sizeof *j);
     json_t *body = json_pack("{s:s,s:s}", "node_public_key", n->key.pk_b64, "cert_id", n->cert.cert_id);
@@ -153,7 +153,7 @@ void node_renew_tick(gm_node *n, uint64_t now)
         retry_later(n);
         return;
     }
-    n->renew_busy = 1;
+    n->renew.busy = 1;
     n->pending_work++;
     node_log(n, GM_LOG_INFO, "renew_started", json_pack("{s:s}", "cert_id", n->cert.cert_id));
 }

@@ -220,7 +220,7 @@ void node_routing_on_message(gm_node *n, node_link *l, uint8_t type, const uint8
             node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, "bad CERT");
             return;
         }
-        if (node_cert_store(n, cert, clen, &c) != 0)
+        if (node_cert_store_from(n, l->peer_pk, cert, clen, &c) != 0)
             return;
         node_routing_cert_ok(n, c);
         /* A neighbour renewed: its link now lives on the newer certificate. */

@@ -11,6 +11,9 @@
 #include "node_internal.h"
 
 #define NODE_MAX_CERTS 4096
+#define NODE_CERTS_PER_KEY 2
+#define NODE_CERTS_PER_PEER (NODE_MAX_CERTS / 2)
+#define NODE_CERT_IDLE_MS 60000
 
 static const char *const reason_names[GM_TRUST_N] = {
     [GM_TRUST_OK] = "ok",
@@ -72,6 +75,17 @@ int gm_node_trust_check(const gm_genesis *g, const gm_crl *crl, const uint8_t *c
 
 /* ---- store of verified certificates ---- */
 
+/* Entries are bounded three ways, so one peer cannot fill the store and blind the node
+ * (every limit hit is counted and logged):
+ * - per key: at most NODE_CERTS_PER_KEY certificates of one node key (the current one and a
+ *   renewal overlap); a later-expiring certificate replaces the one that expires first;
+ * - per peer: at most NODE_CERTS_PER_PEER certificates pushed by one neighbour key in CERT
+ *   messages; beyond that its oldest unused one makes room, else the new one is refused;
+ * - in all: NODE_MAX_CERTS; when full, expired entries go, then the oldest unused entry.
+ * An entry is in use while a link's peer holds it or a route named it (routing looks the
+ * certificate up on every update it accepts, at least every full update) within
+ * NODE_CERT_IDLE_MS. */
+
 static int usable(gm_node *n, const gm_cert *c)
 {
     gm_time now = gm_time_now(), hi = gm_time_add(c->expires_at, GM_CLOCK_SKEW_S);
@@ -82,14 +96,17 @@ static int usable(gm_node *n, const gm_cert *c)
 
 const gm_cert *node_cert_lookup(gm_node *n, const uint8_t pk[GM_PK_LEN])
 {
-    const gm_cert *best = NULL;
+    node_certent *best = NULL;
     if (memcmp(pk, n->key.pk, GM_PK_LEN) == 0)
         return &n->cert;
     for (node_certent *e = n->certs; e; e = e->next)
         if (memcmp(e->cert.node_pk, pk, GM_PK_LEN) == 0 && usable(n, &e->cert) &&
-            (!best || gm_time_cmp(&e->cert.expires_at, &best->expires_at) > 0))
-            best = &e->cert;
-    return best;
+            (!best || gm_time_cmp(&e->cert.expires_at, &best->cert.expires_at) > 0))
+            best = e;
+    if (!best)
+        return NULL;
+    best->used_ms = node_now_ms(n);
+    return &best->cert;
 }
 
 const gm_cert *node_cert_lookup_id(gm_node *n, const uint8_t pk[GM_PK_LEN], const char *cert_id)
@@ -97,8 +114,12 @@ const gm_cert *node_cert_lookup_id(gm_node *n, const uint8_t pk[GM_PK_LEN], cons
     if (memcmp(pk, n->key.pk, GM_PK_LEN) == 0)
         return strcasecmp(n->cert.cert_id, cert_id) == 0 ? &n->cert : NULL;
     for (node_certent *e = n->certs; e; e = e->next)
-        if (memcmp(e->cert.node_pk, pk, GM_PK_LEN) == 0 && strcasecmp(e->cert.cert_id, cert_id) == 0)
-            return usable(n, &e->cert) ? &e->cert : NULL;
+        if (memcmp(e->cert.node_pk, pk, GM_PK_LEN) == 0 && strcasecmp(e->cert.cert_id, cert_id) == 0) {
+            if (!usable(n, &e->cert))
+                return NULL;
+            e->used_ms = node_now_ms(n);
+            return &e->cert;
+        }
     return NULL;
 }
 
@@ -118,6 +139,12 @@ static size_t count(gm_node *n)
     return k;
 }
 
+static void entry_free(node_certent *e)
+{
+    gm_cert_free(&e->cert);
+    free(e);
+}
+
 /* Drop expired entries to make room. */
 static void prune_expired(gm_node *n)
 {
@@ -127,34 +154,144 @@ static void prune_expired(gm_node *n)
         if (gm_time_cmp(&now, &hi) > 0) {
             node_certent *e = *pp;
             *pp = e->next;
-            gm_cert_free(&e->cert);
-            free(e);
+            entry_free(e);
         } else {
             pp = &(*pp)->next;
         }
     }
 }
 
-void node_cert_store_copy(gm_node *n, const gm_cert *c)
+static int recently_used(const node_certent *e, uint64_t now)
 {
-    if (memcmp(c->node_pk, n->key.pk, GM_PK_LEN) == 0 || find_id(n, c->cert_id))
-        return;
+    return e->used_ms && now - e->used_ms < NODE_CERT_IDLE_MS;
+}
+
+/* The certificate an up link to its key authenticated with. */
+static int pinned_by_link(gm_node *n, const node_certent *e)
+{
+    node_link *l = node_link_by_pk(n, e->cert.node_pk);
+    return l && l->has_cert && strcmp(l->peer_cert.cert_id, e->cert.cert_id) == 0;
+}
+
+static void evict(gm_node *n, node_certent *victim, const char *why)
+{
+    for (node_certent **pp = &n->certs; *pp; pp = &(*pp)->next)
+        if (*pp == victim) {
+            *pp = victim->next;
+            break;
+        }
+    n->m.certs_evicted++;
+    node_log(n, GM_LOG_DEBUG, "cert_evicted",
+             json_pack("{s:s,s:s,s:s}", "cert_id", victim->cert.cert_id, "node", victim->cert.node_pk_b64, "reason", why));
+    entry_free(victim);
+}
+
+/* The oldest unused entry (pushed by from when from is not NULL), or NULL. The list is
+ * newest first: walk the candidates backwards, checking links only for those. */
+static node_certent *oldest_unused(gm_node *n, const uint8_t *from)
+{
+    uint64_t now = node_now_ms(n);
+    size_t k = 0, cap = count(n);
+    node_certent **cand = cap ? malloc(cap * sizeof *cand) : NULL, *v = NULL;
+    if (!cand)
+        return NULL;
+    for (node_certent *e = n->certs; e; e = e->next)
+        if ((!from || (e->pushed && memcmp(e->from_pk, from, GM_PK_LEN) == 0)) && !recently_used(e, now))
+            cand[k++] = e;
+    while (k > 0 && !v)
+        if (!pinned_by_link(n, cand[--k]))
+            v = cand[k];
+    free(cand);
+    return v;
+}
+
+static int refuse(gm_node *n, const gm_cert *c, const uint8_t *from, const char *why)
+{
+    char peer[GM_PK_B64_LEN + 1] = "";
+    if (from)
+        node_pk_b64(from, peer);
+    n->m.certs_refused++;
+    n->m.certs_refused_limit++;
+    node_log(n, GM_LOG_WARN, "cert_refused",
+             json_pack("{s:s,s:s,s:s,s:s}", "reason", why, "cert_id", c->cert_id, "node", c->node_pk_b64, "peer", peer));
+    return GM_ETOOBIG;
+}
+
+/* Make room for c (pushed by from, NULL for a handshake) within the limits above. */
+static int make_room(gm_node *n, const gm_cert *c, const uint8_t *from)
+{
+    size_t same_key = 0, pushed = 0;
+    node_certent *first_expiring = NULL;
+    for (node_certent *e = n->certs; e; e = e->next) {
+        if (memcmp(e->cert.node_pk, c->node_pk, GM_PK_LEN) == 0) {
+            same_key++;
+            if (!first_expiring || gm_time_cmp(&e->cert.expires_at, &first_expiring->cert.expires_at) < 0)
+                first_expiring = e;
+        }
+        if (from && e->pushed && memcmp(e->from_pk, from, GM_PK_LEN) == 0)
+            pushed++;
+    }
+    if (same_key >= NODE_CERTS_PER_KEY) {
+        if (gm_time_cmp(&c->expires_at, &first_expiring->cert.expires_at) <= 0)
+            return refuse(n, c, from, "per_key_limit");
+        if (first_expiring->pushed && from && memcmp(first_expiring->from_pk, from, GM_PK_LEN) == 0)
+            pushed--;
+        evict(n, first_expiring, "superseded");
+    }
+    if (from && pushed >= NODE_CERTS_PER_PEER) {
+        node_certent *v = oldest_unused(n, from);
+        if (!v)
+            return refuse(n, c, from, "per_peer_limit");
+        evict(n, v, "per_peer_limit");
+    }
     if (count(n) >= NODE_MAX_CERTS)
         prune_expired(n);
-    if (count(n) >= NODE_MAX_CERTS)
-        return;
+    if (count(n) >= NODE_MAX_CERTS) {
+        node_certent *v = oldest_unused(n, NULL);
+        if (!v)
+            return refuse(n, c, from, "store_full");
+        evict(n, v, "store_full");
+    }
+    return 0;
+}
+
+/* Keep c (taken over) as a new entry pushed by from (NULL: from a handshake). */
+static node_certent *insert(gm_node *n, gm_cert *c, const uint8_t *from)
+{
     node_certent *e = calloc(1, sizeof *e);
     if (!e)
-        return;
-    if (gm_cert_from_json(c->doc, &e->cert, NULL) != 0) {
-        free(e);
-        return;
+        return NULL;
+    e->cert = *c;
+    if (from) {
+        e->pushed = 1;
+        memcpy(e->from_pk, from, GM_PK_LEN);
+    } else {
+        e->used_ms = node_now_ms(n);
     }
     e->next = n->certs;
     n->certs = e;
+    return e;
+}
+
+void node_cert_store_copy(gm_node *n, const gm_cert *c)
+{
+    gm_cert copy;
+    if (memcmp(c->node_pk, n->key.pk, GM_PK_LEN) == 0 || find_id(n, c->cert_id))
+        return;
+    if (make_room(n, c, NULL) != 0)
+        return;
+    if (gm_cert_from_json(c->doc, &copy, NULL) != 0)
+        return;
+    if (!insert(n, &copy, NULL))
+        gm_cert_free(&copy);
 }
 
 int node_cert_store(gm_node *n, const uint8_t *json, size_t len, const gm_cert **out)
+{
+    return node_cert_store_from(n, NULL, json, len, out);
+}
+
+int node_cert_store_from(gm_node *n, const uint8_t *from, const uint8_t *json, size_t len, const gm_cert **out)
 {
     gm_cert c;
     gm_trust_reason why;
@@ -179,20 +316,14 @@ int node_cert_store(gm_node *n, const uint8_t *json, size_t len, const gm_cert *
         *out = &e->cert;
         return 0;
     }
-    if (count(n) >= NODE_MAX_CERTS)
-        prune_expired(n);
-    if (count(n) >= NODE_MAX_CERTS) {
+    if ((rc = make_room(n, &c, from)) != 0) {
         gm_cert_free(&c);
-        return GM_ETOOBIG;
+        return rc;
     }
-    e = calloc(1, sizeof *e);
-    if (!e) {
+    if (!(e = insert(n, &c, from))) {
         gm_cert_free(&c);
         return GM_ENOMEM;
     }
-    e->cert = c;
-    e->next = n->certs;
-    n->certs = e;
     *out = &e->cert;
     return 0;
 }

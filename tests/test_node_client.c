@@ -1,0 +1,408 @@
+/* The one client of the node's local API (lib/client/node_client.c) against a test socket
+ * server: a thread that listens on a Unix socket in a temp dir and plays a script (partial
+ * lines, several lines at once, an oversized line, silence, closing mid-line, refusals),
+ * plus signals arriving while the client waits. Timeouts are only checked to end the wait,
+ * never for how long it took. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "gm/keys.h"
+#include "gm/node.h"
+#include "gm/util.h"
+
+static char g_dir[64], g_sock[100];
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- the test server: one connection, one script ---- */
+
+typedef struct server {
+    int listen_fd;
+    pthread_t th;
+    void (*script)(int fd, struct server *s);
+    char got[4096];           /* the request line the client sent */
+    size_t big;               /* oversized line length */
+} server;
+
+static void write_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+static void say(int fd, const char *s)
+{
+    write_all(fd, s, strlen(s));
+}
+
+/* Read the client's request line into s->got. */
+static void read_request(int fd, server *s)
+{
+    size_t k = 0;
+    char ch;
+    while (k < sizeof s->got - 1 && read(fd, &ch, 1) == 1 && ch != '\n')
+        s->got[k++] = ch;
+    s->got[k] = 0;
+}
+
+static void *server_main(void *arg)
+{
+    server *s = arg;
+    sigset_t set;
+    /* Signals are for the client's thread. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int fd = accept(s->listen_fd, NULL, NULL);
+    if (fd >= 0) {
+        s->script(fd, s);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void server_start(server *s, void (*script)(int, server *))
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    s->script = script;
+    unlink(g_sock);
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", g_sock);
+    s->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(s->listen_fd >= 0);
+    assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(s->listen_fd, 4), 0);
+    assert_int_equal(pthread_create(&s->th, NULL, server_main, s), 0);
+}
+
+static void server_join(server *s)
+{
+    pthread_join(s->th, NULL);
+    close(s->listen_fd);
+    unlink(g_sock);
+}
+
+/* ---- scripts ---- */
+
+static void script_byte_by_byte(int fd, server *s)
+{
+    read_request(fd, s);
+    const char *answer = "{\"ok\":true,\"n\":1}\n";
+    for (const char *p = answer; *p; p++) {
+        write_all(fd, p, 1);
+        sleep_ms(2);
+    }
+}
+
+static void script_three_lines_at_once(int fd, server *s)
+{
+    read_request(fd, s);
+    say(fd, "{\"ok\":true}\n{\"event\":\"message\",\"n\":2}\nnot json\n{\"event\":\"message\",\"n\":3}\n{\"partial\":");
+}
+
+static void script_oversized_line(int fd, server *s)
+{
+    size_t chunk = 1 << 16;
+    char *buf = malloc(chunk);
+    memset(buf, 'x', chunk);
+    say(fd, "{\"big\":\"");
+    for (size_t sent = 0; sent < s->big; sent += chunk)
+        write_all(fd, buf, s->big - sent < chunk ? s->big - sent : chunk);
+    say(fd, "\"}\n");
+    free(buf);
+}
+
+static void script_silent_then_close(int fd, server *s)
+{
+    char ch;
+    (void)s;
+    /* Hold the connection until the client gives up and closes it. */
+    while (read(fd, &ch, 1) > 0)
+        ;
+}
+
+static void script_close_mid_line(int fd, server *s)
+{
+    read_request(fd, s);
+    say(fd, "{\"ok\":tr");
+}
+
+static void script_late_answer(int fd, server *s)
+{
+    read_request(fd, s);
+    sleep_ms(300);
+    say(fd, "{\"ok\":true,\"late\":true}\n");
+}
+
+static void script_no_route(int fd, server *s)
+{
+    read_request(fd, s);
+    say(fd, "{\"ok\":false,\"error\":{\"code\":\"no_route\",\"message\":\"no route to that node\"}}\n");
+}
+
+static void script_subscribe_refused(int fd, server *s)
+{
+    read_request(fd, s);
+    say(fd, "{\"ok\":false,\"error\":{\"code\":\"bad_request\",\"message\":\"bad port\"}}\n");
+}
+
+/* ---- tests ---- */
+
+static void test_request_answered_byte_by_byte(void **state)
+{
+    (void)state;
+    server s = {0};
+    server_start(&s, script_byte_by_byte);
+    json_t *req = json_pack("{s:s}", "op", "status"), *resp = NULL;
+    gm_error err = {0};
+    assert_int_equal(gm_node_api_call(g_dir, req, &resp, 10000, &err), 0);
+    assert_true(json_is_true(json_object_get(resp, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(resp, "n")), 1);
+    json_decref(req);
+    json_decref(resp);
+    server_join(&s);
+    assert_string_equal(s.got, "{\"op\":\"status\"}");
+}
+
+static void test_several_lines_in_one_read_bad_line_then_partial_at_close(void **state)
+{
+    (void)state;
+    server s = {0};
+    server_start(&s, script_three_lines_at_once);
+    gm_node_conn_t *c;
+    gm_error err = {0};
+    json_t *m = NULL;
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_subscribe(c, "p", 10000, &err), 0);
+    assert_int_equal(gm_node_conn_read(c, &m, 10000, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(m, "n")), 2);
+    json_decref(m);
+    /* A line that is not JSON is an error of its own; the next line still reads. */
+    assert_int_equal(gm_node_conn_read(c, &m, 10000, &err), GM_EPROTO);
+    assert_null(m);
+    assert_int_equal(gm_node_conn_read(c, &m, 10000, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(m, "n")), 3);
+    json_decref(m);
+    /* The server closed after half a line: the half is not a message. */
+    assert_int_equal(gm_node_conn_read(c, &m, 10000, &err), GM_EIO);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "closed"));
+    gm_node_conn_close(c);
+    server_join(&s);
+    assert_string_equal(s.got, "{\"op\":\"subscribe\",\"port\":\"p\"}");
+}
+
+static void test_line_over_the_limit_is_refused(void **state)
+{
+    (void)state;
+    server s = {0};
+    s.big = GM_NODE_CONN_LINE_MAX + (1u << 16);
+    server_start(&s, script_oversized_line);
+    gm_node_conn_t *c;
+    gm_error err = {0};
+    json_t *m = NULL;
+    assert_int_equal(gm_node_conn_open(g_dir, &c, &err), 0);
+    assert_int_equal(gm_node_conn_read(c, &m, 30000, &err), GM_ETOOBIG);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "longer than"));
+    gm_node_conn_close(c);
+    server_join(&s);
+}
+
+static void test_line_at_the_limit_is_read(void **state)
+{
+    (void)state;
+    server s = {0};
+    s.big = GM_NODE_CONN_LINE_MAX - 10; /* the line {"big":"x...x"} is exactly the limit */
+    server_start(&s, script_oversized_line);
+    gm_node_conn_t *c;
+    gm_error err = {0};
+    json_t *m = NULL;
+    assert_int_equal(gm_node_conn_open(g_dir, &c, &err), 0);
+    if (gm_node_conn_read(c, &m, 30000, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(json_string_length(json_object_get(m, "big")), s.big);
+    json_decref(m);
+    gm_node_conn_close(c);
+    server_join(&s);
+}
+
+static void test_silent_node_times_out(void **state)
+{
+    (void)state;
+    server s = {0};
+    server_start(&s, script_silent_then_close);
+    json_t *req = json_pack("{s:s}", "op", "status"), *resp = NULL;
+    gm_error err = {0};
+    assert_int_equal(gm_node_api_call_path(g_sock, req, &resp, 100, &err), GM_ETIMEOUT);
+    assert_null(resp);
+    json_decref(req);
+    server_join(&s);
+}
+
+static volatile sig_atomic_t g_alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    g_alarms++;
+}
+
+/* SIGALRM every 5 ms without SA_RESTART: every blocking call sees EINTR. */
+static void alarms(int on)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? on_alarm : SIG_DFL;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, on ? 5000 : 0}, {0, on ? 5000 : 0}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void test_signals_neither_end_nor_stretch_a_wait(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    json_t *req = json_pack("{s:s}", "op", "status"), *resp = NULL;
+    /* The answer comes after many signals: still read. */
+    server_start(&s, script_late_answer);
+    g_alarms = 0;
+    alarms(1);
+    int rc = gm_node_api_call_path(g_sock, req, &resp, 20000, &err);
+    alarms(0);
+    server_join(&s);
+    if (rc != 0)
+        fail_msg("interrupted: %s", err.msg);
+    assert_true(g_alarms > 0);
+    assert_true(json_is_true(json_object_get(resp, "late")));
+    json_decref(resp);
+    /* Nothing comes: signals every 5 ms do not restart the 200 ms deadline forever. */
+    server_start(&s, script_silent_then_close);
+    alarms(1);
+    rc = gm_node_api_call_path(g_sock, req, &resp, 200, &err);
+    alarms(0);
+    server_join(&s);
+    assert_int_equal(rc, GM_ETIMEOUT);
+    json_decref(req);
+}
+
+static void test_no_node_is_not_found(void **state)
+{
+    (void)state;
+    gm_node_conn_t *c = NULL;
+    gm_error err = {0};
+    unlink(g_sock);
+    assert_int_equal(gm_node_conn_open(g_dir, &c, &err), GM_ENOTFOUND);
+    assert_null(c);
+    assert_non_null(strstr(err.msg, "node start"));
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), GM_ENOTFOUND);
+    char longp[200];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = 0;
+    assert_int_equal(gm_node_conn_open_path(longp, &c, &err), GM_EINVAL);
+}
+
+static void test_server_closing_mid_answer_is_an_error(void **state)
+{
+    (void)state;
+    server s = {0};
+    server_start(&s, script_close_mid_line);
+    json_t *req = json_pack("{s:s}", "op", "status"), *resp = NULL;
+    gm_error err = {0};
+    assert_int_equal(gm_node_api_call(g_dir, req, &resp, 10000, &err), GM_EIO);
+    assert_non_null(strstr(err.msg, "middle of a line"));
+    assert_null(resp);
+    json_decref(req);
+    server_join(&s);
+}
+
+static void test_send_refusals_become_errors(void **state)
+{
+    (void)state;
+    server s = {0};
+    uint8_t to[GM_PK_LEN] = {1, 2, 3};
+    gm_error err = {0};
+    server_start(&s, script_no_route);
+    assert_int_equal(gm_node_api_send(g_sock, to, "capability", "hi", 2, 10000, &err), GM_ENET);
+    assert_non_null(strstr(err.msg, "no_route"));
+    server_join(&s);
+    json_t *sent = json_loads(s.got, 0, NULL);
+    assert_non_null(sent);
+    assert_string_equal(json_string_value(json_object_get(sent, "op")), "send");
+    assert_string_equal(json_string_value(json_object_get(sent, "data")), "aGk=");
+    json_decref(sent);
+
+    server_start(&s, script_subscribe_refused);
+    gm_node_conn_t *c;
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_subscribe(c, "p", 10000, &err), GM_EPROTO);
+    assert_non_null(strstr(err.msg, "bad port"));
+    gm_node_conn_close(c);
+    server_join(&s);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    gm_error err = {0};
+    assert_int_equal(gm_init(&err), 0);
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(g_dir, sizeof g_dir, "/tmp/gm-client.XXXXXX");
+    assert_non_null(mkdtemp(g_dir));
+    snprintf(g_sock, sizeof g_sock, "%s/node.sock", g_dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(g_sock);
+    rmdir(g_dir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_answered_byte_by_byte),
+        cmocka_unit_test(test_several_lines_in_one_read_bad_line_then_partial_at_close),
+        cmocka_unit_test(test_line_over_the_limit_is_refused),
+        cmocka_unit_test(test_line_at_the_limit_is_read),
+        cmocka_unit_test(test_silent_node_times_out),
+        cmocka_unit_test(test_signals_neither_end_nor_stretch_a_wait),
+        cmocka_unit_test(test_no_node_is_not_found),
+        cmocka_unit_test(test_server_closing_mid_answer_is_an_error),
+        cmocka_unit_test(test_send_refusals_become_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
