@@ -156,6 +156,9 @@ typedef struct node_metrics {
     uint64_t e2e_drop_queue;
     uint64_t crl_updates, crl_refused;
     uint64_t routes_refused_no_cert, certs_refused;
+    uint64_t routes_refused_origin, route_origins_forged;  /* route origins (node_routing.c) */
+    uint64_t route_origins_verified, route_origin_cache_hits;
+    uint64_t routes_suspected, e2e_path_failures;           /* dropping relays (node_e2e.c) */
     uint64_t revoked_links_closed;
     uint64_t renewals_ok, renewals_failed;
 } node_metrics;
@@ -300,6 +303,8 @@ void node_routing_tick(gm_node *n, uint64_t now);
 node_link *node_routing_next_hop(gm_node *n, const uint8_t dst[GM_PK_LEN]);
 /* After a CRL change: withdraw every route whose destination is revoked. */
 void node_routing_revoked(gm_node *n);
+/* End-to-end evidence that the path to dst stopped delivering: avoid its next hop. */
+void node_routing_path_failed(gm_node *n, const uint8_t dst[GM_PK_LEN]);
 /* 1 if pk was withdrawn (revoked) and not seen with a valid certificate since. */
 int node_routing_banned(gm_node *n, const uint8_t pk[GM_PK_LEN]);
 /* After our certificate changed: re-announce ourselves with the new cert reference. */
