@@ -884,6 +884,70 @@ static void test_seqno_request_forwarded_towards_originator(void **state)
     assert_int_equal(build_all(f->t, f->n1, GM_ROUTE_CHANGED, 14, out), 0);
 }
 
+static void test_suspect_path_is_avoided_and_a_newer_seqno_requested(void **state)
+{
+    fixture *f = *state;
+    gm_wire_route_entry out[8];
+    feed(f, f->n1, f->dst, 5, 1, 1, 10); /* via n1, metric 2, FD (5, 2) */
+    feed(f, f->n2, f->dst, 5, 2, 2, 10); /* infeasible: advertised 2 is not < 2 */
+    assert_true(via(f, f->dst, f->n1, 2));
+    gm_route_clear_changed(f->t);
+    assert_int_equal(gm_route_suspect(f->t, f->dst, f->dst, 1000, 8000, 20), GM_ENOTFOUND);
+    /* n1 stops delivering: n2 is not feasible yet, so dst is unreachable while a newer
+     * seqno is requested through n2 (never through the suspect n1). */
+    assert_int_equal(gm_route_suspect(f->t, f->dst, f->n1, 1000, 8000, 20), 0);
+    uint8_t nh[32];
+    assert_int_equal(gm_route_lookup(f->t, f->dst, nh, NULL, NULL), GM_ENOTFOUND);
+    assert_true(gm_route_changed(f->t));
+    size_t n = build_all(f->t, f->n2, GM_ROUTE_CHANGED, 20, out);
+    size_t k;
+    for (k = 0; k < n && !out[k].request; k++)
+        ;
+    assert_true(k < n);
+    assert_true(out[k].seqno == 6);
+    /* The suspect n1 brings the newer seqno first: still not selected. Then n2's answer. */
+    feed(f, f->n1, f->dst, 6, 1, 1, 25);
+    assert_int_equal(gm_route_lookup(f->t, f->dst, nh, NULL, NULL), GM_ENOTFOUND);
+    feed(f, f->n2, f->dst, 6, 2, 2, 30);
+    assert_true(via(f, f->dst, f->n2, 3));
+    feed(f, f->n1, f->dst, 6, 1, 1, 31);
+    assert_true(via(f, f->dst, f->n2, 3));
+    gm_route_stats st;
+    gm_route_stats_get(f->t, &st);
+    assert_true(st.suspected == 1);
+    /* The suspicion ends (1000 ms from 20): n1 is back once n2 advertises 6 no better. */
+    feed(f, f->n1, f->dst, 7, 1, 1, 1500);
+    gm_route_tick(f->t, 1500);
+    feed(f, f->n2, f->dst, 7, 2, 2, 1500);
+    feed(f, f->n1, f->dst, 7, 1, 1, 1501);
+    assert_true(via(f, f->dst, f->n1, 2));
+    /* A second report holds the path off twice as long. */
+    assert_int_equal(gm_route_suspect(f->t, f->dst, f->n1, 1000, 8000, 2000), 0);
+    feed(f, f->n2, f->dst, 8, 2, 2, 2001);
+    assert_true(via(f, f->dst, f->n2, 3));
+    /* With no other route at all, the suspect path is still better than nothing. */
+    assert_int_equal(gm_route_neighbour_down(f->t, f->n2, 2002), 1);
+    feed(f, f->n1, f->dst, 8, 1, 1, 2002);
+    assert_true(via(f, f->dst, f->n1, 2));
+    assert_int_equal(gm_route_neighbour_up(f->t, f->n2, 0, 2003, NULL), 0);
+    feed(f, f->n2, f->dst, 9, 2, 2, 2004);
+    assert_true(via(f, f->dst, f->n2, 3));
+    gm_route_tick(f->t, 3500);
+    feed(f, f->n1, f->dst, 9, 1, 1, 3500);
+    assert_true(via(f, f->dst, f->n2, 3));
+}
+
+static void test_older_seqno_from_same_neighbour_refused(void **state)
+{
+    fixture *f = *state;
+    feed(f, f->n1, f->dst, 9, 3, 3, 10);
+    feed(f, f->n1, f->dst, 8, 1, 1, 11); /* a replay of an older announcement */
+    assert_true(via(f, f->dst, f->n1, 4));
+    gm_route_stats st;
+    gm_route_stats_get(f->t, &st);
+    assert_true(st.stale_seqno == 1);
+}
+
 static void test_neighbour_down_retracts_and_cost_change_reroutes(void **state)
 {
     fixture *f = *state;
@@ -1122,6 +1186,10 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_seqno_request_forwarded_towards_originator,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_suspect_path_is_avoided_and_a_newer_seqno_requested,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_older_seqno_from_same_neighbour_refused, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_neighbour_down_retracts_and_cost_change_reroutes,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_change_callback_reports_selection, fx_setup,

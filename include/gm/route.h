@@ -23,8 +23,8 @@
  * - Entries may carry the destination's signed origin (route_origin.h): the table stores
  *   it with the route and relays it unchanged; checking it is the caller's job. A
  *   neighbour's seqno for a destination never goes down (an older one is refused).
- * - A route reported as not delivering (gm_route_suspect) is selected only while no other
- *   feasible route exists.
+ * - A route reported as not delivering (gm_route_suspect) is selected only when no other
+ *   route to its destination exists.
  * - Routes not refreshed within hold_time_ms expire; a destination that becomes
  *   unreachable is advertised as a retraction for hold_time_ms.
  */
@@ -156,10 +156,10 @@ int gm_route_build_update(gm_route_t *t, const uint8_t neighbour[GM_ROUTE_KEY_LE
 int gm_route_lookup(const gm_route_t *t, const uint8_t dest[GM_ROUTE_KEY_LEN],
                     uint8_t next_hop[GM_ROUTE_KEY_LEN], uint16_t *metric, uint8_t *hops);
 
-/* The path to dest through neighbour stopped delivering (end-to-end evidence): use it
- * only while no other feasible route exists, for base_ms doubled at every repeated report
- * (at most max_ms), and ask dest for a newer seqno if the other routes are not feasible.
- * 0, or GM_ENOTFOUND when there is no such route. */
+/* The path to dest through neighbour stopped delivering (end-to-end evidence): for base_ms,
+ * doubled at every repeated report (at most max_ms), it is not selected while any other
+ * route exists; if the others are not feasible, dest is unreachable until its newer seqno
+ * (requested through the best other route) arrives. 0, or GM_ENOTFOUND: no such route. */
 int gm_route_suspect(gm_route_t *t, const uint8_t dest[GM_ROUTE_KEY_LEN],
                      const uint8_t neighbour[GM_ROUTE_KEY_LEN], uint64_t base_ms, uint64_t max_ms,
                      uint64_t now_ms);

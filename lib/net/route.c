@@ -311,10 +311,11 @@ static void request_clear(struct dst *d)
  * a request is already on its way. */
 static void maybe_request(gm_route_t *t, struct dst *d, uint64_t now)
 {
-    int on_suspect = d->selected != NONE && suspect(&t->rts[d->selected], now);
-    if ((d->selected != NONE && !on_suspect) || !d->has_fd)
+    if (d->selected != NONE || !d->has_fd)
         return;
-    int32_t r = on_suspect ? best_any_of(t, d, t->rts[d->selected].nb, 1, now) : best_any(t, d, NONE);
+    int32_t r = best_any_of(t, d, NONE, 1, now);
+    if (r == NONE)
+        r = best_any(t, d, NONE);
     if (r == NONE)
         return;
     uint64_t want = d->fd_seqno == UINT64_MAX ? UINT64_MAX : d->fd_seqno + 1;
@@ -344,7 +345,9 @@ static int reselect(gm_route_t *t, int32_t di, uint64_t now)
         if (*slot == NONE || route_better(t, r, *slot, d->selected))
             *slot = r;
     }
-    if (best == NONE)
+    /* Only when no other path exists at all: otherwise starve briefly and ask for a newer
+     * seqno (the suspect route must not raise the FD above what the others can meet). */
+    if (best == NONE && best_any_of(t, d, NONE, 1, now) == NONE)
         best = fallback;
     d->selected = best;
     if (best != NONE) {
@@ -359,10 +362,8 @@ static int reselect(gm_route_t *t, int32_t di, uint64_t now)
         }
         d->fd_time_ms = now;
         d->retract_until_ms = 0;
-        if (d->req_pending && b->seqno >= d->req_seqno && !suspect(b, now))
+        if (d->req_pending && b->seqno >= d->req_seqno)
             request_clear(d);
-        if (suspect(b, now))
-            maybe_request(t, d, now);
     } else {
         maybe_request(t, d, now);
     }
@@ -744,8 +745,7 @@ int gm_route_tick(gm_route_t *t, uint64_t now_ms)
         if (d->req_pending && d->req_from != NONE &&
             age(now_ms, d->req_created_ms) >= t->cfg.hold_time_ms)
             request_clear(d);
-        if (d->req_pending && d->req_from == NONE && d->selected != NONE &&
-            !suspect(&t->rts[d->selected], now_ms))
+        if (d->req_pending && d->req_from == NONE && d->selected != NONE)
             request_clear(d);
         if (expired)
             changed += reselect(t, di, now_ms);

@@ -69,6 +69,8 @@ typedef struct e2e_peer {
     uint64_t unanswered_since_ms; /* first data sent since we last heard from the peer */
     uint64_t probe_sent_ms;
     int probe_fails;
+    int has_via;                  /* next hop the last handshake or probe went out through */
+    uint8_t via[GM_PK_LEN];
     e2e_qmsg *q_head, *q_tail;
     size_t q_n;
     struct e2e_peer *next;
@@ -281,9 +283,20 @@ static int seal_and_send(gm_node *n, e2e_peer *p, const uint8_t *pt, size_t len)
     return rc;
 }
 
+/* Remember the next hop a handshake or probe goes through: only it is blamed if no answer comes. */
+static void note_via(gm_node *n, e2e_peer *p)
+{
+    node_link *nh = node_routing_next_hop(n, p->pk);
+    p->has_via = nh != NULL;
+    if (nh)
+        memcpy(p->via, nh->peer_pk, GM_PK_LEN);
+}
+
 static void send_ctl(gm_node *n, e2e_peer *p, uint8_t kind)
 {
     uint8_t pt[2] = {E2E_CTL, kind};
+    if (kind == E2E_CTL_PROBE)
+        note_via(n, p);
     seal_and_send(n, p, pt, sizeof pt);
 }
 
@@ -291,10 +304,13 @@ static void send_ctl(gm_node *n, e2e_peer *p, uint8_t kind)
 static void path_failed(gm_node *n, e2e_peer *p, const char *what)
 {
     char b64[GM_PK_B64_LEN + 1];
+    if (!p->has_via)
+        return; /* it never left: there was no route */
     n->m.e2e_path_failures++;
     node_pk_b64(p->pk, b64);
     node_log(n, GM_LOG_INFO, "e2e_path_unanswered", json_pack("{s:s,s:s}", "peer", b64, "what", what));
-    node_routing_path_failed(n, p->pk);
+    node_routing_path_failed(n, p->pk, p->via);
+    p->has_via = 0;
 }
 
 static int session_usable(const e2e_keys *k, uint64_t now)
@@ -323,6 +339,7 @@ static void start_handshake(gm_node *n, e2e_peer *p)
     }
     p->hs_deadline_ms = node_now_ms(n) + E2E_HS_TIMEOUT_MS;
     p->hs_tries++;
+    note_via(n, p);
     node_forward_send(n, p->pk, out, olen + 5);
 }
 

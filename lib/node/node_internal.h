@@ -303,8 +303,8 @@ void node_routing_tick(gm_node *n, uint64_t now);
 node_link *node_routing_next_hop(gm_node *n, const uint8_t dst[GM_PK_LEN]);
 /* After a CRL change: withdraw every route whose destination is revoked. */
 void node_routing_revoked(gm_node *n);
-/* End-to-end evidence that the path to dst stopped delivering: avoid its next hop. */
-void node_routing_path_failed(gm_node *n, const uint8_t dst[GM_PK_LEN]);
+/* End-to-end evidence that the path to dst through neighbour via stopped delivering: avoid it. */
+void node_routing_path_failed(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t via[GM_PK_LEN]);
 /* 1 if pk was withdrawn (revoked) and not seen with a valid certificate since. */
 int node_routing_banned(gm_node *n, const uint8_t pk[GM_PK_LEN]);
 /* After our certificate changed: re-announce ourselves with the new cert reference. */

@@ -69,6 +69,17 @@ static void uuid_from_bytes(const uint8_t b[16], char out[37])
              b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+static void on_route_change(void *ud, const uint8_t dest[GM_ROUTE_KEY_LEN], const uint8_t *next_hop, uint16_t metric,
+                            uint8_t hops)
+{
+    char d[GM_PK_B64_LEN + 1], h[GM_PK_B64_LEN + 1] = "";
+    node_pk_b64(dest, d);
+    if (next_hop)
+        node_pk_b64(next_hop, h);
+    node_log(ud, GM_LOG_DEBUG, "route_changed",
+             json_pack("{s:s,s:s,s:i,s:i}", "destination", d, "next_hop", h, "metric", (int)metric, "hops", (int)hops));
+}
+
 int node_routing_init(gm_node *n, gm_error *err)
 {
     node_routing *r = calloc(1, sizeof *r);
@@ -91,6 +102,7 @@ int node_routing_init(gm_node *n, gm_error *err)
     uint8_t id[16];
     if (uuid_to_bytes(n->cert.cert_id, id) == 0)
         gm_route_set_self_cert_id(r->rt, id);
+    gm_route_set_change_cb(r->rt, on_route_change, n);
     n->routing = r;
     return 0;
 }
@@ -366,13 +378,12 @@ node_link *node_routing_next_hop(gm_node *n, const uint8_t dst[GM_PK_LEN])
     return node_link_by_pk(n, nh);
 }
 
-void node_routing_path_failed(gm_node *n, const uint8_t dst[GM_PK_LEN])
+void node_routing_path_failed(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t via[GM_PK_LEN])
 {
-    uint8_t nh[GM_PK_LEN];
-    if (!n->routing || gm_route_lookup(n->routing->rt, dst, nh, NULL, NULL) != 0)
-        return;
+    const uint8_t *nh = via;
     uint64_t now = node_now_ms(n);
-    if (gm_route_suspect(n->routing->rt, dst, nh, NODE_ROUTE_SUSPECT_MS, NODE_ROUTE_SUSPECT_MAX_MS, now) != 0)
+    if (!n->routing ||
+        gm_route_suspect(n->routing->rt, dst, nh, NODE_ROUTE_SUSPECT_MS, NODE_ROUTE_SUSPECT_MAX_MS, now) != 0)
         return;
     n->m.routes_suspected++;
     char d[GM_PK_B64_LEN + 1], h[GM_PK_B64_LEN + 1], now_nh[GM_PK_B64_LEN + 1] = "";
