@@ -10,7 +10,9 @@ static void node_usage(FILE *f)
 {
     fprintf(f, "usage: genesis-mesh node start --dir D [--listen HOST:PORT] [--port-file F] [--peer HOST:PORT]...\n"
                "                          [--na URL] [--crl-poll-ms N] [--renew-after-s N] [--log FILE]\n"
-               "                          [--log-level debug|info|warn]\n"
+               "                          [--log-level debug|info|warn] [--crl-stale warn|refuse]\n"
+               "  --crl-stale refuse  while the CRL is past its next_update, accept no new peer link\n"
+               "                      except to fetch a fresher CRL from it (default: warn only)\n"
                "  --renew-after-s N  renew the certificate N s after start (and after each renewal)\n"
                "                     instead of at two thirds of its lifetime\n");
 }
@@ -68,6 +70,10 @@ int cmd_node(int argc, char **argv)
         } else if ((m = cli_opt(argc, argv, &i, "--log", &v)) != 0) {
             if (m < 0) return cli_usage("node start: --log needs a file");
             cfg.log_file = v;
+        } else if ((m = cli_opt(argc, argv, &i, "--crl-stale", &v)) != 0) {
+            if (m < 0 || (strcmp(v, "warn") && strcmp(v, "refuse")))
+                return cli_usage("node start: --crl-stale must be warn or refuse");
+            cfg.crl_stale_refuse = !strcmp(v, "refuse");
         } else if ((m = cli_opt(argc, argv, &i, "--log-level", &v)) != 0) {
             if (m < 0) return cli_usage("node start: --log-level needs debug|info|warn");
             if (!strcmp(v, "debug")) cfg.log_level = GM_LOG_DEBUG;

@@ -101,6 +101,8 @@ struct node_link {
     uint64_t crl_sent_ms;
     void *crl_state;          /* owned by node_crl.c: CRL chunks in flight both ways */
     void *route_state;        /* owned by node_routing.c */
+    int crl_hold;             /* --crl-stale refuse with a stale CRL: CRL gossip only, no routes/DATA */
+    uint64_t crl_hold_until_ms;
     /* Backpressure (send side): congested from above NODE_SENDQ_HIGH until below NODE_SENDQ_LOW. */
     int congested;
     uint64_t congested_since_ms;
@@ -159,6 +161,8 @@ typedef struct node_metrics {
     uint64_t routes_refused_origin, route_origins_forged;  /* route origins (node_routing.c) */
     uint64_t route_origins_verified, route_origin_cache_hits;
     uint64_t routes_suspected, e2e_path_failures;           /* dropping relays (node_e2e.c) */
+    uint64_t crl_stale;                                     /* gauge: 1 while past next_update */
+    uint64_t crl_stale_refused;                             /* links refused in refuse mode */
     uint64_t revoked_links_closed;
     uint64_t renewals_ok, renewals_failed;
 } node_metrics;
@@ -181,6 +185,7 @@ struct gm_node {
     uint8_t prologue[GM_NODE_PROLOGUE_LEN];
     gm_crl crl;
     int have_crl;
+    int crl_stale;            /* the CRL is past its next_update */
     char crl_etag[256];
     int crl_poll_busy;
     uint64_t next_crl_poll_ms;
@@ -267,6 +272,10 @@ void node_crl_poll_soon(gm_node *n);
 void node_crl_tick(gm_node *n, uint64_t now);
 void node_crl_on_link_up(gm_node *n, node_link *l);
 void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len);
+/* In --crl-stale refuse mode with a stale CRL, hold a new link to CRL gossip (1): it is
+ * released when a fresh CRL arrives, closed after NODE_CRL_STALE_HOLD_MS otherwise. */
+#define NODE_CRL_STALE_HOLD_MS 5000
+int node_crl_hold_link(gm_node *n, node_link *l);
 /* Free l's CRL transfer state (when the link is freed). */
 void node_crl_link_free(node_link *l);
 

@@ -59,6 +59,9 @@ static const metric_def defs[] = {
     C(e2e_path_failures, "end-to-end handshakes or probes that went unanswered"),
     C(certs_refused, "relayed certificates refused"),
     C(revoked_links_closed, "links closed because the peer was revoked"),
+    {"crl_stale", "1 while the CRL is past its next_update (the NA and gossip stopped delivering)",
+     offsetof(node_metrics, crl_stale), 1},
+    C(crl_stale_refused, "new links refused because our CRL is stale (--crl-stale refuse)"),
     C(renewals_ok, "certificate renewals"),
     C(renewals_failed, "failed renewal attempts"),
 };

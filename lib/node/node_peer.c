@@ -437,7 +437,7 @@ static void link_up(node_link *l)
         send_ping(l);
     if (l->state == LINK_UP)
         node_crl_on_link_up(n, l);
-    if (l->state == LINK_UP)
+    if (l->state == LINK_UP && !node_crl_hold_link(n, l))
         node_routing_link_up(n, l);
 }
 
@@ -572,6 +572,9 @@ static void transport_on_frame(node_link *l, const uint8_t *frame, size_t len)
         if (l->state != LINK_UP)
             goto out;
     }
+    /* A link held for a stale CRL carries CRL gossip and heartbeats only. */
+    if (l->crl_hold && (type == GM_WIRE_DATA || type == GM_WIRE_ROUTE_UPDATE || type == GM_WIRE_CERT))
+        goto out;
     switch (type) {
     case GM_WIRE_PING: {
         uint64_t nonce;

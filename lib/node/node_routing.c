@@ -233,7 +233,7 @@ static void send_update(gm_node *n, node_link *l, int mode)
 static void send_all(gm_node *n, int mode)
 {
     for (node_link *l = n->links; l; l = l->next)
-        if (l->state == LINK_UP)
+        if (l->state == LINK_UP && !l->crl_hold)
             send_update(n, l, mode);
     gm_route_clear_changed(n->routing->rt);
 }
