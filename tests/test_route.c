@@ -14,7 +14,10 @@
 
 #include <cmocka.h>
 
+#include <sodium.h>
+
 #include "gm/route.h"
+#include "gm/route_origin.h"
 #include "gm/wire.h"
 
 #define MAXN 24
@@ -1159,6 +1162,117 @@ static void test_build_update_pages_large_tables(void **state)
     gm_route_free(t);
 }
 
+/* ---- signed route origins ---- */
+
+static void test_route_origin_checks_what_a_relay_may_claim(void **state)
+{
+    (void)state;
+    uint8_t dpk[32], dsk[64], seed[32] = {3}, self[32], relay[32], fh[32];
+    assert_int_equal(sodium_init() < 0, 0);
+    crypto_sign_seed_keypair(dpk, dsk, seed);
+    memset(self, 0x11, 32);
+    memset(relay, 0x22, 32);
+    memset(fh, 0x33, 32);
+    const uint64_t now = 1800000000;
+    gm_wire_route_entry e, r;
+    memset(&e, 0, sizeof e);
+    memcpy(e.dest, dpk, 32);
+    e.seqno = 77;
+    e.has_cert_id = 1;
+    memset(e.cert_id, 0xcd, 16);
+    /* Only the destination signs, and only a route with a certificate. */
+    uint8_t other_sk[64], other_pk[32];
+    crypto_sign_keypair(other_pk, other_sk);
+    assert_int_equal(gm_route_origin_sign(&e, self, now, other_sk, NULL), GM_EINVAL);
+    assert_int_equal(gm_route_origin_sign(&e, self, now, dsk, NULL), 0);
+    assert_true(e.has_origin);
+    /* dest's own entry, signed for us. */
+    assert_int_equal(gm_route_origin_check(&e, dpk, self, now), GM_ORIGIN_OK);
+    assert_int_equal(gm_route_origin_check(&e, dpk, relay, now), GM_ORIGIN_NOT_FOR_US);
+    r = e;
+    r.metric = 1;
+    assert_int_equal(gm_route_origin_check(&r, dpk, self, now), GM_ORIGIN_BAD_METRIC);
+    /* A relay repeating it: not as dest, not as dest's neighbour (dest signed for us, not it). */
+    r = e;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_IMPERSONATION);
+    r.metric = 1;
+    r.hops = 1;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_LOOP);
+    /* Signed for the relay: it may say "one hop", with metric >= hops. */
+    assert_int_equal(gm_route_origin_sign(&r, relay, now, dsk, NULL), 0);
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_OK);
+    r.metric = 5;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_OK);
+    /* Signed for fh: the relay is at least 2 hops away. */
+    assert_int_equal(gm_route_origin_sign(&r, fh, now, dsk, NULL), 0);
+    r.metric = 1;
+    r.hops = 1;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_FALSE_ADJACENCY);
+    r.hops = 2;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_BAD_METRIC);
+    r.metric = 2;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_OK);
+    /* Age: at most max age old, at most the skew in the future. */
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now + GM_ROUTE_ORIGIN_MAX_AGE_S), GM_ORIGIN_OK);
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now + GM_ROUTE_ORIGIN_MAX_AGE_S + 1), GM_ORIGIN_STALE);
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now - GM_ROUTE_ORIGIN_SKEW_S - 1), GM_ORIGIN_STALE);
+    /* Missing origin or certificate; retractions and requests need none. */
+    gm_wire_route_entry m = r;
+    m.has_origin = 0;
+    assert_int_equal(gm_route_origin_check(&m, relay, self, now), GM_ORIGIN_MISSING);
+    m.metric = GM_ROUTE_INF;
+    assert_int_equal(gm_route_origin_check(&m, relay, self, now), GM_ORIGIN_OK);
+    assert_string_equal(gm_route_origin_fault_name(GM_ORIGIN_FALSE_ADJACENCY), "false_adjacency");
+
+    /* Signatures, through the cache: one verification, then hits; any changed byte fails. */
+    gm_route_origin_cache_t *c;
+    gm_route_origin_stats st;
+    assert_int_equal(gm_route_origin_cache_new(&c, 16, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gm_route_origin_verify(c, &r, NULL), 0);
+    gm_route_origin_stats_get(c, &st);
+    assert_true(st.verified == 1 && st.hits == 2 && st.failed == 0);
+    /* Metric and hops are not signed (a relay's own costs): same origin, still a hit. */
+    r.metric = 9;
+    assert_int_equal(gm_route_origin_verify(c, &r, NULL), 0);
+    gm_wire_route_entry t = r;
+    t.seqno++;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    t = r;
+    t.cert_id[0] ^= 1;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    t = r;
+    t.origin.first_hop[3] ^= 1;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    t = r;
+    t.origin.time++;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    t = r;
+    t.origin.sig[63] ^= 1;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    gm_route_origin_stats_get(c, &st);
+    assert_true(st.verified == 1 && st.failed == 5);
+    gm_route_origin_cache_free(c);
+
+    /* On the wire: the origin round-trips; an origin without cert_id is malformed. */
+    uint8_t buf[512], buf2[512];
+    size_t len, n;
+    gm_wire_route_entry out[2];
+    assert_int_equal(gm_wire_route_update_encode(&r, 1, buf, sizeof buf, &len, NULL), 0);
+    assert_int_equal(len, 3 + GM_WIRE_ROUTE_ENTRY_MAX);
+    assert_int_equal(gm_wire_route_update_decode(buf, len, out, 2, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_true(out[0].has_origin && out[0].origin.time == r.origin.time);
+    assert_memory_equal(out[0].origin.sig, r.origin.sig, 64);
+    assert_int_equal(gm_route_origin_verify(NULL, &out[0], NULL), 0);
+    t = r;
+    t.has_cert_id = 0;
+    assert_int_equal(gm_wire_route_update_encode(&t, 1, buf2, sizeof buf2, &len, NULL), GM_EPROTO);
+    buf[3 + 43] = GM_WIRE_ROUTE_F_ORIGIN; /* flags: origin without cert_id */
+    assert_int_not_equal(gm_wire_route_update_decode(buf, 3 + GM_WIRE_ROUTE_ENTRY_MAX - 16, out, 2, &n, NULL), 0);
+    assert_true(GM_WIRE_ROUTE_FIT_ENTRIES * GM_WIRE_ROUTE_ENTRY_MAX + 3 <= GM_WIRE_MSG_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1190,6 +1304,7 @@ int main(void)
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_older_seqno_from_same_neighbour_refused, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test(test_route_origin_checks_what_a_relay_may_claim),
         cmocka_unit_test_setup_teardown(test_neighbour_down_retracts_and_cost_change_reroutes,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_change_callback_reports_selection, fx_setup,
