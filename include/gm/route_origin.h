@@ -62,8 +62,9 @@ gm_route_origin_fault gm_route_origin_check(const gm_wire_route_entry *e,
                                             const uint8_t sender[GM_WIRE_KEY_LEN],
                                             const uint8_t self[GM_WIRE_KEY_LEN], uint64_t now_s);
 
-/* Cache of verified origins: direct-mapped, keyed by a keyed hash of the whole origin, so
- * an entry is only a hit when every signed byte and the signature are identical. */
+/* Cache of verified origins: 4-way set-associative (LRU within a set), keyed by a keyed hash
+ * of the whole origin; an entry is only a hit when every signed byte and the signature are
+ * identical. */
 typedef struct gm_route_origin_cache gm_route_origin_cache_t;
 
 typedef struct gm_route_origin_stats {

@@ -9,10 +9,16 @@
 #define LABEL_LEN (sizeof(GM_ROUTE_ORIGIN_LABEL) - 1)
 #define SLOT_LEN (GM_ROUTE_ORIGIN_SIGNED_LEN - LABEL_LEN + GM_WIRE_ORIGIN_SIG_LEN)
 
+/* Set-associative: a key maps to one set of WAYS slots; a miss replaces the set's least
+ * recently used slot (a direct-mapped cache would let two colliding origins evict each
+ * other on every periodic update, and re-verify forever). */
+#define WAYS 4
+
 struct gm_route_origin_cache {
-    size_t n;
+    size_t n; /* slots, a multiple of WAYS */
     uint8_t (*slots)[SLOT_LEN];
-    uint8_t *used;
+    uint64_t *used; /* 0 = empty, else the use stamp */
+    uint64_t clock;
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
     gm_route_origin_stats st;
 };
@@ -92,12 +98,13 @@ int gm_route_origin_cache_new(gm_route_origin_cache_t **out, size_t slots, gm_er
     *out = NULL;
     if (slots == 0)
         slots = 4096;
+    slots = (slots + WAYS - 1) / WAYS * WAYS;
     if (slots > (1u << 24))
         return gm_error_set(err, GM_EINVAL, "route origin cache of %zu slots is too large", slots);
     gm_route_origin_cache_t *c = calloc(1, sizeof *c);
     if (c) {
         c->slots = calloc(slots, sizeof *c->slots);
-        c->used = calloc(slots, 1);
+        c->used = calloc(slots, sizeof *c->used);
     }
     if (!c || !c->slots || !c->used) {
         gm_route_origin_cache_free(c);
@@ -133,10 +140,16 @@ int gm_route_origin_verify(gm_route_origin_cache_t *c, const gm_wire_route_entry
         uint64_t v = 0;
         for (size_t i = 0; i < sizeof h; i++)
             v = v << 8 | h[i];
-        slot = (size_t)(v % c->n);
-        if (c->used[slot] && memcmp(c->slots[slot], key, SLOT_LEN) == 0) {
-            c->st.hits++;
-            return 0;
+        size_t set = (size_t)(v % (c->n / WAYS)) * WAYS;
+        slot = set;
+        for (size_t w = set; w < set + WAYS; w++) {
+            if (c->used[w] && memcmp(c->slots[w], key, SLOT_LEN) == 0) {
+                c->st.hits++;
+                c->used[w] = ++c->clock;
+                return 0;
+            }
+            if (c->used[w] < c->used[slot])
+                slot = w;
         }
     }
     if (crypto_sign_verify_detached(e->origin.sig, m, sizeof m, e->dest) != 0) {
@@ -147,7 +160,7 @@ int gm_route_origin_verify(gm_route_origin_cache_t *c, const gm_wire_route_entry
     if (c) {
         c->st.verified++;
         memcpy(c->slots[slot], key, SLOT_LEN);
-        c->used[slot] = 1;
+        c->used[slot] = ++c->clock;
     }
     return 0;
 }
