@@ -302,6 +302,7 @@ void node_routing_on_message(gm_node *n, node_link *l, uint8_t type, const uint8
         return;
     }
     uint64_t now_s = (uint64_t)gm_time_now().unix_s;
+    int warned = 0; /* one warning per message: a hostile peer cannot flood the log */
     for (size_t i = 0; i < k; i++) {
         if (!e[i].request && e[i].metric != GM_WIRE_METRIC_INF) {
             /* A route is only as good as the certificate it names... */
@@ -319,7 +320,7 @@ void node_routing_on_message(gm_node *n, node_link *l, uint8_t type, const uint8
             gm_route_origin_fault f = gm_route_origin_check(&e[i], l->peer_pk, n->key.pk, now_s);
             if (f != GM_ORIGIN_OK) {
                 n->m.routes_refused_origin++;
-                if (f != GM_ORIGIN_LOOP && f != GM_ORIGIN_STALE) {
+                if (f != GM_ORIGIN_LOOP && f != GM_ORIGIN_STALE && !warned++) {
                     char d[GM_PK_B64_LEN + 1];
                     node_pk_b64(e[i].dest, d);
                     node_log(n, GM_LOG_WARN, "route_refused", json_pack("{s:s,s:s,s:s}", "peer", l->peer_cert.node_pk_b64,
