@@ -25,6 +25,12 @@ static int node_start(const cli_args *a)
     /* an explicit 0 turns polling off, like -1; absent means the default */
     cfg.crl_poll_ms = cli_has(a, "crl-poll-ms") && poll == 0 ? -1 : (long)poll;
     cfg.renew_after_s = (long)renew;
+    const char *stale = cli_str(a, "crl-stale", NULL);
+    static const char *const stale_modes[] = {"warn", "refuse", NULL};
+    int mode = 0;
+    if (stale && cli_parse_choice(a->path, "crl-stale", stale, stale_modes, &mode))
+        return 2;
+    cfg.crl_stale_refuse = mode == 1;
     if (!cfg.dir)
         return cli_usage("node start: --dir D is required");
     int rc = cli_log_open(a, &cfg.log_level);
@@ -44,6 +50,8 @@ static const cli_opt start_opts[] = {
     {"crl-poll-ms", "N", "poll the NA's CRL every N ms (default 2000; 0 or -1 = off)"},
     {"renew-after-s", "N", "renew the certificate N s after start and after each renewal, instead of at two "
                            "thirds of its lifetime"},
+    {"crl-stale", "warn|refuse", "while the CRL is past its next_update: only warn (default), or accept no new "
+                                 "peer link except to fetch a fresher CRL from it"},
     CLI_LOG_OPTS,
     {NULL},
 };

@@ -285,6 +285,9 @@ static void print_runtime(const json_t *r)
     const json_t *peers = json_object_get(r, "peers"), *routes = json_object_get(r, "routes");
     printf("node:         running; CRL sequence %lld\n",
            (long long)json_integer_value(json_object_get(r, "crl_sequence")));
+    if (json_is_true(json_object_get(r, "crl_stale")))
+        printf("warning:      the node's CRL is stale (next_update %s passed): revocations since then are "
+               "unknown to it; check that it reaches the NA\n", str(r, "crl_next_update"));
     printf("peers:        %zu\n", json_array_size(peers));
     for (size_t i = 0; i < json_array_size(peers); i++) {
         const json_t *p = json_array_get(peers, i);

@@ -46,6 +46,7 @@
 #include "gm/node.h"
 #include "gm/noise.h"
 #include "gm/util.h"
+#include "gm/route_origin.h"
 #include "gm/wire.h"
 
 #define WAIT_MS 30000 /* failure bound of every poll; never asserted as a duration */
@@ -393,7 +394,7 @@ static void ident_free(ident *id)
 
 /* A TCP connection to the target from src_ip (NULL: any); rcvbuf > 0 shrinks our receive
  * buffer (set before connecting, so the advertised window stays small). */
-static int tcp_connect_rcvbuf(const char *src_ip, int rcvbuf)
+static int tcp_connect_rcvbuf(const char *src_ip, int rcvbuf, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
@@ -404,7 +405,7 @@ static int tcp_connect_rcvbuf(const char *src_ip, int rcvbuf)
         inet_pton(AF_INET, src_ip, &src.sin_addr);
         assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof src), 0);
     }
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_target_port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(port ? port : g_target_port))};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     int one = 1;
@@ -414,7 +415,7 @@ static int tcp_connect_rcvbuf(const char *src_ip, int rcvbuf)
 
 static int tcp_connect(const char *src_ip)
 {
-    return tcp_connect_rcvbuf(src_ip, 0);
+    return tcp_connect_rcvbuf(src_ip, 0, 0);
 }
 
 static int write_all(int fd, const uint8_t *p, size_t len)
@@ -499,6 +500,7 @@ typedef struct hs_opts {
     size_t cap1_len, cap3_len;
     int keep_open;            /* leave the link up: fd/tx/rx stay valid */
     int rcvbuf;               /* > 0: small receive buffer on our socket */
+    int port;                 /* node to dial (0: the target) */
     int fd;
     gm_noise_cipher tx, rx;
     char responder_cert[HS_FRAME_MAX + 1];
@@ -545,7 +547,7 @@ static int handshake(hs_opts *o)
     static uint8_t buf[HS_FRAME_MAX], payload[HS_FRAME_MAX];
     size_t len, plen;
     int result;
-    o->fd = tcp_connect_rcvbuf(o->src_ip, o->rcvbuf);
+    o->fd = tcp_connect_rcvbuf(o->src_ip, o->rcvbuf, o->port);
     assert_int_equal(gm_noise_handshake_new(&hs, GM_NOISE_XX, 1, o->prologue, GM_NODE_PROLOGUE_LEN, o->x_sk, NULL, &err), 0);
     if (o->msg1) {
         assert_int_equal(send_frame(o->fd, o->msg1, o->msg1_len), 0);
@@ -1210,6 +1212,10 @@ static void announce_self(hs_opts *o, const ident *id)
     e.seqno = 1;
     e.has_cert_id = 1;
     uuid_bytes(id->cert_id, e.cert_id);
+    /* Our own route, with its origin signed for the target (our neighbour). */
+    uint8_t target[32];
+    assert_int_equal(gm_pk_decode(g_target_pk_b64, target, &err), 0);
+    assert_int_equal(gm_route_origin_sign(&e, target, (uint64_t)gm_time_now().unix_s, id->key.sk, &err), 0);
     assert_int_equal(gm_wire_route_update_encode(&e, 1, msg, sizeof msg, &mlen, &err), 0);
     link_send_msg(o, msg, mlen);
 }
@@ -1274,8 +1280,8 @@ static void fake_read_one(fake_peer *f)
         assert_int_equal(gm_wire_data_decode(msg, mlen, &d, &err), 0);
         if (d.payload_len > 0 && d.payload[0] == 1)
             fake_answer_hs_init(f, d.payload, d.payload_len);
-        else if (d.payload_len > 0 && d.payload[0] == 3)
-            f->transports++;
+        else if (d.payload_len > 0 && d.payload[0] == 3 && d.payload_len != 13 + 2 + 16)
+            f->transports++; /* (13 + 2 + 16 bytes: a path probe, not a message) */
     }
 }
 
@@ -1600,6 +1606,304 @@ static void test_certificate_flood_cannot_blind_the_node(void **state)
     assert_still_serving();
 }
 
+
+/* ------------------------------------------------------------------ routing attacks */
+
+/* A chain behind the friend, started by the first test that needs it:
+ * target - friend - mid - far (far is 3 hops from the target on the honest path). */
+static char g_far_pk_b64[GM_PK_B64_LEN + 1], g_mid_pk_b64[GM_PK_B64_LEN + 1], g_far_sock[512];
+static int g_far_port;
+
+/* The target's selected route to dest: 1 with next hop (base64) and metric, else 0. */
+static int route_of(const char *dest_b64, char nh[GM_PK_B64_LEN + 1], int *metric)
+{
+    json_t *s = target_status();
+    if (!s)
+        return 0;
+    json_t *routes = json_object_get(s, "routes"), *r;
+    size_t i;
+    int found = 0;
+    json_array_foreach(routes, i, r)
+    {
+        const char *k = json_string_value(json_object_get(r, "destination"));
+        const char *h = json_string_value(json_object_get(r, "next_hop"));
+        if (k && h && strcmp(k, dest_b64) == 0) {
+            snprintf(nh, GM_PK_B64_LEN + 1, "%s", h);
+            *metric = (int)json_integer_value(json_object_get(r, "metric"));
+            found = 1;
+        }
+    }
+    json_decref(s);
+    return found;
+}
+
+static int route_is(const char *dest_b64, const char *nh_b64, int metric)
+{
+    char nh[GM_PK_B64_LEN + 1];
+    int m;
+    return route_of(dest_b64, nh, &m) && strcmp(nh, nh_b64) == 0 && (metric < 0 || m == metric);
+}
+
+static void wait_route_is(const char *dest_b64, const char *nh_b64, int metric, const char *what)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!route_is(dest_b64, nh_b64, metric) && now_ms() < end)
+        sleep_ms(100);
+    if (!route_is(dest_b64, nh_b64, metric))
+        fail_msg("the target's route to far is not %s (logs in %s)", what, g_tmp);
+}
+
+static void start_chain(void)
+{
+    if (g_far_port)
+        return;
+    char peer[64];
+    int mid_port;
+    join("mid", "role:crm");
+    join("far", "role:support");
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", g_friend_port);
+    start_node("mid", peer, &mid_port);
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", mid_port);
+    start_node("far", peer, &g_far_port);
+    read_pub("far", g_far_pk_b64);
+    read_pub("mid", g_mid_pk_b64);
+    path_in(g_far_sock, sizeof g_far_sock, "far", "node.sock");
+    wait_route_is(g_far_pk_b64, g_friend_pk_b64, 3, "via the friend, metric 3");
+}
+
+/* Read what the target sends on o (answering PINGs) until a ROUTE_UPDATE announces dest
+ * with a signed origin; the entry goes to *out. */
+static void await_route_entry(hs_opts *o, const uint8_t dest[32], gm_wire_route_entry *out)
+{
+    static uint8_t frame[GM_WIRE_FRAME_MAX], msg[GM_WIRE_FRAME_MAX];
+    static gm_wire_route_entry e[GM_WIRE_ROUTE_MAX_ENTRIES];
+    uint64_t end = now_ms() + WAIT_MS;
+    gm_error err = {0};
+    while (now_ms() < end) {
+        size_t flen, mlen, n;
+        if (recv_frame(o->fd, frame, sizeof frame, &flen, WAIT_MS) != 1)
+            fail_msg("the target closed our link (logs in %s)", g_tmp);
+        assert_int_equal(gm_noise_decrypt(&o->rx, NULL, 0, frame, flen, msg, sizeof msg, &mlen, &err), 0);
+        if (mlen > 0 && msg[0] == GM_WIRE_PING) {
+            uint64_t nonce;
+            uint8_t pong[16];
+            size_t plen;
+            assert_int_equal(gm_wire_ping_decode(msg, mlen, &nonce, &err), 0);
+            assert_int_equal(gm_wire_pong_encode(nonce, pong, sizeof pong, &plen, &err), 0);
+            link_send_msg(o, pong, plen);
+        }
+        if (mlen == 0 || msg[0] != GM_WIRE_ROUTE_UPDATE)
+            continue;
+        assert_int_equal(gm_wire_route_update_decode(msg, mlen, e, GM_WIRE_ROUTE_MAX_ENTRIES, &n, &err), 0);
+        for (size_t i = 0; i < n; i++)
+            if (!e[i].request && e[i].has_origin && memcmp(e[i].dest, dest, 32) == 0) {
+                *out = e[i];
+                return;
+            }
+    }
+    fail_msg("the target never announced the destination to us");
+}
+
+static void send_entries(hs_opts *o, const gm_wire_route_entry *e, size_t n)
+{
+    static uint8_t msg[GM_WIRE_MSG_MAX];
+    size_t mlen;
+    gm_error err = {0};
+    assert_int_equal(gm_wire_route_update_encode(e, n, msg, sizeof msg, &mlen, &err), 0);
+    link_send_msg(o, msg, mlen);
+}
+
+/* Send text from the target to far on port "routing" and wait until far has it (far's
+ * inbox keeps messages that arrive before we subscribe). 1 when it arrived. */
+static int target_to_far_arrives(const char *text)
+{
+    char line[512], b64[256];
+    gm_b64_encode((const uint8_t *)text, strlen(text), b64, sizeof b64);
+    snprintf(line, sizeof line, "{\"op\":\"send\",\"to\":\"%s\",\"port\":\"routing\",\"data\":\"%s\"}", g_far_pk_b64, b64);
+    json_t *r = api(g_target_sock, line);
+    int sent = r && json_is_true(json_object_get(r, "ok"));
+    json_decref(r);
+    if (!sent)
+        return 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, g_far_sock, strlen(g_far_sock) + 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *sub = "{\"op\":\"subscribe\",\"port\":\"routing\"}\n";
+    assert_int_equal(write(fd, sub, strlen(sub)), (ssize_t)strlen(sub));
+    static char buf[1 << 16];
+    size_t len = 0;
+    int found = 0;
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!found && now_ms() < end && len < sizeof buf - 1) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 200) <= 0)
+            continue;
+        ssize_t got = read(fd, buf + len, sizeof buf - 1 - len);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        buf[len] = 0;
+        found = strstr(buf, b64) != NULL;
+    }
+    close(fd);
+    return found;
+}
+
+static void test_relay_cannot_forge_routes_for_another_nodes_key(void **state)
+{
+    (void)state;
+    gm_error err = {0};
+    start_chain();
+    uint8_t far[32];
+    assert_int_equal(gm_pk_decode(g_far_pk_b64, far, &err), 0);
+    ident id;
+    ident_valid(&id);
+    hs_opts *o = open_session(&id);
+    /* The relay learns far's real, signed announcement from the target itself. */
+    gm_wire_route_entry real, f[4];
+    await_route_entry(o, far, &real);
+    long long refused = metric_sum("routes_refused_origin", NULL);
+    /* Forged seqno and metric 0 without a signature: what used to black-hole far. */
+    f[0] = real;
+    f[0].has_origin = 0;
+    f[0].seqno = real.seqno + 1000000;
+    f[0].metric = 0;
+    f[0].hops = 0;
+    /* far's real origin, claiming to be far, to be its neighbour, or a metric below the hops. */
+    f[1] = real;
+    f[1].metric = 0;
+    f[1].hops = 0;
+    f[2] = real;
+    f[2].metric = 1;
+    f[2].hops = 1;
+    f[3] = real;
+    f[3].metric = 1;
+    f[3].hops = 2;
+    send_entries(o, f, 4);
+    assert_true(ping_pong(o->fd, &o->tx, &o->rx));
+    assert_true(metric_sum("routes_refused_origin", NULL) >= refused + 4);
+    wait_route_is(g_far_pk_b64, g_friend_pk_b64, 3, "still via the friend, metric 3");
+    /* What a relay may still claim: 2 hops through far's real neighbour. Accepted, but it
+     * does not beat the honest route (metric 3 through us too). */
+    f[0] = real;
+    f[0].metric = 2;
+    f[0].hops = 2;
+    refused = metric_sum("routes_refused_origin", NULL);
+    send_entries(o, f, 1);
+    assert_true(ping_pong(o->fd, &o->tx, &o->rx));
+    assert_int_equal(metric_sum("routes_refused_origin", NULL), refused);
+    wait_route_is(g_far_pk_b64, g_friend_pk_b64, 3, "still via the friend after a legal claim");
+    assert_true(target_to_far_arrives("through the honest route"));
+    /* A seqno raised under far's signature is a forgery: the link is closed. */
+    long long forged = metric_sum("route_origins_forged", NULL);
+    f[0].seqno = real.seqno + 1;
+    send_entries(o, f, 1);
+    assert_true(wait_closed(o->fd));
+    assert_metric_rises("route_origins_forged", NULL, forged);
+    close_session(o);
+    ident_free(&id);
+    wait_route_is(g_far_pk_b64, g_friend_pk_b64, 3, "via the friend");
+    assert_still_serving();
+}
+
+/* The dropping relay, in a child process: answers PINGs on both links, tells the target
+ * the truth about far (one hop, with far's origin signed for us) and drops every DATA. */
+static void dropping_relay(hs_opts *t, hs_opts *f, const uint8_t far[32])
+{
+    static uint8_t frame[GM_WIRE_FRAME_MAX], msg[GM_WIRE_FRAME_MAX], out[GM_WIRE_FRAME_MAX];
+    static gm_wire_route_entry e[GM_WIRE_ROUTE_MAX_ENTRIES];
+    uint64_t end = now_ms() + 4 * WAIT_MS;
+    while (now_ms() < end) {
+        struct pollfd pf[2] = {{t->fd, POLLIN, 0}, {f->fd, POLLIN, 0}};
+        if (poll(pf, 2, 200) <= 0)
+            continue;
+        for (int side = 0; side < 2; side++) {
+            hs_opts *o = side ? f : t;
+            size_t flen, mlen, n, olen, k = 0;
+            gm_error err = {0};
+            if (!(pf[side].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (recv_frame(o->fd, frame, sizeof frame, &flen, 2000) != 1 ||
+                gm_noise_decrypt(&o->rx, NULL, 0, frame, flen, msg, sizeof msg, &mlen, &err) != 0)
+                return;
+            if (mlen > 0 && msg[0] == GM_WIRE_PING) {
+                uint64_t nonce;
+                if (gm_wire_ping_decode(msg, mlen, &nonce, &err) == 0 &&
+                    gm_wire_pong_encode(nonce, out, sizeof out, &olen, &err) == 0 &&
+                    gm_noise_encrypt(&o->tx, NULL, 0, out, olen, frame, sizeof frame, &flen, &err) == 0)
+                    send_frame(o->fd, frame, flen);
+                continue;
+            }
+            if (side != 1 || mlen == 0 || msg[0] != GM_WIRE_ROUTE_UPDATE ||
+                gm_wire_route_update_decode(msg, mlen, e, GM_WIRE_ROUTE_MAX_ENTRIES, &n, &err) != 0)
+                continue; /* DATA from the target ends here */
+            for (size_t i = 0; i < n; i++)
+                if (!e[i].request && e[i].has_origin && e[i].hops == 0 && memcmp(e[i].dest, far, 32) == 0) {
+                    e[k] = e[i];
+                    e[k].metric = 1;
+                    e[k++].hops = 1;
+                }
+            if (k && gm_wire_route_update_encode(e, k, out, sizeof out, &olen, &err) == 0 &&
+                gm_noise_encrypt(&t->tx, NULL, 0, out, olen, frame, sizeof frame, &flen, &err) == 0)
+                send_frame(t->fd, frame, flen);
+        }
+    }
+}
+
+static void test_dropping_relay_is_routed_around(void **state)
+{
+    (void)state;
+    gm_error err = {0};
+    start_chain();
+    uint8_t far[32];
+    assert_int_equal(gm_pk_decode(g_far_pk_b64, far, &err), 0);
+    ident id;
+    ident_valid(&id);
+    char relay_pk[GM_PK_B64_LEN + 1];
+    gm_pk_encode(id.key.pk, relay_pk);
+    /* The relay is a real neighbour of both the target and far. */
+    hs_opts *t = open_session(&id);
+    hs_opts *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->prologue = g_prologue;
+    f->x_sk = id.x_sk;
+    f->payload = id.cert;
+    f->payload_len = id.cert_len;
+    f->keep_open = 1;
+    f->port = g_far_port;
+    assert_int_equal(handshake(f), HS_ACCEPTED);
+    long long failures = metric_sum("e2e_path_failures", NULL), suspected = metric_sum("routes_suspected", NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dropping_relay(t, f, far);
+        _exit(0);
+    }
+    g_pids[g_npids++] = pid;
+    close(t->fd);
+    close(f->fd);
+    t->fd = f->fd = -1; /* the child owns the links now */
+    /* Its true one-hop claim makes it the best next hop (metric 2 against 3)... */
+    wait_route_is(g_far_pk_b64, relay_pk, 2, "via the relay, metric 2");
+    /* ...until end-to-end traffic through it goes unanswered (probes or the handshake): the
+     * node then prefers the friend. A message lost on the way is not resent by the mesh,
+     * so we send until one arrives (bounded). */
+    int arrived = 0;
+    for (int i = 0; i < 10 && !arrived; i++)
+        arrived = target_to_far_arrives(i ? "around the dropping relay, again" : "around the dropping relay");
+    assert_true(arrived);
+    assert_true(metric_sum("e2e_path_failures", NULL) > failures);
+    assert_true(metric_sum("routes_suspected", NULL) > suspected);
+    wait_route_is(g_far_pk_b64, g_friend_pk_b64, -1, "via the friend");
+    kill(pid, SIGKILL);
+    close_session(t);
+    close_session(f);
+    ident_free(&id);
+    assert_still_serving();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1620,6 +1924,10 @@ int main(void)
         cmocka_unit_test(test_local_sender_burst_waits_for_a_peer_that_stops_reading),
         cmocka_unit_test(test_slow_subscriber_gets_whole_lines_then_an_overflow_notice),
         cmocka_unit_test(test_certificate_flood_cannot_blind_the_node),
+        cmocka_unit_test(test_relay_cannot_forge_routes_for_another_nodes_key),
+        cmocka_unit_test(test_dropping_relay_is_routed_around),
     };
+    if (getenv("GM_TEST_FILTER")) /* e.g. GM_TEST_FILTER='*relay*' */
+        cmocka_set_test_filter(getenv("GM_TEST_FILTER"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

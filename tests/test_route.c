@@ -14,7 +14,10 @@
 
 #include <cmocka.h>
 
+#include <sodium.h>
+
 #include "gm/route.h"
+#include "gm/route_origin.h"
 #include "gm/wire.h"
 
 #define MAXN 24
@@ -884,6 +887,70 @@ static void test_seqno_request_forwarded_towards_originator(void **state)
     assert_int_equal(build_all(f->t, f->n1, GM_ROUTE_CHANGED, 14, out), 0);
 }
 
+static void test_suspect_path_is_avoided_and_a_newer_seqno_requested(void **state)
+{
+    fixture *f = *state;
+    gm_wire_route_entry out[8];
+    feed(f, f->n1, f->dst, 5, 1, 1, 10); /* via n1, metric 2, FD (5, 2) */
+    feed(f, f->n2, f->dst, 5, 2, 2, 10); /* infeasible: advertised 2 is not < 2 */
+    assert_true(via(f, f->dst, f->n1, 2));
+    gm_route_clear_changed(f->t);
+    assert_int_equal(gm_route_suspect(f->t, f->dst, f->dst, 1000, 8000, 20), GM_ENOTFOUND);
+    /* n1 stops delivering: n2 is not feasible yet, so dst is unreachable while a newer
+     * seqno is requested through n2 (never through the suspect n1). */
+    assert_int_equal(gm_route_suspect(f->t, f->dst, f->n1, 1000, 8000, 20), 0);
+    uint8_t nh[32];
+    assert_int_equal(gm_route_lookup(f->t, f->dst, nh, NULL, NULL), GM_ENOTFOUND);
+    assert_true(gm_route_changed(f->t));
+    size_t n = build_all(f->t, f->n2, GM_ROUTE_CHANGED, 20, out);
+    size_t k;
+    for (k = 0; k < n && !out[k].request; k++)
+        ;
+    assert_true(k < n);
+    assert_true(out[k].seqno == 6);
+    /* The suspect n1 brings the newer seqno first: still not selected. Then n2's answer. */
+    feed(f, f->n1, f->dst, 6, 1, 1, 25);
+    assert_int_equal(gm_route_lookup(f->t, f->dst, nh, NULL, NULL), GM_ENOTFOUND);
+    feed(f, f->n2, f->dst, 6, 2, 2, 30);
+    assert_true(via(f, f->dst, f->n2, 3));
+    feed(f, f->n1, f->dst, 6, 1, 1, 31);
+    assert_true(via(f, f->dst, f->n2, 3));
+    gm_route_stats st;
+    gm_route_stats_get(f->t, &st);
+    assert_true(st.suspected == 1);
+    /* The suspicion ends (1000 ms from 20): n1 is back once n2 advertises 6 no better. */
+    feed(f, f->n1, f->dst, 7, 1, 1, 1500);
+    gm_route_tick(f->t, 1500);
+    feed(f, f->n2, f->dst, 7, 2, 2, 1500);
+    feed(f, f->n1, f->dst, 7, 1, 1, 1501);
+    assert_true(via(f, f->dst, f->n1, 2));
+    /* A second report holds the path off twice as long. */
+    assert_int_equal(gm_route_suspect(f->t, f->dst, f->n1, 1000, 8000, 2000), 0);
+    feed(f, f->n2, f->dst, 8, 2, 2, 2001);
+    assert_true(via(f, f->dst, f->n2, 3));
+    /* With no other route at all, the suspect path is still better than nothing. */
+    assert_int_equal(gm_route_neighbour_down(f->t, f->n2, 2002), 1);
+    feed(f, f->n1, f->dst, 8, 1, 1, 2002);
+    assert_true(via(f, f->dst, f->n1, 2));
+    assert_int_equal(gm_route_neighbour_up(f->t, f->n2, 0, 2003, NULL), 0);
+    feed(f, f->n2, f->dst, 9, 2, 2, 2004);
+    assert_true(via(f, f->dst, f->n2, 3));
+    gm_route_tick(f->t, 3500);
+    feed(f, f->n1, f->dst, 9, 1, 1, 3500);
+    assert_true(via(f, f->dst, f->n2, 3));
+}
+
+static void test_older_seqno_from_same_neighbour_refused(void **state)
+{
+    fixture *f = *state;
+    feed(f, f->n1, f->dst, 9, 3, 3, 10);
+    feed(f, f->n1, f->dst, 8, 1, 1, 11); /* a replay of an older announcement */
+    assert_true(via(f, f->dst, f->n1, 4));
+    gm_route_stats st;
+    gm_route_stats_get(f->t, &st);
+    assert_true(st.stale_seqno == 1);
+}
+
 static void test_neighbour_down_retracts_and_cost_change_reroutes(void **state)
 {
     fixture *f = *state;
@@ -1095,6 +1162,117 @@ static void test_build_update_pages_large_tables(void **state)
     gm_route_free(t);
 }
 
+/* ---- signed route origins ---- */
+
+static void test_route_origin_checks_what_a_relay_may_claim(void **state)
+{
+    (void)state;
+    uint8_t dpk[32], dsk[64], seed[32] = {3}, self[32], relay[32], fh[32];
+    assert_int_equal(sodium_init() < 0, 0);
+    crypto_sign_seed_keypair(dpk, dsk, seed);
+    memset(self, 0x11, 32);
+    memset(relay, 0x22, 32);
+    memset(fh, 0x33, 32);
+    const uint64_t now = 1800000000;
+    gm_wire_route_entry e, r;
+    memset(&e, 0, sizeof e);
+    memcpy(e.dest, dpk, 32);
+    e.seqno = 77;
+    e.has_cert_id = 1;
+    memset(e.cert_id, 0xcd, 16);
+    /* Only the destination signs, and only a route with a certificate. */
+    uint8_t other_sk[64], other_pk[32];
+    crypto_sign_keypair(other_pk, other_sk);
+    assert_int_equal(gm_route_origin_sign(&e, self, now, other_sk, NULL), GM_EINVAL);
+    assert_int_equal(gm_route_origin_sign(&e, self, now, dsk, NULL), 0);
+    assert_true(e.has_origin);
+    /* dest's own entry, signed for us. */
+    assert_int_equal(gm_route_origin_check(&e, dpk, self, now), GM_ORIGIN_OK);
+    assert_int_equal(gm_route_origin_check(&e, dpk, relay, now), GM_ORIGIN_NOT_FOR_US);
+    r = e;
+    r.metric = 1;
+    assert_int_equal(gm_route_origin_check(&r, dpk, self, now), GM_ORIGIN_BAD_METRIC);
+    /* A relay repeating it: not as dest, not as dest's neighbour (dest signed for us, not it). */
+    r = e;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_IMPERSONATION);
+    r.metric = 1;
+    r.hops = 1;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_LOOP);
+    /* Signed for the relay: it may say "one hop", with metric >= hops. */
+    assert_int_equal(gm_route_origin_sign(&r, relay, now, dsk, NULL), 0);
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_OK);
+    r.metric = 5;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_OK);
+    /* Signed for fh: the relay is at least 2 hops away. */
+    assert_int_equal(gm_route_origin_sign(&r, fh, now, dsk, NULL), 0);
+    r.metric = 1;
+    r.hops = 1;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_FALSE_ADJACENCY);
+    r.hops = 2;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_BAD_METRIC);
+    r.metric = 2;
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now), GM_ORIGIN_OK);
+    /* Age: at most max age old, at most the skew in the future. */
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now + GM_ROUTE_ORIGIN_MAX_AGE_S), GM_ORIGIN_OK);
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now + GM_ROUTE_ORIGIN_MAX_AGE_S + 1), GM_ORIGIN_STALE);
+    assert_int_equal(gm_route_origin_check(&r, relay, self, now - GM_ROUTE_ORIGIN_SKEW_S - 1), GM_ORIGIN_STALE);
+    /* Missing origin or certificate; retractions and requests need none. */
+    gm_wire_route_entry m = r;
+    m.has_origin = 0;
+    assert_int_equal(gm_route_origin_check(&m, relay, self, now), GM_ORIGIN_MISSING);
+    m.metric = GM_ROUTE_INF;
+    assert_int_equal(gm_route_origin_check(&m, relay, self, now), GM_ORIGIN_OK);
+    assert_string_equal(gm_route_origin_fault_name(GM_ORIGIN_FALSE_ADJACENCY), "false_adjacency");
+
+    /* Signatures, through the cache: one verification, then hits; any changed byte fails. */
+    gm_route_origin_cache_t *c;
+    gm_route_origin_stats st;
+    assert_int_equal(gm_route_origin_cache_new(&c, 16, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gm_route_origin_verify(c, &r, NULL), 0);
+    gm_route_origin_stats_get(c, &st);
+    assert_true(st.verified == 1 && st.hits == 2 && st.failed == 0);
+    /* Metric and hops are not signed (a relay's own costs): same origin, still a hit. */
+    r.metric = 9;
+    assert_int_equal(gm_route_origin_verify(c, &r, NULL), 0);
+    gm_wire_route_entry t = r;
+    t.seqno++;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    t = r;
+    t.cert_id[0] ^= 1;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    t = r;
+    t.origin.first_hop[3] ^= 1;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    t = r;
+    t.origin.time++;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    t = r;
+    t.origin.sig[63] ^= 1;
+    assert_int_equal(gm_route_origin_verify(c, &t, NULL), GM_ESIG);
+    gm_route_origin_stats_get(c, &st);
+    assert_true(st.verified == 1 && st.failed == 5);
+    gm_route_origin_cache_free(c);
+
+    /* On the wire: the origin round-trips; an origin without cert_id is malformed. */
+    uint8_t buf[512], buf2[512];
+    size_t len, n;
+    gm_wire_route_entry out[2];
+    assert_int_equal(gm_wire_route_update_encode(&r, 1, buf, sizeof buf, &len, NULL), 0);
+    assert_int_equal(len, 3 + GM_WIRE_ROUTE_ENTRY_MAX);
+    assert_int_equal(gm_wire_route_update_decode(buf, len, out, 2, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_true(out[0].has_origin && out[0].origin.time == r.origin.time);
+    assert_memory_equal(out[0].origin.sig, r.origin.sig, 64);
+    assert_int_equal(gm_route_origin_verify(NULL, &out[0], NULL), 0);
+    t = r;
+    t.has_cert_id = 0;
+    assert_int_equal(gm_wire_route_update_encode(&t, 1, buf2, sizeof buf2, &len, NULL), GM_EPROTO);
+    buf[3 + 43] = GM_WIRE_ROUTE_F_ORIGIN; /* flags: origin without cert_id */
+    assert_int_not_equal(gm_wire_route_update_decode(buf, 3 + GM_WIRE_ROUTE_ENTRY_MAX - 16, out, 2, &n, NULL), 0);
+    assert_true(GM_WIRE_ROUTE_FIT_ENTRIES * GM_WIRE_ROUTE_ENTRY_MAX + 3 <= GM_WIRE_MSG_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1122,6 +1300,11 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_seqno_request_forwarded_towards_originator,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_suspect_path_is_avoided_and_a_newer_seqno_requested,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_older_seqno_from_same_neighbour_refused, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test(test_route_origin_checks_what_a_relay_may_claim),
         cmocka_unit_test_setup_teardown(test_neighbour_down_retracts_and_cost_change_reroutes,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_change_callback_reports_selection, fx_setup,

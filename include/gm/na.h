@@ -17,6 +17,10 @@
 #define GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS 168
 /* Event-driven server: a held connection costs a socket and a little memory, not a thread. */
 #define GM_NA_DEFAULT_MAX_CONNECTIONS 4096
+/* The CRL is re-signed this often even without revocations (0 = only on revocation), with
+ * next_update this many intervals ahead. */
+#define GM_NA_DEFAULT_CRL_RESIGN_INTERVAL_S 3600
+#define GM_NA_DEFAULT_CRL_NEXT_UPDATE_MULTIPLE 3
 #define GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP 64
 #define GM_NA_DEFAULT_CONNECTION_TIMEOUT_S 10
 #define GM_NA_DEFAULT_REQUEST_TIMEOUT_S 30
@@ -58,7 +62,9 @@ typedef struct gm_na_config {
     char genesis_path[4096]; /* "genesis.json" */
     char na_key_base[4096];  /* "na" -> na.key */
     size_t max_body_bytes;
-    int64_t crl_next_update_hours;
+    int64_t crl_next_update_hours;   /* next_update distance when crl_resign_interval_s is 0 */
+    int64_t crl_resign_interval_s;   /* re-sign the CRL this often (0 = never on schedule) */
+    int64_t crl_next_update_multiple;/* with re-signing: next_update = interval x this */
     unsigned max_connections;
     unsigned max_connections_per_ip; /* 0 = no per-address limit */
     unsigned connection_timeout_s;   /* idle connections are closed after this */

@@ -37,6 +37,8 @@ typedef struct gm_node_config {
                                 seconds after start and after each renewal (drills, tests) */
     const char *log_file;    /* NULL = the process log (gm_log_set_handler); else JSON lines here */
     gm_node_log_level log_level;
+    int crl_stale_refuse;    /* CRL past next_update: 0 = warn only, 1 = also refuse new links
+                                (except to fetch a fresher CRL from the peer) */
 } gm_node_config;
 
 /* Load the state directory, run until SIGTERM/SIGINT, close sessions and free everything.

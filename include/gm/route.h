@@ -20,6 +20,11 @@
  *   seqno and the fresh routes are feasible again.
  * - Split horizon: a route is not advertised to the neighbour it goes through
  *   (retractions are sent to everybody). Stale copies at that neighbour expire.
+ * - Entries may carry the destination's signed origin (route_origin.h): the table stores
+ *   it with the route and relays it unchanged; checking it is the caller's job. A
+ *   neighbour's seqno for a destination never goes down (an older one is refused).
+ * - A route reported as not delivering (gm_route_suspect) is selected only when no other
+ *   route to its destination exists.
  * - Routes not refreshed within hold_time_ms expire; a destination that becomes
  *   unreachable is advertised as a retraction for hold_time_ms.
  */
@@ -77,6 +82,8 @@ typedef struct gm_route_stats {
     uint64_t ignored_banned;  /* entries about withdrawn destinations */
     uint64_t infeasible;      /* updates stored but not selectable */
     uint64_t requests_sent;   /* seqno requests emitted (originated or forwarded) */
+    uint64_t stale_seqno;     /* updates refused: seqno below what that neighbour said before */
+    uint64_t suspected;       /* paths reported as not delivering (gm_route_suspect) */
 } gm_route_stats;
 
 /* Called whenever the selected route of a destination changes: next_hop is NULL
@@ -148,6 +155,14 @@ int gm_route_build_update(gm_route_t *t, const uint8_t neighbour[GM_ROUTE_KEY_LE
  * metric/hops may be NULL. */
 int gm_route_lookup(const gm_route_t *t, const uint8_t dest[GM_ROUTE_KEY_LEN],
                     uint8_t next_hop[GM_ROUTE_KEY_LEN], uint16_t *metric, uint8_t *hops);
+
+/* The path to dest through neighbour stopped delivering (end-to-end evidence): for base_ms,
+ * doubled at every repeated report (at most max_ms), it is not selected while any other
+ * route exists; if the others are not feasible, dest is unreachable until its newer seqno
+ * (requested through the best other route) arrives. 0, or GM_ENOTFOUND: no such route. */
+int gm_route_suspect(gm_route_t *t, const uint8_t dest[GM_ROUTE_KEY_LEN],
+                     const uint8_t neighbour[GM_ROUTE_KEY_LEN], uint64_t base_ms, uint64_t max_ms,
+                     uint64_t now_ms);
 
 /* Visit every stored route (by destination key order, then neighbour); fn returns
  * nonzero to stop. */

@@ -10,9 +10,12 @@
  *   1     ROUTE_UPDATE  u16 count (1..GM_WIRE_ROUTE_MAX_ENTRIES), then count entries:
  *                         dest[32] || seqno u64 || metric u16 || hops u8 || flags u8
  *                         || cert_id[16] if flags & GM_WIRE_ROUTE_F_CERT_ID
+ *                         || origin_time u64 || first_hop[32] || origin_sig[64]
+ *                            if flags & GM_WIRE_ROUTE_F_ORIGIN (needs cert_id)
  *                       flags: bit 0 = cert_id present, bit 1 = seqno request
  *                       (metric must then be 0xFFFF and no cert_id; seqno is the
- *                       requested seqno, hops the remaining forwarding budget >= 1);
+ *                       requested seqno, hops the remaining forwarding budget >= 1),
+ *                       bit 2 = signed route origin present (include/gm/route_origin.h);
  *                       other bits must be 0. metric 0xFFFF = unreachable (retraction).
  *   2     DATA          src[32] || dst[32] || ttl u8 || payload (1..GM_WIRE_DATA_PAYLOAD_MAX)
  *   3     CRL_ANNOUNCE  sequence u64
@@ -50,8 +53,14 @@
 #define GM_WIRE_ROUTE_MAX_ENTRIES 512
 #define GM_WIRE_ROUTE_F_CERT_ID 0x01
 #define GM_WIRE_ROUTE_F_REQUEST 0x02
-/* Largest encoded entry (with cert_id): 32 + 8 + 2 + 1 + 1 + 16. */
-#define GM_WIRE_ROUTE_ENTRY_MAX 60
+#define GM_WIRE_ROUTE_F_ORIGIN 0x04
+#define GM_WIRE_ORIGIN_SIG_LEN 64
+/* Encoded origin: time u64 || first_hop[32] || signature[64]. */
+#define GM_WIRE_ORIGIN_LEN (8 + GM_WIRE_KEY_LEN + GM_WIRE_ORIGIN_SIG_LEN)
+/* Largest encoded entry (with cert_id and origin): 32 + 8 + 2 + 1 + 1 + 16 + 104. */
+#define GM_WIRE_ROUTE_ENTRY_MAX (60 + GM_WIRE_ORIGIN_LEN)
+/* Entries of the largest size that fit in one transport message. */
+#define GM_WIRE_ROUTE_FIT_ENTRIES ((GM_WIRE_MSG_MAX - 3) / GM_WIRE_ROUTE_ENTRY_MAX)
 
 #define GM_WIRE_DATA_HEADER (1 + 2 * GM_WIRE_KEY_LEN + 1)
 #define GM_WIRE_DATA_PAYLOAD_MAX (GM_WIRE_MSG_MAX - GM_WIRE_DATA_HEADER)
@@ -126,6 +135,14 @@ int gm_wire_msg_type(const uint8_t *msg, size_t len, uint8_t *type, gm_error *er
 const char *gm_wire_type_name(uint8_t type);
 const char *gm_wire_close_reason_name(uint8_t reason);
 
+/* The destination's signature over its own route origin (include/gm/route_origin.h):
+ * dest, seqno and cert_id of the entry, plus these fields. */
+typedef struct gm_wire_route_origin {
+    uint64_t time;                         /* unix seconds when dest signed it */
+    uint8_t first_hop[GM_WIRE_KEY_LEN];    /* the neighbour of dest it was signed for */
+    uint8_t sig[GM_WIRE_ORIGIN_SIG_LEN];   /* Ed25519 by dest */
+} gm_wire_route_origin;
+
 typedef struct gm_wire_route_entry {
     uint8_t dest[GM_WIRE_KEY_LEN]; /* destination node's Ed25519 public key */
     uint64_t seqno;                /* originator-owned sequence number */
@@ -134,6 +151,8 @@ typedef struct gm_wire_route_entry {
     uint8_t request;               /* 1: seqno request for dest, not a route */
     uint8_t has_cert_id;
     uint8_t cert_id[GM_WIRE_CERT_ID_LEN]; /* UUID bytes of dest's certificate */
+    uint8_t has_origin;
+    gm_wire_route_origin origin;
 } gm_wire_route_entry;
 
 /* Encoded size of a ROUTE_UPDATE carrying these entries. */

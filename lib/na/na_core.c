@@ -146,7 +146,8 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                                         "operator_keys", "max_body_bytes", "crl_next_update_hours",
                                         "max_connections", "max_connections_per_ip", "connection_timeout_s",
                                         "request_timeout_s", "threads", "rate_limit", "tls_cert", "tls_key",
-                                        "plain_http", NULL};
+                                        "plain_http", "crl_resign_interval_s",
+                                        "crl_next_update_multiple", NULL};
     char path[4096], *text = NULL;
     size_t len;
     json_error_t je;
@@ -178,7 +179,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
             break;
         }
     }
-    int64_t body = 0, nu = 0, conns = 0, per_ip = 0, timeout = 0, req_timeout = 0, threads = 0;
+    int64_t body = 0, nu = 0, conns = 0, per_ip = 0, timeout = 0, req_timeout = 0, threads = 0, resign = 0, mult = 0;
     if (rc == 0 && ((rc = copy_str(cfg, "network_name", c->network_name, sizeof c->network_name, NULL, err)) ||
                     (rc = copy_str(cfg, "na_url", c->na_url, sizeof c->na_url, "http://127.0.0.1:8700", err)) ||
                     (rc = copy_str(cfg, "listen", c->listen, sizeof c->listen, "127.0.0.1:8700", err)) ||
@@ -189,6 +190,10 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                                   err)) ||
                     (rc = get_int(cfg, "crl_next_update_hours", GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS, 1, 24 * 366,
                                   &nu, err)) ||
+                    (rc = get_int(cfg, "crl_resign_interval_s", GM_NA_DEFAULT_CRL_RESIGN_INTERVAL_S, 0, 7 * 86400,
+                                  &resign, err)) ||
+                    (rc = get_int(cfg, "crl_next_update_multiple", GM_NA_DEFAULT_CRL_NEXT_UPDATE_MULTIPLE, 2, 1000,
+                                  &mult, err)) ||
                     (rc = get_int(cfg, "max_connections", GM_NA_DEFAULT_MAX_CONNECTIONS, 4, 65536, &conns, err)) ||
                     (rc = get_int(cfg, "max_connections_per_ip", GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP, 0, 65536,
                                   &per_ip, err)) ||
@@ -206,6 +211,8 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
     json_decref(cfg);
     c->max_body_bytes = (size_t)body;
     c->crl_next_update_hours = nu;
+    c->crl_resign_interval_s = resign;
+    c->crl_next_update_multiple = mult;
     c->max_connections = (unsigned)conns;
     c->max_connections_per_ip = (unsigned)per_ip;
     c->connection_timeout_s = (unsigned)timeout;
@@ -281,8 +288,7 @@ int na_crl_bootstrap(gm_na_t *na, gm_error *err)
         gm_crl c;
         rc = gm_store_revocations_json(na->store, INT64_MIN, &entries, err);
         if (rc == 0)
-            rc = gm_crl_issue(&c, &na->key, next, entries, gm_time_now(), na->cfg.crl_next_update_hours * 3600,
-                              err);
+            rc = gm_crl_issue(&c, &na->key, next, entries, gm_time_now(), na_crl_next_update_s(na), err);
         json_decref(entries);
         if (rc == 0) {
             free(doc);
@@ -395,6 +401,8 @@ int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err)
     const char *listen = listen_override ? listen_override : na->cfg.listen;
     int rc = na_server_start(na, listen, err);
     if (rc == 0)
+        rc = na_crl_resign_start(na, err);
+    if (rc == 0)
         na_log(na, "NA for network '%s' listening on port %u (key %s, CRL sequence %llu)", na->cfg.network_name,
                (unsigned)na->port, na->key.pk_b64, (unsigned long long)na->crl_seq);
     return rc;
@@ -427,6 +435,7 @@ void gm_na_free(gm_na_t *na)
     if (!na)
         return;
     na_server_stop(na);
+    na_crl_resign_stop(na);
     gm_store_close(na->store);
     gm_genesis_free(&na->genesis);
     free(na->genesis_text);

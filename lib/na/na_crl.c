@@ -2,7 +2,11 @@
  * A revocation is one transaction: read the latest sequence, record the revocations, block
  * the key on key_compromise, run the revoke hooks, build the CRL from every revocation,
  * store it with sequence + 1, commit. Concurrent revocations are serialized by the write
- * lock, so none is lost and the sequence only goes up. */
+ * lock, so none is lost and the sequence only goes up. Without revocations the CRL is still
+ * re-signed every crl_resign_interval_s (a thread), so a node can tell a CRL that stopped
+ * arriving (past next_update) from one that has nothing new. */
+#include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +111,7 @@ static int revoke_in_tx(na_req *r, const revoke_target *t, size_t n, const char 
     if (rc == 0)
         rc = gm_store_revocations_json(na->store, INT64_MIN, &entries, &e);
     if (rc == 0)
-        rc = gm_crl_issue(&crl, &na->key, seq + 1, entries, r->now, na->cfg.crl_next_update_hours * 3600, &e);
+        rc = gm_crl_issue(&crl, &na->key, seq + 1, entries, r->now, na_crl_next_update_s(na), &e);
     json_decref(entries);
     char *text = rc == 0 ? gm_crl_dump(&crl, 0) : NULL;
     gm_crl_free(&crl);
@@ -198,4 +202,123 @@ int na_handle_revoke(na_req *r)
     free(cc.t);
     return na_reply_json(r, 200, json_pack("{s:o,s:o,s:I}", "crl", crl ? crl : json_null(), "revoked", revoked,
                                            "sequence", (json_int_t)seq));
+}
+
+int64_t na_crl_next_update_s(const gm_na_t *na)
+{
+    if (na->cfg.crl_resign_interval_s > 0)
+        return na->cfg.crl_resign_interval_s * na->cfg.crl_next_update_multiple;
+    return na->cfg.crl_next_update_hours * 3600;
+}
+
+int na_crl_resign(gm_na_t *na, gm_error *err)
+{
+    uint64_t seq;
+    json_t *entries = NULL;
+    gm_crl crl;
+    char *text = NULL;
+    memset(&crl, 0, sizeof crl);
+    int rc = gm_store_begin(na->store, err);
+    if (rc != 0)
+        return rc;
+    rc = gm_store_crl_latest(na->store, &seq, NULL, err);
+    if (rc == 0)
+        rc = gm_store_revocations_json(na->store, gm_time_now().unix_s, &entries, err);
+    if (rc == 0)
+        rc = gm_crl_issue(&crl, &na->key, seq + 1, entries, gm_time_now(), na_crl_next_update_s(na), err);
+    json_decref(entries);
+    if (rc == 0 && !(text = gm_crl_dump(&crl, 0)))
+        rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+    gm_crl_free(&crl);
+    if (rc == 0)
+        rc = gm_store_crl_add(na->store, seq + 1, text, gm_time_now().unix_s, err);
+    if (rc == 0)
+        rc = gm_store_commit(na->store, err);
+    else
+        gm_store_rollback(na->store);
+    if (rc != 0) {
+        free(text);
+        return rc;
+    }
+    na_crl_cache_set(na, seq + 1, text);
+    return 0;
+}
+
+/* issued_at of the cached CRL (0 if none or unreadable). */
+static int64_t cached_issued_at(gm_na_t *na)
+{
+    uint64_t seq;
+    char etag[80];
+    char *text = na_crl_cache_get(na, &seq, etag);
+    gm_crl c;
+    int64_t t = 0;
+    if (text && gm_crl_parse(text, strlen(text), &c, NULL) == 0) {
+        t = c.issued_at.unix_s;
+        gm_crl_free(&c);
+    }
+    free(text);
+    return t;
+}
+
+static void *resign_main(void *arg)
+{
+    gm_na_t *na = arg;
+    pthread_mutex_lock(&na->resign_lock);
+    while (!na->resign_stop) {
+        struct timespec at = {cached_issued_at(na) + na->cfg.crl_resign_interval_s, 0};
+        if (at.tv_sec > time(NULL)) {
+            int w = pthread_cond_timedwait(&na->resign_cond, &na->resign_lock, &at);
+            if (w != ETIMEDOUT)
+                continue; /* stop requested (or a spurious wake-up: recompute) */
+        }
+        pthread_mutex_unlock(&na->resign_lock);
+        gm_error e = {0};
+        if (na_crl_resign(na, &e) == 0) {
+            na_log(na, "CRL re-signed on schedule: sequence %llu", (unsigned long long)na->crl_seq);
+        } else {
+            na_log(na, "scheduled CRL re-signing failed (retrying in 60 s): %s", e.msg);
+            struct timespec retry = {time(NULL) + 60, 0};
+            pthread_mutex_lock(&na->resign_lock);
+            if (!na->resign_stop)
+                pthread_cond_timedwait(&na->resign_cond, &na->resign_lock, &retry);
+            continue;
+        }
+        pthread_mutex_lock(&na->resign_lock);
+    }
+    pthread_mutex_unlock(&na->resign_lock);
+    return NULL;
+}
+
+int na_crl_resign_start(gm_na_t *na, gm_error *err)
+{
+    if (na->cfg.crl_resign_interval_s <= 0 || na->resign_running)
+        return 0;
+    pthread_mutex_init(&na->resign_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_REALTIME);
+    pthread_cond_init(&na->resign_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    na->resign_stop = 0;
+    if (pthread_create(&na->resign_thread, NULL, resign_main, na) != 0) {
+        pthread_cond_destroy(&na->resign_cond);
+        pthread_mutex_destroy(&na->resign_lock);
+        return gm_error_set(err, GM_EINTERNAL, "cannot start the CRL re-signing thread");
+    }
+    na->resign_running = 1;
+    return 0;
+}
+
+void na_crl_resign_stop(gm_na_t *na)
+{
+    if (!na->resign_running)
+        return;
+    pthread_mutex_lock(&na->resign_lock);
+    na->resign_stop = 1;
+    pthread_cond_signal(&na->resign_cond);
+    pthread_mutex_unlock(&na->resign_lock);
+    pthread_join(na->resign_thread, NULL);
+    pthread_cond_destroy(&na->resign_cond);
+    pthread_mutex_destroy(&na->resign_lock);
+    na->resign_running = 0;
 }

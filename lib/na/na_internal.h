@@ -129,6 +129,11 @@ struct gm_na {
     uint64_t crl_seq;
     char *crl_text;
     char crl_etag[80];
+    /* scheduled re-signing (na_crl.c) */
+    pthread_t resign_thread;
+    int resign_running, resign_stop;
+    pthread_mutex_t resign_lock;
+    pthread_cond_t resign_cond;
     _Atomic int64_t nonce_pruned_at;
 };
 
@@ -139,6 +144,13 @@ void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text);
 char *na_crl_cache_get(gm_na_t *na, uint64_t *seq, char etag[80]);
 /* Issue CRL 0 if the store has none; load the latest into the cache. */
 int na_crl_bootstrap(gm_na_t *na, gm_error *err);
+/* Seconds from issue to next_update for a CRL issued now. */
+int64_t na_crl_next_update_s(const gm_na_t *na);
+/* Issue the next CRL (same revocations, sequence + 1, fresh issued_at/next_update). */
+int na_crl_resign(gm_na_t *na, gm_error *err);
+/* Thread that calls na_crl_resign every crl_resign_interval_s (nothing when 0); stop joins it. */
+int na_crl_resign_start(gm_na_t *na, gm_error *err);
+void na_crl_resign_stop(gm_na_t *na);
 /* gm_nonce_record_fn over the store, pruning old nonces now and then. */
 int na_nonce_record(void *ctx, const char *scope, const char *nonce, int64_t now, gm_error *err);
 

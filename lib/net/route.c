@@ -27,7 +27,11 @@ struct rt {
     uint8_t hops;
     uint8_t has_cert;
     uint8_t cert_id[GM_WIRE_CERT_ID_LEN];
+    uint8_t has_origin;
+    gm_wire_route_origin origin; /* the destination's signature, relayed unchanged */
     uint64_t refreshed_ms;
+    uint64_t suspect_until_ms;   /* path reported as not delivering until then */
+    uint32_t strikes;            /* times it was reported */
 };
 
 struct dst {
@@ -48,6 +52,8 @@ struct dst {
     int32_t adv_nb;
     uint8_t adv_has_cert;
     uint8_t adv_cert[GM_WIRE_CERT_ID_LEN];
+    uint8_t adv_has_origin;
+    gm_wire_route_origin adv_origin;
     uint64_t retract_until_ms; /* keep advertising a retraction until then */
     uint8_t changed;
     /* pending seqno request (ours, or forwarded for req_from) */
@@ -76,7 +82,7 @@ struct gm_route {
     size_t n_banned;
     gm_route_change_fn cb;
     void *cb_ud;
-    uint64_t refused_full, ignored_banned, infeasible, requests_sent;
+    uint64_t refused_full, ignored_banned, infeasible, requests_sent, stale_seqno, suspected;
 };
 
 void gm_route_config_default(gm_route_config *cfg)
@@ -271,17 +277,27 @@ static int route_better(const gm_route_t *t, int32_t a, int32_t b, int32_t curre
     return memcmp(t->nbs[ra->nb].key, t->nbs[rb->nb].key, KEYLEN) < 0;
 }
 
-/* Lowest-metric finite route, feasible or not, through a neighbour other than except. */
-static int32_t best_any(const gm_route_t *t, const struct dst *d, int32_t except)
+static int suspect(const struct rt *r, uint64_t now) { return r->suspect_until_ms > now; }
+
+/* Lowest-metric finite route, feasible or not, through a neighbour other than except
+ * (and not suspect when trusted_only). */
+static int32_t best_any_of(const gm_route_t *t, const struct dst *d, int32_t except, int trusted_only,
+                           uint64_t now)
 {
     int32_t best = NONE;
     for (int32_t r = d->routes; r != NONE; r = t->rts[r].next) {
-        if (t->rts[r].metric >= GM_ROUTE_INF || t->rts[r].nb == except)
+        if (t->rts[r].metric >= GM_ROUTE_INF || t->rts[r].nb == except ||
+            (trusted_only && suspect(&t->rts[r], now)))
             continue;
         if (best == NONE || route_better(t, r, best, d->selected))
             best = r;
     }
     return best;
+}
+
+static int32_t best_any(const gm_route_t *t, const struct dst *d, int32_t except)
+{
+    return best_any_of(t, d, except, 0, 0);
 }
 
 static void request_clear(struct dst *d)
@@ -290,13 +306,16 @@ static void request_clear(struct dst *d)
     d->req_to = d->req_from = NONE;
 }
 
-/* Starving: routes exist but none is feasible. Ask the originator for a newer seqno
- * through the neighbour with the best route, unless a request is already on its way. */
+/* Starving: routes exist but none is feasible (or only a suspect one is). Ask the
+ * originator for a newer seqno through the neighbour with the best (trusted) route, unless
+ * a request is already on its way. */
 static void maybe_request(gm_route_t *t, struct dst *d, uint64_t now)
 {
     if (d->selected != NONE || !d->has_fd)
         return;
-    int32_t r = best_any(t, d, NONE);
+    int32_t r = best_any_of(t, d, NONE, 1, now);
+    if (r == NONE)
+        r = best_any(t, d, NONE);
     if (r == NONE)
         return;
     uint64_t want = d->fd_seqno == UINT64_MAX ? UINT64_MAX : d->fd_seqno + 1;
@@ -316,14 +335,20 @@ static void maybe_request(gm_route_t *t, struct dst *d, uint64_t now)
 static int reselect(gm_route_t *t, int32_t di, uint64_t now)
 {
     struct dst *d = &t->dsts[di];
-    int32_t best = NONE;
+    int32_t best = NONE, fallback = NONE;
     for (int32_t r = d->routes; r != NONE; r = t->rts[r].next) {
         const struct rt *rr = &t->rts[r];
         if (rr->metric >= GM_ROUTE_INF || !feasible(d, rr->seqno, rr->adv_metric))
             continue;
-        if (best == NONE || route_better(t, r, best, d->selected))
-            best = r;
+        /* A path reported as not delivering is used only when nothing else is feasible. */
+        int32_t *slot = suspect(rr, now) ? &fallback : &best;
+        if (*slot == NONE || route_better(t, r, *slot, d->selected))
+            *slot = r;
     }
+    /* Only when no other path exists at all: otherwise starve briefly and ask for a newer
+     * seqno (the suspect route must not raise the FD above what the others can meet). */
+    if (best == NONE && best_any_of(t, d, NONE, 1, now) == NONE)
+        best = fallback;
     d->selected = best;
     if (best != NONE) {
         const struct rt *b = &t->rts[best];
@@ -344,6 +369,11 @@ static int reselect(gm_route_t *t, int32_t di, uint64_t now)
     }
 
     const struct rt *b = best != NONE ? &t->rts[best] : NULL;
+    if (b) {
+        /* The freshest signature of the same route goes out with the next full update. */
+        d->adv_has_origin = b->has_origin;
+        d->adv_origin = b->origin;
+    }
     int changed;
     if (b)
         changed = !d->adv_reach || d->adv_seqno != b->seqno || d->adv_metric != b->metric ||
@@ -605,9 +635,14 @@ static void handle_route(gm_route_t *t, int32_t ni, const gm_wire_route_entry *e
             return;
         }
     }
+    struct rt *rr = &t->rts[r];
+    /* A neighbour's seqno for a destination only goes up: an older origin is a replay. */
+    if (!created && rr->refreshed_ms && e->seqno < rr->seqno) {
+        t->stale_seqno++;
+        return;
+    }
     if (!feasible(d, e->seqno, e->metric))
         t->infeasible++;
-    struct rt *rr = &t->rts[r];
     rr->seqno = e->seqno;
     rr->adv_metric = e->metric;
     rr->adv_hops = e->hops;
@@ -618,6 +653,8 @@ static void handle_route(gm_route_t *t, int32_t ni, const gm_wire_route_entry *e
         memcpy(rr->cert_id, e->cert_id, GM_WIRE_CERT_ID_LEN);
     else
         memset(rr->cert_id, 0, GM_WIRE_CERT_ID_LEN);
+    rr->has_origin = e->has_origin;
+    rr->origin = e->origin;
     rr->refreshed_ms = now;
     reselect(t, di, now);
 }
@@ -699,6 +736,9 @@ int gm_route_tick(gm_route_t *t, uint64_t now_ms)
             if (age(now_ms, t->rts[r].refreshed_ms) >= t->cfg.hold_time_ms) {
                 route_free(t, r);
                 expired = 1;
+            } else if (t->rts[r].suspect_until_ms && t->rts[r].suspect_until_ms <= now_ms) {
+                t->rts[r].suspect_until_ms = 0;
+                expired = 1; /* selection may go back to it */
             }
             r = next;
         }
@@ -782,6 +822,8 @@ int gm_route_build_update(gm_route_t *t, const uint8_t neighbour[KEYLEN], int mo
                 e->hops = d->adv_hops;
                 e->has_cert_id = d->adv_has_cert;
                 memcpy(e->cert_id, d->adv_cert, GM_WIRE_CERT_ID_LEN);
+                e->has_origin = d->adv_has_origin;
+                e->origin = d->adv_origin;
             } else if (!d->adv_reach && now_ms < d->retract_until_ms) {
                 gm_wire_route_entry *e = &out[k++];
                 memset(e, 0, sizeof *e);
@@ -862,4 +904,29 @@ void gm_route_stats_get(const gm_route_t *t, gm_route_stats *s)
     s->ignored_banned = t->ignored_banned;
     s->infeasible = t->infeasible;
     s->requests_sent = t->requests_sent;
+    s->stale_seqno = t->stale_seqno;
+    s->suspected = t->suspected;
+}
+
+int gm_route_suspect(gm_route_t *t, const uint8_t dest[KEYLEN], const uint8_t neighbour[KEYLEN],
+                     uint64_t base_ms, uint64_t max_ms, uint64_t now_ms)
+{
+    int32_t di = dest_find(t, dest), ni = nb_find(t, neighbour);
+    if (di == NONE || ni == NONE)
+        return GM_ENOTFOUND;
+    int32_t r = route_find(t, &t->dsts[di], ni);
+    if (r == NONE)
+        return GM_ENOTFOUND;
+    struct rt *rr = &t->rts[r];
+    uint64_t hold = base_ms;
+    for (uint32_t i = 0; i < rr->strikes && hold < max_ms; i++)
+        hold *= 2;
+    if (hold > max_ms)
+        hold = max_ms;
+    if (rr->strikes < UINT32_MAX)
+        rr->strikes++;
+    rr->suspect_until_ms = now_ms + hold;
+    t->suspected++;
+    reselect(t, di, now_ms);
+    return 0;
 }

@@ -320,12 +320,15 @@ static int route_entry_check(const gm_wire_route_entry *e, gm_error *err)
     if (e->request && (e->metric != GM_WIRE_METRIC_INF || e->has_cert_id || e->hops == 0))
         return gm_error_set(err, GM_EPROTO,
                             "seqno request entry must have metric 0xFFFF, hops >= 1, no cert_id");
+    if (e->has_origin && (e->request || !e->has_cert_id))
+        return gm_error_set(err, GM_EPROTO,
+                            "route origin only on a route entry that names a cert_id");
     return 0;
 }
 
 static size_t route_entry_size(const gm_wire_route_entry *e)
 {
-    return 44 + (e->has_cert_id ? GM_WIRE_CERT_ID_LEN : 0);
+    return 44 + (e->has_cert_id ? GM_WIRE_CERT_ID_LEN : 0) + (e->has_origin ? GM_WIRE_ORIGIN_LEN : 0);
 }
 
 size_t gm_wire_route_update_size(const gm_wire_route_entry *entries, size_t n)
@@ -365,10 +368,17 @@ int gm_wire_route_update_encode(const gm_wire_route_entry *entries, size_t n, ui
         p += 2;
         *p++ = e->hops;
         *p++ = (uint8_t)((e->has_cert_id ? GM_WIRE_ROUTE_F_CERT_ID : 0) |
-                         (e->request ? GM_WIRE_ROUTE_F_REQUEST : 0));
+                         (e->request ? GM_WIRE_ROUTE_F_REQUEST : 0) |
+                         (e->has_origin ? GM_WIRE_ROUTE_F_ORIGIN : 0));
         if (e->has_cert_id) {
             memcpy(p, e->cert_id, GM_WIRE_CERT_ID_LEN);
             p += GM_WIRE_CERT_ID_LEN;
+        }
+        if (e->has_origin) {
+            put64(p, e->origin.time);
+            memcpy(p + 8, e->origin.first_hop, GM_WIRE_KEY_LEN);
+            memcpy(p + 8 + GM_WIRE_KEY_LEN, e->origin.sig, GM_WIRE_ORIGIN_SIG_LEN);
+            p += GM_WIRE_ORIGIN_LEN;
         }
     }
     *out_len = (size_t)(p - out);
@@ -402,7 +412,7 @@ int gm_wire_route_update_decode(const uint8_t *msg, size_t len, gm_wire_route_en
         e->hops = msg[off + 42];
         uint8_t flags = msg[off + 43];
         off += 44;
-        if (flags & ~(GM_WIRE_ROUTE_F_CERT_ID | GM_WIRE_ROUTE_F_REQUEST))
+        if (flags & ~(GM_WIRE_ROUTE_F_CERT_ID | GM_WIRE_ROUTE_F_REQUEST | GM_WIRE_ROUTE_F_ORIGIN))
             return gm_error_set(err, GM_EPROTO, "ROUTE_UPDATE entry %zu has unknown flags 0x%02x",
                                 i, flags);
         e->request = (flags & GM_WIRE_ROUTE_F_REQUEST) != 0;
@@ -413,6 +423,16 @@ int gm_wire_route_update_decode(const uint8_t *msg, size_t len, gm_wire_route_en
             e->has_cert_id = 1;
             memcpy(e->cert_id, msg + off, GM_WIRE_CERT_ID_LEN);
             off += GM_WIRE_CERT_ID_LEN;
+        }
+        if (flags & GM_WIRE_ROUTE_F_ORIGIN) {
+            if (len - off < GM_WIRE_ORIGIN_LEN)
+                return gm_error_set(err, GM_EPROTO, "ROUTE_UPDATE truncated in entry %zu origin",
+                                    i);
+            e->has_origin = 1;
+            e->origin.time = get64(msg + off);
+            memcpy(e->origin.first_hop, msg + off + 8, GM_WIRE_KEY_LEN);
+            memcpy(e->origin.sig, msg + off + 8 + GM_WIRE_KEY_LEN, GM_WIRE_ORIGIN_SIG_LEN);
+            off += GM_WIRE_ORIGIN_LEN;
         }
         rc = route_entry_check(e, err);
         if (rc < 0)

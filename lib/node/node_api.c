@@ -268,6 +268,12 @@ json_t *node_status_json(gm_node *n)
                           n->cert.cert_id, "expires_at", exp, "running", 1, "revoked", n->self_revoked, "listen",
                           n->conn.listen_addr);
     json_object_set_new(o, "crl_sequence", n->have_crl ? json_integer((json_int_t)n->crl.sequence) : json_null());
+    if (n->have_crl) {
+        char nu[GM_TIME_STRLEN];
+        gm_time_format(&n->crl.next_update, nu);
+        json_object_set_new(o, "crl_next_update", json_string(nu));
+    }
+    json_object_set_new(o, "crl_stale", json_boolean(n->crl_stale));
     json_object_set_new(o, "peers", node_peers_json(n));
     json_object_set_new(o, "routes", node_routes_json(n));
     json_object_set_new(o, "metrics", node_metrics_json(n));

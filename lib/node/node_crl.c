@@ -1,7 +1,10 @@
 /* The node's current CRL: loaded from D/crl.json, polled from the NA with ETag on the
  * thread pool, gossiped between peers (CRL_ANNOUNCE / CRL_REQUEST / CRL_DATA). A CRL is
  * accepted only when the NA signature verifies and the sequence goes up; then sessions of
- * revoked peers are closed, their routes withdrawn and their handshakes refused. */
+ * revoked peers are closed, their routes withdrawn and their handshakes refused.
+ * A CRL past its next_update is stale (the NA re-signs on a schedule, so a live NA never lets
+ * that happen): a warning, the crl_stale gauge and "crl_stale" in status; with
+ * --crl-stale refuse, new links are held to CRL gossip until a fresh CRL arrives. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +88,53 @@ static void store(gm_node *n, gm_crl *c, const char *source)
                                                        source, "revoked", (json_int_t)n->crl.n_revoked));
 }
 
+/* Re-evaluate staleness against the wall clock; log transitions. */
+static void check_stale(gm_node *n)
+{
+    gm_time now = gm_time_now();
+    int stale = n->have_crl && gm_time_cmp(&now, &n->crl.next_update) > 0;
+    if (stale == n->crl_stale)
+        return;
+    n->crl_stale = stale;
+    n->m.crl_stale = (uint64_t)stale;
+    char nu[GM_TIME_STRLEN];
+    gm_time_format(&n->crl.next_update, nu);
+    if (stale)
+        node_log(n, GM_LOG_WARN, "crl_stale",
+                 json_pack("{s:I,s:s,s:s}", "sequence", (json_int_t)n->crl.sequence, "next_update", nu, "mode",
+                           n->cfg.crl_stale_refuse ? "refuse" : "warn"));
+    else
+        node_log(n, GM_LOG_INFO, "crl_fresh", json_pack("{s:I,s:s}", "sequence", (json_int_t)n->crl.sequence, "next_update", nu));
+}
+
+int node_crl_hold_link(gm_node *n, node_link *l)
+{
+    check_stale(n);
+    if (!n->crl_stale || !n->cfg.crl_stale_refuse)
+        return 0;
+    l->crl_hold = 1;
+    l->crl_hold_until_ms = node_now_ms(n) + NODE_CRL_STALE_HOLD_MS;
+    node_log(n, GM_LOG_INFO, "link_held_crl_stale", json_pack("{s:s}", "peer", l->peer_cert.node_pk_b64));
+    return 1;
+}
+
+/* Links held for a stale CRL: released once the CRL is fresh, refused after the hold. */
+static void held_links_tick(gm_node *n, uint64_t now)
+{
+    for (node_link *l = n->links; l; l = l->next) {
+        if (!l->crl_hold || l->state != LINK_UP)
+            continue;
+        if (!n->crl_stale) {
+            l->crl_hold = 0;
+            node_routing_link_up(n, l);
+        } else if (now >= l->crl_hold_until_ms) {
+            n->m.crl_stale_refused++;
+            node_log(n, GM_LOG_WARN, "link_refused_crl_stale", json_pack("{s:s}", "peer", l->peer_cert.node_pk_b64));
+            node_link_close(l, GM_WIRE_CLOSE_NORMAL, "our CRL is stale (past next_update): no new links until a fresher one arrives");
+        }
+    }
+}
+
 static void install(gm_node *n, gm_crl *c, const char *source)
 {
     store(n, c, source);
@@ -92,6 +142,8 @@ static void install(gm_node *n, gm_crl *c, const char *source)
         if (l->state == LINK_UP)
             announce(n, l);
     apply(n);
+    check_stale(n);
+    held_links_tick(n, node_now_ms(n));
 }
 
 /* Offer text as a newer CRL; 0 when installed. */
@@ -361,6 +413,8 @@ static void poll_done(uv_work_t *req, int status)
 void node_crl_tick(gm_node *n, uint64_t now)
 {
     crl_link_tick(n, now);
+    check_stale(n);
+    held_links_tick(n, now);
     long every = poll_every(n);
     if (every < 0 || !n->na_url[0] || n->crl_poll_busy || n->stopping || now < n->next_crl_poll_ms)
         return;

@@ -24,6 +24,9 @@ void node_dispatch(node_link *l, const uint8_t *msg, size_t mlen)
         if (l->state != LINK_UP)
             return;
     }
+    /* A link held for a stale CRL carries CRL gossip and heartbeats only. */
+    if (l->crl_hold && (type == GM_WIRE_DATA || type == GM_WIRE_ROUTE_UPDATE || type == GM_WIRE_CERT))
+        return;
     switch (type) {
     case GM_WIRE_PING: {
         uint64_t nonce;

@@ -8,7 +8,12 @@
  *   HS_RESP   0x02 || sender_idx u32 || receiver_idx u32 || IK message 2
  *   TRANSPORT 0x03 || receiver_idx u32 || counter u64 || AEAD(port_len u8 || port || data)
  * The AEAD's associated data is src || dst || the 13 header bytes. A HS_INIT whose timestamp
- * is not newer than the last one accepted from that initiator is a replay and is dropped. */
+ * is not newer than the last one accepted from that initiator is a replay and is dropped.
+ *
+ * Path health: a transport plaintext starting with 0xFF (never a port length) is a control
+ * message: 0xFF || 1 = probe, 0xFF || 2 = probe answer. When we sent data and heard nothing
+ * back for E2E_PROBE_AFTER_MS we probe; a probe or a handshake left unanswered is evidence
+ * that the path stopped delivering, and routing avoids that next hop (routes_suspected). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +33,12 @@
 #define E2E_REKEY_AFTER_MS (30 * 60 * 1000ull)
 #define E2E_MAX_COUNTER (UINT64_C(1) << 60)
 #define E2E_TRIGGER_MS 2000
+#define E2E_CTL 0xFF
+#define E2E_CTL_PROBE 1
+#define E2E_CTL_PROBE_ACK 2
+#define E2E_PROBE_AFTER_MS 1000
+#define E2E_PROBE_TIMEOUT_MS 2000
+#define E2E_PROBE_TRIES 3
 
 typedef struct e2e_keys {
     int valid;
@@ -55,6 +66,11 @@ typedef struct e2e_peer {
     uint64_t last_ts;
     uint64_t last_trigger_ms;
     uint64_t last_used_ms;
+    uint64_t unanswered_since_ms; /* first data sent since we last heard from the peer */
+    uint64_t probe_sent_ms;
+    int probe_fails;
+    int has_via;                  /* next hop the last handshake or probe went out through */
+    uint8_t via[GM_PK_LEN];
     e2e_qmsg *q_head, *q_tail;
     size_t q_n;
     struct e2e_peer *next;
@@ -260,9 +276,41 @@ static int seal_and_send(gm_node *n, e2e_peer *p, const uint8_t *pt, size_t len)
     crypto_aead_chacha20poly1305_ietf_encrypt(buf + E2E_HDR, &clen, pt, len, ad, sizeof ad, NULL, nonce, p->cur.tx);
     int rc = node_forward_send(n, p->pk, buf, total);
     free(buf);
-    if (rc == 0)
+    if (rc == 0 && !(len >= 1 && pt[0] == E2E_CTL))
         n->m.e2e_sent++;
+    if (rc == 0 && !p->unanswered_since_ms && !(len == 2 && pt[0] == E2E_CTL && pt[1] == E2E_CTL_PROBE_ACK))
+        p->unanswered_since_ms = node_now_ms(n);
     return rc;
+}
+
+/* Remember the next hop a handshake or probe goes through: only it is blamed if no answer comes. */
+static void note_via(gm_node *n, e2e_peer *p)
+{
+    node_link *nh = node_routing_next_hop(n, p->pk);
+    p->has_via = nh != NULL;
+    if (nh)
+        memcpy(p->via, nh->peer_pk, GM_PK_LEN);
+}
+
+static void send_ctl(gm_node *n, e2e_peer *p, uint8_t kind)
+{
+    uint8_t pt[2] = {E2E_CTL, kind};
+    if (kind == E2E_CTL_PROBE)
+        note_via(n, p);
+    seal_and_send(n, p, pt, sizeof pt);
+}
+
+/* The path to p did not deliver: count it and let routing try another next hop. */
+static void path_failed(gm_node *n, e2e_peer *p, const char *what)
+{
+    char b64[GM_PK_B64_LEN + 1];
+    if (!p->has_via)
+        return; /* it never left: there was no route */
+    n->m.e2e_path_failures++;
+    node_pk_b64(p->pk, b64);
+    node_log(n, GM_LOG_INFO, "e2e_path_unanswered", json_pack("{s:s,s:s}", "peer", b64, "what", what));
+    node_routing_path_failed(n, p->pk, p->via);
+    p->has_via = 0;
 }
 
 static int session_usable(const e2e_keys *k, uint64_t now)
@@ -291,6 +339,7 @@ static void start_handshake(gm_node *n, e2e_peer *p)
     }
     p->hs_deadline_ms = node_now_ms(n) + E2E_HS_TIMEOUT_MS;
     p->hs_tries++;
+    note_via(n, p);
     node_forward_send(n, p->pk, out, olen + 5);
 }
 
@@ -538,6 +587,17 @@ static void on_transport(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t
     }
     gm_replay_mark(&k->rw, ctr);
     p->last_used_ms = now;
+    /* Anything authenticated from the peer proves the path delivers both ways. */
+    p->unanswered_since_ms = p->probe_sent_ms = 0;
+    p->probe_fails = 0;
+    if (mlen == 2 && pt[0] == E2E_CTL) {
+        if (pt[1] == E2E_CTL_PROBE)
+            send_ctl(n, p, E2E_CTL_PROBE_ACK);
+        else if (pt[1] != E2E_CTL_PROBE_ACK)
+            n->m.e2e_drop_auth++;
+        free(pt);
+        return;
+    }
     size_t plen = mlen ? pt[0] : 0;
     char port[NODE_MAX_PORT_LEN + 1];
     if (mlen < 1 || plen > NODE_MAX_PORT_LEN || 1 + plen > mlen) {
@@ -575,8 +635,25 @@ void node_e2e_on_payload(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t
 void node_e2e_tick(gm_node *n, uint64_t now)
 {
     for (e2e_peer *p = n->e2e->peers; p; p = p->next) {
+        if (!p->hs && session_usable(&p->cur, now) && p->unanswered_since_ms) {
+            if (p->probe_sent_ms && now - p->probe_sent_ms >= E2E_PROBE_TIMEOUT_MS) {
+                path_failed(n, p, "probe");
+                p->probe_sent_ms = 0;
+                /* Give up probing a peer that answers on no path, until we send again. */
+                if (++p->probe_fails >= E2E_PROBE_TRIES) {
+                    p->unanswered_since_ms = 0;
+                    p->probe_fails = 0;
+                    continue;
+                }
+            }
+            if (!p->probe_sent_ms && now - p->unanswered_since_ms >= E2E_PROBE_AFTER_MS) {
+                p->probe_sent_ms = now;
+                send_ctl(n, p, E2E_CTL_PROBE);
+            }
+        }
         if (!p->hs || now < p->hs_deadline_ms)
             continue;
+        path_failed(n, p, "handshake");
         if (p->hs_tries >= E2E_HS_TRIES) {
             gm_noise_handshake_free(p->hs);
             p->hs = NULL;

@@ -110,6 +110,9 @@ struct node_link {
     int keys;                 /* tx/rx transport ciphers are set (after Split) */
     gm_wire_reader_t *reader;
     gm_noise_cipher tx, rx;
+    /* node_crl.c: --crl-stale refuse with a stale CRL: CRL gossip only, no routes/DATA */
+    int crl_hold;
+    uint64_t crl_hold_until_ms;
     /* Backpressure (send side): congested from above NODE_SENDQ_HIGH until below NODE_SENDQ_LOW. */
     int congested;
     uint64_t congested_since_ms;
@@ -175,6 +178,11 @@ typedef struct node_metrics {
     uint64_t crl_updates, crl_refused;
     uint64_t routes_refused_no_cert, certs_refused;
     uint64_t certs_refused_limit, certs_evicted;
+    uint64_t routes_refused_origin, route_origins_forged;  /* route origins (node_routing.c) */
+    uint64_t route_origins_verified, route_origin_cache_hits;
+    uint64_t routes_suspected, e2e_path_failures;           /* dropping relays (node_e2e.c) */
+    uint64_t crl_stale;                                     /* gauge: 1 while past next_update */
+    uint64_t crl_stale_refused;                             /* links refused in refuse mode */
     uint64_t revoked_links_closed;
     uint64_t renewals_ok, renewals_failed;
 } node_metrics;
@@ -247,6 +255,7 @@ struct gm_node {
     /* node_crl.c: the CRL in force (crl and have_crl are read by every subsystem) */
     gm_crl crl;
     int have_crl;
+    int crl_stale;            /* the CRL is past its next_update */
     char crl_etag[256];
     int crl_poll_busy;
     uint64_t next_crl_poll_ms;
@@ -327,6 +336,10 @@ void node_crl_poll_soon(gm_node *n);
 void node_crl_tick(gm_node *n, uint64_t now);
 void node_crl_on_link_up(gm_node *n, node_link *l);
 void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len);
+/* In --crl-stale refuse mode with a stale CRL, hold a new link to CRL gossip (1): it is
+ * released when a fresh CRL arrives, closed after NODE_CRL_STALE_HOLD_MS otherwise. */
+#define NODE_CRL_STALE_HOLD_MS 5000
+int node_crl_hold_link(gm_node *n, node_link *l);
 /* Free l's CRL transfer state (when the link is freed). */
 void node_crl_link_free(node_link *l);
 
@@ -363,6 +376,8 @@ void node_routing_tick(gm_node *n, uint64_t now);
 node_link *node_routing_next_hop(gm_node *n, const uint8_t dst[GM_PK_LEN]);
 /* After a CRL change: withdraw every route whose destination is revoked. */
 void node_routing_revoked(gm_node *n);
+/* End-to-end evidence that the path to dst through neighbour via stopped delivering: avoid it. */
+void node_routing_path_failed(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t via[GM_PK_LEN]);
 /* 1 if pk was withdrawn (revoked) and not seen with a valid certificate since. */
 int node_routing_banned(gm_node *n, const uint8_t pk[GM_PK_LEN]);
 /* After our certificate changed: re-announce ourselves with the new cert reference. */

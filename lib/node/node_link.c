@@ -222,7 +222,7 @@ void node_link_up(node_link *l)
         node_link_ping(l);
     if (l->state == LINK_UP)
         node_crl_on_link_up(n, l);
-    if (l->state == LINK_UP)
+    if (l->state == LINK_UP && !node_crl_hold_link(n, l))
         node_routing_link_up(n, l);
 }
 
