@@ -21,6 +21,7 @@ int cmd_agents(int argc, char **argv);  /* cmd_agent.c */
 int cmd_agent(int argc, char **argv);   /* cmd_agent.c */
 int cmd_ask(int argc, char **argv);     /* cmd_agent.c */
 int cmd_dev(int argc, char **argv);     /* cmd_dev.c */
+int cmd_policy(int argc, char **argv);  /* cmd_policy.c */
 
 /* Print "genesis-mesh: <what>: <err->msg>" to stderr; returns exit code 1. */
 int cli_fail(const char *what, const gm_error *err);

@@ -10,6 +10,7 @@
 #include "gm/crl.h"
 #include "gm/keys.h"
 #include "gm/na_client.h"
+#include "gm/policy.h"
 #include "gm/util.h"
 
 #define MAX_ROLES 32
@@ -21,6 +22,7 @@ static void usage(FILE *f)
             "       genesis-mesh admin revoke (--cert-id ID | --node-key B64) --reason R [--json]\n"
             "       genesis-mesh admin nodes [--node-key B64] [--json]\n"
             "       genesis-mesh admin clear-key --node-key B64\n"
+            "       genesis-mesh admin policy set FILE [--json]\n"
             "       genesis-mesh admin request METHOD PATH [--body JSON] [--timestamp T] [--nonce N]\n"
             "common options: [--dir D] (operator directory, default .) [--na URL] (default: config.json na_url)\n"
             "\n"
@@ -30,6 +32,8 @@ static void usage(FILE *f)
             "           key_compromise also blocks the node key until 'admin clear-key'.\n"
             "nodes      every certificate with its state (active, expired, revoked).\n"
             "clear-key  lift the key_compromise block of a node key (it still needs a new invite).\n"
+            "policy set the access policy to the rules in FILE (docs/access-policy.md); the NA signs\n"
+            "           it as the next sequence and nodes pick it up within seconds.\n"
             "request    send any signed admin request and print the JSON answer (debugging).\n");
 }
 
@@ -339,6 +343,50 @@ static int do_request(int argc, char **argv, admin_opts *o)
     return 0;
 }
 
+static int do_policy(int argc, char **argv, admin_opts *o)
+{
+    const char *file = NULL;
+    if (argc < 2 || strcmp(argv[1], "set") != 0)
+        return cli_usage("admin policy: the only subcommand is 'set FILE'");
+    for (int i = 2; i < argc; i++) {
+        int m = common_opt(argc, argv, &i, o);
+        if (m < 0)
+            return cli_usage("admin policy set: %s needs a value", argv[i]);
+        if (m == 0 && (argv[i][0] == '-' || file))
+            return cli_usage("admin policy set: unknown option '%s'", argv[i]);
+        if (m == 0)
+            file = argv[i];
+    }
+    if (!file)
+        return cli_usage("admin policy set: give the rules FILE");
+    gm_error err = {0};
+    char *text = NULL;
+    size_t len;
+    json_t *rules = NULL, *resp = NULL;
+    /* Check locally first so a mistake names its line before anything is signed. */
+    int rc = gm_file_read(file, GM_POLICY_MAX_BYTES, &text, &len, &err);
+    if (rc == 0 && (rc = gm_policy_rules_parse(text, len, &rules, &err)) != 0)
+        gm_error_prefix(&err, "%s", file);
+    json_decref(rules);
+    json_t *body = rc == 0 ? json_pack("{s:s%}", "rules", text, len) : NULL;
+    free(text);
+    if (rc == 0 && !body)
+        rc = gm_error_set(&err, GM_EFORMAT, "%s is not UTF-8 text", file);
+    if (rc == 0)
+        rc = load_operator(o, &err);
+    if (rc == 0)
+        rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/policy", body, 0, NULL, &resp, &err);
+    json_decref(body);
+    if (rc != 0)
+        return cli_fail("admin policy set", &err);
+    if (o->json)
+        print_json(resp);
+    else
+        printf("access policy sequence %lld published\n", (long long)json_integer_value(json_object_get(resp, "sequence")));
+    json_decref(resp);
+    return 0;
+}
+
 int cmd_admin(int argc, char **argv)
 {
     if (argc < 2 || cli_flag(argv, 1, "--help") || cli_flag(argv, 1, "-h")) {
@@ -358,6 +406,8 @@ int cmd_admin(int argc, char **argv)
         rc = do_nodes(argc - 1, argv + 1, &o);
     else if (!strcmp(sub, "clear-key"))
         rc = do_clear_key(argc - 1, argv + 1, &o);
+    else if (!strcmp(sub, "policy"))
+        rc = do_policy(argc - 1, argv + 1, &o);
     else if (!strcmp(sub, "request"))
         rc = do_request(argc - 1, argv + 1, &o);
     else {

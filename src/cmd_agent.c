@@ -195,6 +195,7 @@ static int agent_run(int argc, char **argv)
                    "       [--env-file F] [--na URL] [--ttl SECONDS] [--log FILE] [--sub-timeout-ms N]\n"
                    "Built-in capabilities: repo.summary (--fixture repo.json), llm.chat (LLM_* from the\n"
                    "environment or --env-file), planner.answer (composes repo.summary and llm.chat).\n"
+                   "Any other capability with --fixture F answers with the document F (a stand-in).\n"
                    "The node at D must be running. Stops on SIGTERM/SIGINT and unregisters.\n");
             return 0;
         } else {
@@ -221,7 +222,9 @@ static int agent_run(int argc, char **argv)
     gm_llm_config llm = {0};
     gm_agent_planner planner = {0};
     int rc = 0;
-    if (!strcmp(ncap, "repo.summary")) {
+    /* Any other capability with --fixture serves that document too (a stand-in provider,
+     * e.g. finance.report in the access-policy demo). */
+    if (!strcmp(ncap, "repo.summary") || (fixture && strcmp(ncap, "llm.chat") && strcmp(ncap, "planner.answer"))) {
         if (!fixture) {
             rc = cli_usage("agent run: repo.summary needs --fixture FILE (see examples/repo-a.json)");
             goto out;

@@ -10,6 +10,7 @@
 #include "gm/genesis.h"
 #include "gm/keys.h"
 #include "gm/na.h"
+#include "gm/policy.h"
 #include "gm/util.h"
 
 #define NA_VALID_DAYS 90
@@ -24,6 +25,7 @@ static void usage(FILE *f)
                "  operator.key/.pub  operator key (operator-local); signs admin requests.\n"
                "  genesis.json       the genesis block, NA key valid for %d days.\n"
                "  config.json        the NA's configuration.\n"
+               "  access-policy.json the permissive access policy 0, signed by the NA key.\n"
                "Refuses to overwrite existing keys unless --force.\n",
                NA_VALID_DAYS);
 }
@@ -80,6 +82,24 @@ static int write_config(const char *dir, const char *network, const char *na_url
     return rc;
 }
 
+/* The permissive access policy (sequence 0, "default allow"): roles restrict nothing until the
+ * operator sets rules with 'admin policy set'. */
+static int write_policy(const char *dir, const gm_signer *na, gm_time now, gm_error *err)
+{
+    char path[4096];
+    gm_policy p;
+    int rc = gm_path_join(path, sizeof path, dir, "access-policy.json", err);
+    if (rc == 0)
+        rc = gm_policy_issue_default(&p, na, now, err);
+    if (rc != 0)
+        return rc;
+    char *text = gm_policy_dump(&p, 0);
+    gm_policy_free(&p);
+    rc = text ? gm_file_write_atomic(path, text, strlen(text), 0644, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
+    free(text);
+    return rc;
+}
+
 int cmd_init(int argc, char **argv)
 {
     const char *dir = ".", *network = "gm-local", *na_url = "http://127.0.0.1:8700", *listen = "127.0.0.1:8700";
@@ -105,7 +125,7 @@ int cmd_init(int argc, char **argv)
 
     gm_error err = {0};
     static const char *const files[] = {"root.key", "root.pub", "na.key", "na.pub", "operator.key", "operator.pub",
-                                        "genesis.json", "config.json"};
+                                        "genesis.json", "config.json", "access-policy.json"};
     char path[4096];
     if (gm_mkdir_p(dir, 0755, &err) != 0)
         return cli_fail("init", &err);
@@ -163,6 +183,8 @@ int cmd_init(int argc, char **argv)
     }
     if (rc == 0)
         rc = write_config(dir, network, na_url, listen, &op, &err);
+    if (rc == 0)
+        rc = write_policy(dir, &na, now, &err);
     free(gtext);
     gm_genesis_free(&g);
     gm_signer_wipe(&root);
@@ -182,6 +204,7 @@ int cmd_init(int argc, char **argv)
            "  operator.key  operator key (operator-local): %s\n"
            "  genesis.json  signed genesis block\n"
            "  config.json   NA configuration (listen %s, URL %s)\n"
+           "  access-policy.json  access policy 0: everything allowed (genesis-mesh admin policy set FILE)\n"
            "next: genesis-mesh na start --dir %s\n",
            network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url, dir);
     gm_signer_wipe(&op);

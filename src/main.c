@@ -17,7 +17,7 @@ static const struct command commands[] = {
     {"genesis", cmd_genesis, "create | sign | verify | show a genesis block (offline ceremony)"},
     {"cert", cmd_cert, "verify a join certificate against genesis and CRL"},
     {"na", cmd_na, "start the Network Authority service"},
-    {"admin", cmd_admin, "invite | revoke | nodes | clear-key: operator requests to the NA"},
+    {"admin", cmd_admin, "invite | revoke | nodes | clear-key | policy set: operator requests to the NA"},
     {"join", cmd_join, "enroll this node with an invite token"},
     {"status", cmd_status, "what this node holds (and, if running, its peers and routes)"},
     {"node", cmd_node, "start the persistent node runtime"},
@@ -26,6 +26,7 @@ static const struct command commands[] = {
     {"agents", cmd_agents, "list registered agents (optionally by capability)"},
     {"agent", cmd_agent, "run a capability provider agent"},
     {"ask", cmd_ask, "invoke a capability over the mesh and show the provenance"},
+    {"policy", cmd_policy, "show the access policy; check what a role may do and which rule decides"},
     {"dev", cmd_dev, "dev up: run the whole local AI agent network demo"},
 };
 

@@ -58,6 +58,8 @@ int gm_policy_from_json(const json_t *doc, gm_policy *p, gm_error *err); /* copi
  * makes it; borrowed). */
 int gm_policy_issue(gm_policy *p, const gm_signer *na, uint64_t sequence, const json_t *body, gm_time issued_at,
                     gm_error *err);
+/* The permissive policy a new network starts with ("default allow", no rules), sequence 0. */
+int gm_policy_issue_default(gm_policy *p, const gm_signer *na, gm_time issued_at, gm_error *err);
 /* Signature under the genesis NA key. */
 int gm_policy_verify(const gm_policy *p, const uint8_t na_pk[GM_PK_LEN], gm_error *err);
 /* Decide kind for a subject holding roles (n of them) and an object: a capability or port

@@ -349,6 +349,14 @@ int gm_policy_issue(gm_policy *p, const gm_signer *na, uint64_t sequence, const 
     return 0;
 }
 
+int gm_policy_issue_default(gm_policy *p, const gm_signer *na, gm_time issued_at, gm_error *err)
+{
+    json_t *body = json_pack("{s:s,s:[]}", "default", "allow", "rules");
+    int rc = body ? gm_policy_issue(p, na, 0, body, issued_at, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
+    json_decref(body);
+    return rc;
+}
+
 int gm_policy_verify(const gm_policy *p, const uint8_t na_pk[GM_PK_LEN], gm_error *err)
 {
     int rc = gm_sigdoc_verify_any(p->doc, na_pk, err);

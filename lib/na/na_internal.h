@@ -119,6 +119,11 @@ struct gm_na {
     uint64_t crl_seq;
     char *crl_text;
     char crl_etag[80];
+    /* the current access policy (na_policy.c), also in D/access-policy.json */
+    pthread_mutex_t policy_lock;
+    uint64_t policy_seq;
+    char *policy_text;
+    char policy_etag[80];
     _Atomic int64_t nonce_pruned_at;
 };
 
@@ -129,6 +134,10 @@ void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text);
 char *na_crl_cache_get(gm_na_t *na, uint64_t *seq, char etag[80]);
 /* Issue CRL 0 if the store has none; load the latest into the cache. */
 int na_crl_bootstrap(gm_na_t *na, gm_error *err);
+/* Load D/access-policy.json (issuing the permissive sequence 0 when there is none). */
+int na_policy_bootstrap(gm_na_t *na, gm_error *err); /* na_policy.c */
+/* Reply 200 with text (application/json) tagged etag, or 304 when If-None-Match names it. */
+int na_reply_tagged(na_req *r, const char *text, const char *etag); /* na_crl.c */
 /* gm_nonce_record_fn over the store, pruning old nonces now and then. */
 int na_nonce_record(void *ctx, const char *scope, const char *nonce, int64_t now, gm_error *err);
 
@@ -197,6 +206,8 @@ void na_token_hash(const char *token, char out[65]);
 int na_handle_health(na_req *r);     /* na_public.c */
 int na_handle_genesis(na_req *r);    /* na_public.c */
 int na_handle_crl(na_req *r);        /* na_crl.c */
+int na_handle_access_policy(na_req *r); /* na_policy.c */
+int na_handle_policy_set(na_req *r);    /* na_policy.c */
 int na_handle_revoke(na_req *r);     /* na_crl.c */
 int na_handle_metrics(na_req *r);    /* na_metrics.c */
 int na_handle_invite(na_req *r);     /* na_admin.c */

@@ -218,7 +218,7 @@ static void on_closed(uv_handle_t *h)
         free(l->held);
     }
     free(l->rest);
-    node_crl_link_free(l);
+    node_doc_link_free(l);
     free(l);
 }
 
@@ -340,6 +340,10 @@ static int hs_check_peer(node_link *l, const uint8_t *cert, size_t len, const ui
     }
     l->has_cert = 1;
     memcpy(l->peer_pk, l->peer_cert.node_pk, GM_PK_LEN);
+    if (!node_policy_link_ok(n, &l->peer_cert)) {
+        node_link_close(l, GM_WIRE_CLOSE_FORBIDDEN, "forbidden by the access policy");
+        return -1;
+    }
     return 0;
 }
 
@@ -436,7 +440,7 @@ static void link_up(node_link *l)
     if (!l->outbound)
         send_ping(l);
     if (l->state == LINK_UP)
-        node_crl_on_link_up(n, l);
+        node_doc_on_link_up(n, l);
     if (l->state == LINK_UP)
         node_routing_link_up(n, l);
 }
@@ -611,7 +615,10 @@ static void transport_on_frame(node_link *l, const uint8_t *frame, size_t len)
     case GM_WIRE_CRL_ANNOUNCE:
     case GM_WIRE_CRL_REQUEST:
     case GM_WIRE_CRL_DATA:
-        node_crl_on_message(n, l, type, msg, mlen);
+    case GM_WIRE_POLICY_ANNOUNCE:
+    case GM_WIRE_POLICY_REQUEST:
+    case GM_WIRE_POLICY_DATA:
+        node_doc_on_message(n, l, type, msg, mlen);
         break;
     case GM_WIRE_ROUTE_UPDATE:
     case GM_WIRE_CERT:
