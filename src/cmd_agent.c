@@ -89,6 +89,9 @@ int cmd_agents(int argc, char **argv)
         } else if (have_ctx && c0) {
             if (gm_agent_select(one, c0, &ctx.genesis, &crl, gm_time_now(), NULL, 0, &cs, &e2) == 0 && cs.n == 1) {
                 snprintf(reason, sizeof reason, "%s", cs.v[0].usable ? "verified" : cs.v[0].reason);
+                char why[600];
+                if (cs.v[0].usable && !gm_agent_policy_allows(&ctx, c0, why, sizeof why))
+                    snprintf(reason, sizeof reason, "not callable: %s", why);
                 check = reason;
             } else {
                 snprintf(reason, sizeof reason, "%s", e2.msg);
