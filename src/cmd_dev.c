@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "gm/agent.h"
 #include "gm/http_client.h"
+#include "gm/policy.h"
 #include "gm/util.h"
 
 #define MAX_PROCS 32
@@ -591,9 +592,123 @@ static int step_question(struct dev *d)
     return ok ? 0 : -1;
 }
 
+#define LEDGER_FIXTURE "{\"name\":\"ledger\",\"description\":\"Q3 revenue 1.2M, costs 0.9M.\",\"source\":\"finance demo\"}\n"
+
+/* admin policy set with rules; then wait until every running node holds sequence seq. */
+static int set_policy(struct dev *d, const char *label, const char *rules, json_int_t seq)
+{
+    char dir[PATH_MAX + 64], file[PATH_MAX + 64], out[PATH_MAX + 64];
+    gm_error e = {0};
+    path_of(d, dir, sizeof dir, "authority");
+    path_of(d, file, sizeof file, "policy-%s.rules", label);
+    path_of(d, out, sizeof out, "logs/policy-set-%s.out", label);
+    if (gm_file_write_atomic(file, rules, strlen(rules), 0644, &e) != 0) {
+        check(d, 0, "%s", e.msg);
+        return -1;
+    }
+    say(d, "   $ genesis-mesh admin policy set %s", file);
+    char *argv[] = {"genesis-mesh", "admin", "policy", "set", file, "--dir", dir, "--na", d->na_url, NULL};
+    int64_t t0 = gm_mono_ms();
+    if (run_cli(d, argv, out, 15000) != 0) {
+        check(d, 0, "admin policy set failed (see %s)", out);
+        return -1;
+    }
+    size_t good = 0, total = 0;
+    int64_t end = gm_mono_ms() + 15000;
+    while (gm_mono_ms() < end && !g_interrupted) {
+        good = total = 0;
+        for (size_t i = 0; i < N_NODES; i++) {
+            if (d->node_pid[i] <= 0)
+                continue;
+            json_t *st = node_status(d, i);
+            total++;
+            good += st && json_integer_value(json_object_get(json_object_get(st, "access_policy"), "sequence")) >= seq;
+            json_decref(st);
+        }
+        if (good == total)
+            break;
+        gm_sleep_ms(20);
+    }
+    check(d, good == total, "access policy %lld reached %zu of %zu nodes %lld ms after the operator set it", (long long)seq,
+          good, total, (long long)(gm_mono_ms() - t0));
+    return good == total ? 0 : -1;
+}
+
+/* genesis-mesh ask CAP as node i; 0 when it answered. *text: its output (caller frees). */
+static int ask_as(struct dev *d, size_t i, const char *cap, const char *label, char **text)
+{
+    char ndir[PATH_MAX + 64], out[PATH_MAX + 64];
+    path_of(d, ndir, sizeof ndir, "nodes/%s", nodes[i].name);
+    path_of(d, out, sizeof out, "logs/ask-%s.out", label);
+    say(d, "   $ genesis-mesh ask %s \"how was Q3?\" --dir %s", cap, ndir);
+    char *argv[] = {"genesis-mesh", "ask", (char *)cap, "how was Q3?", "--dir", ndir, NULL};
+    int rc = run_cli(d, argv, out, 30000);
+    *text = NULL;
+    read_text(out, text);
+    if (*text) {
+        char *copy = strdup(*text), *save = NULL;
+        for (char *line = copy ? strtok_r(copy, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+            printf("           %s\n", line);
+        free(copy);
+    }
+    return rc;
+}
+
+static int step_policy(struct dev *d)
+{
+    say(d, "8. access policy: the roles in the certificates decide who may call what");
+    char ndir[PATH_MAX + 64], fx[PATH_MAX + 64], log[PATH_MAX + 64], *text = NULL;
+    gm_error e = {0};
+    path_of(d, ndir, sizeof ndir, "nodes/finance");
+    path_of(d, fx, sizeof fx, "fixtures/ledger.json");
+    path_of(d, log, sizeof log, "logs/agent-ledger.log");
+    if (gm_file_write_atomic(fx, LEDGER_FIXTURE, strlen(LEDGER_FIXTURE), 0644, &e) != 0) {
+        check(d, 0, "%s", e.msg);
+        return -1;
+    }
+    char *argv[] = {"genesis-mesh", "agent", "run", "--dir", ndir, "--agent-id", "ledger", "--capability",
+                    "finance.report", "--fixture", fx, "--log", log, NULL};
+    if (spawn(d, d->self, argv, log, NULL, 1) < 0)
+        return -1;
+    int64_t end = gm_mono_ms() + 20000;
+    int want = count_agents(d) + 1;
+    while (gm_mono_ms() < end && !g_interrupted && count_agents(d) < want)
+        gm_sleep_ms(100);
+    check(d, count_agents(d) >= want, "the finance node serves finance.report (agent ledger)");
+    say(d, "   deny by default: supervisor may call everything, crm may not call finance.*");
+    if (set_policy(d, "deny-by-default", gm_policy_seed_example, 1) != 0)
+        return -1;
+    int rc = ask_as(d, CRM, "finance.report", "crm-refused", &text);
+    int ok = rc != 0 && text && strstr(text, "forbidden") && strstr(text, "rule 2: deny role:crm capability finance.*");
+    check(d, ok, "crm is refused finance.report by rule 2 of the access policy");
+    free(text);
+    if (!ok)
+        return -1;
+    rc = ask_as(d, SUPERVISOR, "finance.report", "supervisor-allowed", &text);
+    ok = rc == 0 && text && strstr(text, "authorized: access policy 1, rule 1: allow role:supervisor capability *");
+    check(d, ok, "the supervisor's call is allowed; the executed step names the rule");
+    free(text);
+    if (!ok)
+        return -1;
+    say(d, "   the operator lets crm read finance reports:");
+    char *rules2 = strdup(gm_policy_seed_example);
+    char *line = rules2 ? strstr(rules2, "deny  role:crm capability finance.*") : NULL;
+    if (line)
+        memcpy(line, "allow", 5);
+    rc = line ? set_policy(d, "crm-finance", rules2, 2) : -1;
+    free(rules2);
+    if (rc != 0)
+        return -1;
+    rc = ask_as(d, CRM, "finance.report", "crm-allowed", &text);
+    ok = rc == 0 && text && strstr(text, "authorized: access policy 2, rule 2: allow role:crm capability finance.*");
+    check(d, ok, "crm's finance.report call now succeeds under policy 2, rule 2");
+    free(text);
+    return ok ? 0 : -1;
+}
+
 static int step_crm_drill(struct dev *d)
 {
-    say(d, "8. CRM revocation drill: revoke crm, watch the CRL spread and crm's routes disappear");
+    say(d, "9. CRM revocation drill: revoke crm, watch the CRL spread and crm's routes disappear");
     json_t *st = node_status(d, SUPERVISOR);
     json_int_t before = st ? crl_seq(st) : -1;
     json_decref(st);
@@ -647,7 +762,7 @@ static int step_crm_drill(struct dev *d)
 
 static int step_failover(struct dev *d)
 {
-    say(d, "9. failover: revoke repo-agent-a; the same question must be answered through repo-agent-b");
+    say(d, "10. failover: revoke repo-agent-a; the same question must be answered through repo-agent-b");
     json_t *st = node_status(d, SUPERVISOR);
     json_int_t before = st ? crl_seq(st) : -1;
     json_decref(st);
@@ -769,6 +884,8 @@ int cmd_dev(int argc, char **argv)
         rc = step_agents(&d);
     if (rc == 0 && !g_interrupted)
         rc = step_question(&d);
+    if (rc == 0 && !g_interrupted)
+        rc = step_policy(&d);
     if (rc == 0 && !g_interrupted)
         rc = step_crm_drill(&d);
     if (rc == 0 && !g_interrupted)

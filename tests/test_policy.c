@@ -16,22 +16,8 @@
 #include "gm/sigdoc.h"
 #include "gm/util.h"
 
-/* The example of docs/access-policy.md, verbatim. */
-static const char seed_rules[] = "# The seed's four agents and the demo's services: deny what is not listed.\n"
-                                 "default deny\n"
-                                 "allow role:supervisor capability *\n"
-                                 "deny  role:crm capability finance.*\n"
-                                 "allow role:crm capability crm.*,support.*\n"
-                                 "allow role:finance capability finance.*,repo.summary\n"
-                                 "allow role:support capability support.*,crm.lookup\n"
-                                 "allow service:* capability llm.*,repo.*\n"
-                                 "allow role:supervisor port *\n"
-                                 "deny  role:support port billing\n"
-                                 "allow * port capability,chat\n"
-                                 "deny  role:crm peer role:finance\n"
-                                 "allow * peer *\n"
-                                 "deny  role:crm relay role:finance\n"
-                                 "allow * relay *   # everyone else forwards for everyone\n";
+/* The example of docs/access-policy.md (dev up installs it). */
+#define seed_rules gm_policy_seed_example
 
 static gm_signer na, other;
 
@@ -199,6 +185,22 @@ static void test_policy_signed_document(void **state)
     gm_policy_free(&p);
 }
 
+/* docs/access-policy.md shows the example dev up installs, verbatim. */
+static void test_policy_docs_show_the_seed_example(void **state)
+{
+    const char *src = getenv("GM_SOURCE");
+    char path[4096], *text = NULL;
+    size_t len;
+    gm_error err = {0};
+    if (!src)
+        skip();
+    snprintf(path, sizeof path, "%s/docs/access-policy.md", src);
+    assert_int_equal(gm_file_read(path, 1 << 20, &text, &len, &err), 0);
+    if (!strstr(text, gm_policy_seed_example))
+        fail_msg("%s does not show gm_policy_seed_example verbatim", path);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +208,7 @@ int main(void)
         cmocka_unit_test(test_policy_patterns),
         cmocka_unit_test(test_policy_rules_errors_name_the_line),
         cmocka_unit_test(test_policy_signed_document),
+        cmocka_unit_test(test_policy_docs_show_the_seed_example),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

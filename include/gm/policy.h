@@ -42,6 +42,9 @@ typedef struct gm_policy_decision {
     char text[320];      /* "rule 2: deny role:crm capability finance.*" or "default deny" */
 } gm_policy_decision;
 
+/* The deny-by-default rules file for the seed's four agents and the demo's services. */
+extern const char gm_policy_seed_example[];
+
 /* "capability", "port", "peer", "relay" and back; -1 for an unknown name. */
 const char *gm_policy_kind_name(gm_policy_kind k);
 int gm_policy_kind_parse(const char *name);

@@ -9,6 +9,23 @@
 #include "gm/sigdoc.h"
 #include "gm/util.h"
 
+/* docs/access-policy.md shows it; dev up installs it; tests/test_policy.c checks its decisions. */
+const char gm_policy_seed_example[] = "# The seed's four agents and the demo's services: deny what is not listed.\n"
+                                     "default deny\n"
+                                     "allow role:supervisor capability *\n"
+                                     "deny  role:crm capability finance.*\n"
+                                     "allow role:crm capability crm.*,support.*\n"
+                                     "allow role:finance capability finance.*,repo.summary\n"
+                                     "allow role:support capability support.*,crm.lookup\n"
+                                     "allow service:* capability llm.*,repo.*\n"
+                                     "allow role:supervisor port *\n"
+                                     "deny  role:support port billing\n"
+                                     "allow * port capability,chat\n"
+                                     "deny  role:crm peer role:finance\n"
+                                     "allow * peer *\n"
+                                     "deny  role:crm relay role:finance\n"
+                                     "allow * relay *   # everyone else forwards for everyone\n";
+
 static const char *const kind_names[GM_POLICY_KINDS] = {"capability", "port", "peer", "relay"};
 
 const char *gm_policy_kind_name(gm_policy_kind k)
