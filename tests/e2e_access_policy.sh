@@ -94,7 +94,7 @@ metric_above finance '^policy_denied_peer$' 0 || metric_above crm '^policy_denie
 grep -q "rule 2: deny role:crm capability finance.\*" "$E2E_TMP/check.out" || fail "check: $(cat "$E2E_TMP/check.out")"
 requests_before="$(grep -c '"request"\|request' "$E2E_TMP/agent-ledger.log" || true)"
 # Discovery at crm marks ledger as not callable: crm does not even ask.
-"$GM_BIN" agents --dir "$(node_dir crm)" finance.report >"$E2E_TMP/agents-crm.out" 2>&1 || true
+"$GM_BIN" agents --dir "$(node_dir crm)" --capability finance.report >"$E2E_TMP/agents-crm.out" 2>&1 || true
 grep -q "not callable: forbidden for this node's roles.*rule 2" "$E2E_TMP/agents-crm.out" ||
     fail "agents --dir does not mark ledger for crm: $(cat "$E2E_TMP/agents-crm.out")"
 rc=0
