@@ -15,6 +15,7 @@
 #include "gm/policy.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
+#include "gm/wire.h"
 
 /* The example of docs/access-policy.md (dev up installs it). */
 #define seed_rules gm_policy_seed_example
@@ -185,6 +186,38 @@ static void test_policy_signed_document(void **state)
     gm_policy_free(&p);
 }
 
+/* POLICY_ANNOUNCE / REQUEST / DATA: the CRL's layouts under their own types, never mistaken
+ * for the CRL's. */
+static void test_policy_wire_messages(void **state)
+{
+    uint8_t buf[128];
+    size_t len;
+    uint64_t seq = 0;
+    uint8_t type = 0;
+    gm_error err = {0};
+    assert_int_equal(gm_wire_doc_announce_encode(GM_WIRE_POLICY_ANNOUNCE, 42, buf, sizeof buf, &len, &err), 0);
+    assert_int_equal(gm_wire_msg_type(buf, len, &type, &err), 0);
+    assert_int_equal(type, GM_WIRE_POLICY_ANNOUNCE);
+    assert_string_equal(gm_wire_type_name(type), "POLICY_ANNOUNCE");
+    assert_int_equal(gm_wire_doc_announce_decode(GM_WIRE_POLICY_ANNOUNCE, buf, len, &seq, &err), 0);
+    assert_int_equal(seq, 42);
+    assert_int_equal(gm_wire_crl_announce_decode(buf, len, &seq, &err), GM_EPROTO);
+    assert_int_equal(gm_wire_doc_request_encode(GM_WIRE_POLICY_REQUEST, buf, sizeof buf, &len, &err), 0);
+    assert_int_equal(gm_wire_doc_request_decode(GM_WIRE_POLICY_REQUEST, buf, len, &err), 0);
+    assert_int_equal(gm_wire_crl_request_decode(buf, len, &err), GM_EPROTO);
+    const uint8_t text[] = "{\"sequence\":3}";
+    gm_wire_crl_chunk c = {.sequence = 3, .total_len = 40, .offset = 10, .data = text, .len = sizeof text - 1}, d;
+    assert_int_equal(gm_wire_doc_data_encode(GM_WIRE_POLICY_DATA, &c, buf, sizeof buf, &len, &err), 0);
+    assert_int_equal(gm_wire_doc_data_decode(GM_WIRE_POLICY_DATA, buf, len, &d, &err), 0);
+    assert_int_equal(d.sequence, 3);
+    assert_int_equal(d.offset, 10);
+    assert_memory_equal(d.data, text, sizeof text - 1);
+    assert_int_equal(gm_wire_crl_data_decode(buf, len, &d, &err), GM_EPROTO);
+    c.offset = 35; /* overruns total_len */
+    assert_int_equal(gm_wire_doc_data_encode(GM_WIRE_POLICY_DATA, &c, buf, sizeof buf, &len, &err), GM_ETOOBIG);
+    assert_non_null(strstr(err.msg, "POLICY_DATA"));
+}
+
 /* docs/access-policy.md shows the example dev up installs, verbatim. */
 static void test_policy_docs_show_the_seed_example(void **state)
 {
@@ -209,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_policy_rules_errors_name_the_line),
         cmocka_unit_test(test_policy_signed_document),
         cmocka_unit_test(test_policy_docs_show_the_seed_example),
+        cmocka_unit_test(test_policy_wire_messages),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
