@@ -17,7 +17,7 @@ const char gm_policy_seed_example[] = "# The seed's four agents and the demo's s
                                      "allow role:crm capability crm.*,support.*\n"
                                      "allow role:finance capability finance.*,repo.summary\n"
                                      "allow role:support capability support.*,crm.lookup\n"
-                                     "allow service:* capability llm.*,repo.*\n"
+                                     "allow role:service:* capability llm.*,repo.*\n"
                                      "allow role:supervisor port *\n"
                                      "deny  role:support port billing\n"
                                      "allow * port capability,chat\n"
