@@ -60,8 +60,12 @@ int agent_cli_option(struct agent_cli *c, int opt, const char *val)
         gm_error e = {0};
         if (gm_agent_cap_normalize(val, n, &e) != 0)
             return agent_cli_usage(c, "--capability: %s", e.msg);
-        if (strcmp(n, c->capability) != 0)
+        if (c->any_capability) {
+            memcpy(c->capability_buf, n, sizeof c->capability_buf);
+            c->capability = c->capability_buf;
+        } else if (strcmp(n, c->capability) != 0) {
             return agent_cli_usage(c, "serves %s, not %s", c->capability, n);
+        }
         return 0;
     }
     case AGENT_OPT_TTL:

@@ -45,6 +45,8 @@ enum {
 struct agent_cli {
     const char *program;    /* "gm-agent-repo" */
     const char *capability; /* what the program serves, normalised: "repo.summary" */
+    int any_capability;     /* --capability may name another capability (served the same way) */
+    char capability_buf[GM_AGENT_CAP_MAX + 1];
     const char *usage;      /* the whole --help text */
     const char *dir, *na, *agent_id, *log_path, *fault;
     int log_format;         /* -1: by whether the log is a terminal */

@@ -84,9 +84,11 @@ int main(int argc, char **argv)
         .log_level = GM_LOG_INFO,
         .program = "gm-agent-repo",
         .capability = "repo.summary",
-        .usage = "usage: gm-agent-repo --dir D --agent-id ID --fixture FILE [options]\n"
+        .any_capability = 1,
+        .usage = "usage: gm-agent-repo --dir D --agent-id ID --fixture FILE [--capability CAP] [options]\n"
                  "Serves repo.summary from a JSON fixture {\"name\",\"description\",\"highlights\",\"files\"}\n"
-                 "(see examples/repo-a.json) through the node running at D.\n"
+                 "(see examples/repo-a.json) through the node running at D. With --capability CAP it\n"
+                 "serves the same summary under another name (a stand-in provider, e.g. finance.report).\n"
                  "  --fixture FILE     the repository description (required)\n" AGENT_CLI_COMMON_USAGE,
     };
     static const struct option opts[] = {{"fixture", required_argument, NULL, 'f'}, AGENT_CLI_COMMON_OPTIONS,

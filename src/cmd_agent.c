@@ -64,6 +64,9 @@ static int run_agents(const cli_args *a)
         } else if (have_ctx && c0) {
             if (gm_agent_select(one, c0, &ctx.genesis, &crl, gm_time_now(), NULL, 0, &cs, &e2) == 0 && cs.n == 1) {
                 snprintf(reason, sizeof reason, "%s", cs.v[0].usable ? "verified" : cs.v[0].reason);
+                char why[600];
+                if (cs.v[0].usable && !gm_agent_policy_allows(&ctx, c0, why, sizeof why))
+                    snprintf(reason, sizeof reason, "not callable: %s", why);
                 check = reason;
             } else {
                 snprintf(reason, sizeof reason, "%s", e2.msg);
@@ -145,6 +148,10 @@ static int agent_run(const cli_args *a)
     for (size_t i = 0; i < sizeof shipped_agents / sizeof shipped_agents[0]; i++)
         if (!strcmp(ncap, shipped_agents[i].capability))
             program = shipped_agents[i].program;
+    /* Any other capability with --fixture is served from that document by the repo agent (a
+     * stand-in provider, e.g. finance.report in the access-policy demo). */
+    if (!program && cli_str(a, "fixture", NULL))
+        program = "gm-agent-repo";
     if (!program)
         return cli_usage("agent run: no shipped agent serves '%s' (shipped: repo.summary, llm.chat, planner.answer); "
                          "write your own on gm_agent_provider_run (docs/agents.md)", ncap);
@@ -395,7 +402,7 @@ const cli_cmd cli_agents = {
 static const cli_opt run_opts[] = {
     {"dir", "D", "the node directory; its node must be running (default $GM_DIR or .)"},
     {"agent-id", "ID", "the agent's name, 1..64 of [A-Za-z0-9._-] (required)"},
-    {"capability", "CAP", "repo.summary, llm.chat or planner.answer (required)"},
+    {"capability", "CAP", "repo.summary, llm.chat or planner.answer, or any other with --fixture (required)"},
     {"fixture", "F", "repo.summary: the repository JSON to answer from"},
     {"env-file", "F", "llm.chat: read LLM_* settings from F instead of the environment"},
     {"na", "URL", "the NA (default: na_url of D/node.json)"},

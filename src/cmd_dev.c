@@ -19,6 +19,7 @@
 #include "gm/agent.h"
 #include "gm/http_client.h"
 #include "gm/node.h"
+#include "gm/policy.h"
 #include "gm/util.h"
 
 #define MAX_PROCS 32
@@ -601,9 +602,175 @@ static int step_question(struct dev *d)
     return ok ? 0 : -1;
 }
 
+#define LEDGER_FIXTURE "{\"name\":\"ledger\",\"description\":\"Q3 revenue 1.2M, costs 0.9M.\",\"source\":\"finance demo\"}\n"
+
+/* Milliseconds from issued to the last running node logging policy_updated for seq (its own
+ * clock, same machine); *slowest names that node. -1 when a node has not logged it. */
+static double policy_spread_ms(struct dev *d, json_int_t seq, const gm_time *issued, const char **slowest)
+{
+    double worst = 0;
+    *slowest = "?";
+    for (size_t i = 0; i < N_NODES; i++) {
+        char log[PATH_MAX + 64], *text = NULL;
+        if (d->node_pid[i] <= 0)
+            continue;
+        path_of(d, log, sizeof log, "logs/node-%s.log", nodes[i].name);
+        double got = -1;
+        if (read_text(log, &text) == 0) {
+            char *save = NULL;
+            for (char *line = strtok_r(text, "\n", &save); line && got < 0; line = strtok_r(NULL, "\n", &save)) {
+                if (!strstr(line, "\"policy_updated\""))
+                    continue;
+                json_t *ev = json_loads(line, 0, NULL);
+                gm_time t;
+                if (json_integer_value(json_object_get(ev, "sequence")) == seq &&
+                    gm_time_parse(json_string_value(json_object_get(ev, "ts")), &t, NULL) == 0)
+                    got = (double)(t.unix_s - issued->unix_s) * 1000.0 + (t.usec - issued->usec) / 1000.0;
+                json_decref(ev);
+            }
+        }
+        free(text);
+        if (got < 0)
+            return -1;
+        if (got >= worst) {
+            worst = got;
+            *slowest = nodes[i].name;
+        }
+    }
+    return worst;
+}
+
+/* admin policy set with rules; then wait until every running node holds sequence seq. */
+static int set_policy(struct dev *d, const char *label, const char *rules, json_int_t seq)
+{
+    char dir[PATH_MAX + 64], file[PATH_MAX + 64], out[PATH_MAX + 64], *text = NULL;
+    gm_error e = {0};
+    path_of(d, dir, sizeof dir, "authority");
+    path_of(d, file, sizeof file, "policy-%s.rules", label);
+    path_of(d, out, sizeof out, "logs/policy-set-%s.json", label);
+    if (gm_file_write_atomic(file, rules, strlen(rules), 0644, &e) != 0) {
+        check(d, 0, "%s", e.msg);
+        return -1;
+    }
+    say(d, "   $ genesis-mesh admin policy set %s", file);
+    char *argv[] = {"genesis-mesh", "admin", "policy", "set", file, "--dir", dir, "--na", d->na_url, "--json", NULL};
+    gm_time issued;
+    json_t *resp = NULL;
+    if (run_cli(d, argv, out, 15000) == 0 && read_text(out, &text) == 0)
+        resp = json_loads(text, 0, NULL);
+    free(text);
+    int ok = resp && gm_time_parse(json_string_value(json_object_get(json_object_get(resp, "policy"), "issued_at")),
+                                   &issued, NULL) == 0;
+    json_decref(resp);
+    if (!ok) {
+        check(d, 0, "admin policy set failed (see %s and %s/logs/cli.log)", out, d->root);
+        return -1;
+    }
+    size_t good = 0, total = 0;
+    int64_t end = gm_mono_ms() + 15000;
+    while (gm_mono_ms() < end && !g_interrupted) {
+        good = total = 0;
+        for (size_t i = 0; i < N_NODES; i++) {
+            if (d->node_pid[i] <= 0)
+                continue;
+            json_t *st = node_status(d, i);
+            total++;
+            good += st && json_integer_value(json_object_get(json_object_get(st, "access_policy"), "sequence")) >= seq;
+            json_decref(st);
+        }
+        if (good == total)
+            break;
+        gm_sleep_ms(20);
+    }
+    const char *slowest = "?";
+    double ms = good == total ? policy_spread_ms(d, seq, &issued, &slowest) : -1;
+    check(d, good == total && ms >= 0,
+          "access policy %lld reached %zu of %zu nodes; the last (%s) installed it %.0f ms after the NA signed it",
+          (long long)seq, good, total, slowest, ms);
+    return good == total && ms >= 0 ? 0 : -1;
+}
+
+/* genesis-mesh ask CAP as node i; its exit code. *text: what it printed, stdout and stderr. */
+static int ask_as(struct dev *d, size_t i, const char *cap, const char *label, char **text)
+{
+    char ndir[PATH_MAX + 64], out[PATH_MAX + 64];
+    path_of(d, ndir, sizeof ndir, "nodes/%s", nodes[i].name);
+    path_of(d, out, sizeof out, "logs/ask-%s.out", label);
+    say(d, "   $ genesis-mesh ask %s \"how was Q3?\" --dir %s", cap, ndir);
+    char *argv[] = {"genesis-mesh", "ask", (char *)cap, "how was Q3?", "--dir", ndir, NULL};
+    unlink(out);
+    pid_t pid = spawn(d, d->self, argv, out, NULL, 0);
+    int rc = pid < 0 ? -1 : wait_exit(pid, 30000);
+    if (rc == -1 && pid > 0) {
+        kill(pid, SIGKILL);
+        wait_exit(pid, 1000);
+    }
+    *text = NULL;
+    read_text(out, text);
+    if (*text) {
+        char *copy = strdup(*text), *save = NULL;
+        for (char *line = copy ? strtok_r(copy, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+            printf("           %s\n", line);
+        free(copy);
+    }
+    return rc;
+}
+
+static int step_policy(struct dev *d)
+{
+    say(d, "8. access policy: the roles in the certificates decide who may call what");
+    char ndir[PATH_MAX + 64], fx[PATH_MAX + 64], log[PATH_MAX + 64], *text = NULL;
+    gm_error e = {0};
+    path_of(d, ndir, sizeof ndir, "nodes/finance");
+    path_of(d, fx, sizeof fx, "fixtures/ledger.json");
+    path_of(d, log, sizeof log, "logs/agent-ledger.log");
+    if (gm_file_write_atomic(fx, LEDGER_FIXTURE, strlen(LEDGER_FIXTURE), 0644, &e) != 0) {
+        check(d, 0, "%s", e.msg);
+        return -1;
+    }
+    char *argv[] = {"genesis-mesh", "agent", "run", "--dir", ndir, "--agent-id", "ledger", "--capability",
+                    "finance.report", "--fixture", fx, "--log", log, NULL};
+    if (spawn(d, d->self, argv, log, NULL, 1) < 0)
+        return -1;
+    int64_t end = gm_mono_ms() + 20000;
+    int want = count_agents(d) + 1;
+    while (gm_mono_ms() < end && !g_interrupted && count_agents(d) < want)
+        gm_sleep_ms(100);
+    check(d, count_agents(d) >= want, "the finance node serves finance.report (agent ledger)");
+    say(d, "   deny by default: supervisor may call everything, crm may not call finance.*");
+    if (set_policy(d, "deny-by-default", gm_policy_seed_example, 1) != 0)
+        return -1;
+    int rc = ask_as(d, CRM, "finance.report", "crm-refused", &text);
+    int ok = rc != 0 && text && strstr(text, "forbidden") && strstr(text, "rule 2: deny role:crm capability finance.*");
+    check(d, ok, "crm is refused finance.report by rule 2 of the access policy");
+    free(text);
+    if (!ok)
+        return -1;
+    rc = ask_as(d, SUPERVISOR, "finance.report", "supervisor-allowed", &text);
+    ok = rc == 0 && text && strstr(text, "authorized: access policy 1, rule 1: allow role:supervisor capability *");
+    check(d, ok, "the supervisor's call is allowed; the executed step names the rule");
+    free(text);
+    if (!ok)
+        return -1;
+    say(d, "   the operator lets crm read finance reports:");
+    char *rules2 = strdup(gm_policy_seed_example);
+    char *line = rules2 ? strstr(rules2, "deny  role:crm capability finance.*") : NULL;
+    if (line)
+        memcpy(line, "allow", 5);
+    rc = line ? set_policy(d, "crm-finance", rules2, 2) : -1;
+    free(rules2);
+    if (rc != 0)
+        return -1;
+    rc = ask_as(d, CRM, "finance.report", "crm-allowed", &text);
+    ok = rc == 0 && text && strstr(text, "authorized: access policy 2, rule 2: allow role:crm capability finance.*");
+    check(d, ok, "crm's finance.report call now succeeds under policy 2, rule 2");
+    free(text);
+    return ok ? 0 : -1;
+}
+
 static int step_crm_drill(struct dev *d)
 {
-    say(d, "8. CRM revocation drill: revoke crm, watch the CRL spread and crm's routes disappear");
+    say(d, "9. CRM revocation drill: revoke crm, watch the CRL spread and crm's routes disappear");
     json_t *st = node_status(d, SUPERVISOR);
     json_int_t before = st ? crl_seq(st) : -1;
     json_decref(st);
@@ -657,7 +824,7 @@ static int step_crm_drill(struct dev *d)
 
 static int step_failover(struct dev *d)
 {
-    say(d, "9. failover: revoke repo-agent-a; the same question must be answered through repo-agent-b");
+    say(d, "10. failover: revoke repo-agent-a; the same question must be answered through repo-agent-b");
     json_t *st = node_status(d, SUPERVISOR);
     json_int_t before = st ? crl_seq(st) : -1;
     json_decref(st);
@@ -754,6 +921,8 @@ static int dev_up(const cli_args *a)
         rc = step_agents(&d);
     if (rc == 0 && !g_interrupted)
         rc = step_question(&d);
+    if (rc == 0 && !g_interrupted)
+        rc = step_policy(&d);
     if (rc == 0 && !g_interrupted)
         rc = step_crm_drill(&d);
     if (rc == 0 && !g_interrupted)

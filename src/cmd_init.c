@@ -11,6 +11,7 @@
 #include "gm/keys.h"
 #include "gm/na.h"
 #include "gm/tls.h"
+#include "gm/policy.h"
 #include "gm/util.h"
 
 #define NA_VALID_DAYS 90
@@ -99,6 +100,24 @@ static int write_config(const char *dir, const char *network, const char *na_url
     return rc;
 }
 
+/* The permissive access policy (sequence 0, "default allow"): roles restrict nothing until the
+ * operator sets rules with 'admin policy set'. */
+static int write_policy(const char *dir, const gm_signer *na, gm_time now, gm_error *err)
+{
+    char path[4096];
+    gm_policy p;
+    int rc = gm_path_join(path, sizeof path, dir, "access-policy.json", err);
+    if (rc == 0)
+        rc = gm_policy_issue_default(&p, na, now, err);
+    if (rc != 0)
+        return rc;
+    char *text = gm_policy_dump(&p, 0);
+    gm_policy_free(&p);
+    rc = text ? gm_file_write_atomic(path, text, strlen(text), 0644, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
+    free(text);
+    return rc;
+}
+
 static int run_init(const cli_args *a)
 {
     const char *dir = cli_str(a, "dir", "."), *network = cli_str(a, "network", "gm-local"),
@@ -128,7 +147,8 @@ static int run_init(const cli_args *a)
 
     gm_error err = {0};
     static const char *const files[] = {"root.key", "root.pub", "na.key",      "na.pub",     "operator.key",
-                                        "operator.pub", "genesis.json", "config.json", "tls.key", "tls.crt"};
+                                        "operator.pub", "genesis.json", "config.json", "tls.key", "tls.crt",
+                                        "access-policy.json"};
     char path[4096];
     if (gm_mkdir_p(dir, 0755, &err) != 0)
         return cli_fail("init", &err);
@@ -190,6 +210,8 @@ static int run_init(const cli_args *a)
         rc = gm_tls_make_self_signed(tls_crt, tls_key, hosts, n_hosts, GM_TLS_DEFAULT_DAYS, pin, &err);
     if (rc == 0)
         rc = write_config(dir, network, na_url, listen, &op, tls, &err);
+    if (rc == 0)
+        rc = write_policy(dir, &na, now, &err);
     free(gtext);
     gm_genesis_free(&g);
     gm_signer_wipe(&root);
@@ -208,7 +230,8 @@ static int run_init(const cli_args *a)
            "  na.key        NA key (na-local), valid %d days per genesis.json\n"
            "  operator.key  operator key (operator-local): %s\n"
            "  genesis.json  signed genesis block\n"
-           "  config.json   NA configuration (listen %s, URL %s)\n",
+           "  config.json   NA configuration (listen %s, URL %s)\n"
+           "  access-policy.json  access policy 0: everything allowed (genesis-mesh admin policy set FILE)\n",
            network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url);
     if (tls)
         printf("  tls.crt       the NA's self-signed TLS certificate; its key pin is\n"
@@ -242,6 +265,7 @@ const cli_cmd cli_init = {
     "  operator.key/.pub  operator key (operator-local); signs admin requests.\n"
     "  genesis.json       the genesis block, NA key valid for 90 days.\n"
     "  config.json        the NA's configuration.\n"
+    "  access-policy.json the permissive access policy 0, signed by the NA key.\n"
     "  tls.key, tls.crt   the NA's TLS key and self-signed certificate (HTTPS), naming localhost,\n"
     "                     127.0.0.1, ::1, the host of --na-url and each --tls-host. --no-tls makes\n"
     "                     none and configures plain HTTP (\"plain_http\": true).\n"

@@ -691,7 +691,9 @@ static void join(const char *name, const char *role)
     char token[256];
     snprintf(token, sizeof token, "%s", tok);
     json_decref(j);
-    char *jn[] = {g_bin, "join", "--na", g_na_url, "--token", token, "--dir", dir, NULL};
+    char ca[400];
+    path_in(ca, sizeof ca, "net", "tls.crt");
+    char *jn[] = {g_bin, "join", "--na", g_na_url, "--na-ca", ca, "--token", token, "--dir", dir, NULL};
     if (run(out, sizeof out, jn) != 0)
         fail_msg("join of %s failed (see %s/commands.log)", name, g_tmp);
 }
@@ -741,7 +743,8 @@ static int group_setup(void **state)
     path_in(log, sizeof log, "na.log", NULL);
     char *na[] = {g_bin, "na", "start", "--dir", net, "--listen", "127.0.0.1:0", "--port-file", pf, NULL};
     pid_t na_pid = spawn(log, na);
-    snprintf(g_na_url, sizeof g_na_url, "http://127.0.0.1:%d", wait_port_file(pf, na_pid));
+    /* The NA serves HTTPS with the certificate init made; joins verify it with that file. */
+    snprintf(g_na_url, sizeof g_na_url, "https://127.0.0.1:%d", wait_port_file(pf, na_pid));
 
     join("target", "role:supervisor");
     join("friend", "role:finance");

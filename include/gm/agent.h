@@ -206,6 +206,9 @@ int gm_agent_discover(const gm_agent_ctx *c, const char *capability,
                       const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
                       gm_agent_candidates *out, gm_error *err);
 void gm_agent_candidates_free(gm_agent_candidates *cs);
+/* 1 if this node's certificate roles may call capability under the access policy its node
+ * holds (or it holds none it can check); 0 with why filled otherwise (agent_policy.c). */
+int gm_agent_policy_allows(const gm_agent_ctx *c, const char *capability, char *why, size_t why_cap);
 /* The raw listing (array of {descriptor, certificate}) for display; *out owned. */
 int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, json_t **out,
                   gm_error *err);

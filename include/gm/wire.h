@@ -28,6 +28,9 @@
  *   7     PONG          nonce u64 (echo of the PING's)
  *   8     CLOSE         reason u8 || UTF-8 text (0..GM_WIRE_CLOSE_TEXT_MAX bytes, no NUL)
  *   9     CERT          certificate JSON (1..GM_WIRE_BLOB_MAX bytes)
+ *   16    POLICY_ANNOUNCE  \
+ *   17    POLICY_REQUEST    } the access policy, laid out as CRL_ANNOUNCE, CRL_REQUEST, CRL_DATA
+ *   18    POLICY_DATA      /
  *
  * Decoders reject unknown types, wrong lengths and trailing bytes; decoded byte
  * fields that point into the message stay valid as long as the message buffer. */
@@ -81,7 +84,10 @@ typedef enum gm_wire_type {
     GM_WIRE_PING = 6,
     GM_WIRE_PONG = 7,
     GM_WIRE_CLOSE = 8,
-    GM_WIRE_CERT = 9
+    GM_WIRE_CERT = 9,
+    GM_WIRE_POLICY_ANNOUNCE = 16,
+    GM_WIRE_POLICY_REQUEST = 17,
+    GM_WIRE_POLICY_DATA = 18
 } gm_wire_type;
 
 /* CLOSE reason codes. Decoders accept any value (the text explains); these are
@@ -93,7 +99,8 @@ typedef enum gm_wire_close_reason {
     GM_WIRE_CLOSE_BAD_CERT = 3,   /* certificate invalid, expired or for another network */
     GM_WIRE_CLOSE_SHUTDOWN = 4,   /* this node is stopping */
     GM_WIRE_CLOSE_OVERLOADED = 5, /* too many peers / out of resources */
-    GM_WIRE_CLOSE_TIMEOUT = 6     /* peer was idle too long */
+    GM_WIRE_CLOSE_TIMEOUT = 6,    /* peer was idle too long */
+    GM_WIRE_CLOSE_FORBIDDEN = 7   /* the access policy forbids a link between our roles */
 } gm_wire_close_reason;
 
 /* ---- carrier framing ---- */
@@ -194,6 +201,17 @@ int gm_wire_crl_data_encode(const gm_wire_crl_chunk *c, uint8_t *out, size_t cap
                             size_t *out_len, gm_error *err);
 int gm_wire_crl_data_decode(const uint8_t *msg, size_t len, gm_wire_crl_chunk *c,
                             gm_error *err);
+
+/* The same three messages for any gossiped document: type is the document's ANNOUNCE,
+ * REQUEST or DATA type (CRL_* or POLICY_*); the gm_wire_crl_* functions are these for the CRL. */
+int gm_wire_doc_announce_encode(uint8_t type, uint64_t sequence, uint8_t *out, size_t cap, size_t *out_len,
+                                gm_error *err);
+int gm_wire_doc_announce_decode(uint8_t type, const uint8_t *msg, size_t len, uint64_t *sequence, gm_error *err);
+int gm_wire_doc_request_encode(uint8_t type, uint8_t *out, size_t cap, size_t *out_len, gm_error *err);
+int gm_wire_doc_request_decode(uint8_t type, const uint8_t *msg, size_t len, gm_error *err);
+int gm_wire_doc_data_encode(uint8_t type, const gm_wire_crl_chunk *c, uint8_t *out, size_t cap, size_t *out_len,
+                            gm_error *err);
+int gm_wire_doc_data_decode(uint8_t type, const uint8_t *msg, size_t len, gm_wire_crl_chunk *c, gm_error *err);
 
 int gm_wire_ping_encode(uint64_t nonce, uint8_t *out, size_t cap, size_t *out_len,
                         gm_error *err);

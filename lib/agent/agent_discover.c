@@ -240,6 +240,15 @@ int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8
         return gm_error_prefix(err, "cannot check providers without a verified CRL");
     }
     rc = gm_agent_select(listing, capability, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
+    char why[sizeof out->v[0].reason];
+    if (rc == 0 && out->n_usable > 0 && !gm_agent_policy_allows(c, capability, why, sizeof why)) {
+        /* The provider's node would answer "forbidden": do not pick any. */
+        for (size_t i = 0; i < out->n_usable; i++) {
+            out->v[i].usable = 0;
+            snprintf(out->v[i].reason, sizeof out->v[i].reason, "%s", why);
+        }
+        out->n_usable = 0;
+    }
     if (rc == 0)
         out->crl = crl; /* the caller checks the answer's signers against the same CRL */
     else

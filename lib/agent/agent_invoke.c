@@ -137,7 +137,7 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
 
 static int retryable(const char *code)
 {
-    return !(code && (!strcmp(code, "invalid_input") || !strcmp(code, "too_big")));
+    return !(code && (!strcmp(code, "invalid_input") || !strcmp(code, "too_big") || !strcmp(code, "forbidden")));
 }
 
 int gm_agent_call(const gm_agent_ctx *c, const char *capability, const json_t *input, long timeout_ms, json_t *steps,

@@ -104,6 +104,7 @@ struct job {
     char *data;
     size_t len;
     uint8_t from[GM_PK_LEN];
+    char authorized[300]; /* the rule of the node's access policy that let the request in, or "" */
 };
 
 static atomic_int g_inflight;
@@ -259,6 +260,11 @@ static void *job_run(void *arg)
         gm_error he = {0};
         int rc = p->handler(p->user, &in, &output, &he);
         if (rc == 0 && output) {
+            /* Which rule let this call happen: the node judged the requester's certificate. */
+            if (j->authorized[0]) {
+                size_t dl = strlen(detail);
+                snprintf(detail + dl, sizeof detail - dl, " [authorized: %s]", j->authorized);
+            }
             gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "executed", req.capability, req.request_id,
                               detail, &e);
             if (p->fault && !strcmp(p->fault, "forge")) {
@@ -305,6 +311,11 @@ static void dispatch(gm_agent_provider *p, const json_t *ev)
         return;
     }
     j->data[j->len] = '\0';
+    const json_t *au = json_object_get(ev, "authorized");
+    if (json_is_object(au))
+        snprintf(j->authorized, sizeof j->authorized, "access policy %lld, %s",
+                 (long long)json_integer_value(json_object_get(au, "sequence")),
+                 json_string_value(json_object_get(au, "rule")) ? json_string_value(json_object_get(au, "rule")) : "?");
     /* Responses to our own outgoing calls (planner) share the port: not for the loop. */
     json_t *v = json_loadb(j->data, j->len, 0, NULL);
     const char *t = json_string_value(json_object_get(v, "type"));

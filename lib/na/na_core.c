@@ -375,6 +375,7 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
     na->log = log;
     na->log_ctx = log_ctx;
     pthread_mutex_init(&na->crl_lock, NULL);
+    pthread_mutex_init(&na->policy_lock, NULL);
     if (na_metrics_init(&na->metrics) != 0) {
         free(na);
         return gm_error_set(err, GM_ENOMEM, "out of memory");
@@ -388,6 +389,8 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
         (rc = gm_na_config_path(&na->cfg, na->cfg.db_path, db, sizeof db, err)) == 0 &&
         (rc = gm_store_open(&na->store, db, err)) == 0 && (rc = gm_na_agents_install(na, err)) == 0)
         rc = na_crl_bootstrap(na, err);
+    if (rc == 0)
+        rc = na_policy_bootstrap(na, err);
     if (rc != 0) {
         gm_na_free(na);
         return rc;
@@ -440,9 +443,11 @@ void gm_na_free(gm_na_t *na)
     gm_genesis_free(&na->genesis);
     free(na->genesis_text);
     free(na->crl_text);
+    free(na->policy_text);
     gm_signer_wipe(&na->key);
     na_metrics_free(&na->metrics);
     na_ratelimit_free(&na->ratelimit);
     pthread_mutex_destroy(&na->crl_lock);
+    pthread_mutex_destroy(&na->policy_lock);
     free(na);
 }

@@ -35,6 +35,19 @@ static int etag_matches(const char *header, const char *etag)
     return 0;
 }
 
+int na_reply_tagged(na_req *r, const char *text, const char *etag)
+{
+    snprintf(r->etag, sizeof r->etag, "%s", etag);
+    const char *inm = na_req_header(r, "If-None-Match");
+    if (inm && etag_matches(inm, etag)) {
+        r->status = 304;
+        r->reply = NULL;
+        r->reply = calloc(1, 1);
+        return 304;
+    }
+    return na_reply_text(r, 200, "application/json", text, strlen(text));
+}
+
 int na_handle_crl(na_req *r)
 {
     uint64_t seq;
@@ -42,17 +55,7 @@ int na_handle_crl(na_req *r)
     char *text = na_crl_cache_get(r->na, &seq, etag);
     if (!text)
         return na_reply_error(r, 503, "crl_unavailable", "no CRL has been issued yet");
-    snprintf(r->etag, sizeof r->etag, "%s", etag);
-    const char *inm = na_req_header(r, "If-None-Match");
-    int st;
-    if (inm && etag_matches(inm, etag)) {
-        r->status = 304;
-        r->reply = NULL;
-        r->reply = calloc(1, 1);
-        st = 304;
-    } else {
-        st = na_reply_text(r, 200, "application/json", text, strlen(text));
-    }
+    int st = na_reply_tagged(r, text, etag);
     free(text);
     return st;
 }

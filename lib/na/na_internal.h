@@ -134,6 +134,11 @@ struct gm_na {
     int resign_running, resign_stop;
     pthread_mutex_t resign_lock;
     pthread_cond_t resign_cond;
+    /* the current access policy (na_policy.c), also in D/access-policy.json */
+    pthread_mutex_t policy_lock;
+    uint64_t policy_seq;
+    char *policy_text;
+    char policy_etag[80];
     _Atomic int64_t nonce_pruned_at;
 };
 
@@ -151,6 +156,10 @@ int na_crl_resign(gm_na_t *na, gm_error *err);
 /* Thread that calls na_crl_resign every crl_resign_interval_s (nothing when 0); stop joins it. */
 int na_crl_resign_start(gm_na_t *na, gm_error *err);
 void na_crl_resign_stop(gm_na_t *na);
+/* Load D/access-policy.json (issuing the permissive sequence 0 when there is none). */
+int na_policy_bootstrap(gm_na_t *na, gm_error *err); /* na_policy.c */
+/* Reply 200 with text (application/json) tagged etag, or 304 when If-None-Match names it. */
+int na_reply_tagged(na_req *r, const char *text, const char *etag); /* na_crl.c */
 /* gm_nonce_record_fn over the store, pruning old nonces now and then. */
 int na_nonce_record(void *ctx, const char *scope, const char *nonce, int64_t now, gm_error *err);
 
@@ -219,6 +228,8 @@ void na_token_hash(const char *token, char out[65]);
 int na_handle_health(na_req *r);     /* na_public.c */
 int na_handle_genesis(na_req *r);    /* na_public.c */
 int na_handle_crl(na_req *r);        /* na_crl.c */
+int na_handle_access_policy(na_req *r); /* na_policy.c */
+int na_handle_policy_set(na_req *r);    /* na_policy.c */
 int na_handle_revoke(na_req *r);     /* na_crl.c */
 int na_handle_metrics(na_req *r);    /* na_metrics.c */
 int na_handle_invite(na_req *r);     /* na_admin.c */

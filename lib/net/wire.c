@@ -208,6 +208,9 @@ const char *gm_wire_type_name(uint8_t type)
     case GM_WIRE_PONG: return "PONG";
     case GM_WIRE_CLOSE: return "CLOSE";
     case GM_WIRE_CERT: return "CERT";
+    case GM_WIRE_POLICY_ANNOUNCE: return "POLICY_ANNOUNCE";
+    case GM_WIRE_POLICY_REQUEST: return "POLICY_REQUEST";
+    case GM_WIRE_POLICY_DATA: return "POLICY_DATA";
     default: return "unknown";
     }
 }
@@ -222,6 +225,7 @@ const char *gm_wire_close_reason_name(uint8_t reason)
     case GM_WIRE_CLOSE_SHUTDOWN: return "shutdown";
     case GM_WIRE_CLOSE_OVERLOADED: return "overloaded";
     case GM_WIRE_CLOSE_TIMEOUT: return "timeout";
+    case GM_WIRE_CLOSE_FORBIDDEN: return "forbidden";
     default: return "unknown";
     }
 }
@@ -477,66 +481,65 @@ int gm_wire_data_decode(const uint8_t *msg, size_t len, gm_wire_data *d, gm_erro
     return 0;
 }
 
-int gm_wire_crl_announce_encode(uint64_t sequence, uint8_t *out, size_t cap, size_t *out_len,
+int gm_wire_doc_announce_encode(uint8_t type, uint64_t sequence, uint8_t *out, size_t cap, size_t *out_len,
                                 gm_error *err)
 {
-    return u64_encode(GM_WIRE_CRL_ANNOUNCE, sequence, out, cap, out_len, err);
+    return u64_encode(type, sequence, out, cap, out_len, err);
 }
 
-int gm_wire_crl_announce_decode(const uint8_t *msg, size_t len, uint64_t *sequence,
-                                gm_error *err)
+int gm_wire_doc_announce_decode(uint8_t type, const uint8_t *msg, size_t len, uint64_t *sequence, gm_error *err)
 {
-    return u64_decode(GM_WIRE_CRL_ANNOUNCE, msg, len, sequence, err);
+    return u64_decode(type, msg, len, sequence, err);
 }
 
-int gm_wire_crl_request_encode(uint8_t *out, size_t cap, size_t *out_len, gm_error *err)
+int gm_wire_doc_request_encode(uint8_t type, uint8_t *out, size_t cap, size_t *out_len, gm_error *err)
 {
-    int rc = check_out(out, cap, 1, "CRL_REQUEST", err);
+    int rc = check_out(out, cap, 1, gm_wire_type_name(type), err);
     if (rc < 0)
         return rc;
-    out[0] = GM_WIRE_CRL_REQUEST;
+    out[0] = type;
     *out_len = 1;
     return 0;
 }
 
-int gm_wire_crl_request_decode(const uint8_t *msg, size_t len, gm_error *err)
+int gm_wire_doc_request_decode(uint8_t type, const uint8_t *msg, size_t len, gm_error *err)
 {
-    int rc = check_msg(msg, len, GM_WIRE_CRL_REQUEST, err);
+    int rc = check_msg(msg, len, type, err);
     if (rc < 0)
         return rc;
     if (len != 1)
-        return gm_error_set(err, GM_EPROTO, "CRL_REQUEST has %zu trailing bytes", len - 1);
+        return gm_error_set(err, GM_EPROTO, "%s has %zu trailing bytes", gm_wire_type_name(type), len - 1);
     return 0;
 }
 
-/* Bounds of a CRL chunk, shared by the encoder and the decoder. */
-static int crl_chunk_check(const gm_wire_crl_chunk *c, int code, gm_error *err)
+/* Bounds of a document chunk, shared by the encoder and the decoder. */
+static int chunk_check(uint8_t type, const gm_wire_crl_chunk *c, int code, gm_error *err)
 {
+    const char *name = gm_wire_type_name(type);
     if (c->len == 0 || c->len > GM_WIRE_CRL_CHUNK_MAX)
-        return gm_error_set(err, code, "CRL_DATA chunk of %zu bytes: must be 1..%d", c->len,
-                            GM_WIRE_CRL_CHUNK_MAX);
+        return gm_error_set(err, code, "%s chunk of %zu bytes: must be 1..%d", name, c->len, GM_WIRE_CRL_CHUNK_MAX);
     if (c->total_len == 0 || c->total_len > GM_WIRE_CRL_TOTAL_MAX)
-        return gm_error_set(err, code, "CRL_DATA total length %lu: must be 1..%u",
-                            (unsigned long)c->total_len, GM_WIRE_CRL_TOTAL_MAX);
+        return gm_error_set(err, code, "%s total length %lu: must be 1..%u", name, (unsigned long)c->total_len,
+                            GM_WIRE_CRL_TOTAL_MAX);
     if ((uint64_t)c->offset + c->len > c->total_len)
-        return gm_error_set(err, code, "CRL_DATA chunk at %lu of %zu bytes overruns total length %lu",
+        return gm_error_set(err, code, "%s chunk at %lu of %zu bytes overruns total length %lu", name,
                             (unsigned long)c->offset, c->len, (unsigned long)c->total_len);
     return 0;
 }
 
-int gm_wire_crl_data_encode(const gm_wire_crl_chunk *c, uint8_t *out, size_t cap,
-                            size_t *out_len, gm_error *err)
+int gm_wire_doc_data_encode(uint8_t type, const gm_wire_crl_chunk *c, uint8_t *out, size_t cap, size_t *out_len,
+                            gm_error *err)
 {
     int rc;
     if (!c || !c->data)
-        return gm_error_set(err, GM_EINVAL, "CRL_DATA chunk has no data");
-    if ((rc = crl_chunk_check(c, GM_ETOOBIG, err)) < 0)
+        return gm_error_set(err, GM_EINVAL, "%s chunk has no data", gm_wire_type_name(type));
+    if ((rc = chunk_check(type, c, GM_ETOOBIG, err)) < 0)
         return rc;
     size_t need = 1 + GM_WIRE_CRL_DATA_HEADER + c->len;
-    if ((rc = check_out(out, cap, need, "CRL_DATA", err)) < 0)
+    if ((rc = check_out(out, cap, need, gm_wire_type_name(type), err)) < 0)
         return rc;
     memmove(out + 1 + GM_WIRE_CRL_DATA_HEADER, c->data, c->len);
-    out[0] = GM_WIRE_CRL_DATA;
+    out[0] = type;
     put64(out + 1, c->sequence);
     put32(out + 9, c->total_len);
     put32(out + 13, c->offset);
@@ -544,23 +547,56 @@ int gm_wire_crl_data_encode(const gm_wire_crl_chunk *c, uint8_t *out, size_t cap
     return 0;
 }
 
-int gm_wire_crl_data_decode(const uint8_t *msg, size_t len, gm_wire_crl_chunk *c,
-                            gm_error *err)
+int gm_wire_doc_data_decode(uint8_t type, const uint8_t *msg, size_t len, gm_wire_crl_chunk *c, gm_error *err)
 {
-    int rc = check_msg(msg, len, GM_WIRE_CRL_DATA, err);
+    int rc = check_msg(msg, len, type, err);
     if (rc < 0)
         return rc;
     if (len < 1 + GM_WIRE_CRL_DATA_HEADER + 1)
-        return gm_error_set(err, GM_EPROTO, "CRL_DATA message of %zu bytes is too short", len);
+        return gm_error_set(err, GM_EPROTO, "%s message of %zu bytes is too short", gm_wire_type_name(type), len);
     gm_wire_crl_chunk t = {.sequence = get64(msg + 1),
                            .total_len = get32(msg + 9),
                            .offset = get32(msg + 13),
                            .data = msg + 1 + GM_WIRE_CRL_DATA_HEADER,
                            .len = len - 1 - GM_WIRE_CRL_DATA_HEADER};
-    if ((rc = crl_chunk_check(&t, GM_EPROTO, err)) < 0)
+    if ((rc = chunk_check(type, &t, GM_EPROTO, err)) < 0)
         return rc;
     *c = t;
     return 0;
+}
+
+int gm_wire_crl_announce_encode(uint64_t sequence, uint8_t *out, size_t cap, size_t *out_len,
+                                gm_error *err)
+{
+    return gm_wire_doc_announce_encode(GM_WIRE_CRL_ANNOUNCE, sequence, out, cap, out_len, err);
+}
+
+int gm_wire_crl_announce_decode(const uint8_t *msg, size_t len, uint64_t *sequence,
+                                gm_error *err)
+{
+    return gm_wire_doc_announce_decode(GM_WIRE_CRL_ANNOUNCE, msg, len, sequence, err);
+}
+
+int gm_wire_crl_request_encode(uint8_t *out, size_t cap, size_t *out_len, gm_error *err)
+{
+    return gm_wire_doc_request_encode(GM_WIRE_CRL_REQUEST, out, cap, out_len, err);
+}
+
+int gm_wire_crl_request_decode(const uint8_t *msg, size_t len, gm_error *err)
+{
+    return gm_wire_doc_request_decode(GM_WIRE_CRL_REQUEST, msg, len, err);
+}
+
+int gm_wire_crl_data_encode(const gm_wire_crl_chunk *c, uint8_t *out, size_t cap,
+                            size_t *out_len, gm_error *err)
+{
+    return gm_wire_doc_data_encode(GM_WIRE_CRL_DATA, c, out, cap, out_len, err);
+}
+
+int gm_wire_crl_data_decode(const uint8_t *msg, size_t len, gm_wire_crl_chunk *c,
+                            gm_error *err)
+{
+    return gm_wire_doc_data_decode(GM_WIRE_CRL_DATA, msg, len, c, err);
 }
 
 int gm_wire_ping_encode(uint64_t nonce, uint8_t *out, size_t cap, size_t *out_len, gm_error *err)

@@ -182,17 +182,26 @@ static int port_matches(const char *sub, const char *port)
 
 void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data, size_t len)
 {
+    node_api_deliver_note(n, from, port, data, len, NULL);
+}
+
+void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data,
+                           size_t len, json_t *note)
+{
     int delivered = 0;
     for (node_api_client *c = n->api.clients, *next; c; c = next) {
         next = c->next;
         if (!c->subscribed || !port_matches(c->port, port))
             continue;
         json_t *ev = message_event(from, port, data, len);
+        if (ev && note)
+            json_object_set(ev, "authorized", note);
         if (ev) {
             client_send(c, ev);
             delivered = 1;
         }
     }
+    json_decref(note);
     if (delivered)
         return;
     /* Nobody listens yet: keep it (bounded; the oldest goes first). */
@@ -274,6 +283,7 @@ json_t *node_status_json(gm_node *n)
         json_object_set_new(o, "crl_next_update", json_string(nu));
     }
     json_object_set_new(o, "crl_stale", json_boolean(n->crl_stale));
+    json_object_set_new(o, "access_policy", node_policy_status_json(n));
     json_object_set_new(o, "peers", node_peers_json(n));
     json_object_set_new(o, "routes", node_routes_json(n));
     json_object_set_new(o, "metrics", node_metrics_json(n));

@@ -66,7 +66,10 @@ void node_dispatch(node_link *l, const uint8_t *msg, size_t mlen)
     case GM_WIRE_CRL_ANNOUNCE:
     case GM_WIRE_CRL_REQUEST:
     case GM_WIRE_CRL_DATA:
-        node_crl_on_message(n, l, type, msg, mlen);
+    case GM_WIRE_POLICY_ANNOUNCE:
+    case GM_WIRE_POLICY_REQUEST:
+    case GM_WIRE_POLICY_DATA:
+        node_doc_on_message(n, l, type, msg, mlen);
         break;
     case GM_WIRE_ROUTE_UPDATE:
     case GM_WIRE_CERT:

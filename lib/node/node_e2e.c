@@ -615,7 +615,7 @@ static void on_transport(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t
         return;
     }
     n->m.e2e_received++;
-    node_api_deliver(n, src, port, pt + 1 + plen, mlen - 1 - plen);
+    node_policy_deliver(n, src, port, pt + 1 + plen, mlen - 1 - plen);
     sodium_memzero(pt, ptlen);
     free(pt);
 }

@@ -23,6 +23,8 @@ int node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t
         node_e2e_on_payload(n, d.src, d.payload, d.payload_len);
         return 0;
     }
+    if (!node_policy_relay_ok(n, d.src))
+        return 0;
     if (d.ttl <= 1) {
         n->m.data_drop_ttl++;
         return 0;

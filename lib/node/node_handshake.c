@@ -51,6 +51,10 @@ static int hs_check_peer(node_link *l, const uint8_t *cert, size_t len, const ui
     }
     l->has_cert = 1;
     memcpy(l->peer_pk, l->peer_cert.node_pk, GM_PK_LEN);
+    if (!node_policy_link_ok(n, &l->peer_cert)) {
+        node_link_close(l, GM_WIRE_CLOSE_FORBIDDEN, "forbidden by the access policy");
+        return -1;
+    }
     return 0;
 }
 

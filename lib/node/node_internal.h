@@ -20,6 +20,7 @@
 #include "gm/keys.h"
 #include "gm/node.h"
 #include "gm/noise.h"
+#include "gm/policy.h"
 #include "gm/wire.h"
 
 /* ---- bounds ---- */
@@ -58,6 +59,27 @@
 
 typedef struct gm_node gm_node;
 typedef struct node_link node_link;
+
+/* The NA's signed documents a node keeps current (node_docsync.c). */
+enum { NODE_DOC_CRL = 0, NODE_DOC_POLICY = 1, NODE_DOCS = 2 };
+typedef struct node_doc_state {
+    char etag[256];           /* of the last answer from the NA */
+    int poll_busy;
+    uint64_t next_poll_ms;
+} node_doc_state;
+/* What node_docsync.c needs to know of one document. */
+typedef struct node_doc_kind {
+    const char *event;        /* log events "<event>_fetch_failed", "<event>_poll_failed" */
+    const char *path;         /* at the NA: "/crl" */
+    uint8_t t_announce, t_request, t_data; /* its gossip messages */
+    int (*held)(gm_node *n, uint64_t *seq);    /* 1 (and its sequence) when the node holds one */
+    char *(*dump)(gm_node *n);                 /* the exact signed text to send, malloc'd */
+    /* Accept text if signed and newer: 0 installed, GM_ECONFLICT not newer (silent), else
+     * refused (logged and counted). While starting there are no links yet. */
+    int (*offer)(gm_node *n, const char *text, size_t len, const char *source, int starting);
+    void (*refused)(gm_node *n, const char *source, const char *why); /* log and count */
+} node_doc_kind;
+extern const node_doc_kind node_doc_crl, node_doc_policy;
 
 /* LINK_CONFIRM: the initiator sent message 3 and waits for the responder's first transport
  * message (proof that the responder accepted our certificate) before the link counts as up. */
@@ -122,10 +144,8 @@ struct node_link {
     size_t held_len;
     uint8_t *rest;            /* received bytes not processed yet */
     size_t rest_len;
-    /* node_crl.c */
-    int crl_requested;
-    uint64_t crl_sent_ms;
-    void *crl_state;          /* CRL chunks in flight both ways */
+    /* node_docsync.c: per gossiped document (CRL, access policy), chunks in flight */
+    void *doc_state[NODE_DOCS];
     /* node_routing.c */
     void *route_state;
 };
@@ -176,6 +196,8 @@ typedef struct node_metrics {
     uint64_t e2e_drop_auth, e2e_drop_replay, e2e_drop_unknown_session, e2e_drop_handshake;
     uint64_t e2e_drop_queue;
     uint64_t crl_updates, crl_refused;
+    uint64_t policy_updates, policy_refused;
+    uint64_t policy_denied[GM_POLICY_KINDS]; /* refusals by gm_policy_kind */
     uint64_t routes_refused_no_cert, certs_refused;
     uint64_t certs_refused_limit, certs_evicted;
     uint64_t routes_refused_origin, route_origins_forged;  /* route origins (node_routing.c) */
@@ -256,10 +278,10 @@ struct gm_node {
     gm_crl crl;
     int have_crl;
     int crl_stale;            /* the CRL is past its next_update */
-    char crl_etag[256];
-    int crl_poll_busy;
-    uint64_t next_crl_poll_ms;
-    size_t crl_rx_bytes;      /* bytes held by CRL reassemblies of all links */
+    node_doc_state docs[NODE_DOCS]; /* NA polling of the CRL and the access policy (node_docsync.c) */
+    size_t crl_rx_bytes;      /* bytes held by document reassemblies of all links (CRL, policy) */
+    gm_policy policy;         /* the access policy (node_policy.c) */
+    int have_policy;
 
     /* The peer-link subsystem (node_link.h); every subsystem reads the list of links. */
     node_link *links;
@@ -334,14 +356,10 @@ void node_crl_fetch_startup(gm_node *n);
 /* A peer closed our handshake saying we are revoked: poll the NA soon. */
 void node_crl_poll_soon(gm_node *n);
 void node_crl_tick(gm_node *n, uint64_t now);
-void node_crl_on_link_up(gm_node *n, node_link *l);
-void node_crl_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len);
 /* In --crl-stale refuse mode with a stale CRL, hold a new link to CRL gossip (1): it is
  * released when a fresh CRL arrives, closed after NODE_CRL_STALE_HOLD_MS otherwise. */
 #define NODE_CRL_STALE_HOLD_MS 5000
 int node_crl_hold_link(gm_node *n, node_link *l);
-/* Free l's CRL transfer state (when the link is freed). */
-void node_crl_link_free(node_link *l);
 
 /* Reassembly of one CRL sent in CRL_DATA chunks (one in flight per link). Chunks must come in
  * order without gaps or overlaps; a chunk at offset 0 starts over. The buffer grows with the
@@ -362,6 +380,43 @@ typedef struct node_crl_rx {
  * *budget (bytes held by all reassemblies, updated) would exceed NODE_CRL_RX_BUDGET. */
 int node_crl_rx_feed(node_crl_rx *rx, const gm_wire_crl_chunk *c, uint64_t now, size_t *budget, gm_error *err);
 void node_crl_rx_reset(node_crl_rx *rx, size_t *budget);
+
+/* node_docsync.c */
+/* At start: fetch kind from the NA synchronously (bounded); an unreachable NA only warns. */
+void node_doc_fetch_startup(gm_node *n, int kind);
+void node_doc_poll_soon(gm_node *n, int kind);
+/* Announce the sequence of kind held to every link that is up (after installing a new one). */
+void node_doc_announce(gm_node *n, int kind);
+void node_doc_tick(gm_node *n, uint64_t now);
+void node_doc_on_link_up(gm_node *n, node_link *l);
+/* A CRL_* or POLICY_* message from l. */
+void node_doc_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len);
+/* Free l's transfer state (when the link is freed). */
+void node_doc_link_free(node_link *l);
+
+/* node_policy.c */
+int node_policy_load(gm_node *n, gm_error *err);
+/* At start: fetch the NA's current policy (bounded) and install it if newer. */
+void node_policy_fetch_startup(gm_node *n);
+/* Parse text, check the NA signature and that it is newer than current (may be NULL):
+ * 0 and *out, GM_ECONFLICT when not newer, another code when refused. */
+int node_policy_accept(const gm_policy *current, const uint8_t na_pk[GM_PK_LEN], const char *text, size_t len,
+                       gm_policy *out, gm_error *err);
+/* The decision for subject's roles (NULL: no roles) and object (a capability or port), or
+ * for peer/relay object_cert's roles. No policy held: allowed. Does not log. */
+int node_policy_decide(gm_node *n, gm_policy_kind kind, const gm_cert *subject, const char *object,
+                       const gm_cert *object_cert, gm_policy_decision *d);
+/* May we hold a link with peer (its roles with ours)? A refusal is logged and counted. */
+int node_policy_link_ok(gm_node *n, const gm_cert *peer);
+/* May we forward DATA from src (our roles relaying for src's)? A refusal is logged and counted. */
+int node_policy_relay_ok(gm_node *n, const uint8_t src[GM_PK_LEN]);
+/* A message from `from` (its authenticated key) for a local port: deliver it unless the policy
+ * forbids the port or, on port "capability", the capability requested. A refused request is
+ * answered with a signed capability_response "forbidden" naming the rule; an allowed one is
+ * delivered with the rule that allowed it ("authorized" in the event). */
+void node_policy_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data,
+                         size_t len);
+json_t *node_policy_status_json(gm_node *n);
 
 /* node_routing.c */
 int node_routing_init(gm_node *n, gm_error *err);
@@ -422,6 +477,9 @@ int node_port_valid(const char *p, int allow_star);
 /* Deliver a received message to subscribers (or keep it in the inbox). */
 void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data,
                       size_t len);
+/* Same, adding note (stolen, may be NULL) to the event as "authorized". */
+void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data,
+                           size_t len, json_t *note);
 json_t *node_status_json(gm_node *n);
 void node_inbox_free(gm_node *n);
 

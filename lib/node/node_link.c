@@ -80,7 +80,7 @@ static void on_closed(uv_handle_t *h)
         free(l->held);
     }
     free(l->rest);
-    node_crl_link_free(l);
+    node_doc_link_free(l);
     free(l);
 }
 
@@ -221,7 +221,7 @@ void node_link_up(node_link *l)
     if (!l->outbound)
         node_link_ping(l);
     if (l->state == LINK_UP)
-        node_crl_on_link_up(n, l);
+        node_doc_on_link_up(n, l);
     if (l->state == LINK_UP && !node_crl_hold_link(n, l))
         node_routing_link_up(n, l);
 }

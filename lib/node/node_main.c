@@ -104,6 +104,7 @@ static void on_tick(uv_timer_t *t)
         node_peer_retry_paused(n);
     node_routing_tick(n, now);
     node_e2e_tick(n, now);
+    node_doc_tick(n, now);
     node_crl_tick(n, now);
     node_renew_tick(n, now);
 }
@@ -172,6 +173,9 @@ static int load_state(gm_node *n, gm_error *err)
     if ((rc = node_crl_load(n, err)) != 0)
         return rc;
     node_crl_fetch_startup(n);
+    if ((rc = node_policy_load(n, err)) != 0)
+        return rc;
+    node_policy_fetch_startup(n);
     if ((rc = gm_cert_verify(&n->cert, &n->genesis, n->have_crl ? &n->crl : NULL, now, err)) != 0)
         return gm_error_prefix(err, "refusing to run");
     n->cert_json = gm_cert_dump(&n->cert, 0);
@@ -218,6 +222,8 @@ static void node_free(gm_node *n)
     node_inbox_free(n);
     if (n->have_crl)
         gm_crl_free(&n->crl);
+    if (n->have_policy)
+        gm_policy_free(&n->policy);
     gm_cert_free(&n->cert);
     gm_genesis_free(&n->genesis);
     free(n->cert_json);
@@ -295,7 +301,6 @@ int gm_node_run(const gm_node_config *cfg, gm_error *err)
     n->tick.data = n;
     uv_timer_start(&n->tick, on_tick, NODE_TICK_MS, NODE_TICK_MS);
     node_renew_schedule(n);
-    n->next_crl_poll_ms = 0;
 
     char exp[GM_TIME_STRLEN];
     gm_time_format(&n->cert.expires_at, exp);

@@ -17,6 +17,7 @@ typedef struct metric_def {
 } metric_def;
 
 #define C(field, help) {#field, help, offsetof(node_metrics, field), 0}
+#define CN(name, field, help) {name, help, offsetof(node_metrics, field), 0}
 static const metric_def defs[] = {
     C(handshakes_ok, "peer handshakes completed and trusted"),
     C(handshakes_failed, "peer handshakes that failed (Noise error, timeout, bad frame)"),
@@ -50,6 +51,12 @@ static const metric_def defs[] = {
     C(e2e_drop_queue, "end-to-end messages dropped while waiting for a session"),
     C(crl_updates, "newer CRLs accepted"),
     C(crl_refused, "CRLs refused (bad signature or malformed)"),
+    C(policy_updates, "newer access policies accepted"),
+    C(policy_refused, "access policies refused (bad signature or malformed)"),
+    CN("policy_denied_capability", policy_denied[GM_POLICY_CAPABILITY], "capability requests refused by the access policy"),
+    CN("policy_denied_port", policy_denied[GM_POLICY_PORT], "data messages refused by the access policy (port)"),
+    CN("policy_denied_peer", policy_denied[GM_POLICY_PEER], "links refused or closed by the access policy"),
+    CN("policy_denied_relay", policy_denied[GM_POLICY_RELAY], "DATA not relayed because the access policy forbids it"),
     C(routes_refused_no_cert, "route entries refused: destination certificate unknown or invalid"),
     C(routes_refused_origin, "route entries refused: route origin missing, stale, forged or claiming a false adjacency"),
     C(route_origins_forged, "route origins whose signature did not verify (the link is closed)"),
@@ -68,6 +75,7 @@ static const metric_def defs[] = {
     C(renewals_failed, "failed renewal attempts"),
 };
 #undef C
+#undef CN
 
 static uint64_t val(gm_node *n, const metric_def *d)
 {
@@ -94,6 +102,7 @@ json_t *node_metrics_json(gm_node *n)
     json_object_set_new(o, "links", json_integer(n->net.n_links));
     json_object_set_new(o, "routes", json_integer((json_int_t)node_routing_count(n)));
     json_object_set_new(o, "crl_sequence", json_integer(n->have_crl ? (json_int_t)n->crl.sequence : -1));
+    json_object_set_new(o, "policy_sequence", json_integer(n->have_policy ? (json_int_t)n->policy.sequence : -1));
     return o;
 }
 
@@ -142,5 +151,7 @@ char *node_metrics_prometheus(gm_node *n)
     append(&b, &len, &cap, "# TYPE gm_node_routes gauge\ngm_node_routes %zu\n", node_routing_count(n));
     append(&b, &len, &cap, "# TYPE gm_node_crl_sequence gauge\ngm_node_crl_sequence %lld\n",
            n->have_crl ? (long long)n->crl.sequence : -1LL);
+    append(&b, &len, &cap, "# TYPE gm_node_policy_sequence gauge\ngm_node_policy_sequence %lld\n",
+           n->have_policy ? (long long)n->policy.sequence : -1LL);
     return b;
 }

@@ -1,0 +1,362 @@
+/* Keeping the NA's signed documents current on every node (the CRL, the access policy): one
+ * mechanism for all of them, described by a node_doc_kind. At start a bounded synchronous
+ * fetch; then a poll of the NA with ETag on the thread pool; and gossip between peers: a
+ * node announces the sequence it holds (ANNOUNCE), a peer that holds less asks (REQUEST)
+ * and gets the signed text in chunks (DATA), reassembled by node_crl_rx_feed. What arrives
+ * is offered to the kind, which accepts it only when the NA signature verifies and the
+ * sequence goes up. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm/http_client.h"
+#include "node_internal.h"
+
+#define DOC_HTTP_TIMEOUT_MS 5000
+#define DOC_STARTUP_TIMEOUT_MS 3000
+#define DOC_DEFAULT_POLL_MS 2000
+#define DOC_FILE_MAX (16u << 20)
+
+static const node_doc_kind *const kinds[NODE_DOCS] = {&node_doc_crl, &node_doc_policy};
+
+static void event_name(char *out, size_t cap, const node_doc_kind *k, const char *what)
+{
+    snprintf(out, cap, "%s_%s", k->event, what);
+}
+
+static void announce(gm_node *n, const node_doc_kind *k, node_link *l)
+{
+    uint8_t msg[16];
+    size_t len;
+    uint64_t seq;
+    if (k->held(n, &seq) && gm_wire_doc_announce_encode(k->t_announce, seq, msg, sizeof msg, &len, NULL) == 0)
+        node_link_send(l, msg, len);
+}
+
+void node_doc_announce(gm_node *n, int kind)
+{
+    for (node_link *l = n->links; l; l = l->next)
+        if (l->state == LINK_UP)
+            announce(n, kinds[kind], l);
+}
+
+static long poll_every(gm_node *n)
+{
+    return n->cfg.crl_poll_ms == 0 ? DOC_DEFAULT_POLL_MS : n->cfg.crl_poll_ms;
+}
+
+static void keep_etag(gm_node *n, int kind, const char *etag)
+{
+    node_doc_state *st = &n->docs[kind];
+    if (etag && etag[0] && strlen(etag) < sizeof st->etag)
+        memcpy(st->etag, etag, strlen(etag) + 1);
+}
+
+void node_doc_fetch_startup(gm_node *n, int kind)
+{
+    const node_doc_kind *k = kinds[kind];
+    char url[600], ev[64];
+    gm_error err = {0};
+    gm_http_resp resp = {0};
+    uint64_t seq = 0;
+    if (poll_every(n) < 0 || !n->na_url[0])
+        return;
+    snprintf(url, sizeof url, "%s%s", n->na_url, k->path);
+    gm_http_req r = {.method = "GET", .url = url, .timeout_ms = DOC_STARTUP_TIMEOUT_MS, .max_response = DOC_FILE_MAX};
+    int rc = gm_http_request(&r, &resp, &err);
+    if (rc == 0 && resp.status != 200)
+        rc = gm_error_set(&err, GM_ENET, "%s answered HTTP %d", url, resp.status);
+    if (rc != 0) {
+        int held = k->held(n, &seq);
+        event_name(ev, sizeof ev, k, "fetch_failed");
+        node_log(n, GM_LOG_WARN, ev,
+                 json_pack("{s:s,s:s,s:o}", "error", err.msg, "using", held ? "cached copy" : "none", "sequence",
+                           held ? json_integer((json_int_t)seq) : json_null()));
+        gm_http_resp_free(&resp);
+        return;
+    }
+    rc = k->offer(n, resp.body, resp.len, "na", 1);
+    if (rc == 0 || rc == GM_ECONFLICT)
+        keep_etag(n, kind, resp.etag);
+    gm_http_resp_free(&resp);
+}
+
+void node_doc_poll_soon(gm_node *n, int kind)
+{
+    n->docs[kind].next_poll_ms = 0;
+}
+
+/* ---- chunked transfer ---- */
+
+typedef struct doc_link {
+    node_crl_rx rx;
+    char *tx;          /* document text being sent, NULL when idle */
+    size_t tx_len, tx_off;
+    uint64_t tx_seq;
+    int requested;     /* we asked this peer and wait for its chunks */
+    uint64_t sent_ms;  /* last time we started sending it the document */
+} doc_link;
+
+static doc_link *link_state(node_link *l, int kind)
+{
+    if (!l->doc_state[kind])
+        l->doc_state[kind] = calloc(1, sizeof(doc_link));
+    return l->doc_state[kind];
+}
+
+void node_doc_link_free(node_link *l)
+{
+    for (int kind = 0; kind < NODE_DOCS; kind++) {
+        doc_link *s = l->doc_state[kind];
+        if (!s)
+            continue;
+        node_crl_rx_reset(&s->rx, &l->node->crl_rx_bytes);
+        free(s->tx);
+        free(s);
+        l->doc_state[kind] = NULL;
+    }
+}
+
+/* Send the next chunks of the document in flight to l, in order, while its send queue is short. */
+static void pump(node_link *l, const node_doc_kind *k, doc_link *s)
+{
+    uint8_t *buf = NULL;
+    gm_error err = {0};
+    if (!s || !s->tx)
+        return;
+    while (s->tx_off < s->tx_len && l->state == LINK_UP &&
+           uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) < NODE_SENDQ_HIGH) {
+        if (!buf && !(buf = malloc(1 + GM_WIRE_CRL_DATA_HEADER + GM_WIRE_CRL_CHUNK_MAX)))
+            break;
+        size_t n = s->tx_len - s->tx_off;
+        if (n > GM_WIRE_CRL_CHUNK_MAX)
+            n = GM_WIRE_CRL_CHUNK_MAX;
+        gm_wire_crl_chunk c = {.sequence = s->tx_seq, .total_len = (uint32_t)s->tx_len, .offset = (uint32_t)s->tx_off,
+                               .data = (const uint8_t *)s->tx + s->tx_off, .len = n};
+        size_t olen;
+        if (gm_wire_doc_data_encode(k->t_data, &c, buf, 1 + GM_WIRE_CRL_DATA_HEADER + GM_WIRE_CRL_CHUNK_MAX, &olen,
+                                    &err) != 0 ||
+            node_link_send(l, buf, olen) != 0) {
+            s->tx_off = s->tx_len;
+            break;
+        }
+        s->tx_off += n;
+    }
+    free(buf);
+    if (s->tx_off >= s->tx_len || l->state != LINK_UP) {
+        free(s->tx);
+        s->tx = NULL;
+    }
+}
+
+static void link_tick(gm_node *n, uint64_t now)
+{
+    for (node_link *l = n->links; l; l = l->next)
+        for (int kind = 0; kind < NODE_DOCS; kind++) {
+            doc_link *s = l->doc_state[kind];
+            if (!s)
+                continue;
+            if (s->rx.active && now - s->rx.started_ms > NODE_CRL_RX_TIMEOUT_MS) {
+                node_crl_rx_reset(&s->rx, &n->crl_rx_bytes);
+                s->requested = 0;
+            }
+            pump(l, kinds[kind], s);
+        }
+}
+
+/* ---- polling the NA on the thread pool ---- */
+
+typedef struct doc_poll {
+    uv_work_t req;
+    gm_node *node;
+    int kind;
+    char url[600];
+    char if_none_match[300];
+    int rc;
+    int status;
+    char *body;
+    size_t len;
+    char etag[256];
+    gm_error err;
+} doc_poll;
+
+static void poll_work(uv_work_t *req)
+{
+    doc_poll *p = req->data;
+    gm_http_resp resp = {0};
+    const char *hdrs[1] = {p->if_none_match};
+    gm_http_req r = {.method = "GET", .url = p->url, .headers = hdrs, .n_headers = p->if_none_match[0] ? 1 : 0,
+                     .timeout_ms = DOC_HTTP_TIMEOUT_MS, .max_response = DOC_FILE_MAX};
+    p->rc = gm_http_request(&r, &resp, &p->err);
+    if (p->rc != 0)
+        return;
+    p->status = resp.status;
+    if (resp.etag)
+        snprintf(p->etag, sizeof p->etag, "%s", resp.etag);
+    if (resp.status == 200) {
+        p->body = resp.body;
+        p->len = resp.len;
+        resp.body = NULL;
+    }
+    gm_http_resp_free(&resp);
+}
+
+static void poll_done(uv_work_t *req, int status)
+{
+    doc_poll *p = req->data;
+    gm_node *n = p->node;
+    const node_doc_kind *k = kinds[p->kind];
+    char ev[64];
+    event_name(ev, sizeof ev, k, "poll_failed");
+    n->pending_work--;
+    n->docs[p->kind].poll_busy = 0;
+    if (!n->stopping && status == 0) {
+        if (p->rc != 0) {
+            node_log(n, GM_LOG_DEBUG, ev, json_pack("{s:s}", "error", p->err.msg));
+        } else if (p->status == 200 && p->body) {
+            int rc = k->offer(n, p->body, p->len, "na", 0);
+            if (rc == 0 || rc == GM_ECONFLICT)
+                keep_etag(n, p->kind, p->etag);
+        } else if (p->status != 304) {
+            node_log(n, GM_LOG_DEBUG, ev, json_pack("{s:s,s:i}", "url", p->url, "status", p->status));
+        }
+    }
+    free(p->body);
+    free(p);
+}
+
+static void poll_tick(gm_node *n, int kind, uint64_t now)
+{
+    node_doc_state *st = &n->docs[kind];
+    long every = poll_every(n);
+    if (every < 0 || !n->na_url[0] || st->poll_busy || n->stopping || now < st->next_poll_ms)
+        return;
+    st->next_poll_ms = now + (uint64_t)every;
+    doc_poll *p = calloc(1, sizeof *p);
+    if (!p)
+        return;
+    p->node = n;
+    p->kind = kind;
+    p->req.data = p;
+    snprintf(p->url, sizeof p->url, "%s%s", n->na_url, kinds[kind]->path);
+    if (st->etag[0])
+        snprintf(p->if_none_match, sizeof p->if_none_match, "If-None-Match: %s", st->etag);
+    if (uv_queue_work(n->loop, &p->req, poll_work, poll_done) != 0) {
+        free(p);
+        return;
+    }
+    st->poll_busy = 1;
+    n->pending_work++;
+}
+
+void node_doc_tick(gm_node *n, uint64_t now)
+{
+    link_tick(n, now);
+    for (int kind = 0; kind < NODE_DOCS; kind++)
+        poll_tick(n, kind, now);
+}
+
+/* ---- gossip ---- */
+
+void node_doc_on_link_up(gm_node *n, node_link *l)
+{
+    for (int kind = 0; kind < NODE_DOCS; kind++)
+        announce(n, kinds[kind], l);
+}
+
+static void on_request(gm_node *n, node_link *l, int kind)
+{
+    const node_doc_kind *k = kinds[kind];
+    uint64_t now = node_now_ms(n), seq;
+    doc_link *s = link_state(l, kind);
+    if (!s || !k->held(n, &seq) || (s->sent_ms && now - s->sent_ms < 1000))
+        return;
+    s->sent_ms = now;
+    char *text = k->dump(n);
+    size_t tlen = text ? strlen(text) : 0;
+    if (!text || tlen == 0 || tlen > GM_WIRE_CRL_TOTAL_MAX) {
+        free(text);
+        return;
+    }
+    free(s->tx); /* a transfer still going on is restarted with the current document */
+    s->tx = text;
+    s->tx_len = tlen;
+    s->tx_off = 0;
+    s->tx_seq = seq;
+    pump(l, k, s);
+}
+
+static void on_data(gm_node *n, node_link *l, int kind, const gm_wire_crl_chunk *c)
+{
+    const node_doc_kind *k = kinds[kind];
+    gm_error err = {0};
+    uint64_t seq;
+    doc_link *s = link_state(l, kind);
+    if (!s)
+        return;
+    /* Chunks of a document no newer than ours are not worth holding (the signed text decides
+     * in the end; a sender lying about the sequence only hurts itself). */
+    if (k->held(n, &seq) && c->sequence <= seq) {
+        if (s->rx.active)
+            node_crl_rx_reset(&s->rx, &n->crl_rx_bytes);
+        s->requested = 0;
+        return;
+    }
+    int rc = node_crl_rx_feed(&s->rx, c, node_now_ms(n), &n->crl_rx_bytes, &err);
+    if (rc == 0)
+        return;
+    s->requested = 0;
+    if (rc < 0) {
+        k->refused(n, "peer", err.msg);
+        return;
+    }
+    /* Take the text out first: installing may close this very link. */
+    uint8_t *text = s->rx.buf;
+    size_t tlen = s->rx.total;
+    s->rx.buf = NULL;
+    node_crl_rx_reset(&s->rx, &n->crl_rx_bytes);
+    k->offer(n, (const char *)text, tlen, "peer", 0);
+    free(text);
+}
+
+void node_doc_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len)
+{
+    gm_error err = {0};
+    char why[64];
+    for (int kind = 0; kind < NODE_DOCS; kind++) {
+        const node_doc_kind *k = kinds[kind];
+        snprintf(why, sizeof why, "bad %s", gm_wire_type_name(type));
+        if (type == k->t_announce) {
+            uint64_t seq, held;
+            uint8_t out[32];
+            size_t olen;
+            if (gm_wire_doc_announce_decode(type, msg, len, &seq, &err) != 0) {
+                node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, why);
+                return;
+            }
+            doc_link *s = link_state(l, kind);
+            if (s && (!k->held(n, &held) || seq > held) && !s->requested &&
+                gm_wire_doc_request_encode(k->t_request, out, sizeof out, &olen, &err) == 0) {
+                s->requested = 1;
+                node_link_send(l, out, olen);
+            }
+            return;
+        }
+        if (type == k->t_request) {
+            if (gm_wire_doc_request_decode(type, msg, len, &err) != 0)
+                node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, why);
+            else
+                on_request(n, l, kind);
+            return;
+        }
+        if (type == k->t_data) {
+            gm_wire_crl_chunk c;
+            if (gm_wire_doc_data_decode(type, msg, len, &c, &err) != 0)
+                node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, why);
+            else
+                on_data(n, l, kind, &c);
+            return;
+        }
+    }
+    node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, "unexpected message type");
+}
