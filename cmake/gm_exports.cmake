@@ -1,4 +1,4 @@
-# Writes the linker version script of libgenesismesh.so: every function declared in include/gm/*.h
+# Writes the linker version script of libgenesismesh.so: every function (and extern object) declared in include/gm/*.h
 # is exported, nothing else (internal functions, whatever their prefix, stay inside the library).
 # Run as: cmake -DGM_INCLUDE_DIR=... -DGM_EXPORTS_OUT=... -P gm_exports.cmake
 file(GLOB headers ${GM_INCLUDE_DIR}/gm/*.h)
@@ -12,6 +12,12 @@ foreach(h ${headers})
   foreach(f ${found})
     string(REGEX REPLACE "[ \t\n]*\\($" "" f "${f}")
     list(APPEND names ${f})
+  endforeach()
+  # data: "extern const char gm_name[];"
+  string(REGEX MATCHALL "extern[^;(]*gm_[A-Za-z0-9_]+[ \t]*(\\[[^]]*\\])?[ \t]*;" data "${text}")
+  foreach(d ${data})
+    string(REGEX MATCH "gm_[A-Za-z0-9_]+" d "${d}")
+    list(APPEND names ${d})
   endforeach()
 endforeach()
 list(REMOVE_DUPLICATES names)

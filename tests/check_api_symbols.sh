@@ -11,8 +11,9 @@ command -v nm >/dev/null || { echo "SKIP: nm (binutils) not installed" >&2; exit
 
 exported="$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBRVWiu]$/ {print $3}' | sed 's/@.*//' | sort -u)"
 [ -n "$exported" ] || { echo "FAIL: $so exports nothing" >&2; exit 1; }
-declared="$(cat "$src"/include/gm/*.h | sed 's://.*$::' | grep -oE 'gm_[A-Za-z0-9_]+[[:space:]]*\(' \
-            | sed 's/[[:space:]]*($//' | sort -u)"
+declared="$( (cat "$src"/include/gm/*.h | sed 's://.*$::' | grep -oE 'gm_[A-Za-z0-9_]+[[:space:]]*\(' \
+              | sed 's/[[:space:]]*($//'
+              cat "$src"/include/gm/*.h | grep -E '^extern ' | grep -oE 'gm_[A-Za-z0-9_]+') | sort -u)"
 bad=0
 while IFS= read -r sym; do
     case "$sym" in
