@@ -2,7 +2,7 @@
 # Installs the Debian packages genesis-mesh needs, only those that are missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libsodium-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev
-      libcurl4-openssl-dev libuv1-dev libcmocka-dev iproute2 python3 curl)
+      libcurl4-openssl-dev libuv1-dev libcmocka-dev iproute2 python3 curl sqlite3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
