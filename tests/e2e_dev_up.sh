@@ -57,7 +57,7 @@ crm = json.load(open(os.path.join(nodes, "crm", "cert.json")))["cert_id"]
 rev = {r["certificate_id"]: r["reason"] for r in crl["revoked_certificates"]}
 assert rev.get(crm) == "key_compromise", "the NA's CRL does not list crm's certificate %s: %s" % (crm, rev)
 seq = crl["sequence"]
-for n in sorted(os.listdir(nodes)):
+for n in sorted(d for d in os.listdir(nodes) if os.path.isdir(os.path.join(nodes, d))):
     st = json.loads(subprocess.run([os.environ["GM_BIN"], "status", "--dir", os.path.join(nodes, n), "--json"],
                                    check=True, capture_output=True, text=True).stdout)
     assert st["running"] is False, "%s is still running" % n
