@@ -50,7 +50,7 @@ for t in "${targets[@]}"; do
     nseeds="$(find "$seeds" -type f | wc -l)"
     echo "==> $t: $SECS s from $nseeds seeds" >&2
     rc=0
-    "$BUILD/$t" -max_total_time="$SECS" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
+    "$BUILD/fuzz/$t" -max_total_time="$SECS" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
         -artifact_prefix="$art/" "$work" "$seeds" >"$log" 2>&1 || rc=$?
     start="$(grep -m1 -E 'INITED|DONE' "$log" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')"
     end="$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p')"
