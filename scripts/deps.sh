@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages genesis-mesh needs, only those that are missing.
+# `deps.sh fuzz` also installs clang (libFuzzer) for scripts/fuzz.sh; the tests do not need it.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libsodium-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev
-      libcurl4-openssl-dev libgnutls28-dev libuv1-dev libcmocka-dev iproute2 python3 curl binutils systemd)
+      libcurl4-openssl-dev libgnutls28-dev libuv1-dev libcmocka-dev iproute2 python3 curl binutils systemd sqlite3)
+
+[ "${1:-}" = fuzz ] && pkgs+=(clang)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

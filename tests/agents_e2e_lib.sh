@@ -24,8 +24,10 @@ wait_full_mesh() {
 }
 
 # agent_listed ID: the NA lists agent ID.
-agent_listed() { gm agents --na "$E2E_NA_URL" --json | json_ok 'any(r["descriptor"]["agent_id"] == a[0] for r in d)' "$1"; }
-agent_unlisted() { gm agents --na "$E2E_NA_URL" --json | json_ok 'all(r["descriptor"]["agent_id"] != a[0] for r in d)' "$1"; }
+# Every output of the commands run here is also kept in $ASK_ALL (searched for leaked secrets).
+ASK_ALL="$E2E_TMP/outputs-all.log"
+agent_listed() { gm agents --na "$E2E_NA_URL" --json 2>>"$ASK_ALL" | tee -a "$ASK_ALL" | json_ok 'any(r["descriptor"]["agent_id"] == a[0] for r in d)' "$1"; }
+agent_unlisted() { gm agents --na "$E2E_NA_URL" --json 2>>"$ASK_ALL" | tee -a "$ASK_ALL" | json_ok 'all(r["descriptor"]["agent_id"] != a[0] for r in d)' "$1"; }
 
 # agent_start ID NODE CAPABILITY [agent run args...]: runs the agent on NODE's running node
 # and waits until the NA lists it. Its log is $E2E_TMP/agent-ID.log.
@@ -52,6 +54,7 @@ ask_ok() {
     local desc="$1" re="$2"; shift 2
     step "$desc"
     gm ask "$@" >"$ASK_OUT" 2>&1 || fail "$desc: ask exited $?: $(cat "$ASK_OUT")"
+    cat "$ASK_OUT" >>"$ASK_ALL"
     grep -Eq -- "$re" "$ASK_OUT" || fail "$desc: output does not match /$re/: $(cat "$ASK_OUT")"
 }
 # ask_fails DESC REGEX ask-args...: must exit 1 and print REGEX.
@@ -59,6 +62,7 @@ ask_fails() {
     local desc="$1" re="$2" rc=0; shift 2
     step "$desc"
     gm ask "$@" >"$ASK_OUT" 2>&1 || rc=$?
+    cat "$ASK_OUT" >>"$ASK_ALL"
     [ "$rc" -eq 1 ] || fail "$desc: exit $rc, expected 1: $(cat "$ASK_OUT")"
     grep -Eq -- "$re" "$ASK_OUT" || fail "$desc: output does not match /$re/: $(cat "$ASK_OUT")"
 }

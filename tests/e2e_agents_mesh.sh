@@ -39,16 +39,16 @@ grep -Eq "llm-1 +executed +llm.chat" "$ASK_OUT" || fail "llm.chat step missing"
 grep -Eq "planner-1 +combined" "$ASK_OUT" || fail "combined step missing"
 grep -q "every signature verified" "$ASK_OUT" || fail "provenance not verified"
 grep -q "^answer: \[mock:gm-mock-model\]" "$ASK_OUT" || fail "answer missing"
-gm ask planner.answer "why" --dir "$(node_dir researcher)" --json >"$E2E_TMP/ask.json" || fail "ask --json"
+gm ask planner.answer "why" --dir "$(node_dir researcher)" --json >"$E2E_TMP/ask.json" 2>>"$ASK_ALL" || fail "ask --json"
 json_ok 'd["provider"] == "planner-1" and len(d["provenance"]) >= 6 and d["output"]["sources"][0]["agent"] == "repo-agent-a"' \
     <"$E2E_TMP/ask.json" || fail "ask --json: $(cat "$E2E_TMP/ask.json")"
 
 step "capability names: the colon form is the same capability"
 ask_ok "ask repo:summary" "provider: repo-agent-a" repo:summary "what is it?" --dir "$(node_dir researcher)"
-gm agents --dir "$(node_dir researcher)" --capability llm:chat --json >"$E2E_TMP/agents.json"
+gm agents --dir "$(node_dir researcher)" --capability llm:chat --json >"$E2E_TMP/agents.json" 2>>"$ASK_ALL"
 json_ok 'len(d) == 1 and d[0]["descriptor"]["agent_id"] == "llm-1" and d[0]["check"] == "verified" and d[0]["certificate"]["node_public_key"] == d[0]["descriptor"]["node_public_key"]' \
     <"$E2E_TMP/agents.json" || fail "agents --capability llm:chat: $(cat "$E2E_TMP/agents.json")"
-gm agents --dir "$(node_dir researcher)" --capability repo.summary --json |
+gm agents --dir "$(node_dir researcher)" --capability repo.summary --json 2>>"$ASK_ALL" | tee -a "$ASK_ALL" |
     json_ok '[r["descriptor"]["agent_id"] for r in d] == ["repo-agent-a", "repo-agent-b"]' || fail "exact tag match"
 
 step "clear errors, never a hang"
@@ -69,7 +69,14 @@ ask_fails "llm.chat with a wrong key fails clearly" "HTTP 401 \(authentication f
     llm.chat "hello" --dir "$(node_dir researcher)"
 ask_fails "the planner reports the failure" "llm.chat" planner.answer "q" --dir "$(node_dir researcher)"
 agent_stop llm-bad
-if grep -rIl -e "$SECRET" -e "$WRONG" "$E2E_TMP" --exclude=mock.log 2>/dev/null; then
+step "no API key in any file: every command's output and stderr, logs, the NA database (binary too)"
+# The search must see binary files: a canary (the key between NUL bytes) is found, then removed.
+printf 'x\0%s\0y' "$SECRET" >"$E2E_TMP/canary.bin"
+grep -rla -e "$SECRET" "$E2E_TMP" | grep -qx "$E2E_TMP/canary.bin" || fail "the leak search does not read binary files"
+rm -f "$E2E_TMP/canary.bin"
+[ -s "$ASK_ALL" ] && [ -s "$E2E_NET/na.db" ] || fail "outputs or the NA database missing: nothing to search"
+# The mock is the LLM provider: it is given the key, and quotes the wrong one in its 401.
+if grep -rla -e "$SECRET" -e "$WRONG" "$E2E_TMP" --exclude=mock.log; then
     fail "an API key appears in the files above"
 fi
 

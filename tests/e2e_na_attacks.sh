@@ -112,7 +112,7 @@ expect_error 401 unknown_admin_key "admin request by an unknown key id"
 gm init --dir "$T/rogue" >/dev/null 2>&1 || fail "init rogue"
 gm admin request POST /admin/invite --body '{"roles":["role:x"]}' --dir "$T/rogue" --na "$NA_URL" >"$T/out" 2>&1 &&
     fail "an invite signed by a foreign operator key was accepted"
-grep -q "HTTP 401 bad_signature" "$T/out" || fail "foreign operator key: $(cat "$T/out")"
+grep -q "HTTP 401 bad_signature)" "$T/out" || fail "foreign operator key: $(cat "$T/out")"
 pass "admin request signed by a key that is not configured -> 401 bad_signature"
 
 admin request POST /admin/invite --body '{"roles":["role:x"]}' --timestamp 2020-01-01T00:00:00Z >"$T/out" 2>&1 &&
@@ -126,29 +126,41 @@ admin request GET /admin/nodes --nonce "$NONCE" >"$T/out" 2>&1 && fail "replayed
 grep -q "HTTP 401 replayed_nonce" "$T/out" || fail "replayed admin nonce: $(cat "$T/out")"
 pass "admin request with a replayed nonce -> 401 replayed_nonce"
 
-# admin bodies
-for body in '{}' '{"roles":"role:x"}' '{"roles":[]}' '{"roles":[1]}' '{"roles":["bad role"]}' \
-    '{"roles":["role:x"],"token_expiry_hours":0}' '{"roles":["role:x"],"max_validity_hours":"1"}' \
-    '{"roles":["role:x"],"admin":true}'; do
-    admin request POST /admin/invite --body "$body" >"$T/out" 2>&1 && fail "invite body $body accepted"
-    grep -q "HTTP 400 " "$T/out" || fail "invite body $body: $(cat "$T/out")"
-done
-pass "invalid invite bodies -> 400"
-for body in '{"reason":"unspecified"}' '{"cert_id":"x","reason":"unspecified"}' \
-    "{\"cert_id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"reason\":\"because\"}" \
-    "{\"cert_id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"node_public_key\":\"$KEY_A\",\"reason\":\"unspecified\"}" \
-    '{"node_public_key":"AAAA","reason":"unspecified"}'; do
-    admin request POST /admin/revoke --body "$body" >"$T/out" 2>&1 && fail "revoke body $body accepted"
-    grep -q "HTTP 400 " "$T/out" || fail "revoke body $body: $(cat "$T/out")"
-done
+# admin bodies: each refusal pinned to its status, error code and message.
+# refused_as BODY_PATH BODY "HTTP 400 code): message start"
+refused_as() {
+    admin request POST "$1" --body "$2" >"$T/out" 2>&1 && fail "$1 body $2 accepted"
+    grep -qF -- "$3" "$T/out" || fail "$1 body $2: expected '$3', got: $(cat "$T/out")"
+}
+ROLE_RULE='must be 1..128 characters of A-Z a-z 0-9 : . _ - (e.g. role:finance)'
+refused_as /admin/invite '{}' '(HTTP 400 missing_field): missing "roles" (e.g. ["role:finance"])'
+refused_as /admin/invite '{"roles":"role:x"}' '(HTTP 400 invalid_field): "roles" must be an array of 1..32 strings'
+refused_as /admin/invite '{"roles":[]}' '(HTTP 400 invalid_field): "roles" must be an array of 1..32 strings'
+refused_as /admin/invite '{"roles":[1]}' "(HTTP 400 invalid_field): roles[0] $ROLE_RULE"
+refused_as /admin/invite '{"roles":["bad role"]}' "(HTTP 400 invalid_field): roles[0] $ROLE_RULE"
+refused_as /admin/invite '{"roles":["role:x"],"token_expiry_hours":0}' \
+    '(HTTP 400 invalid_field): "token_expiry_hours" must be between 1 and 8784'
+refused_as /admin/invite '{"roles":["role:x"],"max_validity_hours":"1"}' \
+    '(HTTP 400 invalid_field): "max_validity_hours" must be an integer'
+refused_as /admin/invite '{"roles":["role:x"],"admin":true}' '(HTTP 400 unknown_field): unknown member "admin" in request body'
+pass "invalid invite bodies -> 400 with the code and message of each fault"
+ONE_OF='(HTTP 400 invalid_body): give exactly one of "cert_id" or "node_public_key"'
+refused_as /admin/revoke '{"reason":"unspecified"}' "$ONE_OF"
+refused_as /admin/revoke '{"cert_id":"x","reason":"unspecified"}' '(HTTP 400 invalid_field): "cert_id" must be a UUID'
+refused_as /admin/revoke "{\"cert_id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"reason\":\"because\"}" \
+    '(HTTP 400 invalid_field): "reason" must be key_compromise, cessation_of_operation, superseded or unspecified'
+refused_as /admin/revoke \
+    "{\"cert_id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"node_public_key\":\"$KEY_A\",\"reason\":\"unspecified\"}" "$ONE_OF"
+refused_as /admin/revoke '{"node_public_key":"AAAA","reason":"unspecified"}' \
+    '(HTTP 400 bad_base64): "node_public_key" is not a 32-byte key in standard base64'
 admin request POST /admin/revoke --body "{\"cert_id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"reason\":\"unspecified\"}" \
     >"$T/out" 2>&1 && fail "revoke of an unknown certificate accepted"
-grep -q "HTTP 404 unknown_certificate" "$T/out" || fail "revoke unknown: $(cat "$T/out")"
+grep -q "HTTP 404 unknown_certificate): no certificate " "$T/out" || fail "revoke unknown: $(cat "$T/out")"
 admin request POST /admin/revoke --body "{\"node_public_key\":\"$KEY_A\",\"reason\":\"unspecified\"}" \
     >"$T/out" 2>&1 && fail "revoke of an unknown node accepted"
-grep -q "HTTP 404 unknown_node" "$T/out" || fail "revoke unknown node: $(cat "$T/out")"
+grep -qF "HTTP 404 unknown_node): no certificate was ever issued to node key $KEY_A" "$T/out" || fail "revoke unknown node: $(cat "$T/out")"
 admin clear-key --node-key "$KEY_A" >"$T/out" 2>&1 && fail "clear-key of a key that is not blocked"
-grep -q "HTTP 404 not_blocked" "$T/out" || fail "clear-key not blocked: $(cat "$T/out")"
+grep -qF "HTTP 404 not_blocked): node key $KEY_A is not blocked" "$T/out" || fail "clear-key not blocked: $(cat "$T/out")"
 pass "invalid revoke / clear-key requests -> 400 / 404"
 
 # --- nothing changed ---

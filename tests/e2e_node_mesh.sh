@@ -121,10 +121,12 @@ check "recv text output is 'from <key> [port]: <text>' (got: $(head -1 "$txt"))"
 rc=0
 gm send --dir "$(node_dir finance)" --to "${KEY[crm]}" --port 'Bad Port!' x >/dev/null 2>&1 || rc=$?
 check "send with an invalid port name is refused" test "$rc" -ne 0
-check "a second node start in a running node's directory is refused" e2e_node_start_expect_fail finance
+check "a second node start in a running node's directory is refused (exit 1, 'already running')" \
+    e2e_node_start_expect_fail finance "a node is already running in"
 node_running finance || fail "the refused second start disturbed the running finance node"
 mkdir -m 700 "$(node_dir empty)"
-check "node start in a directory without key/certificate exits 1" e2e_node_start_expect_fail empty
+check "node start in a directory without key/certificate exits 1 and says the directory is incomplete" \
+    e2e_node_start_expect_fail empty "state directory .* is incomplete"
 
 step "support stops cleanly: CLOSE sent, supervisor drops the peer and every route to it"
 e2e_node_stop support || fail "node support exited with status $? on SIGTERM (want 0); $(tail -20 "$(node_dir support)/node.out")"

@@ -97,7 +97,8 @@ wait_until "$E2E_TIMEOUT" "finance: send to crm says no route" e2e_send_expect_n
 wait_until "$E2E_TIMEOUT" "crm stopped by itself" node_exited crm
 rc=0; e2e_node_stop crm || rc=$?
 [ "$rc" -eq 1 ] || fail "revoked crm exited with status $rc (want 1): $(tail -3 "$(node_dir crm)/node.out")"
-e2e_node_start_expect_fail crm || fail "revoked crm started again: $(tail -5 "$(node_dir crm)/refused.out")"
+e2e_node_start_expect_fail crm "certificate $(node_cert_id crm) is revoked" ||
+    fail "revoked crm did not refuse to start: $(cat "$(node_dir crm)/refused.why"): $(tail -5 "$(node_dir crm)/refused.out")"
 
 step "rejoin: refused without clear-key, accepted after it, reachable through the relay"
 rc=0

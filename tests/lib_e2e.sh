@@ -294,14 +294,23 @@ e2e_node_start() {
 }
 _node_started_or_dead() { test -s "$(node_dir "$1")/port" || ! kill -0 "${NODE_PID[$1]}" 2>/dev/null; }
 
-# e2e_node_start_expect_fail NAME [args...]: starts the node in the foreground and succeeds
-# iff it exits non-zero by itself (within the bound); prints its stderr.
+# e2e_node_start_expect_fail NAME REASON_ERE [args...]: starts the node in the foreground and
+# succeeds iff it refuses by itself (within the bound): exit status 1 (not a crash, a
+# sanitizer abort or a usage error), a message matching REASON_ERE (grep -E -i), and no
+# sanitizer report. Its output is in D/refused.out; what went wrong is in D/refused.why.
 e2e_node_start_expect_fail() {
-    local name="$1"; shift
+    local name="$1" reason="$2"; shift 2
     local d rc=0; d="$(node_dir "$name")"
     in_ns "${NODE_NS[$name]:-}" timeout "$E2E_TIMEOUT" "$GM_BIN" node start --dir "$d" --listen 127.0.0.1:0 \
         --port-file "$d/port.refused" "$@" >"$d/refused.out" 2>&1 || rc=$?
-    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+    if [ "$rc" -ne 1 ]; then
+        echo "exit status $rc (want 1)" >"$d/refused.why"; return 1
+    elif grep -qE 'ERROR: (Addressa|Leak|Undefined)Sanitizer|runtime error:' "$d/refused.out"; then
+        echo "sanitizer report" >"$d/refused.why"; return 1
+    elif ! grep -qiE "$reason" "$d/refused.out"; then
+        echo "no message matching /$reason/" >"$d/refused.why"; return 1
+    fi
+    : >"$d/refused.why"
 }
 
 # e2e_node_stop NAME: SIGTERM, wait; prints nothing, returns the node's exit status.

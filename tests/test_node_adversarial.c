@@ -41,8 +41,10 @@
 #include <sodium.h>
 
 #include "gm/cert.h"
+#include "gm/crl.h"
 #include "gm/genesis.h"
 #include "gm/keys.h"
+#include "gm/na_client.h"
 #include "gm/node.h"
 #include "gm/noise.h"
 #include "gm/util.h"
@@ -390,6 +392,9 @@ static void ident_free(ident *id)
     sodium_memzero(id->x_sk, sizeof id->x_sk);
 }
 
+static ident g_victim;          /* joined as "victim" by victim_join() */
+static long long g_victim_crl;  /* sequence of the NA's CRL that lists it, after victim_revoke() */
+
 /* ------------------------------------------------------------------ the attacker's socket */
 
 /* A TCP connection to the target from src_ip (NULL: any); rcvbuf > 0 shrinks our receive
@@ -499,6 +504,7 @@ typedef struct hs_opts {
     uint8_t cap1[512], cap3[HS_FRAME_MAX]; /* what we sent, for later replays */
     size_t cap1_len, cap3_len;
     int keep_open;            /* leave the link up: fd/tx/rx stay valid */
+    int listen_only;          /* after message 3 send nothing: wait for the node's first message */
     int rcvbuf;               /* > 0: small receive buffer on our socket */
     int port;                 /* node to dial (0: the target) */
     int fd;
@@ -507,7 +513,11 @@ typedef struct hs_opts {
     uint8_t responder_static[32];
 } hs_opts;
 
-/* Send PING on an established link, wait for the PONG (skipping other messages). */
+/* Reason of the last CLOSE a ping_pong received from the node, -1 if none. */
+static int g_close_reason = -1;
+
+/* Send PING on an established link, wait for the PONG (skipping other messages; a CLOSE
+ * ends the wait and is remembered in g_close_reason). */
 static int ping_pong(int fd, gm_noise_cipher *tx, gm_noise_cipher *rx)
 {
     static uint8_t frame[GM_WIRE_FRAME_MAX], msg[GM_WIRE_FRAME_MAX];
@@ -532,8 +542,33 @@ static int ping_pong(int fd, gm_noise_cipher *tx, gm_noise_cipher *rx)
             gm_wire_pong_encode(got, ping, sizeof ping, &plen, &err) == 0 &&
             gm_noise_encrypt(tx, NULL, 0, ping, plen, ct, sizeof ct, &clen, &err) == 0 && send_frame(fd, ct, clen) != 0)
             return 0;
+        gm_wire_close c;
+        if (mlen > 0 && msg[0] == GM_WIRE_CLOSE && gm_wire_close_decode(msg, mlen, &c, &err) == 0) {
+            g_close_reason = c.reason;
+            return 0;
+        }
     }
     return 0;
+}
+
+/* The node's first transport message on a new link: HS_CLOSED for a CLOSE (its reason in
+ * g_close_reason) or the end of the connection, HS_ACCEPTED for anything else. Sending nothing
+ * ourselves keeps a refused link from ending in a reset that would drop the CLOSE. */
+static int first_message(int fd, gm_noise_cipher *rx)
+{
+    static uint8_t frame[GM_WIRE_FRAME_MAX], msg[GM_WIRE_FRAME_MAX];
+    size_t flen, mlen;
+    gm_error err = {0};
+    gm_wire_close c;
+    if (recv_frame(fd, frame, sizeof frame, &flen, WAIT_MS) != 1)
+        return HS_CLOSED;
+    if (gm_noise_decrypt(rx, NULL, 0, frame, flen, msg, sizeof msg, &mlen, &err) != 0)
+        fail_msg("cannot decrypt a transport message from the node: %s", err.msg);
+    if (mlen > 0 && msg[0] == GM_WIRE_CLOSE && gm_wire_close_decode(msg, mlen, &c, &err) == 0) {
+        g_close_reason = c.reason;
+        return HS_CLOSED;
+    }
+    return HS_ACCEPTED;
 }
 
 /* Run an XX handshake as initiator. Returns HS_ACCEPTED when the node answered our PING on
@@ -581,7 +616,7 @@ static int handshake(hs_opts *o)
                                             &o->cap3_len, &err), 0);
     assert_int_equal(send_frame(o->fd, o->cap3, o->cap3_len), 0);
     assert_int_equal(gm_noise_split(hs, &o->tx, &o->rx, &err), 0);
-    result = ping_pong(o->fd, &o->tx, &o->rx) ? HS_ACCEPTED : HS_CLOSED;
+    result = o->listen_only ? first_message(o->fd, &o->rx) : ping_pong(o->fd, &o->tx, &o->rx) ? HS_ACCEPTED : HS_CLOSED;
 out:
     gm_noise_handshake_free(hs);
     if (!(o->keep_open && result == HS_ACCEPTED)) {
@@ -774,6 +809,7 @@ static int group_teardown(void **state)
     (void)state;
     stop_all();
     free(g_friend_cert);
+    ident_free(&g_victim);
     gm_genesis_free(&g_genesis);
     gm_genesis_free(&g_other_genesis);
     gm_signer_wipe(&g_na);
@@ -1907,6 +1943,184 @@ static void test_dropping_relay_is_routed_around(void **state)
     assert_still_serving();
 }
 
+
+/* ---- revocation: a real member of the network, revoked by the operator ---- */
+
+/* The identity of a node joined through the NA: its key (Noise static from it) and cert. */
+static void ident_of_node(ident *id, const char *name)
+{
+    char p[400];
+    size_t len;
+    gm_error err = {0};
+    gm_cert c;
+    memset(id, 0, sizeof *id);
+    path_in(p, sizeof p, name, "node");
+    if (gm_signer_load(&id->key, p, "node", &err) != 0)
+        fail_msg("cannot load %s's key: %s", name, err.msg);
+    assert_int_equal(gm_noise_static_from_ed25519_seed(id->key.sk, id->x_sk, id->x_pk, &err), 0);
+    path_in(p, sizeof p, name, "cert.json");
+    assert_int_equal(gm_file_read(p, 65536, &id->cert, &len, &err), 0);
+    id->cert_len = len;
+    assert_int_equal(gm_cert_parse(id->cert, len, &c, &err), 0);
+    memcpy(id->cert_id, c.cert_id, sizeof id->cert_id);
+    gm_cert_free(&c);
+}
+
+static long long target_crl_sequence(void)
+{
+    json_t *s = target_status();
+    assert_non_null(s);
+    long long seq = json_is_integer(json_object_get(s, "crl_sequence")) ? json_integer_value(json_object_get(s, "crl_sequence")) : -1;
+    json_decref(s);
+    return seq;
+}
+
+/* Join g_victim (once) and show that the target accepts its identity, so that what changes
+ * after victim_revoke() is the CRL alone. Returns when the target no longer lists it. */
+static void victim_join(void)
+{
+    char b64[GM_PK_B64_LEN + 1];
+    if (g_victim.cert)
+        return;
+    join("victim", "role:crm");
+    ident_of_node(&g_victim, "victim");
+    assert_int_equal(handshake_as(&g_victim, g_prologue), HS_ACCEPTED);
+    gm_pk_encode(g_victim.key.pk, b64);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (has_peer(b64) && now_ms() < end)
+        sleep_ms(50);
+    assert_false(has_peer(b64));
+}
+
+/* Revoke g_victim at the NA (once; key_compromise); the NA's CRL sequence then. */
+static long long victim_revoke(void)
+{
+    char out[4096], net[300];
+    gm_error err = {0};
+    if (g_victim_crl > 0)
+        return g_victim_crl;
+    path_in(net, sizeof net, "net", NULL);
+    char *rv[] = {g_bin, "admin", "revoke", "--cert-id", g_victim.cert_id, "--reason", "key_compromise",
+                  "--dir", net, "--na", g_na_url, NULL};
+    if (run(out, sizeof out, rv) != 0)
+        fail_msg("admin revoke failed (see %s/commands.log)", g_tmp);
+    gm_crl crl;
+    int not_modified = 0;
+    assert_int_equal(gm_na_fetch_crl(g_na_url, g_genesis.na_pk, NULL, 0, &crl, &not_modified, NULL, 0, &err), 0);
+    assert_true(gm_crl_contains(&crl, g_victim.cert_id, NULL));
+    g_victim_crl = (long long)crl.sequence;
+    gm_crl_free(&crl);
+    return g_victim_crl;
+}
+
+/* Send the victim's certificate and a route to it, metric 1 behind us, on our link. */
+static void advertise_victim(hs_opts *o, uint64_t seqno)
+{
+    static uint8_t msg[GM_WIRE_MSG_MAX];
+    size_t mlen;
+    gm_error err = {0};
+    assert_int_equal(gm_wire_cert_encode((const uint8_t *)g_victim.cert, g_victim.cert_len, msg, sizeof msg, &mlen, &err), 0);
+    link_send_msg(o, msg, mlen);
+    gm_wire_route_entry e;
+    memset(&e, 0, sizeof e);
+    memcpy(e.dest, g_victim.key.pk, 32);
+    e.seqno = seqno;
+    e.metric = 1;
+    e.hops = 1;
+    e.has_cert_id = 1;
+    uuid_bytes(g_victim.cert_id, e.cert_id);
+    assert_int_equal(gm_wire_route_update_encode(&e, 1, msg, sizeof msg, &mlen, &err), 0);
+    link_send_msg(o, msg, mlen);
+}
+
+/* A relay that is not revoked and never hears of the CRL keeps advertising a revoked node:
+ * the target withdraws that route the moment it installs the CRL (not when the relay stops
+ * refreshing it: the hold time is far longer than this test takes), and does not take it back
+ * when the relay advertises it again with a newer sequence number. */
+static void test_route_through_an_unaware_relay_is_withdrawn_when_its_destination_is_revoked(void **state)
+{
+    (void)state;
+    char victim_b64[GM_PK_B64_LEN + 1];
+    victim_join();
+    gm_pk_encode(g_victim.key.pk, victim_b64);
+    ident relay;
+    ident_valid(&relay);
+    hs_opts *o = open_session(&relay);
+    advertise_victim(o, 1);
+    assert_true(ping_pong(o->fd, &o->tx, &o->rx)); /* the update was processed */
+    assert_true(has_route(victim_b64));
+    victim_revoke();
+
+    /* The target polls the NA. One status snapshot: the CRL it holds and its routes. */
+    uint64_t end = now_ms() + WAIT_MS;
+    json_t *s = NULL;
+    for (;;) {
+        s = target_status();
+        assert_non_null(s);
+        if (json_integer_value(json_object_get(s, "crl_sequence")) >= g_victim_crl)
+            break;
+        json_decref(s);
+        if (now_ms() > end)
+            fail_msg("the target never installed CRL %lld (logs in %s)", g_victim_crl, g_tmp);
+        sleep_ms(20);
+    }
+    json_t *routes = json_object_get(s, "routes"), *r;
+    size_t i;
+    json_array_foreach(routes, i, r)
+    {
+        const char *d = json_string_value(json_object_get(r, "destination"));
+        if (d && strcmp(d, victim_b64) == 0 && json_integer_value(json_object_get(r, "metric")) < 0xFFFF)
+            fail_msg("CRL %lld installed, but the route to the revoked node via the relay is still there", g_victim_crl);
+    }
+    json_decref(s);
+
+    /* The relay, unaware, advertises it again (newer seqno, certificate first). */
+    long long refused = metric_sum("routes_refused_no_cert", NULL) + metric_sum("certs_refused", NULL);
+    for (uint64_t seq = 2; seq < 5; seq++) {
+        advertise_victim(o, seq);
+        assert_true(ping_pong(o->fd, &o->tx, &o->rx));
+        assert_false(has_route(victim_b64));
+    }
+    assert_true(metric_sum("routes_refused_no_cert", NULL) + metric_sum("certs_refused", NULL) > refused);
+    /* The relay itself is not revoked: its own link stays up. */
+    char relay_b64[GM_PK_B64_LEN + 1];
+    gm_pk_encode(relay.key.pk, relay_b64);
+    assert_true(has_peer(relay_b64));
+    close_session(o);
+    ident_free(&relay);
+    assert_still_serving();
+}
+
+/* A node whose CRL lists the dialling peer's certificate refuses the handshake and tells
+ * the peer why: CLOSE with reason revoked, counted as handshake_refused_revoked. */
+static void test_revoked_peer_is_refused_at_handshake_with_reason_revoked(void **state)
+{
+    (void)state;
+    victim_join();
+    long long seq = victim_revoke();
+    uint64_t end = now_ms() + WAIT_MS;
+    while (target_crl_sequence() < seq && now_ms() < end)
+        sleep_ms(50);
+    assert_true(target_crl_sequence() >= seq);
+    long long before = metric_sum("handshake_refused_revoked", NULL);
+    g_close_reason = -1;
+    hs_opts *o = calloc(1, sizeof *o);
+    assert_non_null(o);
+    o->prologue = g_prologue;
+    o->x_sk = g_victim.x_sk;
+    o->payload = g_victim.cert;
+    o->payload_len = g_victim.cert_len;
+    o->listen_only = 1;
+    assert_int_equal(handshake(o), HS_CLOSED);
+    free(o);
+    assert_int_equal(g_close_reason, GM_WIRE_CLOSE_REVOKED);
+    assert_metric_rises("handshake_refused_revoked", NULL, before);
+    char victim_b64[GM_PK_B64_LEN + 1];
+    gm_pk_encode(g_victim.key.pk, victim_b64);
+    assert_false(has_peer(victim_b64));
+    assert_still_serving();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1929,6 +2143,8 @@ int main(void)
         cmocka_unit_test(test_certificate_flood_cannot_blind_the_node),
         cmocka_unit_test(test_relay_cannot_forge_routes_for_another_nodes_key),
         cmocka_unit_test(test_dropping_relay_is_routed_around),
+        cmocka_unit_test(test_route_through_an_unaware_relay_is_withdrawn_when_its_destination_is_revoked),
+        cmocka_unit_test(test_revoked_peer_is_refused_at_handshake_with_reason_revoked),
     };
     if (getenv("GM_TEST_FILTER")) /* e.g. GM_TEST_FILTER='*relay*' */
         cmocka_set_test_filter(getenv("GM_TEST_FILTER"));

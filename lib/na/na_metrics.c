@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <microhttpd.h>
+
 #include "gm/util.h"
 #include "gm/version.h"
 #include "na_internal.h"
@@ -118,6 +120,10 @@ int na_handle_metrics(na_req *r)
               (unsigned long long)limited_auth, tracked, (unsigned long long)seq, (long long)open_invites, (long long)certs);
     gm_buf_printf(&b, "# HELP genesis_mesh_build_info The version of this build.\n"
                   "# TYPE genesis_mesh_build_info gauge\ngenesis_mesh_build_info{version=\"%s\"} 1\n", gm_version());
+    /* Lets a test wait until the NA really holds the connections it opened (no sleeps). */
+    const union MHD_DaemonInfo *ci = na->daemon ? MHD_get_daemon_info(na->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
+    gm_buf_printf(&b, "# HELP gm_na_connections Client connections open now (this one included).\n"
+                      "# TYPE gm_na_connections gauge\ngm_na_connections %u\n", ci ? ci->num_connections : 0u);
     if (b.oom) {
         gm_buf_free(&b);
         return na_reply_error(r, 500, "internal_error", "out of memory building metrics");
