@@ -10,6 +10,20 @@
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 KEY="sk-test-llm-e2e-5c1d9a7b3e"
 
+step "agent run execs the shipped agent programs, whose usage errors are clear"
+run_usage() { # EXPECTED-REGEX agent-run-args...: exit 2 and the message
+    local re="$1" rc=0; shift
+    gm agent run "$@" >"$E2E_TMP/run.out" 2>&1 || rc=$?
+    [ "$rc" -eq 2 ] || fail "agent run $*: exit $rc, expected 2: $(cat "$E2E_TMP/run.out")"
+    grep -Eq -- "$re" "$E2E_TMP/run.out" || fail "agent run $*: no /$re/: $(cat "$E2E_TMP/run.out")"
+}
+run_usage "no shipped agent serves 'nothing.here'" --capability nothing.here --agent-id a
+run_usage "gm-agent-repo: --fixture FILE is required" --capability repo:summary --agent-id a
+run_usage "gm-agent-planner: --sub-timeout-ms must be a whole number" --capability planner.answer --agent-id a --sub-timeout-ms abc
+run_usage "gm-agent-llm: --ttl must be a whole number from 1 to 3600" --capability llm.chat --agent-id a --ttl 0
+run_usage "gm-agent-llm: serves llm.chat, not repo.summary" --capability repo.summary --capability llm.chat --agent-id a
+gm agent run --capability llm.chat --help | grep -q "^usage: gm-agent-llm" || fail "agent run --help does not reach gm-agent-llm"
+
 step "network: NA, a requester and three provider nodes"
 e2e_na_start
 for n in researcher repo llm planner; do e2e_node_join "$n" role:service:agent; done

@@ -15,6 +15,7 @@
 #include "gm/http_client.h"
 #include "gm/tls.h"
 #include "gm/util.h"
+#include "http_internal.h"
 
 #define URL_DISPLAY_MAX 200
 #define ETAG_MAX 1024
@@ -227,9 +228,7 @@ static int month_of(const char *m)
     return -1;
 }
 
-/* Retry-After value: delta-seconds or an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT");
- * in_ms for the non-standard retry-after-ms header. Returns ms (capped) or -1. */
-static long parse_retry_after(const char *v, size_t n, int in_ms)
+long gm_http_parse_retry_after(const char *v, size_t n, int in_ms)
 {
     char s[64];
     if (n == 0 || n >= sizeof s)
@@ -279,7 +278,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
             v++;
         while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
             end--;
-        long ms = parse_retry_after(v, (size_t)(end - v), in_ms);
+        long ms = gm_http_parse_retry_after(v, (size_t)(end - v), in_ms);
         /* retry-after-ms is the more precise of the two when both are sent. */
         if (ms >= 0 && (in_ms || h->retry_after_ms < 0))
             h->retry_after_ms = ms;
