@@ -683,7 +683,9 @@ static void join(const char *name, const char *role)
     char token[256];
     snprintf(token, sizeof token, "%s", tok);
     json_decref(j);
-    char *jn[] = {g_bin, "join", "--na", g_na_url, "--token", token, "--dir", dir, NULL};
+    char ca[sizeof g_tmp + 32];
+    snprintf(ca, sizeof ca, "%s/net/tls.crt", g_tmp);
+    char *jn[] = {g_bin, "join", "--na", g_na_url, "--token", token, "--dir", dir, "--na-ca", ca, NULL};
     if (run(out, sizeof out, jn) != 0)
         fail_msg("join of %s failed (see %s/commands.log)", name, g_tmp);
 }
@@ -733,7 +735,8 @@ static int group_setup(void **state)
     path_in(log, sizeof log, "na.log", NULL);
     char *na[] = {g_bin, "na", "start", "--dir", net, "--listen", "127.0.0.1:0", "--port-file", pf, NULL};
     pid_t na_pid = spawn(log, na);
-    snprintf(g_na_url, sizeof g_na_url, "http://127.0.0.1:%d", wait_port_file(pf, na_pid));
+    /* init made a TLS certificate: the NA serves HTTPS, and nodes join with it as their CA. */
+    snprintf(g_na_url, sizeof g_na_url, "https://127.0.0.1:%d", wait_port_file(pf, na_pid));
 
     join("target", "role:supervisor");
     join("friend", "role:finance");
