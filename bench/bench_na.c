@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "gm/genesis.h"
+#include "gm/http_client.h"
 #include "gm/keys.h"
 #include "gm/na_client.h"
 #include "gm/util.h"
@@ -165,7 +166,13 @@ static void spawn_na(const char *bin, char *url, size_t cap)
         unsigned port = 0;
         if (f && fscanf(f, "%u", &port) == 1 && port) {
             fclose(f);
-            snprintf(url, cap, "http://127.0.0.1:%u", port);
+            /* init made a TLS certificate: the NA serves HTTPS, trusted here as its own CA */
+            char ca[300];
+            gm_error terr = {0};
+            snprintf(url, cap, "https://127.0.0.1:%u", port);
+            snprintf(ca, sizeof ca, "%s/tls.crt", tmpdir);
+            if (gm_http_trust_set(url, ca, NULL, &terr) != 0)
+                die("NA TLS certificate", &terr);
             return;
         }
         if (f)

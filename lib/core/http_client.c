@@ -514,6 +514,8 @@ int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err)
             if (!trust.ca_file[0]) {
                 curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
                 curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+                curl_easy_setopt(h, CURLOPT_CAINFO, NULL); /* no system CA bundle to load */
+                curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
             }
         }
     }
