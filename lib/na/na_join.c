@@ -1,7 +1,16 @@
-/* Enrollment: POST /join (invite token -> join certificate) and POST /renew (a valid
- * certificate -> a fresh one). Each runs in one write transaction: nonce, key block check,
- * invite consumption (UPDATE ... WHERE used = 0) and the certificate insert commit together
- * before the answer, so a certificate returned is durable and a token is used exactly once. */
+/* Enrollment: POST /join (invite token -> join certificate) and POST /renew (the key's newest
+ * valid certificate -> a fresh one). Each runs in one write transaction: nonce, key block
+ * check, invite consumption (UPDATE ... WHERE used = 0) or supersession, and the certificate
+ * insert commit together before the answer, so a certificate returned is durable and a token
+ * is used exactly once.
+ *
+ * Renewal supersedes (docs/formats-notes.md "Renewal and the CRL"): it is accepted only with
+ * the newest valid certificate of the key; every other still-valid certificate of the key is
+ * revoked as "superseded" and a new CRL is published in the same transaction. So a key holds
+ * at most 2 valid certificates: the new one and, until it expires, the one renewed (the
+ * overlap that lets peers switch). Superseded entries stay in the CRL until their
+ * certificates expire; a key may have at most RENEW_SUPERSEDED_MAX of them at a time, so one
+ * node cannot grow the CRL towards its cap by renewing in a loop. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +20,8 @@
 #include "na_internal.h"
 
 #define VALIDITY_HOURS_MAX (24 * 3660)
+/* Unexpired certificates of one key revoked as superseded by renewal (each one a CRL entry). */
+#define RENEW_SUPERSEDED_MAX 4
 
 /* Sign a certificate for pk with roles and store it (inside the open transaction). Replies
  * on failure; on success *doc_out is the compact JSON. */
@@ -141,6 +152,94 @@ int na_handle_join(na_req *r)
     return finish_tx(r, rc, doc, &na->metrics.joins, what);
 }
 
+/* The certificates of one key as a renewal at now sees them. */
+typedef struct key_certs {
+    int64_t now;
+    char newest[37];        /* newest unrevoked, unexpired certificate ("" if none) */
+    int64_t newest_issued;
+    char (*valid)[37];      /* every unrevoked certificate still accepted by nodes (skew included) */
+    size_t n_valid, cap_valid;
+    size_t superseded_live; /* revoked as superseded, still listed in the CRL */
+    int64_t superseded_free_at; /* when the first of those leaves the CRL */
+} key_certs;
+
+static int scan_key_cert(const gm_store_cert *c, void *ctx)
+{
+    key_certs *k = ctx;
+    int live = c->expires_at + GM_CLOCK_SKEW_S >= k->now;
+    if (c->revoked) {
+        if (live && !strcmp(c->reason, "superseded")) {
+            int64_t out = c->expires_at + GM_CLOCK_SKEW_S + 1;
+            if (k->superseded_live++ == 0 || out < k->superseded_free_at)
+                k->superseded_free_at = out;
+        }
+        return 0;
+    }
+    if (!live)
+        return 0;
+    if (k->n_valid == k->cap_valid) {
+        size_t cap = k->cap_valid ? k->cap_valid * 2 : 4;
+        char(*nv)[37] = realloc(k->valid, cap * sizeof *nv);
+        if (!nv)
+            return GM_ENOMEM;
+        k->valid = nv, k->cap_valid = cap;
+    }
+    snprintf(k->valid[k->n_valid++], 37, "%s", c->cert_id);
+    /* foreach walks oldest first, so ">=" makes the later of two equal issue times win */
+    if (c->expires_at >= k->now && (!k->newest[0] || c->issued_at >= k->newest_issued)) {
+        snprintf(k->newest, sizeof k->newest, "%s", c->cert_id);
+        k->newest_issued = c->issued_at;
+    }
+    return 0;
+}
+
+/* Inside the renewal's transaction: refuse unless cert_id is the key's newest valid
+ * certificate, then revoke the key's other valid certificates as superseded and publish the
+ * CRL (*crl_text / *crl_seq set when one was published). Replies on refusal. */
+static int supersede(na_req *r, const char *pk_b64, const char *cert_id, char **crl_text, uint64_t *crl_seq,
+                     size_t *n_superseded)
+{
+    gm_na_t *na = r->na;
+    gm_error e = {0};
+    key_certs k = {.now = r->now.unix_s};
+    int rc = gm_store_certs_foreach(na->store, pk_b64, scan_key_cert, &k, &e);
+    if (rc == GM_ENOMEM)
+        rc = na_reply_error(r, 500, "internal_error", "out of memory");
+    else if (rc != 0)
+        rc = na_reply_gm_error(r, &e);
+    else if (strcmp(k.newest, cert_id) != 0)
+        rc = na_reply_error(r, 409, "not_newest_certificate",
+                            "certificate %s was already renewed; renew with the newest certificate of this key (%s)",
+                            cert_id, k.newest[0] ? k.newest : "none");
+    size_t n = 0;
+    for (size_t i = 0; rc == 0 && i < k.n_valid; i++)
+        n += strcmp(k.valid[i], cert_id) != 0;
+    if (rc == 0 && n > 0 && k.superseded_live + n > RENEW_SUPERSEDED_MAX) {
+        int64_t wait = k.superseded_free_at > r->now.unix_s ? k.superseded_free_at - r->now.unix_s : 1;
+        r->retry_after = wait > 86400 ? 86400 : (unsigned)wait;
+        rc = na_reply_error(r, 429, "renewing_too_often",
+                            "this key already has %zu superseded certificates that have not expired (at most %d); "
+                            "renew when the current certificate is closer to its expiry",
+                            k.superseded_live, RENEW_SUPERSEDED_MAX);
+    }
+    char when[GM_TIME_STRLEN];
+    gm_time_format(&r->now, when);
+    for (size_t i = 0; rc == 0 && i < k.n_valid; i++)
+        if (strcmp(k.valid[i], cert_id) != 0 &&
+            gm_store_revocation_add(na->store, k.valid[i], when, "superseded", na->key.key_id, &e) != 0)
+            rc = na_reply_gm_error(r, &e);
+    free(k.valid);
+    if (rc == 0 && n > 0) {
+        int p = na_crl_publish_in_tx(na, r->now, crl_text, crl_seq, &e);
+        if (p == GM_ETOOBIG)
+            rc = na_reply_error(r, 507, "crl_too_large", "renewal refused: %s", e.msg);
+        else if (p != 0)
+            rc = na_reply_gm_error(r, &e);
+    }
+    *n_superseded = n;
+    return rc;
+}
+
 int na_handle_renew(na_req *r)
 {
     static const char *const allowed[] = {"node_public_key", "cert_id", "timestamp", "nonce", "signature", NULL};
@@ -180,13 +279,25 @@ int na_handle_renew(na_req *r)
             rc = na_reply_error(r, 403, "certificate_expired",
                                 "certificate %s has expired; join again with a new invite", cert_id);
     }
+    char *crl_text = NULL;
+    uint64_t crl_seq = 0;
+    size_t superseded = 0;
+    if (rc == 0)
+        rc = supersede(r, pk_b64, cert_id, &crl_text, &crl_seq, &superseded);
     if (rc == 0) {
         int64_t len = old.expires_at - old.issued_at, cap = old.max_validity_hours * 3600;
         rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours, &doc);
     }
-    char what[160];
-    snprintf(what, sizeof what, "renew: node %s renewed certificate %s", pk_b64, cert_id);
+    char what[240];
+    snprintf(what, sizeof what, "renew: node %s renewed certificate %s (%zu older superseded%s)", pk_b64, cert_id,
+             superseded, crl_text ? ", CRL republished" : "");
     gm_store_cert_clear(&old);
     json_decref(body);
-    return finish_tx(r, rc, doc, &na->metrics.renewals, what);
+    int st = finish_tx(r, rc, doc, &na->metrics.renewals, what);
+    /* finish_tx committed exactly when it answered 201 */
+    if (crl_text && st == 201)
+        na_crl_cache_set(na, crl_seq, crl_text);
+    else
+        free(crl_text);
+    return st;
 }

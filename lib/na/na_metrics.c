@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gm/crl.h"
 #include "gm/util.h"
 #include "na_internal.h"
 
@@ -115,6 +116,14 @@ int na_handle_metrics(na_req *r)
               (unsigned long long)joins, (unsigned long long)renewals, (unsigned long long)revocations,
               (unsigned long long)invites, (unsigned long long)limited_req, (unsigned long long)limited_reads,
               (unsigned long long)limited_auth, tracked, (unsigned long long)seq, (long long)open_invites, (long long)certs);
+    pthread_mutex_lock(&m->lock);
+    uint64_t crl_refused = m->crl_refused;
+    pthread_mutex_unlock(&m->lock);
+    gm_buf_printf(&b,
+                  "# HELP gm_na_crl_refused_total CRLs not published because they would be larger than the %d bytes "
+                  "every node accepts (the revocation or renewal failed instead).\n"
+                  "# TYPE gm_na_crl_refused_total counter\ngm_na_crl_refused_total %llu\n",
+                  GM_CRL_MAX_BYTES, (unsigned long long)crl_refused);
     if (b.oom) {
         gm_buf_free(&b);
         return na_reply_error(r, 500, "internal_error", "out of memory building metrics");
