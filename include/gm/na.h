@@ -60,6 +60,9 @@ typedef struct gm_na_config {
     unsigned max_connections_per_ip; /* 0 = no per-address limit */
     unsigned connection_timeout_s;   /* idle connections are closed after this */
     gm_na_rate_limit rate_limit;
+    /* Largest CRL the NA publishes: GM_CRL_MAX_BYTES, what every node accepts. config.json
+     * "crl_max_bytes" may only lower it, and exists for tests (a full CRL without 8 MiB). */
+    size_t crl_max_bytes;
     size_t n_operators;
     gm_na_operator operators[GM_NA_MAX_OPERATORS];
 } gm_na_config;

@@ -130,7 +130,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
     static const char *const known[] = {"network_name", "na_url", "listen", "db", "genesis", "na_key",
                                         "operator_keys", "max_body_bytes", "crl_next_update_hours",
                                         "max_connections", "max_connections_per_ip", "connection_timeout_s",
-                                        "rate_limit", NULL};
+                                        "rate_limit", "crl_max_bytes", NULL};
     char path[4096], *text = NULL;
     size_t len;
     json_error_t je;
@@ -181,6 +181,11 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                     (rc = load_rate_limit(&c->rate_limit, json_object_get(cfg, "rate_limit"), err)) ||
                     (rc = load_operators(c, json_object_get(cfg, "operator_keys"), err))))
         gm_error_prefix(err, "%s", path);
+    int64_t crl_max = GM_CRL_MAX_BYTES;
+    if (rc == 0 && (rc = get_int(cfg, "crl_max_bytes", GM_CRL_MAX_BYTES, 1024, GM_CRL_MAX_BYTES, &crl_max, err)) != 0)
+        gm_error_prefix(err, "%s (\"crl_max_bytes\" is for tests and may only lower the %d-byte cap nodes enforce)",
+                        path, GM_CRL_MAX_BYTES);
+    c->crl_max_bytes = (size_t)crl_max;
     json_decref(cfg);
     c->max_body_bytes = (size_t)body;
     c->crl_next_update_hours = nu;
@@ -247,11 +252,11 @@ int na_crl_bootstrap(gm_na_t *na, gm_error *err)
         gm_error e2 = {0};
         size_t len = strlen(doc);
         memset(&c, 0, sizeof c);
-        if (len > GM_CRL_MAX_BYTES) {
+        if (len > na->cfg.crl_max_bytes) {
             need = 1;
-            na_log(na, "ALERT: stored CRL %llu is %zu bytes, over the %d-byte cap every node enforces; issuing a "
+            na_log(na, "ALERT: stored CRL %llu is %zu bytes, over the %zu-byte cap every node enforces; issuing a "
                    "new one without the entries of expired certificates",
-                   (unsigned long long)seq, len, GM_CRL_MAX_BYTES);
+                   (unsigned long long)seq, len, na->cfg.crl_max_bytes);
         } else if (gm_crl_parse(doc, len, &c, &e2) != 0) {
             need = 1;
             na_log(na, "stored CRL %llu is unreadable (%s); issuing a new one", (unsigned long long)seq, e2.msg);
@@ -348,6 +353,9 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
     if (!na)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     na->cfg = *cfg;
+    /* a config built by hand (not gm_na_config_load) gets the cap every node enforces */
+    if (na->cfg.crl_max_bytes == 0 || na->cfg.crl_max_bytes > GM_CRL_MAX_BYTES)
+        na->cfg.crl_max_bytes = GM_CRL_MAX_BYTES;
     na->log = log;
     na->log_ctx = log_ctx;
     pthread_mutex_init(&na->crl_lock, NULL);

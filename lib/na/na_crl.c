@@ -109,11 +109,11 @@ int na_crl_publish_in_tx(gm_na_t *na, gm_time now, char **text_out, uint64_t *se
     if (rc == 0 && !text)
         rc = gm_error_set(err, GM_ENOMEM, "out of memory");
     size_t len = text ? strlen(text) : 0;
-    if (rc == 0 && len > (size_t)GM_CRL_MAX_BYTES) {
+    if (rc == 0 && len > na->cfg.crl_max_bytes) {
         rc = gm_error_set(err, GM_ETOOBIG,
                           "CRL %llu would be %zu bytes (%zu entries), over the %zu-byte cap every node enforces; "
                           "it was not published and nothing was changed",
-                          (unsigned long long)next, len, n, (size_t)GM_CRL_MAX_BYTES);
+                          (unsigned long long)next, len, n, na->cfg.crl_max_bytes);
         na_metrics_add(&na->metrics, &na->metrics.crl_refused, 1);
         na_log(na, "ALERT: %s", err->msg);
     }

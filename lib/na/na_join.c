@@ -5,12 +5,12 @@
  * is used exactly once.
  *
  * Renewal supersedes (docs/formats-notes.md "Renewal and the CRL"): it is accepted only with
- * the newest valid certificate of the key; every other still-valid certificate of the key is
- * revoked as "superseded" and a new CRL is published in the same transaction. So a key holds
- * at most 2 valid certificates: the new one and, until it expires, the one renewed (the
- * overlap that lets peers switch). Superseded entries stay in the CRL until their
- * certificates expire; a key may have at most RENEW_SUPERSEDED_MAX of them at a time, so one
- * node cannot grow the CRL towards its cap by renewing in a loop. */
+ * the newest valid certificate of the key, and only while that is the key's one valid
+ * certificate. The renewed one then stays valid until its own expiry (the overlap that lets
+ * peers switch) and no renewal is accepted before it has expired, so a key holds at most 2
+ * valid certificates and renewal never adds a CRL entry. (Revoking the previous one as
+ * "superseded" at each renewal instead made peers that still held it drop the link, and let
+ * a node grow the CRL by renewing in a loop.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +20,6 @@
 #include "na_internal.h"
 
 #define VALIDITY_HOURS_MAX (24 * 3660)
-/* Unexpired certificates of one key revoked as superseded by renewal (each one a CRL entry). */
-#define RENEW_SUPERSEDED_MAX 4
 
 /* Sign a certificate for pk with roles and store it (inside the open transaction). Replies
  * on failure; on success *doc_out is the compact JSON. */
@@ -155,36 +153,23 @@ int na_handle_join(na_req *r)
 /* The certificates of one key as a renewal at now sees them. */
 typedef struct key_certs {
     int64_t now;
-    char newest[37];        /* newest unrevoked, unexpired certificate ("" if none) */
+    const char *cert_id;   /* the one presented */
+    char newest[37];       /* newest unrevoked, unexpired certificate ("" if none) */
     int64_t newest_issued;
-    char (*valid)[37];      /* every unrevoked certificate still accepted by nodes (skew included) */
-    size_t n_valid, cap_valid;
-    size_t superseded_live; /* revoked as superseded, still listed in the CRL */
-    int64_t superseded_free_at; /* when the first of those leaves the CRL */
+    char other[37];        /* another certificate nodes still accept ("" if none) */
+    int64_t other_until;   /* when nodes stop accepting it */
 } key_certs;
 
 static int scan_key_cert(const gm_store_cert *c, void *ctx)
 {
     key_certs *k = ctx;
-    int live = c->expires_at + GM_CLOCK_SKEW_S >= k->now;
-    if (c->revoked) {
-        if (live && !strcmp(c->reason, "superseded")) {
-            int64_t out = c->expires_at + GM_CLOCK_SKEW_S + 1;
-            if (k->superseded_live++ == 0 || out < k->superseded_free_at)
-                k->superseded_free_at = out;
-        }
+    int64_t until = c->expires_at + GM_CLOCK_SKEW_S;
+    if (c->revoked || until < k->now)
         return 0;
+    if (strcmp(c->cert_id, k->cert_id) != 0 && (!k->other[0] || until > k->other_until)) {
+        snprintf(k->other, sizeof k->other, "%s", c->cert_id);
+        k->other_until = until;
     }
-    if (!live)
-        return 0;
-    if (k->n_valid == k->cap_valid) {
-        size_t cap = k->cap_valid ? k->cap_valid * 2 : 4;
-        char(*nv)[37] = realloc(k->valid, cap * sizeof *nv);
-        if (!nv)
-            return GM_ENOMEM;
-        k->valid = nv, k->cap_valid = cap;
-    }
-    snprintf(k->valid[k->n_valid++], 37, "%s", c->cert_id);
     /* foreach walks oldest first, so ">=" makes the later of two equal issue times win */
     if (c->expires_at >= k->now && (!k->newest[0] || c->issued_at >= k->newest_issued)) {
         snprintf(k->newest, sizeof k->newest, "%s", c->cert_id);
@@ -193,51 +178,30 @@ static int scan_key_cert(const gm_store_cert *c, void *ctx)
     return 0;
 }
 
-/* Inside the renewal's transaction: refuse unless cert_id is the key's newest valid
- * certificate, then revoke the key's other valid certificates as superseded and publish the
- * CRL (*crl_text / *crl_seq set when one was published). Replies on refusal. */
-static int supersede(na_req *r, const char *pk_b64, const char *cert_id, char **crl_text, uint64_t *crl_seq,
-                     size_t *n_superseded)
+/* Inside the renewal's transaction: cert_id must be the key's newest valid certificate and
+ * its only one. Replies (409 / 429) and returns non-zero otherwise. */
+static int check_renewable(na_req *r, const char *pk_b64, const char *cert_id)
 {
-    gm_na_t *na = r->na;
     gm_error e = {0};
-    key_certs k = {.now = r->now.unix_s};
-    int rc = gm_store_certs_foreach(na->store, pk_b64, scan_key_cert, &k, &e);
-    if (rc == GM_ENOMEM)
-        rc = na_reply_error(r, 500, "internal_error", "out of memory");
-    else if (rc != 0)
-        rc = na_reply_gm_error(r, &e);
-    else if (strcmp(k.newest, cert_id) != 0)
-        rc = na_reply_error(r, 409, "not_newest_certificate",
-                            "certificate %s was already renewed; renew with the newest certificate of this key (%s)",
-                            cert_id, k.newest[0] ? k.newest : "none");
-    size_t n = 0;
-    for (size_t i = 0; rc == 0 && i < k.n_valid; i++)
-        n += strcmp(k.valid[i], cert_id) != 0;
-    if (rc == 0 && n > 0 && k.superseded_live + n > RENEW_SUPERSEDED_MAX) {
-        int64_t wait = k.superseded_free_at > r->now.unix_s ? k.superseded_free_at - r->now.unix_s : 1;
+    key_certs k = {.now = r->now.unix_s, .cert_id = cert_id};
+    if (gm_store_certs_foreach(r->na->store, pk_b64, scan_key_cert, &k, &e) != 0)
+        return na_reply_gm_error(r, &e);
+    if (strcmp(k.newest, cert_id) != 0)
+        return na_reply_error(r, 409, "not_newest_certificate",
+                              "certificate %s was already renewed; renew with the newest certificate of this key (%s)",
+                              cert_id, k.newest[0] ? k.newest : "none");
+    if (k.other[0]) {
+        int64_t wait = k.other_until - r->now.unix_s + 1;
+        char until[GM_TIME_STRLEN];
+        gm_time t = {.unix_s = k.other_until, .has_offset = 1};
+        gm_time_format(&t, until);
         r->retry_after = wait > 86400 ? 86400 : (unsigned)wait;
-        rc = na_reply_error(r, 429, "renewing_too_often",
-                            "this key already has %zu superseded certificates that have not expired (at most %d); "
-                            "renew when the current certificate is closer to its expiry",
-                            k.superseded_live, RENEW_SUPERSEDED_MAX);
+        return na_reply_error(r, 429, "renewing_too_often",
+                              "this key already holds 2 valid certificates (%s is valid until %s); renew after that, "
+                              "or have the operator revoke it with reason superseded",
+                              k.other, until);
     }
-    char when[GM_TIME_STRLEN];
-    gm_time_format(&r->now, when);
-    for (size_t i = 0; rc == 0 && i < k.n_valid; i++)
-        if (strcmp(k.valid[i], cert_id) != 0 &&
-            gm_store_revocation_add(na->store, k.valid[i], when, "superseded", na->key.key_id, &e) != 0)
-            rc = na_reply_gm_error(r, &e);
-    free(k.valid);
-    if (rc == 0 && n > 0) {
-        int p = na_crl_publish_in_tx(na, r->now, crl_text, crl_seq, &e);
-        if (p == GM_ETOOBIG)
-            rc = na_reply_error(r, 507, "crl_too_large", "renewal refused: %s", e.msg);
-        else if (p != 0)
-            rc = na_reply_gm_error(r, &e);
-    }
-    *n_superseded = n;
-    return rc;
+    return 0;
 }
 
 int na_handle_renew(na_req *r)
@@ -279,25 +243,15 @@ int na_handle_renew(na_req *r)
             rc = na_reply_error(r, 403, "certificate_expired",
                                 "certificate %s has expired; join again with a new invite", cert_id);
     }
-    char *crl_text = NULL;
-    uint64_t crl_seq = 0;
-    size_t superseded = 0;
     if (rc == 0)
-        rc = supersede(r, pk_b64, cert_id, &crl_text, &crl_seq, &superseded);
+        rc = check_renewable(r, pk_b64, cert_id);
     if (rc == 0) {
         int64_t len = old.expires_at - old.issued_at, cap = old.max_validity_hours * 3600;
         rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours, &doc);
     }
-    char what[240];
-    snprintf(what, sizeof what, "renew: node %s renewed certificate %s (%zu older superseded%s)", pk_b64, cert_id,
-             superseded, crl_text ? ", CRL republished" : "");
+    char what[160];
+    snprintf(what, sizeof what, "renew: node %s renewed certificate %s", pk_b64, cert_id);
     gm_store_cert_clear(&old);
     json_decref(body);
-    int st = finish_tx(r, rc, doc, &na->metrics.renewals, what);
-    /* finish_tx committed exactly when it answered 201 */
-    if (crl_text && st == 201)
-        na_crl_cache_set(na, crl_seq, crl_text);
-    else
-        free(crl_text);
-    return st;
+    return finish_tx(r, rc, doc, &na->metrics.renewals, what);
 }
