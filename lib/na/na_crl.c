@@ -1,5 +1,5 @@
 /* Revocation and the CRL: GET /crl (cached, ETag / If-None-Match), POST /admin/revoke, and
- * na_crl_publish_in_tx, the one place a CRL is built (revocation, renewal, start).
+ * na_crl_publish_in_tx, the one place a CRL is built (revocation, and at start).
  * A revocation is one transaction: record the revocations, block the key on key_compromise,
  * run the revoke hooks, build the CRL from the revocations whose certificates have not
  * expired, store it with sequence + 1, commit. Concurrent revocations are serialized by the
