@@ -93,8 +93,7 @@ gm_store_t *gm_na_store(gm_na_t *na);
 
 /* Called inside the revocation transaction for every certificate revoked, so that state
  * tied to the node key (e.g. registered agents) is dropped atomically with the CRL
- * update. A non-zero return aborts the revocation (nothing is committed). Not called for
- * the certificates a renewal supersedes: the key stays enrolled then. */
+ * update. A non-zero return aborts the revocation (nothing is committed). */
 typedef int (*gm_na_revoke_hook)(gm_na_t *na, gm_store_t *store, const char *cert_id,
                                  const char *node_pk_b64, const char *reason, void *ctx,
                                  gm_error *err);
