@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -594,6 +595,71 @@ static void test_from_json_copies_the_document(void **state)
     json_decref(doc);
 }
 
+static void test_crl_newer_only_with_a_strictly_higher_sequence(void **state)
+{
+    (void)state;
+    assert_true(gm_crl_is_newer(0, 0, 0));  /* none held: any CRL */
+    assert_true(gm_crl_is_newer(5, 0, 9));
+    assert_true(gm_crl_is_newer(10, 1, 9));
+    assert_false(gm_crl_is_newer(9, 1, 9)); /* the same sequence is not newer */
+    assert_false(gm_crl_is_newer(8, 1, 9));
+    assert_true(gm_crl_is_newer(UINT64_MAX, 1, UINT64_MAX - 1));
+}
+
+/* Every kind of signed document goes through gm_sigdoc_parse/load: the same size cap,
+ * strict JSON, a message naming the kind (and the file), and nothing left to free. */
+static void test_one_loader_for_every_signed_document(void **state)
+{
+    (void)state;
+    gm_error err = {0};
+    char dir[] = "/tmp/gm-test-sigdoc.XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/crl.json", dir);
+    gm_crl c;
+    json_t *none = json_array();
+    assert_int_equal(gm_crl_issue(&c, &na, 7, none, at("2026-06-06T12:00:00Z"), 3600, &err), 0);
+    json_decref(none);
+    char *text = gm_crl_dump(&c, 0);
+    gm_crl_free(&c);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    assert_int_equal(gm_crl_load(path, &c, &err), 0);
+    assert_int_equal(c.sequence, 7);
+    assert_int_equal(gm_crl_verify(&c, na.pk, &err), 0);
+    gm_crl_free(&c);
+    /* duplicate members are refused, with the file named */
+    f = fopen(path, "w");
+    fputs("{\"sequence\":1,\"sequence\":2}", f);
+    fclose(f);
+    assert_int_equal(gm_crl_load(path, &c, &err), GM_EFORMAT);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "CRL is not valid JSON"));
+    assert_null(c.doc);
+    /* the size cap of each kind */
+    size_t big = GM_CRL_MAX_BYTES + 1;
+    char *huge = malloc(big + 1);
+    memset(huge, ' ', big);
+    huge[big] = '\0';
+    assert_int_equal(gm_crl_parse(huge, big, &c, &err), GM_ETOOBIG);
+    assert_non_null(strstr(err.msg, "CRL larger than 8388608 bytes"));
+    gm_cert cert;
+    assert_int_equal(gm_cert_parse(huge, 64 * 1024 + 1, &cert, &err), GM_ETOOBIG);
+    assert_non_null(strstr(err.msg, "certificate larger than"));
+    gm_genesis g;
+    assert_int_equal(gm_genesis_parse(huge, 256 * 1024 + 1, &g, &err), GM_ETOOBIG);
+    assert_non_null(strstr(err.msg, "genesis block larger than"));
+    assert_null(g.doc);
+    free(huge);
+    /* a schema error after parsing leaves nothing behind either */
+    assert_int_equal(gm_cert_parse("{\"cert_id\":\"x\"}", 15, &cert, &err), GM_EFORMAT);
+    assert_null(cert.doc);
+    remove(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +680,8 @@ int main(void)
         cmocka_unit_test(test_malformed_crl_entries_refused),
         cmocka_unit_test(test_issued_crl_round_trips),
         cmocka_unit_test(test_from_json_copies_the_document),
+        cmocka_unit_test(test_crl_newer_only_with_a_strictly_higher_sequence),
+        cmocka_unit_test(test_one_loader_for_every_signed_document),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -74,6 +74,9 @@ typedef struct gm_na_config {
     char tls_cert[4096];     /* PEM certificate (chain) served over HTTPS; "" = none */
     char tls_key[4096];      /* its PEM private key */
     int plain_http;          /* "plain_http": true: serving without TLS is intended */
+    /* Largest CRL the NA publishes: GM_CRL_MAX_BYTES, what every node accepts. config.json
+     * "crl_max_bytes" may only lower it, and exists for tests (a full CRL without 8 MiB). */
+    size_t crl_max_bytes;
     size_t n_operators;
     gm_na_operator operators[GM_NA_MAX_OPERATORS];
 } gm_na_config;

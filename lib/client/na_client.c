@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gm/crl.h"
 #include "gm/http_client.h"
 #include "gm/na_client.h"
 #include "gm/reqsig.h"
@@ -61,7 +62,9 @@ static int call(const char *url, const char *method, const char *const *headers,
 {
     gm_http_req req = {.method = method, .url = url, .headers = headers, .n_headers = n_headers, .body = body,
                        .body_len = body ? strlen(body) : 0, .timeout_ms = timeout_ms ? timeout_ms
-                                                                                     : GM_NA_CLIENT_TIMEOUT_MS};
+                                                                                     : GM_NA_CLIENT_TIMEOUT_MS,
+                       /* an answer may carry a whole CRL (POST /admin/revoke) next to a few members */
+                       .max_response = (size_t)GM_CRL_MAX_BYTES + 65536};
     gm_http_resp r = {0};
     last_code[0] = '\0';
     if (resp)

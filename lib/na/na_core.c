@@ -147,7 +147,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                                         "max_connections", "max_connections_per_ip", "connection_timeout_s",
                                         "request_timeout_s", "threads", "rate_limit", "tls_cert", "tls_key",
                                         "plain_http", "crl_resign_interval_s",
-                                        "crl_next_update_multiple", NULL};
+                                        "crl_next_update_multiple", "crl_max_bytes", NULL};
     char path[4096], *text = NULL;
     size_t len;
     json_error_t je;
@@ -208,6 +208,11 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                     (rc = load_plain_http(c, json_object_get(cfg, "plain_http"), err)) ||
                     (rc = load_operators(c, json_object_get(cfg, "operator_keys"), err))))
         gm_error_prefix(err, "%s", path);
+    int64_t crl_max = GM_CRL_MAX_BYTES;
+    if (rc == 0 && (rc = get_int(cfg, "crl_max_bytes", GM_CRL_MAX_BYTES, 1024, GM_CRL_MAX_BYTES, &crl_max, err)) != 0)
+        gm_error_prefix(err, "%s (\"crl_max_bytes\" is for tests and may only lower the %d-byte cap nodes enforce)",
+                        path, GM_CRL_MAX_BYTES);
+    c->crl_max_bytes = (size_t)crl_max;
     json_decref(cfg);
     c->max_body_bytes = (size_t)body;
     c->crl_next_update_hours = nu;
@@ -236,7 +241,7 @@ int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t
 void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text)
 {
     pthread_mutex_lock(&na->crl_lock);
-    if (!na->crl_text || seq > na->crl_seq) {
+    if (gm_crl_is_newer(seq, na->crl_text != NULL, na->crl_seq)) {
         free(na->crl_text);
         na->crl_text = text;
         na->crl_seq = seq;
@@ -269,34 +274,41 @@ int na_crl_bootstrap(gm_na_t *na, gm_error *err)
         return rc;
     rc = gm_store_crl_latest(na->store, &seq, &doc, err);
     int need = 0;
-    uint64_t next = 0;
     if (rc == GM_ENOTFOUND) {
-        need = 1, next = 0, rc = 0;
+        need = 1, rc = 0;
     } else if (rc == 0) {
-        /* A CRL from a previous NA key would be refused by every node: reissue it under ours. */
+        /* Say what is wrong with the stored CRL: only a CRL from a previous NA key is "not
+         * signed by this NA key"; one over the size cap is refused by nodes before any check. */
         gm_crl c;
         gm_error e2 = {0};
-        if (gm_crl_parse(doc, strlen(doc), &c, &e2) != 0 || gm_crl_verify(&c, na->key.pk, &e2) != 0) {
-            need = 1, next = seq + 1;
-            na_log(na, "stored CRL %llu is not signed by this NA key (%s); issuing CRL %llu",
-                   (unsigned long long)seq, e2.msg, (unsigned long long)next);
+        size_t len = strlen(doc);
+        memset(&c, 0, sizeof c);
+        if (len > na->cfg.crl_max_bytes) {
+            need = 1;
+            na_log(na, "ALERT: stored CRL %llu is %zu bytes, over the %zu-byte cap every node enforces; issuing a "
+                   "new one without the entries of expired certificates",
+                   (unsigned long long)seq, len, na->cfg.crl_max_bytes);
+        } else if (gm_crl_parse(doc, len, &c, &e2) != 0) {
+            need = 1;
+            na_log(na, "stored CRL %llu is unreadable (%s); issuing a new one", (unsigned long long)seq, e2.msg);
+        } else if (gm_crl_verify(&c, na->key.pk, &e2) != 0) {
+            need = 1;
+            na_log(na, "stored CRL %llu is not signed by this NA key (%s); issuing a new one under it",
+                   (unsigned long long)seq, e2.msg);
         }
         gm_crl_free(&c);
     }
     if (rc == 0 && need) {
-        json_t *entries = NULL;
-        gm_crl c;
-        rc = gm_store_revocations_json(na->store, INT64_MIN, &entries, err);
-        if (rc == 0)
-            rc = gm_crl_issue(&c, &na->key, next, entries, gm_time_now(), na_crl_next_update_s(na), err);
-        json_decref(entries);
+        char *text = NULL;
+        uint64_t next = 0;
+        rc = na_crl_publish_in_tx(na, gm_time_now(), &text, &next, err);
         if (rc == 0) {
             free(doc);
-            doc = gm_crl_dump(&c, 0);
-            gm_crl_free(&c);
-            seq = next;
-            rc = doc ? gm_store_crl_add(na->store, seq, doc, gm_time_now().unix_s, err)
-                     : gm_error_set(err, GM_ENOMEM, "out of memory");
+            doc = text, seq = next;
+        } else if (rc == GM_ETOOBIG && doc) {
+            /* Still too large (alert logged): keep serving the stored one; revocations fail
+             * with the same error until entries expire. */
+            rc = 0;
         }
     }
     if (rc == 0)
@@ -372,6 +384,9 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
     if (!na)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     na->cfg = *cfg;
+    /* a config built by hand (not gm_na_config_load) gets the cap every node enforces */
+    if (na->cfg.crl_max_bytes == 0 || na->cfg.crl_max_bytes > GM_CRL_MAX_BYTES)
+        na->cfg.crl_max_bytes = GM_CRL_MAX_BYTES;
     na->log = log;
     na->log_ctx = log_ctx;
     pthread_mutex_init(&na->crl_lock, NULL);

@@ -1,10 +1,12 @@
-/* Revocation and the CRL: GET /crl (cached, ETag / If-None-Match) and POST /admin/revoke.
- * A revocation is one transaction: read the latest sequence, record the revocations, block
- * the key on key_compromise, run the revoke hooks, build the CRL from every revocation,
- * store it with sequence + 1, commit. Concurrent revocations are serialized by the write
- * lock, so none is lost and the sequence only goes up. Without revocations the CRL is still
- * re-signed every crl_resign_interval_s (a thread), so a node can tell a CRL that stopped
- * arriving (past next_update) from one that has nothing new. */
+/* Revocation and the CRL: GET /crl (cached, ETag / If-None-Match), POST /admin/revoke, and
+ * na_crl_publish_in_tx, the one place a CRL is built (revocation, and at start).
+ * A revocation is one transaction: record the revocations, block the key on key_compromise,
+ * run the revoke hooks, build the CRL from the revocations whose certificates have not
+ * expired, store it with sequence + 1, commit. Concurrent revocations are serialized by the
+ * write lock, so none is lost and the sequence only goes up. Without revocations
+ * the CRL is still re-signed every crl_resign_interval_s (a thread, na_crl_resign), so a node
+ * can tell a CRL that stopped arriving (past next_update) from one that has nothing new. A CRL
+ * larger than GM_CRL_MAX_BYTES (what every node accepts) is never stored: the request fails instead. */
 #include <errno.h>
 #include <time.h>
 #include <stdio.h>
@@ -90,6 +92,49 @@ static int collect_unrevoked(const gm_store_cert *c, void *ctx)
     return 0;
 }
 
+int na_crl_publish_in_tx(gm_na_t *na, gm_time now, char **text_out, uint64_t *seq_out, gm_error *err)
+{
+    uint64_t seq = 0;
+    int rc = gm_store_crl_latest(na->store, &seq, NULL, err);
+    int have = rc == 0;
+    if (rc == GM_ENOTFOUND)
+        rc = 0;
+    if (rc != 0)
+        return rc;
+    uint64_t next = have ? seq + 1 : 0;
+    json_t *entries = NULL;
+    gm_crl crl;
+    memset(&crl, 0, sizeof crl);
+    /* an entry whose certificate has expired protects no one: no node accepts that certificate */
+    rc = gm_store_revocations_json(na->store, now.unix_s, &entries, err);
+    size_t n = json_array_size(entries);
+    if (rc == 0)
+        rc = gm_crl_issue(&crl, &na->key, next, entries, now, na_crl_next_update_s(na), err);
+    json_decref(entries);
+    char *text = rc == 0 ? gm_crl_dump(&crl, 0) : NULL;
+    gm_crl_free(&crl);
+    if (rc == 0 && !text)
+        rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+    size_t len = text ? strlen(text) : 0;
+    if (rc == 0 && len > na->cfg.crl_max_bytes) {
+        rc = gm_error_set(err, GM_ETOOBIG,
+                          "CRL %llu would be %zu bytes (%zu entries), over the %zu-byte cap every node enforces; "
+                          "it was not published and nothing was changed",
+                          (unsigned long long)next, len, n, na->cfg.crl_max_bytes);
+        na_metrics_add(&na->metrics, &na->metrics.crl_refused, 1);
+        na_log(na, "ALERT: %s", err->msg);
+    }
+    if (rc == 0)
+        rc = gm_store_crl_add(na->store, next, text, now.unix_s, err);
+    if (rc != 0) {
+        free(text);
+        return rc;
+    }
+    *text_out = text;
+    *seq_out = next;
+    return 0;
+}
+
 /* Inside the open transaction: revocation rows, key block, hooks, new CRL. On success
  * *crl_text (malloc'd) and *seq_out describe the stored CRL. Replies on failure. */
 static int revoke_in_tx(na_req *r, const revoke_target *t, size_t n, const char *reason, char **crl_text,
@@ -97,10 +142,9 @@ static int revoke_in_tx(na_req *r, const revoke_target *t, size_t n, const char 
 {
     gm_na_t *na = r->na;
     gm_error e = {0};
-    uint64_t seq;
     char when[GM_TIME_STRLEN];
     gm_time_format(&r->now, when);
-    int rc = gm_store_crl_latest(na->store, &seq, NULL, &e);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = gm_store_revocation_add(na->store, t[i].cert_id, when, reason, na->key.key_id, &e);
         if (rc == 0 && !strcmp(reason, "key_compromise"))
@@ -108,26 +152,18 @@ static int revoke_in_tx(na_req *r, const revoke_target *t, size_t n, const char 
         for (size_t h = 0; rc == 0 && h < na->n_hooks; h++)
             rc = na->hooks[h].fn(na, na->store, t[i].cert_id, t[i].node_pk, reason, na->hooks[h].ctx, &e);
     }
-    json_t *entries = NULL;
-    gm_crl crl;
-    memset(&crl, 0, sizeof crl);
     if (rc == 0)
-        rc = gm_store_revocations_json(na->store, INT64_MIN, &entries, &e);
-    if (rc == 0)
-        rc = gm_crl_issue(&crl, &na->key, seq + 1, entries, r->now, na_crl_next_update_s(na), &e);
-    json_decref(entries);
-    char *text = rc == 0 ? gm_crl_dump(&crl, 0) : NULL;
-    gm_crl_free(&crl);
-    if (rc == 0 && !text)
-        rc = gm_error_set(&e, GM_ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = gm_store_crl_add(na->store, seq + 1, text, r->now.unix_s, &e);
+        rc = na_crl_publish_in_tx(na, r->now, crl_text, seq_out, &e);
     if (rc == GM_ECONFLICT)
-        return free(text), na_reply_error(r, 409, "already_revoked", "%s", e.msg), -1;
+        return na_reply_error(r, 409, "already_revoked", "%s", e.msg), -1;
+    if (rc == GM_ETOOBIG)
+        return na_reply_error(r, 507, "crl_too_large",
+                              "%s; nodes would refuse it. Wait until revoked certificates expire (their entries "
+                              "then leave the CRL), or see docs/operator-guide.md (CRL size)",
+                              e.msg),
+               -1;
     if (rc != 0)
-        return free(text), na_reply_gm_error(r, &e), -1;
-    *crl_text = text;
-    *seq_out = seq + 1;
+        return na_reply_gm_error(r, &e), -1;
     return 0;
 }
 
@@ -216,25 +252,12 @@ int64_t na_crl_next_update_s(const gm_na_t *na)
 
 int na_crl_resign(gm_na_t *na, gm_error *err)
 {
-    uint64_t seq;
-    json_t *entries = NULL;
-    gm_crl crl;
     char *text = NULL;
-    memset(&crl, 0, sizeof crl);
+    uint64_t seq = 0;
     int rc = gm_store_begin(na->store, err);
     if (rc != 0)
         return rc;
-    rc = gm_store_crl_latest(na->store, &seq, NULL, err);
-    if (rc == 0)
-        rc = gm_store_revocations_json(na->store, gm_time_now().unix_s, &entries, err);
-    if (rc == 0)
-        rc = gm_crl_issue(&crl, &na->key, seq + 1, entries, gm_time_now(), na_crl_next_update_s(na), err);
-    json_decref(entries);
-    if (rc == 0 && !(text = gm_crl_dump(&crl, 0)))
-        rc = gm_error_set(err, GM_ENOMEM, "out of memory");
-    gm_crl_free(&crl);
-    if (rc == 0)
-        rc = gm_store_crl_add(na->store, seq + 1, text, gm_time_now().unix_s, err);
+    rc = na_crl_publish_in_tx(na, gm_time_now(), &text, &seq, err);
     if (rc == 0)
         rc = gm_store_commit(na->store, err);
     else
@@ -243,7 +266,7 @@ int na_crl_resign(gm_na_t *na, gm_error *err)
         free(text);
         return rc;
     }
-    na_crl_cache_set(na, seq + 1, text);
+    na_crl_cache_set(na, seq, text);
     return 0;
 }
 

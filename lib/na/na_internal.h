@@ -90,6 +90,7 @@ typedef struct na_metrics {
     uint64_t *requests;
     int statuses[NA_METRIC_STATUSES];
     uint64_t joins, renewals, revocations, invites;
+    uint64_t crl_refused;  /* CRLs not published because they would pass GM_CRL_MAX_BYTES */
     uint64_t rate_limited[NA_RL_KINDS]; /* 429s by na_rl_kind */
 } na_metrics;
 
@@ -147,7 +148,8 @@ void na_log(gm_na_t *na, const char *fmt, ...) __attribute__((format(printf, 2, 
 void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text);
 /* Copy of the cached CRL text and its ETag (caller frees). */
 char *na_crl_cache_get(gm_na_t *na, uint64_t *seq, char etag[80]);
-/* Issue CRL 0 if the store has none; load the latest into the cache. */
+/* Issue CRL 0 if the store has none (or a new one if the stored one is unusable: another
+ * NA key, unreadable, over the size cap); load the latest into the cache. */
 int na_crl_bootstrap(gm_na_t *na, gm_error *err);
 /* Seconds from issue to next_update for a CRL issued now. */
 int64_t na_crl_next_update_s(const gm_na_t *na);
@@ -160,6 +162,12 @@ void na_crl_resign_stop(gm_na_t *na);
 int na_policy_bootstrap(gm_na_t *na, gm_error *err); /* na_policy.c */
 /* Reply 200 with text (application/json) tagged etag, or 304 when If-None-Match names it. */
 int na_reply_tagged(na_req *r, const char *text, const char *etag); /* na_crl.c */
+/* Inside an open transaction: build the CRL the store's revocations call for at now (entries
+ * of expired certificates left out), sign it with the next sequence and store it. On success
+ * *text (malloc'd) and *seq describe it; call na_crl_cache_set after the commit. GM_ETOOBIG,
+ * with nothing stored, an alert logged and crl_refused counted, when it would be larger than
+ * GM_CRL_MAX_BYTES, since every node would refuse it. (na_crl.c) */
+int na_crl_publish_in_tx(gm_na_t *na, gm_time now, char **text, uint64_t *seq, gm_error *err);
 /* gm_nonce_record_fn over the store, pruning old nonces now and then. */
 int na_nonce_record(void *ctx, const char *scope, const char *nonce, int64_t now, gm_error *err);
 

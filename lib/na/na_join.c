@@ -1,7 +1,16 @@
-/* Enrollment: POST /join (invite token -> join certificate) and POST /renew (a valid
- * certificate -> a fresh one). Each runs in one write transaction: nonce, key block check,
- * invite consumption (UPDATE ... WHERE used = 0) and the certificate insert commit together
- * before the answer, so a certificate returned is durable and a token is used exactly once. */
+/* Enrollment: POST /join (invite token -> join certificate) and POST /renew (the key's newest
+ * valid certificate -> a fresh one). Each runs in one write transaction: nonce, key block
+ * check, invite consumption (UPDATE ... WHERE used = 0) or supersession, and the certificate
+ * insert commit together before the answer, so a certificate returned is durable and a token
+ * is used exactly once.
+ *
+ * Renewal supersedes (docs/formats-notes.md "Renewal and the CRL"): it is accepted only with
+ * the newest valid certificate of the key, and only while that is the key's one valid
+ * certificate. The renewed one then stays valid until its own expiry (the overlap that lets
+ * peers switch) and no renewal is accepted before it has expired, so a key holds at most 2
+ * valid certificates and renewal never adds a CRL entry. (Revoking the previous one as
+ * "superseded" at each renewal instead made peers that still held it drop the link, and let
+ * a node grow the CRL by renewing in a loop.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +150,60 @@ int na_handle_join(na_req *r)
     return finish_tx(r, rc, doc, &na->metrics.joins, what);
 }
 
+/* The certificates of one key as a renewal at now sees them. */
+typedef struct key_certs {
+    int64_t now;
+    const char *cert_id;   /* the one presented */
+    char newest[37];       /* newest unrevoked, unexpired certificate ("" if none) */
+    int64_t newest_issued;
+    char other[37];        /* another certificate nodes still accept ("" if none) */
+    int64_t other_until;   /* when nodes stop accepting it */
+} key_certs;
+
+static int scan_key_cert(const gm_store_cert *c, void *ctx)
+{
+    key_certs *k = ctx;
+    int64_t until = c->expires_at + GM_CLOCK_SKEW_S;
+    if (c->revoked || until < k->now)
+        return 0;
+    if (strcmp(c->cert_id, k->cert_id) != 0 && (!k->other[0] || until > k->other_until)) {
+        snprintf(k->other, sizeof k->other, "%s", c->cert_id);
+        k->other_until = until;
+    }
+    /* foreach walks oldest first, so ">=" makes the later of two equal issue times win */
+    if (c->expires_at >= k->now && (!k->newest[0] || c->issued_at >= k->newest_issued)) {
+        snprintf(k->newest, sizeof k->newest, "%s", c->cert_id);
+        k->newest_issued = c->issued_at;
+    }
+    return 0;
+}
+
+/* Inside the renewal's transaction: cert_id must be the key's newest valid certificate and
+ * its only one. Replies (409 / 429) and returns non-zero otherwise. */
+static int check_renewable(na_req *r, const char *pk_b64, const char *cert_id)
+{
+    gm_error e = {0};
+    key_certs k = {.now = r->now.unix_s, .cert_id = cert_id};
+    if (gm_store_certs_foreach(r->na->store, pk_b64, scan_key_cert, &k, &e) != 0)
+        return na_reply_gm_error(r, &e);
+    if (strcmp(k.newest, cert_id) != 0)
+        return na_reply_error(r, 409, "not_newest_certificate",
+                              "certificate %s was already renewed; renew with the newest certificate of this key (%s)",
+                              cert_id, k.newest[0] ? k.newest : "none");
+    if (k.other[0]) {
+        int64_t wait = k.other_until - r->now.unix_s + 1;
+        char until[GM_TIME_STRLEN];
+        gm_time t = {.unix_s = k.other_until, .has_offset = 1};
+        gm_time_format(&t, until);
+        r->retry_after = wait > 86400 ? 86400 : (unsigned)wait;
+        return na_reply_error(r, 429, "renewing_too_often",
+                              "this key already holds 2 valid certificates (%s is valid until %s); renew after that, "
+                              "or have the operator revoke it with reason superseded",
+                              k.other, until);
+    }
+    return 0;
+}
+
 int na_handle_renew(na_req *r)
 {
     static const char *const allowed[] = {"node_public_key", "cert_id", "timestamp", "nonce", "signature", NULL};
@@ -180,6 +243,8 @@ int na_handle_renew(na_req *r)
             rc = na_reply_error(r, 403, "certificate_expired",
                                 "certificate %s has expired; join again with a new invite", cert_id);
     }
+    if (rc == 0)
+        rc = check_renewable(r, pk_b64, cert_id);
     if (rc == 0) {
         int64_t len = old.expires_at - old.issued_at, cap = old.max_validity_hours * 3600;
         rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours, &doc);

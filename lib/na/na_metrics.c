@@ -7,6 +7,7 @@
 
 #include <microhttpd.h>
 
+#include "gm/crl.h"
 #include "gm/util.h"
 #include "gm/version.h"
 #include "na_internal.h"
@@ -124,6 +125,14 @@ int na_handle_metrics(na_req *r)
     const union MHD_DaemonInfo *ci = na->daemon ? MHD_get_daemon_info(na->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
     gm_buf_printf(&b, "# HELP gm_na_connections Client connections open now (this one included).\n"
                       "# TYPE gm_na_connections gauge\ngm_na_connections %u\n", ci ? ci->num_connections : 0u);
+    pthread_mutex_lock(&m->lock);
+    uint64_t crl_refused = m->crl_refused;
+    pthread_mutex_unlock(&m->lock);
+    gm_buf_printf(&b,
+                  "# HELP gm_na_crl_refused_total CRLs not published because they would be larger than the %d bytes "
+                  "every node accepts (the revocation or renewal failed instead).\n"
+                  "# TYPE gm_na_crl_refused_total counter\ngm_na_crl_refused_total %llu\n",
+                  GM_CRL_MAX_BYTES, (unsigned long long)crl_refused);
     if (b.oom) {
         gm_buf_free(&b);
         return na_reply_error(r, 500, "internal_error", "out of memory building metrics");

@@ -1,0 +1,532 @@
+/* Renewal supersedes and the CRL stays within what nodes accept (issue 7, item 1), against a
+ * real NA served in-process on a loopback port with its real SQLite store:
+ * - 2,000 renewal attempts (the old certificate replayed, and the newest one chained) leave
+ *   at most 2 valid certificates for the key, and revoking the key adds at most 2 entries;
+ * - a revocation whose CRL would pass the cap is refused by the NA before publication
+ *   (nothing changes, an alert is logged, the metric counts it), while one that fits exactly
+ *   is published (with the test-only "crl_max_bytes" lowering the cap to 64 KiB);
+ * - on restart the NA says why it replaces a stored CRL (over the cap, not "not signed by this
+ *   NA key"), and the replacement drops the entries of expired certificates. */
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent_testkit.h"
+#include "gm/crl.h"
+#include "gm/http_client.h"
+#include "gm/na.h"
+#include "gm/na_client.h"
+#include "gm/store.h"
+
+#define RENEW_ATTEMPTS 2000
+#define TIMEOUT_MS 120000L
+#define SMALL_CAP 65536
+
+typedef struct fx {
+    char dir[256];
+    char url[128];
+    tk_net net;
+    gm_signer op;
+    gm_na_t *na;
+    pthread_mutex_t log_lock;
+    char *log; /* every line the NA logged, '\n'-separated */
+    size_t log_len;
+} fx;
+
+static void log_line(void *ctx, const char *line)
+{
+    fx *f = ctx;
+    size_t n = strlen(line);
+    pthread_mutex_lock(&f->log_lock);
+    char *p = realloc(f->log, f->log_len + n + 2);
+    if (p) {
+        memcpy(p + f->log_len, line, n);
+        p[f->log_len + n] = '\n';
+        p[f->log_len + n + 1] = '\0';
+        f->log = p;
+        f->log_len += n + 1;
+    }
+    pthread_mutex_unlock(&f->log_lock);
+}
+
+static int logged(fx *f, const char *needle)
+{
+    pthread_mutex_lock(&f->log_lock);
+    int found = f->log && strstr(f->log, needle) != NULL;
+    pthread_mutex_unlock(&f->log_lock);
+    return found;
+}
+
+static void na_start(fx *f)
+{
+    gm_error err = {0};
+    gm_na_config c;
+    if (gm_na_config_load(&c, f->dir, &err) != 0)
+        fail_msg("config: %s", err.msg);
+    if (gm_na_new(&f->na, &c, log_line, f, &err) != 0 || gm_na_start(f->na, "127.0.0.1:0", &err) != 0)
+        fail_msg("NA: %s", err.msg);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u", (unsigned)gm_na_port(f->na));
+}
+
+static void na_restart(fx *f)
+{
+    gm_na_free(f->na);
+    f->na = NULL;
+    pthread_mutex_lock(&f->log_lock);
+    free(f->log);
+    f->log = NULL;
+    f->log_len = 0;
+    pthread_mutex_unlock(&f->log_lock);
+    na_start(f);
+}
+
+static int setup_with_cap(void **state, int crl_max_bytes)
+{
+    fx *f = calloc(1, sizeof *f);
+    gm_error err = {0};
+    char path[512];
+    pthread_mutex_init(&f->log_lock, NULL);
+    snprintf(f->dir, sizeof f->dir, "%s/gm-test-renew.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    tk_net_init(&f->net, "TESTNET");
+    snprintf(path, sizeof path, "%s/na", f->dir);
+    assert_int_equal(gm_signer_save(&f->net.na, path, 0, &err), 0);
+    char *g = gm_genesis_dump(&f->net.g);
+    snprintf(path, sizeof path, "%s/genesis.json", f->dir);
+    assert_int_equal(gm_file_write_atomic(path, g, strlen(g), 0600, &err), 0);
+    free(g);
+    tk_signer(&f->op, 0x20, "operator-local");
+    /* no per-address request limit: this test is about renewal itself, not the rate limiter */
+    json_t *cfg = json_pack("{s:s,s:s,s:s,s:[{s:s,s:s}],s:{s:i}}", "network_name", "TESTNET", "na_url",
+                            "http://127.0.0.1:1", "listen", "127.0.0.1:0", "operator_keys", "key_id",
+                            "operator-local", "public_key", f->op.pk_b64, "rate_limit", "per_ip_per_s", 0);
+    if (crl_max_bytes)
+        json_object_set_new(cfg, "crl_max_bytes", json_integer(crl_max_bytes));
+    char *text = json_dumps(cfg, 0);
+    snprintf(path, sizeof path, "%s/config.json", f->dir);
+    assert_int_equal(gm_file_write_atomic(path, text, strlen(text), 0600, &err), 0);
+    free(text);
+    json_decref(cfg);
+    na_start(f);
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with_cap(state, 0);
+}
+
+static int setup_small_cap(void **state)
+{
+    return setup_with_cap(state, SMALL_CAP);
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[400];
+    gm_na_free(f->na);
+    gm_signer_wipe(&f->op);
+    tk_net_free(&f->net);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f->log);
+    pthread_mutex_destroy(&f->log_lock);
+    free(f);
+    return 0;
+}
+
+/* An operator call; returns the HTTP status, *resp (optional) the answer. */
+static int admin(fx *f, const char *method, const char *path, json_t *body, json_t **resp)
+{
+    int status = 0;
+    gm_error err = {0};
+    json_t *r = NULL;
+    gm_na_admin_call(f->url, &f->op, method, path, body, TIMEOUT_MS, &status, &r, &err);
+    json_decref(body);
+    if (status == 0)
+        fail_msg("%s %s: %s", method, path, err.msg);
+    if (resp)
+        *resp = r;
+    else
+        json_decref(r);
+    return status;
+}
+
+/* Invite and join node; cert_id receives the certificate's id. */
+static void join(fx *f, const gm_signer *node, char cert_id[37])
+{
+    json_t *inv = NULL, *cert = NULL;
+    gm_error err = {0};
+    assert_int_equal(admin(f, "POST", "/admin/invite", json_pack("{s:[s]}", "roles", "role:test"), &inv), 201);
+    const char *token = json_string_value(json_object_get(inv, "token"));
+    assert_non_null(token);
+    if (gm_na_join(f->url, node, token, 0, TIMEOUT_MS, &cert, &err) != 0)
+        fail_msg("join: %s", err.msg);
+    snprintf(cert_id, 37, "%s", json_string_value(json_object_get(cert, "cert_id")));
+    json_decref(cert);
+    json_decref(inv);
+}
+
+typedef struct valid_count {
+    int64_t now;
+    int valid;
+} valid_count;
+
+static int count_valid(const gm_store_cert *c, void *ctx)
+{
+    valid_count *v = ctx;
+    v->valid += !c->revoked && c->expires_at + GM_CLOCK_SKEW_S >= v->now;
+    return 0;
+}
+
+/* Certificates of pk that a node would still accept (unrevoked, not expired with skew). */
+static int valid_certs(fx *f, const char *pk_b64)
+{
+    valid_count v = {.now = gm_time_now().unix_s};
+    gm_error err = {0};
+    assert_int_equal(gm_store_certs_foreach(gm_na_store(f->na), pk_b64, count_valid, &v, &err), 0);
+    return v.valid;
+}
+
+/* The CRL the NA serves, verified under the NA key; *bytes (optional) its size as served. */
+static void served_crl(fx *f, gm_crl *crl, size_t *bytes)
+{
+    gm_error err = {0};
+    int not_modified = 0;
+    if (gm_na_fetch_crl(f->url, f->net.na.pk, NULL, TIMEOUT_MS, crl, &not_modified, NULL, 0, &err) != 0)
+        fail_msg("GET /crl: %s", err.msg);
+    if (bytes) {
+        char *t = gm_crl_dump(crl, 0);
+        *bytes = strlen(t);
+        free(t);
+    }
+}
+
+/* One renewing client thread; results are checked by the main thread (cmocka asserts are
+ * not for other threads). */
+typedef struct renewer {
+    fx *f;
+    const gm_signer *node;
+    const char *first;
+    char *newest; /* shared, under lock */
+    pthread_mutex_t *lock;
+    int attempts;
+    int ok, not_newest, too_often, other, max_valid;
+    char other_msg[700];
+} renewer;
+
+static void *renew_loop(void *arg)
+{
+    renewer *w = arg;
+    /* Even attempts replay the first certificate (the attack of issue 7), odd ones renew the
+     * newest certificate, as fast as the NA answers. */
+    for (int i = 0; i < w->attempts; i++) {
+        char use[37];
+        json_t *cert = NULL;
+        gm_error err = {0};
+        pthread_mutex_lock(w->lock);
+        snprintf(use, sizeof use, "%s", i % 2 == 0 ? w->first : w->newest);
+        pthread_mutex_unlock(w->lock);
+        if (gm_na_renew(w->f->url, w->node, use, TIMEOUT_MS, &cert, &err) == 0) {
+            w->ok++;
+            pthread_mutex_lock(w->lock);
+            snprintf(w->newest, 37, "%s", json_string_value(json_object_get(cert, "cert_id")));
+            pthread_mutex_unlock(w->lock);
+            json_decref(cert);
+        } else {
+            const char *code = gm_na_last_error_code();
+            if (!strcmp(code, "not_newest_certificate"))
+                w->not_newest++;
+            else if (!strcmp(code, "renewing_too_often"))
+                w->too_often++;
+            else if (w->other++ == 0)
+                snprintf(w->other_msg, sizeof w->other_msg, "%s (%s)", code, err.msg);
+        }
+        if (i % 50 == 0 || i == w->attempts - 1) {
+            valid_count v = {.now = gm_time_now().unix_s};
+            if (gm_store_certs_foreach(gm_na_store(w->f->na), w->node->pk_b64, count_valid, &v, NULL) == 0 &&
+                v.valid > w->max_valid)
+                w->max_valid = v.valid;
+        }
+    }
+    return NULL;
+}
+
+#define RENEWERS 4
+
+static void test_renewal_loop_leaves_at_most_two_valid_certificates(void **state)
+{
+    fx *f = *state;
+    gm_signer node;
+    char first[37], newest[37];
+    tk_signer(&node, 0x60, "node");
+    join(f, &node, first);
+    snprintf(newest, sizeof newest, "%s", first);
+    /* 2,000 attempts from 4 concurrent clients, so renewals also race each other */
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    renewer w[RENEWERS];
+    pthread_t th[RENEWERS];
+    for (int t = 0; t < RENEWERS; t++) {
+        w[t] = (renewer){.f = f, .node = &node, .first = first, .newest = newest, .lock = &lock,
+                         .attempts = RENEW_ATTEMPTS / RENEWERS};
+        assert_int_equal(pthread_create(&th[t], NULL, renew_loop, &w[t]), 0);
+    }
+    int ok = 0, not_newest = 0, too_often = 0, max_valid = 0;
+    for (int t = 0; t < RENEWERS; t++) {
+        pthread_join(th[t], NULL);
+        if (w[t].other)
+            fail_msg("%d renewals refused for an unexpected reason, first: %s", w[t].other, w[t].other_msg);
+        ok += w[t].ok, not_newest += w[t].not_newest, too_often += w[t].too_often;
+        max_valid = w[t].max_valid > max_valid ? w[t].max_valid : max_valid;
+    }
+    print_message("renewals: %d issued, %d not newest, %d too often; at most %d valid\n", ok, not_newest, too_often,
+                  max_valid);
+    assert_int_equal(ok, 1);       /* the first renewal; then the renewed one overlaps */
+    assert_int_equal(ok + not_newest + too_often, RENEW_ATTEMPTS);
+    assert_true(not_newest > 0);
+    assert_true(too_often > 0);
+    assert_true(max_valid <= 2);   /* the new one and the one it renewed */
+    assert_int_equal(valid_certs(f, node.pk_b64), 2);
+
+    /* The documented way to renew during the overlap: the operator retires the previous one. */
+    assert_int_equal(admin(f, "POST", "/admin/revoke", json_pack("{s:s,s:s}", "cert_id", first, "reason", "superseded"),
+                           NULL),
+                     200);
+    json_t *renewed = NULL;
+    gm_error rerr = {0};
+    if (gm_na_renew(f->url, &node, newest, TIMEOUT_MS, &renewed, &rerr) != 0)
+        fail_msg("renewal after retiring the previous certificate: %s", rerr.msg);
+    snprintf(newest, sizeof newest, "%s", json_string_value(json_object_get(renewed, "cert_id")));
+    json_decref(renewed);
+    assert_int_equal(valid_certs(f, node.pk_b64), 2);
+
+    /* Revoking the key adds at most its 2 valid certificates to the CRL. */
+    gm_crl before, after;
+    served_crl(f, &before, NULL);
+    assert_int_equal(admin(f, "POST", "/admin/revoke",
+                           json_pack("{s:s,s:s}", "node_public_key", node.pk_b64, "reason", "key_compromise"), NULL),
+                     200);
+    served_crl(f, &after, NULL);
+    assert_true(gm_crl_is_newer(after.sequence, 1, before.sequence));
+    assert_true(after.n_revoked > before.n_revoked);
+    assert_true(after.n_revoked - before.n_revoked <= 2);
+    assert_int_equal(valid_certs(f, node.pk_b64), 0);
+    /* the key_compromise block keeps refusing the key, also for renewal */
+    json_t *cert = NULL;
+    gm_error err = {0};
+    assert_int_not_equal(gm_na_renew(f->url, &node, newest, TIMEOUT_MS, &cert, &err), 0);
+    assert_string_equal(gm_na_last_error_code(), "key_compromised");
+    gm_crl_free(&before);
+    gm_crl_free(&after);
+    gm_signer_wipe(&node);
+}
+
+/* Size of the CRL the NA would issue now with sequence seq from the store's revocations
+ * plus extra (borrowed): the same function the NA uses, signed with the same key. */
+static size_t crl_size(fx *f, uint64_t seq, const json_t *extra)
+{
+    gm_error err = {0};
+    json_t *entries = NULL;
+    gm_time now = gm_time_now();
+    assert_int_equal(gm_store_revocations_json(gm_na_store(f->na), now.unix_s, &entries, &err), 0);
+    for (size_t i = 0; i < json_array_size(extra); i++)
+        json_array_append(entries, json_array_get(extra, i));
+    gm_crl c;
+    assert_int_equal(gm_crl_issue(&c, &f->net.na, seq, entries, now, GM_NA_DEFAULT_CRL_NEXT_UPDATE_HOURS * 3600, &err),
+                     0);
+    json_decref(entries);
+    char *t = gm_crl_dump(&c, 0);
+    size_t n = strlen(t);
+    free(t);
+    gm_crl_free(&c);
+    return n;
+}
+
+static json_t *entry(const char *issuer)
+{
+    char id[37], when[GM_TIME_STRLEN];
+    gm_time now = gm_time_now();
+    gm_uuid4(id);
+    gm_time_format(&now, when);
+    return json_pack("{s:s,s:s,s:s,s:s}", "certificate_id", id, "revoked_at", when, "reason", "unspecified", "issuer",
+                     issuer);
+}
+
+/* Record n revocations (issuer text of issuer_len bytes) of certificates that expire at
+ * expires_at, straight into the store: what years of revocations would leave behind. */
+static void fill(fx *f, size_t n, size_t issuer_len, int64_t expires_at)
+{
+    gm_store_t *s = gm_na_store(f->na);
+    gm_error err = {0};
+    char *issuer = malloc(issuer_len + 1);
+    memset(issuer, 'i', issuer_len);
+    issuer[issuer_len] = '\0';
+    gm_time now = gm_time_now();
+    char when[GM_TIME_STRLEN];
+    gm_time_format(&now, when);
+    assert_int_equal(gm_store_begin(s, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        gm_store_cert c;
+        memset(&c, 0, sizeof c);
+        gm_uuid4(c.cert_id);
+        snprintf(c.node_pk, sizeof c.node_pk, "filler");
+        c.roles_json = "[]";
+        c.issued_at = now.unix_s - 100000;
+        c.expires_at = expires_at;
+        c.max_validity_hours = 1;
+        c.doc = "{}";
+        assert_int_equal(gm_store_cert_add(s, &c, &err), 0);
+        assert_int_equal(gm_store_revocation_add(s, c.cert_id, when, "unspecified", issuer, &err), 0);
+    }
+    assert_int_equal(gm_store_commit(s, &err), 0);
+    free(issuer);
+}
+
+static uint64_t metric(fx *f, const char *name)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/metrics", f->url);
+    gm_http_req req = {.method = "GET", .url = url};
+    gm_http_resp resp = {0};
+    gm_error err = {0};
+    if (gm_http_request(&req, &resp, &err) != 0 || resp.status != 200)
+        fail_msg("GET /metrics: %s", err.msg);
+    char *text = strndup(resp.body, resp.len), *line = text;
+    unsigned long long v = 0;
+    size_t n = strlen(name);
+    while (line && *line) {
+        if (!strncmp(line, name, n) && line[n] == ' ')
+            v = strtoull(line + n + 1, NULL, 10);
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    free(text);
+    gm_http_resp_free(&resp);
+    return v;
+}
+
+static void test_crl_over_the_cap_is_refused_by_the_na_before_publication(void **state)
+{
+    fx *f = *state;
+    gm_signer a, b;
+    char cert_a[37], cert_b[37];
+    gm_error err = {0};
+    tk_signer(&a, 0x60, "a");
+    tk_signer(&b, 0x70, "b");
+    join(f, &a, cert_a);
+    join(f, &b, cert_b);
+    uint64_t seq = 0;
+    assert_int_equal(gm_store_crl_latest(gm_na_store(f->na), &seq, NULL, &err), 0);
+
+    /* Fill the store with revocations of unexpired certificates until the next CRL, with one
+     * more NA entry, is within a few bytes of the cap; two more entries pass it. */
+    const size_t cap = SMALL_CAP;
+    json_t *one = json_pack("[o]", entry(f->net.na.key_id));
+    size_t base = crl_size(f, seq + 1, NULL), per_na = crl_size(f, seq + 1, one) - base;
+    json_decref(one);
+    const size_t big = 1000;
+    int64_t later = gm_time_now().unix_s + 86400;
+    fill(f, 1, big, later);
+    size_t per_big = crl_size(f, seq + 1, NULL) - base;
+    size_t target = cap - per_na - per_na / 2; /* room for one entry, not two */
+    size_t now_size = crl_size(f, seq + 1, NULL);
+    fill(f, (target - now_size) / per_big - 1, big, later);
+    now_size = crl_size(f, seq + 1, NULL);
+    /* a last entry whose issuer text takes up exactly the rest */
+    size_t per_pad0 = per_big - big;
+    fill(f, 1, target - now_size - per_pad0, later);
+    size_t filled = crl_size(f, seq + 1, NULL);
+    print_message("CRL base %zu, entry %zu, filled to %zu of %zu\n", base, per_na, filled, cap);
+    assert_true(filled + per_na <= cap);
+    assert_true(filled + 2 * per_na > cap);
+
+    /* One more entry fits: published, and the nodes' parser takes it. */
+    assert_int_equal(admin(f, "POST", "/admin/revoke", json_pack("{s:s,s:s}", "cert_id", cert_a, "reason", "unspecified"),
+                           NULL),
+                     200);
+    gm_crl crl;
+    size_t bytes = 0;
+    served_crl(f, &crl, &bytes);
+    assert_true(bytes <= cap);
+    assert_true(bytes > cap - 2 * per_na);
+    assert_int_equal(crl.sequence, seq + 1);
+    gm_crl_free(&crl);
+
+    /* The next one would pass the cap: refused at the NA, nothing recorded, nothing published. */
+    uint64_t refused_before = metric(f, "gm_na_crl_refused_total");
+    json_t *resp = NULL;
+    int status = 0;
+    json_t *body = json_pack("{s:s,s:s}", "cert_id", cert_b, "reason", "unspecified");
+    gm_na_admin_call(f->url, &f->op, "POST", "/admin/revoke", body, TIMEOUT_MS, &status, &resp, &err);
+    json_decref(body);
+    assert_int_equal(status, 507);
+    assert_string_equal(gm_na_last_error_code(), "crl_too_large");
+    assert_non_null(strstr(err.msg, "over the 65536-byte cap"));
+    json_decref(resp);
+    served_crl(f, &crl, NULL);
+    assert_int_equal(crl.sequence, seq + 1);
+    assert_false(gm_crl_contains(&crl, cert_b, NULL));
+    gm_crl_free(&crl);
+    gm_store_cert c;
+    assert_int_equal(gm_store_cert_get(gm_na_store(f->na), cert_b, &c, &err), 0);
+    assert_int_equal(c.revoked, 0);
+    gm_store_cert_clear(&c);
+    assert_int_equal(metric(f, "gm_na_crl_refused_total"), refused_before + 1);
+    assert_true(logged(f, "ALERT: CRL"));
+
+    /* A restart finds its own valid CRL and says nothing about foreign keys. */
+    na_restart(f);
+    served_crl(f, &crl, NULL);
+    assert_int_equal(crl.sequence, seq + 1);
+    gm_crl_free(&crl);
+    assert_false(logged(f, "not signed by this NA key"));
+    gm_signer_wipe(&a);
+    gm_signer_wipe(&b);
+}
+
+static void test_restart_with_a_stored_crl_over_the_cap_reissues_without_expired_entries(void **state)
+{
+    fx *f = *state;
+    gm_error err = {0};
+    gm_store_t *s = gm_na_store(f->na);
+    uint64_t seq = 0;
+    assert_int_equal(gm_store_crl_latest(s, &seq, NULL, &err), 0);
+    /* What an NA without the cap could have stored: a CRL signed by this very NA key, larger
+     * than nodes accept, full of certificates that have expired since. */
+    fill(f, 2200, 4000, gm_time_now().unix_s - 2 * GM_CLOCK_SKEW_S);
+    json_t *all = NULL;
+    assert_int_equal(gm_store_revocations_json(s, INT64_MIN, &all, &err), 0);
+    gm_crl big;
+    assert_int_equal(gm_crl_issue(&big, &f->net.na, seq + 1, all, gm_time_now(), 3600, &err), 0);
+    json_decref(all);
+    char *text = gm_crl_dump(&big, 0);
+    assert_true(strlen(text) > GM_CRL_MAX_BYTES);
+    assert_int_equal(gm_store_crl_add(s, seq + 1, text, gm_time_now().unix_s, &err), 0);
+    free(text);
+    gm_crl_free(&big);
+
+    na_restart(f);
+    assert_false(logged(f, "not signed by this NA key"));
+    assert_true(logged(f, "over the 8388608-byte cap"));
+    gm_crl crl;
+    size_t bytes = 0;
+    served_crl(f, &crl, &bytes);
+    assert_int_equal(crl.sequence, seq + 2);
+    assert_int_equal(crl.n_revoked, 0);
+    assert_true(bytes < 4096);
+    gm_crl_free(&crl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_renewal_loop_leaves_at_most_two_valid_certificates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_over_the_cap_is_refused_by_the_na_before_publication,
+                                        setup_small_cap, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_with_a_stored_crl_over_the_cap_reissues_without_expired_entries,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
