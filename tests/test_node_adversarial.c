@@ -48,6 +48,7 @@
 #include "gm/node.h"
 #include "gm/noise.h"
 #include "gm/util.h"
+#include "gm/http_client.h"
 #include "gm/route_origin.h"
 #include "gm/wire.h"
 
@@ -780,6 +781,9 @@ static int group_setup(void **state)
     pid_t na_pid = spawn(log, na);
     /* The NA serves HTTPS with the certificate init made; joins verify it with that file. */
     snprintf(g_na_url, sizeof g_na_url, "https://127.0.0.1:%d", wait_port_file(pf, na_pid));
+    char na_ca[400];
+    path_in(na_ca, sizeof na_ca, "net", "tls.crt");
+    assert_int_equal(gm_http_trust_set(g_na_url, na_ca, NULL, &err), 0); /* our own CRL fetches */
 
     join("target", "role:supervisor");
     join("friend", "role:finance");
@@ -2013,8 +2017,10 @@ static long long victim_revoke(void)
     return g_victim_crl;
 }
 
-/* Send the victim's certificate and a route to it, metric 1 behind us, on our link. */
-static void advertise_victim(hs_opts *o, uint64_t seqno)
+/* Send the victim's certificate and a route to it, metric 1 behind us (the relay), on our
+ * link; the route's origin is signed by the victim for the relay, as a real neighbour of the
+ * victim would hold it. */
+static void advertise_victim(hs_opts *o, const ident *relay, uint64_t seqno)
 {
     static uint8_t msg[GM_WIRE_MSG_MAX];
     size_t mlen;
@@ -2029,6 +2035,7 @@ static void advertise_victim(hs_opts *o, uint64_t seqno)
     e.hops = 1;
     e.has_cert_id = 1;
     uuid_bytes(g_victim.cert_id, e.cert_id);
+    assert_int_equal(gm_route_origin_sign(&e, relay->key.pk, (uint64_t)gm_time_now().unix_s, g_victim.key.sk, &err), 0);
     assert_int_equal(gm_wire_route_update_encode(&e, 1, msg, sizeof msg, &mlen, &err), 0);
     link_send_msg(o, msg, mlen);
 }
@@ -2046,7 +2053,7 @@ static void test_route_through_an_unaware_relay_is_withdrawn_when_its_destinatio
     ident relay;
     ident_valid(&relay);
     hs_opts *o = open_session(&relay);
-    advertise_victim(o, 1);
+    advertise_victim(o, &relay, 1);
     assert_true(ping_pong(o->fd, &o->tx, &o->rx)); /* the update was processed */
     assert_true(has_route(victim_b64));
     victim_revoke();
@@ -2077,7 +2084,7 @@ static void test_route_through_an_unaware_relay_is_withdrawn_when_its_destinatio
     /* The relay, unaware, advertises it again (newer seqno, certificate first). */
     long long refused = metric_sum("routes_refused_no_cert", NULL) + metric_sum("certs_refused", NULL);
     for (uint64_t seq = 2; seq < 5; seq++) {
-        advertise_victim(o, seq);
+        advertise_victim(o, &relay, seq);
         assert_true(ping_pong(o->fd, &o->tx, &o->rx));
         assert_false(has_route(victim_b64));
     }
