@@ -28,7 +28,8 @@ static void short_key(const char *b64, char out[16])
 
 static int run_agents(const cli_args *a)
 {
-    const char *dir = cli_str(a, "dir", NULL), *na = cli_str(a, "na", NULL), *cap = cli_str(a, "capability", NULL);
+    const char *dir = cli_str(a, "dir", NULL), *na = cli_str(a, "na", NULL), *cap = cli_str(a, "capability", NULL),
+               *tls_ca = cli_str(a, "na-ca", NULL), *tls_pin = cli_str(a, "na-pin", NULL);
     int as_json = cli_has(a, "json");
     gm_error err = {0};
     gm_agent_ctx ctx;
@@ -41,6 +42,9 @@ static int run_agents(const cli_args *a)
         snprintf(na_url, sizeof na_url, "%s", ctx.na_url);
     } else {
         snprintf(na_url, sizeof na_url, "%s", na);
+        /* No node directory: the NA's TLS trust from --na-ca/--na-pin or the environment. */
+        if (cli_na_trust(na_url, tls_ca, tls_pin, NULL, &err) != 0)
+            return cli_fail("agents", &err);
     }
     json_t *listing = NULL;
     if (gm_agent_list(na_url, cap, 5000, &listing, &err) != 0) {
@@ -390,6 +394,8 @@ static const cli_opt agents_opts[] = {
     {"capability", "C", "only the agents offering C"},
     {"dir", "D", "check each agent like a requester would (descriptor, certificate, CRL) with D's genesis"},
     {"na", "URL", "the NA (default: na_url of D/node.json)"},
+    {"na-ca", "FILE", "with --na and no --dir: verify the NA's TLS certificate with this CA file (default $GM_NA_CA)"},
+    {"na-pin", "sha256//...", "with --na and no --dir: verify the NA by its TLS key pin (default $GM_NA_PIN)"},
     {"json", NULL, "print JSON"},
     {NULL},
 };

@@ -16,7 +16,7 @@
 #define EXIT_DENIED 3
 
 typedef struct policy_src {
-    const char *dir, *na, *rules;
+    const char *dir, *na, *rules, *tls_ca, *tls_pin;
     int json;
 } policy_src;
 
@@ -67,6 +67,9 @@ static int load(const policy_src *s, gm_policy *p, int *verified, gm_error *err)
         char url[1100];
         gm_http_resp resp = {0};
         snprintf(url, sizeof url, "%s/access-policy", s->na);
+        /* the NA's TLS trust: --na-ca/--na-pin, the environment, or what D's join kept */
+        if ((rc = cli_na_trust(s->na, s->tls_ca, s->tls_pin, s->dir, err)) != 0)
+            return rc;
         gm_http_req r = {.method = "GET", .url = url, .timeout_ms = 5000, .max_response = GM_POLICY_MAX_BYTES};
         rc = gm_http_request(&r, &resp, err);
         if (rc == 0 && resp.status != 200)
@@ -105,6 +108,8 @@ static void src_from(const cli_args *a, policy_src *s)
     s->dir = cli_str(a, "dir", ".");
     s->na = cli_str(a, "na", NULL);
     s->rules = cli_str(a, "rules", NULL);
+    s->tls_ca = cli_str(a, "na-ca", NULL);
+    s->tls_pin = cli_str(a, "na-pin", NULL);
     s->json = cli_has(a, "json");
 }
 
@@ -196,6 +201,8 @@ static int do_check(const cli_args *a)
 #define POLICY_SOURCE_OPTS                                                                               \
     {"dir", "D", "a node or NA directory: its access-policy.json, checked against its genesis.json (default .)"}, \
         {"na", "URL", "fetch GET /access-policy from this NA instead"},                                       \
+        {"na-ca", "FILE", "with --na: verify the NA's TLS certificate with this CA file (default $GM_NA_CA)"},  \
+        {"na-pin", "sha256//...", "with --na: verify the NA by its TLS key pin (default $GM_NA_PIN)"},         \
         {"json", NULL, "print JSON"}
 
 static const cli_opt show_opts[] = {POLICY_SOURCE_OPTS, {NULL}};
