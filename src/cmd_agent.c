@@ -36,18 +36,19 @@ static void short_key(const char *b64, char out[16])
 
 int cmd_agents(int argc, char **argv)
 {
-    const char *dir = NULL, *na = NULL, *cap = NULL;
+    const char *dir = NULL, *na = NULL, *cap = NULL, *tls_ca = NULL, *tls_pin = NULL;
     int as_json = 0;
     for (int i = 1; i < argc; i++) {
         int m;
         if ((m = cli_opt(argc, argv, &i, "--dir", &dir)) || (m = cli_opt(argc, argv, &i, "--na", &na)) ||
-            (m = cli_opt(argc, argv, &i, "--capability", &cap))) {
+            (m = cli_opt(argc, argv, &i, "--capability", &cap)) || (m = cli_opt(argc, argv, &i, "--na-ca", &tls_ca)) ||
+            (m = cli_opt(argc, argv, &i, "--na-pin", &tls_pin))) {
             if (m < 0)
                 return cli_usage("%s needs a value", argv[i]);
         } else if (cli_flag(argv, i, "--json")) {
             as_json = 1;
         } else if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            printf("usage: genesis-mesh agents [--capability C] [--dir D | --na URL] [--json]\n"
+            printf("usage: genesis-mesh agents [--capability C] [--dir D | --na URL [--na-ca F | --na-pin P]] [--json]\n"
                    "Lists the agents registered with the NA. With --dir, each is also checked like a requester\n"
                    "would (descriptor signature, certificate under the genesis, the NA's signed CRL).\n");
             return 0;
@@ -66,6 +67,9 @@ int cmd_agents(int argc, char **argv)
         snprintf(na_url, sizeof na_url, "%s", ctx.na_url);
     } else {
         snprintf(na_url, sizeof na_url, "%s", na);
+        /* No node directory: the NA's TLS trust from --na-ca/--na-pin or the environment. */
+        if (cli_na_trust(na_url, tls_ca, tls_pin, NULL, &err) != 0)
+            return cli_fail("agents", &err);
     }
     json_t *listing = NULL;
     if (gm_agent_list(na_url, cap, 5000, &listing, &err) != 0) {
