@@ -239,15 +239,24 @@ if ! command -v python3 >/dev/null; then
     exit 0
 fi
 PORT="${NA_URL##*:}"
-python3 - "$PORT" "$PER_IP" "$IDLE_S" >"$T/conn.out" 2>&1 <<'EOF' || fail "connection limits: $(cat "$T/conn.out")"
-import socket, sys, time
+CAFILE=""
+case "$NA_URL" in https:*) CAFILE="$OP/tls.crt" ;; esac
+python3 - "$PORT" "$PER_IP" "$IDLE_S" $CAFILE >"$T/conn.out" 2>&1 <<'EOF' || fail "connection limits: $(cat "$T/conn.out")"
+import socket, ssl, sys, time
 port, per_ip, idle = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=sys.argv[4]) if len(sys.argv) > 4 else None
 
 def get_health(src):
     s = socket.socket()
     s.settimeout(10)
     s.bind((src, 0))
-    s.connect(("127.0.0.1", port))
+    try:
+        if ctx:
+            s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+        s.connect(("127.0.0.1", port))
+    except (OSError, ssl.SSLError):
+        s.close()
+        return b""
     try:
         s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
         data = b""
@@ -256,7 +265,7 @@ def get_health(src):
             if not chunk:
                 break
             data += chunk
-    except (ConnectionResetError, BrokenPipeError):
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
         pass
     finally:
         s.close()
