@@ -235,9 +235,12 @@ kill -0 "$NA_PID" || fail "the NA died"
 
 # --- connection limits ---
 PORT="${NA_URL##*:}"
-python3 - "$PORT" "$PER_IP" "$IDLE_S" >"$T/conn.out" 2>&1 <<'EOF' || fail "connection limits: $(cat "$T/conn.out")"
-import socket, sys, time
+CAFILE=""
+case "$NA_URL" in https:*) CAFILE="$OP/tls.crt" ;; esac
+python3 - "$PORT" "$PER_IP" "$IDLE_S" $CAFILE >"$T/conn.out" 2>&1 <<'EOF' || fail "connection limits: $(cat "$T/conn.out")"
+import socket, ssl, sys, time
 port, per_ip, idle = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=sys.argv[4]) if len(sys.argv) > 4 else None
 
 def get_health(src):
     return get_health_path(src, "/health")
@@ -246,7 +249,13 @@ def get_health_path(src, path):
     s = socket.socket()
     s.settimeout(10)
     s.bind((src, 0))
-    s.connect(("127.0.0.1", port))
+    try:
+        if ctx:
+            s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+        s.connect(("127.0.0.1", port))
+    except (OSError, ssl.SSLError):
+        s.close()
+        return b""
     try:
         s.sendall(b"GET " + path.encode() + b" HTTP/1.0\r\n\r\n")
         data = b""
@@ -255,7 +264,7 @@ def get_health_path(src, path):
             if not chunk:
                 break
             data += chunk
-    except (ConnectionResetError, BrokenPipeError):
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
         pass
     finally:
         s.close()
