@@ -44,13 +44,17 @@ done
 NA_PID=$!
 for _ in $(seq 1 300); do [ -s "$T/na.port" ] && break; kill -0 "$NA_PID" 2>/dev/null || break; sleep 0.1; done
 [ -s "$T/na.port" ] || die "the NA does not start again on the kept directory: $(tail -3 "$T/na.log")"
-GM_BIN="$GM_BIN" python3 - "http://127.0.0.1:$(tr -d '[:space:]' <"$T/na.port")" "$T/net/nodes" <<'EOF' || die "facts above"
-import json, subprocess, sys, os, time, urllib.request
-url, nodes = sys.argv[1], sys.argv[2]
+# dev up's NA serves HTTPS with the certificate init made in its directory
+scheme=http; [ -f "$T/net/authority/tls.crt" ] && scheme=https
+GM_BIN="$GM_BIN" python3 - "$scheme://127.0.0.1:$(tr -d '[:space:]' <"$T/na.port")" "$T/net/nodes" \
+    "$T/net/authority/tls.crt" <<'EOF' || die "facts above"
+import json, subprocess, sys, os, ssl, time, urllib.request
+url, nodes, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca) if url.startswith("https:") else None
 crl = None
 for _ in range(100):
     try:
-        crl = json.load(urllib.request.urlopen(url + "/crl", timeout=5))
+        crl = json.load(urllib.request.urlopen(url + "/crl", timeout=5, context=ctx))
         break
     except OSError:
         time.sleep(0.1)
