@@ -177,8 +177,10 @@ e2e_node_join auditor role:auditor
 # A proxy to the NA that serves $SERVED as /access-policy when that file exists.
 SERVED="$E2E_TMP/served.json"
 cat >"$E2E_TMP/proxy.py" <<'EOF'
-import http.server, os, sys, urllib.request, urllib.error
-na, served, port_file = sys.argv[1:4]
+import http.server, os, ssl, sys, urllib.request, urllib.error
+na, served, port_file, ca = sys.argv[1:5]
+# the NA serves HTTPS with the certificate init made: the proxy trusts exactly that one
+ctx = ssl.create_default_context(cafile=ca) if na.startswith("https:") else None
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
@@ -189,7 +191,7 @@ class H(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body); return
         req = urllib.request.Request(na + self.path, headers={k: v for k, v in self.headers.items() if k.lower() == "if-none-match"})
         try:
-            r = urllib.request.urlopen(req, timeout=5); code, body, hdrs = r.status, r.read(), r.headers
+            r = urllib.request.urlopen(req, timeout=5, context=ctx); code, body, hdrs = r.status, r.read(), r.headers
         except urllib.error.HTTPError as e:
             code, body, hdrs = e.code, e.read(), e.headers
         self.send_response(code)
@@ -199,7 +201,7 @@ s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 open(port_file, "w").write(str(s.server_address[1]))
 s.serve_forever()
 EOF
-python3 "$E2E_TMP/proxy.py" "$E2E_NA_URL" "$SERVED" "$E2E_TMP/proxy.port" >"$E2E_TMP/proxy.log" 2>&1 &
+python3 "$E2E_TMP/proxy.py" "$E2E_NA_URL" "$SERVED" "$E2E_TMP/proxy.port" "$E2E_NET/tls.crt" >"$E2E_TMP/proxy.log" 2>&1 &
 E2E_PIDS+=("$!")
 wait_until "$E2E_TIMEOUT" "the proxy listens" test -s "$E2E_TMP/proxy.port"
 PROXY="http://127.0.0.1:$(cat "$E2E_TMP/proxy.port")"

@@ -10,7 +10,7 @@
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 KEY="sk-test-llm-e2e-5c1d9a7b3e"
 
-step "agent run execs the shipped agent programs, whose usage errors are clear"
+step "agent run checks its option table, then execs the shipped agent programs; usage errors are clear"
 run_usage() { # EXPECTED-REGEX agent-run-args...: exit 2 and the message
     local re="$1" rc=0; shift
     gm agent run "$@" >"$E2E_TMP/run.out" 2>&1 || rc=$?
@@ -19,10 +19,11 @@ run_usage() { # EXPECTED-REGEX agent-run-args...: exit 2 and the message
 }
 run_usage "no shipped agent serves 'nothing.here'" --capability nothing.here --agent-id a
 run_usage "gm-agent-repo: --fixture FILE is required" --capability repo:summary --agent-id a
-run_usage "gm-agent-planner: --sub-timeout-ms must be a whole number" --capability planner.answer --agent-id a --sub-timeout-ms abc
-run_usage "gm-agent-llm: --ttl must be a whole number from 1 to 3600" --capability llm.chat --agent-id a --ttl 0
+run_usage "agent run: --sub-timeout-ms: 'abc' is not a whole number" --capability planner.answer --agent-id a --sub-timeout-ms abc
+run_usage "agent run: --ttl: 0 is out of range \\(expected 1..3600\\)" --capability llm.chat --agent-id a --ttl 0
 run_usage "gm-agent-llm: serves llm.chat, not repo.summary" --capability repo.summary --capability llm.chat --agent-id a
-gm agent run --capability llm.chat --help | grep -q "^usage: gm-agent-llm" || fail "agent run --help does not reach gm-agent-llm"
+gm agent run --capability llm.chat --help | grep -q "^usage: genesis-mesh agent run" || fail "agent run --help shows no usage"
+"$(dirname "$GM_BIN")/gm-agent-llm" --help | grep -q "^usage: gm-agent-llm" || fail "gm-agent-llm --help shows no usage"
 
 step "network: NA, a requester and three provider nodes"
 e2e_na_start

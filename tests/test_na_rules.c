@@ -73,7 +73,10 @@ static int group_setup(void **state)
         fail_msg("config: %s", err.msg);
     if (gm_na_new(&g_na, &cfg, NULL, NULL, &err) != 0 || gm_na_start(g_na, "127.0.0.1:0", &err) != 0)
         fail_msg("NA: %s", err.msg);
-    snprintf(g_url, sizeof g_url, "http://127.0.0.1:%u", (unsigned)gm_na_port(g_na));
+    /* init made a TLS certificate: the NA serves HTTPS, and this test trusts that certificate */
+    snprintf(g_url, sizeof g_url, "https://127.0.0.1:%u", (unsigned)gm_na_port(g_na));
+    snprintf(p, sizeof p, "%s/tls.crt", g_net);
+    assert_int_equal(gm_http_trust_set(g_url, p, NULL, &err), 0);
     snprintf(p, sizeof p, "%s/operator", g_net);
     assert_int_equal(gm_signer_load(&g_op, p, "operator-local", &err), 0);
     snprintf(p, sizeof p, "%s/genesis.json", g_net);
