@@ -92,6 +92,27 @@ parts = [p.replace("\x00", " | ").strip() for p in sys.argv[1].replace(" \\| ", 
 print("\n".join(parts))' "$1")
 }
 
+# Baseline: every test the selected lines name must pass on the tree as it is, or a failure
+# under a mutation would prove nothing (a broken test "catches" everything).
+all_tests=""
+while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; esac
+    [ -z "$FILTER" ] || printf '%s\n' "$line" | grep -qE -- "$FILTER" || continue
+    split_line "$line"
+    [ "${#F[@]}" -eq 5 ] && all_tests="$all_tests ${F[4]}"
+done <"$LIST"
+all_tests="$(tr ' ' '\n' <<<"$all_tests" | sed '/^$/d' | sort -u | tr '\n' ' ')"
+echo "==> baseline: building and running the unmutated tree's tests: $all_tests" >&2
+base_targets=(genesis-mesh)
+for t in $all_tests; do [[ "$t" == test_* || "$t" == fuzz_* ]] && base_targets+=("$t"); done
+nice -n 10 cmake --build "$BUILD" -j"$JOBS" --target "${base_targets[@]}" >"$WORK/baseline.log" 2>&1 ||
+    { tail -20 "$WORK/baseline.log" >&2; echo "mutate.sh: the unmutated tree does not build" >&2; exit 1; }
+if ! (cd "$BUILD" && ctest -R "^($(echo $all_tests | tr ' ' '|'))\$" --output-on-failure >>"$WORK/baseline.log" 2>&1); then
+    grep -E "^[[:space:]]*[0-9]+ - " "$WORK/baseline.log" >&2
+    echo "mutate.sh: these tests fail WITHOUT any mutation: fix them first (nothing was mutated)" >&2
+    exit 1
+fi
+
 declare -a ROWS=()
 total=0; caught=0; missed=0; notapplied=0
 n=0
