@@ -97,6 +97,23 @@ int agent_cli_option(struct agent_cli *c, int opt, const char *val)
     }
 }
 
+int agent_cli_parse(struct agent_cli *c, int argc, char **argv, const struct option *opts,
+                    int (*own)(void *ctx, int opt, const char *val), void *ctx)
+{
+    int opt, rc;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt < 256 && opt != '?') {
+            if ((rc = own(ctx, opt, optarg)) != 0)
+                return rc;
+        } else if ((rc = agent_cli_option(c, opt, optarg)) != 0) {
+            return rc == 1 ? 0 : 2;
+        }
+    }
+    if (optind < argc)
+        return agent_cli_usage(c, "unexpected argument '%s'", argv[optind]);
+    return (rc = agent_cli_check(c)) != 0 ? rc : -1;
+}
+
 int agent_cli_check(struct agent_cli *c)
 {
     if (!c->agent_id)

@@ -64,6 +64,12 @@ int agent_cli_usage(const struct agent_cli *c, const char *fmt, ...) __attribute
 int agent_cli_fail(const struct agent_cli *c, const char *what, const gm_error *err);
 /* Strict decimal in [min, max] for option name; 0, or a usage error printed (returns 2). */
 int agent_cli_long(const struct agent_cli *c, const char *name, const char *val, long min, long max, long *out);
+/* The whole command line: getopt_long over opts (the program's own options plus
+ * AGENT_CLI_COMMON_OPTIONS); own(ctx, opt, optarg) handles the program's options (0, or an
+ * exit status after printing a usage error); then agent_cli_check. Returns -1 to go on
+ * serving, or the exit status to return (0 after --help). */
+int agent_cli_parse(struct agent_cli *c, int argc, char **argv, const struct option *opts,
+                    int (*own)(void *ctx, int opt, const char *val), void *ctx);
 /* After the options: --agent-id given and valid, --capability (if given) is this program's.
  * Returns 0, or 2 after printing a usage error. */
 int agent_cli_check(struct agent_cli *c);

@@ -71,6 +71,14 @@ static int llm_handle(void *user, const gm_agent_call_in *in, json_t **output, g
     return 0;
 }
 
+/* --env-file FILE */
+static int own_option(void *ctx, int opt, const char *val)
+{
+    (void)opt;
+    *(const char **)ctx = val;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct agent_cli c = {
@@ -86,16 +94,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"env-file", required_argument, NULL, 'e'}, AGENT_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     const char *env_file = NULL;
-    int opt, rc;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == 'e')
-            env_file = optarg;
-        else if ((rc = agent_cli_option(&c, opt, optarg)) != 0)
-            return rc == 1 ? 0 : 2;
-    }
-    if (optind < argc)
-        return agent_cli_usage(&c, "unexpected argument '%s'", argv[optind]);
-    if ((rc = agent_cli_check(&c)) != 0)
+    int rc = agent_cli_parse(&c, argc, argv, opts, own_option, &env_file);
+    if (rc >= 0)
         return rc;
     gm_llm_config llm;
     gm_error err = {0};

@@ -142,6 +142,19 @@ static int planner_handle(void *user, const gm_agent_call_in *in, json_t **outpu
     return *output ? 0 : gm_error_set(err, GM_EINTERNAL, "cannot build the planner answer");
 }
 
+struct planner_args {
+    const struct agent_cli *c;
+    struct planner *p;
+};
+
+/* --sub-timeout-ms N */
+static int own_option(void *ctx, int opt, const char *val)
+{
+    struct planner_args *pa = ctx;
+    (void)opt;
+    return agent_cli_long(pa->c, "sub-timeout-ms", val, SUB_MIN_MS, 3600000, &pa->p->sub_timeout_ms) != 0 ? 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct agent_cli c = {
@@ -158,18 +171,9 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"sub-timeout-ms", required_argument, NULL, 's'}, AGENT_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     struct planner p = {0};
-    int opt, rc;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == 's') {
-            if (agent_cli_long(&c, "sub-timeout-ms", optarg, SUB_MIN_MS, 3600000, &p.sub_timeout_ms) != 0)
-                return 2;
-        } else if ((rc = agent_cli_option(&c, opt, optarg)) != 0) {
-            return rc == 1 ? 0 : 2;
-        }
-    }
-    if (optind < argc)
-        return agent_cli_usage(&c, "unexpected argument '%s'", argv[optind]);
-    if ((rc = agent_cli_check(&c)) != 0)
+    struct planner_args pa = {&c, &p};
+    int rc = agent_cli_parse(&c, argc, argv, opts, own_option, &pa);
+    if (rc >= 0)
         return rc;
     gm_error err = {0};
     if (pthread_mutex_init(&p.lock, NULL) != 0) {

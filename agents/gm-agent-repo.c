@@ -77,6 +77,14 @@ static int repo_handle(void *user, const gm_agent_call_in *in, json_t **output, 
     return 0;
 }
 
+/* --fixture FILE */
+static int own_option(void *ctx, int opt, const char *val)
+{
+    (void)opt;
+    *(const char **)ctx = val;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct agent_cli c = {
@@ -94,16 +102,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"fixture", required_argument, NULL, 'f'}, AGENT_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     const char *fixture = NULL;
-    int opt, rc;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == 'f')
-            fixture = optarg;
-        else if ((rc = agent_cli_option(&c, opt, optarg)) != 0)
-            return rc == 1 ? 0 : 2;
-    }
-    if (optind < argc)
-        return agent_cli_usage(&c, "unexpected argument '%s'", argv[optind]);
-    if ((rc = agent_cli_check(&c)) != 0)
+    int rc = agent_cli_parse(&c, argc, argv, opts, own_option, &fixture);
+    if (rc >= 0)
         return rc;
     if (!fixture)
         return agent_cli_usage(&c, "--fixture FILE is required (see examples/repo-a.json)");
