@@ -114,6 +114,13 @@ int agent_cli_parse(struct agent_cli *c, int argc, char **argv, const struct opt
     return (rc = agent_cli_check(c)) != 0 ? rc : -1;
 }
 
+int agent_cli_store_string(void *ctx, int opt, const char *val)
+{
+    (void)opt;
+    *(const char **)ctx = val;
+    return 0;
+}
+
 int agent_cli_check(struct agent_cli *c)
 {
     if (!c->agent_id)

@@ -70,6 +70,8 @@ int agent_cli_long(const struct agent_cli *c, const char *name, const char *val,
  * serving, or the exit status to return (0 after --help). */
 int agent_cli_parse(struct agent_cli *c, int argc, char **argv, const struct option *opts,
                     int (*own)(void *ctx, int opt, const char *val), void *ctx);
+/* An own-option handler for a program with one string option: stores val in *(const char **)ctx. */
+int agent_cli_store_string(void *ctx, int opt, const char *val);
 /* After the options: --agent-id given and valid, --capability (if given) is this program's.
  * Returns 0, or 2 after printing a usage error. */
 int agent_cli_check(struct agent_cli *c);

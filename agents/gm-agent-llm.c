@@ -71,14 +71,6 @@ static int llm_handle(void *user, const gm_agent_call_in *in, json_t **output, g
     return 0;
 }
 
-/* --env-file FILE */
-static int own_option(void *ctx, int opt, const char *val)
-{
-    (void)opt;
-    *(const char **)ctx = val;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     struct agent_cli c = {
@@ -94,7 +86,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"env-file", required_argument, NULL, 'e'}, AGENT_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     const char *env_file = NULL;
-    int rc = agent_cli_parse(&c, argc, argv, opts, own_option, &env_file);
+    int rc = agent_cli_parse(&c, argc, argv, opts, agent_cli_store_string, &env_file);
     if (rc >= 0)
         return rc;
     gm_llm_config llm;

@@ -77,14 +77,6 @@ static int repo_handle(void *user, const gm_agent_call_in *in, json_t **output, 
     return 0;
 }
 
-/* --fixture FILE */
-static int own_option(void *ctx, int opt, const char *val)
-{
-    (void)opt;
-    *(const char **)ctx = val;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     struct agent_cli c = {
@@ -102,7 +94,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"fixture", required_argument, NULL, 'f'}, AGENT_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     const char *fixture = NULL;
-    int rc = agent_cli_parse(&c, argc, argv, opts, own_option, &fixture);
+    int rc = agent_cli_parse(&c, argc, argv, opts, agent_cli_store_string, &fixture);
     if (rc >= 0)
         return rc;
     if (!fixture)
