@@ -3,10 +3,12 @@
 # (POST /renew, node-signed) while it runs. Proves: a new certificate with the same roles is
 # written to alpha's cert.json and verifies under the genesis, the NA lists it as active, beta
 # receives and accepts the renewed certificate, and traffic keeps flowing both ways afterwards.
+# The NA retires the renewed certificate as superseded after a 3 s overlap (issue 7 item 1):
+# the CRL then lists it, and beta keeps its link to alpha (now on the new certificate).
 . "$(dirname "$0")/lib_e2e.sh"
 
-step "network: NA, alpha and beta joined"
-e2e_na_start
+step "network: NA (3 s renewal overlap), alpha and beta joined"
+E2E_NA_CONFIG='{"supersede_grace_s": 3}' e2e_na_start
 e2e_node_join alpha role:finance
 e2e_node_join beta role:supervisor
 OLD_ID="$(node_cert_id alpha)"
@@ -38,6 +40,17 @@ wait_until "$E2E_TIMEOUT" "beta logged alpha's renewed certificate" beta_has_new
 has_peer beta "$(node_key alpha)" || fail "beta lost alpha as a peer after the renewal"
 e2e_message alpha beta app "after renewal"
 e2e_message beta alpha app "reply after renewal"
+
+step "after the overlap the CRL lists the old certificate as superseded; the link and traffic stay"
+old_listed() { e2e_na_crl_revokes "$OLD_ID" superseded; }
+wait_until "$E2E_TIMEOUT" "the NA's CRL lists $OLD_ID as superseded" old_listed
+crl_seq="$(e2e_na_crl_sequence)"
+wait_until "$E2E_TIMEOUT" "beta holds CRL $crl_seq" node_crl_seq_at_least beta "$crl_seq"
+wait_until "$E2E_TIMEOUT" "alpha holds CRL $crl_seq" node_crl_seq_at_least alpha "$crl_seq"
+has_peer beta "$(node_key alpha)" || fail "beta dropped alpha when the CRL listed alpha's previous certificate"
+grep -q '"peer_revoked"' "$(node_dir beta)/node.log" && fail "beta closed a link as revoked: $(grep peer_revoked "$(node_dir beta)/node.log")"
+e2e_message alpha beta app "after the overlap"
+e2e_message beta alpha app "reply after the overlap"
 
 step "alpha stops cleanly"
 e2e_node_stop alpha || fail "alpha did not exit 0 on SIGTERM"

@@ -199,10 +199,17 @@ key_of_file() { grep -v '^#' "$1" | tr -d '[:space:]'; }
 # ---------------------------------------------------------------- the NA
 
 # e2e_na_start [extra na start args...]: init a network in $E2E_NET and start its NA.
+# E2E_NA_CONFIG (a JSON object, optional) is merged into the NA's config.json before it starts.
 e2e_na_start() {
     local port_file="$E2E_NET.port" port host
     gm init --dir "$E2E_NET" --network "$E2E_NETWORK" >"$E2E_TMP/init.out" 2>&1 ||
         fail "genesis-mesh init failed: $(cat "$E2E_TMP/init.out")"
+    if [ -n "${E2E_NA_CONFIG:-}" ]; then
+        python3 -c 'import json, sys
+c = json.load(open(sys.argv[1])); c.update(json.loads(sys.argv[2]))
+json.dump(c, open(sys.argv[1], "w"), indent=2)' "$E2E_NET/config.json" "$E2E_NA_CONFIG" ||
+            fail "E2E_NA_CONFIG is not a JSON object: $E2E_NA_CONFIG"
+    fi
     ns_prefix "$E2E_NA_NS"
     "${NSP[@]}" "$GM_BIN" na start --dir "$E2E_NET" --listen "$E2E_NA_LISTEN" \
         --port-file "$port_file" "$@" >"$E2E_NET/na.log" 2>&1 &

@@ -21,6 +21,7 @@
 #define RENEW_ATTEMPTS 2000
 #define TIMEOUT_MS 120000L
 #define SMALL_CAP 65536
+#define GRACE_S 2 /* supersede_grace_s of the overlap tests */
 
 typedef struct fx {
     char dir[256];
@@ -80,7 +81,7 @@ static void na_restart(fx *f)
     na_start(f);
 }
 
-static int setup_with_cap(void **state, int crl_max_bytes)
+static int setup_with_cap(void **state, int crl_max_bytes, int grace_s)
 {
     fx *f = calloc(1, sizeof *f);
     gm_error err = {0};
@@ -102,6 +103,8 @@ static int setup_with_cap(void **state, int crl_max_bytes)
                             "operator-local", "public_key", f->op.pk_b64, "rate_limit", "per_ip_per_s", 0);
     if (crl_max_bytes)
         json_object_set_new(cfg, "crl_max_bytes", json_integer(crl_max_bytes));
+    if (grace_s)
+        json_object_set_new(cfg, "supersede_grace_s", json_integer(grace_s));
     char *text = json_dumps(cfg, 0);
     snprintf(path, sizeof path, "%s/config.json", f->dir);
     assert_int_equal(gm_file_write_atomic(path, text, strlen(text), 0600, &err), 0);
@@ -114,12 +117,17 @@ static int setup_with_cap(void **state, int crl_max_bytes)
 
 static int setup(void **state)
 {
-    return setup_with_cap(state, 0);
+    return setup_with_cap(state, 0, 0);
+}
+
+static int setup_short_grace(void **state)
+{
+    return setup_with_cap(state, 0, GRACE_S);
 }
 
 static int setup_small_cap(void **state)
 {
-    return setup_with_cap(state, SMALL_CAP);
+    return setup_with_cap(state, SMALL_CAP, 0);
 }
 
 static int teardown(void **state)
@@ -177,11 +185,15 @@ typedef struct valid_count {
 static int count_valid(const gm_store_cert *c, void *ctx)
 {
     valid_count *v = ctx;
-    v->valid += !c->revoked && c->expires_at + GM_CLOCK_SKEW_S >= v->now;
+    /* a renewal's supersession is recorded ahead: nodes accept the certificate until revoked_at */
+    gm_time at;
+    int pending = c->revoked && !strcmp(c->reason, "superseded") && gm_time_parse(c->revoked_at, &at, NULL) == 0 &&
+                  at.unix_s > v->now;
+    v->valid += (!c->revoked || pending) && c->expires_at + GM_CLOCK_SKEW_S >= v->now;
     return 0;
 }
 
-/* Certificates of pk that a node would still accept (unrevoked, not expired with skew). */
+/* Certificates of pk that a node would still accept (not revoked yet, not expired with skew). */
 static int valid_certs(fx *f, const char *pk_b64)
 {
     valid_count v = {.now = gm_time_now().unix_s};
@@ -320,6 +332,116 @@ static void test_renewal_loop_leaves_at_most_two_valid_certificates(void **state
     assert_string_equal(gm_na_last_error_code(), "key_compromised");
     gm_crl_free(&before);
     gm_crl_free(&after);
+    gm_signer_wipe(&node);
+}
+
+/* Does the CRL the NA serves list cert_id? *reason (optional, 32 bytes) gets the reason. */
+static int crl_lists(fx *f, const char *cert_id, char *reason)
+{
+    gm_crl c;
+    const char *why = NULL;
+    served_crl(f, &c, NULL);
+    int listed = gm_crl_contains(&c, cert_id, &why);
+    if (listed && reason)
+        snprintf(reason, 32, "%s", why ? why : "");
+    gm_crl_free(&c);
+    return listed;
+}
+
+/* Wait (bounded) until the served CRL lists cert_id. */
+static void wait_listed(fx *f, const char *cert_id, char reason[32])
+{
+    for (int i = 0; i < 200 && !crl_lists(f, cert_id, reason); i++)
+        usleep(100 * 1000);
+    if (!crl_lists(f, cert_id, reason))
+        fail_msg("the CRL still does not list %s 20 s after a %d s overlap", cert_id, GRACE_S);
+}
+
+static void renew_ok(fx *f, const gm_signer *node, char cert_id[37])
+{
+    json_t *cert = NULL;
+    gm_error err = {0};
+    if (gm_na_renew(f->url, node, cert_id, TIMEOUT_MS, &cert, &err) != 0)
+        fail_msg("renewal of %s: %s (%s)", cert_id, err.msg, gm_na_last_error_code());
+    snprintf(cert_id, 37, "%s", json_string_value(json_object_get(cert, "cert_id")));
+    json_decref(cert);
+}
+
+/* Issue 7 item 1: the certificate renewed is retired in the renewal's transaction and listed
+ * as superseded once the short overlap ends; renewals cannot grow the CRL past 2 entries a key. */
+static void test_renewal_supersedes_after_the_overlap(void **state)
+{
+    fx *f = *state;
+    gm_signer node;
+    char c1[37], c2[37], c3[37], reason[32];
+    tk_signer(&node, 0x61, "node");
+    join(f, &node, c1);
+    snprintf(c2, sizeof c2, "%s", c1);
+    renew_ok(f, &node, c2);
+    /* the overlap: both are accepted, the CRL does not list c1, c1 cannot renew again */
+    assert_false(crl_lists(f, c1, NULL));
+    assert_int_equal(valid_certs(f, node.pk_b64), 2);
+    json_t *cert = NULL;
+    gm_error err = {0};
+    assert_int_not_equal(gm_na_renew(f->url, &node, c1, TIMEOUT_MS, &cert, &err), 0);
+    assert_string_equal(gm_na_last_error_code(), "not_newest_certificate");
+    assert_int_not_equal(gm_na_renew(f->url, &node, c2, TIMEOUT_MS, &cert, &err), 0);
+    assert_string_equal(gm_na_last_error_code(), "renewing_too_often");
+    /* the overlap ends: the NA publishes a CRL listing c1 as superseded by itself */
+    wait_listed(f, c1, reason);
+    assert_string_equal(reason, "superseded");
+    assert_int_equal(valid_certs(f, node.pk_b64), 1);
+    assert_true(logged(f, "CRL re-signed"));
+    /* a second renewal is fine; a third within the certificates' lifetime would put a third
+     * superseded entry of this key in the CRL */
+    snprintf(c3, sizeof c3, "%s", c2);
+    renew_ok(f, &node, c3);
+    wait_listed(f, c2, reason);
+    assert_int_not_equal(gm_na_renew(f->url, &node, c3, TIMEOUT_MS, &cert, &err), 0);
+    assert_string_equal(gm_na_last_error_code(), "renewing_too_often");
+    assert_non_null(strstr(err.msg, "renewed twice"));
+    gm_signer_wipe(&node);
+}
+
+/* Revoking a key during an overlap lists the superseded certificate at once, with the new reason. */
+static void test_revocation_during_the_overlap_is_effective_at_once(void **state)
+{
+    fx *f = *state;
+    gm_signer node;
+    char c1[37], c2[37], reason[32];
+    tk_signer(&node, 0x62, "node");
+    join(f, &node, c1);
+    snprintf(c2, sizeof c2, "%s", c1);
+    renew_ok(f, &node, c2);
+    assert_false(crl_lists(f, c1, NULL));
+    assert_int_equal(admin(f, "POST", "/admin/revoke",
+                           json_pack("{s:s,s:s}", "node_public_key", node.pk_b64, "reason", "key_compromise"), NULL),
+                     200);
+    assert_true(crl_lists(f, c1, reason));
+    assert_string_equal(reason, "key_compromise");
+    assert_true(crl_lists(f, c2, reason));
+    assert_int_equal(valid_certs(f, node.pk_b64), 0);
+    /* and a restarted NA keeps it so (no pending supersession left to publish later) */
+    na_restart(f);
+    assert_true(crl_lists(f, c1, reason));
+    assert_string_equal(reason, "key_compromise");
+    gm_signer_wipe(&node);
+}
+
+/* A restarted NA still publishes a supersession recorded before the restart. */
+static void test_pending_supersession_survives_a_restart(void **state)
+{
+    fx *f = *state;
+    gm_signer node;
+    char c1[37], c2[37], reason[32];
+    tk_signer(&node, 0x63, "node");
+    join(f, &node, c1);
+    snprintf(c2, sizeof c2, "%s", c1);
+    renew_ok(f, &node, c2);
+    na_restart(f);
+    assert_false(crl_lists(f, c1, NULL));
+    wait_listed(f, c1, reason);
+    assert_string_equal(reason, "superseded");
     gm_signer_wipe(&node);
 }
 
@@ -523,6 +645,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_renewal_loop_leaves_at_most_two_valid_certificates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_supersedes_after_the_overlap, setup_short_grace, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_during_the_overlap_is_effective_at_once, setup_short_grace,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pending_supersession_survives_a_restart, setup_short_grace, teardown),
         cmocka_unit_test_setup_teardown(test_crl_over_the_cap_is_refused_by_the_na_before_publication,
                                         setup_small_cap, teardown),
         cmocka_unit_test_setup_teardown(test_restart_with_a_stored_crl_over_the_cap_reissues_without_expired_entries,

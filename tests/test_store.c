@@ -276,6 +276,21 @@ static void test_revocations_keep_order_and_refuse_duplicates(void **state)
     assert_string_equal(got.doc, "{\"cert\":1}");
     gm_store_cert_clear(&got);
     assert_int_equal(gm_store_cert_get(s, "00000000-0000-4000-8000-00000000000c", &got, NULL), GM_ENOTFOUND);
+    /* a supersession in its overlap, revoked for another reason: time and reason change in place */
+    assert_int_equal(gm_store_revocation_update(s, b.cert_id, "2025-12-31T00:00:00Z", "key_compromise", NULL), 0);
+    assert_int_equal(gm_store_cert_get(s, b.cert_id, &got, NULL), 0);
+    assert_string_equal(got.reason, "key_compromise");
+    assert_string_equal(got.revoked_at, "2025-12-31T00:00:00Z");
+    gm_store_cert_clear(&got);
+    assert_int_equal(gm_store_revocations_json(s, INT64_MIN, &e, NULL), 0);
+    assert_int_equal(json_array_size(e), 2); /* still one entry, in its place */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(e, 0), "reason")), "key_compromise");
+    json_decref(e);
+    gm_error err = {0};
+    assert_int_equal(gm_store_revocation_update(s, "00000000-0000-4000-8000-00000000000c", "2026-01-01T00:00:00Z",
+                                                "unspecified", &err),
+                     GM_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "is not revoked"));
     gm_store_close(s);
 }
 

@@ -20,6 +20,9 @@
 /* The CRL is re-signed this often even without revocations (0 = only on revocation), with
  * next_update this many intervals ahead. */
 #define GM_NA_DEFAULT_CRL_RESIGN_INTERVAL_S 3600
+/* Renewal: how long the certificate a node renewed stays accepted before the CRL lists it as
+ * superseded (the overlap in which peers learn the new one). */
+#define GM_NA_DEFAULT_SUPERSEDE_GRACE_S 600
 #define GM_NA_DEFAULT_CRL_NEXT_UPDATE_MULTIPLE 3
 #define GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP 64
 #define GM_NA_DEFAULT_CONNECTION_TIMEOUT_S 10
@@ -65,6 +68,7 @@ typedef struct gm_na_config {
     int64_t crl_next_update_hours;   /* next_update distance when crl_resign_interval_s is 0 */
     int64_t crl_resign_interval_s;   /* re-sign the CRL this often (0 = never on schedule) */
     int64_t crl_next_update_multiple;/* with re-signing: next_update = interval x this */
+    int64_t supersede_grace_s;       /* renewal: the previous certificate is listed as superseded after this */
     unsigned max_connections;
     unsigned max_connections_per_ip; /* 0 = no per-address limit */
     unsigned connection_timeout_s;   /* idle connections are closed after this */

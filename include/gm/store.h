@@ -107,6 +107,10 @@ void gm_store_cert_clear(gm_store_cert *c);
  * canonical timestamp text that goes into the CRL. */
 int gm_store_revocation_add(gm_store_t *s, const char *cert_id, const char *revoked_at,
                             const char *reason, const char *issuer, gm_error *err);
+/* Change a recorded revocation's time and reason (a supersession still in its overlap, revoked
+ * for another reason). GM_ENOTFOUND if cert_id is not revoked. */
+int gm_store_revocation_update(gm_store_t *s, const char *cert_id, const char *revoked_at, const char *reason,
+                               gm_error *err);
 /* The revocations a CRL issued at live_at must list, in the order recorded, as CRL entries
  * [{certificate_id, revoked_at, reason, issuer}] (new reference): an entry whose
  * certificate expired (expires_at + GM_CLOCK_SKEW_S) before live_at is left out, since no

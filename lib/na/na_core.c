@@ -147,7 +147,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                                         "max_connections", "max_connections_per_ip", "connection_timeout_s",
                                         "request_timeout_s", "threads", "rate_limit", "tls_cert", "tls_key",
                                         "plain_http", "crl_resign_interval_s",
-                                        "crl_next_update_multiple", "crl_max_bytes", NULL};
+                                        "crl_next_update_multiple", "crl_max_bytes", "supersede_grace_s", NULL};
     char path[4096], *text = NULL;
     size_t len;
     json_error_t je;
@@ -179,7 +179,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
             break;
         }
     }
-    int64_t body = 0, nu = 0, conns = 0, per_ip = 0, timeout = 0, req_timeout = 0, threads = 0, resign = 0, mult = 0;
+    int64_t body = 0, nu = 0, conns = 0, per_ip = 0, timeout = 0, req_timeout = 0, threads = 0, resign = 0, mult = 0, grace = 0;
     if (rc == 0 && ((rc = copy_str(cfg, "network_name", c->network_name, sizeof c->network_name, NULL, err)) ||
                     (rc = copy_str(cfg, "na_url", c->na_url, sizeof c->na_url, "http://127.0.0.1:8700", err)) ||
                     (rc = copy_str(cfg, "listen", c->listen, sizeof c->listen, "127.0.0.1:8700", err)) ||
@@ -194,6 +194,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                                   &resign, err)) ||
                     (rc = get_int(cfg, "crl_next_update_multiple", GM_NA_DEFAULT_CRL_NEXT_UPDATE_MULTIPLE, 2, 1000,
                                   &mult, err)) ||
+                    (rc = get_int(cfg, "supersede_grace_s", GM_NA_DEFAULT_SUPERSEDE_GRACE_S, 1, 86400, &grace, err)) ||
                     (rc = get_int(cfg, "max_connections", GM_NA_DEFAULT_MAX_CONNECTIONS, 4, 65536, &conns, err)) ||
                     (rc = get_int(cfg, "max_connections_per_ip", GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP, 0, 65536,
                                   &per_ip, err)) ||
@@ -218,6 +219,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
     c->crl_next_update_hours = nu;
     c->crl_resign_interval_s = resign;
     c->crl_next_update_multiple = mult;
+    c->supersede_grace_s = grace;
     c->max_connections = (unsigned)conns;
     c->max_connections_per_ip = (unsigned)per_ip;
     c->connection_timeout_s = (unsigned)timeout;

@@ -6,7 +6,10 @@
  * write lock, so none is lost and the sequence only goes up. Without revocations
  * the CRL is still re-signed every crl_resign_interval_s (a thread, na_crl_resign), so a node
  * can tell a CRL that stopped arriving (past next_update) from one that has nothing new. A CRL
- * larger than GM_CRL_MAX_BYTES (what every node accepts) is never stored: the request fails instead. */
+ * larger than GM_CRL_MAX_BYTES (what every node accepts) is never stored: the request fails instead.
+ * A renewal records the certificate it replaced as superseded with revoked_at = now +
+ * supersede_grace_s: CRLs leave it out until then (the overlap), and the same thread publishes
+ * a CRL listing it when that time comes. Revoking it during the overlap makes it effective at once. */
 #include <errno.h>
 #include <time.h>
 #include <stdio.h>
@@ -65,18 +68,59 @@ int na_handle_crl(na_req *r)
 typedef struct revoke_target {
     char cert_id[37];
     char node_pk[GM_PK_B64_LEN + 1];
+    int pending; /* already recorded as a supersession not yet effective */
 } revoke_target;
 
 typedef struct collect_ctx {
+    int64_t now;
     revoke_target *t;
     size_t n, cap, total;
 } collect_ctx;
+
+int na_cert_supersession_pending(const gm_store_cert *c, int64_t now)
+{
+    gm_time at;
+    return c->revoked && !strcmp(c->reason, "superseded") && gm_time_parse(c->revoked_at, &at, NULL) == 0 &&
+           at.unix_s > now;
+}
+
+void na_crl_pending_note(gm_na_t *na, int64_t at)
+{
+    if (!na->resign_running)
+        return;
+    pthread_mutex_lock(&na->resign_lock);
+    if (na->resign_pending_at == 0 || at < na->resign_pending_at) {
+        na->resign_pending_at = at;
+        pthread_cond_signal(&na->resign_cond);
+    }
+    pthread_mutex_unlock(&na->resign_lock);
+}
+
+/* Drop from entries the supersessions not effective at now (a renewal's overlap) and note the
+ * earliest of them, so that a CRL is published when it becomes effective. */
+static void drop_pending(gm_na_t *na, json_t *entries, int64_t now)
+{
+    int64_t next = 0;
+    for (size_t i = 0; i < json_array_size(entries);) {
+        json_t *e = json_array_get(entries, i);
+        gm_time at;
+        if (gm_time_parse(json_string_value(json_object_get(e, "revoked_at")), &at, NULL) == 0 && at.unix_s > now) {
+            next = next == 0 || at.unix_s < next ? at.unix_s : next;
+            json_array_remove(entries, i);
+        } else {
+            i++;
+        }
+    }
+    if (next)
+        na_crl_pending_note(na, next);
+}
 
 static int collect_unrevoked(const gm_store_cert *c, void *ctx)
 {
     collect_ctx *cc = ctx;
     cc->total++;
-    if (c->revoked)
+    /* a renewal's supersession still in its overlap is made effective now, with this reason */
+    if (c->revoked && !na_cert_supersession_pending(c, cc->now))
         return 0;
     if (cc->n == cc->cap) {
         size_t cap = cc->cap ? cc->cap * 2 : 8;
@@ -88,6 +132,7 @@ static int collect_unrevoked(const gm_store_cert *c, void *ctx)
     }
     snprintf(cc->t[cc->n].cert_id, sizeof cc->t[cc->n].cert_id, "%s", c->cert_id);
     snprintf(cc->t[cc->n].node_pk, sizeof cc->t[cc->n].node_pk, "%s", c->node_pk);
+    cc->t[cc->n].pending = c->revoked;
     cc->n++;
     return 0;
 }
@@ -107,6 +152,8 @@ int na_crl_publish_in_tx(gm_na_t *na, gm_time now, char **text_out, uint64_t *se
     memset(&crl, 0, sizeof crl);
     /* an entry whose certificate has expired protects no one: no node accepts that certificate */
     rc = gm_store_revocations_json(na->store, now.unix_s, &entries, err);
+    if (rc == 0)
+        drop_pending(na, entries, now.unix_s);
     size_t n = json_array_size(entries);
     if (rc == 0)
         rc = gm_crl_issue(&crl, &na->key, next, entries, now, na_crl_next_update_s(na), err);
@@ -146,7 +193,8 @@ static int revoke_in_tx(na_req *r, const revoke_target *t, size_t n, const char 
     gm_time_format(&r->now, when);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = gm_store_revocation_add(na->store, t[i].cert_id, when, reason, na->key.key_id, &e);
+        rc = t[i].pending ? gm_store_revocation_update(na->store, t[i].cert_id, when, reason, &e)
+                          : gm_store_revocation_add(na->store, t[i].cert_id, when, reason, na->key.key_id, &e);
         if (rc == 0 && !strcmp(reason, "key_compromise"))
             rc = gm_store_key_block(na->store, t[i].node_pk, reason, r->now.unix_s, &e);
         for (size_t h = 0; rc == 0 && h < na->n_hooks; h++)
@@ -191,7 +239,7 @@ int na_handle_revoke(na_req *r)
         return r->status;
 
     gm_error e = {0};
-    collect_ctx cc = {0};
+    collect_ctx cc = {.now = r->now.unix_s};
     char *crl_text = NULL;
     uint64_t seq = 0;
     if (gm_store_begin(na->store, &e) != 0)
@@ -291,12 +339,23 @@ static void *resign_main(void *arg)
     gm_na_t *na = arg;
     pthread_mutex_lock(&na->resign_lock);
     while (!na->resign_stop) {
-        struct timespec at = {cached_issued_at(na) + na->cfg.crl_resign_interval_s, 0};
+        /* the next scheduled re-signing, or a supersession becoming effective, whichever is first */
+        int64_t due = na->cfg.crl_resign_interval_s > 0 ? cached_issued_at(na) + na->cfg.crl_resign_interval_s : 0;
+        if (na->resign_pending_at && (!due || na->resign_pending_at < due))
+            due = na->resign_pending_at;
+        if (!due) {
+            pthread_cond_wait(&na->resign_cond, &na->resign_lock);
+            continue;
+        }
+        struct timespec at = {due, 0};
         if (at.tv_sec > time(NULL)) {
             int w = pthread_cond_timedwait(&na->resign_cond, &na->resign_lock, &at);
             if (w != ETIMEDOUT)
-                continue; /* stop requested (or a spurious wake-up: recompute) */
+                continue; /* stop requested, a new pending supersession, or spurious: recompute */
         }
+        /* the CRL published now lists what is due; it notes the next pending one itself */
+        if (na->resign_pending_at && na->resign_pending_at <= time(NULL))
+            na->resign_pending_at = 0;
         pthread_mutex_unlock(&na->resign_lock);
         gm_error e = {0};
         if (na_crl_resign(na, &e) == 0) {
@@ -315,10 +374,31 @@ static void *resign_main(void *arg)
     return NULL;
 }
 
+/* The earliest supersession recorded but not effective yet (0 if none), from the store. */
+static int64_t stored_pending_at(gm_na_t *na, int64_t now)
+{
+    json_t *entries = NULL;
+    int64_t next = 0;
+    if (gm_store_revocations_json(na->store, now, &entries, NULL) != 0)
+        return now + 60; /* look again soon */
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e)
+    {
+        gm_time at;
+        if (gm_time_parse(json_string_value(json_object_get(e, "revoked_at")), &at, NULL) == 0 && at.unix_s > now)
+            next = next == 0 || at.unix_s < next ? at.unix_s : next;
+    }
+    json_decref(entries);
+    return next;
+}
+
 int na_crl_resign_start(gm_na_t *na, gm_error *err)
 {
-    if (na->cfg.crl_resign_interval_s <= 0 || na->resign_running)
+    /* runs even without scheduled re-signing: supersessions become effective on their own time */
+    if (na->resign_running)
         return 0;
+    na->resign_pending_at = stored_pending_at(na, gm_time_now().unix_s);
     pthread_mutex_init(&na->resign_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

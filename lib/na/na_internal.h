@@ -135,6 +135,7 @@ struct gm_na {
     int resign_running, resign_stop;
     pthread_mutex_t resign_lock;
     pthread_cond_t resign_cond;
+    int64_t resign_pending_at; /* earliest supersession the CRL does not list yet (0 = none); resign_lock */
     /* the current access policy (na_policy.c), also in D/access-policy.json */
     pthread_mutex_t policy_lock;
     uint64_t policy_seq;
@@ -158,6 +159,11 @@ int na_crl_resign(gm_na_t *na, gm_error *err);
 /* Thread that calls na_crl_resign every crl_resign_interval_s (nothing when 0); stop joins it. */
 int na_crl_resign_start(gm_na_t *na, gm_error *err);
 void na_crl_resign_stop(gm_na_t *na);
+/* 1 if c is revoked only by a renewal's supersession that is not effective at now yet: nodes
+ * still accept it (the overlap) and the CRL does not list it. */
+int na_cert_supersession_pending(const gm_store_cert *c, int64_t now);
+/* A supersession becomes effective at `at`: have the re-signing thread publish a CRL then. */
+void na_crl_pending_note(gm_na_t *na, int64_t at);
 /* Load D/access-policy.json (issuing the permissive sequence 0 when there is none). */
 int na_policy_bootstrap(gm_na_t *na, gm_error *err); /* na_policy.c */
 /* Reply 200 with text (application/json) tagged etag, or 304 when If-None-Match names it. */

@@ -6,11 +6,12 @@
  *
  * Renewal supersedes (docs/formats-notes.md "Renewal and the CRL"): it is accepted only with
  * the newest valid certificate of the key, and only while that is the key's one valid
- * certificate. The renewed one then stays valid until its own expiry (the overlap that lets
- * peers switch) and no renewal is accepted before it has expired, so a key holds at most 2
- * valid certificates and renewal never adds a CRL entry. (Revoking the previous one as
- * "superseded" at each renewal instead made peers that still held it drop the link, and let
- * a node grow the CRL by renewing in a loop.) */
+ * certificate. In the same transaction the certificate renewed is recorded as revoked with
+ * reason "superseded", effective supersede_grace_s later (default 10 minutes): during that
+ * short overlap peers that still hold it keep their links while the node announces the new one;
+ * then the next CRL lists it and every node refuses it. So a key holds at most 2 valid
+ * certificates (1 after the overlap), and since a renewal is also refused while the key has 2
+ * superseded certificates that have not expired, renewals add at most 2 live CRL entries per key. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,19 +158,33 @@ typedef struct key_certs {
     char newest[37];       /* newest unrevoked, unexpired certificate ("" if none) */
     int64_t newest_issued;
     char other[37];        /* another certificate nodes still accept ("" if none) */
-    int64_t other_until;   /* when nodes stop accepting it */
+    int64_t other_until;   /* when nodes stop accepting it (the end of its overlap) */
+    int superseded;        /* superseded certificates the CRL lists (or will) until they expire */
+    int64_t superseded_until; /* when the first of them leaves the CRL */
 } key_certs;
 
 static int scan_key_cert(const gm_store_cert *c, void *ctx)
 {
     key_certs *k = ctx;
     int64_t until = c->expires_at + GM_CLOCK_SKEW_S;
-    if (c->revoked || until < k->now)
+    if (until < k->now)
+        return 0;
+    int pending = na_cert_supersession_pending(c, k->now);
+    if (c->revoked && !strcmp(c->reason, "superseded")) {
+        k->superseded++;
+        k->superseded_until = !k->superseded_until || until < k->superseded_until ? until : k->superseded_until;
+    }
+    if (c->revoked && !pending)
         return 0;
     if (strcmp(c->cert_id, k->cert_id) != 0 && (!k->other[0] || until > k->other_until)) {
+        gm_time at = {0};
+        if (pending && gm_time_parse(c->revoked_at, &at, NULL) == 0 && at.unix_s < until)
+            until = at.unix_s;
         snprintf(k->other, sizeof k->other, "%s", c->cert_id);
         k->other_until = until;
     }
+    if (c->revoked)
+        return 0; /* a pending supersession is never the newest */
     /* foreach walks oldest first, so ">=" makes the later of two equal issue times win */
     if (c->expires_at >= k->now && (!k->newest[0] || c->issued_at >= k->newest_issued)) {
         snprintf(k->newest, sizeof k->newest, "%s", c->cert_id);
@@ -197,10 +212,35 @@ static int check_renewable(na_req *r, const char *pk_b64, const char *cert_id)
         gm_time_format(&t, until);
         r->retry_after = wait > 86400 ? 86400 : (unsigned)wait;
         return na_reply_error(r, 429, "renewing_too_often",
-                              "this key already holds 2 valid certificates (%s is valid until %s); renew after that, "
+                              "this key already holds 2 valid certificates (%s is accepted until %s); renew after that, "
                               "or have the operator revoke it with reason superseded",
                               k.other, until);
     }
+    if (k.superseded >= 2) {
+        int64_t wait = k.superseded_until - r->now.unix_s + 1;
+        char until[GM_TIME_STRLEN];
+        gm_time t = {.unix_s = k.superseded_until, .has_offset = 1};
+        gm_time_format(&t, until);
+        r->retry_after = wait > 86400 ? 86400 : (unsigned)wait;
+        return na_reply_error(r, 429, "renewing_too_often",
+                              "this key renewed twice within the lifetime of its certificates (the CRL lists 2 "
+                              "superseded ones until %s); renew after that",
+                              until);
+    }
+    return 0;
+}
+
+/* Inside the renewal's transaction: retire the certificate renewed (docs at the top). */
+static int supersede(na_req *r, const char *cert_id)
+{
+    gm_na_t *na = r->na;
+    gm_error e = {0};
+    gm_time at = gm_time_add(r->now, na->cfg.supersede_grace_s);
+    char when[GM_TIME_STRLEN];
+    gm_time_format(&at, when);
+    if (gm_store_revocation_add(na->store, cert_id, when, "superseded", na->key.key_id, &e) != 0)
+        return na_reply_gm_error(r, &e);
+    na_crl_pending_note(na, at.unix_s);
     return 0;
 }
 
@@ -236,6 +276,10 @@ int na_handle_renew(na_req *r)
             rc = na_reply_error(r, 404, "unknown_certificate", "no certificate %s for this node key", cert_id);
         else if (g != 0)
             rc = na_reply_gm_error(r, &e);
+        else if (old.revoked && !strcmp(old.reason, "superseded"))
+            rc = na_reply_error(r, 409, "not_newest_certificate",
+                                "certificate %s was superseded (renewed); renew with the newest certificate of this key",
+                                cert_id);
         else if (old.revoked)
             rc = na_reply_error(r, 403, "certificate_revoked", "certificate %s is revoked (%s); join again with a new invite",
                                 cert_id, old.reason);
@@ -249,6 +293,8 @@ int na_handle_renew(na_req *r)
         int64_t len = old.expires_at - old.issued_at, cap = old.max_validity_hours * 3600;
         rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours, &doc);
     }
+    if (rc == 0)
+        rc = supersede(r, cert_id);
     char what[160];
     snprintf(what, sizeof what, "renew: node %s renewed certificate %s", pk_b64, cert_id);
     gm_store_cert_clear(&old);

@@ -117,6 +117,12 @@ int gm_store_revocation_add(gm_store_t *s, const char *cert_id, const char *revo
     return s->ops->revocation_add(s, cert_id, revoked_at, reason, issuer, err);
 }
 
+int gm_store_revocation_update(gm_store_t *s, const char *cert_id, const char *revoked_at, const char *reason,
+                               gm_error *err)
+{
+    return s->ops->revocation_update(s, cert_id, revoked_at, reason, err);
+}
+
 int gm_store_revocations_json(gm_store_t *s, int64_t live_at, json_t **entries, gm_error *err)
 {
     return s->ops->revocations_json(s, live_at, entries, err);

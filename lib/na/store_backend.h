@@ -37,6 +37,8 @@ typedef struct gm_store_ops {
 
     int (*revocation_add)(gm_store_t *s, const char *cert_id, const char *revoked_at, const char *reason,
                           const char *issuer, gm_error *err);
+    int (*revocation_update)(gm_store_t *s, const char *cert_id, const char *revoked_at, const char *reason,
+                             gm_error *err);
     int (*revocations_json)(gm_store_t *s, int64_t live_at, json_t **entries, gm_error *err);
     int (*crl_latest)(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err);
     int (*crl_add)(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err);

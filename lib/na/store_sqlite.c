@@ -641,6 +641,25 @@ static int sq_revocation_add(gm_store_t *gs, const char *cert_id, const char *re
     return rc;
 }
 
+static int sq_revocation_update(gm_store_t *gs, const char *cert_id, const char *revoked_at, const char *reason,
+                                gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "UPDATE revocations SET revoked_at = ?, reason = ? WHERE cert_id = ?", &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, revoked_at);
+        bind_text(st, 2, reason);
+        bind_text(st, 3, cert_id);
+        rc = step_done(s, st, "revocation", err);
+        if (rc == 0 && sqlite3_changes(s->db) != 1)
+            rc = gm_error_set(err, GM_ENOTFOUND, "certificate %s is not revoked", cert_id);
+    }
+    unlock(s);
+    return rc;
+}
+
 static int sq_revocations_json(gm_store_t *gs, int64_t live_at, json_t **entries, gm_error *err)
 {
     sq_store *s = (sq_store *)gs;
@@ -940,6 +959,7 @@ const gm_store_ops gm_store_backend_sqlite = {
     .certs_foreach = sq_certs_foreach,
     .cert_count = sq_cert_count,
     .revocation_add = sq_revocation_add,
+    .revocation_update = sq_revocation_update,
     .revocations_json = sq_revocations_json,
     .crl_latest = sq_crl_latest,
     .crl_add = sq_crl_add,

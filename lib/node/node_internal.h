@@ -345,7 +345,7 @@ int node_cert_store_from(gm_node *n, const uint8_t *from, const uint8_t *json, s
 void node_cert_store_copy(gm_node *n, const gm_cert *c);
 void node_cert_purge_revoked(gm_node *n);
 void node_cert_free_all(gm_node *n);
-/* 1 if pk's certificate we hold is revoked by the current CRL. */
+/* 1 if the CRL lists a certificate of pk and no other stored certificate of pk is valid. */
 int node_pk_revoked(gm_node *n, const uint8_t pk[GM_PK_LEN]);
 
 /* node_crl.c */

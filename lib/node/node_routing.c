@@ -406,7 +406,7 @@ void node_routing_revoked(gm_node *n)
     if (!n->have_crl)
         return;
     for (node_certent *e = n->certs; e; e = e->next)
-        if (gm_crl_contains(&n->crl, e->cert.cert_id, NULL)) {
+        if (gm_crl_contains(&n->crl, e->cert.cert_id, NULL) && node_pk_revoked(n, e->cert.node_pk)) {
             gm_route_withdraw_destination(n->routing->rt, e->cert.node_pk, node_now_ms(n), NULL);
             node_log(n, GM_LOG_INFO, "route_withdrawn", json_pack("{s:s,s:s}", "destination", e->cert.node_pk_b64, "reason", "revoked"));
         }

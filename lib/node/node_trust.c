@@ -344,14 +344,26 @@ void node_cert_purge_revoked(gm_node *n)
     }
 }
 
+/* A key counts as revoked when the CRL lists one of its certificates and this node holds no
+ * other certificate of it that is still valid: a node that renewed has its previous
+ * certificate listed as superseded while its new one is in use. */
 int node_pk_revoked(gm_node *n, const uint8_t pk[GM_PK_LEN])
 {
     if (!n->have_crl)
         return 0;
-    for (node_certent *e = n->certs; e; e = e->next)
-        if (memcmp(e->cert.node_pk, pk, GM_PK_LEN) == 0 && gm_crl_contains(&n->crl, e->cert.cert_id, NULL))
-            return 1;
-    return 0;
+    int listed = 0, valid = 0;
+    gm_time now = gm_time_now(), hi;
+    for (node_certent *e = n->certs; e; e = e->next) {
+        if (memcmp(e->cert.node_pk, pk, GM_PK_LEN) != 0)
+            continue;
+        if (gm_crl_contains(&n->crl, e->cert.cert_id, NULL)) {
+            listed = 1;
+            continue;
+        }
+        hi = gm_time_add(e->cert.expires_at, GM_CLOCK_SKEW_S);
+        valid |= gm_time_cmp(&now, &hi) <= 0;
+    }
+    return listed && !valid;
 }
 
 void node_cert_free_all(gm_node *n)
