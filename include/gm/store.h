@@ -20,7 +20,7 @@
 #include "gm/keys.h"
 
 /* The schema version this program creates and understands. */
-#define GM_STORE_SCHEMA_VERSION 3
+#define GM_STORE_SCHEMA_VERSION 4
 /* How long a lock held by another connection is waited for before GM_EDB. */
 #define GM_STORE_BUSY_TIMEOUT_MS 10000
 
@@ -120,6 +120,19 @@ int gm_store_revocations_json(gm_store_t *s, int64_t live_at, json_t **entries, 
 int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err);
 /* Store a CRL; GM_ECONFLICT unless sequence is higher than every stored one. */
 int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err);
+
+/* ---- the issuance log (lib/na/na_issuance.c): append-only, index from 0 ---- */
+
+/* Append entry (canonical JSON text) with its leaf hash; *index (optional) gets its index. */
+int gm_store_log_append(gm_store_t *s, const char *kind, const char *cert_id, const char *entry,
+                        const uint8_t leaf_hash[32], uint64_t *index, gm_error *err);
+int gm_store_log_size(gm_store_t *s, uint64_t *n, gm_error *err);
+/* The leaf hashes of entries [0, n): *hashes malloc'd (32 bytes each; NULL when n is 0). */
+int gm_store_log_hashes(gm_store_t *s, uint64_t n, uint8_t **hashes, gm_error *err);
+/* Entry index: *entry malloc'd, leaf_hash its stored hash. GM_ENOTFOUND past the end. */
+int gm_store_log_entry(gm_store_t *s, uint64_t index, char **entry, uint8_t leaf_hash[32], gm_error *err);
+/* Index of the first entry of kind about cert_id. GM_ENOTFOUND if none. */
+int gm_store_log_find(gm_store_t *s, const char *kind, const char *cert_id, uint64_t *index, gm_error *err);
 
 /* ---- node keys blocked after a key_compromise revocation ---- */
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gm/canon.h"
 #include "gm/crl.h"
 #include "gm/http_client.h"
 #include "gm/na_client.h"
@@ -340,4 +341,120 @@ int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err)
     if (!json_is_true(json_object_get(resp, "cleared")))
         return gm_error_set(err, GM_EPROTO, "the NA's answer to %s does not say \"cleared\": true", what);
     return 0;
+}
+
+/* ---- the issuance log ---- */
+
+static int get_json(const char *na_url, const char *path, long timeout_ms, const char *what, json_t **resp,
+                    gm_error *err)
+{
+    char url[URL_MAX];
+    int rc = make_url(url, na_url, path, err);
+    if (rc == 0)
+        rc = call(url, "GET", NULL, 0, NULL, timeout_ms, what, NULL, resp, err);
+    if (rc == 0 && !json_is_object(*resp)) {
+        json_decref(*resp);
+        *resp = NULL;
+        rc = gm_error_set(err, GM_EPROTO, "the NA answered %s with something other than a JSON object", what);
+    }
+    return rc;
+}
+
+/* answer["path"]: an array of at most GM_MERKLE_PROOF_MAX hex hashes. */
+static int read_path(const json_t *answer, gm_merkle_hash path[GM_MERKLE_PROOF_MAX], size_t *count, gm_error *err)
+{
+    const json_t *p = json_object_get(answer, "path");
+    *count = 0;
+    if (!json_is_array(p) || json_array_size(p) > GM_MERKLE_PROOF_MAX)
+        return gm_error_set(err, GM_EPROTO, "the NA's proof has no \"path\" array of at most %d hashes",
+                            GM_MERKLE_PROOF_MAX);
+    for (size_t i = 0; i < json_array_size(p); i++)
+        if (gm_merkle_unhex(json_string_value(json_array_get(p, i)), path[i], err) != 0)
+            return gm_error_prefix(err, "the NA's proof, hash %zu", i);
+    *count = json_array_size(p);
+    return 0;
+}
+
+int gm_na_log_checkpoint(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const char *network_name,
+                         long timeout_ms, gm_checkpoint *cp, gm_error *err)
+{
+    char url[URL_MAX];
+    int rc = make_url(url, na_url, "/log/checkpoint", err);
+    if (rc != 0)
+        return rc;
+    gm_http_req req = {.method = "GET", .url = url, .timeout_ms = timeout_ms ? timeout_ms : GM_NA_CLIENT_TIMEOUT_MS,
+                       .max_response = GM_CHECKPOINT_MAX_BYTES};
+    gm_http_resp r = {0};
+    if ((rc = gm_http_request(&req, &r, err)) != 0)
+        return rc;
+    if (r.status != 200)
+        rc = refused(r.status, r.body, r.len, "GET /log/checkpoint", err);
+    else if ((rc = gm_checkpoint_parse(r.body, r.len, cp, err)) != 0)
+        gm_error_prefix(err, "checkpoint from %s", na_url);
+    else if ((rc = gm_checkpoint_verify(cp, na_pk, network_name, err)) != 0)
+        gm_checkpoint_free(cp);
+    gm_http_resp_free(&r);
+    return rc;
+}
+
+int gm_na_log_check_extends(const char *na_url, const gm_checkpoint *held, const gm_checkpoint *now,
+                            long timeout_ms, gm_error *err)
+{
+    if (!held || held->tree_size == 0)
+        return 0;
+    if (now->tree_size <= held->tree_size)
+        return gm_merkle_verify_consistency(held->tree_size, now->tree_size, held->root, now->root, NULL, 0, err);
+    char path[128];
+    snprintf(path, sizeof path, "/log/consistency?first=%llu&second=%llu", (unsigned long long)held->tree_size,
+             (unsigned long long)now->tree_size);
+    json_t *resp = NULL;
+    gm_merkle_hash proof[GM_MERKLE_PROOF_MAX];
+    size_t count = 0;
+    int rc = get_json(na_url, path, timeout_ms, "GET /log/consistency", &resp, err);
+    if (rc == 0)
+        rc = read_path(resp, proof, &count, err);
+    json_decref(resp);
+    if (rc == 0)
+        rc = gm_merkle_verify_consistency(held->tree_size, now->tree_size, held->root, now->root, proof, count, err);
+    return rc;
+}
+
+int gm_na_log_prove(const char *na_url, const char *cert_id, const gm_checkpoint *cp, long timeout_ms,
+                    json_t **entry, uint64_t *index, gm_error *err)
+{
+    char path[160];
+    if (!gm_uuid_valid(cert_id))
+        return gm_error_set(err, GM_EINVAL, "'%s' is not a certificate id (UUID)", cert_id);
+    snprintf(path, sizeof path, "/log/proof?cert_id=%s&tree_size=%llu", cert_id, (unsigned long long)cp->tree_size);
+    json_t *resp = NULL;
+    gm_merkle_hash proof[GM_MERKLE_PROOF_MAX], leaf;
+    size_t count = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = get_json(na_url, path, timeout_ms, "GET /log/proof", &resp, err);
+    const json_t *e = json_object_get(resp, "entry"), *ix = json_object_get(resp, "index");
+    if (rc == 0 && (!json_is_object(e) || !json_is_integer(ix) || json_integer_value(ix) < 0))
+        rc = gm_error_set(err, GM_EPROTO, "the NA's inclusion proof has no \"entry\" object or \"index\"");
+    const char *about = json_string_value(json_object_get(e, "cert_id"));
+    if (rc == 0 && (!about || strcmp(about, cert_id) != 0))
+        rc = gm_error_set(err, GM_EPROTO, "the NA's inclusion proof is about another certificate");
+    if (rc == 0)
+        rc = read_path(resp, proof, &count, err);
+    /* the leaf is recomputed from the entry itself: the NA's leaf_hash is not trusted */
+    if (rc == 0)
+        rc = gm_canon_dump(e, &text, &len, err);
+    if (rc == 0) {
+        gm_merkle_leaf_hash(text, len, leaf);
+        rc = gm_merkle_verify_inclusion(leaf, (uint64_t)json_integer_value(ix), cp->tree_size, proof, count, cp->root,
+                                        err);
+    }
+    free(text);
+    if (rc == 0) {
+        if (index)
+            *index = (uint64_t)json_integer_value(ix);
+        if (entry)
+            *entry = json_incref((json_t *)e);
+    }
+    json_decref(resp);
+    return rc;
 }

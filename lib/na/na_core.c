@@ -393,6 +393,7 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
     na->log_ctx = log_ctx;
     pthread_mutex_init(&na->crl_lock, NULL);
     pthread_mutex_init(&na->policy_lock, NULL);
+    pthread_mutex_init(&na->log_lock, NULL);
     if (na_metrics_init(&na->metrics) != 0) {
         free(na);
         return gm_error_set(err, GM_ENOMEM, "out of memory");
@@ -466,5 +467,7 @@ void gm_na_free(gm_na_t *na)
     na_ratelimit_free(&na->ratelimit);
     pthread_mutex_destroy(&na->crl_lock);
     pthread_mutex_destroy(&na->policy_lock);
+    pthread_mutex_destroy(&na->log_lock);
+    free(na->log_cp_text);
     free(na);
 }

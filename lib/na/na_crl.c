@@ -195,6 +195,9 @@ static int revoke_in_tx(na_req *r, const revoke_target *t, size_t n, const char 
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = t[i].pending ? gm_store_revocation_update(na->store, t[i].cert_id, when, reason, &e)
                           : gm_store_revocation_add(na->store, t[i].cert_id, when, reason, na->key.key_id, &e);
+        if (rc == 0)
+            rc = na_issuance_append(na, "revoke", t[i].cert_id, t[i].node_pk,
+                                    json_pack("{s:s,s:s}", "reason", reason, "revoked_at", when), r->now, &e);
         if (rc == 0 && !strcmp(reason, "key_compromise"))
             rc = gm_store_key_block(na->store, t[i].node_pk, reason, r->now.unix_s, &e);
         for (size_t h = 0; rc == 0 && h < na->n_hooks; h++)

@@ -142,6 +142,10 @@ struct gm_na {
     char *policy_text;
     char policy_etag[80];
     _Atomic int64_t nonce_pruned_at;
+    /* the issuance log's latest checkpoint, signed once per size (na_issuance.c) */
+    pthread_mutex_t log_lock;
+    uint64_t log_cp_size;
+    char *log_cp_text;
 };
 
 void na_log(gm_na_t *na, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -254,6 +258,14 @@ int na_handle_renew(na_req *r);      /* na_join.c */
 int na_handle_agents_register(na_req *r); /* na_agents.c */
 int na_handle_agents_list(na_req *r);     /* na_agents.c */
 int na_handle_agents_delete(na_req *r);   /* na_agents.c */
+int na_handle_log_checkpoint(na_req *r);  /* na_issuance.c */
+int na_handle_log_entries(na_req *r);     /* na_issuance.c */
+int na_handle_log_proof(na_req *r);       /* na_issuance.c */
+int na_handle_log_consistency(na_req *r); /* na_issuance.c */
+/* Inside the open transaction: append {kind, cert_id, node_public_key, time, network_name}
+ * plus the members of extra (stolen; may be NULL) to the issuance log. (na_issuance.c) */
+int na_issuance_append(gm_na_t *na, const char *kind, const char *cert_id, const char *node_pk_b64,
+                       json_t *extra, gm_time now, gm_error *err);
 /* Register the agent registry's revoke hook (called by gm_na_new). */
 int gm_na_agents_install(gm_na_t *na, gm_error *err); /* na_agents.c */
 

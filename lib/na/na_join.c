@@ -22,10 +22,11 @@
 
 #define VALIDITY_HOURS_MAX (24 * 3660)
 
-/* Sign a certificate for pk with roles and store it (inside the open transaction). Replies
+/* Sign a certificate for pk with roles, store it and log it ("renew" when renewed_from names
+ * the certificate renewed, "issue" otherwise), inside the open transaction. Replies
  * on failure; on success *doc_out is the compact JSON. */
 static int issue_and_store(na_req *r, const uint8_t pk[GM_PK_LEN], const char *pk_b64, const char *roles_json,
-                           int64_t validity_s, int64_t max_validity_hours, char **doc_out)
+                           int64_t validity_s, int64_t max_validity_hours, const char *renewed_from, char **doc_out)
 {
     gm_na_t *na = r->na;
     gm_error e = {0};
@@ -54,7 +55,17 @@ static int issue_and_store(na_req *r, const uint8_t pk[GM_PK_LEN], const char *p
     gm_cert_free(&c);
     if (!sc.doc)
         return na_reply_error(r, 500, "internal_error", "out of memory"), -1;
-    if (gm_store_cert_add(na->store, &sc, &e) != 0) {
+    json_t *logged = json_loads(sc.doc, 0, &je);
+    if (renewed_from && logged)
+        logged = json_pack("{s:o,s:s}", "certificate", logged, "renewed_from", renewed_from);
+    else if (logged)
+        logged = json_pack("{s:o}", "certificate", logged);
+    if (!logged) {
+        free(sc.doc);
+        return na_reply_error(r, 500, "internal_error", "out of memory"), -1;
+    }
+    if (gm_store_cert_add(na->store, &sc, &e) != 0 ||
+        na_issuance_append(na, renewed_from ? "renew" : "issue", sc.cert_id, pk_b64, logged, r->now, &e) != 0) {
         free(sc.doc);
         return na_reply_gm_error(r, &e), -1;
     }
@@ -142,7 +153,7 @@ int na_handle_join(na_req *r)
     }
     if (rc == 0) {
         int64_t hours = want_hours > 0 && want_hours < inv.max_validity_hours ? want_hours : inv.max_validity_hours;
-        rc = issue_and_store(r, pk, pk_b64, inv.roles_json, hours * 3600, inv.max_validity_hours, &doc);
+        rc = issue_and_store(r, pk, pk_b64, inv.roles_json, hours * 3600, inv.max_validity_hours, NULL, &doc);
     }
     char what[160];
     snprintf(what, sizeof what, "join: node %s enrolled with roles %s", pk_b64, inv.roles_json ? inv.roles_json : "");
@@ -291,7 +302,8 @@ int na_handle_renew(na_req *r)
         rc = check_renewable(r, pk_b64, cert_id);
     if (rc == 0) {
         int64_t len = old.expires_at - old.issued_at, cap = old.max_validity_hours * 3600;
-        rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours, &doc);
+        rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours, cert_id,
+                             &doc);
     }
     if (rc == 0)
         rc = supersede(r, cert_id);

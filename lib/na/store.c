@@ -128,6 +128,32 @@ int gm_store_revocations_json(gm_store_t *s, int64_t live_at, json_t **entries, 
     return s->ops->revocations_json(s, live_at, entries, err);
 }
 
+int gm_store_log_append(gm_store_t *s, const char *kind, const char *cert_id, const char *entry,
+                        const uint8_t leaf_hash[32], uint64_t *index, gm_error *err)
+{
+    return s->ops->log_append(s, kind, cert_id, entry, leaf_hash, index, err);
+}
+
+int gm_store_log_size(gm_store_t *s, uint64_t *n, gm_error *err)
+{
+    return s->ops->log_size(s, n, err);
+}
+
+int gm_store_log_hashes(gm_store_t *s, uint64_t n, uint8_t **hashes, gm_error *err)
+{
+    return s->ops->log_hashes(s, n, hashes, err);
+}
+
+int gm_store_log_entry(gm_store_t *s, uint64_t index, char **entry, uint8_t leaf_hash[32], gm_error *err)
+{
+    return s->ops->log_entry(s, index, entry, leaf_hash, err);
+}
+
+int gm_store_log_find(gm_store_t *s, const char *kind, const char *cert_id, uint64_t *index, gm_error *err)
+{
+    return s->ops->log_find(s, kind, cert_id, index, err);
+}
+
 int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err)
 {
     return s->ops->crl_latest(s, sequence, doc, err);

@@ -43,6 +43,13 @@ typedef struct gm_store_ops {
     int (*crl_latest)(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err);
     int (*crl_add)(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err);
 
+    int (*log_append)(gm_store_t *s, const char *kind, const char *cert_id, const char *entry,
+                      const uint8_t leaf_hash[32], uint64_t *index, gm_error *err);
+    int (*log_size)(gm_store_t *s, uint64_t *n, gm_error *err);
+    int (*log_hashes)(gm_store_t *s, uint64_t n, uint8_t **hashes, gm_error *err);
+    int (*log_entry)(gm_store_t *s, uint64_t index, char **entry, uint8_t leaf_hash[32], gm_error *err);
+    int (*log_find)(gm_store_t *s, const char *kind, const char *cert_id, uint64_t *index, gm_error *err);
+
     int (*key_block)(gm_store_t *s, const char *node_pk_b64, const char *reason, int64_t now, gm_error *err);
     int (*key_blocked)(gm_store_t *s, const char *node_pk_b64, int *blocked, gm_error *err);
     int (*key_unblock)(gm_store_t *s, const char *node_pk_b64, gm_error *err);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,6 +82,14 @@ static const migration migrations[] = {
     " expires_at INTEGER NOT NULL,"
     " doc TEXT NOT NULL);"
     "CREATE INDEX agents_by_key ON agents(node_public_key);"},
+    {4, "the issuance log (a Merkle tree of every certificate issued, renewed or revoked)",
+    "CREATE TABLE issuance_log("
+    " idx INTEGER PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " cert_id TEXT NOT NULL,"
+    " entry TEXT NOT NULL,"
+    " leaf_hash BLOB NOT NULL);"
+    "CREATE INDEX issuance_log_by_cert ON issuance_log(cert_id, kind);"},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == GM_STORE_SCHEMA_VERSION,
@@ -701,6 +710,141 @@ static int sq_revocations_json(gm_store_t *gs, int64_t live_at, json_t **entries
     return rc;
 }
 
+/* ---- the issuance log ---- */
+
+static int sq_log_append(gm_store_t *gs, const char *kind, const char *cert_id, const char *entry,
+                         const uint8_t leaf_hash[32], uint64_t *index, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    /* the next index is taken inside the writer's transaction, so entries never share one */
+    int rc = prepare(s,
+                     "INSERT INTO issuance_log(idx, kind, cert_id, entry, leaf_hash)"
+                     " SELECT COALESCE(MAX(idx), -1) + 1, ?, ?, ?, ? FROM issuance_log RETURNING idx",
+                     &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, kind);
+        bind_text(st, 2, cert_id);
+        bind_text(st, 3, entry);
+        sqlite3_bind_blob(st, 4, leaf_hash, 32, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            if (index)
+                *index = (uint64_t)sqlite3_column_int64(st, 0);
+        } else {
+            rc = db_fail(s, err, "appending to the issuance log");
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_log_size(gm_store_t *gs, uint64_t *n, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "SELECT COALESCE(MAX(idx), -1) + 1 FROM issuance_log", &st, err);
+    if (rc == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *n = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            rc = db_fail(s, err, "reading the issuance log's size");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_log_hashes(gm_store_t *gs, uint64_t n, uint8_t **hashes, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    *hashes = NULL;
+    if (n == 0)
+        return 0;
+    if (n > SIZE_MAX / 32)
+        return gm_error_set(err, GM_ETOOBIG, "issuance log too large");
+    uint8_t *h = malloc((size_t)n * 32);
+    if (!h)
+        return gm_error_set(err, GM_ENOMEM, "out of memory reading %llu log hashes", (unsigned long long)n);
+    lock(s);
+    int rc = prepare(s, "SELECT idx, leaf_hash FROM issuance_log WHERE idx < ? ORDER BY idx", &st, err);
+    uint64_t got = 0;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)n);
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            if ((uint64_t)sqlite3_column_int64(st, 0) != got || sqlite3_column_bytes(st, 1) != 32) {
+                rc = gm_error_set(err, GM_EDB, "database %s: issuance log entry %llu is missing or damaged", s->path,
+                                  (unsigned long long)got);
+                break;
+            }
+            memcpy(h + got * 32, sqlite3_column_blob(st, 1), 32);
+            got++;
+        }
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, err, "reading the issuance log");
+        if (rc == 0 && got != n)
+            rc = gm_error_set(err, GM_EDB, "database %s: the issuance log has %llu entries, not %llu", s->path,
+                              (unsigned long long)got, (unsigned long long)n);
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    if (rc != 0)
+        free(h);
+    else
+        *hashes = h;
+    return rc;
+}
+
+static int sq_log_entry(gm_store_t *gs, uint64_t index, char **entry, uint8_t leaf_hash[32], gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    *entry = NULL;
+    lock(s);
+    int rc = prepare(s, "SELECT entry, leaf_hash FROM issuance_log WHERE idx = ?", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+            memcpy(leaf_hash, sqlite3_column_blob(st, 1), 32);
+            if (!(*entry = col_dup(st, 0)))
+                rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+        } else if (r == SQLITE_DONE) {
+            rc = gm_error_set(err, GM_ENOTFOUND, "no issuance log entry %llu", (unsigned long long)index);
+        } else {
+            rc = db_fail(s, err, "reading an issuance log entry");
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_log_find(gm_store_t *gs, const char *kind, const char *cert_id, uint64_t *index, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "SELECT MIN(idx) FROM issuance_log WHERE cert_id = ? AND kind = ?", &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, cert_id);
+        bind_text(st, 2, kind);
+        if (sqlite3_step(st) != SQLITE_ROW)
+            rc = db_fail(s, err, "searching the issuance log");
+        else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+            rc = gm_error_set(err, GM_ENOTFOUND, "the issuance log has no %s entry for certificate %s", kind, cert_id);
+        else
+            *index = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
 static int sq_crl_latest(gm_store_t *gs, uint64_t *sequence, char **doc, gm_error *err)
 {
     sq_store *s = (sq_store *)gs;
@@ -960,6 +1104,11 @@ const gm_store_ops gm_store_backend_sqlite = {
     .cert_count = sq_cert_count,
     .revocation_add = sq_revocation_add,
     .revocation_update = sq_revocation_update,
+    .log_append = sq_log_append,
+    .log_size = sq_log_size,
+    .log_hashes = sq_log_hashes,
+    .log_entry = sq_log_entry,
+    .log_find = sq_log_find,
     .revocations_json = sq_revocations_json,
     .crl_latest = sq_crl_latest,
     .crl_add = sq_crl_add,

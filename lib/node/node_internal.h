@@ -16,6 +16,7 @@
 
 #include "gm/cert.h"
 #include "gm/crl.h"
+#include "gm/merkle.h"
 #include "gm/genesis.h"
 #include "gm/keys.h"
 #include "gm/node.h"
@@ -207,7 +208,17 @@ typedef struct node_metrics {
     uint64_t crl_stale_refused;                             /* links refused in refuse mode */
     uint64_t revoked_links_closed;
     uint64_t renewals_ok, renewals_failed;
+    uint64_t log_forks, log_checkpoint_size;                /* node_auditlog.c */
 } node_metrics;
+
+/* node_auditlog.c: the issuance log checkpoint this node holds. */
+typedef struct node_auditlog_state {
+    gm_checkpoint held;
+    int have_held;
+    int busy;
+    int forked;       /* a fork was seen (status) */
+    uint64_t next_ms;
+} node_auditlog_state;
 
 /* node_connect.c: the listening socket and the addresses we keep dialing. */
 typedef struct node_conn_state {
@@ -294,10 +305,15 @@ struct gm_node {
     node_routing *routing;    /* node_routing.c */
     node_api_state api;
     node_renew_state renew;
+    node_auditlog_state auditlog;
     node_metrics m;           /* counted by every subsystem, listed by node_metrics.c */
 };
 
 uint64_t node_now_ms(gm_node *n);
+/* node_auditlog.c: load D/log-checkpoint.json at start, check the NA's log now and then. */
+void node_auditlog_load(gm_node *n);
+void node_auditlog_tick(gm_node *n, uint64_t now);
+void node_auditlog_free(gm_node *n);
 
 /* node_log.c: one JSON object per line; fields (may be NULL) is consumed. */
 void node_log(gm_node *n, gm_node_log_level lvl, const char *event, json_t *fields);

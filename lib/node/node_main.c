@@ -107,6 +107,7 @@ static void on_tick(uv_timer_t *t)
     node_doc_tick(n, now);
     node_crl_tick(n, now);
     node_renew_tick(n, now);
+    node_auditlog_tick(n, now);
 }
 
 /* ---- loading the state directory ---- */
@@ -176,6 +177,7 @@ static int load_state(gm_node *n, gm_error *err)
     if ((rc = node_policy_load(n, err)) != 0)
         return rc;
     node_policy_fetch_startup(n);
+    node_auditlog_load(n);
     if ((rc = gm_cert_verify(&n->cert, &n->genesis, n->have_crl ? &n->crl : NULL, now, err)) != 0)
         return gm_error_prefix(err, "refusing to run");
     n->cert_json = gm_cert_dump(&n->cert, 0);
@@ -224,6 +226,7 @@ static void node_free(gm_node *n)
         gm_crl_free(&n->crl);
     if (n->have_policy)
         gm_policy_free(&n->policy);
+    node_auditlog_free(n);
     gm_cert_free(&n->cert);
     gm_genesis_free(&n->genesis);
     free(n->cert_json);

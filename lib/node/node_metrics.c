@@ -68,6 +68,7 @@ static const metric_def defs[] = {
     C(certs_refused_limit, "valid certificates refused by a store limit (per key, per peer, full)"),
     C(certs_evicted, "stored certificates dropped to make room (superseded or unused)"),
     C(revoked_links_closed, "links closed because the peer was revoked"),
+    C(log_forks, "issuance log checkpoints that did not extend the one held (a fork)"),
     {"crl_stale", "1 while the CRL is past its next_update (the NA and gossip stopped delivering)",
      offsetof(node_metrics, crl_stale), 1},
     C(crl_stale_refused, "new links refused because our CRL is stale (--crl-stale refuse)"),
