@@ -294,6 +294,54 @@ static void test_revocations_keep_order_and_refuse_duplicates(void **state)
     gm_store_close(s);
 }
 
+static void test_issuance_log_appends_in_order(void **state)
+{
+    (void)state;
+    gm_store_t *s = open_db("log.db");
+    uint8_t h[3][32], got[32];
+    uint64_t idx = 99, n = 99;
+    assert_int_equal(gm_store_log_size(s, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    uint8_t *hashes = (uint8_t *)1;
+    assert_int_equal(gm_store_log_hashes(s, 0, &hashes, NULL), 0);
+    assert_null(hashes);
+    const char *kinds[3] = {"issue", "renew", "revoke"};
+    for (int i = 0; i < 3; i++) {
+        char entry[64];
+        memset(h[i], 0x10 * (i + 1), 32);
+        snprintf(entry, sizeof entry, "{\"n\":%d}", i);
+        assert_int_equal(gm_store_log_append(s, kinds[i], "00000000-0000-4000-8000-00000000000a", entry, h[i], &idx,
+                                             NULL),
+                         0);
+        assert_int_equal(idx, (uint64_t)i);
+    }
+    assert_int_equal(gm_store_log_size(s, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(gm_store_log_hashes(s, 2, &hashes, NULL), 0);
+    assert_memory_equal(hashes, h[0], 32);
+    assert_memory_equal(hashes + 32, h[1], 32);
+    free(hashes);
+    gm_error err = {0};
+    assert_int_equal(gm_store_log_hashes(s, 4, &hashes, &err), GM_EDB);
+    assert_non_null(strstr(err.msg, "has 3 entries, not 4"));
+    char *text = NULL;
+    assert_int_equal(gm_store_log_entry(s, 1, &text, got, NULL), 0);
+    assert_string_equal(text, "{\"n\":1}");
+    assert_memory_equal(got, h[1], 32);
+    free(text);
+    assert_int_equal(gm_store_log_entry(s, 3, &text, got, NULL), GM_ENOTFOUND);
+    assert_int_equal(gm_store_log_find(s, "revoke", "00000000-0000-4000-8000-00000000000a", &idx, NULL), 0);
+    assert_int_equal(idx, 2);
+    assert_int_equal(gm_store_log_find(s, "issue", "00000000-0000-4000-8000-00000000000b", &idx, NULL), GM_ENOTFOUND);
+    /* a rolled-back append leaves no entry and no gap */
+    assert_int_equal(gm_store_begin(s, NULL), 0);
+    assert_int_equal(gm_store_log_append(s, "issue", "00000000-0000-4000-8000-00000000000c", "{}", h[0], &idx, NULL), 0);
+    gm_store_rollback(s);
+    assert_int_equal(gm_store_log_size(s, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    gm_store_close(s);
+}
+
 typedef struct count_ctx {
     int n, revoked;
 } count_ctx;
@@ -525,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_token_consumed_exactly_once_through_a_shared_handle),
         cmocka_unit_test(test_crl_sequence_only_goes_up),
         cmocka_unit_test(test_revocations_keep_order_and_refuse_duplicates),
+        cmocka_unit_test(test_issuance_log_appends_in_order),
         cmocka_unit_test(test_certs_foreach_filters_by_key_and_can_stop),
         cmocka_unit_test(test_committed_state_survives_reopen_and_rollback_leaves_nothing),
         cmocka_unit_test(test_nonces_replay_per_scope_and_prune),
