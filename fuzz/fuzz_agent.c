@@ -16,6 +16,8 @@
 #include "gm/genesis.h"
 #include "gm/gmtime.h"
 #include "gm/keys.h"
+#include "agent_internal.h"
+#include "core_internal.h"
 
 #define FAIL(why)                                                                  \
     do {                                                                           \

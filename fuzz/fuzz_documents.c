@@ -13,6 +13,7 @@
 #include "gm/genesis.h"
 #include "gm/gmtime.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static gm_genesis genesis; /* TESTNET, NA = spec seed 0x40..0x5f */
 static gm_crl spec_crl;

@@ -7,6 +7,7 @@
 #include "gm/reqsig.h"
 #include "gm/util.h"
 #include "na_internal.h"
+#include "core_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -9,6 +9,7 @@
 
 #include "gm/policy.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static gm_signer na;
 static int ready;

@@ -1,6 +1,7 @@
 /* Agent descriptors: building, signing, strict parsing, the registry time window, and
  * capability names (colon form accepted as the dotted one). */
 #include "agent_testkit.h"
+#include "core_internal.h"
 
 static void test_capability_colon_form_normalizes_to_dotted(void **state)
 {

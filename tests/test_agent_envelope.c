@@ -1,5 +1,7 @@
 /* capability_request / capability_response: round trips, limits, and garbage refused. */
 #include "agent_testkit.h"
+#include "agent_internal.h"
+#include "core_internal.h"
 
 static void test_request_round_trip(void **state)
 {

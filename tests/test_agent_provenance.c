@@ -1,6 +1,7 @@
 /* Provenance: each step signed by its agent's node key; a requester rejects forged,
  * tampered or misattributed steps. */
 #include "agent_testkit.h"
+#include "agent_internal.h"
 
 static const char *RID = "00000000-0000-4000-8000-000000000001";
 static const char *SUB = "00000000-0000-4000-8000-000000000002";

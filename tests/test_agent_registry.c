@@ -8,9 +8,11 @@
 #include "agent_testkit.h"
 #include "gm/http_client.h"
 #include "gm/na.h"
-#include "gm/na_agents.h"
+#include "na_agents.h"
 #include "gm/reqsig.h"
-#include "gm/store.h"
+#include "store.h"
+#include "core_internal.h"
+#include "na_internal.h"
 
 typedef struct fx {
     char dir[256];

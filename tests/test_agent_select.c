@@ -1,6 +1,7 @@
 /* Selection: only providers whose descriptor and certificate check out under our own
  * genesis and CRL are usable, in a deterministic order (agent_id, then node key). */
 #include "agent_testkit.h"
+#include "core_internal.h"
 
 typedef struct fx {
     tk_net net;

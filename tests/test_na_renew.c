@@ -16,7 +16,10 @@
 #include "gm/http_client.h"
 #include "gm/na.h"
 #include "gm/na_client.h"
-#include "gm/store.h"
+#include "store.h"
+#include "client_internal.h"
+#include "core_internal.h"
+#include "na_internal.h"
 
 #define RENEW_ATTEMPTS 2000
 #define TIMEOUT_MS 120000L

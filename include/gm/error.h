@@ -37,7 +37,6 @@ int gm_error_set(gm_error *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prefix the message already in e with more context ("loading key: <old>"); returns e->code. */
 int gm_error_prefix(gm_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void gm_error_clear(gm_error *e);
 /* Short stable name of a code: "invalid_input", "bad_signature", ... */
 const char *gm_err_name(int code);
 

@@ -22,12 +22,9 @@ int gm_time_parse(const char *s, gm_time *t, gm_error *err);
 void gm_time_format(const gm_time *t, char out[GM_TIME_STRLEN]);
 /* Now, UTC, with microseconds. */
 gm_time gm_time_now(void);
-gm_time gm_time_from_unix(int64_t unix_s);
 gm_time gm_time_add(gm_time t, int64_t seconds);
 /* -1, 0, 1 comparing instants. */
 int gm_time_cmp(const gm_time *a, const gm_time *b);
-/* Re-render a timestamp string canonically (parse + format); GM_EFORMAT if unparsable. */
-int gm_time_canonical(const char *in, char out[GM_TIME_STRLEN], gm_error *err);
 
 /* Milliseconds on the monotonic clock (for deadlines; unrelated to wall time). */
 int64_t gm_mono_ms(void);

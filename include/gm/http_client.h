@@ -60,14 +60,6 @@ void gm_http_resp_free(gm_http_resp *resp);
 int gm_http_get_json(const char *url, const char *const *headers, size_t n_headers,
                      long timeout_ms, int *status_out, json_t **json_out, gm_error *err);
 
-/*
- * POST body serialised as compact JSON with "Content-Type: application/json",
- * otherwise as gm_http_get_json. Callers that sign exact bytes must serialise
- * themselves and use gm_http_request.
- */
-int gm_http_post_json(const char *url, const char *const *headers, size_t n_headers,
-                      const json_t *body, long timeout_ms, int *status_out, json_t **json_out,
-                      gm_error *err);
 
 /*
  * TLS trust for one server (scheme://host:port of url; the path is ignored): every request

@@ -1,6 +1,6 @@
 /* The Network Authority service: enrolls nodes (invite -> join certificate), renews and
  * revokes certificates, publishes the signed CRL and the genesis block, over HTTP/JSON
- * (libmicrohttpd) with durable state in SQLite (gm/store.h). Endpoints: docs/na-api.md. */
+ * (libmicrohttpd) with durable state in SQLite (lib/na/store.h). Endpoints: docs/na-api.md. */
 #ifndef GM_NA_H
 #define GM_NA_H
 
@@ -9,7 +9,6 @@
 
 #include "gm/error.h"
 #include "gm/keys.h"
-#include "gm/store.h"
 
 #define GM_NA_MAX_OPERATORS 16
 #define GM_NA_DEFAULT_PORT 8700
@@ -106,17 +105,5 @@ int gm_na_tls(const gm_na_t *na);
 uint16_t gm_na_port(const gm_na_t *na);
 /* Stop serving (waits for requests in flight) and release everything. NULL is fine. */
 void gm_na_free(gm_na_t *na);
-/* The store, e.g. for a later module that keeps its own tables next to the NA's. */
-gm_store_t *gm_na_store(gm_na_t *na);
-
-/* Called inside the revocation transaction for every certificate revoked, so that state
- * tied to the node key (e.g. registered agents) is dropped atomically with the CRL
- * update. A non-zero return aborts the revocation (nothing is committed). */
-typedef int (*gm_na_revoke_hook)(gm_na_t *na, gm_store_t *store, const char *cert_id,
-                                 const char *node_pk_b64, const char *reason, void *ctx,
-                                 gm_error *err);
-#define GM_NA_MAX_REVOKE_HOOKS 8
-/* Register before gm_na_start. */
-int gm_na_add_revoke_hook(gm_na_t *na, gm_na_revoke_hook fn, void *ctx, gm_error *err);
 
 #endif

@@ -20,8 +20,6 @@
 
 #define GM_NA_CLIENT_TIMEOUT_MS 15000L
 
-/* The NA's error code of the last failed call in this thread ("invite_used"), or "". */
-const char *gm_na_last_error_code(void);
 
 /* Operator-signed request: method "GET" or "POST", path like "/admin/invite", body NULL
  * for {} (GET always signs {}). On 2xx returns 0 and *resp (may be NULL if not wanted);

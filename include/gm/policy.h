@@ -47,7 +47,6 @@ extern const char gm_policy_seed_example[];
 
 /* "capability", "port", "peer", "relay" and back; -1 for an unknown name. */
 const char *gm_policy_kind_name(gm_policy_kind k);
-int gm_policy_kind_parse(const char *name);
 
 /* Parse the operator's rules file into {"default": "allow"|"deny", "rules": [...]} (new
  * reference in *out). Errors name the line: "line 4: unknown kind 'ports' (capability, ...)". */
@@ -56,7 +55,6 @@ int gm_policy_rules_parse(const char *text, size_t len, json_t **out, gm_error *
 char *gm_policy_rule_text(const json_t *rule);
 
 int gm_policy_parse(const char *text, size_t len, gm_policy *p, gm_error *err);
-int gm_policy_from_json(const json_t *doc, gm_policy *p, gm_error *err); /* copies doc */
 /* Build and sign policy `sequence` from body ({"default", "rules"} as gm_policy_rules_parse
  * makes it; borrowed). */
 int gm_policy_issue(gm_policy *p, const gm_signer *na, uint64_t sequence, const json_t *body, gm_time issued_at,
@@ -70,8 +68,6 @@ int gm_policy_verify(const gm_policy *p, const uint8_t na_pk[GM_PK_LEN], gm_erro
  * policy held) allows everything. Fills d and returns d->allowed. */
 int gm_policy_decide(const gm_policy *p, gm_policy_kind kind, const char *const *roles, size_t n,
                      const char *const *objects, size_t n_objects, gm_policy_decision *d);
-/* 1 if name matches pattern: equal, "*", or "prefix*" where prefix ends in '.', ':' or '-'. */
-int gm_policy_match(const char *pattern, const char *name);
 /* Compact canonical JSON (exact bytes to serve / store), malloc'd. */
 char *gm_policy_dump(const gm_policy *p, int pretty);
 void gm_policy_free(gm_policy *p);

@@ -23,7 +23,5 @@ int gm_tls_make_self_signed(const char *cert_path, const char *key_path, const c
 int gm_tls_pin_of_cert_file(const char *cert_path, char pin[GM_TLS_PIN_LEN], gm_error *err)
     __attribute__((warn_unused_result));
 
-/* 0 if s is one pin or several joined by ';' (as CURLOPT_PINNEDPUBLICKEY takes them). */
-int gm_tls_pin_check(const char *s, gm_error *err) __attribute__((warn_unused_result));
 
 #endif

@@ -14,8 +14,6 @@ int gm_init(gm_error *err);
 /* Standard base64 with padding. out needs gm_b64_len(len)+1 bytes; returns chars written. */
 size_t gm_b64_len(size_t len);
 size_t gm_b64_encode(const uint8_t *in, size_t len, char *out, size_t out_cap);
-/* Strict decode: only "+/=" alphabet with padding, exactly expect_len bytes, nothing trailing. */
-int gm_b64_decode_exact(const char *in, uint8_t *out, size_t expect_len, gm_error *err);
 /* Strict decode of any length up to out_cap; *out_len receives the decoded length. */
 int gm_b64_decode(const char *in, uint8_t *out, size_t out_cap, size_t *out_len, gm_error *err);
 
@@ -39,12 +37,7 @@ typedef struct gm_buf {
     int oom;
 } gm_buf;
 void gm_buf_append(gm_buf *b, const void *data, size_t n);
-void gm_buf_printf(gm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gm_buf_free(gm_buf *b);
 
-/* Random UUID version 4, lowercase, 36 chars + NUL. */
-void gm_uuid4(char out[37]);
-/* 1 if s is a canonical lowercase/uppercase 8-4-4-4-12 UUID. */
-int gm_uuid_valid(const char *s);
 
 #endif

@@ -8,6 +8,8 @@
 #include "gm/agent.h"
 #include "gm/node.h"
 #include "gm/util.h"
+#include "agent_internal.h"
+#include "client_internal.h"
 
 #define CALL_MAX_ATTEMPTS 4
 /* Bound of one local API exchange (subscribe, send) with our own node. */

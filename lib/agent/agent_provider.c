@@ -17,6 +17,9 @@
 #include "gm/node.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
+#include "agent_internal.h"
+#include "client_internal.h"
+#include "core_internal.h"
 
 #define STARTUP_WAIT_MS 30000
 #define DRAIN_WAIT_MS 5000
