@@ -155,17 +155,6 @@ int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, j
 
 /* ---- invocation (agent_invoke.c) ---- */
 
-/* Send req to provider over the node at sock and wait for its response until the request's
- * deadline. Verifies the response (request_id, capability, provider, provenance chain, and
- * every signer's certificate under g and crl, see gm_agent_provenance_check_signers); on
- * success resp->certificates holds exactly one accepted certificate per signer.
- * Returns 0 with *resp set even when the provider answered an error; GM_ETIMEOUT when it
- * never answered, GM_EPROTO for garbage, forged provenance or an uncertified signer,
- * GM_ENET for no route. */
-int gm_agent_invoke(const char *sock, const gm_agent_request *req,
-                    const uint8_t provider[GM_PK_LEN], const gm_genesis *g, const gm_crl *crl,
-                    gm_agent_response *resp, gm_error *err);
-
 /* Discover + select + invoke with failover: tries usable providers in order, re-discovering
  * after a failure; steps (may be NULL) receives signed "discovered"/"routed"/"failed" steps
  * by c->node and the providers' verified steps. *chosen gets the provider's agent_id. */

@@ -52,6 +52,16 @@ int gm_agent_provenance_check_signers(const json_t *steps, const json_t *certs, 
  * certificate for its key found in pool (array of certificate documents), in step order.
  * Signers without one are left out (the requester will then reject). New reference. */
 json_t *gm_agent_provenance_certs_for(const json_t *steps, const json_t *pool);
+/* Send req to provider over the node at sock and wait for its response until the request's
+ * deadline. Verifies the response (request_id, capability, provider, provenance chain, and
+ * every signer's certificate under g and crl, see gm_agent_provenance_check_signers); on
+ * success resp->certificates holds exactly one accepted certificate per signer.
+ * Returns 0 with *resp set even when the provider answered an error; GM_ETIMEOUT when it
+ * never answered, GM_EPROTO for garbage, forged provenance or an uncertified signer,
+ * GM_ENET for no route. */
+int gm_agent_invoke(const char *sock, const gm_agent_request *req,
+                    const uint8_t provider[GM_PK_LEN], const gm_genesis *g, const gm_crl *crl,
+                    gm_agent_response *resp, gm_error *err);
 /* POST /agents a freshly signed descriptor. */
 int gm_agent_register(const gm_agent_ctx *c, const char *capability, int ttl_s,
                       const json_t *metadata, gm_error *err);
