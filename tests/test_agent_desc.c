@@ -141,7 +141,8 @@ static void test_descriptor_strict_parse(void **state)
 int main(void)
 {
     gm_error err = {0};
-    gm_init(&err);
+    if (gm_init(&err) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_capability_colon_form_normalizes_to_dotted),
         cmocka_unit_test(test_capability_bad_names_refused),

@@ -102,7 +102,8 @@ static void test_step_shape_strict(void **state)
 int main(void)
 {
     gm_error err = {0};
-    gm_init(&err);
+    if (gm_init(&err) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_chain_verifies),
         cmocka_unit_test(test_forged_step_rejected),

@@ -296,7 +296,8 @@ static void test_revocation_drops_agents(void **state)
 int main(void)
 {
     gm_error err = {0};
-    gm_init(&err);
+    if (gm_init(&err) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_registers_and_lists_with_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_unknown_key_bad_signature_wrong_network_and_window, setup, teardown),

@@ -40,7 +40,7 @@
 
 /* Normalise a capability name: "llm:chat" and "llm.chat" both give "llm.chat".
  * Accepts 1..GM_AGENT_CAP_MAX chars of [a-z0-9_-] segments separated by '.' or ':'. */
-int gm_agent_cap_normalize(const char *in, char out[GM_AGENT_CAP_MAX + 1], gm_error *err);
+int gm_agent_cap_normalize(const char *in, char out[GM_AGENT_CAP_MAX + 1], gm_error *err) GM_MUST_CHECK;
 /* agent ids: 1..GM_AGENT_ID_MAX chars of [A-Za-z0-9._-]. */
 int gm_agent_id_valid(const char *id);
 
@@ -88,7 +88,7 @@ void gm_agent_response_free(gm_agent_response *r);
  * *total receive the text's bytes kept and received (equal when nothing was cut). GM_ETOOBIG
  * when even an empty text does not fit, GM_EINVAL when member is not a string. */
 int gm_agent_output_fit(json_t *output, const char *member, size_t *kept, size_t *total,
-                        gm_error *err);
+                        gm_error *err) GM_MUST_CHECK;
 
 /* ---- provenance (agent_provenance.c) ---- */
 
@@ -97,7 +97,7 @@ int gm_agent_output_fit(json_t *output, const char *member, size_t *kept, size_t
  * request_id, signer, sig}; sig covers the canonical JSON of the step without "sig". */
 int gm_agent_step_add(json_t *steps, const gm_signer *node, const char *agent_id,
                       const char *action, const char *capability, const char *request_id,
-                      const char *detail, gm_error *err);
+                      const char *detail, gm_error *err) GM_MUST_CHECK;
 
 /* ---- discovery (agent_discover.c) ---- */
 
@@ -127,31 +127,31 @@ typedef struct gm_agent_ctx {
 } gm_agent_ctx;
 
 /* Load dir (genesis, node key, node.json na_url; na_url overrides when not NULL). */
-int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err);
+int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err) GM_MUST_CHECK;
 void gm_agent_ctx_close(gm_agent_ctx *c);
 
 /* Fetch the NA's CRL, verify it under the genesis NA key; if dir/crl.json holds a verified
  * CRL with a higher sequence, that one wins. *crl must be freed. */
-int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err);
+int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err) GM_MUST_CHECK;
 
 /* Pure part of discovery: check each listed {descriptor, certificate} (descriptor signature,
  * network, capability, liveness, cert under genesis + crl, cert key = descriptor key), skip
  * keys in exclude (n_exclude keys), then sort usable ones by agent_id then node key. */
 int gm_agent_select(const json_t *listing, const char *capability, const gm_genesis *g,
                     const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN],
-                    size_t n_exclude, gm_agent_candidates *out, gm_error *err);
+                    size_t n_exclude, gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
 /* GET na/agents?capability=..., then gm_agent_select with a freshly fetched CRL (kept in
  * out->crl for checking the answer). */
 int gm_agent_discover(const gm_agent_ctx *c, const char *capability,
                       const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
-                      gm_agent_candidates *out, gm_error *err);
+                      gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
 void gm_agent_candidates_free(gm_agent_candidates *cs);
 /* 1 if this node's certificate roles may call capability under the access policy its node
  * holds (or it holds none it can check); 0 with why filled otherwise (agent_policy.c). */
 int gm_agent_policy_allows(const gm_agent_ctx *c, const char *capability, char *why, size_t why_cap);
 /* The raw listing (array of {descriptor, certificate}) for display; *out owned. */
 int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, json_t **out,
-                  gm_error *err);
+                  gm_error *err) GM_MUST_CHECK;
 
 /* ---- invocation (agent_invoke.c) ---- */
 
@@ -160,13 +160,13 @@ int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, j
  * by c->node and the providers' verified steps. *chosen gets the provider's agent_id. */
 int gm_agent_call(const gm_agent_ctx *c, const char *capability, const json_t *input,
                   long timeout_ms, json_t *steps, const char *request_id_for_steps,
-                  gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err);
+                  gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err) GM_MUST_CHECK;
 /* gm_agent_call that also appends to certs (may be NULL) the verified certificates of the
  * signers of the provider steps it appends to steps, so a provider can pass them on. */
 int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const json_t *input,
                           long timeout_ms, json_t *steps, json_t *certs,
                           const char *request_id_for_steps, gm_agent_response *resp,
-                          char chosen[GM_AGENT_ID_MAX + 1], gm_error *err);
+                          char chosen[GM_AGENT_ID_MAX + 1], gm_error *err) GM_MUST_CHECK;
 
 /* ---- provider loop (agent_provider.c) ---- */
 
@@ -201,6 +201,6 @@ typedef struct gm_agent_provider {
 
 /* Register with the NA, subscribe, serve until *stop, then DELETE the registration: the
  * provider runtime of every agent (the shipped ones in agents/ are written on it). */
-int gm_agent_provider_run(gm_agent_provider *p, gm_error *err);
+int gm_agent_provider_run(gm_agent_provider *p, gm_error *err) GM_MUST_CHECK;
 
 #endif

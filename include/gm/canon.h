@@ -8,6 +8,6 @@
 #include "gm/error.h"
 
 /* Same for an object, leaving out its top-level "signatures" member (what is signed). */
-int gm_canon_dump_unsigned(const json_t *obj, char **out, size_t *len, gm_error *err);
+int gm_canon_dump_unsigned(const json_t *obj, char **out, size_t *len, gm_error *err) GM_MUST_CHECK;
 
 #endif

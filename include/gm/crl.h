@@ -25,10 +25,10 @@ typedef struct gm_crl {
 /* 1 if reason is one of key_compromise, cessation_of_operation, superseded, unspecified. */
 int gm_crl_reason_valid(const char *reason);
 
-int gm_crl_parse(const char *text, size_t len, gm_crl *c, gm_error *err);
-int gm_crl_load(const char *path, gm_crl *c, gm_error *err);
+int gm_crl_parse(const char *text, size_t len, gm_crl *c, gm_error *err) GM_MUST_CHECK;
+int gm_crl_load(const char *path, gm_crl *c, gm_error *err) GM_MUST_CHECK;
 /* Signature under the genesis NA key. */
-int gm_crl_verify(const gm_crl *c, const uint8_t na_pk[GM_PK_LEN], gm_error *err);
+int gm_crl_verify(const gm_crl *c, const uint8_t na_pk[GM_PK_LEN], gm_error *err) GM_MUST_CHECK;
 /* 1 if cert_id is revoked; *reason (optional) points into the CRL. */
 int gm_crl_contains(const gm_crl *c, const char *cert_id, const char **reason);
 void gm_crl_free(gm_crl *c);

@@ -4,6 +4,15 @@
 
 #include <stddef.h>
 
+/* On a function whose result must not be ignored (a gm_err code, or an owned pointer that is
+ * NULL on failure): GCC and Clang then warn at every call that drops the result. A (void) cast
+ * does not silence GCC; where ignoring a failure is right, test the result and say why. */
+#if defined(__GNUC__) || defined(__clang__)
+#define GM_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define GM_MUST_CHECK
+#endif
+
 typedef enum gm_err {
     GM_OK = 0,
     GM_EINVAL = -1,     /* bad argument or malformed input */

@@ -17,7 +17,7 @@ typedef struct gm_time {
 } gm_time;
 
 /* Parse YYYY-MM-DDTHH:MM:SS[.f{1,6}][Z|+HH:MM|-HH:MM] (also ' ' instead of 'T'). */
-int gm_time_parse(const char *s, gm_time *t, gm_error *err);
+int gm_time_parse(const char *s, gm_time *t, gm_error *err) GM_MUST_CHECK;
 /* Canonical rendering: seconds, ".ffffff" only if usec != 0, then "Z", "+HH:MM" or nothing. */
 void gm_time_format(const gm_time *t, char out[GM_TIME_STRLEN]);
 /* Now, UTC, with microseconds. */

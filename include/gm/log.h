@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "gm/error.h"
+
 typedef enum gm_log_level { GM_LOG_DEBUG = 0, GM_LOG_INFO = 1, GM_LOG_WARN = 2, GM_LOG_ERROR = 3 } gm_log_level;
 
 /* One record, valid only during the handler call. */
@@ -33,7 +35,7 @@ void gm_log_set_level(gm_log_level min);
 void gm_log(gm_log_level level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The inverse of gm_log_level_name; returns 0, or -1 for an unknown name. */
-int gm_log_level_parse(const char *name, gm_log_level *out) __attribute__((warn_unused_result));
+int gm_log_level_parse(const char *name, gm_log_level *out) GM_MUST_CHECK;
 
 typedef enum gm_log_format { GM_LOG_FORMAT_JSON = 0, GM_LOG_FORMAT_TEXT = 1 } gm_log_format;
 

@@ -81,9 +81,9 @@ typedef struct gm_na_config {
 } gm_na_config;
 
 /* Read dir/config.json strictly (unknown members refused). */
-int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err);
+int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err) GM_MUST_CHECK;
 /* dir + name unless name is absolute. */
-int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t cap, gm_error *err);
+int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t cap, gm_error *err) GM_MUST_CHECK;
 
 typedef struct gm_na gm_na_t;
 
@@ -94,11 +94,11 @@ typedef void (*gm_na_log_fn)(void *ctx, const char *line);
 /* Load keys and genesis, and refuse to run when the genesis does not verify, the NA key is
  * not the one the genesis names, or the NA key is outside its validity window. Opens the
  * store and issues CRL sequence 0 on first start. Does not listen yet. */
-int gm_na_new(gm_na_t **na, const gm_na_config *cfg, gm_na_log_fn log, void *log_ctx, gm_error *err);
+int gm_na_new(gm_na_t **na, const gm_na_config *cfg, gm_na_log_fn log, void *log_ctx, gm_error *err) GM_MUST_CHECK;
 /* Listen on cfg->listen (or listen_override when not NULL) and serve in background threads:
  * HTTPS with cfg->tls_cert and cfg->tls_key when both are set, plain HTTP otherwise (the
  * program decides whether plain HTTP is allowed: see cfg->plain_http). */
-int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err);
+int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err) GM_MUST_CHECK;
 /* 1 when serving HTTPS. */
 int gm_na_tls(const gm_na_t *na);
 /* The port actually bound (useful with port 0). */

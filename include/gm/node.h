@@ -44,7 +44,7 @@ typedef struct gm_node_config {
 /* Load the state directory, run until SIGTERM/SIGINT, close sessions and free everything.
  * Returns 0 after a clean stop, or a negative code (err filled) when the node cannot start:
  * incomplete directory, certificate invalid / expired / revoked, cannot listen. */
-int gm_node_run(const gm_node_config *cfg, gm_error *err);
+int gm_node_run(const gm_node_config *cfg, gm_error *err) GM_MUST_CHECK;
 
 /* ---- client side of the local API (node_client.c): blocking, for the CLI and agents ---- */
 
@@ -61,18 +61,18 @@ typedef struct gm_node_conn gm_node_conn_t;
 
 /* Connect to D/node.sock. GM_ENOTFOUND (with a message saying how to start one) when no
  * node is running there. */
-int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err);
+int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err) GM_MUST_CHECK;
 /* Send one request line and read its response. A response {"ok":false,...} is still
  * returned (0); *resp is owned by the caller. */
 int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, int timeout_ms,
-                         gm_error *err);
+                         gm_error *err) GM_MUST_CHECK;
 /* Read the next JSON line (e.g. a subscribe event). GM_ETIMEOUT at the deadline, GM_EIO when
  * the node closed the connection (a partial last line is dropped). */
-int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err);
+int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 void gm_node_conn_close(gm_node_conn_t *c);
 /* One request on a fresh connection (to D/node.sock, or to sock_path). */
-int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err);
+int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 int gm_node_api_call_path(const char *sock_path, const json_t *req, json_t **resp, int timeout_ms,
-                          gm_error *err);
+                          gm_error *err) GM_MUST_CHECK;
 
 #endif

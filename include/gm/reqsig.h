@@ -20,6 +20,6 @@
 /* Set body["timestamp"] (NULL = now), body["nonce"] (NULL = fresh UUID4), then
  * body["signature"] by k over gm_reqsig_node_bytes. */
 int gm_reqsig_node_sign(json_t *body, const gm_signer *k, const char *timestamp, const char *nonce,
-                        gm_error *err);
+                        gm_error *err) GM_MUST_CHECK;
 
 #endif

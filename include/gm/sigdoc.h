@@ -9,6 +9,6 @@
 #include "gm/keys.h"
 
 /* 0 if there is at least one signature and every one verifies under pk. */
-int gm_sigdoc_verify_all(const json_t *doc, const uint8_t pk[GM_PK_LEN], gm_error *err);
+int gm_sigdoc_verify_all(const json_t *doc, const uint8_t pk[GM_PK_LEN], gm_error *err) GM_MUST_CHECK;
 
 #endif

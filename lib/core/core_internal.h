@@ -201,7 +201,7 @@ int gm_json_check_string_array(const json_t *arr, const char *what, gm_error *er
 /* ---- TLS (tls.c, gm/tls.h) ---- */
 
 /* 0 if s is one pin or several joined by ';' (as CURLOPT_PINNEDPUBLICKEY takes them). */
-int gm_tls_pin_check(const char *s, gm_error *err) __attribute__((warn_unused_result));
+int gm_tls_pin_check(const char *s, gm_error *err) GM_MUST_CHECK;
 
 /* ---- utilities (util.c, gm/util.h) ---- */
 
