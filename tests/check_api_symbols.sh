@@ -39,7 +39,7 @@ if [ -n "$unused" ]; then
     bad=1
 fi
 # the programs must take the library from the shared object (public API only)
-for prog in "$build/genesis-mesh" "$build/gm-mock-llm"; do
+for prog in "$build/genesis-mesh" "$build/gm-mock-llm" "$build"/gm-agent-*; do
     [ -x "$prog" ] || continue
     grep -q "libgenesismesh\.so" <<<"$(ldd "$prog")" || { echo "FAIL: $prog does not link libgenesismesh.so" >&2; bad=1; }
 done

@@ -56,7 +56,6 @@ typedef struct gm_agent_desc {
     size_t n_caps;
 } gm_agent_desc;
 
-
 /* ---- envelopes (agent_envelope.c) ---- */
 
 typedef struct gm_agent_request {
@@ -91,7 +90,6 @@ int gm_agent_output_fit(json_t *output, const char *member, size_t *kept, size_t
                         gm_error *err) GM_MUST_CHECK;
 
 /* ---- provenance (agent_provenance.c) ---- */
-
 
 /* Append a step signed by node to steps: {agent, action, capability, detail, at,
  * request_id, signer, sig}; sig covers the canonical JSON of the step without "sig". */

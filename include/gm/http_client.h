@@ -60,7 +60,6 @@ void gm_http_resp_free(gm_http_resp *resp);
 int gm_http_get_json(const char *url, const char *const *headers, size_t n_headers,
                      long timeout_ms, int *status_out, json_t **json_out, gm_error *err) GM_MUST_CHECK;
 
-
 /*
  * TLS trust for one server (scheme://host:port of url; the path is ignored): every request
  * to it verifies the server with ca_file (a PEM file of trusted certificates; the NA's

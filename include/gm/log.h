@@ -39,7 +39,6 @@ int gm_log_level_parse(const char *name, gm_log_level *out) GM_MUST_CHECK;
 
 typedef enum gm_log_format { GM_LOG_FORMAT_JSON = 0, GM_LOG_FORMAT_TEXT = 1 } gm_log_format;
 
-
 /* Copy s into out (cap bytes, always terminated) with control characters shown as \xNN, the
  * way the text format shows them; for printing text that came from a file or the network. */
 const char *gm_log_safe_text(const char *s, char *out, size_t cap);

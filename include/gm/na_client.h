@@ -20,7 +20,6 @@
 
 #define GM_NA_CLIENT_TIMEOUT_MS 15000L
 
-
 /* Operator-signed request: method "GET" or "POST", path like "/admin/invite", body NULL
  * for {} (GET always signs {}). On 2xx returns 0 and *resp (may be NULL if not wanted);
  * *status (optional) receives the HTTP status whenever a response arrived. */

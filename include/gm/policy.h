@@ -45,7 +45,7 @@ typedef struct gm_policy_decision {
 /* The deny-by-default rules file for the seed's four agents and the demo's services. */
 extern const char gm_policy_seed_example[];
 
-/* "capability", "port", "peer", "relay" and back; -1 for an unknown name. */
+/* "capability", "port", "peer", "relay". */
 const char *gm_policy_kind_name(gm_policy_kind k);
 
 /* Parse the operator's rules file into {"default": "allow"|"deny", "rules": [...]} (new

@@ -23,5 +23,4 @@ int gm_tls_make_self_signed(const char *cert_path, const char *key_path, const c
 int gm_tls_pin_of_cert_file(const char *cert_path, char pin[GM_TLS_PIN_LEN], gm_error *err)
     GM_MUST_CHECK;
 
-
 #endif

@@ -39,5 +39,4 @@ typedef struct gm_buf {
 void gm_buf_append(gm_buf *b, const void *data, size_t n);
 void gm_buf_free(gm_buf *b);
 
-
 #endif

@@ -16,7 +16,7 @@
 int gm_agent_request_new(gm_agent_request *r, const char *capability, const json_t *input,
                          const uint8_t requester[GM_PK_LEN], long timeout_ms, gm_error *err);
 /* Strict parse of a received request (size, type, members, limits). */
-int gm_agent_request_parse(const char *text, size_t len, gm_agent_request *r, gm_error *err);
+int gm_agent_request_parse(const char *text, size_t len, gm_agent_request *r, gm_error *err) GM_MUST_CHECK;
 void gm_agent_request_free(gm_agent_request *r);
 /* New response: exactly one of output (borrowed, copied) or error_code/message. provenance
  * (steps, borrowed, copied) may be NULL. "certificates" starts empty. */
@@ -27,17 +27,17 @@ int gm_agent_response_new(gm_agent_response *r, const char *request_id, const ch
 /* Replace the response's "certificates" with certs (array of at most GM_AGENT_CERTS_MAX
  * objects; borrowed, copied). */
 int gm_agent_response_set_certificates(gm_agent_response *r, const json_t *certs, gm_error *err);
-int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, gm_error *err);
+int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, gm_error *err) GM_MUST_CHECK;
 /* Compact JSON text of an envelope's doc (malloc'd); GM_ETOOBIG above GM_AGENT_MSG_MAX. */
 int gm_agent_envelope_dump(const json_t *doc, char **out, size_t *len, gm_error *err);
 /* Actions a step may record. */
 int gm_agent_action_valid(const char *action); /* discovered executed combined failed routed */
 /* Verify one step: shape, action, and sig under its signer. */
-int gm_agent_step_verify(const json_t *step, gm_error *err);
+int gm_agent_step_verify(const json_t *step, gm_error *err) GM_MUST_CHECK;
 /* Verify a whole chain returned for request_id by provider: every step verifies; every
  * step of this request_id is signed by provider, and there is at least one. */
 int gm_agent_provenance_verify(const json_t *steps, const char *request_id,
-                               const uint8_t provider[GM_PK_LEN], gm_error *err);
+                               const uint8_t provider[GM_PK_LEN], gm_error *err) GM_MUST_CHECK;
 /* Check who signed: the signer of every step must hold, among certs (array of certificate
  * documents, may be NULL), a certificate for its key that gm_cert_verify accepts under g and
  * crl at now (NA signature, network, validity window, not revoked). Fails at the first step
@@ -47,7 +47,7 @@ int gm_agent_provenance_verify(const json_t *steps, const char *request_id,
  * NULL) receives one accepted certificate per distinct signer, in step order. */
 int gm_agent_provenance_check_signers(const json_t *steps, const json_t *certs, const gm_genesis *g,
                                       const gm_crl *crl, gm_time now, json_t *vouched,
-                                      gm_error *err);
+                                      gm_error *err) GM_MUST_CHECK;
 /* What a provider attaches to its answer: for each distinct signer of steps, the first
  * certificate for its key found in pool (array of certificate documents), in step order.
  * Signers without one are left out (the requester will then reject). New reference. */

@@ -35,7 +35,7 @@ const char *gm_trust_reason_name(gm_trust_reason r);
  * otherwise a negative code, *reason says why and out is left empty. crl may be NULL. */
 int gm_node_trust_check(const gm_genesis *g, const gm_crl *crl, const uint8_t *cert_json,
                         size_t cert_len, const uint8_t *remote_x25519, gm_time now, gm_cert *out,
-                        gm_trust_reason *reason, gm_error *err);
+                        gm_trust_reason *reason, gm_error *err) GM_MUST_CHECK;
 
 /* ---- CRL acceptance (node_crl.c) ---- */
 
@@ -43,7 +43,7 @@ int gm_node_trust_check(const gm_genesis *g, const gm_crl *crl, const uint8_t *c
  * sequence is strictly higher than current's (current NULL = none held yet: any valid
  * sequence). On success *out holds it. GM_ECONFLICT for an old or equal sequence. */
 int gm_node_crl_accept(const gm_crl *current, const uint8_t na_pk[32], const char *text,
-                       size_t len, gm_crl *out, gm_error *err);
+                       size_t len, gm_crl *out, gm_error *err) GM_MUST_CHECK;
 
 /* ---- end-to-end replay window (node_e2e.c), WireGuard-style ---- */
 
