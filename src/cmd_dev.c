@@ -287,11 +287,14 @@ static int step_setup(struct dev *d)
     if (gm_mkdir_p(dir, 0700, &e) != 0)
         return cli_fail("dev up", &e);
     path_of(d, dir, sizeof dir, "fixtures");
-    gm_mkdir_p(dir, 0700, &e);
+    if (gm_mkdir_p(dir, 0700, &e) != 0)
+        return cli_fail("dev up", &e);
     path_of(d, out, sizeof out, "fixtures/repo-a.json");
-    gm_file_write_atomic(out, fixture_a, strlen(fixture_a), 0600, &e);
+    if (gm_file_write_atomic(out, fixture_a, strlen(fixture_a), 0600, &e) != 0)
+        return cli_fail("dev up", &e);
     path_of(d, out, sizeof out, "fixtures/repo-b.json");
-    gm_file_write_atomic(out, fixture_b, strlen(fixture_b), 0600, &e);
+    if (gm_file_write_atomic(out, fixture_b, strlen(fixture_b), 0600, &e) != 0)
+        return cli_fail("dev up", &e);
 
     say(d, "1. genesis: root, NA and operator keys and a signed genesis block for network DEVNET");
     path_of(d, dir, sizeof dir, "authority");

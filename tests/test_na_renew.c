@@ -16,7 +16,10 @@
 #include "gm/http_client.h"
 #include "gm/na.h"
 #include "gm/na_client.h"
-#include "gm/store.h"
+#include "store.h"
+#include "client_internal.h"
+#include "core_internal.h"
+#include "na_internal.h"
 
 #define RENEW_ATTEMPTS 2000
 #define TIMEOUT_MS 120000L
@@ -151,7 +154,9 @@ static int admin(fx *f, const char *method, const char *path, json_t *body, json
     int status = 0;
     gm_error err = {0};
     json_t *r = NULL;
-    gm_na_admin_call(f->url, &f->op, method, path, body, TIMEOUT_MS, &status, &r, &err);
+    if (gm_na_admin_call(f->url, &f->op, method, path, body, TIMEOUT_MS, &status, &r, &err) != 0) {
+        /* a refusal is an answer the caller checks by its status; no answer at all fails below */
+    }
     json_decref(body);
     if (status == 0)
         fail_msg("%s %s: %s", method, path, err.msg);
@@ -581,7 +586,8 @@ static void test_crl_over_the_cap_is_refused_by_the_na_before_publication(void *
     json_t *resp = NULL;
     int status = 0;
     json_t *body = json_pack("{s:s,s:s}", "cert_id", cert_b, "reason", "unspecified");
-    gm_na_admin_call(f->url, &f->op, "POST", "/admin/revoke", body, TIMEOUT_MS, &status, &resp, &err);
+    assert_int_not_equal(gm_na_admin_call(f->url, &f->op, "POST", "/admin/revoke", body, TIMEOUT_MS, &status,
+                                          &resp, &err), 0);
     json_decref(body);
     assert_int_equal(status, 507);
     assert_string_equal(gm_na_last_error_code(), "crl_too_large");

@@ -29,6 +29,7 @@
 #include "gm/na_client.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static char g_tmp[256], g_net[300], g_url[64];
 static gm_na_t *g_na;

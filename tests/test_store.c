@@ -1,4 +1,4 @@
-/* Tests for gm/store.h: migrations, exactly-once invite consumption under concurrent
+/* Tests for lib/na/store.h: migrations, exactly-once invite consumption under concurrent
  * threads (separate connections and one shared handle), CRL sequence only going up,
  * durability across reopen, rollback, nonces and key blocks. */
 #include <pthread.h>
@@ -15,8 +15,9 @@
 #include <sqlite3.h>
 
 #include "gm/genesis.h"
-#include "gm/store.h"
+#include "store.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static char tmpdir[256];
 

@@ -22,22 +22,22 @@ typedef struct gm_genesis {
 
 /* Parse and normalize (defaults filled, unknown members dropped, timestamps canonical).
  * Does not verify signatures. */
-int gm_genesis_parse(const char *text, size_t len, gm_genesis *g, gm_error *err);
-int gm_genesis_load(const char *path, gm_genesis *g, gm_error *err);
+int gm_genesis_parse(const char *text, size_t len, gm_genesis *g, gm_error *err) GM_MUST_CHECK;
+int gm_genesis_load(const char *path, gm_genesis *g, gm_error *err) GM_MUST_CHECK;
 /* A new unsigned genesis block. anchors may be NULL (array of {id, endpoint}). */
 int gm_genesis_create(gm_genesis *g, const char *network_name, const uint8_t root_pk[GM_PK_LEN],
                       const uint8_t na_pk[GM_PK_LEN], gm_time na_from, gm_time na_to,
-                      json_t *anchors, gm_error *err);
+                      json_t *anchors, gm_error *err) GM_MUST_CHECK;
 /* Sign with the root key (must be the genesis root_public_key). */
-int gm_genesis_sign(gm_genesis *g, const gm_signer *root, gm_error *err);
+int gm_genesis_sign(gm_genesis *g, const gm_signer *root, gm_error *err) GM_MUST_CHECK;
 /* Valid when it has signatures and every one verifies under root_public_key. */
-int gm_genesis_verify(const gm_genesis *g, gm_error *err);
+int gm_genesis_verify(const gm_genesis *g, gm_error *err) GM_MUST_CHECK;
 /* Is the NA key inside its valid_from..valid_to window at now (with skew)? */
-int gm_genesis_check_na_window(const gm_genesis *g, gm_time now, gm_error *err);
+int gm_genesis_check_na_window(const gm_genesis *g, gm_time now, gm_error *err) GM_MUST_CHECK;
 /* SHA-256 of the canonical signed bytes: the network's identity (Noise prologue). */
-int gm_genesis_hash(const gm_genesis *g, uint8_t out[32], gm_error *err);
+int gm_genesis_hash(const gm_genesis *g, uint8_t out[32], gm_error *err) GM_MUST_CHECK;
 /* Pretty JSON text of the document (malloc'd). */
-char *gm_genesis_dump(const gm_genesis *g);
+char *gm_genesis_dump(const gm_genesis *g) GM_MUST_CHECK;
 void gm_genesis_free(gm_genesis *g);
 
 #endif

@@ -21,39 +21,36 @@
 
 #define GM_NA_CLIENT_TIMEOUT_MS 15000L
 
-/* The NA's error code of the last failed call in this thread ("invite_used"), or "". */
-const char *gm_na_last_error_code(void);
-
 /* Operator-signed request: method "GET" or "POST", path like "/admin/invite", body NULL
  * for {} (GET always signs {}). On 2xx returns 0 and *resp (may be NULL if not wanted);
  * *status (optional) receives the HTTP status whenever a response arrived. */
 int gm_na_admin_call(const char *na_url, const gm_signer *op, const char *method, const char *path,
-                     const json_t *body, long timeout_ms, int *status, json_t **resp, gm_error *err);
+                     const json_t *body, long timeout_ms, int *status, json_t **resp, gm_error *err) GM_MUST_CHECK;
 
 /* Same, with an explicit timestamp and nonce (NULL = now / fresh), for tests and tools. */
 int gm_na_admin_call_ex(const char *na_url, const gm_signer *op, const char *method, const char *path,
                         const json_t *body, const char *timestamp, const char *nonce, long timeout_ms,
-                        int *status, json_t **resp, gm_error *err);
+                        int *status, json_t **resp, gm_error *err) GM_MUST_CHECK;
 
 /* POST /join: a signed body for node's key; validity_hours 0 = the invite's maximum.
  * *cert receives the certificate JSON as returned (not verified here: see gm_cert_verify). */
 int gm_na_join(const char *na_url, const gm_signer *node, const char *token, int64_t validity_hours,
-               long timeout_ms, json_t **cert, gm_error *err);
+               long timeout_ms, json_t **cert, gm_error *err) GM_MUST_CHECK;
 /* POST /renew for cert_id held by node. */
 int gm_na_renew(const char *na_url, const gm_signer *node, const char *cert_id, long timeout_ms,
-                json_t **cert, gm_error *err);
+                json_t **cert, gm_error *err) GM_MUST_CHECK;
 
 /* GET /genesis, parsed and verified under its own root key. *text (optional, malloc'd)
  * receives the bytes as served. Pin it by comparing with a known file or root key. */
 int gm_na_fetch_genesis(const char *na_url, long timeout_ms, gm_genesis *g, char **text,
-                        gm_error *err);
+                        gm_error *err) GM_MUST_CHECK;
 
 /* GET /crl with If-None-Match: etag (NULL or "" to fetch unconditionally). On 304 returns 0
  * with *not_modified = 1 and crl untouched. Otherwise the CRL is parsed and verified under
  * na_pk into *crl, and its ETag copied into etag_out (etag_cap bytes, may be NULL). */
 int gm_na_fetch_crl(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const char *etag,
                     long timeout_ms, gm_crl *crl, int *not_modified, char *etag_out, size_t etag_cap,
-                    gm_error *err);
+                    gm_error *err) GM_MUST_CHECK;
 
 /* ---- checking the NA's answers (strict: a missing or wrong-typed member is GM_EPROTO with a
  * message naming it; the strings returned are borrowed from the JSON value) ---- */
@@ -65,16 +62,16 @@ typedef struct gm_na_invite_answer {
     const char *expires_at;
     int64_t max_validity_hours;
 } gm_na_invite_answer;
-int gm_na_invite_answer_check(const json_t *resp, gm_na_invite_answer *out, gm_error *err);
+int gm_na_invite_answer_check(const json_t *resp, gm_na_invite_answer *out, gm_error *err) GM_MUST_CHECK;
 
 /* POST /admin/revoke: {"revoked": [cert ids], "sequence": n, "crl": ...}. */
-int gm_na_revoke_answer_check(const json_t *resp, int64_t *sequence, gm_error *err);
+int gm_na_revoke_answer_check(const json_t *resp, int64_t *sequence, gm_error *err) GM_MUST_CHECK;
 
 /* GET /admin/nodes: {"nodes": [{cert_id, node_public_key, roles, expires_at, status, ...}]}. */
-int gm_na_nodes_answer_check(const json_t *resp, gm_error *err);
+int gm_na_nodes_answer_check(const json_t *resp, gm_error *err) GM_MUST_CHECK;
 
 /* POST /admin/clear-key: {"node_public_key", "cleared": true}. */
-int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err);
+int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err) GM_MUST_CHECK;
 
 /* ---- the issuance log (docs/na-api.md "Issuance log") ---- */
 

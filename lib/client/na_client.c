@@ -9,6 +9,8 @@
 #include "gm/na_client.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
+#include "client_internal.h"
+#include "core_internal.h"
 
 #define URL_MAX 1024
 

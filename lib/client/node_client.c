@@ -15,6 +15,7 @@
 #include "gm/gmtime.h"
 #include "gm/node.h"
 #include "gm/util.h"
+#include "client_internal.h"
 
 struct gm_node_conn {
     int fd;

@@ -8,6 +8,7 @@
 #include "gm/gmtime.h"
 #include "gm/log.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define LOG_MSG_MAX 2048
 

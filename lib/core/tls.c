@@ -14,6 +14,7 @@
 
 #include "gm/tls.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define CERT_FILE_MAX (256 * 1024)
 

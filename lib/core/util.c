@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "gm/util.h"
+#include "core_internal.h"
 
 int gm_init(gm_error *err)
 {

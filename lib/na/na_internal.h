@@ -15,12 +15,27 @@
 #include "gm/keys.h"
 #include "gm/na.h"
 #include "gm/reqsig.h"
-#include "gm/store.h"
+#include "core_internal.h"
+#include "store.h"
 
 struct MHD_Daemon;
 struct MHD_Connection;
 typedef struct na_req na_req;
 typedef int (*na_handler)(na_req *r);
+
+/* ---- revocation hooks and the store handle (na_core.c) ---- */
+
+/* Called inside the revocation transaction for every certificate revoked, so that state
+ * tied to the node key (e.g. registered agents) is dropped atomically with the CRL
+ * update. A non-zero return aborts the revocation (nothing is committed). */
+typedef int (*gm_na_revoke_hook)(gm_na_t *na, gm_store_t *store, const char *cert_id,
+                                 const char *node_pk_b64, const char *reason, void *ctx,
+                                 gm_error *err);
+#define GM_NA_MAX_REVOKE_HOOKS 8
+/* The store, e.g. for a later module that keeps its own tables next to the NA's. */
+gm_store_t *gm_na_store(gm_na_t *na);
+/* Register before gm_na_start. */
+int gm_na_add_revoke_hook(gm_na_t *na, gm_na_revoke_hook fn, void *ctx, gm_error *err);
 
 /* ---- routing (na_routes.c) ---- */
 

@@ -1,4 +1,4 @@
-/* gm/store.h over a backend's table of operations (lib/na/store_backend.h): choose the
+/* lib/na/store.h over a backend's table of operations (lib/na/store_backend.h): choose the
  * backend at open, then every call goes through the handle's table. */
 #include <stdlib.h>
 #include <string.h>

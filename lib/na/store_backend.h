@@ -1,12 +1,12 @@
 /* The store's backend interface (the way Redis ae.c puts epoll/kqueue/select behind one
- * table): lib/na/store.c implements gm/store.h by calling through a backend's table, and
+ * table): lib/na/store.c implements lib/na/store.h by calling through a backend's table, and
  * each backend (lib/na/store_sqlite.c today; PostgreSQL later) fills one. A backend owns
  * its SQL, its schema migrations and its locking; the NA never sees a database handle.
- * Every operation has the meaning documented for its gm_store_* counterpart in gm/store.h. */
+ * Every operation has the meaning documented for its gm_store_* counterpart in lib/na/store.h. */
 #ifndef GM_STORE_BACKEND_H
 #define GM_STORE_BACKEND_H
 
-#include "gm/store.h"
+#include "store.h"
 
 typedef struct gm_store_ops {
     const char *name;

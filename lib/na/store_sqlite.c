@@ -1,4 +1,4 @@
-/* The SQLite backend of the NA's store (gm/store.h, table in lib/na/store_backend.h):
+/* The SQLite backend of the NA's store (lib/na/store.h, table in lib/na/store_backend.h):
  * connection setup, numbered migrations, and one small function per query; the only file
  * that calls sqlite3_*. Every function takes the handle's recursive lock, so a transaction
  * opened by gm_store_begin() covers all calls its thread makes until commit. */

@@ -20,9 +20,10 @@
 #include "gm/genesis.h"
 #include "gm/keys.h"
 #include "gm/node.h"
-#include "gm/noise.h"
+#include "noise.h"
 #include "gm/policy.h"
-#include "gm/wire.h"
+#include "wire.h"
+#include "node_checks.h"
 
 /* ---- bounds ---- */
 #define NODE_MAX_LINKS 256          /* connections of any state */

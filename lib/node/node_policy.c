@@ -13,6 +13,7 @@
 #include "gm/canon.h"
 #include "gm/util.h"
 #include "node_internal.h"
+#include "core_internal.h"
 
 #define POLICY_FILE "access-policy.json"
 #define MAX_ROLES 64
