@@ -7,6 +7,7 @@
 #include "gm/crl.h"
 #include "gm/http_client.h"
 #include "gm/na_client.h"
+#include "merkle_internal.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
 #include "client_internal.h"

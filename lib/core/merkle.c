@@ -7,6 +7,7 @@
 
 #include "gm/merkle.h"
 #include "gm/sigdoc.h"
+#include "core_internal.h"
 #include "merkle_internal.h"
 
 static void node_hash(const gm_merkle_hash l, const gm_merkle_hash r, gm_merkle_hash out)

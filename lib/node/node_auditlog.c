@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gm/na_client.h"
+#include "merkle_internal.h"
 #include "gm/util.h"
 #include "node_internal.h"
 
