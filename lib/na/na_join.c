@@ -1,5 +1,6 @@
-/* Enrollment: POST /join (invite token -> join certificate) and POST /renew (the key's newest
- * valid certificate -> a fresh one). Each runs in one write transaction: nonce, key block
+/* Enrollment: POST /join (invite token -> join certificate), POST /renew (the key's newest
+ * valid certificate -> a fresh one) and POST /heartbeat (a node with a valid certificate says
+ * it is alive: its "last seen"). Each runs in one write transaction: nonce, key block
  * check, invite consumption (UPDATE ... WHERE used = 0) or supersession, and the certificate
  * insert commit together before the answer, so a certificate returned is durable and a token
  * is used exactly once.
