@@ -365,8 +365,8 @@ int na_handle_heartbeat(na_req *r)
     if (rc != 0)
         return r->status;
     char now[GM_TIME_STRLEN];
-    gm_time t = r->now;
-    t.has_offset = 1;
+    /* the instant recorded as last_heartbeat (whole seconds), so both say the same */
+    gm_time t = gm_time_from_unix(r->now.unix_s);
     gm_time_format(&t, now);
     return na_reply_json(r, 200, json_pack("{s:b,s:s}", "ack", 1, "server_time", now));
 }
