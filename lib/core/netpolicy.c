@@ -52,16 +52,13 @@ static int check_ports(const json_t *a, gm_error *err)
 
 static int check_strings(const json_t *a, const char *what, gm_error *err)
 {
-    char name[64];
     if (!json_is_array(a) || json_array_size(a) > GM_NETPOLICY_MAX_ITEMS)
         return gm_error_set(err, GM_EFORMAT, "\"%s\" must be an array of at most %d strings", what,
                             GM_NETPOLICY_MAX_ITEMS);
-    for (size_t i = 0; i < json_array_size(a); i++) {
-        snprintf(name, sizeof name, "%s\"[%zu", what, i);
-        int rc = check_str(json_array_get(a, i), name, 1, err);
-        if (rc != 0)
-            return rc;
-    }
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (check_str(json_array_get(a, i), what, 1, err) != 0)
+            return gm_error_set(err, GM_EFORMAT, "\"%s\"[%zu] must be a string of 1..%d characters", what, i,
+                                GM_NETPOLICY_STR_MAX);
     return 0;
 }
 
