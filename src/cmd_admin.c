@@ -107,10 +107,14 @@ static int do_invite(const cli_args *a, admin_opts *o)
     if (o->json) {
         print_json(resp);
     } else {
-        printf("%s\n", inv.token);
-        fprintf(stderr, "invite for %s expires %s; certificates valid up to %lld h. Give the token to the node:\n"
-                        "  genesis-mesh join --na %s --token <token>\n",
-                inv.first_role, inv.expires_at, (long long)inv.max_validity_hours, o->url);
+        char safe[300];
+        printf("%s\n", cli_safe(inv.token, safe, sizeof safe));
+        /* an NA like the Python reference's answers only token_id and expires_at */
+        fprintf(stderr, "invite for %s expires %s", inv.first_role ? inv.first_role : "the roles asked for",
+                inv.expires_at);
+        if (inv.max_validity_hours > 0)
+            fprintf(stderr, "; certificates valid up to %lld h", (long long)inv.max_validity_hours);
+        fprintf(stderr, ". Give the token to the node:\n  genesis-mesh join --na %s --token <token>\n", o->url);
     }
     json_decref(resp);
     return 0;
@@ -133,18 +137,21 @@ static int do_revoke(const cli_args *a, admin_opts *o)
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/revoke", body, 0, NULL, &resp, &err);
     json_decref(body);
-    int64_t seq = 0;
-    if (rc == 0 && (rc = gm_na_revoke_answer_check(resp, &seq, &err)) != 0)
+    gm_na_revoke_answer rev;
+    if (rc == 0 && (rc = gm_na_revoke_answer_check(resp, &rev, &err)) != 0)
         json_decref(resp);
     if (rc != 0)
         return cli_fail("admin revoke", &err);
     if (o->json) {
         print_json(resp);
     } else {
-        const json_t *ids = json_object_get(resp, "revoked");
-        for (size_t i = 0; i < json_array_size(ids); i++)
-            printf("revoked %s\n", json_string_value(json_array_get(ids, i)));
-        printf("CRL sequence %lld\n", (long long)seq);
+        char safe[300];
+        for (size_t i = 0; i < json_array_size(rev.revoked); i++)
+            printf("revoked %s\n", cli_safe(json_string_value(json_array_get(rev.revoked, i)), safe, sizeof safe));
+        /* an NA like the Python reference's answers only how many */
+        if (!rev.revoked)
+            printf("revoked %lld certificate(s)\n", (long long)rev.count);
+        printf("CRL sequence %lld\n", (long long)rev.sequence);
     }
     json_decref(resp);
     return 0;
@@ -152,7 +159,8 @@ static int do_revoke(const cli_args *a, admin_opts *o)
 
 static void print_nodes_table(const json_t *nodes)
 {
-    printf("%-36s  %-14s  %-24s  %-20s  %s\n", "CERT ID", "NODE KEY", "ROLES", "EXPIRES", "STATUS");
+    printf("%-36s  %-14s  %-24s  %-20s  %-20s  %s\n", "CERT ID", "NODE KEY", "ROLES", "EXPIRES", "LAST SEEN",
+           "STATUS");
     for (size_t i = 0; i < json_array_size(nodes); i++) {
         const json_t *n = json_array_get(nodes, i);
         char roles[256] = "";
@@ -166,9 +174,10 @@ static void print_nodes_table(const json_t *nodes)
         char st[128];
         snprintf(st, sizeof st, "%s%s%s%s%s", status ? status : "?", reason ? " (" : "", reason ? reason : "",
                  reason ? ")" : "", json_is_true(json_object_get(n, "key_blocked")) ? " [key blocked]" : "");
-        printf("%-36s  %.12s..  %-24s  %-20s  %s\n", json_string_value(json_object_get(n, "cert_id")),
+        const char *seen = json_string_value(json_object_get(n, "last_heartbeat"));
+        printf("%-36s  %.12s..  %-24s  %-20s  %-20s  %s\n", json_string_value(json_object_get(n, "cert_id")),
                json_string_value(json_object_get(n, "node_public_key")), roles,
-               json_string_value(json_object_get(n, "expires_at")), st);
+               json_string_value(json_object_get(n, "expires_at")), seen ? seen : "never", st);
     }
     if (json_array_size(nodes) == 0)
         printf("(no certificates issued yet)\n");

@@ -31,6 +31,11 @@ static int node_start(const cli_args *a)
     if (stale && cli_parse_choice(a->path, "crl-stale", stale, stale_modes, &mode))
         return 2;
     cfg.crl_stale_refuse = mode == 1;
+    long long hb;
+    if (cli_int(a, "heartbeat-s", -1, 86400, 0, &hb))
+        return 2;
+    /* an explicit 0 turns heartbeats off, like -1; absent means the default */
+    cfg.heartbeat_s = cli_has(a, "heartbeat-s") && hb == 0 ? -1 : (long)hb;
     if (!cfg.dir)
         return cli_usage("node start: --dir D is required");
     int rc = cli_log_open(a, &cfg.log_level);
@@ -52,13 +57,14 @@ static const cli_opt start_opts[] = {
                            "thirds of its lifetime"},
     {"crl-stale", "warn|refuse", "while the CRL is past its next_update: only warn (default), or accept no new "
                                  "peer link except to fetch a fresher CRL from it"},
+    {"heartbeat-s", "N", "POST /heartbeat to the NA at start and every N s (default 60; 0 or -1 = off)"},
     CLI_LOG_OPTS,
     {NULL},
 };
 static const cli_cmd node_start_cmd = {
     "start", "run the node until SIGTERM/SIGINT",
     "--dir D [--listen HOST:PORT] [--port-file F] [--peer HOST:PORT]... [--na URL] [--crl-poll-ms N]\n"
-    "       [--renew-after-s N] [--log FILE] [--log-format json|text] [--log-level L]",
+    "       [--renew-after-s N] [--heartbeat-s N] [--log FILE] [--log-format json|text] [--log-level L]",
     NULL, node_start, start_opts, 0, NULL};
 
 static const cli_cmd *const node_subs[] = {&node_start_cmd, NULL};

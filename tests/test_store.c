@@ -1,4 +1,4 @@
-/* Tests for lib/na/store.h: migrations, exactly-once invite consumption under concurrent
+/* Tests for lib/na/store.h: migrations (and the upgrade of a schema 3 database), heartbeats, exactly-once invite consumption under concurrent
  * threads (separate connections and one shared handle), CRL sequence only going up,
  * durability across reopen, rollback, nonces and key blocks. */
 #include <pthread.h>
@@ -109,6 +109,77 @@ static void test_newer_schema_is_refused(void **state)
     assert_int_equal(gm_store_open(&s, path, &err), GM_EDB);
     assert_null(s);
     assert_non_null(strstr(err.msg, "newer"));
+}
+
+static int find_cert(const gm_store_cert *c, void *ctx)
+{
+    gm_store_cert *out = ctx;
+    if (strcmp(c->cert_id, out->cert_id) != 0)
+        return 0;
+    out->last_heartbeat = c->last_heartbeat;
+    snprintf(out->heartbeat_status, sizeof out->heartbeat_status, "%s", c->heartbeat_status);
+    return 1;
+}
+
+/* The certificate's last heartbeat as the listing admin nodes uses reports it. */
+static gm_store_cert listed(gm_store_t *s, const char *cert_id)
+{
+    gm_store_cert c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.cert_id, sizeof c.cert_id, "%s", cert_id);
+    c.last_heartbeat = -1;
+    assert_int_equal(gm_store_certs_foreach(s, NULL, find_cert, &c, NULL), 1);
+    return c;
+}
+
+static void test_heartbeat_is_recorded_and_listed(void **state)
+{
+    (void)state;
+    gm_store_t *s = open_db("hb.db");
+    gm_store_cert c = make_cert("00000000-0000-4000-8000-0000000000b1", "pkHB"), got;
+    gm_error err = {0};
+    assert_int_equal(gm_store_cert_add(s, &c, &err), 0);
+    got = listed(s, c.cert_id);
+    assert_int_equal(got.last_heartbeat, 0);
+    assert_string_equal(got.heartbeat_status, "");
+    assert_int_equal(gm_store_cert_heartbeat(s, c.cert_id, 1500, "healthy", &err), 0);
+    assert_int_equal(gm_store_cert_heartbeat(s, c.cert_id, 1600, "degraded", &err), 0);
+    got = listed(s, c.cert_id);
+    assert_int_equal(got.last_heartbeat, 1600);
+    assert_string_equal(got.heartbeat_status, "degraded");
+    assert_int_equal(gm_store_cert_get(s, c.cert_id, &got, &err), 0);
+    assert_int_equal(got.last_heartbeat, 1600);
+    gm_store_cert_clear(&got);
+    assert_int_equal(gm_store_cert_heartbeat(s, "00000000-0000-4000-8000-00000000dead", 1700, "up", &err), GM_ENOTFOUND);
+    gm_store_close(s);
+}
+
+/* A database made before heartbeats (schema 3) is upgraded in place: its certificates stay and
+ * read as never seen, and heartbeats can be recorded. */
+static void test_schema_3_database_gains_heartbeats(void **state)
+{
+    (void)state;
+    gm_store_t *s = open_db("v3.db");
+    gm_store_cert c = make_cert("00000000-0000-4000-8000-0000000000b3", "pkV3"), got;
+    gm_error err = {0};
+    assert_int_equal(gm_store_cert_add(s, &c, &err), 0);
+    gm_store_close(s);
+    raw_exec("v3.db", "ALTER TABLE certificates DROP COLUMN last_heartbeat;"
+                      "ALTER TABLE certificates DROP COLUMN heartbeat_status;"
+                      "DROP TABLE issuance_log;"
+                      "DELETE FROM schema_version WHERE version >= 4;");
+    s = open_db("v3.db");
+    int v = 0;
+    assert_int_equal(gm_store_schema_version(s, &v, NULL), 0);
+    assert_int_equal(v, GM_STORE_SCHEMA_VERSION); /* steps 4 (heartbeats) and 5 (issuance log) ran */
+    uint64_t log_size = 99;
+    assert_int_equal(gm_store_log_size(s, &log_size, NULL), 0);
+    assert_int_equal(log_size, 0);
+    got = listed(s, c.cert_id);
+    assert_int_equal(got.last_heartbeat, 0);
+    assert_int_equal(gm_store_cert_heartbeat(s, c.cert_id, 1500, "healthy", &err), 0);
+    assert_int_equal(listed(s, c.cert_id).last_heartbeat, 1500);
+    gm_store_close(s);
 }
 
 static void test_invite_consumed_once_then_conflict_or_expired(void **state)
@@ -569,6 +640,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrations_reach_current_version_once),
         cmocka_unit_test(test_newer_schema_is_refused),
+        cmocka_unit_test(test_heartbeat_is_recorded_and_listed),
+        cmocka_unit_test(test_schema_3_database_gains_heartbeats),
         cmocka_unit_test(test_invite_consumed_once_then_conflict_or_expired),
         cmocka_unit_test(test_token_consumed_exactly_once_by_concurrent_connections),
         cmocka_unit_test(test_token_consumed_exactly_once_through_a_shared_handle),

@@ -55,20 +55,30 @@ int gm_na_fetch_crl(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const ch
 /* ---- checking the NA's answers (strict: a missing or wrong-typed member is GM_EPROTO with a
  * message naming it; the strings returned are borrowed from the JSON value) ---- */
 
-/* POST /admin/invite: {"token", "roles", "expires_at", "max_validity_hours"}. */
+/* POST /admin/invite: ours {"token", "token_id", "roles", "expires_at", "max_validity_hours"}
+ * or the Python reference NA's {"token_id", "expires_at"}: the token is "token" or "token_id"
+ * (the same when both are there); roles and max_validity_hours only when the NA says them. */
 typedef struct gm_na_invite_answer {
     const char *token;
-    const char *first_role;
+    const char *first_role;     /* NULL when the answer has no "roles" */
     const char *expires_at;
-    int64_t max_validity_hours;
+    int64_t max_validity_hours; /* 0 when the answer has none */
 } gm_na_invite_answer;
 int gm_na_invite_answer_check(const json_t *resp, gm_na_invite_answer *out, gm_error *err) GM_MUST_CHECK;
 
-/* POST /admin/revoke: {"revoked": [cert ids], "sequence": n, "crl": ...}. */
-int gm_na_revoke_answer_check(const json_t *resp, int64_t *sequence, gm_error *err) GM_MUST_CHECK;
+/* POST /admin/revoke: ours {"revoked": [cert ids], "sequence": n, "crl": ..., and the
+ * reference's members} or the Python reference NA's {"crl_sequence": n, "revoked_count": k}. */
+typedef struct gm_na_revoke_answer {
+    int64_t sequence;      /* of the CRL that lists the revocation */
+    int64_t count;         /* certificates revoked */
+    const json_t *revoked; /* the cert ids (borrowed), NULL when the NA does not list them */
+} gm_na_revoke_answer;
+int gm_na_revoke_answer_check(const json_t *resp, gm_na_revoke_answer *out, gm_error *err) GM_MUST_CHECK;
 
-/* GET /admin/nodes: {"nodes": [{cert_id, node_public_key, roles, expires_at, status, ...}]}. */
+/* GET /admin/nodes: {"nodes": [{cert_id, node_public_key, roles, expires_at, status, ...,
+ * last_heartbeat (timestamp or null)}]}. */
 int gm_na_nodes_answer_check(const json_t *resp, gm_error *err) GM_MUST_CHECK;
+
 
 /* POST /admin/clear-key: {"node_public_key", "cleared": true}. */
 int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err) GM_MUST_CHECK;

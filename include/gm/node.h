@@ -39,6 +39,8 @@ typedef struct gm_node_config {
     gm_node_log_level log_level;
     int crl_stale_refuse;    /* CRL past next_update: 0 = warn only, 1 = also refuse new links
                                 (except to fetch a fresher CRL from the peer) */
+    long heartbeat_s;        /* POST /heartbeat to the NA at start and then every this many
+                                seconds; 0 = every 60 s, <0 = never */
 } gm_node_config;
 
 /* Load the state directory, run until SIGTERM/SIGINT, close sessions and free everything.

@@ -409,6 +409,8 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
         rc = na_crl_bootstrap(na, err);
     if (rc == 0)
         rc = na_policy_bootstrap(na, err);
+    if (rc == 0)
+        rc = na_netpolicy_bootstrap(na, err);
     if (rc != 0) {
         gm_na_free(na);
         return rc;
@@ -462,6 +464,7 @@ void gm_na_free(gm_na_t *na)
     free(na->genesis_text);
     free(na->crl_text);
     free(na->policy_text);
+    free(na->netpolicy_text);
     gm_signer_wipe(&na->key);
     na_metrics_free(&na->metrics);
     na_ratelimit_free(&na->ratelimit);

@@ -231,8 +231,10 @@ int na_handle_revoke(na_req *r)
         return na_reply_error(r, 400, "invalid_body", "give exactly one of \"cert_id\" or \"node_public_key\"");
     if ((has_cert && na_get_string(r, r->json, "cert_id", 1, 36, &cert_id) != 0) ||
         (has_key && na_get_pk(r, r->json, "node_public_key", pk, &pk_b64) != 0) ||
-        na_get_string(r, r->json, "reason", 1, 64, &reason) != 0)
+        na_get_string(r, r->json, "reason", 0, 64, &reason) != 0)
         return r->status;
+    if (!reason)
+        reason = "unspecified"; /* as the Python reference's NA (its admin revoke may omit it) */
     if (cert_id && !gm_uuid_valid(cert_id))
         return na_reply_error(r, 400, "invalid_field", "\"cert_id\" must be a UUID");
     if (!gm_crl_reason_valid(reason))
@@ -290,8 +292,10 @@ int na_handle_revoke(na_req *r)
     na_log(na, "%s revoked %zu certificate(s) (%s) by %s; CRL sequence %llu", r->request_id, cc.n, reason,
            r->admin_key_id, (unsigned long long)seq);
     free(cc.t);
-    return na_reply_json(r, 200, json_pack("{s:o,s:o,s:I}", "crl", crl ? crl : json_null(), "revoked", revoked,
-                                           "sequence", (json_int_t)seq));
+    /* crl_sequence and revoked_count: the Python reference's answer, beside ours */
+    return na_reply_json(r, 200, json_pack("{s:o,s:o,s:I,s:I,s:I}", "crl", crl ? crl : json_null(), "revoked", revoked,
+                                           "sequence", (json_int_t)seq, "crl_sequence", (json_int_t)seq,
+                                           "revoked_count", (json_int_t)cc.n));
 }
 
 int64_t na_crl_next_update_s(const gm_na_t *na)

@@ -156,6 +156,8 @@ struct gm_na {
     uint64_t policy_seq;
     char *policy_text;
     char policy_etag[80];
+    /* the network policy manifest (na_netpolicy.c), also in D/network-policy.json; fixed at start */
+    char *netpolicy_text;
     _Atomic int64_t nonce_pruned_at;
     /* the issuance log's latest checkpoint, signed once per size (na_issuance.c) */
     pthread_mutex_t log_lock;
@@ -185,6 +187,8 @@ int na_cert_supersession_pending(const gm_store_cert *c, int64_t now);
 void na_crl_pending_note(gm_na_t *na, int64_t at);
 /* Load D/access-policy.json (issuing the permissive sequence 0 when there is none). */
 int na_policy_bootstrap(gm_na_t *na, gm_error *err); /* na_policy.c */
+/* Load D/network-policy.json (issuing the reference's default when there is none). */
+int na_netpolicy_bootstrap(gm_na_t *na, gm_error *err); /* na_netpolicy.c */
 /* Reply 200 with text (application/json) tagged etag, or 304 when If-None-Match names it. */
 int na_reply_tagged(na_req *r, const char *text, const char *etag); /* na_crl.c */
 /* Inside an open transaction: build the CRL the store's revocations call for at now (entries
@@ -225,6 +229,10 @@ int na_reply_text(na_req *r, int status, const char *content_type, const char *t
 /* The one error envelope {"error":{"code","message","request_id"}}. Returns status. */
 int na_reply_error(na_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same with "reason" in the envelope: a finer cause under a code shared with the Python
+ * reference's NA (403 invalid_invite_token, reason invite_used). */
+int na_reply_error_reason(na_req *r, int status, const char *code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Map a library error to a status and code (for store/crypto failures mid-request). */
 int na_reply_gm_error(na_req *r, const gm_error *err);
 /* A request header value or NULL. */
@@ -263,6 +271,7 @@ int na_handle_genesis(na_req *r);    /* na_public.c */
 int na_handle_crl(na_req *r);        /* na_crl.c */
 int na_handle_access_policy(na_req *r); /* na_policy.c */
 int na_handle_policy_set(na_req *r);    /* na_policy.c */
+int na_handle_netpolicy(na_req *r);     /* na_netpolicy.c */
 int na_handle_revoke(na_req *r);     /* na_crl.c */
 int na_handle_metrics(na_req *r);    /* na_metrics.c */
 int na_handle_invite(na_req *r);     /* na_admin.c */
@@ -270,6 +279,7 @@ int na_handle_nodes(na_req *r);      /* na_admin.c */
 int na_handle_clear_key(na_req *r);  /* na_admin.c */
 int na_handle_join(na_req *r);       /* na_join.c */
 int na_handle_renew(na_req *r);      /* na_join.c */
+int na_handle_heartbeat(na_req *r);  /* na_join.c */
 int na_handle_agents_register(na_req *r); /* na_agents.c */
 int na_handle_agents_list(na_req *r);     /* na_agents.c */
 int na_handle_agents_delete(na_req *r);   /* na_agents.c */

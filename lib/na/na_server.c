@@ -68,19 +68,36 @@ int na_reply_json(na_req *r, int status, json_t *v)
     return r->status;
 }
 
-int na_reply_error(na_req *r, int status, const char *code, const char *fmt, ...)
+static int reply_error_v(na_req *r, int status, const char *code, const char *reason, const char *fmt, va_list ap)
 {
     char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     /* Messages may quote client input: keep them printable ASCII so they always encode. */
     for (char *p = msg; *p; p++)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
             *p = '?';
-    return na_reply_json(r, status, json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg,
-                                              "request_id", r->request_id));
+    json_t *e = json_pack("{s:s,s:s,s:s}", "code", code, "message", msg, "request_id", r->request_id);
+    if (e && reason)
+        json_object_set_new(e, "reason", json_string(reason));
+    return na_reply_json(r, status, json_pack("{s:o}", "error", e));
+}
+
+int na_reply_error(na_req *r, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int st = reply_error_v(r, status, code, NULL, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+int na_reply_error_reason(na_req *r, int status, const char *code, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int st = reply_error_v(r, status, code, reason, fmt, ap);
+    va_end(ap);
+    return st;
 }
 
 int na_reply_gm_error(na_req *r, const gm_error *err)

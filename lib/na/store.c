@@ -102,6 +102,11 @@ int gm_store_cert_count(gm_store_t *s, int64_t *n, gm_error *err)
     return s->ops->cert_count(s, n, err);
 }
 
+int gm_store_cert_heartbeat(gm_store_t *s, const char *cert_id, int64_t now, const char *status, gm_error *err)
+{
+    return s->ops->cert_heartbeat(s, cert_id, now, status, err);
+}
+
 void gm_store_cert_clear(gm_store_cert *c)
 {
     if (!c)

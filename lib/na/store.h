@@ -20,7 +20,7 @@
 #include "gm/keys.h"
 
 /* The schema version this program creates and understands. */
-#define GM_STORE_SCHEMA_VERSION 4
+#define GM_STORE_SCHEMA_VERSION 5
 /* How long a lock held by another connection is waited for before GM_EDB. */
 #define GM_STORE_BUSY_TIMEOUT_MS 10000
 
@@ -77,6 +77,8 @@ void gm_store_invite_clear(gm_store_invite *inv);
 
 /* ---- certificates ---- */
 
+#define GM_STORE_STATUS_MAX 64 /* characters of a heartbeat status */
+
 typedef struct gm_store_cert {
     char cert_id[37];
     char node_pk[GM_PK_B64_LEN + 1];
@@ -87,6 +89,8 @@ typedef struct gm_store_cert {
     int revoked;                /* filled by get/foreach from the revocations */
     char reason[32];
     char revoked_at[64];
+    int64_t last_heartbeat;     /* unix seconds of the node's last POST /heartbeat, 0 = never */
+    char heartbeat_status[GM_STORE_STATUS_MAX + 1]; /* the status it reported then ("" = never) */
 } gm_store_cert;
 
 /* Insert (cert_id must be new: GM_ECONFLICT otherwise). revoked/reason are ignored. */
@@ -99,6 +103,10 @@ typedef int (*gm_store_cert_fn)(const gm_store_cert *c, void *ctx);
 int gm_store_certs_foreach(gm_store_t *s, const char *node_pk_b64, gm_store_cert_fn fn, void *ctx,
                            gm_error *err);
 int gm_store_cert_count(gm_store_t *s, int64_t *n, gm_error *err);
+/* Record a heartbeat of cert_id at now with the node's status (at most GM_STORE_STATUS_MAX
+ * characters): the "last seen" that gm_store_certs_foreach reports. GM_ENOTFOUND if there is
+ * no such certificate. */
+int gm_store_cert_heartbeat(gm_store_t *s, const char *cert_id, int64_t now, const char *status, gm_error *err);
 void gm_store_cert_clear(gm_store_cert *c);
 
 /* ---- revocations and CRLs ---- */

@@ -34,6 +34,7 @@ typedef struct gm_store_ops {
     int (*cert_get)(gm_store_t *s, const char *cert_id, gm_store_cert *c, gm_error *err);
     int (*certs_foreach)(gm_store_t *s, const char *node_pk_b64, gm_store_cert_fn fn, void *ctx, gm_error *err);
     int (*cert_count)(gm_store_t *s, int64_t *n, gm_error *err);
+    int (*cert_heartbeat)(gm_store_t *s, const char *cert_id, int64_t now, const char *status, gm_error *err);
 
     int (*revocation_add)(gm_store_t *s, const char *cert_id, const char *revoked_at, const char *reason,
                           const char *issuer, gm_error *err);

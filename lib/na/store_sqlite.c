@@ -82,7 +82,10 @@ static const migration migrations[] = {
     " expires_at INTEGER NOT NULL,"
     " doc TEXT NOT NULL);"
     "CREATE INDEX agents_by_key ON agents(node_public_key);"},
-    {4, "the issuance log (a Merkle tree of every certificate issued, renewed or revoked)",
+    {4, "the last heartbeat of each certificate (POST /heartbeat, the \"last seen\" of admin nodes)",
+    "ALTER TABLE certificates ADD COLUMN last_heartbeat INTEGER;"
+    "ALTER TABLE certificates ADD COLUMN heartbeat_status TEXT;"},
+    {5, "the issuance log (a Merkle tree of every certificate issued, renewed or revoked)",
     "CREATE TABLE issuance_log("
     " idx INTEGER PRIMARY KEY,"
     " kind TEXT NOT NULL,"
@@ -531,7 +534,8 @@ static int sq_cert_add(gm_store_t *gs, const gm_store_cert *c, gm_error *err)
 
 #define CERT_COLUMNS                                                                                              \
     "SELECT c.cert_id, c.node_public_key, c.roles, c.issued_at, c.expires_at, c.max_validity_hours, c.doc,"      \
-    " r.reason, r.revoked_at FROM certificates c LEFT JOIN revocations r ON r.cert_id = c.cert_id"
+    " r.reason, r.revoked_at, c.last_heartbeat, c.heartbeat_status"                                              \
+    " FROM certificates c LEFT JOIN revocations r ON r.cert_id = c.cert_id"
 
 /* Fill c from a CERT_COLUMNS row; strings are borrowed from the statement when borrow is set. */
 static void cert_row(sqlite3_stmt *st, gm_store_cert *c, int borrow)
@@ -553,6 +557,10 @@ static void cert_row(sqlite3_stmt *st, gm_store_cert *c, int borrow)
         c->revoked = 1;
         col_copy(st, 7, c->reason, sizeof c->reason);
         col_copy(st, 8, c->revoked_at, sizeof c->revoked_at);
+    }
+    if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+        c->last_heartbeat = sqlite3_column_int64(st, 9);
+        col_copy(st, 10, c->heartbeat_status, sizeof c->heartbeat_status);
     }
 }
 
@@ -622,6 +630,24 @@ static int sq_cert_count(gm_store_t *gs, int64_t *n, gm_error *err)
         else
             rc = db_fail(s, err, "counting certificates");
         sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_cert_heartbeat(gm_store_t *gs, const char *cert_id, int64_t now, const char *status, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "UPDATE certificates SET last_heartbeat = ?, heartbeat_status = ? WHERE cert_id = ?", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, now);
+        bind_text(st, 2, status);
+        bind_text(st, 3, cert_id);
+        rc = step_done(s, st, "heartbeat", err);
+        if (rc == 0 && sqlite3_changes(s->db) == 0)
+            rc = gm_error_set(err, GM_ENOTFOUND, "no certificate %s", cert_id);
     }
     unlock(s);
     return rc;
@@ -1102,6 +1128,7 @@ const gm_store_ops gm_store_backend_sqlite = {
     .cert_get = sq_cert_get,
     .certs_foreach = sq_certs_foreach,
     .cert_count = sq_cert_count,
+    .cert_heartbeat = sq_cert_heartbeat,
     .revocation_add = sq_revocation_add,
     .revocation_update = sq_revocation_update,
     .log_append = sq_log_append,

@@ -259,6 +259,8 @@ typedef struct node_api_state {
 typedef struct node_renew_state {
     int busy;
     uint64_t next_ms;
+    int hb_busy;         /* a POST /heartbeat in flight */
+    uint64_t hb_next_ms; /* when the next one is due (0: at the first tick) */
 } node_renew_state;
 
 struct gm_node {
@@ -507,6 +509,7 @@ char *node_metrics_prometheus(gm_node *n);
 /* node_renew.c */
 void node_renew_schedule(gm_node *n);
 void node_renew_tick(gm_node *n, uint64_t now);
+void node_heartbeat_tick(gm_node *n, uint64_t now);
 
 /* node_main.c */
 void node_stop(gm_node *n);

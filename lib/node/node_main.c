@@ -108,6 +108,7 @@ static void on_tick(uv_timer_t *t)
     node_crl_tick(n, now);
     node_renew_tick(n, now);
     node_auditlog_tick(n, now);
+    node_heartbeat_tick(n, now);
 }
 
 /* ---- loading the state directory ---- */
