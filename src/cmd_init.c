@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "cli.h"
 #include "gm/genesis.h"
@@ -212,6 +213,10 @@ static int run_init(const cli_args *a)
         rc = write_config(dir, network, na_url, listen, &op, tls, &err);
     if (rc == 0)
         rc = write_policy(dir, &na, now, &err);
+    char console_token[GM_NA_CONSOLE_TOKEN_LEN + 1];
+    if (rc == 0)
+        rc = gm_na_console_token(dir, 1, console_token, &err);
+    sodium_memzero(console_token, sizeof console_token);
     free(gtext);
     gm_genesis_free(&g);
     gm_signer_wipe(&root);
@@ -231,8 +236,9 @@ static int run_init(const cli_args *a)
            "  operator.key  operator key (operator-local): %s\n"
            "  genesis.json  signed genesis block\n"
            "  config.json   NA configuration (listen %s, URL %s)\n"
-           "  access-policy.json  access policy 0: everything allowed (genesis-mesh admin policy set FILE)\n",
-           network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url);
+           "  access-policy.json  access policy 0: everything allowed (genesis-mesh admin policy set FILE)\n"
+           "  console.token the web console's access token (genesis-mesh admin console-url --dir %s)\n",
+           network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url, dir);
     if (tls)
         printf("  tls.crt       the NA's self-signed TLS certificate; its key pin is\n"
                "                %s\n"

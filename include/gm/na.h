@@ -116,6 +116,13 @@ typedef int (*gm_na_revoke_hook)(gm_na_t *na, gm_store_t *store, const char *cer
                                  const char *node_pk_b64, const char *reason, void *ctx,
                                  gm_error *err);
 #define GM_NA_MAX_REVOKE_HOOKS 8
+
+/* The console's bearer token (docs/na-api.md "Console"): dir/console.token, 64 lowercase hex
+ * characters (32 random bytes), mode 0600. With create, a missing file is made first (O_EXCL,
+ * so two creators never disagree); gm_na_new does that. A file others may read, or of another
+ * shape, is refused with the fix in the message. */
+#define GM_NA_CONSOLE_TOKEN_LEN 64
+int gm_na_console_token(const char *dir, int create, char token[GM_NA_CONSOLE_TOKEN_LEN + 1], gm_error *err);
 /* Register before gm_na_start. */
 int gm_na_add_revoke_hook(gm_na_t *na, gm_na_revoke_hook fn, void *ctx, gm_error *err);
 

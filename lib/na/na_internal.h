@@ -141,6 +141,7 @@ struct gm_na {
     char *policy_text;
     char policy_etag[80];
     _Atomic int64_t nonce_pruned_at;
+    char console_token[GM_NA_CONSOLE_TOKEN_LEN + 1]; /* D/console.token (na_console.c) */
 };
 
 void na_log(gm_na_t *na, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -248,6 +249,18 @@ int na_handle_renew(na_req *r);      /* na_join.c */
 int na_handle_agents_register(na_req *r); /* na_agents.c */
 int na_handle_agents_list(na_req *r);     /* na_agents.c */
 int na_handle_agents_delete(na_req *r);   /* na_agents.c */
+int na_handle_console_page(na_req *r);    /* na_console.c */
+int na_handle_console_asset(na_req *r);   /* na_console.c */
+int na_handle_console_state(na_req *r);   /* na_console.c */
+
+/* The console's files (lib/na/console/), compiled in by cmake/gm_embed.cmake. */
+typedef struct na_console_asset {
+    const char *name; /* file name, no directory */
+    const unsigned char *data;
+    size_t len;
+} na_console_asset;
+extern const na_console_asset na_console_assets[];
+extern const size_t na_console_n_assets;
 /* Register the agent registry's revoke hook (called by gm_na_new). */
 int gm_na_agents_install(gm_na_t *na, gm_error *err); /* na_agents.c */
 
