@@ -3,7 +3,8 @@
 # outstanding invite and a registered agent; headless Chromium (driven by playwright-core,
 # tests/js/console_check.js) opens the URL `admin console-url` prints, trusting the NA's
 # self-signed certificate by its key pin, checks the page, sees a revocation made with the CLI
-# appear without a reload, and the state endpoint refuse a missing or wrong token. The
+# appear without a reload (gamma renewed: its first certificate superseded), and the state
+# endpoint refuse a missing or wrong token. The
 # screenshot goes to $GM_BUILD/console.png. Skips only when node or chromium is missing
 # (scripts/deps.sh installs both).
 . "$(dirname "$0")/lib_e2e.sh"
@@ -27,6 +28,7 @@ for n in alpha beta gamma; do e2e_node_join "$n" role:service:agent; done
 e2e_node_start alpha
 agent_start console-agent alpha repo.summary --fixture "$SRC/examples/repo-a.json"
 INVITE="$(e2e_invite role:spare)"
+gm join --renew --dir "$(node_dir gamma)" >"$E2E_TMP/renew.out" 2>&1 || fail "renewal of gamma: $(cat "$E2E_TMP/renew.out")"
 
 step "console.token: made by init, 0600, and admin console-url prints the address with it"
 [ "$(stat -c %a "$E2E_NET/console.token")" = 600 ] || fail "console.token has mode $(stat -c %a "$E2E_NET/console.token")"
@@ -51,7 +53,7 @@ NODES="$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$(node_k
 GM_CONSOLE_URL="$URL" GM_CONSOLE_PIN="$GM_NA_PIN" GM_CONSOLE_NETWORK="$E2E_NETWORK" GM_CONSOLE_NODES="$NODES" \
 GM_CONSOLE_REVOKE_KEY="$VICTIM" GM_CONSOLE_REVOKE_CMD="$REVOKE_CMD" GM_CONSOLE_INVITE_TOKEN="$INVITE" \
 GM_CONSOLE_INVITE_ROLE=role:spare GM_CONSOLE_AGENT_ID=console-agent GM_CONSOLE_AGENT_CAP=repo.summary \
-GM_CONSOLE_NA_VALID_TO="$NA_VALID_TO" GM_CONSOLE_SCREENSHOT="$SHOT" GM_CONSOLE_TIMEOUT_S="$E2E_TIMEOUT" \
+GM_CONSOLE_NA_VALID_TO="$NA_VALID_TO" GM_CONSOLE_RENEWED_KEY="$(node_key gamma)" GM_CONSOLE_SCREENSHOT="$SHOT" GM_CONSOLE_TIMEOUT_S="$E2E_TIMEOUT" \
 GM_CHROMIUM="$CHROMIUM" NODE_PATH="$JS/node_modules" TMPDIR="$E2E_TMP" \
     node "$JS/console_check.js" >"$E2E_TMP/browser.log" 2>&1 || fail "browser check: $(cat "$E2E_TMP/browser.log")"
 cat "$E2E_TMP/browser.log" >&2

@@ -27,6 +27,7 @@ const inviteRole = env('GM_CONSOLE_INVITE_ROLE');
 const agentId = env('GM_CONSOLE_AGENT_ID');
 const agentCap = env('GM_CONSOLE_AGENT_CAP');
 const naKeyValidTo = env('GM_CONSOLE_NA_VALID_TO');
+const renewed = env('GM_CONSOLE_RENEWED_KEY');   // a node key with a renewed certificate
 const shot = env('GM_CONSOLE_SCREENSHOT');
 const timeoutMs = 1000 * Number(process.env.GM_CONSOLE_TIMEOUT_S || 30);
 
@@ -77,6 +78,9 @@ async function main() {
     check(true, 'every enrolled node is listed as active (' + nodes.length + ')');
     const expiry = await page.textContent(`#nodes tr[data-node-key="${nodes[0]}"] td:nth-child(5)`);
     check(/^in \d/.test(expiry), 'a node shows the time to its certificate expiry (' + expiry + ')');
+
+    const renewedStates = await page.$$eval(`#nodes tr[data-node-key="${renewed}"] details tr`, (rows) => rows.map((r) => r.getAttribute('data-state')));
+    check(JSON.stringify(renewedStates) === '["superseded","active"]', 'a renewed node shows its old certificate superseded (' + renewedStates + ')');
 
     await page.waitForSelector('#invites tbody tr', { timeout: timeoutMs });
     const inviteText = await page.textContent('#invites tbody');
