@@ -101,22 +101,22 @@ int gm_na_console_token(const char *dir, int create, char token[GM_NA_CONSOLE_TO
     return rc;
 }
 
-/* "Authorization: Bearer <token>"; replies 401 otherwise. */
+/* "Authorization: Bearer <token>"; replies 401 and returns -1 otherwise. */
 static int console_authorized(na_req *r)
 {
     const char *h = na_req_header(r, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0)
-        return na_reply_error(r, 401, "console_token_required",
-                              "send the console token as \"Authorization: Bearer <token>\" "
-                              "(genesis-mesh admin console-url prints the console's address with it)"),
-               -1;
+    if (!h || strncmp(h, "Bearer ", 7) != 0) {
+        na_reply_error(r, 401, "console_token_required",
+                       "send the console token as \"Authorization: Bearer <token>\" "
+                       "(genesis-mesh admin console-url prints the console's address with it)");
+        return -1;
+    }
     const char *t = h + 7;
     /* The length is no secret; the bytes are compared in constant time. */
-    if (strlen(t) != GM_NA_CONSOLE_TOKEN_LEN ||
-        sodium_memcmp(t, r->na->console_token, GM_NA_CONSOLE_TOKEN_LEN) != 0)
-        return na_reply_error(r, 401, "console_token_invalid",
-                              "wrong console token (it is in console.token of the NA directory)"),
-               -1;
+    if (strlen(t) != GM_NA_CONSOLE_TOKEN_LEN || sodium_memcmp(t, r->na->console_token, GM_NA_CONSOLE_TOKEN_LEN) != 0) {
+        na_reply_error(r, 401, "console_token_invalid", "wrong console token (it is in console.token of the NA directory)");
+        return -1;
+    }
     return 0;
 }
 
