@@ -122,11 +122,15 @@ async function main() {
     check(!probe.ok.body.includes(inviteToken), 'the invite token is not in the state');
     check(!/"token"|private|secret/i.test(probe.ok.body), 'the state holds no token field or private material');
 
-    // Revoke while the page stays open: it must show without a reload.
+    // Revoke while the page stays open: it must show without a reload, and the certificate
+    // list the operator opened stays open across the new rendering.
+    await page.click(`#nodes tr[data-node-key="${renewed}"] details summary`);
     await page.evaluate(() => { window.__gmNoReload = 1; });
     execFileSync(revokeCmd[0], revokeCmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
     await page.waitForSelector(`#nodes tr[data-node-key="${victim}"][data-state="revoked"]`, { timeout: timeoutMs });
     check(await page.evaluate(() => window.__gmNoReload === 1), 'the revocation appeared without a reload');
+    check(await page.locator(`#nodes tr[data-node-key="${renewed}"] details[open]`).count() === 1,
+      'an opened certificate list stays open when the state changes');
     await page.waitForFunction((s) => Number(document.getElementById('crl-sequence').textContent) > s, seqBefore, { timeout: timeoutMs });
     const crlText = await page.textContent('#crl tbody');
     check(crlText.includes('key_compromise'), 'the CRL lists the revocation with its reason');

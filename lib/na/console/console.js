@@ -34,8 +34,8 @@
 
   function fmtDuration(s) {
     const a = Math.abs(s);
-    if (a < 60) return Math.round(a) + ' s';
-    if (a < 3600) return Math.floor(a / 60) + ' min ' + Math.round(a % 60) + ' s';
+    if (a < 60) return Math.floor(a) + ' s';
+    if (a < 3600) return Math.floor(a / 60) + ' min ' + Math.floor(a % 60) + ' s';
     if (a < 86400) return Math.floor(a / 3600) + ' h ' + Math.floor((a % 3600) / 60) + ' min';
     return Math.floor(a / 86400) + ' d ' + Math.floor((a % 86400) / 3600) + ' h';
   }
@@ -94,6 +94,9 @@
 
     let active = 0, revoked = 0;
     const nodeRows = [];
+    // A new state replaces the rows: the certificate lists the operator opened stay open.
+    const open = new Set(Array.from(document.querySelectorAll('#nodes details[open]'),
+      (d) => d.closest('tr[data-node-key]').getAttribute('data-node-key')));
     for (const n of s.nodes) {
       if (n.state === 'active') active++;
       const certRows = n.certificates.map((c) => {
@@ -104,6 +107,7 @@
       });
       const details = el('details', {}, el('summary', {}, n.certificates.length + ' certificate' + (n.certificates.length === 1 ? '' : 's')),
         el('table', {}, el('tbody', {}, ...certRows)));
+      details.open = open.has(n.node_public_key);
       const stateCell = el('td', {}, badge(n.state));
       if (n.key_blocked) stateCell.append(' ', badge('blocked'));
       const tr = el('tr', { 'data-node-key': n.node_public_key, 'data-state': n.state },
