@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "cli.h"
 #include "gm/crl.h"
 #include "gm/http_client.h"
 #include "gm/keys.h"
+#include "gm/na.h"
 #include "gm/na_client.h"
 #include "gm/policy.h"
 #include "gm/util.h"
@@ -343,6 +345,35 @@ static int run_request(const cli_args *a)
     return with_operator(a, do_request);
 }
 
+/* The console's address with its token in the fragment (browsers never send a fragment, so
+ * the token stays out of every server and proxy log). */
+static int run_console_url(const cli_args *a)
+{
+    const char *dir = cli_str(a, "dir", "."), *na = cli_str(a, "na", NULL);
+    gm_error err = {0};
+    gm_na_config cfg;
+    char token[GM_NA_CONSOLE_TOKEN_LEN + 1];
+    if (!na) {
+        if (gm_na_config_load(&cfg, dir, &err) != 0)
+            return cli_fail("admin console-url", &err);
+        na = cfg.na_url;
+    }
+    if (strncmp(na, "https://", 8) != 0 && strncmp(na, "http://", 7) != 0)
+        return cli_usage("admin console-url: --na must be an http:// or https:// URL, not '%s'", na);
+    if (gm_na_console_token(dir, 0, token, &err) != 0)
+        return cli_fail("admin console-url", &err);
+    size_t n = strlen(na);
+    while (n > 0 && na[n - 1] == '/')
+        n--;
+    printf("%.*s/console#token=%s\n", (int)n, na, token);
+    sodium_memzero(token, sizeof token);
+    if (!strncmp(na, "https://", 8))
+        fprintf(stderr, "Open it in a browser. The NA's certificate is its own (%s/tls.crt): the browser asks once "
+                        "whether to trust it.\n",
+                dir);
+    return 0;
+}
+
 #define ADMIN_COMMON                                                                                     \
     {"dir", "D", "operator directory holding operator.key and config.json (default .)"},                 \
         {"na", "URL", "NA URL (default: na_url of D/config.json)"},                                        \
@@ -419,8 +450,19 @@ static const cli_cmd *const admin_policy_subs[] = {&admin_policy_set, NULL};
 static const cli_cmd admin_policy = {"policy", "the access policy: set FILE", NULL, NULL, NULL, NULL, 0,
                                      admin_policy_subs};
 
+static const cli_opt console_url_opts[] = {
+    {"dir", "D", "the NA directory holding console.token and config.json (default .)"},
+    {"na", "URL", "the NA's address as the browser reaches it (default: na_url of D/config.json)"},
+    {NULL},
+};
+static const cli_cmd admin_console_url = {
+    "console-url", "print the web console's address with its access token", "[--dir D] [--na URL]",
+    "The token is in the fragment (#token=...), which the browser keeps to itself: it never reaches\n"
+    "a log. Anyone holding the address sees the nodes, invites and CRL: treat it as a password.\n",
+    run_console_url, console_url_opts, 0, NULL};
+
 static const cli_cmd *const admin_subs[] = {&admin_invite, &admin_revoke, &admin_nodes, &admin_clear_key,
-                                            &admin_policy, &admin_request, NULL};
-const cli_cmd cli_admin = {"admin", "invite | revoke | nodes | clear-key | policy set: operator requests to the NA", NULL,
+                                            &admin_policy, &admin_console_url, &admin_request, NULL};
+const cli_cmd cli_admin = {"admin", "invite | revoke | nodes | clear-key | policy set | console-url: operator requests to the NA", NULL,
                            "Operator requests to the NA, signed with the operator key of an operator directory.\n",
                            NULL, NULL, 0, admin_subs};

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "cli.h"
 #include "gm/genesis.h"
@@ -221,6 +222,10 @@ static int run_init(const cli_args *a)
         rc = cli_netpolicy_write(path, &na, settings, now, &err);
         json_decref(settings);
     }
+    char console_token[GM_NA_CONSOLE_TOKEN_LEN + 1];
+    if (rc == 0)
+        rc = gm_na_console_token(dir, 1, console_token, &err);
+    sodium_memzero(console_token, sizeof console_token);
     free(gtext);
     gm_genesis_free(&g);
     gm_signer_wipe(&root);
@@ -241,8 +246,9 @@ static int run_init(const cli_args *a)
            "  genesis.json  signed genesis block\n"
            "  config.json   NA configuration (listen %s, URL %s)\n"
            "  access-policy.json  access policy 0: everything allowed (genesis-mesh admin policy set FILE)\n"
-           "  network-policy.json network policy manifest (GET /policy; genesis-mesh policy create)\n",
-           network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url);
+           "  network-policy.json network policy manifest (GET /policy; genesis-mesh policy create)\n"
+           "  console.token the web console's access token (genesis-mesh admin console-url --dir %s)\n",
+           network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url, dir);
     if (tls)
         printf("  tls.crt       the NA's self-signed TLS certificate; its key pin is\n"
                "                %s\n"

@@ -206,6 +206,80 @@ static void test_invite_consumed_once_then_conflict_or_expired(void **state)
     gm_store_close(s);
 }
 
+typedef struct walked {
+    char what[8][80];
+    int n, stop_after;
+} walked;
+
+static int see_invite(const gm_store_invite *inv, void *ctx)
+{
+    walked *v = ctx;
+    snprintf(v->what[v->n++], sizeof v->what[0], "%s %s %lld", inv->token_hash, inv->roles_json,
+             (long long)inv->expires_at);
+    return v->n == v->stop_after ? 7 : 0;
+}
+
+static void test_invites_foreach_lists_only_outstanding_oldest_first(void **state)
+{
+    gm_store_t *s = open_db("invites_list.db");
+    gm_error err = {0};
+    assert_int_equal(gm_store_invite_add(s, "h-late", "[\"role:b\"]", 110, 300, 24, &err), 0);
+    assert_int_equal(gm_store_invite_add(s, "h-early", "[\"role:a\"]", 100, 300, 24, &err), 0);
+    assert_int_equal(gm_store_invite_add(s, "h-used", "[\"role:c\"]", 90, 300, 24, &err), 0);
+    assert_int_equal(gm_store_invite_add(s, "h-expired", "[\"role:d\"]", 80, 150, 24, &err), 0);
+    assert_int_equal(gm_store_invite_consume(s, "h-used", "pk", 120, NULL, &err), 0);
+    walked v = {0};
+    assert_int_equal(gm_store_invites_foreach(s, 200, 10, see_invite, &v, &err), 0);
+    assert_int_equal(v.n, 2);
+    assert_string_equal(v.what[0], "h-early [\"role:a\"] 300");
+    assert_string_equal(v.what[1], "h-late [\"role:b\"] 300");
+    /* the limit, and a callback that stops the walk */
+    memset(&v, 0, sizeof v);
+    assert_int_equal(gm_store_invites_foreach(s, 200, 1, see_invite, &v, &err), 0);
+    assert_int_equal(v.n, 1);
+    memset(&v, 0, sizeof v);
+    v.stop_after = 1;
+    assert_int_equal(gm_store_invites_foreach(s, 200, 10, see_invite, &v, &err), 7);
+    assert_int_equal(v.n, 1);
+    /* at 140 the expired one was still open */
+    memset(&v, 0, sizeof v);
+    assert_int_equal(gm_store_invites_foreach(s, 140, 10, see_invite, &v, &err), 0);
+    assert_int_equal(v.n, 3);
+    assert_string_equal(v.what[0], "h-expired [\"role:d\"] 150");
+    gm_store_close(s);
+}
+
+static int see_crl(uint64_t sequence, int64_t created_at, void *ctx)
+{
+    walked *v = ctx;
+    snprintf(v->what[v->n++], sizeof v->what[0], "%llu@%lld", (unsigned long long)sequence, (long long)created_at);
+    return v->n == v->stop_after ? 9 : 0;
+}
+
+static void test_crls_foreach_lists_history_newest_first(void **state)
+{
+    gm_store_t *s = open_db("crl_history.db");
+    walked v = {0};
+    assert_int_equal(gm_store_crls_foreach(s, 10, see_crl, &v, NULL), 0);
+    assert_int_equal(v.n, 0);
+    assert_int_equal(gm_store_crl_add(s, 0, "crl0", 100, NULL), 0);
+    assert_int_equal(gm_store_crl_add(s, 1, "crl1", 200, NULL), 0);
+    assert_int_equal(gm_store_crl_add(s, 5, "crl5", 300, NULL), 0);
+    assert_int_equal(gm_store_crls_foreach(s, 10, see_crl, &v, NULL), 0);
+    assert_int_equal(v.n, 3);
+    assert_string_equal(v.what[0], "5@300");
+    assert_string_equal(v.what[1], "1@200");
+    assert_string_equal(v.what[2], "0@100");
+    memset(&v, 0, sizeof v);
+    assert_int_equal(gm_store_crls_foreach(s, 2, see_crl, &v, NULL), 0);
+    assert_int_equal(v.n, 2);
+    memset(&v, 0, sizeof v);
+    v.stop_after = 1;
+    assert_int_equal(gm_store_crls_foreach(s, 10, see_crl, &v, NULL), 9);
+    assert_int_equal(v.n, 1);
+    gm_store_close(s);
+}
+
 /* ---- concurrency ---- */
 
 #define RACERS 8
@@ -646,6 +720,8 @@ int main(void)
         cmocka_unit_test(test_token_consumed_exactly_once_by_concurrent_connections),
         cmocka_unit_test(test_token_consumed_exactly_once_through_a_shared_handle),
         cmocka_unit_test(test_crl_sequence_only_goes_up),
+        cmocka_unit_test(test_invites_foreach_lists_only_outstanding_oldest_first),
+        cmocka_unit_test(test_crls_foreach_lists_history_newest_first),
         cmocka_unit_test(test_revocations_keep_order_and_refuse_duplicates),
         cmocka_unit_test(test_issuance_log_appends_in_order),
         cmocka_unit_test(test_certs_foreach_filters_by_key_and_can_stop),

@@ -109,5 +109,11 @@ int gm_na_tls(const gm_na_t *na);
 uint16_t gm_na_port(const gm_na_t *na);
 /* Stop serving (waits for requests in flight) and release everything. NULL is fine. */
 void gm_na_free(gm_na_t *na);
+/* The console's bearer token (docs/na-api.md "Console"): dir/console.token, 64 lowercase hex
+ * characters (32 random bytes), mode 0600. With create, a missing file is made first (O_EXCL,
+ * so two creators never disagree); gm_na_new does that. A file others may read, or of another
+ * shape, is refused with the fix in the message. */
+#define GM_NA_CONSOLE_TOKEN_LEN 64
+int gm_na_console_token(const char *dir, int create, char token[GM_NA_CONSOLE_TOKEN_LEN + 1], gm_error *err);
 
 #endif

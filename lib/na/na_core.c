@@ -411,6 +411,8 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
         rc = na_policy_bootstrap(na, err);
     if (rc == 0)
         rc = na_netpolicy_bootstrap(na, err);
+    if (rc == 0)
+        rc = gm_na_console_token(na->cfg.dir, 1, na->console_token, err);
     if (rc != 0) {
         gm_na_free(na);
         return rc;
@@ -466,6 +468,7 @@ void gm_na_free(gm_na_t *na)
     free(na->policy_text);
     free(na->netpolicy_text);
     gm_signer_wipe(&na->key);
+    sodium_memzero(na->console_token, sizeof na->console_token);
     na_metrics_free(&na->metrics);
     na_ratelimit_free(&na->ratelimit);
     pthread_mutex_destroy(&na->crl_lock);

@@ -163,6 +163,7 @@ struct gm_na {
     pthread_mutex_t log_lock;
     uint64_t log_cp_size;
     char *log_cp_text;
+    char console_token[GM_NA_CONSOLE_TOKEN_LEN + 1]; /* D/console.token (na_console.c) */
 };
 
 void na_log(gm_na_t *na, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -291,6 +292,18 @@ int na_handle_log_consistency(na_req *r); /* na_issuance.c */
  * plus the members of extra (stolen; may be NULL) to the issuance log. (na_issuance.c) */
 int na_issuance_append(gm_na_t *na, const char *kind, const char *cert_id, const char *node_pk_b64,
                        json_t *extra, gm_time now, gm_error *err);
+int na_handle_console_page(na_req *r);    /* na_console.c */
+int na_handle_console_asset(na_req *r);   /* na_console.c */
+int na_handle_console_state(na_req *r);   /* na_console.c */
+
+/* The console's files (lib/na/console/), compiled in by cmake/gm_embed.cmake. */
+typedef struct na_console_asset {
+    const char *name; /* file name, no directory */
+    const unsigned char *data;
+    size_t len;
+} na_console_asset;
+extern const na_console_asset na_console_assets[];
+extern const size_t na_console_n_assets;
 /* Register the agent registry's revoke hook (called by gm_na_new). */
 int gm_na_agents_install(gm_na_t *na, gm_error *err); /* na_agents.c */
 

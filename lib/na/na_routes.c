@@ -27,6 +27,9 @@ const na_route na_routes[] = {
     {"POST", "/agents", NA_ROUTE_LIMITED, na_handle_agents_register},
     {"GET", "/agents", NA_ROUTE_READ_LIMITED, na_handle_agents_list},
     {"DELETE", "/agents/", NA_ROUTE_PREFIX | NA_ROUTE_LIMITED, na_handle_agents_delete},
+    {"GET", "/console/api/state", 0, na_handle_console_state},
+    {"GET", "/console", 0, na_handle_console_page},
+    {"GET", "/console/", NA_ROUTE_PREFIX, na_handle_console_asset},
 };
 const size_t na_n_routes = sizeof na_routes / sizeof na_routes[0];
 

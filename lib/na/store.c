@@ -74,6 +74,12 @@ int gm_store_invites_outstanding(gm_store_t *s, int64_t now, int64_t *n, gm_erro
     return s->ops->invites_outstanding(s, now, n, err);
 }
 
+int gm_store_invites_foreach(gm_store_t *s, int64_t now, size_t limit, gm_store_invite_fn fn, void *ctx,
+                             gm_error *err)
+{
+    return s->ops->invites_foreach(s, now, limit, fn, ctx, err);
+}
+
 void gm_store_invite_clear(gm_store_invite *inv)
 {
     if (!inv)
@@ -169,6 +175,11 @@ int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t 
     if (sequence > (uint64_t)INT64_MAX)
         return gm_error_set(err, GM_EINVAL, "CRL sequence out of range");
     return s->ops->crl_add(s, sequence, doc, now, err);
+}
+
+int gm_store_crls_foreach(gm_store_t *s, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err)
+{
+    return s->ops->crls_foreach(s, limit, fn, ctx, err);
 }
 
 int gm_store_key_block(gm_store_t *s, const char *node_pk_b64, const char *reason, int64_t now, gm_error *err)

@@ -73,6 +73,12 @@ int gm_store_invite_consume(gm_store_t *s, const char *token_hash, const char *n
                             int64_t now, gm_store_invite *inv, gm_error *err);
 /* Unused, unexpired invites at now. */
 int gm_store_invites_outstanding(gm_store_t *s, int64_t now, int64_t *n, gm_error *err);
+/* Called per outstanding invite (unused, unexpired at now), oldest first, at most limit of
+ * them; a non-zero return stops the walk and is returned. The record (token hash, never a
+ * token) is only valid during the call. */
+typedef int (*gm_store_invite_fn)(const gm_store_invite *inv, void *ctx);
+int gm_store_invites_foreach(gm_store_t *s, int64_t now, size_t limit, gm_store_invite_fn fn, void *ctx,
+                             gm_error *err);
 void gm_store_invite_clear(gm_store_invite *inv);
 
 /* ---- certificates ---- */
@@ -128,6 +134,10 @@ int gm_store_revocations_json(gm_store_t *s, int64_t live_at, json_t **entries, 
 int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err);
 /* Store a CRL; GM_ECONFLICT unless sequence is higher than every stored one. */
 int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err);
+/* The CRLs the store keeps (every one published), newest first, at most limit of them:
+ * sequence and when it was stored; a non-zero return stops the walk and is returned. */
+typedef int (*gm_store_crl_fn)(uint64_t sequence, int64_t created_at, void *ctx);
+int gm_store_crls_foreach(gm_store_t *s, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err);
 
 /* ---- the issuance log (lib/na/na_issuance.c): append-only, index from 0 ---- */
 

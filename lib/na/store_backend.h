@@ -29,6 +29,8 @@ typedef struct gm_store_ops {
     int (*invite_consume)(gm_store_t *s, const char *token_hash, const char *node_pk_b64, int64_t now,
                           gm_store_invite *inv, gm_error *err);
     int (*invites_outstanding)(gm_store_t *s, int64_t now, int64_t *n, gm_error *err);
+    int (*invites_foreach)(gm_store_t *s, int64_t now, size_t limit, gm_store_invite_fn fn, void *ctx,
+                           gm_error *err);
 
     int (*cert_add)(gm_store_t *s, const gm_store_cert *c, gm_error *err);
     int (*cert_get)(gm_store_t *s, const char *cert_id, gm_store_cert *c, gm_error *err);
@@ -43,6 +45,7 @@ typedef struct gm_store_ops {
     int (*revocations_json)(gm_store_t *s, int64_t live_at, json_t **entries, gm_error *err);
     int (*crl_latest)(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err);
     int (*crl_add)(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err);
+    int (*crls_foreach)(gm_store_t *s, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err);
 
     int (*log_append)(gm_store_t *s, const char *kind, const char *cert_id, const char *entry,
                       const uint8_t leaf_hash[32], uint64_t *index, gm_error *err);

@@ -415,28 +415,36 @@ static int sq_invite_add(gm_store_t *gs, const char *token_hash, const char *rol
     return rc;
 }
 
+#define INVITE_COLUMNS                                                                                            \
+    "SELECT token_hash, roles, created_at, expires_at, max_validity_hours, used, COALESCE(used_at, 0),"           \
+    " COALESCE(used_by, '') FROM invites"
+
+/* Fill inv from an INVITE_COLUMNS row; roles_json is borrowed from the statement when borrow is set. */
+static void invite_row(sqlite3_stmt *st, gm_store_invite *inv, int borrow)
+{
+    memset(inv, 0, sizeof *inv);
+    col_copy(st, 0, inv->token_hash, sizeof inv->token_hash);
+    inv->roles_json = borrow ? (char *)sqlite3_column_text(st, 1) : col_dup(st, 1);
+    inv->created_at = sqlite3_column_int64(st, 2);
+    inv->expires_at = sqlite3_column_int64(st, 3);
+    inv->max_validity_hours = sqlite3_column_int64(st, 4);
+    inv->used = sqlite3_column_int(st, 5);
+    inv->used_at = sqlite3_column_int64(st, 6);
+    col_copy(st, 7, inv->used_by, sizeof inv->used_by);
+}
+
 static int sq_invite_get(gm_store_t *gs, const char *token_hash, gm_store_invite *inv, gm_error *err)
 {
     sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     memset(inv, 0, sizeof *inv);
     lock(s);
-    int rc = prepare(s,
-                     "SELECT token_hash, roles, created_at, expires_at, max_validity_hours, used,"
-                     " COALESCE(used_at, 0), COALESCE(used_by, '') FROM invites WHERE token_hash = ?",
-                     &st, err);
+    int rc = prepare(s, INVITE_COLUMNS " WHERE token_hash = ?", &st, err);
     if (rc == 0) {
         bind_text(st, 1, token_hash);
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW) {
-            col_copy(st, 0, inv->token_hash, sizeof inv->token_hash);
-            inv->roles_json = col_dup(st, 1);
-            inv->created_at = sqlite3_column_int64(st, 2);
-            inv->expires_at = sqlite3_column_int64(st, 3);
-            inv->max_validity_hours = sqlite3_column_int64(st, 4);
-            inv->used = sqlite3_column_int(st, 5);
-            inv->used_at = sqlite3_column_int64(st, 6);
-            col_copy(st, 7, inv->used_by, sizeof inv->used_by);
+            invite_row(st, inv, 0);
             if (!inv->roles_json)
                 rc = gm_error_set(err, GM_ENOMEM, "out of memory");
         } else if (r == SQLITE_DONE) {
@@ -501,6 +509,32 @@ static int sq_invites_outstanding(gm_store_t *gs, int64_t now, int64_t *n, gm_er
             *n = sqlite3_column_int64(st, 0);
         else
             rc = db_fail(s, err, "counting invites");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_invites_foreach(gm_store_t *gs, int64_t now, size_t limit, gm_store_invite_fn fn, void *ctx,
+                              gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, INVITE_COLUMNS " WHERE used = 0 AND expires_at > ?1 ORDER BY created_at, rowid LIMIT ?2",
+                     &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, limit > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            gm_store_invite inv;
+            invite_row(st, &inv, 1);
+            if ((rc = fn(&inv, ctx)) != 0)
+                break;
+        }
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, err, "listing invites");
         sqlite3_finalize(st);
     }
     unlock(s);
@@ -921,6 +955,26 @@ static int sq_crl_add(gm_store_t *gs, uint64_t sequence, const char *doc, int64_
     return rc;
 }
 
+static int sq_crls_foreach(gm_store_t *gs, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "SELECT sequence, created_at FROM crls ORDER BY sequence DESC LIMIT ?", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, limit > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW)
+            if ((rc = fn((uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), ctx)) != 0)
+                break;
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, err, "listing CRLs");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
 /* ---- blocked keys ---- */
 
 static int sq_key_block(gm_store_t *gs, const char *node_pk_b64, const char *reason, int64_t now, gm_error *err)
@@ -1124,6 +1178,7 @@ const gm_store_ops gm_store_backend_sqlite = {
     .invite_get = sq_invite_get,
     .invite_consume = sq_invite_consume,
     .invites_outstanding = sq_invites_outstanding,
+    .invites_foreach = sq_invites_foreach,
     .cert_add = sq_cert_add,
     .cert_get = sq_cert_get,
     .certs_foreach = sq_certs_foreach,
@@ -1139,6 +1194,7 @@ const gm_store_ops gm_store_backend_sqlite = {
     .revocations_json = sq_revocations_json,
     .crl_latest = sq_crl_latest,
     .crl_add = sq_crl_add,
+    .crls_foreach = sq_crls_foreach,
     .key_block = sq_key_block,
     .key_blocked = sq_key_blocked,
     .key_unblock = sq_key_unblock,
