@@ -123,6 +123,10 @@ int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error 
 /* Subscribe c to port: later lines are {"event":"message",...}. An {"ok":false} answer is an
  * error (GM_EPROTO). */
 int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err);
+/* Negotiate version 2 of the local API (docs/local-api.md "Versions and hello"): sends
+ * {"op":"hello","id":"hello","versions":[2]} and reads the answer. 0, GM_EPROTO when the node
+ * does not speak version 2 (an older node), or a connection error. */
+int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err);
 void gm_node_conn_close(gm_node_conn_t *c);
 /* One request on a fresh connection (to D/node.sock, or to sock_path). */
 int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err);

@@ -107,6 +107,7 @@ static void on_tick(uv_timer_t *t)
     node_doc_tick(n, now);
     node_crl_tick(n, now);
     node_renew_tick(n, now);
+    node_agents_tick(n, now);
 }
 
 /* ---- loading the state directory ---- */
@@ -220,6 +221,7 @@ static void node_free(gm_node *n)
     node_routing_free(n);
     node_cert_free_all(n);
     node_inbox_free(n);
+    node_agents_free(n);
     if (n->have_crl)
         gm_crl_free(&n->crl);
     if (n->have_policy)
