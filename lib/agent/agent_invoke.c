@@ -167,18 +167,8 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
             gm_agent_step_add(steps, &c->node, c->agent_id, action, cap, rid, detail, &e);                             \
         }                                                                                                              \
     } while (0)
-    /* All attempts share the one deadline: failover never stretches the caller's wait. */
-    if (timeout_ms <= 0)
-        timeout_ms = GM_AGENT_DEFAULT_TIMEOUT_MS;
-    int64_t end = gm_mono_ms() + timeout_ms;
     for (int attempt = 0; attempt < CALL_MAX_ATTEMPTS; attempt++) {
         gm_agent_candidates cs;
-        long left = (long)(end - gm_mono_ms());
-        if (attempt > 0 && left <= 0) {
-            STEP("failed", "deadline of %s reached after %d attempts", cap, attempt);
-            return gm_error_set(err, GM_ETIMEOUT, "no provider of %s answered before the deadline; last failure: %s",
-                                cap, last);
-        }
         if ((rc = gm_agent_discover(c, cap, (const uint8_t(*)[GM_PK_LEN])exclude, n_ex, &cs, err)) != 0) {
             STEP("failed", "discovery of %s failed: %.400s", cap, err ? err->msg : "");
             return rc;
@@ -198,8 +188,7 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
         STEP("discovered", "%s: %zu usable of %zu listed (CRL %llu); selected %s", cap, cs.n_usable, cs.n,
              (unsigned long long)cs.crl_sequence, p->desc.agent_id);
         gm_agent_request req;
-        left = (long)(end - gm_mono_ms());
-        if ((rc = gm_agent_request_new(&req, cap, input, c->node.pk, left > 0 ? left : 1, err)) != 0) {
+        if ((rc = gm_agent_request_new(&req, cap, input, c->node.pk, timeout_ms, err)) != 0) {
             gm_agent_candidates_free(&cs);
             return rc;
         }

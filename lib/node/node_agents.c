@@ -67,6 +67,7 @@ struct node_agents {
     pending *pending;
     size_t n_pending;
     int n_asks;
+    agent_job *asks;           /* in flight; their deadlines are kept by the tick */
 };
 
 enum { JOB_REGISTER, JOB_UNREGISTER, JOB_ASK };
@@ -88,6 +89,8 @@ typedef struct agent_job {
     gm_error err;
     gm_agent_response resp;
     char chosen[GM_AGENT_ID_MAX + 1];
+    int answered;              /* ask: the deadline passed and the client was told (loop thread) */
+    struct agent_job *next_ask;
 } agent_job;
 
 static const char *const agent_ops[] = {"provide", "withdraw", "answer", "ask"};
@@ -107,13 +110,17 @@ json_t *node_agents_limits_json(void)
                      "pending_max", PENDING_MAX);
 }
 
+void node_agents_init(gm_node *n)
+{
+    (void)n;
+    /* Before the pool's first use (the first CRL poll): libuv reads its size once. */
+    setenv("UV_THREADPOOL_SIZE", THREADPOOL_SIZE, 0);
+}
+
 static struct node_agents *state(gm_node *n)
 {
-    if (!n->agents) {
+    if (!n->agents)
         n->agents = calloc(1, sizeof *n->agents);
-        /* Before the pool's first use: its size is read once. */
-        setenv("UV_THREADPOOL_SIZE", THREADPOOL_SIZE, 0);
-    }
     return n->agents;
 }
 
@@ -358,8 +365,11 @@ static int job_start(agent_job *j, gm_error *err)
         return gm_error_set(err, GM_EINTERNAL, "cannot start work on the thread pool");
     }
     n->pending_work++;
-    if (j->kind == JOB_ASK)
+    if (j->kind == JOB_ASK) {
         n->agents->n_asks++;
+        j->next_ask = n->agents->asks;
+        n->agents->asks = j;
+    }
     return 0;
 }
 
@@ -512,7 +522,14 @@ static void job_done(uv_work_t *w, int status)
         break;
     case JOB_ASK:
         n->agents->n_asks--;
-        respond(n, j->client, j->id, status != 0 ? node_api_error("internal", "cancelled") : ask_result(j));
+        for (agent_job **pp = &n->agents->asks; *pp; pp = &(*pp)->next_ask)
+            if (*pp == j) {
+                *pp = j->next_ask;
+                break;
+            }
+        /* Failover may outlast the deadline (each attempt has its own): the client already knows. */
+        if (!j->answered)
+            respond(n, j->client, j->id, status != 0 ? node_api_error("internal", "cancelled") : ask_result(j));
         break;
     }
     job_free(j);
@@ -570,7 +587,7 @@ static json_t *op_provide(gm_node *n, uint64_t client, const json_t *req, const 
     p->next = a->provided;
     a->provided = p;
     snprintf(j->cap, sizeof j->cap, "%s", p->cap);
-    j->metadata = json_incref(p->metadata);
+    j->metadata = p->metadata ? json_deep_copy(p->metadata) : NULL; /* the thread's own */
     j->ttl_s = p->ttl_s;
     j->deadline_ms = deadline_of(n, req, &ms);
     j->ctx.http_timeout_ms = ms;
@@ -709,8 +726,20 @@ int node_agents_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const uint8_t
     struct node_agents *a = n->agents;
     /* Only requests; a response or anything unparsable goes its usual way (requesters,
      * and the agents that refuse garbage themselves). */
-    if (len > GM_AGENT_MSG_MAX || gm_agent_request_parse((const char *)data, len, &r, &e) != 0)
-        return 0;
+    if (len > GM_AGENT_MSG_MAX || gm_agent_request_parse((const char *)data, len, &r, &e) != 0) {
+        /* A malformed request nobody here can judge would only fill the inbox: dropped. */
+        json_t *v = json_loadb((const char *)data, len, 0, NULL);
+        const char *t = json_string_value(json_object_get(v, "type"));
+        int drop = t && !strcmp(t, "capability_request") && !node_api_port_subscribed(n, GM_AGENT_PORT);
+        json_decref(v);
+        if (!drop)
+            return 0;
+        node_log(n, GM_LOG_WARN, "agent_bad_request", json_pack("{s:s}", "error", e.msg));
+        json_decref(note);
+        return 1;
+    }
+    if (memcmp(r.requester, from, GM_PK_LEN) != 0)
+        goto handled; /* names another requester than its sender: dropped, never answered */
     provided *p = find_provided(a, r.capability, 0);
     if (!p) {
         if (node_api_port_subscribed(n, GM_AGENT_PORT)) {
@@ -721,8 +750,6 @@ int node_agents_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const uint8_t
         n->m.agents_unavailable++;
         goto handled;
     }
-    if (memcmp(r.requester, from, GM_PK_LEN) != 0)
-        goto handled; /* names another requester than its sender: dropped */
     long left = gm_agent_request_time_left_ms(&r);
     if (left <= 0)
         goto handled;
@@ -830,6 +857,12 @@ void node_agents_tick(gm_node *n, uint64_t now)
     }
     if (dead)
         withdraw_client(n, dead, "stopped answering", 1);
+    for (agent_job *j = a->asks; j; j = j->next_ask)
+        if (!j->answered && now >= j->deadline_ms) {
+            j->answered = 1;
+            respond(n, j->client, j->id,
+                    node_api_error("deadline_exceeded", "no provider answered before the request's deadline"));
+        }
     for (provided *p = a->provided; p; p = p->next) {
         if (p->refreshing || now < p->refresh_ms)
             continue;
@@ -840,7 +873,7 @@ void node_agents_tick(gm_node *n, uint64_t now)
             continue;
         }
         snprintf(j->cap, sizeof j->cap, "%s", p->cap);
-        j->metadata = json_incref(p->metadata);
+        j->metadata = p->metadata ? json_deep_copy(p->metadata) : NULL; /* the thread's own */
         j->ttl_s = p->ttl_s;
         if (job_start(j, &e) == 0)
             p->refreshing = 1;

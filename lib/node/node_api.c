@@ -652,6 +652,7 @@ static int socket_alive(const char *path)
 
 int node_api_start(gm_node *n, gm_error *err)
 {
+    node_agents_init(n);
     int rc = gm_path_join(n->api.sock_path, sizeof n->api.sock_path, n->dir, "node.sock", err);
     if (rc != 0)
         return rc;

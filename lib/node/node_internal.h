@@ -503,6 +503,8 @@ json_t *node_api_check_request(const json_t *req, int version, const char **op, 
 int node_api_hello_version(const json_t *req, char *why, size_t why_len);
 
 /* node_agents.c: provide/withdraw/answer/ask and request events (docs/local-api.md). */
+/* Size libuv's thread pool for asks (called before the loop runs any work). */
+void node_agents_init(gm_node *n);
 /* 1 if op is one of the agent operations (version 2). */
 int node_agents_op_known(const char *op);
 /* Run an agent operation for connection serial: the response (id added by the caller), or NULL
