@@ -67,7 +67,7 @@ struct node_agents {
     pending *pending;
     size_t n_pending;
     int n_asks;
-    agent_job *asks;           /* in flight; their deadlines are kept by the tick */
+    struct agent_job *asks;    /* in flight; their deadlines are kept by the tick */
 };
 
 enum { JOB_REGISTER, JOB_UNREGISTER, JOB_ASK };
