@@ -50,4 +50,9 @@ typedef struct gm_log_file {
 } gm_log_file;
 void gm_log_file_write(void *ctx, const gm_log_record *rec);
 
+/* A record with an event name and fields (a JSON object or NULL, consumed); fmt may be NULL
+ * (the message is then the event name). */
+void gm_log_event(gm_log_level level, const char *component, const char *event, json_t *fields, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+
 #endif

@@ -71,6 +71,12 @@ int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, in
 /* Read the next JSON line (e.g. a subscribe event). GM_ETIMEOUT at the deadline, GM_EIO when
  * the node closed the connection (a partial last line is dropped). */
 int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err) GM_MUST_CHECK;
+/* Send one JSON value as one line. */
+int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err) GM_MUST_CHECK;
+/* Negotiate version 2 of the local API (docs/local-api.md "Versions and hello"): sends
+ * {"op":"hello","id":"hello","versions":[2]} and reads the answer. 0, GM_EPROTO when the node
+ * does not speak version 2 (an older node), or a connection error. */
+int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 void gm_node_conn_close(gm_node_conn_t *c);
 /* One request on a fresh connection (to D/node.sock, or to sock_path). */
 int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err) GM_MUST_CHECK;

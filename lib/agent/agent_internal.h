@@ -68,4 +68,13 @@ int gm_agent_register(const gm_agent_ctx *c, const char *capability, int ttl_s,
 /* DELETE /agents/<agent_id> with a node-signed body. */
 int gm_agent_unregister(const gm_agent_ctx *c, gm_error *err);
 
+/* The capability_response text a provider sends (malloc'd): output, or error code/message, with
+ * the provenance steps and the certificate of every signer of steps found in pool (array of
+ * certificate documents). When that cannot be encoded (too big), *text is instead a too_big
+ * error answer with one "failed" step signed by node, *replaced is 1 and err says why. The
+ * provider loop and the node's local API (`answer`) both answer through it. */
+int gm_agent_reply_dump(const gm_signer *node, const char *agent_id, const char *rid, const char *cap,
+                        const json_t *output, const char *code, const char *msg, const json_t *steps,
+                        const json_t *pool, char **text, size_t *len, int *replaced, gm_error *err);
+
 #endif

@@ -162,28 +162,56 @@ static void add_step(gm_agent_provider *p, json_t *steps, const char *action, co
         plog(p, "warn", "step_failed", "request %s: %s step not recorded: %s", rid, action, e.msg);
 }
 
-static int build_reply(gm_agent_provider *p, gm_agent_response *resp, const char *rid, const char *cap,
+static int build_reply(const gm_signer *node, gm_agent_response *resp, const char *rid, const char *cap,
                        const json_t *output, const char *code, const char *msg, const json_t *steps,
                        const json_t *pool, char **text, size_t *len, gm_error *e)
 {
     json_t *certs = gm_agent_provenance_certs_for(steps, pool);
-    int rc = gm_agent_response_new(resp, rid, cap, p->ctx.node.pk, output, code, msg, steps, e);
+    int rc = gm_agent_response_new(resp, rid, cap, node->pk, output, code, msg, steps, e);
     if (rc == 0)
         rc = gm_agent_response_set_certificates(resp, certs, e);
     if (rc == 0)
         rc = gm_agent_envelope_dump(resp->doc, text, len, e);
     json_decref(certs);
+    gm_agent_response_free(resp);
     return rc;
+}
+
+int gm_agent_reply_dump(const gm_signer *node, const char *agent_id, const char *rid, const char *cap,
+                        const json_t *output, const char *code, const char *msg, const json_t *steps,
+                        const json_t *pool, char **text, size_t *len, int *replaced, gm_error *err)
+{
+    gm_agent_response resp;
+    gm_error e = {0};
+    *text = NULL;
+    *replaced = 0;
+    if (build_reply(node, &resp, rid, cap, output, code, msg, steps, pool, text, len, &e) == 0)
+        return 0;
+    /* Too big or unencodable: still tell the requester, without the payload. */
+    char why[600];
+    snprintf(why, sizeof why, "cannot send the answer: %s", e.msg);
+    gm_error_set(err, e.code, "%s", why);
+    json_t *mini = json_array();
+    /* an unsigned step is left out: the requester then refuses the answer as incomplete */
+    if (gm_agent_step_add(mini, node, agent_id, "failed", cap, rid, why, &e) != 0) {
+        /* nothing more to do: the answer goes out with an empty chain */
+    }
+    int rc = build_reply(node, &resp, rid, cap, NULL, "too_big", why, mini, pool, text, len, &e);
+    json_decref(mini);
+    if (rc != 0)
+        return gm_error_set(err, rc, "%s; not even an error answer could be built: %s", why, e.msg);
+    *replaced = 1;
+    return 0;
 }
 
 /* collected (may be NULL): verified certificates of the signers of nested chains in steps. */
 static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char *rid, const char *cap,
                   const json_t *output, const char *code, const char *msg, json_t *steps, const json_t *collected)
 {
-    gm_agent_response resp;
     gm_error e = {0};
     char *text = NULL;
     size_t len;
+    int replaced;
     json_t *pool = json_array(), *mine = own_cert(p);
     if (mine)
         json_array_append_new(pool, mine);
@@ -191,22 +219,11 @@ static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char 
         json_array_extend(pool, (json_t *)collected);
     if (p->fault && !strcmp(p->fault, "uncertified")) /* a requester must reject this answer */
         json_array_clear(pool);
-    if (build_reply(p, &resp, rid, cap, output, code, msg, steps, pool, &text, &len, &e) != 0) {
-        /* Too big or unencodable: still tell the requester, without the payload. */
-        char why[600];
-        snprintf(why, sizeof why, "cannot send the answer: %s", e.msg);
-        json_t *mini = json_array();
-        add_step(p, mini, "failed", cap, rid, why);
-        gm_agent_response_free(&resp);
-        int rc = build_reply(p, &resp, rid, cap, NULL, "too_big", why, mini, pool, &text, &len, &e);
-        json_decref(mini);
-        if (rc != 0) {
-            json_decref(pool);
-            gm_agent_response_free(&resp);
-            return;
-        }
-    }
+    int rc = gm_agent_reply_dump(&p->ctx.node, p->ctx.agent_id, rid, cap, output, code, msg, steps, pool, &text, &len,
+                                 &replaced, &e);
     json_decref(pool);
+    if (rc != 0)
+        return;
     if (p->fault && !strcmp(p->fault, "garbage")) {
         free(text);
         text = strdup("this is not a capability_response {");
@@ -215,7 +232,6 @@ static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char 
     if (gm_node_api_send(p->ctx.sock, to, GM_AGENT_PORT, text, len, LOCAL_API_TIMEOUT_MS, &e) != 0)
         plog(p, "warn", "reply_failed", "request %s: %s", rid, e.msg);
     free(text);
-    gm_agent_response_free(&resp);
 }
 
 static void *job_run(void *arg)

@@ -192,6 +192,21 @@ int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, 
     return rc;
 }
 
+int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err)
+{
+    json_t *req = json_pack("{s:s,s:s,s:[i]}", "op", "hello", "id", "hello", "versions", 2), *resp = NULL;
+    if (!req)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = gm_node_conn_request(c, req, &resp, timeout_ms, err);
+    json_decref(req);
+    if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
+        rc = answer_error(resp, "negotiating version 2 of the local API (is the node older?)", err);
+    else if (rc == 0 && json_integer_value(json_object_get(resp, "version")) != 2)
+        rc = gm_error_set(err, GM_EPROTO, "the node at %s did not agree on version 2 of the local API", c->path);
+    json_decref(resp);
+    return rc;
+}
+
 void gm_node_conn_close(gm_node_conn_t *c)
 {
     if (!c)

@@ -92,10 +92,6 @@ int gm_verify_b64(const uint8_t pk[GM_PK_LEN], const uint8_t *msg, size_t len, c
 
 /* 1 if a record of this level would reach a handler. */
 int gm_log_enabled(gm_log_level level);
-/* A record with an event name and fields (a JSON object or NULL, consumed); fmt may be NULL
- * (the message is then the event name). */
-void gm_log_event(gm_log_level level, const char *component, const char *event, json_t *fields, const char *fmt,
-                  ...) __attribute__((format(printf, 5, 6)));
 /* "debug", "info", "warn", "error". */
 const char *gm_log_level_name(gm_log_level level);
 /* The record as one line without the newline (malloc'd, NULL when out of memory). JSON is

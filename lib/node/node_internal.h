@@ -57,6 +57,9 @@
 #define NODE_MAX_PORT_LEN 32
 #define NODE_API_LINE_MAX (256 * 1024)
 #define NODE_API_MAX_CLIENTS 64
+#define NODE_API_VERSION 2          /* highest local API version spoken (docs/local-api.md) */
+#define NODE_API_ID_MAX 64          /* characters of a string request id */
+#define NODE_API_DEADLINE_MAX_MS 600000
 #define NODE_INBOX_MAX 1024         /* messages kept for a port nobody subscribed to yet */
 
 typedef struct gm_node gm_node;
@@ -188,6 +191,7 @@ typedef struct node_metrics {
     uint64_t links_paused;               /* relay backpressure: a link stopped being read */
     uint64_t api_paused;                 /* local backpressure: an API client stopped being read */
     uint64_t api_overflow;               /* subscribers cut off because they did not read */
+    uint64_t agents_unavailable;         /* requests for a capability no agent serves here any more */
     uint64_t links_duplicate;
     uint64_t bytes_in, bytes_out;
     uint64_t frames_in, frames_out;
@@ -253,6 +257,7 @@ typedef struct node_api_state {
     int n_clients;
     node_inbox_msg *inbox, *inbox_tail;
     size_t inbox_len;
+    uint64_t next_serial;     /* of the last connection accepted */
 } node_api_state;
 
 /* node_renew.c */
@@ -307,6 +312,7 @@ struct gm_node {
     node_e2e *e2e;            /* node_e2e.c */
     node_routing *routing;    /* node_routing.c */
     node_api_state api;
+    struct node_agents *agents; /* node_agents.c: the agent operations of the local API */
     node_renew_state renew;
     node_auditlog_state auditlog;
     node_metrics m;           /* counted by every subsystem, listed by node_metrics.c */
@@ -501,6 +507,52 @@ void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char
                            size_t len, json_t *note);
 json_t *node_status_json(gm_node *n);
 void node_inbox_free(gm_node *n);
+/* {"ok":false,"error":{code,message}} (code from the fixed list of docs/local-api.md). */
+json_t *node_api_error(const char *code, const char *msg);
+/* Write o (stolen) to the connection serial, if it is still open. */
+void node_api_send_to(gm_node *n, uint64_t serial, json_t *o);
+/* 1 when some connection is subscribed to port (or to "*"). */
+int node_api_port_subscribed(gm_node *n, const char *port);
+/* Pure checks of one request line (fuzzed by fuzz/fuzz_local_api.c): NULL when req is an
+ * object with "op", an "id" as the version requires and a valid "deadline_ms" (then *op and
+ * *id, borrowed, are set), else the error response to send. */
+json_t *node_api_check_request(const json_t *req, int version, const char **op, const json_t **id);
+/* The version a hello request picks: 1..NODE_API_VERSION, 0 when none offered is spoken,
+ * -1 when "versions" is malformed (why says so in both cases). */
+int node_api_hello_version(const json_t *req, char *why, size_t why_len);
+
+/* node_agents.c: provide/withdraw/answer/ask and request events (docs/local-api.md). */
+/* Size libuv's thread pool for asks (called before the loop runs any work). */
+void node_agents_init(gm_node *n);
+/* 1 if op is one of the agent operations (version 2). */
+int node_agents_op_known(const char *op);
+/* Run an agent operation for connection serial: the response (id added by the caller), or NULL
+ * when it will be sent later (to serial, with id). */
+json_t *node_agents_op(gm_node *n, uint64_t serial, const char *op, const json_t *req, const json_t *id);
+/* A message on the capability port: 1 when the node handled it (then note, may be NULL, is
+ * consumed): a request for an agent of the local API, or for no agent at all. */
+int node_agents_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const uint8_t *data, size_t len,
+                        json_t *note);
+void node_agents_client_closed(gm_node *n, uint64_t serial);
+/* Deadlines of pending requests and refreshes of registrations. */
+void node_agents_tick(gm_node *n, uint64_t now);
+json_t *node_agents_limits_json(void);
+void node_agents_free(gm_node *n);
+/* Pure argument checks of the agent operations (fuzzed): 0, or -1 with why filled. */
+typedef struct node_provide_args {
+    char cap[65];
+    char agent_id[65];        /* "" for the default */
+    int ttl_s;
+    json_t *metadata;         /* new reference, may be NULL */
+} node_provide_args;
+int node_agents_parse_provide(const json_t *req, node_provide_args *a, char *why, size_t why_len);
+typedef struct node_answer_args {
+    const char *request_id;
+    const json_t *output;     /* borrowed from req; NULL for an error */
+    char code[24];
+    const char *message, *detail;
+} node_answer_args;
+int node_agents_parse_answer(const json_t *req, node_answer_args *a, char *why, size_t why_len);
 
 /* node_metrics.c */
 json_t *node_metrics_json(gm_node *n);

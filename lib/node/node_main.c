@@ -109,6 +109,7 @@ static void on_tick(uv_timer_t *t)
     node_renew_tick(n, now);
     node_auditlog_tick(n, now);
     node_heartbeat_tick(n, now);
+    node_agents_tick(n, now);
 }
 
 /* ---- loading the state directory ---- */
@@ -223,6 +224,7 @@ static void node_free(gm_node *n)
     node_routing_free(n);
     node_cert_free_all(n);
     node_inbox_free(n);
+    node_agents_free(n);
     if (n->have_crl)
         gm_crl_free(&n->crl);
     if (n->have_policy)

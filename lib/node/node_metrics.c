@@ -30,6 +30,7 @@ static const metric_def defs[] = {
     C(links_paused, "times a link stopped being read while its DATA waited for a congested next hop"),
     C(api_paused, "times a local API client stopped being read while its send waited for a congested link"),
     C(api_overflow, "subscribers disconnected after an overflow line because they did not read"),
+    C(agents_unavailable, "capability requests answered unavailable at once: no agent serves them here any more"),
     C(links_duplicate, "second links to an already connected peer"),
     C(bytes_in, "bytes received on peer links"),
     C(bytes_out, "bytes sent on peer links"),
