@@ -85,7 +85,7 @@ void cli_log_close(void);
 /* The commands (src/cmd_<group>.c). */
 extern const cli_cmd cli_init, cli_genesis, cli_cert, cli_na, cli_admin, cli_join, cli_status, cli_node, cli_send,
     cli_recv, cli_agents, cli_agent, cli_ask, cli_dev,
-    cli_policy;
+    cli_policy, cli_mcp;
 
 /* Print "genesis-mesh: <what>: <err->msg>" to stderr; returns exit code 1. */
 int cli_fail(const char *what, const gm_error *err);
