@@ -7,6 +7,10 @@
 #   SDK agent on another node and checks the provider and the verified provenance, gets tool
 #   errors, and sees notifications/tools/list_changed when a new capability is provided
 #   (tests/js/mcp_client_check.mjs).
+# - `agent run --mcp`: an SDK McpServer (tests/js/mcp_server_fixture.mjs) run under the agent;
+#   its tools become capabilities (prefix.tool, with descriptions and input schemas) asked for
+#   from another node with the provenance verified; a tool error is an error answer; a crashing
+#   MCP server gives error answers and a clear log line, is restarted, and serves again.
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/agents_e2e_lib.sh"
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
@@ -71,5 +75,34 @@ rc=0; wait "$MCP_PID" || rc=$?
 cat "$E2E_TMP/mcp.out" >&2
 [ "$rc" -eq 0 ] && [ "$(grep -c '^PASS' "$E2E_TMP/mcp.out")" -eq 6 ] ||
     fail "MCP client: exit $rc: $(cat "$E2E_TMP/mcp.out") $(tail -20 "$E2E_TMP/mcp.err")"
+
+step "agent run --mcp: an MCP SDK server's tools on the mesh"
+rc=0; gm agent run --dir "$(node_dir pa)" --agent-id x --mcp "node 'unterminated" >"$E2E_TMP/u.out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && grep -q "is not closed" "$E2E_TMP/u.out" || fail "--mcp usage error: $rc $(cat "$E2E_TMP/u.out")"
+gm agent run --dir "$(node_dir pa)" --agent-id fixture --capability fixture --mcp "node $JS/mcp_server_fixture.mjs" \
+    --log "$E2E_TMP/agent-fixture.log" >>"$E2E_TMP/agent-fixture.out" 2>&1 &
+AGENT_PID[fixture]=$!; E2E_PIDS+=("$!")
+ASKPY="$SRC/tests/local_api_client.py"
+ask_api() { python3 "$ASKPY" ask "$(node_dir req)/node.sock" "$@"; }
+wait_until "$E2E_TIMEOUT" "fixture.shout is listed" agent_listed fixture.fixture.shout
+gm agents --na "$E2E_NA_URL" --capability fixture.shout --json | json_ok 'd[0]["descriptor"]["metadata"]["description"] == "Upper-cases a text" and d[0]["descriptor"]["metadata"]["input_schema"]["properties"]["text"]["type"] == "string"' ||
+    fail "the tool's description and schema are not in the descriptor"
+ask_api fixture.shout '{"text":"over the mesh"}' 20000 >"$E2E_TMP/a.json"
+json_ok 'd["ok"] and d["output"]["shout"] == "OVER THE MESH" and d["provider"]["agent_id"] == "fixture.fixture.shout" and d["provenance"][-1]["signer"] == a[0] and d["provenance"][-1]["action"] == "executed"' \
+    "$(node_key pa)" <"$E2E_TMP/a.json" || fail "fixture.shout: $(cat "$E2E_TMP/a.json")"
+PID1="$(json_q 'd["output"]["pid"]' <"$E2E_TMP/a.json")"
+ask_api fixture.refuse '{}' 20000 >"$E2E_TMP/a.json"
+json_ok 'not d["ok"] and "the fixture refuses politely" in d["error"]["message"]' <"$E2E_TMP/a.json" || fail "tool error: $(cat "$E2E_TMP/a.json")"
+
+step "agent run --mcp: a crashing MCP server is an error answer, logged, restarted"
+ask_api fixture.crash '{}' 20000 >"$E2E_TMP/a.json"
+json_ok 'not d["ok"] and "exited with status 7" in d["error"]["message"]' <"$E2E_TMP/a.json" || fail "crash: $(cat "$E2E_TMP/a.json")"
+grep -q "the MCP server (node .*) exited with status 7" "$E2E_TMP/agent-fixture.log" || fail "no clear log line: $(tail -5 "$E2E_TMP/agent-fixture.log")"
+wait_until "$E2E_TIMEOUT" "the MCP server was restarted" grep -q "is back" "$E2E_TMP/agent-fixture.log"
+ask_api fixture.shout '{"text":"again"}' 20000 >"$E2E_TMP/a.json"
+json_ok 'd["ok"] and d["output"]["shout"] == "AGAIN" and d["output"]["pid"] != int(a[0])' "$PID1" <"$E2E_TMP/a.json" ||
+    fail "after the restart: $(cat "$E2E_TMP/a.json")"
+agent_stop fixture
+agent_unlisted fixture.fixture.shout || fail "the MCP tools are still listed after the agent stopped"
 
 e2e_finish
