@@ -79,7 +79,7 @@ cat "$E2E_TMP/mcp.out" >&2
 step "agent run --mcp: an MCP SDK server's tools on the mesh"
 rc=0; gm agent run --dir "$(node_dir pa)" --agent-id x --mcp "node 'unterminated" >"$E2E_TMP/u.out" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] && grep -q "is not closed" "$E2E_TMP/u.out" || fail "--mcp usage error: $rc $(cat "$E2E_TMP/u.out")"
-gm agent run --dir "$(node_dir pa)" --agent-id fixture --capability fixture --mcp "node $JS/mcp_server_fixture.mjs" \
+"$GM_BIN" agent run --dir "$(node_dir pa)" --agent-id fixture --capability fixture --mcp "node $JS/mcp_server_fixture.mjs" \
     --log "$E2E_TMP/agent-fixture.log" >>"$E2E_TMP/agent-fixture.out" 2>&1 &
 AGENT_PID[fixture]=$!; E2E_PIDS+=("$!")
 ASKPY="$SRC/tests/local_api_client.py"
