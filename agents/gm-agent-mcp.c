@@ -451,10 +451,14 @@ static void on_request(struct mcp_agent *a, const json_t *ev)
     for (size_t i = 0; i < a->n_tools; i++)
         if (!strcmp(a->tools[i].cap, cap))
             tool = a->tools[i].tool;
-    if (!tool)
-        return answer(a, rid, NULL, "unavailable", "this agent does not serve that capability");
-    if (!atomic_load(&a->alive))
-        return answer(a, rid, NULL, "unavailable", "the MCP server behind this capability is restarting; try again");
+    if (!tool) {
+        answer(a, rid, NULL, "unavailable", "this agent does not serve that capability");
+        return;
+    }
+    if (!atomic_load(&a->alive)) {
+        answer(a, rid, NULL, "unavailable", "the MCP server behind this capability is restarting; try again");
+        return;
+    }
     json_t *args = json_is_object(input) ? json_incref((json_t *)input) : json_pack("{s:O}", "input", input);
     if (!server_call(a, "tools/call", json_pack("{s:s,s:o}", "name", tool, "arguments", args), rid, 0))
         answer(a, rid, NULL, "unavailable", "the MCP server cannot take the call (gone, or too many in flight)");

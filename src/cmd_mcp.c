@@ -234,16 +234,23 @@ static void tools_call(struct mcp_server *s, const json_t *id, const json_t *par
     const char *name = json_string_value(json_object_get(params, "name"));
     const json_t *args = json_object_get(params, "arguments");
     gm_error e = {0};
-    if (!name)
-        return reply_error(s, id, GM_MCP_INVALID_PARAMS, "tools/call: \"name\" must be a string");
-    if (args && !json_is_object(args))
-        return reply_error(s, id, GM_MCP_INVALID_PARAMS, "tools/call: \"arguments\" must be an object");
+    if (!name) {
+        reply_error(s, id, GM_MCP_INVALID_PARAMS, "tools/call: \"name\" must be a string");
+        return;
+    }
+    if (args && !json_is_object(args)) {
+        reply_error(s, id, GM_MCP_INVALID_PARAMS, "tools/call: \"arguments\" must be an object");
+        return;
+    }
     struct call *c = calloc(1, sizeof *c);
-    if (!c)
-        return reply_error(s, id, GM_MCP_INTERNAL_ERROR, "out of memory");
+    if (!c) {
+        reply_error(s, id, GM_MCP_INTERNAL_ERROR, "out of memory");
+        return;
+    }
     if (gm_mcp_cap_from_tool(name, c->cap, &e) != 0) {
         free(c);
-        return reply_error(s, id, GM_MCP_INVALID_PARAMS, e.msg);
+        reply_error(s, id, GM_MCP_INVALID_PARAMS, e.msg);
+        return;
     }
     c->s = s;
     c->id = json_incref((json_t *)id);

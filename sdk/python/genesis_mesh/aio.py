@@ -47,7 +47,11 @@ class AsyncNode:
                                                 f"(is `genesis-mesh node start` running there?)") from None
         self._closed = asyncio.Event()
         self._spawn(self._read_loop())
-        hello = await self._call({"op": "hello", "versions": [PROTOCOL_VERSION]}, timeout)
+        try:
+            hello = await self._call({"op": "hello", "versions": [PROTOCOL_VERSION]}, timeout)
+        except BaseException:
+            await self.close()
+            raise
         self.version = hello["version"]
         self.node_public_key = hello.get("node_public_key", "")
         self.network = hello.get("network", "")

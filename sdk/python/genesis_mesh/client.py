@@ -60,7 +60,11 @@ class Node:
         self._closing = False
         self._reader = threading.Thread(target=self._read_loop, name="genesis-mesh-reader", daemon=True)
         self._reader.start()
-        hello = self._call({"op": "hello", "versions": [PROTOCOL_VERSION]}, timeout)
+        try:
+            hello = self._call({"op": "hello", "versions": [PROTOCOL_VERSION]}, timeout)
+        except BaseException:
+            self.close()
+            raise
         self.version: int = hello["version"]
         self.node_public_key: str = hello.get("node_public_key", "")
         self.network: str = hello.get("network", "")
