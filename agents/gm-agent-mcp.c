@@ -159,9 +159,11 @@ static json_t *server_wait(struct mcp_agent *a, json_int_t id, int timeout_ms)
 {
     int64_t end = gm_mono_ms() + timeout_ms;
     for (;;) {
+        int found = 0;
         pthread_mutex_lock(&a->lock);
         for (size_t i = 0; i < MAX_PENDING; i++) {
             struct pending *p = &a->pending[i];
+            found |= p->id == id;
             if (p->id == id && (p->resp || !atomic_load(&a->alive) || gm_mono_ms() >= end)) {
                 json_t *r = p->resp;
                 *p = (struct pending){0};
@@ -170,6 +172,8 @@ static json_t *server_wait(struct mcp_agent *a, json_int_t id, int timeout_ms)
             }
         }
         pthread_mutex_unlock(&a->lock);
+        if (!found)
+            return NULL;
         gm_sleep_ms(10);
     }
 }
