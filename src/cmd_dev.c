@@ -646,9 +646,11 @@ static int step_open_agents(struct dev *d)
     snprintf(stats, sizeof stats, "%s/examples/exec/text_stats.py", src);
     snprintf(pypath, sizeof pypath, "%s/sdk/python", src);
     setenv("PYTHONPATH", pypath, 1);
-    snprintf(cmd, sizeof cmd, "python3 '%s'", stats);
+    /* Debian's python3 when there (a python3 earlier in PATH may be a slow-starting shim) */
+    const char *python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    snprintf(cmd, sizeof cmd, "%s '%s'", python, stats);
     int want = count_agents(d) + 2;
-    char *pyargv[] = {"env", "python3", py, ndir, "glossary-py", NULL};
+    char *pyargv[] = {"env", (char *)python, "-u", py, ndir, "glossary-py", NULL};
     char *exargv[] = {"genesis-mesh", "agent",  "run",           "--dir", ndir, "--agent-id", "stats-exec",
                       "--capability", "text.stats", "--exec", cmd, "--description",
                       "words, sentences and characters of a text (an --exec program)", "--log", log2, NULL};
