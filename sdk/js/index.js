@@ -231,6 +231,11 @@ export class Node {
 /** Connect to the node in directory `where` (or at socket path `where`), negotiate version 2. */
 export async function connect(where, options = {}) {
   const node = new Node(socketPath(where), options);
-  await node._open(options.timeoutMs ?? 10000);
+  try {
+    await node._open(options.timeoutMs ?? 10000);
+  } catch (e) {
+    node.close();
+    throw e;
+  }
   return node;
 }
