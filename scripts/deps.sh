@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libsodium-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev
       libcurl4-openssl-dev libgnutls28-dev libuv1-dev libcmocka-dev iproute2 python3 curl binutils systemd sqlite3
-      chromium)
+      chromium python3-pip python3-setuptools python3-wheel)
 # node: Debian's nodejs, unless a node is already there (e.g. NodeSource's, which bundles npm).
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
@@ -24,7 +24,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The test suite's npm packages (exactly the locked versions; never a browser download).
+# The test suite's npm packages (exactly the locked versions; never a browser download):
+# playwright-core (e2e_console), the MCP TypeScript SDK (e2e_mcp), a Prometheus text parser.
 js="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
 if [ -f "$js/package-lock.json" ] && ! (cd "$js" && npm ls --omit=dev >/dev/null 2>&1); then
   echo "==> installing the npm packages of tests/js"

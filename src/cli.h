@@ -89,7 +89,7 @@ void cli_log_close(void);
 /* The commands (src/cmd_<group>.c). */
 extern const cli_cmd cli_init, cli_genesis, cli_cert, cli_na, cli_admin, cli_join, cli_status, cli_node, cli_send,
     cli_recv, cli_agents, cli_agent, cli_ask, cli_dev, cli_audit,
-    cli_policy;
+    cli_policy, cli_mcp;
 /* policy create / verify: the network policy manifest (cmd_netpolicy.c) */
 extern const cli_cmd cli_policy_create, cli_policy_verify;
 /* Sign settings (gm_netpolicy_issue) with na as issued at now and write the document to path. */

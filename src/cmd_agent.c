@@ -164,8 +164,9 @@ static int agent_run(const cli_args *a)
     long long ttl, sub_timeout;
     if (cli_int(a, "ttl", 1, GM_AGENT_TTL_MAX_S, 600, &ttl) || cli_int(a, "sub-timeout-ms", 1, 3600000, 0, &sub_timeout))
         return 2;
-    if (!cap || !id)
-        return cli_usage("agent run: --agent-id and --capability are required");
+    int mcp = cli_str(a, "mcp", NULL) != NULL;
+    if ((!cap && !mcp) || !id)
+        return cli_usage("agent run: --agent-id and --capability (or --mcp) are required");
     if (!gm_agent_id_valid(id))
         return cli_usage("agent run: --agent-id must be 1..%d characters of [A-Za-z0-9._-]", GM_AGENT_ID_MAX);
     static const char *const faults[] = {"silent", "garbage", "forge", "uncertified", NULL};
@@ -173,8 +174,8 @@ static int agent_run(const cli_args *a)
     if (fault && cli_parse_choice(a->path, "fault", fault, faults, &kind))
         return 2;
     gm_error err = {0};
-    char ncap[GM_AGENT_CAP_MAX + 1];
-    if (gm_agent_cap_normalize(cap, ncap, &err) != 0)
+    char ncap[GM_AGENT_CAP_MAX + 1] = "";
+    if (cap && gm_agent_cap_normalize(cap, ncap, &err) != 0)
         return cli_fail("agent run", &err);
     const char *program = NULL;
     for (size_t i = 0; i < sizeof shipped_agents / sizeof shipped_agents[0]; i++)
@@ -187,6 +188,11 @@ static int agent_run(const cli_args *a)
     /* Any capability served by a program or a local HTTP service (agents/gm-agent-exec.c). */
     if (cli_str(a, "exec", NULL) || cli_str(a, "http", NULL))
         program = "gm-agent-exec";
+    /* Each tool of an MCP server (agents/gm-agent-mcp.c); --capability is then a prefix. */
+    if (mcp)
+        program = cli_str(a, "exec", NULL) || cli_str(a, "http", NULL) ? NULL : "gm-agent-mcp";
+    if (!program && mcp)
+        return cli_usage("agent run: --mcp serves the tools of an MCP server; it cannot go with --exec or --http");
     if (!program)
         return cli_usage("agent run: no shipped agent serves '%s' (shipped: repo.summary, llm.chat, planner.answer); "
                          "serve it with --exec 'CMD ARGS' or --http URL, or write your own agent (docs/agents.md)", ncap);
@@ -451,6 +457,8 @@ static const cli_opt run_opts[] = {
     {"max-output-bytes", "N", "--exec/--http: largest stdout or reply accepted (default 32768)"},
     {"max-inflight", "N", "--exec/--http: requests served at once (default 8)"},
     {"description", "TEXT", "--exec/--http: what CAP does, shown to requesters"},
+    {"mcp", "'CMD ARGS'", "offer each tool of this MCP server (stdio) as a capability ([CAP.]tool)"},
+    {"max-restarts", "N", "--mcp: restarts in a row of an MCP server that exits (default 5)"},
     CLI_LOG_OPTS,
     {NULL},
 };

@@ -71,6 +71,8 @@ int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, in
 /* Read the next JSON line (e.g. a subscribe event). GM_ETIMEOUT at the deadline, GM_EIO when
  * the node closed the connection (a partial last line is dropped). */
 int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err) GM_MUST_CHECK;
+/* Connect to the node's socket at sock_path; GM_ENOTFOUND when nothing listens there. */
+int gm_node_conn_open_path(const char *sock_path, gm_node_conn_t **out, gm_error *err) GM_MUST_CHECK;
 /* Send one JSON value as one line. */
 int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err) GM_MUST_CHECK;
 /* Negotiate version 2 of the local API (docs/local-api.md "Versions and hello"): sends

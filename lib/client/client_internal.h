@@ -19,8 +19,6 @@ const char *gm_na_last_error_code(void);
 
 /* ---- local-API client (node_client.c, gm/node.h) ---- */
 
-/* Connect to the node's socket at sock_path; GM_ENOTFOUND when nothing listens there. */
-int gm_node_conn_open_path(const char *sock_path, gm_node_conn_t **out, gm_error *err);
 /* Send data to the node key `to` on port through the node at sock_path; an {"ok":false}
  * answer is an error: GM_ENET when the node has no route, else GM_EPROTO. */
 int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const char *port,
