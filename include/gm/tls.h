@@ -5,6 +5,7 @@
 #define GM_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gm/error.h"
 
@@ -21,6 +22,12 @@ int gm_tls_make_self_signed(const char *cert_path, const char *key_path, const c
 
 /* The pin of the public key in the first certificate of a PEM file. */
 int gm_tls_pin_of_cert_file(const char *cert_path, char pin[GM_TLS_PIN_LEN], gm_error *err)
+    __attribute__((warn_unused_result));
+
+/* Check the first certificate of a PEM file: it parses, it is valid now, and (when key_path is
+ * not NULL) the PEM private key in key_path is its key. not_after (optional) receives the end
+ * of its validity, unix seconds. */
+int gm_tls_cert_check(const char *cert_path, const char *key_path, int64_t *not_after, gm_error *err)
     __attribute__((warn_unused_result));
 
 /* 0 if s is one pin or several joined by ';' (as CURLOPT_PINNEDPUBLICKEY takes them). */

@@ -249,6 +249,13 @@ void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text)
         const char *id = strstr(text, "\"crl_id\":\"");
         snprintf(na->crl_etag, sizeof na->crl_etag, "\"%llu-%.8s\"", (unsigned long long)seq,
                  id ? id + 10 : "00000000");
+        /* For /metrics; canonical (sorted) JSON puts it before revoked_certificates. */
+        const char *nu = strstr(text, "\"next_update\":\"");
+        char when[GM_TIME_STRLEN] = "";
+        gm_time t;
+        if (nu)
+            sscanf(nu + 15, "%39[^\"]", when);
+        na->crl_next_update = when[0] && gm_time_parse(when, &t, NULL) == 0 ? t.unix_s : 0;
         text = NULL;
     }
     pthread_mutex_unlock(&na->crl_lock);

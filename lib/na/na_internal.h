@@ -92,11 +92,15 @@ typedef struct na_metrics {
     uint64_t joins, renewals, revocations, invites;
     uint64_t crl_refused;  /* CRLs not published because they would pass GM_CRL_MAX_BYTES */
     uint64_t rate_limited[NA_RL_KINDS]; /* 429s by na_rl_kind */
+    /* latency[route][bucket] (cumulative counts are made when printing), with sums per route */
+    uint64_t *latency;
+    double *latency_sum;
 } na_metrics;
 
 int na_metrics_init(na_metrics *m);
 void na_metrics_free(na_metrics *m);
-void na_metrics_count(na_metrics *m, int route, int status);
+/* One answered request: its route (-1 unknown), status and time from arrival to answer. */
+void na_metrics_count(na_metrics *m, int route, int status, double seconds);
 void na_metrics_add(na_metrics *m, uint64_t *counter, uint64_t n);
 
 /* ---- the service ---- */
@@ -130,6 +134,8 @@ struct gm_na {
     uint64_t crl_seq;
     char *crl_text;
     char crl_etag[80];
+    int64_t crl_next_update; /* of the cached CRL, unix seconds (0 if unreadable) */
+    int64_t tls_not_after;   /* the TLS certificate's expiry, unix seconds (0: no TLS) */
     /* scheduled re-signing (na_crl.c) */
     pthread_t resign_thread;
     int resign_running, resign_stop;

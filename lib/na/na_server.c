@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "gm/gmtime.h"
+#include "gm/tls.h"
 #include "gm/util.h"
 #include "na_internal.h"
 
@@ -409,7 +410,7 @@ static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
 {
     if (!r->reply)
         na_reply_error(r, 500, "internal_error", "the handler produced no reply");
-    na_metrics_count(&na->metrics, route, r->status);
+    na_metrics_count(&na->metrics, route, r->status, ms_since(&cx->started) / 1e3);
     if (r->status == 429) {
         char from[INET6_ADDRSTRLEN];
         addr_text(client_addr(r->conn), from);
@@ -618,6 +619,10 @@ static int tls_files_load(gm_na_t *na, gm_error *err)
     if ((rc = gm_na_config_path(&na->cfg, na->cfg.tls_cert, path, sizeof path, err)) ||
         (rc = gm_file_read(path, 1024 * 1024, &na->tls_cert_pem, &len, err)))
         return gm_error_prefix(err, "TLS certificate");
+    /* Only for the expiry gauge: MHD refuses a certificate that does not parse, and an
+     * expired one still has its expiry time shown. */
+    if (gm_tls_cert_check(path, NULL, &na->tls_not_after, NULL) != 0 && !na->tls_not_after)
+        na->tls_not_after = 0;
     if ((rc = gm_na_config_path(&na->cfg, na->cfg.tls_key, path, sizeof path, err)) ||
         (rc = gm_file_read(path, 1024 * 1024, &na->tls_key_pem, &na->tls_key_len, err))) {
         tls_files_free(na);
