@@ -240,6 +240,7 @@ void na_token_hash(const char *token, char out[65]);
 /* ---- handlers ---- */
 
 int na_handle_health(na_req *r);     /* na_public.c */
+int na_handle_ready(na_req *r);      /* na_public.c */
 int na_handle_genesis(na_req *r);    /* na_public.c */
 int na_handle_crl(na_req *r);        /* na_crl.c */
 int na_handle_access_policy(na_req *r); /* na_policy.c */

@@ -406,6 +406,19 @@ static void addr_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, INET6_ADDRSTRLEN);
 }
 
+/* A routine poll that went well: a CRL or policy not modified (nodes poll every few seconds),
+ * a health, readiness or metrics scrape answered 200. It is counted in /metrics but not
+ * logged, so the log keeps what happened; every error is still logged. */
+static int quiet_poll(int route, int status)
+{
+    if (route < 0)
+        return 0;
+    na_handler fn = na_routes[route].fn;
+    if (status == 304)
+        return fn == na_handle_crl || fn == na_handle_access_policy;
+    return status == 200 && (fn == na_handle_health || fn == na_handle_ready || fn == na_handle_metrics);
+}
+
 static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
 {
     if (!r->reply)
@@ -416,7 +429,7 @@ static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
         addr_text(client_addr(r->conn), from);
         na_log(na, "%s %s %s -> 429 %.1fms (rate limited: %s)", r->request_id, r->method, r->path,
                ms_since(&cx->started), from);
-    } else {
+    } else if (!quiet_poll(route, r->status)) {
         na_log(na, "%s %s %s -> %d %.1fms", r->request_id, r->method, r->path, r->status, ms_since(&cx->started));
     }
     enum MHD_Result ret = send_reply(r->conn, r);
