@@ -75,7 +75,8 @@ int agent_cli_store_string(void *ctx, int opt, const char *val);
 /* After the options: --agent-id given and valid, --capability (if given) is this program's.
  * Returns 0, or 2 after printing a usage error. */
 int agent_cli_check(struct agent_cli *c);
-/* Open the node directory and serve handler until SIGTERM/SIGINT, logging (gm/log.h) to --log.
+/* Open the node directory and serve handler until SIGTERM/SIGINT, logging (gm/log.h) to --log
+ * (SIGHUP reopens it, for log rotation).
  * Returns 0, or the error code with err filled (the caller redacts and prints it). */
 int agent_cli_serve(const struct agent_cli *c, gm_agent_handler handler, void *user, gm_error *err);
 

@@ -1,5 +1,6 @@
 /* genesis-mesh na: run the Network Authority (na start), plus a small signing helper for
  * scripts and tests (na sign-request). */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@ static int na_serve(const char *dir, const char *listen, const char *port_file, 
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (gm_na_new(&na, &cfg, NULL, NULL, &err) != 0)
@@ -70,7 +72,14 @@ static int na_serve(const char *dir, const char *listen, const char *port_file, 
     if (pin[0])
         gm_log(GM_LOG_INFO, "na", "TLS key pin %s (nodes join with --na-pin %s, or --na-ca %s)", pin, pin, path);
     int sig = 0;
-    sigwait(&set, &sig);
+    /* SIGHUP: reopen the log (rotation) and reload what can change while serving. */
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        if (gm_log_reopen() != 0)
+            gm_log(GM_LOG_ERROR, "na", "SIGHUP: cannot reopen the log file: %s", strerror(errno));
+        if (gm_na_reload(na, &err) != 0)
+            gm_log(GM_LOG_ERROR, "na", "SIGHUP: %s", err.msg);
+        gm_log_event(GM_LOG_INFO, "na", "reloaded", NULL, "SIGHUP: log reopened, configuration reloaded");
+    }
     gm_log(GM_LOG_INFO, "na", "NA stopping (signal %d)", sig);
     gm_na_free(na);
     return 0;
@@ -135,6 +144,7 @@ static const cli_cmd na_start_cmd = {
     "[--dir D] [--listen HOST:PORT] [--port-file F] [--tls-cert FILE --tls-key FILE] [--plain-http]\n"
     "       [--quiet] [--log FILE] [--log-format F] [--log-level L]",
     "Serves the NA of directory D until SIGINT/SIGTERM. Logs one record per request and event.\n"
+    "SIGHUP reopens the --log file (after rotation) and reloads the rate limits of config.json.\n"
     "Serves HTTPS with the certificate and key of config.json (tls_cert, tls_key; made by init) or\n"
     "--tls-cert/--tls-key; plain HTTP only with --plain-http or \"plain_http\": true in config.json.\n", na_start,
     start_opts, 0, NULL};

@@ -58,7 +58,14 @@ const char *gm_log_safe_text(const char *s, char *out, size_t cap);
 typedef struct gm_log_file {
     FILE *f;
     gm_log_format format;
+    const char *path; /* the file f was opened from (for gm_log_file_reopen), NULL for stderr */
 } gm_log_file;
 void gm_log_file_write(void *ctx, const gm_log_record *rec);
+/* Reopen lf->path (appending, created 0644 when missing) under the same FILE, for log
+ * rotation: after `mv` of the file, the next record goes to a new file at the path. Nothing
+ * to do (0) when there is no path. Async-signal-safe (open, dup2, close); 0 or -1. */
+int gm_log_file_reopen(gm_log_file *lf);
+/* gm_log_file_reopen of the process log, when its handler is gm_log_file_write. */
+int gm_log_reopen(void);
 
 #endif

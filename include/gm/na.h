@@ -106,6 +106,10 @@ int gm_na_tls(const gm_na_t *na);
 uint16_t gm_na_port(const gm_na_t *na);
 /* Stop serving (waits for requests in flight) and release everything. NULL is fine. */
 void gm_na_free(gm_na_t *na);
+/* Re-read config.json (SIGHUP) and apply what is safe to change while serving: the rate
+ * limits (rates and bursts; not tracked_ips). Other members that changed are named in the
+ * log as waiting for a restart. A config.json that does not load changes nothing (err). */
+int gm_na_reload(gm_na_t *na, gm_error *err);
 /* The store, e.g. for a later module that keeps its own tables next to the NA's. */
 gm_store_t *gm_na_store(gm_na_t *na);
 

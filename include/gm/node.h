@@ -39,6 +39,9 @@ typedef struct gm_node_config {
     gm_node_log_level log_level;
     int crl_stale_refuse;    /* CRL past next_update: 0 = warn only, 1 = also refuse new links
                                 (except to fetch a fresher CRL from the peer) */
+    const char *metrics_listen;    /* "host:port": serve GET /metrics (plain HTTP) there; NULL = off */
+    const char *metrics_port_file; /* where to write the metrics port actually bound, or NULL */
+    int check_only;          /* load and check everything, bind nothing, return (node start --check) */
 } gm_node_config;
 
 /* Load the state directory, run until SIGTERM/SIGINT, close sessions and free everything.

@@ -26,6 +26,9 @@ int gm_file_read(const char *path, size_t max, char **out, size_t *len, gm_error
 /* Write via a temp file + fsync + rename, so a crash never leaves a half-written file. */
 int gm_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, gm_error *err);
 int gm_file_exists(const char *path);
+/* path exists, is a regular file (dir: a directory) owned by this user, and grants nothing to
+ * group or others (0600 / 0700); the message names the path, its mode and the chmod to run. */
+int gm_file_check_private(const char *path, int dir, gm_error *err) __attribute__((warn_unused_result));
 /* mkdir -p with the given mode for the directories it creates. */
 int gm_mkdir_p(const char *path, mode_t mode, gm_error *err);
 /* snprintf into a path buffer; GM_EINVAL if it does not fit. */

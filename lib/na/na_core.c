@@ -438,6 +438,58 @@ uint16_t gm_na_port(const gm_na_t *na)
     return na->port;
 }
 
+int gm_na_reload(gm_na_t *na, gm_error *err)
+{
+    gm_na_config *c = malloc(sizeof *c);
+    if (!c)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = gm_na_config_load(c, na->cfg.dir, err);
+    if (rc != 0) {
+        free(c);
+        return gm_error_prefix(err, "reload: config.json unchanged in effect");
+    }
+    const gm_na_rate_limit *o = &na->cfg.rate_limit, *l = &c->rate_limit;
+    na_ratelimit_set(&na->ratelimit, l);
+    na_log(na, "reloaded config.json: rate_limit per_ip_per_s %u burst %u, auth_failures_per_ip_per_s %u "
+               "auth_failures_burst %u, reads_per_ip_per_s %u reads_burst %u",
+           l->per_ip_per_s, l->burst, l->auth_failures_per_ip_per_s, l->auth_failures_burst, l->reads_per_ip_per_s,
+           l->reads_burst);
+    /* The rest is read by the serving threads without a lock, or sized at start. */
+    const char *later[16];
+    size_t n = 0;
+#define CHANGED(cond, name)                                                                                          \
+    do {                                                                                                             \
+        if (cond)                                                                                                    \
+            later[n++] = name;                                                                                       \
+    } while (0)
+    CHANGED(l->tracked_ips != o->tracked_ips, "rate_limit.tracked_ips");
+    CHANGED(strcmp(c->listen, na->cfg.listen) != 0, "listen");
+    CHANGED(strcmp(c->db_path, na->cfg.db_path) != 0, "db");
+    CHANGED(strcmp(c->na_key_base, na->cfg.na_key_base) != 0 || strcmp(c->genesis_path, na->cfg.genesis_path) != 0,
+            "na_key/genesis");
+    CHANGED(c->max_body_bytes != na->cfg.max_body_bytes, "max_body_bytes");
+    CHANGED(c->crl_resign_interval_s != na->cfg.crl_resign_interval_s ||
+                c->crl_next_update_multiple != na->cfg.crl_next_update_multiple ||
+                c->crl_next_update_hours != na->cfg.crl_next_update_hours,
+            "crl_*");
+    CHANGED(c->max_connections != na->cfg.max_connections || c->max_connections_per_ip != na->cfg.max_connections_per_ip ||
+                c->connection_timeout_s != na->cfg.connection_timeout_s ||
+                c->request_timeout_s != na->cfg.request_timeout_s || c->threads != na->cfg.threads,
+            "connections/timeouts/threads");
+    CHANGED(strcmp(c->tls_cert, na->cfg.tls_cert) != 0 || strcmp(c->tls_key, na->cfg.tls_key) != 0, "tls_cert/tls_key");
+    CHANGED(c->n_operators != na->cfg.n_operators ||
+                memcmp(c->operators, na->cfg.operators, c->n_operators * sizeof c->operators[0]) != 0,
+            "operator_keys");
+#undef CHANGED
+    for (size_t i = 0; i < n; i++)
+        na_log(na, "config.json: %s changed; it takes effect at the next start", later[i]);
+    unsigned keep = na->cfg.rate_limit.tracked_ips;
+    na->cfg.rate_limit = c->rate_limit;
+    na->cfg.rate_limit.tracked_ips = keep;
+    free(c);
+    return 0;
+}
+
 gm_store_t *gm_na_store(gm_na_t *na)
 {
     return na->store;

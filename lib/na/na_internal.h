@@ -70,6 +70,8 @@ typedef struct na_ratelimit {
 
 int na_ratelimit_init(na_ratelimit *rl, const gm_na_rate_limit *cfg);
 void na_ratelimit_free(na_ratelimit *rl);
+/* New rates and bursts (tracked_ips is kept: the table is sized at start). */
+void na_ratelimit_set(na_ratelimit *rl, const gm_na_rate_limit *cfg);
 /* 0 when addr may go ahead (taking one token of kind if take), otherwise the whole seconds
  * until a token is back. A kind whose rate is 0 always answers 0. */
 unsigned na_ratelimit_check(na_ratelimit *rl, const struct sockaddr *addr, na_rl_kind kind, int take,
