@@ -10,6 +10,7 @@
 #include "gm/crl.h"
 #include "gm/log.h"
 #include "gm/sigdoc.h"
+#include "gm/tls.h"
 #include "gm/util.h"
 #include "na_internal.h"
 
@@ -379,6 +380,85 @@ static int load_key(gm_na_t *na, gm_error *err)
     if ((rc = gm_genesis_check_na_window(&na->genesis, gm_time_now(), err)) != 0)
         return gm_error_prefix(err, "refusing to start");
     return 0;
+}
+
+/* A secret file of the directory (when present or required) must be 0600. */
+static int check_secret(const gm_na_config *cfg, const char *name, int required, gm_error *err)
+{
+    char path[4096];
+    int rc = gm_na_config_path(cfg, name, path, sizeof path, err);
+    if (rc != 0 || (!required && !gm_file_exists(path)))
+        return rc;
+    return gm_file_check_private(path, 0, err);
+}
+
+int gm_na_config_check(const gm_na_config *cfg, char **summary, gm_error *err)
+{
+    *summary = NULL;
+    int rc = gm_init(err);
+    if (rc != 0)
+        return rc;
+    gm_na_t *na = calloc(1, sizeof *na);
+    if (!na)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    na->cfg = *cfg;
+    char key_file[4200], path[4096], tls[160] = "plain HTTP (plain_http)", until[GM_TIME_STRLEN] = "";
+    snprintf(key_file, sizeof key_file, "%s.key", cfg->na_key_base);
+    if ((rc = gm_file_check_private(cfg->dir, 1, err)) != 0 || (rc = check_secret(cfg, key_file, 1, err)) != 0 ||
+        (rc = check_secret(cfg, "root.key", 0, err)) != 0 || (rc = check_secret(cfg, "operator.key", 0, err)) != 0)
+        goto out;
+    if ((rc = load_genesis(na, err)) != 0 || (rc = load_key(na, err)) != 0)
+        goto out;
+    gm_time_format(&na->genesis.na_valid_to, until);
+    if ((rc = na_listen_check(cfg->listen, err)) != 0)
+        goto out;
+    if (strncmp(cfg->na_url, "https://", 8) != 0 && strncmp(cfg->na_url, "http://", 7) != 0) {
+        rc = gm_error_set(err, GM_EINVAL, "config.json \"na_url\" '%s' is not an http:// or https:// URL", cfg->na_url);
+        goto out;
+    }
+    if (cfg->tls_cert[0] || cfg->tls_key[0]) {
+        char key[4096];
+        int64_t not_after = 0;
+        if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
+            rc = gm_error_set(err, GM_EINVAL, "config.json has only one of \"tls_cert\" and \"tls_key\"");
+            goto out;
+        }
+        if ((rc = check_secret(cfg, cfg->tls_key, 1, err)) != 0 ||
+            (rc = gm_na_config_path(cfg, cfg->tls_cert, path, sizeof path, err)) != 0 ||
+            (rc = gm_na_config_path(cfg, cfg->tls_key, key, sizeof key, err)) != 0 ||
+            (rc = gm_tls_cert_check(path, key, &not_after, err)) != 0)
+            goto out;
+        gm_time t = gm_time_from_unix(not_after);
+        char when[GM_TIME_STRLEN];
+        gm_time_format(&t, when);
+        snprintf(tls, sizeof tls, "HTTPS, certificate valid until %s", when);
+        if (strncmp(cfg->na_url, "http://", 7) == 0) {
+            rc = gm_error_set(err, GM_EINVAL, "config.json \"na_url\" is %s but the NA serves HTTPS: use https://",
+                              cfg->na_url);
+            goto out;
+        }
+    } else if (!cfg->plain_http) {
+        rc = gm_error_set(err, GM_EINVAL, "no TLS certificate: set \"tls_cert\" and \"tls_key\" in config.json, or "
+                                          "\"plain_http\": true to serve plain HTTP on purpose");
+        goto out;
+    }
+    gm_buf b = {0};
+    gm_buf_printf(&b,
+                  "network '%s': genesis verifies, NA key %s valid until %s, %zu operator key(s), listen %s, %s, "
+                  "key files 0600, directory 0700",
+                  cfg->network_name, na->key.pk_b64, until, cfg->n_operators, cfg->listen, tls);
+    if (b.oom) {
+        gm_buf_free(&b);
+        rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+    } else {
+        *summary = b.p;
+    }
+out:
+    gm_genesis_free(&na->genesis);
+    free(na->genesis_text);
+    gm_signer_wipe(&na->key);
+    free(na);
+    return rc;
 }
 
 int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *log_ctx, gm_error *err)

@@ -263,6 +263,8 @@ int gm_na_agents_install(gm_na_t *na, gm_error *err); /* na_agents.c */
 /* Listening (na_server.c). */
 int na_server_start(gm_na_t *na, const char *listen, gm_error *err);
 void na_server_stop(gm_na_t *na);
+/* 0 if listen ("HOST:PORT") would be accepted by na_server_start. */
+int na_listen_check(const char *listen, gm_error *err);
 
 /* Admin authentication of r (headers, operator key, window, signature, nonce); replies 401. */
 int na_admin_authenticate(na_req *r);

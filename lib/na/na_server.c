@@ -610,6 +610,13 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+int na_listen_check(const char *listen, gm_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    return parse_listen(listen, &ss, &sslen, err);
+}
+
 static void tls_files_free(gm_na_t *na)
 {
     if (na->tls_key_pem) {
