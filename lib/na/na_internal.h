@@ -60,7 +60,7 @@ struct sockaddr;
 struct na_rl_entry;
 typedef struct na_ratelimit {
     pthread_mutex_t lock;
-    unsigned rate[NA_RL_KINDS], burst[NA_RL_KINDS];
+    _Atomic unsigned rate[NA_RL_KINDS], burst[NA_RL_KINDS]; /* na_ratelimit_set changes them (SIGHUP) */
     struct na_rl_entry *entries; /* cap slots, the first used in use */
     int32_t *heads;              /* hash chains, mask + 1 of them */
     uint32_t cap, used, mask;

@@ -209,6 +209,14 @@ typedef struct node_metrics {
     uint64_t renewals_ok, renewals_failed;
 } node_metrics;
 
+/* Capability requests that reached this node for its agents, by capability (node_policy.c
+ * counts them, node_metrics.c shows them): a bounded table, the rest counted as "other". */
+#define NODE_CAP_COUNTED 32
+typedef struct node_cap_count {
+    char name[65];
+    uint64_t allowed, denied;
+} node_cap_count;
+
 /* node_metrics_http.c: the opt-in Prometheus listener (--metrics-listen). */
 struct mhttp_conn;
 typedef struct node_mhttp {
@@ -304,6 +312,8 @@ struct gm_node {
     node_renew_state renew;
     node_metrics m;           /* counted by every subsystem, listed by node_metrics.c */
     node_mhttp mhttp;         /* --metrics-listen (node_metrics_http.c) */
+    node_cap_count caps[NODE_CAP_COUNTED + 1]; /* the last one is "other" */
+    size_t n_caps;
 };
 
 uint64_t node_now_ms(gm_node *n);

@@ -178,6 +178,20 @@ char *node_metrics_prometheus(gm_node *n)
           (long long)n->cert.expires_at.unix_s);
     gauge(&b, &len, &cap, "gm_node_na_key_expiry_timestamp_seconds",
           "end of the NA key's validity in the genesis block, unix time", (long long)n->genesis.na_valid_to.unix_s);
+    append(&b, &len, &cap, "# HELP gm_node_capability_requests_total capability requests that reached this node's "
+                           "agents, by capability (the first %d seen; the rest as \"other\") and access policy "
+                           "result\n# TYPE gm_node_capability_requests_total counter\n",
+           NODE_CAP_COUNTED);
+    for (size_t i = 0; i <= NODE_CAP_COUNTED; i++) {
+        const node_cap_count *c = &n->caps[i];
+        if (i < NODE_CAP_COUNTED && i >= n->n_caps)
+            continue;
+        const char *name = i < NODE_CAP_COUNTED ? c->name : "other";
+        append(&b, &len, &cap,
+               "gm_node_capability_requests_total{capability=\"%s\",result=\"allowed\"} %llu\n"
+               "gm_node_capability_requests_total{capability=\"%s\",result=\"denied\"} %llu\n",
+               name, (unsigned long long)c->allowed, name, (unsigned long long)c->denied);
+    }
     append(&b, &len, &cap, "# HELP genesis_mesh_build_info The version of this build.\n"
                            "# TYPE genesis_mesh_build_info gauge\ngenesis_mesh_build_info{version=\"%s\"} 1\n",
            gm_version());
