@@ -512,6 +512,9 @@ char *node_metrics_prometheus(gm_node *n);
 /* node_metrics_http.c: listen on cfg.metrics_listen (nothing when NULL); stop closes it all. */
 int node_metrics_http_start(gm_node *n, gm_error *err);
 void node_metrics_http_stop(gm_node *n);
+/* The answer to a request head (NUL-terminated): 200 for GET or HEAD /metrics (*head_only set
+ * for HEAD), 404 another path, 405 another method, 400 no request line. */
+int node_mhttp_route(const char *head, int *head_only);
 
 /* node_renew.c */
 void node_renew_schedule(gm_node *n);

@@ -88,21 +88,37 @@ static void reply(mhttp_conn *c, int status, const char *reason, const char *typ
         conn_close(c);
 }
 
-/* The request line of a complete head: only GET (or HEAD) /metrics is served. */
+int node_mhttp_route(const char *head, int *head_only)
+{
+    /* Strictly "METHOD SP TARGET SP HTTP/1.x CRLF": one space each, nothing else between. */
+    size_t m = strspn(head, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    *head_only = 0;
+    if (m == 0 || m > 7 || head[m] != ' ')
+        return 400;
+    const char *target = head + m + 1;
+    size_t t = strcspn(target, " \r\n\t");
+    if (t == 0 || target[t] != ' ' ||
+        (strncmp(target + t + 1, "HTTP/1.1\r\n", 10) != 0 && strncmp(target + t + 1, "HTTP/1.0\r\n", 10) != 0))
+        return 400;
+    *head_only = m == 4 && !strncmp(head, "HEAD", 4);
+    if (!(m == 3 && !strncmp(head, "GET", 3)) && !*head_only)
+        return 405;
+    return t == 8 && !strncmp(target, "/metrics", 8) ? 200 : 404;
+}
+
+/* A complete head: only GET (or HEAD) /metrics is served. */
 static void answer(mhttp_conn *c)
 {
-    char method[8], target[256], version[16];
+    int head_only;
     c->head[c->len] = '\0';
-    if (sscanf(c->head, "%7[A-Z] %255[^ \r\n] HTTP/%15[0-9.]\r\n", method, target, version) != 3) {
+    switch (node_mhttp_route(c->head, &head_only)) {
+    case 400:
         reply(c, 400, "Bad Request", "text/plain", "bad request\n", 0);
         return;
-    }
-    int head_only = !strcmp(method, "HEAD");
-    if (strcmp(method, "GET") != 0 && !head_only) {
+    case 405:
         reply(c, 405, "Method Not Allowed", "text/plain", "only GET /metrics\n", 0);
         return;
-    }
-    if (strcmp(target, "/metrics") != 0) {
+    case 404:
         reply(c, 404, "Not Found", "text/plain", "only GET /metrics\n", head_only);
         return;
     }
