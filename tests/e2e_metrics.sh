@@ -52,7 +52,8 @@ MURL="http://127.0.0.1:$(tr -d '[:space:]' <"$A/metrics.port")/metrics"
 # some traffic of every kind for the NA's counters and histograms (a 404 lands in "other")
 curl -s -o /dev/null --cacert "$E2E_NET/tls.crt" "$E2E_NA_URL/no-such-endpoint"
 curl -s -o /dev/null --cacert "$E2E_NET/tls.crt" "$E2E_NA_URL/ready"
-e2e_admin revoke --cert-id "$(node_cert_id b)" --reason superseded >/dev/null 2>&1 || fail "revoke"
+e2e_node_join c role:c # enrolled, never started: its revocation leaves the a-b link alone
+e2e_admin revoke --cert-id "$(node_cert_id c)" --reason superseded >/dev/null 2>&1 || fail "revoke"
 
 step "every exposition passes the strict check"
 curl -sS --cacert "$E2E_NET/tls.crt" "$E2E_NA_URL/metrics" >"$E2E_TMP/na.prom" || fail "GET /metrics on the NA"
