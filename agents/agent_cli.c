@@ -19,6 +19,16 @@ static void on_signal(int sig)
     g_stop = 1;
 }
 
+/* SIGHUP never stops an agent: it reopens the --log file (after rotation). gm_log_reopen is
+ * async-signal-safe (open, dup2, close). */
+static void on_hup(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    gm_log_reopen();
+    errno = saved;
+}
+
 int agent_cli_usage(const struct agent_cli *c, const char *fmt, ...)
 {
     va_list ap;
@@ -149,12 +159,17 @@ static int serve_handler(void *user, const gm_agent_call_in *in, json_t **output
 int agent_cli_log_open(const struct agent_cli *c, gm_log_file *log, gm_error *err)
 {
     log->f = stderr;
+    log->path = c->log_path;
     if (c->log_path && !(log->f = fopen(c->log_path, "a")))
         return gm_error_set(err, GM_EIO, "cannot open log file %s: %s", c->log_path, strerror(errno));
     log->format = c->log_format >= 0 ? (gm_log_format)c->log_format
                   : isatty(fileno(log->f)) ? GM_LOG_FORMAT_TEXT : GM_LOG_FORMAT_JSON;
     gm_log_set_level(c->log_level);
     gm_log_set_handler(gm_log_file_write, log);
+    struct sigaction hup = {0};
+    hup.sa_handler = on_hup;
+    hup.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &hup, NULL);
     return 0;
 }
 

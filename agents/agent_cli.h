@@ -76,7 +76,8 @@ int agent_cli_store_string(void *ctx, int opt, const char *val);
 /* After the options: --agent-id given and valid, --capability (if given) is this program's.
  * Returns 0, or 2 after printing a usage error. */
 int agent_cli_check(struct agent_cli *c);
-/* Send the log (gm/log.h) to --log (default stderr) in --log-format at --log-level. */
+/* Send the log (gm/log.h) to --log (default stderr) in --log-format at --log-level; SIGHUP
+ * reopens the --log file (after rotation) and never stops the agent. */
 int agent_cli_log_open(const struct agent_cli *c, gm_log_file *log, gm_error *err);
 void agent_cli_log_close(gm_log_file *log);
 /* SIGTERM and SIGINT set the returned flag; SIGPIPE is ignored. */

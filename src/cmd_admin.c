@@ -159,10 +159,11 @@ static int do_revoke(const cli_args *a, admin_opts *o)
     return 0;
 }
 
-static void print_nodes_table(const json_t *nodes)
+/* wide: whole node keys (44 characters) instead of their first 12. */
+static void print_nodes_table(const json_t *nodes, int wide)
 {
-    printf("%-36s  %-14s  %-24s  %-20s  %-20s  %s\n", "CERT ID", "NODE KEY", "ROLES", "EXPIRES", "LAST SEEN",
-           "STATUS");
+    printf("%-36s  %-*s  %-24s  %-20s  %-20s  %s\n", "CERT ID", wide ? 44 : 14, "NODE KEY", "ROLES", "EXPIRES",
+           "LAST SEEN", "STATUS");
     for (size_t i = 0; i < json_array_size(nodes); i++) {
         const json_t *n = json_array_get(nodes, i);
         char roles[256] = "";
@@ -177,9 +178,13 @@ static void print_nodes_table(const json_t *nodes)
         snprintf(st, sizeof st, "%s%s%s%s%s", status ? status : "?", reason ? " (" : "", reason ? reason : "",
                  reason ? ")" : "", json_is_true(json_object_get(n, "key_blocked")) ? " [key blocked]" : "");
         const char *seen = json_string_value(json_object_get(n, "last_heartbeat"));
-        printf("%-36s  %.12s..  %-24s  %-20s  %-20s  %s\n", json_string_value(json_object_get(n, "cert_id")),
-               json_string_value(json_object_get(n, "node_public_key")), roles,
-               json_string_value(json_object_get(n, "expires_at")), seen ? seen : "never", st);
+        const char *key = json_string_value(json_object_get(n, "node_public_key"));
+        if (wide)
+            printf("%-36s  %-44s  %-24s  %-20s  %-20s  %s\n", json_string_value(json_object_get(n, "cert_id")), key,
+                   roles, json_string_value(json_object_get(n, "expires_at")), seen ? seen : "never", st);
+        else
+            printf("%-36s  %.12s..  %-24s  %-20s  %-20s  %s\n", json_string_value(json_object_get(n, "cert_id")), key,
+                   roles, json_string_value(json_object_get(n, "expires_at")), seen ? seen : "never", st);
     }
     if (json_array_size(nodes) == 0)
         printf("(no certificates issued yet)\n");
@@ -212,7 +217,7 @@ static int do_nodes(const cli_args *a, admin_opts *o)
     if (o->json)
         print_json(resp);
     else
-        print_nodes_table(json_object_get(resp, "nodes"));
+        print_nodes_table(json_object_get(resp, "nodes"), cli_has(a, "wide"));
     json_decref(resp);
     return 0;
 }
@@ -407,11 +412,12 @@ static const cli_cmd admin_revoke = {
 
 static const cli_opt nodes_opts[] = {
     {"node-key", "B64", "only the certificates of this node key"},
+    {"wide", NULL, "show whole node keys (default: their first 12 characters)"},
     ADMIN_COMMON,
     {NULL},
 };
 static const cli_cmd admin_nodes = {"nodes", "every certificate with its state (active, expired, revoked)",
-                                    "[--node-key B64] [--dir D] [--na URL] [--json]", NULL, run_nodes, nodes_opts, 0,
+                                    "[--node-key B64] [--wide] [--dir D] [--na URL] [--json]", NULL, run_nodes, nodes_opts, 0,
                                     NULL};
 
 static const cli_opt clear_key_opts[] = {

@@ -152,7 +152,8 @@ static int run_init(const cli_args *a)
                                         "operator.pub", "genesis.json", "config.json", "tls.key", "tls.crt",
                                         "access-policy.json", "network-policy.json"};
     char path[4096];
-    if (gm_mkdir_p(dir, 0755, &err) != 0)
+    /* It holds the NA's, root and operator keys: nobody else may list or read it. */
+    if (gm_mkdir_p(dir, 0700, &err) != 0)
         return cli_fail("init", &err);
     for (size_t i = 0; !force && i < sizeof files / sizeof files[0]; i++) {
         if (gm_path_join(path, sizeof path, dir, files[i], &err) != 0)

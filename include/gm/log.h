@@ -47,8 +47,11 @@ const char *gm_log_safe_text(const char *s, char *out, size_t cap);
 typedef struct gm_log_file {
     FILE *f;
     gm_log_format format;
+    const char *path; /* the file f was opened from (for gm_log_file_reopen), NULL for stderr */
 } gm_log_file;
 void gm_log_file_write(void *ctx, const gm_log_record *rec);
+/* gm_log_file_reopen of the process log, when its handler is gm_log_file_write. */
+int gm_log_reopen(void);
 
 /* A record with an event name and fields (a JSON object or NULL, consumed); fmt may be NULL
  * (the message is then the event name). */

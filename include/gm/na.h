@@ -115,5 +115,15 @@ void gm_na_free(gm_na_t *na);
  * shape, is refused with the fix in the message. */
 #define GM_NA_CONSOLE_TOKEN_LEN 64
 int gm_na_console_token(const char *dir, int create, char token[GM_NA_CONSOLE_TOKEN_LEN + 1], gm_error *err);
+/* `na check-config`: everything gm_na_new and gm_na_start would refuse, found without opening
+ * the database or a socket: the genesis block verifies and names this network, the NA key is
+ * the genesis NA key and inside its window, secret files (keys) are 0600 and the directory
+ * 0700, the TLS certificate parses, is valid now and matches its key (unless plain_http),
+ * listen parses. On success *summary (malloc'd) says what was checked. */
+int gm_na_config_check(const gm_na_config *cfg, char **summary, gm_error *err);
+/* Re-read config.json (SIGHUP) and apply what is safe to change while serving: the rate
+ * limits (rates and bursts; not tracked_ips). Other members that changed are named in the
+ * log as waiting for a restart. A config.json that does not load changes nothing (err). */
+int gm_na_reload(gm_na_t *na, gm_error *err);
 
 #endif

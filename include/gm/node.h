@@ -41,6 +41,9 @@ typedef struct gm_node_config {
                                 (except to fetch a fresher CRL from the peer) */
     long heartbeat_s;        /* POST /heartbeat to the NA at start and then every this many
                                 seconds; 0 = every 60 s, <0 = never */
+    const char *metrics_listen;    /* "host:port": serve GET /metrics (plain HTTP) there; NULL = off */
+    const char *metrics_port_file; /* where to write the metrics port actually bound, or NULL */
+    int check_only;          /* load and check everything, bind nothing, return (node start --check) */
 } gm_node_config;
 
 /* Load the state directory, run until SIGTERM/SIGINT, close sessions and free everything.

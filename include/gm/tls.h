@@ -5,6 +5,7 @@
 #define GM_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gm/error.h"
 

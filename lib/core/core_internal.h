@@ -232,4 +232,20 @@ const char *gm_agent_desc_cap(const gm_agent_desc *d, size_t i);
 int gm_agent_desc_has_cap(const gm_agent_desc *d, const char *cap /* normalised */);
 void gm_agent_desc_free(gm_agent_desc *d);
 
+/* ---- tls.c, log.c (more) ---- */
+/* Check the first certificate of a PEM file: it parses, it is valid now, and (when key_path is
+ * not NULL) the PEM private key in key_path is its key. not_after (optional) receives the end
+ * of its validity, unix seconds. */
+int gm_tls_cert_check(const char *cert_path, const char *key_path, int64_t *not_after, gm_error *err)
+    GM_MUST_CHECK;
+
+/* Reopen lf->path (appending, created 0644 when missing) under the same FILE, for log
+ * rotation: after `mv` of the file, the next record goes to a new file at the path. Nothing
+ * to do (0) when there is no path. Async-signal-safe (open, dup2, close); 0 or -1. */
+int gm_log_file_reopen(gm_log_file *lf);
+
+/* path exists, is a regular file (dir: a directory) owned by this user, and grants nothing to
+ * group or others (0600 / 0700); the message names the path, its mode and the chmod to run. */
+int gm_file_check_private(const char *path, int dir, gm_error *err) GM_MUST_CHECK;
+
 #endif

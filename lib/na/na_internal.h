@@ -75,7 +75,7 @@ struct sockaddr;
 struct na_rl_entry;
 typedef struct na_ratelimit {
     pthread_mutex_t lock;
-    unsigned rate[NA_RL_KINDS], burst[NA_RL_KINDS];
+    _Atomic unsigned rate[NA_RL_KINDS], burst[NA_RL_KINDS]; /* na_ratelimit_set changes them (SIGHUP) */
     struct na_rl_entry *entries; /* cap slots, the first used in use */
     int32_t *heads;              /* hash chains, mask + 1 of them */
     uint32_t cap, used, mask;
@@ -85,6 +85,8 @@ typedef struct na_ratelimit {
 
 int na_ratelimit_init(na_ratelimit *rl, const gm_na_rate_limit *cfg);
 void na_ratelimit_free(na_ratelimit *rl);
+/* New rates and bursts (tracked_ips is kept: the table is sized at start). */
+void na_ratelimit_set(na_ratelimit *rl, const gm_na_rate_limit *cfg);
 /* 0 when addr may go ahead (taking one token of kind if take), otherwise the whole seconds
  * until a token is back. A kind whose rate is 0 always answers 0. */
 unsigned na_ratelimit_check(na_ratelimit *rl, const struct sockaddr *addr, na_rl_kind kind, int take,
@@ -107,11 +109,15 @@ typedef struct na_metrics {
     uint64_t joins, renewals, revocations, invites;
     uint64_t crl_refused;  /* CRLs not published because they would pass GM_CRL_MAX_BYTES */
     uint64_t rate_limited[NA_RL_KINDS]; /* 429s by na_rl_kind */
+    /* latency[route][bucket] (cumulative counts are made when printing), with sums per route */
+    uint64_t *latency;
+    double *latency_sum;
 } na_metrics;
 
 int na_metrics_init(na_metrics *m);
 void na_metrics_free(na_metrics *m);
-void na_metrics_count(na_metrics *m, int route, int status);
+/* One answered request: its route (-1 unknown), status and time from arrival to answer. */
+void na_metrics_count(na_metrics *m, int route, int status, double seconds);
 void na_metrics_add(na_metrics *m, uint64_t *counter, uint64_t n);
 
 /* ---- the service ---- */
@@ -145,6 +151,8 @@ struct gm_na {
     uint64_t crl_seq;
     char *crl_text;
     char crl_etag[80];
+    int64_t crl_next_update; /* of the cached CRL, unix seconds (0 if unreadable) */
+    int64_t tls_not_after;   /* the TLS certificate's expiry, unix seconds (0: no TLS) */
     /* scheduled re-signing (na_crl.c) */
     pthread_t resign_thread;
     int resign_running, resign_stop;
@@ -268,6 +276,7 @@ void na_token_hash(const char *token, char out[65]);
 /* ---- handlers ---- */
 
 int na_handle_health(na_req *r);     /* na_public.c */
+int na_handle_ready(na_req *r);      /* na_public.c */
 int na_handle_genesis(na_req *r);    /* na_public.c */
 int na_handle_crl(na_req *r);        /* na_crl.c */
 int na_handle_access_policy(na_req *r); /* na_policy.c */
@@ -310,6 +319,8 @@ int gm_na_agents_install(gm_na_t *na, gm_error *err); /* na_agents.c */
 /* Listening (na_server.c). */
 int na_server_start(gm_na_t *na, const char *listen, gm_error *err);
 void na_server_stop(gm_na_t *na);
+/* 0 if listen ("HOST:PORT") would be accepted by na_server_start. */
+int na_listen_check(const char *listen, gm_error *err);
 
 /* Admin authentication of r (headers, operator key, window, signature, nonce); replies 401. */
 int na_admin_authenticate(na_req *r);

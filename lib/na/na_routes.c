@@ -7,6 +7,7 @@
 
 const na_route na_routes[] = {
     {"GET", "/health", 0, na_handle_health},
+    {"GET", "/ready", 0, na_handle_ready},
     {"GET", "/genesis", 0, na_handle_genesis},
     {"GET", "/crl", 0, na_handle_crl},
     {"GET", "/access-policy", 0, na_handle_access_policy},

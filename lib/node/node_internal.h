@@ -224,6 +224,21 @@ typedef struct node_auditlog_state {
     int forked;       /* a fork was seen (status) */
     uint64_t next_ms;
 } node_auditlog_state;
+/* Capability requests that reached this node for its agents, by capability (node_policy.c
+ * counts them, node_metrics.c shows them): a bounded table, the rest counted as "other". */
+#define NODE_CAP_COUNTED 32
+typedef struct node_cap_count {
+    char name[65];
+    uint64_t allowed, denied;
+} node_cap_count;
+
+/* node_metrics_http.c: the opt-in Prometheus listener (--metrics-listen). */
+struct mhttp_conn;
+typedef struct node_mhttp {
+    uv_tcp_t listener;
+    int open, port, n_conns;
+    struct mhttp_conn *conns;
+} node_mhttp;
 
 /* node_connect.c: the listening socket and the addresses we keep dialing. */
 typedef struct node_conn_state {
@@ -288,7 +303,7 @@ struct gm_node {
     int exit_rc;              /* set when the node stops on its own (revoked): gm_node_run's result */
     char exit_msg[256];
     uv_timer_t tick;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     int pending_work;         /* uv_queue_work requests in flight (CRL poll, renewal) */
     int stopping;
     uint64_t stop_deadline_ms;
@@ -316,6 +331,9 @@ struct gm_node {
     node_renew_state renew;
     node_auditlog_state auditlog;
     node_metrics m;           /* counted by every subsystem, listed by node_metrics.c */
+    node_mhttp mhttp;         /* --metrics-listen (node_metrics_http.c) */
+    node_cap_count caps[NODE_CAP_COUNTED + 1]; /* the last one is "other" */
+    size_t n_caps;
 };
 
 uint64_t node_now_ms(gm_node *n);
@@ -331,6 +349,10 @@ void node_log(gm_node *n, gm_node_log_level lvl, const char *event, json_t *fiel
 /* node_connect.c */
 int node_peer_listen(gm_node *n, gm_error *err);
 void node_peer_add_target(gm_node *n, const char *hostport);
+/* "HOST:PORT" ("[v6]:PORT") with HOST an IP address, for option what; 0 or GM_EINVAL. */
+int node_listen_addr(const char *spec, const char *what, struct sockaddr_storage *ss, gm_error *err);
+/* "HOST:PORT" with any host name; 0 or GM_EINVAL. */
+int node_hostport_check(const char *spec, const char *what, gm_error *err);
 void node_connect_free(gm_node *n);
 /* node_link.c */
 /* Deadlines and heartbeats of every link, then dialing. */
@@ -557,6 +579,12 @@ int node_agents_parse_answer(const json_t *req, node_answer_args *a, char *why, 
 /* node_metrics.c */
 json_t *node_metrics_json(gm_node *n);
 char *node_metrics_prometheus(gm_node *n);
+/* node_metrics_http.c: listen on cfg.metrics_listen (nothing when NULL); stop closes it all. */
+int node_metrics_http_start(gm_node *n, gm_error *err);
+void node_metrics_http_stop(gm_node *n);
+/* The answer to a request head (NUL-terminated): 200 for GET or HEAD /metrics (*head_only set
+ * for HEAD), 404 another path, 405 another method, 400 no request line. */
+int node_mhttp_route(const char *head, int *head_only);
 
 /* node_renew.c */
 void node_renew_schedule(gm_node *n);
