@@ -320,10 +320,11 @@ int gm_na_revoke_answer_check(const json_t *resp, gm_na_revoke_answer *out, gm_e
     int64_t seq = -1, ref_seq = -1, count = -1;
     int rc;
     memset(out, 0, sizeof *out);
-    if ((rc = need_object(resp, what, err)) || (rc = opt_int(resp, "sequence", 0, what, &seq, err)) ||
+    if ((rc = need_object(resp, what, err)) ||
+        (json_object_get(resp, "revoked") && (rc = need_strings(resp, "revoked", 0, what, err))) ||
+        (rc = opt_int(resp, "sequence", 0, what, &seq, err)) ||
         (rc = opt_int(resp, "crl_sequence", 0, what, &ref_seq, err)) ||
-        (rc = opt_int(resp, "revoked_count", 0, what, &count, err)) ||
-        (json_object_get(resp, "revoked") && (rc = need_strings(resp, "revoked", 0, what, err))))
+        (rc = opt_int(resp, "revoked_count", 0, what, &count, err)))
         return rc;
     /* ours: "sequence" (and the reference's members); the Python reference's NA: "crl_sequence" */
     if (seq < 0 && ref_seq < 0)
