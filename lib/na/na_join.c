@@ -295,9 +295,10 @@ static int load_own_valid_cert(na_req *r, const char *pk_b64, const char *cert_i
         return na_reply_error(r, 404, "unknown_certificate", "no certificate %s for this node key", cert_id);
     if (g != 0)
         return na_reply_gm_error(r, &e);
-    if (c->revoked && !strcmp(c->reason, "superseded"))
+    /* renewed and still in its overlap: the node should use the certificate it got */
+    if (na_cert_supersession_pending(c, r->now.unix_s))
         return na_reply_error(r, 409, "not_newest_certificate",
-                              "certificate %s was superseded (renewed); use the newest certificate of this key", cert_id);
+                              "certificate %s was renewed; use the newest certificate of this key", cert_id);
     if (c->revoked)
         return na_reply_error(r, 403, "certificate_revoked", "certificate %s is revoked (%s); join again with a new invite",
                               cert_id, c->reason);
