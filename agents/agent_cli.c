@@ -213,3 +213,19 @@ int agent_cli_serve(const struct agent_cli *c, gm_agent_handler handler, void *u
     agent_cli_log_close(&log);
     return rc;
 }
+
+json_t *agent_cli_answer_req(const char *id, const char *rid, const json_t *output, const char *code, const char *msg,
+                             const char *detail)
+{
+    json_t *req = json_pack("{s:s,s:s,s:s}", "op", "answer", "id", id, "request_id", rid);
+    if (!req)
+        return NULL;
+    if (output)
+        json_object_set(req, "output", (json_t *)output);
+    else
+        json_object_set_new(req, "error", json_pack("{s:s,s:s%}", "code", code, "message", msg,
+                                                    strnlen(msg, GM_AGENT_DETAIL_MAX)));
+    if (detail)
+        json_object_set_new(req, "detail", json_stringn(detail, strnlen(detail, GM_AGENT_DETAIL_MAX)));
+    return req;
+}

@@ -86,4 +86,10 @@ volatile sig_atomic_t *agent_cli_signals(void);
  * Returns 0, or the error code with err filled (the caller redacts and prints it). */
 int agent_cli_serve(const struct agent_cli *c, gm_agent_handler handler, void *user, gm_error *err);
 
+/* The local API's "answer" request line (docs/local-api.md) for request rid, as request id:
+ * output (borrowed), or the error code and msg; detail (optional) for the provenance step.
+ * Text is cut to GM_AGENT_DETAIL_MAX bytes. Caller owns the result. */
+json_t *agent_cli_answer_req(const char *id, const char *rid, const json_t *output, const char *code, const char *msg,
+                             const char *detail);
+
 #endif

@@ -82,14 +82,7 @@ static void send_answer(struct exec_agent *a, const char *rid, json_t *output, c
 {
     char id[64];
     snprintf(id, sizeof id, "answer-%lu", atomic_fetch_add(&a->answers, 1) + 1);
-    json_t *req = json_pack("{s:s,s:s,s:s}", "op", "answer", "id", id, "request_id", rid);
-    if (output)
-        json_object_set(req, "output", output);
-    else
-        json_object_set_new(req, "error", json_pack("{s:s,s:s%}", "code", code, "message", msg,
-                                                    strnlen(msg, GM_AGENT_DETAIL_MAX)));
-    if (detail)
-        json_object_set_new(req, "detail", json_stringn(detail, strnlen(detail, GM_AGENT_DETAIL_MAX)));
+    json_t *req = agent_cli_answer_req(id, rid, output, code, msg, detail);
     gm_error e = {0};
     pthread_mutex_lock(&a->send_lock);
     int rc = gm_node_conn_send(a->conn, req, &e);
@@ -428,23 +421,6 @@ static void on_request(struct exec_agent *a, const json_t *ev)
 /* ---- the connection ---- */
 
 /* Send req and read until the response with the same id (nothing else can come yet). */
-static int call(gm_node_conn_t *c, json_t *req, json_t **resp, gm_error *err)
-{
-    const char *id = json_string_value(json_object_get(req, "id"));
-    int rc = gm_node_conn_send(c, req, err);
-    int64_t end = gm_mono_ms() + LOCAL_API_TIMEOUT_MS * 3;
-    while (rc == 0) {
-        rc = gm_node_conn_read(c, resp, (int)(end - gm_mono_ms() > 0 ? end - gm_mono_ms() : 1), err);
-        if (rc == 0 && !strcmp(json_string_value(json_object_get(*resp, "id")) ? json_string_value(json_object_get(*resp, "id")) : "", id))
-            break;
-        if (rc == 0) {
-            json_decref(*resp);
-            *resp = NULL;
-        }
-    }
-    return rc;
-}
-
 /* Connect, negotiate version 2, provide the capability. */
 static int provide(struct exec_agent *a, volatile sig_atomic_t *stop, gm_error *err)
 {
@@ -461,7 +437,7 @@ static int provide(struct exec_agent *a, volatile sig_atomic_t *stop, gm_error *
                    *resp = NULL;
             if (a->description)
                 json_object_set_new(req, "description", json_string(a->description));
-            rc = call(a->conn, req, &resp, err);
+            rc = gm_node_conn_request(a->conn, req, &resp, LOCAL_API_TIMEOUT_MS * 3, err);
             json_decref(req);
             if (rc == 0 && json_is_true(json_object_get(resp, "ok"))) {
                 gm_log_event(GM_LOG_INFO, "agent", "registered",

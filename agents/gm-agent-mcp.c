@@ -79,13 +79,8 @@ static void answer(struct mcp_agent *a, const char *rid, json_t *output, const c
     char id[64];
     pthread_mutex_lock(&a->lock);
     snprintf(id, sizeof id, "answer-%lu", ++a->answers);
-    json_t *req = json_pack("{s:s,s:s,s:s}", "op", "answer", "id", id, "request_id", rid);
-    if (output)
-        json_object_set(req, "output", output);
-    else
-        json_object_set_new(req, "error", json_pack("{s:s,s:s%}", "code", code, "message", msg,
-                                                    strnlen(msg, GM_AGENT_DETAIL_MAX)));
-    json_object_set_new(req, "detail", json_string(output ? "answered by an MCP server's tools/call" : "failed"));
+    json_t *req = agent_cli_answer_req(id, rid, output, code, msg,
+                                       output ? "answered by an MCP server's tools/call" : "failed");
     gm_error e = {0};
     int rc = a->conn ? gm_node_conn_send(a->conn, req, &e) : GM_EIO;
     pthread_mutex_unlock(&a->lock);

@@ -67,8 +67,9 @@ typedef struct gm_node_conn gm_node_conn_t;
 /* Connect to D/node.sock. GM_ENOTFOUND (with a message saying how to start one) when no
  * node is running there. */
 int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err) GM_MUST_CHECK;
-/* Send one request line and read its response. A response {"ok":false,...} is still
- * returned (0); *resp is owned by the caller. */
+/* Send one request line and read its response: the next line, or, when req has a string
+ * "id" (local API version 2), the line with that id (lines before it are dropped). A response
+ * {"ok":false,...} is still returned (0); *resp is owned by the caller. */
 int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, int timeout_ms,
                          gm_error *err) GM_MUST_CHECK;
 /* Read the next JSON line (e.g. a subscribe event). GM_ETIMEOUT at the deadline, GM_EIO when

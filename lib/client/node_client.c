@@ -165,7 +165,21 @@ int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, in
 {
     *resp = NULL;
     int rc = gm_node_conn_send(c, req, err);
-    return rc != 0 ? rc : gm_node_conn_read(c, resp, timeout_ms, err);
+    /* version 2: the answer is the line with the request's id; other lines are skipped */
+    const char *id = json_string_value(json_object_get(req, "id"));
+    int64_t end = gm_mono_ms() + timeout_ms;
+    while (rc == 0) {
+        int64_t left = end - gm_mono_ms();
+        rc = gm_node_conn_read(c, resp, left > 0 ? (int)left : 1, err);
+        if (rc != 0 || !id)
+            break;
+        const char *got = json_string_value(json_object_get(*resp, "id"));
+        if (got && !strcmp(got, id))
+            break;
+        json_decref(*resp);
+        *resp = NULL;
+    }
+    return rc;
 }
 
 /* A {"ok":false,"error":{code,message}} answer as an error: GM_ENET when the node has no

@@ -96,23 +96,24 @@ void na_crl_pending_note(gm_na_t *na, int64_t at)
     pthread_mutex_unlock(&na->resign_lock);
 }
 
-/* Drop from entries the supersessions not effective at now (a renewal's overlap) and note the
- * earliest of them, so that a CRL is published when it becomes effective. */
-static void drop_pending(gm_na_t *na, json_t *entries, int64_t now)
+/* The earliest revoked_at after now among entries (0 if none): a renewal's supersession not
+ * effective yet. With drop, such entries are also removed (a CRL issued now leaves them out). */
+static int64_t pending_entries(json_t *entries, int64_t now, int drop)
 {
     int64_t next = 0;
     for (size_t i = 0; i < json_array_size(entries);) {
-        json_t *e = json_array_get(entries, i);
+        const char *when = json_string_value(json_object_get(json_array_get(entries, i), "revoked_at"));
         gm_time at;
-        if (gm_time_parse(json_string_value(json_object_get(e, "revoked_at")), &at, NULL) == 0 && at.unix_s > now) {
+        if (gm_time_parse(when, &at, NULL) == 0 && at.unix_s > now) {
             next = next == 0 || at.unix_s < next ? at.unix_s : next;
-            json_array_remove(entries, i);
-        } else {
-            i++;
+            if (drop) {
+                json_array_remove(entries, i);
+                continue;
+            }
         }
+        i++;
     }
-    if (next)
-        na_crl_pending_note(na, next);
+    return next;
 }
 
 static int collect_unrevoked(const gm_store_cert *c, void *ctx)
@@ -152,8 +153,9 @@ int na_crl_publish_in_tx(gm_na_t *na, gm_time now, char **text_out, uint64_t *se
     memset(&crl, 0, sizeof crl);
     /* an entry whose certificate has expired protects no one: no node accepts that certificate */
     rc = gm_store_revocations_json(na->store, now.unix_s, &entries, err);
-    if (rc == 0)
-        drop_pending(na, entries, now.unix_s);
+    int64_t next_pending = rc == 0 ? pending_entries(entries, now.unix_s, 1) : 0;
+    if (next_pending)
+        na_crl_pending_note(na, next_pending);
     size_t n = json_array_size(entries);
     if (rc == 0)
         rc = gm_crl_issue(&crl, &na->key, next, entries, now, na_crl_next_update_s(na), err);
@@ -385,17 +387,9 @@ static void *resign_main(void *arg)
 static int64_t stored_pending_at(gm_na_t *na, int64_t now)
 {
     json_t *entries = NULL;
-    int64_t next = 0;
     if (gm_store_revocations_json(na->store, now, &entries, NULL) != 0)
         return now + 60; /* look again soon */
-    size_t i;
-    json_t *e;
-    json_array_foreach(entries, i, e)
-    {
-        gm_time at;
-        if (gm_time_parse(json_string_value(json_object_get(e, "revoked_at")), &at, NULL) == 0 && at.unix_s > now)
-            next = next == 0 || at.unix_s < next ? at.unix_s : next;
-    }
+    int64_t next = pending_entries(entries, now, 0);
     json_decref(entries);
     return next;
 }

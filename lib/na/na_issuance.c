@@ -44,7 +44,7 @@ int na_issuance_append(gm_na_t *na, const char *kind, const char *cert_id, const
     return rc;
 }
 
-/* The first n leaf hashes, each checked against its stored entry when check is set. */
+/* The first n leaf hashes, as stored (a changed entry shows when read: read_entry). */
 static int load_hashes(na_req *r, uint64_t n, gm_merkle_hash **out)
 {
     gm_error e = {0};

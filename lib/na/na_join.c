@@ -311,6 +311,16 @@ static int load_own_valid_cert(na_req *r, const char *pk_b64, const char *cert_i
     return 0;
 }
 
+/* Inside the request's transaction: the nonce, the key block, then cert_id must be this key's
+ * valid certificate (*c). Non-zero means refused, with the reply set. */
+static int check_node_cert_in_tx(na_req *r, const json_t *body, const char *pk_b64, const char *cert_id,
+                                 gm_store_cert *c)
+{
+    memset(c, 0, sizeof *c);
+    int rc = record_nonce_and_check_key(r, body, pk_b64);
+    return rc != 0 ? rc : load_own_valid_cert(r, pk_b64, cert_id, c);
+}
+
 /* node_public_key and cert_id of a node request, then its proof of possession. */
 static int read_node_cert_request(na_req *r, const json_t *body, uint8_t pk[GM_PK_LEN], const char **pk_b64,
                                   const char **cert_id)
@@ -348,11 +358,8 @@ int na_handle_renew(na_req *r)
         json_decref(body);
         return na_reply_gm_error(r, &e);
     }
-    int rc = record_nonce_and_check_key(r, body, pk_b64);
     gm_store_cert old;
-    memset(&old, 0, sizeof old);
-    if (rc == 0)
-        rc = load_own_valid_cert(r, pk_b64, cert_id, &old);
+    int rc = check_node_cert_in_tx(r, body, pk_b64, cert_id, &old);
     if (rc == 0)
         rc = check_renewable(r, pk_b64, cert_id);
     if (rc == 0) {
@@ -406,11 +413,8 @@ int na_handle_heartbeat(na_req *r)
         json_decref(body);
         return na_reply_gm_error(r, &e);
     }
-    int rc = record_nonce_and_check_key(r, body, pk_b64);
     gm_store_cert c;
-    memset(&c, 0, sizeof c);
-    if (rc == 0)
-        rc = load_own_valid_cert(r, pk_b64, cert_id, &c);
+    int rc = check_node_cert_in_tx(r, body, pk_b64, cert_id, &c);
     gm_store_cert_clear(&c);
     if (rc == 0 && gm_store_cert_heartbeat(na->store, cert_id, r->now.unix_s,
                                            status ? status : HEARTBEAT_STATUS_DEFAULT, &e) != 0)

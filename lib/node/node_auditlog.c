@@ -38,10 +38,9 @@ static long check_every(gm_node *n)
 
 static int copy_checkpoint(const gm_checkpoint *src, gm_checkpoint *dst)
 {
-    char *t = gm_checkpoint_dump(src, 0);
-    int rc = t ? gm_checkpoint_parse(t, strlen(t), dst, NULL) : GM_ENOMEM;
-    free(t);
-    return rc;
+    *dst = *src;
+    dst->doc = json_deep_copy(src->doc);
+    return dst->doc ? 0 : GM_ENOMEM;
 }
 
 void node_auditlog_load(gm_node *n)
