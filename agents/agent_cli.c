@@ -59,7 +59,7 @@ int agent_cli_long(const struct agent_cli *c, const char *name, const char *val,
 
 int agent_cli_option(struct agent_cli *c, int opt, const char *val)
 {
-    long v;
+    long v = 0;
     switch (opt) {
     case AGENT_OPT_DIR: c->dir = val; return 0;
     case AGENT_OPT_NA: c->na = val; return 0;

@@ -89,7 +89,7 @@ static void answer(struct mcp_agent *a, const char *rid, json_t *output, const c
         gm_log(GM_LOG_WARN, "agent", "request %s: cannot answer: %s", rid, e.msg);
     else if (!output)
         gm_log_event(GM_LOG_WARN, "agent", "answered_error", json_pack("{s:s,s:s}", "request_id", rid, "code", code),
-                     "request %s: %s: %s", rid, code, msg);
+                     "request %s: %s: %s", rid, code ? code : "failed", msg ? msg : "(no message)");
 }
 
 /* ---- the MCP server process ---- */

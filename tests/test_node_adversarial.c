@@ -1725,7 +1725,7 @@ static void await_route_entry(hs_opts *o, const uint8_t dest[32], gm_wire_route_
     uint64_t end = now_ms() + WAIT_MS;
     gm_error err = {0};
     while (now_ms() < end) {
-        size_t flen, mlen, n;
+        size_t flen = 0, mlen, n;
         if (recv_frame(o->fd, frame, sizeof frame, &flen, WAIT_MS) != 1)
             fail_msg("the target closed our link (logs in %s)", g_tmp);
         assert_int_equal(gm_noise_decrypt(&o->rx, NULL, 0, frame, flen, msg, sizeof msg, &mlen, &err), 0);
