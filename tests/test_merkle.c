@@ -140,6 +140,30 @@ static void test_every_consistency_proof_verifies_and_a_fork_fails(void **state)
     assert_int_equal(gm_merkle_verify_consistency(0, 7, a, a, NULL, 0, NULL), 0);
 }
 
+/* The frontier the NA keeps gives, after every append, the same root as the whole tree. */
+static void test_frontier_root_matches_the_tree_at_every_size(void **state)
+{
+    (void)state;
+    enum { BIG = 300 };
+    static gm_merkle_hash many[BIG];
+    gm_merkle_frontier f;
+    memset(&f, 0, sizeof f);
+    gm_merkle_hash a, b;
+    gm_merkle_frontier_root(&f, a);
+    gm_merkle_root(many, 0, b);
+    assert_memory_equal(a, b, GM_MERKLE_HASH_LEN);
+    for (int i = 0; i < BIG; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "entry %d", i);
+        gm_merkle_leaf_hash(text, strlen(text), many[i]);
+        gm_merkle_frontier_push(&f, many[i]);
+        gm_merkle_frontier_root(&f, a);
+        gm_merkle_root(many, (uint64_t)i + 1, b);
+        assert_memory_equal(a, b, GM_MERKLE_HASH_LEN);
+    }
+    assert_int_equal(f.n, BIG);
+}
+
 static void test_checkpoint_signed_parsed_and_checked(void **state)
 {
     (void)state;
@@ -190,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_reference_roots),
         cmocka_unit_test(test_every_inclusion_proof_verifies_and_a_change_fails),
         cmocka_unit_test(test_every_consistency_proof_verifies_and_a_fork_fails),
+        cmocka_unit_test(test_frontier_root_matches_the_tree_at_every_size),
         cmocka_unit_test(test_checkpoint_signed_parsed_and_checked),
     };
     if (sodium_init() < 0)

@@ -57,6 +57,34 @@ void gm_merkle_root(const gm_merkle_hash *leaves, uint64_t n, gm_merkle_hash out
     node_hash(l, r, out);
 }
 
+void gm_merkle_frontier_push(gm_merkle_frontier *f, const gm_merkle_hash leaf)
+{
+    gm_merkle_hash carry;
+    memcpy(carry, leaf, GM_MERKLE_HASH_LEN);
+    int k = 0;
+    for (; (f->n >> k) & 1; k++)
+        node_hash(f->node[k], carry, carry);
+    memcpy(f->node[k], carry, GM_MERKLE_HASH_LEN);
+    f->n++;
+}
+
+/* RFC 9162 splits n at the largest power of two below it, so the root folds the perfect
+ * subtrees from the smallest (rightmost) to the largest. */
+void gm_merkle_frontier_root(const gm_merkle_frontier *f, gm_merkle_hash out)
+{
+    if (f->n == 0) {
+        crypto_hash_sha256(out, (const uint8_t *)"", 0);
+        return;
+    }
+    int k = 0;
+    while (!((f->n >> k) & 1))
+        k++;
+    memcpy(out, f->node[k], GM_MERKLE_HASH_LEN);
+    for (k++; k < 64; k++)
+        if ((f->n >> k) & 1)
+            node_hash(f->node[k], out, out);
+}
+
 static int push(gm_merkle_hash *path, size_t *count, const gm_merkle_hash h, gm_error *err)
 {
     if (*count >= GM_MERKLE_PROOF_MAX)

@@ -20,6 +20,16 @@ int gm_merkle_verify_consistency(uint64_t m, uint64_t n, const gm_merkle_hash ro
 int gm_checkpoint_parse(const char *text, size_t len, gm_checkpoint *c, gm_error *err) GM_MUST_CHECK;
 int gm_merkle_unhex(const char *hex, gm_merkle_hash out, gm_error *err) GM_MUST_CHECK;
 
+/* The right edge of a growing tree: the roots of its perfect subtrees, one per bit of n, so that
+ * appending a leaf and computing the root of all n leaves cost O(log n), not O(n). */
+typedef struct gm_merkle_frontier {
+    gm_merkle_hash node[64]; /* node[k]: root of a perfect subtree of 2^k leaves, when bit k of n is set */
+    uint64_t n;
+} gm_merkle_frontier;
+void gm_merkle_frontier_push(gm_merkle_frontier *f, const gm_merkle_hash leaf);
+/* The same root as gm_merkle_root over the n leaves pushed. */
+void gm_merkle_frontier_root(const gm_merkle_frontier *f, gm_merkle_hash out);
+
 /* Audit path of leaf m in the tree of leaves[0..n); *count hashes in path. */
 int gm_merkle_inclusion_proof(const gm_merkle_hash *leaves, uint64_t n, uint64_t m,
                               gm_merkle_hash path[GM_MERKLE_PROOF_MAX], size_t *count, gm_error *err) GM_MUST_CHECK;

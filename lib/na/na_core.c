@@ -614,5 +614,6 @@ void gm_na_free(gm_na_t *na)
     pthread_mutex_destroy(&na->policy_lock);
     pthread_mutex_destroy(&na->log_lock);
     free(na->log_cp_text);
+    na_issuance_free(na);
     free(na);
 }

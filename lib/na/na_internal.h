@@ -167,10 +167,12 @@ struct gm_na {
     /* the network policy manifest (na_netpolicy.c), also in D/network-policy.json; fixed at start */
     char *netpolicy_text;
     _Atomic int64_t nonce_pruned_at;
-    /* the issuance log's latest checkpoint, signed once per size (na_issuance.c) */
+    /* the issuance log's latest checkpoint, signed once per size, and its leaf hashes read
+     * once from the store and extended as the log grows (na_issuance.c); log_lock */
     pthread_mutex_t log_lock;
     uint64_t log_cp_size;
     char *log_cp_text;
+    struct na_log_cache *log_cache;
     char console_token[GM_NA_CONSOLE_TOKEN_LEN + 1]; /* D/console.token (na_console.c) */
 };
 
@@ -294,6 +296,7 @@ int na_handle_agents_register(na_req *r); /* na_agents.c */
 int na_handle_agents_list(na_req *r);     /* na_agents.c */
 int na_handle_agents_delete(na_req *r);   /* na_agents.c */
 int na_handle_log_checkpoint(na_req *r);  /* na_issuance.c */
+void na_issuance_free(gm_na_t *na);       /* na_issuance.c: the cached leaf hashes */
 int na_handle_log_entries(na_req *r);     /* na_issuance.c */
 int na_handle_log_proof(na_req *r);       /* na_issuance.c */
 int na_handle_log_consistency(na_req *r); /* na_issuance.c */

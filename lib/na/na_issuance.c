@@ -44,14 +44,81 @@ int na_issuance_append(gm_na_t *na, const char *kind, const char *cert_id, const
     return rc;
 }
 
-/* The first n leaf hashes, as stored (a changed entry shows when read: read_entry). */
+/* The leaf hashes of the log, read from the store once and then only the new ones, with the
+ * frontier that gives the root of any prefix's end in O(log n). A row changed in the database
+ * behind the NA's back shows when its entry is read (read_entry), or at the next start. */
+struct na_log_cache {
+    gm_merkle_hash *leaves;
+    uint64_t n, cap;
+    gm_merkle_frontier front;
+};
+
+void na_issuance_free(gm_na_t *na)
+{
+    if (na->log_cache)
+        free(na->log_cache->leaves);
+    free(na->log_cache);
+    na->log_cache = NULL;
+}
+
+/* Caches the first n leaf hashes (n <= the store's committed size); log_lock held. A few new
+ * entries are read one by one, many in one read. */
+static int cache_extend(gm_na_t *na, uint64_t n, gm_error *e)
+{
+    if (!na->log_cache && !(na->log_cache = calloc(1, sizeof *na->log_cache)))
+        return gm_error_set(e, GM_ENOMEM, "out of memory for the issuance log's hashes");
+    struct na_log_cache *c = na->log_cache;
+    if (n <= c->n)
+        return 0;
+    if (n > c->cap) {
+        uint64_t cap = c->cap ? c->cap : 1024;
+        while (cap < n)
+            cap *= 2;
+        gm_merkle_hash *l = realloc(c->leaves, cap * sizeof *l);
+        if (!l)
+            return gm_error_set(e, GM_ENOMEM, "out of memory for the issuance log's hashes");
+        c->leaves = l;
+        c->cap = cap;
+    }
+    if (n - c->n > 32) {
+        uint8_t *h = NULL;
+        int rc = gm_store_log_hashes(na->store, n, &h, e);
+        if (rc != 0)
+            return rc;
+        memcpy(c->leaves + c->n, h + c->n * GM_MERKLE_HASH_LEN, (n - c->n) * GM_MERKLE_HASH_LEN);
+        free(h);
+    } else {
+        for (uint64_t i = c->n; i < n; i++) {
+            char *text = NULL;
+            int rc = gm_store_log_entry(na->store, i, &text, c->leaves[i], e);
+            free(text);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    for (uint64_t i = c->n; i < n; i++)
+        gm_merkle_frontier_push(&c->front, c->leaves[i]);
+    c->n = n;
+    return 0;
+}
+
+/* A copy of the first n leaf hashes (n <= the store's committed size), for proofs. */
 static int load_hashes(na_req *r, uint64_t n, gm_merkle_hash **out)
 {
     gm_error e = {0};
-    uint8_t *h = NULL;
-    if (gm_store_log_hashes(r->na->store, n, &h, &e) != 0)
+    *out = malloc((n ? n : 1) * sizeof **out);
+    if (!*out)
+        return na_reply_error(r, 500, "internal_error", "out of memory"), -1;
+    pthread_mutex_lock(&r->na->log_lock);
+    int rc = cache_extend(r->na, n, &e);
+    if (rc == 0 && n)
+        memcpy(*out, r->na->log_cache->leaves, n * sizeof **out);
+    pthread_mutex_unlock(&r->na->log_lock);
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
         return na_reply_gm_error(r, &e), -1;
-    *out = (gm_merkle_hash *)h;
+    }
     return 0;
 }
 
@@ -70,12 +137,16 @@ static int current_checkpoint(na_req *r, uint64_t *size, char **text)
         *size = n;
         return *text ? 0 : (na_reply_error(r, 500, "internal_error", "out of memory"), -1);
     }
+    gm_merkle_hash root;
+    int rc = cache_extend(na, n, &e);
+    /* Another request may have cached a larger size meanwhile: sign the latest. */
+    if (rc == 0) {
+        n = na->log_cache->n;
+        gm_merkle_frontier_root(&na->log_cache->front, root);
+    }
     pthread_mutex_unlock(&na->log_lock);
-    gm_merkle_hash *h = NULL, root;
-    if (load_hashes(r, n, &h) != 0)
-        return -1;
-    gm_merkle_root(h, n, root);
-    free(h);
+    if (rc != 0)
+        return na_reply_gm_error(r, &e), -1;
     gm_checkpoint c;
     if (gm_checkpoint_issue(&c, &na->key, na->cfg.network_name, n, root, r->now, &e) != 0)
         return na_reply_gm_error(r, &e), -1;
