@@ -62,22 +62,6 @@ static gm_wire_route_entry ebuf[GM_WIRE_ROUTE_MAX_ENTRIES];
 static uint8_t mbuf[GM_WIRE_MSG_MAX];
 static uint64_t now_ms = 1000000;
 
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rng_state;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
 static void die(const char *what)
 {
     fprintf(stderr, "bench_mesh_scale: %s\n", what);
@@ -298,12 +282,12 @@ static void build(int topo, int n)
         if (topo == 2) {
             edge(i, (i + 1) % n);
             if (i % 5 == 0) /* a chord from every 5th node to a random one (small world) */
-                edge(i, (int)(rng() % (uint64_t)n));
+                edge(i, (int)(bench_rng() % (uint64_t)n));
         }
         if (topo == 3) {
             edge(i, (i + 1) % n);
             for (int k = 0; k < 2; k++)
-                edge(i, (int)(rng() % (uint64_t)n));
+                edge(i, (int)(bench_rng() % (uint64_t)n));
         }
     }
 }
@@ -361,11 +345,11 @@ static double decode_us_per_entry(void)
     size_t len, k;
     if (gm_wire_route_update_encode(e, 64, mbuf, sizeof mbuf, &len, NULL) != 0)
         die("encode");
-    double t0 = cpu_s();
+    double t0 = bench_cpu_s();
     for (int r = 0; r < 20000; r++)
         if (gm_wire_route_update_decode(mbuf, len, ebuf, GM_WIRE_ROUTE_MAX_ENTRIES, &k, NULL) != 0)
             die("decode");
-    return (cpu_s() - t0) * 1e6 / (20000.0 * 64);
+    return (bench_cpu_s() - t0) * 1e6 / (20000.0 * 64);
 }
 
 static double verify_us(void)
@@ -373,11 +357,11 @@ static double verify_us(void)
     uint8_t pk[32], sk[64], sig[64], m[96] = {1};
     crypto_sign_keypair(pk, sk);
     crypto_sign_detached(sig, NULL, m, sizeof m, sk);
-    double t0 = cpu_s();
+    double t0 = bench_cpu_s();
     for (int r = 0; r < 2000; r++)
         if (crypto_sign_verify_detached(sig, m, sizeof m, pk) != 0)
             die("verify");
-    return (cpu_s() - t0) * 1e6 / 2000.0;
+    return (bench_cpu_s() - t0) * 1e6 / 2000.0;
 }
 
 static void run(int topo, int n, double dec_us, double ver_us)
@@ -393,7 +377,7 @@ static void run(int topo, int n, double dec_us, double ver_us)
         cfg.max_routes = (size_t)n * 8;
         fits = 0;
     }
-    rng_state = 0x9e3779b97f4a7c15ULL + (uint64_t)topo;
+    bench_rng_state = 0x9e3779b97f4a7c15ULL + (uint64_t)topo;
     revoked = -1;
     n_nodes = n;
     long rss0 = rss_bytes();
@@ -412,12 +396,12 @@ static void run(int topo, int n, double dec_us, double ver_us)
 
     /* Cold start: every link up at once, full updates both ways. */
     memset(&cnt, 0, sizeof cnt);
-    double t0 = cpu_s();
+    double t0 = bench_cpu_s();
     for (int i = 0; i < n; i++)
         for (int k = 0; k < nodes[i].deg; k++)
             send_to(i, nodes[i].nb[k], GM_ROUTE_FULL);
     int rounds = quiesce(agrees, 60);
-    double cpu = cpu_s() - t0;
+    double cpu = bench_cpu_s() - t0;
     if (!agrees())
         die("cold start did not converge");
     int diam = diameter();
@@ -446,7 +430,7 @@ static void run(int topo, int n, double dec_us, double ver_us)
     /* Join: node n comes up with 2 links (1 to the hub of a star). */
     int j = n;
     n_nodes = n + 1;
-    int a = topo == 0 ? 0 : (int)(rng() % (uint64_t)n), b = (int)(rng() % (uint64_t)n);
+    int a = topo == 0 ? 0 : (int)(bench_rng() % (uint64_t)n), b = (int)(bench_rng() % (uint64_t)n);
     memset(&cnt, 0, sizeof cnt);
     edge(j, a);
     link_up(j, a);

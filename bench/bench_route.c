@@ -46,22 +46,6 @@ static uint64_t entries_in;
 static gm_wire_route_entry ebuf[GM_WIRE_ROUTE_MAX_ENTRIES];
 static uint8_t mbuf[GM_WIRE_MSG_MAX];
 
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rng_state;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
 static void send_updates(int i, int mode, int origins, uint64_t now)
 {
     for (int j = 0; j < n_nodes; j++) {
@@ -165,7 +149,7 @@ static void run(int n, int degree, int origins, uint64_t seed, double *cold_s, d
     gm_route_config c;
     gm_route_config_default(&c);
     n_nodes = n;
-    rng_state = seed;
+    bench_rng_state = seed;
     memset(adj, 0, sizeof adj);
     for (int i = 0; i < n; i++) {
         node *x = &nodes[i];
@@ -184,7 +168,7 @@ static void run(int n, int degree, int origins, uint64_t seed, double *cold_s, d
         int j = (i + 1) % n;
         adj[i][j] = adj[j][i] = 1;
         for (int k = 0; k < degree; k++) {
-            int r = (int)(rng() % (uint64_t)n);
+            int r = (int)(bench_rng() % (uint64_t)n);
             if (r != i)
                 adj[i][r] = adj[r][i] = 1;
         }
@@ -195,18 +179,18 @@ static void run(int n, int degree, int origins, uint64_t seed, double *cold_s, d
             if (adj[i][j])
                 gm_route_neighbour_up(nodes[i].t, nodes[j].pk, 0, now, NULL);
     entries_in = 0;
-    double t0 = cpu_s();
+    double t0 = bench_cpu_s();
     for (int i = 0; i < n; i++)
         send_updates(i, GM_ROUTE_FULL, origins, now);
     quiesce(origins, now);
-    *cold_s = cpu_s() - t0;
+    *cold_s = bench_cpu_s() - t0;
     if (!converged())
         abort();
     gm_route_origin_stats st;
     gm_route_origin_stats_get(nodes[0].cache, &st);
     uint64_t cold_verified = st.verified;
     entries_in = 0;
-    t0 = cpu_s();
+    t0 = bench_cpu_s();
     for (int round = 0; round < 5; round++) {
         now += GM_ROUTE_UPDATE_INTERVAL_MS;
         for (int i = 0; i < n; i++)
@@ -215,7 +199,7 @@ static void run(int n, int degree, int origins, uint64_t seed, double *cold_s, d
             send_updates(i, GM_ROUTE_FULL, origins, now);
         quiesce(origins, now);
     }
-    *steady_us = (cpu_s() - t0) * 1e6 / (double)(entries_in ? entries_in : 1);
+    *steady_us = (bench_cpu_s() - t0) * 1e6 / (double)(entries_in ? entries_in : 1);
     gm_route_origin_stats_get(nodes[0].cache, &st);
     verifies[0] = (double)cold_verified;
     verifies[1] = (double)(st.verified - cold_verified);
