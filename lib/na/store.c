@@ -5,7 +5,7 @@
 
 #include "store_backend.h"
 
-static const gm_store_ops *const backends[] = {&gm_store_backend_sqlite};
+static const gm_store_ops *const backends[] = {&gm_store_backend_pg, &gm_store_backend_sqlite};
 
 int gm_store_open(gm_store_t **s, const char *path, gm_error *err)
 {

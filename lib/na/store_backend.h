@@ -1,6 +1,6 @@
 /* The store's backend interface (the way Redis ae.c puts epoll/kqueue/select behind one
  * table): lib/na/store.c implements lib/na/store.h by calling through a backend's table, and
- * each backend (lib/na/store_sqlite.c today; PostgreSQL later) fills one. A backend owns
+ * each backend (lib/na/store_sqlite.c, lib/na/store_pg.c) fills one. A backend owns
  * its SQL, its schema migrations and its locking; the NA never sees a database handle.
  * Every operation has the meaning documented for its gm_store_* counterpart in lib/na/store.h. */
 #ifndef GM_STORE_BACKEND_H
@@ -75,5 +75,6 @@ struct gm_store {
 };
 
 extern const gm_store_ops gm_store_backend_sqlite;
+extern const gm_store_ops gm_store_backend_pg; /* lib/na/store_pg.c: postgresql:// URLs */
 
 #endif
