@@ -528,6 +528,8 @@ int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err)
     if (rc == 0)
         rc = na_crl_resign_start(na, err);
     if (rc == 0)
+        rc = na_follow_start(na, err);
+    if (rc == 0)
         na_log(na, "NA for network '%s' listening on port %u (key %s, CRL sequence %llu)", na->cfg.network_name,
                (unsigned)na->port, na->key.pk_b64, (unsigned long long)na->crl_seq);
     return rc;
@@ -613,6 +615,7 @@ void gm_na_free(gm_na_t *na)
         return;
     na_server_stop(na);
     na_crl_resign_stop(na);
+    na_follow_stop(na);
     gm_store_close(na->store);
     gm_genesis_free(&na->genesis);
     free(na->genesis_text);

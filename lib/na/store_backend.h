@@ -66,6 +66,10 @@ typedef struct gm_store_ops {
                           gm_store_agent_fn fn, void *ctx, gm_error *err);
     int (*agents_delete)(gm_store_t *s, const char *node_pk_b64, const char *agent_id, int64_t *deleted,
                          gm_error *err);
+
+    /* Optional (NULL: the backend has no notifications across processes, as SQLite): wait for
+     * a CRL stored by another connection; see gm_store_crl_wait. */
+    int (*crl_wait)(gm_store_t *s, int timeout_ms, gm_error *err);
 } gm_store_ops;
 
 /* Every handle starts with this, so store.c finds the table; a backend's own handle type

@@ -1162,6 +1162,62 @@ static int pg_agents_delete(gm_store_t *gs, const char *node_pk_b64, const char 
     return rc;
 }
 
+/* ---- the CRL watch across replicas ---- */
+
+/* On the watch's own connection (so the handle's lock is never held while waiting): LISTEN
+ * once, then wait for a notification on the socket. A lost connection is reopened on the next
+ * call, and a change made while it was down is reported as one (a wake-up too many is
+ * harmless, one too few is not). */
+static int pg_crl_wait(gm_store_t *gs, int timeout_ms, gm_error *err)
+{
+    pg_store *s = (pg_store *)gs;
+    char m[512];
+    int rc = 0;
+    pthread_mutex_lock(&s->listen_lock);
+    if (s->listen_conn && PQstatus(s->listen_conn) != CONNECTION_OK) {
+        PQfinish(s->listen_conn);
+        s->listen_conn = NULL;
+    }
+    if (!s->listen_conn) {
+        s->listen_conn = connect_to(s->location);
+        PGresult *r = PQstatus(s->listen_conn) == CONNECTION_OK ? PQexec(s->listen_conn, "LISTEN gm_crl") : NULL;
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = gm_error_set(err, GM_EDB, "database %s: cannot watch for CRLs: %s", s->where,
+                              pq_msg(s->listen_conn, m, sizeof m));
+        PQclear(r);
+        if (rc != 0) {
+            PQfinish(s->listen_conn);
+            s->listen_conn = NULL;
+        }
+        pthread_mutex_unlock(&s->listen_lock);
+        return rc; /* 0: (re)listening now; whatever was published before is news to the caller */
+    }
+    PGnotify *n = NULL;
+    struct pollfd pfd = {.fd = PQsocket(s->listen_conn), .events = POLLIN};
+    if (PQconsumeInput(s->listen_conn) && !(n = PQnotifies(s->listen_conn))) {
+        int w = poll(&pfd, 1, timeout_ms);
+        if (w < 0 && errno != EINTR)
+            rc = gm_error_set(err, GM_EIO, "waiting for CRL notifications: %s", strerror(errno));
+        else if (w > 0 && !PQconsumeInput(s->listen_conn))
+            rc = gm_error_set(err, GM_EDB, "database %s: the CRL watch lost its connection: %s", s->where,
+                              pq_msg(s->listen_conn, m, sizeof m));
+        else
+            n = PQnotifies(s->listen_conn);
+    } else if (!n) {
+        rc = gm_error_set(err, GM_EDB, "database %s: the CRL watch lost its connection: %s", s->where,
+                          pq_msg(s->listen_conn, m, sizeof m));
+    }
+    int got = n != NULL;
+    while (n) {
+        PQfreemem(n);
+        n = PQnotifies(s->listen_conn);
+    }
+    pthread_mutex_unlock(&s->listen_lock);
+    if (rc != 0)
+        return rc;
+    return got ? 0 : gm_error_set(err, GM_ETIMEOUT, "no new CRL within %d ms", timeout_ms);
+}
+
 const gm_store_ops gm_store_backend_pg = {
     .name = "postgresql",
     .accepts = pg_accepts,
@@ -1202,4 +1258,5 @@ const gm_store_ops gm_store_backend_pg = {
     .agents_prune = pg_agents_prune,
     .agents_foreach = pg_agents_foreach,
     .agents_delete = pg_agents_delete,
+    .crl_wait = pg_crl_wait,
 };
