@@ -20,7 +20,7 @@ GM_PG_URL=""
 gm_pg_bindir() {
     if [ -n "${GM_PG_BINDIR:-}" ] && [ -x "$GM_PG_BINDIR/initdb" ]; then echo "$GM_PG_BINDIR"; return 0; fi
     if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
-        dirname "$(command -v initdb)"; return 0
+        dirname "$(readlink -f "$(command -v initdb)")"; return 0  # the real directory, where psql is too
     fi
     local d
     for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
