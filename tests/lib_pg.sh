@@ -94,3 +94,6 @@ gm_pg_restart() {
 gm_pg_psql() {
     "$GM_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$GM_PG_URL" -c "$1"
 }
+
+# gm_pg_url_db NAME: the URL of database NAME on the test server.
+gm_pg_url_db() { printf 'postgresql:///%s?host=%s&port=%s&user=postgres' "$1" "$GM_PG_DIR" "$GM_PG_PORT"; }
