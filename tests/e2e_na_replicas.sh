@@ -5,7 +5,8 @@
 # get strictly increasing CRL sequences, and each replica soon serves the other's CRL (the
 # LISTEN/NOTIFY follower, lib/na/na_follow.c) without ever going back; an enrollment burst
 # split across the replicas, with one SIGKILLed in the middle, loses no certificate a client
-# received and uses no invite twice, and the other replica keeps serving.
+# received and uses no invite twice, and the other replica keeps serving; a client given both
+# URLs ("https://a,https://b") fails over to the live one.
 . "$(dirname "$0")/na_e2e_lib.sh"
 . "$(dirname "$0")/lib_pg.sh"
 trap 'gm_pg_stop; cleanup' EXIT
@@ -129,6 +130,14 @@ done
 [ "$(gm_pg_psql "SELECT COUNT(*) FROM invites WHERE used = 0 AND roles LIKE '%role:burst%'")" = 0 ] ||
     fail "burst invites left open after the late joins"
 pass "after the kill, replica B enrolls the rest"
+# Clients given both replicas' URLs fail over from the dead one to the live one.
+BOTH="$A_URL,$B_URL"
+tok="$(at "$B_URL" invite --role failover)" || fail "invite for failover"
+gm join --na "$BOTH" --token "$tok" --dir "$T/fo" >"$T/out" 2>&1 || fail "join through [$BOTH] with A dead: $(cat "$T/out")"
+grep -q "$BOTH" "$T/fo/node.json" || fail "the node keeps only one NA URL: $(cat "$T/fo/node.json")"
+NA_URL="$BOTH" admin nodes --json >"$T/nodes2.json" || fail "admin nodes through [$BOTH]"
+grep -q "\"cert_id\": \"$(cert_field "$T/fo" cert_id)\"" "$T/nodes2.json" || fail "the failover node is not listed"
+pass "a client given both replicas' URLs joins and administers through the live one"
 NA_PID="$B_PID"
 na_stop
 finish
