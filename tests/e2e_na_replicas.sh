@@ -138,6 +138,18 @@ grep -q "$BOTH" "$T/fo/node.json" || fail "the node keeps only one NA URL: $(cat
 NA_URL="$BOTH" admin nodes --json >"$T/nodes2.json" || fail "admin nodes through [$BOTH]"
 grep -q "\"cert_id\": \"$(cert_field "$T/fo" cert_id)\"" "$T/nodes2.json" || fail "the failover node is not listed"
 pass "a client given both replicas' URLs joins and administers through the live one"
+# A running node with both URLs: CRLs and its renewal come through the live replica.
+"$GM_BIN" node start --dir "$T/fo" --port-file "$T/fo.port" --crl-poll-ms 200 --renew-after-s 3 \
+    --log "$T/fo.log" >"$T/fo.out" 2>&1 &
+STARTED+=($!)
+wait_until 60 "the failover node started" test -s "$T/fo.port"
+FO_CERT="$(cert_field "$T/fo" cert_id)"
+out="$(at "$B_URL" admin revoke --cert-id "$(cert_field "$T/j21" cert_id)" --reason superseded)" || fail "revoke through B"
+S="$(sed -n 's/^CRL sequence //p' <<<"$out")"
+node_crl() { "$GM_BIN" status --dir "$T/fo" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("crl_sequence") or 0)'; }
+wait_until 60 "the node holds CRL $S" eval '[ "$(node_crl)" -ge '"$S"' ]'
+wait_until 60 "the node renewed through the live replica" eval '[ "$(cert_field "$T/fo" cert_id)" != "$FO_CERT" ]'
+pass "a running node given both URLs gets the new CRL ($S) and renews through the live replica"
 NA_PID="$B_PID"
 na_stop
 finish
