@@ -3,10 +3,12 @@
 # `deps.sh fuzz` also installs clang (libFuzzer) for scripts/fuzz.sh; the tests do not need it.
 # The browser test (tests/e2e_console.sh) needs chromium, node and npm, and the npm packages of
 # tests/js (package-lock.json), installed here with `npm ci`.
+# libpq-dev builds the NA's PostgreSQL store backend; postgresql gives the server (initdb, pg_ctl)
+# the *_pg tests and the replica tests start themselves (tests/lib_pg.sh; no cluster is used).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libsodium-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev
       libcurl4-openssl-dev libgnutls28-dev libuv1-dev libcmocka-dev iproute2 python3 curl binutils systemd sqlite3
-      chromium python3-pip python3-setuptools python3-wheel)
+      chromium python3-pip python3-setuptools python3-wheel libpq-dev postgresql)
 # node: Debian's nodejs, unless a node is already there (e.g. NodeSource's, which bundles npm).
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)

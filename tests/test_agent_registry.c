@@ -13,6 +13,7 @@
 #include "store.h"
 #include "core_internal.h"
 #include "na_internal.h"
+#include "store_testkit.h"
 
 typedef struct fx {
     char dir[256];
@@ -66,6 +67,9 @@ static int setup(void **state)
     gm_na_config c;
     if (gm_na_config_load(&c, f->dir, &err) != 0)
         fail_msg("config: %s", err.msg);
+    /* SQLite in the directory, or PostgreSQL under the *_pg variant (tests/store_testkit.h) */
+    if (tk_store_location(f->dir, "na.db", c.db_path, sizeof c.db_path) != 0)
+        fail_msg("no store for the NA");
     if (gm_na_new(&f->na, &c, NULL, NULL, &err) != 0 || gm_na_start(f->na, "127.0.0.1:0", &err) != 0)
         fail_msg("NA: %s", err.msg);
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u", (unsigned)gm_na_port(f->na));

@@ -357,6 +357,46 @@ static void test_http_get_returns_status_body_and_etag(void **state)
     gm_http_resp_free(&resp);
 }
 
+/* Replicas given as one URL list: a server that cannot be reached, then one answering 503,
+ * are passed over for the next; a 4xx answer is final; a listed origin with a path of its
+ * own is a bad list. */
+static void test_http_url_list_fails_over_to_the_next_server(void **state)
+{
+    (void)state;
+    struct raw_server busy, ok;
+    raw_server_start(&busy, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 0);
+    raw_server_start(&ok, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nB3", 0);
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d,http://127.0.0.1:%d,http://127.0.0.1:%d/crl", dead_port(),
+             busy.port, ok.port);
+    gm_http_req req = { .url = url };
+    gm_http_resp resp;
+    gm_error err = { 0 };
+    assert_int_equal(gm_http_request(&req, &resp, &err), 0);
+    raw_server_stop(&busy);
+    raw_server_stop(&ok);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(resp.body, "B3");
+    gm_http_resp_free(&resp);
+
+    struct raw_server denied;
+    raw_server_start(&denied, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d,http://127.0.0.1:%d/x", denied.port, dead_port());
+    assert_int_equal(gm_http_request(&req, &resp, &err), 0);
+    raw_server_stop(&denied);
+    assert_int_equal(resp.status, 403);
+    gm_http_resp_free(&resp);
+
+    /* none reachable: the last one's error */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d,http://127.0.0.1:%d/x", dead_port(), dead_port());
+    assert_int_equal(gm_http_request(&req, &resp, &err), GM_ENET);
+    assert_non_null(strstr(err.msg, "cannot reach"));
+
+    snprintf(url, sizeof url, "http://127.0.0.1:1/a,http://127.0.0.1:2/x");
+    assert_int_equal(gm_http_request(&req, &resp, &err), GM_EINVAL);
+    assert_non_null(strstr(err.msg, "URL list"));
+}
+
 static void test_http_get_json_returns_4xx_json_body(void **state)
 {
     (void)state;
@@ -1385,6 +1425,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_get_returns_status_body_and_etag),
         cmocka_unit_test(test_http_get_json_returns_4xx_json_body),
+        cmocka_unit_test(test_http_url_list_fails_over_to_the_next_server),
         cmocka_unit_test(test_http_connection_refused_names_url),
         cmocka_unit_test(test_http_error_hides_url_credentials),
         cmocka_unit_test(test_http_times_out_on_silent_server),

@@ -255,6 +255,27 @@ static int load_config(const char *extra, gm_na_config *c, gm_error *err)
     return gm_na_config_load(c, tmpdir, err);
 }
 
+/* "store" names the NA's database (a postgresql:// URL kept as written, or a file path);
+ * "db" is the older name of a path, and giving both is an error. */
+static void test_config_store_is_a_url_or_a_path_not_both(void **state)
+{
+    (void)state;
+    gm_na_config c;
+    gm_error err = {0};
+    char where[4096];
+    assert_int_equal(load_config("", &c, &err), 0);
+    assert_string_equal(c.db_path, "na.db");
+    assert_int_equal(load_config("\"store\":\"postgresql://na@db.example/gm?sslmode=require\"", &c, &err), 0);
+    assert_string_equal(c.db_path, "postgresql://na@db.example/gm?sslmode=require");
+    assert_int_equal(gm_na_config_path(&c, c.db_path, where, sizeof where, &err), 0);
+    assert_string_equal(where, "postgresql://na@db.example/gm?sslmode=require"); /* not joined to the directory */
+    assert_int_equal(load_config("\"store\":\"state.db\"", &c, &err), 0);
+    assert_string_equal(c.db_path, "state.db");
+    assert_int_equal(load_config("\"store\":\"a.db\",\"db\":\"b.db\"", &c, &err), GM_EFORMAT);
+    assert_non_null(strstr(err.msg, "not both"));
+    assert_int_equal(load_config("\"store\":\"\"", &c, &err), GM_EFORMAT);
+}
+
 static void test_config_limits_default_and_parse_strictly(void **state)
 {
     (void)state;
@@ -346,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_zero_rate_is_off),
         cmocka_unit_test(test_threads_never_get_more_than_the_burst),
         cmocka_unit_test(test_config_limits_default_and_parse_strictly),
+        cmocka_unit_test(test_config_store_is_a_url_or_a_path_not_both),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -26,6 +26,7 @@
 #include "gm/na.h"
 #include "gm/util.h"
 #include "na_internal.h"
+#include "store_testkit.h"
 
 static char g_tmp[256], g_net[300], g_url[64];
 static gm_na_t *g_na;
@@ -66,6 +67,9 @@ static int group_setup(void **state)
     init_network();
     if (gm_na_config_load(&cfg, g_net, &err) != 0)
         fail_msg("config: %s", err.msg);
+    /* SQLite in the directory, or PostgreSQL under the *_pg variant (tests/store_testkit.h) */
+    if (tk_store_location(g_net, "na.db", cfg.db_path, sizeof cfg.db_path) != 0)
+        fail_msg("no store for the NA");
     if (gm_na_new(&g_na, &cfg, NULL, NULL, &err) != 0 || gm_na_start(g_na, "127.0.0.1:0", &err) != 0)
         fail_msg("NA: %s", err.msg);
     snprintf(g_url, sizeof g_url, "https://127.0.0.1:%u", (unsigned)gm_na_port(g_na));
@@ -102,6 +106,12 @@ static int get(const char *path, json_t **out)
 static void sql(const char *stmt)
 {
     char p[400];
+    if (tk_store_pg()) {
+        char msg[512];
+        if (tk_store_location(g_net, "na.db", p, sizeof p) != 0 || tk_store_exec(p, stmt, msg, sizeof msg) != 0)
+            fail_msg("%s: %s", stmt, msg);
+        return;
+    }
     sqlite3 *db = NULL;
     snprintf(p, sizeof p, "%s/na.db", g_net);
     assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);

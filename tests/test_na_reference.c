@@ -19,6 +19,7 @@
 #include "gm/na.h"
 #include "gm/na_client.h"
 #include "gm/netpolicy.h"
+#include "store_testkit.h"
 
 #define INVITE_MAX_HOURS 48
 
@@ -64,6 +65,9 @@ static int setup(void **state)
     gm_na_config c;
     if (gm_na_config_load(&c, f->dir, &err) != 0)
         fail_msg("config: %s", err.msg);
+    /* SQLite in the directory, or PostgreSQL under the *_pg variant (tests/store_testkit.h) */
+    if (tk_store_location(f->dir, "na.db", c.db_path, sizeof c.db_path) != 0)
+        fail_msg("no store for the NA");
     if (gm_na_new(&f->na, &c, ignore_log, f, &err) != 0 || gm_na_start(f->na, "127.0.0.1:0", &err) != 0)
         fail_msg("NA: %s", err.msg);
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u", (unsigned)gm_na_port(f->na));

@@ -30,6 +30,7 @@
 #include "gm/reqsig.h"
 #include "gm/util.h"
 #include "core_internal.h"
+#include "store_testkit.h"
 
 static char g_tmp[256], g_net[300], g_url[64];
 static gm_na_t *g_na;
@@ -72,6 +73,9 @@ static int group_setup(void **state)
     init_network();
     if (gm_na_config_load(&cfg, g_net, &err) != 0)
         fail_msg("config: %s", err.msg);
+    /* SQLite in the directory, or PostgreSQL under the *_pg variant (tests/store_testkit.h) */
+    if (tk_store_location(g_net, "na.db", cfg.db_path, sizeof cfg.db_path) != 0)
+        fail_msg("no store for the NA");
     if (gm_na_new(&g_na, &cfg, NULL, NULL, &err) != 0 || gm_na_start(g_na, "127.0.0.1:0", &err) != 0)
         fail_msg("NA: %s", err.msg);
     /* init made a TLS certificate: the NA serves HTTPS, and this test trusts that certificate */

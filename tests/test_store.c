@@ -1,4 +1,5 @@
-/* Tests for lib/na/store.h: migrations (and the upgrade of a schema 3 database), heartbeats, exactly-once invite consumption under concurrent
+/* Tests for lib/na/store.h (run against SQLite, and against PostgreSQL by the test_store_pg
+ * variant, tests/with_pg.sh): migrations (and the upgrade of a schema 3 database), heartbeats, exactly-once invite consumption under concurrent
  * threads (separate connections and one shared handle), CRL sequence only going up,
  * durability across reopen, rollback, nonces and key blocks. */
 #include <pthread.h>
@@ -18,12 +19,14 @@
 #include "store.h"
 #include "gm/util.h"
 #include "core_internal.h"
+#include "store_testkit.h"
 
 static char tmpdir[256];
 
+/* A SQLite file in tmpdir, or a schema of its own on the PostgreSQL server of GM_TEST_STORE. */
 static void db_path(char *out, size_t cap, const char *name)
 {
-    snprintf(out, cap, "%s/%s", tmpdir, name);
+    assert_int_equal(tk_store_location(tmpdir, name, out, cap), 0);
 }
 
 static gm_store_t *open_db(const char *name)
@@ -52,6 +55,13 @@ static sqlite3 *raw_db(const char *name)
 
 static void raw_exec(const char *name, const char *sql)
 {
+    if (tk_store_pg()) {
+        char path[512], msg[512];
+        db_path(path, sizeof path, name);
+        if (tk_store_exec(path, sql, msg, sizeof msg) != 0)
+            fail_msg("%s: %s", sql, msg);
+        return;
+    }
     sqlite3 *db = raw_db(name);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
@@ -82,6 +92,14 @@ static void test_migrations_reach_current_version_once(void **state)
     s = open_db("mig.db");
     assert_int_equal(gm_store_schema_version(s, &v, NULL), 0);
     assert_int_equal(v, GM_STORE_SCHEMA_VERSION);
+    if (tk_store_pg()) {
+        /* one row per step; the writer's lock row and the CRL sequence are there */
+        raw_exec("mig.db", "DO $$ BEGIN IF (SELECT COUNT(*) FROM schema_version) <> 5"
+                           " OR (SELECT crl_sequence FROM na_state WHERE id = 1) <> -1"
+                           " THEN RAISE EXCEPTION 'bad schema'; END IF; END $$");
+        gm_store_close(s);
+        return;
+    }
     sqlite3_stmt *st;
     sqlite3 *db = raw_db("mig.db");
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM schema_version", -1, &st, NULL),
@@ -600,7 +618,7 @@ static void test_key_block_and_unblock(void **state)
 
 static int setup(void **state)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/gm-test-store-XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "%s/gm-test-store-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
@@ -704,9 +722,164 @@ static void test_unknown_backend_location_is_refused(void **state)
 {
     gm_store_t *s = (gm_store_t *)1;
     gm_error err = {0};
-    assert_int_equal(gm_store_open(&s, "postgresql://localhost/na", &err), GM_EINVAL);
+    assert_int_equal(gm_store_open(&s, "mysql://localhost/na", &err), GM_EINVAL);
     assert_null(s);
     assert_non_null(strstr(err.msg, "no store backend"));
+}
+
+/* A PostgreSQL URL goes to lib/na/store_pg.c; when the server is not there the error says so,
+ * without the password of the URL. */
+static void test_unreachable_postgresql_is_a_clear_error_without_password(void **state)
+{
+    gm_store_t *s = (gm_store_t *)1;
+    gm_error err = {0};
+    char url[600];
+    snprintf(url, sizeof url, "postgresql://gm:s3cr3t-pw@/na?host=%s/no-server-here&connect_timeout=2", tmpdir);
+    assert_int_equal(gm_store_open(&s, url, &err), GM_EDB);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "cannot connect to database postgresql://gm@/na"));
+    assert_null(strstr(err.msg, "s3cr3t"));
+    snprintf(url, sizeof url, "postgres:///na?host=%s/no-server-here&password=s3cr3t-pw", tmpdir);
+    assert_int_equal(gm_store_open(&s, url, &err), GM_EDB);
+    assert_null(strstr(err.msg, "s3cr3t"));
+}
+
+/* ---- invariants across connections (each racer its own connection, as replicas have) ---- */
+
+typedef struct seq_racer {
+    pthread_barrier_t *go;
+    int index, rc;
+    uint64_t seq;
+} seq_racer;
+
+/* What a revocation does: in one transaction, take the latest CRL's sequence and store the next. */
+static void *race_crl(void *arg)
+{
+    seq_racer *r = arg;
+    gm_store_t *s = NULL;
+    char path[512], doc[32];
+    gm_error err = {0};
+    db_path(path, sizeof path, "crl-race.db");
+    if (gm_store_open(&s, path, &err) != 0) {
+        r->rc = -1000;
+        return NULL;
+    }
+    pthread_barrier_wait(r->go);
+    for (int i = 0; i < 5 && r->rc == 0; i++) {
+        uint64_t seq = 0;
+        if ((r->rc = gm_store_begin(s, &err)) != 0)
+            break;
+        r->rc = gm_store_crl_latest(s, &seq, NULL, &err);
+        snprintf(doc, sizeof doc, "crl-%d-%d", r->index, i);
+        if (r->rc == 0)
+            r->rc = gm_store_crl_add(s, seq + 1, doc, 1, &err);
+        if (r->rc == 0)
+            r->rc = gm_store_commit(s, &err);
+        else
+            gm_store_rollback(s);
+    }
+    if (r->rc != 0)
+        fprintf(stderr, "racer %d: %s\n", r->index, err.msg);
+    gm_store_close(s);
+    return NULL;
+}
+
+static int count_crl(uint64_t sequence, int64_t created_at, void *ctx)
+{
+    (void)created_at;
+    uint64_t *c = ctx;
+    assert_int_equal(sequence, c[1] - c[0]); /* newest first, no gap, no repeat */
+    c[0]++;
+    return 0;
+}
+
+static void test_crl_sequence_taken_in_transactions_never_repeats(void **state)
+{
+    gm_store_t *s = open_db("crl-race.db");
+    assert_int_equal(gm_store_crl_add(s, 0, "crl0", 1, NULL), 0);
+    pthread_t t[RACERS];
+    seq_racer r[RACERS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (seq_racer){.go = &go, .index = i};
+        assert_int_equal(pthread_create(&t[i], NULL, race_crl, &r[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(r[i].rc, 0);
+    }
+    pthread_barrier_destroy(&go);
+    uint64_t seq = 0;
+    assert_int_equal(gm_store_crl_latest(s, &seq, NULL, NULL), 0);
+    assert_int_equal(seq, RACERS * 5);
+    uint64_t c[2] = {0, seq};
+    assert_int_equal(gm_store_crls_foreach(s, 1000, count_crl, c, NULL), 0);
+    assert_int_equal(c[0], RACERS * 5 + 1);
+    gm_store_close(s);
+}
+
+static void *race_nonce(void *arg)
+{
+    seq_racer *r = arg;
+    gm_store_t *s = NULL;
+    char path[512];
+    gm_error err = {0};
+    db_path(path, sizeof path, "nonce-race.db");
+    if (gm_store_open(&s, path, &err) != 0) {
+        r->rc = -1000;
+        return NULL;
+    }
+    pthread_barrier_wait(r->go);
+    r->rc = gm_store_nonce_record(s, "node:pk", "the-nonce", 100, &err);
+    gm_store_close(s);
+    return NULL;
+}
+
+static void test_nonce_accepted_once_across_connections(void **state)
+{
+    gm_store_t *s = open_db("nonce-race.db");
+    pthread_t t[RACERS];
+    seq_racer r[RACERS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (seq_racer){.go = &go, .index = i};
+        assert_int_equal(pthread_create(&t[i], NULL, race_nonce, &r[i]), 0);
+    }
+    int won = 0, replay = 0;
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(t[i], NULL);
+        won += r[i].rc == 0;
+        replay += r[i].rc == GM_ECONFLICT;
+    }
+    pthread_barrier_destroy(&go);
+    assert_int_equal(won, 1);
+    assert_int_equal(replay, RACERS - 1);
+    gm_store_close(s);
+}
+
+/* A conflict inside a transaction (nonce replay, duplicate certificate) does not spoil it:
+ * the NA may go on and commit what it did before. */
+static void test_conflict_inside_a_transaction_keeps_it_usable(void **state)
+{
+    gm_store_t *s = open_db("tx-conflict.db");
+    gm_error err = {0};
+    gm_store_cert c = make_cert("00000000-0000-4000-8000-0000000000c1", "pkC");
+    assert_int_equal(gm_store_nonce_record(s, "sc", "n1", 10, NULL), 0);
+    assert_int_equal(gm_store_begin(s, &err), 0);
+    assert_int_equal(gm_store_nonce_record(s, "sc", "n1", 10, &err), GM_ECONFLICT);
+    assert_int_equal(gm_store_cert_add(s, &c, &err), 0);
+    assert_int_equal(gm_store_cert_add(s, &c, &err), GM_ECONFLICT);
+    assert_int_equal(gm_store_revocation_add(s, c.cert_id, "2026-01-01T00:00:00Z", "unspecified", "na", &err), 0);
+    assert_int_equal(gm_store_revocation_add(s, c.cert_id, "2026-01-01T00:00:00Z", "unspecified", "na", &err),
+                     GM_ECONFLICT);
+    assert_int_equal(gm_store_commit(s, &err), 0);
+    gm_store_cert got;
+    assert_int_equal(gm_store_cert_get(s, c.cert_id, &got, &err), 0);
+    assert_int_equal(got.revoked, 1);
+    gm_store_cert_clear(&got);
+    gm_store_close(s);
 }
 
 int main(void)
@@ -731,6 +904,10 @@ int main(void)
         cmocka_unit_test(test_agents_put_list_by_exact_capability_and_delete),
         cmocka_unit_test(test_revocations_of_expired_certificates_leave_the_list),
         cmocka_unit_test(test_unknown_backend_location_is_refused),
+        cmocka_unit_test(test_unreachable_postgresql_is_a_clear_error_without_password),
+        cmocka_unit_test(test_crl_sequence_taken_in_transactions_never_repeats),
+        cmocka_unit_test(test_nonce_accepted_once_across_connections),
+        cmocka_unit_test(test_conflict_inside_a_transaction_keeps_it_usable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

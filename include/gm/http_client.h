@@ -15,7 +15,9 @@
 
 typedef struct gm_http_req {
     const char *method;          /* "GET", "POST", ...; NULL means GET, or POST when body is set */
-    const char *url;             /* http:// or https:// */
+    const char *url;             /* http:// or https://; replicas of one service as their origins joined by
+                                    commas, the path after the last ("https://a:1,https://b:2/crl"): tried in
+                                    order while one cannot be reached or answers 503 */
     const char *const *headers;  /* n_headers entries of "Name: value" (no CR/LF) */
     size_t n_headers;
     const void *body;            /* NULL for no body */

@@ -21,6 +21,9 @@
 #define URL_DISPLAY_MAX 200
 #define ETAG_MAX 1024
 
+/* Servers a URL list may name (replicas of the NA, see gm_http_request). */
+#define GM_HTTP_URL_LIST_MAX 8
+
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
 
@@ -77,9 +80,22 @@ static int origin_of(const char *url, char out[ORIGIN_MAX])
     return 0;
 }
 
+static size_t url_list_split(const char *url, const char *start[GM_HTTP_URL_LIST_MAX],
+                             size_t len[GM_HTTP_URL_LIST_MAX], const char **path);
+
 int gm_http_trust_set(const char *url, const char *ca_file, const char *pin, gm_error *err)
 {
     char origin[ORIGIN_MAX];
+    const char *start[GM_HTTP_URL_LIST_MAX], *path;
+    size_t len[GM_HTTP_URL_LIST_MAX], n = url ? url_list_split(url, start, len, &path) : 1;
+    /* a list of replicas: the same trust for each */
+    for (size_t i = 0; n > 1 && i < n; i++) {
+        char one[ORIGIN_MAX];
+        snprintf(one, sizeof one, "%.*s", (int)len[i], start[i]);
+        int rc = gm_http_trust_set(one, ca_file, pin, err);
+        if (rc != 0 || i == n - 1)
+            return rc;
+    }
     if (!url || origin_of(url, origin) != 0)
         return gm_error_set(err, GM_EINVAL, "cannot tell the server of URL '%.200s'", url ? url : "");
     if (ca_file && !*ca_file)
@@ -419,8 +435,10 @@ static int map_curl_error(CURLcode rc, CURL *h, const char *shown, const char *e
     return gm_error_set(err, GM_ENET, "request to %s failed: %s", shown, detail);
 }
 
-int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err)
+/* One request to one server; *unsent is set when it failed before reaching the server. */
+static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, gm_error *err)
 {
+    *unsent = 0;
     if (resp)
         memset(resp, 0, sizeof *resp);
     if (!req || !resp || !req->url)
@@ -538,6 +556,7 @@ int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err)
     CURLcode rc = curl_easy_perform(h);
     int ret = 0;
     if (rc != CURLE_OK) {
+        *unsent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY;
         ret = map_curl_error(rc, h, shown, errbuf, &sink, timeout_ms, err);
     } else {
         long status = 0;
@@ -568,6 +587,63 @@ int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err)
     }
     free(hs.etag);
     return ret;
+}
+
+/* Several servers of one service (replicas of the NA) given as one URL: their origins joined
+ * by commas, the last one followed by the path, "https://na1:8700,https://na2:8700/crl". Returns
+ * the number of origins (1 for a plain URL) and where the path starts; 0 when a listed origin
+ * carries a path of its own. */
+static size_t url_list_split(const char *url, const char *start[GM_HTTP_URL_LIST_MAX],
+                             size_t len[GM_HTTP_URL_LIST_MAX], const char **path)
+{
+    size_t n = 0;
+    const char *p = url;
+    for (;;) {
+        const char *next = strstr(p, ",http://"), *next_s = strstr(p, ",https://");
+        if (!next || (next_s && next_s < next))
+            next = next_s;
+        const char *sep = strstr(p, "://");
+        const char *auth_end = sep ? sep + 3 + strcspn(sep + 3, "/?#,") : p + strlen(p);
+        if (n == GM_HTTP_URL_LIST_MAX || (next && auth_end != next))
+            return 0;
+        start[n] = p;
+        len[n] = (size_t)(auth_end - p);
+        n++;
+        if (!next) {
+            *path = auth_end;
+            return n;
+        }
+        p = next + 1;
+    }
+}
+
+int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err)
+{
+    const char *start[GM_HTTP_URL_LIST_MAX], *path = NULL;
+    size_t len[GM_HTTP_URL_LIST_MAX], n = req && req->url ? url_list_split(req->url, start, len, &path) : 1;
+    int unsent = 0;
+    if (n == 1 || !req || !req->url)
+        return request_one(req, resp, &unsent, err);
+    if (n == 0)
+        return gm_error_set(err, GM_EINVAL,
+                            "bad URL list: give at most %d servers' origins (scheme://host:port) joined by commas",
+                            GM_HTTP_URL_LIST_MAX);
+    /* the next server when one cannot be reached, or answers 503 (e.g. a replica without its
+     * database); never after a request may have been handled */
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char url[2048];
+        gm_http_req one = *req;
+        if (snprintf(url, sizeof url, "%.*s%s", (int)len[i], start[i], path) >= (int)sizeof url)
+            return gm_error_set(err, GM_EINVAL, "URL too long");
+        one.url = url;
+        if (i > 0)
+            gm_http_resp_free(resp);
+        rc = request_one(&one, resp, &unsent, err);
+        if ((rc == 0 && resp->status != 503) || (rc != 0 && !unsent))
+            return rc;
+    }
+    return rc;
 }
 
 void gm_http_resp_free(gm_http_resp *resp)

@@ -50,6 +50,17 @@ static int copy_str(const json_t *cfg, const char *key, char *out, size_t cap, c
     return 0;
 }
 
+/* "store": the database the NA keeps its state in, a postgresql:// URL (lib/na/store_pg.c) or
+ * a SQLite file path; the older "db" (a path) means the same, and only one may be given. */
+static int copy_store(const json_t *cfg, char *out, size_t cap, gm_error *err)
+{
+    if (!json_object_get(cfg, "store"))
+        return 0;
+    if (json_object_get(cfg, "db"))
+        return gm_error_set(err, GM_EFORMAT, "config.json: give \"store\" or \"db\", not both");
+    return copy_str(cfg, "store", out, cap, NULL, err);
+}
+
 static int get_int(const json_t *cfg, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out,
                    gm_error *err)
 {
@@ -148,7 +159,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                                         "max_connections", "max_connections_per_ip", "connection_timeout_s",
                                         "request_timeout_s", "threads", "rate_limit", "tls_cert", "tls_key",
                                         "plain_http", "crl_resign_interval_s",
-                                        "crl_next_update_multiple", "crl_max_bytes", "supersede_grace_s", NULL};
+                                        "crl_next_update_multiple", "crl_max_bytes", "supersede_grace_s", "store", NULL};
     char path[4096], *text = NULL;
     size_t len;
     json_error_t je;
@@ -185,6 +196,7 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
                     (rc = copy_str(cfg, "na_url", c->na_url, sizeof c->na_url, "http://127.0.0.1:8700", err)) ||
                     (rc = copy_str(cfg, "listen", c->listen, sizeof c->listen, "127.0.0.1:8700", err)) ||
                     (rc = copy_str(cfg, "db", c->db_path, sizeof c->db_path, "na.db", err)) ||
+                    (rc = copy_store(cfg, c->db_path, sizeof c->db_path, err)) ||
                     (rc = copy_str(cfg, "genesis", c->genesis_path, sizeof c->genesis_path, "genesis.json", err)) ||
                     (rc = copy_str(cfg, "na_key", c->na_key_base, sizeof c->na_key_base, "na", err)) ||
                     (rc = get_int(cfg, "max_body_bytes", GM_NA_DEFAULT_MAX_BODY, 1024, 16 * 1024 * 1024, &body,
@@ -231,7 +243,8 @@ int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err)
 
 int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t cap, gm_error *err)
 {
-    if (name[0] == '/') {
+    /* an absolute path, or a URL (a database's) */
+    if (name[0] == '/' || strstr(name, "://")) {
         if (snprintf(out, cap, "%s", name) >= (int)cap)
             return gm_error_set(err, GM_EINVAL, "path too long: %s", name);
         return 0;
@@ -515,6 +528,8 @@ int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err)
     if (rc == 0)
         rc = na_crl_resign_start(na, err);
     if (rc == 0)
+        rc = na_follow_start(na, err);
+    if (rc == 0)
         na_log(na, "NA for network '%s' listening on port %u (key %s, CRL sequence %llu)", na->cfg.network_name,
                (unsigned)na->port, na->key.pk_b64, (unsigned long long)na->crl_seq);
     return rc;
@@ -600,6 +615,7 @@ void gm_na_free(gm_na_t *na)
         return;
     na_server_stop(na);
     na_crl_resign_stop(na);
+    na_follow_stop(na);
     gm_store_close(na->store);
     gm_genesis_free(&na->genesis);
     free(na->genesis_text);

@@ -159,6 +159,10 @@ struct gm_na {
     pthread_mutex_t resign_lock;
     pthread_cond_t resign_cond;
     int64_t resign_pending_at; /* earliest supersession the CRL does not list yet (0 = none); resign_lock */
+    /* the CRLs of other replicas on the same database (na_follow.c) */
+    pthread_t follow_thread;
+    int follow_running;
+    atomic_int follow_stop;
     /* the current access policy (na_policy.c), also in D/access-policy.json */
     pthread_mutex_t policy_lock;
     uint64_t policy_seq;
@@ -191,6 +195,10 @@ int na_crl_resign(gm_na_t *na, gm_error *err);
 /* Thread that calls na_crl_resign every crl_resign_interval_s (nothing when 0); stop joins it. */
 int na_crl_resign_start(gm_na_t *na, gm_error *err);
 void na_crl_resign_stop(gm_na_t *na);
+/* Follow the CRLs other replicas publish into this one's cache (na_follow.c); a no-op on a
+ * store without notifications across processes. */
+int na_follow_start(gm_na_t *na, gm_error *err);
+void na_follow_stop(gm_na_t *na);
 /* 1 if c is revoked only by a renewal's supersession that is not effective at now yet: nodes
  * still accept it (the overlap) and the CRL does not list it. */
 int na_cert_supersession_pending(const gm_store_cert *c, int64_t now);

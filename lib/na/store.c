@@ -5,7 +5,7 @@
 
 #include "store_backend.h"
 
-static const gm_store_ops *const backends[] = {&gm_store_backend_sqlite};
+static const gm_store_ops *const backends[] = {&gm_store_backend_pg, &gm_store_backend_sqlite};
 
 int gm_store_open(gm_store_t **s, const char *path, gm_error *err)
 {
@@ -175,6 +175,13 @@ int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t 
     if (sequence > (uint64_t)INT64_MAX)
         return gm_error_set(err, GM_EINVAL, "CRL sequence out of range");
     return s->ops->crl_add(s, sequence, doc, now, err);
+}
+
+int gm_store_crl_wait(gm_store_t *s, int timeout_ms, gm_error *err)
+{
+    if (!s->ops->crl_wait)
+        return gm_error_set(err, GM_EINVAL, "the %s store has no notifications across processes", s->ops->name);
+    return s->ops->crl_wait(s, timeout_ms, err);
 }
 
 int gm_store_crls_foreach(gm_store_t *s, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err)

@@ -139,6 +139,14 @@ int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t 
 typedef int (*gm_store_crl_fn)(uint64_t sequence, int64_t created_at, void *ctx);
 int gm_store_crls_foreach(gm_store_t *s, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err);
 
+/* Wait up to timeout_ms for a CRL stored through another connection to the same database
+ * (another replica of the NA): 0 when one was, GM_ETIMEOUT when none came in that time,
+ * GM_EDB when the database cannot be reached. PostgreSQL: LISTEN/NOTIFY on gm_crl, on a
+ * connection of its own, so it never holds up the handle's other calls. GM_EINVAL for a
+ * backend without notifications across processes (SQLite: one NA process owns the file, and
+ * it learns of its own CRLs in-process). Never call it with a transaction open. */
+int gm_store_crl_wait(gm_store_t *s, int timeout_ms, gm_error *err);
+
 /* ---- the issuance log (lib/na/na_issuance.c): append-only, index from 0 ---- */
 
 /* Append entry (canonical JSON text) with its leaf hash; *index (optional) gets its index. */

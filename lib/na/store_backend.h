@@ -1,6 +1,6 @@
 /* The store's backend interface (the way Redis ae.c puts epoll/kqueue/select behind one
  * table): lib/na/store.c implements lib/na/store.h by calling through a backend's table, and
- * each backend (lib/na/store_sqlite.c today; PostgreSQL later) fills one. A backend owns
+ * each backend (lib/na/store_sqlite.c, lib/na/store_pg.c) fills one. A backend owns
  * its SQL, its schema migrations and its locking; the NA never sees a database handle.
  * Every operation has the meaning documented for its gm_store_* counterpart in lib/na/store.h. */
 #ifndef GM_STORE_BACKEND_H
@@ -66,6 +66,10 @@ typedef struct gm_store_ops {
                           gm_store_agent_fn fn, void *ctx, gm_error *err);
     int (*agents_delete)(gm_store_t *s, const char *node_pk_b64, const char *agent_id, int64_t *deleted,
                          gm_error *err);
+
+    /* Optional (NULL: the backend has no notifications across processes, as SQLite): wait for
+     * a CRL stored by another connection; see gm_store_crl_wait. */
+    int (*crl_wait)(gm_store_t *s, int timeout_ms, gm_error *err);
 } gm_store_ops;
 
 /* Every handle starts with this, so store.c finds the table; a backend's own handle type
@@ -75,5 +79,6 @@ struct gm_store {
 };
 
 extern const gm_store_ops gm_store_backend_sqlite;
+extern const gm_store_ops gm_store_backend_pg; /* lib/na/store_pg.c: postgresql:// URLs */
 
 #endif
