@@ -256,6 +256,7 @@ static void node_free(gm_node *n)
     gm_cert_free(&n->cert);
     gm_genesis_free(&n->genesis);
     free(n->cert_json);
+    free(n->bp.read_buf);
     gm_signer_wipe(&n->key);
     sodium_memzero(n->x_sk, sizeof n->x_sk);
     if (n->own_logf && n->logf)
