@@ -48,6 +48,7 @@ struct node_api_client {
     uint64_t dropped;         /* messages not queued since */
     int frames;               /* binary frames negotiated by hello */
     int behind;               /* more than NODE_API_SUBQ_HIGH unread (counted in n_behind) */
+    uint64_t progress_ms;     /* when it last read something (a write completed), or went behind */
     uint64_t skip;            /* payload bytes of a refused frame still to discard */
     node_api_client *next;
 };
@@ -113,18 +114,26 @@ static void client_update_behind(node_api_client *c)
     size_t q = client_queued(c);
     if (!c->behind && q > NODE_API_SUBQ_HIGH) {
         c->behind = 1;
-        if (n->api.n_behind++ == 0)
-            n->api.behind_since_ms = node_now_ms(n);
-    } else if (c->behind && q < NODE_API_SUBQ_LOW) {
+        c->progress_ms = node_now_ms(n);
+        n->api.n_behind++;
+    } else if (c->behind && (q < NODE_API_SUBQ_LOW || c->overflow)) {
         c->behind = 0;
         if (--n->api.n_behind == 0)
             node_peer_retry_paused(n);
     }
 }
 
+static void client_cut_off(node_api_client *c);
+
 int node_api_behind(gm_node *n)
 {
-    return n->api.n_behind > 0 && node_now_ms(n) - n->api.behind_since_ms < NODE_API_HOLD_MS;
+    if (!n->api.n_behind)
+        return 0;
+    uint64_t now = node_now_ms(n);
+    for (node_api_client *c = n->api.clients; c; c = c->next)
+        if (c->behind && !c->closing && now - c->progress_ms >= NODE_API_HOLD_MS)
+            client_cut_off(c);
+    return n->api.n_behind > 0;
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -137,6 +146,7 @@ static void on_written(uv_write_t *req, int status)
     /* Cancelled writes are reported before the close callback: c is still valid. */
     if (status != 0 || c->closing)
         return;
+    c->progress_ms = node_now_ms(c->node);
     if (last)
         client_close(c);
     else if (c->overflow && c->writes == 0)
@@ -192,17 +202,23 @@ static int client_refuses(node_api_client *c)
         return 1;
     }
     if (client_queued(c) > API_CLIENT_SENDQ_MAX) {
-        /* It does not read: queue nothing more, never cut a line; after what is queued it
-         * learns how much it missed, then the connection closes. */
-        c->overflow = 1;
         c->dropped = 1;
-        c->node->m.api_overflow++;
-        uv_read_stop((uv_stream_t *)&c->pipe);
-        if (c->writes == 0)
-            client_send_overflow(c);
+        client_cut_off(c);
         return 1;
     }
     return 0;
+}
+
+/* It does not read: queue nothing more, never cut a line; after what is queued it learns how
+ * much it missed, then the connection closes. */
+static void client_cut_off(node_api_client *c)
+{
+    c->overflow = 1;
+    c->node->m.api_overflow++;
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    client_update_behind(c);
+    if (c->writes == 0)
+        client_send_overflow(c);
 }
 
 static void client_send(node_api_client *c, json_t *o)

@@ -63,8 +63,8 @@
 #define NODE_API_DEADLINE_MAX_MS 600000
 #define NODE_INBOX_MAX 1024         /* messages kept for a port nobody subscribed to yet */
 /* A subscriber with more than HIGH bytes unread is behind: DATA for this node waits (its link
- * is not read) until it is below LOW, for at most NODE_API_HOLD_MS per episode; after that it
- * is delivered anyway and a subscriber that still does not read is cut off (api_overflow). */
+ * is not read) until it is below LOW. One that reads nothing for NODE_API_HOLD_MS while behind
+ * is cut off (told with an overflow event, counted in api_overflow) and DATA flows again. */
 #define NODE_API_SUBQ_HIGH (1u << 20)
 #define NODE_API_SUBQ_LOW (256u << 10)
 #define NODE_API_HOLD_MS 5000
@@ -285,7 +285,6 @@ typedef struct node_api_state {
     size_t inbox_len;
     uint64_t next_serial;     /* of the last connection accepted */
     int n_behind;             /* subscribers above NODE_API_SUBQ_HIGH */
-    uint64_t behind_since_ms; /* when n_behind last became nonzero */
 } node_api_state;
 
 /* node_renew.c */
@@ -546,8 +545,8 @@ void node_inbox_free(gm_node *n);
 json_t *node_api_error(const char *code, const char *msg);
 /* Write o (stolen) to the connection serial, if it is still open. */
 void node_api_send_to(gm_node *n, uint64_t serial, json_t *o);
-/* 1 while DATA for this node should wait: a subscriber is behind (NODE_API_SUBQ_HIGH), for at
- * most NODE_API_HOLD_MS. */
+/* 1 while DATA for this node should wait: a subscriber is behind (NODE_API_SUBQ_HIGH) and still
+ * reading (subscribers that read nothing for NODE_API_HOLD_MS are cut off here). */
 int node_api_behind(gm_node *n);
 /* 1 when some connection is subscribed to port (or to "*"). */
 int node_api_port_subscribed(gm_node *n, const char *port);
