@@ -66,33 +66,17 @@ static int run_send(const cli_args *a)
     }
     if (!data)
         return 1;
-    char *b64 = malloc(gm_b64_len(len) + 1);
-    if (!b64) {
-        free(data);
+    /* A binary frame: the payload travels as it is (docs/local-api.md "Binary frames"). */
+    char sock[GM_NODE_SOCK_PATH_MAX];
+    int rc = gm_path_join(sock, sizeof sock, dir, "node.sock", &err);
+    if (rc == 0)
+        rc = gm_node_api_send(sock, pk, port, data, len, API_TIMEOUT_MS, &err);
+    free(data);
+    if (rc == GM_ENET) {
+        fprintf(stderr, "genesis-mesh: send: no route to %s\n", to);
         return 1;
     }
-    b64[0] = 0;
-    if (len)
-        gm_b64_encode((const uint8_t *)data, len, b64, gm_b64_len(len) + 1);
-    free(data);
-    json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "to", to, "port", port, "data", b64), *resp = NULL;
-    free(b64);
-    int rc = gm_node_api_call(dir, req, &resp, API_TIMEOUT_MS, &err);
-    json_decref(req);
-    if (rc != 0)
-        return cli_fail("send", &err);
-    int ok = json_is_true(json_object_get(resp, "ok"));
-    if (!ok) {
-        json_t *e = json_object_get(resp, "error");
-        const char *code = json_string_value(json_object_get(e, "code"));
-        const char *msg = json_string_value(json_object_get(e, "message"));
-        if (code && !strcmp(code, "no_route"))
-            fprintf(stderr, "genesis-mesh: send: no route to %s\n", to);
-        else
-            fprintf(stderr, "genesis-mesh: send: %s\n", msg ? msg : "refused by the node");
-    }
-    json_decref(resp);
-    return ok ? 0 : 1;
+    return rc == 0 ? 0 : cli_fail("send", &err);
 }
 
 static void print_message(json_t *ev, int as_json)

@@ -45,6 +45,7 @@ typedef struct server {
     pthread_t th;
     void (*script)(int fd, struct server *s);
     char got[4096];           /* the request line the client sent */
+    uint8_t frame[128];       /* the binary frame the client sent */
     size_t big;               /* oversized line length */
 } server;
 
@@ -164,10 +165,28 @@ static void script_late_answer(int fd, server *s)
     say(fd, "{\"ok\":true,\"late\":true}\n");
 }
 
+/* A node of before binary frames: hello answered without "frames", then a JSON send. */
 static void script_no_route(int fd, server *s)
 {
     read_request(fd, s);
-    say(fd, "{\"ok\":false,\"error\":{\"code\":\"no_route\",\"message\":\"no route to that node\"}}\n");
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":false,\"id\":\"send\",\"error\":{\"code\":\"no_route\",\"message\":\"no route to that node\"}}\n");
+}
+
+/* A node with frames: the send comes as a 44-byte head, the port "capability" and 2 bytes. */
+static void script_frames_no_route(int fd, server *s)
+{
+    size_t want = 44 + 10 + 2, k = 0;
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
+    while (k < want) {
+        ssize_t r = read(fd, s->frame + k, want - k);
+        if (r <= 0)
+            return;
+        k += (size_t)r;
+    }
+    say(fd, "{\"event\":\"send_failed\",\"seq\":1,\"error\":{\"code\":\"no_route\",\"message\":\"no route to that node\"}}\n");
 }
 
 static void script_subscribe_refused(int fd, server *s)
@@ -362,6 +381,20 @@ static void test_send_refusals_become_errors(void **state)
     assert_string_equal(json_string_value(json_object_get(sent, "op")), "send");
     assert_string_equal(json_string_value(json_object_get(sent, "data")), "aGk=");
     json_decref(sent);
+
+    server_start(&s, script_frames_no_route);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(gm_node_api_send(g_sock, to, "capability", "hi", 2, 10000, &err), GM_ENET);
+    assert_non_null(strstr(err.msg, "no_route"));
+    server_join(&s);
+    json_t *hello = json_loads(s.got, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(hello, "frames")), 1);
+    json_decref(hello);
+    /* send, ack asked, port length 10, seq 1, 2 bytes, the key, the port, the payload */
+    static const uint8_t head[12] = {1, 1, 10, 0, 0, 0, 0, 1, 0, 0, 0, 2};
+    assert_memory_equal(s.frame, head, sizeof head);
+    assert_memory_equal(s.frame + 12, to, GM_PK_LEN);
+    assert_memory_equal(s.frame + 44, "capabilityhi", 12);
 
     server_start(&s, script_subscribe_refused);
     gm_node_conn_t *c;

@@ -84,6 +84,11 @@ int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err) GM_MU
  * does not speak version 2 (an older node), or a connection error. */
 int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 void gm_node_conn_close(gm_node_conn_t *c);
+/* Send data to the node key `to` on port through the node at sock_path, as a binary frame when
+ * the node speaks them (else JSON); a refusal is an error: GM_ENET when the node has no route,
+ * else GM_EPROTO (the message names the node's error code). */
+int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const char *port, const void *data,
+                     size_t len, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 /* One request on a fresh connection (to D/node.sock, or to sock_path). */
 int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 int gm_node_api_call_path(const char *sock_path, const json_t *req, json_t **resp, int timeout_ms,

@@ -24,6 +24,7 @@
 
 #include "gm/agent.h"
 #include "gm/util.h"
+#include "core_internal.h"
 #include "node_internal.h"
 
 #define API_CLIENT_SENDQ_MAX (16u << 20)
