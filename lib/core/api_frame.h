@@ -14,6 +14,7 @@
 #define GM_API_PORT_MAX 32
 #define GM_API_KEY_LEN 32
 #define GM_API_FRAME_HEAD_MAX (GM_API_FRAME_HDR + GM_API_PORT_MAX)
+#define GM_API_FRAME_MAX_DATA 65535 /* no payload is larger (a mesh frame is at most this) */
 
 typedef struct gm_api_frame {
     uint8_t type, flags;
