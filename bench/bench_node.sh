@@ -34,58 +34,12 @@ median3() { python3 -c 'import statistics, sys; print("%.3f" % statistics.median
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 # pump FROM TO SIZE COUNT: sends COUNT messages of SIZE bytes FROM -> TO through the local
-# API (pipelined, at most 32 unanswered requests), while a subscriber on TO counts them.
-# Prints "MB/s delivered sent" (payload bytes, first to last message received).
+# API as binary frames (docs/local-api.md "Binary frames"; the node slows the sender down when
+# the path is congested), while a frames subscriber on TO counts them.
+# Prints "MB/s received sent send_failed" (payload bytes, first to last message received).
 pump() {
-    python3 - "$(node_dir "$1")/node.sock" "$(node_dir "$2")/node.sock" "$(node_key "$2")" "$3" "$4" <<'EOF'
-import base64, json, os, socket, sys, threading, time
-src, dst, key, size, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-port = "bench%d" % os.getpid()
-sub = socket.socket(socket.AF_UNIX); sub.connect(dst)
-sub.sendall(json.dumps({"op": "subscribe", "port": port}).encode() + b"\n")
-rf = sub.makefile("rb")
-assert json.loads(rf.readline())["ok"]
-got = {"n": 0, "first": None, "last": None}
-def reader():
-    sub.settimeout(10)
-    try:
-        while got["n"] < count:
-            line = rf.readline()
-            if not line:
-                break
-            # Count without parsing: the reader must not be the bottleneck.
-            if not line.endswith(b"\n") or b'"event":"message"' not in line[:64] and b'"event": "message"' not in line[:64]:
-                continue
-            now = time.monotonic()
-            if got["first"] is None:
-                got["first"] = now
-            got["last"] = now
-            got["n"] += 1
-    except (socket.timeout, OSError):
-        pass
-t = threading.Thread(target=reader); t.start()
-payload = base64.b64encode(os.urandom(size)).decode()
-req = (json.dumps({"op": "send", "to": key, "port": port, "data": payload}) + "\n").encode()
-s = socket.socket(socket.AF_UNIX); s.connect(src)
-sf = s.makefile("rb")
-sent = outstanding = 0
-errors = {}
-for i in range(count):
-    s.sendall(req); outstanding += 1
-    while outstanding >= 32:
-        r = json.loads(sf.readline()); outstanding -= 1
-        if r.get("ok"): sent += 1
-        else: errors[r["error"]["code"]] = errors.get(r["error"]["code"], 0) + 1
-while outstanding:
-    r = json.loads(sf.readline()); outstanding -= 1
-    if r.get("ok"): sent += 1
-    else: errors[r["error"]["code"]] = errors.get(r["error"]["code"], 0) + 1
-t.join()
-n = got["n"]
-dt = (got["last"] - got["first"]) if n > 1 else float("nan")
-mbps = (n - 1) * size / dt / 1e6 if n > 1 else 0.0
-print("%.1f %d %d %s" % (mbps, n, sent, json.dumps(errors)))
-EOF
+    python3 "$here/../tests/api_frames_client.py" pump "$(node_dir "$1")/node.sock" "$(node_dir "$2")/node.sock" \
+        "$(node_key "$2")" "$3" "$4"
 }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -108,19 +62,20 @@ cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/st
 
 if want throughput; then
     echo
-    echo "== throughput through the local API (payload MB/s, median of $RUNS)"
-    printf '  %-46s %9s %11s %6s %s\n' "" measured "AEAD limit" ratio "MB per CPU-second: sender / relay / receiver"
+    echo "== throughput through the local API, binary frames (payload MB/s, median of $RUNS)"
+    printf '  %-40s %9s %9s %6s %9s %7s %s\n' "" measured "limit" ratio lost api_overflow "MB per CPU-second: sender / relay / receiver"
     for size in 60000 1024; do
         aead="$("$AEAD" "$size")"
         count=$(( MB * 1000000 / size )); [ "$size" -lt 10000 ] && count=$(( count / 8 ))
         for hops in 1 2; do
             if [ "$hops" = 1 ]; then from=supervisor relay="" to=finance div=2 label="1 hop (supervisor -> finance)"
             else from=finance relay=supervisor to=crm div=3 label="2 hops (finance -> supervisor -> crm)"; fi
-            vals=() lost="" eff_s=() eff_r=() eff_d=()
+            vals=() lost=0 eff_s=() eff_r=() eff_d=()
+            ov0="$(node_metric "$to" api_overflow)"
             for r in $(seq 1 "$RUNS"); do
                 c0s="$(cpu_s "${NODE_PID[$from]}")" c0d="$(cpu_s "${NODE_PID[$to]}")"
                 c0r="$( [ -n "$relay" ] && cpu_s "${NODE_PID[$relay]}" || echo 0)"
-                read -r mbps n sent errs < <(pump "$from" "$to" "$size" "$count")
+                read -r mbps n sent failed < <(pump "$from" "$to" "$size" "$count")
                 c1s="$(cpu_s "${NODE_PID[$from]}")" c1d="$(cpu_s "${NODE_PID[$to]}")"
                 c1r="$( [ -n "$relay" ] && cpu_s "${NODE_PID[$relay]}" || echo 0)"
                 mb="$(python3 -c "print($n * $size / 1e6)")"
@@ -128,22 +83,29 @@ if want throughput; then
                 eff_d+=("$(python3 -c "print($mb / max($c1d - $c0d, 1e-9))")")
                 [ -n "$relay" ] && eff_r+=("$(python3 -c "print($mb / max($c1r - $c0r, 1e-9))")")
                 vals+=("$mbps")
-                [ "$n" -eq "$count" ] || lost="$lost run$r:$n/$sent$( [ "$errs" = "{}" ] || echo " $errs")"
+                lost=$(( lost + count - n ))
+                [ "$failed" = 0 ] || echo "  run $r: $failed sends refused (reported to the sender)"
             done
+            ov="$(( $(node_metric "$to" api_overflow) - ov0 ))"
             m="$(median "${vals[@]}")"
             limit=$(( aead / div ))
-            printf '  %-46s %9s %11s %5.0f%% %6.0f / %5s / %5.0f%s\n' "$label, $size B" "$m" "$limit" \
-                "$(python3 -c "print(100*$m/$limit)")" "$(median "${eff_s[@]}")" \
-                "$( [ -n "$relay" ] && median "${eff_r[@]}" || echo -)" "$(median "${eff_d[@]}")" \
-                "${lost:+  lost:$lost}"
+            printf '  %-40s %9s %9s %5.0f%% %9s %7s %6.0f / %5s / %5.0f\n' "$label, $size B" "$m" "$limit" \
+                "$(python3 -c "print(100*$m/$limit)")" "$lost/$((count * RUNS))" "$ov" "$(median "${eff_s[@]}")" \
+                "$( [ -n "$relay" ] && median "${eff_r[@]}" || echo -)" "$(median "${eff_d[@]}")"
+            if [ -n "$relay" ]; then
+                rm_="$(median "${eff_r[@]}")"
+                printf '  %-40s %9s %9s %5.0f%%   (MB per CPU-second of the relay vs 2 AEAD passes)\n' \
+                    "relay, $size B" "$rm_" "$(( aead / 2 ))" "$(python3 -c "print(100*$rm_/($aead/2))")"
+            fi
         done
     done
     echo "  limit: one ChaCha20-Poly1305 pass (bench_node_aead, measured now: ${aead} MB/s at 1 KiB) divided by the"
-    echo "  passes per core: 1 hop = 4 passes (e2e + link on each side) on 2 cores; 2 hops = 6 passes on 2 cores."
-    echo "  A relay needs 2 passes per byte (link decrypt + encrypt): its MB per CPU-second is comparable to half a pass."
+    echo "  passes per core: 1 hop = 4 passes (e2e + link on each side) on 2 cores (the 2-pass limit); 2 hops = 6"
+    echo "  passes on 2 cores (the 3-pass limit). A relay needs 2 passes per byte (link decrypt + encrypt)."
+    echo "  lost: messages sent and not received (all runs); api_overflow: subscribers cut off at the receiver."
     for a in supervisor finance crm; do
-        node_q "$a" '{k: v for k, v in d["metrics"].items() if ("drop" in k or "dropped" in k) and v}' |
-            grep -v '^{}$' | sed "s/^/  drops at $a: /" || true
+        node_q "$a" '{k: v for k, v in d["metrics"].items() if ("drop" in k or "dropped" in k or k in ("api_paused", "api_held", "api_send_failed", "api_overflow")) and v}' |
+            grep -v '^{}$' | sed "s/^/  drops and backpressure at $a: /" || true
     done
 fi
 

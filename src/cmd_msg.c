@@ -66,63 +66,46 @@ static int run_send(const cli_args *a)
     }
     if (!data)
         return 1;
-    char *b64 = malloc(gm_b64_len(len) + 1);
-    if (!b64) {
-        free(data);
+    /* A binary frame: the payload travels as it is (docs/local-api.md "Binary frames"). */
+    char sock[GM_NODE_SOCK_PATH_MAX];
+    int rc = gm_path_join(sock, sizeof sock, dir, "node.sock", &err);
+    if (rc == 0)
+        rc = gm_node_api_send(sock, pk, port, data, len, API_TIMEOUT_MS, &err);
+    free(data);
+    if (rc == GM_ENET) {
+        fprintf(stderr, "genesis-mesh: send: no route to %s\n", to);
         return 1;
     }
-    b64[0] = 0;
-    if (len)
-        gm_b64_encode((const uint8_t *)data, len, b64, gm_b64_len(len) + 1);
-    free(data);
-    json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "to", to, "port", port, "data", b64), *resp = NULL;
-    free(b64);
-    int rc = gm_node_api_call(dir, req, &resp, API_TIMEOUT_MS, &err);
-    json_decref(req);
-    if (rc != 0)
-        return cli_fail("send", &err);
-    int ok = json_is_true(json_object_get(resp, "ok"));
-    if (!ok) {
-        json_t *e = json_object_get(resp, "error");
-        const char *code = json_string_value(json_object_get(e, "code"));
-        const char *msg = json_string_value(json_object_get(e, "message"));
-        if (code && !strcmp(code, "no_route"))
-            fprintf(stderr, "genesis-mesh: send: no route to %s\n", to);
-        else
-            fprintf(stderr, "genesis-mesh: send: %s\n", msg ? msg : "refused by the node");
-    }
-    json_decref(resp);
-    return ok ? 0 : 1;
+    return rc == 0 ? 0 : cli_fail("send", &err);
 }
 
-static void print_message(json_t *ev, int as_json)
+static void print_message(const gm_node_msg *m, int as_json)
 {
-    const char *from = json_string_value(json_object_get(ev, "from"));
-    const char *port = json_string_value(json_object_get(ev, "port"));
-    const char *data = json_string_value(json_object_get(ev, "data"));
-    size_t dl = data ? strlen(data) : 0, len = 0;
-    uint8_t *buf = malloc(dl / 4 * 3 + 4);
-    if (!buf)
+    char from[GM_PK_B64_LEN + 1];
+    char *b64 = malloc(gm_b64_len(m->len) + 1);
+    if (!b64)
         return;
-    if (dl && gm_b64_decode(data, buf, dl / 4 * 3 + 3, &len, NULL) != 0)
-        len = 0;
-    int utf8 = gm_wire_utf8_valid(buf, len);
+    gm_pk_encode(m->from, from);
+    b64[0] = 0;
+    if (m->len)
+        gm_b64_encode(m->data, m->len, b64, gm_b64_len(m->len) + 1);
+    int utf8 = gm_wire_utf8_valid(m->data, m->len);
     if (as_json) {
-        json_t *o = json_pack("{s:s,s:s,s:s}", "from", from ? from : "", "port", port ? port : "", "data", data ? data : "");
+        json_t *o = json_pack("{s:s,s:s,s:s}", "from", from, "port", m->port, "data", b64);
         if (utf8)
-            json_object_set_new(o, "text", json_stringn((const char *)buf, len));
+            json_object_set_new(o, "text", json_stringn((const char *)m->data, m->len));
         char *s = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         if (s)
             printf("%s\n", s);
         free(s);
     } else if (utf8) {
-        printf("from %s [%s]: %.*s\n", from ? from : "?", port ? port : "", (int)len, (const char *)buf);
+        printf("from %s [%s]: %.*s\n", from, m->port, (int)m->len, (const char *)m->data);
     } else {
-        printf("from %s [%s]: (%zu bytes, base64) %s\n", from ? from : "?", port ? port : "", len, data ? data : "");
+        printf("from %s [%s]: (%zu bytes, base64) %s\n", from, m->port, m->len, b64);
     }
     fflush(stdout);
-    free(buf);
+    free(b64);
 }
 
 static int run_recv(const cli_args *a)
@@ -138,18 +121,12 @@ static int run_recv(const cli_args *a)
     gm_node_conn_t *c;
     if (gm_node_conn_open(dir, &c, &err) != 0)
         return cli_fail("recv", &err);
-    json_t *req = json_pack("{s:s,s:s}", "op", "subscribe", "port", port), *resp = NULL;
-    int rc = gm_node_conn_request(c, req, &resp, API_TIMEOUT_MS, &err);
-    json_decref(req);
-    if (rc != 0 || !json_is_true(json_object_get(resp, "ok"))) {
-        const char *msg = json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
-        if (rc == 0)
-            gm_error_set(&err, GM_EINVAL, "%s", msg ? msg : "subscribe refused");
-        json_decref(resp);
+    /* Binary frames: payloads arrive as raw bytes (docs/local-api.md "Binary frames"). */
+    int rc = gm_node_conn_subscribe_frames(c, port, API_TIMEOUT_MS, &err);
+    if (rc != 0) {
         gm_node_conn_close(c);
         return cli_fail("recv", &err);
     }
-    json_decref(resp);
     long long got = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -164,16 +141,16 @@ static int run_recv(const cli_args *a)
             wait = (int)(timeout_ms - el);
         }
         json_t *ev;
-        rc = gm_node_conn_read(c, &ev, wait, &err);
+        gm_node_msg m;
+        rc = gm_node_conn_read_msg(c, &ev, &m, wait, &err);
         if (rc == GM_ETIMEOUT)
             break;
-        if (rc != 0) {
+        if (rc < 0) {
             gm_node_conn_close(c);
             return cli_fail("recv", &err);
         }
-        const char *e = json_string_value(json_object_get(ev, "event"));
-        if (e && !strcmp(e, "message")) {
-            print_message(ev, as_json);
+        if (rc == 1) {
+            print_message(&m, as_json);
             got++;
         }
         json_decref(ev);

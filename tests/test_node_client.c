@@ -45,6 +45,7 @@ typedef struct server {
     pthread_t th;
     void (*script)(int fd, struct server *s);
     char got[4096];           /* the request line the client sent */
+    uint8_t frame[128];       /* the binary frame the client sent */
     size_t big;               /* oversized line length */
 } server;
 
@@ -164,10 +165,28 @@ static void script_late_answer(int fd, server *s)
     say(fd, "{\"ok\":true,\"late\":true}\n");
 }
 
+/* A node of before binary frames: hello answered without "frames", then a JSON send. */
 static void script_no_route(int fd, server *s)
 {
     read_request(fd, s);
-    say(fd, "{\"ok\":false,\"error\":{\"code\":\"no_route\",\"message\":\"no route to that node\"}}\n");
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":false,\"id\":\"send\",\"error\":{\"code\":\"no_route\",\"message\":\"no route to that node\"}}\n");
+}
+
+/* A node with frames: the send comes as a 44-byte head, the port "capability" and 2 bytes. */
+static void script_frames_no_route(int fd, server *s)
+{
+    size_t want = 44 + 10 + 2, k = 0;
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
+    while (k < want) {
+        ssize_t r = read(fd, s->frame + k, want - k);
+        if (r <= 0)
+            return;
+        k += (size_t)r;
+    }
+    say(fd, "{\"event\":\"send_failed\",\"seq\":1,\"error\":{\"code\":\"no_route\",\"message\":\"no route to that node\"}}\n");
 }
 
 static void script_subscribe_refused(int fd, server *s)
@@ -176,7 +195,77 @@ static void script_subscribe_refused(int fd, server *s)
     say(fd, "{\"ok\":false,\"error\":{\"code\":\"bad_request\",\"message\":\"bad port\"}}\n");
 }
 
+/* A node with frames: hello, subscribe, then a message frame in two pieces, a JSON line, and an
+ * empty message frame. */
+static void script_frames_subscriber(int fd, server *s)
+{
+    static const uint8_t frame[] = {2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 3, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+                                    9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 'p', 0, '\n', 0xff};
+    static const uint8_t empty[] = {2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                                    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 'q'};
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"subscribe\"}\n");
+    write_all(fd, (const char *)frame, 20);
+    sleep_ms(20);
+    write_all(fd, (const char *)frame + 20, sizeof frame - 20);
+    say(fd, "{\"event\":\"other\"}\n");
+    write_all(fd, (const char *)empty, sizeof empty);
+    sleep_ms(200);
+}
+
+/* A node without frames: the message comes as a JSON event with base64 data. */
+static void script_json_subscriber(int fd, server *s)
+{
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"subscribe\"}\n");
+    say(fd, "{\"event\":\"message\",\"from\":\"AQIDAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"port\":\"p\",\"data\":\"AAr/\"}\n");
+    sleep_ms(200);
+}
+
 /* ---- tests ---- */
+
+static void test_messages_arrive_as_raw_bytes_with_frames_or_json(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    json_t *ev;
+    gm_node_msg m;
+    server_start(&s, script_frames_subscriber);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), 1);
+    assert_null(ev);
+    assert_int_equal(m.len, 3);
+    assert_memory_equal(m.data, "\0\n\xff", 3);
+    assert_string_equal(m.port, "p");
+    assert_int_equal(m.from[0], 9);
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(ev, "event")), "other");
+    json_decref(ev);
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), 1);
+    assert_int_equal(m.len, 0);
+    assert_string_equal(m.port, "q");
+    gm_node_conn_close(c);
+    server_join(&s);
+
+    server_start(&s, script_json_subscriber);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), 1);
+    assert_null(ev);
+    assert_int_equal(m.len, 3);
+    assert_memory_equal(m.data, "\0\n\xff", 3);
+    assert_int_equal(m.from[0], 1);
+    assert_int_equal(m.from[2], 3);
+    gm_node_conn_close(c);
+    server_join(&s);
+}
 
 static void test_request_answered_byte_by_byte(void **state)
 {
@@ -363,6 +452,20 @@ static void test_send_refusals_become_errors(void **state)
     assert_string_equal(json_string_value(json_object_get(sent, "data")), "aGk=");
     json_decref(sent);
 
+    server_start(&s, script_frames_no_route);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(gm_node_api_send(g_sock, to, "capability", "hi", 2, 10000, &err), GM_ENET);
+    assert_non_null(strstr(err.msg, "no_route"));
+    server_join(&s);
+    json_t *hello = json_loads(s.got, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(hello, "frames")), 1);
+    json_decref(hello);
+    /* send, ack asked, port length 10, seq 1, 2 bytes, the key, the port, the payload */
+    static const uint8_t head[12] = {1, 1, 10, 0, 0, 0, 0, 1, 0, 0, 0, 2};
+    assert_memory_equal(s.frame, head, sizeof head);
+    assert_memory_equal(s.frame + 12, to, GM_PK_LEN);
+    assert_memory_equal(s.frame + 44, "capabilityhi", 12);
+
     server_start(&s, script_subscribe_refused);
     gm_node_conn_t *c;
     assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
@@ -404,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_no_node_is_not_found),
         cmocka_unit_test(test_server_closing_mid_answer_is_an_error),
         cmocka_unit_test(test_send_refusals_become_errors),
+        cmocka_unit_test(test_messages_arrive_as_raw_bytes_with_frames_or_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -83,7 +83,27 @@ int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err) GM_MU
  * {"op":"hello","id":"hello","versions":[2]} and reads the answer. 0, GM_EPROTO when the node
  * does not speak version 2 (an older node), or a connection error. */
 int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err) GM_MUST_CHECK;
+/* A message received by gm_node_conn_read_msg: data points into the connection's buffer and
+ * stays valid until the next read on it. */
+typedef struct gm_node_msg {
+    uint8_t from[GM_PK_LEN];
+    char port[33];
+    const uint8_t *data;
+    size_t len;
+} gm_node_msg;
+/* Subscribe c to port ("*": all), asking for binary frames (docs/local-api.md "Binary frames")
+ * so that payloads arrive as raw bytes; with a node that has none they come as JSON events. */
+int gm_node_conn_subscribe_frames(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err) GM_MUST_CHECK;
+/* Read the next message or other line: 1 and *m for a message (a binary frame, or a JSON
+ * message event decoded), 0 and *msg (owned by the caller) for any other JSON line; errors as
+ * gm_node_conn_read. */
+int gm_node_conn_read_msg(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 void gm_node_conn_close(gm_node_conn_t *c);
+/* Send data to the node key `to` on port through the node at sock_path, as a binary frame when
+ * the node speaks them (else JSON); a refusal is an error: GM_ENET when the node has no route,
+ * else GM_EPROTO (the message names the node's error code). */
+int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const char *port, const void *data,
+                     size_t len, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 /* One request on a fresh connection (to D/node.sock, or to sock_path). */
 int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 int gm_node_api_call_path(const char *sock_path, const json_t *req, json_t **resp, int timeout_ms,

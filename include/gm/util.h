@@ -14,8 +14,6 @@ int gm_init(gm_error *err) GM_MUST_CHECK;
 /* Standard base64 with padding. out needs gm_b64_len(len)+1 bytes; returns chars written. */
 size_t gm_b64_len(size_t len);
 size_t gm_b64_encode(const uint8_t *in, size_t len, char *out, size_t out_cap);
-/* Strict decode of any length up to out_cap; *out_len receives the decoded length. */
-int gm_b64_decode(const char *in, uint8_t *out, size_t out_cap, size_t *out_len, gm_error *err) GM_MUST_CHECK;
 
 void gm_hex_encode(const uint8_t *in, size_t len, char *out /* 2*len+1 */);
 

@@ -8,6 +8,7 @@
 #include "gm/agent.h"
 #include "gm/node.h"
 #include "gm/util.h"
+#include "core_internal.h"
 #include "agent_internal.h"
 #include "client_internal.h"
 

@@ -9,12 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "gm/gmtime.h"
 #include "gm/node.h"
 #include "gm/util.h"
+#include "core_internal.h"
+#include "api_frame.h"
 #include "client_internal.h"
 
 struct gm_node_conn {
@@ -22,6 +25,9 @@ struct gm_node_conn {
     char path[GM_NODE_SOCK_PATH_MAX];
     char *buf;
     size_t len, cap;
+    int frames;               /* binary frames negotiated (gm_node_conn_subscribe_frames) */
+    size_t used;              /* bytes of the frame last returned, dropped at the next read */
+    uint8_t *msg;             /* decoded data of a JSON message event (node without frames) */
 };
 
 int gm_node_conn_open_path(const char *sock_path, gm_node_conn_t **out, gm_error *err)
@@ -90,14 +96,44 @@ static int take_line(gm_node_conn_t *c, json_t **msg, int *rc, gm_error *err)
     return 1;
 }
 
-int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err)
+/* A message frame at the start of the buffer: 1 when complete (m points into the buffer, the
+ * bytes are dropped at the next read), 0 when more is needed, < 0 when it cannot be parsed. */
+static int take_frame(gm_node_conn_t *c, gm_node_msg *m, gm_error *err)
+{
+    gm_api_frame f;
+    char why[160];
+    int r = gm_api_frame_parse((const uint8_t *)c->buf, c->len, GM_API_FRAME_MAX_DATA, &f, why, sizeof why);
+    if (r < 0 || (r > 0 && (f.type != GM_API_FRAME_MESSAGE || f.too_big)))
+        return gm_error_set(err, GM_EPROTO, "the node at %s sent a bad frame: %s", c->path,
+                            r < 0 ? why : "not a message frame of at most 65535 bytes");
+    if (r == 0 || c->len < f.head + f.len)
+        return 0;
+    memcpy(m->from, f.key, GM_PK_LEN);
+    memcpy(m->port, f.port, sizeof m->port);
+    m->data = (const uint8_t *)c->buf + f.head;
+    m->len = f.len;
+    c->used = f.head + f.len;
+    return 1;
+}
+
+/* The next JSON line (0, *msg) or, on a frames connection, message frame (1, *m). */
+static int read_unit(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err)
 {
     int64_t deadline = timeout_ms > 0 ? gm_mono_ms() + timeout_ms : 0;
     int rc;
     *msg = NULL;
+    if (c->used) {
+        memmove(c->buf, c->buf + c->used, c->len - c->used);
+        c->len -= c->used;
+        c->used = 0;
+    }
     for (;;) {
-        if (take_line(c, msg, &rc, err))
+        if (c->frames && c->len && c->buf[0] == GM_API_FRAME_MESSAGE) {
+            if ((rc = take_frame(c, m, err)) != 0)
+                return rc;
+        } else if (take_line(c, msg, &rc, err)) {
             return rc;
+        }
         if (c->len > GM_NODE_CONN_LINE_MAX)
             return gm_error_set(err, GM_ETOOBIG, "the node at %s sent a line longer than %u bytes", c->path,
                                 GM_NODE_CONN_LINE_MAX);
@@ -137,6 +173,42 @@ int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error 
                                 c->len ? " in the middle of a line" : "");
         c->len += (size_t)k;
     }
+}
+
+int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err)
+{
+    gm_node_msg m;
+    int rc;
+    /* Message frames are for gm_node_conn_read_msg: skipped here. */
+    while ((rc = read_unit(c, msg, &m, timeout_ms, err)) == 1)
+        ;
+    return rc;
+}
+
+int gm_node_conn_read_msg(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err)
+{
+    int rc = read_unit(c, msg, m, timeout_ms, err);
+    const char *e = rc == 0 ? json_string_value(json_object_get(*msg, "event")) : NULL;
+    if (!e || strcmp(e, "message") != 0)
+        return rc;
+    /* A node without frames: the same message as a JSON event, decoded here. */
+    const char *from = json_string_value(json_object_get(*msg, "from"));
+    const char *port = json_string_value(json_object_get(*msg, "port"));
+    const char *data = json_string_value(json_object_get(*msg, "data"));
+    size_t dl = data ? strlen(data) : 0;
+    free(c->msg);
+    c->msg = malloc(dl / 4 * 3 + 3);
+    if (!c->msg)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    m->len = 0;
+    if (!from || gm_pk_decode(from, m->from, NULL) != 0 || !port || strlen(port) >= sizeof m->port ||
+        (dl && gm_b64_decode(data, c->msg, dl / 4 * 3 + 3, &m->len, NULL) != 0))
+        return gm_error_set(err, GM_EPROTO, "the node at %s sent a malformed message event", c->path);
+    snprintf(m->port, sizeof m->port, "%s", port);
+    m->data = c->msg;
+    json_decref(*msg);
+    *msg = NULL;
+    return 1;
 }
 
 int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err)
@@ -206,6 +278,30 @@ int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, 
     return rc;
 }
 
+int gm_node_conn_subscribe_frames(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err)
+{
+    json_t *req = json_pack("{s:s,s:s,s:[i],s:i}", "op", "hello", "id", "hello", "versions", 2, "frames",
+                            GM_API_FRAMES_VERSION), *resp = NULL;
+    if (!req)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = gm_node_conn_request(c, req, &resp, timeout_ms, err);
+    json_decref(req);
+    /* A node without frames (or without hello) streams JSON events instead: read_msg decodes them. */
+    c->frames = rc == 0 && json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION;
+    json_decref(resp);
+    if (rc != 0)
+        return rc;
+    req = json_pack("{s:s,s:s,s:s}", "op", "subscribe", "id", "subscribe", "port", port);
+    if (!req)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    rc = gm_node_conn_request(c, req, &resp, timeout_ms, err);
+    json_decref(req);
+    if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
+        rc = answer_error(resp, "subscribing to the local node", err);
+    json_decref(resp);
+    return rc;
+}
+
 int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err)
 {
     json_t *req = json_pack("{s:s,s:s,s:[i]}", "op", "hello", "id", "hello", "versions", 2), *resp = NULL;
@@ -228,6 +324,7 @@ void gm_node_conn_close(gm_node_conn_t *c)
     if (c->fd >= 0)
         close(c->fd);
     free(c->buf);
+    free(c->msg);
     free(c);
 }
 
@@ -255,23 +352,102 @@ int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int time
     return rc;
 }
 
+/* Write all of bufs (a head and a payload: one writev), through EINTR and partial writes. */
+static int send_iov(gm_node_conn_t *c, struct iovec *iov, int n, gm_error *err)
+{
+    while (n > 0) {
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return gm_error_set(err, GM_EIO, "cannot send to the node at %s: %s", c->path,
+                                strerror(k < 0 ? errno : EPIPE));
+        while (n > 0 && (size_t)k >= iov->iov_len) {
+            k -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + k;
+            iov->iov_len -= (size_t)k;
+        }
+    }
+    return 0;
+}
+
+/* The payload as one binary send frame (docs/local-api.md "Binary frames") with its
+ * confirmation asked for; 0 once the node answered {"event":"sent"}. */
+static int send_frame(gm_node_conn_t *c, const uint8_t to[GM_PK_LEN], const char *port, const void *data, size_t len,
+                      int timeout_ms, gm_error *err)
+{
+    uint8_t head[GM_API_FRAME_HEAD_MAX];
+    size_t hl = gm_api_frame_head(head, GM_API_FRAME_SEND, GM_API_FRAME_F_ACK, 1, (uint32_t)len, to, port);
+    struct iovec iov[2] = {{head, hl}, {(void *)data, len}};
+    int rc = send_iov(c, iov, len ? 2 : 1, err);
+    int64_t end = gm_mono_ms() + timeout_ms;
+    while (rc == 0) {
+        json_t *ev = NULL;
+        int64_t left = end - gm_mono_ms();
+        if ((rc = gm_node_conn_read(c, &ev, left > 0 ? (int)left : 1, err)) != 0)
+            break;
+        const char *e = json_string_value(json_object_get(ev, "event"));
+        if (e && !strcmp(e, "sent")) {
+            json_decref(ev);
+            break;
+        }
+        if ((e && !strcmp(e, "send_failed")) || json_is_false(json_object_get(ev, "ok"))) {
+            char pk[GM_PK_B64_LEN + 1], what[128];
+            gm_pk_encode(to, pk);
+            snprintf(what, sizeof what, "sending to %.12s...", pk);
+            rc = answer_error(ev, what, err);
+        }
+        json_decref(ev);
+    }
+    return rc;
+}
+
 int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const char *port, const void *data,
                      size_t len, int timeout_ms, gm_error *err)
 {
     char pk[GM_PK_B64_LEN + 1];
+    gm_node_conn_t *c;
+    if (!gm_api_port_valid(port))
+        return gm_error_set(err, GM_EINVAL, "port \"%s\" must be 1-32 characters of [a-z0-9._-]", port);
+    int rc = gm_node_conn_open_path(sock_path, &c, err);
+    if (rc != 0)
+        return rc;
+    /* Binary frames when the node speaks them; JSON and base64 with an older node. */
+    json_t *hello = json_pack("{s:s,s:s,s:[i],s:i}", "op", "hello", "id", "hello", "versions", 2, "frames",
+                              GM_API_FRAMES_VERSION), *resp = NULL;
+    rc = hello ? gm_node_conn_request(c, hello, &resp, timeout_ms, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
+    json_decref(hello);
+    int frames = rc == 0 && json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION;
+    json_decref(resp);
+    resp = NULL;
+    if (rc != 0) {
+        gm_node_conn_close(c);
+        return rc;
+    }
+    if (frames) {
+        rc = send_frame(c, to, port, data, len, timeout_ms, err);
+        gm_node_conn_close(c);
+        return rc;
+    }
     gm_pk_encode(to, pk);
     char *b64 = malloc(gm_b64_len(len) + 1);
-    if (!b64)
+    if (!b64) {
+        gm_node_conn_close(c);
         return gm_error_set(err, GM_ENOMEM, "out of memory");
+    }
     b64[0] = 0;
     if (len)
         gm_b64_encode(data, len, b64, gm_b64_len(len) + 1);
-    json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "to", pk, "port", port, "data", b64), *resp = NULL;
+    json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:s}", "op", "send", "id", "send", "to", pk, "port", port, "data", b64);
     free(b64);
-    if (!req)
-        return gm_error_set(err, GM_ENOMEM, "out of memory");
-    int rc = gm_node_api_call_path(sock_path, req, &resp, timeout_ms, err);
+    rc = req ? gm_node_conn_request(c, req, &resp, timeout_ms, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
     json_decref(req);
+    gm_node_conn_close(c);
     if (rc == 0 && !json_is_true(json_object_get(resp, "ok"))) {
         char what[128];
         snprintf(what, sizeof what, "sending to %.12s...", pk);

@@ -201,6 +201,8 @@ int gm_tls_pin_check(const char *s, gm_error *err) GM_MUST_CHECK;
 
 /* ---- utilities (util.c, gm/util.h) ---- */
 
+/* Strict base64 decode of any length up to out_cap; *out_len receives the decoded length. */
+int gm_b64_decode(const char *in, uint8_t *out, size_t out_cap, size_t *out_len, gm_error *err) GM_MUST_CHECK;
 /* Strict decode: only "+/=" alphabet with padding, exactly expect_len bytes, nothing trailing. */
 int gm_b64_decode_exact(const char *in, uint8_t *out, size_t expect_len, gm_error *err) GM_MUST_CHECK;
 /* Append printf-style text to b. */

@@ -4,9 +4,14 @@
  * operations below, no request ids) until a `hello` negotiates version 2, which requires an
  * "id" on every request and adds the agent operations of node_agents.c.
  * Messages that arrive for a port nobody subscribed to wait in a bounded inbox.
+ * A hello with "frames":1 turns on binary frames (lib/core/api_frame.c) for message payloads:
+ * send frames in, message frames out, written with one writev when the socket takes them.
+ * Received bytes go straight into the connection's own buffer (no buffer per read).
  * Backpressure: a `send` whose next hop is congested is not handled (and the client not
- * read) until it drains. A subscriber that does not read gets, after the complete lines
- * already queued, one {"event":"overflow","dropped":N} line, and is disconnected. */
+ * read) until it drains; a send that fails is reported to its sender and counted. A subscriber
+ * more than NODE_API_SUBQ_HIGH behind makes DATA for this node wait (node_forward.c), so the
+ * senders slow down; one that still does not read gets, after the complete lines already
+ * queued, one {"event":"overflow","dropped":N} line, and is disconnected. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +24,13 @@
 
 #include "gm/agent.h"
 #include "gm/util.h"
+#include "core_internal.h"
 #include "node_internal.h"
 
 #define API_CLIENT_SENDQ_MAX (16u << 20)
+/* Free room in a connection's buffer before each read. */
+#define API_READ_MIN 65536
+_Static_assert(NODE_MAX_PORT_LEN == GM_API_PORT_MAX, "one port length for frames and the node");
 
 struct node_api_client {
     uv_pipe_t pipe;
@@ -38,6 +47,10 @@ struct node_api_client {
     size_t writes;            /* writes in flight */
     int overflow;             /* stopped queueing: too much unread */
     uint64_t dropped;         /* messages not queued since */
+    int frames;               /* binary frames negotiated by hello */
+    int behind;               /* more than NODE_API_SUBQ_HIGH unread (counted in n_behind) */
+    uint64_t progress_ms;     /* when it last read something (a write completed), or went behind */
+    uint64_t skip;            /* payload bytes of a refused frame still to discard */
     node_api_client *next;
 };
 
@@ -66,6 +79,10 @@ static void client_close(node_api_client *c)
         c->paused = 0;
         node_paused_add(n, -1);
     }
+    if (c->behind) {
+        c->behind = 0;
+        n->api.n_behind--;
+    }
     for (node_api_client **pp = &n->api.clients; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
@@ -75,14 +92,49 @@ static void client_close(node_api_client *c)
     uv_close((uv_handle_t *)&c->pipe, client_free_cb);
 }
 
-static void client_write_line(node_api_client *c, const char *s, size_t len, int last);
+static void client_write(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int last);
 
 /* After the complete lines queued before the overflow: say how many messages were dropped. */
 static void client_send_overflow(node_api_client *c)
 {
     char line[80];
-    int k = snprintf(line, sizeof line, "{\"event\":\"overflow\",\"dropped\":%llu}", (unsigned long long)c->dropped);
-    client_write_line(c, line, (size_t)k, 1);
+    int k = snprintf(line, sizeof line, "{\"event\":\"overflow\",\"dropped\":%llu}\n", (unsigned long long)c->dropped);
+    uv_buf_t b = uv_buf_init(line, (unsigned)k);
+    client_write(c, &b, 1, 1);
+}
+
+static size_t client_queued(node_api_client *c)
+{
+    return uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+}
+
+/* Track whether c is behind (DATA for this node waits while one is), with hysteresis. */
+static void client_update_behind(node_api_client *c)
+{
+    gm_node *n = c->node;
+    size_t q = client_queued(c);
+    if (!c->behind && q > NODE_API_SUBQ_HIGH) {
+        c->behind = 1;
+        c->progress_ms = node_now_ms(n);
+        n->api.n_behind++;
+    } else if (c->behind && (q < NODE_API_SUBQ_LOW || c->overflow)) {
+        c->behind = 0;
+        if (--n->api.n_behind == 0)
+            node_peer_retry_paused(n);
+    }
+}
+
+static void client_cut_off(node_api_client *c);
+
+int node_api_behind(gm_node *n)
+{
+    if (!n->api.n_behind)
+        return 0;
+    uint64_t now = node_now_ms(n);
+    for (node_api_client *c = n->api.clients; c; c = c->next)
+        if (c->behind && !c->closing && now - c->progress_ms >= NODE_API_HOLD_MS)
+            client_cut_off(c);
+    return n->api.n_behind > 0;
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -95,37 +147,84 @@ static void on_written(uv_write_t *req, int status)
     /* Cancelled writes are reported before the close callback: c is still valid. */
     if (status != 0 || c->closing)
         return;
+    c->progress_ms = node_now_ms(c->node);
     if (last)
         client_close(c);
     else if (c->overflow && c->writes == 0)
         client_send_overflow(c);
+    else
+        client_update_behind(c);
 }
 
-static void client_write_line(node_api_client *c, const char *s, size_t len, int last)
+/* Write bufs in order: at once with one writev when nothing is queued before them, and what
+ * the socket did not take (or everything, behind earlier writes) copied into one request. */
+static void client_write(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int last)
 {
-    api_write *w = malloc(sizeof *w + len + 1);
+    size_t total = 0, done = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (c->writes == 0 && !last) {
+        int k = uv_try_write((uv_stream_t *)&c->pipe, bufs, nbufs);
+        if (k > 0)
+            done = (size_t)k;
+        if (done == total)
+            return;
+    }
+    api_write *w = malloc(sizeof *w + total - done);
     if (!w) {
         client_close(c);
         return;
     }
     w->client = c;
     w->last = last;
-    memcpy(w->data, s, len);
-    w->data[len] = '\n';
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len + 1);
+    size_t off = 0, skip = done;
+    for (unsigned i = 0; i < nbufs; i++) {
+        size_t l = bufs[i].len, from = skip < l ? skip : l;
+        skip -= from;
+        memcpy(w->data + off, bufs[i].base + from, l - from);
+        off += l - from;
+    }
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)off);
     if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
         free(w);
         client_close(c);
         return;
     }
     c->writes++;
+    client_update_behind(c);
 }
 
-static void client_send(node_api_client *c, json_t *o)
+/* 1 when nothing more may be queued to c (closing, or cut off for not reading: counted). */
+static int client_refuses(node_api_client *c)
 {
     if (c->closing || c->overflow) {
         if (c->overflow)
             c->dropped++;
+        return 1;
+    }
+    if (client_queued(c) > API_CLIENT_SENDQ_MAX) {
+        c->dropped = 1;
+        client_cut_off(c);
+        return 1;
+    }
+    return 0;
+}
+
+/* It does not read: queue nothing more, never cut a line; after what is queued it learns how
+ * much it missed, then the connection closes. */
+static void client_cut_off(node_api_client *c)
+{
+    c->overflow = 1;
+    c->node->m.api_overflow++;
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    client_update_behind(c);
+    if (c->writes == 0)
+        client_send_overflow(c);
+}
+
+static void client_send(node_api_client *c, json_t *o)
+{
+    if (client_refuses(c)) {
         json_decref(o);
         return;
     }
@@ -133,20 +232,22 @@ static void client_send(node_api_client *c, json_t *o)
     json_decref(o);
     if (!s)
         return;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > API_CLIENT_SENDQ_MAX) {
-        /* It does not read: queue nothing more, never cut a line; after what is queued it
-         * learns how much it missed, then the connection closes. */
-        free(s);
-        c->overflow = 1;
-        c->dropped = 1;
-        c->node->m.api_overflow++;
-        uv_read_stop((uv_stream_t *)&c->pipe);
-        if (c->writes == 0)
-            client_send_overflow(c);
-        return;
-    }
-    client_write_line(c, s, strlen(s), 0);
+    uv_buf_t b[2] = {uv_buf_init(s, (unsigned)strlen(s)), uv_buf_init((char *)"\n", 1)};
+    client_write(c, b, 2, 0);
     free(s);
+}
+
+/* A message frame: head, port and the payload, without copying it when the socket takes it. */
+static void client_send_frame(node_api_client *c, const uint8_t from[GM_PK_LEN], const char *port,
+                              const uint8_t *data, size_t len)
+{
+    uint8_t head[GM_API_FRAME_HEAD_MAX];
+    if (client_refuses(c))
+        return;
+    size_t hl = gm_api_frame_head(head, GM_API_FRAME_MESSAGE, 0, 0, (uint32_t)len, from, port);
+    uv_buf_t b[2] = {uv_buf_init((char *)head, (unsigned)hl), uv_buf_init((char *)data, (unsigned)len)};
+    c->node->m.api_frames_out++;
+    client_write(c, b, len ? 2 : 1, 0);
 }
 
 static int port_matches(const char *sub, const char *port)
@@ -180,15 +281,7 @@ int node_api_port_subscribed(gm_node *n, const char *port)
 
 int node_port_valid(const char *p, int allow_star)
 {
-    size_t l = strlen(p);
-    if (allow_star && strcmp(p, "*") == 0)
-        return 1;
-    if (l == 0 || l > NODE_MAX_PORT_LEN)
-        return 0;
-    for (const char *q = p; *q; q++)
-        if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '.' || *q == '_' || *q == '-'))
-            return 0;
-    return 1;
+    return (allow_star && strcmp(p, "*") == 0) || gm_api_port_valid(p);
 }
 
 static json_t *message_event(const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data, size_t len)
@@ -225,6 +318,11 @@ void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char
         next = c->next;
         if (!c->subscribed || !port_matches(c->port, port))
             continue;
+        if (c->frames && !note) {
+            client_send_frame(c, from, port, data, len);
+            delivered = 1;
+            continue;
+        }
         json_t *ev = message_event(from, port, data, len);
         if (ev && note)
             json_object_set(ev, "authorized", note);
@@ -277,9 +375,13 @@ static void flush_inbox(gm_node *n, node_api_client *c)
             pp = &m->next;
             continue;
         }
-        json_t *ev = message_event(m->from, m->port, m->data, m->len);
-        if (ev)
-            client_send(c, ev);
+        if (c->frames) {
+            client_send_frame(c, m->from, m->port, m->data, m->len);
+        } else {
+            json_t *ev = message_event(m->from, m->port, m->data, m->len);
+            if (ev)
+                client_send(c, ev);
+        }
         *pp = m->next;
         n->api.inbox_len--;
         free(m->data);
@@ -350,6 +452,8 @@ static json_t *op_send(gm_node *n, json_t *req)
     int rc = node_e2e_send(n, pk, port, buf, len, &err);
     sodium_memzero(buf, len);
     free(buf);
+    if (rc != 0)
+        n->m.api_send_failed++;
     if (rc == GM_ENOTFOUND)
         return api_error("no_route", err.msg);
     if (rc == GM_ETOOBIG)
@@ -430,20 +534,31 @@ static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
     if (c->hello_done)
         return api_error("invalid_request", "hello was already sent on this connection");
     int v = node_api_hello_version(req, why, sizeof why);
+    const json_t *fr = json_object_get(req, "frames");
     if (v < 0)
         return api_error("invalid_request", why);
+    if (fr && !json_is_integer(fr))
+        return api_error("invalid_request", "\"frames\" must be an integer: 1 for binary frames, 0 for JSON only");
     if (v == 0)
         return api_error("unsupported_version", why);
     c->version = v;
     c->hello_done = 1;
+    /* Frames version 1 is the only one; any other number keeps the connection JSON only. */
+    c->frames = json_integer_value(fr) == GM_API_FRAMES_VERSION;
     json_t *ops = json_array(), *versions = json_array();
     for (size_t i = 0; i < (v >= 2 ? sizeof api_ops / sizeof api_ops[0] : API_OPS_V1); i++)
         json_array_append_new(ops, json_string(api_ops[i]));
     for (int i = 1; i <= NODE_API_VERSION; i++)
         json_array_append_new(versions, json_integer(i));
-    return json_pack("{s:b,s:i,s:o,s:s,s:s,s:i,s:o,s:o}", "ok", 1, "version", v, "versions", versions,
+    json_t *r = json_pack("{s:b,s:i,s:o,s:s,s:s,s:i,s:o,s:o}", "ok", 1, "version", v, "versions", versions,
                      "node_public_key", n->key.pk_b64, "network", n->genesis.network_name, "max_line",
                      NODE_API_LINE_MAX, "ops", ops, "limits", node_agents_limits_json());
+    if (r && fr) {
+        json_object_set_new(r, "frames", json_integer(c->frames ? GM_API_FRAMES_VERSION : 0));
+        if (c->frames)
+            json_object_set_new(r, "max_frame_data", json_integer((json_int_t)node_e2e_max_data()));
+    }
+    return r;
 }
 
 static void handle_line(node_api_client *c, const char *line, size_t len)
@@ -525,11 +640,97 @@ static int line_must_wait(node_api_client *c, const char *line, size_t len)
     return wait;
 }
 
-/* Handle the complete lines received, until one has to wait (then stop reading). */
+/* 1 when byte b starts a binary frame on c (never the first byte of a JSON line). */
+static int starts_frame(const node_api_client *c, char b)
+{
+    return c->frames && (b == GM_API_FRAME_SEND || b == GM_API_FRAME_MESSAGE);
+}
+
+static void send_failed(node_api_client *c, uint32_t seq, const char *code, const char *msg)
+{
+    c->node->m.api_send_failed++;
+    client_send(c, json_pack("{s:s,s:I,s:{s:s,s:s}}", "event", "send_failed", "seq", (json_int_t)seq, "error",
+                             "code", code, "message", msg));
+}
+
+/* A send frame: its payload goes to the end-to-end layer from where it was read. */
+static void handle_frame(node_api_client *c, const gm_api_frame *f, const uint8_t *data)
+{
+    gm_node *n = c->node;
+    gm_error err = {0};
+    n->m.api_frames_in++;
+    int rc = node_e2e_send(n, f->key, f->port, data, f->len, &err);
+    if (rc == GM_ENOTFOUND)
+        send_failed(c, f->seq, "no_route", err.msg);
+    else if (rc == GM_ETOOBIG)
+        send_failed(c, f->seq, "too_big", err.msg);
+    else if (rc != 0)
+        send_failed(c, f->seq, "internal", err.msg);
+    else if (f->flags & GM_API_FRAME_F_ACK)
+        client_send(c, json_pack("{s:s,s:I}", "event", "sent", "seq", (json_int_t)f->seq));
+}
+
+/* The frame at off: 1 complete (f filled), 0 incomplete, -1 bad (the client is told, closed). */
+static int frame_at(node_api_client *c, gm_api_frame *f)
+{
+    char why[160];
+    int r = gm_api_frame_parse((const uint8_t *)c->buf + c->off, c->len - c->off, node_e2e_max_data(), f, why,
+                                 sizeof why);
+    if (r > 0 && f->type != GM_API_FRAME_SEND) {
+        snprintf(why, sizeof why, "a client sends only send frames (type 1)");
+        r = -1;
+    }
+    if (r < 0) {
+        client_send(c, api_error("invalid_request", why));
+        client_close(c);
+        return -1;
+    }
+    if (r == 0 || f->too_big)
+        return r;
+    return c->len - c->off >= f->head + f->len;
+}
+
+static void client_pause(node_api_client *c)
+{
+    c->paused = 1;
+    node_paused_add(c->node, 1);
+    c->node->m.api_paused++;
+    uv_read_stop((uv_stream_t *)&c->pipe);
+}
+
+/* Handle the complete lines and frames received, until one has to wait (then stop reading). */
 static void client_process(node_api_client *c)
 {
     gm_node *n = c->node;
     while (!c->closing && !c->paused && c->off < c->len) {
+        if (c->skip) {
+            size_t k = c->len - c->off < c->skip ? c->len - c->off : (size_t)c->skip;
+            c->off += k;
+            c->skip -= k;
+            continue;
+        }
+        if (starts_frame(c, c->buf[c->off])) {
+            gm_api_frame f;
+            int r = frame_at(c, &f);
+            if (r <= 0)
+                break;
+            if (f.too_big) {
+                char msg[120];
+                snprintf(msg, sizeof msg, "message of %u bytes is larger than %zu", f.len, node_e2e_max_data());
+                c->off += f.head;
+                c->skip = f.len;
+                send_failed(c, f.seq, "too_big", msg);
+                continue;
+            }
+            if (node_send_blocked(n, f.key)) {
+                client_pause(c);
+                break;
+            }
+            const uint8_t *data = (const uint8_t *)c->buf + c->off + f.head;
+            c->off += f.head + f.len;
+            handle_frame(c, &f, data);
+            continue;
+        }
         char *start = c->buf + c->off, *nl = memchr(start, '\n', c->len - c->off);
         if (!nl) {
             if (c->len - c->off > NODE_API_LINE_MAX) {
@@ -545,10 +746,7 @@ static void client_process(node_api_client *c)
             break;
         }
         if (len && line_must_wait(c, start, len)) {
-            c->paused = 1;
-            node_paused_add(n, 1);
-            n->m.api_paused++;
-            uv_read_stop((uv_stream_t *)&c->pipe);
+            client_pause(c);
             break;
         }
         c->off += len + 1;
@@ -564,35 +762,53 @@ static void client_process(node_api_client *c)
     }
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Reads go straight into the connection's buffer, grown to hold a whole line or frame. */
+static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    node_api_client *c = s->data;
-    if (nread < 0) {
-        free(buf->base);
-        client_close(c);
-        return;
-    }
-    if (c->closing || c->overflow) {
-        free(buf->base);
-        return;
-    }
-    if (c->len + (size_t)nread > c->cap) {
-        size_t nc = c->cap ? c->cap : 4096;
-        while (nc < c->len + (size_t)nread)
+    node_api_client *c = h->data;
+    (void)suggested;
+    buf->base = NULL;
+    buf->len = 0;
+    if (c->cap - c->len < API_READ_MIN) {
+        size_t nc = c->cap ? c->cap : API_READ_MIN;
+        while (nc - c->len < API_READ_MIN)
             nc *= 2;
         char *p = realloc(c->buf, nc);
-        if (!p) {
-            free(buf->base);
-            client_close(c);
-            return;
-        }
+        if (!p)
+            return; /* the read callback gets UV_ENOBUFS and closes */
         c->buf = p;
         c->cap = nc;
     }
-    memcpy(c->buf + c->len, buf->base, (size_t)nread);
+    buf->base = c->buf + c->len;
+    buf->len = c->cap - c->len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    node_api_client *c = s->data;
+    (void)buf;
+    if (nread < 0) {
+        client_close(c);
+        return;
+    }
+    if (c->closing || c->overflow)
+        return;
     c->len += (size_t)nread;
-    free(buf->base);
     client_process(c);
+}
+
+/* 1 when the unit c paused on (a complete line or frame at off) still has to wait. */
+static int unit_must_wait(node_api_client *c)
+{
+    if (starts_frame(c, c->buf[c->off])) {
+        gm_api_frame f;
+        char why[160];
+        return gm_api_frame_parse((const uint8_t *)c->buf + c->off, c->len - c->off, node_e2e_max_data(), &f, why,
+                                    sizeof why) > 0 &&
+               node_send_blocked(c->node, f.key);
+    }
+    char *start = c->buf + c->off, *nl = memchr(start, '\n', c->len - c->off);
+    return nl && line_must_wait(c, start, (size_t)(nl - start));
 }
 
 void node_api_resume(gm_node *n)
@@ -600,15 +816,13 @@ void node_api_resume(gm_node *n)
     for (node_api_client *c = n->api.clients; c; c = c->next) {
         if (!c->paused || c->closing)
             continue;
-        /* It paused on the complete line at off: is its destination still congested? */
-        char *start = c->buf + c->off, *nl = memchr(start, '\n', c->len - c->off);
-        if (nl && line_must_wait(c, start, (size_t)(nl - start)))
+        if (unit_must_wait(c))
             continue;
         c->paused = 0;
         node_paused_add(n, -1);
         client_process(c);
         if (!c->paused && !c->closing && !c->overflow)
-            uv_read_start((uv_stream_t *)&c->pipe, node_on_alloc, on_read);
+            uv_read_start((uv_stream_t *)&c->pipe, client_alloc, on_read);
     }
 }
 
@@ -632,7 +846,7 @@ static void on_api_connection(uv_stream_t *server, int status)
         client_close(c);
         return;
     }
-    uv_read_start((uv_stream_t *)&c->pipe, node_on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&c->pipe, client_alloc, on_read);
 }
 
 /* 1 if something accepts connections on path (another node is running). */

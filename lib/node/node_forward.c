@@ -1,6 +1,7 @@
 /* DATA forwarding hop by hop: deliver what is addressed to us, otherwise decrement the
  * hop limit and pass it to the next hop of the route table (holding it while that hop is
- * congested). Relays see only src, dst, ttl and end-to-end ciphertext. */
+ * congested, and what is for us while a local subscriber is behind). Relays see only src,
+ * dst, ttl and end-to-end ciphertext. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,12 @@ int node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t
         return 0;
     }
     if (memcmp(d.dst, n->key.pk, GM_PK_LEN) == 0) {
+        /* End-to-end backpressure: while a local subscriber is behind, stop reading this link
+         * (the senders' links fill and their local API stops reading them). */
+        if (node_api_behind(n)) {
+            n->m.api_held++;
+            return NODE_FWD_HOLD;
+        }
         n->m.data_delivered++;
         node_e2e_on_payload(n, d.src, d.payload, d.payload_len);
         return 0;

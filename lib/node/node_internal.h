@@ -24,6 +24,7 @@
 #include "gm/policy.h"
 #include "wire.h"
 #include "node_checks.h"
+#include "api_frame.h"
 
 /* ---- bounds ---- */
 #define NODE_MAX_LINKS 256          /* connections of any state */
@@ -61,6 +62,13 @@
 #define NODE_API_ID_MAX 64          /* characters of a string request id */
 #define NODE_API_DEADLINE_MAX_MS 600000
 #define NODE_INBOX_MAX 1024         /* messages kept for a port nobody subscribed to yet */
+/* A subscriber with more than HIGH bytes unread is behind: DATA for this node waits (its link
+ * is not read) until it is below LOW. One that reads nothing for NODE_API_HOLD_MS while behind
+ * is cut off (told with an overflow event, counted in api_overflow) and DATA flows again. */
+#define NODE_API_SUBQ_HIGH (1u << 20)
+#define NODE_API_SUBQ_LOW (256u << 10)
+#define NODE_API_HOLD_MS 5000
+#define NODE_MALLOC_TRIM (64 << 20) /* glibc keeps this much freed heap (node_main.c) */
 
 typedef struct gm_node gm_node;
 typedef struct node_link node_link;
@@ -191,6 +199,9 @@ typedef struct node_metrics {
     uint64_t links_paused;               /* relay backpressure: a link stopped being read */
     uint64_t api_paused;                 /* local backpressure: an API client stopped being read */
     uint64_t api_overflow;               /* subscribers cut off because they did not read */
+    uint64_t api_held;                   /* DATA for us waited for a subscriber behind */
+    uint64_t api_send_failed;            /* sends refused and reported to their sender */
+    uint64_t api_frames_in, api_frames_out; /* binary frames on the local API */
     uint64_t agents_unavailable;         /* requests for a capability no agent serves here any more */
     uint64_t links_duplicate;
     uint64_t bytes_in, bytes_out;
@@ -261,6 +272,7 @@ typedef struct node_bp_state {
     int n_congested;          /* links above the high-water mark */
     int n_paused;             /* links and API clients waiting for a congested link */
     int retrying;             /* inside node_peer_retry_paused */
+    uint8_t *read_buf;        /* the one read buffer of every link (node_on_alloc) */
 } node_bp_state;
 
 /* node_api.c: the local API socket, its clients, and messages nobody subscribed to yet. */
@@ -273,6 +285,7 @@ typedef struct node_api_state {
     node_inbox_msg *inbox, *inbox_tail;
     size_t inbox_len;
     uint64_t next_serial;     /* of the last connection accepted */
+    int n_behind;             /* subscribers above NODE_API_SUBQ_HIGH */
 } node_api_state;
 
 /* node_renew.c */
@@ -377,7 +390,7 @@ void node_paused_add(gm_node *n, int delta);
 /* 1 when some link is congested; 1 when something (link or API client) waits for one. */
 int node_any_congested(gm_node *n);
 int node_any_paused(gm_node *n);
-/* uv_alloc_cb shared by every stream the node reads (links, local API clients). */
+/* uv_alloc_cb of links: the node's one reusable read buffer. */
 void node_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 /* node_trust.c */
@@ -533,6 +546,9 @@ void node_inbox_free(gm_node *n);
 json_t *node_api_error(const char *code, const char *msg);
 /* Write o (stolen) to the connection serial, if it is still open. */
 void node_api_send_to(gm_node *n, uint64_t serial, json_t *o);
+/* 1 while DATA for this node should wait: a subscriber is behind (NODE_API_SUBQ_HIGH) and still
+ * reading (subscribers that read nothing for NODE_API_HOLD_MS are cut off here). */
+int node_api_behind(gm_node *n);
 /* 1 when some connection is subscribed to port (or to "*"). */
 int node_api_port_subscribed(gm_node *n, const char *port);
 /* Pure checks of one request line (fuzzed by fuzz/fuzz_local_api.c): NULL when req is an

@@ -165,13 +165,17 @@ static void transport_on_frame(node_link *l, const uint8_t *frame, size_t len)
     sodium_memzero(msg, mlen);
 }
 
-/* libuv read buffers of links and local API clients: 64 KiB, freed by the read callback. */
+/* The read buffer of links: one per node, reused by every read (libuv hands it to the read
+ * callback before it asks for a buffer again, and link_feed keeps nothing pointing into it). */
+#define LINK_READ_BUF 65536
 void node_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
+    gm_node *n = ((node_link *)h->data)->node;
     (void)suggested;
-    buf->base = malloc(65536);
-    buf->len = buf->base ? 65536 : 0;
+    if (!n->bp.read_buf)
+        n->bp.read_buf = malloc(LINK_READ_BUF);
+    buf->base = (char *)n->bp.read_buf;
+    buf->len = n->bp.read_buf ? LINK_READ_BUF : 0;
 }
 
 /* Keep bytes received while the link is paused; they are processed when it resumes. */
@@ -231,12 +235,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             node_hs_fail(l, nread == UV_EOF ? "eof" : "read_error", uv_strerror((int)nread));
         else
             node_link_hard_close(l);
-        free(buf->base);
         return;
     }
     n->m.bytes_in += (uint64_t)nread;
     link_feed(l, (const uint8_t *)buf->base, (size_t)nread);
-    free(buf->base);
 }
 
 /* A paused link: relay its held DATA if the next hop drained (or gave up on it), then go on

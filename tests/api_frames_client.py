@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""A client of the node's local API with binary frames (docs/local-api.md "Binary frames"),
+standard library only, for tests/e2e_api_frames.sh and bench/bench_node.sh.
+
+  api_frames_client.py boundaries SOCK_FROM SOCK_TO KEY_TO KEY_FROM
+      sizes 0, 1, 256 (every byte value), max and max+1 (refused with too_big, named by seq, the
+      connection stays usable); a JSON-only subscriber gets the same bytes in base64
+  api_frames_client.py refusals SOCK_FROM NO_ROUTE_KEY
+      a bad head is refused and the connection closed; a send without a route is reported
+  api_frames_client.py slow SOCK_FROM SOCK_TO KEY_TO COUNT SIZE
+      a subscriber that reads slowly; the sender is slowed, every message arrives in order
+  api_frames_client.py stuck SOCK_FROM SOCK_TO KEY_TO COUNT SIZE
+      a subscriber that never reads is cut off and told; the sender goes on
+  api_frames_client.py pump SOCK_FROM SOCK_TO KEY_TO SIZE COUNT
+      throughput: prints "MB/s received sent send_failed"
+"""
+import base64
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+HDR = struct.Struct(">BBBBII32s")  # type, flags, port_len, 0, seq, len, key
+SEND, MESSAGE, ACK = 1, 2, 1
+
+
+def fail(msg):
+    sys.exit("FAIL: " + msg)
+
+
+class Conn:
+    """One connection: JSON lines and binary frames, both directions."""
+
+    def __init__(self, path, frames=True, timeout=120):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.buf = bytearray(8 << 20)
+        self.r = self.w = 0
+        self.max_data = None
+        if frames is not None:
+            hello = {"op": "hello", "id": "h", "versions": [2]}
+            if frames:
+                hello["frames"] = 1
+            self.json(hello)
+            kind, m = self.next()
+            if kind != "json" or not m.get("ok"):
+                fail("hello refused: %r" % (m,))
+            if frames and m.get("frames") != 1:
+                fail("the node did not agree on frames: %r" % m)
+            self.max_data = m.get("max_frame_data")
+
+    def json(self, obj):
+        self.s.sendall(json.dumps(obj).encode() + b"\n")
+
+    def send(self, key, port, data, seq=0, ack=False):
+        head = HDR.pack(SEND, ACK if ack else 0, len(port), 0, seq, len(data), key) + port.encode()
+        parts = [head, data] if data else [head]
+        while parts:
+            k = self.s.sendmsg(parts)
+            while parts and k >= len(parts[0]):
+                k -= len(parts[0])
+                parts.pop(0)
+            if parts and k:
+                parts[0] = memoryview(parts[0])[k:]
+
+    def _fill(self):
+        if self.r == self.w:
+            self.r = self.w = 0
+        elif len(self.buf) - self.w < (1 << 20):
+            self.buf[: self.w - self.r] = self.buf[self.r : self.w]
+            self.w -= self.r
+            self.r = 0
+        k = self.s.recv_into(memoryview(self.buf)[self.w :])
+        if k == 0:
+            raise EOFError("the node closed the connection")
+        self.w += k
+
+    def next(self):
+        """('frame', from_key, port, bytes) or ('json', object)."""
+        while True:
+            avail = self.w - self.r
+            if avail and self.buf[self.r] in (SEND, MESSAGE):
+                if avail >= HDR.size:
+                    t, _flags, plen, _z, _seq, ln, key = HDR.unpack_from(self.buf, self.r)
+                    if avail >= HDR.size + plen + ln:
+                        p = self.r + HDR.size
+                        port = bytes(self.buf[p : p + plen]).decode()
+                        data = bytes(self.buf[p + plen : p + plen + ln])
+                        self.r = p + plen + ln
+                        return "frame", key, port, data
+            elif avail:
+                nl = self.buf.find(b"\n", self.r, self.w)
+                if nl >= 0:
+                    line = bytes(self.buf[self.r : nl])
+                    self.r = nl + 1
+                    if line:
+                        return "json", json.loads(line)
+                    continue
+            self._fill()
+
+    def until_json(self, pred):
+        """Read until a JSON line matching pred; frames before it are returned too."""
+        frames = []
+        while True:
+            kind, *m = self.next()
+            if kind == "json" and pred(m[0]):
+                return m[0], frames
+            if kind == "frame":
+                frames.append(m)
+
+
+def subscribe(path, port, frames=True):
+    c = Conn(path, frames)
+    c.json({"op": "subscribe", "id": "s", "port": port})
+    r, _ = c.until_json(lambda m: m.get("id") == "s")
+    if not r.get("ok"):
+        fail("subscribe refused: %r" % r)
+    return c
+
+
+def metric(path, name):
+    c = Conn(path, None)
+    c.json({"op": "metrics"})
+    _, m = c.next()
+    return m["metrics"][name]
+
+
+def read_events(c, upto_id):
+    events = []
+    while True:
+        kind, *m = c.next()
+        if kind != "json":
+            fail("a sender got a frame: %r" % (m[:2],))
+        if m[0].get("id") == upto_id:
+            return events
+        events.append(m[0])
+
+
+def boundaries(src, dst, key_b64, src_key):
+    key = base64.b64decode(key_b64)
+    port = "frames%d" % os.getpid()
+    sub = subscribe(dst, port)
+    old = subscribe(dst, port, frames=None)
+    c = Conn(src)
+    mx = c.max_data
+    if not isinstance(mx, int) or mx < 60000:
+        fail("max_frame_data %r" % mx)
+    every = bytes(range(256))
+    payloads = [b"", b"\x00", every, (every * (mx // 256 + 1))[:mx], bytes([0x0A, 0x02, 0x01, 0xFF]) * 3]
+    for i, p in enumerate(payloads):
+        c.send(key, port, p, seq=i + 1, ack=True)
+    c.send(key, port, b"\x01" * (mx + 1), seq=99, ack=True)  # one byte too many: refused, skipped
+    c.send(key, port, b"after", seq=100, ack=True)
+    c.json({"op": "status", "id": "end"})
+    ev = read_events(c, "end")
+    want = [{"event": "sent", "seq": i + 1} for i in range(len(payloads))]
+    if ev[: len(payloads)] != want:
+        fail("acks: %r" % ev)
+    tb = ev[len(payloads)]
+    if tb.get("event") != "send_failed" or tb.get("seq") != 99 or tb["error"]["code"] != "too_big" \
+            or str(mx + 1) not in tb["error"]["message"]:
+        fail("max+1 not refused clearly: %r" % tb)
+    if ev[len(payloads) + 1 :] != [{"event": "sent", "seq": 100}]:
+        fail("the connection is not usable after a refused frame: %r" % ev)
+    expect = payloads + [b"after"]
+    for p in expect:
+        kind, frm, fport, data = sub.next()
+        if kind != "frame" or fport != port or data != p:
+            fail("frame subscriber got %r bytes %r..., wanted %d bytes" % (kind, data[:8], len(p)))
+        if frm != base64.b64decode(src_key):
+            fail("wrong sender key")
+        kind, m = old.next()
+        if kind != "json" or m.get("event") != "message" or base64.b64decode(m["data"]) != p:
+            fail("JSON subscriber got %r" % (m,))
+    print("boundaries ok: sizes %s, max %d, max+1 refused" % ([len(p) for p in payloads], mx))
+
+
+def refusals_bad_head(src):
+    c = Conn(src)
+    c.s.sendall(HDR.pack(SEND, 0x80, 1, 0, 8, 1, b"\0" * 32) + b"px")
+    kind, m = c.next()
+    if kind != "json" or m.get("ok") is not False or m["error"]["code"] != "invalid_request" \
+            or "flags" not in m["error"]["message"]:
+        fail("bad head: %r" % (m,))
+    try:
+        c.next()
+        fail("the connection stayed open after a bad head")
+    except (EOFError, ConnectionResetError):
+        pass
+
+
+def sender_thread(src, key, port, count, size, progress, errors):
+    c = Conn(src)
+    body = os.urandom(size)
+    for i in range(count):
+        c.send(key, port, struct.pack(">I", i) + body[4:], seq=i)
+        progress[0] = i + 1
+    c.json({"op": "status", "id": "end"})
+    errors.extend(read_events(c, "end"))
+    progress[1] = True
+
+
+def slow_or_stuck(mode, src, dst, key_b64, count, size):
+    key = base64.b64decode(key_b64)
+    port = "slow%d" % os.getpid()
+    sub = subscribe(dst, port)
+    progress, errors = [0, False], []
+    t = threading.Thread(target=sender_thread, args=(src, key, port, count, size, progress, errors), daemon=True)
+    t.start()
+    if mode == "stuck":
+        # Never read: the node cuts this subscriber off and the sender finishes.
+        t.join(300)
+        if t.is_alive() or errors:
+            fail("the sender did not finish after the subscriber was cut off: %r" % errors)
+        ev = None
+        n = 0
+        while True:
+            kind, *m = sub.next()
+            if kind == "json":
+                ev = m[0]
+                break
+            n += 1
+        if ev.get("event") != "overflow" or ev.get("dropped", 0) < 1:
+            fail("the subscriber cut off was not told: %r" % ev)
+        print("stuck ok: %d messages read, then %r" % (n, ev))
+        return
+    # Slow reader (about 3 MB/s): every message in order.
+    for i in range(count):
+        kind, *m = sub.next()
+        if kind != "frame" or len(m[2]) != size or struct.unpack(">I", m[2][:4])[0] != i:
+            fail("message %d: got %r %r" % (i, kind, m[2][:4] if kind == "frame" else m))
+        time.sleep(0.02)
+    t.join(300)
+    if errors:
+        fail("the sender got errors: %r" % errors)
+    print("slow ok: %d messages of %d bytes in order" % (count, size))
+
+
+def pump(src, dst, key_b64, size, count):
+    """Throughput: the reader walks frame heads without copying payloads."""
+    key = base64.b64decode(key_b64)
+    port = "bench%d" % os.getpid()
+    sub = subscribe(dst, port)
+    got = {"n": 0, "first": None, "last": None, "other": []}
+
+    def reader():
+        sub.s.settimeout(30)
+        buf, r, w, n = sub.buf, sub.r, sub.w, 0
+        view = memoryview(buf)
+        try:
+            while n < count:
+                while w - r >= HDR.size and buf[r] == MESSAGE:
+                    plen, ln = buf[r + 2], int.from_bytes(buf[r + 8 : r + 12], "big")
+                    if w - r < HDR.size + plen + ln:
+                        break
+                    r += HDR.size + plen + ln
+                    n += 1
+                if w - r and buf[r] != MESSAGE:
+                    sub.r, sub.w = r, w
+                    kind, m = sub.next()
+                    r, w = sub.r, sub.w
+                    got["other"].append(m)
+                    if m.get("event") == "overflow":
+                        break
+                    continue
+                if n and got["first"] is None:
+                    got["first"], got["n0"] = time.monotonic(), n
+                got["last"] = time.monotonic()
+                got["n"] = n
+                if n >= count:
+                    break
+                if r == w:
+                    r = w = 0
+                elif len(buf) - w < (1 << 20):
+                    buf[: w - r] = buf[r:w]
+                    w -= r
+                    r = 0
+                k = sub.s.recv_into(view[w:])
+                if k == 0:
+                    break
+                w += k
+        except (socket.timeout, OSError, EOFError):
+            pass
+        got["n"] = n
+
+    t = threading.Thread(target=reader)
+    t.start()
+    c = Conn(src)
+    head = HDR.pack(SEND, 0, len(port), 0, 0, size, key) + port.encode()
+    body = os.urandom(size)
+    total = len(head) + size
+    for _ in range(count):
+        k = c.s.sendmsg([head, body])
+        if k < total:
+            c.s.sendall((head + body)[k:])
+    c.json({"op": "status", "id": "end"})
+    failed = [e for e in read_events(c, "end") if e.get("event") == "send_failed"]
+    t.join()
+    n = got["n"]
+    dt = (got["last"] - got["first"]) if n > 1 and got["first"] else float("nan")
+    mbps = (n - got.get("n0", n)) * size / dt / 1e6 if n > 1 and dt > 0 else 0.0
+    print("%.1f %d %d %d" % (mbps, n, count - len(failed), len(failed)))
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    if not a:
+        sys.exit(__doc__)
+    if a[0] == "boundaries":
+        boundaries(a[1], a[2], a[3], a[4])
+    elif a[0] == "refusals":
+        refusals_bad_head(a[1])
+        c = Conn(a[1])
+        c.send(base64.b64decode(a[2]), "p", b"lost?", seq=7)
+        c.json({"op": "status", "id": "end"})
+        ev = read_events(c, "end")
+        if len(ev) != 1 or ev[0].get("event") != "send_failed" or ev[0].get("seq") != 7 \
+                or ev[0]["error"]["code"] != "no_route":
+            fail("a send without a route was not reported: %r" % ev)
+        print("refusals ok")
+    elif a[0] in ("slow", "stuck"):
+        slow_or_stuck(a[0], a[1], a[2], a[3], int(a[4]), int(a[5]))
+    elif a[0] == "pump":
+        pump(a[1], a[2], a[3], int(a[4]), int(a[5]))
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Binary frames of the local API (docs/local-api.md "Binary frames") end to end, with a real NA
+# and nodes on loopback and a Python frames client (tests/api_frames_client.py): payloads of 0,
+# 1, 256 (every byte value) and max bytes arrive unchanged (also to a JSON-only subscriber, in
+# base64), max+1 is refused with too_big naming the frame and the connection stays usable; a bad
+# head is refused and closes the connection; a send without a route is reported to its sender
+# and counted; a slow subscriber slows the sender down (its node stops reading it) and loses
+# nothing; a subscriber that stops reading is cut off, told and counted, and the sender goes on.
+. "$(dirname "$0")/lib_e2e.sh"
+FC="$(dirname "$0")/api_frames_client.py"
+sock() { printf '%s/node.sock' "$(node_dir "$1")"; }
+
+step "network: NA, a sender node and a receiver node"
+e2e_na_start
+for n in tx rx; do e2e_node_join "$n" role:service; done
+e2e_node_start rx
+e2e_node_start tx --peer "$(node_addr rx)"
+wait_until "$E2E_TIMEOUT" "tx routes to rx" has_route tx "$(node_key rx)"
+
+step "hello: frames are offered only to clients that ask"
+node_api tx '{"op":"hello","id":1,"versions":[2]}' | json_ok 'd["ok"] and "frames" not in d' || fail "frames without asking"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":7}' | json_ok 'd["ok"] and d["frames"] == 0' || fail "unknown frames version"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":"1"}' | json_ok 'd["error"]["code"] == "invalid_request"' ||
+    fail "frames of the wrong type"
+
+step "payloads of 0, 1, 256 (every byte value), max bytes; max+1 refused clearly"
+python3 "$FC" boundaries "$(sock tx)" "$(sock rx)" "$(node_key rx)" "$(node_key tx)" || fail "boundaries"
+[ "$(node_metric rx api_frames_out)" -ge 6 ] || fail "message frames not counted at rx"
+[ "$(node_metric tx api_frames_in)" -ge 6 ] || fail "send frames not counted at tx"
+
+step "a send without a route is reported to its sender and counted; a bad head closes"
+before="$(node_metric tx api_send_failed)"
+python3 "$FC" refusals "$(sock tx)" "$(node_key tx | tr 'A-Za-z' 'B-ZAb-za')" || fail "refusals"
+[ "$(node_metric tx api_send_failed)" -gt "$before" ] || fail "the refused send was not counted"
+
+step "a slow subscriber slows the sender down and loses nothing"
+p0="$(node_metric tx api_paused)" h0="$(node_metric rx api_held)" o0="$(node_metric rx api_overflow)"
+python3 "$FC" slow "$(sock tx)" "$(sock rx)" "$(node_key rx)" 400 60000 || fail "slow subscriber"
+p1="$(node_metric tx api_paused)" h1="$(node_metric rx api_held)" o1="$(node_metric rx api_overflow)"
+log "api_paused at tx $p0 -> $p1, api_held at rx $h0 -> $h1, api_overflow at rx $o0 -> $o1"
+[ "$h1" -gt "$h0" ] || fail "rx never held DATA back for its slow subscriber"
+[ "$p1" -gt "$p0" ] || fail "tx never stopped reading its sender"
+[ "$o1" = "$o0" ] || fail "a subscriber was cut off"
+[ "$(node_metric tx e2e_drop_queue)" = 0 ] && [ "$(node_metric tx data_drop_congested)" = 0 ] || fail "dropped in the mesh"
+
+step "a subscriber that stops reading is cut off, told and counted; the sender goes on"
+python3 "$FC" stuck "$(sock tx)" "$(sock rx)" "$(node_key rx)" 600 60000 || fail "stuck subscriber"
+[ "$(node_metric rx api_overflow)" -gt "$o1" ] || fail "the cut-off was not counted"
+node_running rx && node_running tx || fail "a node died"
+e2e_finish
