@@ -40,6 +40,12 @@ int gm_store_begin(gm_store_t *s, gm_error *err);
 int gm_store_commit(gm_store_t *s, gm_error *err);
 /* Roll back (no-op outside a transaction) and release the lock. */
 void gm_store_rollback(gm_store_t *s);
+/* gm_store_commit returns once the transaction is durable; several threads' commits may share
+ * one sync (group commit). A thread that read or wrote without gm_store_begin may have seen a
+ * commit not yet durable: this waits until everything it saw is (call before answering). */
+int gm_store_durable_wait(gm_store_t *s, gm_error *err);
+/* Commits made and disk syncs run since open (syncs <= commits under group commit). */
+void gm_store_stats(gm_store_t *s, uint64_t *commits, uint64_t *syncs);
 
 /* ---- request nonces (replay protection) ---- */
 
