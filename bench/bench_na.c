@@ -250,20 +250,26 @@ static gc_result measure_gc(const bench *b, int clients, int n)
     return r;
 }
 
-/* Median microseconds of a 4 KiB append + fdatasync in dir: a durable commit's floor. */
+/* Median microseconds of a 4 KiB write + fdatasync in dir, in place in a file already that
+ * long (as the WAL is rewritten after each checkpoint): a durable commit's floor. */
 static double fsync_us(const char *dir)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/fsync-probe", dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return 0;
     char block[4096];
     memset(block, 'x', sizeof block);
+    for (int i = 0; i < 101; i++)
+        if (write(fd, block, sizeof block) != (ssize_t)sizeof block)
+            break;
+    if (fsync(fd) != 0)
+        return 0;
     double v[101];
     for (int i = 0; i < 101; i++) {
         double t0 = now_s();
-        if (write(fd, block, sizeof block) != (ssize_t)sizeof block || fdatasync(fd) != 0)
+        if (pwrite(fd, block, sizeof block, (off_t)i * 4096) != (ssize_t)sizeof block || fdatasync(fd) != 0)
             break;
         v[i] = (now_s() - t0) * 1e6;
     }
@@ -433,7 +439,7 @@ int main(int argc, char **argv)
         double fs = fsync_us(tmpdir);
         printf("group commit: joins of pre-made invites, medians of %d runs of %d joins (NA %s, %s)\n", GC_RUNS,
                gc_joins, plain ? "plain HTTP" : "HTTPS, a TLS handshake per request", threads ? "threads set" : "default threads");
-        printf("  fdatasync of 4 KiB in the NA's directory: %.0f us -> %.0f durable commits/s one after another\n", fs,
+        printf("  4 KiB write + fdatasync in place in the NA's directory: %.0f us -> %.0f durable commits/s one after another\n", fs,
                1e6 / fs);
         double one = 0;
         for (size_t k = 0; k < GC_N; k++) {

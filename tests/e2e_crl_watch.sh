@@ -9,6 +9,7 @@
 #   3. 200 watches held at once do not hold the NA up: /health answers and a node enrolls
 #      while they wait; a revocation then answers every one of them with the new CRL.
 #   4. bad watch arguments get a clear 400.
+#   5. watches whose clients closed their connections are released (not held until their wait ends).
 . "$(dirname "$0")/lib_e2e.sh"
 
 WATCHERS=200
@@ -117,4 +118,31 @@ done
 st="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$E2E_NET/tls.crt" "$E2E_NA_URL/crl?after=$((S2 + 100))&wait=0")"
 [ "$st" = 304 ] || fail "a watch with nothing newer and no wait answered $st, not 304"
 log "ok: bad watch arguments answer 400 invalid_query; nothing newer and no wait answers 304"
+
+step "5. watches whose clients went away do not hold their slots until their wait ends"
+BASE="$(na_metric gm_na_crl_watchers)"
+python3 - "$E2E_NA_URL" "$E2E_NET/tls.crt" "$S2" 20 "$BASE" <<'EOF' || fail "the NA did not hold the 20 watches"
+import socket, ssl, sys, time, urllib.request
+url, ca, after, n, base = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+host, port = url.split("//")[1].rsplit(":", 1)
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+socks = []
+for i in range(n):
+    s = socket.create_connection((host, int(port)), timeout=60)
+    if url.startswith("https:"):
+        s = ctx.wrap_socket(s)
+    s.sendall(("GET /crl?after=%d&wait=3600 HTTP/1.1\r\nHost: %s\r\n\r\n" % (after + 1000, host)).encode())
+    socks.append(s)
+# exit (closing them all) only once the NA holds them
+for _ in range(300):
+    m = urllib.request.urlopen(url + "/metrics", timeout=5, context=ctx).read().decode()
+    held = [int(l.split()[1]) for l in m.splitlines() if l.startswith("gm_na_crl_watchers ")][0]
+    if held >= base + n:
+        sys.exit(0)
+    time.sleep(0.1)
+sys.exit("the NA never held the %d watches" % n)
+EOF
+wait_until "$E2E_TIMEOUT" "the NA dropped the 20 watches whose clients closed" eval '[ "$(na_metric gm_na_crl_watchers)" -le '"$BASE"' ]'
+log "ok: watches of clients that closed were released (held now: $(na_metric gm_na_crl_watchers))"
 e2e_finish

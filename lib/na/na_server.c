@@ -46,6 +46,7 @@ typedef struct conn_ctx {
     struct MHD_Connection *conn;
     uint64_t after;
     int64_t until_ms;
+    int fd;      /* the connection's socket, probed while held */
     int held;    /* it was suspended at least once: the answer comes now, never another hold */
     int listed;  /* in the waiters list */
 } conn_ctx;
@@ -224,13 +225,26 @@ struct na_watch {
     conn_ctx *waiters;
     unsigned n_waiters;
     int closing;
+    unsigned ticks; /* of the watchdog thread */
 };
 
 #define WAKE_BATCH 256
 
-/* Unlink the waiters that pass (all when after is UINT64_MAX: stopping; by deadline when
- * now_ms >= 0) and resume them, outside wlock. */
-static void waiters_wake(struct na_watch *w, uint64_t newer_than, int64_t now_ms)
+/* A held watch whose client went away or sent something (libmicrohttpd does not poll a
+ * suspended connection, so it would otherwise hold its slot until its wait ends). */
+static int watch_gone(const conn_ctx *c)
+{
+    char b;
+    if (c->fd < 0)
+        return 0;
+    ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Unlink the waiters that pass (all when newer_than is UINT64_MAX: stopping; by deadline, or
+ * gone when probe, when now_ms >= 0; else those holding less than newer_than) and resume
+ * them, outside wlock: the handler answers each (200, or 304). */
+static void waiters_wake(struct na_watch *w, uint64_t newer_than, int64_t now_ms, int probe)
 {
     for (;;) {
         struct MHD_Connection *batch[WAKE_BATCH];
@@ -240,7 +254,7 @@ static void waiters_wake(struct na_watch *w, uint64_t newer_than, int64_t now_ms
         while (c && n < WAKE_BATCH) {
             conn_ctx *next = c->wnext;
             if (newer_than == UINT64_MAX || (now_ms < 0 && c->after < newer_than) ||
-                (now_ms >= 0 && c->until_ms <= now_ms)) {
+                (now_ms >= 0 && (c->until_ms <= now_ms || (probe && watch_gone(c))))) {
                 if (c->wprev)
                     c->wprev->wnext = c->wnext;
                 else
@@ -264,7 +278,7 @@ static void waiters_wake(struct na_watch *w, uint64_t newer_than, int64_t now_ms
 void na_server_crl_published(gm_na_t *na, uint64_t seq)
 {
     if (na->watch)
-        waiters_wake(na->watch, seq, -1);
+        waiters_wake(na->watch, seq, -1, 0);
 }
 
 unsigned na_server_crl_watchers(gm_na_t *na)
@@ -328,9 +342,9 @@ static void *watch_main(void *arg)
         if (n)
             na_log(w->na, "closed %u connection(s) whose request did not arrive within %lld s", n,
                    (long long)(w->timeout_ms / 1000));
-        /* CRL watches whose wait is over: answered 304 */
+        /* CRL watches whose wait is over (answered 304), and once a second those whose client left */
         pthread_mutex_unlock(&w->lock);
-        waiters_wake(w, 0, now);
+        waiters_wake(w, 0, now, (++w->ticks & 3) == 0);
         pthread_mutex_lock(&w->lock);
         if (w->stopping)
             break;
@@ -632,6 +646,8 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
         else if (r.status >= 400 && r.status < 500) /* not 503: the client is not at fault */
             auth_failed(na, &r);
         if (r.hold) {
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            cx->fd = ci ? ci->connect_fd : -1;
             cx->conn = conn;
             cx->after = r.hold_after;
             cx->until_ms = r.hold_until_ms;
@@ -888,7 +904,7 @@ void na_server_stop(gm_na_t *na)
         pthread_mutex_lock(&na->watch->wlock);
         na->watch->closing = 1;
         pthread_mutex_unlock(&na->watch->wlock);
-        waiters_wake(na->watch, UINT64_MAX, -1);
+        waiters_wake(na->watch, UINT64_MAX, -1, 0);
     }
     if (na->daemon) {
         MHD_stop_daemon(na->daemon);
