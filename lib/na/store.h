@@ -1,8 +1,9 @@
 /* Durable state of the Network Authority: invites, certificates, revocations, CRLs, blocked
  * keys, request nonces and agent descriptors. Every operation goes through a backend's table
  * (lib/na/store_backend.h); the store owns all SQL, so a backend can be added without
- * touching the NA. The SQLite backend (lib/na/store_sqlite.c): WAL journal,
- * synchronous=FULL (a committed transaction survives a crash or power loss), busy_timeout,
+ * touching the NA. The SQLite backend (lib/na/store_sqlite.c): WAL journal, group commit
+ * (gm_store_commit returns once the WAL is synced, so a committed transaction survives a crash
+ * or power loss, as with synchronous=FULL; concurrent commits share one sync), busy_timeout,
  * numbered migrations.
  *
  * A handle is one connection guarded by a recursive mutex, so threads may share it:
