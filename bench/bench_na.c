@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,8 +30,11 @@
 
 #include "bench_util.h"
 
-#define RUNS 5
+#define RUNS 3
 #define THREADS 4
+#define GC_RUNS 3
+static const int gc_clients[] = {1, 4, 32, 128};
+#define GC_N (sizeof gc_clients / sizeof gc_clients[0])
 
 static void die(const char *what, const gm_error *err)
 {
@@ -124,10 +129,156 @@ static double verify_us(void)
     return (now_s() - t0) * 1e6 / n;
 }
 
-/* ---- an NA of our own ---- */
+/* ---- group commit: joins of pre-made invites by N clients at once ---- */
+
+typedef struct gc_job {
+    const bench *b;
+    char **tokens;
+    int from, to;
+} gc_job;
+
+static void *gc_thread(void *arg)
+{
+    gc_job *j = arg;
+    gm_error err = {0};
+    for (int i = j->from; i < j->to; i++) {
+        gm_signer node;
+        json_t *cert = NULL;
+        if (gm_signer_generate(&node, "node", &err) != 0)
+            die("node key", &err);
+        if (gm_na_join(j->b->url, &node, j->tokens[i], 0, 0, &cert, &err) != 0)
+            die("join", &err);
+        json_decref(cert);
+        gm_signer_wipe(&node);
+    }
+    return NULL;
+}
+
+static char **make_invites(const bench *b, int n)
+{
+    gm_error err = {0};
+    char **t = calloc((size_t)n, sizeof *t);
+    for (int i = 0; i < n; i++) {
+        json_t *resp = NULL;
+        json_t *body = json_pack("{s:[s],s:i,s:i}", "roles", "role:bench", "token_expiry_hours", 1, "max_validity_hours", 24);
+        if (gm_na_admin_call(b->url, &b->op, "POST", "/admin/invite", body, 0, NULL, &resp, &err) != 0)
+            die("invite", &err);
+        json_decref(body);
+        t[i] = strdup(json_string_value(json_object_get(resp, "token")));
+        json_decref(resp);
+    }
+    return t;
+}
 
 static pid_t na_pid;
 static char tmpdir[256];
+
+/* CPU seconds (user + system) the NA process used so far. */
+static double na_cpu_s(void)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)na_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* A counter of the NA's /metrics (-1 when absent: an NA without group commit). */
+static double na_metric(const bench *b, const char *name)
+{
+    char url[300];
+    gm_error err = {0};
+    gm_http_resp resp = {0};
+    snprintf(url, sizeof url, "%s/metrics", b->url);
+    gm_http_req r = {.method = "GET", .url = url};
+    double v = -1;
+    if (gm_http_request(&r, &resp, &err) == 0 && resp.body) {
+        size_t n = strlen(name);
+        for (const char *p = resp.body; (p = strstr(p, name)); p += n)
+            if ((p == resp.body || p[-1] == '\n') && p[n] == ' ') {
+                v = atof(p + n + 1);
+                break;
+            }
+    }
+    gm_http_resp_free(&resp);
+    return v;
+}
+
+typedef struct gc_result {
+    double joins_s, cpu_ms, syncs_per_join, commits_per_join, client_cpu_ms;
+} gc_result;
+
+static double self_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static gc_result measure_gc(const bench *b, int clients, int n)
+{
+    n = n / clients * clients;
+    char **tokens = make_invites(b, n);
+    pthread_t *t = calloc((size_t)clients, sizeof *t);
+    gc_job *jobs = calloc((size_t)clients, sizeof *jobs);
+    double c0 = na_metric(b, "gm_na_store_commits_total"), s0 = na_metric(b, "gm_na_store_syncs_total");
+    double cpu0 = na_cpu_s(), me0 = self_cpu_s(), t0 = now_s();
+    for (int i = 0; i < clients; i++) {
+        jobs[i] = (gc_job){.b = b, .tokens = tokens, .from = i * (n / clients), .to = (i + 1) * (n / clients)};
+        pthread_create(&t[i], NULL, gc_thread, &jobs[i]);
+    }
+    for (int i = 0; i < clients; i++)
+        pthread_join(t[i], NULL);
+    double el = now_s() - t0, cpu = na_cpu_s() - cpu0, me = self_cpu_s() - me0;
+    double c1 = na_metric(b, "gm_na_store_commits_total"), s1 = na_metric(b, "gm_na_store_syncs_total");
+    gc_result r = {.joins_s = n / el, .cpu_ms = cpu * 1e3 / n, .client_cpu_ms = me * 1e3 / n,
+                   .commits_per_join = c0 >= 0 ? (c1 - c0) / n : -1,
+                   .syncs_per_join = s0 >= 0 ? (s1 - s0) / n : -1};
+    for (int i = 0; i < n; i++)
+        free(tokens[i]);
+    free(tokens);
+    free(t);
+    free(jobs);
+    return r;
+}
+
+/* Median microseconds of a 4 KiB write + fdatasync in dir, in place in a file already that
+ * long (as the WAL is rewritten after each checkpoint): a durable commit's floor. */
+static double fsync_us(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/fsync-probe", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return 0;
+    char block[4096];
+    memset(block, 'x', sizeof block);
+    for (int i = 0; i < 101; i++)
+        if (write(fd, block, sizeof block) != (ssize_t)sizeof block)
+            break;
+    if (fsync(fd) != 0)
+        return 0;
+    double v[101];
+    for (int i = 0; i < 101; i++) {
+        double t0 = now_s();
+        if (pwrite(fd, block, sizeof block, (off_t)i * 4096) != (ssize_t)sizeof block || fdatasync(fd) != 0)
+            break;
+        v[i] = (now_s() - t0) * 1e6;
+    }
+    close(fd);
+    unlink(path);
+    return median(v, 101);
+}
+
+/* ---- an NA of our own ---- */
 
 static const char *find_bin(const char *arg0, const char *opt)
 {
@@ -145,15 +296,31 @@ static const char *find_bin(const char *arg0, const char *opt)
     return path;
 }
 
-static void spawn_na(const char *bin, char *url, size_t cap)
+static void spawn_na(const char *bin, int plain, int threads, char *url, size_t cap)
 {
     char cmd[8192], port_file[512];
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/gm-bench-na-XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/gm-bench-na-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     if (!mkdtemp(tmpdir))
         die("mkdtemp", NULL);
-    snprintf(cmd, sizeof cmd, "'%s' init --dir '%s' >/dev/null", bin, tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' init --dir '%s' %s >/dev/null", bin, tmpdir, plain ? "--no-tls" : "");
     if (system(cmd) != 0)
         die("genesis-mesh init (pass --bin or set GM_BIN)", NULL);
+    /* the bench's clients all come from 127.0.0.1 */
+    snprintf(cmd, sizeof cmd, "%s/config.json", tmpdir);
+    json_t *cfg = json_load_file(cmd, 0, NULL);
+    if (!cfg)
+        die("config.json", NULL);
+    json_object_set_new(cfg, "max_connections_per_ip", json_integer(0));
+    if (threads)
+        json_object_set_new(cfg, "threads", json_integer(threads));
+    json_t *rl = json_object_get(cfg, "rate_limit");
+    if (!json_is_object(rl))
+        json_object_set_new(cfg, "rate_limit", rl = json_object());
+    json_object_set_new(rl, "per_ip_per_s", json_integer(0));
+    if (json_dump_file(cfg, cmd, JSON_INDENT(2)) != 0)
+        die("config.json", NULL);
+    json_decref(cfg);
     snprintf(port_file, sizeof port_file, "%s/port", tmpdir);
     na_pid = fork();
     if (na_pid == 0) {
@@ -169,7 +336,9 @@ static void spawn_na(const char *bin, char *url, size_t cap)
             /* init made a TLS certificate: the NA serves HTTPS, trusted here as its own CA */
             char ca[300];
             gm_error terr = {0};
-            snprintf(url, cap, "https://127.0.0.1:%u", port);
+            snprintf(url, cap, "%s://127.0.0.1:%u", plain ? "http" : "https", port);
+            if (plain)
+                return;
             snprintf(ca, sizeof ca, "%s/tls.crt", tmpdir);
             if (gm_http_trust_set(url, ca, NULL, &terr) != 0)
                 die("NA TLS certificate", &terr);
@@ -199,7 +368,7 @@ static void stop_na(void)
 int main(int argc, char **argv)
 {
     const char *url_opt = NULL, *dir = NULL, *bin_opt = NULL;
-    int joins = 100, fetches = 1000;
+    int joins = 100, fetches = 1000, plain = 0, threads = 0, gc_joins = 512;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--na") && i + 1 < argc)
             url_opt = argv[++i];
@@ -211,9 +380,15 @@ int main(int argc, char **argv)
             joins = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--fetches") && i + 1 < argc)
             fetches = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--gc-joins") && i + 1 < argc)
+            gc_joins = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--plain-http"))
+            plain = 1;
         else {
             fprintf(stderr, "usage: bench_na [--na URL --dir OPERATOR_DIR] [--bin GENESIS_MESH] [--joins N] "
-                            "[--fetches N]\n");
+                            "[--fetches N] [--gc-joins N] [--plain-http] [--threads N]\n");
             return 2;
         }
     }
@@ -229,7 +404,7 @@ int main(int argc, char **argv)
     if (url_opt) {
         snprintf(url, sizeof url, "%s", url_opt);
     } else {
-        spawn_na(find_bin(argv[0], bin_opt), url, sizeof url);
+        spawn_na(find_bin(argv[0], bin_opt), plain, threads, url, sizeof url);
         dir = tmpdir;
         atexit(stop_na);
     }
@@ -258,6 +433,38 @@ int main(int argc, char **argv)
     printf("  enrollments/s, %d clients:       %8.1f  (%.2f x one client)\n", THREADS, p, p / s);
     printf("  CRL fetches/s, full + verify:   %8.1f  (%.3f ms each = %.0f x one verify)\n", f, 1e3 / f, 1e6 / f / v);
     printf("  CRL fetches/s, 304 Not Modified:%8.1f  (%.3f ms each = %.0f x one verify)\n", c, 1e3 / c, 1e6 / c / v);
+
+    /* Group commit: joins of pre-made invites (one request, one durable transaction each). */
+    if (na_pid > 0 && gc_joins >= 128) {
+        double fs = fsync_us(tmpdir);
+        printf("group commit: joins of pre-made invites, medians of %d runs of %d joins (NA %s, %s)\n", GC_RUNS,
+               gc_joins, plain ? "plain HTTP" : "HTTPS, a TLS handshake per request", threads ? "threads set" : "default threads");
+        printf("  4 KiB write + fdatasync in place in the NA's directory: %.0f us -> %.0f durable commits/s one after another\n", fs,
+               1e6 / fs);
+        double one = 0;
+        for (size_t k = 0; k < GC_N; k++) {
+            double js[GC_RUNS], cpu[GC_RUNS], sy[GC_RUNS], cm[GC_RUNS], cl[GC_RUNS];
+            for (int r = 0; r < GC_RUNS; r++) {
+                gc_result gr = measure_gc(&b, gc_clients[k], gc_joins);
+                js[r] = gr.joins_s, cpu[r] = gr.cpu_ms, sy[r] = gr.syncs_per_join, cm[r] = gr.commits_per_join,
+                cl[r] = gr.client_cpu_ms;
+            }
+            double j = median(js, GC_RUNS), nc = median(cpu, GC_RUNS), y = median(sy, GC_RUNS);
+            double m = median(cm, GC_RUNS), ccl = median(cl, GC_RUNS);
+            if (k == 0)
+                one = j;
+            long cores = sysconf(_SC_NPROCESSORS_ONLN);
+            /* limits: the disk (syncs per join x fsync time) and the CPU (NA + client per join on all cores) */
+            double disk_lim = y > 0 ? 1e6 / (fs * y) : 0, cpu_lim = cores * 1e3 / (nc + ccl);
+            printf("  %3d clients: %7.1f joins/s (%.2f x 1 client)  NA CPU %.3f ms/join (limit 0.5: %s)  "
+                   "client CPU %.3f ms/join  commits/join %.2f  syncs/join %.3f\n"
+                   "               limits: disk %.0f joins/s at this syncs/join, CPU %.0f joins/s (%ld cores); "
+                   "%.0f %% of the lower; target 3000/s at 32 clients: %s\n",
+                   gc_clients[k], j, j / one, nc, nc <= 0.5 ? "ok" : "OVER", ccl, m, y, disk_lim, cpu_lim, cores,
+                   100 * j / (disk_lim > 0 && disk_lim < cpu_lim ? disk_lim : cpu_lim),
+                   gc_clients[k] != 32 ? "-" : j >= 3000 ? "ok" : "OVER");
+        }
+    }
     gm_signer_wipe(&b.op);
     return 0;
 }

@@ -55,7 +55,7 @@ GM_E2E_TIMEOUT="${GM_E2E_TIMEOUT:-120}"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 e2e_na_start >/dev/null 2>&1
 for i in $(seq 0 $((N - 1))); do e2e_node_join "n$i" "role:n$i"; done
-read -r -a node_args <<<"${BENCH_NODE_ARGS---crl-poll-ms -1}"
+read -r -a node_args <<<"${BENCH_NODE_ARGS---crl-poll-ms -1 --crl-watch-s -1}"
 e2e_node_start n0 "${node_args[@]}"
 for i in $(seq 1 $((N - 2))); do e2e_node_start "n$i" --peer "$(node_addr "n$((i - 1))")" "${node_args[@]}"; done
 last=$((N - 1))

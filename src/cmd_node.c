@@ -36,6 +36,11 @@ static int node_start(const cli_args *a)
         return 2;
     /* an explicit 0 turns heartbeats off, like -1; absent means the default */
     cfg.heartbeat_s = cli_has(a, "heartbeat-s") && hb == 0 ? -1 : (long)hb;
+    long long watch;
+    if (cli_int(a, "crl-watch-s", -1, 3600, 0, &watch))
+        return 2;
+    /* an explicit 0 turns the watch off, like -1; absent means the default */
+    cfg.crl_watch_s = cli_has(a, "crl-watch-s") && watch == 0 ? -1 : (long)watch;
     cfg.metrics_listen = cli_str(a, "metrics-listen", NULL);
     cfg.metrics_port_file = cli_str(a, "metrics-port-file", NULL);
     cfg.check_only = cli_has(a, "check");
@@ -63,7 +68,10 @@ static const cli_opt start_opts[] = {
     {"port-file", "F", "write the port actually bound to F"},
     {"peer", "HOST:PORT", "dial this peer, repeatable"},
     {"na", "URL", "the NA (default: na_url of D/node.json)"},
-    {"crl-poll-ms", "N", "poll the NA's CRL every N ms (default 2000; 0 or -1 = off)"},
+    {"crl-poll-ms", "N", "poll the NA's CRL every N ms (default 60000 while the CRL watch is on, else 2000; the "
+                         "access policy every N ms, default 2000; 0 or -1 = off)"},
+    {"crl-watch-s", "S", "hold a CRL watch on the NA, each request waiting up to S s for a newer CRL (default "
+                         "1800; 0 or -1 = off)"},
     {"renew-after-s", "N", "renew the certificate N s after start and after each renewal, instead of at two "
                            "thirds of its lifetime"},
     {"crl-stale", "warn|refuse", "while the CRL is past its next_update: only warn (default), or accept no new "
@@ -79,7 +87,7 @@ static const cli_opt start_opts[] = {
 };
 static const cli_cmd node_start_cmd = {
     "start", "run the node until SIGTERM/SIGINT",
-    "--dir D [--listen HOST:PORT] [--port-file F] [--peer HOST:PORT]... [--na URL] [--crl-poll-ms N]\n"
+    "--dir D [--listen HOST:PORT] [--port-file F] [--peer HOST:PORT]... [--na URL] [--crl-poll-ms N] [--crl-watch-s S]\n"
     "       [--renew-after-s N] [--heartbeat-s N] [--metrics-listen HOST:PORT [--metrics-port-file F]] [--check]\n"
     "       [--log FILE] [--log-format json|text] [--log-level L]",
     "SIGHUP reopens the --log file (after rotation) and fetches the CRL and access policy from the NA now.\n",

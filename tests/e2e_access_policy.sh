@@ -31,7 +31,7 @@ e2e_node_start supervisor
 SUP="$(node_addr supervisor)"
 e2e_node_start finance --peer "$SUP"
 e2e_node_start crm --peer "$SUP" --peer "$(node_addr finance)"
-e2e_node_start support --peer "$SUP" --crl-poll-ms 3600000
+e2e_node_start support --peer "$SUP" --crl-poll-ms 3600000 --crl-watch-s -1
 wait_until "$E2E_TIMEOUT" "crm links finance directly" has_peer crm "${KEY[finance]}"
 for a in finance crm support; do
     wait_until "$E2E_TIMEOUT" "$a routes to supervisor" has_route "$a" "${KEY[supervisor]}" "${KEY[supervisor]}" 1

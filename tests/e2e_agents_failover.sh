@@ -73,7 +73,7 @@ wait_until "$E2E_TIMEOUT" "ra's node stopped by itself" node_exited ra
 rc=0; e2e_node_stop ra || rc=$?
 [ "$rc" -eq 1 ] || fail "ra's revoked node exited with status $rc (want 1): $(tail -3 "$(node_dir ra)/node.out")"
 rm -f "$(node_dir ra)/crl.json"
-e2e_node_start ra --crl-poll-ms -1
+e2e_node_start ra --crl-poll-ms -1 --crl-watch-s -1
 rc=0
 "$GM_BIN" agent run --dir "$(node_dir ra)" --agent-id repo-agent-a2 --capability repo.summary --fixture "$FX_A" \
     >"$E2E_TMP/revoked.out" 2>&1 || rc=$?

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The revocation drill, step by step, on the four agents (star around the supervisor, as in
-# e2e_node_mesh.sh). support polls the NA only once an hour, so it can learn the new CRL
+# e2e_node_mesh.sh). support polls the NA only once an hour and holds no CRL watch, so it can learn the new CRL
 # only from its peers (gossip).
 #   1. `admin revoke` of crm (key_compromise): the NA serves a CRL with a higher sequence.
 #   2. every node reaches that sequence with no operator action (support through gossip).
@@ -27,7 +27,7 @@ e2e_node_start supervisor
 SUP_ADDR="$(node_addr supervisor)"
 e2e_node_start finance --peer "$SUP_ADDR"
 e2e_node_start crm --peer "$SUP_ADDR"
-e2e_node_start "$GOSSIP_ONLY" --peer "$SUP_ADDR" --crl-poll-ms 3600000
+e2e_node_start "$GOSSIP_ONLY" --peer "$SUP_ADDR" --crl-poll-ms 3600000 --crl-watch-s -1
 for a in finance support; do
     wait_until "$E2E_TIMEOUT" "$a routes to crm via supervisor" has_route "$a" "${KEY[crm]}" "${KEY[supervisor]}" 2
 done
@@ -102,7 +102,7 @@ for f in node.key node.pub cert.json genesis.json node.json; do
     [ -f "$(node_dir crm)/$f" ] && cp -p "$(node_dir crm)/$f" "$(node_dir $STALE)/$f"
 done
 REFUSED0="$(node_metric supervisor '^handshake_refused_revoked$')"
-e2e_node_start "$STALE" --peer "$SUP_ADDR" --na http://127.0.0.1:9 --crl-poll-ms 3600000
+e2e_node_start "$STALE" --peer "$SUP_ADDR" --na http://127.0.0.1:9 --crl-poll-ms 3600000 --crl-watch-s -1
 grep -q '"event":"crl_fetch_failed"' "$(node_dir $STALE)/node.log" || fail "stale crm did not warn that the NA is unreachable"
 wait_until "$E2E_TIMEOUT" "supervisor refused the stale crm's handshake (handshake_refused_revoked > $REFUSED0)" \
     metric_above supervisor '^handshake_refused_revoked$' "$REFUSED0"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A revoked node that does not know it is revoked: the others withdraw it while it runs.
-# crm never polls the NA (--crl-poll-ms -1) and so never learns of its revocation (its peers
+# crm never asks the NA (--crl-poll-ms -1 --crl-watch-s -1) and so never learns of its revocation (its peers
 # close its links before it can fetch their CRL); it keeps running and keeps redialling.
 # Topology: supervisor and relay both linked to crm and to each other; observer linked to
 # relay only, so observer's route to crm is learnt through relay, a node that is not revoked.
@@ -23,8 +23,8 @@ declare -A KEY
 for a in supervisor relay crm observer; do KEY[$a]="$(node_key "$a")"; done
 e2e_node_start supervisor
 e2e_node_start relay --peer "$(node_addr supervisor)"
-e2e_node_start crm --peer "$(node_addr supervisor)" --peer "$(node_addr relay)" --crl-poll-ms -1
-e2e_node_start observer --peer "$(node_addr relay)" --crl-poll-ms 3600000
+e2e_node_start crm --peer "$(node_addr supervisor)" --peer "$(node_addr relay)" --crl-poll-ms -1 --crl-watch-s -1
+e2e_node_start observer --peer "$(node_addr relay)" --crl-poll-ms 3600000 --crl-watch-s -1
 for a in supervisor relay; do
     wait_until "$E2E_TIMEOUT" "$a has a link to crm" has_peer "$a" "${KEY[crm]}"
 done

@@ -24,6 +24,8 @@ typedef struct gm_http_req {
     size_t body_len;
     long timeout_ms;             /* whole request, connect included; 0 = GM_HTTP_DEFAULT_TIMEOUT_MS */
     size_t max_response;         /* larger bodies fail with GM_ETOOBIG; 0 = GM_HTTP_DEFAULT_MAX_RESPONSE */
+    const volatile int *cancel;  /* optional: set non-zero (from any thread) to give up within
+                                    about a second with GM_ENET (long polls) */
 } gm_http_req;
 
 typedef struct gm_http_resp {

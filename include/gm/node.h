@@ -32,7 +32,10 @@ typedef struct gm_node_config {
     const char *peers[GM_NODE_MAX_PEER_ARGS];
     size_t n_peers;
     const char *na_url;      /* overrides node.json "na_url" */
-    long crl_poll_ms;        /* 0 = default 2000; <0 disables polling */
+    long crl_poll_ms;        /* 0 = default (CRL: 60000 with the watch on, else 2000; access
+                                policy: 2000); <0 disables polling */
+    long crl_watch_s;        /* CRL watch on the NA (GET /crl?after=N&wait=S): 0 = default S
+                                1800; <0 = no watch */
     long renew_after_s;      /* 0 = renew at 2/3 of the certificate's lifetime; >0 = this many
                                 seconds after start and after each renewal (drills, tests) */
     const char *log_file;    /* NULL = the process log (gm_log_set_handler); else JSON lines here */

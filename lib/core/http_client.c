@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -372,6 +373,13 @@ static const char *connect_reason(long os_errno)
     }
 }
 
+/* libcurl calls this at least once a second during a transfer: a non-zero return aborts it. */
+static int on_progress(void *cancel, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return *(const volatile int *)cancel != 0;
+}
+
 static int map_curl_error(CURLcode rc, CURL *h, const char *shown, const char *errbuf,
                           const struct body_sink *sink, long timeout_ms, gm_error *err)
 {
@@ -396,6 +404,8 @@ static int map_curl_error(CURLcode rc, CURL *h, const char *shown, const char *e
         break;
     case CURLE_OUT_OF_MEMORY:
         return gm_error_set(err, GM_ENOMEM, "out of memory talking to %s", shown);
+    case CURLE_ABORTED_BY_CALLBACK:
+        return gm_error_set(err, GM_ENET, "gave up on %s: cancelled", shown);
     case CURLE_COULDNT_CONNECT:
         curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         reason = connect_reason(os_errno);
@@ -523,6 +533,11 @@ static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, 
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    if (req->cancel) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)(uintptr_t)req->cancel);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     trust_entry trust;
     if (trust_find(req->url, &trust)) {
         if (trust.ca_file[0])

@@ -256,8 +256,10 @@ int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t
 
 void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text)
 {
+    int changed = 0;
     pthread_mutex_lock(&na->crl_lock);
     if (gm_crl_is_newer(seq, na->crl_text != NULL, na->crl_seq)) {
+        changed = 1;
         free(na->crl_text);
         na->crl_text = text;
         na->crl_seq = seq;
@@ -276,6 +278,8 @@ void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text)
     }
     pthread_mutex_unlock(&na->crl_lock);
     free(text);
+    if (changed)
+        na_server_crl_published(na, seq);
 }
 
 char *na_crl_cache_get(gm_na_t *na, uint64_t *seq, char etag[80])

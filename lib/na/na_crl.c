@@ -53,14 +53,55 @@ int na_reply_tagged(na_req *r, const char *text, const char *etag)
     return na_reply_text(r, 200, "application/json", text, strlen(text));
 }
 
+/* A query argument that must be a whole number in 0..max, or absent (*v unchanged). */
+static int query_uint(na_req *r, const char *name, uint64_t max, uint64_t *v)
+{
+    const char *t = na_req_query(r, name);
+    if (!t)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(t, &end, 10);
+    if (!*t || *t == '-' || *t == '+' || *end || errno || n > max)
+        return na_reply_error(r, 400, "invalid_query", "\"%s\" must be a whole number 0..%llu", name,
+                              (unsigned long long)max),
+               -1;
+    *v = n;
+    return 0;
+}
+
+/* GET /crl: the current CRL (ETag / If-None-Match). A watch, GET /crl?after=N&wait=S, answers
+ * at once with the CRL when its sequence is above N; otherwise the request is held until one
+ * is published (then 200 with it) or S seconds pass (then 304): docs/na-api.md. */
 int na_handle_crl(na_req *r)
 {
-    uint64_t seq;
+    uint64_t seq, after = 0, wait = 0;
     char etag[80];
+    int watch = na_req_query(r, "after") != NULL;
+    if (query_uint(r, "after", (uint64_t)INT64_MAX, &after) != 0 ||
+        query_uint(r, "wait", NA_CRL_WAIT_MAX_S, &wait) != 0)
+        return r->status;
+    if (!watch && na_req_query(r, "wait"))
+        return na_reply_error(r, 400, "invalid_query", "\"wait\" needs \"after\" (the CRL sequence the client holds)");
     char *text = na_crl_cache_get(r->na, &seq, etag);
     if (!text)
         return na_reply_error(r, 503, "crl_unavailable", "no CRL has been issued yet");
-    int st = na_reply_tagged(r, text, etag);
+    int st;
+    if (!watch) {
+        st = na_reply_tagged(r, text, etag);
+    } else if (seq > after) {
+        snprintf(r->etag, sizeof r->etag, "%s", etag);
+        st = na_reply_text(r, 200, "application/json", text, strlen(text));
+    } else if (wait > 0 && !r->watch_done) {
+        r->hold = 1;
+        r->hold_after = after;
+        r->hold_until_ms = gm_mono_ms() + (int64_t)wait * 1000;
+        st = 0;
+    } else {
+        snprintf(r->etag, sizeof r->etag, "%s", etag);
+        r->reply = calloc(1, 1);
+        st = r->status = 304;
+    }
     free(text);
     return st;
 }

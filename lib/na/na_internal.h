@@ -239,6 +239,13 @@ struct na_req {
     const char *content_type;
     char etag[80];
     unsigned retry_after; /* seconds, sent as Retry-After when not 0 */
+    /* A handler may ask to hold the request (a CRL watch): set hold and return; the server
+     * suspends the connection and calls the handler again, with watch_done set, when a CRL
+     * newer than hold_after is cached or at hold_until_ms (gm_mono_ms). */
+    int hold;
+    uint64_t hold_after;
+    int64_t hold_until_ms;
+    int watch_done;
 };
 
 /* Reply with a JSON value (stolen) and a status. */
@@ -330,6 +337,12 @@ int gm_na_agents_install(gm_na_t *na, gm_error *err); /* na_agents.c */
 /* Listening (na_server.c). */
 int na_server_start(gm_na_t *na, const char *listen, gm_error *err);
 void na_server_stop(gm_na_t *na);
+/* A CRL with seq is cached now: answer the watches waiting for one newer than they hold. */
+void na_server_crl_published(gm_na_t *na, uint64_t seq);
+/* CRL watches held now. */
+unsigned na_server_crl_watchers(gm_na_t *na);
+/* Longest wait a CRL watch may ask for, in seconds. */
+#define NA_CRL_WAIT_MAX_S 3600
 /* 0 if listen ("HOST:PORT") would be accepted by na_server_start. */
 int na_listen_check(const char *listen, gm_error *err);
 

@@ -194,6 +194,16 @@ int na_handle_metrics(na_req *r)
     const union MHD_DaemonInfo *ci = na->daemon ? MHD_get_daemon_info(na->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
     gm_buf_printf(&b, "# HELP gm_na_connections Client connections open now (this one included).\n"
                       "# TYPE gm_na_connections gauge\ngm_na_connections %u\n", ci ? ci->num_connections : 0u);
+    uint64_t commits, syncs;
+    gm_store_stats(na->store, &commits, &syncs);
+    gm_buf_printf(&b, "# HELP gm_na_crl_watchers CRL watches (GET /crl?after=N&wait=S) held open now.\n"
+                      "# TYPE gm_na_crl_watchers gauge\ngm_na_crl_watchers %u\n"
+                      "# HELP gm_na_store_commits_total Database transactions committed since start.\n"
+                      "# TYPE gm_na_store_commits_total counter\ngm_na_store_commits_total %llu\n"
+                      "# HELP gm_na_store_syncs_total Disk syncs that made them durable (group commit: one sync "
+                      "covers every commit queued while the previous one ran).\n"
+                      "# TYPE gm_na_store_syncs_total counter\ngm_na_store_syncs_total %llu\n",
+                  na_server_crl_watchers(na), (unsigned long long)commits, (unsigned long long)syncs);
     pthread_mutex_lock(&m->lock);
     uint64_t crl_refused = m->crl_refused;
     pthread_mutex_unlock(&m->lock);

@@ -2,7 +2,9 @@
  * of the connections with epoll, so a held connection costs a socket, not a thread; a handler
  * blocking on SQLite holds only its own thread): connection limits, a deadline for each whole
  * request, per-address rate limits, body collection with a hard cap, routing, admin
- * authentication, the error envelope, response headers, metrics and the access log. */
+ * authentication, the error envelope, response headers, metrics and the access log. A CRL
+ * watch (GET /crl?after=N&wait=S) is held by suspending its connection (no thread, no timer
+ * per watch): a newer CRL or the end of its wait resumes it, and the handler answers. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -39,6 +41,14 @@ typedef struct conn_ctx {
     na_rl_kind rl_kind;
     size_t drained;
     struct timespec started;
+    /* a CRL watch held (suspended) until a CRL newer than `after` or until_ms (na_watch.waiters) */
+    struct conn_ctx *wprev, *wnext;
+    struct MHD_Connection *conn;
+    uint64_t after;
+    int64_t until_ms;
+    int fd;      /* the connection's socket, probed while held */
+    int held;    /* it was suspended at least once: the answer comes now, never another hold */
+    int listed;  /* in the waiters list */
 } conn_ctx;
 
 /* ---- replies ---- */
@@ -208,7 +218,110 @@ struct na_watch {
     na_watch_conn *head;
     uint64_t expired;
     gm_na_t *na;
+    /* CRL watches held: suspended connections, resumed by a newer CRL, their wait's end, or
+     * the server stopping. wlock is never taken inside a libmicrohttpd callback other than
+     * the access handler that suspends, so holding it across MHD_suspend_connection is safe. */
+    pthread_mutex_t wlock;
+    conn_ctx *waiters;
+    unsigned n_waiters;
+    int closing;
+    unsigned ticks; /* of the watchdog thread */
 };
+
+#define WAKE_BATCH 256
+
+/* A held watch whose client went away or sent something (libmicrohttpd does not poll a
+ * suspended connection, so it would otherwise hold its slot until its wait ends). */
+static int watch_gone(const conn_ctx *c)
+{
+    char b;
+    if (c->fd < 0)
+        return 0;
+    ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Unlink the waiters that pass (all when newer_than is UINT64_MAX: stopping; by deadline, or
+ * gone when probe, when now_ms >= 0; else those holding less than newer_than) and resume
+ * them, outside wlock: the handler answers each (200, or 304). */
+static void waiters_wake(struct na_watch *w, uint64_t newer_than, int64_t now_ms, int probe)
+{
+    for (;;) {
+        struct MHD_Connection *batch[WAKE_BATCH];
+        size_t n = 0;
+        pthread_mutex_lock(&w->wlock);
+        conn_ctx *c = w->waiters;
+        while (c && n < WAKE_BATCH) {
+            conn_ctx *next = c->wnext;
+            if (newer_than == UINT64_MAX || (now_ms < 0 && c->after < newer_than) ||
+                (now_ms >= 0 && (c->until_ms <= now_ms || (probe && watch_gone(c))))) {
+                if (c->wprev)
+                    c->wprev->wnext = c->wnext;
+                else
+                    w->waiters = c->wnext;
+                if (c->wnext)
+                    c->wnext->wprev = c->wprev;
+                c->listed = 0;
+                w->n_waiters--;
+                batch[n++] = c->conn;
+            }
+            c = next;
+        }
+        pthread_mutex_unlock(&w->wlock);
+        for (size_t i = 0; i < n; i++)
+            MHD_resume_connection(batch[i]);
+        if (n < WAKE_BATCH)
+            return;
+    }
+}
+
+void na_server_crl_published(gm_na_t *na, uint64_t seq)
+{
+    if (na->watch)
+        waiters_wake(na->watch, seq, -1, 0);
+}
+
+unsigned na_server_crl_watchers(gm_na_t *na)
+{
+    struct na_watch *w = na->watch;
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->wlock);
+    unsigned n = w->n_waiters;
+    pthread_mutex_unlock(&w->wlock);
+    return n;
+}
+
+/* Hold cx's connection until a CRL newer than cx->after: 1 when held (suspended), 0 when the
+ * answer must come now (a newer CRL is already cached, or the server is stopping). Checked
+ * under wlock, which na_server_crl_published takes after the cache changed: no wake is lost. */
+static int waiters_hold(gm_na_t *na, conn_ctx *cx)
+{
+    struct na_watch *w = na->watch;
+    uint64_t seq;
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->wlock);
+    pthread_mutex_lock(&na->crl_lock);
+    seq = na->crl_text ? na->crl_seq : 0;
+    int newer = na->crl_text && seq > cx->after;
+    pthread_mutex_unlock(&na->crl_lock);
+    if (newer || w->closing) {
+        pthread_mutex_unlock(&w->wlock);
+        return 0;
+    }
+    MHD_suspend_connection(cx->conn);
+    cx->wprev = NULL;
+    cx->wnext = w->waiters;
+    if (w->waiters)
+        w->waiters->wprev = cx;
+    w->waiters = cx;
+    w->n_waiters++;
+    cx->listed = 1;
+    cx->held = 1;
+    pthread_mutex_unlock(&w->wlock);
+    return 1;
+}
 
 static void *watch_main(void *arg)
 {
@@ -229,6 +342,12 @@ static void *watch_main(void *arg)
         if (n)
             na_log(w->na, "closed %u connection(s) whose request did not arrive within %lld s", n,
                    (long long)(w->timeout_ms / 1000));
+        /* CRL watches whose wait is over (answered 304), and once a second those whose client left */
+        pthread_mutex_unlock(&w->lock);
+        waiters_wake(w, 0, now, (++w->ticks & 3) == 0);
+        pthread_mutex_lock(&w->lock);
+        if (w->stopping)
+            break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 250 * 1000000L;
@@ -300,9 +419,11 @@ static int watch_start(gm_na_t *na, unsigned timeout_s, gm_error *err)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
+    pthread_mutex_init(&w->wlock, NULL);
     w->timeout_ms = (int64_t)timeout_s * 1000;
     w->na = na;
     if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        pthread_mutex_destroy(&w->wlock);
         pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->lock);
         free(w);
@@ -330,6 +451,7 @@ static void watch_stop(gm_na_t *na)
         w->head = c->next;
         free(c);
     }
+    pthread_mutex_destroy(&w->wlock);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     free(w);
@@ -448,6 +570,10 @@ static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
 {
     if (!r->reply)
         na_reply_error(r, 500, "internal_error", "the handler produced no reply");
+    /* Nothing is answered from a commit a crash could still take back (group commit). */
+    gm_error de = {0};
+    if (gm_store_durable_wait(na->store, &de) != 0)
+        na_reply_gm_error(r, &de);
     na_metrics_count(&na->metrics, route, r->status, ms_since(&cx->started) / 1e3);
     if (r->status == 429) {
         char from[INET6_ADDRSTRLEN];
@@ -514,10 +640,25 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
             r.body = cx->body.p;
             r.body_len = cx->body.len;
         }
+        r.watch_done = cx->held;
         if (!(rt->flags & NA_ROUTE_ADMIN) || na_admin_authenticate(&r) == 0)
             rt->fn(&r);
         else if (r.status >= 400 && r.status < 500) /* not 503: the client is not at fault */
             auth_failed(na, &r);
+        if (r.hold) {
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            cx->fd = ci ? ci->connect_fd : -1;
+            cx->conn = conn;
+            cx->after = r.hold_after;
+            cx->until_ms = r.hold_until_ms;
+            free(r.reply);
+            r.reply = NULL;
+            if (waiters_hold(na, cx))
+                return MHD_YES; /* answered when resumed: on_request calls dispatch again */
+            req_init(&r, na, conn, method, url);
+            r.watch_done = 1;
+            rt->fn(&r);
+        }
     }
     return finish(na, &r, route, cx);
 }
@@ -582,6 +723,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     conn_ctx *cx = *con_cls;
     watch_mark(cls, conn, 0);
+    gm_na_t *na = cls;
+    if (cx && cx->listed && na->watch) { /* only if the daemon closed a held watch itself */
+        struct na_watch *w = na->watch;
+        pthread_mutex_lock(&w->wlock);
+        if (cx->listed) {
+            if (cx->wprev)
+                cx->wprev->wnext = cx->wnext;
+            else
+                w->waiters = cx->wnext;
+            if (cx->wnext)
+                cx->wnext->wprev = cx->wprev;
+            cx->listed = 0;
+            w->n_waiters--;
+        }
+        pthread_mutex_unlock(&w->wlock);
+    }
     if (cx) {
         gm_buf_free(&cx->body);
         free(cx);
@@ -698,7 +855,7 @@ int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
     max_conns = fit_fd_limit(na, max_conns);
     if (threads > max_conns)
         threads = max_conns;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -742,6 +899,13 @@ int na_server_start(gm_na_t *na, const char *listen, gm_error *err)
 
 void na_server_stop(gm_na_t *na)
 {
+    /* Held CRL watches are answered first: libmicrohttpd cannot stop with suspended connections. */
+    if (na->watch) {
+        pthread_mutex_lock(&na->watch->wlock);
+        na->watch->closing = 1;
+        pthread_mutex_unlock(&na->watch->wlock);
+        waiters_wake(na->watch, UINT64_MAX, -1, 0);
+    }
     if (na->daemon) {
         MHD_stop_daemon(na->daemon);
         na->daemon = NULL;

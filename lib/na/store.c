@@ -42,6 +42,18 @@ void gm_store_rollback(gm_store_t *s)
     s->ops->rollback(s);
 }
 
+int gm_store_durable_wait(gm_store_t *s, gm_error *err)
+{
+    return s && s->ops->durable_wait ? s->ops->durable_wait(s, err) : 0;
+}
+
+void gm_store_stats(gm_store_t *s, uint64_t *commits, uint64_t *syncs)
+{
+    *commits = *syncs = 0;
+    if (s && s->ops->stats)
+        s->ops->stats(s, commits, syncs);
+}
+
 int gm_store_nonce_record(gm_store_t *s, const char *scope, const char *nonce, int64_t now, gm_error *err)
 {
     return s->ops->nonce_record(s, scope, nonce, now, err);

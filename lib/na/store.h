@@ -1,8 +1,9 @@
 /* Durable state of the Network Authority: invites, certificates, revocations, CRLs, blocked
  * keys, request nonces and agent descriptors. Every operation goes through a backend's table
  * (lib/na/store_backend.h); the store owns all SQL, so a backend can be added without
- * touching the NA. The SQLite backend (lib/na/store_sqlite.c): WAL journal,
- * synchronous=FULL (a committed transaction survives a crash or power loss), busy_timeout,
+ * touching the NA. The SQLite backend (lib/na/store_sqlite.c): WAL journal, group commit
+ * (gm_store_commit returns once the WAL is synced, so a committed transaction survives a crash
+ * or power loss, as with synchronous=FULL; concurrent commits share one sync), busy_timeout,
  * numbered migrations.
  *
  * A handle is one connection guarded by a recursive mutex, so threads may share it:
@@ -40,6 +41,12 @@ int gm_store_begin(gm_store_t *s, gm_error *err);
 int gm_store_commit(gm_store_t *s, gm_error *err);
 /* Roll back (no-op outside a transaction) and release the lock. */
 void gm_store_rollback(gm_store_t *s);
+/* gm_store_commit returns once the transaction is durable; several threads' commits may share
+ * one sync (group commit). A thread that read or wrote without gm_store_begin may have seen a
+ * commit not yet durable: this waits until everything it saw is (call before answering). */
+int gm_store_durable_wait(gm_store_t *s, gm_error *err);
+/* Commits made and disk syncs run since open (syncs <= commits under group commit). */
+void gm_store_stats(gm_store_t *s, uint64_t *commits, uint64_t *syncs);
 
 /* ---- request nonces (replay protection) ---- */
 

@@ -19,6 +19,9 @@ typedef struct gm_store_ops {
     int (*begin)(gm_store_t *s, gm_error *err);
     int (*commit)(gm_store_t *s, gm_error *err);
     void (*rollback)(gm_store_t *s);
+    /* Optional (NULL: nothing to wait for, no figures). */
+    int (*durable_wait)(gm_store_t *s, gm_error *err);
+    void (*stats)(gm_store_t *s, uint64_t *commits, uint64_t *syncs);
 
     int (*nonce_record)(gm_store_t *s, const char *scope, const char *nonce, int64_t now, gm_error *err);
     int (*nonce_prune)(gm_store_t *s, int64_t older_than, gm_error *err);

@@ -1,9 +1,22 @@
 /* The SQLite backend of the NA's store (lib/na/store.h, table in lib/na/store_backend.h):
  * connection setup, numbered migrations, and one small function per query; the only file
  * that calls sqlite3_*. Every function takes the handle's recursive lock, so a transaction
- * opened by gm_store_begin() covers all calls its thread makes until commit. */
+ * opened by gm_store_begin() covers all calls its thread makes until commit.
+ *
+ * Group commit: COMMIT writes the transaction to the WAL under the lock without syncing
+ * (synchronous=NORMAL), then the committer waits, outside the lock, until an fdatasync of
+ * the WAL that started after its COMMIT has finished. One thread syncs at a time; whoever
+ * finds no sync running syncs every commit made so far, so concurrent writers share one
+ * fsync while the next batch is already being written. A commit is reported only once it is
+ * on disk, as with synchronous=FULL (WAL frames carry chained checksums, so a crash keeps a
+ * prefix of the commits: never a later one without an earlier one). Readers that saw a
+ * commit not yet synced wait for it too (gm_store_durable_wait), so no answer rests on data
+ * a crash could take back. Without a usable -wal file descriptor the handle stays on
+ * synchronous=FULL. Prepared statements are cached per handle (prepare/release). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,13 +28,36 @@
 #include "gm/genesis.h"
 #include "store_backend.h"
 
+#define SQ_CACHE_MAX 64
+
 typedef struct sq_store {
     gm_store_t base; /* first: the handle the NA holds */
     sqlite3 *db;
     pthread_mutex_t lock;
     int in_tx;
+    int depth;                  /* of the recursive lock, by its owner */
+    sqlite3_int64 changes_seen; /* sqlite3_total_changes64 when the last commit was counted */
+    /* group commit (see the top of the file); wal_fd < 0: synchronous=FULL, no group commit */
+    int wal_fd;
+    pthread_mutex_t sync_lock;
+    pthread_cond_t synced_cond;
+    _Atomic uint64_t commit_seq; /* commits written to the WAL */
+    uint64_t synced_seq;         /* commits known durable; sync_lock */
+    int syncing;                 /* one thread runs fdatasync; sync_lock */
+    _Atomic uint64_t n_commits, n_syncs;
+    /* prepared statements, by SQL text */
+    struct sq_cached {
+        const char *sql;
+        sqlite3_stmt *st;
+        int in_use;
+    } cache[SQ_CACHE_MAX];
+    size_t n_cache;
     char path[4096];
 } sq_store;
+
+/* The newest commit this thread has written or read on a handle (gm_store_durable_wait). */
+static __thread const void *tl_store;
+static __thread uint64_t tl_seen;
 
 /* Step N brings the schema from version N-1 to N, in one transaction with its row in
  * schema_version. Never edit a released step: add one (and raise GM_STORE_SCHEMA_VERSION). */
@@ -101,11 +137,59 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == GM_STORE_SCHEMA_VERSI
 static void lock(sq_store *s)
 {
     pthread_mutex_lock(&s->lock);
+    s->depth++;
 }
 
+/* A write outside gm_store_begin (autocommit) is a commit too: counted when the outermost
+ * lock is released; the thread then holds a commit that gm_store_durable_wait syncs. */
 static void unlock(sq_store *s)
 {
+    if (s->depth == 1 && !s->in_tx && s->db) {
+        sqlite3_int64 ch = sqlite3_total_changes64(s->db);
+        if (ch != s->changes_seen) {
+            s->changes_seen = ch;
+            atomic_fetch_add(&s->n_commits, 1);
+            atomic_fetch_add(&s->commit_seq, 1);
+        }
+    }
+    if (s->depth == 1) {
+        tl_store = s;
+        tl_seen = atomic_load(&s->commit_seq);
+    }
+    s->depth--;
     pthread_mutex_unlock(&s->lock);
+}
+
+/* Wait until commit `upto` is on disk: sync the WAL unless another thread's sync that
+ * started after it is running. */
+static int wait_synced(sq_store *s, uint64_t upto, gm_error *err)
+{
+    int rc = 0;
+    if (s->wal_fd < 0)
+        return 0;
+    pthread_mutex_lock(&s->sync_lock);
+    while (s->synced_seq < upto && rc == 0) {
+        if (s->syncing) {
+            pthread_cond_wait(&s->synced_cond, &s->sync_lock);
+            continue;
+        }
+        s->syncing = 1;
+        uint64_t covers = atomic_load(&s->commit_seq); /* every commit written before the sync starts */
+        pthread_mutex_unlock(&s->sync_lock);
+        int r = fdatasync(s->wal_fd);
+        int saved = errno;
+        atomic_fetch_add(&s->n_syncs, 1);
+        pthread_mutex_lock(&s->sync_lock);
+        s->syncing = 0;
+        if (r == 0 && covers > s->synced_seq)
+            s->synced_seq = covers;
+        if (r != 0)
+            rc = gm_error_set(err, GM_EDB, "database %s: cannot sync the write-ahead log: %s", s->path,
+                              strerror(saved));
+        pthread_cond_broadcast(&s->synced_cond);
+    }
+    pthread_mutex_unlock(&s->sync_lock);
+    return rc;
 }
 
 static int db_fail(sq_store *s, gm_error *err, const char *what)
@@ -124,11 +208,40 @@ static int exec(sq_store *s, const char *sql, gm_error *err)
     return 0;
 }
 
+/* A cached statement for sql (a fresh one when the cached one is in use by an outer call);
+ * give it back with release. */
 static int prepare(sq_store *s, const char *sql, sqlite3_stmt **st, gm_error *err)
 {
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+    for (size_t i = 0; i < s->n_cache; i++)
+        if (s->cache[i].sql == sql || !strcmp(s->cache[i].sql, sql)) {
+            if (s->cache[i].in_use)
+                break;
+            s->cache[i].in_use = 1;
+            *st = s->cache[i].st;
+            return 0;
+        }
+    unsigned flags = s->n_cache < SQ_CACHE_MAX ? SQLITE_PREPARE_PERSISTENT : 0;
+    if (sqlite3_prepare_v3(s->db, sql, -1, flags, st, NULL) != SQLITE_OK)
         return db_fail(s, err, "prepare");
+    if (flags) {
+        for (size_t i = 0; i < s->n_cache; i++)
+            if (!strcmp(s->cache[i].sql, sql))
+                return 0; /* the cached one is in use: this one is finalized on release */
+        s->cache[s->n_cache++] = (struct sq_cached){.sql = sql, .st = *st, .in_use = 1};
+    }
     return 0;
+}
+
+static void release(sq_store *s, sqlite3_stmt *st)
+{
+    for (size_t i = 0; i < s->n_cache; i++)
+        if (s->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            s->cache[i].in_use = 0;
+            return;
+        }
+    release(s, st);
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
@@ -159,7 +272,7 @@ static int step_done(sq_store *s, sqlite3_stmt *st, const char *what, gm_error *
         else
             ret = db_fail(s, err, what);
     }
-    sqlite3_finalize(st);
+    release(s, st);
     return ret;
 }
 
@@ -173,7 +286,7 @@ static int read_version(sq_store *s, int *version, gm_error *err)
         rc = db_fail(s, err, "reading schema_version");
     else
         *version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    release(s, st);
     return rc;
 }
 
@@ -253,6 +366,9 @@ static int sq_open(gm_store_t **out, const char *path, gm_error *err)
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&s->lock, &attr);
     pthread_mutexattr_destroy(&attr);
+    pthread_mutex_init(&s->sync_lock, NULL);
+    pthread_cond_init(&s->synced_cond, NULL);
+    s->wal_fd = -1;
     int rc;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
@@ -270,7 +386,7 @@ static int sq_open(gm_store_t **out, const char *path, gm_error *err)
         if (!mode || strcmp((const char *)mode, "wal") != 0)
             rc = gm_error_set(err, GM_EDB, "database %s: cannot switch to WAL journal mode: %s", path,
                               sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
+        release(s, st);
     }
     /* FULL: the WAL is synced at every commit, so an answered request survives power loss too. */
     if (rc == 0)
@@ -282,6 +398,16 @@ static int sq_open(gm_store_t **out, const char *path, gm_error *err)
         sq_close(&s->base);
         return rc;
     }
+    /* Group commit needs the -wal file (it exists from the first write on, and stays while a
+     * connection is open); without it every COMMIT keeps syncing itself. */
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (s->wal_fd >= 0 && exec(s, "PRAGMA synchronous=NORMAL", NULL) != 0) {
+        close(s->wal_fd);
+        s->wal_fd = -1;
+    }
+    s->changes_seen = sqlite3_total_changes64(s->db);
     *out = &s->base;
     return 0;
 }
@@ -294,8 +420,16 @@ static void sq_close(gm_store_t *gs)
     if (s->db) {
         if (s->in_tx)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        for (size_t i = 0; i < s->n_cache; i++)
+            sqlite3_finalize(s->cache[i].st);
         sqlite3_close_v2(s->db);
     }
+    if (s->wal_fd >= 0) {
+        (void)fdatasync(s->wal_fd); /* autocommit writes of a program that never asked */
+        close(s->wal_fd);
+    }
+    pthread_cond_destroy(&s->synced_cond);
+    pthread_mutex_destroy(&s->sync_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -340,9 +474,31 @@ static int sq_commit(gm_store_t *gs, gm_error *err)
     if (rc != 0)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     s->in_tx = 0;
+    s->changes_seen = sqlite3_total_changes64(s->db);
+    uint64_t mine = rc == 0 ? atomic_fetch_add(&s->commit_seq, 1) + 1 : 0;
+    if (rc == 0)
+        atomic_fetch_add(&s->n_commits, 1);
     unlock(s);
     unlock(s); /* the one taken by gm_store_begin */
-    return rc;
+    /* outside the lock: the next transactions are written while this one is synced */
+    return rc == 0 ? wait_synced(s, mine, err) : rc;
+}
+
+static int sq_durable_wait(gm_store_t *gs, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    if (tl_store != s || !tl_seen)
+        return 0;
+    uint64_t seen = tl_seen;
+    tl_seen = 0;
+    return wait_synced(s, seen, err);
+}
+
+static void sq_stats(gm_store_t *gs, uint64_t *commits, uint64_t *syncs)
+{
+    sq_store *s = (sq_store *)gs;
+    *commits = atomic_load(&s->n_commits);
+    *syncs = s->wal_fd >= 0 ? atomic_load(&s->n_syncs) : *commits;
 }
 
 static void sq_rollback(gm_store_t *gs)
@@ -352,6 +508,7 @@ static void sq_rollback(gm_store_t *gs)
     if (s->in_tx) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         s->in_tx = 0;
+        s->changes_seen = sqlite3_total_changes64(s->db);
         unlock(s);
     }
     unlock(s);
@@ -452,7 +609,7 @@ static int sq_invite_get(gm_store_t *gs, const char *token_hash, gm_store_invite
         } else {
             rc = db_fail(s, err, "reading invite");
         }
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -509,7 +666,7 @@ static int sq_invites_outstanding(gm_store_t *gs, int64_t now, int64_t *n, gm_er
             *n = sqlite3_column_int64(st, 0);
         else
             rc = db_fail(s, err, "counting invites");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -535,7 +692,7 @@ static int sq_invites_foreach(gm_store_t *gs, int64_t now, size_t limit, gm_stor
         }
         if (rc == 0 && r != SQLITE_DONE)
             rc = db_fail(s, err, "listing invites");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -619,7 +776,7 @@ static int sq_cert_get(gm_store_t *gs, const char *cert_id, gm_store_cert *c, gm
         } else {
             rc = db_fail(s, err, "reading certificate");
         }
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -646,7 +803,7 @@ static int sq_certs_foreach(gm_store_t *gs, const char *node_pk_b64, gm_store_ce
         }
         if (rc == 0 && r != SQLITE_DONE)
             rc = db_fail(s, err, "listing certificates");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -663,7 +820,7 @@ static int sq_cert_count(gm_store_t *gs, int64_t *n, gm_error *err)
             *n = sqlite3_column_int64(st, 0);
         else
             rc = db_fail(s, err, "counting certificates");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -760,7 +917,7 @@ static int sq_revocations_json(gm_store_t *gs, int64_t live_at, json_t **entries
         }
         if (rc == 0 && r != SQLITE_DONE)
             rc = db_fail(s, err, "listing revocations");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     if (rc != 0)
@@ -794,7 +951,7 @@ static int sq_log_append(gm_store_t *gs, const char *kind, const char *cert_id, 
         } else {
             rc = db_fail(s, err, "appending to the issuance log");
         }
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -811,7 +968,7 @@ static int sq_log_size(gm_store_t *gs, uint64_t *n, gm_error *err)
             *n = (uint64_t)sqlite3_column_int64(st, 0);
         else
             rc = db_fail(s, err, "reading the issuance log's size");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -849,7 +1006,7 @@ static int sq_log_hashes(gm_store_t *gs, uint64_t n, uint8_t **hashes, gm_error 
         if (rc == 0 && got != n)
             rc = gm_error_set(err, GM_EDB, "database %s: the issuance log has %llu entries, not %llu", s->path,
                               (unsigned long long)got, (unsigned long long)n);
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     if (rc != 0)
@@ -878,7 +1035,7 @@ static int sq_log_entry(gm_store_t *gs, uint64_t index, char **entry, uint8_t le
         } else {
             rc = db_fail(s, err, "reading an issuance log entry");
         }
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -899,7 +1056,7 @@ static int sq_log_find(gm_store_t *gs, const char *kind, const char *cert_id, ui
             rc = gm_error_set(err, GM_ENOTFOUND, "the issuance log has no %s entry for certificate %s", kind, cert_id);
         else
             *index = (uint64_t)sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -924,7 +1081,7 @@ static int sq_crl_latest(gm_store_t *gs, uint64_t *sequence, char **doc, gm_erro
         } else {
             rc = db_fail(s, err, "reading the latest CRL");
         }
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -969,7 +1126,7 @@ static int sq_crls_foreach(gm_store_t *gs, size_t limit, gm_store_crl_fn fn, voi
                 break;
         if (rc == 0 && r != SQLITE_DONE)
             rc = db_fail(s, err, "listing CRLs");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -1010,7 +1167,7 @@ static int sq_key_blocked(gm_store_t *gs, const char *node_pk_b64, int *blocked,
             *blocked = r == SQLITE_ROW;
         else
             rc = db_fail(s, err, "reading blocked keys");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -1052,7 +1209,7 @@ static int sq_agent_owner(gm_store_t *gs, const char *agent_id, int64_t live_at,
             rc = gm_error_set(err, GM_ENOTFOUND, "no live agent '%s'", agent_id);
         else
             rc = db_fail(s, err, "looking up an agent");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     return rc;
@@ -1132,7 +1289,7 @@ static int sq_agents_foreach(gm_store_t *gs, const char *capability, int64_t liv
         }
         if (rc == 0 && r != SQLITE_DONE)
             rc = db_fail(s, err, "listing agents");
-        sqlite3_finalize(st);
+        release(s, st);
     }
     unlock(s);
     sqlite3_free(tag);
@@ -1172,6 +1329,8 @@ const gm_store_ops gm_store_backend_sqlite = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .durable_wait = sq_durable_wait,
+    .stats = sq_stats,
     .nonce_record = sq_nonce_record,
     .nonce_prune = sq_nonce_prune,
     .invite_add = sq_invite_add,

@@ -59,23 +59,29 @@ static void apply(gm_node *n)
     node_cert_purge_revoked(n);
 }
 
-/* Make c the current CRL and write it to D/crl.json. */
+/* Make c the current CRL. */
 static void store(gm_node *n, gm_crl *c, const char *source)
 {
-    gm_error err = {0};
-    char path[4200];
     if (n->have_crl)
         gm_crl_free(&n->crl);
     n->crl = *c;
     n->have_crl = 1;
     n->m.crl_updates++;
+    node_log(n, GM_LOG_INFO, "crl_updated", json_pack("{s:I,s:s,s:I}", "sequence", (json_int_t)n->crl.sequence, "source",
+                                                       source, "revoked", (json_int_t)n->crl.n_revoked));
+}
+
+/* Write the current CRL to D/crl.json (an fsync: done after enforcing, not before; a crash in
+ * between loses nothing, since a node fetches the NA's CRL before it judges anything at start). */
+static void persist(gm_node *n)
+{
+    gm_error err = {0};
+    char path[4200];
     char *text = gm_crl_dump(&n->crl, 0);
     if (text && gm_path_join(path, sizeof path, n->dir, "crl.json", &err) == 0 &&
         gm_file_write_atomic(path, text, strlen(text), 0644, &err) != 0)
         node_log(n, GM_LOG_WARN, "crl_persist_failed", json_pack("{s:s}", "error", err.msg));
     free(text);
-    node_log(n, GM_LOG_INFO, "crl_updated", json_pack("{s:I,s:s,s:I}", "sequence", (json_int_t)n->crl.sequence, "source",
-                                                       source, "revoked", (json_int_t)n->crl.n_revoked));
 }
 
 /* Re-evaluate staleness against the wall clock; log transitions. */
@@ -157,6 +163,7 @@ static int offer(gm_node *n, const char *text, size_t len, const char *source, i
         check_stale(n);
         held_links_tick(n, node_now_ms(n));
     }
+    persist(n);
     return 0;
 }
 

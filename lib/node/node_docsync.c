@@ -1,6 +1,9 @@
 /* Keeping the NA's signed documents current on every node (the CRL, the access policy): one
  * mechanism for all of them, described by a node_doc_kind. At start a bounded synchronous
- * fetch; then a poll of the NA with ETag on the thread pool; and gossip between peers: a
+ * fetch; for the CRL a watch held on the NA (GET /crl?after=N&wait=S on the thread pool,
+ * answered the moment the NA publishes a newer CRL, renewed at once); a poll of the NA with
+ * ETag on the thread pool (for the CRL a slow fallback while the watch is on); and gossip
+ * between peers, for nodes that cannot reach the NA: a
  * node announces the sequence it holds (ANNOUNCE), a peer that holds less asks (REQUEST)
  * and gets the signed text in chunks (DATA), reassembled by node_crl_rx_feed. What arrives
  * is offered to the kind, which accepts it only when the NA signature verifies and the
@@ -15,6 +18,10 @@
 #define DOC_HTTP_TIMEOUT_MS 5000
 #define DOC_STARTUP_TIMEOUT_MS 3000
 #define DOC_DEFAULT_POLL_MS 2000
+#define DOC_CRL_FALLBACK_POLL_MS 60000 /* default CRL poll while the watch is on */
+#define DOC_WATCH_DEFAULT_S 1800       /* 1 000 watching nodes: about 0.6 requests/s at the NA */
+#define DOC_WATCH_SLACK_MS 30000       /* beyond the wait, before the client gives up */
+#define DOC_WATCH_RETRY_MAX_MS 16000
 #define DOC_FILE_MAX (16u << 20)
 
 static const node_doc_kind *const kinds[NODE_DOCS] = {&node_doc_crl, &node_doc_policy};
@@ -40,10 +47,18 @@ void node_doc_announce(gm_node *n, int kind)
             announce(n, kinds[kind], l);
 }
 
-static long poll_every(gm_node *n)
+static long watch_wait_s(gm_node *n)
 {
-    return n->cfg.crl_poll_ms == 0 ? DOC_DEFAULT_POLL_MS : n->cfg.crl_poll_ms;
+    return n->cfg.crl_watch_s == 0 ? DOC_WATCH_DEFAULT_S : n->cfg.crl_watch_s;
 }
+
+static long poll_every_kind(gm_node *n, int kind)
+{
+    if (n->cfg.crl_poll_ms != 0)
+        return n->cfg.crl_poll_ms;
+    return kind == NODE_DOC_CRL && watch_wait_s(n) > 0 ? DOC_CRL_FALLBACK_POLL_MS : DOC_DEFAULT_POLL_MS;
+}
+
 
 static void keep_etag(gm_node *n, int kind, const char *etag)
 {
@@ -59,7 +74,7 @@ void node_doc_fetch_startup(gm_node *n, int kind)
     gm_error err = {0};
     gm_http_resp resp = {0};
     uint64_t seq = 0;
-    if (poll_every(n) < 0 || !n->na_url[0])
+    if ((poll_every_kind(n, kind) < 0 && !(kind == NODE_DOC_CRL && watch_wait_s(n) > 0)) || !n->na_url[0])
         return;
     snprintf(url, sizeof url, "%s%s", n->na_url, k->path);
     gm_http_req r = {.method = "GET", .url = url, .timeout_ms = DOC_STARTUP_TIMEOUT_MS, .max_response = DOC_FILE_MAX};
@@ -228,7 +243,7 @@ static void poll_done(uv_work_t *req, int status)
 static void poll_tick(gm_node *n, int kind, uint64_t now)
 {
     node_doc_state *st = &n->docs[kind];
-    long every = poll_every(n);
+    long every = poll_every_kind(n, kind);
     if (every < 0 || !n->na_url[0] || st->poll_busy || n->stopping || now < st->next_poll_ms)
         return;
     st->next_poll_ms = now + (uint64_t)every;
@@ -249,9 +264,108 @@ static void poll_tick(gm_node *n, int kind, uint64_t now)
     n->pending_work++;
 }
 
+/* ---- the CRL watch: one long poll held on the NA at a time ---- */
+
+typedef struct doc_watch {
+    uv_work_t req;
+    gm_node *node;
+    char url[700];
+    long timeout_ms;
+    int rc;
+    int status;
+    char *body;
+    size_t len;
+    gm_error err;
+} doc_watch;
+
+static void watch_work(uv_work_t *req)
+{
+    doc_watch *w = req->data;
+    gm_http_resp resp = {0};
+    gm_http_req r = {.method = "GET", .url = w->url, .timeout_ms = w->timeout_ms, .max_response = DOC_FILE_MAX,
+                     .cancel = &w->node->http_cancel};
+    w->rc = gm_http_request(&r, &resp, &w->err);
+    if (w->rc != 0)
+        return;
+    w->status = resp.status;
+    if (resp.status == 200) {
+        w->body = resp.body;
+        w->len = resp.len;
+        resp.body = NULL;
+    }
+    gm_http_resp_free(&resp);
+}
+
+static void watch_tick(gm_node *n, uint64_t now);
+
+static void watch_done(uv_work_t *req, int status)
+{
+    doc_watch *w = req->data;
+    gm_node *n = w->node;
+    node_doc_state *st = &n->docs[NODE_DOC_CRL];
+    uint64_t now = node_now_ms(n);
+    n->pending_work--;
+    st->watch_busy = 0;
+    st->next_watch_ms = now;
+    if (!n->stopping && status == 0) {
+        int rc = w->rc == 0 && w->status == 200 && w->body ? node_doc_crl.offer(n, w->body, w->len, "na_watch", 0)
+                                                           : GM_ENET;
+        if (w->rc == 0 && (w->status == 304 || rc == 0)) {
+            st->watch_failures = 0; /* the wait ended, or a newer CRL came: watch again at once */
+        } else if (rc == GM_ECONFLICT) {
+            /* An answer at once with what we hold: this NA does not hold watches (the Python
+             * reference's ignores the query); fall back to the poll's cadence. */
+            st->next_watch_ms = now + (uint64_t)(poll_every_kind(n, NODE_DOC_CRL) > 0 ? poll_every_kind(n, NODE_DOC_CRL)
+                                                                                      : DOC_CRL_FALLBACK_POLL_MS);
+        } else {
+            unsigned f = st->watch_failures < 4 ? st->watch_failures : 4;
+            st->watch_failures++;
+            uint64_t wait = 1000u << f;
+            st->next_watch_ms = now + (wait < DOC_WATCH_RETRY_MAX_MS ? wait : DOC_WATCH_RETRY_MAX_MS);
+            node_log(n, GM_LOG_DEBUG, "crl_watch_failed",
+                     w->rc != 0 ? json_pack("{s:s}", "error", w->err.msg)
+                                : json_pack("{s:s,s:i}", "url", w->url, "status", w->status));
+        }
+    }
+    free(w->body);
+    free(w);
+    watch_tick(n, now); /* re-armed now, not at the next tick */
+}
+
+static void watch_tick(gm_node *n, uint64_t now)
+{
+    node_doc_state *st = &n->docs[NODE_DOC_CRL];
+    long wait = watch_wait_s(n);
+    if (wait <= 0 || !n->na_url[0] || st->watch_busy || n->stopping || now < st->next_watch_ms)
+        return;
+    doc_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return;
+    w->node = n;
+    w->req.data = w;
+    w->timeout_ms = wait * 1000 + DOC_WATCH_SLACK_MS;
+    uint64_t seq;
+    if (node_doc_crl.held(n, &seq))
+        snprintf(w->url, sizeof w->url, "%s/crl?after=%llu&wait=%ld", n->na_url, (unsigned long long)seq, wait);
+    else
+        snprintf(w->url, sizeof w->url, "%s/crl", n->na_url);
+    if (uv_queue_work(n->loop, &w->req, watch_work, watch_done) != 0) {
+        free(w);
+        return;
+    }
+    st->watch_busy = 1;
+    n->pending_work++;
+}
+
+void node_doc_stop(gm_node *n)
+{
+    n->http_cancel = 1;
+}
+
 void node_doc_tick(gm_node *n, uint64_t now)
 {
     link_tick(n, now);
+    watch_tick(n, now);
     for (int kind = 0; kind < NODE_DOCS; kind++)
         poll_tick(n, kind, now);
 }

@@ -79,6 +79,10 @@ typedef struct node_doc_state {
     char etag[256];           /* of the last answer from the NA */
     int poll_busy;
     uint64_t next_poll_ms;
+    /* the CRL watch (GET /crl?after=N&wait=S, node_docsync.c); CRL only */
+    int watch_busy;
+    uint64_t next_watch_ms;
+    unsigned watch_failures;  /* in a row: the retry waits 1, 2, 4 .. 16 s */
 } node_doc_state;
 /* What node_docsync.c needs to know of one document. */
 typedef struct node_doc_kind {
@@ -318,6 +322,7 @@ struct gm_node {
     uv_timer_t tick;
     uv_signal_t sigterm, sigint, sighup;
     int pending_work;         /* uv_queue_work requests in flight (CRL poll, renewal) */
+    volatile int http_cancel; /* set when stopping: a held CRL watch gives up (node_docsync.c) */
     int stopping;
     uint64_t stop_deadline_ms;
 
@@ -448,6 +453,8 @@ void node_doc_poll_soon(gm_node *n, int kind);
 /* Announce the sequence of kind held to every link that is up (after installing a new one). */
 void node_doc_announce(gm_node *n, int kind);
 void node_doc_tick(gm_node *n, uint64_t now);
+/* The node stops: a CRL watch held at the NA gives up within about a second. */
+void node_doc_stop(gm_node *n);
 void node_doc_on_link_up(gm_node *n, node_link *l);
 /* A CRL_* or POLICY_* message from l. */
 void node_doc_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *msg, size_t len);

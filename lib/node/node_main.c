@@ -50,6 +50,7 @@ static void stop_with(gm_node *n, uint8_t reason, const char *text)
     node_log(n, GM_LOG_INFO, "node_stopping", json_pack("{s:s}", "reason", text));
     node_api_shutdown(n);
     node_metrics_http_stop(n);
+    node_doc_stop(n);
     node_peer_shutdown(n, reason, text);
 }
 
