@@ -55,7 +55,7 @@ int main(int argc, char **argv)
                 }
             } else {
                 json_t *l = NULL;
-                if (gm_agent_list(ctx.na_url, discover, 5000, &l, &err) != 0)
+                if (gm_agent_list(ctx.na_url, &ctx.node, discover, 5000, &l, &err) != 0)
                     failures++;
                 json_decref(l);
             }
