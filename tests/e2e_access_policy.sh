@@ -43,7 +43,7 @@ EOF
     --fixture "$E2E_TMP/ledger.json" --log "$E2E_TMP/agent-ledger.log" >>"$E2E_TMP/agent-ledger.out" 2>&1 &
 E2E_PIDS+=("$!")
 wait_until "$E2E_TIMEOUT" "ledger is registered" \
-    sh -c "'$GM_BIN' agents --na '$E2E_NA_URL' --json | grep -q '\"ledger\"'"
+    sh -c "'$GM_BIN' agents --dir '$(node_dir supervisor)' --json | grep -q '\"ledger\"'"
 
 step "1. a new network is permissive"
 WANT=0

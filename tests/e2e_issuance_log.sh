@@ -47,7 +47,7 @@ gm audit --dir "$(node_dir alpha)" --save "$E2E_TMP/cp2.json" >/dev/null 2>&1 ||
 SIZE2="$(json_q 'd["tree_size"]' <"$E2E_TMP/cp2.json")"
 
 step "the log is for members only"
-st="$(curl -s -o "$E2E_TMP/unsigned.json" -w '%{http_code}' "$E2E_NA_URL/log/checkpoint")"
+st="$(curl -s --cacert "$E2E_NET/tls.crt" -o "$E2E_TMP/unsigned.json" -w '%{http_code}' "$E2E_NA_URL/log/checkpoint")"
 [ "$st" = 401 ] && grep -q '"code":"member_auth_required"' "$E2E_TMP/unsigned.json" ||
     fail "an unsigned GET /log/checkpoint was not refused: $st $(cat "$E2E_TMP/unsigned.json")"
 gm audit --dir "$(node_dir beta)" >"$E2E_TMP/audit-revoked.out" 2>&1 && fail "audit with a revoked node's key passed"
