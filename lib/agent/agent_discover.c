@@ -369,11 +369,12 @@ static void cache_put(struct gm_agent_cache *k, const char *cap, json_t *listing
 /* The listing for cap, the CRL to check it with (a copy in *crl) and the policy decision:
  * from the cache when fresh, else from the NA (and then cached). */
 static int discover_inputs(const gm_agent_ctx *c, const char *cap, int fresh, json_t **listing, gm_crl *crl,
-                           int *allowed, char *why, size_t why_cap, gm_error *err)
+                           int *allowed, char *why, size_t why_cap, int *cached, gm_error *err)
 {
     struct gm_agent_cache *k = c->cache;
     int rc;
     *listing = NULL;
+    *cached = 0;
     memset(crl, 0, sizeof *crl);
     if (!k) { /* a context not made by gm_agent_ctx_open: no cache */
         if ((rc = gm_agent_list(c->na_url, &c->node, cap, c->http_timeout_ms, listing, err)) != 0)
@@ -394,6 +395,7 @@ static int discover_inputs(const gm_agent_ctx *c, const char *cap, int fresh, js
     cache_entry *e = fresh ? NULL : cache_find(k, cap);
     if (e && gm_mono_ms() - e->at_ms < GM_AGENT_DISCOVERY_TTL_MS) {
         *listing = json_incref(e->listing);
+        *cached = 1;
         *allowed = e->allowed;
         snprintf(why, why_cap, "%s", e->why);
     }
@@ -409,7 +411,9 @@ static int discover_inputs(const gm_agent_ctx *c, const char *cap, int fresh, js
     }
     *allowed = gm_agent_policy_allows(c, cap, why, why_cap);
     pthread_mutex_lock(&k->lock);
-    if (k->have_crl && k->crl.sequence == seq) /* not superseded meanwhile */
+    /* Not superseded meanwhile; an empty list is not kept, so a provider that registers
+     * now is found by the next call. */
+    if (k->have_crl && k->crl.sequence == seq && json_array_size(*listing) > 0)
         cache_put(k, cap, *listing, *allowed, why);
     pthread_mutex_unlock(&k->lock);
     return 0;
@@ -421,12 +425,22 @@ int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8
     json_t *listing = NULL;
     gm_crl crl;
     char cap[GM_AGENT_CAP_MAX + 1], why[sizeof out->v[0].reason];
-    int allowed = 1;
+    int allowed = 1, cached = 0;
     memset(out, 0, sizeof *out);
     int rc = gm_agent_cap_normalize(capability, cap, err);
-    if (rc != 0 || (rc = discover_inputs(c, cap, n_exclude > 0, &listing, &crl, &allowed, why, sizeof why, err)) != 0)
+    if (rc != 0 ||
+        (rc = discover_inputs(c, cap, n_exclude > 0, &listing, &crl, &allowed, why, sizeof why, &cached, err)) != 0)
         return rc;
     rc = gm_agent_select(listing, cap, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
+    if (rc == 0 && cached && out->n_usable == 0) {
+        /* Nobody usable in the kept list (expired descriptors): ask the NA itself. */
+        gm_agent_candidates_free(out);
+        gm_crl_free(&crl);
+        json_decref(listing);
+        if ((rc = discover_inputs(c, cap, 1, &listing, &crl, &allowed, why, sizeof why, &cached, err)) != 0)
+            return rc;
+        rc = gm_agent_select(listing, cap, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
+    }
     if (rc == 0 && out->n == 0 && !allowed) {
         /* The NA shows members only what their roles may call: say why the list is empty. */
         gm_agent_candidates_free(out);
