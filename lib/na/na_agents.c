@@ -236,14 +236,15 @@ int na_handle_agents_list(na_req *r)
     gm_policy policy;
     int have_policy = 0;
     pthread_mutex_lock(&na->policy_lock);
-    char *ptext = na->policy_text ? strdup(na->policy_text) : NULL;
+    int held = na->policy_text != NULL;
+    char *ptext = held ? strdup(na->policy_text) : NULL;
     pthread_mutex_unlock(&na->policy_lock);
     if (ptext && gm_policy_parse(ptext, strlen(ptext), &policy, &e) == 0) {
         have_policy = 1;
         lc.policy = &policy;
     }
     free(ptext);
-    if (!have_policy && na->policy_text) {
+    if (held && !have_policy) { /* fail closed: never list unfiltered */
         json_decref(lc.agents);
         return na_reply_error(r, 503, "policy_unavailable", "the NA cannot read its own access policy");
     }
