@@ -544,8 +544,13 @@ static void job_done(uv_work_t *w, int status)
                 *pp = j->next_ask;
                 break;
             }
-        /* Failover may outlast the deadline (each attempt has its own): the client already knows. */
-        if (!j->answered)
+        /* Failover may outlast the deadline (each attempt has its own): the client already knows.
+         * A failure that ends at or past the deadline, before the tick said so, is that deadline
+         * (a fast re-discovery must not turn a timeout into no_provider). */
+        if (!j->answered && status == 0 && j->rc != 0 && node_now_ms(n) >= j->deadline_ms)
+            respond(n, j->client, j->id,
+                    node_api_error("deadline_exceeded", "no provider answered before the request's deadline"));
+        else if (!j->answered)
             respond(n, j->client, j->id, status != 0 ? node_api_error("internal", "cancelled") : ask_result(j));
         break;
     }
