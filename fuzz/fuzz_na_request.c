@@ -1,5 +1,6 @@
 /* Fuzz target: the NA's reading of a POST /join body (strict JSON object, known members,
- * typed fields, proof of possession) and the admin signing bytes of the same body. */
+ * typed fields, proof of possession), the admin signing bytes of the same body, and the same
+ * bytes as the target of a node-signed member read ("/agents?capability=x": path and query). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const allowed[] = {"node_public_key", "invite_token", "validity_hours", "roles",
                                           "timestamp",       "nonce",        "signature",      NULL};
     static int ready;
+    static gm_signer node;
     if (!ready) {
-        if (gm_init(NULL) != 0)
+        uint8_t seed[GM_SEED_LEN] = {7};
+        if (gm_init(NULL) != 0 || gm_signer_from_seed(&node, seed, "node", NULL) != 0)
             abort();
         ready = 1;
     }
@@ -48,6 +51,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(bytes);
         json_decref(b);
     }
+    gm_read_auth ra;
+    if (gm_reqsig_read_sign(&ra, &node, "GET", body, NULL) == 0)
+        for (int i = 0; i < 4; i++)
+            if (!ra.headers[i] || !strchr(ra.headers[i], ':'))
+                abort();
     /* Bad input is a 4xx with a body, never a 5xx. */
     if (r.status >= 500 || (r.status && !r.reply))
         abort();

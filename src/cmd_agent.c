@@ -54,19 +54,19 @@ static int run_agents(const cli_args *a)
     gm_agent_ctx ctx;
     int have_ctx = 0;
     char na_url[512];
-    if (!na || dir) {
-        if (gm_agent_ctx_open(&ctx, default_dir(dir), na, &err) != 0)
-            return cli_fail("agents", &err);
-        have_ctx = 1;
-        snprintf(na_url, sizeof na_url, "%s", ctx.na_url);
-    } else {
-        snprintf(na_url, sizeof na_url, "%s", na);
-        /* No node directory: the NA's TLS trust from --na-ca/--na-pin or the environment. */
-        if (cli_na_trust(na_url, tls_ca, tls_pin, NULL, &err) != 0)
-            return cli_fail("agents", &err);
+    /* Discovery is for members: the node directory's key signs it (--na only overrides the URL). */
+    if (gm_agent_ctx_open(&ctx, default_dir(dir), na, &err) != 0) {
+        gm_error_prefix(&err, "listing agents is for members of the network: give --dir D of an enrolled node");
+        return cli_fail("agents", &err);
+    }
+    have_ctx = 1;
+    snprintf(na_url, sizeof na_url, "%s", ctx.na_url);
+    if ((tls_ca || tls_pin) && cli_na_trust(na_url, tls_ca, tls_pin, ctx.dir, &err) != 0) {
+        gm_agent_ctx_close(&ctx);
+        return cli_fail("agents", &err);
     }
     json_t *listing = NULL;
-    if (gm_agent_list(na_url, cap, 5000, &listing, &err) != 0) {
+    if (gm_agent_list(na_url, &ctx.node, cap, 5000, &listing, &err) != 0) {
         if (have_ctx)
             gm_agent_ctx_close(&ctx);
         return cli_fail("agents", &err);
@@ -429,17 +429,19 @@ static int run_ask(const cli_args *a)
 
 static const cli_opt agents_opts[] = {
     {"capability", "C", "only the agents offering C"},
-    {"dir", "D", "check each agent like a requester would (descriptor, certificate, CRL) with D's genesis"},
+    {"dir", "D", "an enrolled node directory: its key signs the discovery (members only), and each agent is "
+                 "checked like a requester would (descriptor, certificate, CRL) with D's genesis (default $GM_DIR or .)"},
     {"na", "URL", "the NA (default: na_url of D/node.json)"},
-    {"na-ca", "FILE", "with --na and no --dir: verify the NA's TLS certificate with this CA file (default $GM_NA_CA)"},
-    {"na-pin", "sha256//...", "with --na and no --dir: verify the NA by its TLS key pin (default $GM_NA_PIN)"},
+    {"na-ca", "FILE", "verify the NA's TLS certificate with this CA file (default D's kept trust, $GM_NA_CA)"},
+    {"na-pin", "sha256//...", "verify the NA by its TLS key pin (default D's kept trust, $GM_NA_PIN)"},
     {"json", NULL, "print JSON"},
     {NULL},
 };
 const cli_cmd cli_agents = {
-    "agents", "list registered agents (optionally by capability)", "[--capability C] [--dir D | --na URL] [--json]",
-    "Lists the agents registered with the NA. With --dir, each is also checked like a requester\n"
-    "would (descriptor signature, certificate under the genesis, the NA's signed CRL).\n",
+    "agents", "list registered agents (optionally by capability)", "[--capability C] [--dir D] [--na URL] [--json]",
+    "Lists the agents registered with the NA that D's node may see (discovery is for members: D's key\n"
+    "signs the request and the NA filters by the access policy for D's roles). Each is also checked\n"
+    "like a requester would (descriptor signature, certificate under the genesis, the NA's signed CRL).\n",
     run_agents, agents_opts, 0, NULL};
 
 static const cli_opt run_opts[] = {

@@ -1,6 +1,7 @@
 /* genesis-mesh audit: check the NA's issuance log. Fetches the signed checkpoint (verified under
  * the genesis NA key), proves it extends the checkpoint held before (a node's D/log-checkpoint.json
- * or --from FILE), and proves that certificates are in it (the node's own, or --cert-id). */
+ * or --from FILE), and proves that certificates are in it (the node's own, or --cert-id). The log
+ * is for members only: every read is signed with the key of the node directory D (D/node). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ typedef struct audit_ctx {
     char na_url[1024];
     gm_genesis g;
     int have_genesis;
+    gm_signer node; /* D's node key: signs the reads */
+    int have_node;
     json_t *report;
 } audit_ctx;
 
@@ -48,6 +51,10 @@ static int load_dir(audit_ctx *c, const char *na, const char *genesis, gm_error 
     }
     if (!c->na_url[0])
         return gm_error_set(err, GM_EINVAL, "no NA URL: give --na URL (or a node directory with node.json)");
+    if (gm_path_join(path, sizeof path, c->dir, "node", err) != 0 || gm_signer_load(&c->node, path, "node", err) != 0)
+        return gm_error_prefix(err, "the issuance log is for members of the network: audit signs its reads with the "
+                                    "key of an enrolled node directory (--dir D, holding D/node.key)");
+    c->have_node = 1;
     return 0;
 }
 
@@ -71,7 +78,7 @@ static int check_certs(audit_ctx *c, const cli_args *a, const gm_checkpoint *now
     for (size_t i = 0; rc == 0 && i < n; i++) {
         json_t *entry = NULL;
         uint64_t index = 0;
-        rc = gm_na_log_prove(c->na_url, ids[i], now, AUDIT_TIMEOUT_MS, &entry, &index, err);
+        rc = gm_na_log_prove(c->na_url, &c->node, ids[i], now, AUDIT_TIMEOUT_MS, &entry, &index, err);
         if (rc != 0) {
             gm_error_prefix(err, "certificate %s", ids[i]);
             break;
@@ -117,7 +124,7 @@ static int run_audit(const cli_args *a)
         else
             goto out;
     }
-    if ((rc = gm_na_log_checkpoint(c.na_url, c.g.na_pk, c.g.network_name, AUDIT_TIMEOUT_MS, &now, &err)) != 0)
+    if ((rc = gm_na_log_checkpoint(c.na_url, &c.node, c.g.na_pk, c.g.network_name, AUDIT_TIMEOUT_MS, &now, &err)) != 0)
         goto out;
     char hex[2 * GM_MERKLE_HASH_LEN + 1], ts[GM_TIME_STRLEN];
     gm_merkle_hex(now.root, hex);
@@ -125,7 +132,7 @@ static int run_audit(const cli_args *a)
     json_object_set_new(c.report, "checkpoint", json_pack("{s:I,s:s,s:s}", "tree_size", (json_int_t)now.tree_size,
                                                           "root_hash", hex, "timestamp", ts));
     if (have_held) {
-        if ((rc = gm_na_log_check_extends(c.na_url, &held, &now, AUDIT_TIMEOUT_MS, &err)) != 0) {
+        if ((rc = gm_na_log_check_extends(c.na_url, &c.node, &held, &now, AUDIT_TIMEOUT_MS, &err)) != 0) {
             gm_error_prefix(&err, "THE LOG DOES NOT EXTEND the checkpoint of %llu entries in %s",
                             (unsigned long long)held.tree_size, held_path);
             goto out;
@@ -173,11 +180,14 @@ out:
     gm_checkpoint_free(&now);
     if (c.have_genesis)
         gm_genesis_free(&c.g);
+    if (c.have_node)
+        gm_signer_wipe(&c.node);
     return rc == 0 ? 0 : cli_fail("audit", &err);
 }
 
 static const cli_opt audit_opts[] = {
-    {"dir", "D", "a node directory: its genesis, NA URL, TLS trust, certificate and kept checkpoint (default .)"},
+    {"dir", "D", "a node directory: its key (signs the reads: the log is for members), genesis, NA URL, TLS trust, "
+            "certificate and kept checkpoint (default .)"},
     {"na", "URL", "the NA (default: na_url of D/node.json)"},
     {"genesis", "FILE", "the network's genesis block (default D/genesis.json)"},
     {"from", "FILE", "a checkpoint saved earlier; the log must extend it (default D/log-checkpoint.json if any)"},

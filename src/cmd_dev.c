@@ -453,19 +453,17 @@ static int step_mesh(struct dev *d)
     return full == N_NODES ? 0 : -1;
 }
 
+/* Agents registered, as the first node sees them (discovery is for members: its node signs). */
 static int count_agents(struct dev *d)
 {
-    char url[256];
-    snprintf(url, sizeof url, "%s/agents", d->na_url);
-    json_t *body = NULL;
-    int status = 0;
+    char sock[PATH_MAX];
+    json_t *agents = NULL;
     gm_error e = {0};
-    if (gm_http_get_json(url, NULL, 0, 3000, &status, &body, &e) != 0 || status != 200) {
-        json_decref(body);
+    path_of(d, sock, sizeof sock, "nodes/%s/node.sock", nodes[0].name);
+    if (gm_node_discover(sock, NULL, 3000, &agents, &e) != 0)
         return -1;
-    }
-    int n = (int)json_array_size(json_object_get(body, "agents"));
-    json_decref(body);
+    int n = (int)json_array_size(agents);
+    json_decref(agents);
     return n;
 }
 

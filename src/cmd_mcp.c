@@ -79,11 +79,12 @@ static json_t *tool_for(const char *cap, const json_t *metadata)
     return json_pack("{s:s,s:s,s:s,s:o}", "name", name, "title", cap, "description", desc, "inputSchema", in);
 }
 
-/* The NA's registry as tools, one per capability (the first listed agent's metadata). */
+/* The NA's registry as tools, one per capability (the first listed agent's metadata), as the
+ * node sees it: the node signs the discovery (members only) and the NA filters by its roles. */
 static int list_tools(struct mcp_server *s, json_t **out, gm_error *err)
 {
     json_t *listing = NULL;
-    if (gm_agent_list(s->na_url, NULL, NA_TIMEOUT_MS, &listing, err) != 0)
+    if (gm_node_discover(s->sock, NULL, NA_TIMEOUT_MS, &listing, err) != 0)
         return err->code;
     json_t *by_name = json_object(), *tools = json_array();
     for (size_t i = 0; i < json_array_size(listing); i++) {

@@ -26,8 +26,18 @@ wait_full_mesh() {
 # agent_listed ID: the NA lists agent ID.
 # Every output of the commands run here is also kept in $ASK_ALL (searched for leaked secrets).
 ASK_ALL="$E2E_TMP/outputs-all.log"
-agent_listed() { gm agents --na "$E2E_NA_URL" --json 2>>"$ASK_ALL" | tee -a "$ASK_ALL" | json_ok 'any(r["descriptor"]["agent_id"] == a[0] for r in d)' "$1"; }
-agent_unlisted() { gm agents --na "$E2E_NA_URL" --json 2>>"$ASK_ALL" | tee -a "$ASK_ALL" | json_ok 'all(r["descriptor"]["agent_id"] != a[0] for r in d)' "$1"; }
+# agents_json: the NA's listing as an enrolled node of this test sees it (discovery is for
+# members: the node's key signs it), trying the node directories in turn (one may be revoked).
+agents_json() {
+    local d
+    for d in "$E2E_TMP"/*/; do
+        [ -f "$d/cert.json" ] || continue
+        gm agents --dir "${d%/}" --na "$E2E_NA_URL" --json 2>>"$ASK_ALL" && return 0
+    done
+    return 1
+}
+agent_listed() { agents_json | tee -a "$ASK_ALL" | json_ok 'any(r["descriptor"]["agent_id"] == a[0] for r in d)' "$1"; }
+agent_unlisted() { agents_json | tee -a "$ASK_ALL" | json_ok 'all(r["descriptor"]["agent_id"] != a[0] for r in d)' "$1"; }
 
 # agent_start ID NODE CAPABILITY [agent run args...]: runs the agent on NODE's running node
 # and waits until the NA lists it. Its log is $E2E_TMP/agent-ID.log.

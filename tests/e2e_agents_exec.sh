@@ -81,7 +81,7 @@ step "agents: one --exec (words split without a shell), one --http"
 agent_start exec-tool pa exec.tool --exec "python3 '$E2E_TMP/tool.py' 'two words' \$HOME '*' \"a\\\"b\"" \
     --max-output-bytes 2000 --description "a test tool"
 agent_start http-tool pa http.tool --http "$HTTP_URL"
-gm agents --na "$E2E_NA_URL" --capability exec.tool --json | json_ok 'd[0]["descriptor"]["metadata"]["description"] == "a test tool"' ||
+gm agents --dir "$(node_dir req)" --capability exec.tool --json | json_ok 'd[0]["descriptor"]["metadata"]["description"] == "a test tool"' ||
     fail "description not in the descriptor"
 
 step "--exec: a good answer, signed by the provider's node"

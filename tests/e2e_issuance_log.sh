@@ -3,6 +3,8 @@
 # Merkle tree whose signed checkpoints the NA publishes. Proves, against a real NA and node:
 # - a running node keeps the latest checkpoint (D/log-checkpoint.json) and `audit` proves the
 #   node's certificate and another one are in the log;
+# - the log is for members: an unsigned read is refused (401), and so is `audit` with the key of
+#   a revoked node or of a directory without a node key;
 # - after a revocation the log grows and `audit --from` proves the new log extends the old;
 # - a stored entry changed in the NA's database is refused when read (log_damaged);
 # - an entry and its hash both changed (a rewritten history) make the NA serve a checkpoint of
@@ -43,6 +45,17 @@ gm audit --dir "$(node_dir alpha)" --from "$E2E_TMP/cp1.json" >"$E2E_TMP/audit4.
 grep -q "extends the checkpoint of $SIZE1 entries" "$E2E_TMP/audit4.out" || fail "$(cat "$E2E_TMP/audit4.out")"
 gm audit --dir "$(node_dir alpha)" --save "$E2E_TMP/cp2.json" >/dev/null 2>&1 || fail "audit --save failed"
 SIZE2="$(json_q 'd["tree_size"]' <"$E2E_TMP/cp2.json")"
+
+step "the log is for members only"
+st="$(curl -s --cacert "$E2E_NET/tls.crt" -o "$E2E_TMP/unsigned.json" -w '%{http_code}' "$E2E_NA_URL/log/checkpoint")"
+[ "$st" = 401 ] && grep -q '"code":"member_auth_required"' "$E2E_TMP/unsigned.json" ||
+    fail "an unsigned GET /log/checkpoint was not refused: $st $(cat "$E2E_TMP/unsigned.json")"
+gm audit --dir "$(node_dir beta)" >"$E2E_TMP/audit-revoked.out" 2>&1 && fail "audit with a revoked node's key passed"
+grep -q "not_a_member" "$E2E_TMP/audit-revoked.out" || fail "unclear refusal of a revoked node: $(cat "$E2E_TMP/audit-revoked.out")"
+mkdir -p "$E2E_TMP/nokey" && cp "$(node_dir alpha)/genesis.json" "$(node_dir alpha)/node.json" "$E2E_TMP/nokey/"
+gm audit --dir "$E2E_TMP/nokey" >"$E2E_TMP/audit-nokey.out" 2>&1 && fail "audit without a node key passed"
+grep -q "for members of the network" "$E2E_TMP/audit-nokey.out" || fail "unclear error without a key: $(cat "$E2E_TMP/audit-nokey.out")"
+log "ok: unsigned reads, a revoked node and a directory without a node key are refused"
 
 step "an entry changed in the database is refused when read"
 db() { /usr/bin/python3 - "$E2E_NET/na.db" "$@"; }

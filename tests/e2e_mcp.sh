@@ -85,7 +85,7 @@ AGENT_PID[fixture]=$!; E2E_PIDS+=("$!")
 ASKPY="$SRC/tests/local_api_client.py"
 ask_api() { python3 "$ASKPY" ask "$(node_dir req)/node.sock" "$@"; }
 wait_until "$E2E_TIMEOUT" "fixture.shout is listed" agent_listed fixture.fixture.shout
-gm agents --na "$E2E_NA_URL" --capability fixture.shout --json | json_ok 'd[0]["descriptor"]["metadata"]["description"] == "Upper-cases a text" and d[0]["descriptor"]["metadata"]["input_schema"]["properties"]["text"]["type"] == "string"' ||
+gm agents --dir "$(node_dir req)" --capability fixture.shout --json | json_ok 'd[0]["descriptor"]["metadata"]["description"] == "Upper-cases a text" and d[0]["descriptor"]["metadata"]["input_schema"]["properties"]["text"]["type"] == "string"' ||
     fail "the tool's description and schema are not in the descriptor"
 ask_api fixture.shout '{"text":"over the mesh"}' 20000 >"$E2E_TMP/a.json"
 json_ok 'd["ok"] and d["output"]["shout"] == "OVER THE MESH" and d["provider"]["agent_id"] == "fixture.fixture.shout" and d["provenance"][-1]["signer"] == a[0] and d["provenance"][-1]["action"] == "executed"' \

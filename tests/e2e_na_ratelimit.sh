@@ -6,6 +6,8 @@
 #   consumed neither the invite nor the nonce.
 # - Garbage requests use up the bucket too; /renew, POST /agents and DELETE /agents/... share
 #   it; GET /agents does not; GET /health, /genesis, /crl, /metrics are never limited.
+#   (GET /agents is for members: the unsigned reads here are answered 401 member_auth_required
+#   when they get past the limit, which is decided before any signature check.)
 # - Repeated failed admin authentications are throttled (429) per claimed key id and address,
 #   and a correctly signed operator request from that same address is still served.
 # - Discovery reads (GET /agents) have their own bucket: a burst gets some 429 (envelope,
@@ -144,7 +146,8 @@ refused requests "POST /agents shares the bucket" hdr_http POST /agents '{}'
 refused requests "DELETE /agents/... shares the bucket" hdr_http DELETE /agents/x '{}'
 drain requests
 http GET /agents
-[ "$STATUS" = 200 ] || fail "GET /agents while the requests bucket is empty: $STATUS $(cat "$T/resp")"
+[ "$STATUS" = 401 ] && grep -q '"code":"member_auth_required"' "$T/resp" ||
+    fail "GET /agents while the requests bucket is empty: $STATUS $(cat "$T/resp")"
 for p in /health /genesis /crl /metrics; do
     for i in $(seq 1 $((READS_BURST * 3))); do
         http GET "$p"
@@ -202,7 +205,10 @@ ROK=0
 RLIMITED=0
 for i in $(seq 1 "$M"); do
     case "$(cat "$T/rstatus$i")" in
-    200) ROK=$((ROK + 1)) ;;
+    401)
+        grep -q '"code":"member_auth_required"' "$T/rresp$i" || fail "GET /agents 401 without member_auth_required"
+        ROK=$((ROK + 1))
+        ;;
     429)
         RLIMITED=$((RLIMITED + 1))
         grep -q '"code":"rate_limited"' "$T/rresp$i" || fail "GET /agents 429 without rate_limited: $(cat "$T/rresp$i")"
@@ -214,7 +220,7 @@ for i in $(seq 1 "$M"); do
 done
 [ "$RLIMITED" -gt 0 ] || fail "$M simultaneous GET /agents with reads_burst $READS_BURST: none was rate-limited"
 [ "$ROK" -ge 1 ] || fail "none of $M GET /agents was answered with reads_burst $READS_BURST"
-pass "$M simultaneous GET /agents from one address: $ROK x 200, $RLIMITED x 429 rate_limited with Retry-After"
+pass "$M simultaneous GET /agents from one address: $ROK x 401 (unsigned), $RLIMITED x 429 rate_limited with Retry-After"
 # The reads bucket of 127.0.0.1 is empty (drained again in case a token came back): a join
 # from the same address goes through.
 drain reads
@@ -227,7 +233,8 @@ grep -q -- 'GET /agents -> 429 .*(rate limited: 127.0.0.1)' "$T/na.log" || fail 
 pass "POST /join from the same address is unaffected (201); reads 429s counted as limit=\"reads\" and logged"
 ra="$(cat "$T"/rhdr* | sed -n 's/^[Rr]etry-[Aa]fter: \([0-9]*\).*/\1/p' | sort -n | tail -n 1)"
 sleep "$ra"
-wait_until 30 "GET /agents after the reads bucket refilled" curl -sf "$NA_URL/agents"
+reads_served() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$NA_URL/agents")" = 401 ]; }
+wait_until 30 "GET /agents after the reads bucket refilled" reads_served
 pass "after the refill GET /agents works again"
 
 grep -q 'status="500"' <<<"$(curl -sf "$NA_URL/metrics")" && fail "the NA answered 500"

@@ -1,6 +1,6 @@
 /* The NA's agent registry, against a real NA served in-process on a loopback port: who may
  * register (valid, unrevoked certificate of this network, fresh window, good signature),
- * listing by capability (colon form too) with each provider's certificate, DELETE by the
+ * listing by capability (colon form too, signed by a member) with each provider's certificate, DELETE by the
  * owner only, replays, and revocation dropping a key's agents. */
 #include <sys/stat.h>
 #include <unistd.h>
@@ -133,7 +133,7 @@ static json_t *list(fx *f, const char *cap)
 {
     json_t *out = NULL;
     gm_error err = {0};
-    if (gm_agent_list(f->url, cap, 5000, &out, &err) != 0)
+    if (gm_agent_list(f->url, &f->b, cap, 5000, &out, &err) != 0)
         fail_msg("list: %s", err.msg);
     return out;
 }

@@ -30,6 +30,7 @@
 #include "gm/error.h"
 #include "gm/http_client.h"
 #include "gm/llm.h"
+#include "core_internal.h"
 
 #define GOOD_KEY "sk-test-good-key-0123456789abcdef"
 #define WRONG_KEY "sk-WRONG-leaky-key-9876543210zyxwv"

@@ -122,6 +122,7 @@ typedef struct gm_agent_ctx {
     gm_signer node;        /* the node's key (for signing provenance steps, descriptors) */
     char agent_id[GM_AGENT_ID_MAX + 1]; /* "" for a plain requester */
     long http_timeout_ms;
+    struct gm_agent_cache *cache; /* discovery cache (agent_discover.c), shared by shallow copies */
 } gm_agent_ctx;
 
 /* Load dir (genesis, node key, node.json na_url; na_url overrides when not NULL). */
@@ -138,8 +139,12 @@ int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err) GM_MUS
 int gm_agent_select(const json_t *listing, const char *capability, const gm_genesis *g,
                     const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN],
                     size_t n_exclude, gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
-/* GET na/agents?capability=..., then gm_agent_select with a freshly fetched CRL (kept in
- * out->crl for checking the answer). */
+/* GET na/agents?capability=... (signed by c->node: members only), then gm_agent_select with
+ * the node's own verified CRL (kept in out->crl for checking the answer). Cached in c->cache
+ * per capability while the node's CRL (D/crl.json), access policy and certificate stay the
+ * same, for at most GM_AGENT_DISCOVERY_TTL_MS (a new or removed registration shows after
+ * that); a call with exclude set (a failover) always asks the NA again. */
+#define GM_AGENT_DISCOVERY_TTL_MS 2000
 int gm_agent_discover(const gm_agent_ctx *c, const char *capability,
                       const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
                       gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
@@ -147,9 +152,10 @@ void gm_agent_candidates_free(gm_agent_candidates *cs);
 /* 1 if this node's certificate roles may call capability under the access policy its node
  * holds (or it holds none it can check); 0 with why filled otherwise (agent_policy.c). */
 int gm_agent_policy_allows(const gm_agent_ctx *c, const char *capability, char *why, size_t why_cap);
-/* The raw listing (array of {descriptor, certificate}) for display; *out owned. */
-int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, json_t **out,
-                  gm_error *err) GM_MUST_CHECK;
+/* The raw listing (array of {descriptor, certificate}) for display, as the NA shows it to the
+ * member node (it signs the request; the NA filters by its roles); *out owned. */
+int gm_agent_list(const char *na_url, const gm_signer *node, const char *capability, long timeout_ms,
+                  json_t **out, gm_error *err) GM_MUST_CHECK;
 
 /* ---- invocation (agent_invoke.c) ---- */
 

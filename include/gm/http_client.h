@@ -1,6 +1,7 @@
 /* Small HTTP client over libcurl: how the CLI, nodes and agents talk to the
  * Network Authority and to LLM providers. One easy handle per call, so any
- * thread may call it; redirects are never followed; only http:// and https://. */
+ * thread may call it; the connections of GET requests are kept alive and reused
+ * by every thread; redirects are never followed; only http:// and https://. */
 #ifndef GM_HTTP_CLIENT_H
 #define GM_HTTP_CLIENT_H
 
@@ -53,16 +54,6 @@ int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err) G
 
 /* Wipe (bodies may echo credentials) and free the response; safe on an empty or freed one. */
 void gm_http_resp_free(gm_http_resp *resp);
-
-/*
- * GET url (with extra "Name: value" headers) and parse the body as JSON.
- * *status_out gets the HTTP status whenever a response arrived, so a 4xx with a
- * JSON error body returns 0 and that body. *json_out (caller owns, json_decref)
- * is NULL when the body is empty. A non-empty body that is not JSON (duplicate
- * keys included) gives GM_EPROTO. timeout_ms 0 = default; max response is the default.
- */
-int gm_http_get_json(const char *url, const char *const *headers, size_t n_headers,
-                     long timeout_ms, int *status_out, json_t **json_out, gm_error *err) GM_MUST_CHECK;
 
 /*
  * TLS trust for one server (scheme://host:port of url; the path is ignored): every request

@@ -83,20 +83,21 @@ int gm_na_nodes_answer_check(const json_t *resp, gm_error *err) GM_MUST_CHECK;
 /* POST /admin/clear-key: {"node_public_key", "cleared": true}. */
 int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err) GM_MUST_CHECK;
 
-/* ---- the issuance log (docs/na-api.md "Issuance log") ---- */
+/* ---- the issuance log (docs/na-api.md "Issuance log"; members only: every read is signed by
+ * node, a key holding a valid certificate of the network) ---- */
 
 /* GET /log/checkpoint, parsed and verified under na_pk for network_name. */
-int gm_na_log_checkpoint(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const char *network_name,
-                         long timeout_ms, gm_checkpoint *cp, gm_error *err) GM_MUST_CHECK;
+int gm_na_log_checkpoint(const char *na_url, const gm_signer *node, const uint8_t na_pk[GM_PK_LEN],
+                         const char *network_name, long timeout_ms, gm_checkpoint *cp, gm_error *err) GM_MUST_CHECK;
 /* 0 if the log of checkpoint now extends the one of held (held NULL or empty: nothing to
  * check): the same root at the same size, or a consistency proof from the NA that verifies.
  * GM_ESIG for a fork or a shrunk log. */
-int gm_na_log_check_extends(const char *na_url, const gm_checkpoint *held, const gm_checkpoint *now,
+int gm_na_log_check_extends(const char *na_url, const gm_signer *node, const gm_checkpoint *held, const gm_checkpoint *now,
                             long timeout_ms, gm_error *err) GM_MUST_CHECK;
 /* 0 if certificate cert_id was issued (or renewed) in the log of cp: the NA's entry, rehashed
  * here, and its inclusion proof verify against cp's root. *entry (optional) the entry, *index
  * (optional) its position. */
-int gm_na_log_prove(const char *na_url, const char *cert_id, const gm_checkpoint *cp, long timeout_ms,
+int gm_na_log_prove(const char *na_url, const gm_signer *node, const char *cert_id, const gm_checkpoint *cp, long timeout_ms,
                     json_t **entry, uint64_t *index, gm_error *err) GM_MUST_CHECK;
 
 #endif

@@ -108,6 +108,11 @@ void gm_node_conn_close(gm_node_conn_t *c);
 int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const char *port, const void *data,
                      size_t len, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 /* One request on a fresh connection (to D/node.sock, or to sock_path). */
+/* Discovery for agents, which hold no key: the node at sock_path asks the NA (a member read
+ * it signs; the NA filters by the node's roles) with local API op "discover". *agents (owned)
+ * is the listing, an array of {descriptor, certificate}; capability NULL lists all. */
+int gm_node_discover(const char *sock_path, const char *capability, int timeout_ms, json_t **agents,
+                     gm_error *err) GM_MUST_CHECK;
 int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 int gm_node_api_call_path(const char *sock_path, const json_t *req, json_t **resp, int timeout_ms,
                           gm_error *err) GM_MUST_CHECK;

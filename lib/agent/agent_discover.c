@@ -1,17 +1,78 @@
-/* Discovery: ask the NA who offers a capability, then check every answer ourselves
- * (descriptor signature, certificate under our genesis, our own verified CRL) and pick
- * deterministically. The NA's list is a hint; the certificate is the proof. */
+/* Discovery: ask the NA who offers a capability (a member read, signed by the node key), then
+ * check every answer ourselves (descriptor signature, certificate under our genesis, our node's
+ * verified CRL) and pick deterministically. The NA's list is a hint; the certificate is the
+ * proof. Listings, the node's CRL and the policy decision are cached per capability while the
+ * node's CRL, access policy and certificate files are unchanged, for a short TTL. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gm/agent.h"
 #include "gm/http_client.h"
 #include "gm/util.h"
+#include "client_internal.h"
 #include "core_internal.h"
 
 #define NODE_JSON_MAX (64 * 1024)
 #define LISTING_MAX 1024
+#define CACHE_CAPS 32
+
+/* What a file of the node directory looked like: any change (the node wrote a new CRL,
+ * policy or certificate) makes every cached answer stale. */
+typedef struct file_stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    int exists;
+} file_stamp;
+
+typedef struct cache_entry {
+    char cap[GM_AGENT_CAP_MAX + 1];
+    json_t *listing;
+    int allowed;          /* the access policy lets this node call cap */
+    char why[300];        /* why not */
+    int64_t at_ms;
+} cache_entry;
+
+struct gm_agent_cache {
+    pthread_mutex_t lock;
+    file_stamp crl_file, policy_file, cert_file;
+    gm_crl crl;           /* the node's verified CRL (or the NA's, when the node has none yet) */
+    int have_crl;
+    int64_t crl_at_ms;    /* when the NA's was fetched (no node CRL) */
+    cache_entry e[CACHE_CAPS];
+};
+
+static void stamp_of(const char *dir, const char *name, file_stamp *st)
+{
+    char path[1200];
+    struct stat sb;
+    memset(st, 0, sizeof *st);
+    if (gm_path_join(path, sizeof path, dir, name, NULL) != 0 || stat(path, &sb) != 0)
+        return;
+    st->exists = 1;
+    st->dev = sb.st_dev;
+    st->ino = sb.st_ino;
+    st->size = sb.st_size;
+    st->mtime = sb.st_mtim;
+}
+
+static int stamp_eq(const file_stamp *a, const file_stamp *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static void cache_drop_listings(struct gm_agent_cache *k)
+{
+    for (size_t i = 0; i < CACHE_CAPS; i++) {
+        json_decref(k->e[i].listing);
+        memset(&k->e[i], 0, sizeof k->e[i]);
+    }
+}
 
 int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err)
 {
@@ -64,6 +125,12 @@ int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_e
         gm_agent_ctx_close(c);
         return rc;
     }
+    if (!(c->cache = calloc(1, sizeof *c->cache)) || pthread_mutex_init(&c->cache->lock, NULL) != 0) {
+        free(c->cache);
+        c->cache = NULL;
+        gm_agent_ctx_close(c);
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    }
     return 0;
 }
 
@@ -73,6 +140,14 @@ void gm_agent_ctx_close(gm_agent_ctx *c)
         return;
     gm_genesis_free(&c->genesis);
     gm_signer_wipe(&c->node);
+    if (c->cache) {
+        cache_drop_listings(c->cache);
+        if (c->cache->have_crl)
+            gm_crl_free(&c->cache->crl);
+        pthread_mutex_destroy(&c->cache->lock);
+        free(c->cache);
+        c->cache = NULL;
+    }
 }
 
 static int load_local_crl(const gm_agent_ctx *c, gm_crl *crl)
@@ -195,25 +270,30 @@ int gm_agent_select(const json_t *listing, const char *capability, const gm_gene
     return 0;
 }
 
-int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, json_t **out, gm_error *err)
+int gm_agent_list(const char *na_url, const gm_signer *node, const char *capability, long timeout_ms, json_t **out,
+                  gm_error *err)
 {
-    char url[800], cap[GM_AGENT_CAP_MAX + 1];
-    int status = 0, rc;
+    char target[100], cap[GM_AGENT_CAP_MAX + 1];
+    int rc;
+    gm_http_resp r = {0};
     json_t *body = NULL;
     *out = NULL;
     if (capability) {
         if ((rc = gm_agent_cap_normalize(capability, cap, err)) != 0)
             return rc;
-        snprintf(url, sizeof url, "%s/agents?capability=%s", na_url, cap);
+        snprintf(target, sizeof target, "/agents?capability=%s", cap);
     } else {
-        snprintf(url, sizeof url, "%s/agents", na_url);
+        snprintf(target, sizeof target, "/agents");
     }
-    if ((rc = gm_http_get_json(url, NULL, 0, timeout_ms, &status, &body, err)) != 0)
+    if ((rc = gm_na_member_get(na_url, node, target, timeout_ms, 0, &r, err)) != 0)
         return gm_error_prefix(err, "asking the NA for agents");
+    body = r.len ? json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    int status = r.status;
+    gm_http_resp_free(&r);
     if (status != 200) {
         const char *m = json_string_value(json_object_get(json_object_get(body, "error"), "message"));
-        rc = gm_error_set(err, status == 404 ? GM_ENOTFOUND : GM_ENET, "NA at %s answered HTTP %d to GET /agents%s%s",
-                          na_url, status, m ? ": " : "", m ? m : "");
+        rc = gm_error_set(err, status == 404 ? GM_ENOTFOUND : status == 401 || status == 403 ? GM_EDENIED : GM_ENET,
+                          "NA at %s answered HTTP %d to GET /agents%s%s", na_url, status, m ? ": " : "", m ? m : "");
         json_decref(body);
         return rc;
     }
@@ -227,22 +307,147 @@ int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, j
     return 0;
 }
 
+/* Under k->lock: the node's CRL as it is now (reloaded and verified only when D/crl.json
+ * changed; without one, the NA's, fetched at most once a TTL). Every cached listing goes
+ * when the node's CRL, access policy or certificate file changed. */
+static int cache_refresh(const gm_agent_ctx *c, struct gm_agent_cache *k, gm_error *err)
+{
+    file_stamp crl, pol, cert;
+    stamp_of(c->dir, "crl.json", &crl);
+    stamp_of(c->dir, "access-policy.json", &pol);
+    stamp_of(c->dir, "cert.json", &cert);
+    int64_t now = gm_mono_ms();
+    int crl_stale = !k->have_crl || !stamp_eq(&crl, &k->crl_file) ||
+                    (!crl.exists && now - k->crl_at_ms >= GM_AGENT_DISCOVERY_TTL_MS);
+    if (!crl_stale && stamp_eq(&pol, &k->policy_file) && stamp_eq(&cert, &k->cert_file))
+        return 0;
+    cache_drop_listings(k);
+    k->policy_file = pol;
+    k->cert_file = cert;
+    if (!crl_stale)
+        return 0;
+    gm_crl fresh;
+    /* The node keeps D/crl.json current (and verified it before writing it); we verify it once
+     * per change. Without one (no node ran here yet), the NA's. */
+    int rc = crl.exists && load_local_crl(c, &fresh) == 0 ? 0 : gm_agent_fetch_crl(c, &fresh, err);
+    if (rc != 0)
+        return rc;
+    if (k->have_crl)
+        gm_crl_free(&k->crl);
+    k->crl = fresh;
+    k->have_crl = 1;
+    k->crl_file = crl;
+    k->crl_at_ms = now;
+    return 0;
+}
+
+static cache_entry *cache_find(struct gm_agent_cache *k, const char *cap)
+{
+    for (size_t i = 0; i < CACHE_CAPS; i++)
+        if (k->e[i].listing && !strcmp(k->e[i].cap, cap))
+            return &k->e[i];
+    return NULL;
+}
+
+static void cache_put(struct gm_agent_cache *k, const char *cap, json_t *listing, int allowed, const char *why)
+{
+    cache_entry *slot = cache_find(k, cap);
+    for (size_t i = 0; !slot && i < CACHE_CAPS; i++)
+        if (!k->e[i].listing)
+            slot = &k->e[i];
+    for (size_t i = 0; !slot && i < CACHE_CAPS; i++) /* full: the oldest goes */
+        if (!slot || k->e[i].at_ms < slot->at_ms)
+            slot = &k->e[i];
+    json_decref(slot->listing);
+    snprintf(slot->cap, sizeof slot->cap, "%s", cap);
+    slot->listing = json_incref(listing);
+    slot->allowed = allowed;
+    snprintf(slot->why, sizeof slot->why, "%s", why);
+    slot->at_ms = gm_mono_ms();
+}
+
+/* The listing for cap, the CRL to check it with (a copy in *crl) and the policy decision:
+ * from the cache when fresh, else from the NA (and then cached). */
+static int discover_inputs(const gm_agent_ctx *c, const char *cap, int fresh, json_t **listing, gm_crl *crl,
+                           int *allowed, char *why, size_t why_cap, int *cached, gm_error *err)
+{
+    struct gm_agent_cache *k = c->cache;
+    int rc;
+    *listing = NULL;
+    *cached = 0;
+    memset(crl, 0, sizeof *crl);
+    if (!k) { /* a context not made by gm_agent_ctx_open: no cache */
+        if ((rc = gm_agent_list(c->na_url, &c->node, cap, c->http_timeout_ms, listing, err)) != 0)
+            return rc;
+        if ((rc = gm_agent_fetch_crl(c, crl, err)) != 0) {
+            json_decref(*listing);
+            *listing = NULL;
+            return gm_error_prefix(err, "cannot check providers without a verified CRL");
+        }
+        *allowed = gm_agent_policy_allows(c, cap, why, why_cap);
+        return 0;
+    }
+    pthread_mutex_lock(&k->lock);
+    if ((rc = cache_refresh(c, k, err)) != 0) {
+        pthread_mutex_unlock(&k->lock);
+        return gm_error_prefix(err, "cannot check providers without a verified CRL");
+    }
+    cache_entry *e = fresh ? NULL : cache_find(k, cap);
+    if (e && gm_mono_ms() - e->at_ms < GM_AGENT_DISCOVERY_TTL_MS) {
+        *listing = json_incref(e->listing);
+        *cached = 1;
+        *allowed = e->allowed;
+        snprintf(why, why_cap, "%s", e->why);
+    }
+    rc = gm_crl_from_json(k->crl.doc, crl, err);
+    uint64_t seq = k->crl.sequence;
+    pthread_mutex_unlock(&k->lock);
+    if (rc != 0 || *listing)
+        return rc;
+    /* Asked outside the lock: other capabilities need not wait for this round trip. */
+    if ((rc = gm_agent_list(c->na_url, &c->node, cap, c->http_timeout_ms, listing, err)) != 0) {
+        gm_crl_free(crl);
+        return rc;
+    }
+    *allowed = gm_agent_policy_allows(c, cap, why, why_cap);
+    pthread_mutex_lock(&k->lock);
+    /* Not superseded meanwhile; an empty list is not kept, so a provider that registers
+     * now is found by the next call. */
+    if (k->have_crl && k->crl.sequence == seq && json_array_size(*listing) > 0)
+        cache_put(k, cap, *listing, *allowed, why);
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
 int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8_t (*exclude)[GM_PK_LEN],
                       size_t n_exclude, gm_agent_candidates *out, gm_error *err)
 {
     json_t *listing = NULL;
     gm_crl crl;
+    char cap[GM_AGENT_CAP_MAX + 1], why[sizeof out->v[0].reason];
+    int allowed = 1, cached = 0;
     memset(out, 0, sizeof *out);
-    int rc = gm_agent_list(c->na_url, capability, c->http_timeout_ms, &listing, err);
-    if (rc != 0)
+    int rc = gm_agent_cap_normalize(capability, cap, err);
+    if (rc != 0 ||
+        (rc = discover_inputs(c, cap, n_exclude > 0, &listing, &crl, &allowed, why, sizeof why, &cached, err)) != 0)
         return rc;
-    if ((rc = gm_agent_fetch_crl(c, &crl, err)) != 0) {
+    rc = gm_agent_select(listing, cap, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
+    if (rc == 0 && cached && out->n_usable == 0) {
+        /* Nobody usable in the kept list (expired descriptors): ask the NA itself. */
+        gm_agent_candidates_free(out);
+        gm_crl_free(&crl);
         json_decref(listing);
-        return gm_error_prefix(err, "cannot check providers without a verified CRL");
+        if ((rc = discover_inputs(c, cap, 1, &listing, &crl, &allowed, why, sizeof why, &cached, err)) != 0)
+            return rc;
+        rc = gm_agent_select(listing, cap, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
     }
-    rc = gm_agent_select(listing, capability, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
-    char why[sizeof out->v[0].reason];
-    if (rc == 0 && out->n_usable > 0 && !gm_agent_policy_allows(c, capability, why, sizeof why)) {
+    if (rc == 0 && out->n == 0 && !allowed) {
+        /* The NA shows members only what their roles may call: say why the list is empty. */
+        gm_agent_candidates_free(out);
+        rc = gm_error_set(err, GM_EDENIED, "%s may not be called by this node: %s (the NA lists no provider of it "
+                                           "to this node)", cap, why);
+    }
+    if (rc == 0 && out->n_usable > 0 && !allowed) {
         /* The provider's node would answer "forbidden": do not pick any. */
         for (size_t i = 0; i < out->n_usable; i++) {
             out->v[i].usable = 0;

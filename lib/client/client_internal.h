@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "gm/error.h"
+#include "gm/http_client.h"
 #include "gm/keys.h"
 #include "gm/na_client.h"
 #include "gm/node.h"
@@ -16,6 +17,11 @@
 
 /* The NA's error code of the last failed call in this thread ("invite_used"), or "". */
 const char *gm_na_last_error_code(void);
+/* GET na_url + target ("/agents?capability=x") signed by node as a member read (X-Node-*
+ * headers, core_internal.h). 0 once any answer arrived (resp to free, the caller judges the
+ * status), as gm_http_request. max_response 0 = the default. */
+int gm_na_member_get(const char *na_url, const gm_signer *node, const char *target, long timeout_ms,
+                     size_t max_response, gm_http_resp *resp, gm_error *err) GM_MUST_CHECK;
 
 /* ---- local-API client (node_client.c, gm/node.h) ---- */
 

@@ -388,15 +388,47 @@ int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err)
     return 0;
 }
 
-/* ---- the issuance log ---- */
+/* ---- member reads ---- */
 
-static int get_json(const char *na_url, const char *path, long timeout_ms, const char *what, json_t **resp,
-                    gm_error *err)
+int gm_na_member_get(const char *na_url, const gm_signer *node, const char *target, long timeout_ms,
+                     size_t max_response, gm_http_resp *resp, gm_error *err)
 {
     char url[URL_MAX];
-    int rc = make_url(url, na_url, path, err);
+    gm_read_auth a;
+    memset(resp, 0, sizeof *resp);
+    if (!node)
+        return gm_error_set(err, GM_EINVAL, "GET %s is for members of the network: it needs a node key to sign it "
+                                            "(give a node directory, or ask the node: local API op \"discover\")",
+                            target);
+    int rc = make_url(url, na_url, target, err);
     if (rc == 0)
-        rc = call(url, "GET", NULL, 0, NULL, timeout_ms, what, NULL, resp, err);
+        rc = gm_reqsig_read_sign(&a, node, "GET", target, err);
+    if (rc != 0)
+        return rc;
+    gm_http_req req = {.method = "GET", .url = url, .headers = a.headers, .n_headers = 4,
+                       .timeout_ms = timeout_ms ? timeout_ms : GM_NA_CLIENT_TIMEOUT_MS, .max_response = max_response};
+    return gm_http_request(&req, resp, err);
+}
+
+/* ---- the issuance log ---- */
+
+static int get_json(const char *na_url, const gm_signer *node, const char *path, long timeout_ms, const char *what,
+                    json_t **resp, gm_error *err)
+{
+    gm_http_resp r = {0};
+    *resp = NULL;
+    int rc = gm_na_member_get(na_url, node, path, timeout_ms, 0, &r, err);
+    if (rc != 0)
+        return rc;
+    if (r.status != 200) {
+        rc = refused(r.status, r.body, r.len, what, err);
+    } else {
+        json_error_t je;
+        *resp = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &je);
+        if (!*resp)
+            rc = gm_error_set(err, GM_EPROTO, "the NA answered %s with invalid JSON: %s", what, je.text);
+    }
+    gm_http_resp_free(&r);
     if (rc == 0 && !json_is_object(*resp)) {
         json_decref(*resp);
         *resp = NULL;
@@ -420,17 +452,12 @@ static int read_path(const json_t *answer, gm_merkle_hash path[GM_MERKLE_PROOF_M
     return 0;
 }
 
-int gm_na_log_checkpoint(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const char *network_name,
-                         long timeout_ms, gm_checkpoint *cp, gm_error *err)
+int gm_na_log_checkpoint(const char *na_url, const gm_signer *node, const uint8_t na_pk[GM_PK_LEN],
+                         const char *network_name, long timeout_ms, gm_checkpoint *cp, gm_error *err)
 {
-    char url[URL_MAX];
-    int rc = make_url(url, na_url, "/log/checkpoint", err);
-    if (rc != 0)
-        return rc;
-    gm_http_req req = {.method = "GET", .url = url, .timeout_ms = timeout_ms ? timeout_ms : GM_NA_CLIENT_TIMEOUT_MS,
-                       .max_response = GM_CHECKPOINT_MAX_BYTES};
     gm_http_resp r = {0};
-    if ((rc = gm_http_request(&req, &r, err)) != 0)
+    int rc = gm_na_member_get(na_url, node, "/log/checkpoint", timeout_ms, GM_CHECKPOINT_MAX_BYTES, &r, err);
+    if (rc != 0)
         return rc;
     if (r.status != 200)
         rc = refused(r.status, r.body, r.len, "GET /log/checkpoint", err);
@@ -442,7 +469,7 @@ int gm_na_log_checkpoint(const char *na_url, const uint8_t na_pk[GM_PK_LEN], con
     return rc;
 }
 
-int gm_na_log_check_extends(const char *na_url, const gm_checkpoint *held, const gm_checkpoint *now,
+int gm_na_log_check_extends(const char *na_url, const gm_signer *node, const gm_checkpoint *held, const gm_checkpoint *now,
                             long timeout_ms, gm_error *err)
 {
     if (!held || held->tree_size == 0)
@@ -455,7 +482,7 @@ int gm_na_log_check_extends(const char *na_url, const gm_checkpoint *held, const
     json_t *resp = NULL;
     gm_merkle_hash proof[GM_MERKLE_PROOF_MAX];
     size_t count = 0;
-    int rc = get_json(na_url, path, timeout_ms, "GET /log/consistency", &resp, err);
+    int rc = get_json(na_url, node, path, timeout_ms, "GET /log/consistency", &resp, err);
     if (rc == 0)
         rc = read_path(resp, proof, &count, err);
     json_decref(resp);
@@ -464,7 +491,7 @@ int gm_na_log_check_extends(const char *na_url, const gm_checkpoint *held, const
     return rc;
 }
 
-int gm_na_log_prove(const char *na_url, const char *cert_id, const gm_checkpoint *cp, long timeout_ms,
+int gm_na_log_prove(const char *na_url, const gm_signer *node, const char *cert_id, const gm_checkpoint *cp, long timeout_ms,
                     json_t **entry, uint64_t *index, gm_error *err)
 {
     char path[160];
@@ -476,7 +503,7 @@ int gm_na_log_prove(const char *na_url, const char *cert_id, const gm_checkpoint
     size_t count = 0;
     char *text = NULL;
     size_t len = 0;
-    int rc = get_json(na_url, path, timeout_ms, "GET /log/proof", &resp, err);
+    int rc = get_json(na_url, node, path, timeout_ms, "GET /log/proof", &resp, err);
     const json_t *e = json_object_get(resp, "entry"), *ix = json_object_get(resp, "index");
     if (rc == 0 && (!json_is_object(e) || !json_is_integer(ix) || json_integer_value(ix) < 0))
         rc = gm_error_set(err, GM_EPROTO, "the NA's inclusion proof has no \"entry\" object or \"index\"");

@@ -456,3 +456,30 @@ int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const c
     json_decref(resp);
     return rc;
 }
+
+int gm_node_discover(const char *sock_path, const char *capability, int timeout_ms, json_t **agents, gm_error *err)
+{
+    gm_node_conn_t *conn = NULL;
+    json_t *resp = NULL, *req = json_pack("{s:s,s:s,s:i}", "op", "discover", "id", "discover", "deadline_ms",
+                                          timeout_ms);
+    *agents = NULL;
+    if (!req)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    if (capability)
+        json_object_set_new(req, "capability", json_string(capability));
+    int rc = gm_node_conn_open_path(sock_path, &conn, err);
+    if (rc == 0)
+        rc = gm_node_conn_hello(conn, timeout_ms, err);
+    if (rc == 0)
+        rc = gm_node_conn_request(conn, req, &resp, timeout_ms + 1000, err);
+    if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
+        rc = answer_error(resp, "discovery through the local node", err);
+    else if (rc == 0 && !json_is_array(json_object_get(resp, "agents")))
+        rc = gm_error_set(err, GM_EPROTO, "the node answered discover without an \"agents\" array");
+    if (rc == 0)
+        *agents = json_incref(json_object_get(resp, "agents"));
+    gm_node_conn_close(conn);
+    json_decref(req);
+    json_decref(resp);
+    return rc;
+}

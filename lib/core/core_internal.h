@@ -70,6 +70,16 @@ int gm_time_canonical(const char *in, char out[GM_TIME_STRLEN], gm_error *err);
 /* ---- HTTP client (http_client.c, gm/http_client.h) ---- */
 
 /*
+ * GET url (with extra "Name: value" headers) and parse the body as JSON.
+ * *status_out gets the HTTP status whenever a response arrived, so a 4xx with a
+ * JSON error body returns 0 and that body. *json_out (caller owns, json_decref)
+ * is NULL when the body is empty. A non-empty body that is not JSON (duplicate
+ * keys included) gives GM_EPROTO. timeout_ms 0 = default; max response is the default.
+ */
+int gm_http_get_json(const char *url, const char *const *headers, size_t n_headers,
+                     long timeout_ms, int *status_out, json_t **json_out, gm_error *err) GM_MUST_CHECK;
+
+/*
  * POST body serialised as compact JSON with "Content-Type: application/json",
  * otherwise as gm_http_get_json. Callers that sign exact bytes must serialise
  * themselves and use gm_http_request.
@@ -136,6 +146,31 @@ int gm_reqsig_node_verify(const json_t *body, const uint8_t pk[GM_PK_LEN], gm_er
  * forger cannot burn nonces. record may be NULL to skip that step. */
 int gm_reqsig_node_check(const json_t *body, const uint8_t pk[GM_PK_LEN], gm_time now, int64_t window_s,
                          const char *scope, gm_nonce_record_fn record, void *ctx, gm_error *err) GM_MUST_CHECK;
+
+/* ---- node-signed reads (GET /agents, /log/...: docs/na-api.md "Member reads") ----
+ * The same scheme as node-signed bodies, for requests without one: the node signs the body
+ * {"method", "path", "query": {name: value, ...}, "node_public_key", "timestamp", "nonce"}
+ * that both sides build from the request line, and sends the four X-Node-* headers. */
+
+#define GM_NODE_HDR_KEY "X-Node-Public-Key"
+#define GM_NODE_HDR_TIMESTAMP "X-Node-Timestamp"
+#define GM_NODE_HDR_NONCE "X-Node-Nonce"
+#define GM_NODE_HDR_SIGNATURE "X-Node-Signature"
+#define GM_REQSIG_QUERY_MAX 8 /* query parameters a signed read may carry */
+
+typedef struct gm_read_auth {
+    char line[4][160];        /* "Name: value" */
+    const char *headers[4];   /* -> line, for gm_http_req.headers */
+} gm_read_auth;
+
+/* The body a node signs for a read (new reference; NULL when out of memory or not UTF-8). */
+json_t *gm_reqsig_read_body(const char *method, const char *path, const json_t *query, const char *pk_b64,
+                            const char *timestamp, const char *nonce);
+/* Sign method and target ("/agents?capability=x": path, then name=value pairs joined by '&',
+ * no percent-encoding) with k: a->headers holds the four header lines. GM_EINVAL for a target
+ * it cannot sign (percent-encoded, repeated or too many parameters). */
+int gm_reqsig_read_sign(gm_read_auth *a, const gm_signer *k, const char *method, const char *target,
+                        gm_error *err) GM_MUST_CHECK;
 
 /* ---- operator-signed admin requests ---- */
 

@@ -28,9 +28,36 @@
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
 
+/* Connections of GET requests are kept open and shared by every thread (a curl share of its
+ * connection cache): discovery, CRL and log reads to the NA reuse one connection instead of a
+ * new TCP (and TLS) handshake each. Other methods get a connection of their own, so a request
+ * that changes state is never re-sent by curl on a connection the server closed meanwhile. */
+static CURLSH *g_share;
+static pthread_mutex_t g_share_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ctx)
+{
+    (void)h, (void)data, (void)access, (void)ctx;
+    pthread_mutex_lock(&g_share_lock);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ctx)
+{
+    (void)h, (void)data, (void)ctx;
+    pthread_mutex_unlock(&g_share_lock);
+}
+
 static void curl_init_once(void)
 {
     g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (g_curl_init_rc != CURLE_OK || !(g_share = curl_share_init()))
+        return;
+    if (curl_share_setopt(g_share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+        curl_share_setopt(g_share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+        curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+        curl_share_cleanup(g_share);
+        g_share = NULL; /* no sharing: every request connects anew, as before */
+    }
 }
 
 /* ---- TLS trust per origin ---- */
@@ -538,6 +565,8 @@ static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, 
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)(uintptr_t)req->cancel);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
+    if (g_share && (!strcmp(method, "GET") || !strcmp(method, "HEAD")) && !req->body)
+        curl_easy_setopt(h, CURLOPT_SHARE, g_share);
     trust_entry trust;
     if (trust_find(req->url, &trust)) {
         if (trust.ca_file[0])

@@ -1,6 +1,7 @@
 /* The NA's agent registry: POST /agents (a descriptor signed by a node key holding a valid,
- * unrevoked certificate of this network), GET /agents[?capability=C] (live descriptors with
- * each provider's current certificate), DELETE /agents/<agent_id | node key> (node-signed),
+ * unrevoked certificate of this network), GET /agents[?capability=C] (members only: live
+ * descriptors with each provider's current certificate, filtered by the access policy for the
+ * signer's roles), DELETE /agents/<agent_id | node key> (node-signed),
  * and the revoke hook that drops a revoked key's agents inside the revocation transaction.
  * Listing also skips keys without a valid certificate, so a missed hook cannot resurrect one. */
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "gm/agent.h"
+#include "gm/policy.h"
 #include "na_agents.h"
 #include "gm/util.h"
 #include "na_internal.h"
@@ -34,7 +36,7 @@ static int pick_cert(const gm_store_cert *c, void *ctx)
     return 0;
 }
 
-static int current_cert(gm_na_t *na, const char *pk_b64, int64_t now, char **doc, gm_error *e)
+int na_current_cert(gm_na_t *na, const char *pk_b64, int64_t now, char **doc, gm_error *e)
 {
     struct cert_pick p = {.now = now};
     int rc = gm_store_certs_foreach(na->store, pk_b64, pick_cert, &p, e);
@@ -126,7 +128,7 @@ int na_handle_agents_register(na_req *r)
     int blocked = 0;
     rc = 0;
     if (gm_store_key_blocked(na->store, d.node_pk_b64, &blocked, &e) != 0 ||
-        current_cert(na, d.node_pk_b64, r->now.unix_s, &cert, &e) != 0) {
+        na_current_cert(na, d.node_pk_b64, r->now.unix_s, &cert, &e) != 0) {
         rc = na_reply_gm_error(r, &e);
     } else if (blocked || !cert) {
         rc = na_reply_error(r, 403, "no_valid_certificate",
@@ -175,18 +177,43 @@ typedef struct list_ctx {
     int64_t now;
     json_t *agents;
     gm_error *e;
+    const char *cap;          /* the capability asked for, "" for all */
+    const gm_policy *policy;  /* NULL: no policy held, everything visible */
+    const char *roles[GM_POLICY_MAX_NAMES];
+    size_t n_roles;
 } list_ctx;
+
+/* The member may invoke the capability asked for, or (no capability asked) at least one of the
+ * descriptor's: a signed descriptor cannot be cut, so a visible agent shows all it offers. */
+static int visible(const list_ctx *lc, const json_t *desc)
+{
+    gm_policy_decision d;
+    const char *one[1] = {lc->cap};
+    if (!lc->policy)
+        return 1;
+    if (lc->cap[0])
+        return gm_policy_decide(lc->policy, GM_POLICY_CAPABILITY, lc->roles, lc->n_roles, one, 1, &d);
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(desc, "capabilities"), i, c)
+    {
+        one[0] = json_string_value(c);
+        if (one[0] && gm_policy_decide(lc->policy, GM_POLICY_CAPABILITY, lc->roles, lc->n_roles, one, 1, &d))
+            return 1;
+    }
+    return 0;
+}
 
 static int list_one(const char *pk, const char *doc, void *ctx)
 {
     list_ctx *lc = ctx;
     char *cert = NULL;
-    int rc = current_cert(lc->na, pk, lc->now, &cert, lc->e);
+    int rc = na_current_cert(lc->na, pk, lc->now, &cert, lc->e);
     if (rc != 0)
         return rc;
     json_t *d = json_loads(doc, 0, NULL), *c = cert ? json_loads(cert, 0, NULL) : NULL;
     free(cert);
-    if (d && c) /* a key without a valid certificate (revoked, expired) is not listed */
+    if (d && c && visible(lc, d)) /* a key without a valid certificate (revoked, expired) is not listed */
         json_array_append_new(lc->agents, json_pack("{s:o,s:o}", "descriptor", d, "certificate", c));
     else {
         json_decref(d);
@@ -201,12 +228,41 @@ int na_handle_agents_list(na_req *r)
     gm_error e = {0};
     const char *cap_q = na_req_query(r, "capability");
     char norm[GM_AGENT_CAP_MAX + 1] = "";
+    int rc;
     if (cap_q && gm_agent_cap_normalize(cap_q, norm, &e) != 0)
         return na_reply_error(r, 400, "invalid_field", "%s", e.msg);
-    if (gm_store_begin(na->store, &e) != 0)
+    list_ctx lc = {.na = na, .now = r->now.unix_s, .agents = json_array(), .e = &e, .cap = norm};
+    /* Filtered by the access policy for the signer's roles (r->member, checked by the router). */
+    gm_policy policy;
+    int have_policy = 0;
+    pthread_mutex_lock(&na->policy_lock);
+    int held = na->policy_text != NULL;
+    char *ptext = held ? strdup(na->policy_text) : NULL;
+    pthread_mutex_unlock(&na->policy_lock);
+    if (ptext && gm_policy_parse(ptext, strlen(ptext), &policy, &e) == 0) {
+        have_policy = 1;
+        lc.policy = &policy;
+    }
+    free(ptext);
+    if (held && !have_policy) { /* fail closed: never list unfiltered */
+        json_decref(lc.agents);
+        return na_reply_error(r, 503, "policy_unavailable", "the NA cannot read its own access policy");
+    }
+    size_t ri;
+    const json_t *role;
+    json_array_foreach(json_object_get(r->member, "roles"), ri, role)
+        if (lc.n_roles < GM_POLICY_MAX_NAMES && json_is_string(role))
+            lc.roles[lc.n_roles++] = json_string_value(role);
+    if (gm_store_begin(na->store, &e) != 0) {
+        json_decref(lc.agents);
+        if (have_policy)
+            gm_policy_free(&policy);
         return na_reply_gm_error(r, &e);
-    list_ctx lc = {.na = na, .now = r->now.unix_s, .agents = json_array(), .e = &e};
-    if (gm_store_agents_foreach(na->store, norm, r->now.unix_s - GM_CLOCK_SKEW_S, LIST_MAX, list_one, &lc, &e) != 0) {
+    }
+    rc = gm_store_agents_foreach(na->store, norm, r->now.unix_s - GM_CLOCK_SKEW_S, LIST_MAX, list_one, &lc, &e);
+    if (have_policy)
+        gm_policy_free(&policy);
+    if (rc != 0) {
         json_decref(lc.agents);
         gm_store_rollback(na->store);
         return na_reply_gm_error(r, &e);

@@ -47,6 +47,8 @@ enum {
     NA_ROUTE_LIMITED = 1 << 2, /* unauthenticated and costly: per-address token bucket (rate_limit) */
     NA_ROUTE_READ_LIMITED = 1 << 3, /* unauthenticated read that takes the store lock: its own,
                                        larger per-address bucket (rate_limit.reads_*) */
+    NA_ROUTE_MEMBER = 1 << 4,  /* members only: the router checks the X-Node-* read signature and
+                                  the signer's certificate before the handler (na_member.c) */
 };
 
 typedef struct na_route {
@@ -231,6 +233,7 @@ struct na_req {
     size_t body_len;
     json_t *json;          /* admin routes: the parsed body ({} for GET), already authenticated */
     const char *admin_key_id;
+    json_t *member;        /* member routes: the signer's current certificate document */
     char request_id[37];
     gm_time now;           /* one clock reading per request */
     /* the reply */
@@ -283,6 +286,14 @@ int na_check_pop(na_req *r, const json_t *body, const uint8_t pk[GM_PK_LEN]);
 /* Record the body's nonce for the node key (call inside the request's transaction so a
  * refused request leaves nothing behind); 401 replayed_nonce and -1 if seen. */
 int na_record_node_nonce(na_req *r, const json_t *body, const char *pk_b64);
+
+/* Member routes: the X-Node-* signature over the request line (401), the signer holding a
+ * valid, unrevoked certificate of this network (403), its nonce recorded (401 if replayed).
+ * Sets r->member; returns 0, or -1 after replying. (na_member.c) */
+int na_member_authenticate(na_req *r);
+/* The newest certificate of pk_b64 unrevoked and valid at now (*doc malloc'd, NULL if none);
+ * call inside a transaction. (na_agents.c) */
+int na_current_cert(gm_na_t *na, const char *pk_b64, int64_t now, char **doc, gm_error *e);
 
 /* The NA key must be inside its genesis window to sign anything; replies 503 otherwise. */
 int na_check_key_window(na_req *r);

@@ -1,6 +1,8 @@
 /* The NA's routing table: one line per endpoint. NA_ROUTE_LIMITED marks the endpoints that
  * anyone may call and that cost a signature check and a database transaction;
- * NA_ROUTE_READ_LIMITED the public reads that take the store lock. */
+ * NA_ROUTE_READ_LIMITED the reads that take the store lock; NA_ROUTE_MEMBER the reads only a
+ * member of the network may make (node-signed). Everything without ADMIN or MEMBER is public
+ * on purpose (docs/na-api.md). */
 #include <string.h>
 
 #include "na_internal.h"
@@ -13,10 +15,10 @@ const na_route na_routes[] = {
     {"GET", "/access-policy", 0, na_handle_access_policy},
     {"GET", "/policy", 0, na_handle_netpolicy},
     {"GET", "/metrics", 0, na_handle_metrics},
-    {"GET", "/log/checkpoint", NA_ROUTE_READ_LIMITED, na_handle_log_checkpoint},
-    {"GET", "/log/entries", NA_ROUTE_READ_LIMITED, na_handle_log_entries},
-    {"GET", "/log/proof", NA_ROUTE_READ_LIMITED, na_handle_log_proof},
-    {"GET", "/log/consistency", NA_ROUTE_READ_LIMITED, na_handle_log_consistency},
+    {"GET", "/log/checkpoint", NA_ROUTE_READ_LIMITED | NA_ROUTE_MEMBER, na_handle_log_checkpoint},
+    {"GET", "/log/entries", NA_ROUTE_READ_LIMITED | NA_ROUTE_MEMBER, na_handle_log_entries},
+    {"GET", "/log/proof", NA_ROUTE_READ_LIMITED | NA_ROUTE_MEMBER, na_handle_log_proof},
+    {"GET", "/log/consistency", NA_ROUTE_READ_LIMITED | NA_ROUTE_MEMBER, na_handle_log_consistency},
     {"POST", "/join", NA_ROUTE_LIMITED, na_handle_join},
     {"POST", "/renew", NA_ROUTE_LIMITED, na_handle_renew},
     {"POST", "/heartbeat", NA_ROUTE_LIMITED, na_handle_heartbeat},
@@ -26,7 +28,7 @@ const na_route na_routes[] = {
     {"GET", "/admin/nodes", NA_ROUTE_ADMIN, na_handle_nodes},
     {"POST", "/admin/clear-key", NA_ROUTE_ADMIN, na_handle_clear_key},
     {"POST", "/agents", NA_ROUTE_LIMITED, na_handle_agents_register},
-    {"GET", "/agents", NA_ROUTE_READ_LIMITED, na_handle_agents_list},
+    {"GET", "/agents", NA_ROUTE_READ_LIMITED | NA_ROUTE_MEMBER, na_handle_agents_list},
     {"DELETE", "/agents/", NA_ROUTE_PREFIX | NA_ROUTE_LIMITED, na_handle_agents_delete},
     {"GET", "/console/api/state", 0, na_handle_console_state},
     {"GET", "/console", 0, na_handle_console_page},

@@ -586,6 +586,7 @@ static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
     enum MHD_Result ret = send_reply(r->conn, r);
     free(r->reply);
     json_decref(r->json);
+    json_decref(r->member);
     return ret;
 }
 
@@ -641,7 +642,10 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
             r.body_len = cx->body.len;
         }
         r.watch_done = cx->held;
-        if (!(rt->flags & NA_ROUTE_ADMIN) || na_admin_authenticate(&r) == 0)
+        if (rt->flags & NA_ROUTE_MEMBER) {
+            if (na_member_authenticate(&r) == 0)
+                rt->fn(&r);
+        } else if (!(rt->flags & NA_ROUTE_ADMIN) || na_admin_authenticate(&r) == 0)
             rt->fn(&r);
         else if (r.status >= 400 && r.status < 500) /* not 503: the client is not at fault */
             auth_failed(na, &r);

@@ -6,6 +6,8 @@
  *     connection; its answer becomes a capability_response with a provenance step signed by
  *     the node and the node's certificate attached;
  *   - ask: discovery, selection, invocation, verification of provenance and signers;
+ *   - discover: the NA's listing as this node may see it (GET /agents is for members: the
+ *     node signs the request, the NA filters it by the node's roles);
  *   - liveness: a request for a capability nobody here serves any more is answered
  *     `unavailable` at once, so requesters fail over without waiting for their deadline.
  * The one node file on lib/agent (gm/agent.h), whose code does the descriptors, envelopes,
@@ -72,7 +74,7 @@ struct node_agents {
     struct agent_job *asks;    /* in flight; their deadlines are kept by the tick */
 };
 
-enum { JOB_REGISTER, JOB_UNREGISTER, JOB_ASK };
+enum { JOB_REGISTER, JOB_UNREGISTER, JOB_ASK, JOB_DISCOVER };
 
 typedef struct agent_job {
     uv_work_t req;
@@ -90,12 +92,13 @@ typedef struct agent_job {
     int rc;
     gm_error err;
     gm_agent_response resp;
+    json_t *listing;           /* discover: the NA's answer */
     char chosen[GM_AGENT_ID_MAX + 1];
     int answered;              /* ask: the deadline passed and the client was told (loop thread) */
     struct agent_job *next_ask;
 } agent_job;
 
-static const char *const agent_ops[] = {"provide", "withdraw", "answer", "ask"};
+static const char *const agent_ops[] = {"provide", "withdraw", "answer", "ask", "discover"};
 
 int node_agents_op_known(const char *op)
 {
@@ -320,6 +323,10 @@ static void job_work(uv_work_t *w)
     case JOB_UNREGISTER:
         j->rc = gm_agent_unregister(&j->ctx, &j->err);
         break;
+    case JOB_DISCOVER:
+        j->rc = gm_agent_list(j->ctx.na_url, &j->ctx.node, j->cap[0] ? j->cap : NULL, j->ctx.http_timeout_ms,
+                              &j->listing, &j->err);
+        break;
     case JOB_ASK:
         j->rc = gm_agent_call_collect(&j->ctx, j->cap, j->input, j->timeout_ms, NULL, NULL, NULL, &j->resp, j->chosen,
                                       &j->err);
@@ -333,6 +340,7 @@ static void job_free(agent_job *j)
     json_decref(j->id);
     json_decref(j->metadata);
     json_decref(j->input);
+    json_decref(j->listing);
     gm_agent_response_free(&j->resp);
     free(j);
 }
@@ -522,6 +530,13 @@ static void job_done(uv_work_t *w, int status)
         respond(n, j->client, j->id,
                 j->rc == 0 ? json_pack("{s:b}", "ok", 1) : node_api_error(na_code(j->rc), j->err.msg));
         break;
+    case JOB_DISCOVER:
+        respond(n, j->client, j->id,
+                status != 0 ? node_api_error("internal", "cancelled")
+                : j->rc != 0 ? node_api_error(na_code(j->rc), j->err.msg)
+                             : json_pack("{s:b,s:O,s:I}", "ok", 1, "agents", j->listing, "count",
+                                         (json_int_t)json_array_size(j->listing)));
+        break;
     case JOB_ASK:
         n->agents->n_asks--;
         for (agent_job **pp = &n->agents->asks; *pp; pp = &(*pp)->next_ask)
@@ -529,8 +544,13 @@ static void job_done(uv_work_t *w, int status)
                 *pp = j->next_ask;
                 break;
             }
-        /* Failover may outlast the deadline (each attempt has its own): the client already knows. */
-        if (!j->answered)
+        /* Failover may outlast the deadline (each attempt has its own): the client already knows.
+         * A failure that ends at or past the deadline, before the tick said so, is that deadline
+         * (a fast re-discovery must not turn a timeout into no_provider). */
+        if (!j->answered && status == 0 && j->rc != 0 && node_now_ms(n) >= j->deadline_ms)
+            respond(n, j->client, j->id,
+                    node_api_error("deadline_exceeded", "no provider answered before the request's deadline"));
+        else if (!j->answered)
             respond(n, j->client, j->id, status != 0 ? node_api_error("internal", "cancelled") : ask_result(j));
         break;
     }
@@ -698,6 +718,25 @@ static json_t *op_ask(gm_node *n, uint64_t client, const json_t *req, const json
     return NULL;
 }
 
+static json_t *op_discover(gm_node *n, uint64_t client, const json_t *req, const json_t *id)
+{
+    char cap[GM_AGENT_CAP_MAX + 1] = "";
+    gm_error e = {0};
+    long ms;
+    const json_t *c = json_object_get(req, "capability");
+    if (c && (!json_is_string(c) || gm_agent_cap_normalize(json_string_value(c), cap, &e) != 0))
+        return node_api_error("invalid_request", json_is_string(c) ? e.msg : "\"capability\" must be a string");
+    agent_job *j = job_new(n, JOB_DISCOVER, client, id, "", &e);
+    if (!j)
+        return node_api_error(na_code(e.code), e.msg);
+    snprintf(j->cap, sizeof j->cap, "%s", cap);
+    j->deadline_ms = deadline_of(n, req, &ms);
+    j->ctx.http_timeout_ms = ms < 5000 ? ms : 5000;
+    if (job_start(j, &e) != 0)
+        return node_api_error("internal", e.msg);
+    return NULL;
+}
+
 json_t *node_agents_op(gm_node *n, uint64_t client, const char *op, const json_t *req, const json_t *id)
 {
     if (n->stopping)
@@ -708,6 +747,8 @@ json_t *node_agents_op(gm_node *n, uint64_t client, const char *op, const json_t
         return op_withdraw(n, client, req, id);
     if (!strcmp(op, "answer"))
         return op_answer(n, client, req);
+    if (!strcmp(op, "discover"))
+        return op_discover(n, client, req, id);
     return op_ask(n, client, req, id);
 }
 

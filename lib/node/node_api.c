@@ -525,7 +525,7 @@ int node_api_hello_version(const json_t *req, char *why, size_t why_len)
 
 /* The operations of each version, in the order `hello` lists them. */
 static const char *const api_ops[] = {"hello", "status", "peers", "routes", "metrics", "crl", "send", "subscribe",
-                                      "provide", "withdraw", "answer", "ask"};
+                                      "provide", "withdraw", "answer", "ask", "discover"};
 #define API_OPS_V1 8
 
 static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
@@ -611,7 +611,7 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
     } else {
         char msg[200];
         snprintf(msg, sizeof msg, "unknown op \"%.64s\" (version %d has: hello, status, peers, routes, metrics, crl, "
-                 "send, subscribe%s)", op, c->version, c->version >= 2 ? ", provide, withdraw, answer, ask" : "");
+                 "send, subscribe%s)", op, c->version, c->version >= 2 ? ", provide, withdraw, answer, ask, discover" : "");
         resp = api_error("unknown_op", msg);
     }
     if (resp) {

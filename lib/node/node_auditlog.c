@@ -65,10 +65,10 @@ static void check_work(uv_work_t *req)
 {
     log_job *j = req->data;
     gm_node *n = j->node;
-    j->rc = gm_na_log_checkpoint(j->url, n->genesis.na_pk, n->genesis.network_name, LOG_HTTP_TIMEOUT_MS, &j->now,
+    j->rc = gm_na_log_checkpoint(j->url, &n->key, n->genesis.na_pk, n->genesis.network_name, LOG_HTTP_TIMEOUT_MS, &j->now,
                                  &j->err);
     if (j->rc == 0 && j->has_held) {
-        j->rc = gm_na_log_check_extends(j->url, &j->held, &j->now, LOG_HTTP_TIMEOUT_MS, &j->err);
+        j->rc = gm_na_log_check_extends(j->url, &n->key, &j->held, &j->now, LOG_HTTP_TIMEOUT_MS, &j->err);
         if (j->rc == GM_ESIG)
             j->rc = GM_ECONFLICT; /* a fork, told apart from a failed fetch */
     }

@@ -87,6 +87,8 @@ export declare class Node {
     Promise<{ capability: string; agentId: string; expiresAt: string }>;
   withdraw(capability: string, options?: { timeoutMs?: number }): Promise<void>;
   ask<T = unknown>(capability: string, input?: unknown, options?: { timeoutMs?: number }): Promise<Answer<T>>;
+  /** Agents this node may see (the node signs the discovery; the NA filters by its roles). */
+  discover(capability?: string, options?: { timeoutMs?: number }): Promise<Array<{ descriptor: any; certificate: any }>>;
   status(): Promise<Record<string, unknown>>;
   serve(): Promise<void>;
   close(): void;

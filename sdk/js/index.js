@@ -212,6 +212,15 @@ export class Node {
     return { output: r.output, provider: r.provider, provenance: r.provenance ?? [], certificates: r.certificates ?? [], raw: r };
   }
 
+  /** The agents registered with the NA that this node may see ([{descriptor, certificate}]):
+   *  discovery is for members, so the node signs it and the NA filters by the node's roles. */
+  async discover(capability, options = {}) {
+    const timeoutMs = Math.max(1, Math.min(600000, options.timeoutMs ?? 10000));
+    const msg = { op: "discover", deadline_ms: timeoutMs };
+    if (capability !== undefined && capability !== null) msg.capability = capability;
+    return (await this._call(msg, timeoutMs + 5000)).agents;
+  }
+
   async status() { return this._call({ op: "status" }, 10000); }
 
   /** Resolves after close(); rejects with ConnectionLost when the node goes away. */

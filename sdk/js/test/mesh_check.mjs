@@ -47,6 +47,11 @@ async function check(dir, provKey) {
       a.certificates.map((c) => c.node_public_key).join() !== provKey) fail(`provenance ${JSON.stringify(a.provenance)}`);
   pass("provide + ask by capability alone, provenance signed by the provider's node");
 
+  const listed = await node.discover("sdk.js");
+  if (listed.map((x) => x.descriptor.agent_id).join() !== "js-sdk-test" || listed[0].descriptor.node_public_key !== provKey)
+    fail(`discover ${JSON.stringify(listed)}`);
+  if ((await node.discover("sdk.nobody-offers-this")).length !== 0) fail("discover of an unoffered capability is not empty");
+
   // the node fails over on a provider's "failed"/"too_big" answer: with no other provider the
   // requester gets no_provider naming that last failure
   await expectError(node.ask("sdk.js", { mode: "throw" }, { timeoutMs: 15000 }), ["provider_error", "no_provider"], "failed",

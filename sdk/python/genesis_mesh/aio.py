@@ -168,6 +168,13 @@ class AsyncNode:
                                  "deadline_ms": deadline_ms}, timeout + 5.0)
         return Answer(resp)
 
+    async def discover(self, capability: Optional[str] = None, *, timeout: float = 10.0) -> list:
+        """As ``Node.discover``."""
+        msg = {"op": "discover", "deadline_ms": max(1, min(600000, int(timeout * 1000)))}
+        if capability is not None:
+            msg["capability"] = capability
+        return (await self._call(msg, timeout + 5.0))["agents"]
+
     async def status(self) -> dict:
         return await self._call({"op": "status"}, 10.0)
 

@@ -209,6 +209,15 @@ class Node:
                            "deadline_ms": deadline_ms}, timeout + 5.0)
         return Answer(resp)
 
+    def discover(self, capability: Optional[str] = None, *, timeout: float = 10.0) -> list:
+        """The agents registered with the NA that this node may see, as a list of
+        ``{"descriptor", "certificate"}``: discovery is for members of the network, so the node
+        signs the request (the agent holds no key) and the NA filters by the node's roles."""
+        msg = {"op": "discover", "deadline_ms": max(1, min(600000, int(timeout * 1000)))}
+        if capability is not None:
+            msg["capability"] = capability
+        return self._call(msg, timeout + 5.0)["agents"]
+
     def status(self) -> dict:
         return self._call({"op": "status"}, 10.0)
 

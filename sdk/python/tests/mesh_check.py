@@ -96,6 +96,13 @@ def check(node_dir, prov_key):
         fail(f"provenance {a.provenance} certificates {a.certificates}")
     print("PASS provide + ask by capability alone, provenance signed by the provider's node", flush=True)
 
+    listed = node.discover("sdk.test")
+    if [x["descriptor"]["agent_id"] for x in listed] != ["py-sdk-test"] or \
+            listed[0]["descriptor"]["node_public_key"] != prov_key:
+        fail(f"discover {listed}")
+    if node.discover("sdk.nobody-offers-this") != []:
+        fail("discover of an unoffered capability is not empty")
+
     e = expect_error(lambda: node.ask("sdk.test", {"mode": "raise"}, timeout=15), genesis_mesh.MeshError,
                      ("provider_error", "no_provider"), "failed", "RuntimeError: the handler broke on purpose")
     if "py-sdk-test" not in e.message and (e.provider or {}).get("agent_id") != "py-sdk-test":
