@@ -9,6 +9,7 @@
  *   - CRL fetch (full GET /crl, parsed and verified);
  *   - discovery (GET /agents?capability=..., 100 agents of that capability in the big NA);
  *   - issuance-log checkpoint (GET /log/checkpoint right after a join: a new tree size).
+ * Discovery and the log are read by an enrolled node (node-signed requests, as for members).
  * The store is filled before the NA starts (directly through the store, in batches), which is
  * what a long-lived network accumulates; the requests then go through the real NA process.
  *
@@ -27,6 +28,7 @@
 #include "gm/genesis.h"
 #include "gm/http_client.h"
 #include "gm/keys.h"
+#include "gm/merkle.h"
 #include "gm/na_client.h"
 #include "gm/util.h"
 
@@ -182,13 +184,25 @@ static void measure(const bench_na *na, int samples, figures *f)
 {
     gm_error e = {0};
     gm_signer op;
-    char path[600], url[700];
+    char path[600];
     snprintf(path, sizeof path, "%s/operator", na->dir);
     if (gm_signer_load(&op, path, "operator-local", &e) != 0)
         die("operator key", &e);
     gm_genesis g;
     if (gm_na_fetch_genesis(na->url, 0, &g, NULL, &e) != 0)
         die("GET /genesis", &e);
+    /* Discovery and the log are for members: one enrolled node signs those reads. */
+    gm_signer member;
+    json_t *resp0 = NULL, *cert0 = NULL,
+           *body0 = json_pack("{s:[s],s:i,s:i}", "roles", "role:member", "token_expiry_hours", 1,
+                              "max_validity_hours", 24);
+    if (gm_na_admin_call(na->url, &op, "POST", "/admin/invite", body0, 0, NULL, &resp0, &e) != 0 ||
+        gm_signer_generate(&member, "node", &e) != 0 ||
+        gm_na_join(na->url, &member, json_string_value(json_object_get(resp0, "token")), 0, 0, &cert0, &e) != 0)
+        die("enrolling the member that reads", &e);
+    json_decref(body0);
+    json_decref(resp0);
+    json_decref(cert0);
     double *t[5];
     for (int k = 0; k < 5; k++)
         if (!(t[k] = calloc((size_t)samples, sizeof(double))))
@@ -209,14 +223,12 @@ static void measure(const bench_na *na, int samples, figures *f)
         json_decref(resp);
         gm_signer_wipe(&node);
 
-        int status = 0;
-        json_t *cp = NULL;
-        snprintf(url, sizeof url, "%s/log/checkpoint", na->url);
+        gm_checkpoint cp;
         t0 = now_s();
-        if (gm_http_get_json(url, NULL, 0, 30000, &status, &cp, &e) != 0 || status != 200)
-            die("GET /log/checkpoint", status ? NULL : &e);
+        if (gm_na_log_checkpoint(na->url, &member, g.na_pk, NETWORK, 30000, &cp, &e) != 0)
+            die("GET /log/checkpoint", &e);
         t[4][i] = now_s() - t0;
-        json_decref(cp);
+        gm_checkpoint_free(&cp);
 
         const char *cert_id = json_string_value(json_object_get(cert, "cert_id"));
         body = json_pack("{s:s,s:s}", "cert_id", cert_id ? cert_id : "", "reason", "cessation_of_operation");
@@ -242,7 +254,7 @@ static void measure(const bench_na *na, int samples, figures *f)
         char cap[32];
         snprintf(cap, sizeof cap, "cap-%02d", i % CAPS);
         t0 = now_s();
-        if (gm_agent_list(na->url, cap, 30000, &listing, &e) != 0)
+        if (gm_agent_list(na->url, &member, cap, 30000, &listing, &e) != 0)
             die("GET /agents", &e);
         t[3][i] = now_s() - t0;
         f->listed = json_array_size(listing);
@@ -256,6 +268,7 @@ static void measure(const bench_na *na, int samples, figures *f)
     for (int k = 0; k < 5; k++)
         free(t[k]);
     gm_genesis_free(&g);
+    gm_signer_wipe(&member);
     gm_signer_wipe(&op);
 }
 
