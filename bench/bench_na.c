@@ -28,6 +28,7 @@
 #include "gm/na_client.h"
 #include "gm/util.h"
 
+#include "bench_spawn.h"
 #include "bench_util.h"
 
 #define RUNS 3
@@ -170,6 +171,7 @@ static char **make_invites(const bench *b, int n)
     return t;
 }
 
+static bench_na own;
 static pid_t na_pid;
 static char tmpdir[256];
 
@@ -280,35 +282,16 @@ static double fsync_us(const char *dir)
 
 /* ---- an NA of our own ---- */
 
-static const char *find_bin(const char *arg0, const char *opt)
-{
-    static char path[4096];
-    if (opt)
-        return opt;
-    if (getenv("GM_BIN"))
-        return getenv("GM_BIN");
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return "genesis-mesh";
-    self[n] = '\0';
-    snprintf(path, sizeof path, "%s/../genesis-mesh", dirname(self));
-    return path;
-}
-
+/* init (--no-tls for plain HTTP), the config opened to one client address with many
+ * connections, then na start (bench_spawn.h). */
 static void spawn_na(const char *bin, int plain, int threads, char *url, size_t cap)
 {
-    char cmd[8192], port_file[512];
-    const char *tmp = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/gm-bench-na-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    if (!mkdtemp(tmpdir))
-        die("mkdtemp", NULL);
-    snprintf(cmd, sizeof cmd, "'%s' init --dir '%s' %s >/dev/null", bin, tmpdir, plain ? "--no-tls" : "");
-    if (system(cmd) != 0)
-        die("genesis-mesh init (pass --bin or set GM_BIN)", NULL);
+    char path[600];
+    bench_na_init(&own, "bench_na", bin, plain ? "--no-tls" : "");
+    snprintf(tmpdir, sizeof tmpdir, "%s", own.dir);
     /* the bench's clients all come from 127.0.0.1 */
-    snprintf(cmd, sizeof cmd, "%s/config.json", tmpdir);
-    json_t *cfg = json_load_file(cmd, 0, NULL);
+    snprintf(path, sizeof path, "%s/config.json", tmpdir);
+    json_t *cfg = json_load_file(path, 0, NULL);
     if (!cfg)
         die("config.json", NULL);
     json_object_set_new(cfg, "max_connections_per_ip", json_integer(0));
@@ -318,51 +301,18 @@ static void spawn_na(const char *bin, int plain, int threads, char *url, size_t 
     if (!json_is_object(rl))
         json_object_set_new(cfg, "rate_limit", rl = json_object());
     json_object_set_new(rl, "per_ip_per_s", json_integer(0));
-    if (json_dump_file(cfg, cmd, JSON_INDENT(2)) != 0)
+    if (json_dump_file(cfg, path, JSON_INDENT(2)) != 0)
         die("config.json", NULL);
     json_decref(cfg);
-    snprintf(port_file, sizeof port_file, "%s/port", tmpdir);
-    na_pid = fork();
-    if (na_pid == 0) {
-        execl(bin, bin, "na", "start", "--dir", tmpdir, "--listen", "127.0.0.1:0", "--port-file", port_file,
-              "--quiet", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 300; i++) {
-        FILE *f = fopen(port_file, "r");
-        unsigned port = 0;
-        if (f && fscanf(f, "%u", &port) == 1 && port) {
-            fclose(f);
-            /* init made a TLS certificate: the NA serves HTTPS, trusted here as its own CA */
-            char ca[300];
-            gm_error terr = {0};
-            snprintf(url, cap, "%s://127.0.0.1:%u", plain ? "http" : "https", port);
-            if (plain)
-                return;
-            snprintf(ca, sizeof ca, "%s/tls.crt", tmpdir);
-            if (gm_http_trust_set(url, ca, NULL, &terr) != 0)
-                die("NA TLS certificate", &terr);
-            return;
-        }
-        if (f)
-            fclose(f);
-        usleep(20000);
-    }
-    die("the NA did not start", NULL);
+    bench_na_start(&own, "bench_na", bin);
+    na_pid = own.pid;
+    snprintf(url, cap, "%s", own.url);
 }
 
 static void stop_na(void)
 {
-    if (na_pid > 0) {
-        kill(na_pid, SIGTERM);
-        waitpid(na_pid, NULL, 0);
-    }
-    if (tmpdir[0]) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "bench_na: could not remove %s\n", tmpdir);
-    }
+    bench_na_stop(&own, "bench_na");
+    na_pid = 0;
 }
 
 int main(int argc, char **argv)
@@ -404,7 +354,7 @@ int main(int argc, char **argv)
     if (url_opt) {
         snprintf(url, sizeof url, "%s", url_opt);
     } else {
-        spawn_na(find_bin(argv[0], bin_opt), plain, threads, url, sizeof url);
+        spawn_na(bench_find_bin(bin_opt), plain, threads, url, sizeof url);
         dir = tmpdir;
         atexit(stop_na);
     }

@@ -57,7 +57,8 @@ static inline void bench_na_init(bench_na *na, const char *prog, const char *bin
         bench_die(prog, "genesis-mesh init failed (pass --bin or set GM_BIN)", cmd);
 }
 
-/* `na start` on the initialized dir; returns once it listens (na->url set, its TLS trusted). */
+/* `na start` on the initialized dir; returns once it listens (na->url set; https with its TLS
+ * certificate trusted when init made one, http after `init --no-tls`). */
 static inline void bench_na_start(bench_na *na, const char *prog, const char *bin)
 {
     char port_file[512];
@@ -77,9 +78,10 @@ static inline void bench_na_start(bench_na *na, const char *prog, const char *bi
             /* init made a TLS certificate: the NA serves HTTPS, trusted here as its own CA */
             char ca[300];
             gm_error terr = {0};
-            snprintf(na->url, sizeof na->url, "https://127.0.0.1:%u", port);
             snprintf(ca, sizeof ca, "%s/tls.crt", na->dir);
-            if (gm_http_trust_set(na->url, ca, NULL, &terr) != 0)
+            int tls = access(ca, F_OK) == 0;
+            snprintf(na->url, sizeof na->url, "%s://127.0.0.1:%u", tls ? "https" : "http", port);
+            if (tls && gm_http_trust_set(na->url, ca, NULL, &terr) != 0)
                 bench_die(prog, "NA TLS certificate", terr.msg);
             return;
         }
