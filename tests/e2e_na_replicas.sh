@@ -5,7 +5,8 @@
 # get strictly increasing CRL sequences, and each replica soon serves the other's CRL (the
 # LISTEN/NOTIFY follower, lib/na/na_follow.c) without ever going back; an enrollment burst
 # split across the replicas, with one SIGKILLed in the middle, loses no certificate a client
-# received and uses no invite twice, and the other replica keeps serving; a client given both
+# received and uses no invite twice, and the other replica keeps serving; a node watching one
+# replica with polling off gets a revocation made through the other; a client given both
 # URLs ("https://a,https://b") fails over to the live one.
 . "$(dirname "$0")/na_e2e_lib.sh"
 . "$(dirname "$0")/lib_pg.sh"
@@ -66,6 +67,24 @@ for u in "$A_URL" "$B_URL"; do
 done
 [ "$(gm_pg_psql "SELECT crl_sequence FROM na_state")" = "$LAST" ] || fail "na_state.crl_sequence is not $LAST"
 pass "revocations alternating between replicas: sequences strictly increase, both replicas serve each new CRL"
+
+# ---- a node watching replica B (polling off) learns a revocation made through replica A
+gm join --na "$B_URL" --token "$(at "$B_URL" invite --role watcher)" --dir "$T/w" >/dev/null 2>&1 || fail "join w"
+gm join --na "$A_URL" --token "$(at "$A_URL" invite --role victim)" --dir "$T/v7" >/dev/null 2>&1 || fail "join v7"
+"$GM_BIN" node start --dir "$T/w" --port-file "$T/w.port" --crl-poll-ms -1 --log "$T/w.log" >"$T/w.out" 2>&1 &
+W_PID=$!
+STARTED+=($W_PID)
+wait_until 60 "the watching node started" test -s "$T/w.port"
+watched() { "$GM_BIN" status --dir "$T/w" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("crl_sequence") or 0)'; }
+wait_until 30 "the watching node holds CRL $LAST" eval '[ "$(watched)" -ge '"$LAST"' ]'
+out="$(at "$A_URL" admin revoke --cert-id "$(cert_field "$T/v7" cert_id)" --reason superseded)" || fail "revoke v7 through A"
+s="$(sed -n 's/^CRL sequence //p' <<<"$out")"
+[ -n "$s" ] && [ "$s" -gt "$LAST" ] || fail "revocation through A got sequence '$s' after $LAST"
+LAST="$s"
+wait_until 30 "the node watching B holds CRL $s" eval '[ "$(watched)" -ge '"$s"' ]'
+grep -q 'na_watch' "$T/w.log" || fail "the node did not get CRL $s from its watch on B: $(tail -5 "$T/w.log")"
+kill "$W_PID" 2>/dev/null; wait "$W_PID" 2>/dev/null || true
+pass "a node watching replica B, polling off, gets a revocation made through replica A (LISTEN/NOTIFY wakes B's watches)"
 
 # ---- an enrollment burst split across the replicas, one SIGKILLed in the middle
 WORKERS=4
