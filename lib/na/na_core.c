@@ -363,6 +363,10 @@ static int load_key(gm_na_t *na, gm_error *err)
         rc = gm_signer_load(&na->key, base, "na-local", err);
     if (rc != 0)
         return rc;
+    /* Started with the successor's NA key: the rotation takes effect now. */
+    if (sodium_memcmp(na->key.pk, na->genesis.na_pk, GM_PK_LEN) != 0 &&
+        (rc = na_genesis_promote(na, na->key.pk, err)) != GM_ENOTFOUND)
+        return rc;
     if (sodium_memcmp(na->key.pk, na->genesis.na_pk, GM_PK_LEN) != 0) {
         char want[GM_PK_B64_LEN + 1];
         gm_pk_encode(na->genesis.na_pk, want);
@@ -393,6 +397,7 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
     na->log_ctx = log_ctx;
     pthread_mutex_init(&na->crl_lock, NULL);
     pthread_mutex_init(&na->policy_lock, NULL);
+    pthread_mutex_init(&na->genesis_lock, NULL);
     if (na_metrics_init(&na->metrics) != 0) {
         free(na);
         return gm_error_set(err, GM_ENOMEM, "out of memory");
@@ -402,7 +407,8 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
         return gm_error_set(err, GM_ENOMEM, "out of memory for the rate-limit table");
     }
     char db[4096];
-    if ((rc = load_genesis(na, err)) == 0 && (rc = load_key(na, err)) == 0 &&
+    if ((rc = load_genesis(na, err)) == 0 && (rc = na_genesis_load_versions(na, err)) == 0 &&
+        (rc = load_key(na, err)) == 0 &&
         (rc = gm_na_config_path(&na->cfg, na->cfg.db_path, db, sizeof db, err)) == 0 &&
         (rc = gm_store_open(&na->store, db, err)) == 0 && (rc = gm_na_agents_install(na, err)) == 0)
         rc = na_crl_bootstrap(na, err);
@@ -459,6 +465,7 @@ void gm_na_free(gm_na_t *na)
     gm_store_close(na->store);
     gm_genesis_free(&na->genesis);
     free(na->genesis_text);
+    na_genesis_free_versions(na);
     free(na->crl_text);
     free(na->policy_text);
     gm_signer_wipe(&na->key);
@@ -466,5 +473,6 @@ void gm_na_free(gm_na_t *na)
     na_ratelimit_free(&na->ratelimit);
     pthread_mutex_destroy(&na->crl_lock);
     pthread_mutex_destroy(&na->policy_lock);
+    pthread_mutex_destroy(&na->genesis_lock);
     free(na);
 }

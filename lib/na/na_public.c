@@ -1,4 +1,5 @@
-/* Public NA endpoints that need no authentication: GET /health and GET /genesis. */
+/* Public NA endpoints that need no authentication: GET /health (GET /genesis is in
+ * na_genesis.c). */
 #include <stdlib.h>
 
 #include "gm/version.h"
@@ -13,10 +14,4 @@ int na_handle_health(na_req *r)
                          json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "ok", "network_name", r->na->cfg.network_name,
                                    "na_public_key", r->na->key.pk_b64, "crl_sequence", (json_int_t)seq,
                                    "version", gm_version()));
-}
-
-int na_handle_genesis(na_req *r)
-{
-    /* The file as signed, so a client can pin or hash exactly what the operator published. */
-    return na_reply_text(r, 200, "application/json", r->na->genesis_text, r->na->genesis_len);
 }

@@ -1,4 +1,5 @@
-/* Keeping the NA's signed documents current on every node (the CRL, the access policy): one
+/* Keeping the NA's signed documents current on every node (the CRL, the access policy, the
+ * successor genesis block of an NA key rotation): one
  * mechanism for all of them, described by a node_doc_kind. At start a bounded synchronous
  * fetch; then a poll of the NA with ETag on the thread pool; and gossip between peers: a
  * node announces the sequence it holds (ANNOUNCE), a peer that holds less asks (REQUEST)
@@ -17,7 +18,7 @@
 #define DOC_DEFAULT_POLL_MS 2000
 #define DOC_FILE_MAX (16u << 20)
 
-static const node_doc_kind *const kinds[NODE_DOCS] = {&node_doc_crl, &node_doc_policy};
+static const node_doc_kind *const kinds[NODE_DOCS] = {&node_doc_crl, &node_doc_policy, &node_doc_genesis};
 
 static void event_name(char *out, size_t cap, const node_doc_kind *k, const char *what)
 {
@@ -64,6 +65,10 @@ void node_doc_fetch_startup(gm_node *n, int kind)
     snprintf(url, sizeof url, "%s%s", n->na_url, k->path);
     gm_http_req r = {.method = "GET", .url = url, .timeout_ms = DOC_STARTUP_TIMEOUT_MS, .max_response = DOC_FILE_MAX};
     int rc = gm_http_request(&r, &resp, &err);
+    if (rc == 0 && resp.status == 404 && k->optional) {
+        gm_http_resp_free(&resp);
+        return;
+    }
     if (rc == 0 && resp.status != 200)
         rc = gm_error_set(&err, GM_ENET, "%s answered HTTP %d", url, resp.status);
     if (rc != 0) {
@@ -217,7 +222,7 @@ static void poll_done(uv_work_t *req, int status)
             int rc = k->offer(n, p->body, p->len, "na", 0);
             if (rc == 0 || rc == GM_ECONFLICT)
                 keep_etag(n, p->kind, p->etag);
-        } else if (p->status != 304) {
+        } else if (p->status != 304 && !(p->status == 404 && k->optional)) {
             node_log(n, GM_LOG_DEBUG, ev, json_pack("{s:s,s:i}", "url", p->url, "status", p->status));
         }
     }

@@ -35,6 +35,12 @@ void node_renew_schedule(gm_node *n)
     n->renew.next_ms = node_now_ms(n) + (uint64_t)wait_s * 1000;
 }
 
+void node_renew_soon(gm_node *n)
+{
+    if (!n->renew.busy)
+        n->renew.next_ms = 0;
+}
+
 static void retry_later(gm_node *n)
 {
     int64_t left_ms = (n->cert.expires_at.unix_s - gm_time_now().unix_s) * 1000;
@@ -69,8 +75,7 @@ static int install(gm_node *n, const char *text, size_t len, gm_error *err)
     gm_cert c;
     gm_trust_reason why;
     char path[4200];
-    int rc = gm_node_trust_check(&n->genesis, n->have_crl ? &n->crl : NULL, (const uint8_t *)text, len, n->x_pk,
-                                 gm_time_now(), &c, &why, err);
+    int rc = node_trust_check(n, (const uint8_t *)text, len, n->x_pk, gm_time_now(), &c, &why, err);
     if (rc != 0)
         return rc;
     if (memcmp(c.node_pk, n->key.pk, GM_PK_LEN) != 0) {
