@@ -31,6 +31,10 @@ static int node_start(const cli_args *a)
     if (stale && cli_parse_choice(a->path, "crl-stale", stale, stale_modes, &mode))
         return 2;
     cfg.crl_stale_refuse = mode == 1;
+    long long warn;
+    if (cli_duration(a, "na-warn-before", 1, 3650LL * 86400, 0, &warn))
+        return 2;
+    cfg.na_warn_s = (long)warn;
     if (!cfg.dir)
         return cli_usage("node start: --dir D is required");
     int rc = cli_log_open(a, &cfg.log_level);
@@ -52,13 +56,15 @@ static const cli_opt start_opts[] = {
                            "thirds of its lifetime"},
     {"crl-stale", "warn|refuse", "while the CRL is past its next_update: only warn (default), or accept no new "
                                  "peer link except to fetch a fresher CRL from it"},
+    {"na-warn-before", "DURATION", "warn (log, status) this long before the NA key's window ends with no successor "
+                                   "known (default 30d)"},
     CLI_LOG_OPTS,
     {NULL},
 };
 static const cli_cmd node_start_cmd = {
     "start", "run the node until SIGTERM/SIGINT",
     "--dir D [--listen HOST:PORT] [--port-file F] [--peer HOST:PORT]... [--na URL] [--crl-poll-ms N]\n"
-    "       [--renew-after-s N] [--log FILE] [--log-format json|text] [--log-level L]",
+    "       [--renew-after-s N] [--na-warn-before DURATION] [--log FILE] [--log-format json|text] [--log-level L]",
     NULL, node_start, start_opts, 0, NULL};
 
 static const cli_cmd *const node_subs[] = {&node_start_cmd, NULL};
