@@ -66,13 +66,14 @@ wait_until "$E2E_TIMEOUT" "traffic flows" test -s "$E2E_TMP/recv-b.json"
 step "bad successors are refused by admin genesis publish"
 gm genesis keygen --out "$E2E_TMP/other-root" --key-id rs-other >/dev/null
 gm genesis keygen --out "$E2E_TMP/na-x" >/dev/null
-# bad_block NAME ROOT_PUB ROOT_KEY NETWORK [create args...]: a v0.2 block signed by ROOT_KEY
+# bad_block NAME ROOT_PUB ROOT_KEY NETWORK [create args...]: a v0.9 block signed by ROOT_KEY (a
+# version above every rotation below, so that only the rule it breaks refuses it)
 bad_block() {
     local name="$1" pub="$2" key="$3" net="$4"; shift 4
     gm genesis create --network "$net" --root-pub "$pub" --na-pub "$E2E_TMP/na-x.pub" --out "$E2E_TMP/$name.json" \
         "$@" >/dev/null || fail "genesis create $name"
     python3 -c 'import json, sys
-d = json.load(open(sys.argv[1])); d["network_version"] = "v0.2"
+d = json.load(open(sys.argv[1])); d["network_version"] = "v0.9"
 json.dump(d, open(sys.argv[1], "w"), indent=2)' "$E2E_TMP/$name.json"
     gm genesis sign --in "$E2E_TMP/$name.json" --root-key "$key" >/dev/null || fail "genesis sign $name"
 }
@@ -92,24 +93,6 @@ gm genesis rotate --root-key "$E2E_NET/root" --genesis "$E2E_NET/genesis.json" -
     --out "$E2E_TMP/late.json" --valid-from "$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)" >"$E2E_TMP/late.out" 2>&1 &&
     fail "genesis rotate signed a successor that does not overlap"
 [ ! -e "$E2E_TMP/na-late.key" ] || fail "genesis rotate wrote an NA key for a refused successor"
-
-step "bad successors are refused by a node (served by a fake NA: the judge of gossip too)"
-mkdir -p "$E2E_TMP/fake-na"
-cp "$E2E_TMP/other-root.json" "$E2E_TMP/fake-na/genesis"
-python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$E2E_TMP/fake-na" >"$E2E_TMP/fake-na.log" 2>&1 &
-E2E_PIDS+=("$!")
-fake_port() { grep -o 'port [0-9]*' "$E2E_TMP/fake-na.log" | head -1 | cut -d' ' -f2; }
-wait_until "$E2E_TIMEOUT" "the fake NA listens" test -n "$(fake_port)"
-e2e_node_join probe role:service:agent
-e2e_node_start probe --na "http://127.0.0.1:$(fake_port)" --crl-poll-ms 200
-refused_count() { grep -c '"genesis_refused"' "$(node_dir probe)/node.log" || true; }
-wait_until "$E2E_TIMEOUT" "probe refused the other root's block" grep -q 'genesis_refused.*another root key' "$(node_dir probe)/node.log"
-cp "$E2E_TMP/other-net.json" "$E2E_TMP/fake-na/genesis"
-wait_until "$E2E_TIMEOUT" "probe refused another network's block" grep -q "genesis_refused.*for network 'OTHERNET'" "$(node_dir probe)/node.log"
-cp "$E2E_TMP/no-overlap.json" "$E2E_TMP/fake-na/genesis"
-wait_until "$E2E_TIMEOUT" "probe refused a block without overlap" grep -q 'genesis_refused.*must start inside' "$(node_dir probe)/node.log"
-[ ! -e "$(node_dir probe)/genesis.next.json" ] || fail "probe kept a refused successor"
-e2e_node_stop probe || fail "probe did not stop cleanly"
 
 # holds_next NODE VERSION: NODE's directory keeps the successor VERSION.
 holds_next() {
@@ -175,10 +158,28 @@ for n in hub a b; do
         fail "$n refused something during the rotations: $(grep -m3 '_refused"' "$(node_dir "$n")/node.log")"
 done
 has_peer hub "$(node_key a)" && has_peer hub "$(node_key b)" || fail "the hub lost a link"
-# one join per node (hub, a, b, probe): the NA lists renewals only, no second enrollment
+# one join per node (hub, a, b): the NA lists renewals only, no second enrollment
 e2e_admin nodes --json >"$E2E_TMP/nodes.json" || fail "admin nodes"
-json_ok 'len({n["node_public_key"] for n in d["nodes"]}) == 4' <"$E2E_TMP/nodes.json" ||
+json_ok 'len({n["node_public_key"] for n in d["nodes"]}) == 3' <"$E2E_TMP/nodes.json" ||
     fail "admin nodes: $(cat "$E2E_TMP/nodes.json")"
+
+step "bad successors are refused by a node (served by a fake NA: the judge of gossip too)"
+mkdir -p "$E2E_TMP/fake-na"
+cp "$E2E_TMP/other-root.json" "$E2E_TMP/fake-na/genesis"
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$E2E_TMP/fake-na" >"$E2E_TMP/fake-na.log" 2>&1 &
+E2E_PIDS+=("$!")
+fake_port() { grep -o 'port [0-9]*' "$E2E_TMP/fake-na.log" | head -1 | cut -d' ' -f2; }
+fake_listens() { [ -n "$(fake_port)" ]; }
+wait_until $((E2E_TIMEOUT * 3)) "the fake NA listens" fake_listens
+e2e_node_join probe role:service:agent
+e2e_node_start probe --na "http://127.0.0.1:$(fake_port)" --crl-poll-ms 200
+wait_until "$E2E_TIMEOUT" "probe refused the other root's block" grep -q 'genesis_refused.*another root key' "$(node_dir probe)/node.log"
+cp "$E2E_TMP/other-net.json" "$E2E_TMP/fake-na/genesis"
+wait_until "$E2E_TIMEOUT" "probe refused another network's block" grep -q "genesis_refused.*for network 'OTHERNET'" "$(node_dir probe)/node.log"
+cp "$E2E_TMP/no-overlap.json" "$E2E_TMP/fake-na/genesis"
+wait_until "$E2E_TIMEOUT" "probe refused a block without overlap" grep -q 'genesis_refused.*must start inside' "$(node_dir probe)/node.log"
+[ ! -e "$(node_dir probe)/genesis.next.json" ] || fail "probe kept a refused successor"
+e2e_node_stop probe || fail "probe did not stop cleanly"
 
 step "a node restarted after the rotations starts on the newest block"
 e2e_node_stop a || fail "a did not stop cleanly"
