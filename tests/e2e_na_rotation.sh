@@ -53,8 +53,11 @@ traffic() {
 }
 : >"$E2E_TMP/failed-a"
 : >"$E2E_TMP/failed-b"
-e2e_recv_start b rot 0 "$E2E_TMP/recv-b.json"
-e2e_recv_start a rot 0 "$E2E_TMP/recv-a.json"
+# receivers without a time limit (e2e_recv_start stops after 2 x E2E_TIMEOUT)
+for n in a b; do
+    "$GM_BIN" recv --dir "$(node_dir "$n")" --port rot --json >"$E2E_TMP/recv-$n.json" 2>"$E2E_TMP/recv-$n.err" &
+    E2E_PIDS+=("$!")
+done
 traffic a b &
 TRAFFIC_A=$!
 E2E_PIDS+=("$TRAFFIC_A")
