@@ -105,8 +105,12 @@ int na_genesis_promote(gm_na_t *na, const uint8_t key_pk[GM_PK_LEN], gm_error *e
 {
     if (!na->have_next || sodium_memcmp(na->genesis_next.na_pk, key_pk, GM_PK_LEN) != 0)
         return GM_ENOTFOUND;
+    /* Nothing is switched for a key that could not sign yet: the current key keeps working. */
+    int rc = gm_genesis_check_na_window(&na->genesis_next, gm_time_now(), err);
+    if (rc != 0)
+        return gm_error_prefix(err, "this is the successor's NA key; keep the current key until then");
     char *cur_text = text_of(&na->genesis);
-    int rc = cur_text ? 0 : gm_error_set(err, GM_ENOMEM, "out of memory");
+    rc = cur_text ? 0 : gm_error_set(err, GM_ENOMEM, "out of memory");
     /* Order for a crash at any point: prev first, then current; a left-over next file is not a
      * successor of the new current one and is ignored (and removed) at the next start. */
     if (rc == 0)
