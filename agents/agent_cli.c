@@ -19,6 +19,16 @@ static void on_signal(int sig)
     g_stop = 1;
 }
 
+/* SIGHUP never stops an agent: it reopens the --log file (after rotation). gm_log_reopen is
+ * async-signal-safe (open, dup2, close). */
+static void on_hup(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    gm_log_reopen();
+    errno = saved;
+}
+
 int agent_cli_usage(const struct agent_cli *c, const char *fmt, ...)
 {
     va_list ap;
@@ -146,16 +156,47 @@ static int serve_handler(void *user, const gm_agent_call_in *in, json_t **output
     return u->handler(u->handler_user, in, output, err);
 }
 
+int agent_cli_log_open(const struct agent_cli *c, gm_log_file *log, gm_error *err)
+{
+    log->f = stderr;
+    log->path = c->log_path;
+    if (c->log_path && !(log->f = fopen(c->log_path, "a")))
+        return gm_error_set(err, GM_EIO, "cannot open log file %s: %s", c->log_path, strerror(errno));
+    log->format = c->log_format >= 0 ? (gm_log_format)c->log_format
+                  : isatty(fileno(log->f)) ? GM_LOG_FORMAT_TEXT : GM_LOG_FORMAT_JSON;
+    gm_log_set_level(c->log_level);
+    gm_log_set_handler(gm_log_file_write, log);
+    struct sigaction hup = {0};
+    hup.sa_handler = on_hup;
+    hup.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &hup, NULL);
+    return 0;
+}
+
+void agent_cli_log_close(gm_log_file *log)
+{
+    gm_log_set_handler(NULL, NULL);
+    if (log->f && log->f != stderr)
+        fclose(log->f);
+    log->f = NULL;
+}
+
+volatile sig_atomic_t *agent_cli_signals(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return &g_stop;
+}
+
 int agent_cli_serve(const struct agent_cli *c, gm_agent_handler handler, void *user, gm_error *err)
 {
     struct serve_user u = {.handler = handler, .handler_user = user};
-    gm_log_file log = {.f = stderr};
-    if (c->log_path && !(log.f = fopen(c->log_path, "a")))
-        return gm_error_set(err, GM_EIO, "cannot open log file %s: %s", c->log_path, strerror(errno));
-    log.format = c->log_format >= 0 ? (gm_log_format)c->log_format
-                 : isatty(fileno(log.f)) ? GM_LOG_FORMAT_TEXT : GM_LOG_FORMAT_JSON;
-    gm_log_set_level(c->log_level);
-    gm_log_set_handler(gm_log_file_write, &log);
+    gm_log_file log = {0};
+    if (agent_cli_log_open(c, &log, err) != 0)
+        return err->code;
     gm_agent_provider p = {0};
     int rc = gm_agent_ctx_open(&p.ctx, c->dir, c->na, err);
     if (rc == 0) {
@@ -164,18 +205,27 @@ int agent_cli_serve(const struct agent_cli *c, gm_agent_handler handler, void *u
         p.handler = serve_handler;
         p.user = &u;
         p.ttl_s = c->ttl_s > 0 ? c->ttl_s : 600;
-        p.stop = &g_stop;
+        p.stop = agent_cli_signals();
         p.fault = c->fault;
-        struct sigaction sa = {0};
-        sa.sa_handler = on_signal;
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
         rc = gm_agent_provider_run(&p, err);
         gm_agent_ctx_close(&p.ctx);
     }
-    gm_log_set_handler(NULL, NULL);
-    if (log.f != stderr)
-        fclose(log.f);
+    agent_cli_log_close(&log);
     return rc;
+}
+
+json_t *agent_cli_answer_req(const char *id, const char *rid, const json_t *output, const char *code, const char *msg,
+                             const char *detail)
+{
+    json_t *req = json_pack("{s:s,s:s,s:s}", "op", "answer", "id", id, "request_id", rid);
+    if (!req)
+        return NULL;
+    if (output)
+        json_object_set(req, "output", (json_t *)output);
+    else
+        json_object_set_new(req, "error", json_pack("{s:s,s:s%}", "code", code, "message", msg,
+                                                    strnlen(msg, GM_AGENT_DETAIL_MAX)));
+    if (detail)
+        json_object_set_new(req, "detail", json_stringn(detail, strnlen(detail, GM_AGENT_DETAIL_MAX)));
+    return req;
 }

@@ -5,6 +5,7 @@
 #define GM_AGENTS_AGENT_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 
 #include "gm/agent.h"
 #include "gm/log.h"
@@ -75,8 +76,20 @@ int agent_cli_store_string(void *ctx, int opt, const char *val);
 /* After the options: --agent-id given and valid, --capability (if given) is this program's.
  * Returns 0, or 2 after printing a usage error. */
 int agent_cli_check(struct agent_cli *c);
+/* Send the log (gm/log.h) to --log (default stderr) in --log-format at --log-level; SIGHUP
+ * reopens the --log file (after rotation) and never stops the agent. */
+int agent_cli_log_open(const struct agent_cli *c, gm_log_file *log, gm_error *err);
+void agent_cli_log_close(gm_log_file *log);
+/* SIGTERM and SIGINT set the returned flag; SIGPIPE is ignored. */
+volatile sig_atomic_t *agent_cli_signals(void);
 /* Open the node directory and serve handler until SIGTERM/SIGINT, logging (gm/log.h) to --log.
  * Returns 0, or the error code with err filled (the caller redacts and prints it). */
 int agent_cli_serve(const struct agent_cli *c, gm_agent_handler handler, void *user, gm_error *err);
+
+/* The local API's "answer" request line (docs/local-api.md) for request rid, as request id:
+ * output (borrowed), or the error code and msg; detail (optional) for the provenance step.
+ * Text is cut to GM_AGENT_DETAIL_MAX bytes. Caller owns the result. */
+json_t *agent_cli_answer_req(const char *id, const char *rid, const json_t *output, const char *code, const char *msg,
+                             const char *detail);
 
 #endif

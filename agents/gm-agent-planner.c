@@ -47,7 +47,10 @@ static void note_failover(struct planner *p, const gm_agent_call_in *in, const c
     if (!usable) {
         snprintf(detail, sizeof detail, "failover: %s, which served %s before, is %.300s; selecting another provider",
                  prev, cap, why);
-        gm_agent_step_add(in->steps, &in->ctx->node, in->ctx->agent_id, "failed", cap, in->req->request_id, detail, &e);
+        if (gm_agent_step_add(in->steps, &in->ctx->node, in->ctx->agent_id, "failed", cap, in->req->request_id, detail,
+                              &e) != 0) {
+            /* the failover note only explains the chain; without it (out of memory) the chain still verifies */
+        }
     }
     gm_agent_candidates_free(&cs);
 }
@@ -118,8 +121,10 @@ static int planner_handle(void *user, const gm_agent_call_in *in, json_t **outpu
     char detail[GM_AGENT_DETAIL_MAX + 1];
     gm_error e = {0};
     snprintf(detail, sizeof detail, "answer = llm.chat by %s over repo.summary by %s", llm_agent, repo_agent);
-    gm_agent_step_add(in->steps, &in->ctx->node, in->ctx->agent_id, "combined", in->req->capability,
-                      in->req->request_id, detail, &e);
+    if (gm_agent_step_add(in->steps, &in->ctx->node, in->ctx->agent_id, "combined", in->req->capability,
+                          in->req->request_id, detail, &e) != 0) {
+        /* the "combined" note only explains the answer; without it (out of memory) the chain still verifies */
+    }
     *output = json_pack("{s:s,s:s?,s:[{s:s,s:s},{s:s,s:s}]}", "answer", text ? text : "", "summary", summary,
                         "sources", "capability", "repo.summary", "agent", repo_agent, "capability", "llm.chat",
                         "agent", llm_agent);

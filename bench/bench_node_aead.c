@@ -11,7 +11,7 @@
 
 #include <sodium.h>
 
-#include "gm/noise.h"
+#include "noise.h"
 #include "gm/util.h"
 
 #include "bench_util.h"

@@ -19,10 +19,12 @@
 #include "gm/genesis.h"
 #include "gm/keys.h"
 #include "gm/node.h"
-#include "gm/noise.h"
+#include "noise.h"
 #include "gm/util.h"
 
 #include "bench_util.h"
+#include "core_internal.h"
+#include "node_checks.h"
 
 #define RUNS 7
 

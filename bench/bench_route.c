@@ -18,9 +18,9 @@
 #include <sodium.h>
 
 #include "bench_util.h"
-#include "gm/route.h"
-#include "gm/route_origin.h"
-#include "gm/wire.h"
+#include "route.h"
+#include "route_origin.h"
+#include "wire.h"
 
 #define MAXN 256
 

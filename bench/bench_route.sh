@@ -4,6 +4,9 @@
 #   - convergence: from starting the last node to every node routing to every other;
 #   - steady-state CPU: user+system CPU of all nodes over BENCH_STEADY_S seconds, per
 #     frame received (periodic full route updates every 5 s, heartbeats).
+# Nodes run with BENCH_NODE_ARGS (default --crl-poll-ms -1: no NA polling, whose cost, an HTTPS
+# handshake per poll since the NA serves TLS, would otherwise dominate the CPU figure and is
+# not routing).
 # With GM_BIN_BEFORE pointing at a binary built before signed route origins, both binaries
 # run and the script prints before, after, ratio and the limit we accept. Medians of
 # BENCH_RUNS runs. Run via bench/run.sh route, or with GM_BIN set.
@@ -52,8 +55,9 @@ GM_E2E_TIMEOUT="${GM_E2E_TIMEOUT:-120}"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 e2e_na_start >/dev/null 2>&1
 for i in $(seq 0 $((N - 1))); do e2e_node_join "n$i" "role:n$i"; done
-e2e_node_start n0
-for i in $(seq 1 $((N - 2))); do e2e_node_start "n$i" --peer "$(node_addr "n$((i - 1))")"; done
+read -r -a node_args <<<"${BENCH_NODE_ARGS---crl-poll-ms -1}"
+e2e_node_start n0 "${node_args[@]}"
+for i in $(seq 1 $((N - 2))); do e2e_node_start "n$i" --peer "$(node_addr "n$((i - 1))")" "${node_args[@]}"; done
 last=$((N - 1))
 full_mesh() {
     for i in $(seq 0 $last); do
@@ -61,7 +65,7 @@ full_mesh() {
     done
 }
 t0="$(date +%s.%N)"
-e2e_node_start "n$last" --peer "$(node_addr "n$((last - 1))")" --peer "$(node_addr n0)"
+e2e_node_start "n$last" --peer "$(node_addr "n$((last - 1))")" --peer "$(node_addr n0)" "${node_args[@]}"
 wait_until "$E2E_TIMEOUT" "every node routes to every other" full_mesh
 t1="$(date +%s.%N)"
 cpu() { local s=0; for i in $(seq 0 $last); do s=$((s + $(awk '{print $14 + $15}' "/proc/${NODE_PID[n$i]}/stat"))); done; echo "$s"; }

@@ -13,6 +13,7 @@
 #include "gm/genesis.h"
 #include "gm/gmtime.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static gm_genesis genesis; /* TESTNET, NA = spec seed 0x40..0x5f */
 static gm_crl spec_crl;
@@ -80,8 +81,9 @@ static void try_genesis(const char *text, size_t len)
     if (!bytes)
         abort();
     free(bytes);
-    (void)gm_genesis_verify(&g, &err);
-    (void)gm_genesis_check_na_window(&g, gm_time_now(), &err);
+    /* Any verdict is fine on fuzzed input (warn_unused_result: a (void) cast would not do). */
+    if (gm_genesis_verify(&g, &err) != 0 || gm_genesis_check_na_window(&g, gm_time_now(), &err) != 0) {
+    }
     if (gm_genesis_hash(&g, hash, &err) != 0)
         abort();
     char *dump = gm_genesis_dump(&g);
@@ -103,8 +105,11 @@ static void try_cert(const char *text, size_t len)
     if (!bytes)
         abort();
     free(bytes);
-    (void)gm_cert_verify(&c, &genesis, NULL, gm_time_now(), &err);
-    (void)gm_cert_verify(&c, &genesis, &spec_crl, c.issued_at, &err);
+    /* Any verdict is fine on fuzzed input; both checks run. */
+    if (gm_cert_verify(&c, &genesis, NULL, gm_time_now(), &err) != 0) {
+    }
+    if (gm_cert_verify(&c, &genesis, &spec_crl, c.issued_at, &err) != 0) {
+    }
     for (size_t i = 0; i < c.n_roles; i++)
         if (!gm_cert_role(&c, i) || !gm_cert_has_role(&c, gm_cert_role(&c, i)))
             abort();
@@ -127,7 +132,9 @@ static void try_crl(const char *text, size_t len)
     if (!bytes)
         abort();
     free(bytes);
-    (void)gm_crl_verify(&c, genesis.na_pk, &err);
+    if (gm_crl_verify(&c, genesis.na_pk, &err) != 0) {
+        /* any verdict is fine on fuzzed input */
+    }
     (void)gm_crl_contains(&c, "00000000-0000-4000-8000-0000000000cc", NULL);
     char *dump = gm_crl_dump(&c, 1);
     if (!dump || gm_crl_parse(dump, strlen(dump), &back, &err) != 0)

@@ -11,6 +11,7 @@
 #include "gm/gmtime.h"
 #include "gm/keys.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 /* 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z: the instants a 4-digit year can render. */
 #define YEAR0_UNIX INT64_C(-62167219200)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gm/log.h"
+#include "core_internal.h"
 
 #define FAIL(why)                                                                  \
     do {                                                                           \

@@ -21,16 +21,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *v = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     gm_error e = {0};
     gm_na_invite_answer inv;
-    int64_t seq = -1;
+    gm_na_revoke_answer rev;
     if (gm_na_invite_answer_check(v, &inv, &e) == 0) {
-        if (!inv.token || !inv.first_role || !inv.expires_at || inv.max_validity_hours < 1)
+        if (!inv.token || !inv.expires_at || inv.max_validity_hours < 0)
             abort();
     } else if (!e.msg[0]) {
         abort();
     }
     e.msg[0] = '\0';
-    if (gm_na_revoke_answer_check(v, &seq, &e) == 0) {
-        if (seq < 0)
+    if (gm_na_revoke_answer_check(v, &rev, &e) == 0) {
+        if (rev.sequence < 0 || rev.count < 0 || (rev.revoked && (size_t)rev.count != json_array_size(rev.revoked)))
             abort();
     } else if (!e.msg[0]) {
         abort();

@@ -7,6 +7,7 @@
 #include "gm/reqsig.h"
 #include "gm/util.h"
 #include "na_internal.h"
+#include "core_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -30,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.body = body;
     r.body_len = size;
     memcpy(r.request_id, "00000000-0000-4000-8000-000000000000", 37);
-    gm_time_parse("2026-06-06T10:00:00Z", &r.now, NULL);
+    if (gm_time_parse("2026-06-06T10:00:00Z", &r.now, NULL) != 0)
+        abort();
     json_t *b = na_body_object(&r, allowed);
     if (b) {
         uint8_t pk[32];

@@ -30,8 +30,11 @@
 
 #include "gm/agent.h"
 #include "gm/node.h"
-#include "gm/noise.h"
+#include "noise.h"
 #include "node_internal.h"
+#include "client_internal.h"
+#include "core_internal.h"
+#include "node_checks.h"
 
 #define FAIL(why)                                                                  \
     do {                                                                           \

@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "gm/noise.h"
+#include "noise.h"
 
 #define FUZZ_PROLOGUE "gm-fuzz"
 

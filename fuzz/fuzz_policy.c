@@ -9,6 +9,7 @@
 
 #include "gm/policy.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static gm_signer na;
 static int ready;
@@ -69,7 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(body);
     }
     if (gm_policy_parse((const char *)data, size, &p, &err) == 0) {
-        gm_policy_verify(&p, na.pk, &err);
+        if (gm_policy_verify(&p, na.pk, &err) != 0) {
+            /* any verdict is fine on fuzzed input; the decisions below run either way */
+        }
         decide_some(&p);
         round_trip(&p);
         gm_policy_free(&p);

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gm/route.h"
-#include "gm/wire.h"
+#include "route.h"
+#include "wire.h"
 
 #define NKEYS 8
 

@@ -9,8 +9,8 @@
 
 #include <sodium.h>
 
-#include "gm/route_origin.h"
-#include "gm/wire.h"
+#include "route_origin.h"
+#include "wire.h"
 
 static gm_wire_route_entry e[GM_WIRE_ROUTE_MAX_ENTRIES];
 static uint8_t buf[GM_WIRE_MSG_MAX];

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gm/wire.h"
+#include "wire.h"
 
 static uint8_t out[GM_WIRE_MSG_MAX + 16];
 static gm_wire_route_entry entries[GM_WIRE_ROUTE_MAX_ENTRIES];

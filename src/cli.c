@@ -288,6 +288,7 @@ int cli_log_open(const cli_args *a, gm_log_level *level)
         (cli_has(a, "log-level") && cli_parse_choice(a->path, "log-level", cli_str(a, "log-level", ""), levels, &l)))
         return 2;
     g_log.f = stderr;
+    g_log.path = path;
     if (path && !(g_log.f = fopen(path, "a"))) {
         g_log.f = NULL;
         gm_error err = {0};
@@ -308,4 +309,5 @@ void cli_log_close(void)
     if (g_log.f && g_log.f != stderr)
         fclose(g_log.f);
     g_log.f = NULL;
+    g_log.path = NULL;
 }

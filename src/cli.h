@@ -7,7 +7,11 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "gm/error.h"
+#include "gm/gmtime.h"
+#include "gm/keys.h"
 #include "gm/log.h"
 
 #define CLI_MAX_VALUES 160
@@ -88,8 +92,13 @@ void cli_log_close(void);
 
 /* The commands (src/cmd_<group>.c). */
 extern const cli_cmd cli_init, cli_genesis, cli_cert, cli_na, cli_admin, cli_join, cli_status, cli_node, cli_send,
-    cli_recv, cli_agents, cli_agent, cli_ask, cli_dev,
-    cli_policy;
+    cli_recv, cli_agents, cli_agent, cli_ask, cli_dev, cli_audit,
+    cli_policy, cli_mcp;
+/* policy create / verify: the network policy manifest (cmd_netpolicy.c) */
+extern const cli_cmd cli_policy_create, cli_policy_verify;
+/* Sign settings (gm_netpolicy_issue) with na as issued at now and write the document to path. */
+int cli_netpolicy_write(const char *path, const gm_signer *na, const json_t *settings, gm_time now,
+                        gm_error *err);
 
 /* Print "genesis-mesh: <what>: <err->msg>" to stderr; returns exit code 1. */
 int cli_fail(const char *what, const gm_error *err);

@@ -5,12 +5,14 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "cli.h"
 #include "gm/crl.h"
 #include "gm/genesis.h"
 #include "gm/http_client.h"
 #include "gm/keys.h"
+#include "gm/na.h"
 #include "gm/na_client.h"
 #include "gm/policy.h"
 #include "gm/util.h"
@@ -108,10 +110,14 @@ static int do_invite(const cli_args *a, admin_opts *o)
     if (o->json) {
         print_json(resp);
     } else {
-        printf("%s\n", inv.token);
-        fprintf(stderr, "invite for %s expires %s; certificates valid up to %lld h. Give the token to the node:\n"
-                        "  genesis-mesh join --na %s --token <token>\n",
-                inv.first_role, inv.expires_at, (long long)inv.max_validity_hours, o->url);
+        char safe[300];
+        printf("%s\n", cli_safe(inv.token, safe, sizeof safe));
+        /* an NA like the Python reference's answers only token_id and expires_at */
+        fprintf(stderr, "invite for %s expires %s", inv.first_role ? inv.first_role : "the roles asked for",
+                inv.expires_at);
+        if (inv.max_validity_hours > 0)
+            fprintf(stderr, "; certificates valid up to %lld h", (long long)inv.max_validity_hours);
+        fprintf(stderr, ". Give the token to the node:\n  genesis-mesh join --na %s --token <token>\n", o->url);
     }
     json_decref(resp);
     return 0;
@@ -134,26 +140,31 @@ static int do_revoke(const cli_args *a, admin_opts *o)
     if (rc == 0)
         rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/revoke", body, 0, NULL, &resp, &err);
     json_decref(body);
-    int64_t seq = 0;
-    if (rc == 0 && (rc = gm_na_revoke_answer_check(resp, &seq, &err)) != 0)
+    gm_na_revoke_answer rev;
+    if (rc == 0 && (rc = gm_na_revoke_answer_check(resp, &rev, &err)) != 0)
         json_decref(resp);
     if (rc != 0)
         return cli_fail("admin revoke", &err);
     if (o->json) {
         print_json(resp);
     } else {
-        const json_t *ids = json_object_get(resp, "revoked");
-        for (size_t i = 0; i < json_array_size(ids); i++)
-            printf("revoked %s\n", json_string_value(json_array_get(ids, i)));
-        printf("CRL sequence %lld\n", (long long)seq);
+        char safe[300];
+        for (size_t i = 0; i < json_array_size(rev.revoked); i++)
+            printf("revoked %s\n", cli_safe(json_string_value(json_array_get(rev.revoked, i)), safe, sizeof safe));
+        /* an NA like the Python reference's answers only how many */
+        if (!rev.revoked)
+            printf("revoked %lld certificate(s)\n", (long long)rev.count);
+        printf("CRL sequence %lld\n", (long long)rev.sequence);
     }
     json_decref(resp);
     return 0;
 }
 
-static void print_nodes_table(const json_t *nodes)
+/* wide: whole node keys (44 characters) instead of their first 12. */
+static void print_nodes_table(const json_t *nodes, int wide)
 {
-    printf("%-36s  %-14s  %-24s  %-20s  %s\n", "CERT ID", "NODE KEY", "ROLES", "EXPIRES", "STATUS");
+    printf("%-36s  %-*s  %-24s  %-20s  %-20s  %s\n", "CERT ID", wide ? 44 : 14, "NODE KEY", "ROLES", "EXPIRES",
+           "LAST SEEN", "STATUS");
     for (size_t i = 0; i < json_array_size(nodes); i++) {
         const json_t *n = json_array_get(nodes, i);
         char roles[256] = "";
@@ -167,9 +178,14 @@ static void print_nodes_table(const json_t *nodes)
         char st[128];
         snprintf(st, sizeof st, "%s%s%s%s%s", status ? status : "?", reason ? " (" : "", reason ? reason : "",
                  reason ? ")" : "", json_is_true(json_object_get(n, "key_blocked")) ? " [key blocked]" : "");
-        printf("%-36s  %.12s..  %-24s  %-20s  %s\n", json_string_value(json_object_get(n, "cert_id")),
-               json_string_value(json_object_get(n, "node_public_key")), roles,
-               json_string_value(json_object_get(n, "expires_at")), st);
+        const char *seen = json_string_value(json_object_get(n, "last_heartbeat"));
+        const char *key = json_string_value(json_object_get(n, "node_public_key"));
+        if (wide)
+            printf("%-36s  %-44s  %-24s  %-20s  %-20s  %s\n", json_string_value(json_object_get(n, "cert_id")), key,
+                   roles, json_string_value(json_object_get(n, "expires_at")), seen ? seen : "never", st);
+        else
+            printf("%-36s  %.12s..  %-24s  %-20s  %-20s  %s\n", json_string_value(json_object_get(n, "cert_id")), key,
+                   roles, json_string_value(json_object_get(n, "expires_at")), seen ? seen : "never", st);
     }
     if (json_array_size(nodes) == 0)
         printf("(no certificates issued yet)\n");
@@ -202,7 +218,7 @@ static int do_nodes(const cli_args *a, admin_opts *o)
     if (o->json)
         print_json(resp);
     else
-        print_nodes_table(json_object_get(resp, "nodes"));
+        print_nodes_table(json_object_get(resp, "nodes"), cli_has(a, "wide"));
     json_decref(resp);
     return 0;
 }
@@ -371,6 +387,35 @@ static int run_request(const cli_args *a)
     return with_operator(a, do_request);
 }
 
+/* The console's address with its token in the fragment (browsers never send a fragment, so
+ * the token stays out of every server and proxy log). */
+static int run_console_url(const cli_args *a)
+{
+    const char *dir = cli_str(a, "dir", "."), *na = cli_str(a, "na", NULL);
+    gm_error err = {0};
+    gm_na_config cfg;
+    char token[GM_NA_CONSOLE_TOKEN_LEN + 1];
+    if (!na) {
+        if (gm_na_config_load(&cfg, dir, &err) != 0)
+            return cli_fail("admin console-url", &err);
+        na = cfg.na_url;
+    }
+    if (strncmp(na, "https://", 8) != 0 && strncmp(na, "http://", 7) != 0)
+        return cli_usage("admin console-url: --na must be an http:// or https:// URL, not '%s'", na);
+    if (gm_na_console_token(dir, 0, token, &err) != 0)
+        return cli_fail("admin console-url", &err);
+    size_t n = strlen(na);
+    while (n > 0 && na[n - 1] == '/')
+        n--;
+    printf("%.*s/console#token=%s\n", (int)n, na, token);
+    sodium_memzero(token, sizeof token);
+    if (!strncmp(na, "https://", 8))
+        fprintf(stderr, "Open it in a browser. The NA's certificate is its own (%s/tls.crt): the browser asks once "
+                        "whether to trust it.\n",
+                dir);
+    return 0;
+}
+
 #define ADMIN_COMMON                                                                                     \
     {"dir", "D", "operator directory holding operator.key and config.json (default .)"},                 \
         {"na", "URL", "NA URL (default: na_url of D/config.json)"},                                        \
@@ -404,11 +449,12 @@ static const cli_cmd admin_revoke = {
 
 static const cli_opt nodes_opts[] = {
     {"node-key", "B64", "only the certificates of this node key"},
+    {"wide", NULL, "show whole node keys (default: their first 12 characters)"},
     ADMIN_COMMON,
     {NULL},
 };
 static const cli_cmd admin_nodes = {"nodes", "every certificate with its state (active, expired, revoked)",
-                                    "[--node-key B64] [--dir D] [--na URL] [--json]", NULL, run_nodes, nodes_opts, 0,
+                                    "[--node-key B64] [--wide] [--dir D] [--na URL] [--json]", NULL, run_nodes, nodes_opts, 0,
                                     NULL};
 
 static const cli_opt clear_key_opts[] = {
@@ -467,8 +513,19 @@ static const cli_cmd *const admin_genesis_subs[] = {&admin_genesis_publish, NULL
 static const cli_cmd admin_genesis = {"genesis", "NA key rotation: publish FILE", NULL, NULL, NULL, NULL, 0,
                                       admin_genesis_subs};
 
+static const cli_opt console_url_opts[] = {
+    {"dir", "D", "the NA directory holding console.token and config.json (default .)"},
+    {"na", "URL", "the NA's address as the browser reaches it (default: na_url of D/config.json)"},
+    {NULL},
+};
+static const cli_cmd admin_console_url = {
+    "console-url", "print the web console's address with its access token", "[--dir D] [--na URL]",
+    "The token is in the fragment (#token=...), which the browser keeps to itself: it never reaches\n"
+    "a log. Anyone holding the address sees the nodes, invites and CRL: treat it as a password.\n",
+    run_console_url, console_url_opts, 0, NULL};
+
 static const cli_cmd *const admin_subs[] = {&admin_invite, &admin_revoke, &admin_nodes, &admin_clear_key,
-                                            &admin_policy, &admin_genesis, &admin_request, NULL};
-const cli_cmd cli_admin = {"admin", "invite | revoke | nodes | clear-key | policy set | genesis publish: operator requests to the NA", NULL,
+                                            &admin_policy, &admin_genesis, &admin_console_url, &admin_request, NULL};
+const cli_cmd cli_admin = {"admin", "invite | revoke | nodes | clear-key | policy set | genesis publish | console-url: operator requests to the NA", NULL,
                            "Operator requests to the NA, signed with the operator key of an operator directory.\n",
                            NULL, NULL, 0, admin_subs};

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "gm/agent.h"
+#include "gm/node.h"
 #include "gm/util.h"
 
 static const char *default_dir(const char *dir)
@@ -24,6 +25,24 @@ static const char *default_dir(const char *dir)
 static void short_key(const char *b64, char out[16])
 {
     snprintf(out, 16, "%.12s...", b64);
+}
+
+/* Can the node at D reach the agent's node: "self", "reachable", "unreachable", or "unknown"
+ * (no --dir, or no node running there). */
+static const char *agent_liveness(const char *self_pk, const json_t *routes, const char *pk)
+{
+    if (!self_pk || !routes || !pk)
+        return "unknown";
+    if (!strcmp(self_pk, pk))
+        return "self";
+    const json_t *rs = json_object_get(routes, "routes");
+    for (size_t i = 0; i < json_array_size(rs); i++) {
+        const json_t *r = json_array_get(rs, i);
+        const char *dst = json_string_value(json_object_get(r, "destination"));
+        if (dst && !strcmp(dst, pk) && json_integer_value(json_object_get(r, "metric")) < 65535)
+            return "reachable";
+    }
+    return "unreachable";
 }
 
 static int run_agents(const cli_args *a)
@@ -54,6 +73,12 @@ static int run_agents(const cli_args *a)
     }
     gm_crl crl;
     int have_crl = have_ctx && gm_agent_fetch_crl(&ctx, &crl, &err) == 0;
+    /* Liveness as D's node sees it: its routes (NULL when no node runs there). */
+    json_t *routes = NULL, *rreq = json_pack("{s:s}", "op", "routes");
+    gm_error re = {0};
+    if (have_ctx && gm_node_api_call(ctx.dir, rreq, &routes, 5000, &re) != 0)
+        routes = NULL;
+    json_decref(rreq);
     json_t *rows = json_array();
     for (size_t i = 0; i < json_array_size(listing); i++) {
         json_t *item = json_array_get(listing, i), *one = json_pack("[O]", item);
@@ -78,8 +103,10 @@ static int run_agents(const cli_args *a)
             }
             gm_agent_candidates_free(&cs);
         }
-        json_array_append_new(rows, json_pack("{s:O,s:O?,s:s}", "descriptor", d, "certificate",
-                                              json_object_get(item, "certificate"), "check", check));
+        json_array_append_new(rows, json_pack("{s:O,s:O?,s:s,s:s}", "descriptor", d, "certificate",
+                                              json_object_get(item, "certificate"), "check", check, "live",
+                                              agent_liveness(have_ctx ? ctx.node.pk_b64 : NULL, routes,
+                                                             json_string_value(json_object_get(d, "node_public_key")))));
         json_decref(one);
     }
     if (as_json) {
@@ -89,7 +116,7 @@ static int run_agents(const cli_args *a)
     } else if (json_array_size(rows) == 0) {
         printf("no agents registered%s%s at %s\n", cap ? " for " : "", cap ? cap : "", na_url);
     } else {
-        printf("%-16s %-18s %-16s %-28s %s\n", "AGENT", "CAPABILITIES", "NODE", "EXPIRES", "CHECK");
+        printf("%-16s %-18s %-16s %-28s %-12s %s\n", "AGENT", "CAPABILITIES", "NODE", "EXPIRES", "LIVE", "CHECK");
         for (size_t i = 0; i < json_array_size(rows); i++) {
             const json_t *r = json_array_get(rows, i), *d = json_object_get(r, "descriptor");
             char caps[256] = "", k[16];
@@ -102,11 +129,12 @@ static int run_agents(const cli_args *a)
             short_key(pk ? pk : "?", k);
             const char *id = json_string_value(json_object_get(d, "agent_id"));
             const char *exp = json_string_value(json_object_get(d, "expires_at"));
-            printf("%-16s %-18s %-16s %-28s %s\n", id ? id : "?", caps, k, exp ? exp : "?",
-                   json_string_value(json_object_get(r, "check")));
+            printf("%-16s %-18s %-16s %-28s %-12s %s\n", id ? id : "?", caps, k, exp ? exp : "?",
+                   json_string_value(json_object_get(r, "live")), json_string_value(json_object_get(r, "check")));
         }
     }
     json_decref(rows);
+    json_decref(routes);
     json_decref(listing);
     if (have_crl)
         gm_crl_free(&crl);
@@ -136,8 +164,9 @@ static int agent_run(const cli_args *a)
     long long ttl, sub_timeout;
     if (cli_int(a, "ttl", 1, GM_AGENT_TTL_MAX_S, 600, &ttl) || cli_int(a, "sub-timeout-ms", 1, 3600000, 0, &sub_timeout))
         return 2;
-    if (!cap || !id)
-        return cli_usage("agent run: --agent-id and --capability are required");
+    int mcp = cli_str(a, "mcp", NULL) != NULL;
+    if ((!cap && !mcp) || !id)
+        return cli_usage("agent run: --agent-id and --capability (or --mcp) are required");
     if (!gm_agent_id_valid(id))
         return cli_usage("agent run: --agent-id must be 1..%d characters of [A-Za-z0-9._-]", GM_AGENT_ID_MAX);
     static const char *const faults[] = {"silent", "garbage", "forge", "uncertified", NULL};
@@ -145,8 +174,8 @@ static int agent_run(const cli_args *a)
     if (fault && cli_parse_choice(a->path, "fault", fault, faults, &kind))
         return 2;
     gm_error err = {0};
-    char ncap[GM_AGENT_CAP_MAX + 1];
-    if (gm_agent_cap_normalize(cap, ncap, &err) != 0)
+    char ncap[GM_AGENT_CAP_MAX + 1] = "";
+    if (cap && gm_agent_cap_normalize(cap, ncap, &err) != 0)
         return cli_fail("agent run", &err);
     const char *program = NULL;
     for (size_t i = 0; i < sizeof shipped_agents / sizeof shipped_agents[0]; i++)
@@ -156,9 +185,17 @@ static int agent_run(const cli_args *a)
      * stand-in provider, e.g. finance.report in the access-policy demo). */
     if (!program && cli_str(a, "fixture", NULL))
         program = "gm-agent-repo";
+    /* Any capability served by a program or a local HTTP service (agents/gm-agent-exec.c). */
+    if (cli_str(a, "exec", NULL) || cli_str(a, "http", NULL))
+        program = "gm-agent-exec";
+    /* Each tool of an MCP server (agents/gm-agent-mcp.c); --capability is then a prefix. */
+    if (mcp)
+        program = cli_str(a, "exec", NULL) || cli_str(a, "http", NULL) ? NULL : "gm-agent-mcp";
+    if (!program && mcp)
+        return cli_usage("agent run: --mcp serves the tools of an MCP server; it cannot go with --exec or --http");
     if (!program)
         return cli_usage("agent run: no shipped agent serves '%s' (shipped: repo.summary, llm.chat, planner.answer); "
-                         "write your own on gm_agent_provider_run (docs/agents.md)", ncap);
+                         "serve it with --exec 'CMD ARGS' or --http URL, or write your own agent (docs/agents.md)", ncap);
     char self[4096], path[4200];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) {
@@ -415,6 +452,13 @@ static const cli_opt run_opts[] = {
     {"ttl", "SECONDS", "descriptor lifetime in seconds (default 600; refreshed at 2/3 of it)"},
     {"sub-timeout-ms", "N", "planner.answer: deadline of each sub-call in ms"},
     {"fault", "KIND", "testing aid: silent, garbage, forge or uncertified"},
+    {"exec", "'CMD ARGS'", "serve CAP with a program: one process per request, input JSON on stdin, output JSON on stdout"},
+    {"http", "URL", "serve CAP with a local HTTP service: POST the input as JSON, its JSON reply is the answer"},
+    {"max-output-bytes", "N", "--exec/--http: largest stdout or reply accepted (default 32768)"},
+    {"max-inflight", "N", "--exec/--http: requests served at once (default 8)"},
+    {"description", "TEXT", "--exec/--http: what CAP does, shown to requesters"},
+    {"mcp", "'CMD ARGS'", "offer each tool of this MCP server (stdio) as a capability ([CAP.]tool)"},
+    {"max-restarts", "N", "--mcp: restarts in a row of an MCP server that exits (default 5)"},
     CLI_LOG_OPTS,
     {NULL},
 };

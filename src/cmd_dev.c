@@ -287,11 +287,14 @@ static int step_setup(struct dev *d)
     if (gm_mkdir_p(dir, 0700, &e) != 0)
         return cli_fail("dev up", &e);
     path_of(d, dir, sizeof dir, "fixtures");
-    gm_mkdir_p(dir, 0700, &e);
+    if (gm_mkdir_p(dir, 0700, &e) != 0)
+        return cli_fail("dev up", &e);
     path_of(d, out, sizeof out, "fixtures/repo-a.json");
-    gm_file_write_atomic(out, fixture_a, strlen(fixture_a), 0600, &e);
+    if (gm_file_write_atomic(out, fixture_a, strlen(fixture_a), 0600, &e) != 0)
+        return cli_fail("dev up", &e);
     path_of(d, out, sizeof out, "fixtures/repo-b.json");
-    gm_file_write_atomic(out, fixture_b, strlen(fixture_b), 0600, &e);
+    if (gm_file_write_atomic(out, fixture_b, strlen(fixture_b), 0600, &e) != 0)
+        return cli_fail("dev up", &e);
 
     say(d, "1. genesis: root, NA and operator keys and a signed genesis block for network DEVNET");
     path_of(d, dir, sizeof dir, "authority");
@@ -586,6 +589,94 @@ static int has_line(const char *text, const char *a, const char *b)
         l = end ? end + 1 : NULL;
     }
     return 0;
+}
+
+/* The source tree (its sdk/python and examples/): $GM_SOURCE, else the parent of the folder of
+ * this program (a build directory inside the checkout). 0 when found. */
+static int find_source(const struct dev *d, char *out, size_t cap)
+{
+    const char *env = getenv("GM_SOURCE");
+    char probe[PATH_MAX + 80];
+    if (env && *env)
+        snprintf(out, cap, "%s", env);
+    else {
+        snprintf(out, cap, "%s", d->self);
+        for (int up = 0; up < 2; up++) {
+            char *slash = strrchr(out, '/');
+            if (slash)
+                *slash = '\0';
+        }
+    }
+    snprintf(probe, sizeof probe, "%s/sdk/python/genesis_mesh/__init__.py", out);
+    return access(probe, R_OK) == 0 ? 0 : -1;
+}
+
+/* genesis-mesh ask CAP --input-json INPUT as the supervisor; *text: what it printed. */
+static int ask_json(struct dev *d, const char *cap, const char *input, const char *label, char **text)
+{
+    char sdir[PATH_MAX + 64], out[PATH_MAX + 64];
+    path_of(d, sdir, sizeof sdir, "nodes/supervisor");
+    path_of(d, out, sizeof out, "logs/ask-%s.out", label);
+    say(d, "   $ genesis-mesh ask %s --input-json '%s' --dir %s", cap, input, sdir);
+    char *argv[] = {"genesis-mesh", "ask", (char *)cap, "--input-json", (char *)input, "--dir", sdir, NULL};
+    int rc = run_cli(d, argv, out, 30000);
+    *text = NULL;
+    read_text(out, text);
+    if (*text) {
+        char *copy = strdup(*text), *save = NULL;
+        for (char *line = copy ? strtok_r(copy, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+            printf("           %s\n", line);
+        free(copy);
+    }
+    return rc;
+}
+
+/* Agents not written in C: one with the Python SDK, one --exec program, on the support node; the
+ * researcher uses both on the planner's answer. */
+static int step_open_agents(struct dev *d)
+{
+    say(d, "7b. open agents: a Python SDK agent (glossary.define) and an --exec program (text.stats) join on support");
+    char src[PATH_MAX], ndir[PATH_MAX + 64], log[PATH_MAX + 64], log2[PATH_MAX + 64], py[PATH_MAX + 64],
+        stats[PATH_MAX + 64], cmd[2 * PATH_MAX], pypath[PATH_MAX + 32];
+    if (find_source(d, src, sizeof src) != 0) {
+        say(d, "   note: skipped: no genesis-mesh source tree (sdk/python, examples/) found; set GM_SOURCE");
+        return 0;
+    }
+    path_of(d, ndir, sizeof ndir, "nodes/support");
+    path_of(d, log, sizeof log, "logs/agent-glossary-py.log");
+    path_of(d, log2, sizeof log2, "logs/agent-stats-exec.log");
+    snprintf(py, sizeof py, "%s/examples/python/glossary_agent.py", src);
+    snprintf(stats, sizeof stats, "%s/examples/exec/text_stats.py", src);
+    snprintf(pypath, sizeof pypath, "%s/sdk/python", src);
+    setenv("PYTHONPATH", pypath, 1);
+    /* Debian's python3 when there (a python3 earlier in PATH may be a slow-starting shim) */
+    const char *python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    snprintf(cmd, sizeof cmd, "%s '%s'", python, stats);
+    int want = count_agents(d) + 2;
+    char *pyargv[] = {"env", (char *)python, "-u", py, ndir, "glossary-py", NULL};
+    char *exargv[] = {"genesis-mesh", "agent",  "run",           "--dir", ndir, "--agent-id", "stats-exec",
+                      "--capability", "text.stats", "--exec", cmd, "--description",
+                      "words, sentences and characters of a text (an --exec program)", "--log", log2, NULL};
+    if (spawn(d, "/usr/bin/env", pyargv, log, NULL, 1) < 0 || spawn(d, d->self, exargv, log2, NULL, 1) < 0)
+        return -1;
+    int64_t end = gm_mono_ms() + 30000;
+    while (gm_mono_ms() < end && !g_interrupted && count_agents(d) < want)
+        gm_sleep_ms(100);
+    check(d, count_agents(d) >= want, "glossary-py (Python SDK) and stats-exec (--exec) registered");
+    char *text = NULL;
+    int rc = ask_json(d, "glossary.define", "{\"term\":\"provenance\"}", "glossary", &text);
+    int ok = rc == 0 && text && strstr(text, "provider: glossary-py") && strstr(text, "every signature verified");
+    check(d, ok, "the researcher looks up a term of the answer: glossary.define answered by glossary-py (Python), "
+                 "provenance verified");
+    free(text);
+    text = NULL;
+    rc = ask_json(d, "text.stats", "{\"text\":\"" QUESTION "\"}", "stats", &text);
+    int ok2 = rc == 0 && text && strstr(text, "provider: stats-exec") && strstr(text, "every signature verified") &&
+              strstr(text, "\"words\"");
+    check(d, ok2, "the researcher measures the question: text.stats answered by stats-exec (--exec), provenance "
+                  "verified");
+    free(text);
+    return ok && ok2 ? 0 : -1;
 }
 
 static int step_question(struct dev *d)
@@ -921,6 +1012,8 @@ static int dev_up(const cli_args *a)
         rc = step_agents(&d);
     if (rc == 0 && !g_interrupted)
         rc = step_question(&d);
+    if (rc == 0 && !g_interrupted)
+        rc = step_open_agents(&d);
     if (rc == 0 && !g_interrupted)
         rc = step_policy(&d);
     if (rc == 0 && !g_interrupted)

@@ -5,12 +5,14 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "cli.h"
 #include "gm/genesis.h"
 #include "gm/keys.h"
 #include "gm/na.h"
 #include "gm/tls.h"
+#include "gm/netpolicy.h"
 #include "gm/policy.h"
 #include "gm/util.h"
 
@@ -156,9 +158,10 @@ static int run_init(const cli_args *a)
     gm_error err = {0};
     static const char *const files[] = {"root.key", "root.pub", "na.key",      "na.pub",     "operator.key",
                                         "operator.pub", "genesis.json", "config.json", "tls.key", "tls.crt",
-                                        "access-policy.json"};
+                                        "access-policy.json", "network-policy.json"};
     char path[4096];
-    if (gm_mkdir_p(dir, 0755, &err) != 0)
+    /* It holds the NA's, root and operator keys: nobody else may list or read it. */
+    if (gm_mkdir_p(dir, 0700, &err) != 0)
         return cli_fail("init", &err);
     for (size_t i = 0; !force && i < sizeof files / sizeof files[0]; i++) {
         if (gm_path_join(path, sizeof path, dir, files[i], &err) != 0)
@@ -220,6 +223,18 @@ static int run_init(const cli_args *a)
         rc = write_config(dir, network, na_url, listen, &op, tls, &err);
     if (rc == 0)
         rc = write_policy(dir, &na, now, &err);
+    if (rc == 0)
+        rc = gm_path_join(path, sizeof path, dir, "network-policy.json", &err);
+    if (rc == 0) {
+        /* the Python reference's default network policy manifest (GET /policy) */
+        json_t *settings = gm_netpolicy_default_settings(network, json_string_value(json_object_get(g.doc, "network_version")));
+        rc = cli_netpolicy_write(path, &na, settings, now, &err);
+        json_decref(settings);
+    }
+    char console_token[GM_NA_CONSOLE_TOKEN_LEN + 1];
+    if (rc == 0)
+        rc = gm_na_console_token(dir, 1, console_token, &err);
+    sodium_memzero(console_token, sizeof console_token);
     free(gtext);
     gm_genesis_free(&g);
     gm_signer_wipe(&root);
@@ -239,8 +254,10 @@ static int run_init(const cli_args *a)
            "  operator.key  operator key (operator-local): %s\n"
            "  genesis.json  signed genesis block\n"
            "  config.json   NA configuration (listen %s, URL %s)\n"
-           "  access-policy.json  access policy 0: everything allowed (genesis-mesh admin policy set FILE)\n",
-           network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url);
+           "  access-policy.json  access policy 0: everything allowed (genesis-mesh admin policy set FILE)\n"
+           "  network-policy.json network policy manifest (GET /policy; genesis-mesh policy create)\n"
+           "  console.token the web console's access token (genesis-mesh admin console-url --dir %s)\n",
+           network, dir, NA_VALID_DAYS, op.pk_b64, listen, na_url, dir);
     if (tls)
         printf("  tls.crt       the NA's self-signed TLS certificate; its key pin is\n"
                "                %s\n"
@@ -276,6 +293,8 @@ const cli_cmd cli_init = {
     "                     NA key before it ends with 'genesis rotate' (docs/operator-guide.md).\n"
     "  config.json        the NA's configuration.\n"
     "  access-policy.json the permissive access policy 0, signed by the NA key.\n"
+    "  network-policy.json the network policy manifest (the Python reference's defaults), signed\n"
+    "                     by the NA key, served at GET /policy.\n"
     "  tls.key, tls.crt   the NA's TLS key and self-signed certificate (HTTPS), naming localhost,\n"
     "                     127.0.0.1, ::1, the host of --na-url and each --tls-host. --no-tls makes\n"
     "                     none and configures plain HTTP (\"plain_http\": true).\n"

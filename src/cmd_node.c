@@ -35,8 +35,24 @@ static int node_start(const cli_args *a)
     if (cli_duration(a, "na-warn-before", 1, 3650LL * 86400, 0, &warn))
         return 2;
     cfg.na_warn_s = (long)warn;
+    long long hb;
+    if (cli_int(a, "heartbeat-s", -1, 86400, 0, &hb))
+        return 2;
+    /* an explicit 0 turns heartbeats off, like -1; absent means the default */
+    cfg.heartbeat_s = cli_has(a, "heartbeat-s") && hb == 0 ? -1 : (long)hb;
+    cfg.metrics_listen = cli_str(a, "metrics-listen", NULL);
+    cfg.metrics_port_file = cli_str(a, "metrics-port-file", NULL);
+    cfg.check_only = cli_has(a, "check");
     if (!cfg.dir)
         return cli_usage("node start: --dir D is required");
+    if (cfg.check_only) {
+        if (gm_node_run(&cfg, &err) != 0)
+            return cli_fail("node start --check", &err);
+        printf("node start --check: the configuration in %s is valid (key, certificate, genesis, CRL, policy, "
+               "permissions, addresses)\n",
+               cfg.dir);
+        return 0;
+    }
     int rc = cli_log_open(a, &cfg.log_level);
     if (rc != 0)
         return rc;
@@ -58,14 +74,22 @@ static const cli_opt start_opts[] = {
                                  "peer link except to fetch a fresher CRL from it"},
     {"na-warn-before", "DURATION", "warn (log, status) this long before the NA key's window ends with no successor "
                                    "known (default 30d)"},
+    {"heartbeat-s", "N", "POST /heartbeat to the NA at start and every N s (default 60; 0 or -1 = off)"},
+    {"metrics-listen", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP; off by "
+                                    "default; port 0 picks a free port)"},
+    {"metrics-port-file", "F", "write the metrics port actually bound to F"},
+    {"check", NULL, "check the directory and options (files, permissions, keys, genesis, certificate, addresses) "
+                    "and exit 0 or 1 without starting"},
     CLI_LOG_OPTS,
     {NULL},
 };
 static const cli_cmd node_start_cmd = {
     "start", "run the node until SIGTERM/SIGINT",
     "--dir D [--listen HOST:PORT] [--port-file F] [--peer HOST:PORT]... [--na URL] [--crl-poll-ms N]\n"
-    "       [--renew-after-s N] [--na-warn-before DURATION] [--log FILE] [--log-format json|text] [--log-level L]",
-    NULL, node_start, start_opts, 0, NULL};
+    "       [--renew-after-s N] [--na-warn-before DURATION] [--heartbeat-s N] [--metrics-listen HOST:PORT [--metrics-port-file F]]\n"
+    "       [--check] [--log FILE] [--log-format json|text] [--log-level L]",
+    "SIGHUP reopens the --log file (after rotation) and fetches the CRL and access policy from the NA now.\n",
+    node_start, start_opts, 0, NULL};
 
 static const cli_cmd *const node_subs[] = {&node_start_cmd, NULL};
 const cli_cmd cli_node = {"node", "start the persistent node runtime", NULL, NULL, NULL, NULL, 0, node_subs};

@@ -227,8 +227,13 @@ static const cli_cmd policy_check_cmd = {
     "Exit status 0 = allowed, 3 = denied. Rules file format: docs/access-policy.md.\n", do_check, check_opts, 0,
     NULL};
 
-static const cli_cmd *const policy_subs[] = {&policy_show_cmd, &policy_check_cmd, NULL};
-const cli_cmd cli_policy = {"policy", "show the access policy; check what a role may do and which rule decides", NULL,
-                            "The policy is D/access-policy.json (a node or NA directory), checked against\n"
-                            "D/genesis.json; --na fetches GET /access-policy instead.\n",
+static const cli_cmd *const policy_subs[] = {&policy_show_cmd, &policy_check_cmd, &cli_policy_create,
+                                             &cli_policy_verify, NULL};
+const cli_cmd cli_policy = {"policy",
+                            "show the access policy; check what a role may do; create or verify the network policy",
+                            NULL,
+                            "show, check: the access policy, D/access-policy.json (a node or NA directory),\n"
+                            "checked against D/genesis.json; --na fetches GET /access-policy instead.\n"
+                            "create, verify: the network policy manifest (the Python reference's PolicyManifest),\n"
+                            "D/network-policy.json, served by the NA at GET /policy.\n",
                             NULL, NULL, 0, policy_subs};

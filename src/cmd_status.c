@@ -381,8 +381,8 @@ static void load(status_ctx *c, const char *na_override)
         free(text);
     }
     /* The NA trust join kept; if it is unreadable the NA check below says the NA is unreachable. */
-    if (c->na_url[0])
-        gm_http_trust_load_dir(c->dir, c->na_url, NULL);
+    if (c->na_url[0] && gm_http_trust_load_dir(c->dir, c->na_url, NULL) != 0) {
+    }
 }
 
 static int run_status(const cli_args *a)

@@ -23,7 +23,7 @@ static const cli_cmd cli_commands = {"commands", "list every command and its opt
 
 static const cli_cmd *const commands[] = {
     &cli_init, &cli_genesis, &cli_cert,  &cli_na,  &cli_admin, &cli_join,    &cli_status,   &cli_node,
-    &cli_send, &cli_recv,    &cli_agents, &cli_agent, &cli_ask, &cli_policy, &cli_dev,   &cli_version, &cli_commands, NULL,
+    &cli_send, &cli_recv,    &cli_agents, &cli_agent, &cli_ask, &cli_policy, &cli_dev,   &cli_audit, &cli_mcp, &cli_version, &cli_commands, NULL,
 };
 
 static const cli_cmd root = {"genesis-mesh", NULL, "<command> [options]", NULL, NULL, NULL, 0, commands};

@@ -16,6 +16,7 @@
 
 #include "gm/agent.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 typedef struct tk_net {
     gm_signer root, na;

@@ -12,7 +12,8 @@ DESTDIR="$dest" cmake --install "$build" >"$tmp/install.log" 2>&1 || { cat "$tmp
 prefix="$(sed -n 's/^prefix=//p' "$build/genesis-mesh.pc")"
 root="$dest$prefix"
 libdir="$dest$(sed -n 's/^libdir=//p' "$build/genesis-mesh.pc")"
-for f in bin/genesis-mesh bin/gm-mock-llm include/gm/error.h include/gm/keys.h \
+for f in bin/genesis-mesh bin/gm-mock-llm bin/gm-agent-repo bin/gm-agent-llm bin/gm-agent-planner \
+         include/gm/error.h include/gm/keys.h \
          share/doc/genesis-mesh/operator-guide.md share/doc/genesis-mesh/README.md \
          lib/systemd/system/genesis-mesh-na.service lib/systemd/system/genesis-mesh-node@.service \
          lib/systemd/system/genesis-mesh-agent@.service; do
@@ -55,6 +56,8 @@ grep -q "installed library works" <<<"$(LD_LIBRARY_PATH="$libdir" "$tmp/use")" |
 if command -v systemd-analyze >/dev/null; then
     mkdir -p "$dest/usr/lib/systemd/system"
     cp -a /lib/systemd/system/*.target "$dest/usr/lib/systemd/system/" 2>/dev/null || true
+    # ExecReload=/bin/kill -HUP $MAINPID (SIGHUP reopens logs and reloads): the host's kill
+    mkdir -p "$dest/bin" && cp /bin/kill "$dest/bin/kill"
     mkdir -p "$dest/etc/genesis-mesh"
     printf 'GM_NODE=a\nGM_AGENT_ARGS=--agent-id a --capability repo.summary\n' >"$dest/etc/genesis-mesh/agent-a.env"
     units=("$prefix/lib/systemd/system/genesis-mesh-na.service"

@@ -89,6 +89,7 @@ grep -q "\"version\":\"$want\"" "$T/resp" || fail "/health has no version $want:
 http GET /metrics
 grep -q "^genesis_mesh_build_info{version=\"$want\"} 1$" "$T/resp" || fail "/metrics has no build_info: $(grep build "$T/resp")"
 pass "the NA reports version $want in /health and as genesis_mesh_build_info in /metrics"
+http GET /genesis # logged (a 200 of /health or /metrics is a routine poll, not logged)
 
 python3 - "$T/na.log" <<'PY' || fail "the NA log is not the one JSON-lines shape: $(head -5 "$T/na.log")"
 import json, sys
@@ -100,7 +101,8 @@ for line in open(sys.argv[1]):
     n += 1
 assert n >= 3, n  # startup line and the requests above
 PY
-grep -q '"msg":"[0-9a-f-]* GET /health -> 200' "$T/na.log" || fail "no access log record for GET /health"
+grep -q '"msg":"[0-9a-f-]* GET /genesis -> 200' "$T/na.log" || fail "no access log record for GET /genesis"
+! grep -q 'GET /health -> 200' "$T/na.log" || fail "the NA logged a routine /health poll"
 na_stop
 rm -f "$T/na.port"
 "$GM_BIN" na start --dir "$OP" --listen 127.0.0.1:0 --plain-http --port-file "$T/na.port" --log "$T/na-text.log" \
@@ -120,8 +122,9 @@ STARTED+=("$NA_PID")
 wait_until 30 "the NA writes its port" test -s "$T/na.port"
 NA_URL="http://127.0.0.1:$(tr -d '[:space:]' <"$T/na.port")"
 wait_until 30 "the NA answers /health" curl -sf "$NA_URL/health"
+curl -sf -o /dev/null "$NA_URL/genesis"
 na_stop
-grep -Eq '^[0-9T:.-]+Z info  na: [0-9a-f-]+ GET /health -> 200' "$T/na-text.log" || fail "no text record: $(cat "$T/na-text.log")"
+grep -Eq '^[0-9T:.-]+Z info  na: [0-9a-f-]+ GET /genesis -> 200' "$T/na-text.log" || fail "no text record: $(cat "$T/na-text.log")"
 ! grep -q '^{' "$T/na-text.log" || fail "JSON in the text log"
 grep -Eq "info  na: NA 'E2ENA' serving (HTTPS|plain HTTP \(no TLS\)) on port" "$T/na-text.log" || fail "the program's own records are not in the log"
 [ ! -s "$T/na2.out" ] || fail "the NA wrote to stderr despite --log: $(cat "$T/na2.out")"

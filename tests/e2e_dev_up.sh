@@ -23,7 +23,10 @@ tail -1 "$T/out" | grep -Eq '^verdict: PASS' || { echo "FAIL: no PASS verdict" >
 for want in "8 of 8 nodes have a route to every other node" "4 of 4 agents registered" \
             "crm refused to start" "no node has a route to crm" "answered through repo-agent-b" \
             "crm is refused finance.report by rule 2" "access policy 2 reached 8 of 8 nodes; the last" \
-            "crm's finance.report call now succeeds under policy 2"; do
+            "crm's finance.report call now succeeds under policy 2" \
+            "glossary-py (Python SDK) and stats-exec (--exec) registered" \
+            "glossary.define answered by glossary-py (Python), provenance verified" \
+            "text.stats answered by stats-exec (--exec), provenance verified"; do
     grep -q "$want" "$T/out" || { echo "FAIL: missing step: $want" >&2; exit 1; }
 done
 # every process it started is gone (they ran with --dir under $T)

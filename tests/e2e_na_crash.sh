@@ -22,7 +22,7 @@ admin revoke --cert-id "$(cert_field "$T/v1" cert_id)" --reason superseded >/dev
 SEQ_BEFORE="$(crl_seq)"
 
 for i in $(seq 1 "$TOTAL"); do invite --role burst >"$T/token$i" || fail "invite $i"; done
-curl -sf "$NA_URL/metrics" | grep -q "^gm_na_invites_outstanding $TOTAL\$" || fail "invites outstanding before the burst"
+grep -q "^gm_na_invites_outstanding $TOTAL\$" <<<"$(curl -sf "$NA_URL/metrics")" || fail "invites outstanding before the burst"
 
 # Each worker enrolls its nodes one after the other; joins keep coming until the kill.
 worker() {
@@ -71,7 +71,7 @@ for i in $(seq 1 "$TOTAL"); do
     [ -f "$T/j$i/cert.json" ] || continue
     gm join --na "$NA_URL" --token "$(cat "$T/token$i")" --dir "$T/again$i" >"$T/out" 2>&1 &&
         fail "token $i was used again after the restart"
-    grep -q "409 invite_used" "$T/out" || fail "reuse of token $i: $(cat "$T/out")"
+    grep -q "403 invalid_invite_token, invite_used" "$T/out" || fail "reuse of token $i: $(cat "$T/out")"
 done
 pass "every token a client used stays consumed"
 
@@ -97,9 +97,9 @@ pass "CRL sequence did not go back ($SEQ_BEFORE -> $SEQ_AFTER); acknowledged rev
 for i in $(seq 1 "$TOTAL"); do
     [ -f "$T/j$i/cert.json" ] && continue
     gm join --na "$NA_URL" --token "$(cat "$T/token$i")" --dir "$T/late$i" >"$T/out" 2>&1 ||
-        grep -q "409 invite_used" "$T/out" || fail "late join $i: $(cat "$T/out")"
+        grep -q "403 invalid_invite_token, invite_used" "$T/out" || fail "late join $i: $(cat "$T/out")"
 done
-curl -sf "$NA_URL/metrics" | grep -q '^gm_na_invites_outstanding 0$' || fail "invites left after the late joins"
+grep -q '^gm_na_invites_outstanding 0$' <<<"$(curl -sf "$NA_URL/metrics")" || fail "invites left after the late joins"
 pass "after restart the remaining invites enroll normally"
 na_stop
 finish

@@ -83,12 +83,12 @@ pass "validity is capped at the invite's max and shorter requests are honoured"
 
 # --- token reuse ---
 gm join --na "$NA_URL" --token "$TOKEN" --dir "$T/n4" >"$T/out" 2>&1 && fail "a used token worked twice"
-grep -q "HTTP 409 invite_used" "$T/out" || fail "reused token: $(cat "$T/out")"
+grep -q "HTTP 403 invalid_invite_token, invite_used" "$T/out" || fail "reused token: $(cat "$T/out")"
 [ ! -f "$T/n4/cert.json" ] || fail "cert.json written after a refused join"
-pass "a reused token is refused with 409 invite_used"
+pass "a reused token is refused with 403 invalid_invite_token (reason invite_used)"
 gm join --na "$NA_URL" --token "not-a-token" --dir "$T/n4" >"$T/out" 2>&1 && fail "an unknown token worked"
-grep -q "HTTP 403 invalid_invite" "$T/out" || fail "unknown token: $(cat "$T/out")"
-pass "an unknown token is refused with 403 invalid_invite"
+grep -q "HTTP 403 invalid_invite_token, unknown_invite" "$T/out" || fail "unknown token: $(cat "$T/out")"
+pass "an unknown token is refused with 403 invalid_invite_token (reason unknown_invite)"
 
 # --- one token, many parallel joins: exactly one certificate ---
 TOKEN="$(invite --role race)"
@@ -99,7 +99,7 @@ for i in $(seq 1 8); do
 done
 ok=0
 for i in $(seq 1 8); do
-    if wait "${pids[$((i - 1))]}"; then ok=$((ok + 1)); else grep -q "409 invite_used" "$T/race$i.out" || fail "racer $i: $(cat "$T/race$i.out")"; fi
+    if wait "${pids[$((i - 1))]}"; then ok=$((ok + 1)); else grep -q "403 invalid_invite_token, invite_used" "$T/race$i.out" || fail "racer $i: $(cat "$T/race$i.out")"; fi
 done
 [ "$ok" = 1 ] || fail "$ok of 8 parallel joins with one token succeeded"
 [ "$(nodes_json | grep -c '"role:race"')" = 1 ] || fail "the store holds more than one certificate for the raced token"
@@ -133,7 +133,7 @@ pass "a revoked certificate cannot be renewed"
 # --- metrics ---
 curl -sf "$NA_URL/metrics" >"$T/metrics" || fail "/metrics"
 grep -q '^gm_na_requests_total{method="POST",endpoint="/join",status="201"} ' "$T/metrics" &&
-    grep -q '^gm_na_requests_total{method="POST",endpoint="/join",status="409"} ' "$T/metrics" &&
+    grep -q '^gm_na_requests_total{method="POST",endpoint="/join",status="403"} ' "$T/metrics" &&
     grep -q '^gm_na_crl_sequence 1$' "$T/metrics" && grep -q '^gm_na_joins_total ' "$T/metrics" &&
     grep -q '^gm_na_invites_outstanding 1$' "$T/metrics" || fail "metrics: $(cat "$T/metrics")"
 pass "metrics count requests by endpoint and status, joins, CRL sequence, open invites"

@@ -5,8 +5,9 @@
 # - `join` creates the node directory 0700;
 # - a read-only database directory at start is named as read-only, with its path (needs a
 #   private mount namespace: root and unshare; skipped otherwise);
-# - every `admin` command survives an NA answer with missing or wrong-typed members (e.g. the
-#   Python reference NA's invite answer {token_id, expires_at}) with a clear error, no crash.
+# - every `admin` command survives an NA answer with missing or wrong-typed members (e.g. an
+#   invite answer whose token_id is a number) with a clear error, no crash. (The Python
+#   reference NA's own answers are read: e2e_reference_answers.sh.)
 . "$(dirname "$0")/na_e2e_lib.sh"
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed" >&2; exit 77; }
 
@@ -68,7 +69,7 @@ fi
 cat >"$T/fake_na.py" <<'PY'
 import http.server, json, sys
 answers = {
-    "/admin/invite": {"token_id": "3f2c1a", "expires_at": "2030-01-01T00:00:00Z"},
+    "/admin/invite": {"token_id": 3, "expires_at": "2030-01-01T00:00:00Z"},
     "/admin/revoke": {"revoked": "all of them", "sequence": "7"},
     "/admin/nodes": {"nodes": [{"cert_id": 5}]},
     "/admin/clear-key": {"cleared": "yes"},
@@ -106,8 +107,8 @@ check_answer() {
     [ "$rc" = 1 ] || fail "admin $what on a bad answer exited $rc (crash?): $(cat "$T/out")"
     grep -q "answer to .*\"$member\"" "$T/out" || fail "admin $what: unclear message: $(cat "$T/out")"
 }
-check_answer invite token invite --role x
-check_answer "invite --json" token invite --role x --json
+check_answer invite token_id invite --role x
+check_answer "invite --json" token_id invite --role x --json
 check_answer revoke revoked revoke --cert-id c1 --reason unspecified
 check_answer nodes cert_id nodes
 check_answer clear-key node_public_key clear-key --node-key "$KEY"

@@ -114,7 +114,7 @@ pass "$N simultaneous joins from one address: $OK x 201, $LIMITED x 429 rate_lim
 [ "$(node_count)" = "$OK" ] || fail "the store holds $(node_count) certificates, $OK joins were accepted"
 [ "$(metric gm_na_invites_outstanding)" = $((N - OK)) ] || fail "invites outstanding: $(metric gm_na_invites_outstanding)"
 [ "$(metric 'gm_na_rate_limited_total{limit="requests"}')" = "$LIMITED" ] || fail "429s in /metrics"
-curl -sf "$NA_URL/metrics" | grep -q "endpoint=\"/join\",status=\"429\"} $LIMITED\$" || fail "/join 429s in /metrics"
+grep -q "endpoint=\"/join\",status=\"429\"} $LIMITED\$" <<<"$(curl -sf "$NA_URL/metrics")" || fail "/join 429s in /metrics"
 grep -q -- '-> 429 .*(rate limited: 127.0.0.1)' "$T/na.log" || fail "no log line names the limited address"
 pass "429'd joins changed nothing: $OK certificates stored, $((N - OK)) invites still open; counted and logged"
 
@@ -230,7 +230,7 @@ sleep "$ra"
 wait_until 30 "GET /agents after the reads bucket refilled" curl -sf "$NA_URL/agents"
 pass "after the refill GET /agents works again"
 
-curl -sf "$NA_URL/metrics" | grep -q 'status="500"' && fail "the NA answered 500"
+grep -q 'status="500"' <<<"$(curl -sf "$NA_URL/metrics")" && fail "the NA answered 500"
 kill -0 "$NA_PID" || fail "the NA died"
 
 # --- connection limits ---

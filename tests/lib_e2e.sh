@@ -36,6 +36,11 @@ E2E_TIMEOUT="${GM_E2E_TIMEOUT:-30}"
 E2E_LOG_LEVEL="${E2E_LOG_LEVEL:-debug}"
 E2E_TMP="$(mktemp -d "${TMPDIR:-/tmp}/gm-e2e.XXXXXX")"
 chmod 700 "$E2E_TMP"
+# The tests call python3 often (JSON checks): use Debian's interpreter directly when a version
+# manager's shim (pyenv) comes first in PATH, since each shim call costs seconds on a busy machine.
+if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
+    mkdir -p "$E2E_TMP/bin" && ln -s /usr/bin/python3 "$E2E_TMP/bin/python3" && PATH="$E2E_TMP/bin:$PATH"
+fi
 E2E_NET="$E2E_TMP/net"        # init --dir: root, NA and operator keys, genesis, NA database
 E2E_NA_URL=""
 E2E_NA_PID=""

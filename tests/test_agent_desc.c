@@ -1,6 +1,7 @@
 /* Agent descriptors: building, signing, strict parsing, the registry time window, and
  * capability names (colon form accepted as the dotted one). */
 #include "agent_testkit.h"
+#include "core_internal.h"
 
 static void test_capability_colon_form_normalizes_to_dotted(void **state)
 {
@@ -140,7 +141,8 @@ static void test_descriptor_strict_parse(void **state)
 int main(void)
 {
     gm_error err = {0};
-    gm_init(&err);
+    if (gm_init(&err) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_capability_colon_form_normalizes_to_dotted),
         cmocka_unit_test(test_capability_bad_names_refused),

@@ -1,5 +1,7 @@
 /* capability_request / capability_response: round trips, limits, and garbage refused. */
 #include "agent_testkit.h"
+#include "agent_internal.h"
+#include "core_internal.h"
 
 static void test_request_round_trip(void **state)
 {
@@ -201,7 +203,8 @@ static void test_request_time_left_follows_deadline(void **state)
 int main(void)
 {
     gm_error err = {0};
-    gm_init(&err);
+    if (gm_init(&err) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_round_trip),
         cmocka_unit_test(test_output_fit_cuts_long_text_with_marker),

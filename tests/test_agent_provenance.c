@@ -1,6 +1,7 @@
 /* Provenance: each step signed by its agent's node key; a requester rejects forged,
  * tampered or misattributed steps. */
 #include "agent_testkit.h"
+#include "agent_internal.h"
 
 static const char *RID = "00000000-0000-4000-8000-000000000001";
 static const char *SUB = "00000000-0000-4000-8000-000000000002";
@@ -101,7 +102,8 @@ static void test_step_shape_strict(void **state)
 int main(void)
 {
     gm_error err = {0};
-    gm_init(&err);
+    if (gm_init(&err) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_chain_verifies),
         cmocka_unit_test(test_forged_step_rejected),

@@ -8,9 +8,11 @@
 #include "agent_testkit.h"
 #include "gm/http_client.h"
 #include "gm/na.h"
-#include "gm/na_agents.h"
+#include "na_agents.h"
 #include "gm/reqsig.h"
-#include "gm/store.h"
+#include "store.h"
+#include "core_internal.h"
+#include "na_internal.h"
 
 typedef struct fx {
     char dir[256];
@@ -294,7 +296,8 @@ static void test_revocation_drops_agents(void **state)
 int main(void)
 {
     gm_error err = {0};
-    gm_init(&err);
+    if (gm_init(&err) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_registers_and_lists_with_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_unknown_key_bad_signature_wrong_network_and_window, setup, teardown),

@@ -1,6 +1,7 @@
 /* Selection: only providers whose descriptor and certificate check out under our own
  * genesis and CRL are usable, in a deterministic order (agent_id, then node key). */
 #include "agent_testkit.h"
+#include "core_internal.h"
 
 typedef struct fx {
     tk_net net;
@@ -152,7 +153,8 @@ static void test_excluded_provider_skipped(void **state)
 int main(void)
 {
     gm_error err = {0};
-    gm_init(&err);
+    if (gm_init(&err) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_selection_is_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_provider_never_selected, setup, teardown),

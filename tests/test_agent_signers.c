@@ -2,6 +2,8 @@
  * step, nested ones included, holds a valid, unrevoked certificate of its own network, and
  * providers attach (and pass on) exactly those certificates. */
 #include "agent_testkit.h"
+#include "agent_internal.h"
+#include "core_internal.h"
 
 static const char *RID = "00000000-0000-4000-8000-000000000001";
 static const char *SUB = "00000000-0000-4000-8000-000000000002";

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "gm/canon.h"
+#include "core_internal.h"
 
 /* Canonical form of a JSON text (parsed by jansson); asserts success. */
 static void assert_canon(const char *json_text, const char *expected)

@@ -17,6 +17,7 @@
 #include "gm/crl.h"
 #include "gm/genesis.h"
 #include "gm/sigdoc.h"
+#include "core_internal.h"
 
 #define NODE_PK "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
 #define CERT_ID "00000000-0000-4000-8000-0000000000cc"

@@ -16,6 +16,7 @@
 #include "gm/genesis.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static const char *const vectors[] = {
     "genesis-001.signed.json",

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "gm/gmtime.h"
+#include "core_internal.h"
 
 static void assert_renders(const char *in, const char *expected)
 {

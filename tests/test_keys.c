@@ -14,6 +14,7 @@
 
 #include "gm/keys.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define NODE_PK "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
 #define OPERATOR_PK "Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc="

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "gm/log.h"
+#include "core_internal.h"
 
 #define MAX_LINES 8
 

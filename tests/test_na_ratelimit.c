@@ -19,6 +19,7 @@
 #include "gm/na.h"
 #include "gm/util.h"
 #include "na_internal.h"
+#include "core_internal.h"
 
 static struct sockaddr_storage v4(const char *ip)
 {

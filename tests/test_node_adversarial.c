@@ -46,11 +46,13 @@
 #include "gm/keys.h"
 #include "gm/na_client.h"
 #include "gm/node.h"
-#include "gm/noise.h"
+#include "noise.h"
 #include "gm/util.h"
 #include "gm/http_client.h"
-#include "gm/route_origin.h"
-#include "gm/wire.h"
+#include "route_origin.h"
+#include "wire.h"
+#include "core_internal.h"
+#include "node_checks.h"
 
 #define WAIT_MS 30000 /* failure bound of every poll; never asserted as a duration */
 #define HS_FRAME_MAX 16384

@@ -27,6 +27,7 @@
 #include "gm/keys.h"
 #include "gm/node.h"
 #include "gm/util.h"
+#include "client_internal.h"
 
 static char g_dir[64], g_sock[100];
 

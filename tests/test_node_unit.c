@@ -14,10 +14,12 @@
 #include "gm/crl.h"
 #include "gm/genesis.h"
 #include "gm/node.h"
-#include "gm/noise.h"
+#include "noise.h"
 #include "gm/util.h"
-#include "gm/wire.h"
+#include "wire.h"
 #include "node_internal.h"
+#include "core_internal.h"
+#include "node_checks.h"
 
 typedef struct fixture {
     gm_signer root, na, other_na, node, stranger;

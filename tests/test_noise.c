@@ -1,4 +1,4 @@
-/* Tests for gm/noise.h: cacophony vectors replayed on both sides, failure modes
+/* Tests for lib/net/noise.h: cacophony vectors replayed on both sides, failure modes
  * (tampering, prologue mismatch, low-order keys, sizes, nonce limits), rekey. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "gm/noise.h"
+#include "noise.h"
 
 #define BUF 65536
 

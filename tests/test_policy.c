@@ -15,7 +15,8 @@
 #include "gm/policy.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
-#include "gm/wire.h"
+#include "wire.h"
+#include "core_internal.h"
 
 /* The example of docs/access-policy.md (dev up installs it). */
 #define seed_rules gm_policy_seed_example

@@ -14,6 +14,7 @@
 #include "gm/keys.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static const char *NODE_BYTES =
     "{\"invite_token\":\"7d0f1e5c-0000-4000-8000-000000000001\",\"node_public_key\":\"A6EHv/POEL4dcN0Y50vAmWfk1jCb"

@@ -16,9 +16,9 @@
 
 #include <sodium.h>
 
-#include "gm/route.h"
-#include "gm/route_origin.h"
-#include "gm/wire.h"
+#include "route.h"
+#include "route_origin.h"
+#include "wire.h"
 
 #define MAXN 24
 #define STEP_MS 1000

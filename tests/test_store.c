@@ -1,4 +1,4 @@
-/* Tests for gm/store.h: migrations, exactly-once invite consumption under concurrent
+/* Tests for lib/na/store.h: migrations (and the upgrade of a schema 3 database), heartbeats, exactly-once invite consumption under concurrent
  * threads (separate connections and one shared handle), CRL sequence only going up,
  * durability across reopen, rollback, nonces and key blocks. */
 #include <pthread.h>
@@ -15,8 +15,9 @@
 #include <sqlite3.h>
 
 #include "gm/genesis.h"
-#include "gm/store.h"
+#include "store.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static char tmpdir[256];
 
@@ -110,6 +111,77 @@ static void test_newer_schema_is_refused(void **state)
     assert_non_null(strstr(err.msg, "newer"));
 }
 
+static int find_cert(const gm_store_cert *c, void *ctx)
+{
+    gm_store_cert *out = ctx;
+    if (strcmp(c->cert_id, out->cert_id) != 0)
+        return 0;
+    out->last_heartbeat = c->last_heartbeat;
+    snprintf(out->heartbeat_status, sizeof out->heartbeat_status, "%s", c->heartbeat_status);
+    return 1;
+}
+
+/* The certificate's last heartbeat as the listing admin nodes uses reports it. */
+static gm_store_cert listed(gm_store_t *s, const char *cert_id)
+{
+    gm_store_cert c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.cert_id, sizeof c.cert_id, "%s", cert_id);
+    c.last_heartbeat = -1;
+    assert_int_equal(gm_store_certs_foreach(s, NULL, find_cert, &c, NULL), 1);
+    return c;
+}
+
+static void test_heartbeat_is_recorded_and_listed(void **state)
+{
+    (void)state;
+    gm_store_t *s = open_db("hb.db");
+    gm_store_cert c = make_cert("00000000-0000-4000-8000-0000000000b1", "pkHB"), got;
+    gm_error err = {0};
+    assert_int_equal(gm_store_cert_add(s, &c, &err), 0);
+    got = listed(s, c.cert_id);
+    assert_int_equal(got.last_heartbeat, 0);
+    assert_string_equal(got.heartbeat_status, "");
+    assert_int_equal(gm_store_cert_heartbeat(s, c.cert_id, 1500, "healthy", &err), 0);
+    assert_int_equal(gm_store_cert_heartbeat(s, c.cert_id, 1600, "degraded", &err), 0);
+    got = listed(s, c.cert_id);
+    assert_int_equal(got.last_heartbeat, 1600);
+    assert_string_equal(got.heartbeat_status, "degraded");
+    assert_int_equal(gm_store_cert_get(s, c.cert_id, &got, &err), 0);
+    assert_int_equal(got.last_heartbeat, 1600);
+    gm_store_cert_clear(&got);
+    assert_int_equal(gm_store_cert_heartbeat(s, "00000000-0000-4000-8000-00000000dead", 1700, "up", &err), GM_ENOTFOUND);
+    gm_store_close(s);
+}
+
+/* A database made before heartbeats (schema 3) is upgraded in place: its certificates stay and
+ * read as never seen, and heartbeats can be recorded. */
+static void test_schema_3_database_gains_heartbeats(void **state)
+{
+    (void)state;
+    gm_store_t *s = open_db("v3.db");
+    gm_store_cert c = make_cert("00000000-0000-4000-8000-0000000000b3", "pkV3"), got;
+    gm_error err = {0};
+    assert_int_equal(gm_store_cert_add(s, &c, &err), 0);
+    gm_store_close(s);
+    raw_exec("v3.db", "ALTER TABLE certificates DROP COLUMN last_heartbeat;"
+                      "ALTER TABLE certificates DROP COLUMN heartbeat_status;"
+                      "DROP TABLE issuance_log;"
+                      "DELETE FROM schema_version WHERE version >= 4;");
+    s = open_db("v3.db");
+    int v = 0;
+    assert_int_equal(gm_store_schema_version(s, &v, NULL), 0);
+    assert_int_equal(v, GM_STORE_SCHEMA_VERSION); /* steps 4 (heartbeats) and 5 (issuance log) ran */
+    uint64_t log_size = 99;
+    assert_int_equal(gm_store_log_size(s, &log_size, NULL), 0);
+    assert_int_equal(log_size, 0);
+    got = listed(s, c.cert_id);
+    assert_int_equal(got.last_heartbeat, 0);
+    assert_int_equal(gm_store_cert_heartbeat(s, c.cert_id, 1500, "healthy", &err), 0);
+    assert_int_equal(listed(s, c.cert_id).last_heartbeat, 1500);
+    gm_store_close(s);
+}
+
 static void test_invite_consumed_once_then_conflict_or_expired(void **state)
 {
     gm_store_t *s = open_db("invite.db");
@@ -131,6 +203,80 @@ static void test_invite_consumed_once_then_conflict_or_expired(void **state)
     assert_int_equal(gm_store_invite_consume(s, "h1", "pk2", 150, NULL, &err), GM_ECONFLICT);
     assert_int_equal(gm_store_invites_outstanding(s, 150, &n, &err), 0);
     assert_int_equal(n, 0);
+    gm_store_close(s);
+}
+
+typedef struct walked {
+    char what[8][80];
+    int n, stop_after;
+} walked;
+
+static int see_invite(const gm_store_invite *inv, void *ctx)
+{
+    walked *v = ctx;
+    snprintf(v->what[v->n++], sizeof v->what[0], "%s %s %lld", inv->token_hash, inv->roles_json,
+             (long long)inv->expires_at);
+    return v->n == v->stop_after ? 7 : 0;
+}
+
+static void test_invites_foreach_lists_only_outstanding_oldest_first(void **state)
+{
+    gm_store_t *s = open_db("invites_list.db");
+    gm_error err = {0};
+    assert_int_equal(gm_store_invite_add(s, "h-late", "[\"role:b\"]", 110, 300, 24, &err), 0);
+    assert_int_equal(gm_store_invite_add(s, "h-early", "[\"role:a\"]", 100, 300, 24, &err), 0);
+    assert_int_equal(gm_store_invite_add(s, "h-used", "[\"role:c\"]", 90, 300, 24, &err), 0);
+    assert_int_equal(gm_store_invite_add(s, "h-expired", "[\"role:d\"]", 80, 150, 24, &err), 0);
+    assert_int_equal(gm_store_invite_consume(s, "h-used", "pk", 120, NULL, &err), 0);
+    walked v = {0};
+    assert_int_equal(gm_store_invites_foreach(s, 200, 10, see_invite, &v, &err), 0);
+    assert_int_equal(v.n, 2);
+    assert_string_equal(v.what[0], "h-early [\"role:a\"] 300");
+    assert_string_equal(v.what[1], "h-late [\"role:b\"] 300");
+    /* the limit, and a callback that stops the walk */
+    memset(&v, 0, sizeof v);
+    assert_int_equal(gm_store_invites_foreach(s, 200, 1, see_invite, &v, &err), 0);
+    assert_int_equal(v.n, 1);
+    memset(&v, 0, sizeof v);
+    v.stop_after = 1;
+    assert_int_equal(gm_store_invites_foreach(s, 200, 10, see_invite, &v, &err), 7);
+    assert_int_equal(v.n, 1);
+    /* at 140 the expired one was still open */
+    memset(&v, 0, sizeof v);
+    assert_int_equal(gm_store_invites_foreach(s, 140, 10, see_invite, &v, &err), 0);
+    assert_int_equal(v.n, 3);
+    assert_string_equal(v.what[0], "h-expired [\"role:d\"] 150");
+    gm_store_close(s);
+}
+
+static int see_crl(uint64_t sequence, int64_t created_at, void *ctx)
+{
+    walked *v = ctx;
+    snprintf(v->what[v->n++], sizeof v->what[0], "%llu@%lld", (unsigned long long)sequence, (long long)created_at);
+    return v->n == v->stop_after ? 9 : 0;
+}
+
+static void test_crls_foreach_lists_history_newest_first(void **state)
+{
+    gm_store_t *s = open_db("crl_history.db");
+    walked v = {0};
+    assert_int_equal(gm_store_crls_foreach(s, 10, see_crl, &v, NULL), 0);
+    assert_int_equal(v.n, 0);
+    assert_int_equal(gm_store_crl_add(s, 0, "crl0", 100, NULL), 0);
+    assert_int_equal(gm_store_crl_add(s, 1, "crl1", 200, NULL), 0);
+    assert_int_equal(gm_store_crl_add(s, 5, "crl5", 300, NULL), 0);
+    assert_int_equal(gm_store_crls_foreach(s, 10, see_crl, &v, NULL), 0);
+    assert_int_equal(v.n, 3);
+    assert_string_equal(v.what[0], "5@300");
+    assert_string_equal(v.what[1], "1@200");
+    assert_string_equal(v.what[2], "0@100");
+    memset(&v, 0, sizeof v);
+    assert_int_equal(gm_store_crls_foreach(s, 2, see_crl, &v, NULL), 0);
+    assert_int_equal(v.n, 2);
+    memset(&v, 0, sizeof v);
+    v.stop_after = 1;
+    assert_int_equal(gm_store_crls_foreach(s, 10, see_crl, &v, NULL), 9);
+    assert_int_equal(v.n, 1);
     gm_store_close(s);
 }
 
@@ -291,6 +437,54 @@ static void test_revocations_keep_order_and_refuse_duplicates(void **state)
                                                 "unspecified", &err),
                      GM_ENOTFOUND);
     assert_non_null(strstr(err.msg, "is not revoked"));
+    gm_store_close(s);
+}
+
+static void test_issuance_log_appends_in_order(void **state)
+{
+    (void)state;
+    gm_store_t *s = open_db("log.db");
+    uint8_t h[3][32], got[32];
+    uint64_t idx = 99, n = 99;
+    assert_int_equal(gm_store_log_size(s, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    uint8_t *hashes = (uint8_t *)1;
+    assert_int_equal(gm_store_log_hashes(s, 0, &hashes, NULL), 0);
+    assert_null(hashes);
+    const char *kinds[3] = {"issue", "renew", "revoke"};
+    for (int i = 0; i < 3; i++) {
+        char entry[64];
+        memset(h[i], 0x10 * (i + 1), 32);
+        snprintf(entry, sizeof entry, "{\"n\":%d}", i);
+        assert_int_equal(gm_store_log_append(s, kinds[i], "00000000-0000-4000-8000-00000000000a", entry, h[i], &idx,
+                                             NULL),
+                         0);
+        assert_int_equal(idx, (uint64_t)i);
+    }
+    assert_int_equal(gm_store_log_size(s, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(gm_store_log_hashes(s, 2, &hashes, NULL), 0);
+    assert_memory_equal(hashes, h[0], 32);
+    assert_memory_equal(hashes + 32, h[1], 32);
+    free(hashes);
+    gm_error err = {0};
+    assert_int_equal(gm_store_log_hashes(s, 4, &hashes, &err), GM_EDB);
+    assert_non_null(strstr(err.msg, "has 3 entries, not 4"));
+    char *text = NULL;
+    assert_int_equal(gm_store_log_entry(s, 1, &text, got, NULL), 0);
+    assert_string_equal(text, "{\"n\":1}");
+    assert_memory_equal(got, h[1], 32);
+    free(text);
+    assert_int_equal(gm_store_log_entry(s, 3, &text, got, NULL), GM_ENOTFOUND);
+    assert_int_equal(gm_store_log_find(s, "revoke", "00000000-0000-4000-8000-00000000000a", &idx, NULL), 0);
+    assert_int_equal(idx, 2);
+    assert_int_equal(gm_store_log_find(s, "issue", "00000000-0000-4000-8000-00000000000b", &idx, NULL), GM_ENOTFOUND);
+    /* a rolled-back append leaves no entry and no gap */
+    assert_int_equal(gm_store_begin(s, NULL), 0);
+    assert_int_equal(gm_store_log_append(s, "issue", "00000000-0000-4000-8000-00000000000c", "{}", h[0], &idx, NULL), 0);
+    gm_store_rollback(s);
+    assert_int_equal(gm_store_log_size(s, &n, NULL), 0);
+    assert_int_equal(n, 3);
     gm_store_close(s);
 }
 
@@ -520,11 +714,16 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrations_reach_current_version_once),
         cmocka_unit_test(test_newer_schema_is_refused),
+        cmocka_unit_test(test_heartbeat_is_recorded_and_listed),
+        cmocka_unit_test(test_schema_3_database_gains_heartbeats),
         cmocka_unit_test(test_invite_consumed_once_then_conflict_or_expired),
         cmocka_unit_test(test_token_consumed_exactly_once_by_concurrent_connections),
         cmocka_unit_test(test_token_consumed_exactly_once_through_a_shared_handle),
         cmocka_unit_test(test_crl_sequence_only_goes_up),
+        cmocka_unit_test(test_invites_foreach_lists_only_outstanding_oldest_first),
+        cmocka_unit_test(test_crls_foreach_lists_history_newest_first),
         cmocka_unit_test(test_revocations_keep_order_and_refuse_duplicates),
+        cmocka_unit_test(test_issuance_log_appends_in_order),
         cmocka_unit_test(test_certs_foreach_filters_by_key_and_can_stop),
         cmocka_unit_test(test_committed_state_survives_reopen_and_rollback_leaves_nothing),
         cmocka_unit_test(test_nonces_replay_per_scope_and_prune),

@@ -14,6 +14,7 @@
 
 #include "gm/error.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 static char tmpdir[256];
 

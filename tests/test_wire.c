@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "gm/wire.h"
+#include "wire.h"
 
 static uint64_t rng_state = 0x243f6a8885a308d3ULL;
 static uint64_t rng(void)

@@ -40,7 +40,7 @@
 
 /* Normalise a capability name: "llm:chat" and "llm.chat" both give "llm.chat".
  * Accepts 1..GM_AGENT_CAP_MAX chars of [a-z0-9_-] segments separated by '.' or ':'. */
-int gm_agent_cap_normalize(const char *in, char out[GM_AGENT_CAP_MAX + 1], gm_error *err);
+int gm_agent_cap_normalize(const char *in, char out[GM_AGENT_CAP_MAX + 1], gm_error *err) GM_MUST_CHECK;
 /* agent ids: 1..GM_AGENT_ID_MAX chars of [A-Za-z0-9._-]. */
 int gm_agent_id_valid(const char *id);
 
@@ -55,26 +55,6 @@ typedef struct gm_agent_desc {
     gm_time registered_at, expires_at;
     size_t n_caps;
 } gm_agent_desc;
-
-/* Build and sign a descriptor with the node key (key_id = the node public key).
- * caps: array of capability names (normalised here). endpoint_host may be NULL. */
-int gm_agent_desc_build(gm_agent_desc *d, const gm_signer *node, const char *agent_id,
-                        const char *network_name, const json_t *caps, const char *endpoint_host,
-                        int endpoint_port, gm_time registered_at, int ttl_s,
-                        const json_t *metadata, gm_error *err);
-/* Strict parse + normalisation (timestamps canonical, capabilities dotted). No signature check. */
-int gm_agent_desc_from_json(const json_t *src, gm_agent_desc *d, gm_error *err);
-int gm_agent_desc_parse(const char *text, size_t len, gm_agent_desc *d, gm_error *err);
-/* Every signature verifies under node_public_key and one has key_id = node_public_key. */
-int gm_agent_desc_verify(const gm_agent_desc *d, gm_error *err);
-/* Registry window: |registered_at - now| <= GM_AGENT_WINDOW_S, registered_at < expires_at
- * <= registered_at + max_ttl_s. */
-int gm_agent_desc_check_window(const gm_agent_desc *d, gm_time now, int max_ttl_s, gm_error *err);
-/* 0 while now <= expires_at + skew, else GM_EEXPIRED. */
-int gm_agent_desc_check_live(const gm_agent_desc *d, gm_time now, gm_error *err);
-const char *gm_agent_desc_cap(const gm_agent_desc *d, size_t i);
-int gm_agent_desc_has_cap(const gm_agent_desc *d, const char *cap /* normalised */);
-void gm_agent_desc_free(gm_agent_desc *d);
 
 /* ---- envelopes (agent_envelope.c) ---- */
 
@@ -96,27 +76,10 @@ typedef struct gm_agent_response {
     const json_t *certificates; /* signers' certificate documents (array); NULL if absent */
 } gm_agent_response;
 
-/* New request: fresh request_id, deadline = now + timeout_ms. input is borrowed, copied;
- * its canonical form must be at most GM_AGENT_INPUT_MAX bytes (GM_ETOOBIG). */
-int gm_agent_request_new(gm_agent_request *r, const char *capability, const json_t *input,
-                         const uint8_t requester[GM_PK_LEN], long timeout_ms, gm_error *err);
 /* Milliseconds left before the request's deadline (negative once past): the budget of
  * everything a handler does, nested calls included. */
 long gm_agent_request_time_left_ms(const gm_agent_request *req);
-/* Strict parse of a received request (size, type, members, limits). */
-int gm_agent_request_parse(const char *text, size_t len, gm_agent_request *r, gm_error *err);
-void gm_agent_request_free(gm_agent_request *r);
 
-/* New response: exactly one of output (borrowed, copied) or error_code/message. provenance
- * (steps, borrowed, copied) may be NULL. "certificates" starts empty. */
-int gm_agent_response_new(gm_agent_response *r, const char *request_id, const char *capability,
-                          const uint8_t provider[GM_PK_LEN], const json_t *output,
-                          const char *error_code, const char *error_message,
-                          const json_t *provenance, gm_error *err);
-/* Replace the response's "certificates" with certs (array of at most GM_AGENT_CERTS_MAX
- * objects; borrowed, copied). */
-int gm_agent_response_set_certificates(gm_agent_response *r, const json_t *certs, gm_error *err);
-int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, gm_error *err);
 void gm_agent_response_free(gm_agent_response *r);
 /* Make output fit GM_AGENT_OUTPUT_MAX by shortening its string member (a long text): cut at a
  * UTF-8 boundary and ended with "\n[truncated by genesis-mesh: K of N bytes kept]", and
@@ -124,40 +87,15 @@ void gm_agent_response_free(gm_agent_response *r);
  * *total receive the text's bytes kept and received (equal when nothing was cut). GM_ETOOBIG
  * when even an empty text does not fit, GM_EINVAL when member is not a string. */
 int gm_agent_output_fit(json_t *output, const char *member, size_t *kept, size_t *total,
-                        gm_error *err);
-/* Compact JSON text of an envelope's doc (malloc'd); GM_ETOOBIG above GM_AGENT_MSG_MAX. */
-int gm_agent_envelope_dump(const json_t *doc, char **out, size_t *len, gm_error *err);
+                        gm_error *err) GM_MUST_CHECK;
 
 /* ---- provenance (agent_provenance.c) ---- */
-
-/* Actions a step may record. */
-int gm_agent_action_valid(const char *action); /* discovered executed combined failed routed */
 
 /* Append a step signed by node to steps: {agent, action, capability, detail, at,
  * request_id, signer, sig}; sig covers the canonical JSON of the step without "sig". */
 int gm_agent_step_add(json_t *steps, const gm_signer *node, const char *agent_id,
                       const char *action, const char *capability, const char *request_id,
-                      const char *detail, gm_error *err);
-/* Verify one step: shape, action, and sig under its signer. */
-int gm_agent_step_verify(const json_t *step, gm_error *err);
-/* Verify a whole chain returned for request_id by provider: every step verifies; every
- * step of this request_id is signed by provider, and there is at least one. */
-int gm_agent_provenance_verify(const json_t *steps, const char *request_id,
-                               const uint8_t provider[GM_PK_LEN], gm_error *err);
-/* Check who signed: the signer of every step must hold, among certs (array of certificate
- * documents, may be NULL), a certificate for its key that gm_cert_verify accepts under g and
- * crl at now (NA signature, network, validity window, not revoked). Fails at the first step
- * whose signer has none, naming the step, its agent and the reason: GM_EAUTH (no certificate
- * for that key), or the certificate's error (GM_EREVOKED, GM_EEXPIRED, GM_ESIG, GM_EFORMAT);
- * GM_EPROTO when certs holds something that is not a certificate. On success, vouched (may be
- * NULL) receives one accepted certificate per distinct signer, in step order. */
-int gm_agent_provenance_check_signers(const json_t *steps, const json_t *certs, const gm_genesis *g,
-                                      const gm_crl *crl, gm_time now, json_t *vouched,
-                                      gm_error *err);
-/* What a provider attaches to its answer: for each distinct signer of steps, the first
- * certificate for its key found in pool (array of certificate documents), in step order.
- * Signers without one are left out (the requester will then reject). New reference. */
-json_t *gm_agent_provenance_certs_for(const json_t *steps, const json_t *pool);
+                      const char *detail, gm_error *err) GM_MUST_CHECK;
 
 /* ---- discovery (agent_discover.c) ---- */
 
@@ -187,57 +125,46 @@ typedef struct gm_agent_ctx {
 } gm_agent_ctx;
 
 /* Load dir (genesis, node key, node.json na_url; na_url overrides when not NULL). */
-int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err);
+int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err) GM_MUST_CHECK;
 void gm_agent_ctx_close(gm_agent_ctx *c);
 
 /* Fetch the NA's CRL, verify it under the genesis NA key; if dir/crl.json holds a verified
  * CRL with a higher sequence, that one wins. *crl must be freed. */
-int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err);
+int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err) GM_MUST_CHECK;
 
 /* Pure part of discovery: check each listed {descriptor, certificate} (descriptor signature,
  * network, capability, liveness, cert under genesis + crl, cert key = descriptor key), skip
  * keys in exclude (n_exclude keys), then sort usable ones by agent_id then node key. */
 int gm_agent_select(const json_t *listing, const char *capability, const gm_genesis *g,
                     const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN],
-                    size_t n_exclude, gm_agent_candidates *out, gm_error *err);
+                    size_t n_exclude, gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
 /* GET na/agents?capability=..., then gm_agent_select with a freshly fetched CRL (kept in
  * out->crl for checking the answer). */
 int gm_agent_discover(const gm_agent_ctx *c, const char *capability,
                       const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
-                      gm_agent_candidates *out, gm_error *err);
+                      gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
 void gm_agent_candidates_free(gm_agent_candidates *cs);
 /* 1 if this node's certificate roles may call capability under the access policy its node
  * holds (or it holds none it can check); 0 with why filled otherwise (agent_policy.c). */
 int gm_agent_policy_allows(const gm_agent_ctx *c, const char *capability, char *why, size_t why_cap);
 /* The raw listing (array of {descriptor, certificate}) for display; *out owned. */
 int gm_agent_list(const char *na_url, const char *capability, long timeout_ms, json_t **out,
-                  gm_error *err);
+                  gm_error *err) GM_MUST_CHECK;
 
 /* ---- invocation (agent_invoke.c) ---- */
-
-/* Send req to provider over the node at sock and wait for its response until the request's
- * deadline. Verifies the response (request_id, capability, provider, provenance chain, and
- * every signer's certificate under g and crl, see gm_agent_provenance_check_signers); on
- * success resp->certificates holds exactly one accepted certificate per signer.
- * Returns 0 with *resp set even when the provider answered an error; GM_ETIMEOUT when it
- * never answered, GM_EPROTO for garbage, forged provenance or an uncertified signer,
- * GM_ENET for no route. */
-int gm_agent_invoke(const char *sock, const gm_agent_request *req,
-                    const uint8_t provider[GM_PK_LEN], const gm_genesis *g, const gm_crl *crl,
-                    gm_agent_response *resp, gm_error *err);
 
 /* Discover + select + invoke with failover: tries usable providers in order, re-discovering
  * after a failure; steps (may be NULL) receives signed "discovered"/"routed"/"failed" steps
  * by c->node and the providers' verified steps. *chosen gets the provider's agent_id. */
 int gm_agent_call(const gm_agent_ctx *c, const char *capability, const json_t *input,
                   long timeout_ms, json_t *steps, const char *request_id_for_steps,
-                  gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err);
+                  gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err) GM_MUST_CHECK;
 /* gm_agent_call that also appends to certs (may be NULL) the verified certificates of the
  * signers of the provider steps it appends to steps, so a provider can pass them on. */
 int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const json_t *input,
                           long timeout_ms, json_t *steps, json_t *certs,
                           const char *request_id_for_steps, gm_agent_response *resp,
-                          char chosen[GM_AGENT_ID_MAX + 1], gm_error *err);
+                          char chosen[GM_AGENT_ID_MAX + 1], gm_error *err) GM_MUST_CHECK;
 
 /* ---- provider loop (agent_provider.c) ---- */
 
@@ -272,11 +199,6 @@ typedef struct gm_agent_provider {
 
 /* Register with the NA, subscribe, serve until *stop, then DELETE the registration: the
  * provider runtime of every agent (the shipped ones in agents/ are written on it). */
-int gm_agent_provider_run(gm_agent_provider *p, gm_error *err);
-/* POST /agents a freshly signed descriptor. */
-int gm_agent_register(const gm_agent_ctx *c, const char *capability, int ttl_s,
-                      const json_t *metadata, gm_error *err);
-/* DELETE /agents/<agent_id> with a node-signed body. */
-int gm_agent_unregister(const gm_agent_ctx *c, gm_error *err);
+int gm_agent_provider_run(gm_agent_provider *p, gm_error *err) GM_MUST_CHECK;
 
 #endif

@@ -7,11 +7,7 @@
 
 #include "gm/error.h"
 
-/* Serialize v canonically: sorted keys, no whitespace, lowercase \u escapes for all
- * non-printable-ASCII, surrogate pairs above U+FFFF. Floats are refused (GM_EFORMAT).
- * *out is malloc'd, NUL-terminated; *len excludes the NUL. */
-int gm_canon_dump(const json_t *v, char **out, size_t *len, gm_error *err);
 /* Same for an object, leaving out its top-level "signatures" member (what is signed). */
-int gm_canon_dump_unsigned(const json_t *obj, char **out, size_t *len, gm_error *err);
+int gm_canon_dump_unsigned(const json_t *obj, char **out, size_t *len, gm_error *err) GM_MUST_CHECK;
 
 #endif

@@ -22,21 +22,15 @@ typedef struct gm_cert {
     size_t n_roles;
 } gm_cert;
 
-int gm_cert_parse(const char *text, size_t len, gm_cert *c, gm_error *err);
-int gm_cert_from_json(const json_t *doc, gm_cert *c, gm_error *err); /* copies doc */
-int gm_cert_load(const char *path, gm_cert *c, gm_error *err);
-/* Issue and sign a certificate. roles: array of strings (borrowed, copied). */
-int gm_cert_issue(gm_cert *c, const gm_signer *na, const char *network_name,
-                  const uint8_t node_pk[GM_PK_LEN], const json_t *roles, gm_time issued_at,
-                  gm_time expires_at, gm_error *err);
+int gm_cert_from_json(const json_t *doc, gm_cert *c, gm_error *err) GM_MUST_CHECK; /* copies doc */
+int gm_cert_load(const char *path, gm_cert *c, gm_error *err) GM_MUST_CHECK;
 /* Full check: NA signature under the genesis NA key, network name, validity window at now
  * (GM_CLOCK_SKEW_S each side), and not on crl (crl may be NULL). Returns GM_ESIG, GM_EFORMAT,
  * GM_EEXPIRED or GM_EREVOKED with a message saying which. */
 int gm_cert_verify(const gm_cert *c, const gm_genesis *g, const gm_crl *crl, gm_time now,
-                   gm_error *err);
+                   gm_error *err) GM_MUST_CHECK;
 const char *gm_cert_role(const gm_cert *c, size_t i);
-int gm_cert_has_role(const gm_cert *c, const char *role);
-char *gm_cert_dump(const gm_cert *c, int pretty);
+char *gm_cert_dump(const gm_cert *c, int pretty) GM_MUST_CHECK;
 void gm_cert_free(gm_cert *c);
 
 #endif

@@ -4,6 +4,15 @@
 
 #include <stddef.h>
 
+/* On a function whose result must not be ignored (a gm_err code, or an owned pointer that is
+ * NULL on failure): GCC and Clang then warn at every call that drops the result. A (void) cast
+ * does not silence GCC; where ignoring a failure is right, test the result and say why. */
+#if defined(__GNUC__) || defined(__clang__)
+#define GM_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define GM_MUST_CHECK
+#endif
+
 typedef enum gm_err {
     GM_OK = 0,
     GM_EINVAL = -1,     /* bad argument or malformed input */
@@ -37,7 +46,6 @@ int gm_error_set(gm_error *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prefix the message already in e with more context ("loading key: <old>"); returns e->code. */
 int gm_error_prefix(gm_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void gm_error_clear(gm_error *e);
 /* Short stable name of a code: "invalid_input", "bad_signature", ... */
 const char *gm_err_name(int code);
 

@@ -22,39 +22,33 @@ typedef struct gm_genesis {
 
 /* Parse and normalize (defaults filled, unknown members dropped, timestamps canonical).
  * Does not verify signatures. */
-int gm_genesis_parse(const char *text, size_t len, gm_genesis *g, gm_error *err);
-int gm_genesis_load(const char *path, gm_genesis *g, gm_error *err);
+int gm_genesis_parse(const char *text, size_t len, gm_genesis *g, gm_error *err) GM_MUST_CHECK;
+int gm_genesis_load(const char *path, gm_genesis *g, gm_error *err) GM_MUST_CHECK;
 /* A new unsigned genesis block. anchors may be NULL (array of {id, endpoint}). */
 int gm_genesis_create(gm_genesis *g, const char *network_name, const uint8_t root_pk[GM_PK_LEN],
                       const uint8_t na_pk[GM_PK_LEN], gm_time na_from, gm_time na_to,
-                      json_t *anchors, gm_error *err);
+                      json_t *anchors, gm_error *err) GM_MUST_CHECK;
 /* Sign with the root key (must be the genesis root_public_key). */
-int gm_genesis_sign(gm_genesis *g, const gm_signer *root, gm_error *err);
+int gm_genesis_sign(gm_genesis *g, const gm_signer *root, gm_error *err) GM_MUST_CHECK;
 /* Valid when it has signatures and every one verifies under root_public_key. */
-int gm_genesis_verify(const gm_genesis *g, gm_error *err);
+int gm_genesis_verify(const gm_genesis *g, gm_error *err) GM_MUST_CHECK;
 /* Is the NA key inside its valid_from..valid_to window at now (with skew)? */
-int gm_genesis_check_na_window(const gm_genesis *g, gm_time now, gm_error *err);
+int gm_genesis_check_na_window(const gm_genesis *g, gm_time now, gm_error *err) GM_MUST_CHECK;
 /* SHA-256 of the canonical signed bytes of this one version of the block. */
-int gm_genesis_hash(const gm_genesis *g, uint8_t out[32], gm_error *err);
-/* The network's identity, the same for every successor: SHA-256 of "genesis-mesh/v1/network-id",
- * a zero byte, root_public_key (32 bytes) and network_name (UTF-8). Bound by the Noise prologues. */
-void gm_genesis_network_id(const gm_genesis *g, uint8_t out[32]);
+int gm_genesis_hash(const gm_genesis *g, uint8_t out[32], gm_error *err) GM_MUST_CHECK;
 
 /* NA key rotation (docs/formats-notes.md, "Successor genesis blocks"). */
-/* network_version "vMAJOR.MINOR" (decimal, 0..999999999 each, no leading zeros) as one ordered
- * number, MAJOR << 32 | MINOR. GM_EFORMAT for any other spelling. */
-int gm_genesis_version(const gm_genesis *g, uint64_t *out, gm_error *err);
 /* Is next a valid successor of cur: signed (every signature) by cur's root key, same
  * root_public_key and network_name, a higher network_version, another NA key (not the root
  * key), and an NA window that overlaps cur's (cur.valid_from <= next.valid_from < cur.valid_to
  * < next.valid_to). 0, or an error saying which rule failed. */
-int gm_genesis_check_successor(const gm_genesis *cur, const gm_genesis *next, gm_error *err);
+int gm_genesis_check_successor(const gm_genesis *cur, const gm_genesis *next, gm_error *err) GM_MUST_CHECK;
 /* An unsigned successor of cur: every member kept, network_version MINOR + 1, the NA key na_pk
  * valid from..to. Sign it with gm_genesis_sign. */
 int gm_genesis_successor(const gm_genesis *cur, gm_genesis *next, const uint8_t na_pk[GM_PK_LEN], gm_time from,
-                         gm_time to, gm_error *err);
+                         gm_time to, gm_error *err) GM_MUST_CHECK;
 /* Pretty JSON text of the document (malloc'd). */
-char *gm_genesis_dump(const gm_genesis *g);
+char *gm_genesis_dump(const gm_genesis *g) GM_MUST_CHECK;
 void gm_genesis_free(gm_genesis *g);
 
 #endif

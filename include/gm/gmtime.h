@@ -17,17 +17,14 @@ typedef struct gm_time {
 } gm_time;
 
 /* Parse YYYY-MM-DDTHH:MM:SS[.f{1,6}][Z|+HH:MM|-HH:MM] (also ' ' instead of 'T'). */
-int gm_time_parse(const char *s, gm_time *t, gm_error *err);
+int gm_time_parse(const char *s, gm_time *t, gm_error *err) GM_MUST_CHECK;
 /* Canonical rendering: seconds, ".ffffff" only if usec != 0, then "Z", "+HH:MM" or nothing. */
 void gm_time_format(const gm_time *t, char out[GM_TIME_STRLEN]);
 /* Now, UTC, with microseconds. */
 gm_time gm_time_now(void);
-gm_time gm_time_from_unix(int64_t unix_s);
 gm_time gm_time_add(gm_time t, int64_t seconds);
 /* -1, 0, 1 comparing instants. */
 int gm_time_cmp(const gm_time *a, const gm_time *b);
-/* Re-render a timestamp string canonically (parse + format); GM_EFORMAT if unparsable. */
-int gm_time_canonical(const char *in, char out[GM_TIME_STRLEN], gm_error *err);
 
 /* Milliseconds on the monotonic clock (for deadlines; unrelated to wall time). */
 int64_t gm_mono_ms(void);

@@ -45,7 +45,7 @@ typedef struct gm_http_resp {
  *   GM_ETOOBIG  response body larger than max_response
  * Error messages name the URL without any user:password part.
  */
-int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err);
+int gm_http_request(const gm_http_req *req, gm_http_resp *resp, gm_error *err) GM_MUST_CHECK;
 
 /* Wipe (bodies may echo credentials) and free the response; safe on an empty or freed one. */
 void gm_http_resp_free(gm_http_resp *resp);
@@ -58,16 +58,7 @@ void gm_http_resp_free(gm_http_resp *resp);
  * keys included) gives GM_EPROTO. timeout_ms 0 = default; max response is the default.
  */
 int gm_http_get_json(const char *url, const char *const *headers, size_t n_headers,
-                     long timeout_ms, int *status_out, json_t **json_out, gm_error *err);
-
-/*
- * POST body serialised as compact JSON with "Content-Type: application/json",
- * otherwise as gm_http_get_json. Callers that sign exact bytes must serialise
- * themselves and use gm_http_request.
- */
-int gm_http_post_json(const char *url, const char *const *headers, size_t n_headers,
-                      const json_t *body, long timeout_ms, int *status_out, json_t **json_out,
-                      gm_error *err);
+                     long timeout_ms, int *status_out, json_t **json_out, gm_error *err) GM_MUST_CHECK;
 
 /*
  * TLS trust for one server (scheme://host:port of url; the path is ignored): every request
@@ -78,13 +69,13 @@ int gm_http_post_json(const char *url, const char *const *headers, size_t n_head
  * system's CA store. This is process-wide state (like curl_global_init): programs set it
  * once, at start, for the NA they talk to. Setting the same origin again replaces it.
  */
-int gm_http_trust_set(const char *url, const char *ca_file, const char *pin, gm_error *err);
+int gm_http_trust_set(const char *url, const char *ca_file, const char *pin, gm_error *err) GM_MUST_CHECK;
 
 /*
  * The NA trust kept in a node directory by `join` (D/na-ca.pem, D/na-tls.pin), set for url
  * with gm_http_trust_set. Nothing kept: returns 0 and sets nothing.
  */
-int gm_http_trust_load_dir(const char *dir, const char *url, gm_error *err);
+int gm_http_trust_load_dir(const char *dir, const char *url, gm_error *err) GM_MUST_CHECK;
 
 #define GM_HTTP_TRUST_CA_FILE "na-ca.pem"
 #define GM_HTTP_TRUST_PIN_FILE "na-tls.pin"

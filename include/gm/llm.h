@@ -74,7 +74,7 @@ typedef struct gm_llm_answer {
  * LLM_AUTH is bearer or api-key (default api-key for hosts under .azure.com).
  * On error cfg is left empty (safe to gm_llm_config_free).
  */
-int gm_llm_config_load(gm_llm_config *cfg, const char *env_file, gm_error *err);
+int gm_llm_config_load(gm_llm_config *cfg, const char *env_file, gm_error *err) GM_MUST_CHECK;
 
 /* Wipe the API key and free everything; cfg is left zeroed. Safe on a zeroed cfg. */
 void gm_llm_config_free(gm_llm_config *cfg);
@@ -99,7 +99,7 @@ void gm_llm_config_free(gm_llm_config *cfg);
  * OpenAI chat.completion, or not UTF-8), GM_EINVAL (400, bad arguments).
  */
 int gm_llm_chat(const gm_llm_config *cfg, const char *user_prompt, gm_llm_answer *answer,
-                gm_error *err) __attribute__((warn_unused_result));
+                gm_error *err) GM_MUST_CHECK;
 
 /* Wipe and free the text; answer is left zeroed. Safe on a zeroed answer. */
 void gm_llm_answer_free(gm_llm_answer *answer);

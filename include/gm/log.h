@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "gm/error.h"
+
 typedef enum gm_log_level { GM_LOG_DEBUG = 0, GM_LOG_INFO = 1, GM_LOG_WARN = 2, GM_LOG_ERROR = 3 } gm_log_level;
 
 /* One record, valid only during the handler call. */
@@ -28,27 +30,14 @@ typedef void (*gm_log_fn)(void *ctx, const gm_log_record *rec);
 void gm_log_set_handler(gm_log_fn fn, void *ctx);
 /* Records below min are dropped before they are formatted (default GM_LOG_INFO). */
 void gm_log_set_level(gm_log_level min);
-/* 1 if a record of this level would reach a handler. */
-int gm_log_enabled(gm_log_level level);
 
 /* A record with text only. */
 void gm_log(gm_log_level level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* A record with an event name and fields (a JSON object or NULL, consumed); fmt may be NULL
- * (the message is then the event name). */
-void gm_log_event(gm_log_level level, const char *component, const char *event, json_t *fields, const char *fmt,
-                  ...) __attribute__((format(printf, 5, 6)));
 
-/* "debug", "info", "warn", "error". */
-const char *gm_log_level_name(gm_log_level level);
 /* The inverse of gm_log_level_name; returns 0, or -1 for an unknown name. */
-int gm_log_level_parse(const char *name, gm_log_level *out) __attribute__((warn_unused_result));
+int gm_log_level_parse(const char *name, gm_log_level *out) GM_MUST_CHECK;
 
 typedef enum gm_log_format { GM_LOG_FORMAT_JSON = 0, GM_LOG_FORMAT_TEXT = 1 } gm_log_format;
-
-/* The record as one line without the newline (malloc'd, NULL when out of memory). JSON is
- * ASCII with control characters escaped; text shows them as \xNN so a log cannot drive a
- * terminal. */
-char *gm_log_format_line(const gm_log_record *rec, gm_log_format format);
 
 /* Copy s into out (cap bytes, always terminated) with control characters shown as \xNN, the
  * way the text format shows them; for printing text that came from a file or the network. */
@@ -58,7 +47,15 @@ const char *gm_log_safe_text(const char *s, char *out, size_t cap);
 typedef struct gm_log_file {
     FILE *f;
     gm_log_format format;
+    const char *path; /* the file f was opened from (for gm_log_file_reopen), NULL for stderr */
 } gm_log_file;
 void gm_log_file_write(void *ctx, const gm_log_record *rec);
+/* gm_log_file_reopen of the process log, when its handler is gm_log_file_write. */
+int gm_log_reopen(void);
+
+/* A record with an event name and fields (a JSON object or NULL, consumed); fmt may be NULL
+ * (the message is then the event name). */
+void gm_log_event(gm_log_level level, const char *component, const char *event, json_t *fields, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -1,6 +1,6 @@
 /* The Network Authority service: enrolls nodes (invite -> join certificate), renews and
  * revokes certificates, publishes the signed CRL and the genesis block, over HTTP/JSON
- * (libmicrohttpd) with durable state in SQLite (gm/store.h). Endpoints: docs/na-api.md. */
+ * (libmicrohttpd) with durable state in SQLite (lib/na/store.h). Endpoints: docs/na-api.md. */
 #ifndef GM_NA_H
 #define GM_NA_H
 
@@ -9,7 +9,6 @@
 
 #include "gm/error.h"
 #include "gm/keys.h"
-#include "gm/store.h"
 
 #define GM_NA_MAX_OPERATORS 16
 #define GM_NA_DEFAULT_PORT 8700
@@ -86,9 +85,9 @@ typedef struct gm_na_config {
 } gm_na_config;
 
 /* Read dir/config.json strictly (unknown members refused). */
-int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err);
+int gm_na_config_load(gm_na_config *c, const char *dir, gm_error *err) GM_MUST_CHECK;
 /* dir + name unless name is absolute. */
-int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t cap, gm_error *err);
+int gm_na_config_path(const gm_na_config *c, const char *name, char *out, size_t cap, gm_error *err) GM_MUST_CHECK;
 
 typedef struct gm_na gm_na_t;
 
@@ -99,28 +98,32 @@ typedef void (*gm_na_log_fn)(void *ctx, const char *line);
 /* Load keys and genesis, and refuse to run when the genesis does not verify, the NA key is
  * not the one the genesis names, or the NA key is outside its validity window. Opens the
  * store and issues CRL sequence 0 on first start. Does not listen yet. */
-int gm_na_new(gm_na_t **na, const gm_na_config *cfg, gm_na_log_fn log, void *log_ctx, gm_error *err);
+int gm_na_new(gm_na_t **na, const gm_na_config *cfg, gm_na_log_fn log, void *log_ctx, gm_error *err) GM_MUST_CHECK;
 /* Listen on cfg->listen (or listen_override when not NULL) and serve in background threads:
  * HTTPS with cfg->tls_cert and cfg->tls_key when both are set, plain HTTP otherwise (the
  * program decides whether plain HTTP is allowed: see cfg->plain_http). */
-int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err);
+int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err) GM_MUST_CHECK;
 /* 1 when serving HTTPS. */
 int gm_na_tls(const gm_na_t *na);
 /* The port actually bound (useful with port 0). */
 uint16_t gm_na_port(const gm_na_t *na);
 /* Stop serving (waits for requests in flight) and release everything. NULL is fine. */
 void gm_na_free(gm_na_t *na);
-/* The store, e.g. for a later module that keeps its own tables next to the NA's. */
-gm_store_t *gm_na_store(gm_na_t *na);
-
-/* Called inside the revocation transaction for every certificate revoked, so that state
- * tied to the node key (e.g. registered agents) is dropped atomically with the CRL
- * update. A non-zero return aborts the revocation (nothing is committed). */
-typedef int (*gm_na_revoke_hook)(gm_na_t *na, gm_store_t *store, const char *cert_id,
-                                 const char *node_pk_b64, const char *reason, void *ctx,
-                                 gm_error *err);
-#define GM_NA_MAX_REVOKE_HOOKS 8
-/* Register before gm_na_start. */
-int gm_na_add_revoke_hook(gm_na_t *na, gm_na_revoke_hook fn, void *ctx, gm_error *err);
+/* The console's bearer token (docs/na-api.md "Console"): dir/console.token, 64 lowercase hex
+ * characters (32 random bytes), mode 0600. With create, a missing file is made first (O_EXCL,
+ * so two creators never disagree); gm_na_new does that. A file others may read, or of another
+ * shape, is refused with the fix in the message. */
+#define GM_NA_CONSOLE_TOKEN_LEN 64
+int gm_na_console_token(const char *dir, int create, char token[GM_NA_CONSOLE_TOKEN_LEN + 1], gm_error *err);
+/* `na check-config`: everything gm_na_new and gm_na_start would refuse, found without opening
+ * the database or a socket: the genesis block verifies and names this network, the NA key is
+ * the genesis NA key and inside its window, secret files (keys) are 0600 and the directory
+ * 0700, the TLS certificate parses, is valid now and matches its key (unless plain_http),
+ * listen parses. On success *summary (malloc'd) says what was checked. */
+int gm_na_config_check(const gm_na_config *cfg, char **summary, gm_error *err);
+/* Re-read config.json (SIGHUP) and apply what is safe to change while serving: the rate
+ * limits (rates and bursts; not tracked_ips). Other members that changed are named in the
+ * log as waiting for a restart. A config.json that does not load changes nothing (err). */
+int gm_na_reload(gm_na_t *na, gm_error *err);
 
 #endif

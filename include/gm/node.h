@@ -1,7 +1,7 @@
 /* The persistent node runtime: peer links (Noise XX over TCP), trust checks of peer
  * certificates, CRL polling and gossip, distance-vector routing, hop-by-hop DATA
  * forwarding, end-to-end sessions (Noise IK inside DATA) and the local API on D/node.sock.
- * The pure pieces (trust check, CRL acceptance, replay window) are exposed for tests. */
+ * The pure pieces (trust check, CRL acceptance, replay window) are private: lib/node/node_checks.h. */
 #ifndef GM_NODE_H
 #define GM_NODE_H
 
@@ -40,59 +40,17 @@ typedef struct gm_node_config {
     int crl_stale_refuse;    /* CRL past next_update: 0 = warn only, 1 = also refuse new links
                                 (except to fetch a fresher CRL from the peer) */
     long na_warn_s;          /* warn this long before the NA key's window ends; 0 = 30 days */
+    long heartbeat_s;        /* POST /heartbeat to the NA at start and then every this many
+                                seconds; 0 = every 60 s, <0 = never */
+    const char *metrics_listen;    /* "host:port": serve GET /metrics (plain HTTP) there; NULL = off */
+    const char *metrics_port_file; /* where to write the metrics port actually bound, or NULL */
+    int check_only;          /* load and check everything, bind nothing, return (node start --check) */
 } gm_node_config;
 
 /* Load the state directory, run until SIGTERM/SIGINT, close sessions and free everything.
  * Returns 0 after a clean stop, or a negative code (err filled) when the node cannot start:
  * incomplete directory, certificate invalid / expired / revoked, cannot listen. */
-int gm_node_run(const gm_node_config *cfg, gm_error *err);
-
-/* ---- trust check (node_trust.c): the one place a peer certificate is judged ---- */
-
-/* Refusal reasons, also the label of the handshake_refused metric. */
-typedef enum gm_trust_reason {
-    GM_TRUST_OK = 0,
-    GM_TRUST_MALFORMED,     /* not a parsable certificate */
-    GM_TRUST_BAD_SIGNATURE, /* not signed by the genesis NA key */
-    GM_TRUST_WRONG_NETWORK, /* names another network */
-    GM_TRUST_EXPIRED,       /* outside issued_at..expires_at (with skew) */
-    GM_TRUST_REVOKED,       /* cert_id in the current CRL */
-    GM_TRUST_KEY_MISMATCH,  /* node_public_key does not convert to the Noise remote static */
-    GM_TRUST_N
-} gm_trust_reason;
-
-const char *gm_trust_reason_name(gm_trust_reason r);
-
-/* Judge a peer certificate received during a handshake. remote_x25519 (32 bytes) is the
- * Noise remote static key; NULL skips that check (certificates relayed in CERT messages).
- * On success *out holds the parsed certificate (free with gm_cert_free) and 0 is returned;
- * otherwise a negative code, *reason says why and out is left empty. crl may be NULL. */
-int gm_node_trust_check(const gm_genesis *g, const gm_crl *crl, const uint8_t *cert_json,
-                        size_t cert_len, const uint8_t *remote_x25519, gm_time now, gm_cert *out,
-                        gm_trust_reason *reason, gm_error *err);
-
-/* ---- CRL acceptance (node_crl.c) ---- */
-
-/* Accept text as the new CRL only if it parses, its signature verifies under na_pk and its
- * sequence is strictly higher than current's (current NULL = none held yet: any valid
- * sequence). On success *out holds it. GM_ECONFLICT for an old or equal sequence. */
-int gm_node_crl_accept(const gm_crl *current, const uint8_t na_pk[32], const char *text,
-                       size_t len, gm_crl *out, gm_error *err);
-
-/* ---- end-to-end replay window (node_e2e.c), WireGuard-style ---- */
-
-#define GM_REPLAY_WINDOW_BITS 2048
-typedef struct gm_replay_window {
-    uint64_t top;    /* highest counter accepted + 1 (0 = none yet) */
-    uint64_t bitmap[GM_REPLAY_WINDOW_BITS / 64];
-} gm_replay_window;
-
-void gm_replay_init(gm_replay_window *w);
-/* 0 if counter was never accepted and is not too old to tell; -1 otherwise. No change. */
-int gm_replay_check(const gm_replay_window *w, uint64_t counter);
-/* Record counter as accepted (call only after the message authenticated). */
-void gm_replay_mark(gm_replay_window *w, uint64_t counter);
-
+int gm_node_run(const gm_node_config *cfg, gm_error *err) GM_MUST_CHECK;
 
 /* ---- client side of the local API (node_client.c): blocking, for the CLI and agents ---- */
 
@@ -109,29 +67,27 @@ typedef struct gm_node_conn gm_node_conn_t;
 
 /* Connect to D/node.sock. GM_ENOTFOUND (with a message saying how to start one) when no
  * node is running there. */
-int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err);
-/* Connect to the node's socket at sock_path; GM_ENOTFOUND when nothing listens there. */
-int gm_node_conn_open_path(const char *sock_path, gm_node_conn_t **out, gm_error *err);
-/* Send one JSON value as one line. */
-int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err);
-/* Send one request line and read its response. A response {"ok":false,...} is still
- * returned (0); *resp is owned by the caller. */
+int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err) GM_MUST_CHECK;
+/* Send one request line and read its response: the next line, or, when req has a string
+ * "id" (local API version 2), the line with that id (lines before it are dropped). A response
+ * {"ok":false,...} is still returned (0); *resp is owned by the caller. */
 int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, int timeout_ms,
-                         gm_error *err);
+                         gm_error *err) GM_MUST_CHECK;
 /* Read the next JSON line (e.g. a subscribe event). GM_ETIMEOUT at the deadline, GM_EIO when
  * the node closed the connection (a partial last line is dropped). */
-int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err);
-/* Subscribe c to port: later lines are {"event":"message",...}. An {"ok":false} answer is an
- * error (GM_EPROTO). */
-int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err);
+int gm_node_conn_read(gm_node_conn_t *c, json_t **msg, int timeout_ms, gm_error *err) GM_MUST_CHECK;
+/* Connect to the node's socket at sock_path; GM_ENOTFOUND when nothing listens there. */
+int gm_node_conn_open_path(const char *sock_path, gm_node_conn_t **out, gm_error *err) GM_MUST_CHECK;
+/* Send one JSON value as one line. */
+int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err) GM_MUST_CHECK;
+/* Negotiate version 2 of the local API (docs/local-api.md "Versions and hello"): sends
+ * {"op":"hello","id":"hello","versions":[2]} and reads the answer. 0, GM_EPROTO when the node
+ * does not speak version 2 (an older node), or a connection error. */
+int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 void gm_node_conn_close(gm_node_conn_t *c);
 /* One request on a fresh connection (to D/node.sock, or to sock_path). */
-int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err);
+int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 int gm_node_api_call_path(const char *sock_path, const json_t *req, json_t **resp, int timeout_ms,
-                          gm_error *err);
-/* Send data to the node key `to` on port through the node at sock_path; an {"ok":false}
- * answer is an error: GM_ENET when the node has no route, else GM_EPROTO. */
-int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const char *port,
-                     const void *data, size_t len, int timeout_ms, gm_error *err);
+                          gm_error *err) GM_MUST_CHECK;
 
 #endif

@@ -45,35 +45,31 @@ typedef struct gm_policy_decision {
 /* The deny-by-default rules file for the seed's four agents and the demo's services. */
 extern const char gm_policy_seed_example[];
 
-/* "capability", "port", "peer", "relay" and back; -1 for an unknown name. */
+/* "capability", "port", "peer", "relay". */
 const char *gm_policy_kind_name(gm_policy_kind k);
-int gm_policy_kind_parse(const char *name);
 
 /* Parse the operator's rules file into {"default": "allow"|"deny", "rules": [...]} (new
  * reference in *out). Errors name the line: "line 4: unknown kind 'ports' (capability, ...)". */
-int gm_policy_rules_parse(const char *text, size_t len, json_t **out, gm_error *err);
+int gm_policy_rules_parse(const char *text, size_t len, json_t **out, gm_error *err) GM_MUST_CHECK;
 /* Render a normalized rule back as one line of the rules file (malloc'd). */
-char *gm_policy_rule_text(const json_t *rule);
+char *gm_policy_rule_text(const json_t *rule) GM_MUST_CHECK;
 
-int gm_policy_parse(const char *text, size_t len, gm_policy *p, gm_error *err);
-int gm_policy_from_json(const json_t *doc, gm_policy *p, gm_error *err); /* copies doc */
+int gm_policy_parse(const char *text, size_t len, gm_policy *p, gm_error *err) GM_MUST_CHECK;
 /* Build and sign policy `sequence` from body ({"default", "rules"} as gm_policy_rules_parse
  * makes it; borrowed). */
 int gm_policy_issue(gm_policy *p, const gm_signer *na, uint64_t sequence, const json_t *body, gm_time issued_at,
-                    gm_error *err);
+                    gm_error *err) GM_MUST_CHECK;
 /* The permissive policy a new network starts with ("default allow", no rules), sequence 0. */
-int gm_policy_issue_default(gm_policy *p, const gm_signer *na, gm_time issued_at, gm_error *err);
+int gm_policy_issue_default(gm_policy *p, const gm_signer *na, gm_time issued_at, gm_error *err) GM_MUST_CHECK;
 /* Signature under the genesis NA key. */
-int gm_policy_verify(const gm_policy *p, const uint8_t na_pk[GM_PK_LEN], gm_error *err);
+int gm_policy_verify(const gm_policy *p, const uint8_t na_pk[GM_PK_LEN], gm_error *err) GM_MUST_CHECK;
 /* Decide kind for a subject holding roles (n of them) and an object: a capability or port
  * name (objects has one entry) or the roles of the other node (peer, relay). p NULL (no
  * policy held) allows everything. Fills d and returns d->allowed. */
 int gm_policy_decide(const gm_policy *p, gm_policy_kind kind, const char *const *roles, size_t n,
                      const char *const *objects, size_t n_objects, gm_policy_decision *d);
-/* 1 if name matches pattern: equal, "*", or "prefix*" where prefix ends in '.', ':' or '-'. */
-int gm_policy_match(const char *pattern, const char *name);
 /* Compact canonical JSON (exact bytes to serve / store), malloc'd. */
-char *gm_policy_dump(const gm_policy *p, int pretty);
+char *gm_policy_dump(const gm_policy *p, int pretty) GM_MUST_CHECK;
 void gm_policy_free(gm_policy *p);
 
 #endif

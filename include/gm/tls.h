@@ -5,6 +5,7 @@
 #define GM_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gm/error.h"
 
@@ -17,13 +18,10 @@
  * addresses) as a subject alternative name. pin (optional) receives the key's pin. */
 int gm_tls_make_self_signed(const char *cert_path, const char *key_path, const char *const *hosts,
                             size_t n_hosts, unsigned days, char pin[GM_TLS_PIN_LEN], gm_error *err)
-    __attribute__((warn_unused_result));
+    GM_MUST_CHECK;
 
 /* The pin of the public key in the first certificate of a PEM file. */
 int gm_tls_pin_of_cert_file(const char *cert_path, char pin[GM_TLS_PIN_LEN], gm_error *err)
-    __attribute__((warn_unused_result));
-
-/* 0 if s is one pin or several joined by ';' (as CURLOPT_PINNEDPUBLICKEY takes them). */
-int gm_tls_pin_check(const char *s, gm_error *err) __attribute__((warn_unused_result));
+    GM_MUST_CHECK;
 
 #endif

@@ -8,6 +8,7 @@
 #include "gm/agent.h"
 #include "gm/http_client.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define NODE_JSON_MAX (64 * 1024)
 #define LISTING_MAX 1024

@@ -6,6 +6,8 @@
 
 #include "gm/agent.h"
 #include "gm/util.h"
+#include "agent_internal.h"
+#include "core_internal.h"
 
 #define ERR_CODE_MAX 64
 

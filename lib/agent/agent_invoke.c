@@ -8,6 +8,8 @@
 #include "gm/agent.h"
 #include "gm/node.h"
 #include "gm/util.h"
+#include "agent_internal.h"
+#include "client_internal.h"
 
 #define CALL_MAX_ATTEMPTS 4
 /* Bound of one local API exchange (subscribe, send) with our own node. */
@@ -164,7 +166,10 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
     do {                                                                                                               \
         if (steps) {                                                                                                   \
             snprintf(detail, sizeof detail, __VA_ARGS__);                                                              \
-            gm_agent_step_add(steps, &c->node, c->agent_id, action, cap, rid, detail, &e);                             \
+            if (gm_agent_step_add(steps, &c->node, c->agent_id, action, cap, rid, detail, &e) != 0) {                  \
+                /* a step is only the caller's record: one that cannot be signed (out of                               \
+                   memory) is left out of its chain and the call goes on */                                            \
+            }                                                                                                          \
         }                                                                                                              \
     } while (0)
     for (int attempt = 0; attempt < CALL_MAX_ATTEMPTS; attempt++) {

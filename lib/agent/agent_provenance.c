@@ -9,6 +9,8 @@
 #include "gm/canon.h"
 #include "gm/cert.h"
 #include "gm/util.h"
+#include "agent_internal.h"
+#include "core_internal.h"
 
 static const char *const actions[] = {"discovered", "executed", "combined", "failed", "routed"};
 

@@ -17,6 +17,9 @@
 #include "gm/node.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
+#include "agent_internal.h"
+#include "client_internal.h"
+#include "core_internal.h"
 
 #define STARTUP_WAIT_MS 30000
 #define DRAIN_WAIT_MS 5000
@@ -148,28 +151,67 @@ static json_t *own_cert(gm_agent_provider *p)
 }
 
 /* The response envelope, carrying the certificate of every signer of steps found in pool. */
-static int build_reply(gm_agent_provider *p, gm_agent_response *resp, const char *rid, const char *cap,
+/* Append a step signed by this agent's node. A step that cannot be signed (out of memory) is
+ * left out and logged: the requester then sees a shorter chain, and refuses an answer that lacks
+ * its "executed" step, so nothing unsigned is ever passed off as done. */
+static void add_step(gm_agent_provider *p, json_t *steps, const char *action, const char *cap, const char *rid,
+                     const char *detail)
+{
+    gm_error e = {0};
+    if (gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, action, cap, rid, detail, &e) != 0)
+        plog(p, "warn", "step_failed", "request %s: %s step not recorded: %s", rid, action, e.msg);
+}
+
+static int build_reply(const gm_signer *node, gm_agent_response *resp, const char *rid, const char *cap,
                        const json_t *output, const char *code, const char *msg, const json_t *steps,
                        const json_t *pool, char **text, size_t *len, gm_error *e)
 {
     json_t *certs = gm_agent_provenance_certs_for(steps, pool);
-    int rc = gm_agent_response_new(resp, rid, cap, p->ctx.node.pk, output, code, msg, steps, e);
+    int rc = gm_agent_response_new(resp, rid, cap, node->pk, output, code, msg, steps, e);
     if (rc == 0)
         rc = gm_agent_response_set_certificates(resp, certs, e);
     if (rc == 0)
         rc = gm_agent_envelope_dump(resp->doc, text, len, e);
     json_decref(certs);
+    gm_agent_response_free(resp);
     return rc;
+}
+
+int gm_agent_reply_dump(const gm_signer *node, const char *agent_id, const char *rid, const char *cap,
+                        const json_t *output, const char *code, const char *msg, const json_t *steps,
+                        const json_t *pool, char **text, size_t *len, int *replaced, gm_error *err)
+{
+    gm_agent_response resp;
+    gm_error e = {0};
+    *text = NULL;
+    *replaced = 0;
+    if (build_reply(node, &resp, rid, cap, output, code, msg, steps, pool, text, len, &e) == 0)
+        return 0;
+    /* Too big or unencodable: still tell the requester, without the payload. */
+    char why[600];
+    snprintf(why, sizeof why, "cannot send the answer: %s", e.msg);
+    gm_error_set(err, e.code, "%s", why);
+    json_t *mini = json_array();
+    /* an unsigned step is left out: the requester then refuses the answer as incomplete */
+    if (gm_agent_step_add(mini, node, agent_id, "failed", cap, rid, why, &e) != 0) {
+        /* nothing more to do: the answer goes out with an empty chain */
+    }
+    int rc = build_reply(node, &resp, rid, cap, NULL, "too_big", why, mini, pool, text, len, &e);
+    json_decref(mini);
+    if (rc != 0)
+        return gm_error_set(err, rc, "%s; not even an error answer could be built: %s", why, e.msg);
+    *replaced = 1;
+    return 0;
 }
 
 /* collected (may be NULL): verified certificates of the signers of nested chains in steps. */
 static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char *rid, const char *cap,
                   const json_t *output, const char *code, const char *msg, json_t *steps, const json_t *collected)
 {
-    gm_agent_response resp;
     gm_error e = {0};
     char *text = NULL;
     size_t len;
+    int replaced;
     json_t *pool = json_array(), *mine = own_cert(p);
     if (mine)
         json_array_append_new(pool, mine);
@@ -177,22 +219,11 @@ static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char 
         json_array_extend(pool, (json_t *)collected);
     if (p->fault && !strcmp(p->fault, "uncertified")) /* a requester must reject this answer */
         json_array_clear(pool);
-    if (build_reply(p, &resp, rid, cap, output, code, msg, steps, pool, &text, &len, &e) != 0) {
-        /* Too big or unencodable: still tell the requester, without the payload. */
-        char why[600];
-        snprintf(why, sizeof why, "cannot send the answer: %s", e.msg);
-        json_t *mini = json_array();
-        gm_agent_step_add(mini, &p->ctx.node, p->ctx.agent_id, "failed", cap, rid, why, &e);
-        gm_agent_response_free(&resp);
-        int rc = build_reply(p, &resp, rid, cap, NULL, "too_big", why, mini, pool, &text, &len, &e);
-        json_decref(mini);
-        if (rc != 0) {
-            json_decref(pool);
-            gm_agent_response_free(&resp);
-            return;
-        }
-    }
+    int rc = gm_agent_reply_dump(&p->ctx.node, p->ctx.agent_id, rid, cap, output, code, msg, steps, pool, &text, &len,
+                                 &replaced, &e);
     json_decref(pool);
+    if (rc != 0)
+        return;
     if (p->fault && !strcmp(p->fault, "garbage")) {
         free(text);
         text = strdup("this is not a capability_response {");
@@ -201,7 +232,6 @@ static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char 
     if (gm_node_api_send(p->ctx.sock, to, GM_AGENT_PORT, text, len, LOCAL_API_TIMEOUT_MS, &e) != 0)
         plog(p, "warn", "reply_failed", "request %s: %s", rid, e.msg);
     free(text);
-    gm_agent_response_free(&resp);
 }
 
 static void *job_run(void *arg)
@@ -220,10 +250,9 @@ static void *job_run(void *arg)
         plog(p, "warn", "bad_request", "from %.12s...: %s", fpk, e.msg);
         if (rid && cap && gm_uuid_valid(rid) && strlen(cap) <= GM_AGENT_CAP_MAX) {
             json_t *steps = json_array();
-            gm_error e2 = {0};
             char cap_copy[GM_AGENT_CAP_MAX + 1];
             snprintf(cap_copy, sizeof cap_copy, "%s", cap);
-            gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "failed", cap_copy, rid, e.msg, &e2);
+            add_step(p, steps, "failed", cap_copy, rid, e.msg);
             reply(p, j->from, rid, cap_copy, NULL, e.code == GM_ETOOBIG ? "too_big" : "invalid_input", e.msg, steps,
                   NULL);
             json_decref(steps);
@@ -247,7 +276,7 @@ static void *job_run(void *arg)
     if (strcmp(req.capability, p->capability) != 0) {
         char why[200];
         snprintf(why, sizeof why, "this node serves %s, not %s", p->capability, req.capability);
-        gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "failed", req.capability, req.request_id, why, &e);
+        add_step(p, steps, "failed", req.capability, req.request_id, why);
         reply(p, j->from, req.request_id, req.capability, NULL, "unknown_capability", why, steps, NULL);
     } else if (p->fault && !strcmp(p->fault, "silent")) {
         plog(p, "info", "fault_silent", "request %s ignored (--fault silent)", req.request_id);
@@ -265,8 +294,7 @@ static void *job_run(void *arg)
                 size_t dl = strlen(detail);
                 snprintf(detail + dl, sizeof detail - dl, " [authorized: %s]", j->authorized);
             }
-            gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "executed", req.capability, req.request_id,
-                              detail, &e);
+            add_step(p, steps, "executed", req.capability, req.request_id, detail);
             if (p->fault && !strcmp(p->fault, "forge")) {
                 /* Tamper after signing: a requester must reject this answer. */
                 json_t *last = json_array_get(steps, json_array_size(steps) - 1);
@@ -277,8 +305,7 @@ static void *job_run(void *arg)
         } else {
             if (rc == 0)
                 rc = gm_error_set(&he, GM_EINTERNAL, "handler returned no output");
-            gm_agent_step_add(steps, &p->ctx.node, p->ctx.agent_id, "failed", req.capability, req.request_id, he.msg,
-                              &e);
+            add_step(p, steps, "failed", req.capability, req.request_id, he.msg);
             reply(p, j->from, req.request_id, req.capability, NULL, code_name(rc), he.msg, steps, certs);
             plog(p, "warn", "handler_failed", "request %s: %s", req.request_id, he.msg);
         }

@@ -3,11 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gm/canon.h"
 #include "gm/crl.h"
 #include "gm/http_client.h"
 #include "gm/na_client.h"
+#include "merkle_internal.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
+#include "client_internal.h"
+#include "core_internal.h"
 
 #define URL_MAX 1024
 
@@ -49,9 +53,12 @@ static int refused(int status, const char *body, size_t len, const char *what, g
     const json_t *e = json_object_get(j, "error");
     const char *code = json_string_value(json_object_get(e, "code"));
     const char *msg = json_string_value(json_object_get(e, "message"));
+    /* our NA's finer cause under a code shared with the Python reference (invalid_invite_token) */
+    const char *reason = json_string_value(json_object_get(e, "reason"));
     snprintf(last_code, sizeof last_code, "%s", code ? code : "");
-    int rc = gm_error_set(err, code_for_status(status), "the NA refused %s (HTTP %d%s%s): %s", what, status,
-                          code ? " " : "", code ? code : "", msg ? msg : "no error message");
+    int rc = gm_error_set(err, code_for_status(status), "the NA refused %s (HTTP %d%s%s%s%s): %s", what, status,
+                          code ? " " : "", code ? code : "", reason ? ", " : "", reason ? reason : "",
+                          msg ? msg : "no error message");
     json_decref(j);
     return rc;
 }
@@ -267,37 +274,73 @@ static int need_strings(const json_t *o, const char *key, size_t min, const char
     return 0;
 }
 
-int gm_na_invite_answer_check(const json_t *resp, gm_na_invite_answer *out, gm_error *err)
+/* An optional non-negative (min 0) or positive (min 1) integer member; *out untouched when absent. */
+static int opt_int(const json_t *o, const char *key, int64_t min, const char *what, int64_t *out, gm_error *err)
 {
-    static const char what[] = "POST /admin/invite";
-    memset(out, 0, sizeof *out);
-    const json_t *h = json_object_get(resp, "max_validity_hours");
-    int rc;
-    if ((rc = need_object(resp, what, err)) || (rc = need_string(resp, "token", what, &out->token, err)) ||
-        (rc = need_strings(resp, "roles", 1, what, err)) ||
-        (rc = need_string(resp, "expires_at", what, &out->expires_at, err)))
-        return rc;
-    if (!json_is_integer(h) || json_integer_value(h) < 1)
-        return gm_error_set(err, GM_EPROTO,
-                            "the NA's answer to %s has %s \"max_validity_hours\" (a positive integer expected)",
-                            what, h ? "a wrong-typed" : "no");
-    out->first_role = json_string_value(json_array_get(json_object_get(resp, "roles"), 0));
-    out->max_validity_hours = json_integer_value(h);
+    const json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s has a wrong-typed \"%s\" (%s integer expected)",
+                            what, key, min > 0 ? "a positive" : "a non-negative");
+    *out = json_integer_value(v);
     return 0;
 }
 
-int gm_na_revoke_answer_check(const json_t *resp, int64_t *sequence, gm_error *err)
+int gm_na_invite_answer_check(const json_t *resp, gm_na_invite_answer *out, gm_error *err)
+{
+    static const char what[] = "POST /admin/invite";
+    const char *token_id = NULL;
+    memset(out, 0, sizeof *out);
+    int rc;
+    if ((rc = need_object(resp, what, err)) != 0)
+        return rc;
+    /* ours says "token" (and "token_id"), the Python reference's NA only "token_id" */
+    if (json_object_get(resp, "token") && (rc = need_string(resp, "token", what, &out->token, err)) != 0)
+        return rc;
+    if ((json_object_get(resp, "token_id") || !out->token) &&
+        (rc = need_string(resp, "token_id", what, &token_id, err)) != 0)
+        return rc;
+    if (out->token && token_id && strcmp(out->token, token_id) != 0)
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s has a \"token\" and a \"token_id\" that differ",
+                            what);
+    if (!out->token)
+        out->token = token_id;
+    if ((rc = need_string(resp, "expires_at", what, &out->expires_at, err)) ||
+        (json_object_get(resp, "roles") && (rc = need_strings(resp, "roles", 1, what, err))) ||
+        (rc = opt_int(resp, "max_validity_hours", 1, what, &out->max_validity_hours, err)))
+        return rc;
+    out->first_role = json_string_value(json_array_get(json_object_get(resp, "roles"), 0));
+    return 0;
+}
+
+int gm_na_revoke_answer_check(const json_t *resp, gm_na_revoke_answer *out, gm_error *err)
 {
     static const char what[] = "POST /admin/revoke";
-    const json_t *seq = json_object_get(resp, "sequence");
+    int64_t seq = -1, ref_seq = -1, count = -1;
     int rc;
-    if ((rc = need_object(resp, what, err)) || (rc = need_strings(resp, "revoked", 0, what, err)))
+    memset(out, 0, sizeof *out);
+    if ((rc = need_object(resp, what, err)) ||
+        (json_object_get(resp, "revoked") && (rc = need_strings(resp, "revoked", 0, what, err))) ||
+        (rc = opt_int(resp, "sequence", 0, what, &seq, err)) ||
+        (rc = opt_int(resp, "crl_sequence", 0, what, &ref_seq, err)) ||
+        (rc = opt_int(resp, "revoked_count", 0, what, &count, err)))
         return rc;
-    if (!json_is_integer(seq) || json_integer_value(seq) < 0)
+    /* ours: "sequence" (and the reference's members); the Python reference's NA: "crl_sequence" */
+    if (seq < 0 && ref_seq < 0)
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s has no \"sequence\" or \"crl_sequence\"", what);
+    if (seq >= 0 && ref_seq >= 0 && seq != ref_seq)
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s has a \"sequence\" and a \"crl_sequence\" that differ",
+                            what);
+    out->revoked = json_object_get(resp, "revoked");
+    if (!out->revoked && count < 0)
+        return gm_error_set(err, GM_EPROTO, "the NA's answer to %s has no \"revoked\" or \"revoked_count\"", what);
+    if (out->revoked && count >= 0 && (size_t)count != json_array_size(out->revoked))
         return gm_error_set(err, GM_EPROTO,
-                            "the NA's answer to %s has %s \"sequence\" (a non-negative integer expected)", what,
-                            seq ? "a wrong-typed" : "no");
-    *sequence = json_integer_value(seq);
+                            "the NA's answer to %s lists %zu \"revoked\" but says \"revoked_count\" %lld", what,
+                            json_array_size(out->revoked), (long long)count);
+    out->sequence = seq >= 0 ? seq : ref_seq;
+    out->count = out->revoked ? (int64_t)json_array_size(out->revoked) : count;
     return 0;
 }
 
@@ -316,15 +359,18 @@ int gm_na_nodes_answer_check(const json_t *resp, gm_error *err)
     {
         const char *s;
         const json_t *reason = json_object_get(n, "reason"), *blocked = json_object_get(n, "key_blocked");
+        const json_t *seen = json_object_get(n, "last_heartbeat");
         if (!json_is_object(n))
             return gm_error_set(err, GM_EPROTO, "the NA's answer to %s: nodes[%zu] is not an object", what, i);
         if ((rc = need_string(n, "cert_id", what, &s, err)) || (rc = need_string(n, "node_public_key", what, &s, err)) ||
             (rc = need_string(n, "expires_at", what, &s, err)) || (rc = need_string(n, "status", what, &s, err)) ||
             (rc = need_strings(n, "roles", 0, what, err)))
             return gm_error_prefix(err, "nodes[%zu]", i);
-        if ((reason && !json_is_string(reason) && !json_is_null(reason)) || (blocked && !json_is_boolean(blocked)))
+        if ((reason && !json_is_string(reason) && !json_is_null(reason)) || (blocked && !json_is_boolean(blocked)) ||
+            (seen && !json_is_string(seen) && !json_is_null(seen)))
             return gm_error_set(err, GM_EPROTO,
-                                "the NA's answer to %s: nodes[%zu] has a wrong-typed \"reason\" or \"key_blocked\"",
+                                "the NA's answer to %s: nodes[%zu] has a wrong-typed \"reason\", \"key_blocked\" or "
+                                "\"last_heartbeat\"",
                                 what, i);
     }
     return 0;
@@ -340,4 +386,120 @@ int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err)
     if (!json_is_true(json_object_get(resp, "cleared")))
         return gm_error_set(err, GM_EPROTO, "the NA's answer to %s does not say \"cleared\": true", what);
     return 0;
+}
+
+/* ---- the issuance log ---- */
+
+static int get_json(const char *na_url, const char *path, long timeout_ms, const char *what, json_t **resp,
+                    gm_error *err)
+{
+    char url[URL_MAX];
+    int rc = make_url(url, na_url, path, err);
+    if (rc == 0)
+        rc = call(url, "GET", NULL, 0, NULL, timeout_ms, what, NULL, resp, err);
+    if (rc == 0 && !json_is_object(*resp)) {
+        json_decref(*resp);
+        *resp = NULL;
+        rc = gm_error_set(err, GM_EPROTO, "the NA answered %s with something other than a JSON object", what);
+    }
+    return rc;
+}
+
+/* answer["path"]: an array of at most GM_MERKLE_PROOF_MAX hex hashes. */
+static int read_path(const json_t *answer, gm_merkle_hash path[GM_MERKLE_PROOF_MAX], size_t *count, gm_error *err)
+{
+    const json_t *p = json_object_get(answer, "path");
+    *count = 0;
+    if (!json_is_array(p) || json_array_size(p) > GM_MERKLE_PROOF_MAX)
+        return gm_error_set(err, GM_EPROTO, "the NA's proof has no \"path\" array of at most %d hashes",
+                            GM_MERKLE_PROOF_MAX);
+    for (size_t i = 0; i < json_array_size(p); i++)
+        if (gm_merkle_unhex(json_string_value(json_array_get(p, i)), path[i], err) != 0)
+            return gm_error_prefix(err, "the NA's proof, hash %zu", i);
+    *count = json_array_size(p);
+    return 0;
+}
+
+int gm_na_log_checkpoint(const char *na_url, const uint8_t na_pk[GM_PK_LEN], const char *network_name,
+                         long timeout_ms, gm_checkpoint *cp, gm_error *err)
+{
+    char url[URL_MAX];
+    int rc = make_url(url, na_url, "/log/checkpoint", err);
+    if (rc != 0)
+        return rc;
+    gm_http_req req = {.method = "GET", .url = url, .timeout_ms = timeout_ms ? timeout_ms : GM_NA_CLIENT_TIMEOUT_MS,
+                       .max_response = GM_CHECKPOINT_MAX_BYTES};
+    gm_http_resp r = {0};
+    if ((rc = gm_http_request(&req, &r, err)) != 0)
+        return rc;
+    if (r.status != 200)
+        rc = refused(r.status, r.body, r.len, "GET /log/checkpoint", err);
+    else if ((rc = gm_checkpoint_parse(r.body, r.len, cp, err)) != 0)
+        gm_error_prefix(err, "checkpoint from %s", na_url);
+    else if ((rc = gm_checkpoint_verify(cp, na_pk, network_name, err)) != 0)
+        gm_checkpoint_free(cp);
+    gm_http_resp_free(&r);
+    return rc;
+}
+
+int gm_na_log_check_extends(const char *na_url, const gm_checkpoint *held, const gm_checkpoint *now,
+                            long timeout_ms, gm_error *err)
+{
+    if (!held || held->tree_size == 0)
+        return 0;
+    if (now->tree_size <= held->tree_size)
+        return gm_merkle_verify_consistency(held->tree_size, now->tree_size, held->root, now->root, NULL, 0, err);
+    char path[128];
+    snprintf(path, sizeof path, "/log/consistency?first=%llu&second=%llu", (unsigned long long)held->tree_size,
+             (unsigned long long)now->tree_size);
+    json_t *resp = NULL;
+    gm_merkle_hash proof[GM_MERKLE_PROOF_MAX];
+    size_t count = 0;
+    int rc = get_json(na_url, path, timeout_ms, "GET /log/consistency", &resp, err);
+    if (rc == 0)
+        rc = read_path(resp, proof, &count, err);
+    json_decref(resp);
+    if (rc == 0)
+        rc = gm_merkle_verify_consistency(held->tree_size, now->tree_size, held->root, now->root, proof, count, err);
+    return rc;
+}
+
+int gm_na_log_prove(const char *na_url, const char *cert_id, const gm_checkpoint *cp, long timeout_ms,
+                    json_t **entry, uint64_t *index, gm_error *err)
+{
+    char path[160];
+    if (!gm_uuid_valid(cert_id))
+        return gm_error_set(err, GM_EINVAL, "'%s' is not a certificate id (UUID)", cert_id);
+    snprintf(path, sizeof path, "/log/proof?cert_id=%s&tree_size=%llu", cert_id, (unsigned long long)cp->tree_size);
+    json_t *resp = NULL;
+    gm_merkle_hash proof[GM_MERKLE_PROOF_MAX], leaf;
+    size_t count = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = get_json(na_url, path, timeout_ms, "GET /log/proof", &resp, err);
+    const json_t *e = json_object_get(resp, "entry"), *ix = json_object_get(resp, "index");
+    if (rc == 0 && (!json_is_object(e) || !json_is_integer(ix) || json_integer_value(ix) < 0))
+        rc = gm_error_set(err, GM_EPROTO, "the NA's inclusion proof has no \"entry\" object or \"index\"");
+    const char *about = json_string_value(json_object_get(e, "cert_id"));
+    if (rc == 0 && (!about || strcmp(about, cert_id) != 0))
+        rc = gm_error_set(err, GM_EPROTO, "the NA's inclusion proof is about another certificate");
+    if (rc == 0)
+        rc = read_path(resp, proof, &count, err);
+    /* the leaf is recomputed from the entry itself: the NA's leaf_hash is not trusted */
+    if (rc == 0)
+        rc = gm_canon_dump(e, &text, &len, err);
+    if (rc == 0) {
+        gm_merkle_leaf_hash(text, len, leaf);
+        rc = gm_merkle_verify_inclusion(leaf, (uint64_t)json_integer_value(ix), cp->tree_size, proof, count, cp->root,
+                                        err);
+    }
+    free(text);
+    if (rc == 0) {
+        if (index)
+            *index = (uint64_t)json_integer_value(ix);
+        if (entry)
+            *entry = json_incref((json_t *)e);
+    }
+    json_decref(resp);
+    return rc;
 }

@@ -15,6 +15,7 @@
 #include "gm/gmtime.h"
 #include "gm/node.h"
 #include "gm/util.h"
+#include "client_internal.h"
 
 struct gm_node_conn {
     int fd;
@@ -164,7 +165,21 @@ int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, in
 {
     *resp = NULL;
     int rc = gm_node_conn_send(c, req, err);
-    return rc != 0 ? rc : gm_node_conn_read(c, resp, timeout_ms, err);
+    /* version 2: the answer is the line with the request's id; other lines are skipped */
+    const char *id = json_string_value(json_object_get(req, "id"));
+    int64_t end = gm_mono_ms() + timeout_ms;
+    while (rc == 0) {
+        int64_t left = end - gm_mono_ms();
+        rc = gm_node_conn_read(c, resp, left > 0 ? (int)left : 1, err);
+        if (rc != 0 || !id)
+            break;
+        const char *got = json_string_value(json_object_get(*resp, "id"));
+        if (got && !strcmp(got, id))
+            break;
+        json_decref(*resp);
+        *resp = NULL;
+    }
+    return rc;
 }
 
 /* A {"ok":false,"error":{code,message}} answer as an error: GM_ENET when the node has no
@@ -187,6 +202,21 @@ int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, 
     json_decref(req);
     if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
         rc = answer_error(resp, "subscribing to the local node", err);
+    json_decref(resp);
+    return rc;
+}
+
+int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err)
+{
+    json_t *req = json_pack("{s:s,s:s,s:[i]}", "op", "hello", "id", "hello", "versions", 2), *resp = NULL;
+    if (!req)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = gm_node_conn_request(c, req, &resp, timeout_ms, err);
+    json_decref(req);
+    if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
+        rc = answer_error(resp, "negotiating version 2 of the local API (is the node older?)", err);
+    else if (rc == 0 && json_integer_value(json_object_get(resp, "version")) != 2)
+        rc = gm_error_set(err, GM_EPROTO, "the node at %s did not agree on version 2 of the local API", c->path);
     json_decref(resp);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include "gm/canon.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 int gm_agent_cap_normalize(const char *in, char out[GM_AGENT_CAP_MAX + 1], gm_error *err)
 {

@@ -5,6 +5,7 @@
 
 #include "gm/canon.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define CANON_MAX_DEPTH 64
 

@@ -6,6 +6,7 @@
 #include "gm/cert.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define CERT_MAX_BYTES (64 * 1024)
 #define CERT_MAX_ROLES 64

@@ -6,6 +6,7 @@
 #include "gm/crl.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 int gm_crl_reason_valid(const char *r)
 {

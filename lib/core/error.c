@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gm/error.h"
+#include "core_internal.h"
 
 int gm_error_set(gm_error *e, int code, const char *fmt, ...)
 {

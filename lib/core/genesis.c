@@ -9,6 +9,7 @@
 #include "gm/genesis.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define GENESIS_MAX_BYTES (256 * 1024)
 

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "gm/gmtime.h"
+#include "core_internal.h"
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)

@@ -16,6 +16,7 @@
 #include "gm/tls.h"
 #include "gm/util.h"
 #include "http_internal.h"
+#include "core_internal.h"
 
 #define URL_DISPLAY_MAX 200
 #define ETAG_MAX 1024

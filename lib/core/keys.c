@@ -7,6 +7,7 @@
 
 #include "gm/keys.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define KEY_FILE_MAX 4096
 

@@ -1,13 +1,16 @@
 /* The one log interface (gm/log.h): records from every layer go to the handler the program
  * set, in one shape. The handler and level are process-wide, set once at startup. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gm/gmtime.h"
 #include "gm/log.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define LOG_MSG_MAX 2048
 
@@ -232,4 +235,23 @@ void gm_log_file_write(void *ctx, const gm_log_record *rec)
         fflush(lf->f);
     }
     free(line);
+}
+
+int gm_log_file_reopen(gm_log_file *lf)
+{
+    if (!lf || !lf->f || !lf->path)
+        return 0;
+    int fd = open(lf->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    /* Records are flushed line by line, so nothing of the old file is left in the buffer;
+     * dup2 swaps the descriptor under the FILE at once, for every thread. */
+    int rc = dup2(fd, fileno(lf->f)) < 0 ? -1 : 0;
+    close(fd);
+    return rc;
+}
+
+int gm_log_reopen(void)
+{
+    return g_handler == gm_log_file_write ? gm_log_file_reopen(g_handler_ctx) : 0;
 }

@@ -8,6 +8,7 @@
 #include "gm/policy.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 /* docs/access-policy.md shows it; dev up installs it; tests/test_policy.c checks its decisions. */
 const char gm_policy_seed_example[] = "# The seed's four agents and the demo's services: deny what is not listed.\n"

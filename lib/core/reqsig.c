@@ -7,6 +7,7 @@
 #include "gm/canon.h"
 #include "gm/reqsig.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 int gm_reqsig_check_time(const char *timestamp, gm_time now, int64_t window_s, gm_error *err)
 {

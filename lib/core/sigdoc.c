@@ -8,6 +8,7 @@
 #include "gm/gmtime.h"
 #include "gm/sigdoc.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define SIGDOC_MAX_SIGS 16
 

@@ -14,6 +14,7 @@
 
 #include "gm/tls.h"
 #include "gm/util.h"
+#include "core_internal.h"
 
 #define CERT_FILE_MAX (256 * 1024)
 
@@ -85,6 +86,66 @@ int gm_tls_pin_of_cert_file(const char *cert_path, char pin[GM_TLS_PIN_LEN], gm_
         return gm_error_set(err, GM_EFORMAT, "%s is not a PEM certificate: %s", cert_path, gnutls_strerror(grc));
     }
     rc = pin_of_crt(crt, pin, err);
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+int gm_tls_cert_check(const char *cert_path, const char *key_path, int64_t *not_after, gm_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = gm_file_read(cert_path, CERT_FILE_MAX, &text, &len, err);
+    if (rc != 0)
+        return rc;
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_x509_privkey_t key = NULL;
+    gnutls_datum_t d = {(unsigned char *)text, (unsigned)len};
+    int grc = gnutls_x509_crt_init(&crt);
+    if (grc == 0)
+        grc = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM);
+    free(text);
+    text = NULL;
+    if (grc != 0) {
+        rc = gm_error_set(err, GM_EFORMAT, "%s is not a PEM certificate: %s", cert_path, gnutls_strerror(grc));
+        goto out;
+    }
+    time_t end = gnutls_x509_crt_get_expiration_time(crt), now = time(NULL);
+    if (not_after)
+        *not_after = (int64_t)end;
+    if (end != (time_t)-1 && end < now) {
+        rc = gm_error_set(err, GM_EEXPIRED, "the TLS certificate %s has expired", cert_path);
+        goto out;
+    }
+    if (gnutls_x509_crt_get_activation_time(crt) > now) {
+        rc = gm_error_set(err, GM_EEXPIRED, "the TLS certificate %s is not valid yet", cert_path);
+        goto out;
+    }
+    if (!key_path)
+        goto out;
+    if ((rc = gm_file_read(key_path, CERT_FILE_MAX, &text, &len, err)) != 0)
+        goto out;
+    d.data = (unsigned char *)text;
+    d.size = (unsigned)len;
+    grc = gnutls_x509_privkey_init(&key);
+    if (grc == 0)
+        grc = gnutls_x509_privkey_import(key, &d, GNUTLS_X509_FMT_PEM);
+    sodium_memzero(text, len);
+    free(text);
+    if (grc != 0) {
+        rc = gm_error_set(err, GM_EFORMAT, "%s is not a PEM private key: %s", key_path, gnutls_strerror(grc));
+        goto out;
+    }
+    unsigned char id_crt[64], id_key[64];
+    size_t n_crt = sizeof id_crt, n_key = sizeof id_key;
+    if ((grc = gnutls_x509_crt_get_key_id(crt, 0, id_crt, &n_crt)) != 0 ||
+        (grc = gnutls_x509_privkey_get_key_id(key, 0, id_key, &n_key)) != 0) {
+        rc = tls_fail(err, "cannot compare the certificate and key", grc);
+        goto out;
+    }
+    if (n_crt != n_key || memcmp(id_crt, id_key, n_crt) != 0)
+        rc = gm_error_set(err, GM_EINVAL, "the TLS key %s is not the key of the certificate %s", key_path, cert_path);
+out:
+    gnutls_x509_privkey_deinit(key);
     gnutls_x509_crt_deinit(crt);
     return rc;
 }

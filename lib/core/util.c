@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "gm/util.h"
+#include "core_internal.h"
 
 int gm_init(gm_error *err)
 {
@@ -291,4 +292,20 @@ int gm_uuid_valid(const char *s)
         }
     }
     return 1;
+}
+
+int gm_file_check_private(const char *path, int dir, gm_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return gm_error_set(err, GM_EIO, "%s: %s", path, strerror(errno));
+    if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+        return gm_error_set(err, GM_EINVAL, "%s is not a %s", path, dir ? "directory" : "regular file");
+    if (st.st_uid != geteuid())
+        return gm_error_set(err, GM_EINVAL, "%s belongs to uid %u, not to this user (uid %u)", path,
+                            (unsigned)st.st_uid, (unsigned)geteuid());
+    if (st.st_mode & 077)
+        return gm_error_set(err, GM_EINVAL, "%s has mode %04o: others may read it; run chmod %s %s", path,
+                            (unsigned)(st.st_mode & 07777), dir ? "700" : "600", path);
+    return 0;
 }

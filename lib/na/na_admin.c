@@ -85,8 +85,10 @@ int na_handle_invite(na_req *r)
     na_metrics_add(&r->na->metrics, &r->na->metrics.invites, 1);
     na_log(r->na, "%s invite created by %s: roles %s, max validity %lldh", r->request_id, r->admin_key_id,
            json_string_value(json_array_get(roles, 0)), (long long)max_validity_h);
+    /* "token_id" is the same token under the Python reference's name, for its clients */
     rc = na_reply_json(r, 201,
-                       json_pack("{s:s,s:O,s:s,s:I,s:I}", "token", token, "roles", roles, "expires_at", exp_s,
+                       json_pack("{s:s,s:s,s:O,s:s,s:I,s:I}", "token", token, "token_id", token, "roles", roles,
+                                 "expires_at", exp_s,
                                  "max_validity_hours", (json_int_t)max_validity_h, "token_expiry_hours",
                                  (json_int_t)expiry_h));
     sodium_memzero(token, sizeof token);
@@ -112,11 +114,19 @@ static int add_node(const gm_store_cert *c, void *ctx)
     int blocked = 0;
     gm_store_key_blocked(n->store, c->node_pk, &blocked, NULL);
     const char *status = c->revoked ? "revoked" : c->expires_at < n->now ? "expired" : "active";
-    json_t *o = json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:o,s:o,s:b}", "cert_id", c->cert_id, "node_public_key",
+    json_t *seen = json_null();
+    if (c->last_heartbeat) {
+        char ls[GM_TIME_STRLEN];
+        t = gm_time_from_unix(c->last_heartbeat);
+        gm_time_format(&t, ls);
+        seen = json_string(ls);
+    }
+    json_t *o = json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:o,s:o,s:b,s:o,s:o}", "cert_id", c->cert_id, "node_public_key",
                           c->node_pk, "roles", roles ? roles : json_array(), "issued_at", ia, "expires_at", ea,
                           "status", status, "reason", c->revoked ? json_string(c->reason) : json_null(),
                           "revoked_at", c->revoked ? json_string(c->revoked_at) : json_null(), "key_blocked",
-                          blocked);
+                          blocked, "last_heartbeat", seen, "heartbeat_status",
+                          c->last_heartbeat ? json_string(c->heartbeat_status) : json_null());
     if (!o || json_array_append_new(n->list, o) != 0)
         return GM_ENOMEM;
     return 0;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "gm/agent.h"
-#include "gm/na_agents.h"
+#include "na_agents.h"
 #include "gm/util.h"
 #include "na_internal.h"
 

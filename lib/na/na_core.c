@@ -10,6 +10,7 @@
 #include "gm/crl.h"
 #include "gm/log.h"
 #include "gm/sigdoc.h"
+#include "gm/tls.h"
 #include "gm/util.h"
 #include "na_internal.h"
 
@@ -251,6 +252,13 @@ void na_crl_cache_set(gm_na_t *na, uint64_t seq, char *text)
         const char *id = strstr(text, "\"crl_id\":\"");
         snprintf(na->crl_etag, sizeof na->crl_etag, "\"%llu-%.8s\"", (unsigned long long)seq,
                  id ? id + 10 : "00000000");
+        /* For /metrics; canonical (sorted) JSON puts it before revoked_certificates. */
+        const char *nu = strstr(text, "\"next_update\":\"");
+        char when[GM_TIME_STRLEN] = "";
+        gm_time t;
+        if (nu)
+            sscanf(nu + 15, "%39[^\"]", when);
+        na->crl_next_update = when[0] && gm_time_parse(when, &t, NULL) == 0 ? t.unix_s : 0;
         text = NULL;
     }
     pthread_mutex_unlock(&na->crl_lock);
@@ -355,7 +363,8 @@ static int load_genesis(gm_na_t *na, gm_error *err)
     return rc;
 }
 
-static int load_key(gm_na_t *na, gm_error *err)
+/* check_only: say whether the key would start the NA, write nothing (no switch to the successor). */
+static int load_key(gm_na_t *na, int check_only, gm_error *err)
 {
     char base[4096];
     int rc = gm_na_config_path(&na->cfg, na->cfg.na_key_base, base, sizeof base, err);
@@ -363,8 +372,13 @@ static int load_key(gm_na_t *na, gm_error *err)
         rc = gm_signer_load(&na->key, base, "na-local", err);
     if (rc != 0)
         return rc;
+    if (check_only && na->have_next && sodium_memcmp(na->key.pk, na->genesis_next.na_pk, GM_PK_LEN) == 0) {
+        if ((rc = gm_genesis_check_na_window(&na->genesis_next, gm_time_now(), err)) != 0)
+            return gm_error_prefix(err, "this is the successor's NA key; keep the current key until then");
+        return 0;
+    }
     /* Started with the successor's NA key: the rotation takes effect now. */
-    if (sodium_memcmp(na->key.pk, na->genesis.na_pk, GM_PK_LEN) != 0 &&
+    if (!check_only && sodium_memcmp(na->key.pk, na->genesis.na_pk, GM_PK_LEN) != 0 &&
         (rc = na_genesis_promote(na, na->key.pk, err)) != GM_ENOTFOUND)
         return rc;
     if (sodium_memcmp(na->key.pk, na->genesis.na_pk, GM_PK_LEN) != 0) {
@@ -378,6 +392,91 @@ static int load_key(gm_na_t *na, gm_error *err)
     if ((rc = gm_genesis_check_na_window(&na->genesis, gm_time_now(), err)) != 0)
         return gm_error_prefix(err, "refusing to start");
     return 0;
+}
+
+/* A secret file of the directory (when present or required) must be 0600. */
+static int check_secret(const gm_na_config *cfg, const char *name, int required, gm_error *err)
+{
+    char path[4096];
+    int rc = gm_na_config_path(cfg, name, path, sizeof path, err);
+    if (rc != 0 || (!required && !gm_file_exists(path)))
+        return rc;
+    return gm_file_check_private(path, 0, err);
+}
+
+int gm_na_config_check(const gm_na_config *cfg, char **summary, gm_error *err)
+{
+    *summary = NULL;
+    int rc = gm_init(err);
+    if (rc != 0)
+        return rc;
+    gm_na_t *na = calloc(1, sizeof *na);
+    if (!na)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    na->cfg = *cfg;
+    char key_file[4200], path[4096], tls[160] = "plain HTTP (plain_http)", until[GM_TIME_STRLEN] = "";
+    snprintf(key_file, sizeof key_file, "%s.key", cfg->na_key_base);
+    if ((rc = gm_file_check_private(cfg->dir, 1, err)) != 0 || (rc = check_secret(cfg, key_file, 1, err)) != 0 ||
+        (rc = check_secret(cfg, "root.key", 0, err)) != 0 || (rc = check_secret(cfg, "operator.key", 0, err)) != 0)
+        goto out;
+    if ((rc = load_genesis(na, err)) != 0 || (rc = na_genesis_load_versions(na, err)) != 0 ||
+        (rc = load_key(na, 1, err)) != 0)
+        goto out;
+    /* with the successor's key, the start switches to it: its window is the one that counts */
+    gm_time_format(na->have_next && sodium_memcmp(na->key.pk, na->genesis_next.na_pk, GM_PK_LEN) == 0
+                       ? &na->genesis_next.na_valid_to
+                       : &na->genesis.na_valid_to,
+                   until);
+    if ((rc = na_listen_check(cfg->listen, err)) != 0)
+        goto out;
+    if (strncmp(cfg->na_url, "https://", 8) != 0 && strncmp(cfg->na_url, "http://", 7) != 0) {
+        rc = gm_error_set(err, GM_EINVAL, "config.json \"na_url\" '%s' is not an http:// or https:// URL", cfg->na_url);
+        goto out;
+    }
+    if (cfg->tls_cert[0] || cfg->tls_key[0]) {
+        char key[4096];
+        int64_t not_after = 0;
+        if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
+            rc = gm_error_set(err, GM_EINVAL, "config.json has only one of \"tls_cert\" and \"tls_key\"");
+            goto out;
+        }
+        if ((rc = check_secret(cfg, cfg->tls_key, 1, err)) != 0 ||
+            (rc = gm_na_config_path(cfg, cfg->tls_cert, path, sizeof path, err)) != 0 ||
+            (rc = gm_na_config_path(cfg, cfg->tls_key, key, sizeof key, err)) != 0 ||
+            (rc = gm_tls_cert_check(path, key, &not_after, err)) != 0)
+            goto out;
+        gm_time t = gm_time_from_unix(not_after);
+        char when[GM_TIME_STRLEN];
+        gm_time_format(&t, when);
+        snprintf(tls, sizeof tls, "HTTPS, certificate valid until %s", when);
+        if (strncmp(cfg->na_url, "http://", 7) == 0) {
+            rc = gm_error_set(err, GM_EINVAL, "config.json \"na_url\" is %s but the NA serves HTTPS: use https://",
+                              cfg->na_url);
+            goto out;
+        }
+    } else if (!cfg->plain_http) {
+        rc = gm_error_set(err, GM_EINVAL, "no TLS certificate: set \"tls_cert\" and \"tls_key\" in config.json, or "
+                                          "\"plain_http\": true to serve plain HTTP on purpose");
+        goto out;
+    }
+    gm_buf b = {0};
+    gm_buf_printf(&b,
+                  "network '%s': genesis verifies, NA key %s valid until %s, %zu operator key(s), listen %s, %s, "
+                  "key files 0600, directory 0700",
+                  cfg->network_name, na->key.pk_b64, until, cfg->n_operators, cfg->listen, tls);
+    if (b.oom) {
+        gm_buf_free(&b);
+        rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+    } else {
+        *summary = b.p;
+    }
+out:
+    gm_genesis_free(&na->genesis);
+    free(na->genesis_text);
+    na_genesis_free_versions(na);
+    gm_signer_wipe(&na->key);
+    free(na);
+    return rc;
 }
 
 int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *log_ctx, gm_error *err)
@@ -398,6 +497,7 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
     pthread_mutex_init(&na->crl_lock, NULL);
     pthread_mutex_init(&na->policy_lock, NULL);
     pthread_mutex_init(&na->genesis_lock, NULL);
+    pthread_mutex_init(&na->log_lock, NULL);
     if (na_metrics_init(&na->metrics) != 0) {
         free(na);
         return gm_error_set(err, GM_ENOMEM, "out of memory");
@@ -408,12 +508,16 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
     }
     char db[4096];
     if ((rc = load_genesis(na, err)) == 0 && (rc = na_genesis_load_versions(na, err)) == 0 &&
-        (rc = load_key(na, err)) == 0 &&
+        (rc = load_key(na, 0, err)) == 0 &&
         (rc = gm_na_config_path(&na->cfg, na->cfg.db_path, db, sizeof db, err)) == 0 &&
         (rc = gm_store_open(&na->store, db, err)) == 0 && (rc = gm_na_agents_install(na, err)) == 0)
         rc = na_crl_bootstrap(na, err);
     if (rc == 0)
         rc = na_policy_bootstrap(na, err);
+    if (rc == 0)
+        rc = na_netpolicy_bootstrap(na, err);
+    if (rc == 0)
+        rc = gm_na_console_token(na->cfg.dir, 1, na->console_token, err);
     if (rc != 0) {
         gm_na_free(na);
         return rc;
@@ -437,6 +541,58 @@ int gm_na_start(gm_na_t *na, const char *listen_override, gm_error *err)
 uint16_t gm_na_port(const gm_na_t *na)
 {
     return na->port;
+}
+
+int gm_na_reload(gm_na_t *na, gm_error *err)
+{
+    gm_na_config *c = malloc(sizeof *c);
+    if (!c)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = gm_na_config_load(c, na->cfg.dir, err);
+    if (rc != 0) {
+        free(c);
+        return gm_error_prefix(err, "reload: config.json unchanged in effect");
+    }
+    const gm_na_rate_limit *o = &na->cfg.rate_limit, *l = &c->rate_limit;
+    na_ratelimit_set(&na->ratelimit, l);
+    na_log(na, "reloaded config.json: rate_limit per_ip_per_s %u burst %u, auth_failures_per_ip_per_s %u "
+               "auth_failures_burst %u, reads_per_ip_per_s %u reads_burst %u",
+           l->per_ip_per_s, l->burst, l->auth_failures_per_ip_per_s, l->auth_failures_burst, l->reads_per_ip_per_s,
+           l->reads_burst);
+    /* The rest is read by the serving threads without a lock, or sized at start. */
+    const char *later[16];
+    size_t n = 0;
+#define CHANGED(cond, name)                                                                                          \
+    do {                                                                                                             \
+        if (cond)                                                                                                    \
+            later[n++] = name;                                                                                       \
+    } while (0)
+    CHANGED(l->tracked_ips != o->tracked_ips, "rate_limit.tracked_ips");
+    CHANGED(strcmp(c->listen, na->cfg.listen) != 0, "listen");
+    CHANGED(strcmp(c->db_path, na->cfg.db_path) != 0, "db");
+    CHANGED(strcmp(c->na_key_base, na->cfg.na_key_base) != 0 || strcmp(c->genesis_path, na->cfg.genesis_path) != 0,
+            "na_key/genesis");
+    CHANGED(c->max_body_bytes != na->cfg.max_body_bytes, "max_body_bytes");
+    CHANGED(c->crl_resign_interval_s != na->cfg.crl_resign_interval_s ||
+                c->crl_next_update_multiple != na->cfg.crl_next_update_multiple ||
+                c->crl_next_update_hours != na->cfg.crl_next_update_hours,
+            "crl_*");
+    CHANGED(c->max_connections != na->cfg.max_connections || c->max_connections_per_ip != na->cfg.max_connections_per_ip ||
+                c->connection_timeout_s != na->cfg.connection_timeout_s ||
+                c->request_timeout_s != na->cfg.request_timeout_s || c->threads != na->cfg.threads,
+            "connections/timeouts/threads");
+    CHANGED(strcmp(c->tls_cert, na->cfg.tls_cert) != 0 || strcmp(c->tls_key, na->cfg.tls_key) != 0, "tls_cert/tls_key");
+    CHANGED(c->n_operators != na->cfg.n_operators ||
+                memcmp(c->operators, na->cfg.operators, c->n_operators * sizeof c->operators[0]) != 0,
+            "operator_keys");
+#undef CHANGED
+    for (size_t i = 0; i < n; i++)
+        na_log(na, "config.json: %s changed; it takes effect at the next start", later[i]);
+    unsigned keep = na->cfg.rate_limit.tracked_ips;
+    na->cfg.rate_limit = c->rate_limit;
+    na->cfg.rate_limit.tracked_ips = keep;
+    free(c);
+    return 0;
 }
 
 gm_store_t *gm_na_store(gm_na_t *na)
@@ -468,11 +624,15 @@ void gm_na_free(gm_na_t *na)
     na_genesis_free_versions(na);
     free(na->crl_text);
     free(na->policy_text);
+    free(na->netpolicy_text);
     gm_signer_wipe(&na->key);
+    sodium_memzero(na->console_token, sizeof na->console_token);
     na_metrics_free(&na->metrics);
     na_ratelimit_free(&na->ratelimit);
     pthread_mutex_destroy(&na->crl_lock);
     pthread_mutex_destroy(&na->policy_lock);
     pthread_mutex_destroy(&na->genesis_lock);
+    pthread_mutex_destroy(&na->log_lock);
+    free(na->log_cp_text);
     free(na);
 }

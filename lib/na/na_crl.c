@@ -96,23 +96,24 @@ void na_crl_pending_note(gm_na_t *na, int64_t at)
     pthread_mutex_unlock(&na->resign_lock);
 }
 
-/* Drop from entries the supersessions not effective at now (a renewal's overlap) and note the
- * earliest of them, so that a CRL is published when it becomes effective. */
-static void drop_pending(gm_na_t *na, json_t *entries, int64_t now)
+/* The earliest revoked_at after now among entries (0 if none): a renewal's supersession not
+ * effective yet. With drop, such entries are also removed (a CRL issued now leaves them out). */
+static int64_t pending_entries(json_t *entries, int64_t now, int drop)
 {
     int64_t next = 0;
     for (size_t i = 0; i < json_array_size(entries);) {
-        json_t *e = json_array_get(entries, i);
+        const char *when = json_string_value(json_object_get(json_array_get(entries, i), "revoked_at"));
         gm_time at;
-        if (gm_time_parse(json_string_value(json_object_get(e, "revoked_at")), &at, NULL) == 0 && at.unix_s > now) {
+        if (gm_time_parse(when, &at, NULL) == 0 && at.unix_s > now) {
             next = next == 0 || at.unix_s < next ? at.unix_s : next;
-            json_array_remove(entries, i);
-        } else {
-            i++;
+            if (drop) {
+                json_array_remove(entries, i);
+                continue;
+            }
         }
+        i++;
     }
-    if (next)
-        na_crl_pending_note(na, next);
+    return next;
 }
 
 static int collect_unrevoked(const gm_store_cert *c, void *ctx)
@@ -152,8 +153,9 @@ int na_crl_publish_in_tx(gm_na_t *na, gm_time now, char **text_out, uint64_t *se
     memset(&crl, 0, sizeof crl);
     /* an entry whose certificate has expired protects no one: no node accepts that certificate */
     rc = gm_store_revocations_json(na->store, now.unix_s, &entries, err);
-    if (rc == 0)
-        drop_pending(na, entries, now.unix_s);
+    int64_t next_pending = rc == 0 ? pending_entries(entries, now.unix_s, 1) : 0;
+    if (next_pending)
+        na_crl_pending_note(na, next_pending);
     size_t n = json_array_size(entries);
     if (rc == 0)
         rc = gm_crl_issue(&crl, &na->key, next, entries, now, na_crl_next_update_s(na), err);
@@ -195,6 +197,9 @@ static int revoke_in_tx(na_req *r, const revoke_target *t, size_t n, const char 
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = t[i].pending ? gm_store_revocation_update(na->store, t[i].cert_id, when, reason, &e)
                           : gm_store_revocation_add(na->store, t[i].cert_id, when, reason, na->key.key_id, &e);
+        if (rc == 0)
+            rc = na_issuance_append(na, "revoke", t[i].cert_id, t[i].node_pk,
+                                    json_pack("{s:s,s:s}", "reason", reason, "revoked_at", when), r->now, &e);
         if (rc == 0 && !strcmp(reason, "key_compromise"))
             rc = gm_store_key_block(na->store, t[i].node_pk, reason, r->now.unix_s, &e);
         for (size_t h = 0; rc == 0 && h < na->n_hooks; h++)
@@ -228,8 +233,10 @@ int na_handle_revoke(na_req *r)
         return na_reply_error(r, 400, "invalid_body", "give exactly one of \"cert_id\" or \"node_public_key\"");
     if ((has_cert && na_get_string(r, r->json, "cert_id", 1, 36, &cert_id) != 0) ||
         (has_key && na_get_pk(r, r->json, "node_public_key", pk, &pk_b64) != 0) ||
-        na_get_string(r, r->json, "reason", 1, 64, &reason) != 0)
+        na_get_string(r, r->json, "reason", 0, 64, &reason) != 0)
         return r->status;
+    if (!reason)
+        reason = "unspecified"; /* as the Python reference's NA (its admin revoke may omit it) */
     if (cert_id && !gm_uuid_valid(cert_id))
         return na_reply_error(r, 400, "invalid_field", "\"cert_id\" must be a UUID");
     if (!gm_crl_reason_valid(reason))
@@ -287,8 +294,10 @@ int na_handle_revoke(na_req *r)
     na_log(na, "%s revoked %zu certificate(s) (%s) by %s; CRL sequence %llu", r->request_id, cc.n, reason,
            r->admin_key_id, (unsigned long long)seq);
     free(cc.t);
-    return na_reply_json(r, 200, json_pack("{s:o,s:o,s:I}", "crl", crl ? crl : json_null(), "revoked", revoked,
-                                           "sequence", (json_int_t)seq));
+    /* crl_sequence and revoked_count: the Python reference's answer, beside ours */
+    return na_reply_json(r, 200, json_pack("{s:o,s:o,s:I,s:I,s:I}", "crl", crl ? crl : json_null(), "revoked", revoked,
+                                           "sequence", (json_int_t)seq, "crl_sequence", (json_int_t)seq,
+                                           "revoked_count", (json_int_t)cc.n));
 }
 
 int64_t na_crl_next_update_s(const gm_na_t *na)
@@ -378,17 +387,9 @@ static void *resign_main(void *arg)
 static int64_t stored_pending_at(gm_na_t *na, int64_t now)
 {
     json_t *entries = NULL;
-    int64_t next = 0;
     if (gm_store_revocations_json(na->store, now, &entries, NULL) != 0)
         return now + 60; /* look again soon */
-    size_t i;
-    json_t *e;
-    json_array_foreach(entries, i, e)
-    {
-        gm_time at;
-        if (gm_time_parse(json_string_value(json_object_get(e, "revoked_at")), &at, NULL) == 0 && at.unix_s > now)
-            next = next == 0 || at.unix_s < next ? at.unix_s : next;
-    }
+    int64_t next = pending_entries(entries, now, 0);
     json_decref(entries);
     return next;
 }

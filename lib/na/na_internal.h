@@ -15,12 +15,27 @@
 #include "gm/keys.h"
 #include "gm/na.h"
 #include "gm/reqsig.h"
-#include "gm/store.h"
+#include "core_internal.h"
+#include "store.h"
 
 struct MHD_Daemon;
 struct MHD_Connection;
 typedef struct na_req na_req;
 typedef int (*na_handler)(na_req *r);
+
+/* ---- revocation hooks and the store handle (na_core.c) ---- */
+
+/* Called inside the revocation transaction for every certificate revoked, so that state
+ * tied to the node key (e.g. registered agents) is dropped atomically with the CRL
+ * update. A non-zero return aborts the revocation (nothing is committed). */
+typedef int (*gm_na_revoke_hook)(gm_na_t *na, gm_store_t *store, const char *cert_id,
+                                 const char *node_pk_b64, const char *reason, void *ctx,
+                                 gm_error *err);
+#define GM_NA_MAX_REVOKE_HOOKS 8
+/* The store, e.g. for a later module that keeps its own tables next to the NA's. */
+gm_store_t *gm_na_store(gm_na_t *na);
+/* Register before gm_na_start. */
+int gm_na_add_revoke_hook(gm_na_t *na, gm_na_revoke_hook fn, void *ctx, gm_error *err);
 
 /* ---- routing (na_routes.c) ---- */
 
@@ -60,7 +75,7 @@ struct sockaddr;
 struct na_rl_entry;
 typedef struct na_ratelimit {
     pthread_mutex_t lock;
-    unsigned rate[NA_RL_KINDS], burst[NA_RL_KINDS];
+    _Atomic unsigned rate[NA_RL_KINDS], burst[NA_RL_KINDS]; /* na_ratelimit_set changes them (SIGHUP) */
     struct na_rl_entry *entries; /* cap slots, the first used in use */
     int32_t *heads;              /* hash chains, mask + 1 of them */
     uint32_t cap, used, mask;
@@ -70,6 +85,8 @@ typedef struct na_ratelimit {
 
 int na_ratelimit_init(na_ratelimit *rl, const gm_na_rate_limit *cfg);
 void na_ratelimit_free(na_ratelimit *rl);
+/* New rates and bursts (tracked_ips is kept: the table is sized at start). */
+void na_ratelimit_set(na_ratelimit *rl, const gm_na_rate_limit *cfg);
 /* 0 when addr may go ahead (taking one token of kind if take), otherwise the whole seconds
  * until a token is back. A kind whose rate is 0 always answers 0. */
 unsigned na_ratelimit_check(na_ratelimit *rl, const struct sockaddr *addr, na_rl_kind kind, int take,
@@ -92,11 +109,15 @@ typedef struct na_metrics {
     uint64_t joins, renewals, revocations, invites;
     uint64_t crl_refused;  /* CRLs not published because they would pass GM_CRL_MAX_BYTES */
     uint64_t rate_limited[NA_RL_KINDS]; /* 429s by na_rl_kind */
+    /* latency[route][bucket] (cumulative counts are made when printing), with sums per route */
+    uint64_t *latency;
+    double *latency_sum;
 } na_metrics;
 
 int na_metrics_init(na_metrics *m);
 void na_metrics_free(na_metrics *m);
-void na_metrics_count(na_metrics *m, int route, int status);
+/* One answered request: its route (-1 unknown), status and time from arrival to answer. */
+void na_metrics_count(na_metrics *m, int route, int status, double seconds);
 void na_metrics_add(na_metrics *m, uint64_t *counter, uint64_t n);
 
 /* ---- the service ---- */
@@ -136,6 +157,8 @@ struct gm_na {
     uint64_t crl_seq;
     char *crl_text;
     char crl_etag[80];
+    int64_t crl_next_update; /* of the cached CRL, unix seconds (0 if unreadable) */
+    int64_t tls_not_after;   /* the TLS certificate's expiry, unix seconds (0: no TLS) */
     /* scheduled re-signing (na_crl.c) */
     pthread_t resign_thread;
     int resign_running, resign_stop;
@@ -147,7 +170,14 @@ struct gm_na {
     uint64_t policy_seq;
     char *policy_text;
     char policy_etag[80];
+    /* the network policy manifest (na_netpolicy.c), also in D/network-policy.json; fixed at start */
+    char *netpolicy_text;
     _Atomic int64_t nonce_pruned_at;
+    /* the issuance log's latest checkpoint, signed once per size (na_issuance.c) */
+    pthread_mutex_t log_lock;
+    uint64_t log_cp_size;
+    char *log_cp_text;
+    char console_token[GM_NA_CONSOLE_TOKEN_LEN + 1]; /* D/console.token (na_console.c) */
 };
 
 void na_log(gm_na_t *na, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -172,6 +202,8 @@ int na_cert_supersession_pending(const gm_store_cert *c, int64_t now);
 void na_crl_pending_note(gm_na_t *na, int64_t at);
 /* Load D/access-policy.json (issuing the permissive sequence 0 when there is none). */
 int na_policy_bootstrap(gm_na_t *na, gm_error *err); /* na_policy.c */
+/* Load D/network-policy.json (issuing the reference's default when there is none). */
+int na_netpolicy_bootstrap(gm_na_t *na, gm_error *err); /* na_netpolicy.c */
 /* Reply 200 with text (application/json) tagged etag, or 304 when If-None-Match names it. */
 int na_reply_tagged(na_req *r, const char *text, const char *etag); /* na_crl.c */
 /* Inside an open transaction: build the CRL the store's revocations call for at now (entries
@@ -212,6 +244,10 @@ int na_reply_text(na_req *r, int status, const char *content_type, const char *t
 /* The one error envelope {"error":{"code","message","request_id"}}. Returns status. */
 int na_reply_error(na_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same with "reason" in the envelope: a finer cause under a code shared with the Python
+ * reference's NA (403 invalid_invite_token, reason invite_used). */
+int na_reply_error_reason(na_req *r, int status, const char *code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Map a library error to a status and code (for store/crypto failures mid-request). */
 int na_reply_gm_error(na_req *r, const gm_error *err);
 /* A request header value or NULL. */
@@ -248,11 +284,13 @@ void na_token_hash(const char *token, char out[65]);
 /* ---- handlers ---- */
 
 int na_handle_health(na_req *r);     /* na_public.c */
+int na_handle_ready(na_req *r);      /* na_public.c */
 int na_handle_genesis(na_req *r);    /* na_genesis.c */
 int na_handle_genesis_publish(na_req *r); /* na_genesis.c */
 int na_handle_crl(na_req *r);        /* na_crl.c */
 int na_handle_access_policy(na_req *r); /* na_policy.c */
 int na_handle_policy_set(na_req *r);    /* na_policy.c */
+int na_handle_netpolicy(na_req *r);     /* na_netpolicy.c */
 int na_handle_revoke(na_req *r);     /* na_crl.c */
 int na_handle_metrics(na_req *r);    /* na_metrics.c */
 int na_handle_invite(na_req *r);     /* na_admin.c */
@@ -260,6 +298,7 @@ int na_handle_nodes(na_req *r);      /* na_admin.c */
 int na_handle_clear_key(na_req *r);  /* na_admin.c */
 int na_handle_join(na_req *r);       /* na_join.c */
 int na_handle_renew(na_req *r);      /* na_join.c */
+int na_handle_heartbeat(na_req *r);  /* na_join.c */
 int na_handle_agents_register(na_req *r); /* na_agents.c */
 int na_handle_agents_list(na_req *r);     /* na_agents.c */
 int na_handle_agents_delete(na_req *r);   /* na_agents.c */
@@ -272,12 +311,34 @@ int na_genesis_load_versions(gm_na_t *na, gm_error *err);
  * return 0; GM_ENOTFOUND when it is not. */
 int na_genesis_promote(gm_na_t *na, const uint8_t key_pk[GM_PK_LEN], gm_error *err);
 void na_genesis_free_versions(gm_na_t *na);
+int na_handle_log_checkpoint(na_req *r);  /* na_issuance.c */
+int na_handle_log_entries(na_req *r);     /* na_issuance.c */
+int na_handle_log_proof(na_req *r);       /* na_issuance.c */
+int na_handle_log_consistency(na_req *r); /* na_issuance.c */
+/* Inside the open transaction: append {kind, cert_id, node_public_key, time, network_name}
+ * plus the members of extra (stolen; may be NULL) to the issuance log. (na_issuance.c) */
+int na_issuance_append(gm_na_t *na, const char *kind, const char *cert_id, const char *node_pk_b64,
+                       json_t *extra, gm_time now, gm_error *err);
+int na_handle_console_page(na_req *r);    /* na_console.c */
+int na_handle_console_asset(na_req *r);   /* na_console.c */
+int na_handle_console_state(na_req *r);   /* na_console.c */
+
+/* The console's files (lib/na/console/), compiled in by cmake/gm_embed.cmake. */
+typedef struct na_console_asset {
+    const char *name; /* file name, no directory */
+    const unsigned char *data;
+    size_t len;
+} na_console_asset;
+extern const na_console_asset na_console_assets[];
+extern const size_t na_console_n_assets;
 /* Register the agent registry's revoke hook (called by gm_na_new). */
 int gm_na_agents_install(gm_na_t *na, gm_error *err); /* na_agents.c */
 
 /* Listening (na_server.c). */
 int na_server_start(gm_na_t *na, const char *listen, gm_error *err);
 void na_server_stop(gm_na_t *na);
+/* 0 if listen ("HOST:PORT") would be accepted by na_server_start. */
+int na_listen_check(const char *listen, gm_error *err);
 
 /* Admin authentication of r (headers, operator key, window, signature, nonce); replies 401. */
 int na_admin_authenticate(na_req *r);

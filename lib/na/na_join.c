@@ -1,5 +1,6 @@
-/* Enrollment: POST /join (invite token -> join certificate) and POST /renew (the key's newest
- * valid certificate -> a fresh one). Each runs in one write transaction: nonce, key block
+/* Enrollment: POST /join (invite token -> join certificate), POST /renew (the key's newest
+ * valid certificate -> a fresh one) and POST /heartbeat (a node with a valid certificate says
+ * it is alive: its "last seen"). Each runs in one write transaction: nonce, key block
  * check, invite consumption (UPDATE ... WHERE used = 0) or supersession, and the certificate
  * insert commit together before the answer, so a certificate returned is durable and a token
  * is used exactly once.
@@ -21,11 +22,33 @@
 #include "na_internal.h"
 
 #define VALIDITY_HOURS_MAX (24 * 3660)
+#define ROLES_IGNORED_MAX 64
+/* The code of every refused invite, as the Python reference's NA answers it. */
+#define INVITE_REFUSED "invalid_invite_token"
+#define HEARTBEAT_STATUS_DEFAULT "unknown"
 
-/* Sign a certificate for pk with roles and store it (inside the open transaction). Replies
+/* "roles" on /join and /renew (the Python reference's clients send their requested roles):
+ * covered by the signature, checked for shape, never used, since roles come from the invite. */
+static int check_ignored_roles(na_req *r, const json_t *body)
+{
+    const json_t *roles = json_object_get(body, "roles");
+    if (!roles)
+        return 0;
+    if (!json_is_array(roles) || json_array_size(roles) > ROLES_IGNORED_MAX)
+        return na_reply_error(r, 400, "invalid_field", "\"roles\" must be an array of at most %d strings",
+                              ROLES_IGNORED_MAX),
+               -1;
+    for (size_t i = 0; i < json_array_size(roles); i++)
+        if (!json_is_string(json_array_get(roles, i)))
+            return na_reply_error(r, 400, "invalid_field", "\"roles\"[%zu] must be a string", i), -1;
+    return 0;
+}
+
+/* Sign a certificate for pk with roles, store it and log it ("renew" when renewed_from names
+ * the certificate renewed, "issue" otherwise), inside the open transaction. Replies
  * on failure; on success *doc_out is the compact JSON. */
 static int issue_and_store(na_req *r, const uint8_t pk[GM_PK_LEN], const char *pk_b64, const char *roles_json,
-                           int64_t validity_s, int64_t max_validity_hours, char **doc_out)
+                           int64_t validity_s, int64_t max_validity_hours, const char *renewed_from, char **doc_out)
 {
     gm_na_t *na = r->na;
     gm_error e = {0};
@@ -54,7 +77,17 @@ static int issue_and_store(na_req *r, const uint8_t pk[GM_PK_LEN], const char *p
     gm_cert_free(&c);
     if (!sc.doc)
         return na_reply_error(r, 500, "internal_error", "out of memory"), -1;
-    if (gm_store_cert_add(na->store, &sc, &e) != 0) {
+    json_t *logged = json_loads(sc.doc, 0, &je);
+    if (renewed_from && logged)
+        logged = json_pack("{s:o,s:s}", "certificate", logged, "renewed_from", renewed_from);
+    else if (logged)
+        logged = json_pack("{s:o}", "certificate", logged);
+    if (!logged) {
+        free(sc.doc);
+        return na_reply_error(r, 500, "internal_error", "out of memory"), -1;
+    }
+    if (gm_store_cert_add(na->store, &sc, &e) != 0 ||
+        na_issuance_append(na, renewed_from ? "renew" : "issue", sc.cert_id, pk_b64, logged, r->now, &e) != 0) {
         free(sc.doc);
         return na_reply_gm_error(r, &e), -1;
     }
@@ -119,7 +152,7 @@ int na_handle_join(na_req *r)
     if (na_get_pk(r, body, "node_public_key", pk, &pk_b64) != 0 ||
         na_get_string(r, body, "invite_token", 1, 256, &token) != 0 ||
         na_get_int(r, body, "validity_hours", 0, 1, VALIDITY_HOURS_MAX, 0, &want_hours) != 0 ||
-        na_check_pop(r, body, pk) != 0 || na_check_key_window(r) != 0) {
+        check_ignored_roles(r, body) != 0 || na_check_pop(r, body, pk) != 0 || na_check_key_window(r) != 0) {
         json_decref(body);
         return r->status;
     }
@@ -134,15 +167,22 @@ int na_handle_join(na_req *r)
     if (rc == 0) {
         switch (gm_store_invite_consume(na->store, hash, pk_b64, r->now.unix_s, &inv, &e)) {
         case 0: break;
-        case GM_ENOTFOUND: rc = na_reply_error(r, 403, "invalid_invite", "unknown invite token"); break;
-        case GM_ECONFLICT: rc = na_reply_error(r, 409, "invite_used", "invite token was already used"); break;
-        case GM_EEXPIRED: rc = na_reply_error(r, 403, "invite_expired", "invite token expired; ask for a new one"); break;
+        /* the Python reference's status and code (its clients read them), our cause in "reason" */
+        case GM_ENOTFOUND:
+            rc = na_reply_error_reason(r, 403, INVITE_REFUSED, "unknown_invite", "unknown invite token");
+            break;
+        case GM_ECONFLICT:
+            rc = na_reply_error_reason(r, 403, INVITE_REFUSED, "invite_used", "invite token was already used");
+            break;
+        case GM_EEXPIRED:
+            rc = na_reply_error_reason(r, 403, INVITE_REFUSED, "invite_expired", "invite token expired; ask for a new one");
+            break;
         default: rc = na_reply_gm_error(r, &e); break;
         }
     }
     if (rc == 0) {
         int64_t hours = want_hours > 0 && want_hours < inv.max_validity_hours ? want_hours : inv.max_validity_hours;
-        rc = issue_and_store(r, pk, pk_b64, inv.roles_json, hours * 3600, inv.max_validity_hours, &doc);
+        rc = issue_and_store(r, pk, pk_b64, inv.roles_json, hours * 3600, inv.max_validity_hours, NULL, &doc);
     }
     char what[160];
     snprintf(what, sizeof what, "join: node %s enrolled with roles %s", pk_b64, inv.roles_json ? inv.roles_json : "");
@@ -244,21 +284,73 @@ static int supersede(na_req *r, const char *cert_id)
     return 0;
 }
 
+/* Inside the request's transaction: cert_id is pk_b64's, unrevoked and inside its validity
+ * window at now. Replies (404 / 403) and returns non-zero otherwise; on success *c holds it. */
+static int load_own_valid_cert(na_req *r, const char *pk_b64, const char *cert_id, gm_store_cert *c)
+{
+    gm_error e = {0};
+    int g = gm_store_cert_get(r->na->store, cert_id, c, &e);
+    /* Someone else's certificate reads as unknown: no probing of other keys' serials. */
+    if (g == GM_ENOTFOUND || (g == 0 && strcmp(c->node_pk, pk_b64) != 0))
+        return na_reply_error(r, 404, "unknown_certificate", "no certificate %s for this node key", cert_id);
+    if (g != 0)
+        return na_reply_gm_error(r, &e);
+    /* renewed and still in its overlap: the node should use the certificate it got */
+    if (na_cert_supersession_pending(c, r->now.unix_s))
+        return na_reply_error(r, 409, "not_newest_certificate",
+                              "certificate %s was renewed; use the newest certificate of this key", cert_id);
+    if (c->revoked)
+        return na_reply_error(r, 403, "certificate_revoked", "certificate %s is revoked (%s); join again with a new invite",
+                              cert_id, c->reason);
+    if (c->expires_at < r->now.unix_s)
+        return na_reply_error(r, 403, "certificate_expired", "certificate %s has expired; join again with a new invite",
+                              cert_id);
+    if (c->issued_at - GM_CLOCK_SKEW_S > r->now.unix_s)
+        return na_reply_error(r, 403, "certificate_not_yet_valid", "certificate %s is not valid yet (check the clocks)",
+                              cert_id);
+    return 0;
+}
+
+/* Inside the request's transaction: the nonce, the key block, then cert_id must be this key's
+ * valid certificate (*c). Non-zero means refused, with the reply set. */
+static int check_node_cert_in_tx(na_req *r, const json_t *body, const char *pk_b64, const char *cert_id,
+                                 gm_store_cert *c)
+{
+    memset(c, 0, sizeof *c);
+    int rc = record_nonce_and_check_key(r, body, pk_b64);
+    return rc != 0 ? rc : load_own_valid_cert(r, pk_b64, cert_id, c);
+}
+
+/* node_public_key and cert_id of a node request, then its proof of possession. */
+static int read_node_cert_request(na_req *r, const json_t *body, uint8_t pk[GM_PK_LEN], const char **pk_b64,
+                                  const char **cert_id)
+{
+    if (na_get_pk(r, body, "node_public_key", pk, pk_b64) != 0 ||
+        na_get_string(r, body, "cert_id", 1, 36, cert_id) != 0)
+        return -1;
+    if (!gm_uuid_valid(*cert_id))
+        return na_reply_error(r, 400, "invalid_field", "\"cert_id\" must be a UUID"), -1;
+    return na_check_pop(r, body, pk);
+}
+
 int na_handle_renew(na_req *r)
 {
-    static const char *const allowed[] = {"node_public_key", "cert_id", "timestamp", "nonce", "signature", NULL};
+    /* "roles" and "validity_hours" as the Python reference's clients send them: roles are
+     * ignored (they come from the invite), validity_hours is capped by the invite's maximum */
+    static const char *const allowed[] = {"node_public_key", "cert_id", "roles", "validity_hours", "timestamp",
+                                          "nonce",           "signature", NULL};
     gm_na_t *na = r->na;
     json_t *body = na_body_object(r, allowed);
     if (!body)
         return r->status;
     const char *pk_b64, *cert_id;
     uint8_t pk[GM_PK_LEN];
+    int64_t want_hours;
     char *doc = NULL;
     gm_error e = {0};
-    if (na_get_pk(r, body, "node_public_key", pk, &pk_b64) != 0 ||
-        na_get_string(r, body, "cert_id", 1, 36, &cert_id) != 0 ||
-        (!gm_uuid_valid(cert_id) && na_reply_error(r, 400, "invalid_field", "\"cert_id\" must be a UUID")) ||
-        na_check_pop(r, body, pk) != 0 || na_check_key_window(r) != 0) {
+    if (na_get_int(r, body, "validity_hours", 0, 1, VALIDITY_HOURS_MAX, 0, &want_hours) != 0 ||
+        check_ignored_roles(r, body) != 0 || read_node_cert_request(r, body, pk, &pk_b64, &cert_id) != 0 ||
+        na_check_key_window(r) != 0) {
         json_decref(body);
         return r->status;
     }
@@ -266,32 +358,16 @@ int na_handle_renew(na_req *r)
         json_decref(body);
         return na_reply_gm_error(r, &e);
     }
-    int rc = record_nonce_and_check_key(r, body, pk_b64);
     gm_store_cert old;
-    memset(&old, 0, sizeof old);
-    if (rc == 0) {
-        int g = gm_store_cert_get(na->store, cert_id, &old, &e);
-        /* Someone else's certificate reads as unknown: no probing of other keys' serials. */
-        if (g == GM_ENOTFOUND || (g == 0 && strcmp(old.node_pk, pk_b64) != 0))
-            rc = na_reply_error(r, 404, "unknown_certificate", "no certificate %s for this node key", cert_id);
-        else if (g != 0)
-            rc = na_reply_gm_error(r, &e);
-        else if (old.revoked && !strcmp(old.reason, "superseded"))
-            rc = na_reply_error(r, 409, "not_newest_certificate",
-                                "certificate %s was superseded (renewed); renew with the newest certificate of this key",
-                                cert_id);
-        else if (old.revoked)
-            rc = na_reply_error(r, 403, "certificate_revoked", "certificate %s is revoked (%s); join again with a new invite",
-                                cert_id, old.reason);
-        else if (old.expires_at < r->now.unix_s)
-            rc = na_reply_error(r, 403, "certificate_expired",
-                                "certificate %s has expired; join again with a new invite", cert_id);
-    }
+    int rc = check_node_cert_in_tx(r, body, pk_b64, cert_id, &old);
     if (rc == 0)
         rc = check_renewable(r, pk_b64, cert_id);
     if (rc == 0) {
-        int64_t len = old.expires_at - old.issued_at, cap = old.max_validity_hours * 3600;
-        rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours, &doc);
+        /* the length asked for, or the presented certificate's; never past the invite's maximum */
+        int64_t len = want_hours > 0 ? want_hours * 3600 : old.expires_at - old.issued_at;
+        int64_t cap = old.max_validity_hours * 3600;
+        rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours,
+                             cert_id, &doc);
     }
     if (rc == 0)
         rc = supersede(r, cert_id);
@@ -300,4 +376,59 @@ int na_handle_renew(na_req *r)
     gm_store_cert_clear(&old);
     json_decref(body);
     return finish_tx(r, rc, doc, &na->metrics.renewals, what);
+}
+
+/* printable ASCII, 1..GM_STORE_STATUS_MAX characters */
+static int status_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > GM_STORE_STATUS_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+int na_handle_heartbeat(na_req *r)
+{
+    static const char *const allowed[] = {"node_public_key", "cert_id", "status", "timestamp", "nonce", "signature",
+                                          NULL};
+    gm_na_t *na = r->na;
+    json_t *body = na_body_object(r, allowed);
+    if (!body)
+        return r->status;
+    const char *pk_b64, *cert_id, *status = NULL;
+    uint8_t pk[GM_PK_LEN];
+    gm_error e = {0};
+    if (na_get_string(r, body, "status", 0, GM_STORE_STATUS_MAX, &status) != 0 ||
+        (status && !status_valid(status) &&
+         na_reply_error(r, 400, "invalid_field", "\"status\" must be 1..%d printable ASCII characters",
+                        GM_STORE_STATUS_MAX)) ||
+        read_node_cert_request(r, body, pk, &pk_b64, &cert_id) != 0) {
+        json_decref(body);
+        return r->status;
+    }
+    if (gm_store_begin(na->store, &e) != 0) {
+        json_decref(body);
+        return na_reply_gm_error(r, &e);
+    }
+    gm_store_cert c;
+    int rc = check_node_cert_in_tx(r, body, pk_b64, cert_id, &c);
+    gm_store_cert_clear(&c);
+    if (rc == 0 && gm_store_cert_heartbeat(na->store, cert_id, r->now.unix_s,
+                                           status ? status : HEARTBEAT_STATUS_DEFAULT, &e) != 0)
+        rc = na_reply_gm_error(r, &e);
+    if (rc == 0 && gm_store_commit(na->store, &e) != 0)
+        rc = na_reply_gm_error(r, &e);
+    else if (rc != 0)
+        gm_store_rollback(na->store);
+    json_decref(body);
+    if (rc != 0)
+        return r->status;
+    char now[GM_TIME_STRLEN];
+    /* the instant recorded as last_heartbeat (whole seconds), so both say the same */
+    gm_time t = gm_time_from_unix(r->now.unix_s);
+    gm_time_format(&t, now);
+    return na_reply_json(r, 200, json_pack("{s:b,s:s}", "ack", 1, "server_time", now));
 }

@@ -1,6 +1,7 @@
-/* NA metrics in the Prometheus text format: requests by endpoint and status and 429s by
- * limit (in memory, since start), and gauges read from the store (certificates, CRL sequence,
- * open invites). */
+/* NA metrics in the Prometheus text format: requests by endpoint and status, their latency
+ * by endpoint (route pattern, so the label set is bounded by the routing table) and 429s by
+ * limit (in memory, since start), gauges read from the store (certificates, CRL sequence,
+ * open invites) and the expiry times an operator alerts on (NA key, TLS certificate, CRL). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,11 @@
 static const int known_statuses[NA_METRIC_STATUSES] = {200, 201, 304, 400, 401, 403, 404, 405,
                                                        409, 413, 429, 500, 503, 0,   0,   0};
 
+/* Upper bounds of the latency buckets, seconds (+Inf is the count). */
+static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define N_BOUNDS (sizeof latency_bounds / sizeof latency_bounds[0])
+#define N_BUCKETS (N_BOUNDS + 1)
+
 static int slot_of(int status)
 {
     for (int i = 0; i < NA_METRIC_STATUSES - 1; i++)
@@ -28,8 +34,15 @@ int na_metrics_init(na_metrics *m)
 {
     memset(m, 0, sizeof *m);
     m->requests = calloc((na_n_routes + 1) * NA_METRIC_STATUSES, sizeof *m->requests);
-    if (!m->requests)
+    m->latency = calloc((na_n_routes + 1) * N_BUCKETS, sizeof *m->latency);
+    m->latency_sum = calloc(na_n_routes + 1, sizeof *m->latency_sum);
+    if (!m->requests || !m->latency || !m->latency_sum) {
+        free(m->requests);
+        free(m->latency);
+        free(m->latency_sum);
+        m->requests = NULL;
         return -1;
+    }
     pthread_mutex_init(&m->lock, NULL);
     return 0;
 }
@@ -39,16 +52,51 @@ void na_metrics_free(na_metrics *m)
     if (!m->requests)
         return;
     free(m->requests);
+    free(m->latency);
+    free(m->latency_sum);
     m->requests = NULL;
     pthread_mutex_destroy(&m->lock);
 }
 
-void na_metrics_count(na_metrics *m, int route, int status)
+void na_metrics_count(na_metrics *m, int route, int status, double seconds)
 {
-    size_t row = route < 0 ? na_n_routes : (size_t)route;
+    size_t row = route < 0 ? na_n_routes : (size_t)route, b = 0;
+    while (b < N_BOUNDS && seconds > latency_bounds[b])
+        b++;
     pthread_mutex_lock(&m->lock);
     m->requests[row * NA_METRIC_STATUSES + (size_t)slot_of(status)]++;
+    m->latency[row * N_BUCKETS + b]++;
+    m->latency_sum[row] += seconds;
     pthread_mutex_unlock(&m->lock);
+}
+
+/* The latency histogram of every endpoint that answered at least once (caller holds the lock). */
+static void print_latency(gm_buf *b, const na_metrics *m)
+{
+    gm_buf_printf(b, "# HELP gm_na_request_duration_seconds Time from a request's arrival to its answer, by "
+                     "endpoint.\n# TYPE gm_na_request_duration_seconds histogram\n");
+    for (size_t row = 0; row <= na_n_routes; row++) {
+        const uint64_t *h = &m->latency[row * N_BUCKETS];
+        uint64_t cum = 0;
+        for (size_t i = 0; i < N_BUCKETS; i++)
+            cum += h[i];
+        if (!cum)
+            continue;
+        const char *method = row < na_n_routes ? na_routes[row].method : "any";
+        const char *path = row < na_n_routes ? na_routes[row].path : "other";
+        uint64_t total = cum;
+        cum = 0;
+        for (size_t i = 0; i < N_BOUNDS; i++) {
+            cum += h[i];
+            gm_buf_printf(b, "gm_na_request_duration_seconds_bucket{method=\"%s\",endpoint=\"%s\",le=\"%g\"} %llu\n",
+                          method, path, latency_bounds[i], (unsigned long long)cum);
+        }
+        gm_buf_printf(b, "gm_na_request_duration_seconds_bucket{method=\"%s\",endpoint=\"%s\",le=\"+Inf\"} %llu\n"
+                         "gm_na_request_duration_seconds_sum{method=\"%s\",endpoint=\"%s\"} %.6f\n"
+                         "gm_na_request_duration_seconds_count{method=\"%s\",endpoint=\"%s\"} %llu\n",
+                      method, path, (unsigned long long)total, method, path, m->latency_sum[row], method, path,
+                      (unsigned long long)total);
+    }
 }
 
 void na_metrics_add(na_metrics *m, uint64_t *counter, uint64_t n)
@@ -88,6 +136,7 @@ int na_handle_metrics(na_req *r)
                           path, known_statuses[s], (unsigned long long)n);
         }
     }
+    print_latency(&b, m);
     uint64_t joins = m->joins, renewals = m->renewals, revocations = m->revocations, invites = m->invites;
     uint64_t limited_req = m->rate_limited[NA_RL_REQUESTS], limited_auth = m->rate_limited[NA_RL_AUTH_FAILURES];
     uint64_t limited_reads = m->rate_limited[NA_RL_READS];
@@ -119,6 +168,26 @@ int na_handle_metrics(na_req *r)
               (unsigned long long)joins, (unsigned long long)renewals, (unsigned long long)revocations,
               (unsigned long long)invites, (unsigned long long)limited_req, (unsigned long long)limited_reads,
               (unsigned long long)limited_auth, tracked, (unsigned long long)seq, (long long)open_invites, (long long)certs);
+    pthread_mutex_lock(&na->crl_lock);
+    int64_t crl_next = na->crl_next_update;
+    pthread_mutex_unlock(&na->crl_lock);
+    gm_buf_printf(&b,
+                  "# HELP gm_na_key_expiry_timestamp_seconds End of the NA key's validity in the genesis block "
+                  "(unix time); the NA signs nothing after it.\n"
+                  "# TYPE gm_na_key_expiry_timestamp_seconds gauge\ngm_na_key_expiry_timestamp_seconds %lld\n"
+                  "# HELP gm_na_key_valid_from_timestamp_seconds Start of the NA key's validity in the genesis block "
+                  "(unix time).\n"
+                  "# TYPE gm_na_key_valid_from_timestamp_seconds gauge\ngm_na_key_valid_from_timestamp_seconds %lld\n"
+                  "# HELP gm_na_crl_next_update_timestamp_seconds next_update of the CRL served now (unix time).\n"
+                  "# TYPE gm_na_crl_next_update_timestamp_seconds gauge\ngm_na_crl_next_update_timestamp_seconds %lld\n",
+                  (long long)na->genesis.na_valid_to.unix_s, (long long)na->genesis.na_valid_from.unix_s,
+                  (long long)crl_next);
+    if (na->tls_not_after)
+        gm_buf_printf(&b,
+                      "# HELP gm_na_tls_cert_expiry_timestamp_seconds End of the TLS certificate's validity (unix "
+                      "time).\n# TYPE gm_na_tls_cert_expiry_timestamp_seconds gauge\n"
+                      "gm_na_tls_cert_expiry_timestamp_seconds %lld\n",
+                      (long long)na->tls_not_after);
     gm_buf_printf(&b, "# HELP genesis_mesh_build_info The version of this build.\n"
                   "# TYPE genesis_mesh_build_info gauge\ngenesis_mesh_build_info{version=\"%s\"} 1\n", gm_version());
     /* Lets a test wait until the NA really holds the connections it opened (no sleeps). */

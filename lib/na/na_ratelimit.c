@@ -44,15 +44,27 @@ static void addr_key(const struct sockaddr *sa, uint8_t key[KEY_LEN])
     /* anything else (unknown address) shares the all-zero key */
 }
 
-int na_ratelimit_init(na_ratelimit *rl, const gm_na_rate_limit *cfg)
+static void set_rates(na_ratelimit *rl, const gm_na_rate_limit *cfg)
 {
-    memset(rl, 0, sizeof *rl);
     rl->rate[NA_RL_REQUESTS] = cfg->per_ip_per_s;
     rl->burst[NA_RL_REQUESTS] = cfg->burst;
     rl->rate[NA_RL_AUTH_FAILURES] = cfg->auth_failures_per_ip_per_s;
     rl->burst[NA_RL_AUTH_FAILURES] = cfg->auth_failures_burst;
     rl->rate[NA_RL_READS] = cfg->reads_per_ip_per_s;
     rl->burst[NA_RL_READS] = cfg->reads_burst;
+}
+
+void na_ratelimit_set(na_ratelimit *rl, const gm_na_rate_limit *cfg)
+{
+    pthread_mutex_lock(&rl->lock);
+    set_rates(rl, cfg);
+    pthread_mutex_unlock(&rl->lock);
+}
+
+int na_ratelimit_init(na_ratelimit *rl, const gm_na_rate_limit *cfg)
+{
+    memset(rl, 0, sizeof *rl);
+    set_rates(rl, cfg);
     rl->cap = cfg->tracked_ips ? cfg->tracked_ips : GM_NA_DEFAULT_RATE_TRACKED_IPS;
     uint32_t heads = 16;
     while (heads < rl->cap * 2u)

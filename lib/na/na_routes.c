@@ -7,12 +7,19 @@
 
 const na_route na_routes[] = {
     {"GET", "/health", 0, na_handle_health},
+    {"GET", "/ready", 0, na_handle_ready},
     {"GET", "/genesis", 0, na_handle_genesis},
     {"GET", "/crl", 0, na_handle_crl},
     {"GET", "/access-policy", 0, na_handle_access_policy},
+    {"GET", "/policy", 0, na_handle_netpolicy},
     {"GET", "/metrics", 0, na_handle_metrics},
+    {"GET", "/log/checkpoint", NA_ROUTE_READ_LIMITED, na_handle_log_checkpoint},
+    {"GET", "/log/entries", NA_ROUTE_READ_LIMITED, na_handle_log_entries},
+    {"GET", "/log/proof", NA_ROUTE_READ_LIMITED, na_handle_log_proof},
+    {"GET", "/log/consistency", NA_ROUTE_READ_LIMITED, na_handle_log_consistency},
     {"POST", "/join", NA_ROUTE_LIMITED, na_handle_join},
     {"POST", "/renew", NA_ROUTE_LIMITED, na_handle_renew},
+    {"POST", "/heartbeat", NA_ROUTE_LIMITED, na_handle_heartbeat},
     {"POST", "/admin/invite", NA_ROUTE_ADMIN, na_handle_invite},
     {"POST", "/admin/revoke", NA_ROUTE_ADMIN, na_handle_revoke},
     {"POST", "/admin/policy", NA_ROUTE_ADMIN, na_handle_policy_set},
@@ -22,6 +29,9 @@ const na_route na_routes[] = {
     {"POST", "/agents", NA_ROUTE_LIMITED, na_handle_agents_register},
     {"GET", "/agents", NA_ROUTE_READ_LIMITED, na_handle_agents_list},
     {"DELETE", "/agents/", NA_ROUTE_PREFIX | NA_ROUTE_LIMITED, na_handle_agents_delete},
+    {"GET", "/console/api/state", 0, na_handle_console_state},
+    {"GET", "/console", 0, na_handle_console_page},
+    {"GET", "/console/", NA_ROUTE_PREFIX, na_handle_console_asset},
 };
 const size_t na_n_routes = sizeof na_routes / sizeof na_routes[0];
 

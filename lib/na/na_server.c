@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "gm/gmtime.h"
+#include "gm/tls.h"
 #include "gm/util.h"
 #include "na_internal.h"
 
@@ -68,19 +69,36 @@ int na_reply_json(na_req *r, int status, json_t *v)
     return r->status;
 }
 
-int na_reply_error(na_req *r, int status, const char *code, const char *fmt, ...)
+static int reply_error_v(na_req *r, int status, const char *code, const char *reason, const char *fmt, va_list ap)
 {
     char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     /* Messages may quote client input: keep them printable ASCII so they always encode. */
     for (char *p = msg; *p; p++)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
             *p = '?';
-    return na_reply_json(r, status, json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg,
-                                              "request_id", r->request_id));
+    json_t *e = json_pack("{s:s,s:s,s:s}", "code", code, "message", msg, "request_id", r->request_id);
+    if (e && reason)
+        json_object_set_new(e, "reason", json_string(reason));
+    return na_reply_json(r, status, json_pack("{s:o}", "error", e));
+}
+
+int na_reply_error(na_req *r, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int st = reply_error_v(r, status, code, NULL, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+int na_reply_error_reason(na_req *r, int status, const char *code, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int st = reply_error_v(r, status, code, reason, fmt, ap);
+    va_end(ap);
+    return st;
 }
 
 int na_reply_gm_error(na_req *r, const gm_error *err)
@@ -382,6 +400,14 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, na_req *r)
                                 r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    /* Every answer, the console's page included: nothing from elsewhere, no inline script,
+     * no framing, no sniffing, no referrer (docs/na-api.md "Console"). */
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     if (r->etag[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
     if (r->retry_after) {
@@ -422,17 +448,30 @@ static void addr_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, INET6_ADDRSTRLEN);
 }
 
+/* A routine poll that went well: a CRL or policy not modified (nodes poll every few seconds),
+ * a health, readiness or metrics scrape answered 200. It is counted in /metrics but not
+ * logged, so the log keeps what happened; every error is still logged. */
+static int quiet_poll(int route, int status)
+{
+    if (route < 0)
+        return 0;
+    na_handler fn = na_routes[route].fn;
+    if (status == 304)
+        return fn == na_handle_crl || fn == na_handle_access_policy;
+    return status == 200 && (fn == na_handle_health || fn == na_handle_ready || fn == na_handle_metrics);
+}
+
 static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
 {
     if (!r->reply)
         na_reply_error(r, 500, "internal_error", "the handler produced no reply");
-    na_metrics_count(&na->metrics, route, r->status);
+    na_metrics_count(&na->metrics, route, r->status, ms_since(&cx->started) / 1e3);
     if (r->status == 429) {
         char from[INET6_ADDRSTRLEN];
         addr_text(client_addr(r->conn), from);
         na_log(na, "%s %s %s -> 429 %.1fms (rate limited: %s)", r->request_id, r->method, r->path,
                ms_since(&cx->started), from);
-    } else {
+    } else if (!quiet_poll(route, r->status)) {
         na_log(na, "%s %s %s -> %d %.1fms", r->request_id, r->method, r->path, r->status, ms_since(&cx->started));
     }
     enum MHD_Result ret = send_reply(r->conn, r);
@@ -613,6 +652,13 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+int na_listen_check(const char *listen, gm_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    return parse_listen(listen, &ss, &sslen, err);
+}
+
 static void tls_files_free(gm_na_t *na)
 {
     if (na->tls_key_pem) {
@@ -635,6 +681,10 @@ static int tls_files_load(gm_na_t *na, gm_error *err)
     if ((rc = gm_na_config_path(&na->cfg, na->cfg.tls_cert, path, sizeof path, err)) ||
         (rc = gm_file_read(path, 1024 * 1024, &na->tls_cert_pem, &len, err)))
         return gm_error_prefix(err, "TLS certificate");
+    /* Only for the expiry gauge: MHD refuses a certificate that does not parse, and an
+     * expired one still has its expiry time shown. */
+    if (gm_tls_cert_check(path, NULL, &na->tls_not_after, NULL) != 0 && !na->tls_not_after)
+        na->tls_not_after = 0;
     if ((rc = gm_na_config_path(&na->cfg, na->cfg.tls_key, path, sizeof path, err)) ||
         (rc = gm_file_read(path, 1024 * 1024, &na->tls_key_pem, &na->tls_key_len, err))) {
         tls_files_free(na);

@@ -1,4 +1,4 @@
-/* gm/store.h over a backend's table of operations (lib/na/store_backend.h): choose the
+/* lib/na/store.h over a backend's table of operations (lib/na/store_backend.h): choose the
  * backend at open, then every call goes through the handle's table. */
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +74,12 @@ int gm_store_invites_outstanding(gm_store_t *s, int64_t now, int64_t *n, gm_erro
     return s->ops->invites_outstanding(s, now, n, err);
 }
 
+int gm_store_invites_foreach(gm_store_t *s, int64_t now, size_t limit, gm_store_invite_fn fn, void *ctx,
+                             gm_error *err)
+{
+    return s->ops->invites_foreach(s, now, limit, fn, ctx, err);
+}
+
 void gm_store_invite_clear(gm_store_invite *inv)
 {
     if (!inv)
@@ -102,6 +108,11 @@ int gm_store_cert_count(gm_store_t *s, int64_t *n, gm_error *err)
     return s->ops->cert_count(s, n, err);
 }
 
+int gm_store_cert_heartbeat(gm_store_t *s, const char *cert_id, int64_t now, const char *status, gm_error *err)
+{
+    return s->ops->cert_heartbeat(s, cert_id, now, status, err);
+}
+
 void gm_store_cert_clear(gm_store_cert *c)
 {
     if (!c)
@@ -128,6 +139,32 @@ int gm_store_revocations_json(gm_store_t *s, int64_t live_at, json_t **entries, 
     return s->ops->revocations_json(s, live_at, entries, err);
 }
 
+int gm_store_log_append(gm_store_t *s, const char *kind, const char *cert_id, const char *entry,
+                        const uint8_t leaf_hash[32], uint64_t *index, gm_error *err)
+{
+    return s->ops->log_append(s, kind, cert_id, entry, leaf_hash, index, err);
+}
+
+int gm_store_log_size(gm_store_t *s, uint64_t *n, gm_error *err)
+{
+    return s->ops->log_size(s, n, err);
+}
+
+int gm_store_log_hashes(gm_store_t *s, uint64_t n, uint8_t **hashes, gm_error *err)
+{
+    return s->ops->log_hashes(s, n, hashes, err);
+}
+
+int gm_store_log_entry(gm_store_t *s, uint64_t index, char **entry, uint8_t leaf_hash[32], gm_error *err)
+{
+    return s->ops->log_entry(s, index, entry, leaf_hash, err);
+}
+
+int gm_store_log_find(gm_store_t *s, const char *kind, const char *cert_id, uint64_t *index, gm_error *err)
+{
+    return s->ops->log_find(s, kind, cert_id, index, err);
+}
+
 int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err)
 {
     return s->ops->crl_latest(s, sequence, doc, err);
@@ -138,6 +175,11 @@ int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t 
     if (sequence > (uint64_t)INT64_MAX)
         return gm_error_set(err, GM_EINVAL, "CRL sequence out of range");
     return s->ops->crl_add(s, sequence, doc, now, err);
+}
+
+int gm_store_crls_foreach(gm_store_t *s, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err)
+{
+    return s->ops->crls_foreach(s, limit, fn, ctx, err);
 }
 
 int gm_store_key_block(gm_store_t *s, const char *node_pk_b64, const char *reason, int64_t now, gm_error *err)

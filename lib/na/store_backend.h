@@ -1,12 +1,12 @@
 /* The store's backend interface (the way Redis ae.c puts epoll/kqueue/select behind one
- * table): lib/na/store.c implements gm/store.h by calling through a backend's table, and
+ * table): lib/na/store.c implements lib/na/store.h by calling through a backend's table, and
  * each backend (lib/na/store_sqlite.c today; PostgreSQL later) fills one. A backend owns
  * its SQL, its schema migrations and its locking; the NA never sees a database handle.
- * Every operation has the meaning documented for its gm_store_* counterpart in gm/store.h. */
+ * Every operation has the meaning documented for its gm_store_* counterpart in lib/na/store.h. */
 #ifndef GM_STORE_BACKEND_H
 #define GM_STORE_BACKEND_H
 
-#include "gm/store.h"
+#include "store.h"
 
 typedef struct gm_store_ops {
     const char *name;
@@ -29,11 +29,14 @@ typedef struct gm_store_ops {
     int (*invite_consume)(gm_store_t *s, const char *token_hash, const char *node_pk_b64, int64_t now,
                           gm_store_invite *inv, gm_error *err);
     int (*invites_outstanding)(gm_store_t *s, int64_t now, int64_t *n, gm_error *err);
+    int (*invites_foreach)(gm_store_t *s, int64_t now, size_t limit, gm_store_invite_fn fn, void *ctx,
+                           gm_error *err);
 
     int (*cert_add)(gm_store_t *s, const gm_store_cert *c, gm_error *err);
     int (*cert_get)(gm_store_t *s, const char *cert_id, gm_store_cert *c, gm_error *err);
     int (*certs_foreach)(gm_store_t *s, const char *node_pk_b64, gm_store_cert_fn fn, void *ctx, gm_error *err);
     int (*cert_count)(gm_store_t *s, int64_t *n, gm_error *err);
+    int (*cert_heartbeat)(gm_store_t *s, const char *cert_id, int64_t now, const char *status, gm_error *err);
 
     int (*revocation_add)(gm_store_t *s, const char *cert_id, const char *revoked_at, const char *reason,
                           const char *issuer, gm_error *err);
@@ -42,6 +45,14 @@ typedef struct gm_store_ops {
     int (*revocations_json)(gm_store_t *s, int64_t live_at, json_t **entries, gm_error *err);
     int (*crl_latest)(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err);
     int (*crl_add)(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err);
+    int (*crls_foreach)(gm_store_t *s, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err);
+
+    int (*log_append)(gm_store_t *s, const char *kind, const char *cert_id, const char *entry,
+                      const uint8_t leaf_hash[32], uint64_t *index, gm_error *err);
+    int (*log_size)(gm_store_t *s, uint64_t *n, gm_error *err);
+    int (*log_hashes)(gm_store_t *s, uint64_t n, uint8_t **hashes, gm_error *err);
+    int (*log_entry)(gm_store_t *s, uint64_t index, char **entry, uint8_t leaf_hash[32], gm_error *err);
+    int (*log_find)(gm_store_t *s, const char *kind, const char *cert_id, uint64_t *index, gm_error *err);
 
     int (*key_block)(gm_store_t *s, const char *node_pk_b64, const char *reason, int64_t now, gm_error *err);
     int (*key_blocked)(gm_store_t *s, const char *node_pk_b64, int *blocked, gm_error *err);

@@ -1,10 +1,11 @@
-/* The SQLite backend of the NA's store (gm/store.h, table in lib/na/store_backend.h):
+/* The SQLite backend of the NA's store (lib/na/store.h, table in lib/na/store_backend.h):
  * connection setup, numbered migrations, and one small function per query; the only file
  * that calls sqlite3_*. Every function takes the handle's recursive lock, so a transaction
  * opened by gm_store_begin() covers all calls its thread makes until commit. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,6 +82,17 @@ static const migration migrations[] = {
     " expires_at INTEGER NOT NULL,"
     " doc TEXT NOT NULL);"
     "CREATE INDEX agents_by_key ON agents(node_public_key);"},
+    {4, "the last heartbeat of each certificate (POST /heartbeat, the \"last seen\" of admin nodes)",
+    "ALTER TABLE certificates ADD COLUMN last_heartbeat INTEGER;"
+    "ALTER TABLE certificates ADD COLUMN heartbeat_status TEXT;"},
+    {5, "the issuance log (a Merkle tree of every certificate issued, renewed or revoked)",
+    "CREATE TABLE issuance_log("
+    " idx INTEGER PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " cert_id TEXT NOT NULL,"
+    " entry TEXT NOT NULL,"
+    " leaf_hash BLOB NOT NULL);"
+    "CREATE INDEX issuance_log_by_cert ON issuance_log(cert_id, kind);"},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == GM_STORE_SCHEMA_VERSION,
@@ -403,28 +415,36 @@ static int sq_invite_add(gm_store_t *gs, const char *token_hash, const char *rol
     return rc;
 }
 
+#define INVITE_COLUMNS                                                                                            \
+    "SELECT token_hash, roles, created_at, expires_at, max_validity_hours, used, COALESCE(used_at, 0),"           \
+    " COALESCE(used_by, '') FROM invites"
+
+/* Fill inv from an INVITE_COLUMNS row; roles_json is borrowed from the statement when borrow is set. */
+static void invite_row(sqlite3_stmt *st, gm_store_invite *inv, int borrow)
+{
+    memset(inv, 0, sizeof *inv);
+    col_copy(st, 0, inv->token_hash, sizeof inv->token_hash);
+    inv->roles_json = borrow ? (char *)sqlite3_column_text(st, 1) : col_dup(st, 1);
+    inv->created_at = sqlite3_column_int64(st, 2);
+    inv->expires_at = sqlite3_column_int64(st, 3);
+    inv->max_validity_hours = sqlite3_column_int64(st, 4);
+    inv->used = sqlite3_column_int(st, 5);
+    inv->used_at = sqlite3_column_int64(st, 6);
+    col_copy(st, 7, inv->used_by, sizeof inv->used_by);
+}
+
 static int sq_invite_get(gm_store_t *gs, const char *token_hash, gm_store_invite *inv, gm_error *err)
 {
     sq_store *s = (sq_store *)gs;
     sqlite3_stmt *st;
     memset(inv, 0, sizeof *inv);
     lock(s);
-    int rc = prepare(s,
-                     "SELECT token_hash, roles, created_at, expires_at, max_validity_hours, used,"
-                     " COALESCE(used_at, 0), COALESCE(used_by, '') FROM invites WHERE token_hash = ?",
-                     &st, err);
+    int rc = prepare(s, INVITE_COLUMNS " WHERE token_hash = ?", &st, err);
     if (rc == 0) {
         bind_text(st, 1, token_hash);
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW) {
-            col_copy(st, 0, inv->token_hash, sizeof inv->token_hash);
-            inv->roles_json = col_dup(st, 1);
-            inv->created_at = sqlite3_column_int64(st, 2);
-            inv->expires_at = sqlite3_column_int64(st, 3);
-            inv->max_validity_hours = sqlite3_column_int64(st, 4);
-            inv->used = sqlite3_column_int(st, 5);
-            inv->used_at = sqlite3_column_int64(st, 6);
-            col_copy(st, 7, inv->used_by, sizeof inv->used_by);
+            invite_row(st, inv, 0);
             if (!inv->roles_json)
                 rc = gm_error_set(err, GM_ENOMEM, "out of memory");
         } else if (r == SQLITE_DONE) {
@@ -495,6 +515,32 @@ static int sq_invites_outstanding(gm_store_t *gs, int64_t now, int64_t *n, gm_er
     return rc;
 }
 
+static int sq_invites_foreach(gm_store_t *gs, int64_t now, size_t limit, gm_store_invite_fn fn, void *ctx,
+                              gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, INVITE_COLUMNS " WHERE used = 0 AND expires_at > ?1 ORDER BY created_at, rowid LIMIT ?2",
+                     &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, limit > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            gm_store_invite inv;
+            invite_row(st, &inv, 1);
+            if ((rc = fn(&inv, ctx)) != 0)
+                break;
+        }
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, err, "listing invites");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
 /* ---- certificates ---- */
 
 static int sq_cert_add(gm_store_t *gs, const gm_store_cert *c, gm_error *err)
@@ -522,7 +568,8 @@ static int sq_cert_add(gm_store_t *gs, const gm_store_cert *c, gm_error *err)
 
 #define CERT_COLUMNS                                                                                              \
     "SELECT c.cert_id, c.node_public_key, c.roles, c.issued_at, c.expires_at, c.max_validity_hours, c.doc,"      \
-    " r.reason, r.revoked_at FROM certificates c LEFT JOIN revocations r ON r.cert_id = c.cert_id"
+    " r.reason, r.revoked_at, c.last_heartbeat, c.heartbeat_status"                                              \
+    " FROM certificates c LEFT JOIN revocations r ON r.cert_id = c.cert_id"
 
 /* Fill c from a CERT_COLUMNS row; strings are borrowed from the statement when borrow is set. */
 static void cert_row(sqlite3_stmt *st, gm_store_cert *c, int borrow)
@@ -544,6 +591,10 @@ static void cert_row(sqlite3_stmt *st, gm_store_cert *c, int borrow)
         c->revoked = 1;
         col_copy(st, 7, c->reason, sizeof c->reason);
         col_copy(st, 8, c->revoked_at, sizeof c->revoked_at);
+    }
+    if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+        c->last_heartbeat = sqlite3_column_int64(st, 9);
+        col_copy(st, 10, c->heartbeat_status, sizeof c->heartbeat_status);
     }
 }
 
@@ -613,6 +664,24 @@ static int sq_cert_count(gm_store_t *gs, int64_t *n, gm_error *err)
         else
             rc = db_fail(s, err, "counting certificates");
         sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_cert_heartbeat(gm_store_t *gs, const char *cert_id, int64_t now, const char *status, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "UPDATE certificates SET last_heartbeat = ?, heartbeat_status = ? WHERE cert_id = ?", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, now);
+        bind_text(st, 2, status);
+        bind_text(st, 3, cert_id);
+        rc = step_done(s, st, "heartbeat", err);
+        if (rc == 0 && sqlite3_changes(s->db) == 0)
+            rc = gm_error_set(err, GM_ENOTFOUND, "no certificate %s", cert_id);
     }
     unlock(s);
     return rc;
@@ -701,6 +770,141 @@ static int sq_revocations_json(gm_store_t *gs, int64_t live_at, json_t **entries
     return rc;
 }
 
+/* ---- the issuance log ---- */
+
+static int sq_log_append(gm_store_t *gs, const char *kind, const char *cert_id, const char *entry,
+                         const uint8_t leaf_hash[32], uint64_t *index, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    /* the next index is taken inside the writer's transaction, so entries never share one */
+    int rc = prepare(s,
+                     "INSERT INTO issuance_log(idx, kind, cert_id, entry, leaf_hash)"
+                     " SELECT COALESCE(MAX(idx), -1) + 1, ?, ?, ?, ? FROM issuance_log RETURNING idx",
+                     &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, kind);
+        bind_text(st, 2, cert_id);
+        bind_text(st, 3, entry);
+        sqlite3_bind_blob(st, 4, leaf_hash, 32, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            if (index)
+                *index = (uint64_t)sqlite3_column_int64(st, 0);
+        } else {
+            rc = db_fail(s, err, "appending to the issuance log");
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_log_size(gm_store_t *gs, uint64_t *n, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "SELECT COALESCE(MAX(idx), -1) + 1 FROM issuance_log", &st, err);
+    if (rc == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *n = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            rc = db_fail(s, err, "reading the issuance log's size");
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_log_hashes(gm_store_t *gs, uint64_t n, uint8_t **hashes, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    *hashes = NULL;
+    if (n == 0)
+        return 0;
+    if (n > SIZE_MAX / 32)
+        return gm_error_set(err, GM_ETOOBIG, "issuance log too large");
+    uint8_t *h = malloc((size_t)n * 32);
+    if (!h)
+        return gm_error_set(err, GM_ENOMEM, "out of memory reading %llu log hashes", (unsigned long long)n);
+    lock(s);
+    int rc = prepare(s, "SELECT idx, leaf_hash FROM issuance_log WHERE idx < ? ORDER BY idx", &st, err);
+    uint64_t got = 0;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)n);
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            if ((uint64_t)sqlite3_column_int64(st, 0) != got || sqlite3_column_bytes(st, 1) != 32) {
+                rc = gm_error_set(err, GM_EDB, "database %s: issuance log entry %llu is missing or damaged", s->path,
+                                  (unsigned long long)got);
+                break;
+            }
+            memcpy(h + got * 32, sqlite3_column_blob(st, 1), 32);
+            got++;
+        }
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, err, "reading the issuance log");
+        if (rc == 0 && got != n)
+            rc = gm_error_set(err, GM_EDB, "database %s: the issuance log has %llu entries, not %llu", s->path,
+                              (unsigned long long)got, (unsigned long long)n);
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    if (rc != 0)
+        free(h);
+    else
+        *hashes = h;
+    return rc;
+}
+
+static int sq_log_entry(gm_store_t *gs, uint64_t index, char **entry, uint8_t leaf_hash[32], gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    *entry = NULL;
+    lock(s);
+    int rc = prepare(s, "SELECT entry, leaf_hash FROM issuance_log WHERE idx = ?", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+            memcpy(leaf_hash, sqlite3_column_blob(st, 1), 32);
+            if (!(*entry = col_dup(st, 0)))
+                rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+        } else if (r == SQLITE_DONE) {
+            rc = gm_error_set(err, GM_ENOTFOUND, "no issuance log entry %llu", (unsigned long long)index);
+        } else {
+            rc = db_fail(s, err, "reading an issuance log entry");
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_log_find(gm_store_t *gs, const char *kind, const char *cert_id, uint64_t *index, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "SELECT MIN(idx) FROM issuance_log WHERE cert_id = ? AND kind = ?", &st, err);
+    if (rc == 0) {
+        bind_text(st, 1, cert_id);
+        bind_text(st, 2, kind);
+        if (sqlite3_step(st) != SQLITE_ROW)
+            rc = db_fail(s, err, "searching the issuance log");
+        else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+            rc = gm_error_set(err, GM_ENOTFOUND, "the issuance log has no %s entry for certificate %s", kind, cert_id);
+        else
+            *index = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
 static int sq_crl_latest(gm_store_t *gs, uint64_t *sequence, char **doc, gm_error *err)
 {
     sq_store *s = (sq_store *)gs;
@@ -746,6 +950,26 @@ static int sq_crl_add(gm_store_t *gs, uint64_t sequence, const char *doc, int64_
                               (unsigned long long)sequence);
         else if (rc == GM_ECONFLICT)
             gm_error_set(err, GM_ECONFLICT, "CRL sequence %llu already stored", (unsigned long long)sequence);
+    }
+    unlock(s);
+    return rc;
+}
+
+static int sq_crls_foreach(gm_store_t *gs, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    sqlite3_stmt *st;
+    lock(s);
+    int rc = prepare(s, "SELECT sequence, created_at FROM crls ORDER BY sequence DESC LIMIT ?", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, limit > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW)
+            if ((rc = fn((uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), ctx)) != 0)
+                break;
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, err, "listing CRLs");
+        sqlite3_finalize(st);
     }
     unlock(s);
     return rc;
@@ -954,15 +1178,23 @@ const gm_store_ops gm_store_backend_sqlite = {
     .invite_get = sq_invite_get,
     .invite_consume = sq_invite_consume,
     .invites_outstanding = sq_invites_outstanding,
+    .invites_foreach = sq_invites_foreach,
     .cert_add = sq_cert_add,
     .cert_get = sq_cert_get,
     .certs_foreach = sq_certs_foreach,
     .cert_count = sq_cert_count,
+    .cert_heartbeat = sq_cert_heartbeat,
     .revocation_add = sq_revocation_add,
     .revocation_update = sq_revocation_update,
+    .log_append = sq_log_append,
+    .log_size = sq_log_size,
+    .log_hashes = sq_log_hashes,
+    .log_entry = sq_log_entry,
+    .log_find = sq_log_find,
     .revocations_json = sq_revocations_json,
     .crl_latest = sq_crl_latest,
     .crl_add = sq_crl_add,
+    .crls_foreach = sq_crls_foreach,
     .key_block = sq_key_block,
     .key_blocked = sq_key_blocked,
     .key_unblock = sq_key_unblock,

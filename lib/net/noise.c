@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gm/noise.h"
+#include "noise.h"
 
 /* Handshake state holds secrets: guard pages (sodium_malloc) in production. Fuzzing builds
  * take it from the heap: ASan then sees overflows of it, and a handshake costs no mprotect or

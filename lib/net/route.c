@@ -1,12 +1,12 @@
 /* Distance-vector routing table with Babel's feasibility condition, seqno
  * requests, split horizon and hold-time expiry (behaviour documented in
- * include/gm/route.h). Storage is preallocated and bounded: destinations in a
+ * lib/net/route.h). Storage is preallocated and bounded: destinations in a
  * pool indexed by a key-sorted array (binary search), routes in a pool chained
  * per destination, neighbours in a small array. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "gm/route.h"
+#include "route.h"
 
 #define KEYLEN GM_ROUTE_KEY_LEN
 #define NONE (-1)

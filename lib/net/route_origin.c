@@ -1,10 +1,10 @@
-/* Signed route origins (format, checks and cache documented in include/gm/route_origin.h). */
+/* Signed route origins (format, checks and cache documented in lib/net/route_origin.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
-#include "gm/route_origin.h"
+#include "route_origin.h"
 
 #define LABEL_LEN (sizeof(GM_ROUTE_ORIGIN_LABEL) - 1)
 #define SLOT_LEN (GM_ROUTE_ORIGIN_SIGNED_LEN - LABEL_LEN + GM_WIRE_ORIGIN_SIG_LEN)

@@ -1,9 +1,9 @@
 /* Peer-link wire formats: length-prefixed carrier frames and the typed transport
- * messages inside them (layout in include/gm/wire.h and docs/protocol.md). */
+ * messages inside them (layout in lib/net/wire.h and docs/protocol.md). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "gm/wire.h"
+#include "wire.h"
 
 struct gm_wire_reader {
     size_t max_frame;

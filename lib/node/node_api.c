@@ -1,5 +1,8 @@
 /* Local API of a running node: Unix socket D/node.sock (0600), one JSON request per line,
  * one JSON response per line; "subscribe" turns the connection into a message stream.
+ * The protocol is versioned (docs/local-api.md): a connection is at version 1 (the
+ * operations below, no request ids) until a `hello` negotiates version 2, which requires an
+ * "id" on every request and adds the agent operations of node_agents.c.
  * Messages that arrive for a port nobody subscribed to wait in a bounded inbox.
  * Backpressure: a `send` whose next hop is congested is not handled (and the client not
  * read) until it drains. A subscriber that does not read gets, after the complete lines
@@ -14,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "gm/agent.h"
 #include "gm/util.h"
 #include "node_internal.h"
 
@@ -25,6 +29,9 @@ struct node_api_client {
     char *buf;                /* received bytes: buf[off..len) not handled yet */
     size_t off, len, cap;
     int subscribed;
+    int version;              /* of the local API: 1 until a hello negotiates another */
+    int hello_done;
+    uint64_t serial;          /* names the connection to work that outlives a callback */
     char port[NODE_MAX_PORT_LEN + 1];
     int closing;
     int paused;               /* not read: its next `send` waits for a congested link */
@@ -54,6 +61,7 @@ static void client_close(node_api_client *c)
     if (c->closing)
         return;
     c->closing = 1;
+    node_agents_client_closed(n, c->serial);
     if (c->paused) {
         c->paused = 0;
         node_paused_add(n, -1);
@@ -141,9 +149,33 @@ static void client_send(node_api_client *c, json_t *o)
     free(s);
 }
 
-static json_t *api_error(const char *code, const char *msg)
+static int port_matches(const char *sub, const char *port)
+{
+    return strcmp(sub, "*") == 0 || strcmp(sub, port) == 0;
+}
+
+json_t *node_api_error(const char *code, const char *msg)
 {
     return json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", code, "message", msg);
+}
+#define api_error node_api_error
+
+void node_api_send_to(gm_node *n, uint64_t serial, json_t *o)
+{
+    for (node_api_client *c = n->api.clients; c; c = c->next)
+        if (c->serial == serial && !c->closing) {
+            client_send(c, o);
+            return;
+        }
+    json_decref(o);
+}
+
+int node_api_port_subscribed(gm_node *n, const char *port)
+{
+    for (node_api_client *c = n->api.clients; c; c = c->next)
+        if (c->subscribed && !c->closing && port_matches(c->port, port))
+            return 1;
+    return 0;
 }
 
 int node_port_valid(const char *p, int allow_star)
@@ -175,10 +207,6 @@ static json_t *message_event(const uint8_t from[GM_PK_LEN], const char *port, co
     return o;
 }
 
-static int port_matches(const char *sub, const char *port)
-{
-    return strcmp(sub, "*") == 0 || strcmp(sub, port) == 0;
-}
 
 void node_api_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data, size_t len)
 {
@@ -189,6 +217,10 @@ void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char
                            size_t len, json_t *note)
 {
     int delivered = 0;
+    /* Capability requests for an agent of the local API (and for no agent at all) are the
+     * node's to handle. */
+    if (!strcmp(port, GM_AGENT_PORT) && node_agents_deliver(n, from, data, len, note))
+        return;
     for (node_api_client *c = n->api.clients, *next; c; c = next) {
         next = c->next;
         if (!c->subscribed || !port_matches(c->port, port))
@@ -328,14 +360,102 @@ static json_t *op_send(gm_node *n, json_t *req)
     return json_pack("{s:b}", "ok", 1);
 }
 
+/* 1 if id is a request id: a string of 1..64 printable ASCII characters, or an integer. */
+static int id_valid(const json_t *id)
+{
+    if (json_is_integer(id))
+        return 1;
+    const char *s = json_string_value(id);
+    size_t l = s ? strlen(s) : 0;
+    if (l == 0 || l > NODE_API_ID_MAX || l != json_string_length(id))
+        return 0;
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7e)
+            return 0;
+    return 1;
+}
+
+json_t *node_api_check_request(const json_t *req, int version, const char **op, const json_t **id)
+{
+    *op = NULL;
+    *id = NULL;
+    if (!json_is_object(req) || !json_is_string(json_object_get(req, "op")))
+        return api_error("invalid_request", "expected a JSON object with \"op\"");
+    *op = json_string_value(json_object_get(req, "op"));
+    const json_t *i = json_object_get(req, "id");
+    /* Version 1 clients never needed ids: a bad one there is ignored, as before (but not in hello). */
+    if (i && id_valid(i))
+        *id = i;
+    else if (version >= 2 || (i && !strcmp(*op, "hello")))
+        return api_error("invalid_request", "\"id\" is required: a string of 1 to 64 printable ASCII characters, or an integer");
+    const json_t *d = json_object_get(req, "deadline_ms");
+    if (d && (!json_is_integer(d) || json_integer_value(d) < 1 || json_integer_value(d) > NODE_API_DEADLINE_MAX_MS))
+        return api_error("invalid_request", "\"deadline_ms\" must be an integer from 1 to 600000");
+    return NULL;
+}
+
+int node_api_hello_version(const json_t *req, char *why, size_t why_len)
+{
+    const json_t *vs = json_object_get(req, "versions");
+    size_t nv = json_array_size(vs);
+    if (!json_is_array(vs) || nv < 1 || nv > 16) {
+        snprintf(why, why_len, "\"versions\" must be an array of 1 to 16 integers (this node speaks 1 to %d)",
+                 NODE_API_VERSION);
+        return -1;
+    }
+    int best = 0;
+    for (size_t i = 0; i < nv; i++) {
+        const json_t *v = json_array_get(vs, i);
+        if (!json_is_integer(v)) {
+            snprintf(why, why_len, "\"versions\" must hold integers only");
+            return -1;
+        }
+        json_int_t x = json_integer_value(v);
+        if (x >= 1 && x <= NODE_API_VERSION && x > best)
+            best = (int)x;
+    }
+    if (!best)
+        snprintf(why, why_len, "none of the offered versions is spoken here: this node speaks versions 1 to %d",
+                 NODE_API_VERSION);
+    return best;
+}
+
+/* The operations of each version, in the order `hello` lists them. */
+static const char *const api_ops[] = {"hello", "status", "peers", "routes", "metrics", "crl", "send", "subscribe",
+                                      "provide", "withdraw", "answer", "ask"};
+#define API_OPS_V1 8
+
+static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
+{
+    char why[200];
+    if (c->hello_done)
+        return api_error("invalid_request", "hello was already sent on this connection");
+    int v = node_api_hello_version(req, why, sizeof why);
+    if (v < 0)
+        return api_error("invalid_request", why);
+    if (v == 0)
+        return api_error("unsupported_version", why);
+    c->version = v;
+    c->hello_done = 1;
+    json_t *ops = json_array(), *versions = json_array();
+    for (size_t i = 0; i < (v >= 2 ? sizeof api_ops / sizeof api_ops[0] : API_OPS_V1); i++)
+        json_array_append_new(ops, json_string(api_ops[i]));
+    for (int i = 1; i <= NODE_API_VERSION; i++)
+        json_array_append_new(versions, json_integer(i));
+    return json_pack("{s:b,s:i,s:o,s:s,s:s,s:i,s:o,s:o}", "ok", 1, "version", v, "versions", versions,
+                     "node_public_key", n->key.pk_b64, "network", n->genesis.network_name, "max_line",
+                     NODE_API_LINE_MAX, "ops", ops, "limits", node_agents_limits_json());
+}
+
 static void handle_line(node_api_client *c, const char *line, size_t len)
 {
     gm_node *n = c->node;
-    json_error_t je;
-    json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je), *resp = NULL;
-    const char *op = json_string_value(json_object_get(req, "op"));
-    if (!json_is_object(req) || !op) {
-        resp = api_error("invalid_request", "expected a JSON object with \"op\"");
+    json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL), *resp;
+    const char *op;
+    const json_t *id;
+    if ((resp = node_api_check_request(req, c->version, &op, &id)) != NULL) {
+    } else if (!strcmp(op, "hello")) {
+        resp = op_hello(n, c, req);
     } else if (!strcmp(op, "status")) {
         resp = node_status_json(n);
         json_object_set_new(resp, "ok", json_true());
@@ -362,15 +482,32 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
         } else {
             snprintf(c->port, sizeof c->port, "%s", port);
             c->subscribed = 1;
-            client_send(c, json_pack("{s:b}", "ok", 1));
+            json_t *ok = json_pack("{s:b}", "ok", 1);
+            if (id)
+                json_object_set(ok, "id", (json_t *)id);
+            client_send(c, ok);
             flush_inbox(n, c);
         }
+    } else if (node_agents_op_known(op)) {
+        if (c->version < 2)
+            resp = api_error("hello_required", "this operation needs protocol version 2: send "
+                                               "{\"op\":\"hello\",\"id\":1,\"versions\":[2]} first");
+        else
+            resp = node_agents_op(n, c->serial, op, req, id);
     } else {
-        resp = api_error("unknown_op", "unknown \"op\"");
+        char msg[200];
+        snprintf(msg, sizeof msg, "unknown op \"%.64s\" (version %d has: hello, status, peers, routes, metrics, crl, "
+                 "send, subscribe%s)", op, c->version, c->version >= 2 ? ", provide, withdraw, answer, ask" : "");
+        resp = api_error("unknown_op", msg);
+    }
+    if (resp) {
+        if (id)
+            json_object_set(resp, "id", (json_t *)id);
+        else if (c->version >= 2)
+            json_object_set_new(resp, "id", json_null());
+        client_send(c, resp);
     }
     json_decref(req);
-    if (resp)
-        client_send(c, resp);
 }
 
 /* 1 when line is a `send` whose destination's next hop is congested: it must wait. */
@@ -485,6 +622,8 @@ static void on_api_connection(uv_stream_t *server, int status)
     if (!c)
         return;
     c->node = n;
+    c->version = 1;
+    c->serial = ++n->api.next_serial;
     uv_pipe_init(n->loop, &c->pipe, 0);
     c->pipe.data = c;
     c->next = n->api.clients;
@@ -514,6 +653,7 @@ static int socket_alive(const char *path)
 
 int node_api_start(gm_node *n, gm_error *err)
 {
+    node_agents_init(n);
     int rc = gm_path_join(n->api.sock_path, sizeof n->api.sock_path, n->dir, "node.sock", err);
     if (rc != 0)
         return rc;

@@ -141,16 +141,35 @@ static void on_connection(uv_stream_t *server, int status)
     node_hs_begin(l);
 }
 
-int node_peer_listen(gm_node *n, gm_error *err)
+int node_hostport_check(const char *spec, const char *what, gm_error *err)
 {
     char host[256], port[8];
+    if (split_hostport(spec, host, sizeof host, port, sizeof port) != 0)
+        return gm_error_set(err, GM_EINVAL, "%s %s: expected HOST:PORT (IPv6 as [ADDR]:PORT, port 0..65535)", what,
+                            spec);
+    return 0;
+}
+
+int node_listen_addr(const char *spec, const char *what, struct sockaddr_storage *ss, gm_error *err)
+{
+    char host[256], port[8];
+    memset(ss, 0, sizeof *ss);
+    if (split_hostport(spec, host, sizeof host, port, sizeof port) != 0)
+        return gm_error_set(err, GM_EINVAL, "%s %s: expected HOST:PORT (IPv6 as [ADDR]:PORT, port 0..65535)", what,
+                            spec);
+    if (uv_ip4_addr(host, atoi(port), (struct sockaddr_in *)ss) != 0 &&
+        uv_ip6_addr(host, atoi(port), (struct sockaddr_in6 *)ss) != 0)
+        return gm_error_set(err, GM_EINVAL, "%s %s: HOST must be an IP address", what, spec);
+    return 0;
+}
+
+int node_peer_listen(gm_node *n, gm_error *err)
+{
     struct sockaddr_storage ss;
     const char *spec = n->cfg.listen ? n->cfg.listen : "127.0.0.1:0";
-    if (split_hostport(spec, host, sizeof host, port, sizeof port) != 0)
-        return gm_error_set(err, GM_EINVAL, "--listen %s: expected HOST:PORT (IPv6 as [ADDR]:PORT)", spec);
-    if (uv_ip4_addr(host, atoi(port), (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(host, atoi(port), (struct sockaddr_in6 *)&ss) != 0)
-        return gm_error_set(err, GM_EINVAL, "--listen %s: HOST must be an IP address", spec);
+    int prc = node_listen_addr(spec, "--listen", &ss, err);
+    if (prc != 0)
+        return prc;
     uv_tcp_init(n->loop, &n->conn.listener);
     n->conn.listener.data = n;
     n->conn.listener_open = 1;

@@ -11,6 +11,7 @@
 
 #include "gm/util.h"
 #include "node_internal.h"
+#include "core_internal.h"
 
 #define CRL_FILE_MAX (16u << 20)
 

@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "core_internal.h"
 #include "node_internal.h"
 
 #define E2E_HS_INIT 1

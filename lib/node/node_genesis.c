@@ -15,6 +15,7 @@
 
 #include "gm/sigdoc.h"
 #include "gm/util.h"
+#include "core_internal.h"
 #include "node_internal.h"
 
 #define GEN_NEXT "genesis.next.json"

@@ -16,12 +16,14 @@
 
 #include "gm/cert.h"
 #include "gm/crl.h"
+#include "gm/merkle.h"
 #include "gm/genesis.h"
 #include "gm/keys.h"
 #include "gm/node.h"
-#include "gm/noise.h"
+#include "noise.h"
 #include "gm/policy.h"
-#include "gm/wire.h"
+#include "wire.h"
+#include "node_checks.h"
 
 /* ---- bounds ---- */
 #define NODE_MAX_LINKS 256          /* connections of any state */
@@ -55,6 +57,9 @@
 #define NODE_MAX_PORT_LEN 32
 #define NODE_API_LINE_MAX (256 * 1024)
 #define NODE_API_MAX_CLIENTS 64
+#define NODE_API_VERSION 2          /* highest local API version spoken (docs/local-api.md) */
+#define NODE_API_ID_MAX 64          /* characters of a string request id */
+#define NODE_API_DEADLINE_MAX_MS 600000
 #define NODE_INBOX_MAX 1024         /* messages kept for a port nobody subscribed to yet */
 
 typedef struct gm_node gm_node;
@@ -187,6 +192,7 @@ typedef struct node_metrics {
     uint64_t links_paused;               /* relay backpressure: a link stopped being read */
     uint64_t api_paused;                 /* local backpressure: an API client stopped being read */
     uint64_t api_overflow;               /* subscribers cut off because they did not read */
+    uint64_t agents_unavailable;         /* requests for a capability no agent serves here any more */
     uint64_t links_duplicate;
     uint64_t bytes_in, bytes_out;
     uint64_t frames_in, frames_out;
@@ -208,7 +214,32 @@ typedef struct node_metrics {
     uint64_t crl_stale_refused;                             /* links refused in refuse mode */
     uint64_t revoked_links_closed;
     uint64_t renewals_ok, renewals_failed;
+    uint64_t log_forks, log_checkpoint_size;                /* node_auditlog.c */
 } node_metrics;
+
+/* node_auditlog.c: the issuance log checkpoint this node holds. */
+typedef struct node_auditlog_state {
+    gm_checkpoint held;
+    int have_held;
+    int busy;
+    int forked;       /* a fork was seen (status) */
+    uint64_t next_ms;
+} node_auditlog_state;
+/* Capability requests that reached this node for its agents, by capability (node_policy.c
+ * counts them, node_metrics.c shows them): a bounded table, the rest counted as "other". */
+#define NODE_CAP_COUNTED 32
+typedef struct node_cap_count {
+    char name[65];
+    uint64_t allowed, denied;
+} node_cap_count;
+
+/* node_metrics_http.c: the opt-in Prometheus listener (--metrics-listen). */
+struct mhttp_conn;
+typedef struct node_mhttp {
+    uv_tcp_t listener;
+    int open, port, n_conns;
+    struct mhttp_conn *conns;
+} node_mhttp;
 
 /* node_connect.c: the listening socket and the addresses we keep dialing. */
 typedef struct node_conn_state {
@@ -242,12 +273,15 @@ typedef struct node_api_state {
     int n_clients;
     node_inbox_msg *inbox, *inbox_tail;
     size_t inbox_len;
+    uint64_t next_serial;     /* of the last connection accepted */
 } node_api_state;
 
 /* node_renew.c */
 typedef struct node_renew_state {
     int busy;
     uint64_t next_ms;
+    int hb_busy;         /* a POST /heartbeat in flight */
+    uint64_t hb_next_ms; /* when the next one is due (0: at the first tick) */
 } node_renew_state;
 
 struct gm_node {
@@ -270,7 +304,7 @@ struct gm_node {
     int exit_rc;              /* set when the node stops on its own (revoked): gm_node_run's result */
     char exit_msg[256];
     uv_timer_t tick;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     int pending_work;         /* uv_queue_work requests in flight (CRL poll, renewal) */
     int stopping;
     uint64_t stop_deadline_ms;
@@ -294,7 +328,9 @@ struct gm_node {
     node_e2e *e2e;            /* node_e2e.c */
     node_routing *routing;    /* node_routing.c */
     node_api_state api;
+    struct node_agents *agents; /* node_agents.c: the agent operations of the local API */
     node_renew_state renew;
+    node_auditlog_state auditlog;
     /* node_genesis.c: NA key rotation, the blocks around the current one */
     gm_genesis genesis_prev, genesis_next; /* D/genesis.prev.json, D/genesis.next.json */
     int have_genesis_prev, have_genesis_next;
@@ -302,9 +338,16 @@ struct gm_node {
     int na_expiry_warned;     /* the "NA key ends soon" warning was logged for this block */
     uint64_t genesis_next_tick_ms;
     node_metrics m;           /* counted by every subsystem, listed by node_metrics.c */
+    node_mhttp mhttp;         /* --metrics-listen (node_metrics_http.c) */
+    node_cap_count caps[NODE_CAP_COUNTED + 1]; /* the last one is "other" */
+    size_t n_caps;
 };
 
 uint64_t node_now_ms(gm_node *n);
+/* node_auditlog.c: load D/log-checkpoint.json at start, check the NA's log now and then. */
+void node_auditlog_load(gm_node *n);
+void node_auditlog_tick(gm_node *n, uint64_t now);
+void node_auditlog_free(gm_node *n);
 
 /* node_log.c: one JSON object per line; fields (may be NULL) is consumed. */
 void node_log(gm_node *n, gm_node_log_level lvl, const char *event, json_t *fields);
@@ -313,6 +356,10 @@ void node_log(gm_node *n, gm_node_log_level lvl, const char *event, json_t *fiel
 /* node_connect.c */
 int node_peer_listen(gm_node *n, gm_error *err);
 void node_peer_add_target(gm_node *n, const char *hostport);
+/* "HOST:PORT" ("[v6]:PORT") with HOST an IP address, for option what; 0 or GM_EINVAL. */
+int node_listen_addr(const char *spec, const char *what, struct sockaddr_storage *ss, gm_error *err);
+/* "HOST:PORT" with any host name; 0 or GM_EINVAL. */
+int node_hostport_check(const char *spec, const char *what, gm_error *err);
 void node_connect_free(gm_node *n);
 /* node_link.c */
 /* Deadlines and heartbeats of every link, then dialing. */
@@ -489,10 +536,62 @@ void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char
                            size_t len, json_t *note);
 json_t *node_status_json(gm_node *n);
 void node_inbox_free(gm_node *n);
+/* {"ok":false,"error":{code,message}} (code from the fixed list of docs/local-api.md). */
+json_t *node_api_error(const char *code, const char *msg);
+/* Write o (stolen) to the connection serial, if it is still open. */
+void node_api_send_to(gm_node *n, uint64_t serial, json_t *o);
+/* 1 when some connection is subscribed to port (or to "*"). */
+int node_api_port_subscribed(gm_node *n, const char *port);
+/* Pure checks of one request line (fuzzed by fuzz/fuzz_local_api.c): NULL when req is an
+ * object with "op", an "id" as the version requires and a valid "deadline_ms" (then *op and
+ * *id, borrowed, are set), else the error response to send. */
+json_t *node_api_check_request(const json_t *req, int version, const char **op, const json_t **id);
+/* The version a hello request picks: 1..NODE_API_VERSION, 0 when none offered is spoken,
+ * -1 when "versions" is malformed (why says so in both cases). */
+int node_api_hello_version(const json_t *req, char *why, size_t why_len);
+
+/* node_agents.c: provide/withdraw/answer/ask and request events (docs/local-api.md). */
+/* Size libuv's thread pool for asks (called before the loop runs any work). */
+void node_agents_init(gm_node *n);
+/* 1 if op is one of the agent operations (version 2). */
+int node_agents_op_known(const char *op);
+/* Run an agent operation for connection serial: the response (id added by the caller), or NULL
+ * when it will be sent later (to serial, with id). */
+json_t *node_agents_op(gm_node *n, uint64_t serial, const char *op, const json_t *req, const json_t *id);
+/* A message on the capability port: 1 when the node handled it (then note, may be NULL, is
+ * consumed): a request for an agent of the local API, or for no agent at all. */
+int node_agents_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const uint8_t *data, size_t len,
+                        json_t *note);
+void node_agents_client_closed(gm_node *n, uint64_t serial);
+/* Deadlines of pending requests and refreshes of registrations. */
+void node_agents_tick(gm_node *n, uint64_t now);
+json_t *node_agents_limits_json(void);
+void node_agents_free(gm_node *n);
+/* Pure argument checks of the agent operations (fuzzed): 0, or -1 with why filled. */
+typedef struct node_provide_args {
+    char cap[65];
+    char agent_id[65];        /* "" for the default */
+    int ttl_s;
+    json_t *metadata;         /* new reference, may be NULL */
+} node_provide_args;
+int node_agents_parse_provide(const json_t *req, node_provide_args *a, char *why, size_t why_len);
+typedef struct node_answer_args {
+    const char *request_id;
+    const json_t *output;     /* borrowed from req; NULL for an error */
+    char code[24];
+    const char *message, *detail;
+} node_answer_args;
+int node_agents_parse_answer(const json_t *req, node_answer_args *a, char *why, size_t why_len);
 
 /* node_metrics.c */
 json_t *node_metrics_json(gm_node *n);
 char *node_metrics_prometheus(gm_node *n);
+/* node_metrics_http.c: listen on cfg.metrics_listen (nothing when NULL); stop closes it all. */
+int node_metrics_http_start(gm_node *n, gm_error *err);
+void node_metrics_http_stop(gm_node *n);
+/* The answer to a request head (NUL-terminated): 200 for GET or HEAD /metrics (*head_only set
+ * for HEAD), 404 another path, 405 another method, 400 no request line. */
+int node_mhttp_route(const char *head, int *head_only);
 
 /* node_genesis.c: NA key rotation (docs/node-runtime.md, "NA key rotation") */
 /* After D/genesis.json is loaded and verified: load D/genesis.prev.json and D/genesis.next.json
@@ -520,6 +619,7 @@ void node_renew_schedule(gm_node *n);
 /* Renew at the next tick (unless a renewal is in flight). */
 void node_renew_soon(gm_node *n);
 void node_renew_tick(gm_node *n, uint64_t now);
+void node_heartbeat_tick(gm_node *n, uint64_t now);
 
 /* node_main.c */
 void node_stop(gm_node *n);

@@ -10,6 +10,7 @@
 #include "gm/util.h"
 #include "node_internal.h"
 #include "node_link.h"
+#include "core_internal.h"
 
 json_t *node_link_fields(node_link *l)
 {

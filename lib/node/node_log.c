@@ -5,6 +5,7 @@
 
 #include "gm/log.h"
 #include "node_internal.h"
+#include "core_internal.h"
 
 void node_log(gm_node *n, gm_node_log_level lvl, const char *event, json_t *fields)
 {

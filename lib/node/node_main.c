@@ -1,7 +1,7 @@
 /* Node runtime entry point: load the state directory (key, certificate, genesis, CRL,
  * node.json), fetch the NA's current CRL, refuse to run with an invalid or revoked
  * certificate, start the listener, the local API and the dialers, drive everything from one
- * libuv loop with a 100 ms tick, and on SIGTERM/SIGINT (or when a new CRL revokes us) close
+ * libuv loop with a 100 ms tick (SIGHUP reopens the log and fetches the CRL and policy now), and on SIGTERM/SIGINT (or when a new CRL revokes us) close
  * every session (CLOSE frame), every handle and free it all. */
 #include <errno.h>
 #include <signal.h>
@@ -12,7 +12,9 @@
 #include <sodium.h>
 
 #include "gm/http_client.h"
+#include "gm/log.h"
 #include "gm/util.h"
+#include "core_internal.h"
 #include "node_internal.h"
 
 #define NODE_STOP_GRACE_MS 2000
@@ -46,6 +48,7 @@ static void stop_with(gm_node *n, uint8_t reason, const char *text)
     n->stop_deadline_ms = node_now_ms(n) + NODE_STOP_GRACE_MS;
     node_log(n, GM_LOG_INFO, "node_stopping", json_pack("{s:s}", "reason", text));
     node_api_shutdown(n);
+    node_metrics_http_stop(n);
     node_peer_shutdown(n, reason, text);
 }
 
@@ -79,6 +82,23 @@ static void on_signal(uv_signal_t *s, int signum)
     node_stop(n);
 }
 
+/* SIGHUP never stops the node: the log file is reopened (rotation) and the CRL and access
+ * policy are fetched from the NA now instead of at the next poll. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    gm_node *n = s->data;
+    (void)signum;
+    int rc = gm_log_reopen();
+    if (n->logf) {
+        gm_log_file lf = {.f = n->logf, .path = n->cfg.log_file};
+        rc |= gm_log_file_reopen(&lf);
+    }
+    node_doc_poll_soon(n, NODE_DOC_CRL);
+    node_doc_poll_soon(n, NODE_DOC_POLICY);
+    node_log(n, rc ? GM_LOG_ERROR : GM_LOG_INFO, "reloaded",
+             json_pack("{s:s,s:b}", "signal", "SIGHUP", "log_reopened", rc == 0));
+}
+
 static void on_tick(uv_timer_t *t)
 {
     gm_node *n = t->data;
@@ -96,6 +116,7 @@ static void on_tick(uv_timer_t *t)
             /* Signal watchers stay until here so a second SIGTERM cannot kill a clean stop. */
             uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
             uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
+            uv_close((uv_handle_t *)&n->sighup, on_handle_closed);
         }
         return;
     }
@@ -108,6 +129,9 @@ static void on_tick(uv_timer_t *t)
     node_crl_tick(n, now);
     node_renew_tick(n, now);
     node_genesis_tick(n, now);
+    node_auditlog_tick(n, now);
+    node_heartbeat_tick(n, now);
+    node_agents_tick(n, now);
 }
 
 /* ---- loading the state directory ---- */
@@ -174,13 +198,17 @@ static int load_state(gm_node *n, gm_error *err)
     if (n->na_url[0] && (rc = gm_http_trust_load_dir(n->dir, n->na_url, err)) != 0)
         return rc;
     /* a successor first: the NA's CRL may already be signed by its new key */
-    node_doc_fetch_startup(n, NODE_DOC_GENESIS);
+    if (!n->cfg.check_only)
+        node_doc_fetch_startup(n, NODE_DOC_GENESIS);
     if ((rc = node_crl_load(n, err)) != 0)
         return rc;
-    node_crl_fetch_startup(n);
+    if (!n->cfg.check_only)
+        node_crl_fetch_startup(n);
     if ((rc = node_policy_load(n, err)) != 0)
         return rc;
-    node_policy_fetch_startup(n);
+    if (!n->cfg.check_only)
+        node_policy_fetch_startup(n);
+    node_auditlog_load(n);
     if ((rc = node_cert_verify(n, &n->cert, now, err)) != 0)
         return gm_error_prefix(err, "refusing to run");
     n->cert_json = gm_cert_dump(&n->cert, 0);
@@ -227,10 +255,12 @@ static void node_free(gm_node *n)
     node_routing_free(n);
     node_cert_free_all(n);
     node_inbox_free(n);
+    node_agents_free(n);
     if (n->have_crl)
         gm_crl_free(&n->crl);
     if (n->have_policy)
         gm_policy_free(&n->policy);
+    node_auditlog_free(n);
     gm_cert_free(&n->cert);
     gm_genesis_free(&n->genesis);
     node_genesis_free(n);
@@ -241,6 +271,31 @@ static void node_free(gm_node *n)
         fclose(n->logf);
     free(n->loop);
     free(n);
+}
+
+/* node start --check: what start would refuse, found without binding or contacting anything. */
+static int check_config(gm_node *n, gm_error *err)
+{
+    char path[4200];
+    struct sockaddr_storage ss;
+    int rc;
+    if ((rc = gm_file_check_private(n->dir, 1, err)) != 0)
+        return rc;
+    if ((rc = gm_path_join(path, sizeof path, n->dir, "node.key", err)) != 0 ||
+        (rc = gm_file_check_private(path, 0, err)) != 0)
+        return rc;
+    if ((rc = load_state(n, err)) != 0)
+        return rc;
+    if ((rc = node_listen_addr(n->cfg.listen ? n->cfg.listen : "127.0.0.1:0", "--listen", &ss, err)) != 0)
+        return rc;
+    if (n->cfg.metrics_listen && (rc = node_listen_addr(n->cfg.metrics_listen, "--metrics-listen", &ss, err)) != 0)
+        return rc;
+    for (size_t i = 0; i < n->cfg.n_peers; i++)
+        if ((rc = node_hostport_check(n->cfg.peers[i], "--peer", err)) != 0)
+            return rc;
+    if (n->na_url[0] && strncmp(n->na_url, "https://", 8) != 0 && strncmp(n->na_url, "http://", 7) != 0)
+        return gm_error_set(err, GM_EINVAL, "the NA URL '%s' is not http:// or https://", n->na_url);
+    return 0;
 }
 
 int gm_node_run(const gm_node_config *cfg, gm_error *err)
@@ -268,6 +323,11 @@ int gm_node_run(const gm_node_config *cfg, gm_error *err)
         }
         n->own_logf = 1;
     }
+    if (cfg->check_only) {
+        rc = check_config(n, err);
+        node_free(n);
+        return rc;
+    }
     n->loop = malloc(sizeof *n->loop);
     if (!n->loop || uv_loop_init(n->loop) != 0) {
         free(n->loop);
@@ -286,6 +346,14 @@ int gm_node_run(const gm_node_config *cfg, gm_error *err)
         goto out;
     if ((rc = node_api_start(n, err)) != 0)
         goto out;
+    if ((rc = node_metrics_http_start(n, err)) != 0)
+        goto out;
+    if (cfg->metrics_port_file) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%d\n", n->mhttp.port);
+        if ((rc = write_small_file(n, cfg->metrics_port_file, buf, err)) != 0)
+            goto out;
+    }
     if (cfg->port_file) {
         char buf[32];
         snprintf(buf, sizeof buf, "%d\n", n->conn.listen_port);
@@ -302,9 +370,11 @@ int gm_node_run(const gm_node_config *cfg, gm_error *err)
 
     uv_signal_init(n->loop, &n->sigterm);
     uv_signal_init(n->loop, &n->sigint);
-    n->sigterm.data = n->sigint.data = n;
+    uv_signal_init(n->loop, &n->sighup);
+    n->sigterm.data = n->sigint.data = n->sighup.data = n;
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
+    uv_signal_start(&n->sighup, on_sighup, SIGHUP);
     uv_timer_init(n->loop, &n->tick);
     n->tick.data = n;
     uv_timer_start(&n->tick, on_tick, NODE_TICK_MS, NODE_TICK_MS);
@@ -327,6 +397,7 @@ out:
         /* Startup failed after some handles were opened. */
         n->stopping = 1;
         node_api_shutdown(n);
+        node_metrics_http_stop(n);
         node_peer_shutdown(n, GM_WIRE_CLOSE_SHUTDOWN, "node stopping");
     }
     if (loop_ready) {

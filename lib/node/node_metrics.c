@@ -1,12 +1,15 @@
 /* Counters of the node runtime, as a JSON object {name: number} for `status` and as
- * Prometheus text for `{"op":"metrics"}`. JSON names are the Prometheus names without the
- * "gm_node_" prefix and "_total" suffix; labelled series become name_label. */
+ * Prometheus text for `{"op":"metrics"}` and the --metrics-listen endpoint. JSON names are the
+ * Prometheus names without the "gm_node_" prefix and "_total" suffix (except where the
+ * Prometheus name carries a unit: bytes_in is gm_node_received_bytes_total); labelled series
+ * become name_label. Every Prometheus series has # HELP and # TYPE. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gm/version.h"
 #include "node_internal.h"
 
 typedef struct metric_def {
@@ -14,10 +17,11 @@ typedef struct metric_def {
     const char *help;
     size_t off;
     int gauge;
+    const char *prom; /* the Prometheus name when it is not gm_node_<name>_total */
 } metric_def;
 
-#define C(field, help) {#field, help, offsetof(node_metrics, field), 0}
-#define CN(name, field, help) {name, help, offsetof(node_metrics, field), 0}
+#define C(field, help) {#field, help, offsetof(node_metrics, field), 0, NULL}
+#define CN(name, field, help) {name, help, offsetof(node_metrics, field), 0, NULL}
 static const metric_def defs[] = {
     C(handshakes_ok, "peer handshakes completed and trusted"),
     C(handshakes_failed, "peer handshakes that failed (Noise error, timeout, bad frame)"),
@@ -30,9 +34,10 @@ static const metric_def defs[] = {
     C(links_paused, "times a link stopped being read while its DATA waited for a congested next hop"),
     C(api_paused, "times a local API client stopped being read while its send waited for a congested link"),
     C(api_overflow, "subscribers disconnected after an overflow line because they did not read"),
+    C(agents_unavailable, "capability requests answered unavailable at once: no agent serves them here any more"),
     C(links_duplicate, "second links to an already connected peer"),
-    C(bytes_in, "bytes received on peer links"),
-    C(bytes_out, "bytes sent on peer links"),
+    {"bytes_in", "bytes received on peer links", offsetof(node_metrics, bytes_in), 0, "gm_node_received_bytes_total"},
+    {"bytes_out", "bytes sent on peer links", offsetof(node_metrics, bytes_out), 0, "gm_node_sent_bytes_total"},
     C(frames_in, "frames received on peer links"),
     C(frames_out, "frames sent on peer links"),
     C(data_forwarded, "DATA messages relayed for others"),
@@ -68,8 +73,9 @@ static const metric_def defs[] = {
     C(certs_refused_limit, "valid certificates refused by a store limit (per key, per peer, full)"),
     C(certs_evicted, "stored certificates dropped to make room (superseded or unused)"),
     C(revoked_links_closed, "links closed because the peer was revoked"),
+    C(log_forks, "issuance log checkpoints that did not extend the one held (a fork)"),
     {"crl_stale", "1 while the CRL is past its next_update (the NA and gossip stopped delivering)",
-     offsetof(node_metrics, crl_stale), 1},
+     offsetof(node_metrics, crl_stale), 1, "gm_node_crl_stale"},
     C(crl_stale_refused, "new links refused because our CRL is stale (--crl-stale refuse)"),
     C(renewals_ok, "certificate renewals"),
     C(renewals_failed, "failed renewal attempts"),
@@ -128,6 +134,12 @@ static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     }
 }
 
+/* One gauge with its HELP and TYPE. */
+static void gauge(char **b, size_t *len, size_t *cap, const char *name, const char *help, long long v)
+{
+    append(b, len, cap, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, v);
+}
+
 char *node_metrics_prometheus(gm_node *n)
 {
     size_t len = 0, cap = 8192;
@@ -135,9 +147,16 @@ char *node_metrics_prometheus(gm_node *n)
     if (!b)
         return NULL;
     b[0] = 0;
-    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
-        append(&b, &len, &cap, "# HELP gm_node_%s_total %s\n# TYPE gm_node_%s_total counter\ngm_node_%s_total %llu\n",
-               defs[i].name, defs[i].help, defs[i].name, defs[i].name, (unsigned long long)val(n, &defs[i]));
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        const metric_def *d = &defs[i];
+        char name[96];
+        if (d->prom)
+            snprintf(name, sizeof name, "%s", d->prom);
+        else
+            snprintf(name, sizeof name, "gm_node_%s%s", d->name, d->gauge ? "" : "_total");
+        append(&b, &len, &cap, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, d->help, name,
+               d->gauge ? "gauge" : "counter", name, (unsigned long long)val(n, d));
+    }
     append(&b, &len, &cap, "# HELP gm_node_handshake_refused_total peer handshakes refused by the trust check\n"
                            "# TYPE gm_node_handshake_refused_total counter\n");
     for (int r = 1; r < GM_TRUST_N; r++)
@@ -146,12 +165,37 @@ char *node_metrics_prometheus(gm_node *n)
     size_t peers = 0;
     for (node_link *l = n->links; l; l = l->next)
         peers += l->state == LINK_UP;
-    append(&b, &len, &cap, "# TYPE gm_node_peers gauge\ngm_node_peers %zu\n", peers);
-    append(&b, &len, &cap, "# TYPE gm_node_links gauge\ngm_node_links %d\n", n->net.n_links);
-    append(&b, &len, &cap, "# TYPE gm_node_routes gauge\ngm_node_routes %zu\n", node_routing_count(n));
-    append(&b, &len, &cap, "# TYPE gm_node_crl_sequence gauge\ngm_node_crl_sequence %lld\n",
-           n->have_crl ? (long long)n->crl.sequence : -1LL);
-    append(&b, &len, &cap, "# TYPE gm_node_policy_sequence gauge\ngm_node_policy_sequence %lld\n",
-           n->have_policy ? (long long)n->policy.sequence : -1LL);
+    gauge(&b, &len, &cap, "gm_node_peers", "peer links up (handshake done, certificate trusted)", (long long)peers);
+    gauge(&b, &len, &cap, "gm_node_links", "peer connections open, in any state", n->net.n_links);
+    gauge(&b, &len, &cap, "gm_node_routes", "destinations in the routing table", (long long)node_routing_count(n));
+    gauge(&b, &len, &cap, "gm_node_crl_sequence", "sequence of the CRL in force (-1: none yet)",
+          n->have_crl ? (long long)n->crl.sequence : -1LL);
+    gauge(&b, &len, &cap, "gm_node_crl_next_update_timestamp_seconds",
+          "next_update of the CRL in force, unix time (0: none yet)",
+          n->have_crl ? (long long)n->crl.next_update.unix_s : 0LL);
+    gauge(&b, &len, &cap, "gm_node_policy_sequence", "sequence of the access policy in force (-1: none yet)",
+          n->have_policy ? (long long)n->policy.sequence : -1LL);
+    gauge(&b, &len, &cap, "gm_node_cert_expiry_timestamp_seconds",
+          "end of this node's certificate validity, unix time (renewed at two thirds of its lifetime)",
+          (long long)n->cert.expires_at.unix_s);
+    gauge(&b, &len, &cap, "gm_node_na_key_expiry_timestamp_seconds",
+          "end of the NA key's validity in the genesis block, unix time", (long long)n->genesis.na_valid_to.unix_s);
+    append(&b, &len, &cap, "# HELP gm_node_capability_requests_total capability requests that reached this node's "
+                           "agents, by capability (the first %d seen; the rest as \"other\") and access policy "
+                           "result\n# TYPE gm_node_capability_requests_total counter\n",
+           NODE_CAP_COUNTED);
+    for (size_t i = 0; i <= NODE_CAP_COUNTED; i++) {
+        const node_cap_count *c = &n->caps[i];
+        if (i < NODE_CAP_COUNTED && i >= n->n_caps)
+            continue;
+        const char *name = i < NODE_CAP_COUNTED ? c->name : "other";
+        append(&b, &len, &cap,
+               "gm_node_capability_requests_total{capability=\"%s\",result=\"allowed\"} %llu\n"
+               "gm_node_capability_requests_total{capability=\"%s\",result=\"denied\"} %llu\n",
+               name, (unsigned long long)c->allowed, name, (unsigned long long)c->denied);
+    }
+    append(&b, &len, &cap, "# HELP genesis_mesh_build_info The version of this build.\n"
+                           "# TYPE genesis_mesh_build_info gauge\ngenesis_mesh_build_info{version=\"%s\"} 1\n",
+           gm_version());
     return b;
 }

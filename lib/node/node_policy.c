@@ -13,6 +13,7 @@
 #include "gm/canon.h"
 #include "gm/util.h"
 #include "node_internal.h"
+#include "core_internal.h"
 
 #define POLICY_FILE "access-policy.json"
 #define MAX_ROLES 64
@@ -253,12 +254,47 @@ static int cap_ok(const char *s)
     return 1;
 }
 
+/* One capability request for this node's agents, allowed or refused by the policy. */
+static void count_capability(gm_node *n, const char *cap, int allowed)
+{
+    node_cap_count *c = &n->caps[NODE_CAP_COUNTED];
+    for (size_t i = 0; i < n->n_caps; i++)
+        if (!strcmp(n->caps[i].name, cap)) {
+            c = &n->caps[i];
+            break;
+        }
+    if (c == &n->caps[NODE_CAP_COUNTED] && n->n_caps < NODE_CAP_COUNTED && cap_ok(cap) &&
+        strlen(cap) < sizeof c->name && strcmp(cap, "other") != 0) {
+        c = &n->caps[n->n_caps++];
+        snprintf(c->name, sizeof c->name, "%s", cap);
+    }
+    if (allowed)
+        c->allowed++;
+    else
+        c->denied++;
+}
+
+/* Without a policy every request passes; it is still counted. */
+static void count_unchecked(gm_node *n, const char *port, const uint8_t *data, size_t len)
+{
+    if (strcmp(port, "capability") != 0)
+        return;
+    json_t *v = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *type = json_string_value(json_object_get(v, "type"));
+    const char *cap = json_string_value(json_object_get(v, "capability"));
+    if (type && !strcmp(type, "capability_request") && cap)
+        count_capability(n, cap, 1);
+    json_decref(v);
+}
+
 static int admit(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, const uint8_t *data, size_t len,
                       json_t **note)
 {
     *note = NULL;
-    if (!n->have_policy)
+    if (!n->have_policy) {
+        count_unchecked(n, port, data, len);
         return 1;
+    }
     const gm_cert *c = node_cert_lookup(n, from);
     char who[GM_PK_B64_LEN + 1];
     node_pk_b64(from, who);
@@ -279,6 +315,7 @@ static int admit(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, co
         return 1;
     }
     int ok = node_policy_decide(n, GM_POLICY_CAPABILITY, c, cap, NULL, &d);
+    count_capability(n, cap, ok);
     if (ok) {
         *note = json_pack("{s:I,s:s}", "sequence", (json_int_t)d.sequence, "rule", d.text);
     } else {

@@ -1,6 +1,8 @@
 /* Certificate renewal: at two thirds of the certificate's lifetime the node POSTs a signed
  * /renew to the NA (on the thread pool), checks the answer like any peer certificate,
- * writes D/cert.json atomically and announces the new certificate to the mesh. */
+ * writes D/cert.json atomically and announces the new certificate to the mesh.
+ * Heartbeats: at start and then every heartbeat interval the node POSTs a signed /heartbeat
+ * (the NA's "last seen" of the certificate, shown by admin nodes), the same way. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +14,7 @@
 #define RENEW_HTTP_TIMEOUT_MS 10000
 #define RENEW_RETRY_MIN_MS 5000
 #define RENEW_RETRY_MAX_MS 300000
+#define HEARTBEAT_DEFAULT_S 60
 
 typedef struct renew_job {
     uv_work_t req;
@@ -24,6 +27,32 @@ typedef struct renew_job {
     size_t resp_len;
     gm_error err;
 } renew_job;
+
+static void renew_work(uv_work_t *req);
+
+/* A node-signed POST of body (consumed) to path on the thread pool; done runs on the loop. */
+static int queue_signed_post(gm_node *n, const char *path, json_t *body, uv_after_work_cb done)
+{
+    gm_error err = {0};
+    renew_job *j = calloc(1, sizeof *j);
+    if (!j || !body || gm_reqsig_node_sign(body, &n->key, NULL, NULL, &err) != 0 ||
+        !(j->body = json_dumps(body, JSON_COMPACT))) {
+        json_decref(body);
+        free(j);
+        return -1;
+    }
+    json_decref(body);
+    j->node = n;
+    j->req.data = j;
+    snprintf(j->url, sizeof j->url, "%s%s", n->na_url, path);
+    if (uv_queue_work(n->loop, &j->req, renew_work, done) != 0) {
+        free(j->body);
+        free(j);
+        return -1;
+    }
+    n->pending_work++;
+    return 0;
+}
 
 void node_renew_schedule(gm_node *n)
 {
@@ -136,29 +165,46 @@ static void renew_done(uv_work_t *req, int status)
 
 void node_renew_tick(gm_node *n, uint64_t now)
 {
-    gm_error err = {0};
     if (n->renew.busy || n->stopping || !n->na_url[0] || now < n->renew.next_ms || n->self_revoked)
         return;
-    renew_job *j = calloc(1, sizeof *j);
     json_t *body = json_pack("{s:s,s:s}", "node_public_key", n->key.pk_b64, "cert_id", n->cert.cert_id);
-    if (!j || !body || gm_reqsig_node_sign(body, &n->key, NULL, NULL, &err) != 0 ||
-        !(j->body = json_dumps(body, JSON_COMPACT))) {
-        json_decref(body);
-        free(j);
-        retry_later(n);
-        return;
-    }
-    json_decref(body);
-    j->node = n;
-    j->req.data = j;
-    snprintf(j->url, sizeof j->url, "%s/renew", n->na_url);
-    if (uv_queue_work(n->loop, &j->req, renew_work, renew_done) != 0) {
-        free(j->body);
-        free(j);
+    if (queue_signed_post(n, "/renew", body, renew_done) != 0) {
         retry_later(n);
         return;
     }
     n->renew.busy = 1;
-    n->pending_work++;
     node_log(n, GM_LOG_INFO, "renew_started", json_pack("{s:s}", "cert_id", n->cert.cert_id));
+}
+
+static void heartbeat_done(uv_work_t *req, int status)
+{
+    renew_job *j = req->data;
+    gm_node *n = j->node;
+    n->pending_work--;
+    n->renew.hb_busy = 0;
+    if (!n->stopping && status == 0) {
+        if (j->rc != 0)
+            node_log(n, GM_LOG_WARN, "heartbeat_failed", json_pack("{s:s}", "error", j->err.msg));
+        else if (j->status != 200)
+            node_log(n, GM_LOG_WARN, "heartbeat_failed", json_pack("{s:i,s:s%}", "status", j->status, "body",
+                                                                   j->resp ? j->resp : "", j->resp ? j->resp_len : 0));
+        else
+            node_log(n, GM_LOG_DEBUG, "heartbeat_sent", json_pack("{s:s}", "cert_id", n->cert.cert_id));
+    }
+    free(j->body);
+    free(j->resp);
+    free(j);
+}
+
+void node_heartbeat_tick(gm_node *n, uint64_t now)
+{
+    long every_s = n->cfg.heartbeat_s ? n->cfg.heartbeat_s : HEARTBEAT_DEFAULT_S;
+    if (every_s < 0 || n->renew.hb_busy || n->stopping || !n->na_url[0] || now < n->renew.hb_next_ms ||
+        n->self_revoked)
+        return;
+    n->renew.hb_next_ms = now + (uint64_t)every_s * 1000;
+    json_t *body = json_pack("{s:s,s:s,s:s}", "node_public_key", n->key.pk_b64, "cert_id", n->cert.cert_id, "status",
+                             "healthy");
+    if (queue_signed_post(n, "/heartbeat", body, heartbeat_done) == 0)
+        n->renew.hb_busy = 1;
 }

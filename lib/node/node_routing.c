@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gm/route.h"
-#include "gm/route_origin.h"
+#include "route.h"
+#include "route_origin.h"
 #include "node_internal.h"
 
 #define NODE_ROUTE_REFRESH_MS 5000

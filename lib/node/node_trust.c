@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "node_internal.h"
+#include "core_internal.h"
 
 #define NODE_MAX_CERTS 4096
 #define NODE_CERTS_PER_KEY 2

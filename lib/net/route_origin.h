@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "gm/error.h"
-#include "gm/wire.h"
+#include "wire.h"
 
 #define GM_ROUTE_ORIGIN_LABEL "genesis-mesh/v1/route-origin"
 /* An origin older than this is refused; nodes re-sign theirs every quarter of it. */

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #include "gm/error.h"
-#include "gm/wire.h"
+#include "wire.h"
 
 #define GM_ROUTE_KEY_LEN GM_WIRE_KEY_LEN
 #define GM_ROUTE_INF GM_WIRE_METRIC_INF

@@ -58,7 +58,7 @@ int gm_noise_write_message(gm_noise_handshake_t *hs, const uint8_t *payload, siz
  * (must not overlap msg). On any error the handshake is wiped and unusable. */
 int gm_noise_read_message(gm_noise_handshake_t *hs, const uint8_t *msg, size_t msg_len,
                           uint8_t *payload_out, size_t payload_cap, size_t *payload_len,
-                          gm_error *err);
+                          gm_error *err) GM_MUST_CHECK;
 /* 1 when it is this side's turn to write, 0 when it must read (or the handshake is over). */
 int gm_noise_handshake_is_writer(const gm_noise_handshake_t *hs);
 /* 1 once every handshake message has been written or read successfully. */
@@ -79,7 +79,7 @@ int gm_noise_encrypt(gm_noise_cipher *cs, const uint8_t *ad, size_t ad_len, cons
                      size_t pt_len, uint8_t *out, size_t out_cap, size_t *out_len, gm_error *err);
 /* Decrypt and authenticate ct; on any failure the cipher is wiped (fail closed). out may equal ct. */
 int gm_noise_decrypt(gm_noise_cipher *cs, const uint8_t *ad, size_t ad_len, const uint8_t *ct,
-                     size_t ct_len, uint8_t *out, size_t out_cap, size_t *out_len, gm_error *err);
+                     size_t ct_len, uint8_t *out, size_t out_cap, size_t *out_len, gm_error *err) GM_MUST_CHECK;
 /* Noise REKEY: k = first 32 bytes of ENCRYPT(k, 2^64-1, "", 32 zeros); the nonce is kept. */
 int gm_noise_rekey(gm_noise_cipher *cs, gm_error *err);
 /* 1 once the nonce reaches GM_NOISE_REKEY_AFTER: replace the session with a new

@@ -20,7 +20,7 @@
 #include "gm/keys.h"
 
 /* The schema version this program creates and understands. */
-#define GM_STORE_SCHEMA_VERSION 3
+#define GM_STORE_SCHEMA_VERSION 5
 /* How long a lock held by another connection is waited for before GM_EDB. */
 #define GM_STORE_BUSY_TIMEOUT_MS 10000
 
@@ -73,9 +73,17 @@ int gm_store_invite_consume(gm_store_t *s, const char *token_hash, const char *n
                             int64_t now, gm_store_invite *inv, gm_error *err);
 /* Unused, unexpired invites at now. */
 int gm_store_invites_outstanding(gm_store_t *s, int64_t now, int64_t *n, gm_error *err);
+/* Called per outstanding invite (unused, unexpired at now), oldest first, at most limit of
+ * them; a non-zero return stops the walk and is returned. The record (token hash, never a
+ * token) is only valid during the call. */
+typedef int (*gm_store_invite_fn)(const gm_store_invite *inv, void *ctx);
+int gm_store_invites_foreach(gm_store_t *s, int64_t now, size_t limit, gm_store_invite_fn fn, void *ctx,
+                             gm_error *err);
 void gm_store_invite_clear(gm_store_invite *inv);
 
 /* ---- certificates ---- */
+
+#define GM_STORE_STATUS_MAX 64 /* characters of a heartbeat status */
 
 typedef struct gm_store_cert {
     char cert_id[37];
@@ -87,6 +95,8 @@ typedef struct gm_store_cert {
     int revoked;                /* filled by get/foreach from the revocations */
     char reason[32];
     char revoked_at[64];
+    int64_t last_heartbeat;     /* unix seconds of the node's last POST /heartbeat, 0 = never */
+    char heartbeat_status[GM_STORE_STATUS_MAX + 1]; /* the status it reported then ("" = never) */
 } gm_store_cert;
 
 /* Insert (cert_id must be new: GM_ECONFLICT otherwise). revoked/reason are ignored. */
@@ -99,6 +109,10 @@ typedef int (*gm_store_cert_fn)(const gm_store_cert *c, void *ctx);
 int gm_store_certs_foreach(gm_store_t *s, const char *node_pk_b64, gm_store_cert_fn fn, void *ctx,
                            gm_error *err);
 int gm_store_cert_count(gm_store_t *s, int64_t *n, gm_error *err);
+/* Record a heartbeat of cert_id at now with the node's status (at most GM_STORE_STATUS_MAX
+ * characters): the "last seen" that gm_store_certs_foreach reports. GM_ENOTFOUND if there is
+ * no such certificate. */
+int gm_store_cert_heartbeat(gm_store_t *s, const char *cert_id, int64_t now, const char *status, gm_error *err);
 void gm_store_cert_clear(gm_store_cert *c);
 
 /* ---- revocations and CRLs ---- */
@@ -120,6 +134,23 @@ int gm_store_revocations_json(gm_store_t *s, int64_t live_at, json_t **entries, 
 int gm_store_crl_latest(gm_store_t *s, uint64_t *sequence, char **doc, gm_error *err);
 /* Store a CRL; GM_ECONFLICT unless sequence is higher than every stored one. */
 int gm_store_crl_add(gm_store_t *s, uint64_t sequence, const char *doc, int64_t now, gm_error *err);
+/* The CRLs the store keeps (every one published), newest first, at most limit of them:
+ * sequence and when it was stored; a non-zero return stops the walk and is returned. */
+typedef int (*gm_store_crl_fn)(uint64_t sequence, int64_t created_at, void *ctx);
+int gm_store_crls_foreach(gm_store_t *s, size_t limit, gm_store_crl_fn fn, void *ctx, gm_error *err);
+
+/* ---- the issuance log (lib/na/na_issuance.c): append-only, index from 0 ---- */
+
+/* Append entry (canonical JSON text) with its leaf hash; *index (optional) gets its index. */
+int gm_store_log_append(gm_store_t *s, const char *kind, const char *cert_id, const char *entry,
+                        const uint8_t leaf_hash[32], uint64_t *index, gm_error *err);
+int gm_store_log_size(gm_store_t *s, uint64_t *n, gm_error *err);
+/* The leaf hashes of entries [0, n): *hashes malloc'd (32 bytes each; NULL when n is 0). */
+int gm_store_log_hashes(gm_store_t *s, uint64_t n, uint8_t **hashes, gm_error *err);
+/* Entry index: *entry malloc'd, leaf_hash its stored hash. GM_ENOTFOUND past the end. */
+int gm_store_log_entry(gm_store_t *s, uint64_t index, char **entry, uint8_t leaf_hash[32], gm_error *err);
+/* Index of the first entry of kind about cert_id. GM_ENOTFOUND if none. */
+int gm_store_log_find(gm_store_t *s, const char *kind, const char *cert_id, uint64_t *index, gm_error *err);
 
 /* ---- node keys blocked after a key_compromise revocation ---- */
 

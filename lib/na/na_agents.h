@@ -4,7 +4,7 @@
 #define GM_NA_AGENTS_H
 
 #include "gm/error.h"
-#include "gm/store.h"
+#include "store.h"
 
 /* Drop every agent registered by node_pk_b64. Runs on the store's connection; call it with
  * the store lock held (inside a transaction). gm_na_new registers it as a revoke hook, so a
