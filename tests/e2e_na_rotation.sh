@@ -29,7 +29,7 @@ declare -A KEY0=()
 for n in a b; do KEY0[$n]="$(node_key "$n")"; done
 
 # The proxy between b and the NA. Files in $CTRL steer it: hold-renew (POST /renew waits while it
-# exists), genesis-next (served as GET /genesis?next; without it that path answers 404, so b only
+# exists, at most 8 s), genesis-next (served as GET /genesis?next; without it that path answers 404, so b only
 # learns successors by gossip). Everything else is passed to the NA as is.
 CTRL="$E2E_TMP/proxy"
 mkdir -p "$CTRL"
@@ -54,8 +54,13 @@ class H(BaseHTTPRequestHandler):
     def forward(self, method):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "POST" else None
         if self.path.startswith("/renew"):
-            end = time.time() + 60
-            while os.path.exists(os.path.join(ctrl, "hold-renew")) and time.time() < end:
+            # held at most 8 s (the node waits 10 s for an answer), then refused unforwarded: a
+            # renewal the node gave up on must not reach the NA
+            end = time.time() + 8
+            while os.path.exists(os.path.join(ctrl, "hold-renew")):
+                if time.time() > end:
+                    return self.reply(503, [("Content-Type", "application/json")],
+                                      b'{"error":{"code":"held","message":"the proxy holds renewals"}}')
                 time.sleep(0.05)
         if self.path.startswith("/genesis?next"):
             f = os.path.join(ctrl, "genesis-next")
@@ -142,7 +147,7 @@ wait_until "$E2E_TIMEOUT" "traffic flows both ways" eval 'received_more "$E2E_TM
 
 step "bad successors are refused by admin genesis publish"
 gm genesis keygen --out "$E2E_TMP/other-root" --key-id rs-other >/dev/null
-gm genesis keygen --out "$E2E_TMP/na-x" >/dev/null
+cp "$(node_dir a)/node.pub" "$E2E_TMP/na-x.pub" # any key that is neither the root's nor an NA's
 # v0.9 blocks (a version above every rotation below, so that only the rule each breaks refuses
 # it): signed by another root, for another network, starting a day from now (no overlap)
 gm genesis create --network "$E2E_NETWORK" --root-pub "$E2E_TMP/other-root.pub" --na-pub "$E2E_TMP/na-x.pub" \
