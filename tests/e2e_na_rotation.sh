@@ -215,6 +215,11 @@ rotate() {
     e2e_na_stop
     mv "$E2E_TMP/na$n.key" "$E2E_NET/na.key"
     mv "$E2E_TMP/na$n.pub" "$E2E_NET/na.pub"
+    # what a service manager checks before the start: the successor's key passes, nothing switches yet
+    gm na check-config --dir "$E2E_NET" >"$E2E_TMP/check$n.out" 2>&1 ||
+        fail "na check-config refuses the successor's NA key: $(cat "$E2E_TMP/check$n.out")"
+    [ -e "$E2E_NET/genesis.next.json" ] && ! json_ok 'd["network_version"] == a[0]' "$ver" <"$E2E_NET/genesis.json" ||
+        fail "na check-config switched to the successor"
     "$GM_BIN" na start --dir "$E2E_NET" --listen "127.0.0.1:$NA_PORT" >>"$E2E_NET/na.log" 2>&1 &
     E2E_NA_PID=$!
     E2E_PIDS+=("$E2E_NA_PID")
