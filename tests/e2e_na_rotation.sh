@@ -21,8 +21,8 @@ grep -q "shorter than a week" "$E2E_TMP/short.out" || fail "init: unclear refusa
 gm init --dir "$E2E_TMP/short" --na-validity 3x --no-tls >"$E2E_TMP/short.out" 2>&1 && fail "init accepted --na-validity 3x"
 grep -q "not a duration" "$E2E_TMP/short.out" || fail "init: unclear duration error: $(cat "$E2E_TMP/short.out")"
 
-step "network: NA key valid 15 minutes; a polls the NA, b reaches it through the proxy"
-E2E_INIT_ARGS="--na-validity 15m --force" E2E_NA_CONFIG='{"supersede_grace_s": 10}' e2e_na_start
+step "network: NA key valid 6 minutes; a polls the NA, b reaches it through the proxy"
+E2E_INIT_ARGS="--na-validity 6m --force" E2E_NA_CONFIG='{"supersede_grace_s": 10}' e2e_na_start
 NA_PORT="$(tr -d '[:space:]' <"$E2E_NET.port")"
 for n in a b; do e2e_node_join "$n" role:service:agent; done
 declare -A KEY0=()
@@ -242,7 +242,7 @@ rotate() {
         rm -f "$CTRL/hold-renew"
     fi
     # b's held renewal goes through now; had it timed out on a slow machine, b retries within a
-    # tenth of its certificate's remaining life (at most 90 s here)
+    # tenth of its certificate's remaining life (at most 36 s here: a 6-minute NA window caps it)
     local bound="$E2E_TIMEOUT"
     [ "$mode" != overlap ] || bound=$((E2E_TIMEOUT * 4))
 
@@ -294,9 +294,14 @@ rm -f "$CTRL/genesis-next"
 
 step "a node restarted after the rotations starts on the newest block, its log checkpoint usable"
 e2e_node_stop a || fail "a did not stop cleanly"
+# node start --check judges a bad successor file without touching it (the start removes it)
+cp "$E2E_TMP/other-root.json" "$(node_dir a)/genesis.next.json"
+gm node start --check --dir "$(node_dir a)" >"$E2E_TMP/check-a.out" 2>&1 || fail "node start --check: $(cat "$E2E_TMP/check-a.out")"
+[ -e "$(node_dir a)/genesis.next.json" ] || fail "node start --check removed a file"
 e2e_node_start a --peer "$(node_addr b)" --crl-poll-ms 200
 wait_until "$E2E_TIMEOUT" "a routes to b again" has_route a "$(node_key b)"
 on_version a v0.3 || fail "a did not start on v0.3: $(node_status a)"
+[ ! -e "$(node_dir a)/genesis.next.json" ] || fail "a kept the other root's block as its successor"
 ! grep -q '"log_checkpoint_unusable"' "$(node_dir a)/node.log" || fail "a could not use its log checkpoint after a restart"
 e2e_message a b app "after the restart"
 e2e_finish

@@ -119,7 +119,8 @@ int node_genesis_load(gm_node *n, gm_error *err)
         n->have_genesis_next = 1;
     } else if (rc != GM_ENOTFOUND) {
         node_log(n, GM_LOG_WARN, "genesis_ignored", json_pack("{s:s,s:s}", "file", GEN_NEXT, "error", e.msg));
-        unlink_block(n, GEN_NEXT);
+        if (!n->cfg.check_only)
+            unlink_block(n, GEN_NEXT);
     }
     memset(&e, 0, sizeof e);
     rc = load_block(n, GEN_PREV, &g, &e);
@@ -130,10 +131,13 @@ int node_genesis_load(gm_node *n, gm_error *err)
         n->have_genesis_prev = 1;
     } else if (rc != GM_ENOTFOUND) {
         node_log(n, GM_LOG_WARN, "genesis_ignored", json_pack("{s:s,s:s}", "file", GEN_PREV, "error", e.msg));
-        unlink_block(n, GEN_PREV);
+        if (!n->cfg.check_only)
+            unlink_block(n, GEN_PREV);
     }
-    /* Stopped through the end of the current window: the successor is what is in force now. */
-    if (n->have_genesis_next && !in_window(&n->genesis, now) && in_window(&n->genesis_next, now))
+    /* Stopped through the end of the current window: the successor is what is in force now
+     * (node start --check writes nothing: the start will switch). */
+    if (n->have_genesis_next && !in_window(&n->genesis, now) && in_window(&n->genesis_next, now) &&
+        !n->cfg.check_only)
         return promote(n, err);
     return 0;
 }
