@@ -10,7 +10,9 @@
 # log's checkpoint each node keeps verifies under the newest NA key after each rotation (audit);
 # refused: a successor signed by another root, for another network, or whose window does not
 # overlap, by `admin genesis publish` and by a node (served to b by the proxy: the same check
-# judges what peers gossip). Also: init refuses an NA window under a week without --force; the
+# judges what peers gossip). Agents keep answering: a provider on a's local API, asked by capability
+# through b in a loop across both rotations, with zero failed calls (b's node checks the CRL, the
+# provider's certificate and the reply's signers under every NA key it trusts). Also: init refuses an NA window under a week without --force; the
 # expiry warning in the log and status. Every wait is a bounded poll of a condition.
 . "$(dirname "$0")/lib_e2e.sh"
 
@@ -145,6 +147,66 @@ lines() { grep -c . "$1" || true; }
 received_more() { [ "$(lines "$1")" -ge "$2" ]; }
 wait_until "$E2E_TIMEOUT" "traffic flows both ways" eval 'received_more "$E2E_TMP/recv-a.json" 1 && received_more "$E2E_TMP/recv-b.json" 1'
 
+# Agent calls during everything below: a provider of rot.echo on a's local API; b's local API
+# asks for rot.echo (one connection, an ask every 0.2 s); every ask must be answered by it.
+python3 "$(dirname "$0")/local_api_client.py" provider "$(node_dir a)/node.sock" rot.echo echo \
+    "$E2E_TMP/provider.ready" rot-echo >"$E2E_TMP/provider.out" 2>&1 &
+E2E_PIDS+=("$!")
+wait_until "$E2E_TIMEOUT" "the provider on a is registered" test -s "$E2E_TMP/provider.ready"
+cat >"$E2E_TMP/asks.py" <<'EOF'
+import json, os, socket, sys, time
+sock, stop, out = sys.argv[1:4]
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sock)
+f = s.makefile("rb")
+def response(rid):
+    while True:
+        line = f.readline()
+        if not line:
+            return None
+        m = json.loads(line)
+        if m.get("id") == rid:
+            return m
+s.sendall(b'{"op":"hello","id":"hello","versions":[2]}\n')
+if not (response("hello") or {}).get("ok"):
+    raise SystemExit("hello refused")
+ok = failed = 0
+errors = []
+while not os.path.exists(stop):
+    n = ok + failed + 1
+    s.sendall((json.dumps({"op": "ask", "id": n, "capability": "rot.echo", "input": {"n": n},
+                           "deadline_ms": 10000}) + "\n").encode())
+    r = response(n)
+    if r and r.get("ok") is True and r.get("output", {}).get("echo") == {"n": n}:
+        ok += 1
+    else:
+        failed += 1
+        errors.append(json.dumps(r) if r else "connection closed")
+    with open(out + ".tmp", "w") as o:
+        json.dump({"ok": ok, "failed": failed, "errors": errors[:5]}, o)
+    os.replace(out + ".tmp", out)
+    if r is None:
+        break
+    time.sleep(0.2)
+EOF
+python3 "$E2E_TMP/asks.py" "$(node_dir b)/node.sock" "$STOP" "$E2E_TMP/asks.json" &
+ASKS=$!
+E2E_PIDS+=("$ASKS")
+# asked NUM: at least NUM asks were answered, or one failed (checked by asks_ok)
+asked() { [ -s "$E2E_TMP/asks.json" ] && json_ok 'd["failed"] > 0 or d["ok"] >= int(a[0])' "$1" <"$E2E_TMP/asks.json"; }
+asks_ok() {
+    json_ok 'd["failed"] == 0' <"$E2E_TMP/asks.json" || fail "an agent call failed: $(cat "$E2E_TMP/asks.json")"
+}
+# asked_since WHAT: 3 more asks answered from now, none failed so far
+asked_since() {
+    local n; n="$(json_q 'd["ok"]' <"$E2E_TMP/asks.json")"
+    wait_until "$E2E_TIMEOUT" "$1" asked $((n + 3))
+    asks_ok
+}
+wait_until "$E2E_TIMEOUT" "b's asks are answered by a's provider" asked 1
+asks_ok
+
 step "bad successors are refused by admin genesis publish"
 gm genesis keygen --out "$E2E_TMP/other-root" --key-id rs-other >/dev/null
 cp "$(node_dir a)/node.pub" "$E2E_TMP/na-x.pub" # any key that is neither the root's nor an NA's
@@ -238,6 +300,7 @@ rotate() {
         before_a="$(lines "$E2E_TMP/recv-a.json")" before_b="$(lines "$E2E_TMP/recv-b.json")"
         wait_until "$E2E_TIMEOUT" "messages both ways during the overlap" \
             eval 'received_more "$E2E_TMP/recv-a.json" $((before_a + 3)) && received_more "$E2E_TMP/recv-b.json" $((before_b + 3))'
+        asked_since "agents answer b during the overlap"
         node_ok b 'd["genesis"]["network_version"] != a[0]' "$ver" || fail "b left the old genesis before the test let it"
         rm -f "$CTRL/hold-renew"
     fi
@@ -257,13 +320,17 @@ rotate() {
     for node in a b; do
         wait_until "$E2E_TIMEOUT" "$node's log checkpoint verifies under $ver's NA key" log_ok "$node"
     done
+    asked_since "agents answer b on $ver"
 }
 rotate 2 v0.2 20m overlap
 rotate 3 v0.3 25m
 
 step "links never dropped, nobody enrolled again, every message arrived"
 touch "$STOP"
-wait "$TRAFFIC_A" "$TRAFFIC_B"
+wait "$TRAFFIC_A" "$TRAFFIC_B" "$ASKS"
+json_ok 'd["failed"] == 0 and d["ok"] > 0' <"$E2E_TMP/asks.json" || fail "agent calls failed: $(cat "$E2E_TMP/asks.json")"
+log "agent calls: $(json_q 'd["ok"]' <"$E2E_TMP/asks.json") answered through b, zero failed"
+grep -q '"agent_trust_refreshed"' "$(node_dir b)/node.log" || fail "b never refreshed its agent context's NA keys"
 for n in a b; do
     json_ok 'd["failed"] == 0 and d["sent"] > 0' <"$E2E_TMP/traffic-$n.json" ||
         fail "$n: sends refused by the node: $(cat "$E2E_TMP/traffic-$n.json")"

@@ -122,6 +122,10 @@ typedef struct gm_agent_ctx {
     gm_signer node;        /* the node's key (for signing provenance steps, descriptors) */
     char agent_id[GM_AGENT_ID_MAX + 1]; /* "" for a plain requester */
     long http_timeout_ms;
+    /* NA keys trusted besides genesis's: a node's next and previous blocks during an NA key
+     * rotation (set by the node); owned, freed by gm_agent_ctx_close. */
+    gm_genesis also[2];
+    size_t n_also;
 } gm_agent_ctx;
 
 /* Load dir (genesis, node key, node.json na_url; na_url overrides when not NULL). */

@@ -42,6 +42,10 @@ int gm_cert_issue(gm_cert *c, const gm_signer *na, const char *network_name,
                   gm_time expires_at, gm_error *err) GM_MUST_CHECK;
 /* 1 if the certificate carries role. */
 int gm_cert_has_role(const gm_cert *c, const char *role);
+/* gm_cert_verify under every trusted block gs[0..k) (an NA key rotation holds up to three, newest
+ * first): 0 under the first whose NA key signed it, else that block's error; GM_ESIG when none did. */
+int gm_cert_verify_any(const gm_cert *c, const gm_genesis *const gs[], size_t k, const gm_crl *crl, gm_time now,
+                       gm_error *err) GM_MUST_CHECK;
 
 /* ---- CRLs (crl.c, gm/crl.h) ---- */
 
@@ -70,6 +74,11 @@ void gm_genesis_network_id(const gm_genesis *g, uint8_t out[32]);
 /* network_version "vMAJOR.MINOR" (decimal, 0..999999999 each, no leading zeros) as one ordered
  * number, MAJOR << 32 | MINOR. GM_EFORMAT for any other spelling. */
 int gm_genesis_version(const gm_genesis *g, uint64_t *out, gm_error *err) GM_MUST_CHECK;
+/* The NA public key among the trusted blocks gs[0..k) under which a signature of doc verifies,
+ * or NULL. */
+const uint8_t *gm_genesis_na_key_for(const gm_genesis *const gs[], size_t k, const json_t *doc);
+/* A deep copy of src into dst (free with gm_genesis_free). */
+int gm_genesis_dup(const gm_genesis *src, gm_genesis *dst, gm_error *err) GM_MUST_CHECK;
 
 /* ---- time (gmtime.c, gm/gmtime.h) ---- */
 

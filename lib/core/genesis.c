@@ -280,6 +280,24 @@ char *gm_genesis_dump(const gm_genesis *g)
     return json_dumps(g->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 }
 
+const uint8_t *gm_genesis_na_key_for(const gm_genesis *const gs[], size_t k, const json_t *doc)
+{
+    for (size_t i = 0; i < k; i++)
+        if (gm_sigdoc_verify_any(doc, gs[i]->na_pk, NULL) == 0)
+            return gs[i]->na_pk;
+    return NULL;
+}
+
+int gm_genesis_dup(const gm_genesis *src, gm_genesis *dst, gm_error *err)
+{
+    char *text = gm_genesis_dump(src);
+    if (!text)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = gm_genesis_parse(text, strlen(text), dst, err);
+    free(text);
+    return rc;
+}
+
 void gm_genesis_free(gm_genesis *g)
 {
     if (g && g->doc)

@@ -176,20 +176,14 @@ int node_cert_verify(gm_node *n, const gm_cert *c, gm_time now, gm_error *err)
 {
     const gm_genesis *gs[3];
     size_t k = node_genesis_trusted(n, now, gs);
-    int rc = GM_ESIG;
-    for (size_t i = 0; i < k && rc == GM_ESIG; i++)
-        rc = gm_cert_verify(c, gs[i], n->have_crl ? &n->crl : NULL, now, err);
-    return rc;
+    return gm_cert_verify_any(c, gs, k, n->have_crl ? &n->crl : NULL, now, err);
 }
 
 const uint8_t *node_na_key_for(gm_node *n, const json_t *doc)
 {
     const gm_genesis *gs[3];
     size_t k = node_genesis_trusted(n, gm_time_now(), gs);
-    for (size_t i = 0; i < k; i++)
-        if (gm_sigdoc_verify_any(doc, gs[i]->na_pk, NULL) == 0)
-            return gs[i]->na_pk;
-    return NULL;
+    return gm_genesis_na_key_for(gs, k, doc);
 }
 
 /* ---- the successor as a gossiped document (node_docsync.c) ---- */
