@@ -14,6 +14,29 @@
 #define NODE_JSON_MAX (64 * 1024)
 #define LISTING_MAX 1024
 
+/* The node's blocks around its current one during an NA key rotation (docs/node-runtime.md):
+ * trusted too when they chain with c->genesis and their NA window holds now, as the node judges
+ * them. A file missing or refused is no error: only genesis.json is then trusted. */
+static void load_rotation_blocks(gm_agent_ctx *c, const char *dir)
+{
+    static const char *const names[2] = {"genesis.next.json", "genesis.prev.json"};
+    gm_time now = gm_time_now();
+    for (int i = 0; i < 2; i++) {
+        char path[1200];
+        gm_genesis g = {0};
+        gm_error e = {0};
+        if (gm_path_join(path, sizeof path, dir, names[i], &e) != 0 || !gm_file_exists(path) ||
+            gm_genesis_load(path, &g, &e) != 0)
+            continue;
+        int chained = i == 0 ? gm_genesis_check_successor(&c->genesis, &g, &e) == 0
+                             : gm_genesis_check_successor(&g, &c->genesis, &e) == 0;
+        if (chained && gm_genesis_check_na_window(&g, now, &e) == 0)
+            c->also[c->n_also++] = g;
+        else
+            gm_genesis_free(&g);
+    }
+}
+
 int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err)
 {
     char path[1200];
@@ -30,6 +53,7 @@ int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_e
         gm_agent_ctx_close(c);
         return gm_error_prefix(err, "%s/genesis.json", dir);
     }
+    load_rotation_blocks(c, dir);
     if ((rc = gm_path_join(path, sizeof path, dir, "node", err)) ||
         (rc = gm_signer_load(&c->node, path, "node", err))) {
         gm_agent_ctx_close(c);
