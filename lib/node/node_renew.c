@@ -25,6 +25,7 @@ typedef struct renew_job {
     int status;
     char *resp;
     size_t resp_len;
+    long retry_after_ms; /* the answer's Retry-After (0: none) */
     gm_error err;
 } renew_job;
 
@@ -92,6 +93,7 @@ static void renew_work(uv_work_t *req)
     if (j->rc != 0)
         return;
     j->status = resp.status;
+    j->retry_after_ms = resp.retry_after_ms;
     j->resp = resp.body;
     j->resp_len = resp.len;
     resp.body = NULL;
@@ -146,6 +148,11 @@ static void renew_done(uv_work_t *req, int status)
             node_log(n, GM_LOG_WARN, "renew_failed", json_pack("{s:i,s:s%}", "status", j->status, "body",
                                                                j->resp ? j->resp : "", j->resp ? j->resp_len : 0));
             retry_later(n);
+            /* renewing_too_often says when the previous certificate's overlap ends: renew then
+             * (a rotation right after a renewal must not wait a tenth of the certificate's life) */
+            uint64_t when = node_now_ms(n) + (uint64_t)(j->retry_after_ms > 1000 ? j->retry_after_ms : 1000);
+            if (j->status == 429 && j->retry_after_ms > 0 && when < n->renew.next_ms)
+                n->renew.next_ms = when;
         } else if (install(n, j->resp, j->resp_len, &err) != 0) {
             n->m.renewals_failed++;
             node_log(n, GM_LOG_WARN, "renew_failed", json_pack("{s:s}", "error", err.msg));
