@@ -157,9 +157,7 @@ int main(void)
 {
     setup();
     uint8_t prologue[GM_NODE_PROLOGUE_LEN], h[32];
-    gm_error err = {0};
-    if (gm_genesis_hash(&genesis, h, &err))
-        die("hash", &err);
+    gm_genesis_network_id(&genesis, h);
     memcpy(prologue, GM_NODE_PROLOGUE_LABEL, sizeof GM_NODE_PROLOGUE_LABEL - 1);
     memcpy(prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1, h, 32);
 

@@ -148,9 +148,8 @@ static void setup(void)
     node->cert_json_len = strlen(node->cert_json);
     memcpy(node->prologue, GM_NODE_PROLOGUE_LABEL, sizeof GM_NODE_PROLOGUE_LABEL - 1);
     memcpy(e2e_prologue, E2E_PROLOGUE_LABEL, sizeof E2E_PROLOGUE_LABEL - 1);
-    if (gm_genesis_hash(&node->genesis, node->prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1, &err) ||
-        gm_genesis_hash(&node->genesis, e2e_prologue + sizeof E2E_PROLOGUE_LABEL - 1, &err))
-        FAIL(err.msg);
+    gm_genesis_network_id(&node->genesis, node->prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1);
+    gm_genesis_network_id(&node->genesis, e2e_prologue + sizeof E2E_PROLOGUE_LABEL - 1);
     snprintf(node->conn.listen_addr, sizeof node->conn.listen_addr, "127.0.0.1:0");
 
     snprintf(tmpdir, sizeof tmpdir, "/tmp/gm-fuzz-node-XXXXXX");

@@ -233,6 +233,32 @@ int cli_int(const cli_args *a, const char *name, long long min, long long max, l
     return cli_parse_int(a->path, name, t, min, max, out);
 }
 
+int cli_duration(const cli_args *a, const char *name, long long min_s, long long max_s, long long def_s,
+                 long long *out)
+{
+    const char *t = cli_str(a, name, NULL);
+    char safe[64];
+    if (!t) {
+        *out = def_s;
+        return 0;
+    }
+    long long v = 0, unit = 0;
+    size_t i = 0;
+    while (t[i] >= '0' && t[i] <= '9' && i < 12)
+        v = v * 10 + (t[i++] - '0');
+    if (i > 0 && t[i] && !t[i + 1])
+        unit = t[i] == 's' ? 1 : t[i] == 'm' ? 60 : t[i] == 'h' ? 3600 : t[i] == 'd' ? 86400 : 0;
+    if (!unit)
+        return cli_usage("%s: --%s: '%s' is not a duration (a number and a unit: s, m, h or d, e.g. 90d)", a->path,
+                         name, cli_safe(t, safe, sizeof safe));
+    v *= unit;
+    if (v < min_s || v > max_s)
+        return cli_usage("%s: --%s: '%s' is not between %llds and %llds", a->path, name, cli_safe(t, safe, sizeof safe),
+                         min_s, max_s);
+    *out = v;
+    return 0;
+}
+
 int cli_parse_choice(const char *path, const char *opt, const char *text, const char *const *choices, int *out)
 {
     char list[256] = "";

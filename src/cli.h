@@ -68,6 +68,10 @@ size_t cli_all(const cli_args *a, const char *name, const char **out, size_t cap
 /* The last value of --name as an integer in min..max (def when absent); 0, or 2 after a
  * usage error naming the option and the bad value. */
 int cli_int(const cli_args *a, const char *name, long long min, long long max, long long def, long long *out);
+/* The duration option name ("90d", "10m", "30s", "12h") in seconds, min_s..max_s, def_s when
+ * absent; 0, or 2 after a usage message. */
+int cli_duration(const cli_args *a, const char *name, long long min_s, long long max_s, long long def_s,
+                 long long *out);
 
 /* Strict parsers, one per kind; each prints "genesis-mesh: <path>: --opt: ..." on bad input
  * and returns 2 (the usage exit code), or 0. */

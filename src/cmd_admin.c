@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "gm/crl.h"
+#include "gm/genesis.h"
 #include "gm/http_client.h"
 #include "gm/keys.h"
 #include "gm/na.h"
@@ -310,6 +311,42 @@ static int do_policy_set(const cli_args *a, admin_opts *o)
     return 0;
 }
 
+/* admin genesis publish --file F: hand the root-signed successor genesis block to the NA. */
+static int do_genesis_publish(const cli_args *a, admin_opts *o)
+{
+    const char *file = cli_str(a, "file", NULL);
+    if (!file)
+        return cli_usage("admin genesis publish: --file FILE (the signed successor from 'genesis rotate') is required");
+    gm_error err = {0};
+    gm_genesis g;
+    json_t *resp = NULL, *body = NULL;
+    /* Parsed here first: the body carries the normalized block, as the root signed it. */
+    int rc = gm_genesis_load(file, &g, &err);
+    if (rc == 0 && (rc = gm_genesis_verify(&g, &err)) != 0)
+        gm_error_prefix(&err, "%s", file);
+    if (rc == 0)
+        body = json_pack("{s:O}", "genesis", g.doc);
+    gm_genesis_free(&g);
+    if (rc == 0)
+        rc = load_operator(o, &err);
+    if (rc == 0)
+        rc = gm_na_admin_call(o->url, &o->op, "POST", "/admin/genesis", body, 0, NULL, &resp, &err);
+    json_decref(body);
+    if (rc != 0)
+        return cli_fail("admin genesis publish", &err);
+    if (o->json)
+        print_json(resp);
+    else
+        printf("successor genesis %s published (NA key %s, valid %s .. %s)\n"
+               "the NA serves it at GET /genesis?next; nodes fetch and gossip it. When they all hold it, restart the\n"
+               "NA with the new NA key (docs/operator-guide.md, \"Rotating the NA key\").\n",
+               json_string_value(json_object_get(resp, "network_version")),
+               json_string_value(json_object_get(resp, "na_public_key")),
+               json_string_value(json_object_get(resp, "valid_from")), json_string_value(json_object_get(resp, "valid_to")));
+    json_decref(resp);
+    return 0;
+}
+
 /* The operator key is loaded by each subcommand and wiped here. */
 static int with_operator(const cli_args *a, int (*fn)(const cli_args *, admin_opts *))
 {
@@ -456,6 +493,26 @@ static const cli_cmd *const admin_policy_subs[] = {&admin_policy_set, NULL};
 static const cli_cmd admin_policy = {"policy", "the access policy: set FILE", NULL, NULL, NULL, NULL, 0,
                                      admin_policy_subs};
 
+static int run_genesis_publish(const cli_args *a)
+{
+    return with_operator(a, do_genesis_publish);
+}
+
+static const cli_opt genesis_publish_opts[] = {
+    {"file", "FILE", "the signed successor genesis block ('genesis rotate --out')"},
+    ADMIN_COMMON,
+    {NULL},
+};
+static const cli_cmd admin_genesis_publish = {
+    "publish", "hand a successor genesis block (NA key rotation) to the NA", "--file FILE [--dir D] [--na URL] [--json]",
+    "The NA checks that it is a valid successor of its current block (same root key and network,\n"
+    "higher network_version, new NA key, overlapping window), keeps it and serves it at\n"
+    "GET /genesis?next. It takes effect when the NA is restarted with the new NA key.\n",
+    run_genesis_publish, genesis_publish_opts, 0, NULL};
+static const cli_cmd *const admin_genesis_subs[] = {&admin_genesis_publish, NULL};
+static const cli_cmd admin_genesis = {"genesis", "NA key rotation: publish FILE", NULL, NULL, NULL, NULL, 0,
+                                      admin_genesis_subs};
+
 static const cli_opt console_url_opts[] = {
     {"dir", "D", "the NA directory holding console.token and config.json (default .)"},
     {"na", "URL", "the NA's address as the browser reaches it (default: na_url of D/config.json)"},
@@ -468,7 +525,7 @@ static const cli_cmd admin_console_url = {
     run_console_url, console_url_opts, 0, NULL};
 
 static const cli_cmd *const admin_subs[] = {&admin_invite, &admin_revoke, &admin_nodes, &admin_clear_key,
-                                            &admin_policy, &admin_console_url, &admin_request, NULL};
-const cli_cmd cli_admin = {"admin", "invite | revoke | nodes | clear-key | policy set | console-url: operator requests to the NA", NULL,
+                                            &admin_policy, &admin_genesis, &admin_console_url, &admin_request, NULL};
+const cli_cmd cli_admin = {"admin", "invite | revoke | nodes | clear-key | policy set | genesis publish | console-url: operator requests to the NA", NULL,
                            "Operator requests to the NA, signed with the operator key of an operator directory.\n",
                            NULL, NULL, 0, admin_subs};

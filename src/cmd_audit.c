@@ -1,7 +1,9 @@
 /* genesis-mesh audit: check the NA's issuance log. Fetches the signed checkpoint (verified under
- * the genesis NA key), proves it extends the checkpoint held before (a node's D/log-checkpoint.json
- * or --from FILE), and proves that certificates are in it (the node's own, or --cert-id). The log
- * is for members only: every read is signed with the key of the node directory D (D/node). */
+ * the genesis NA key, or during an NA key rotation the NA key of the directory's
+ * genesis.prev.json / genesis.next.json), proves it extends the checkpoint held before (a node's
+ * D/log-checkpoint.json or --from FILE), and proves that certificates are in it (the node's own, or
+ * --cert-id). The log is for members only: every read is signed with the key of the node
+ * directory D (D/node). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +26,29 @@ typedef struct audit_ctx {
     int have_genesis;
     gm_signer node; /* D's node key: signs the reads */
     int have_node;
+    uint8_t na_pks[3][GM_PK_LEN]; /* g's NA key, then its predecessor's and successor's held in dir */
+    size_t n_pks;
     json_t *report;
 } audit_ctx;
+
+/* The NA keys a checkpoint may be signed by: g's, and those of the blocks around it that the node
+ * directory holds (an NA key rotation in progress or just done). */
+static void load_na_keys(audit_ctx *c, int from_dir)
+{
+    static const char *const files[] = {"genesis.prev.json", "genesis.next.json"};
+    memcpy(c->na_pks[0], c->g.na_pk, GM_PK_LEN);
+    c->n_pks = 1;
+    for (size_t i = 0; from_dir && i < 2; i++) {
+        char path[4096];
+        gm_genesis o;
+        if (gm_path_join(path, sizeof path, c->dir, files[i], NULL) != 0 || !gm_file_exists(path) ||
+            gm_genesis_load(path, &o, NULL) != 0)
+            continue;
+        if ((i == 0 ? gm_genesis_check_successor(&o, &c->g, NULL) : gm_genesis_check_successor(&c->g, &o, NULL)) == 0)
+            memcpy(c->na_pks[c->n_pks++], o.na_pk, GM_PK_LEN);
+        gm_genesis_free(&o);
+    }
+}
 
 static int load_dir(audit_ctx *c, const char *na, const char *genesis, gm_error *err)
 {
@@ -39,6 +62,7 @@ static int load_dir(audit_ctx *c, const char *na, const char *genesis, gm_error 
     c->have_genesis = 1;
     if ((rc = gm_genesis_verify(&c->g, err)) != 0)
         return rc;
+    load_na_keys(c, genesis == NULL);
     if (na) {
         snprintf(c->na_url, sizeof c->na_url, "%s", na);
     } else if (gm_path_join(path, sizeof path, c->dir, "node.json", NULL) == 0 &&
@@ -115,8 +139,13 @@ static int run_audit(const cli_args *a)
         held_path[0] = '\0';
     if (held_path[0]) {
         rc = gm_checkpoint_load(held_path, &held, &err);
-        if (rc == 0 && (rc = gm_checkpoint_verify(&held, c.g.na_pk, c.g.network_name, &err)) != 0)
-            gm_checkpoint_free(&held);
+        if (rc == 0) {
+            rc = GM_ESIG;
+            for (size_t i = 0; i < c.n_pks && rc != 0; i++)
+                rc = gm_checkpoint_verify(&held, c.na_pks[i], c.g.network_name, &err);
+            if (rc != 0)
+                gm_checkpoint_free(&held);
+        }
         if (rc == 0)
             have_held = 1;
         else if (rc == GM_ENOTFOUND && !from)
@@ -124,7 +153,8 @@ static int run_audit(const cli_args *a)
         else
             goto out;
     }
-    if ((rc = gm_na_log_checkpoint(c.na_url, &c.node, c.g.na_pk, c.g.network_name, AUDIT_TIMEOUT_MS, &now, &err)) != 0)
+    if ((rc = gm_na_log_checkpoint_any(c.na_url, &c.node, (const uint8_t(*)[GM_PK_LEN])c.na_pks, c.n_pks,
+                                       c.g.network_name, AUDIT_TIMEOUT_MS, &now, &err)) != 0)
         goto out;
     char hex[2 * GM_MERKLE_HASH_LEN + 1], ts[GM_TIME_STRLEN];
     gm_merkle_hex(now.root, hex);

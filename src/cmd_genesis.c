@@ -1,4 +1,4 @@
-/* genesis-mesh genesis keygen|create|sign|verify|show: the offline root ceremony.
+/* genesis-mesh genesis keygen|create|sign|verify|show|rotate: the offline root ceremony.
  * Thin over lib/core/genesis.c and lib/core/keys.c; every check lives in the library. */
 #include <ctype.h>
 #include <errno.h>
@@ -453,6 +453,79 @@ static int do_show(const cli_args *a)
     return 0;
 }
 
+/* genesis rotate: the successor of a genesis block, signed offline, with a new NA key. */
+static int do_rotate(const cli_args *a)
+{
+    const char *root_key = cli_str(a, "root-key", NULL), *in = cli_str(a, "genesis", NULL),
+               *na_out = cli_str(a, "na-key-out", NULL), *out = cli_str(a, "out", NULL),
+               *from_s = cli_str(a, "valid-from", NULL);
+    int force = cli_has(a, "force"), rc;
+    long long validity;
+    gm_error err = {0};
+    if (cli_duration(a, "validity", 60, 3650LL * 86400, 90LL * 86400, &validity))
+        return 2;
+    const char *missing = !root_key ? "--root-key BASE" : !in ? "--genesis FILE" : !na_out ? "--na-key-out BASE"
+                                                        : !out ? "--out FILE"
+                                                               : NULL;
+    if (missing)
+        return cli_usage("genesis rotate: %s is required (see --help)", missing);
+    gm_time from = gm_time_now();
+    from.usec = 0;
+    if (from_s && (gm_time_parse(from_s, &from, &err) != 0 ||
+                   (!from.has_offset && gm_error_set(&err, GM_EINVAL, "'%s' has no offset (add Z or +HH:MM)", from_s))))
+        return cli_usage("genesis rotate: --valid-from: %s", err.msg);
+    if (!force && gm_file_exists(out)) {
+        gm_error_set(&err, GM_EEXIST, "%s already exists; refusing to overwrite it (use --force)", out);
+        return fail("genesis rotate", &err);
+    }
+    gm_genesis cur, next;
+    gm_signer root, na;
+    memset(&next, 0, sizeof next);
+    if ((rc = gm_genesis_load(in, &cur, &err)) != 0)
+        return fail("genesis rotate", &err);
+    if ((rc = gm_genesis_verify(&cur, &err)) != 0) {
+        gm_genesis_free(&cur);
+        return fail("genesis rotate", &err);
+    }
+    if ((rc = gm_signer_load(&root, root_key, "rs-local", &err)) != 0) {
+        gm_genesis_free(&cur);
+        return fail("genesis rotate: root key", &err);
+    }
+    if ((rc = gm_signer_generate(&na, "na-local", &err)) == 0 &&
+        (rc = gm_genesis_successor(&cur, &next, na.pk, from, gm_time_add(from, validity), &err)) == 0 &&
+        (rc = gm_genesis_sign(&next, &root, &err)) == 0)
+        rc = gm_genesis_check_successor(&cur, &next, &err);
+    gm_signer_wipe(&root);
+    /* the NA key is written only for a valid successor, and never over another key */
+    if (rc == 0 && (rc = gm_signer_save(&na, na_out, 0, &err)) == GM_EEXIST)
+        gm_error_set(&err, rc, "%s.key or %s.pub already exists; refusing to overwrite a key (move it away first)",
+                     na_out, na_out);
+    char *text = rc == 0 ? gm_genesis_dump(&next) : NULL;
+    if (rc == 0)
+        rc = text ? write_text(out, text, force, &err) : gm_error_set(&err, GM_ENOMEM, "out of memory");
+    free(text);
+    if (rc != 0) {
+        gm_signer_wipe(&na);
+        gm_genesis_free(&cur);
+        gm_genesis_free(&next);
+        return fail("genesis rotate", &err);
+    }
+    char vf[GM_TIME_STRLEN], vt[GM_TIME_STRLEN], ot[GM_TIME_STRLEN];
+    gm_time_format(&next.na_valid_from, vf);
+    gm_time_format(&next.na_valid_to, vt);
+    gm_time_format(&cur.na_valid_to, ot);
+    printf("wrote successor genesis %s of network %s to %s (signed by the root key)\n"
+           "  new NA key %s (%s.key, mode 0600), valid %s .. %s\n"
+           "  the current NA key stays valid until %s: the overlap\n"
+           "next: genesis-mesh admin genesis publish --file %s, then restart the NA with %s.key\n",
+           json_string_value(json_object_get(next.doc, "network_version")), next.network_name, out, na.pk_b64, na_out,
+           vf, vt, ot, out, na_out);
+    gm_signer_wipe(&na);
+    gm_genesis_free(&cur);
+    gm_genesis_free(&next);
+    return 0;
+}
+
 static const cli_opt keygen_opts[] = {
     {"out", "BASE", "write BASE.key (the 32-byte seed, mode 0600) and BASE.pub; never overwrites (required)"},
     {"key-id", "ID", "label stored in the key files (default: the file name of BASE)"},
@@ -508,8 +581,27 @@ static const cli_cmd genesis_show = {"show", "readable summary, including the ne
                                      "signed bytes).\n",
                                      do_show, show_opts, 1, NULL};
 
+static const cli_opt rotate_opts[] = {
+    {"root-key", "BASE", "Root Sovereign key base path (BASE.key is read); must match root_public_key"},
+    {"genesis", "FILE", "the current genesis block (signed)"},
+    {"na-key-out", "BASE", "where to write the new NA key: BASE.key (mode 0600) and BASE.pub; never overwrites"},
+    {"out", "FILE", "where to write the signed successor"},
+    {"validity", "DURATION", "new NA key validity: a number and s, m, h or d, 60s..3650d (default 90d)"},
+    {"valid-from", "TIMESTAMP", "start of the new NA key validity, ISO-8601 (default now); must be inside the "
+                                "current window"},
+    {"force", NULL, "overwrite --out"},
+    {NULL},
+};
+static const cli_cmd genesis_rotate = {
+    "rotate", "successor genesis block with a new NA key (NA key rotation, offline)",
+    "--root-key BASE --genesis FILE --na-key-out BASE --out FILE [--validity DURATION] [--valid-from TIMESTAMP]",
+    "Same root key and network name, network_version MINOR + 1, a new NA key whose window starts\n"
+    "inside the current one and ends after it. Then: admin genesis publish --file FILE, and restart\n"
+    "the NA with the new key (docs/operator-guide.md, \"Rotating the NA key\").\n",
+    do_rotate, rotate_opts, 0, NULL};
+
 static const cli_cmd *const genesis_subs[] = {&genesis_keygen, &genesis_create, &genesis_sign, &genesis_verify,
-                                              &genesis_show, NULL};
+                                              &genesis_show, &genesis_rotate, NULL};
 const cli_cmd cli_genesis = {
     "genesis", "create | sign | verify | show a genesis block (offline ceremony)", NULL,
     "Offline root ceremony for a network's genesis block (signed by the Root Sovereign key).\n"

@@ -17,6 +17,7 @@
 #include "gm/util.h"
 
 #define NA_VALID_DAYS 90
+#define NA_MIN_VALIDITY_S (7LL * 86400) /* shorter only with --force (tests, drills) */
 
 #define MAX_TLS_HOSTS 20
 
@@ -134,6 +135,13 @@ static int run_init(const cli_args *a)
             return cli_usage("init: --tls-host needs a host name or address");
     if (!name_valid(network))
         return cli_usage("init: network name must be 1..64 letters, digits, '.', '_' or '-'");
+    long long validity;
+    if (cli_duration(a, "na-validity", 60, 3650LL * 86400, NA_VALID_DAYS * 86400LL, &validity))
+        return 2;
+    if (validity < NA_MIN_VALIDITY_S && !force)
+        return cli_usage("init: --na-validity %s is shorter than a week: the network would stop when it ends unless "
+                         "the NA key is rotated in time; pass --force if this is a test",
+                         cli_str(a, "na-validity", ""));
     if (!na_url)
         na_url = tls ? "https://127.0.0.1:8700" : "http://127.0.0.1:8700";
     char url_host[256] = "";
@@ -177,7 +185,7 @@ static int run_init(const cli_args *a)
         return cli_fail("init: generating keys", &err);
     gm_time now = gm_time_now();
     now.usec = 0;
-    if ((rc = gm_genesis_create(&g, network, root.pk, na.pk, now, gm_time_add(now, NA_VALID_DAYS * 86400LL), NULL,
+    if ((rc = gm_genesis_create(&g, network, root.pk, na.pk, now, gm_time_add(now, validity), NULL,
                                 &err)) == 0)
         rc = gm_genesis_sign(&g, &root, &err);
     char *gtext = rc == 0 ? gm_genesis_dump(&g) : NULL;
@@ -269,18 +277,20 @@ static const cli_opt init_opts[] = {
     {"listen", "HOST:PORT", "where the NA listens (default 127.0.0.1:8700)"},
     {"tls-host", "NAME", "another name or address the NA's TLS certificate must cover (repeatable)"},
     {"no-tls", NULL, "make no TLS key and configure plain HTTP (\"plain_http\": true)"},
-    {"force", NULL, "replace the keys of an existing network"},
+    {"na-validity", "DURATION", "NA key validity: a number and s, m, h or d (default 90d); under 7d needs --force"},
+    {"force", NULL, "replace the keys of an existing network; allow an NA key validity under a week"},
     {NULL},
 };
 const cli_cmd cli_init = {
     "init", "create root, NA and operator keys, a signed genesis block and config",
-    "[--dir D] [--network NAME] [--na-url URL] [--listen HOST:PORT] [--force]\n"
+    "[--dir D] [--network NAME] [--na-url URL] [--listen HOST:PORT] [--na-validity DURATION] [--force]\n"
     "                         [--tls-host NAME]... [--no-tls]",
     "Creates in D:\n"
     "  root.key/.pub      Root Sovereign key (rs-local); signs the genesis block. Keep it offline.\n"
     "  na.key/.pub        Network Authority key (na-local); signs certificates and CRLs.\n"
     "  operator.key/.pub  operator key (operator-local); signs admin requests.\n"
-    "  genesis.json       the genesis block, NA key valid for 90 days.\n"
+    "  genesis.json       the genesis block, NA key valid for 90 days (--na-validity); rotate the\n"
+    "                     NA key before it ends with 'genesis rotate' (docs/operator-guide.md).\n"
     "  config.json        the NA's configuration.\n"
     "  access-policy.json the permissive access policy 0, signed by the NA key.\n"
     "  network-policy.json the network policy manifest (the Python reference's defaults), signed\n"

@@ -31,6 +31,10 @@ static int node_start(const cli_args *a)
     if (stale && cli_parse_choice(a->path, "crl-stale", stale, stale_modes, &mode))
         return 2;
     cfg.crl_stale_refuse = mode == 1;
+    long long warn;
+    if (cli_duration(a, "na-warn-before", 1, 3650LL * 86400, 0, &warn))
+        return 2;
+    cfg.na_warn_s = (long)warn;
     long long hb;
     if (cli_int(a, "heartbeat-s", -1, 86400, 0, &hb))
         return 2;
@@ -76,6 +80,8 @@ static const cli_opt start_opts[] = {
                            "thirds of its lifetime"},
     {"crl-stale", "warn|refuse", "while the CRL is past its next_update: only warn (default), or accept no new "
                                  "peer link except to fetch a fresher CRL from it"},
+    {"na-warn-before", "DURATION", "warn (log, status) this long before the NA key's window ends with no successor "
+                                   "known (default 30d)"},
     {"heartbeat-s", "N", "POST /heartbeat to the NA at start and every N s (default 60; 0 or -1 = off)"},
     {"metrics-listen", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP; off by "
                                     "default; port 0 picks a free port)"},
@@ -88,8 +94,8 @@ static const cli_opt start_opts[] = {
 static const cli_cmd node_start_cmd = {
     "start", "run the node until SIGTERM/SIGINT",
     "--dir D [--listen HOST:PORT] [--port-file F] [--peer HOST:PORT]... [--na URL] [--crl-poll-ms N] [--crl-watch-s S]\n"
-    "       [--renew-after-s N] [--heartbeat-s N] [--metrics-listen HOST:PORT [--metrics-port-file F]] [--check]\n"
-    "       [--log FILE] [--log-format json|text] [--log-level L]",
+    "       [--renew-after-s N] [--na-warn-before DURATION] [--heartbeat-s N] [--metrics-listen HOST:PORT [--metrics-port-file F]]\n"
+    "       [--check] [--log FILE] [--log-format json|text] [--log-level L]",
     "SIGHUP reopens the --log file (after rotation) and fetches the CRL and access policy from the NA now.\n",
     node_start, start_opts, 0, NULL};
 

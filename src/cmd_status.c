@@ -25,6 +25,9 @@ typedef struct status_ctx {
     gm_time now;
     gm_genesis g;
     int have_genesis;
+    gm_genesis next;          /* D/genesis.next.json: the successor the node holds (NA key rotation) */
+    int have_next;
+    long long warn_s;         /* --na-warn-before */
     uint8_t node_pk[GM_PK_LEN];
     int have_key;
     gm_cert cert;
@@ -71,7 +74,20 @@ static void collect_network(status_ctx *c, json_t *r)
     set(r, "genesis_hash", json_string(hex));
     set(r, "na_public_key", json_string(na));
     set(r, "na_valid_to", json_string(to));
+    set(r, "network_version", json_string(json_string_value(json_object_get(c->g.doc, "network_version"))));
+    /* the NA key's end: of the successor when the node holds one */
+    const gm_genesis *last = c->have_next ? &c->next : &c->g;
+    long long left = last->na_valid_to.unix_s - c->now.unix_s;
+    set(r, "genesis_successor",
+        c->have_next ? json_string(json_string_value(json_object_get(c->next.doc, "network_version"))) : NULL);
+    set(r, "na_key_seconds_left", json_integer(left));
+    set(r, "na_key_warning", left < c->warn_s ? json_string(left < 0 ? "the NA key has expired"
+                                                                      : "the NA key ends soon and no successor genesis "
+                                                                        "block is known")
+                                              : NULL);
 }
+
+static void print_duration(long long s);
 
 static void print_network(const json_t *r)
 {
@@ -82,6 +98,15 @@ static void print_network(const json_t *r)
     printf("network:      %s (genesis %.16s...)\n", str(r, "network"), str(r, "genesis_hash"));
     printf("NA:           %s (NA key valid until %s)\n", str(r, "na_url")[0] ? str(r, "na_url") : "(no node.json)",
            str(r, "na_valid_to"));
+    if (json_is_string(json_object_get(r, "genesis_successor")))
+        printf("rotation:     successor genesis %s held (the NA key rotates; nothing to do)\n",
+               str(r, "genesis_successor"));
+    if (json_is_string(json_object_get(r, "na_key_warning"))) {
+        printf("warning:      %s (", str(r, "na_key_warning"));
+        print_duration((long long)json_integer_value(json_object_get(r, "na_key_seconds_left")));
+        printf(" %s): the operator rotates it with 'genesis rotate' and 'admin genesis publish'\n",
+               json_integer_value(json_object_get(r, "na_key_seconds_left")) < 0 ? "ago" : "left");
+    }
 }
 
 /* ---- node ---- */
@@ -123,6 +148,9 @@ static void collect_cert(status_ctx *c, json_t *r)
         snprintf(e.msg, sizeof e.msg, "no genesis block to verify against");
     } else {
         int rc = gm_cert_verify(&c->cert, &c->g, NULL, c->now, &e);
+        /* renewed under the successor's NA key during a rotation's overlap */
+        if (rc == GM_ESIG && c->have_next && gm_cert_verify(&c->cert, &c->next, NULL, c->now, NULL) == 0)
+            rc = 0, e.msg[0] = '\0';
         state = rc == 0 ? "valid" : rc == GM_EEXPIRED ? "expired" : "invalid";
     }
     set(r, "cert_id", json_string(c->cert.cert_id));
@@ -191,7 +219,10 @@ static void collect_revocation(status_ctx *c, json_t *r)
     int nm = 0;
     json_t *out;
     if (c->na_url[0] &&
-        gm_na_fetch_crl(c->na_url, c->g.na_pk, NULL, STATUS_NA_TIMEOUT_MS, &crl, &nm, NULL, 0, &e) == 0 && !nm) {
+        (gm_na_fetch_crl(c->na_url, c->g.na_pk, NULL, STATUS_NA_TIMEOUT_MS, &crl, &nm, NULL, 0, &e) == 0 ||
+         (c->have_next &&
+          gm_na_fetch_crl(c->na_url, c->next.na_pk, NULL, STATUS_NA_TIMEOUT_MS, &crl, &nm, NULL, 0, &e) == 0)) &&
+        !nm) {
         out = crl_state(c, &crl, "na");
         set(r, "crl_sequence", json_integer((json_int_t)crl.sequence));
         /* a signed, unexpired certificate on the CRL is not "valid" */
@@ -209,7 +240,8 @@ static void collect_revocation(status_ctx *c, json_t *r)
     if (gm_path_join(path, sizeof path, c->dir, "crl.json", NULL) == 0 &&
         gm_file_read(path, 8 * 1024 * 1024, &text, &len, NULL) == 0) {
         if (gm_crl_parse(text, len, &crl, NULL) == 0) {
-            if (gm_crl_verify(&crl, c->g.na_pk, NULL) == 0) {
+            if (gm_crl_verify(&crl, c->g.na_pk, NULL) == 0 ||
+                (c->have_next && gm_crl_verify(&crl, c->next.na_pk, NULL) == 0)) {
                 json_object_set_new(out, "cached", crl_state(c, &crl, "crl.json"));
                 set(r, "crl_sequence", json_integer((json_int_t)crl.sequence));
             }
@@ -327,6 +359,13 @@ static void load(status_ctx *c, const char *na_override)
         else
             gm_genesis_free(&c->g);
     }
+    if (c->have_genesis && gm_path_join(path, sizeof path, c->dir, "genesis.next.json", NULL) == 0 &&
+        gm_file_exists(path) && gm_genesis_load(path, &c->next, NULL) == 0) {
+        if (gm_genesis_check_successor(&c->g, &c->next, NULL) == 0)
+            c->have_next = 1;
+        else
+            gm_genesis_free(&c->next);
+    }
     if (gm_path_join(path, sizeof path, c->dir, "node.pub", NULL) == 0 && gm_pk_load(path, c->node_pk, NULL) == 0)
         c->have_key = 1;
     if (gm_path_join(path, sizeof path, c->dir, "cert.json", NULL) == 0 && gm_cert_load(path, &c->cert, NULL) == 0)
@@ -354,6 +393,8 @@ static int run_status(const cli_args *a)
     memset(&c, 0, sizeof c);
     c.dir = dir;
     c.now = gm_time_now();
+    if (cli_duration(a, "na-warn-before", 1, 3650LL * 86400, 30LL * 86400, &c.warn_s))
+        return 2;
     load(&c, na);
     json_t *report = json_object();
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
@@ -371,6 +412,8 @@ static int run_status(const cli_args *a)
     int joined = c.have_cert && c.have_key;
     if (c.have_genesis)
         gm_genesis_free(&c.g);
+    if (c.have_next)
+        gm_genesis_free(&c.next);
     if (c.have_cert)
         gm_cert_free(&c.cert);
     return joined ? 0 : 1;
@@ -380,9 +423,10 @@ static const cli_opt status_opts[] = {
     {"dir", "D", "the node directory (default .)"},
     {"na", "URL", "ask this NA for the CRL (default: na_url of D/node.json)"},
     {"json", NULL, "print the report as one JSON object (docs/node-cli.md)"},
+    {"na-warn-before", "DURATION", "warn when the NA key ends within this (default 30d)"},
     {NULL},
 };
 const cli_cmd cli_status = {"status", "what this node holds (and, if running, its peers and routes)",
-                            "[--dir D] [--na URL] [--json]",
+                            "[--dir D] [--na URL] [--json] [--na-warn-before DURATION]",
                             "Exit status 0 when the node has joined (key and certificate), else 1.\n", run_status,
                             status_opts, 0, NULL};

@@ -204,10 +204,12 @@ key_of_file() { grep -v '^#' "$1" | tr -d '[:space:]'; }
 # ---------------------------------------------------------------- the NA
 
 # e2e_na_start [extra na start args...]: init a network in $E2E_NET and start its NA.
-# E2E_NA_CONFIG (a JSON object, optional) is merged into the NA's config.json before it starts.
+# E2E_NA_CONFIG (a JSON object, optional) is merged into the NA's config.json before it starts;
+# E2E_INIT_ARGS (optional) are more `init` options (e.g. "--na-validity 4m --force").
 e2e_na_start() {
     local port_file="$E2E_NET.port" port host
-    gm init --dir "$E2E_NET" --network "$E2E_NETWORK" >"$E2E_TMP/init.out" 2>&1 ||
+    # shellcheck disable=SC2086 # E2E_INIT_ARGS: extra init options, split on spaces
+    gm init --dir "$E2E_NET" --network "$E2E_NETWORK" ${E2E_INIT_ARGS:-} >"$E2E_TMP/init.out" 2>&1 ||
         fail "genesis-mesh init failed: $(cat "$E2E_TMP/init.out")"
     if [ -n "${E2E_NA_CONFIG:-}" ]; then
         python3 -c 'import json, sys

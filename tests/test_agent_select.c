@@ -1,6 +1,7 @@
 /* Selection: only providers whose descriptor and certificate check out under our own
  * genesis and CRL are usable, in a deterministic order (agent_id, then node key). */
 #include "agent_testkit.h"
+#include "agent_internal.h"
 #include "core_internal.h"
 
 typedef struct fx {
@@ -150,6 +151,55 @@ static void test_excluded_provider_skipped(void **state)
     json_decref(notarray);
 }
 
+/* Issue 17: after an NA key rotation a provider renews under the new NA key; a requester that
+ * trusts the old and the new key (its node holds both blocks) selects it, one that trusts only
+ * the old key does not, and a context handed both blocks (gm_agent_ctx_trust) trusts both. */
+static void test_provider_under_a_successor_na_key_selected_when_trusted(void **state)
+{
+    fx *f = *state;
+    gm_error err = {0};
+    gm_signer na2;
+    gm_genesis g2;
+    gm_cert cb2;
+    gm_agent_candidates cs;
+    gm_time now = gm_time_now();
+    tk_signer(&na2, 0x50, "na-2");
+    assert_int_equal(gm_genesis_create(&g2, "TESTNET", f->net.root.pk, na2.pk, gm_time_add(now, -3600),
+                                       gm_time_add(now, 86400), NULL, &err), 0);
+    assert_int_equal(gm_genesis_sign(&g2, &f->net.root, &err), 0);
+    tk_cert(&cb2, &na2, "TESTNET", &f->b);
+    json_t *l = json_pack("[o,o]", tk_entry(&f->da, &f->ca), tk_entry(&f->db, &cb2));
+    assert_int_equal(gm_agent_select(l, "repo.summary", &f->net.g, &f->crl0, now, NULL, 0, &cs, &err), 0);
+    assert_int_equal(cs.n_usable, 1);
+    assert_non_null(strstr(cs.v[1].reason, "not signed by this network's NA"));
+    gm_agent_candidates_free(&cs);
+    const gm_genesis *both[2] = {&g2, &f->net.g};
+    assert_int_equal(gm_agent_select_any(l, "repo.summary", both, 2, &f->crl0, now, NULL, 0, &cs, &err), 0);
+    assert_int_equal(cs.n_usable, 2);
+    gm_agent_candidates_free(&cs);
+    assert_int_not_equal(gm_agent_select_any(l, "repo.summary", both, 0, &f->crl0, now, NULL, 0, &cs, &err), 0);
+
+    gm_agent_ctx c;
+    const gm_genesis *gs[3], *others[1] = {&f->net.g};
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gm_genesis_dup(&f->net.g, &c.genesis, &err), 0);
+    assert_int_equal(gm_agent_ctx_trusted(&c, gs), 1);
+    assert_int_equal(gm_agent_ctx_trust(&c, &g2, others, 1, &err), 0);
+    assert_int_equal(gm_agent_ctx_trusted(&c, gs), 2);
+    assert_memory_equal(gs[0]->na_pk, na2.pk, GM_PK_LEN);
+    assert_memory_equal(gs[1]->na_pk, f->net.na.pk, GM_PK_LEN);
+    assert_int_equal(gm_agent_select_any(l, "repo.summary", gs, 2, &f->crl0, now, NULL, 0, &cs, &err), 0);
+    assert_int_equal(cs.n_usable, 2);
+    gm_agent_candidates_free(&cs);
+    gm_agent_ctx_close(&c);
+    assert_int_equal(c.n_also, 0);
+
+    json_decref(l);
+    gm_cert_free(&cb2);
+    gm_genesis_free(&g2);
+    gm_signer_wipe(&na2);
+}
+
 int main(void)
 {
     gm_error err = {0};
@@ -160,6 +210,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoked_provider_never_selected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unproven_providers_never_selected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_excluded_provider_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_provider_under_a_successor_na_key_selected_when_trusted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -552,6 +552,191 @@ static void test_hash_covers_signed_bytes_only(void **state)
     json_decref(doc);
 }
 
+/* ---- successors (NA key rotation) ---- */
+
+/* A signed genesis for net, root (seed first byte) and NA key, window from..to. */
+static void make_signed(gm_genesis *g, const char *net, const gm_signer *root, const gm_signer *na, gm_time from,
+                        gm_time to)
+{
+    gm_error err = {0};
+    assert_int_equal(gm_genesis_create(g, net, root->pk, na->pk, from, to, NULL, &err), 0);
+    assert_int_equal(gm_genesis_sign(g, root, &err), 0);
+}
+
+/* A signed successor of cur by signer (which need not be cur's root). */
+static int make_successor(const gm_genesis *cur, gm_genesis *next, const gm_signer *signer, const gm_signer *na,
+                          gm_time from, gm_time to, gm_error *err)
+{
+    int rc = gm_genesis_successor(cur, next, na->pk, from, to, err);
+    if (rc == 0)
+        rc = gm_sigdoc_sign(next->doc, signer, err);
+    return rc;
+}
+
+static void test_successor_accepted_and_ordered(void **state)
+{
+    (void)state;
+    gm_signer root, na1, na2, na3;
+    gm_genesis g1, g2, g3, back;
+    gm_error err = {0};
+    uint64_t v1, v2, v3;
+    seed_signer(0x00, "rs-local", &root);
+    seed_signer(0x40, "na-local", &na1);
+    seed_signer(0x60, "na-local", &na2);
+    seed_signer(0x80, "na-local", &na3);
+    gm_time t0 = gm_time_from_unix(1767225600);
+    make_signed(&g1, "TESTNET", &root, &na1, t0, gm_time_add(t0, 100));
+    assert_int_equal(make_successor(&g1, &g2, &root, &na2, gm_time_add(t0, 50), gm_time_add(t0, 200), &err), 0);
+    assert_int_equal(gm_genesis_check_successor(&g1, &g2, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(g2.doc, "network_version")), "v0.2");
+    /* every other member is kept: the network's identity does not change */
+    assert_string_equal(g2.network_name, "TESTNET");
+    assert_true(json_equal(json_object_get(g1.doc, "allowed_transports"), json_object_get(g2.doc, "allowed_transports")));
+    uint8_t id1[32], id2[32], h1[32], h2[32];
+    gm_genesis_network_id(&g1, id1);
+    gm_genesis_network_id(&g2, id2);
+    assert_memory_equal(id1, id2, 32);
+    assert_int_equal(gm_genesis_hash(&g1, h1, &err), 0);
+    assert_int_equal(gm_genesis_hash(&g2, h2, &err), 0);
+    assert_memory_not_equal(h1, h2, 32);
+    /* it survives the text round trip (what the NA serves and nodes store) */
+    char *text = gm_genesis_dump(&g2);
+    assert_int_equal(gm_genesis_parse(text, strlen(text), &back, &err), 0);
+    assert_int_equal(gm_genesis_check_successor(&g1, &back, &err), 0);
+    free(text);
+    gm_genesis_free(&back);
+    /* a second rotation: successor of the successor, not of the first */
+    assert_int_equal(make_successor(&g2, &g3, &root, &na3, gm_time_add(t0, 150), gm_time_add(t0, 300), &err), 0);
+    assert_int_equal(gm_genesis_check_successor(&g2, &g3, &err), 0);
+    assert_int_not_equal(gm_genesis_check_successor(&g1, &g3, &err), 0); /* no overlap with g1 */
+    assert_int_not_equal(gm_genesis_check_successor(&g2, &g1, &err), 0); /* going back */
+    assert_int_not_equal(gm_genesis_check_successor(&g2, &g2, &err), 0); /* not higher */
+    assert_int_equal(gm_genesis_version(&g1, &v1, &err), 0);
+    assert_int_equal(gm_genesis_version(&g2, &v2, &err), 0);
+    assert_int_equal(gm_genesis_version(&g3, &v3, &err), 0);
+    assert_true(v1 < v2 && v2 < v3);
+    gm_genesis_free(&g1);
+    gm_genesis_free(&g2);
+    gm_genesis_free(&g3);
+    gm_signer_wipe(&root);
+    gm_signer_wipe(&na1);
+    gm_signer_wipe(&na2);
+    gm_signer_wipe(&na3);
+}
+
+static void expect_not_successor(const gm_genesis *cur, const gm_genesis *next, const char *needle)
+{
+    gm_error err = {0};
+    assert_int_not_equal(gm_genesis_check_successor(cur, next, &err), 0);
+    if (!strstr(err.msg, needle))
+        fail_msg("expected '%s' in: %s", needle, err.msg);
+}
+
+static void test_successor_refusals(void **state)
+{
+    (void)state;
+    gm_signer root, other, na1, na2;
+    gm_genesis g1, g;
+    gm_error err = {0};
+    seed_signer(0x00, "rs-local", &root);
+    seed_signer(0x20, "rs-other", &other);
+    seed_signer(0x40, "na-local", &na1);
+    seed_signer(0x60, "na-local", &na2);
+    gm_time t0 = gm_time_from_unix(1767225600), mid = gm_time_add(t0, 50), end = gm_time_add(t0, 200);
+    make_signed(&g1, "TESTNET", &root, &na1, t0, gm_time_add(t0, 100));
+    /* signed by another root (its root_public_key still says ours) */
+    assert_int_equal(make_successor(&g1, &g, &other, &na2, mid, end, &err), 0);
+    expect_not_successor(&g1, &g, "not a successor");
+    gm_genesis_free(&g);
+    /* a whole network of another root */
+    make_signed(&g, "TESTNET", &other, &na2, mid, end);
+    json_object_set_new(g.doc, "network_version", json_string("v0.2"));
+    expect_not_successor(&g1, &g, "another root key");
+    gm_genesis_free(&g);
+    /* another network, same root */
+    assert_int_equal(gm_genesis_successor(&g1, &g, na2.pk, mid, end, &err), 0);
+    json_object_set_new(g.doc, "network_name", json_string("OTHERNET"));
+    g.network_name = json_string_value(json_object_get(g.doc, "network_name"));
+    assert_int_equal(gm_genesis_sign(&g, &root, &err), 0);
+    expect_not_successor(&g1, &g, "for network 'OTHERNET'");
+    gm_genesis_free(&g);
+    /* windows: a gap, starting before the current one, ending inside it */
+    assert_int_equal(make_successor(&g1, &g, &root, &na2, gm_time_add(t0, 100), end, &err), 0);
+    expect_not_successor(&g1, &g, "must start inside the current one");
+    gm_genesis_free(&g);
+    assert_int_equal(make_successor(&g1, &g, &root, &na2, gm_time_add(t0, -10), end, &err), 0);
+    expect_not_successor(&g1, &g, "must start inside");
+    gm_genesis_free(&g);
+    assert_int_equal(make_successor(&g1, &g, &root, &na2, mid, gm_time_add(t0, 90), &err), 0);
+    expect_not_successor(&g1, &g, "end after it");
+    gm_genesis_free(&g);
+    /* the same NA key, or the root key as NA key */
+    assert_int_equal(make_successor(&g1, &g, &root, &na1, mid, end, &err), 0);
+    expect_not_successor(&g1, &g, "must be a new key");
+    gm_genesis_free(&g);
+    assert_int_equal(make_successor(&g1, &g, &root, &root, mid, end, &err), 0);
+    expect_not_successor(&g1, &g, "must be a new key");
+    gm_genesis_free(&g);
+    /* unsigned, and tampered after signing */
+    assert_int_equal(gm_genesis_successor(&g1, &g, na2.pk, mid, end, &err), 0);
+    expect_not_successor(&g1, &g, "not a successor");
+    gm_genesis_free(&g);
+    assert_int_equal(make_successor(&g1, &g, &root, &na2, mid, end, &err), 0);
+    assert_int_equal(gm_genesis_check_successor(&g1, &g, &err), 0);
+    json_object_set_new(g.doc, "network_version", json_string("v0.9"));
+    expect_not_successor(&g1, &g, "not a successor");
+    gm_genesis_free(&g);
+    gm_genesis_free(&g1);
+    gm_signer_wipe(&root);
+    gm_signer_wipe(&other);
+    gm_signer_wipe(&na1);
+    gm_signer_wipe(&na2);
+}
+
+static void test_network_version_parsing(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        uint64_t want; /* 0 with ok 0: refused */
+        int ok;
+    } cases[] = {
+        {"v0.1", 1, 1},          {"v1.0", UINT64_C(1) << 32, 1},
+        {"v0.10", 10, 1},        {"v2.999999999", (UINT64_C(2) << 32) | 999999999u, 1},
+        {"0.1", 0, 0},           {"v01.1", 0, 0},
+        {"v0.01", 0, 0},         {"v0", 0, 0},
+        {"v0.1.2", 0, 0},        {"v0.1 ", 0, 0},
+        {"v1234567890.1", 0, 0}, {"V0.1", 0, 0},
+        {"v.1", 0, 0},           {"", 0, 0},
+    };
+    gm_signer root, na;
+    gm_genesis g;
+    gm_error err = {0};
+    seed_signer(0x00, "rs-local", &root);
+    seed_signer(0x40, "na-local", &na);
+    gm_time t0 = gm_time_from_unix(1767225600);
+    make_signed(&g, "TESTNET", &root, &na, t0, gm_time_add(t0, 100));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t v = 0;
+        json_object_set_new(g.doc, "network_version", json_string(cases[i].v));
+        int rc = gm_genesis_version(&g, &v, &err);
+        if (cases[i].ok) {
+            assert_int_equal(rc, 0);
+            assert_true(v == cases[i].want);
+        } else {
+            assert_int_equal(rc, GM_EFORMAT);
+            assert_non_null(strstr(err.msg, "vMAJOR.MINOR"));
+        }
+    }
+    /* no successor of a version that cannot be ordered */
+    gm_genesis next;
+    json_object_set_new(g.doc, "network_version", json_string("1.0-beta"));
+    assert_int_equal(gm_genesis_successor(&g, &next, na.pk, t0, t0, &err), GM_EFORMAT);
+    gm_genesis_free(&g);
+    gm_signer_wipe(&root);
+    gm_signer_wipe(&na);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +757,9 @@ int main(void)
         cmocka_unit_test(test_create_refuses_bad_input_without_leaking),
         cmocka_unit_test(test_na_window_enforced_with_skew),
         cmocka_unit_test(test_hash_covers_signed_bytes_only),
+        cmocka_unit_test(test_successor_accepted_and_ordered),
+        cmocka_unit_test(test_successor_refusals),
+        cmocka_unit_test(test_network_version_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -234,7 +234,7 @@ typedef struct renewer {
     char *newest; /* shared, under lock */
     pthread_mutex_t *lock;
     int attempts;
-    int ok, not_newest, too_often, other, max_valid;
+    int ok, repeated, not_newest, too_often, other, max_valid;
     char other_msg[700];
 } renewer;
 
@@ -251,9 +251,14 @@ static void *renew_loop(void *arg)
         snprintf(use, sizeof use, "%s", i % 2 == 0 ? w->first : w->newest);
         pthread_mutex_unlock(w->lock);
         if (gm_na_renew(w->f->url, w->node, use, TIMEOUT_MS, &cert, &err) == 0) {
-            w->ok++;
+            /* a replay of a renewed certificate gets the newest one again (a lost answer) */
+            const char *got = json_string_value(json_object_get(cert, "cert_id"));
             pthread_mutex_lock(w->lock);
-            snprintf(w->newest, 37, "%s", json_string_value(json_object_get(cert, "cert_id")));
+            if (got && !strcmp(got, w->newest))
+                w->repeated++;
+            else
+                w->ok++;
+            snprintf(w->newest, 37, "%s", got ? got : "");
             pthread_mutex_unlock(w->lock);
             json_decref(cert);
         } else {
@@ -294,19 +299,19 @@ static void test_renewal_loop_leaves_at_most_two_valid_certificates(void **state
                          .attempts = RENEW_ATTEMPTS / RENEWERS};
         assert_int_equal(pthread_create(&th[t], NULL, renew_loop, &w[t]), 0);
     }
-    int ok = 0, not_newest = 0, too_often = 0, max_valid = 0;
+    int ok = 0, repeated = 0, not_newest = 0, too_often = 0, max_valid = 0;
     for (int t = 0; t < RENEWERS; t++) {
         pthread_join(th[t], NULL);
         if (w[t].other)
             fail_msg("%d renewals refused for an unexpected reason, first: %s", w[t].other, w[t].other_msg);
-        ok += w[t].ok, not_newest += w[t].not_newest, too_often += w[t].too_often;
+        ok += w[t].ok, repeated += w[t].repeated, not_newest += w[t].not_newest, too_often += w[t].too_often;
         max_valid = w[t].max_valid > max_valid ? w[t].max_valid : max_valid;
     }
-    print_message("renewals: %d issued, %d not newest, %d too often; at most %d valid\n", ok, not_newest, too_often,
-                  max_valid);
+    print_message("renewals: %d issued, %d answered again, %d not newest, %d too often; at most %d valid\n", ok,
+                  repeated, not_newest, too_often, max_valid);
     assert_int_equal(ok, 1);       /* the first renewal; then the renewed one overlaps */
-    assert_int_equal(ok + not_newest + too_often, RENEW_ATTEMPTS);
-    assert_true(not_newest > 0);
+    assert_int_equal(ok + repeated + not_newest + too_often, RENEW_ATTEMPTS);
+    assert_true(repeated > 0);     /* replays of the first certificate get the renewed one */
     assert_true(too_often > 0);
     assert_true(max_valid <= 2);   /* the new one and the one it renewed */
     assert_int_equal(valid_certs(f, node.pk_b64), 2);
@@ -387,13 +392,16 @@ static void test_renewal_supersedes_after_the_overlap(void **state)
     join(f, &node, c1);
     snprintf(c2, sizeof c2, "%s", c1);
     renew_ok(f, &node, c2);
-    /* the overlap: both are accepted, the CRL does not list c1, c1 cannot renew again */
+    /* the overlap: both are accepted, the CRL does not list c1, c1 gets c2 again (no third) */
     assert_false(crl_lists(f, c1, NULL));
     assert_int_equal(valid_certs(f, node.pk_b64), 2);
     json_t *cert = NULL;
     gm_error err = {0};
-    assert_int_not_equal(gm_na_renew(f->url, &node, c1, TIMEOUT_MS, &cert, &err), 0);
-    assert_string_equal(gm_na_last_error_code(), "not_newest_certificate");
+    assert_int_equal(gm_na_renew(f->url, &node, c1, TIMEOUT_MS, &cert, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(cert, "cert_id")), c2);
+    json_decref(cert);
+    cert = NULL;
+    assert_int_equal(valid_certs(f, node.pk_b64), 2);
     assert_int_not_equal(gm_na_renew(f->url, &node, c2, TIMEOUT_MS, &cert, &err), 0);
     assert_string_equal(gm_na_last_error_code(), "renewing_too_often");
     /* the overlap ends: the NA publishes a CRL listing c1 as superseded by itself */
@@ -410,6 +418,89 @@ static void test_renewal_supersedes_after_the_overlap(void **state)
     assert_string_equal(gm_na_last_error_code(), "renewing_too_often");
     assert_non_null(strstr(err.msg, "renewed twice"));
     gm_signer_wipe(&node);
+}
+
+typedef struct supersessions {
+    int superseded;
+    int total;
+} supersessions;
+
+static int count_superseded(const gm_store_cert *c, void *ctx)
+{
+    supersessions *s = ctx;
+    s->superseded += c->revoked && !strcmp(c->reason, "superseded");
+    s->total++;
+    return 0;
+}
+
+static supersessions key_supersessions(fx *f, const char *pk_b64)
+{
+    supersessions s = {0};
+    gm_error err = {0};
+    assert_int_equal(gm_store_certs_foreach(gm_na_store(f->na), pk_b64, count_superseded, &s, &err), 0);
+    return s;
+}
+
+static uint64_t log_size(fx *f)
+{
+    uint64_t n = 0;
+    gm_error err = {0};
+    assert_int_equal(gm_store_log_size(gm_na_store(f->na), &n, &err), 0);
+    return n;
+}
+
+/* Issue 17: the NA renewed but the node never got the answer; its retry with the old
+ * certificate gets the same new certificate (byte for byte), nothing new is issued, logged or
+ * superseded, in the overlap and after it (the old one is then revoked: without this the node
+ * would die). A retry signed by another key, or after the successor was revoked, is refused. */
+static void test_renewal_retried_after_a_lost_answer_gets_the_same_certificate(void **state)
+{
+    fx *f = *state;
+    gm_signer node, other;
+    char c1[37], oc[37], reason[32];
+    json_t *first = NULL, *again = NULL, *cert = NULL;
+    gm_error err = {0};
+    tk_signer(&node, 0x64, "node");
+    tk_signer(&other, 0x65, "node");
+    join(f, &node, c1);
+    join(f, &other, oc);
+    if (gm_na_renew(f->url, &node, c1, TIMEOUT_MS, &first, &err) != 0) /* the answer "lost" */
+        fail_msg("renewal: %s", err.msg);
+    const char *c2 = json_string_value(json_object_get(first, "cert_id"));
+    assert_non_null(c2);
+    uint64_t logged_before = log_size(f);
+    supersessions before = key_supersessions(f, node.pk_b64);
+    assert_int_equal(before.superseded, 1);
+    /* in the overlap */
+    if (gm_na_renew(f->url, &node, c1, TIMEOUT_MS, &again, &err) != 0)
+        fail_msg("renewal retried with the old certificate: %s (%s)", err.msg, gm_na_last_error_code());
+    assert_true(json_equal(first, again));
+    json_decref(again);
+    again = NULL;
+    /* another key cannot fetch it with c1 (c1 reads as unknown to it) */
+    assert_int_not_equal(gm_na_renew(f->url, &other, c1, TIMEOUT_MS, &cert, &err), 0);
+    assert_string_equal(gm_na_last_error_code(), "unknown_certificate");
+    /* after the overlap: c1 is revoked as superseded, the retry still gets c2 */
+    wait_listed(f, c1, reason);
+    assert_string_equal(reason, "superseded");
+    if (gm_na_renew(f->url, &node, c1, TIMEOUT_MS, &again, &err) != 0)
+        fail_msg("renewal retried after the overlap: %s (%s)", err.msg, gm_na_last_error_code());
+    assert_true(json_equal(first, again));
+    json_decref(again);
+    assert_int_equal(log_size(f), logged_before);
+    supersessions after = key_supersessions(f, node.pk_b64);
+    assert_int_equal(after.superseded, before.superseded);
+    assert_int_equal(after.total, before.total);
+    assert_int_equal(valid_certs(f, node.pk_b64), 1);
+    /* the successor revoked by the operator: nothing to hand back, the usual refusal */
+    assert_int_equal(admin(f, "POST", "/admin/revoke", json_pack("{s:s,s:s}", "cert_id", c2, "reason", "unspecified"),
+                           NULL),
+                     200);
+    assert_int_not_equal(gm_na_renew(f->url, &node, c1, TIMEOUT_MS, &cert, &err), 0);
+    assert_string_equal(gm_na_last_error_code(), "certificate_revoked");
+    json_decref(first);
+    gm_signer_wipe(&node);
+    gm_signer_wipe(&other);
 }
 
 /* Revoking a key during an overlap lists the superseded certificate at once, with the new reason. */
@@ -685,6 +776,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_renewal_loop_leaves_at_most_two_valid_certificates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal_supersedes_after_the_overlap, setup_short_grace, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_retried_after_a_lost_answer_gets_the_same_certificate,
+                                        setup_short_grace, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_during_the_overlap_is_effective_at_once, setup_short_grace,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pending_supersession_survives_a_restart, setup_short_grace, teardown),

@@ -706,7 +706,7 @@ static void load_network(const char *dir, gm_genesis *g, gm_signer *na, uint8_t 
         fail_msg("cannot load the NA key %s.key: %s", p, err.msg);
     assert_memory_equal(na->pk, g->na_pk, GM_PK_LEN);
     uint8_t h[32];
-    assert_int_equal(gm_genesis_hash(g, h, &err), 0);
+    gm_genesis_network_id(g, h);
     memcpy(prologue, GM_NODE_PROLOGUE_LABEL, sizeof GM_NODE_PROLOGUE_LABEL - 1);
     memcpy(prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1, h, 32);
 }
@@ -1263,6 +1263,42 @@ static void announce_self(hs_opts *o, const ident *id)
     assert_int_equal(gm_route_origin_sign(&e, target, (uint64_t)gm_time_now().unix_s, id->key.sk, &err), 0);
     assert_int_equal(gm_wire_route_update_encode(&e, 1, msg, sizeof msg, &mlen, &err), 0);
     link_send_msg(o, msg, mlen);
+}
+
+/* A peer that announces a newer CRL and drops the target's first CRL_REQUEST (as a peer does
+ * with a second request within a second): the target must ask again after its request timeout
+ * instead of waiting for the chunks forever (the bug: its "requested" flag never cleared). */
+static void test_dropped_doc_request_is_asked_again(void **state)
+{
+    (void)state;
+    static uint8_t frame[GM_WIRE_FRAME_MAX], msg[GM_WIRE_FRAME_MAX];
+    ident id;
+    ident_valid(&id);
+    hs_opts *o = open_session(&id);
+    uint8_t ann[16], pong[16];
+    size_t alen, flen, mlen, plen;
+    gm_error err = {0};
+    assert_int_equal(gm_wire_crl_announce_encode((uint64_t)1 << 40, ann, sizeof ann, &alen, &err), 0);
+    link_send_msg(o, ann, alen);
+    int requests = 0;
+    uint64_t end = now_ms() + WAIT_MS;
+    while (requests < 2 && now_ms() < end) {
+        if (recv_frame(o->fd, frame, sizeof frame, &flen, (int)(end - now_ms())) != 1)
+            break;
+        if (gm_noise_decrypt(&o->rx, NULL, 0, frame, flen, msg, sizeof msg, &mlen, &err) != 0)
+            fail_msg("cannot decrypt a transport message from the node: %s", err.msg);
+        uint64_t nonce;
+        if (mlen > 0 && msg[0] == GM_WIRE_CRL_REQUEST)
+            requests++; /* never answered: dropped */
+        else if (mlen > 0 && msg[0] == GM_WIRE_PING && gm_wire_ping_decode(msg, mlen, &nonce, &err) == 0 &&
+                 gm_wire_pong_encode(nonce, pong, sizeof pong, &plen, &err) == 0)
+            link_send_msg(o, pong, plen);
+    }
+    close_session(o);
+    ident_free(&id);
+    if (requests < 2)
+        fail_msg("the target asked for the announced CRL %d time(s) and then waited forever", requests);
+    assert_still_serving();
 }
 
 /* What a minimal end-to-end responder does with the target's messages on our link: answer
@@ -2154,6 +2190,7 @@ int main(void)
         cmocka_unit_test(test_dropping_relay_is_routed_around),
         cmocka_unit_test(test_route_through_an_unaware_relay_is_withdrawn_when_its_destination_is_revoked),
         cmocka_unit_test(test_revoked_peer_is_refused_at_handshake_with_reason_revoked),
+        cmocka_unit_test(test_dropped_doc_request_is_asked_again),
     };
     if (getenv("GM_TEST_FILTER")) /* e.g. GM_TEST_FILTER='*relay*' */
         cmocka_set_test_filter(getenv("GM_TEST_FILTER"));

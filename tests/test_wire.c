@@ -243,6 +243,38 @@ static void test_msg_type_rejects_unknown_and_empty(void **state)
         assert_int_equal(t, i);
         assert_string_not_equal(gm_wire_type_name(i), "unknown");
     }
+    /* the access policy and genesis (NA key rotation) documents: 16..21; 22 is reserved */
+    for (uint8_t i = 16; i <= 21; i++) {
+        assert_int_equal(gm_wire_msg_type(&i, 1, &t, NULL), 0);
+        assert_string_not_equal(gm_wire_type_name(i), "unknown");
+    }
+    const uint8_t reserved = 22;
+    assert_int_equal(gm_wire_msg_type(&reserved, 1, &t, NULL), GM_EPROTO);
+}
+
+static void test_genesis_doc_messages_round_trip(void **state)
+{
+    (void)state;
+    uint8_t buf[128];
+    size_t len;
+    uint64_t seq;
+    const uint8_t chunk[] = "{\"network_version\":\"v0.2\"}";
+    assert_int_equal(gm_wire_doc_announce_encode(GM_WIRE_GENESIS_ANNOUNCE, (UINT64_C(0) << 32) | 2, buf, sizeof buf, &len,
+                                                 NULL), 0);
+    assert_int_equal(buf[0], GM_WIRE_GENESIS_ANNOUNCE);
+    assert_int_equal(gm_wire_doc_announce_decode(GM_WIRE_GENESIS_ANNOUNCE, buf, len, &seq, NULL), 0);
+    assert_true(seq == 2);
+    /* a CRL_ANNOUNCE is not a GENESIS_ANNOUNCE */
+    assert_int_equal(gm_wire_doc_announce_decode(GM_WIRE_CRL_ANNOUNCE, buf, len, &seq, NULL), GM_EPROTO);
+    assert_int_equal(gm_wire_doc_request_encode(GM_WIRE_GENESIS_REQUEST, buf, sizeof buf, &len, NULL), 0);
+    assert_int_equal(gm_wire_doc_request_decode(GM_WIRE_GENESIS_REQUEST, buf, len, NULL), 0);
+    gm_wire_crl_chunk c = {.sequence = 2, .total_len = sizeof chunk - 1, .offset = 0, .data = chunk, .len = sizeof chunk - 1},
+                      back;
+    assert_int_equal(gm_wire_doc_data_encode(GM_WIRE_GENESIS_DATA, &c, buf, sizeof buf, &len, NULL), 0);
+    assert_int_equal(gm_wire_doc_data_decode(GM_WIRE_GENESIS_DATA, buf, len, &back, NULL), 0);
+    assert_true(back.sequence == 2 && back.len == sizeof chunk - 1);
+    assert_memory_equal(back.data, chunk, back.len);
+    assert_string_equal(gm_wire_type_name(GM_WIRE_GENESIS_DATA), "GENESIS_DATA");
 }
 
 static int dec_route(const uint8_t *m, size_t l)
@@ -782,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_reader_reports_partial_frame_at_eof),
         cmocka_unit_test(test_reader_allocates_only_for_split_frames),
         cmocka_unit_test(test_msg_type_rejects_unknown_and_empty),
+        cmocka_unit_test(test_genesis_doc_messages_round_trip),
         cmocka_unit_test(test_route_update_round_trip),
         cmocka_unit_test(test_route_update_entry_layout),
         cmocka_unit_test(test_route_update_rejects_bad_counts_flags_and_requests),

@@ -123,13 +123,19 @@ typedef struct gm_agent_ctx {
     char agent_id[GM_AGENT_ID_MAX + 1]; /* "" for a plain requester */
     long http_timeout_ms;
     struct gm_agent_cache *cache; /* discovery cache (agent_discover.c), shared by shallow copies */
+    /* NA keys trusted besides genesis's: a node's next and previous blocks during an NA key
+     * rotation (gm_agent_ctx_open, or set by the node); owned, freed by gm_agent_ctx_close. */
+    gm_genesis also[2];
+    size_t n_also;
 } gm_agent_ctx;
 
-/* Load dir (genesis, node key, node.json na_url; na_url overrides when not NULL). */
+/* Load dir (genesis, node key, node.json na_url; na_url overrides when not NULL). The node's
+ * genesis.next.json and genesis.prev.json (an NA key rotation) are trusted too when they chain
+ * with genesis.json and their NA window holds now. */
 int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err) GM_MUST_CHECK;
 void gm_agent_ctx_close(gm_agent_ctx *c);
 
-/* Fetch the NA's CRL, verify it under the genesis NA key; if dir/crl.json holds a verified
+/* Fetch the NA's CRL, verify it under a trusted NA key; if dir/crl.json holds a verified
  * CRL with a higher sequence, that one wins. *crl must be freed. */
 int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err) GM_MUST_CHECK;
 

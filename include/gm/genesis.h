@@ -34,8 +34,19 @@ int gm_genesis_sign(gm_genesis *g, const gm_signer *root, gm_error *err) GM_MUST
 int gm_genesis_verify(const gm_genesis *g, gm_error *err) GM_MUST_CHECK;
 /* Is the NA key inside its valid_from..valid_to window at now (with skew)? */
 int gm_genesis_check_na_window(const gm_genesis *g, gm_time now, gm_error *err) GM_MUST_CHECK;
-/* SHA-256 of the canonical signed bytes: the network's identity (Noise prologue). */
+/* SHA-256 of the canonical signed bytes of this one version of the block. */
 int gm_genesis_hash(const gm_genesis *g, uint8_t out[32], gm_error *err) GM_MUST_CHECK;
+
+/* NA key rotation (docs/formats-notes.md, "Successor genesis blocks"). */
+/* Is next a valid successor of cur: signed (every signature) by cur's root key, same
+ * root_public_key and network_name, a higher network_version, another NA key (not the root
+ * key), and an NA window that overlaps cur's (cur.valid_from <= next.valid_from < cur.valid_to
+ * < next.valid_to). 0, or an error saying which rule failed. */
+int gm_genesis_check_successor(const gm_genesis *cur, const gm_genesis *next, gm_error *err) GM_MUST_CHECK;
+/* An unsigned successor of cur: every member kept, network_version MINOR + 1, the NA key na_pk
+ * valid from..to. Sign it with gm_genesis_sign. */
+int gm_genesis_successor(const gm_genesis *cur, gm_genesis *next, const uint8_t na_pk[GM_PK_LEN], gm_time from,
+                         gm_time to, gm_error *err) GM_MUST_CHECK;
 /* Pretty JSON text of the document (malloc'd). */
 char *gm_genesis_dump(const gm_genesis *g) GM_MUST_CHECK;
 void gm_genesis_free(gm_genesis *g);

@@ -86,9 +86,12 @@ int gm_na_clear_key_answer_check(const json_t *resp, gm_error *err) GM_MUST_CHEC
 /* ---- the issuance log (docs/na-api.md "Issuance log"; members only: every read is signed by
  * node, a key holding a valid certificate of the network) ---- */
 
-/* GET /log/checkpoint, parsed and verified under na_pk for network_name. */
-int gm_na_log_checkpoint(const char *na_url, const gm_signer *node, const uint8_t na_pk[GM_PK_LEN],
-                         const char *network_name, long timeout_ms, gm_checkpoint *cp, gm_error *err) GM_MUST_CHECK;
+/* GET /log/checkpoint (a read signed by node, a member), parsed and verified for network_name
+ * under any of the n_pks NA keys (one, or during an NA key rotation those of the genesis blocks
+ * held: docs/formats-notes.md, "Successor genesis blocks"). */
+int gm_na_log_checkpoint_any(const char *na_url, const gm_signer *node, const uint8_t (*na_pks)[GM_PK_LEN],
+                             size_t n_pks, const char *network_name, long timeout_ms, gm_checkpoint *cp,
+                             gm_error *err) GM_MUST_CHECK;
 /* 0 if the log of checkpoint now extends the one of held (held NULL or empty: nothing to
  * check): the same root at the same size, or a consistency proof from the NA that verifies.
  * GM_ESIG for a fork or a shrunk log. */

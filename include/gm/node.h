@@ -16,7 +16,7 @@
 #include "gm/log.h"
 #include <jansson.h>
 
-/* Noise prologue label; the genesis hash follows it. */
+/* Noise prologue label; the network's identity (gm_genesis_network_id) follows it. */
 #define GM_NODE_PROLOGUE_LABEL "genesis-mesh/v1/noise-xx"
 #define GM_NODE_PROLOGUE_LEN (sizeof(GM_NODE_PROLOGUE_LABEL) - 1 + 32)
 
@@ -42,6 +42,7 @@ typedef struct gm_node_config {
     gm_node_log_level log_level;
     int crl_stale_refuse;    /* CRL past next_update: 0 = warn only, 1 = also refuse new links
                                 (except to fetch a fresher CRL from the peer) */
+    long na_warn_s;          /* warn this long before the NA key's window ends; 0 = 30 days */
     long heartbeat_s;        /* POST /heartbeat to the NA at start and then every this many
                                 seconds; 0 = every 60 s, <0 = never */
     const char *metrics_listen;    /* "host:port": serve GET /metrics (plain HTTP) there; NULL = off */

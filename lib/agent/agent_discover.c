@@ -13,6 +13,7 @@
 #include "gm/http_client.h"
 #include "gm/util.h"
 #include "client_internal.h"
+#include "agent_internal.h"
 #include "core_internal.h"
 
 #define NODE_JSON_MAX (64 * 1024)
@@ -74,6 +75,29 @@ static void cache_drop_listings(struct gm_agent_cache *k)
     }
 }
 
+/* The node's blocks around its current one during an NA key rotation (docs/node-runtime.md):
+ * trusted too when they chain with c->genesis and their NA window holds now, as the node judges
+ * them. A file missing or refused is no error: only genesis.json is then trusted. */
+static void load_rotation_blocks(gm_agent_ctx *c, const char *dir)
+{
+    static const char *const names[2] = {"genesis.next.json", "genesis.prev.json"};
+    gm_time now = gm_time_now();
+    for (int i = 0; i < 2; i++) {
+        char path[1200];
+        gm_genesis g = {0};
+        gm_error e = {0};
+        if (gm_path_join(path, sizeof path, dir, names[i], &e) != 0 || !gm_file_exists(path) ||
+            gm_genesis_load(path, &g, &e) != 0)
+            continue;
+        int chained = i == 0 ? gm_genesis_check_successor(&c->genesis, &g, &e) == 0
+                             : gm_genesis_check_successor(&g, &c->genesis, &e) == 0;
+        if (chained && gm_genesis_check_na_window(&g, now, &e) == 0)
+            c->also[c->n_also++] = g;
+        else
+            gm_genesis_free(&g);
+    }
+}
+
 int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_error *err)
 {
     char path[1200];
@@ -90,6 +114,7 @@ int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_e
         gm_agent_ctx_close(c);
         return gm_error_prefix(err, "%s/genesis.json", dir);
     }
+    load_rotation_blocks(c, dir);
     if ((rc = gm_path_join(path, sizeof path, dir, "node", err)) ||
         (rc = gm_signer_load(&c->node, path, "node", err))) {
         gm_agent_ctx_close(c);
@@ -134,11 +159,50 @@ int gm_agent_ctx_open(gm_agent_ctx *c, const char *dir, const char *na_url, gm_e
     return 0;
 }
 
+size_t gm_agent_ctx_trusted(const gm_agent_ctx *c, const gm_genesis *out[3])
+{
+    size_t k = 0;
+    out[k++] = &c->genesis;
+    for (size_t i = 0; i < c->n_also && i < 2; i++)
+        out[k++] = &c->also[i];
+    return k;
+}
+
+int gm_agent_ctx_trust(gm_agent_ctx *c, const gm_genesis *current, const gm_genesis *const others[], size_t n,
+                       gm_error *err)
+{
+    gm_genesis g = {0}, also[2] = {{0}};
+    size_t done = 0;
+    if (n > 2)
+        return gm_error_set(err, GM_EINVAL, "at most 2 NA keys are trusted besides the current one");
+    int rc = gm_genesis_dup(current, &g, err);
+    for (; rc == 0 && done < n; done++)
+        if ((rc = gm_genesis_dup(others[done], &also[done], err)) != 0)
+            break;
+    if (rc != 0) {
+        gm_genesis_free(&g);
+        while (done > 0)
+            gm_genesis_free(&also[--done]);
+        return rc;
+    }
+    gm_genesis_free(&c->genesis);
+    for (size_t i = 0; i < c->n_also; i++)
+        gm_genesis_free(&c->also[i]);
+    c->genesis = g;
+    for (size_t i = 0; i < n; i++)
+        c->also[i] = also[i];
+    c->n_also = n;
+    return 0;
+}
+
 void gm_agent_ctx_close(gm_agent_ctx *c)
 {
     if (!c)
         return;
     gm_genesis_free(&c->genesis);
+    for (size_t i = 0; i < c->n_also && i < 2; i++)
+        gm_genesis_free(&c->also[i]);
+    c->n_also = 0;
     gm_signer_wipe(&c->node);
     if (c->cache) {
         cache_drop_listings(c->cache);
@@ -150,6 +214,14 @@ void gm_agent_ctx_close(gm_agent_ctx *c)
     }
 }
 
+/* A CRL signed by any NA key c trusts. */
+static int crl_verify_trusted(const gm_agent_ctx *c, const gm_crl *crl, gm_error *err)
+{
+    const gm_genesis *gs[3];
+    const uint8_t *na_pk = gm_genesis_na_key_for(gs, gm_agent_ctx_trusted(c, gs), crl->doc);
+    return gm_crl_verify(crl, na_pk ? na_pk : c->genesis.na_pk, err);
+}
+
 static int load_local_crl(const gm_agent_ctx *c, gm_crl *crl)
 {
     char path[1200];
@@ -157,7 +229,7 @@ static int load_local_crl(const gm_agent_ctx *c, gm_crl *crl)
     if (gm_path_join(path, sizeof path, c->dir, "crl.json", &e) != 0 || !gm_file_exists(path))
         return -1;
     int rc = gm_crl_load(path, crl, &e);
-    if (rc == 0 && gm_crl_verify(crl, c->genesis.na_pk, &e) != 0) {
+    if (rc == 0 && crl_verify_trusted(c, crl, &e) != 0) {
         gm_crl_free(crl);
         rc = -1;
     }
@@ -177,7 +249,7 @@ int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err)
     }
     if (rc == 0) {
         const json_t *doc = json_is_object(json_object_get(body, "crl")) ? json_object_get(body, "crl") : body;
-        if ((rc = gm_crl_from_json(doc, crl, err)) == 0 && (rc = gm_crl_verify(crl, c->genesis.na_pk, err)) != 0) {
+        if ((rc = gm_crl_from_json(doc, crl, err)) == 0 && (rc = crl_verify_trusted(c, crl, err)) != 0) {
             gm_crl_free(crl);
             gm_error_prefix(err, "CRL from the NA");
         }
@@ -208,8 +280,8 @@ static int cand_cmp(const void *a, const void *b)
     return memcmp(x->desc.node_pk, y->desc.node_pk, GM_PK_LEN);
 }
 
-static void check_one(gm_agent_candidate *cd, const json_t *item, const char *cap, const gm_genesis *g,
-                      const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude)
+static void check_one(gm_agent_candidate *cd, const json_t *item, const char *cap, const gm_genesis *const gs[],
+                      size_t k, const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude)
 {
     gm_error e = {0};
     const json_t *dj = json_object_get(item, "descriptor"), *cj = json_object_get(item, "certificate");
@@ -222,7 +294,7 @@ static void check_one(gm_agent_candidate *cd, const json_t *item, const char *ca
         REJECT("malformed descriptor: %.500s", e.msg);
     if (gm_agent_desc_verify(&cd->desc, &e) != 0)
         REJECT("%.500s", e.msg);
-    if (strcmp(cd->desc.network_name, g->network_name) != 0)
+    if (strcmp(cd->desc.network_name, gs[0]->network_name) != 0)
         REJECT("descriptor is for network '%s'", cd->desc.network_name);
     if (!gm_agent_desc_has_cap(&cd->desc, cap))
         REJECT("does not offer %s", cap);
@@ -234,7 +306,7 @@ static void check_one(gm_agent_candidate *cd, const json_t *item, const char *ca
         REJECT("malformed certificate: %.500s", e.msg);
     if (memcmp(cd->cert.node_pk, cd->desc.node_pk, GM_PK_LEN) != 0)
         REJECT("certificate is for another key than the descriptor's");
-    if (gm_cert_verify(&cd->cert, g, crl, now, &e) != 0)
+    if (gm_cert_verify_any(&cd->cert, gs, k, crl, now, &e) != 0)
         REJECT("%.500s", e.msg);
     for (size_t i = 0; i < n_exclude; i++)
         if (!memcmp(exclude[i], cd->desc.node_pk, GM_PK_LEN))
@@ -247,11 +319,21 @@ int gm_agent_select(const json_t *listing, const char *capability, const gm_gene
                     gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude, gm_agent_candidates *out,
                     gm_error *err)
 {
+    const gm_genesis *gs[1] = {g};
+    return gm_agent_select_any(listing, capability, gs, 1, crl, now, exclude, n_exclude, out, err);
+}
+
+int gm_agent_select_any(const json_t *listing, const char *capability, const gm_genesis *const gs[], size_t k,
+                        const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
+                        gm_agent_candidates *out, gm_error *err)
+{
     char cap[GM_AGENT_CAP_MAX + 1];
     memset(out, 0, sizeof *out);
     int rc = gm_agent_cap_normalize(capability, cap, err);
     if (rc != 0)
         return rc;
+    if (k == 0)
+        return gm_error_set(err, GM_EINVAL, "no trusted NA key to check providers under");
     if (!json_is_array(listing))
         return gm_error_set(err, GM_EPROTO, "the NA's agent list is not an array");
     size_t n = json_array_size(listing);
@@ -263,7 +345,7 @@ int gm_agent_select(const json_t *listing, const char *capability, const gm_gene
     out->n = n;
     out->crl_sequence = crl ? crl->sequence : 0;
     for (size_t i = 0; i < n; i++) {
-        check_one(&out->v[i], json_array_get(listing, i), cap, g, crl, now, exclude, n_exclude);
+        check_one(&out->v[i], json_array_get(listing, i), cap, gs, k, crl, now, exclude, n_exclude);
         out->n_usable += out->v[i].usable;
     }
     qsort(out->v, n, sizeof *out->v, cand_cmp);
@@ -290,6 +372,9 @@ int gm_agent_list(const char *na_url, const gm_signer *node, const char *capabil
     body = r.len ? json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, NULL) : NULL;
     int status = r.status;
     gm_http_resp_free(&r);
+    /* a proxy's own error page while the NA is down is the NA being unreachable */
+    if (status >= 500 && !body)
+        return gm_error_set(err, GM_ENET, "NA at %s is unreachable (HTTP %d to GET /agents, not JSON)", na_url, status);
     if (status != 200) {
         const char *m = json_string_value(json_object_get(json_object_get(body, "error"), "message"));
         rc = gm_error_set(err, status == 404 ? GM_ENOTFOUND : status == 401 || status == 403 ? GM_EDENIED : GM_ENET,
@@ -431,7 +516,9 @@ int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8
     if (rc != 0 ||
         (rc = discover_inputs(c, cap, n_exclude > 0, &listing, &crl, &allowed, why, sizeof why, &cached, err)) != 0)
         return rc;
-    rc = gm_agent_select(listing, cap, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
+    const gm_genesis *gs[3];
+    size_t k = gm_agent_ctx_trusted(c, gs);
+    rc = gm_agent_select_any(listing, cap, gs, k, &crl, gm_time_now(), exclude, n_exclude, out, err);
     if (rc == 0 && cached && out->n_usable == 0) {
         /* Nobody usable in the kept list (expired descriptors): ask the NA itself. */
         gm_agent_candidates_free(out);
@@ -439,7 +526,7 @@ int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8
         json_decref(listing);
         if ((rc = discover_inputs(c, cap, 1, &listing, &crl, &allowed, why, sizeof why, &cached, err)) != 0)
             return rc;
-        rc = gm_agent_select(listing, cap, &c->genesis, &crl, gm_time_now(), exclude, n_exclude, out, err);
+        rc = gm_agent_select_any(listing, cap, gs, k, &crl, gm_time_now(), exclude, n_exclude, out, err);
     }
     if (rc == 0 && out->n == 0 && !allowed) {
         /* The NA shows members only what their roles may call: say why the list is empty. */

@@ -11,6 +11,19 @@
 #include "gm/agent.h"
 #include "gm/error.h"
 
+/* The blocks whose NA key c trusts: genesis, then the others (gm_agent_ctx_trust); returns how
+ * many. Certificates, CRLs and policies verify under any of them. */
+size_t gm_agent_ctx_trusted(const gm_agent_ctx *c, const gm_genesis *out[3]);
+/* Trust current (the block c->genesis becomes) and others[0..n) (n <= 2: the next and previous
+ * blocks of an NA key rotation) instead of what c trusted: all are copied. On failure c is unchanged. */
+int gm_agent_ctx_trust(gm_agent_ctx *c, const gm_genesis *current, const gm_genesis *const others[], size_t n,
+                       gm_error *err) GM_MUST_CHECK;
+/* gm_agent_select under every block of gs[0..k) (a provider's certificate may be signed by any
+ * trusted NA key). */
+int gm_agent_select_any(const json_t *listing, const char *capability, const gm_genesis *const gs[], size_t k,
+                        const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
+                        gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
+
 /* New request: fresh request_id, deadline = now + timeout_ms. input is borrowed, copied;
  * its canonical form must be at most GM_AGENT_INPUT_MAX bytes (GM_ETOOBIG). */
 int gm_agent_request_new(gm_agent_request *r, const char *capability, const json_t *input,
@@ -48,19 +61,23 @@ int gm_agent_provenance_verify(const json_t *steps, const char *request_id,
 int gm_agent_provenance_check_signers(const json_t *steps, const json_t *certs, const gm_genesis *g,
                                       const gm_crl *crl, gm_time now, json_t *vouched,
                                       gm_error *err) GM_MUST_CHECK;
+/* The same under every block of gs[0..k): a signer's certificate may be signed by any trusted NA key. */
+int gm_agent_provenance_check_signers_any(const json_t *steps, const json_t *certs, const gm_genesis *const gs[],
+                                          size_t k, const gm_crl *crl, gm_time now, json_t *vouched,
+                                          gm_error *err) GM_MUST_CHECK;
 /* What a provider attaches to its answer: for each distinct signer of steps, the first
  * certificate for its key found in pool (array of certificate documents), in step order.
  * Signers without one are left out (the requester will then reject). New reference. */
 json_t *gm_agent_provenance_certs_for(const json_t *steps, const json_t *pool);
 /* Send req to provider over the node at sock and wait for its response until the request's
  * deadline. Verifies the response (request_id, capability, provider, provenance chain, and
- * every signer's certificate under g and crl, see gm_agent_provenance_check_signers); on
+ * every signer's certificate under any of gs[0..k) and crl, see gm_agent_provenance_check_signers); on
  * success resp->certificates holds exactly one accepted certificate per signer.
  * Returns 0 with *resp set even when the provider answered an error; GM_ETIMEOUT when it
  * never answered, GM_EPROTO for garbage, forged provenance or an uncertified signer,
  * GM_ENET for no route. */
 int gm_agent_invoke(const char *sock, const gm_agent_request *req,
-                    const uint8_t provider[GM_PK_LEN], const gm_genesis *g, const gm_crl *crl,
+                    const uint8_t provider[GM_PK_LEN], const gm_genesis *const gs[], size_t k, const gm_crl *crl,
                     gm_agent_response *resp, gm_error *err);
 /* POST /agents a freshly signed descriptor. */
 int gm_agent_register(const gm_agent_ctx *c, const char *capability, int ttl_s,

@@ -13,6 +13,7 @@
 #include "client_internal.h"
 
 #define CALL_MAX_ATTEMPTS 4
+#define NA_RETRY_MS 250 /* discovery asked again this often while the NA is unreachable */
 /* Bound of one local API exchange (subscribe, send) with our own node. */
 #define LOCAL_API_TIMEOUT_MS 5000
 
@@ -45,13 +46,14 @@ static int is_request(const char *data, size_t len)
 
 /* Every signer of a verified chain must hold a valid certificate in the answer; keep only the
  * certificates that vouched, one per signer, so they can be passed on unchanged. */
-static int check_signers(gm_agent_response *resp, const gm_genesis *g, const gm_crl *crl, gm_error *err)
+static int check_signers(gm_agent_response *resp, const gm_genesis *const gs[], size_t k, const gm_crl *crl,
+                         gm_error *err)
 {
     json_t *vouched = json_array();
     if (!vouched)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
-    int rc = gm_agent_provenance_check_signers(resp->provenance, resp->certificates, g, crl, gm_time_now(), vouched,
-                                               err);
+    int rc = gm_agent_provenance_check_signers_any(resp->provenance, resp->certificates, gs, k, crl, gm_time_now(),
+                                                   vouched, err);
     if (rc == 0)
         rc = gm_agent_response_set_certificates(resp, vouched, err);
     json_decref(vouched);
@@ -59,7 +61,8 @@ static int check_signers(gm_agent_response *resp, const gm_genesis *g, const gm_
 }
 
 int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t provider[GM_PK_LEN],
-                    const gm_genesis *g, const gm_crl *crl, gm_agent_response *resp, gm_error *err)
+                    const gm_genesis *const gs[], size_t k, const gm_crl *crl, gm_agent_response *resp,
+                    gm_error *err)
 {
     char ppk[GM_PK_B64_LEN + 1], *msg = NULL;
     size_t mlen;
@@ -125,7 +128,7 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
             break;
         }
         if ((rc = gm_agent_provenance_verify(resp->provenance, req->request_id, provider, err)) != 0 ||
-            (rc = check_signers(resp, g, crl, err)) != 0) {
+            (rc = check_signers(resp, gs, k, crl, err)) != 0) {
             gm_agent_response_free(resp);
             gm_error_prefix(err, "rejected answer from %.12s...", ppk);
             rc = GM_EPROTO;
@@ -173,9 +176,15 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
             }                                                                                                          \
         }                                                                                                              \
     } while (0)
+    /* An NA that does not answer for a moment (a restart, as in an NA key rotation) is asked
+     * again until 3/4 of the call's time is spent; the rest is left for the provider. */
+    int64_t na_give_up = gm_mono_ms() + (timeout_ms > 0 ? timeout_ms * 3 / 4 : 0);
     for (int attempt = 0; attempt < CALL_MAX_ATTEMPTS; attempt++) {
         gm_agent_candidates cs;
-        if ((rc = gm_agent_discover(c, cap, (const uint8_t(*)[GM_PK_LEN])exclude, n_ex, &cs, err)) != 0) {
+        while ((rc = gm_agent_discover(c, cap, (const uint8_t(*)[GM_PK_LEN])exclude, n_ex, &cs, err)) == GM_ENET &&
+               gm_mono_ms() + NA_RETRY_MS < na_give_up)
+            gm_sleep_ms(NA_RETRY_MS);
+        if (rc != 0) {
             STEP("failed", "discovery of %s failed: %.400s", cap, err ? err->msg : "");
             return rc;
         }
@@ -200,7 +209,9 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
         }
         STEP("routed", "request %s to %s (node %.12s...) over the mesh", req.request_id, p->desc.agent_id,
              p->desc.node_pk_b64);
-        rc = gm_agent_invoke(c->sock, &req, p->desc.node_pk, &c->genesis, &cs.crl, resp, &e);
+        const gm_genesis *gs[3];
+        size_t k = gm_agent_ctx_trusted(c, gs);
+        rc = gm_agent_invoke(c->sock, &req, p->desc.node_pk, gs, k, &cs.crl, resp, &e);
         gm_agent_request_free(&req);
         if (rc == 0 && steps)
             for (size_t i = 0; i < json_array_size(resp->provenance); i++)

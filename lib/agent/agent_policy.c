@@ -9,6 +9,8 @@
 #include "gm/agent.h"
 #include "gm/policy.h"
 #include "gm/util.h"
+#include "agent_internal.h"
+#include "core_internal.h"
 
 #define MAX_ROLES 64
 
@@ -29,7 +31,9 @@ int gm_agent_policy_allows(const gm_agent_ctx *c, const char *capability, char *
     free(text);
     if (rc != 0)
         return 1;
-    if (gm_policy_verify(&p, c->genesis.na_pk, &e) != 0 || gm_path_join(path, sizeof path, c->dir, "cert.json", &e) ||
+    const gm_genesis *gs[3];
+    const uint8_t *na_pk = gm_genesis_na_key_for(gs, gm_agent_ctx_trusted(c, gs), p.doc);
+    if (!na_pk || gm_policy_verify(&p, na_pk, &e) != 0 || gm_path_join(path, sizeof path, c->dir, "cert.json", &e) ||
         gm_cert_load(path, &cert, &e) != 0) {
         gm_policy_free(&p);
         return 1;

@@ -156,6 +156,13 @@ static int key_seen(const uint8_t (*keys)[GM_PK_LEN], size_t n, const uint8_t pk
 int gm_agent_provenance_check_signers(const json_t *steps, const json_t *certs, const gm_genesis *g,
                                       const gm_crl *crl, gm_time now, json_t *vouched, gm_error *err)
 {
+    const gm_genesis *gs[1] = {g};
+    return gm_agent_provenance_check_signers_any(steps, certs, gs, 1, crl, now, vouched, err);
+}
+
+int gm_agent_provenance_check_signers_any(const json_t *steps, const json_t *certs, const gm_genesis *const gs[],
+                                          size_t k, const gm_crl *crl, gm_time now, json_t *vouched, gm_error *err)
+{
     if (!json_is_array(steps) || json_array_size(steps) > GM_AGENT_STEPS_MAX)
         return gm_error_set(err, GM_EPROTO, "provenance must be an array of at most %d steps", GM_AGENT_STEPS_MAX);
     if (certs && (!json_is_array(certs) || json_array_size(certs) > GM_AGENT_CERTS_MAX))
@@ -187,15 +194,15 @@ int gm_agent_provenance_check_signers(const json_t *steps, const json_t *certs, 
         }
         if (key_seen((const uint8_t(*)[GM_PK_LEN])ok, n_ok, pk))
             continue;
-        char k[GM_PK_B64_LEN + 1];
-        gm_pk_encode(pk, k);
+        char kb[GM_PK_B64_LEN + 1];
+        gm_pk_encode(pk, kb);
         int found = 0, vrc = 0;
         size_t hit = 0;
         for (size_t j = 0; j < nc; j++) {
             if (memcmp(cv[j].node_pk, pk, GM_PK_LEN) != 0)
                 continue;
             found = 1;
-            if ((vrc = gm_cert_verify(&cv[j], g, crl, now, &e)) == 0) {
+            if ((vrc = gm_cert_verify_any(&cv[j], gs, k, crl, now, &e)) == 0) {
                 hit = j;
                 break;
             }
@@ -204,11 +211,11 @@ int gm_agent_provenance_check_signers(const json_t *steps, const json_t *certs, 
             rc = gm_error_set(err, GM_EAUTH,
                               "step %zu ('%s' by agent '%.64s') is signed by %.12s..., a key that holds no "
                               "certificate in the answer (unknown signer)",
-                              i + 1, action ? action : "?", agent ? agent : "?", k);
+                              i + 1, action ? action : "?", agent ? agent : "?", kb);
         else if (vrc != 0)
             rc = gm_error_set(err, vrc, "step %zu ('%s' by agent '%.64s') is signed by %.12s..., whose certificate "
                               "is not valid here: %.300s",
-                              i + 1, action ? action : "?", agent ? agent : "?", k, e.msg);
+                              i + 1, action ? action : "?", agent ? agent : "?", kb, e.msg);
         else {
             memcpy(ok[n_ok++], pk, GM_PK_LEN);
             json_array_append_new(mine, json_deep_copy(json_array_get(certs, hit)));

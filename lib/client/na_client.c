@@ -452,8 +452,9 @@ static int read_path(const json_t *answer, gm_merkle_hash path[GM_MERKLE_PROOF_M
     return 0;
 }
 
-int gm_na_log_checkpoint(const char *na_url, const gm_signer *node, const uint8_t na_pk[GM_PK_LEN],
-                         const char *network_name, long timeout_ms, gm_checkpoint *cp, gm_error *err)
+int gm_na_log_checkpoint_any(const char *na_url, const gm_signer *node, const uint8_t (*na_pks)[GM_PK_LEN],
+                             size_t n_pks, const char *network_name, long timeout_ms, gm_checkpoint *cp,
+                             gm_error *err)
 {
     gm_http_resp r = {0};
     int rc = gm_na_member_get(na_url, node, "/log/checkpoint", timeout_ms, GM_CHECKPOINT_MAX_BYTES, &r, err);
@@ -463,8 +464,13 @@ int gm_na_log_checkpoint(const char *na_url, const gm_signer *node, const uint8_
         rc = refused(r.status, r.body, r.len, "GET /log/checkpoint", err);
     else if ((rc = gm_checkpoint_parse(r.body, r.len, cp, err)) != 0)
         gm_error_prefix(err, "checkpoint from %s", na_url);
-    else if ((rc = gm_checkpoint_verify(cp, na_pk, network_name, err)) != 0)
-        gm_checkpoint_free(cp);
+    else {
+        rc = n_pks ? GM_ESIG : gm_error_set(err, GM_ESIG, "no NA key to verify the checkpoint with");
+        for (size_t i = 0; i < n_pks && rc != 0; i++)
+            rc = gm_checkpoint_verify(cp, na_pks[i], network_name, err);
+        if (rc != 0)
+            gm_checkpoint_free(cp);
+    }
     gm_http_resp_free(&r);
     return rc;
 }

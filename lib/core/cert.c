@@ -122,6 +122,15 @@ int gm_cert_verify(const gm_cert *c, const gm_genesis *g, const gm_crl *crl, gm_
     return 0;
 }
 
+int gm_cert_verify_any(const gm_cert *c, const gm_genesis *const gs[], size_t k, const gm_crl *crl, gm_time now,
+                       gm_error *err)
+{
+    int rc = k ? GM_ESIG : gm_error_set(err, GM_ESIG, "certificate %s: no trusted NA key", c->cert_id);
+    for (size_t i = 0; i < k && rc == GM_ESIG; i++)
+        rc = gm_cert_verify(c, gs[i], crl, now, err);
+    return rc;
+}
+
 const char *gm_cert_role(const gm_cert *c, size_t i)
 {
     return json_string_value(json_array_get(json_object_get(c->doc, "roles"), i));

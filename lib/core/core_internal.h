@@ -14,6 +14,7 @@
 #include "gm/cert.h"
 #include "gm/crl.h"
 #include "gm/error.h"
+#include "gm/genesis.h"
 #include "gm/gmtime.h"
 #include "gm/http_client.h"
 #include "gm/keys.h"
@@ -41,6 +42,10 @@ int gm_cert_issue(gm_cert *c, const gm_signer *na, const char *network_name,
                   gm_time expires_at, gm_error *err) GM_MUST_CHECK;
 /* 1 if the certificate carries role. */
 int gm_cert_has_role(const gm_cert *c, const char *role);
+/* gm_cert_verify under every trusted block gs[0..k) (an NA key rotation holds up to three, newest
+ * first): 0 under the first whose NA key signed it, else that block's error; GM_ESIG when none did. */
+int gm_cert_verify_any(const gm_cert *c, const gm_genesis *const gs[], size_t k, const gm_crl *crl, gm_time now,
+                       gm_error *err) GM_MUST_CHECK;
 
 /* ---- CRLs (crl.c, gm/crl.h) ---- */
 
@@ -59,6 +64,21 @@ char *gm_crl_dump(const gm_crl *c, int pretty);
 
 /* Back to no error (code 0, empty message). */
 void gm_error_clear(gm_error *e);
+
+/* ---- genesis blocks (genesis.c, gm/genesis.h) ---- */
+
+/* The network's identity, the same for every successor: SHA-256 of "genesis-mesh/v1/network-id",
+ * a zero byte, root_public_key (32 bytes) and network_name (UTF-8). Bound by the Noise prologues. */
+void gm_genesis_network_id(const gm_genesis *g, uint8_t out[32]);
+
+/* network_version "vMAJOR.MINOR" (decimal, 0..999999999 each, no leading zeros) as one ordered
+ * number, MAJOR << 32 | MINOR. GM_EFORMAT for any other spelling. */
+int gm_genesis_version(const gm_genesis *g, uint64_t *out, gm_error *err) GM_MUST_CHECK;
+/* The NA public key among the trusted blocks gs[0..k) under which a signature of doc verifies,
+ * or NULL. */
+const uint8_t *gm_genesis_na_key_for(const gm_genesis *const gs[], size_t k, const json_t *doc);
+/* A deep copy of src into dst (free with gm_genesis_free). */
+int gm_genesis_dup(const gm_genesis *src, gm_genesis *dst, gm_error *err) GM_MUST_CHECK;
 
 /* ---- time (gmtime.c, gm/gmtime.h) ---- */
 

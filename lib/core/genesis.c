@@ -1,4 +1,5 @@
 /* Genesis block: parse/normalize, create, sign with the root key, verify, hash. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,9 +175,127 @@ int gm_genesis_hash(const gm_genesis *g, uint8_t out[32], gm_error *err)
     return 0;
 }
 
+void gm_genesis_network_id(const gm_genesis *g, uint8_t out[32])
+{
+    static const char label[] = "genesis-mesh/v1/network-id";
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)label, sizeof label); /* with its NUL */
+    crypto_hash_sha256_update(&st, g->root_pk, GM_PK_LEN);
+    crypto_hash_sha256_update(&st, (const uint8_t *)g->network_name, strlen(g->network_name));
+    crypto_hash_sha256_final(&st, out);
+}
+
+/* One decimal component: 1..9 digits, no leading zero unless it is "0". */
+static const char *version_part(const char *p, uint32_t *out)
+{
+    size_t n = 0;
+    uint32_t v = 0;
+    while (p[n] >= '0' && p[n] <= '9' && n < 10)
+        v = v * 10 + (uint32_t)(p[n++] - '0');
+    if (n == 0 || n > 9 || (n > 1 && p[0] == '0'))
+        return NULL;
+    *out = v;
+    return p + n;
+}
+
+int gm_genesis_version(const gm_genesis *g, uint64_t *out, gm_error *err)
+{
+    const char *v = json_string_value(json_object_get(g->doc, "network_version")), *p;
+    uint32_t major = 0, minor = 0;
+    if (!v || v[0] != 'v' || !(p = version_part(v + 1, &major)) || *p != '.' || !(p = version_part(p + 1, &minor)) ||
+        *p != '\0')
+        return gm_error_set(err, GM_EFORMAT,
+                            "network_version '%s' is not of the form vMAJOR.MINOR (e.g. v0.1): it cannot be ordered",
+                            v ? v : "");
+    *out = (uint64_t)major << 32 | minor;
+    return 0;
+}
+
+int gm_genesis_check_successor(const gm_genesis *cur, const gm_genesis *next, gm_error *err)
+{
+    uint64_t vc, vn;
+    char a[GM_TIME_STRLEN], b[GM_TIME_STRLEN];
+    int rc;
+    if (sodium_memcmp(cur->root_pk, next->root_pk, GM_PK_LEN) != 0)
+        return gm_error_set(err, GM_EDENIED, "not a successor: it names another root key");
+    if ((rc = gm_genesis_verify(next, err)) != 0)
+        return gm_error_prefix(err, "not a successor");
+    if (strcmp(cur->network_name, next->network_name) != 0)
+        return gm_error_set(err, GM_EDENIED, "not a successor: it is for network '%s', not '%s'", next->network_name,
+                            cur->network_name);
+    if ((rc = gm_genesis_version(cur, &vc, err)) != 0 || (rc = gm_genesis_version(next, &vn, err)) != 0)
+        return gm_error_prefix(err, "not a successor");
+    if (vn <= vc)
+        return gm_error_set(err, GM_ECONFLICT, "not a successor: network_version %s is not higher than %s",
+                            json_string_value(json_object_get(next->doc, "network_version")),
+                            json_string_value(json_object_get(cur->doc, "network_version")));
+    if (sodium_memcmp(cur->na_pk, next->na_pk, GM_PK_LEN) == 0 ||
+        sodium_memcmp(next->root_pk, next->na_pk, GM_PK_LEN) == 0)
+        return gm_error_set(err, GM_EDENIED, "not a successor: the NA key must be a new key (not the current NA key "
+                                             "nor the root key)");
+    gm_time_format(&cur->na_valid_to, a);
+    gm_time_format(&next->na_valid_from, b);
+    if (gm_time_cmp(&next->na_valid_from, &cur->na_valid_from) < 0 ||
+        gm_time_cmp(&next->na_valid_from, &cur->na_valid_to) >= 0 ||
+        gm_time_cmp(&next->na_valid_to, &cur->na_valid_to) <= 0)
+        return gm_error_set(err, GM_EDENIED,
+                            "not a successor: its NA window (from %s) must start inside the current one (which ends "
+                            "%s) and end after it",
+                            b, a);
+    return 0;
+}
+
+int gm_genesis_successor(const gm_genesis *cur, gm_genesis *next, const uint8_t na_pk[GM_PK_LEN], gm_time from,
+                         gm_time to, gm_error *err)
+{
+    uint64_t v;
+    char na_b64[GM_PK_B64_LEN + 1], f[GM_TIME_STRLEN], t[GM_TIME_STRLEN], ver[32];
+    memset(next, 0, sizeof *next);
+    int rc = gm_genesis_version(cur, &v, err);
+    if (rc != 0)
+        return rc;
+    if ((v & 0xffffffffu) >= 999999999u)
+        return gm_error_set(err, GM_EINVAL, "network_version has no next minor version");
+    snprintf(ver, sizeof ver, "v%u.%u", (unsigned)(v >> 32), (unsigned)(v & 0xffffffffu) + 1);
+    gm_pk_encode(na_pk, na_b64);
+    gm_time_format(&from, f);
+    gm_time_format(&to, t);
+    json_t *src = json_deep_copy(cur->doc);
+    if (!src)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    json_object_set_new(src, "network_version", json_string(ver));
+    json_object_set_new(src, "network_authority", json_pack("{s:s,s:s,s:s}", "public_key", na_b64, "valid_from", f,
+                                                            "valid_to", t));
+    json_object_set_new(src, "signatures", json_array());
+    rc = normalize(src, next, err);
+    json_decref(src);
+    if (rc != 0)
+        gm_genesis_free(next);
+    return rc;
+}
+
 char *gm_genesis_dump(const gm_genesis *g)
 {
     return json_dumps(g->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+}
+
+const uint8_t *gm_genesis_na_key_for(const gm_genesis *const gs[], size_t k, const json_t *doc)
+{
+    for (size_t i = 0; i < k; i++)
+        if (gm_sigdoc_verify_any(doc, gs[i]->na_pk, NULL) == 0)
+            return gs[i]->na_pk;
+    return NULL;
+}
+
+int gm_genesis_dup(const gm_genesis *src, gm_genesis *dst, gm_error *err)
+{
+    char *text = gm_genesis_dump(src);
+    if (!text)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = gm_genesis_parse(text, strlen(text), dst, err);
+    free(text);
+    return rc;
 }
 
 void gm_genesis_free(gm_genesis *g)

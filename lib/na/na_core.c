@@ -380,13 +380,23 @@ static int load_genesis(gm_na_t *na, gm_error *err)
     return rc;
 }
 
-static int load_key(gm_na_t *na, gm_error *err)
+/* check_only: say whether the key would start the NA, write nothing (no switch to the successor). */
+static int load_key(gm_na_t *na, int check_only, gm_error *err)
 {
     char base[4096];
     int rc = gm_na_config_path(&na->cfg, na->cfg.na_key_base, base, sizeof base, err);
     if (rc == 0)
         rc = gm_signer_load(&na->key, base, "na-local", err);
     if (rc != 0)
+        return rc;
+    if (check_only && na->have_next && sodium_memcmp(na->key.pk, na->genesis_next.na_pk, GM_PK_LEN) == 0) {
+        if ((rc = gm_genesis_check_na_window(&na->genesis_next, gm_time_now(), err)) != 0)
+            return gm_error_prefix(err, "this is the successor's NA key; keep the current key until then");
+        return 0;
+    }
+    /* Started with the successor's NA key: the rotation takes effect now. */
+    if (!check_only && sodium_memcmp(na->key.pk, na->genesis.na_pk, GM_PK_LEN) != 0 &&
+        (rc = na_genesis_promote(na, na->key.pk, err)) != GM_ENOTFOUND)
         return rc;
     if (sodium_memcmp(na->key.pk, na->genesis.na_pk, GM_PK_LEN) != 0) {
         char want[GM_PK_B64_LEN + 1];
@@ -426,9 +436,14 @@ int gm_na_config_check(const gm_na_config *cfg, char **summary, gm_error *err)
     if ((rc = gm_file_check_private(cfg->dir, 1, err)) != 0 || (rc = check_secret(cfg, key_file, 1, err)) != 0 ||
         (rc = check_secret(cfg, "root.key", 0, err)) != 0 || (rc = check_secret(cfg, "operator.key", 0, err)) != 0)
         goto out;
-    if ((rc = load_genesis(na, err)) != 0 || (rc = load_key(na, err)) != 0)
+    if ((rc = load_genesis(na, err)) != 0 || (rc = na_genesis_load_versions(na, err)) != 0 ||
+        (rc = load_key(na, 1, err)) != 0)
         goto out;
-    gm_time_format(&na->genesis.na_valid_to, until);
+    /* with the successor's key, the start switches to it: its window is the one that counts */
+    gm_time_format(na->have_next && sodium_memcmp(na->key.pk, na->genesis_next.na_pk, GM_PK_LEN) == 0
+                       ? &na->genesis_next.na_valid_to
+                       : &na->genesis.na_valid_to,
+                   until);
     if ((rc = na_listen_check(cfg->listen, err)) != 0)
         goto out;
     if (strncmp(cfg->na_url, "https://", 8) != 0 && strncmp(cfg->na_url, "http://", 7) != 0) {
@@ -475,6 +490,7 @@ int gm_na_config_check(const gm_na_config *cfg, char **summary, gm_error *err)
 out:
     gm_genesis_free(&na->genesis);
     free(na->genesis_text);
+    na_genesis_free_versions(na);
     gm_signer_wipe(&na->key);
     free(na);
     return rc;
@@ -497,6 +513,7 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
     na->log_ctx = log_ctx;
     pthread_mutex_init(&na->crl_lock, NULL);
     pthread_mutex_init(&na->policy_lock, NULL);
+    pthread_mutex_init(&na->genesis_lock, NULL);
     pthread_mutex_init(&na->log_lock, NULL);
     if (na_metrics_init(&na->metrics) != 0) {
         free(na);
@@ -507,7 +524,8 @@ int gm_na_new(gm_na_t **out, const gm_na_config *cfg, gm_na_log_fn log, void *lo
         return gm_error_set(err, GM_ENOMEM, "out of memory for the rate-limit table");
     }
     char db[4096];
-    if ((rc = load_genesis(na, err)) == 0 && (rc = load_key(na, err)) == 0 &&
+    if ((rc = load_genesis(na, err)) == 0 && (rc = na_genesis_load_versions(na, err)) == 0 &&
+        (rc = load_key(na, 0, err)) == 0 &&
         (rc = gm_na_config_path(&na->cfg, na->cfg.db_path, db, sizeof db, err)) == 0 &&
         (rc = gm_store_open(&na->store, db, err)) == 0 && (rc = gm_na_agents_install(na, err)) == 0)
         rc = na_crl_bootstrap(na, err);
@@ -623,6 +641,7 @@ void gm_na_free(gm_na_t *na)
     gm_store_close(na->store);
     gm_genesis_free(&na->genesis);
     free(na->genesis_text);
+    na_genesis_free_versions(na);
     free(na->crl_text);
     free(na->policy_text);
     free(na->netpolicy_text);
@@ -632,6 +651,7 @@ void gm_na_free(gm_na_t *na)
     na_ratelimit_free(&na->ratelimit);
     pthread_mutex_destroy(&na->crl_lock);
     pthread_mutex_destroy(&na->policy_lock);
+    pthread_mutex_destroy(&na->genesis_lock);
     pthread_mutex_destroy(&na->log_lock);
     free(na->log_cp_text);
     na_issuance_free(na);

@@ -135,6 +135,12 @@ struct gm_na {
     gm_genesis genesis;
     char *genesis_text; /* served verbatim by GET /genesis */
     size_t genesis_len;
+    /* NA key rotation (na_genesis.c): the successor (genesis_lock) and the block before */
+    pthread_mutex_t genesis_lock;
+    gm_genesis genesis_next, genesis_prev;
+    char *next_text;
+    size_t next_len;
+    int have_next, have_prev;
     gm_store_t *store;
     struct MHD_Daemon *daemon;
     struct na_watch *watch; /* request deadlines (na_server.c) */
@@ -268,6 +274,8 @@ int na_reply_gm_error(na_req *r, const gm_error *err);
 const char *na_req_header(na_req *r, const char *name);
 /* A query-string argument or NULL. */
 const char *na_req_query(na_req *r, const char *name);
+/* 1 when the query string has the argument name, with or without a value ("?next"). */
+int na_req_has_query(na_req *r, const char *name);
 
 /* Parse the body as one JSON object (duplicates and trailing data refused) whose members
  * are all in allowed (NULL-terminated). Replies 400 and returns NULL otherwise. */
@@ -305,7 +313,8 @@ void na_token_hash(const char *token, char out[65]);
 
 int na_handle_health(na_req *r);     /* na_public.c */
 int na_handle_ready(na_req *r);      /* na_public.c */
-int na_handle_genesis(na_req *r);    /* na_public.c */
+int na_handle_genesis(na_req *r);    /* na_genesis.c */
+int na_handle_genesis_publish(na_req *r); /* na_genesis.c */
 int na_handle_crl(na_req *r);        /* na_crl.c */
 int na_handle_access_policy(na_req *r); /* na_policy.c */
 int na_handle_policy_set(na_req *r);    /* na_policy.c */
@@ -321,6 +330,15 @@ int na_handle_heartbeat(na_req *r);  /* na_join.c */
 int na_handle_agents_register(na_req *r); /* na_agents.c */
 int na_handle_agents_list(na_req *r);     /* na_agents.c */
 int na_handle_agents_delete(na_req *r);   /* na_agents.c */
+/* NA key rotation (na_genesis.c). After the current genesis is loaded: load genesis.next.json
+ * and genesis.prev.json when they are a valid successor / predecessor (others are logged and
+ * ignored). */
+int na_genesis_load_versions(gm_na_t *na, gm_error *err);
+/* The NA key is not the current block's: when it is the successor's NA key, make the successor
+ * current (files rewritten: genesis.prev.json, genesis.json; genesis.next.json removed) and
+ * return 0; GM_ENOTFOUND when it is not. */
+int na_genesis_promote(gm_na_t *na, const uint8_t key_pk[GM_PK_LEN], gm_error *err);
+void na_genesis_free_versions(gm_na_t *na);
 int na_handle_log_checkpoint(na_req *r);  /* na_issuance.c */
 void na_issuance_free(gm_na_t *na);       /* na_issuance.c: the cached leaf hashes */
 int na_handle_log_entries(na_req *r);     /* na_issuance.c */

@@ -1,6 +1,6 @@
-/* Public NA endpoints that need no authentication: GET /health (the process is alive),
- * GET /ready (it can serve: the database answers and the NA key is inside its window) and
- * GET /genesis. */
+/* Public NA endpoints that need no authentication: GET /health (the process is alive) and
+ * GET /ready (it can serve: the database answers and the NA key is inside its window). GET /genesis
+ * is in na_genesis.c. */
 #include <stdlib.h>
 
 #include "gm/version.h"
@@ -32,8 +32,3 @@ int na_handle_ready(na_req *r)
     return na_reply_json(r, 200, json_pack("{s:s,s:s}", "status", "ready", "na_key_valid_until", until));
 }
 
-int na_handle_genesis(na_req *r)
-{
-    /* The file as signed, so a client can pin or hash exactly what the operator published. */
-    return na_reply_text(r, 200, "application/json", r->na->genesis_text, r->na->genesis_len);
-}

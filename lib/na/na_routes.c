@@ -27,6 +27,7 @@ const na_route na_routes[] = {
     {"POST", "/admin/policy", NA_ROUTE_ADMIN, na_handle_policy_set},
     {"GET", "/admin/nodes", NA_ROUTE_ADMIN, na_handle_nodes},
     {"POST", "/admin/clear-key", NA_ROUTE_ADMIN, na_handle_clear_key},
+    {"POST", "/admin/genesis", NA_ROUTE_ADMIN, na_handle_genesis_publish},
     {"POST", "/agents", NA_ROUTE_LIMITED, na_handle_agents_register},
     {"GET", "/agents", NA_ROUTE_READ_LIMITED | NA_ROUTE_MEMBER, na_handle_agents_list},
     {"DELETE", "/agents/", NA_ROUTE_PREFIX | NA_ROUTE_LIMITED, na_handle_agents_delete},

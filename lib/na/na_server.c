@@ -148,6 +148,23 @@ const char *na_req_query(na_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+static enum MHD_Result has_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (strcmp(key, ((const char **)cls)[0]) != 0)
+        return MHD_YES;
+    ((const char **)cls)[1] = key;
+    return MHD_NO;
+}
+
+int na_req_has_query(na_req *r, const char *name)
+{
+    const char *st[2] = {name, NULL};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, has_arg, st);
+    return st[1] != NULL;
+}
+
 /* ---- admin authentication ---- */
 
 int na_admin_authenticate(na_req *r)

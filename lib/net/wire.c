@@ -211,6 +211,9 @@ const char *gm_wire_type_name(uint8_t type)
     case GM_WIRE_POLICY_ANNOUNCE: return "POLICY_ANNOUNCE";
     case GM_WIRE_POLICY_REQUEST: return "POLICY_REQUEST";
     case GM_WIRE_POLICY_DATA: return "POLICY_DATA";
+    case GM_WIRE_GENESIS_ANNOUNCE: return "GENESIS_ANNOUNCE";
+    case GM_WIRE_GENESIS_REQUEST: return "GENESIS_REQUEST";
+    case GM_WIRE_GENESIS_DATA: return "GENESIS_DATA";
     default: return "unknown";
     }
 }

@@ -31,6 +31,9 @@
  *   16    POLICY_ANNOUNCE  \
  *   17    POLICY_REQUEST    } the access policy, laid out as CRL_ANNOUNCE, CRL_REQUEST, CRL_DATA
  *   18    POLICY_DATA      /
+ *   19    GENESIS_ANNOUNCE \
+ *   20    GENESIS_REQUEST   } the newest genesis block held (NA key rotation), same layouts; the
+ *   21    GENESIS_DATA     /  announced number is the block's network_version (gm_genesis_version)
  *
  * Decoders reject unknown types, wrong lengths and trailing bytes; decoded byte
  * fields that point into the message stay valid as long as the message buffer. */
@@ -88,7 +91,10 @@ typedef enum gm_wire_type {
     GM_WIRE_CERT = 9,
     GM_WIRE_POLICY_ANNOUNCE = 16,
     GM_WIRE_POLICY_REQUEST = 17,
-    GM_WIRE_POLICY_DATA = 18
+    GM_WIRE_POLICY_DATA = 18,
+    GM_WIRE_GENESIS_ANNOUNCE = 19,
+    GM_WIRE_GENESIS_REQUEST = 20,
+    GM_WIRE_GENESIS_DATA = 21
 } gm_wire_type;
 
 /* CLOSE reason codes. Decoders accept any value (the text explains); these are
@@ -204,7 +210,7 @@ int gm_wire_crl_data_decode(const uint8_t *msg, size_t len, gm_wire_crl_chunk *c
                             gm_error *err);
 
 /* The same three messages for any gossiped document: type is the document's ANNOUNCE,
- * REQUEST or DATA type (CRL_* or POLICY_*); the gm_wire_crl_* functions are these for the CRL. */
+ * REQUEST or DATA type (CRL_*, POLICY_* or GENESIS_*); the gm_wire_crl_* functions are these for the CRL. */
 int gm_wire_doc_announce_encode(uint8_t type, uint64_t sequence, uint8_t *out, size_t cap, size_t *out_len,
                                 gm_error *err);
 int gm_wire_doc_announce_decode(uint8_t type, const uint8_t *msg, size_t len, uint64_t *sequence, gm_error *err);

@@ -64,9 +64,18 @@ typedef struct pending {
     struct pending *next;
 } pending;
 
+/* The node directory as a requester sees it, trusting the NA keys the node trusts. Shared by
+ * the jobs that use it and counted on the loop thread only (a job holds a reference while it
+ * runs on the pool); replaced, not changed, when the node's trusted NA keys change. */
+typedef struct agent_ctxref {
+    gm_agent_ctx ctx;
+    uint8_t keys[3][GM_PK_LEN]; /* the NA keys it trusts, in node_genesis_trusted's order */
+    size_t n_keys;
+    int refs;
+} agent_ctxref;
+
 struct node_agents {
-    gm_agent_ctx ctx;          /* the node directory as a requester sees it (opened on first use) */
-    int have_ctx;
+    agent_ctxref *ctx;         /* opened on first use, NULL before */
     provided *provided;
     pending *pending;
     size_t n_pending;
@@ -83,7 +92,8 @@ typedef struct agent_job {
     uint64_t client;           /* who waits for the response (0: nobody) */
     json_t *id;                /* its request id */
     uint64_t deadline_ms;
-    gm_agent_ctx ctx;          /* shallow copy of the node's, with agent_id */
+    gm_agent_ctx ctx;          /* shallow copy of ref's, with agent_id */
+    agent_ctxref *ref;         /* keeps what ctx points to alive until the job is freed */
     char cap[GM_AGENT_CAP_MAX + 1];
     json_t *metadata, *input;
     int ttl_s;
@@ -292,24 +302,69 @@ static void log_reply_failure(gm_node *n, const char *rid, const gm_error *e)
 
 /* ---- NA round trips and asks, on the thread pool ---- */
 
+static void ctxref_release(agent_ctxref *r)
+{
+    if (r && --r->refs == 0) {
+        gm_agent_ctx_close(&r->ctx);
+        free(r);
+    }
+}
+
+static int ctxref_current(const agent_ctxref *r, const gm_genesis *const gs[], size_t k)
+{
+    if (!r || r->n_keys != k)
+        return 0;
+    for (size_t i = 0; i < k; i++)
+        if (memcmp(r->keys[i], gs[i]->na_pk, GM_PK_LEN) != 0)
+            return 0;
+    return 1;
+}
+
+/* The context trusting the node's current NA keys (its blocks in their windows, node_genesis.c):
+ * opened on first use, replaced when they change (a rotation), so asks verify providers'
+ * certificates, CRLs and reply signers under any of them. Jobs running keep the one they took. */
 static int ensure_ctx(gm_node *n, gm_error *err)
 {
     struct node_agents *a = state(n);
     if (!a)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
-    if (a->have_ctx)
+    const gm_genesis *gs[3], *others[2];
+    size_t k = node_genesis_trusted(n, gm_time_now(), gs), n_others = 0;
+    if (ctxref_current(a->ctx, gs, k))
         return 0;
     if (!n->na_url[0])
         return gm_error_set(err, GM_EINVAL, "this node has no NA address (na_url in %s/node.json)", n->dir);
-    if (strlen(n->api.sock_path) >= sizeof a->ctx.sock)
+    if (strlen(n->api.sock_path) >= sizeof ((gm_agent_ctx *)0)->sock)
         return gm_error_set(err, GM_EINVAL, "socket path %s is too long", n->api.sock_path);
-    int rc = gm_agent_ctx_open(&a->ctx, n->dir, n->na_url, err);
-    if (rc == 0) {
-        /* The node's own socket, whatever its path: the ask runs as one of its requesters. */
-        memcpy(a->ctx.sock, n->api.sock_path, strlen(n->api.sock_path) + 1);
-        a->have_ctx = 1;
+    agent_ctxref *r = calloc(1, sizeof *r);
+    if (!r)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    for (size_t i = 0; i < k; i++)
+        if (gs[i] != &n->genesis)
+            others[n_others++] = gs[i];
+    int rc = gm_agent_ctx_open(&r->ctx, n->dir, n->na_url, err);
+    if (rc == 0 && (rc = gm_agent_ctx_trust(&r->ctx, &n->genesis, others, n_others, err)) != 0)
+        gm_agent_ctx_close(&r->ctx);
+    if (rc != 0) {
+        free(r);
+        if (!a->ctx)
+            return rc;
+        /* keep asking under the keys trusted so far rather than fail every call */
+        node_log(n, GM_LOG_WARN, "agent_trust_refresh_failed", json_pack("{s:s}", "error", err ? err->msg : ""));
+        gm_error_clear(err);
+        return 0;
     }
-    return rc;
+    /* The node's own socket, whatever its path: the ask runs as one of its requesters. */
+    memcpy(r->ctx.sock, n->api.sock_path, strlen(n->api.sock_path) + 1);
+    for (size_t i = 0; i < k; i++)
+        memcpy(r->keys[i], gs[i]->na_pk, GM_PK_LEN);
+    r->n_keys = k;
+    r->refs = 1;
+    if (a->ctx)
+        node_log(n, GM_LOG_INFO, "agent_trust_refreshed", json_pack("{s:i}", "na_keys", (int)k));
+    ctxref_release(a->ctx);
+    a->ctx = r;
+    return 0;
 }
 
 static void job_work(uv_work_t *w)
@@ -337,6 +392,7 @@ static void job_work(uv_work_t *w)
 static void job_free(agent_job *j)
 {
     sodium_memzero(&j->ctx.node, sizeof j->ctx.node);
+    ctxref_release(j->ref);
     json_decref(j->id);
     json_decref(j->metadata);
     json_decref(j->input);
@@ -361,7 +417,9 @@ static agent_job *job_new(gm_node *n, int kind, uint64_t client, const json_t *i
     j->kind = kind;
     j->client = client;
     j->id = id ? json_deep_copy(id) : NULL;
-    j->ctx = n->agents->ctx;
+    j->ref = n->agents->ctx;
+    j->ref->refs++;
+    j->ctx = j->ref->ctx;
     snprintf(j->ctx.agent_id, sizeof j->ctx.agent_id, "%s", agent_id ? agent_id : "");
     j->req.data = j;
     return j;
@@ -941,8 +999,7 @@ void node_agents_free(gm_node *n)
         a->pending = q->next;
         free(q);
     }
-    if (a->have_ctx)
-        gm_agent_ctx_close(&a->ctx);
+    ctxref_release(a->ctx);
     free(a);
     n->agents = NULL;
 }

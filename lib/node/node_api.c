@@ -418,6 +418,7 @@ json_t *node_status_json(gm_node *n)
     }
     json_object_set_new(o, "crl_stale", json_boolean(n->crl_stale));
     json_object_set_new(o, "access_policy", node_policy_status_json(n));
+    json_object_set_new(o, "genesis", node_genesis_status_json(n));
     json_object_set_new(o, "peers", node_peers_json(n));
     json_object_set_new(o, "routes", node_routes_json(n));
     json_object_set_new(o, "metrics", node_metrics_json(n));

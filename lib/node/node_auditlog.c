@@ -24,6 +24,9 @@ typedef struct log_job {
     int has_held;
     gm_checkpoint held;  /* a copy for the worker */
     gm_checkpoint now;
+    uint8_t na_pks[3][GM_PK_LEN]; /* the NA keys trusted when the job started (a rotation) */
+    size_t n_pks;
+    char network_name[256];
     int rc;
     gm_error err;
 } log_job;
@@ -52,8 +55,17 @@ void node_auditlog_load(gm_node *n)
     int rc = gm_checkpoint_load(path, &n->auditlog.held, &err);
     if (rc == GM_ENOTFOUND)
         return;
-    if (rc == 0 && (rc = gm_checkpoint_verify(&n->auditlog.held, n->genesis.na_pk, n->genesis.network_name, &err)))
-        gm_checkpoint_free(&n->auditlog.held);
+    /* This node accepted it: any NA key of the blocks it holds, in its window now or not. */
+    if (rc == 0) {
+        const gm_genesis *gs[3] = {&n->genesis, n->have_genesis_prev ? &n->genesis_prev : NULL,
+                                   n->have_genesis_next ? &n->genesis_next : NULL};
+        rc = GM_ESIG;
+        for (size_t i = 0; i < 3 && rc != 0; i++)
+            if (gs[i])
+                rc = gm_checkpoint_verify(&n->auditlog.held, gs[i]->na_pk, n->genesis.network_name, &err);
+        if (rc != 0)
+            gm_checkpoint_free(&n->auditlog.held);
+    }
     if (rc != 0) {
         node_log(n, GM_LOG_WARN, "log_checkpoint_unusable", json_pack("{s:s}", "error", err.msg));
         return;
@@ -65,8 +77,8 @@ static void check_work(uv_work_t *req)
 {
     log_job *j = req->data;
     gm_node *n = j->node;
-    j->rc = gm_na_log_checkpoint(j->url, &n->key, n->genesis.na_pk, n->genesis.network_name, LOG_HTTP_TIMEOUT_MS, &j->now,
-                                 &j->err);
+    j->rc = gm_na_log_checkpoint_any(j->url, &n->key, (const uint8_t(*)[GM_PK_LEN])j->na_pks, j->n_pks,
+                                     j->network_name, LOG_HTTP_TIMEOUT_MS, &j->now, &j->err);
     if (j->rc == 0 && j->has_held) {
         j->rc = gm_na_log_check_extends(j->url, &n->key, &j->held, &j->now, LOG_HTTP_TIMEOUT_MS, &j->err);
         if (j->rc == GM_ESIG)
@@ -106,7 +118,10 @@ static void check_done(uv_work_t *req, int status)
                                "served_size", (json_int_t)j->now.tree_size));
         } else if (j->rc != 0) {
             node_log(n, GM_LOG_DEBUG, "log_check_failed", json_pack("{s:s}", "error", j->err.msg));
-        } else if (!n->auditlog.have_held || j->now.tree_size > n->auditlog.held.tree_size) {
+        } else if (!n->auditlog.have_held || j->now.tree_size > n->auditlog.held.tree_size ||
+                   (j->now.tree_size == n->auditlog.held.tree_size && !json_equal(j->now.doc, n->auditlog.held.doc))) {
+            /* the same tree signed again (an NA restart, a new NA key) replaces the held one too,
+             * so the checkpoint kept stays verifiable after the old NA key is gone */
             uint64_t size = j->now.tree_size;
             keep(n, &j->now);
             n->m.log_checkpoint_size = size;
@@ -131,6 +146,11 @@ void node_auditlog_tick(gm_node *n, uint64_t now)
     j->node = n;
     j->req.data = j;
     snprintf(j->url, sizeof j->url, "%s", n->na_url);
+    snprintf(j->network_name, sizeof j->network_name, "%s", n->genesis.network_name);
+    const gm_genesis *gs[3];
+    j->n_pks = node_genesis_trusted(n, gm_time_now(), gs);
+    for (size_t i = 0; i < j->n_pks; i++)
+        memcpy(j->na_pks[i], gs[i]->na_pk, GM_PK_LEN);
     if (n->auditlog.have_held && copy_checkpoint(&n->auditlog.held, &j->held) == 0)
         j->has_held = 1;
     if (uv_queue_work(n->loop, &j->req, check_work, check_done) != 0) {

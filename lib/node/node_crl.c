@@ -143,13 +143,24 @@ static void refused(gm_node *n, const char *source, const char *why)
     node_log(n, GM_LOG_WARN, "crl_refused", json_pack("{s:s,s:s}", "source", source, "error", why));
 }
 
+/* gm_node_crl_accept under the NA key of every trusted genesis block (an NA key rotation). */
+static int crl_accept(gm_node *n, const gm_crl *current, const char *text, size_t len, gm_crl *out, gm_error *err)
+{
+    const gm_genesis *gs[3];
+    size_t k = node_genesis_trusted(n, gm_time_now(), gs);
+    int rc = GM_ESIG;
+    for (size_t i = 0; i < k && rc == GM_ESIG; i++)
+        rc = gm_node_crl_accept(current, gs[i]->na_pk, text, len, out, err);
+    return rc;
+}
+
 /* Offer text as a newer CRL; 0 when installed. While starting, it is only stored: there
  * are no links yet and the caller judges our own certificate next. */
 static int offer(gm_node *n, const char *text, size_t len, const char *source, int starting)
 {
     gm_error err = {0};
     gm_crl c;
-    int rc = gm_node_crl_accept(n->have_crl ? &n->crl : NULL, n->genesis.na_pk, text, len, &c, &err);
+    int rc = crl_accept(n, n->have_crl ? &n->crl : NULL, text, len, &c, &err);
     if (rc == GM_ECONFLICT)
         return rc;
     if (rc != 0) {
@@ -201,7 +212,7 @@ int node_crl_load(gm_node *n, gm_error *err)
         return rc;
     gm_crl c;
     gm_error e2 = {0};
-    rc = gm_node_crl_accept(NULL, n->genesis.na_pk, text, len, &c, &e2);
+    rc = crl_accept(n, NULL, text, len, &c, &e2);
     free(text);
     if (rc != 0) {
         node_log(n, GM_LOG_WARN, "crl_ignored", json_pack("{s:s,s:s}", "path", path, "error", e2.msg));

@@ -69,6 +69,9 @@ void node_dispatch(node_link *l, const uint8_t *msg, size_t mlen)
     case GM_WIRE_POLICY_ANNOUNCE:
     case GM_WIRE_POLICY_REQUEST:
     case GM_WIRE_POLICY_DATA:
+    case GM_WIRE_GENESIS_ANNOUNCE:
+    case GM_WIRE_GENESIS_REQUEST:
+    case GM_WIRE_GENESIS_DATA:
         node_doc_on_message(n, l, type, msg, mlen);
         break;
     case GM_WIRE_ROUTE_UPDATE:

@@ -1,4 +1,5 @@
-/* Keeping the NA's signed documents current on every node (the CRL, the access policy): one
+/* Keeping the NA's signed documents current on every node (the CRL, the access policy, the
+ * successor genesis block of an NA key rotation): one
  * mechanism for all of them, described by a node_doc_kind. At start a bounded synchronous
  * fetch; for the CRL a watch held on the NA (GET /crl?after=N&wait=S on the thread pool,
  * answered the moment the NA publishes a newer CRL, renewed at once); a poll of the NA with
@@ -7,7 +8,10 @@
  * node announces the sequence it holds (ANNOUNCE), a peer that holds less asks (REQUEST)
  * and gets the signed text in chunks (DATA), reassembled by node_crl_rx_feed. What arrives
  * is offered to the kind, which accepts it only when the NA signature verifies and the
- * sequence goes up. */
+ * sequence goes up. A request the peer does not answer (it may drop it: one answer a second
+ * per peer and document) is given up after DOC_REQUEST_TIMEOUT_MS and asked again, of another
+ * peer that announced something newer when there is one, at most DOC_REQUEST_MAX_ASKS times
+ * per peer and announced sequence. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +27,10 @@
 #define DOC_WATCH_SLACK_MS 30000       /* beyond the wait, before the client gives up */
 #define DOC_WATCH_RETRY_MAX_MS 16000
 #define DOC_FILE_MAX (16u << 20)
+#define DOC_REQUEST_TIMEOUT_MS 3000
+#define DOC_REQUEST_MAX_ASKS 5
 
-static const node_doc_kind *const kinds[NODE_DOCS] = {&node_doc_crl, &node_doc_policy};
+static const node_doc_kind *const kinds[NODE_DOCS] = {&node_doc_crl, &node_doc_policy, &node_doc_genesis};
 
 static void event_name(char *out, size_t cap, const node_doc_kind *k, const char *what)
 {
@@ -79,6 +85,10 @@ void node_doc_fetch_startup(gm_node *n, int kind)
     snprintf(url, sizeof url, "%s%s", n->na_url, k->path);
     gm_http_req r = {.method = "GET", .url = url, .timeout_ms = DOC_STARTUP_TIMEOUT_MS, .max_response = DOC_FILE_MAX};
     int rc = gm_http_request(&r, &resp, &err);
+    if (rc == 0 && resp.status == 404 && k->optional) {
+        gm_http_resp_free(&resp);
+        return;
+    }
     if (rc == 0 && resp.status != 200)
         rc = gm_error_set(&err, GM_ENET, "%s answered HTTP %d", url, resp.status);
     if (rc != 0) {
@@ -109,6 +119,10 @@ typedef struct doc_link {
     size_t tx_len, tx_off;
     uint64_t tx_seq;
     int requested;     /* we asked this peer and wait for its chunks */
+    uint64_t requested_ms; /* when we asked */
+    uint64_t announced;    /* the highest sequence this peer announced */
+    int has_announced;
+    unsigned asks;         /* requests sent to this peer for that sequence */
     uint64_t sent_ms;  /* last time we started sending it the document */
 } doc_link;
 
@@ -164,6 +178,40 @@ static void pump(node_link *l, const node_doc_kind *k, doc_link *s)
     }
 }
 
+/* Does this peer announce a newer document than ours that we may still ask it for? */
+static int worth_asking(gm_node *n, const node_doc_kind *k, const doc_link *s)
+{
+    uint64_t held;
+    return s && s->has_announced && (!k->held(n, &held) || s->announced > held) && !s->requested &&
+           s->asks < DOC_REQUEST_MAX_ASKS;
+}
+
+static void ask(gm_node *n, node_link *l, const node_doc_kind *k, doc_link *s)
+{
+    uint8_t out[32];
+    size_t olen;
+    if (gm_wire_doc_request_encode(k->t_request, out, sizeof out, &olen, NULL) != 0)
+        return;
+    s->requested = 1;
+    s->requested_ms = node_now_ms(n);
+    s->asks++;
+    node_link_send(l, out, olen);
+}
+
+/* A request to `from` went unanswered: ask another peer that announced something newer, else
+ * `from` again (within the bound of asks). */
+static void ask_again(gm_node *n, node_link *from, int kind)
+{
+    const node_doc_kind *k = kinds[kind];
+    for (node_link *l = n->links; l; l = l->next)
+        if (l != from && l->state == LINK_UP && worth_asking(n, k, l->doc_state[kind])) {
+            ask(n, l, k, l->doc_state[kind]);
+            return;
+        }
+    if (from->state == LINK_UP && worth_asking(n, k, from->doc_state[kind]))
+        ask(n, from, k, from->doc_state[kind]);
+}
+
 static void link_tick(gm_node *n, uint64_t now)
 {
     for (node_link *l = n->links; l; l = l->next)
@@ -174,6 +222,14 @@ static void link_tick(gm_node *n, uint64_t now)
             if (s->rx.active && now - s->rx.started_ms > NODE_CRL_RX_TIMEOUT_MS) {
                 node_crl_rx_reset(&s->rx, &n->crl_rx_bytes);
                 s->requested = 0;
+                ask_again(n, l, kind);
+            } else if (s->requested && !s->rx.active && now - s->requested_ms > DOC_REQUEST_TIMEOUT_MS) {
+                char ev[64];
+                event_name(ev, sizeof ev, kinds[kind], "request_unanswered");
+                node_log(n, GM_LOG_DEBUG, ev, json_pack("{s:I,s:i}", "announced", (json_int_t)s->announced, "asks",
+                                                        (int)s->asks));
+                s->requested = 0;
+                ask_again(n, l, kind);
             }
             pump(l, kinds[kind], s);
         }
@@ -232,7 +288,7 @@ static void poll_done(uv_work_t *req, int status)
             int rc = k->offer(n, p->body, p->len, "na", 0);
             if (rc == 0 || rc == GM_ECONFLICT)
                 keep_etag(n, p->kind, p->etag);
-        } else if (p->status != 304) {
+        } else if (p->status != 304 && !(p->status == 404 && k->optional)) {
             node_log(n, GM_LOG_DEBUG, ev, json_pack("{s:s,s:i}", "url", p->url, "status", p->status));
         }
     }
@@ -441,19 +497,19 @@ void node_doc_on_message(gm_node *n, node_link *l, uint8_t type, const uint8_t *
         const node_doc_kind *k = kinds[kind];
         snprintf(why, sizeof why, "bad %s", gm_wire_type_name(type));
         if (type == k->t_announce) {
-            uint64_t seq, held;
-            uint8_t out[32];
-            size_t olen;
+            uint64_t seq;
             if (gm_wire_doc_announce_decode(type, msg, len, &seq, &err) != 0) {
                 node_link_close(l, GM_WIRE_CLOSE_PROTOCOL, why);
                 return;
             }
             doc_link *s = link_state(l, kind);
-            if (s && (!k->held(n, &held) || seq > held) && !s->requested &&
-                gm_wire_doc_request_encode(k->t_request, out, sizeof out, &olen, &err) == 0) {
-                s->requested = 1;
-                node_link_send(l, out, olen);
+            if (s && (!s->has_announced || seq > s->announced)) {
+                s->announced = seq;
+                s->has_announced = 1;
+                s->asks = 0; /* something newer: the bound of asks starts again */
             }
+            if (worth_asking(n, k, s))
+                ask(n, l, k, s);
             return;
         }
         if (type == k->t_request) {

@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "core_internal.h"
 #include "node_internal.h"
 
 #define E2E_HS_INIT 1
@@ -688,11 +689,9 @@ int node_e2e_init(gm_node *n, gm_error *err)
     if (!e)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     memcpy(e->prologue, E2E_PROLOGUE_LABEL, sizeof E2E_PROLOGUE_LABEL - 1);
-    int rc = gm_genesis_hash(&n->genesis, e->prologue + sizeof E2E_PROLOGUE_LABEL - 1, err);
-    if (rc != 0) {
-        free(e);
-        return rc;
-    }
+    /* the network's identity, not one genesis version: sessions survive an NA key rotation */
+    (void)err;
+    gm_genesis_network_id(&n->genesis, e->prologue + sizeof E2E_PROLOGUE_LABEL - 1);
     n->e2e = e;
     return 0;
 }

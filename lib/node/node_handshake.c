@@ -44,8 +44,7 @@ static int hs_check_peer(node_link *l, const uint8_t *cert, size_t len, const ui
     gm_node *n = l->node;
     gm_error err = {0};
     gm_trust_reason why;
-    if (gm_node_trust_check(&n->genesis, n->have_crl ? &n->crl : NULL, cert, len, rs, gm_time_now(),
-                            &l->peer_cert, &why, &err) != 0) {
+    if (node_trust_check(n, cert, len, rs, gm_time_now(), &l->peer_cert, &why, &err) != 0) {
         hs_refuse(l, why, err.msg);
         return -1;
     }

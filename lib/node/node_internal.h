@@ -74,7 +74,7 @@ typedef struct gm_node gm_node;
 typedef struct node_link node_link;
 
 /* The NA's signed documents a node keeps current (node_docsync.c). */
-enum { NODE_DOC_CRL = 0, NODE_DOC_POLICY = 1, NODE_DOCS = 2 };
+enum { NODE_DOC_CRL = 0, NODE_DOC_POLICY = 1, NODE_DOC_GENESIS = 2, NODE_DOCS = 3 };
 typedef struct node_doc_state {
     char etag[256];           /* of the last answer from the NA */
     int poll_busy;
@@ -88,6 +88,7 @@ typedef struct node_doc_state {
 typedef struct node_doc_kind {
     const char *event;        /* log events "<event>_fetch_failed", "<event>_poll_failed" */
     const char *path;         /* at the NA: "/crl" */
+    int optional;             /* the NA answers 404 while there is none (not an error) */
     uint8_t t_announce, t_request, t_data; /* its gossip messages */
     int (*held)(gm_node *n, uint64_t *seq);    /* 1 (and its sequence) when the node holds one */
     char *(*dump)(gm_node *n);                 /* the exact signed text to send, malloc'd */
@@ -96,7 +97,7 @@ typedef struct node_doc_kind {
     int (*offer)(gm_node *n, const char *text, size_t len, const char *source, int starting);
     void (*refused)(gm_node *n, const char *source, const char *why); /* log and count */
 } node_doc_kind;
-extern const node_doc_kind node_doc_crl, node_doc_policy;
+extern const node_doc_kind node_doc_crl, node_doc_policy, node_doc_genesis;
 
 /* LINK_CONFIRM: the initiator sent message 3 and waits for the responder's first transport
  * message (proof that the responder accepted our certificate) before the link counts as up. */
@@ -314,7 +315,7 @@ struct gm_node {
     gm_cert cert;             /* ours; node_renew.c replaces it */
     char *cert_json;          /* compact JSON of our certificate, sent in handshakes */
     size_t cert_json_len;
-    gm_genesis genesis;
+    gm_genesis genesis;       /* the current block (D/genesis.json); node_genesis.c replaces it */
     uint8_t prologue[GM_NODE_PROLOGUE_LEN];
     int self_revoked;
     int exit_rc;              /* set when the node stops on its own (revoked): gm_node_run's result */
@@ -348,6 +349,12 @@ struct gm_node {
     struct node_agents *agents; /* node_agents.c: the agent operations of the local API */
     node_renew_state renew;
     node_auditlog_state auditlog;
+    /* node_genesis.c: NA key rotation, the blocks around the current one */
+    gm_genesis genesis_prev, genesis_next; /* D/genesis.prev.json, D/genesis.next.json */
+    int have_genesis_prev, have_genesis_next;
+    char renew_asked_for[37]; /* cert_id whose renewal the rotation asked for */
+    int na_expiry_warned;     /* the "NA key ends soon" warning was logged for this block */
+    uint64_t genesis_next_tick_ms;
     node_metrics m;           /* counted by every subsystem, listed by node_metrics.c */
     node_mhttp mhttp;         /* --metrics-listen (node_metrics_http.c) */
     node_cap_count caps[NODE_CAP_COUNTED + 1]; /* the last one is "other" */
@@ -609,8 +616,31 @@ void node_metrics_http_stop(gm_node *n);
  * for HEAD), 404 another path, 405 another method, 400 no request line. */
 int node_mhttp_route(const char *head, int *head_only);
 
+/* node_genesis.c: NA key rotation (docs/node-runtime.md, "NA key rotation") */
+/* After D/genesis.json is loaded and verified: load D/genesis.prev.json and D/genesis.next.json
+ * (kept only when they chain with the current block), and switch to the successor when the
+ * current NA window is over. */
+int node_genesis_load(gm_node *n, gm_error *err);
+void node_genesis_free(gm_node *n);
+/* The blocks whose NA key is inside its window at now (with skew), newest first; returns how many. */
+size_t node_genesis_trusted(gm_node *n, gm_time now, const gm_genesis *out[3]);
+/* gm_node_trust_check under every trusted block: a certificate signed by any of their NA keys. */
+int node_trust_check(gm_node *n, const uint8_t *cert_json, size_t cert_len, const uint8_t *remote_x25519,
+                     gm_time now, gm_cert *out, gm_trust_reason *reason, gm_error *err);
+/* gm_cert_verify under every trusted block. */
+int node_cert_verify(gm_node *n, const gm_cert *c, gm_time now, gm_error *err);
+/* The NA public key of the trusted block that verifies a signed document (doc's signatures),
+ * or NULL. */
+const uint8_t *node_na_key_for(gm_node *n, const json_t *doc);
+/* Switch to the successor when due, forget the previous block when its window is over, ask for
+ * a renewal under the new NA key, warn before the NA key ends. */
+void node_genesis_tick(gm_node *n, uint64_t now);
+json_t *node_genesis_status_json(gm_node *n);
+
 /* node_renew.c */
 void node_renew_schedule(gm_node *n);
+/* Renew at the next tick (unless a renewal is in flight). */
+void node_renew_soon(gm_node *n);
 void node_renew_tick(gm_node *n, uint64_t now);
 void node_heartbeat_tick(gm_node *n, uint64_t now);
 

@@ -130,6 +130,7 @@ static void on_tick(uv_timer_t *t)
     node_doc_tick(n, now);
     node_crl_tick(n, now);
     node_renew_tick(n, now);
+    node_genesis_tick(n, now);
     node_auditlog_tick(n, now);
     node_heartbeat_tick(n, now);
     node_agents_tick(n, now);
@@ -179,6 +180,8 @@ static int load_state(gm_node *n, gm_error *err)
         return gm_error_prefix(err, "state directory %s is incomplete", n->dir);
     if ((rc = gm_genesis_verify(&n->genesis, err)) != 0)
         return gm_error_prefix(err, "%s", path);
+    if ((rc = node_genesis_load(n, err)) != 0)
+        return rc;
     if ((rc = gm_genesis_check_na_window(&n->genesis, now, err)) != 0)
         return rc;
     if ((rc = gm_path_join(path, sizeof path, n->dir, "cert.json", err)) != 0 ||
@@ -196,6 +199,9 @@ static int load_state(gm_node *n, gm_error *err)
     /* The NA's TLS trust that join kept in the directory (CA file or key pin). */
     if (n->na_url[0] && (rc = gm_http_trust_load_dir(n->dir, n->na_url, err)) != 0)
         return rc;
+    /* a successor first: the NA's CRL may already be signed by its new key */
+    if (!n->cfg.check_only)
+        node_doc_fetch_startup(n, NODE_DOC_GENESIS);
     if ((rc = node_crl_load(n, err)) != 0)
         return rc;
     if (!n->cfg.check_only)
@@ -205,7 +211,7 @@ static int load_state(gm_node *n, gm_error *err)
     if (!n->cfg.check_only)
         node_policy_fetch_startup(n);
     node_auditlog_load(n);
-    if ((rc = gm_cert_verify(&n->cert, &n->genesis, n->have_crl ? &n->crl : NULL, now, err)) != 0)
+    if ((rc = node_cert_verify(n, &n->cert, now, err)) != 0)
         return gm_error_prefix(err, "refusing to run");
     n->cert_json = gm_cert_dump(&n->cert, 0);
     if (!n->cert_json)
@@ -213,8 +219,10 @@ static int load_state(gm_node *n, gm_error *err)
     n->cert_json_len = strlen(n->cert_json);
     if ((rc = gm_noise_static_from_ed25519_seed(n->key.sk, n->x_sk, n->x_pk, err)) != 0)
         return rc;
+    /* the network's identity, not one genesis version: links survive an NA key rotation */
     memcpy(n->prologue, GM_NODE_PROLOGUE_LABEL, sizeof GM_NODE_PROLOGUE_LABEL - 1);
-    return gm_genesis_hash(&n->genesis, n->prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1, err);
+    gm_genesis_network_id(&n->genesis, n->prologue + sizeof GM_NODE_PROLOGUE_LABEL - 1);
+    return 0;
 }
 
 static void add_anchor_targets(gm_node *n)
@@ -257,6 +265,7 @@ static void node_free(gm_node *n)
     node_auditlog_free(n);
     gm_cert_free(&n->cert);
     gm_genesis_free(&n->genesis);
+    node_genesis_free(n);
     free(n->cert_json);
     free(n->bp.read_buf);
     gm_signer_wipe(&n->key);

@@ -78,11 +78,23 @@ static void apply(gm_node *n)
             node_link_close(l, GM_WIRE_CLOSE_FORBIDDEN, "forbidden by the access policy");
 }
 
+/* node_policy_accept under the NA key of every trusted genesis block (an NA key rotation). */
+static int policy_accept(gm_node *n, const gm_policy *current, const char *text, size_t len, gm_policy *out,
+                         gm_error *err)
+{
+    const gm_genesis *gs[3];
+    size_t k = node_genesis_trusted(n, gm_time_now(), gs);
+    int rc = GM_ESIG;
+    for (size_t i = 0; i < k && rc == GM_ESIG; i++)
+        rc = node_policy_accept(current, gs[i]->na_pk, text, len, out, err);
+    return rc;
+}
+
 static int offer(gm_node *n, const char *text, size_t len, const char *source, int starting)
 {
     gm_error err = {0};
     gm_policy p;
-    int rc = node_policy_accept(n->have_policy ? &n->policy : NULL, n->genesis.na_pk, text, len, &p, &err);
+    int rc = policy_accept(n, n->have_policy ? &n->policy : NULL, text, len, &p, &err);
     if (rc == GM_ECONFLICT)
         return rc;
     if (rc != 0) {
@@ -130,7 +142,7 @@ int node_policy_load(gm_node *n, gm_error *err)
     if ((rc = gm_file_read(path, GM_POLICY_MAX_BYTES, &text, &len, err)) != 0)
         return rc;
     gm_error e2 = {0};
-    rc = node_policy_accept(NULL, n->genesis.na_pk, text, len, &n->policy, &e2);
+    rc = policy_accept(n, NULL, text, len, &n->policy, &e2);
     free(text);
     if (rc != 0) {
         node_log(n, GM_LOG_WARN, "policy_ignored", json_pack("{s:s,s:s}", "path", path, "error", e2.msg));

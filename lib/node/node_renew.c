@@ -25,6 +25,7 @@ typedef struct renew_job {
     int status;
     char *resp;
     size_t resp_len;
+    long retry_after_ms; /* the answer's Retry-After (0: none) */
     gm_error err;
 } renew_job;
 
@@ -64,6 +65,12 @@ void node_renew_schedule(gm_node *n)
     n->renew.next_ms = node_now_ms(n) + (uint64_t)wait_s * 1000;
 }
 
+void node_renew_soon(gm_node *n)
+{
+    if (!n->renew.busy)
+        n->renew.next_ms = 0;
+}
+
 static void retry_later(gm_node *n)
 {
     int64_t left_ms = (n->cert.expires_at.unix_s - gm_time_now().unix_s) * 1000;
@@ -86,6 +93,7 @@ static void renew_work(uv_work_t *req)
     if (j->rc != 0)
         return;
     j->status = resp.status;
+    j->retry_after_ms = resp.retry_after_ms;
     j->resp = resp.body;
     j->resp_len = resp.len;
     resp.body = NULL;
@@ -98,8 +106,7 @@ static int install(gm_node *n, const char *text, size_t len, gm_error *err)
     gm_cert c;
     gm_trust_reason why;
     char path[4200];
-    int rc = gm_node_trust_check(&n->genesis, n->have_crl ? &n->crl : NULL, (const uint8_t *)text, len, n->x_pk,
-                                 gm_time_now(), &c, &why, err);
+    int rc = node_trust_check(n, (const uint8_t *)text, len, n->x_pk, gm_time_now(), &c, &why, err);
     if (rc != 0)
         return rc;
     if (memcmp(c.node_pk, n->key.pk, GM_PK_LEN) != 0) {
@@ -141,6 +148,11 @@ static void renew_done(uv_work_t *req, int status)
             node_log(n, GM_LOG_WARN, "renew_failed", json_pack("{s:i,s:s%}", "status", j->status, "body",
                                                                j->resp ? j->resp : "", j->resp ? j->resp_len : 0));
             retry_later(n);
+            /* renewing_too_often says when the previous certificate's overlap ends: renew then
+             * (a rotation right after a renewal must not wait a tenth of the certificate's life) */
+            uint64_t when = node_now_ms(n) + (uint64_t)(j->retry_after_ms > 1000 ? j->retry_after_ms : 1000);
+            if (j->status == 429 && j->retry_after_ms > 0 && when < n->renew.next_ms)
+                n->renew.next_ms = when;
         } else if (install(n, j->resp, j->resp_len, &err) != 0) {
             n->m.renewals_failed++;
             node_log(n, GM_LOG_WARN, "renew_failed", json_pack("{s:s}", "error", err.msg));

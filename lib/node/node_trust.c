@@ -298,8 +298,7 @@ int node_cert_store_from(gm_node *n, const uint8_t *from, const uint8_t *json, s
     gm_trust_reason why;
     gm_error err = {0};
     *out = NULL;
-    int rc = gm_node_trust_check(&n->genesis, n->have_crl ? &n->crl : NULL, json, len, NULL,
-                                 gm_time_now(), &c, &why, &err);
+    int rc = node_trust_check(n, json, len, NULL, gm_time_now(), &c, &why, &err);
     if (rc != 0) {
         n->m.certs_refused++;
         node_log(n, GM_LOG_WARN, "cert_refused",
