@@ -225,7 +225,8 @@ static void measure(const bench_na *na, int samples, figures *f)
 
         gm_checkpoint cp;
         t0 = now_s();
-        if (gm_na_log_checkpoint(na->url, &member, g.na_pk, NETWORK, 30000, &cp, &e) != 0)
+        if (gm_na_log_checkpoint_any(na->url, &member, (const uint8_t(*)[GM_PK_LEN])g.na_pk, 1, NETWORK, 30000, &cp,
+                                     &e) != 0)
             die("GET /log/checkpoint", &e);
         t[4][i] = now_s() - t0;
         gm_checkpoint_free(&cp);
