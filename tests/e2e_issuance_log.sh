@@ -69,6 +69,21 @@ gm audit --dir "$(node_dir alpha)" --cert-id "$BETA_CERT" >"$E2E_TMP/audit5.out"
     fail "audit accepted a changed entry: $(cat "$E2E_TMP/audit5.out")"
 grep -q "log_damaged" "$E2E_TMP/audit5.out" || fail "no log_damaged: $(cat "$E2E_TMP/audit5.out")"
 grep -q "ALERT: issuance log entry 1 does not match its stored hash" "$E2E_NET/na.log" || fail "the NA did not alert"
+# The console shows the log (size, root, last entries) and marks the changed entry damaged.
+console_log() {
+    /usr/bin/python3 - "$E2E_NA_URL" "$E2E_NET/tls.crt" "$(cat "$E2E_NET/console.token")" <<'PY'
+import json, ssl, sys, urllib.request
+url, ca, token = sys.argv[1:4]
+ctx = ssl.create_default_context(cafile=ca) if url.startswith("https") else None
+req = urllib.request.Request(url + "/console/api/state", headers={"Authorization": "Bearer " + token})
+log = json.load(urllib.request.urlopen(req, context=ctx, timeout=10))["log"]
+by = {e["index"]: e for e in log["entries"]}
+ok = (log["tree_size"] >= 2 and len(log["root_hash"]) == 64 and by[1]["intact"] is False and by[1]["kind"] is None
+      and by[0]["intact"] is True and by[0]["kind"] == "issue")
+print(json.dumps(log)[:400]); sys.exit(0 if ok else 1)
+PY
+}
+console_log >"$E2E_TMP/console-log.out" 2>&1 || fail "the console does not show the log with entry 1 damaged: $(cat "$E2E_TMP/console-log.out")"
 
 step "a rewritten history (entry and hash): the NA restarted serves the same size with another root"
 e2e_na_stop

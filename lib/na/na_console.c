@@ -2,7 +2,7 @@
  * page compiled into the library from lib/na/console/ (public: it shows nothing without the
  * token), and GET /console/api/state returns the NA's state as JSON to a holder of the
  * console token (D/console.token, "Authorization: Bearer <token>", compared in constant
- * time). The state has an ETag over its bytes, so the page polls with If-None-Match and
+ * time), the issuance log's size, root and last entries included. The state has an ETag over its bytes, so the page polls with If-None-Match and
  * gets a 304 while nothing changed. Invite tokens and private material never enter it. */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +24,7 @@
 #define CONSOLE_INVITES_MAX 500
 #define CONSOLE_AGENTS_MAX 1000
 #define CONSOLE_CRL_HISTORY 50
+#define CONSOLE_LOG_ENTRIES 50
 #define CONSOLE_TOKEN_BYTES 32
 
 _Static_assert(GM_NA_CONSOLE_TOKEN_LEN == 2 * CONSOLE_TOKEN_BYTES, "hex of the token bytes");
@@ -303,17 +304,21 @@ static int console_state(gm_na_t *na, int64_t now, json_t **out, gm_error *e)
         rc = gm_store_crls_foreach(na->store, CONSOLE_CRL_HISTORY, add_crl, history, e);
     if (rc == 0)
         rc = gm_store_agents_foreach(na->store, NULL, now - GM_CLOCK_SKEW_S, CONSOLE_AGENTS_MAX, add_agent, &ac, e);
+    json_t *log = NULL;
+    if (rc == 0)
+        rc = na_issuance_summary(na, CONSOLE_LOG_ENTRIES, &log, e);
     json_t *crl = rc == 0 ? crl_json(na, sc.by_cert) : NULL;
     if (rc == 0 && crl)
         json_object_set_new(crl, "history", json_incref(history));
-    *out = rc == 0 && crl ? json_pack("{s:o,s:O,s:b,s:O,s:O,s:o}", "network", network_json(na), "nodes", sc.nodes,
-                                      "nodes_truncated", sc.truncated, "invites", invites, "agents", ac.list,
-                                      "crl", crl)
+    *out = rc == 0 && crl ? json_pack("{s:o,s:O,s:b,s:O,s:O,s:o,s:O}", "network", network_json(na), "nodes",
+                                      sc.nodes, "nodes_truncated", sc.truncated, "invites", invites, "agents",
+                                      ac.list, "crl", crl, "log", log)
                           : NULL;
     if (rc == 0 && !*out) {
         json_decref(crl);
         rc = GM_ENOMEM;
     }
+    json_decref(log);
     if (rc == GM_ENOMEM)
         gm_error_set(e, GM_ENOMEM, "out of memory building the console state");
     json_decref(sc.nodes);

@@ -341,6 +341,9 @@ int na_genesis_promote(gm_na_t *na, const uint8_t key_pk[GM_PK_LEN], gm_error *e
 void na_genesis_free_versions(gm_na_t *na);
 int na_handle_log_checkpoint(na_req *r);  /* na_issuance.c */
 void na_issuance_free(gm_na_t *na);       /* na_issuance.c: the cached leaf hashes */
+/* The log's size, root and its last entries (newest first; an entry whose stored hash does not
+ * match shows intact false and nothing else), for the console (na_issuance.c). */
+int na_issuance_summary(gm_na_t *na, size_t last, json_t **out, gm_error *err);
 int na_handle_log_entries(na_req *r);     /* na_issuance.c */
 int na_handle_log_proof(na_req *r);       /* na_issuance.c */
 int na_handle_log_consistency(na_req *r); /* na_issuance.c */

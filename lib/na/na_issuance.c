@@ -166,6 +166,54 @@ static int current_checkpoint(na_req *r, uint64_t *size, char **text)
     return 0;
 }
 
+int na_issuance_summary(gm_na_t *na, size_t last, json_t **out, gm_error *err)
+{
+    uint64_t n = 0;
+    gm_merkle_hash root;
+    *out = NULL;
+    int rc = gm_store_log_size(na->store, &n, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&na->log_lock);
+    rc = cache_extend(na, n, err);
+    if (rc == 0) {
+        n = na->log_cache->n;
+        gm_merkle_frontier_root(&na->log_cache->front, root);
+    }
+    pthread_mutex_unlock(&na->log_lock);
+    if (rc != 0)
+        return rc;
+    char hex[2 * GM_MERKLE_HASH_LEN + 1];
+    gm_merkle_hex(root, hex);
+    json_t *entries = json_array();
+    for (uint64_t i = n > last ? n - last : 0; entries && i < n; i++) {
+        char *text = NULL;
+        gm_merkle_hash leaf, h;
+        if ((rc = gm_store_log_entry(na->store, i, &text, leaf, err)) != 0) {
+            json_decref(entries);
+            return rc;
+        }
+        gm_merkle_leaf_hash(text, strlen(text), h);
+        json_t *e = json_loads(text, 0, NULL);
+        free(text);
+        int intact = e && sodium_memcmp(h, leaf, GM_MERKLE_HASH_LEN) == 0;
+        json_array_append_new(entries, json_pack("{s:I,s:O,s:O,s:O,s:O,s:b}", "index", (json_int_t)i, "kind",
+                                                 intact ? json_object_get(e, "kind") : json_null(), "cert_id",
+                                                 intact ? json_object_get(e, "cert_id") : json_null(),
+                                                 "node_public_key",
+                                                 intact ? json_object_get(e, "node_public_key") : json_null(), "time",
+                                                 intact ? json_object_get(e, "time") : json_null(), "intact", intact));
+        json_decref(e);
+    }
+    /* Newest first, as the page lists them. */
+    json_t *rev = json_array();
+    for (size_t i = json_array_size(entries); rev && i > 0; i--)
+        json_array_append(rev, json_array_get(entries, i - 1));
+    json_decref(entries);
+    *out = rev ? json_pack("{s:I,s:s,s:o}", "tree_size", (json_int_t)n, "root_hash", hex, "entries", rev) : NULL;
+    return *out ? 0 : gm_error_set(err, GM_ENOMEM, "out of memory summarizing the issuance log");
+}
+
 int na_handle_log_checkpoint(na_req *r)
 {
     uint64_t n;

@@ -96,6 +96,13 @@ async function main() {
     const keyWindow = await page.textContent('#na-key-window');
     check(/^in (8\d|9\d) d/.test(keyExpiry) && keyWindow.includes(naKeyValidTo),
       'the NA key expiry is shown (' + keyExpiry + ', ' + keyWindow + ')');
+    // The issuance log: one "issue" entry per enrolled node at least, the renewal, the root.
+    const logKinds = await page.$$eval('#log tbody tr', (rows) => rows.map((r) => r.getAttribute('data-kind')));
+    check(logKinds.filter((k) => k === 'issue').length >= nodes.length && logKinds.includes('renew'),
+      'the issuance log lists the issued and renewed certificates (' + logKinds.join(',') + ')');
+    const logFacts = await page.textContent('#log-facts');
+    check(/Entries\s*\d+/.test(logFacts) && /[0-9a-f]{64}/.test(logFacts), 'the log shows its size and root hash');
+    const logBefore = await page.locator('#log tbody tr').count();
     const seqBefore = Number(await page.textContent('#crl-sequence'));
     check(await page.locator('#crl-history li').count() >= 1, 'the CRL history lists the published sequences');
 
@@ -132,6 +139,8 @@ async function main() {
     check(await page.locator(`#nodes tr[data-node-key="${renewed}"] details[open]`).count() === 1,
       'an opened certificate list stays open when the state changes');
     await page.waitForFunction((s) => Number(document.getElementById('crl-sequence').textContent) > s, seqBefore, { timeout: timeoutMs });
+    await page.waitForSelector('#log tbody tr[data-kind="revoke"]', { timeout: timeoutMs });
+    check(await page.locator('#log tbody tr').count() >= Math.min(logBefore + 1, 50), 'the revocation was appended to the log on the page');
     const crlText = await page.textContent('#crl tbody');
     check(crlText.includes('key_compromise'), 'the CRL lists the revocation with its reason');
     const others = nodes.filter((k) => k !== victim);

@@ -137,6 +137,17 @@
     $('crl-history').replaceChildren(...crl.history.map((h) =>
       el('li', { title: h.published_at }, '#' + h.sequence + ' · ' + h.published_at)));
 
+    const log = s.log;
+    facts($('log-facts'), [
+      ['Entries', String(log.tree_size)],
+      ['Root hash', el('span', { class: 'mono' }, log.root_hash)],
+    ]);
+    fill($('log').tBodies[0], log.entries.map((e) => el('tr', { 'data-index': String(e.index), 'data-kind': e.kind || 'damaged' },
+      el('td', {}, String(e.index)), el('td', {}, e.intact ? badge(e.kind) : badge('damaged')),
+      el('td', { class: 'mono' }, e.cert_id || '-'), keyCell(e.node_public_key),
+      el('td', {}, e.time ? rel(e.time) : '-'))));
+    $('log-empty').hidden = log.entries.length > 0;
+
     fill($('invites').tBodies[0], s.invites.map((i) => el('tr', { 'data-invite-id': i.id },
       el('td', { class: 'mono' }, i.id), el('td', {}, chips(i.roles)), el('td', {}, rel(i.created_at)),
       el('td', {}, rel(i.expires_at, 3600)), el('td', {}, i.max_validity_hours + ' h'))));
