@@ -41,7 +41,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port_file, na, cafile, ctrl = sys.argv[1:5]
 ctx = ssl.create_default_context(cafile=cafile)
 ctx.check_hostname = False  # the NA's certificate is checked, not its name
-PASS = ("Content-Type", "If-None-Match", "Authorization")
+PASS = ("Content-Type", "If-None-Match", "Authorization", "X-Node-Public-Key", "X-Node-Timestamp", "X-Node-Nonce",
+        "X-Node-Signature")
 class H(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
