@@ -104,7 +104,8 @@ done <"$LIST"
 all_tests="$(tr ' ' '\n' <<<"$all_tests" | sed '/^$/d' | sort -u | tr '\n' ' ')"
 echo "==> baseline: building and running the unmutated tree's tests: $all_tests" >&2
 base_targets=(genesis-mesh)
-for t in $all_tests; do [[ "$t" == test_* || "$t" == fuzz_* ]] && base_targets+=("$t"); done
+# (a *_pg test is its program run against PostgreSQL by tests/with_pg.sh: build the program)
+for t in $all_tests; do [[ "$t" == test_* || "$t" == fuzz_* ]] && base_targets+=("${t%_pg}"); done
 nice -n 10 cmake --build "$BUILD" -j"$JOBS" --target "${base_targets[@]}" >"$WORK/baseline.log" 2>&1 ||
     { tail -20 "$WORK/baseline.log" >&2; echo "mutate.sh: the unmutated tree does not build" >&2; exit 1; }
 if ! (cd "$BUILD" && ctest -R "^($(echo $all_tests | tr ' ' '|'))\$" --output-on-failure >>"$WORK/baseline.log" 2>&1); then
@@ -146,7 +147,7 @@ while IFS= read -r line || [ -n "$line" ]; do
     fi
     log="$WORK/mutation-$n.log"
     targets=(genesis-mesh)
-    for t in $tests; do [[ "$t" == test_* || "$t" == fuzz_* ]] && targets+=("$t"); done
+    for t in $tests; do [[ "$t" == test_* || "$t" == fuzz_* ]] && targets+=("${t%_pg}"); done
     verdict=""
     if ! nice -n 10 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}" >"$log" 2>&1; then
         verdict="no (does not build: fix the mutation)"
