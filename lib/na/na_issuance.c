@@ -166,6 +166,15 @@ static int current_checkpoint(na_req *r, uint64_t *size, char **text)
     return 0;
 }
 
+/* The stored entry text parsed, or NULL when it no longer matches its stored leaf hash (the
+ * database was changed behind the NA's back). */
+static json_t *entry_if_intact(const char *text, const gm_merkle_hash leaf)
+{
+    gm_merkle_hash h;
+    gm_merkle_leaf_hash(text, strlen(text), h);
+    return sodium_memcmp(h, leaf, GM_MERKLE_HASH_LEN) == 0 ? json_loads(text, 0, NULL) : NULL;
+}
+
 int na_issuance_summary(gm_na_t *na, size_t last, json_t **out, gm_error *err)
 {
     uint64_t n = 0;
@@ -185,32 +194,26 @@ int na_issuance_summary(gm_na_t *na, size_t last, json_t **out, gm_error *err)
         return rc;
     char hex[2 * GM_MERKLE_HASH_LEN + 1];
     gm_merkle_hex(root, hex);
+    /* Newest first, as the page lists them. */
     json_t *entries = json_array();
-    for (uint64_t i = n > last ? n - last : 0; entries && i < n; i++) {
+    for (uint64_t i = n; entries && i > 0 && n - i < last; i--) {
         char *text = NULL;
-        gm_merkle_hash leaf, h;
-        if ((rc = gm_store_log_entry(na->store, i, &text, leaf, err)) != 0) {
+        gm_merkle_hash leaf;
+        if ((rc = gm_store_log_entry(na->store, i - 1, &text, leaf, err)) != 0) {
             json_decref(entries);
             return rc;
         }
-        gm_merkle_leaf_hash(text, strlen(text), h);
-        json_t *e = json_loads(text, 0, NULL);
+        json_t *e = entry_if_intact(text, leaf);
         free(text);
-        int intact = e && sodium_memcmp(h, leaf, GM_MERKLE_HASH_LEN) == 0;
-        json_array_append_new(entries, json_pack("{s:I,s:O,s:O,s:O,s:O,s:b}", "index", (json_int_t)i, "kind",
-                                                 intact ? json_object_get(e, "kind") : json_null(), "cert_id",
-                                                 intact ? json_object_get(e, "cert_id") : json_null(),
-                                                 "node_public_key",
-                                                 intact ? json_object_get(e, "node_public_key") : json_null(), "time",
-                                                 intact ? json_object_get(e, "time") : json_null(), "intact", intact));
+        json_array_append_new(entries, json_pack("{s:I,s:O,s:O,s:O,s:O,s:b}", "index", (json_int_t)(i - 1), "kind",
+                                                 e ? json_object_get(e, "kind") : json_null(), "cert_id",
+                                                 e ? json_object_get(e, "cert_id") : json_null(), "node_public_key",
+                                                 e ? json_object_get(e, "node_public_key") : json_null(), "time",
+                                                 e ? json_object_get(e, "time") : json_null(), "intact", e != NULL));
         json_decref(e);
     }
-    /* Newest first, as the page lists them. */
-    json_t *rev = json_array();
-    for (size_t i = json_array_size(entries); rev && i > 0; i--)
-        json_array_append(rev, json_array_get(entries, i - 1));
-    json_decref(entries);
-    *out = rev ? json_pack("{s:I,s:s,s:o}", "tree_size", (json_int_t)n, "root_hash", hex, "entries", rev) : NULL;
+    *out = entries ? json_pack("{s:I,s:s,s:o}", "tree_size", (json_int_t)n, "root_hash", hex, "entries", entries)
+                   : NULL;
     return *out ? 0 : gm_error_set(err, GM_ENOMEM, "out of memory summarizing the issuance log");
 }
 
@@ -269,10 +272,7 @@ static int read_entry(na_req *r, uint64_t index, json_t **entry, gm_merkle_hash 
         return na_reply_error(r, 404, "unknown_entry", "%s", e.msg), -1;
     if (rc != 0)
         return na_reply_gm_error(r, &e), -1;
-    gm_merkle_hash h;
-    gm_merkle_leaf_hash(text, strlen(text), h);
-    json_error_t je;
-    *entry = sodium_memcmp(h, leaf, GM_MERKLE_HASH_LEN) == 0 ? json_loads(text, 0, &je) : NULL;
+    *entry = entry_if_intact(text, leaf);
     free(text);
     if (!*entry) {
         na_log(r->na, "ALERT: issuance log entry %llu does not match its stored hash: the database was changed",
