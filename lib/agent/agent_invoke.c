@@ -19,6 +19,8 @@
 
 static int is_request(const uint8_t *data, size_t len)
 {
+    if (!gm_json_may_hold(data, len, "capability_request"))
+        return 0;
     json_t *v = json_loadb((const char *)data, len, 0, NULL);
     const char *t = json_string_value(json_object_get(v, "type"));
     int r = t && !strcmp(t, "capability_request");

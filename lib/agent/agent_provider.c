@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gm/agent.h"
@@ -138,10 +139,28 @@ static const char *code_name(int rc)
  * requester can check the key that signs our steps. NULL (logged) when unusable. */
 static json_t *own_cert(gm_agent_provider *p)
 {
+    /* Read again only when the file changed (a renewal): not once per answer. */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static json_t *kept;
+    static struct stat kept_st;
     char path[1200];
+    struct stat st;
     gm_cert c;
     gm_error e = {0};
-    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) != 0 || gm_cert_load(path, &c, &e) != 0) {
+    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) == 0 && stat(path, &st) == 0) {
+        json_t *doc = NULL;
+        pthread_mutex_lock(&mu);
+        if (kept && st.st_ino == kept_st.st_ino && st.st_size == kept_st.st_size &&
+            st.st_mtim.tv_sec == kept_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == kept_st.st_mtim.tv_nsec)
+            doc = json_deep_copy(kept); /* a copy: the answers of other threads use theirs */
+        pthread_mutex_unlock(&mu);
+        if (doc)
+            return doc;
+    }
+    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) != 0 || stat(path, &st) != 0 ||
+        gm_cert_load(path, &c, &e) != 0) {
+        if (!e.msg[0])
+            gm_error_set(&e, GM_ENOTFOUND, "%s: %s", path, strerror(errno));
         plog(p, "warn", "no_certificate", "answers will be rejected: %s", e.msg);
         return NULL;
     }
@@ -152,6 +171,13 @@ static json_t *own_cert(gm_agent_provider *p)
     else
         doc = json_incref(c.doc);
     gm_cert_free(&c);
+    if (doc) {
+        pthread_mutex_lock(&mu);
+        json_decref(kept);
+        kept = json_deep_copy(doc);
+        kept_st = st;
+        pthread_mutex_unlock(&mu);
+    }
     return doc;
 }
 
@@ -341,12 +367,14 @@ static void dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN], const 
     if (len > GM_AGENT_MSG_MAX)
         return;
     /* Responses to our own outgoing calls (planner) share the port: not for the loop. */
-    json_t *v = json_loadb((const char *)data, len, 0, NULL);
-    const char *t = json_string_value(json_object_get(v, "type"));
-    int is_resp = t && !strcmp(t, "capability_response");
-    json_decref(v);
-    if (is_resp)
-        return;
+    if (gm_json_may_hold(data, len, "capability_response")) {
+        json_t *v = json_loadb((const char *)data, len, 0, NULL);
+        const char *t = json_string_value(json_object_get(v, "type"));
+        int is_resp = t && !strcmp(t, "capability_response");
+        json_decref(v);
+        if (is_resp)
+            return;
+    }
     struct job *j = calloc(1, sizeof *j);
     if (!j || !(j->data = malloc(len + 1))) {
         free(j);
