@@ -1,6 +1,7 @@
 /* Invocation: a capability_request goes to the provider's node key through our own node's
- * local API (routed and end-to-end encrypted by the mesh); we wait for the matching
- * response until the request's deadline, never longer. */
+ * local API (routed and end-to-end encrypted by the mesh) on one connection, subscribed with
+ * binary frames and carrying the request as a send frame (JSON with a node without frames);
+ * we wait for the matching response until the request's deadline, never longer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

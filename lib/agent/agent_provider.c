@@ -1,7 +1,7 @@
 /* The provider loop: register the agent's descriptor with the NA (and refresh it before it
- * expires), subscribe to the mesh port "capability" on the local node, run the handler for
- * each request in its own thread, answer with signed provenance, and unregister on a
- * clean shutdown. */
+ * expires), subscribe to the mesh port "capability" on the local node (binary frames), run the
+ * handler for each request in its own thread, answer with signed provenance on the same
+ * subscribed connection, and unregister on a clean shutdown. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
