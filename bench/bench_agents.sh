@@ -6,7 +6,10 @@
 #   2. discovery queries/s at the NA (GET /agents?capability=...).
 # Every invocation includes discovery (cached per capability for GM_AGENT_DISCOVERY_TTL_MS while
 # the node's CRL is unchanged) and the requester's own certificate and CRL checks; the targets
-# of issue 10 (direct < 1 ms, planner < 3 ms p50) are printed next to the p50 with the ratio.
+# of issue 10 (direct < 1 ms, planner < 3 ms p50) are printed next to the p50 with the ratio,
+# and so is the limit measured in the same run: the round trip of a bare message over the same
+# mesh path (an echo client on the provider's node instead of an agent); with each figure the
+# CPU per call of the processes on the path (node, hub, agent, this requester).
 # Knobs: BENCH_RUNS (3), BENCH_N (200). Run via bench/run.sh agents, or with GM_BIN set.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -34,11 +37,24 @@ agent_start repo-agent-a repo repo.summary --fixture "$here/../examples/repo-a.j
 LLM_API_KEY=sk-bench agent_start llm-1 llm llm.chat
 agent_start planner-1 planner planner.answer
 R="$(node_dir researcher)"
+# The limit of a direct call: a bare 1 KiB message over the same path (researcher -> hub ->
+# repo's node -> an echo client on the local API, binary frames, and back), no agent logic.
+"$BENCH" --dir "$(node_dir repo)" --echo >"$E2E_TMP/echo.log" 2>&1 &
+E2E_PIDS+=("$!")
+echo "bare mesh round trip (the same path, an echo client instead of an agent):"
+ping_out="$("$BENCH" --dir "$R" --ping "$(node_key repo)" --n "$N" --runs "$RUNS" \
+    --cpu "researcher-node=${NODE_PID[researcher]},hub=${NODE_PID[hub]},repo-node=${NODE_PID[repo]}")"
+echo "$ping_out"
+rtt="$(echo "$ping_out" | awk '/bare mesh round trip/ {for (i = 1; i < NF; i++) if ($i == "p50") print $(i + 1); exit}')"
+cpu_direct="researcher-node=${NODE_PID[researcher]},hub=${NODE_PID[hub]}"
 echo "direct call over the mesh (1 hop via the hub):"
-"$BENCH" --dir "$R" --invoke repo.summary --n "$N" --runs "$RUNS" --target-ms 1
-"$BENCH" --dir "$R" --invoke llm.chat --input-json '{"prompt":"bench"}' --n "$N" --runs "$RUNS" --target-ms 1
+"$BENCH" --dir "$R" --invoke repo.summary --n "$N" --runs "$RUNS" --target-ms 1 --limit-ms "$rtt" \
+    --cpu "$cpu_direct,repo-node=${NODE_PID[repo]},repo-agent=${AGENT_PID[repo-agent-a]}"
+"$BENCH" --dir "$R" --invoke llm.chat --input-json '{"prompt":"bench"}' --n "$N" --runs "$RUNS" --target-ms 1 \
+    --limit-ms "$rtt" --cpu "$cpu_direct,llm-node=${NODE_PID[llm]},llm-agent=${AGENT_PID[llm-1]}"
 echo "planner-composed call (planner discovers and calls repo.summary and llm.chat):"
-"$BENCH" --dir "$R" --invoke planner.answer --n "$((N / 2))" --runs "$RUNS" --target-ms 3
+"$BENCH" --dir "$R" --invoke planner.answer --n "$((N / 2))" --runs "$RUNS" --target-ms 3 --limit-ms "$rtt" \
+    --cpu "$cpu_direct,planner-node=${NODE_PID[planner]},planner=${AGENT_PID[planner-1]},repo-agent=${AGENT_PID[repo-agent-a]},llm-agent=${AGENT_PID[llm-1]}"
 echo "discovery at the NA:"
 "$BENCH" --dir "$R" --discover repo.summary --n "$((N * 5))" --runs "$RUNS"
 e2e_finish 2>/dev/null

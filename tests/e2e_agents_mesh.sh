@@ -51,6 +51,17 @@ json_ok 'len(d) == 1 and d[0]["descriptor"]["agent_id"] == "llm-1" and d[0]["che
 gm agents --dir "$(node_dir researcher)" --capability repo.summary --json 2>>"$ASK_ALL" | tee -a "$ASK_ALL" |
     json_ok '[r["descriptor"]["agent_id"] for r in d] == ["repo-agent-a", "repo-agent-b"]' || fail "exact tag match"
 
+step "a provider answers on its subscription: no local-API connection per answer"
+accepted_before="$(node_metric ra '^api_accepted$')"
+frames_before="$(node_metric ra '^api_frames_in$')"
+for i in 1 2 3; do ask_ok "ask repo.summary ($i)" "provider: repo-agent-a" repo.summary "q$i" --dir "$(node_dir researcher)"; done
+accepted_after="$(node_metric ra '^api_accepted$')"
+frames_after="$(node_metric ra '^api_frames_in$')"
+# the only new connections to ra's node are two status reads of node_metric itself
+[ $((accepted_after - accepted_before)) -le 2 ] ||
+    fail "ra's node accepted $((accepted_after - accepted_before)) local-API connections for 3 answers"
+[ $((frames_after - frames_before)) -ge 3 ] || fail "the 3 answers were not sent as binary frames"
+
 step "clear errors, never a hang"
 ask_fails "unknown capability" "no usable provider of nothing.here \(0 listed" nothing.here "x" --dir "$(node_dir researcher)"
 python3 -c 'import json; print(json.dumps({"prompt": "x" * 40000}))' >"$E2E_TMP/big.json"

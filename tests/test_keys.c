@@ -139,6 +139,29 @@ static void test_verify_refuses_tampered_message_wrong_key_and_bad_encoding(void
     assert_int_equal(gm_verify_b64(k.pk, (const uint8_t *)msg, 5, bad, &err), GM_EFORMAT);
 }
 
+/* Successes are remembered (lib/core/keys.c): a signature that verified, even many times,
+ * never makes another message, key or signature pass. */
+static void test_remembered_verification_never_lets_a_tampered_one_pass(void **state)
+{
+    (void)state;
+    gm_signer k, other;
+    gm_error err = {0};
+    char sig[GM_SIG_B64_LEN + 1], bad[GM_SIG_B64_LEN + 1];
+    const char *msg = "remembered";
+    signer_from(0x40, "k", &k);
+    signer_from(0x60, "o", &other);
+    gm_sign_b64(&k, (const uint8_t *)msg, 10, sig);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gm_verify_b64(k.pk, (const uint8_t *)msg, 10, sig, &err), 0);
+    assert_int_equal(gm_verify_b64(k.pk, (const uint8_t *)"rememberee", 10, sig, &err), GM_ESIG);
+    assert_int_equal(gm_verify_b64(k.pk, (const uint8_t *)msg, 9, sig, &err), GM_ESIG);
+    assert_int_equal(gm_verify_b64(other.pk, (const uint8_t *)msg, 10, sig, &err), GM_ESIG);
+    memcpy(bad, sig, sizeof bad);
+    bad[20] = bad[20] == 'A' ? 'B' : 'A';
+    assert_int_equal(gm_verify_b64(k.pk, (const uint8_t *)msg, 10, bad, &err), GM_ESIG);
+    assert_int_equal(gm_verify_b64(k.pk, (const uint8_t *)msg, 10, sig, &err), 0);
+}
+
 static void test_generated_keys_differ_and_sign(void **state)
 {
     (void)state;
@@ -321,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_spec_seed_vectors_give_spec_public_keys),
         cmocka_unit_test(test_spec_signature_vectors_reproduced_exactly),
         cmocka_unit_test(test_verify_refuses_tampered_message_wrong_key_and_bad_encoding),
+        cmocka_unit_test(test_remembered_verification_never_lets_a_tampered_one_pass),
         cmocka_unit_test(test_generated_keys_differ_and_sign),
         cmocka_unit_test(test_saved_key_file_is_mode_0600_even_with_open_umask),
         cmocka_unit_test(test_save_refuses_overwrite_without_force),

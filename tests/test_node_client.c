@@ -226,7 +226,122 @@ static void script_json_subscriber(int fd, server *s)
     sleep_ms(200);
 }
 
+/* One connection for a call: subscribe with frames, then a send frame on the same connection
+ * (no confirmation asked); the node answers with a message frame from the destination, a
+ * send_failed for another seq that is not ours, then (second round) a bad frame. */
+static void script_call_on_one_connection(int fd, server *s)
+{
+    static const uint8_t answer[] = {2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0,
+                                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'p', 'o', 'k'};
+    static const uint8_t bad[] = {2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0,
+                                  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'o', 'k'};
+    size_t want = 44 + 1 + 2, k = 0;
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"subscribe\"}\n");
+    while (k < want) {
+        ssize_t r = read(fd, s->frame + k, want - k);
+        if (r <= 0)
+            return;
+        k += (size_t)r;
+    }
+    say(fd, "{\"event\":\"send_failed\",\"seq\":9,\"error\":{\"code\":\"no_route\",\"message\":\"x\"}}\n");
+    write_all(fd, (const char *)answer, sizeof answer);
+    say(fd, "{\"event\":\"send_failed\",\"seq\":1,\"error\":{\"code\":\"no_route\",\"message\":\"gone\"}}\n");
+    write_all(fd, (const char *)bad, sizeof bad);
+    sleep_ms(200);
+}
+
+/* A node without frames: the send is a JSON line with the id send-<seq>, refused by id. */
+static void script_call_json_fallback(int fd, server *s)
+{
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"subscribe\"}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"send-3\"}\n");
+    say(fd, "{\"event\":\"message\",\"from\":\"AQIDAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"port\":\"p\",\"data\":\"b2s=\"}\n");
+    say(fd, "{\"ok\":false,\"id\":\"send-3\",\"error\":{\"code\":\"too_big\",\"message\":\"big\"}}\n");
+    sleep_ms(200);
+}
+
 /* ---- tests ---- */
+
+static void test_call_sends_and_reads_on_its_subscription(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    json_t *line;
+    gm_node_msg m;
+    uint8_t to[GM_PK_LEN] = {1, 2, 3};
+    server_start(&s, script_call_on_one_connection);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    assert_int_equal(gm_node_conn_frames(c), 1);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "hi", 2, 1, &err), 0);
+    /* a failure of another send is not ours */
+    assert_int_equal(gm_node_conn_read_msg(c, &line, &m, 10000, &err), 0);
+    assert_int_equal(gm_node_conn_post_failed(line, 1, to, &err), 0);
+    json_decref(line);
+    assert_int_equal(gm_node_conn_read_msg(c, &line, &m, 10000, &err), 1);
+    assert_memory_equal(m.from, to, GM_PK_LEN);
+    assert_int_equal(m.len, 2);
+    assert_memory_equal(m.data, "ok", 2);
+    assert_int_equal(gm_node_conn_read_msg(c, &line, &m, 10000, &err), 0);
+    assert_int_equal(gm_node_conn_post_failed(line, 1, to, &err), GM_ENET);
+    assert_non_null(strstr(err.msg, "no_route"));
+    assert_non_null(strstr(err.msg, "gone"));
+    json_decref(line);
+    /* a frame the client cannot follow is a clear error, not a hang or a guess */
+    assert_int_equal(gm_node_conn_read_msg(c, &line, &m, 10000, &err), GM_EPROTO);
+    assert_non_null(strstr(err.msg, "bad frame"));
+    gm_node_conn_close(c);
+    server_join(&s);
+    /* send, no confirmation asked, port length 1, seq 1, 2 bytes, the key, the port, the payload */
+    static const uint8_t head[12] = {1, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 2};
+    assert_memory_equal(s.frame, head, sizeof head);
+    assert_memory_equal(s.frame + 12, to, GM_PK_LEN);
+    assert_memory_equal(s.frame + 44, "phi", 3);
+}
+
+static void test_call_on_a_node_without_frames_uses_json(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    json_t *line;
+    gm_node_msg m;
+    uint8_t to[GM_PK_LEN] = {1, 2, 3};
+    server_start(&s, script_call_json_fallback);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    assert_int_equal(gm_node_conn_frames(c), 0);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "hi", 2, 3, &err), 0);
+    assert_int_equal(gm_node_conn_read_msg(c, &line, &m, 10000, &err), 0);
+    assert_int_equal(gm_node_conn_post_failed(line, 3, to, &err), 0); /* {"ok":true}: taken */
+    json_decref(line);
+    assert_int_equal(gm_node_conn_read_msg(c, &line, &m, 10000, &err), 1);
+    assert_memory_equal(m.from, to, 3);
+    assert_int_equal(m.len, 2);
+    assert_memory_equal(m.data, "ok", 2);
+    assert_int_equal(gm_node_conn_read_msg(c, &line, &m, 10000, &err), 0);
+    assert_int_equal(gm_node_conn_post_failed(line, 4, to, &err), 0); /* another send's answer */
+    assert_int_equal(gm_node_conn_post_failed(line, 3, to, &err), GM_EPROTO);
+    assert_non_null(strstr(err.msg, "too_big"));
+    json_decref(line);
+    gm_node_conn_close(c);
+    server_join(&s);
+    json_t *sent = json_loads(s.got, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(sent, "op")), "send");
+    assert_string_equal(json_string_value(json_object_get(sent, "id")), "send-3");
+    assert_string_equal(json_string_value(json_object_get(sent, "data")), "aGk=");
+    json_decref(sent);
+}
 
 static void test_messages_arrive_as_raw_bytes_with_frames_or_json(void **state)
 {
@@ -508,6 +623,8 @@ int main(void)
         cmocka_unit_test(test_server_closing_mid_answer_is_an_error),
         cmocka_unit_test(test_send_refusals_become_errors),
         cmocka_unit_test(test_messages_arrive_as_raw_bytes_with_frames_or_json),
+        cmocka_unit_test(test_call_sends_and_reads_on_its_subscription),
+        cmocka_unit_test(test_call_on_a_node_without_frames_uses_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -36,6 +36,8 @@ typedef struct cache_entry {
     int allowed;          /* the access policy lets this node call cap */
     char why[300];        /* why not */
     int64_t at_ms;
+    gm_time *ok_until;    /* per listed item: its signatures, liveness and certificate checked
+                             under this CRL hold until then (zero: not checked yet) */
 } cache_entry;
 
 struct gm_agent_cache {
@@ -71,6 +73,7 @@ static void cache_drop_listings(struct gm_agent_cache *k)
 {
     for (size_t i = 0; i < CACHE_CAPS; i++) {
         json_decref(k->e[i].listing);
+        free(k->e[i].ok_until);
         memset(&k->e[i], 0, sizeof k->e[i]);
     }
 }
@@ -280,10 +283,14 @@ static int cand_cmp(const void *a, const void *b)
     return memcmp(x->desc.node_pk, y->desc.node_pk, GM_PK_LEN);
 }
 
+/* ok_until (may be NULL): until when the item passed its checks under this CRL before (they are
+ * then skipped: two Ed25519 verifications and canonical dumps), set when it passes them now. */
 static void check_one(gm_agent_candidate *cd, const json_t *item, const char *cap, const gm_genesis *const gs[],
-                      size_t k, const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude)
+                      size_t k, const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
+                      gm_time *ok_until)
 {
     gm_error e = {0};
+    int checked = ok_until && gm_time_cmp(&now, ok_until) < 0;
     const json_t *dj = json_object_get(item, "descriptor"), *cj = json_object_get(item, "certificate");
 #define REJECT(...)                                                                                                    \
     do {                                                                                                               \
@@ -292,13 +299,13 @@ static void check_one(gm_agent_candidate *cd, const json_t *item, const char *ca
     } while (0)
     if (gm_agent_desc_from_json(dj, &cd->desc, &e) != 0)
         REJECT("malformed descriptor: %.500s", e.msg);
-    if (gm_agent_desc_verify(&cd->desc, &e) != 0)
+    if (!checked && gm_agent_desc_verify(&cd->desc, &e) != 0)
         REJECT("%.500s", e.msg);
     if (strcmp(cd->desc.network_name, gs[0]->network_name) != 0)
         REJECT("descriptor is for network '%s'", cd->desc.network_name);
     if (!gm_agent_desc_has_cap(&cd->desc, cap))
         REJECT("does not offer %s", cap);
-    if (gm_agent_desc_check_live(&cd->desc, now, &e) != 0)
+    if (!checked && gm_agent_desc_check_live(&cd->desc, now, &e) != 0)
         REJECT("%.500s", e.msg);
     if (!cj)
         REJECT("the NA sent no certificate for it");
@@ -306,8 +313,11 @@ static void check_one(gm_agent_candidate *cd, const json_t *item, const char *ca
         REJECT("malformed certificate: %.500s", e.msg);
     if (memcmp(cd->cert.node_pk, cd->desc.node_pk, GM_PK_LEN) != 0)
         REJECT("certificate is for another key than the descriptor's");
-    if (gm_cert_verify_any(&cd->cert, gs, k, crl, now, &e) != 0)
+    if (!checked && gm_cert_verify_any(&cd->cert, gs, k, crl, now, &e) != 0)
         REJECT("%.500s", e.msg);
+    if (ok_until && !checked)
+        *ok_until = gm_time_cmp(&cd->desc.expires_at, &cd->cert.expires_at) < 0 ? cd->desc.expires_at
+                                                                                 : cd->cert.expires_at;
     for (size_t i = 0; i < n_exclude; i++)
         if (!memcmp(exclude[i], cd->desc.node_pk, GM_PK_LEN))
             REJECT("excluded (failed earlier in this call)");
@@ -323,9 +333,9 @@ int gm_agent_select(const json_t *listing, const char *capability, const gm_gene
     return gm_agent_select_any(listing, capability, gs, 1, crl, now, exclude, n_exclude, out, err);
 }
 
-int gm_agent_select_any(const json_t *listing, const char *capability, const gm_genesis *const gs[], size_t k,
-                        const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
-                        gm_agent_candidates *out, gm_error *err)
+static int select_checked(const json_t *listing, const char *capability, const gm_genesis *const gs[], size_t k,
+                          const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
+                          gm_time *ok_until, gm_agent_candidates *out, gm_error *err)
 {
     char cap[GM_AGENT_CAP_MAX + 1];
     memset(out, 0, sizeof *out);
@@ -345,11 +355,19 @@ int gm_agent_select_any(const json_t *listing, const char *capability, const gm_
     out->n = n;
     out->crl_sequence = crl ? crl->sequence : 0;
     for (size_t i = 0; i < n; i++) {
-        check_one(&out->v[i], json_array_get(listing, i), cap, gs, k, crl, now, exclude, n_exclude);
+        check_one(&out->v[i], json_array_get(listing, i), cap, gs, k, crl, now, exclude, n_exclude,
+                  ok_until ? &ok_until[i] : NULL);
         out->n_usable += out->v[i].usable;
     }
     qsort(out->v, n, sizeof *out->v, cand_cmp);
     return 0;
+}
+
+int gm_agent_select_any(const json_t *listing, const char *capability, const gm_genesis *const gs[], size_t k,
+                        const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
+                        gm_agent_candidates *out, gm_error *err)
+{
+    return select_checked(listing, capability, gs, k, crl, now, exclude, n_exclude, NULL, out, err);
 }
 
 int gm_agent_list(const char *na_url, const gm_signer *node, const char *capability, long timeout_ms, json_t **out,
@@ -444,8 +462,10 @@ static void cache_put(struct gm_agent_cache *k, const char *cap, json_t *listing
         if (!slot || k->e[i].at_ms < slot->at_ms)
             slot = &k->e[i];
     json_decref(slot->listing);
+    free(slot->ok_until);
     snprintf(slot->cap, sizeof slot->cap, "%s", cap);
     slot->listing = json_incref(listing);
+    slot->ok_until = calloc(json_array_size(listing) ? json_array_size(listing) : 1, sizeof *slot->ok_until);
     slot->allowed = allowed;
     snprintf(slot->why, sizeof slot->why, "%s", why);
     slot->at_ms = gm_mono_ms();
@@ -504,6 +524,51 @@ static int discover_inputs(const gm_agent_ctx *c, const char *cap, int fresh, js
     return 0;
 }
 
+/* A copy of the checks kept with listing when it is the cached one (NULL when not). */
+static gm_time *checks_get(const gm_agent_ctx *c, const json_t *listing)
+{
+    struct gm_agent_cache *k = c->cache;
+    gm_time *copy = NULL;
+    size_t n = json_array_size(listing);
+    if (!k)
+        return NULL;
+    pthread_mutex_lock(&k->lock);
+    for (size_t i = 0; i < CACHE_CAPS; i++)
+        if (k->e[i].listing == listing && k->e[i].ok_until && (copy = malloc((n ? n : 1) * sizeof *copy)) != NULL)
+            memcpy(copy, k->e[i].ok_until, n * sizeof *copy);
+    pthread_mutex_unlock(&k->lock);
+    return copy;
+}
+
+/* Keep the checks made on listing while it is still the cached one. */
+static void checks_put(const gm_agent_ctx *c, const json_t *listing, const gm_time *ok)
+{
+    struct gm_agent_cache *k = c->cache;
+    if (!k || !ok)
+        return;
+    pthread_mutex_lock(&k->lock);
+    for (size_t i = 0; i < CACHE_CAPS; i++)
+        if (k->e[i].listing == listing && k->e[i].ok_until)
+            memcpy(k->e[i].ok_until, ok, json_array_size(listing) * sizeof *ok);
+    pthread_mutex_unlock(&k->lock);
+}
+
+/* gm_agent_select_any on a listing, skipping the checks its items passed before under the
+ * same cached CRL. */
+static int select_cached(const gm_agent_ctx *c, const json_t *listing, const char *cap, const gm_crl *crl,
+                         const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude, gm_agent_candidates *out,
+                         gm_error *err)
+{
+    const gm_genesis *gs[3];
+    size_t k = gm_agent_ctx_trusted(c, gs);
+    gm_time *ok = checks_get(c, listing);
+    int rc = select_checked(listing, cap, gs, k, crl, gm_time_now(), exclude, n_exclude, ok, out, err);
+    if (rc == 0)
+        checks_put(c, listing, ok);
+    free(ok);
+    return rc;
+}
+
 int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8_t (*exclude)[GM_PK_LEN],
                       size_t n_exclude, gm_agent_candidates *out, gm_error *err)
 {
@@ -516,9 +581,7 @@ int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8
     if (rc != 0 ||
         (rc = discover_inputs(c, cap, n_exclude > 0, &listing, &crl, &allowed, why, sizeof why, &cached, err)) != 0)
         return rc;
-    const gm_genesis *gs[3];
-    size_t k = gm_agent_ctx_trusted(c, gs);
-    rc = gm_agent_select_any(listing, cap, gs, k, &crl, gm_time_now(), exclude, n_exclude, out, err);
+    rc = select_cached(c, listing, cap, &crl, exclude, n_exclude, out, err);
     if (rc == 0 && cached && out->n_usable == 0) {
         /* Nobody usable in the kept list (expired descriptors): ask the NA itself. */
         gm_agent_candidates_free(out);
@@ -526,7 +589,7 @@ int gm_agent_discover(const gm_agent_ctx *c, const char *capability, const uint8
         json_decref(listing);
         if ((rc = discover_inputs(c, cap, 1, &listing, &crl, &allowed, why, sizeof why, &cached, err)) != 0)
             return rc;
-        rc = gm_agent_select_any(listing, cap, gs, k, &crl, gm_time_now(), exclude, n_exclude, out, err);
+        rc = select_cached(c, listing, cap, &crl, exclude, n_exclude, out, err);
     }
     if (rc == 0 && out->n == 0 && !allowed) {
         /* The NA shows members only what their roles may call: say why the list is empty. */

@@ -1,6 +1,7 @@
 /* Invocation: a capability_request goes to the provider's node key through our own node's
- * local API (routed and end-to-end encrypted by the mesh); we wait for the matching
- * response until the request's deadline, never longer. */
+ * local API (routed and end-to-end encrypted by the mesh) on one connection, subscribed with
+ * binary frames and carrying the request as a send frame (JSON with a node without frames);
+ * we wait for the matching response until the request's deadline, never longer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,27 +18,11 @@
 /* Bound of one local API exchange (subscribe, send) with our own node. */
 #define LOCAL_API_TIMEOUT_MS 5000
 
-/* Decode an event's data (base64) into a malloc'd buffer. */
-static int event_data(const json_t *ev, char **out, size_t *outlen)
+static int is_request(const uint8_t *data, size_t len)
 {
-    const char *b64 = json_string_value(json_object_get(ev, "data"));
-    if (!b64 || strlen(b64) > gm_b64_len(GM_AGENT_MSG_MAX))
-        return -1;
-    size_t cap = strlen(b64) / 4 * 3 + 4;
-    char *d = malloc(cap + 1);
-    gm_error e = {0};
-    if (!d || gm_b64_decode(b64, (uint8_t *)d, cap, outlen, &e) != 0) {
-        free(d);
-        return -1;
-    }
-    d[*outlen] = '\0';
-    *out = d;
-    return 0;
-}
-
-static int is_request(const char *data, size_t len)
-{
-    json_t *v = json_loadb(data, len, 0, NULL);
+    if (!gm_json_may_hold(data, len, "capability_request"))
+        return 0;
+    json_t *v = json_loadb((const char *)data, len, 0, NULL);
     const char *t = json_string_value(json_object_get(v, "type"));
     int r = t && !strcmp(t, "capability_request");
     json_decref(v);
@@ -72,14 +57,16 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
     int rc = gm_agent_envelope_dump(req->doc, &msg, &mlen, err);
     if (rc != 0)
         return rc;
-    /* Subscribe before sending so a fast answer cannot slip past us. */
+    /* One connection: subscribed first (binary frames when the node has them) so a fast
+     * answer cannot slip past us, then the request sent on it; the node speaks only if the
+     * send fails. */
     if ((rc = gm_node_conn_open_path(sock, &conn, err)) != 0 ||
-        (rc = gm_node_conn_subscribe(conn, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
+        (rc = gm_node_conn_subscribe_frames(conn, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
         gm_node_conn_close(conn);
         free(msg);
         return rc;
     }
-    rc = gm_node_api_send(sock, provider, GM_AGENT_PORT, msg, mlen, LOCAL_API_TIMEOUT_MS, err);
+    rc = gm_node_conn_post(conn, provider, GM_AGENT_PORT, msg, mlen, 1, err);
     free(msg);
     if (rc != 0) {
         gm_node_conn_close(conn);
@@ -93,27 +80,29 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
                               req->capability);
             break;
         }
-        json_t *ev = NULL;
-        rc = gm_node_conn_read(conn, &ev, left > INT32_MAX ? INT32_MAX : (int)left, err);
+        json_t *line = NULL;
+        gm_node_msg m;
+        rc = gm_node_conn_read_msg(conn, &line, &m, left > INT32_MAX ? INT32_MAX : (int)left, err);
         if (rc == GM_ETIMEOUT)
             continue;
-        if (rc != 0)
+        if (rc == 0) { /* a JSON line: only a failure of our send matters */
+            rc = gm_node_conn_post_failed(line, 1, provider, err);
+            json_decref(line);
+            if (rc != 0) {
+                gm_error_prefix(err, "provider %.12s... unreachable", ppk);
+                break;
+            }
+            continue;
+        }
+        if (rc < 0)
             break;
-        const char *from = json_string_value(json_object_get(ev, "from"));
-        char *data = NULL;
-        size_t dlen = 0;
-        if (!json_object_get(ev, "event") || !from || strcmp(from, ppk) != 0 || event_data(ev, &data, &dlen) != 0) {
-            json_decref(ev);
+        if (memcmp(m.from, provider, GM_PK_LEN) != 0 || strcmp(m.port, GM_AGENT_PORT) != 0 ||
+            m.len > GM_AGENT_MSG_MAX)
             continue;
-        }
-        json_decref(ev);
-        if (is_request(data, dlen)) { /* the provider node asking us something: not our answer */
-            free(data);
+        if (is_request(m.data, m.len)) /* the provider node asking us something: not our answer */
             continue;
-        }
         gm_error pe = {0};
-        rc = gm_agent_response_parse(data, dlen, resp, &pe);
-        free(data);
+        rc = gm_agent_response_parse((const char *)m.data, m.len, resp, &pe);
         if (rc != 0) {
             rc = gm_error_set(err, GM_EPROTO, "provider %.12s... answered garbage: %s", ppk, pe.msg);
             break;

@@ -1,7 +1,7 @@
 /* The provider loop: register the agent's descriptor with the NA (and refresh it before it
- * expires), subscribe to the mesh port "capability" on the local node, run the handler for
- * each request in its own thread, answer with signed provenance, and unregister on a
- * clean shutdown. */
+ * expires), subscribe to the mesh port "capability" on the local node (binary frames), run the
+ * handler for each request in its own thread, answer with signed provenance on the same
+ * subscribed connection, and unregister on a clean shutdown. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gm/agent.h"
@@ -111,6 +112,11 @@ struct job {
 };
 
 static atomic_int g_inflight;
+/* The loop's subscribed connection, on which the jobs also send their answers (one writer at
+ * a time); NULL while the node is away. A process runs one provider loop. */
+static pthread_mutex_t g_conn_mu = PTHREAD_MUTEX_INITIALIZER;
+static gm_node_conn_t *g_conn;
+static atomic_uint g_seq;
 
 static const char *code_name(int rc)
 {
@@ -133,10 +139,28 @@ static const char *code_name(int rc)
  * requester can check the key that signs our steps. NULL (logged) when unusable. */
 static json_t *own_cert(gm_agent_provider *p)
 {
+    /* Read again only when the file changed (a renewal): not once per answer. */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static json_t *kept;
+    static struct stat kept_st;
     char path[1200];
+    struct stat st;
     gm_cert c;
     gm_error e = {0};
-    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) != 0 || gm_cert_load(path, &c, &e) != 0) {
+    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) == 0 && stat(path, &st) == 0) {
+        json_t *doc = NULL;
+        pthread_mutex_lock(&mu);
+        if (kept && st.st_ino == kept_st.st_ino && st.st_size == kept_st.st_size &&
+            st.st_mtim.tv_sec == kept_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == kept_st.st_mtim.tv_nsec)
+            doc = json_deep_copy(kept); /* a copy: the answers of other threads use theirs */
+        pthread_mutex_unlock(&mu);
+        if (doc)
+            return doc;
+    }
+    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) != 0 || stat(path, &st) != 0 ||
+        gm_cert_load(path, &c, &e) != 0) {
+        if (!e.msg[0])
+            gm_error_set(&e, GM_ENOTFOUND, "%s: %s", path, strerror(errno));
         plog(p, "warn", "no_certificate", "answers will be rejected: %s", e.msg);
         return NULL;
     }
@@ -147,6 +171,13 @@ static json_t *own_cert(gm_agent_provider *p)
     else
         doc = json_incref(c.doc);
     gm_cert_free(&c);
+    if (doc) {
+        pthread_mutex_lock(&mu);
+        json_decref(kept);
+        kept = json_deep_copy(doc);
+        kept_st = st;
+        pthread_mutex_unlock(&mu);
+    }
     return doc;
 }
 
@@ -229,7 +260,13 @@ static void reply(gm_agent_provider *p, const uint8_t to[GM_PK_LEN], const char 
         text = strdup("this is not a capability_response {");
         len = strlen(text);
     }
-    if (gm_node_api_send(p->ctx.sock, to, GM_AGENT_PORT, text, len, LOCAL_API_TIMEOUT_MS, &e) != 0)
+    /* On the subscription (a failure comes back to the loop, which logs it); a connection of
+     * its own only while the loop has none. */
+    pthread_mutex_lock(&g_conn_mu);
+    rc = g_conn ? gm_node_conn_post(g_conn, to, GM_AGENT_PORT, text, len, atomic_fetch_add(&g_seq, 1) + 1, &e)
+                : GM_EIO;
+    pthread_mutex_unlock(&g_conn_mu);
+    if (rc != 0 && gm_node_api_send(p->ctx.sock, to, GM_AGENT_PORT, text, len, LOCAL_API_TIMEOUT_MS, &e) != 0)
         plog(p, "warn", "reply_failed", "request %s: %s", rid, e.msg);
     free(text);
 }
@@ -321,42 +358,42 @@ done:
     return NULL;
 }
 
-static void dispatch(gm_agent_provider *p, const json_t *ev)
+/* Run a request that arrived from `from` in a thread of its own; note: the access policy's
+ * rule that let it in (JSON events only), or NULL. */
+static void dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN], const uint8_t *data, size_t len,
+                     const json_t *note)
 {
-    const char *from = json_string_value(json_object_get(ev, "from"));
-    const char *b64 = json_string_value(json_object_get(ev, "data"));
-    if (!from || !b64 || strlen(b64) > gm_b64_len(GM_AGENT_MSG_MAX))
+    char fpk[GM_PK_B64_LEN + 1];
+    if (len > GM_AGENT_MSG_MAX)
         return;
-    struct job *j = calloc(1, sizeof *j);
-    size_t cap = strlen(b64) / 4 * 3 + 4;
-    gm_error e = {0};
-    if (!j || !(j->data = malloc(cap + 1)) || gm_pk_decode(from, j->from, &e) != 0 ||
-        gm_b64_decode(b64, (uint8_t *)j->data, cap, &j->len, &e) != 0) {
-        if (j)
-            free(j->data);
-        free(j);
-        return;
-    }
-    j->data[j->len] = '\0';
-    const json_t *au = json_object_get(ev, "authorized");
-    if (json_is_object(au))
-        snprintf(j->authorized, sizeof j->authorized, "access policy %lld, %s",
-                 (long long)json_integer_value(json_object_get(au, "sequence")),
-                 json_string_value(json_object_get(au, "rule")) ? json_string_value(json_object_get(au, "rule")) : "?");
     /* Responses to our own outgoing calls (planner) share the port: not for the loop. */
-    json_t *v = json_loadb(j->data, j->len, 0, NULL);
-    const char *t = json_string_value(json_object_get(v, "type"));
-    int is_resp = t && !strcmp(t, "capability_response");
-    json_decref(v);
-    if (is_resp) {
-        free(j->data);
+    if (gm_json_may_hold(data, len, "capability_response")) {
+        json_t *v = json_loadb((const char *)data, len, 0, NULL);
+        const char *t = json_string_value(json_object_get(v, "type"));
+        int is_resp = t && !strcmp(t, "capability_response");
+        json_decref(v);
+        if (is_resp)
+            return;
+    }
+    struct job *j = calloc(1, sizeof *j);
+    if (!j || !(j->data = malloc(len + 1))) {
         free(j);
         return;
     }
+    memcpy(j->data, data, len);
+    j->data[len] = '\0';
+    j->len = len;
+    memcpy(j->from, from, GM_PK_LEN);
+    if (json_is_object(note))
+        snprintf(j->authorized, sizeof j->authorized, "access policy %lld, %s",
+                 (long long)json_integer_value(json_object_get(note, "sequence")),
+                 json_string_value(json_object_get(note, "rule")) ? json_string_value(json_object_get(note, "rule"))
+                                                                   : "?");
     j->p = p;
     if (atomic_fetch_add(&g_inflight, 1) >= p->max_inflight) {
         atomic_fetch_sub(&g_inflight, 1);
-        plog(p, "warn", "busy", "dropping a request from %.12s...: %d requests in flight", from, p->max_inflight);
+        gm_pk_encode(from, fpk);
+        plog(p, "warn", "busy", "dropping a request from %.12s...: %d requests in flight", fpk, p->max_inflight);
         free(j->data);
         free(j);
         return;
@@ -373,15 +410,55 @@ static void dispatch(gm_agent_provider *p, const json_t *ev)
     pthread_attr_destroy(&at);
 }
 
+/* A JSON line of the subscription: a message event (a node without frames, or a request with
+ * an access-policy note), or the node's word on one of our answers. */
+static void dispatch_line(gm_agent_provider *p, const json_t *ev)
+{
+    const char *event = json_string_value(json_object_get(ev, "event"));
+    if (event && !strcmp(event, "message")) {
+        const char *from = json_string_value(json_object_get(ev, "from"));
+        const char *b64 = json_string_value(json_object_get(ev, "data"));
+        uint8_t pk[GM_PK_LEN];
+        if (!from || !b64 || strlen(b64) > gm_b64_len(GM_AGENT_MSG_MAX) || gm_pk_decode(from, pk, NULL) != 0)
+            return;
+        size_t cap = strlen(b64) / 4 * 3 + 4, len = 0;
+        uint8_t *data = malloc(cap);
+        if (data && gm_b64_decode(b64, data, cap, &len, NULL) == 0)
+            dispatch(p, pk, data, len, json_object_get(ev, "authorized"));
+        free(data);
+    } else if ((event && !strcmp(event, "send_failed")) || json_is_false(json_object_get(ev, "ok"))) {
+        const json_t *e = json_object_get(ev, "error");
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        plog(p, "warn", "reply_failed", "the node refused an answer: %s: %s",
+             json_string_value(json_object_get(e, "code")) ? json_string_value(json_object_get(e, "code")) : "?",
+             msg ? msg : "");
+    }
+}
+
 /* A new connection to the local node subscribed to the agent port (*out NULL on failure). */
 static int subscribe(gm_agent_provider *p, gm_node_conn_t **out, gm_error *err)
 {
     int rc = gm_node_conn_open_path(p->ctx.sock, out, err);
-    if (rc == 0 && (rc = gm_node_conn_subscribe(*out, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
+    if (rc == 0 && (rc = gm_node_conn_subscribe_frames(*out, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
         gm_node_conn_close(*out);
         *out = NULL;
     }
+    if (rc == 0) {
+        pthread_mutex_lock(&g_conn_mu);
+        g_conn = *out;
+        pthread_mutex_unlock(&g_conn_mu);
+    }
     return rc;
+}
+
+/* Close the subscription once no job is sending an answer on it. */
+static void unsubscribe(gm_node_conn_t **conn)
+{
+    pthread_mutex_lock(&g_conn_mu);
+    g_conn = NULL;
+    pthread_mutex_unlock(&g_conn_mu);
+    gm_node_conn_close(*conn);
+    *conn = NULL;
 }
 
 int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
@@ -401,7 +478,7 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
     }
     while ((rc = gm_agent_register(&p->ctx, p->capability, p->ttl_s, p->metadata, err)) != 0) {
         if (*p->stop || gm_mono_ms() > give_up || rc == GM_EDENIED || rc == GM_ESIG) {
-            gm_node_conn_close(conn);
+            unsubscribe(&conn);
             return rc;
         }
         gm_sleep_ms(300);
@@ -433,24 +510,28 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
             plog(p, "info", "resubscribed", "local node connection restored");
         }
         json_t *ev = NULL;
+        gm_node_msg m;
         gm_error e = {0};
-        int r = gm_node_conn_read(conn, &ev, 250, &e);
+        int r = gm_node_conn_read_unit(conn, &ev, &m, 250, &e);
         if (r == GM_ETIMEOUT)
             continue;
-        if (r != 0) {
+        if (r < 0) {
             plog(p, "warn", "node_lost", "%s; reconnecting", e.msg);
-            gm_node_conn_close(conn);
-            conn = NULL;
+            unsubscribe(&conn);
             continue;
         }
-        if (json_object_get(ev, "event"))
-            dispatch(p, ev);
+        if (r == 1)
+            dispatch(p, m.from, m.data, m.len, NULL);
+        else
+            dispatch_line(p, ev);
         json_decref(ev);
     }
-    gm_node_conn_close(conn);
+    /* The jobs still running answer on the subscription. */
     int64_t drain = gm_mono_ms() + DRAIN_WAIT_MS;
     while (atomic_load(&g_inflight) > 0 && gm_mono_ms() < drain)
         gm_sleep_ms(20);
+    if (conn)
+        unsubscribe(&conn);
     gm_error ue = {0};
     if (rc != GM_EREVOKED) {
         if (gm_agent_unregister(&p->ctx, &ue) == 0)

@@ -483,3 +483,57 @@ int gm_node_discover(const char *sock_path, const char *capability, int timeout_
     json_decref(resp);
     return rc;
 }
+
+int gm_node_conn_frames(const gm_node_conn_t *c)
+{
+    return c->frames;
+}
+
+int gm_node_conn_read_unit(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err)
+{
+    return read_unit(c, msg, m, timeout_ms, err);
+}
+
+int gm_node_conn_post(gm_node_conn_t *c, const uint8_t to[GM_PK_LEN], const char *port, const void *data, size_t len,
+                      uint32_t seq, gm_error *err)
+{
+    if (!gm_api_port_valid(port))
+        return gm_error_set(err, GM_EINVAL, "port \"%s\" must be 1-32 characters of [a-z0-9._-]", port);
+    if (c->frames) {
+        uint8_t head[GM_API_FRAME_HEAD_MAX];
+        size_t hl = gm_api_frame_head(head, GM_API_FRAME_SEND, 0, seq, (uint32_t)len, to, port);
+        struct iovec iov[2] = {{head, hl}, {(void *)data, len}};
+        return send_iov(c, iov, len ? 2 : 1, err);
+    }
+    /* A node without frames: the JSON `send`, its answer named by the id "send-<seq>". */
+    char pk[GM_PK_B64_LEN + 1], id[24];
+    char *b64 = malloc(gm_b64_len(len) + 1);
+    if (!b64)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    b64[0] = 0;
+    if (len)
+        gm_b64_encode(data, len, b64, gm_b64_len(len) + 1);
+    gm_pk_encode(to, pk);
+    snprintf(id, sizeof id, "send-%u", seq);
+    json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:s}", "op", "send", "id", id, "to", pk, "port", port, "data", b64);
+    free(b64);
+    int rc = req ? gm_node_conn_send(c, req, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
+    json_decref(req);
+    return rc;
+}
+
+int gm_node_conn_post_failed(const json_t *line, uint32_t seq, const uint8_t to[GM_PK_LEN], gm_error *err)
+{
+    const char *ev = json_string_value(json_object_get(line, "event"));
+    const json_t *id = json_object_get(line, "id");
+    char want[24], pk[GM_PK_B64_LEN + 1], what[128];
+    snprintf(want, sizeof want, "send-%u", seq);
+    int failed = ev ? !strcmp(ev, "send_failed") && json_integer_value(json_object_get(line, "seq")) == (json_int_t)seq
+                    : json_is_false(json_object_get(line, "ok")) &&
+                          (!id || json_is_null(id) || (json_is_string(id) && !strcmp(json_string_value(id), want)));
+    if (!failed)
+        return 0;
+    gm_pk_encode(to, pk);
+    snprintf(what, sizeof what, "sending to %.12s...", pk);
+    return answer_error(line, what, err);
+}

@@ -256,6 +256,11 @@ int gm_tls_pin_check(const char *s, gm_error *err) GM_MUST_CHECK;
 
 /* ---- utilities (util.c, gm/util.h) ---- */
 
+/* 0 when the JSON text data[0..len) cannot hold a string equal to text (its bytes occur
+ * nowhere and there is no \u escape that could spell them), else 1: a test that spares a
+ * parse of messages that are certainly something else. */
+int gm_json_may_hold(const void *data, size_t len, const char *text);
+
 /* Strict base64 decode of any length up to out_cap; *out_len receives the decoded length. */
 int gm_b64_decode(const char *in, uint8_t *out, size_t out_cap, size_t *out_len, gm_error *err) GM_MUST_CHECK;
 /* Strict decode: only "+/=" alphabet with padding, exactly expect_len bytes, nothing trailing. */

@@ -1,4 +1,5 @@
 /* Ed25519 keys and key files (formats.md "Keys"). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,12 +176,41 @@ void gm_sign_b64(const gm_signer *k, const uint8_t *msg, size_t len, char out[GM
     gm_b64_encode(sig, sizeof sig, out, GM_SIG_B64_LEN + 1);
 }
 
+/* Signatures that verified lately, by a BLAKE2b-256 of (key, signature, message): verifying is
+ * a pure function of those bytes, so a repeat (the same certificate in every answer of a
+ * provider, the certificates a planner passes on) costs a hash instead of an Ed25519 check.
+ * Only successes are kept; a fixed table, the slot chosen by the hash. */
+#define VERIFIED_SLOTS 256
+static pthread_mutex_t g_verified_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t g_verified[VERIFIED_SLOTS][crypto_generichash_BYTES];
+
+static void verified_key(const uint8_t pk[GM_PK_LEN], const uint8_t sig[GM_SIG_LEN], const uint8_t *msg, size_t len,
+                         uint8_t out[crypto_generichash_BYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+    crypto_generichash_update(&st, pk, GM_PK_LEN);
+    crypto_generichash_update(&st, sig, GM_SIG_LEN);
+    crypto_generichash_update(&st, msg, len);
+    crypto_generichash_final(&st, out, crypto_generichash_BYTES);
+}
+
 int gm_verify_b64(const uint8_t pk[GM_PK_LEN], const uint8_t *msg, size_t len, const char *sig_b64, gm_error *err)
 {
-    uint8_t sig[GM_SIG_LEN];
+    uint8_t sig[GM_SIG_LEN], key[crypto_generichash_BYTES];
     if (!sig_b64 || gm_b64_decode_exact(sig_b64, sig, sizeof sig, err) != 0)
         return gm_error_set(err, GM_EFORMAT, "signature is not 64 bytes of standard base64");
+    verified_key(pk, sig, msg, len, key);
+    size_t slot = ((size_t)key[0] | (size_t)key[1] << 8) % VERIFIED_SLOTS;
+    pthread_mutex_lock(&g_verified_lock);
+    int seen = sodium_memcmp(g_verified[slot], key, sizeof key) == 0;
+    pthread_mutex_unlock(&g_verified_lock);
+    if (seen)
+        return 0;
     if (crypto_sign_verify_detached(sig, msg, len, pk) != 0)
         return gm_error_set(err, GM_ESIG, "signature does not verify");
+    pthread_mutex_lock(&g_verified_lock);
+    memcpy(g_verified[slot], key, sizeof key);
+    pthread_mutex_unlock(&g_verified_lock);
     return 0;
 }

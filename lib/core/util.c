@@ -309,3 +309,20 @@ int gm_file_check_private(const char *path, int dir, gm_error *err)
                             (unsigned)(st.st_mode & 07777), dir ? "700" : "600", path);
     return 0;
 }
+
+/* 1 when needle[0..n) occurs in p[0..len) (n >= 1). */
+static int bytes_occur(const char *p, size_t len, const char *needle, size_t n)
+{
+    const char *end = p + len, *q = p;
+    while ((size_t)(end - q) >= n && (q = memchr(q, needle[0], (size_t)(end - q) - n + 1)) != NULL) {
+        if (!memcmp(q, needle, n))
+            return 1;
+        q++;
+    }
+    return 0;
+}
+
+int gm_json_may_hold(const void *data, size_t len, const char *text)
+{
+    return bytes_occur(data, len, text, strlen(text)) || bytes_occur(data, len, "\\u", 2);
+}

@@ -826,7 +826,9 @@ int node_agents_deliver(gm_node *n, const uint8_t from[GM_PK_LEN], const uint8_t
     gm_error e = {0};
     struct node_agents *a = n->agents;
     /* Only requests; a response or anything unparsable goes its usual way (requesters,
-     * and the agents that refuse garbage themselves). */
+     * and the agents that refuse garbage themselves). Answers are told without a parse. */
+    if (!gm_json_may_hold(data, len, "capability_request"))
+        return 0;
     if (len > GM_AGENT_MSG_MAX || gm_agent_request_parse((const char *)data, len, &r, &e) != 0) {
         /* A malformed request nobody here can judge would only fill the inbox: dropped. */
         json_t *v = json_loadb((const char *)data, len, 0, NULL);

@@ -847,6 +847,7 @@ static void on_api_connection(uv_stream_t *server, int status)
         client_close(c);
         return;
     }
+    n->m.api_accepted++;
     uv_read_start((uv_stream_t *)&c->pipe, client_alloc, on_read);
 }
 

@@ -207,6 +207,7 @@ typedef struct node_metrics {
     uint64_t api_held;                   /* DATA for us waited for a subscriber behind */
     uint64_t api_send_failed;            /* sends refused and reported to their sender */
     uint64_t api_frames_in, api_frames_out; /* binary frames on the local API */
+    uint64_t api_accepted;               /* local API connections accepted */
     uint64_t agents_unavailable;         /* requests for a capability no agent serves here any more */
     uint64_t links_duplicate;
     uint64_t bytes_in, bytes_out;

@@ -37,6 +37,7 @@ static const metric_def defs[] = {
     C(api_held, "times DATA for this node waited (its link not read) for a local subscriber that was behind"),
     C(api_send_failed, "local API sends refused and reported to their sender (no route, too big, ...)"),
     C(api_frames_in, "binary send frames received on the local API"),
+    C(api_accepted, "local API connections accepted"),
     C(api_frames_out, "binary message frames written on the local API"),
     C(agents_unavailable, "capability requests answered unavailable at once: no agent serves them here any more"),
     C(links_duplicate, "second links to an already connected peer"),

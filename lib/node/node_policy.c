@@ -277,7 +277,7 @@ static void count_capability(gm_node *n, const char *cap, int allowed)
 /* Without a policy every request passes; it is still counted. */
 static void count_unchecked(gm_node *n, const char *port, const uint8_t *data, size_t len)
 {
-    if (strcmp(port, "capability") != 0)
+    if (strcmp(port, "capability") != 0 || !gm_json_may_hold(data, len, "capability_request"))
         return;
     json_t *v = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
     const char *type = json_string_value(json_object_get(v, "type"));
@@ -303,7 +303,8 @@ static int admit(gm_node *n, const uint8_t from[GM_PK_LEN], const char *port, co
         denied(n, GM_POLICY_PORT, who, port, &d);
         return 0;
     }
-    if (strcmp(port, "capability") != 0)
+    /* Answers (they never spell "capability_request") pass without a parse. */
+    if (strcmp(port, "capability") != 0 || !gm_json_may_hold(data, len, "capability_request"))
         return 1;
     json_t *v = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
     const char *type = json_string_value(json_object_get(v, "type"));
