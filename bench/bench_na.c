@@ -34,8 +34,9 @@
 #define RUNS 3
 #define THREADS 4
 #define GC_RUNS 3
-static const int gc_clients[] = {1, 4, 32, 128};
-#define GC_N (sizeof gc_clients / sizeof gc_clients[0])
+#define GC_MAX 8
+static int gc_clients[GC_MAX] = {1, 4, 32, 128};
+static size_t gc_n = 4; /* --gc-clients */
 
 static void die(const char *what, const gm_error *err)
 {
@@ -332,13 +333,20 @@ int main(int argc, char **argv)
             fetches = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--gc-joins") && i + 1 < argc)
             gc_joins = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--gc-clients") && i + 1 < argc) {
+            char *p = argv[++i];
+            for (gc_n = 0; gc_n < GC_MAX && *p; p += *p == ',')
+                if ((gc_clients[gc_n++] = (int)strtol(p, &p, 10)) < 1 || (*p && *p != ',')) {
+                    fprintf(stderr, "bench_na: --gc-clients wants a list like 1,4,32\n");
+                    return 2;
+                }
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--plain-http"))
             plain = 1;
         else {
             fprintf(stderr, "usage: bench_na [--na URL --dir OPERATOR_DIR] [--bin GENESIS_MESH] [--joins N] "
-                            "[--fetches N] [--gc-joins N] [--plain-http] [--threads N]\n");
+                            "[--fetches N] [--gc-joins N] [--gc-clients 1,4,32,128] [--plain-http] [--threads N]\n");
             return 2;
         }
     }
@@ -392,7 +400,7 @@ int main(int argc, char **argv)
         printf("  4 KiB write + fdatasync in place in the NA's directory: %.0f us -> %.0f durable commits/s one after another\n", fs,
                1e6 / fs);
         double one = 0;
-        for (size_t k = 0; k < GC_N; k++) {
+        for (size_t k = 0; k < gc_n; k++) {
             double js[GC_RUNS], cpu[GC_RUNS], sy[GC_RUNS], cm[GC_RUNS], cl[GC_RUNS];
             for (int r = 0; r < GC_RUNS; r++) {
                 gc_result gr = measure_gc(&b, gc_clients[k], gc_joins);
