@@ -4,6 +4,7 @@
  * one Ed25519 verification on this machine. Medians of RUNS runs.
  *
  * usage: bench_na [--na URL --dir OPERATOR_DIR] [--bin GENESIS_MESH] [--joins N] [--fetches N]
+ *                 [--gc-joins N] [--gc-clients 1,4,32,128] [--plain-http] [--threads N]
  * Without --na it spawns its own NA: `genesis-mesh init` in a temp dir, then
  * `genesis-mesh na start --listen 127.0.0.1:0 --port-file ... --quiet` (binary from --bin,
  * else $GM_BIN, else ../genesis-mesh next to this program), and stops it at the end. */
