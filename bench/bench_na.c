@@ -11,6 +11,7 @@
 #include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,8 @@ static gc_result measure_gc(const bench *b, int clients, int n)
 /* A trivial request, `clients` threads at once: GET /health (its connection kept alive) or
  * POST /join with an empty object (refused with 400; a new connection each, as a join's).
  * What the NA spends on it is the transport's share of a join. */
+static _Atomic int triv_failed;
+
 typedef struct triv_job {
     const bench *b;
     int n, post;
@@ -286,12 +289,9 @@ static void *triv_thread(void *arg)
         gm_http_resp resp = {0};
         gm_http_req r = {.method = j->post ? "POST" : "GET", .url = url, .body = j->post ? "{}" : NULL,
                          .body_len = j->post ? 2 : 0};
-        if (gm_http_request(&r, &resp, &err) != 0)
-            die(j->post ? "POST /join" : "GET /health", &err);
-        if (resp.status != (j->post ? 400 : 200)) {
-            fprintf(stderr, "bench_na: %s answered %d\n", url, resp.status);
-            exit(1);
-        }
+        /* a failure is counted and shown, not fatal: exit() from one of many threads is no way out */
+        if (gm_http_request(&r, &resp, &err) != 0 || resp.status != (j->post ? 400 : 200))
+            atomic_fetch_add(&triv_failed, 1);
         gm_http_resp_free(&resp);
     }
     return NULL;
@@ -511,6 +511,9 @@ int main(int argc, char **argv)
                    "%.3f ms: the join costs %.2f x its floor; CPU limit at the floors (NA + client POST) %.0f joins/s\n",
                    nc_, gr_, hg, gcl, pr, pp, pcl, pp, crypto, y * fs_cpu / 1e3, floor_ms, nc / floor_ms,
                    cores * 1e3 / (floor_ms + pcl));
+            if (atomic_load(&triv_failed))
+                printf("               (%d trivial requests failed or got another status: those rows are optimistic)\n",
+                       atomic_exchange(&triv_failed, 0));
         }
     }
     gm_signer_wipe(&b.op);
