@@ -4,12 +4,14 @@
  * one Ed25519 verification on this machine. Medians of RUNS runs.
  *
  * usage: bench_na [--na URL --dir OPERATOR_DIR] [--bin GENESIS_MESH] [--joins N] [--fetches N]
+ *                 [--gc-joins N] [--gc-clients 1,4,32,128] [--plain-http] [--threads N]
  * Without --na it spawns its own NA: `genesis-mesh init` in a temp dir, then
  * `genesis-mesh na start --listen 127.0.0.1:0 --port-file ... --quiet` (binary from --bin,
  * else $GM_BIN, else ../genesis-mesh next to this program), and stops it at the end. */
 #include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +36,9 @@
 #define RUNS 3
 #define THREADS 4
 #define GC_RUNS 3
-static const int gc_clients[] = {1, 4, 32, 128};
-#define GC_N (sizeof gc_clients / sizeof gc_clients[0])
+#define GC_MAX 8
+static int gc_clients[GC_MAX] = {1, 4, 32, 128};
+static size_t gc_n = 4; /* --gc-clients */
 
 static void die(const char *what, const gm_error *err)
 {
@@ -127,6 +130,20 @@ static double verify_us(void)
     for (int i = 0; i < n; i++)
         if (crypto_sign_verify_detached(sig, msg, sizeof msg, pk) != 0)
             abort();
+    return (now_s() - t0) * 1e6 / n;
+}
+
+/* Microseconds per Ed25519 signature of a certificate-sized message (the NA signs each). */
+static double sign_us(void)
+{
+    uint8_t pk[32], sk[64], sig[64], msg[600];
+    crypto_sign_keypair(pk, sk);
+    randombytes_buf(msg, sizeof msg);
+    int n = 4000;
+    double t0 = now_s();
+    for (int i = 0; i < n; i++)
+        crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
+    sodium_memzero(sk, sizeof sk);
     return (now_s() - t0) * 1e6 / n;
 }
 
@@ -252,10 +269,66 @@ static gc_result measure_gc(const bench *b, int clients, int n)
     return r;
 }
 
+/* A trivial request, `clients` threads at once: GET /health (its connection kept alive) or
+ * POST /join with an empty object (refused with 400; a new connection each, as a join's).
+ * What the NA spends on it is the transport's share of a join. */
+static _Atomic int triv_failed;
+
+typedef struct triv_job {
+    const bench *b;
+    int n, post;
+} triv_job;
+
+static void *triv_thread(void *arg)
+{
+    triv_job *j = arg;
+    char url[300];
+    snprintf(url, sizeof url, "%s/%s", j->b->url, j->post ? "join" : "health");
+    for (int i = 0; i < j->n; i++) {
+        gm_error err = {0};
+        gm_http_resp resp = {0};
+        gm_http_req r = {.method = j->post ? "POST" : "GET", .url = url, .body = j->post ? "{}" : NULL,
+                         .body_len = j->post ? 2 : 0};
+        /* a failure is counted and shown, not fatal: exit() from one of many threads is no way out */
+        if (gm_http_request(&r, &resp, &err) != 0 || resp.status != (j->post ? 400 : 200))
+            atomic_fetch_add(&triv_failed, 1);
+        gm_http_resp_free(&resp);
+    }
+    return NULL;
+}
+
+/* NA and client CPU milliseconds per trivial request (and requests/s). */
+static void measure_trivial(const bench *b, int clients, int n, int post, double *na_ms, double *client_ms,
+                            double *rate)
+{
+    pthread_t *t = calloc((size_t)clients, sizeof *t);
+    triv_job j = {.b = b, .n = n / clients, .post = post};
+    n = j.n * clients;
+    double cpu0 = na_cpu_s(), me0 = self_cpu_s(), t0 = now_s();
+    for (int i = 0; i < clients; i++)
+        pthread_create(&t[i], NULL, triv_thread, &j);
+    for (int i = 0; i < clients; i++)
+        pthread_join(t[i], NULL);
+    double el = now_s() - t0;
+    *na_ms = (na_cpu_s() - cpu0) * 1e3 / n;
+    *client_ms = (self_cpu_s() - me0) * 1e3 / n;
+    *rate = n / el;
+    free(t);
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Median microseconds of a 4 KiB write + fdatasync in dir, in place in a file already that
  * long (as the WAL is rewritten after each checkpoint): a durable commit's floor. */
-static double fsync_us(const char *dir)
+static double fsync_us(const char *dir, double *cpu_us)
 {
+    double c[101];
+    *cpu_us = 0;
     char path[512];
     snprintf(path, sizeof path, "%s/fsync-probe", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -270,13 +343,15 @@ static double fsync_us(const char *dir)
         return 0;
     double v[101];
     for (int i = 0; i < 101; i++) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = thread_cpu_s();
         if (pwrite(fd, block, sizeof block, (off_t)i * 4096) != (ssize_t)sizeof block || fdatasync(fd) != 0)
             break;
         v[i] = (now_s() - t0) * 1e6;
+        c[i] = (thread_cpu_s() - c0) * 1e6;
     }
     close(fd);
     unlink(path);
+    *cpu_us = median(c, 101);
     return median(v, 101);
 }
 
@@ -332,13 +407,20 @@ int main(int argc, char **argv)
             fetches = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--gc-joins") && i + 1 < argc)
             gc_joins = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--gc-clients") && i + 1 < argc) {
+            char *p = argv[++i];
+            for (gc_n = 0; gc_n < GC_MAX && *p; p += *p == ',')
+                if ((gc_clients[gc_n++] = (int)strtol(p, &p, 10)) < 1 || (*p && *p != ',')) {
+                    fprintf(stderr, "bench_na: --gc-clients wants a list like 1,4,32\n");
+                    return 2;
+                }
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--plain-http"))
             plain = 1;
         else {
             fprintf(stderr, "usage: bench_na [--na URL --dir OPERATOR_DIR] [--bin GENESIS_MESH] [--joins N] "
-                            "[--fetches N] [--gc-joins N] [--plain-http] [--threads N]\n");
+                            "[--fetches N] [--gc-joins N] [--gc-clients 1,4,32,128] [--plain-http] [--threads N]\n");
             return 2;
         }
     }
@@ -384,35 +466,54 @@ int main(int argc, char **argv)
     printf("  CRL fetches/s, full + verify:   %8.1f  (%.3f ms each = %.0f x one verify)\n", f, 1e3 / f, 1e6 / f / v);
     printf("  CRL fetches/s, 304 Not Modified:%8.1f  (%.3f ms each = %.0f x one verify)\n", c, 1e3 / c, 1e6 / c / v);
 
-    /* Group commit: joins of pre-made invites (one request, one durable transaction each). */
+    /* Group commit: joins of pre-made invites (one request, one durable transaction each),
+     * each figure next to the floors measured in this run. */
     if (na_pid > 0 && gc_joins >= 128) {
-        double fs = fsync_us(tmpdir);
+        double fs_cpu, fs = fsync_us(tmpdir, &fs_cpu), sg = sign_us(), crypto = (v + sg) / 1e3;
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
         printf("group commit: joins of pre-made invites, medians of %d runs of %d joins (NA %s, %s)\n", GC_RUNS,
                gc_joins, plain ? "plain HTTP" : "HTTPS, a TLS handshake per request", threads ? "threads set" : "default threads");
-        printf("  4 KiB write + fdatasync in place in the NA's directory: %.0f us -> %.0f durable commits/s one after another\n", fs,
-               1e6 / fs);
+        printf("  4 KiB write + fdatasync in place in the NA's directory: %.0f us (%.0f us of CPU) -> %.0f durable "
+               "commits/s one after another\n", fs, fs_cpu, 1e6 / fs);
+        printf("  the join's crypto in the NA (one Ed25519 verify + one sign): %.3f ms of CPU\n", crypto);
         double one = 0;
-        for (size_t k = 0; k < GC_N; k++) {
+        for (size_t k = 0; k < gc_n; k++) {
+            int nc_ = gc_clients[k];
             double js[GC_RUNS], cpu[GC_RUNS], sy[GC_RUNS], cm[GC_RUNS], cl[GC_RUNS];
+            double tg[GC_RUNS], tgc[GC_RUNS], tgr[GC_RUNS], tp[GC_RUNS], tpc[GC_RUNS], tpr[GC_RUNS];
             for (int r = 0; r < GC_RUNS; r++) {
-                gc_result gr = measure_gc(&b, gc_clients[k], gc_joins);
+                gc_result gr = measure_gc(&b, nc_, gc_joins);
                 js[r] = gr.joins_s, cpu[r] = gr.cpu_ms, sy[r] = gr.syncs_per_join, cm[r] = gr.commits_per_join,
                 cl[r] = gr.client_cpu_ms;
+                measure_trivial(&b, nc_, gc_joins, 0, &tg[r], &tgc[r], &tgr[r]);
+                measure_trivial(&b, nc_, gc_joins, 1, &tp[r], &tpc[r], &tpr[r]);
             }
             double j = median(js, GC_RUNS), nc = median(cpu, GC_RUNS), y = median(sy, GC_RUNS);
             double m = median(cm, GC_RUNS), ccl = median(cl, GC_RUNS);
+            double hg = median(tg, GC_RUNS), gcl = median(tgc, GC_RUNS), gr_ = median(tgr, GC_RUNS);
+            double pp = median(tp, GC_RUNS), pcl = median(tpc, GC_RUNS), pr = median(tpr, GC_RUNS);
             if (k == 0)
                 one = j;
-            long cores = sysconf(_SC_NPROCESSORS_ONLN);
             /* limits: the disk (syncs per join x fsync time) and the CPU (NA + client per join on all cores) */
             double disk_lim = y > 0 ? 1e6 / (fs * y) : 0, cpu_lim = cores * 1e3 / (nc + ccl);
+            /* the NA's floor per join: a request on a new connection + the crypto + its share of a sync */
+            double floor_ms = pp + crypto + y * fs_cpu / 1e3;
             printf("  %3d clients: %7.1f joins/s (%.2f x 1 client)  NA CPU %.3f ms/join (limit 0.5: %s)  "
                    "client CPU %.3f ms/join  commits/join %.2f  syncs/join %.3f\n"
                    "               limits: disk %.0f joins/s at this syncs/join, CPU %.0f joins/s (%ld cores); "
                    "%.0f %% of the lower; target 3000/s at 32 clients: %s\n",
-                   gc_clients[k], j, j / one, nc, nc <= 0.5 ? "ok" : "OVER", ccl, m, y, disk_lim, cpu_lim, cores,
+                   nc_, j, j / one, nc, nc <= 0.5 ? "ok" : "OVER", ccl, m, y, disk_lim, cpu_lim, cores,
                    100 * j / (disk_lim > 0 && disk_lim < cpu_lim ? disk_lim : cpu_lim),
-                   gc_clients[k] != 32 ? "-" : j >= 3000 ? "ok" : "OVER");
+                   nc_ != 32 ? "-" : j >= 3000 ? "ok" : "OVER");
+            printf("               trivial requests at %d clients: GET /health kept alive %.0f/s, NA %.3f ms, client "
+                   "%.3f ms; POST refused (400), new connection each %.0f/s, NA %.3f ms, client %.3f ms\n"
+                   "               NA floor per join = that POST %.3f + crypto %.3f + syncs/join x sync CPU %.3f = "
+                   "%.3f ms: the join costs %.2f x its floor; CPU limit at the floors (NA + client POST) %.0f joins/s\n",
+                   nc_, gr_, hg, gcl, pr, pp, pcl, pp, crypto, y * fs_cpu / 1e3, floor_ms, nc / floor_ms,
+                   cores * 1e3 / (floor_ms + pcl));
+            if (atomic_load(&triv_failed))
+                printf("               (%d trivial requests failed or got another status: those rows are optimistic)\n",
+                       atomic_exchange(&triv_failed, 0));
         }
     }
     gm_signer_wipe(&b.op);

@@ -1,7 +1,8 @@
 /* Tests for lib/na/store.h (run against SQLite, and against PostgreSQL by the test_store_pg
  * variant, tests/with_pg.sh): migrations (and the upgrade of a schema 3 database), heartbeats, exactly-once invite consumption under concurrent
  * threads (separate connections and one shared handle), CRL sequence only going up,
- * durability across reopen, rollback, nonces and key blocks. */
+ * durability across reopen, rollback, nonces and key blocks; group commit (a refused request
+ * inside a shared batch, a batch whose COMMIT fails). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -882,6 +883,181 @@ static void test_conflict_inside_a_transaction_keeps_it_usable(void **state)
     gm_store_close(s);
 }
 
+/* ---- group commit: requests of several threads sharing one transaction ---- */
+
+#define GC_THREADS 8
+#define GC_EACH 24
+
+typedef struct gc_worker {
+    gm_store_t *s;
+    pthread_barrier_t *go;
+    int index;
+    int rc[GC_EACH];       /* what gm_store_commit said (or the refusal that rolled back) */
+    int rolled_back[GC_EACH];
+} gc_worker;
+
+/* Request k of worker i records nonce "i-k" in scope "gc"; every third one also replays a nonce
+ * it recorded (GM_ECONFLICT) and rolls back, as the NA does with a refused request. Requests
+ * whose index is poison_at record in scope "poison" (see the trigger below). */
+static int poison_at = -1;
+
+static void *gc_work(void *arg)
+{
+    gc_worker *w = arg;
+    pthread_barrier_wait(w->go);
+    for (int k = 0; k < GC_EACH; k++) {
+        gm_error err = {0};
+        char nonce[32];
+        snprintf(nonce, sizeof nonce, "%d-%d", w->index, k);
+        w->rc[k] = gm_store_begin(w->s, &err);
+        if (w->rc[k] != 0)
+            continue;
+        w->rc[k] = gm_store_nonce_record(w->s, k == poison_at ? "poison" : "gc", nonce, 10, &err);
+        if (w->rc[k] == 0 && k % 3 == 2)
+            w->rc[k] = gm_store_nonce_record(w->s, "gc", "0-0", 10, &err) == GM_ECONFLICT ? GM_ECONFLICT : -1;
+        if (w->rc[k] == 0) {
+            w->rc[k] = gm_store_commit(w->s, &err);
+        } else {
+            w->rolled_back[k] = 1;
+            gm_store_rollback(w->s);
+        }
+    }
+    return NULL;
+}
+
+/* Run GC_THREADS workers on one handle; returns how many requests failed at commit. */
+static int gc_run(gm_store_t *s, gc_worker *w)
+{
+    pthread_t t[GC_THREADS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, GC_THREADS);
+    for (int i = 0; i < GC_THREADS; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        w[i] = (gc_worker){.s = s, .go = &go, .index = i};
+        assert_int_equal(pthread_create(&t[i], NULL, gc_work, &w[i]), 0);
+    }
+    for (int i = 0; i < GC_THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    int failed = 0;
+    for (int i = 0; i < GC_THREADS; i++)
+        for (int k = 0; k < GC_EACH; k++)
+            failed += !w[i].rolled_back[k] && w[i].rc[k] != 0;
+    return failed;
+}
+
+/* Every request answered ok is stored; every other one left nothing (its nonce is new). */
+static void gc_check(gm_store_t *s, const gc_worker *w)
+{
+    for (int i = 0; i < GC_THREADS; i++)
+        for (int k = 0; k < GC_EACH; k++) {
+            char nonce[32];
+            snprintf(nonce, sizeof nonce, "%d-%d", i, k);
+            const char *scope = k == poison_at ? "poison" : "gc";
+            int again = gm_store_nonce_record(s, scope, nonce, 10, NULL);
+            if (w[i].rc[k] == 0 && again != GM_ECONFLICT)
+                fail_msg("request %s was answered ok but is not stored", nonce);
+            if (w[i].rc[k] != 0 && again != 0)
+                fail_msg("request %s failed (%d) but left its write behind", nonce, w[i].rc[k]);
+        }
+}
+
+/* A refused request inside a shared batch undoes only its own writes; the others of the
+ * batch are committed, and batches formed (fewer syncs than commits). */
+static void test_refused_request_in_a_batch_is_undone_alone(void **state)
+{
+    gm_store_t *s = open_db("gc-refused.db");
+    gc_worker w[GC_THREADS];
+    poison_at = -1;
+    uint64_t c0, s0, c1, s1;
+    gm_store_stats(s, &c0, &s0);
+    assert_int_equal(gm_store_nonce_record(s, "gc", "0-0-seed", 10, NULL), 0);
+    assert_int_equal(gc_run(s, w), 0);
+    gm_store_stats(s, &c1, &s1);
+    for (int i = 0; i < GC_THREADS; i++)
+        for (int k = 0; k < GC_EACH; k++)
+            assert_int_equal(w[i].rc[k], k % 3 == 2 && !(i == 0 && k == 0) ? GM_ECONFLICT : 0);
+    gc_check(s, w);
+    if (!tk_store_pg()) /* SQLite: requests share syncs (the PostgreSQL server counts its own) */
+        assert_true(s1 - s0 < c1 - c0);
+    gm_store_close(s);
+}
+
+/* A batch whose COMMIT fails fails every request in it, and only those: each request answered
+ * ok is stored, each failed one left nothing. The failure is real: a deferred foreign key
+ * (checked at COMMIT only) broken by a trigger on the "poison" scope's nonces. */
+static void test_failed_batch_commit_fails_every_request_in_it(void **state)
+{
+    if (tk_store_pg())
+        return; /* SQLite's batches; PostgreSQL commits each request itself */
+    gm_store_t *s = open_db("gc-poison.db");
+    raw_exec("gc-poison.db",
+             "CREATE TABLE poison_parent(id INTEGER PRIMARY KEY);"
+             "CREATE TABLE poison(p INTEGER REFERENCES poison_parent(id) DEFERRABLE INITIALLY DEFERRED);"
+             "CREATE TRIGGER poison_nonce AFTER INSERT ON nonces WHEN NEW.scope = 'poison'"
+             " BEGIN INSERT INTO poison VALUES (1); END;");
+    gm_error err = {0};
+    /* alone: the request's commit reports the failure, and nothing of it stays */
+    assert_int_equal(gm_store_begin(s, &err), 0);
+    assert_int_equal(gm_store_nonce_record(s, "poison", "alone", 10, &err), 0);
+    assert_int_equal(gm_store_commit(s, &err), GM_EDB);
+    assert_non_null(strstr(err.msg, "FOREIGN KEY"));
+    /* the handle goes on */
+    assert_int_equal(gm_store_begin(s, &err), 0);
+    assert_int_equal(gm_store_nonce_record(s, "gc", "after", 10, &err), 0);
+    assert_int_equal(gm_store_commit(s, &err), 0);
+    /* in batches: request 4 of every worker is poison; others sharing its batch fail with it */
+    gc_worker w[GC_THREADS];
+    poison_at = 4;
+    assert_int_equal(gm_store_nonce_record(s, "gc", "0-0-seed", 10, NULL), 0);
+    int failed = gc_run(s, w);
+    for (int i = 0; i < GC_THREADS; i++)
+        assert_int_equal(w[i].rc[poison_at], GM_EDB);
+    assert_true(failed >= GC_THREADS);
+    fprintf(stderr, "poisoned batches failed %d requests, %d of them poison\n", failed, GC_THREADS);
+    raw_exec("gc-poison.db", "DROP TRIGGER poison_nonce");
+    gc_check(s, w);
+    assert_int_equal(gm_store_nonce_record(s, "poison", "alone", 10, NULL), 0);
+    poison_at = -1;
+    gm_store_close(s);
+}
+
+static int count_certs(const gm_store_cert *c, void *ctx)
+{
+    (void)c;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+typedef struct nested {
+    gm_store_t *s;
+    int outer, inner;
+} nested;
+
+static int walk_again(const gm_store_cert *c, void *ctx)
+{
+    nested *n = ctx;
+    (void)c;
+    n->outer++;
+    return gm_store_certs_foreach(n->s, NULL, count_certs, &n->inner, NULL);
+}
+
+/* A query run again while the same query is walking (its cached statement busy) gets a
+ * statement of its own, finalized after (it used to recurse until the stack ran out). */
+static void test_same_query_nested_in_its_own_walk(void **state)
+{
+    gm_store_t *s = open_db("nested.db");
+    gm_store_cert a = make_cert("00000000-0000-4000-8000-0000000000a1", "pkA");
+    gm_store_cert b = make_cert("00000000-0000-4000-8000-0000000000a2", "pkB");
+    assert_int_equal(gm_store_cert_add(s, &a, NULL), 0);
+    assert_int_equal(gm_store_cert_add(s, &b, NULL), 0);
+    nested n = {.s = s};
+    assert_int_equal(gm_store_certs_foreach(s, NULL, walk_again, &n, NULL), 0);
+    assert_int_equal(n.outer, 2);
+    assert_int_equal(n.inner, 4);
+    gm_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -908,6 +1084,9 @@ int main(void)
         cmocka_unit_test(test_crl_sequence_taken_in_transactions_never_repeats),
         cmocka_unit_test(test_nonce_accepted_once_across_connections),
         cmocka_unit_test(test_conflict_inside_a_transaction_keeps_it_usable),
+        cmocka_unit_test(test_refused_request_in_a_batch_is_undone_alone),
+        cmocka_unit_test(test_failed_batch_commit_fails_every_request_in_it),
+        cmocka_unit_test(test_same_query_nested_in_its_own_walk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,8 +3,8 @@
  * (lib/na/store_backend.h); the store owns all SQL, so a backend can be added without
  * touching the NA. The SQLite backend (lib/na/store_sqlite.c): WAL journal, group commit
  * (gm_store_commit returns once the WAL is synced, so a committed transaction survives a crash
- * or power loss, as with synchronous=FULL; concurrent commits share one sync), busy_timeout,
- * numbered migrations.
+ * or power loss, as with synchronous=FULL; concurrent requests share one SQLite transaction,
+ * each in a savepoint, and one sync), busy_timeout, numbered migrations.
  *
  * A handle is one connection guarded by a recursive mutex, so threads may share it:
  * gm_store_begin() takes the lock and holds it until gm_store_commit()/gm_store_rollback(),
