@@ -54,7 +54,13 @@ gm agents --dir "$(node_dir researcher)" --capability repo.summary --json 2>>"$A
 step "a provider answers on its subscription: no local-API connection per answer"
 accepted_before="$(node_metric ra '^api_accepted$')"
 frames_before="$(node_metric ra '^api_frames_in$')"
+workers_before="$(grep -c '"event":"worker_started"' "$E2E_TMP/agent-repo-agent-a.log" || true)"
 for i in 1 2 3; do ask_ok "ask repo.summary ($i)" "provider: repo-agent-a" repo.summary "q$i" --dir "$(node_dir researcher)"; done
+# requests one after another are run by the worker threads that ran the earlier ones (at
+# most one more, should the last worker not have gone back to wait when the next one came)
+[ "$workers_before" -ge 1 ] || fail "repo-agent-a logged no worker_started for its earlier requests"
+[ "$(grep -c '"event":"worker_started"' "$E2E_TMP/agent-repo-agent-a.log")" -le $((workers_before + 1)) ] ||
+    fail "repo-agent-a started a thread for requests made one after another: $(grep worker_started "$E2E_TMP/agent-repo-agent-a.log")"
 accepted_after="$(node_metric ra '^api_accepted$')"
 frames_after="$(node_metric ra '^api_frames_in$')"
 # the only new connections to ra's node are two status reads of node_metric itself

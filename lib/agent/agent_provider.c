@@ -3,6 +3,7 @@
  * handler for each request in its own thread, answer with signed provenance on the same
  * subscribed connection, and unregister on a clean shutdown. */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -24,6 +25,7 @@
 
 #define STARTUP_WAIT_MS 30000
 #define DRAIN_WAIT_MS 5000
+#define PROVIDER_MALLOC_TRIM (64 << 20) /* freed heap glibc keeps (gm_agent_provider_run) */
 #define LOCAL_API_TIMEOUT_MS 5000 /* bound of one subscribe or send with our own node */
 
 static void plog(const gm_agent_provider *p, const char *level, const char *event, const char *fmt, ...)
@@ -101,7 +103,7 @@ int gm_agent_unregister(const gm_agent_ctx *c, gm_error *err)
     return rc;
 }
 
-/* ---- one request, in its own thread ---- */
+/* ---- one request, run by a worker thread ---- */
 
 struct job {
     gm_agent_provider *p;
@@ -109,7 +111,17 @@ struct job {
     size_t len;
     uint8_t from[GM_PK_LEN];
     char authorized[300]; /* the rule of the node's access policy that let the request in, or "" */
+    struct job *next;     /* in the queue of jobs no worker has taken yet */
 };
+
+/* Workers: threads that take queued jobs one after another, started as needed up to the
+ * provider's max_inflight and then kept (a thread per request cost a stack and a malloc arena
+ * set up and torn down per request: mmap, mprotect, madvise, munmap, each a TLB flush on every
+ * core). */
+static pthread_mutex_t g_work_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_work_cv = PTHREAD_COND_INITIALIZER;
+static struct job *g_queue, *g_queue_tail;
+static int g_workers, g_idle;
 
 static atomic_int g_inflight;
 /* The loop's subscribed connection, on which the jobs also send their answers (one writer at
@@ -358,7 +370,62 @@ done:
     return NULL;
 }
 
-/* Run a request that arrived from `from` in a thread of its own; note: the access policy's
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&g_work_mu);
+        g_idle++;
+        while (!g_queue)
+            pthread_cond_wait(&g_work_cv, &g_work_mu);
+        g_idle--;
+        struct job *j = g_queue;
+        g_queue = j->next;
+        if (!g_queue)
+            g_queue_tail = NULL;
+        pthread_mutex_unlock(&g_work_mu);
+        job_run(j);
+    }
+    return NULL;
+}
+
+/* Queue j for a worker, starting one when none is idle; -1 when no thread could run it. */
+static int enqueue(struct job *j)
+{
+    gm_agent_provider *p = j->p; /* j is a worker's (and freed) once queued */
+    pthread_mutex_lock(&g_work_mu);
+    int need = g_idle == 0 && g_workers < p->max_inflight, rc = 0;
+    if (need || g_workers > 0) {
+        j->next = NULL;
+        if (g_queue_tail)
+            g_queue_tail->next = j;
+        else
+            g_queue = j;
+        g_queue_tail = j;
+    }
+    if (need) {
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &at, worker_main, NULL) == 0)
+            g_workers++;
+        pthread_attr_destroy(&at);
+    }
+    int started = need ? g_workers : 0;
+    if (g_workers == 0) { /* no worker at all: take the job back */
+        g_queue = g_queue_tail = NULL;
+        rc = -1;
+    } else {
+        pthread_cond_signal(&g_work_cv);
+    }
+    pthread_mutex_unlock(&g_work_mu);
+    if (started && rc == 0)
+        plog(p, "info", "worker_started", "%d worker threads (at most %d)", started, p->max_inflight);
+    return rc;
+}
+
+/* Run a request that arrived from `from` on a worker thread; note: the access policy's
  * rule that let it in (JSON events only), or NULL. */
 static void dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN], const uint8_t *data, size_t len,
                      const json_t *note)
@@ -398,16 +465,12 @@ static void dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN], const 
         free(j);
         return;
     }
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &at, job_run, j) != 0) {
+    if (enqueue(j) != 0) {
         atomic_fetch_sub(&g_inflight, 1);
+        plog(p, "warn", "busy", "dropping a request: cannot start a thread to run it");
         free(j->data);
         free(j);
     }
-    pthread_attr_destroy(&at);
 }
 
 /* A JSON line of the subscription: a message event (a node without frames, or a request with
@@ -469,6 +532,10 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
         p->ttl_s = 600;
     if (p->max_inflight <= 0)
         p->max_inflight = 32;
+    /* Each request runs in a thread of its own, whose malloc arena glibc would trim (madvise,
+     * munmap) as it finishes and grow again (mprotect) for the next: a TLB flush on every
+     * core each time (perf: about a quarter of the LLM agent's CPU). Keep freed memory. */
+    mallopt(M_TRIM_THRESHOLD, PROVIDER_MALLOC_TRIM);
     /* The node may still be starting: wait for its socket, then for the NA to accept us. */
     int64_t give_up = gm_mono_ms() + STARTUP_WAIT_MS;
     while (subscribe(p, &conn, err) != 0) {
