@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent_testkit.h"
+#include "na_testkit.h"
 #include "gm/http_client.h"
 #include "gm/na.h"
 #include "core_internal.h"
@@ -24,30 +25,6 @@ typedef struct fx {
     gm_agent_ctx ctx;
 } fx;
 
-static void store_cert(fx *f, const gm_cert *c)
-{
-    gm_error err = {0};
-    gm_store_cert sc;
-    memset(&sc, 0, sizeof sc);
-    snprintf(sc.cert_id, sizeof sc.cert_id, "%s", c->cert_id);
-    snprintf(sc.node_pk, sizeof sc.node_pk, "%s", c->node_pk_b64);
-    sc.roles_json = "[\"role:service:agent\"]";
-    sc.issued_at = c->issued_at.unix_s;
-    sc.expires_at = c->expires_at.unix_s;
-    sc.max_validity_hours = 168;
-    sc.doc = gm_cert_dump(c, 0);
-    assert_int_equal(gm_store_cert_add(gm_na_store(f->na), &sc, &err), 0);
-    free(sc.doc);
-}
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[512];
-    gm_error err = {0};
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    assert_int_equal(gm_file_write_atomic(path, text, strlen(text), 0600, &err), 0);
-}
-
 /* D/crl.json: sequence seq, revoking cert (NULL: nobody). */
 static void node_crl(fx *f, uint64_t seq, const gm_cert *cert)
 {
@@ -58,30 +35,10 @@ static void node_crl(fx *f, uint64_t seq, const gm_cert *cert)
                            : json_array();
     assert_int_equal(gm_crl_issue(&c, &f->net.na, seq, revoked, gm_time_now(), 86400, &err), 0);
     char *text = gm_crl_dump(&c, 0);
-    write_file(f->node, "crl.json", text);
+    tk_write_file(f->node, "crl.json", text);
     free(text);
     gm_crl_free(&c);
     json_decref(revoked);
-}
-
-static void register_agent(fx *f, const gm_signer *k, const char *agent_id, const char *cap)
-{
-    gm_agent_desc d;
-    char url[256], *text;
-    gm_error err = {0};
-    tk_desc(&d, k, agent_id, "TESTNET", cap);
-    text = json_dumps(d.doc, JSON_COMPACT);
-    snprintf(url, sizeof url, "%s/agents", f->url);
-    const char *hdr[] = {"Content-Type: application/json"};
-    gm_http_req req = {.method = "POST", .url = url, .headers = hdr, .n_headers = 1, .body = text,
-                       .body_len = strlen(text)};
-    gm_http_resp resp = {0};
-    assert_int_equal(gm_http_request(&req, &resp, &err), 0);
-    if (resp.status != 201)
-        fail_msg("register %s: %d %s", agent_id, resp.status, resp.body);
-    gm_http_resp_free(&resp);
-    free(text);
-    gm_agent_desc_free(&d);
 }
 
 static int setup(void **state)
@@ -92,25 +49,8 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "%s/gm-test-dcache.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     assert_non_null(mkdtemp(f->dir));
     tk_net_init(&f->net, "TESTNET");
-    snprintf(path, sizeof path, "%s/na", f->dir);
-    assert_int_equal(gm_signer_save(&f->net.na, path, 0, &err), 0);
-    char *g = gm_genesis_dump(&f->net.g);
-    write_file(f->dir, "genesis.json", g);
-    gm_signer op;
-    tk_signer(&op, 0x20, "operator-local");
-    json_t *cfg = json_pack("{s:s,s:s,s:s,s:[{s:s,s:s}]}", "network_name", "TESTNET", "na_url", "http://127.0.0.1:1",
-                            "listen", "127.0.0.1:0", "operator_keys", "key_id", "operator-local", "public_key", op.pk_b64);
-    char *text = json_dumps(cfg, 0);
-    write_file(f->dir, "config.json", text);
-    free(text);
-    json_decref(cfg);
-    gm_signer_wipe(&op);
-    gm_na_config c;
-    if (gm_na_config_load(&c, f->dir, &err) != 0)
-        fail_msg("config: %s", err.msg);
-    if (gm_na_new(&f->na, &c, NULL, NULL, &err) != 0 || gm_na_start(f->na, "127.0.0.1:0", &err) != 0)
-        fail_msg("NA: %s", err.msg);
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u", (unsigned)gm_na_port(f->na));
+    tk_na_dir(f->dir, &f->net);
+    tk_na_start(f->dir, NULL, &f->na, f->url, sizeof f->url);
     tk_signer(&f->req, 0x60, "req");
     tk_signer(&f->p1, 0x70, "p1");
     tk_signer(&f->p2, 0x80, "p2");
@@ -119,14 +59,15 @@ static int setup(void **state)
     tk_cert(&f->c_p1, &f->net.na, "TESTNET", &f->p1);
     tk_cert(&f->c_p2, &f->net.na, "TESTNET", &f->p2);
     tk_cert(&f->c_p3, &f->net.na, "TESTNET", &f->p3);
-    store_cert(f, &f->c_req);
-    store_cert(f, &f->c_p1);
-    store_cert(f, &f->c_p2);
-    store_cert(f, &f->c_p3);
+    tk_na_store_cert(f->na, &f->c_req);
+    tk_na_store_cert(f->na, &f->c_p1);
+    tk_na_store_cert(f->na, &f->c_p2);
+    tk_na_store_cert(f->na, &f->c_p3);
     /* the requester's node directory */
     snprintf(f->node, sizeof f->node, "%s/node", f->dir);
     assert_int_equal(mkdir(f->node, 0700), 0);
-    write_file(f->node, "genesis.json", g);
+    char *g = gm_genesis_dump(&f->net.g);
+    tk_write_file(f->node, "genesis.json", g);
     free(g);
     snprintf(path, sizeof path, "%s/node", f->node);
     assert_int_equal(gm_signer_save(&f->req, path, 0, &err), 0);
@@ -171,12 +112,12 @@ static void test_listing_kept_until_the_node_crl_changes(void **state)
 {
     fx *f = *state;
     size_t n, usable;
-    register_agent(f, &f->p1, "repo-1", "repo.summary");
+    tk_na_register(f->url, &f->p1, "repo-1", "TESTNET", "repo.summary");
     int64_t t0 = gm_mono_ms();
     discover(f, "repo.summary", NULL, 0, &n, &usable);
     assert_int_equal(n, 1);
     assert_int_equal(usable, 1);
-    register_agent(f, &f->p2, "repo-2", "repo.summary");
+    tk_na_register(f->url, &f->p2, "repo-2", "TESTNET", "repo.summary");
     discover(f, "repo.summary", NULL, 0, &n, &usable);
     if (gm_mono_ms() - t0 < GM_AGENT_DISCOVERY_TTL_MS)
         assert_int_equal(n, 1); /* the kept listing: the NA was not asked again */
@@ -195,11 +136,11 @@ static void test_failover_and_empty_listings_ask_the_na(void **state)
     /* nobody offers it yet: an empty answer is not kept */
     discover(f, "repo.summary", NULL, 0, &n, &usable);
     assert_int_equal(n, 0);
-    register_agent(f, &f->p1, "repo-1", "repo.summary");
+    tk_na_register(f->url, &f->p1, "repo-1", "TESTNET", "repo.summary");
     discover(f, "repo.summary", NULL, 0, &n, &usable);
     assert_int_equal(n, 1);
     /* a failover (exclude set) asks the NA again and sees the newcomer at once */
-    register_agent(f, &f->p3, "repo-3", "repo.summary");
+    tk_na_register(f->url, &f->p3, "repo-3", "TESTNET", "repo.summary");
     uint8_t ex[1][GM_PK_LEN];
     memcpy(ex[0], f->p1.pk, GM_PK_LEN);
     discover(f, "repo.summary", (const uint8_t(*)[GM_PK_LEN])ex, 1, &n, &usable);

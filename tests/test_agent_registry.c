@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent_testkit.h"
+#include "na_testkit.h"
 #include "gm/http_client.h"
 #include "gm/na.h"
 #include "na_agents.h"
@@ -24,62 +25,25 @@ typedef struct fx {
     gm_cert ca, cb;
 } fx;
 
-static void store_cert(fx *f, const gm_cert *c)
-{
-    gm_error err = {0};
-    gm_store_cert sc;
-    memset(&sc, 0, sizeof sc);
-    snprintf(sc.cert_id, sizeof sc.cert_id, "%s", c->cert_id);
-    snprintf(sc.node_pk, sizeof sc.node_pk, "%s", c->node_pk_b64);
-    sc.roles_json = "[\"role:service:agent\"]";
-    sc.issued_at = c->issued_at.unix_s;
-    sc.expires_at = c->expires_at.unix_s;
-    sc.max_validity_hours = 168;
-    sc.doc = gm_cert_dump(c, 0);
-    assert_int_equal(gm_store_cert_add(gm_na_store(f->na), &sc, &err), 0);
-    free(sc.doc);
-}
-
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    gm_error err = {0};
     char path[512];
     snprintf(f->dir, sizeof f->dir, "%s/gm-test-registry.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     assert_non_null(mkdtemp(f->dir));
     tk_net_init(&f->net, "TESTNET");
-    snprintf(path, sizeof path, "%s/na", f->dir);
-    assert_int_equal(gm_signer_save(&f->net.na, path, 0, &err), 0);
-    char *g = gm_genesis_dump(&f->net.g);
-    snprintf(path, sizeof path, "%s/genesis.json", f->dir);
-    assert_int_equal(gm_file_write_atomic(path, g, strlen(g), 0600, &err), 0);
-    free(g);
-    gm_signer op;
-    tk_signer(&op, 0x20, "operator-local");
-    json_t *cfg = json_pack("{s:s,s:s,s:s,s:[{s:s,s:s}]}", "network_name", "TESTNET", "na_url", "http://127.0.0.1:1",
-                            "listen", "127.0.0.1:0", "operator_keys", "key_id", "operator-local", "public_key", op.pk_b64);
-    char *text = json_dumps(cfg, 0);
-    snprintf(path, sizeof path, "%s/config.json", f->dir);
-    assert_int_equal(gm_file_write_atomic(path, text, strlen(text), 0600, &err), 0);
-    free(text);
-    json_decref(cfg);
-    gm_signer_wipe(&op);
-    gm_na_config c;
-    if (gm_na_config_load(&c, f->dir, &err) != 0)
-        fail_msg("config: %s", err.msg);
+    tk_na_dir(f->dir, &f->net);
     /* SQLite in the directory, or PostgreSQL under the *_pg variant (tests/store_testkit.h) */
-    if (tk_store_location(f->dir, "na.db", c.db_path, sizeof c.db_path) != 0)
+    if (tk_store_location(f->dir, "na.db", path, sizeof path) != 0)
         fail_msg("no store for the NA");
-    if (gm_na_new(&f->na, &c, NULL, NULL, &err) != 0 || gm_na_start(f->na, "127.0.0.1:0", &err) != 0)
-        fail_msg("NA: %s", err.msg);
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u", (unsigned)gm_na_port(f->na));
+    tk_na_start(f->dir, path, &f->na, f->url, sizeof f->url);
     tk_signer(&f->a, 0x60, "a");
     tk_signer(&f->b, 0x70, "b");
     tk_signer(&f->stranger, 0x80, "s");
     tk_cert(&f->ca, &f->net.na, "TESTNET", &f->a);
     tk_cert(&f->cb, &f->net.na, "TESTNET", &f->b);
-    store_cert(f, &f->ca);
-    store_cert(f, &f->cb);
+    tk_na_store_cert(f->na, &f->ca);
+    tk_na_store_cert(f->na, &f->cb);
     *state = f;
     return 0;
 }

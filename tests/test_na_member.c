@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "agent_testkit.h"
+#include "na_testkit.h"
 #include "gm/http_client.h"
 #include "gm/na.h"
 #include "gm/policy.h"
@@ -41,32 +42,6 @@ static void cert_with_role(gm_cert *c, const gm_signer *na, const char *network,
     json_decref(roles);
 }
 
-static void store_cert(fx *f, const gm_cert *c)
-{
-    gm_error err = {0};
-    gm_store_cert sc;
-    char *roles = json_dumps(json_object_get(c->doc, "roles"), JSON_COMPACT);
-    memset(&sc, 0, sizeof sc);
-    snprintf(sc.cert_id, sizeof sc.cert_id, "%s", c->cert_id);
-    snprintf(sc.node_pk, sizeof sc.node_pk, "%s", c->node_pk_b64);
-    sc.roles_json = roles;
-    sc.issued_at = c->issued_at.unix_s;
-    sc.expires_at = c->expires_at.unix_s;
-    sc.max_validity_hours = 168;
-    sc.doc = gm_cert_dump(c, 0);
-    assert_int_equal(gm_store_cert_add(gm_na_store(f->na), &sc, &err), 0);
-    free(sc.doc);
-    free(roles);
-}
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[512];
-    gm_error err = {0};
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    assert_int_equal(gm_file_write_atomic(path, text, strlen(text), 0600, &err), 0);
-}
-
 /* GET target (sent to url_target, NULL = the same) with the X-Node-* headers of a (NULL =
  * unsigned). Returns the status; *code the error code or ""; *body (optional) the answer. */
 static int get(fx *f, const gm_read_auth *a, const char *url_target, char code[64], json_t **body)
@@ -99,31 +74,10 @@ static int get_signed(fx *f, const gm_signer *k, const char *target, char code[6
     return get(f, &a, target, code, body);
 }
 
-static void register_agent(fx *f, const gm_signer *k, const char *agent_id, const char *cap)
-{
-    gm_agent_desc d;
-    char url[256], *text;
-    gm_error err = {0};
-    tk_desc(&d, k, agent_id, "TESTNET", cap);
-    text = json_dumps(d.doc, JSON_COMPACT);
-    snprintf(url, sizeof url, "%s/agents", f->url);
-    const char *hdr[] = {"Content-Type: application/json"};
-    gm_http_req req = {.method = "POST", .url = url, .headers = hdr, .n_headers = 1, .body = text,
-                       .body_len = strlen(text)};
-    gm_http_resp resp = {0};
-    assert_int_equal(gm_http_request(&req, &resp, &err), 0);
-    if (resp.status != 201)
-        fail_msg("register %s: %d %s", agent_id, resp.status, resp.body);
-    gm_http_resp_free(&resp);
-    free(text);
-    gm_agent_desc_free(&d);
-}
-
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     gm_error err = {0};
-    char path[512];
     snprintf(f->dir, sizeof f->dir, "%s/gm-test-member.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     assert_non_null(mkdtemp(f->dir));
     tk_net_init(&f->net, "TESTNET");
@@ -131,36 +85,18 @@ static int setup(void **state)
     /* the other network's NA key differs from ours */
     gm_signer_wipe(&f->other.na);
     tk_signer(&f->other.na, 0x90, "na-other");
-    snprintf(path, sizeof path, "%s/na", f->dir);
-    assert_int_equal(gm_signer_save(&f->net.na, path, 0, &err), 0);
-    char *g = gm_genesis_dump(&f->net.g);
-    write_file(f->dir, "genesis.json", g);
-    free(g);
-    gm_signer op;
-    tk_signer(&op, 0x20, "operator-local");
-    json_t *cfg = json_pack("{s:s,s:s,s:s,s:[{s:s,s:s}]}", "network_name", "TESTNET", "na_url", "http://127.0.0.1:1",
-                            "listen", "127.0.0.1:0", "operator_keys", "key_id", "operator-local", "public_key", op.pk_b64);
-    char *text = json_dumps(cfg, 0);
-    write_file(f->dir, "config.json", text);
-    free(text);
-    json_decref(cfg);
-    gm_signer_wipe(&op);
+    tk_na_dir(f->dir, &f->net);
     /* the access policy the NA starts with */
     json_t *rules = NULL;
     gm_policy p;
     assert_int_equal(gm_policy_rules_parse(POLICY_RULES, strlen(POLICY_RULES), &rules, &err), 0);
     assert_int_equal(gm_policy_issue(&p, &f->net.na, 1, rules, gm_time_now(), &err), 0);
-    text = gm_policy_dump(&p, 0);
-    write_file(f->dir, "access-policy.json", text);
+    char *text = gm_policy_dump(&p, 0);
+    tk_write_file(f->dir, "access-policy.json", text);
     free(text);
     gm_policy_free(&p);
     json_decref(rules);
-    gm_na_config c;
-    if (gm_na_config_load(&c, f->dir, &err) != 0)
-        fail_msg("config: %s", err.msg);
-    if (gm_na_new(&f->na, &c, NULL, NULL, &err) != 0 || gm_na_start(f->na, "127.0.0.1:0", &err) != 0)
-        fail_msg("NA: %s", err.msg);
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u", (unsigned)gm_na_port(f->na));
+    tk_na_start(f->dir, NULL, &f->na, f->url, sizeof f->url);
     tk_signer(&f->svc, 0x60, "svc");
     tk_signer(&f->crm, 0x70, "crm");
     tk_signer(&f->fin, 0x80, "fin");
@@ -171,13 +107,13 @@ static int setup(void **state)
     cert_with_role(&f->c_fin, &f->net.na, "TESTNET", &f->fin, "role:finance");
     cert_with_role(&f->c_revoked, &f->net.na, "TESTNET", &f->revoked, "role:finance");
     cert_with_role(&f->c_stranger, &f->other.na, "OTHERNET", &f->stranger, "role:finance");
-    store_cert(f, &f->c_svc);
-    store_cert(f, &f->c_crm);
-    store_cert(f, &f->c_fin);
-    store_cert(f, &f->c_revoked);
-    register_agent(f, &f->svc, "repo-1", "repo.summary");
-    register_agent(f, &f->crm, "crm-1", "crm.lookup");
-    register_agent(f, &f->fin, "ledger-1", "finance.report");
+    tk_na_store_cert(f->na, &f->c_svc);
+    tk_na_store_cert(f->na, &f->c_crm);
+    tk_na_store_cert(f->na, &f->c_fin);
+    tk_na_store_cert(f->na, &f->c_revoked);
+    tk_na_register(f->url, &f->svc, "repo-1", "TESTNET", "repo.summary");
+    tk_na_register(f->url, &f->crm, "crm-1", "TESTNET", "crm.lookup");
+    tk_na_register(f->url, &f->fin, "ledger-1", "TESTNET", "finance.report");
     assert_int_equal(gm_store_revocation_add(gm_na_store(f->na), f->c_revoked.cert_id, "2026-01-01T00:00:00Z",
                                              "key_compromise", "na-local", &err),
                      0);
