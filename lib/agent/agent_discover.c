@@ -20,15 +20,6 @@
 #define LISTING_MAX 1024
 #define CACHE_CAPS 32
 
-/* What a file of the node directory looked like: any change (the node wrote a new CRL,
- * policy or certificate) makes every cached answer stale. */
-typedef struct file_stamp {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    int exists;
-} file_stamp;
 
 typedef struct cache_entry {
     char cap[GM_AGENT_CAP_MAX + 1];
@@ -42,14 +33,14 @@ typedef struct cache_entry {
 
 struct gm_agent_cache {
     pthread_mutex_t lock;
-    file_stamp crl_file, policy_file, cert_file;
+    agent_file_stamp crl_file, policy_file, cert_file;
     gm_crl crl;           /* the node's verified CRL (or the NA's, when the node has none yet) */
     int have_crl;
     int64_t crl_at_ms;    /* when the NA's was fetched (no node CRL) */
     cache_entry e[CACHE_CAPS];
 };
 
-static void stamp_of(const char *dir, const char *name, file_stamp *st)
+void agent_file_stamp_of(const char *dir, const char *name, agent_file_stamp *st)
 {
     char path[1200];
     struct stat sb;
@@ -63,7 +54,7 @@ static void stamp_of(const char *dir, const char *name, file_stamp *st)
     st->mtime = sb.st_mtim;
 }
 
-static int stamp_eq(const file_stamp *a, const file_stamp *b)
+int agent_file_stamp_eq(const agent_file_stamp *a, const agent_file_stamp *b)
 {
     return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
@@ -415,14 +406,14 @@ int gm_agent_list(const char *na_url, const gm_signer *node, const char *capabil
  * when the node's CRL, access policy or certificate file changed. */
 static int cache_refresh(const gm_agent_ctx *c, struct gm_agent_cache *k, gm_error *err)
 {
-    file_stamp crl, pol, cert;
-    stamp_of(c->dir, "crl.json", &crl);
-    stamp_of(c->dir, "access-policy.json", &pol);
-    stamp_of(c->dir, "cert.json", &cert);
+    agent_file_stamp crl, pol, cert;
+    agent_file_stamp_of(c->dir, "crl.json", &crl);
+    agent_file_stamp_of(c->dir, "access-policy.json", &pol);
+    agent_file_stamp_of(c->dir, "cert.json", &cert);
     int64_t now = gm_mono_ms();
-    int crl_stale = !k->have_crl || !stamp_eq(&crl, &k->crl_file) ||
+    int crl_stale = !k->have_crl || !agent_file_stamp_eq(&crl, &k->crl_file) ||
                     (!crl.exists && now - k->crl_at_ms >= GM_AGENT_DISCOVERY_TTL_MS);
-    if (!crl_stale && stamp_eq(&pol, &k->policy_file) && stamp_eq(&cert, &k->cert_file))
+    if (!crl_stale && agent_file_stamp_eq(&pol, &k->policy_file) && agent_file_stamp_eq(&cert, &k->cert_file))
         return 0;
     cache_drop_listings(k);
     k->policy_file = pol;

@@ -4,6 +4,8 @@
 #ifndef GM_AGENT_INTERNAL_H
 #define GM_AGENT_INTERNAL_H
 
+#include <sys/types.h>
+#include <time.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,5 +95,18 @@ int gm_agent_unregister(const gm_agent_ctx *c, gm_error *err);
 int gm_agent_reply_dump(const gm_signer *node, const char *agent_id, const char *rid, const char *cap,
                         const json_t *output, const char *code, const char *msg, const json_t *steps,
                         const json_t *pool, char **text, size_t *len, int *replaced, gm_error *err);
+
+/* What a file of a node directory looked like (agent_discover.c): any change (the node wrote
+ * a new CRL, policy or certificate) shows as a different stamp. exists 0: no such file. */
+typedef struct agent_file_stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    int exists;
+} agent_file_stamp;
+
+void agent_file_stamp_of(const char *dir, const char *name, agent_file_stamp *st);
+int agent_file_stamp_eq(const agent_file_stamp *a, const agent_file_stamp *b);
 
 #endif

@@ -2,7 +2,6 @@
  * expires), subscribe to the mesh port "capability" on the local node (binary frames), run the
  * handler for each request in its own thread, answer with signed provenance on the same
  * subscribed connection, and unregister on a clean shutdown. */
-#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -10,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gm/agent.h"
@@ -154,25 +152,25 @@ static json_t *own_cert(gm_agent_provider *p)
     /* Read again only when the file changed (a renewal): not once per answer. */
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static json_t *kept;
-    static struct stat kept_st;
+    static agent_file_stamp kept_st;
     char path[1200];
-    struct stat st;
+    agent_file_stamp st;
     gm_cert c;
     gm_error e = {0};
-    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) == 0 && stat(path, &st) == 0) {
+    agent_file_stamp_of(p->ctx.dir, "cert.json", &st);
+    if (st.exists) {
         json_t *doc = NULL;
         pthread_mutex_lock(&mu);
-        if (kept && st.st_ino == kept_st.st_ino && st.st_size == kept_st.st_size &&
-            st.st_mtim.tv_sec == kept_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == kept_st.st_mtim.tv_nsec)
+        if (kept && agent_file_stamp_eq(&st, &kept_st))
             doc = json_deep_copy(kept); /* a copy: the answers of other threads use theirs */
         pthread_mutex_unlock(&mu);
         if (doc)
             return doc;
     }
-    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) != 0 || stat(path, &st) != 0 ||
+    if (gm_path_join(path, sizeof path, p->ctx.dir, "cert.json", &e) != 0 || !st.exists ||
         gm_cert_load(path, &c, &e) != 0) {
         if (!e.msg[0])
-            gm_error_set(&e, GM_ENOTFOUND, "%s: %s", path, strerror(errno));
+            gm_error_set(&e, GM_ENOTFOUND, "%s: no such file", path);
         plog(p, "warn", "no_certificate", "answers will be rejected: %s", e.msg);
         return NULL;
     }
