@@ -816,18 +816,22 @@ static int refused_param(const char *param, const char *msg)
     return REFUSED_NONE;
 }
 
-/* The credential header in sodium_malloc'd memory: Bearer, or Azure's api-key. */
-static char *auth_header(const gm_llm_config *cfg)
+/* The credential header (Bearer, or Azure's api-key) into out, which the caller wipes after the
+ * request; NULL when the key does not fit. On the caller's stack rather than in sodium_malloc'd
+ * memory: libcurl copies headers into ordinary memory anyway (wiped by gm_http), and a
+ * sodium_malloc per request is mmap, mlock, mprotect and munmap, each unmap and protect change a
+ * TLB shootdown across the threads of an agent, most of an llm.chat call's CPU. */
+#define AUTH_HEADER_MAX (API_KEY_MAX + 32)
+static const char *auth_header(const gm_llm_config *cfg, char out[AUTH_HEADER_MAX])
 {
     const char *prefix = cfg->auth == GM_LLM_AUTH_API_KEY ? "api-key: " : "Authorization: Bearer ";
     size_t pn = strlen(prefix), n = pn + cfg->api_key_len;
-    char *h = sodium_malloc(n + 1);
-    if (h) {
-        memcpy(h, prefix, pn);
-        memcpy(h + pn, cfg->api_key, cfg->api_key_len);
-        h[n] = '\0';
-    }
-    return h;
+    if (n >= AUTH_HEADER_MAX)
+        return NULL;
+    memcpy(out, prefix, pn);
+    memcpy(out + pn, cfg->api_key, cfg->api_key_len);
+    out[n] = '\0';
+    return out;
 }
 
 static char *chat_body(const gm_llm_config *cfg, const char *user_prompt, int tokens_param,
@@ -983,13 +987,13 @@ int gm_llm_chat(const gm_llm_config *cfg, const char *user_prompt, gm_llm_answer
     char *url = chat_url(cfg);
     if (!url)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
-    char *auth = NULL;
+    char auth[AUTH_HEADER_MAX];
     const char *headers[3] = { "Content-Type: application/json", "Accept: application/json" };
     size_t n_headers = 2;
     if (cfg->api_key) {
-        if (!(auth = auth_header(cfg))) {
+        if (!auth_header(cfg, auth)) {
             free(url);
-            return gm_error_set(err, GM_ENOMEM, "out of memory");
+            return gm_error_set(err, GM_EINVAL, "the LLM API key is longer than %d characters", API_KEY_MAX);
         }
         headers[n_headers++] = auth;
     }
@@ -1014,6 +1018,7 @@ int gm_llm_chat(const gm_llm_config *cfg, const char *user_prompt, gm_llm_answer
             .method = "POST", .url = url, .headers = headers, .n_headers = n_headers,
             .body = body, .body_len = strlen(body), .timeout_ms = left > 1 ? (long)left : 1,
             .max_response = cfg->max_response,
+            .keep_alive = 1, /* one connection to the model for call after call; never re-sent unseen */
         };
         int refused;
         long wait_ms;
@@ -1049,8 +1054,7 @@ int gm_llm_chat(const gm_llm_config *cfg, const char *user_prompt, gm_llm_answer
         gm_sleep_ms(wait_ms);
         retries++;
     }
-    if (auth)
-        sodium_free(auth);
+    sodium_memzero(auth, sizeof auth);
     free(url);
     if (rc) {
         gm_llm_answer_free(answer);
