@@ -215,6 +215,20 @@ static void script_frames_subscriber(int fd, server *s)
     sleep_ms(200);
 }
 
+/* A node that answers only once both lines are in: the client must send hello and subscribe
+ * together (one round trip), not wait for hello's answer before sending subscribe. */
+static void script_hello_and_subscribe_together(int fd, server *s)
+{
+    read_request(fd, s);
+    if (!strstr(s->got, "\"hello\""))
+        return;
+    read_request(fd, s);
+    if (!strstr(s->got, "\"subscribe\""))
+        return;
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n{\"ok\":true,\"id\":\"subscribe\"}\n");
+    sleep_ms(200);
+}
+
 /* A node without frames: the message comes as a JSON event with base64 data. */
 static void script_json_subscriber(int fd, server *s)
 {
@@ -306,6 +320,21 @@ static void test_call_sends_and_reads_on_its_subscription(void **state)
     assert_memory_equal(s.frame, head, sizeof head);
     assert_memory_equal(s.frame + 12, to, GM_PK_LEN);
     assert_memory_equal(s.frame + 44, "phi", 3);
+}
+
+static void test_hello_and_subscribe_in_one_round_trip(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    server_start(&s, script_hello_and_subscribe_together);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    /* waiting for hello's answer before sending subscribe would meet a silent node here */
+    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 5000, &err), 0);
+    assert_int_equal(gm_node_conn_frames(c), 1);
+    gm_node_conn_close(c);
+    server_join(&s);
 }
 
 static void test_call_on_a_node_without_frames_uses_json(void **state)
@@ -624,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_send_refusals_become_errors),
         cmocka_unit_test(test_messages_arrive_as_raw_bytes_with_frames_or_json),
         cmocka_unit_test(test_call_sends_and_reads_on_its_subscription),
+        cmocka_unit_test(test_hello_and_subscribe_in_one_round_trip),
         cmocka_unit_test(test_call_on_a_node_without_frames_uses_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -233,14 +233,13 @@ int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err)
     return 0;
 }
 
-int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, int timeout_ms, gm_error *err)
+/* The answer to the request named id (version 2: lines with other ids are skipped; with no id,
+ * the next line), by the monotonic time end. */
+static int await_answer(gm_node_conn_t *c, const char *id, json_t **resp, int64_t end, gm_error *err)
 {
+    int rc = 0;
     *resp = NULL;
-    int rc = gm_node_conn_send(c, req, err);
-    /* version 2: the answer is the line with the request's id; other lines are skipped */
-    const char *id = json_string_value(json_object_get(req, "id"));
-    int64_t end = gm_mono_ms() + timeout_ms;
-    while (rc == 0) {
+    for (;;) {
         int64_t left = end - gm_mono_ms();
         rc = gm_node_conn_read(c, resp, left > 0 ? (int)left : 1, err);
         if (rc != 0 || !id)
@@ -252,6 +251,15 @@ int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, in
         *resp = NULL;
     }
     return rc;
+}
+
+int gm_node_conn_request(gm_node_conn_t *c, const json_t *req, json_t **resp, int timeout_ms, gm_error *err)
+{
+    *resp = NULL;
+    int rc = gm_node_conn_send(c, req, err);
+    if (rc != 0)
+        return rc;
+    return await_answer(c, json_string_value(json_object_get(req, "id")), resp, gm_mono_ms() + timeout_ms, err);
 }
 
 /* A {"ok":false,"error":{code,message}} answer as an error: GM_ENET when the node has no
@@ -280,22 +288,27 @@ int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, 
 
 int gm_node_conn_subscribe_frames(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err)
 {
-    json_t *req = json_pack("{s:s,s:s,s:[i],s:i}", "op", "hello", "id", "hello", "versions", 2, "frames",
-                            GM_API_FRAMES_VERSION), *resp = NULL;
-    if (!req)
-        return gm_error_set(err, GM_ENOMEM, "out of memory");
-    int rc = gm_node_conn_request(c, req, &resp, timeout_ms, err);
-    json_decref(req);
+    /* hello and subscribe go out together (the node answers the lines of a connection in order,
+     * so the subscription follows the negotiation): one round trip to the node, not two. */
+    json_t *hello = json_pack("{s:s,s:s,s:[i],s:i}", "op", "hello", "id", "hello", "versions", 2, "frames",
+                              GM_API_FRAMES_VERSION),
+           *sub = json_pack("{s:s,s:s,s:s}", "op", "subscribe", "id", "subscribe", "port", port), *resp = NULL;
+    int64_t end = gm_mono_ms() + timeout_ms;
+    int rc = hello && sub ? 0 : gm_error_set(err, GM_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = gm_node_conn_send(c, hello, err);
+    if (rc == 0)
+        rc = gm_node_conn_send(c, sub, err);
+    json_decref(hello);
+    json_decref(sub);
+    if (rc == 0)
+        rc = await_answer(c, "hello", &resp, end, err);
     /* A node without frames (or without hello) streams JSON events instead: read_msg decodes them. */
     c->frames = rc == 0 && json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION;
     json_decref(resp);
-    if (rc != 0)
-        return rc;
-    req = json_pack("{s:s,s:s,s:s}", "op", "subscribe", "id", "subscribe", "port", port);
-    if (!req)
-        return gm_error_set(err, GM_ENOMEM, "out of memory");
-    rc = gm_node_conn_request(c, req, &resp, timeout_ms, err);
-    json_decref(req);
+    resp = NULL;
+    if (rc == 0)
+        rc = await_answer(c, "subscribe", &resp, end, err);
     if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
         rc = answer_error(resp, "subscribing to the local node", err);
     json_decref(resp);
