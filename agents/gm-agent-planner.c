@@ -23,38 +23,6 @@ struct planner {
     pthread_mutex_t lock;
 };
 
-/* Before calling cap: if the provider used last time is no longer selectable, say so in the
- * chain (why, as far as our own checks tell), so the failover is visible to the requester. */
-static void note_failover(struct planner *p, const gm_agent_call_in *in, const char *cap, const char *last)
-{
-    char prev[GM_AGENT_ID_MAX + 1], detail[GM_AGENT_DETAIL_MAX + 1];
-    gm_error e = {0};
-    pthread_mutex_lock(&p->lock);
-    snprintf(prev, sizeof prev, "%s", last);
-    pthread_mutex_unlock(&p->lock);
-    if (!prev[0])
-        return;
-    gm_agent_candidates cs;
-    if (gm_agent_discover(in->ctx, cap, NULL, 0, &cs, &e) != 0)
-        return;
-    const char *why = "no longer registered with the NA (revoked or unregistered)";
-    int usable = 0;
-    for (size_t i = 0; i < cs.n; i++)
-        if (cs.v[i].desc.agent_id && !strcmp(cs.v[i].desc.agent_id, prev)) {
-            usable = cs.v[i].usable;
-            why = cs.v[i].reason;
-        }
-    if (!usable) {
-        snprintf(detail, sizeof detail, "failover: %s, which served %s before, is %.300s; selecting another provider",
-                 prev, cap, why);
-        if (gm_agent_step_add(in->steps, &in->ctx->node, in->ctx->agent_id, "failed", cap, in->req->request_id, detail,
-                              &e) != 0) {
-            /* the failover note only explains the chain; without it (out of memory) the chain still verifies */
-        }
-    }
-    gm_agent_candidates_free(&cs);
-}
-
 static void remember(struct planner *p, char *last, const char *used)
 {
     pthread_mutex_lock(&p->lock);
@@ -62,18 +30,23 @@ static void remember(struct planner *p, char *last, const char *used)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* calls_left: nested calls still to make, this one included. */
-static int sub_call(struct planner *p, const gm_agent_call_in *in, const char *cap, int calls_left, json_t *input,
-                    gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err)
+/* calls_left: nested calls still to make, this one included; last: the provider that served cap
+ * the time before (a failover from it is noted in the chain). */
+static int sub_call(struct planner *p, const gm_agent_call_in *in, const char *cap, int calls_left, const char *last,
+                    json_t *input, gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err)
 {
+    char prev[GM_AGENT_ID_MAX + 1];
+    pthread_mutex_lock(&p->lock);
+    snprintf(prev, sizeof prev, "%s", last);
+    pthread_mutex_unlock(&p->lock);
     long left = gm_agent_request_time_left_ms(in->req) - REPLY_MARGIN_MS;
     long t = calls_left > 1 ? left / 3 : left;
     if (p->sub_timeout_ms > 0 && t > p->sub_timeout_ms)
         t = p->sub_timeout_ms;
     if (t < SUB_MIN_MS)
         return gm_error_set(err, GM_ETIMEOUT, "no time left for %s before the requester's deadline", cap);
-    int rc = gm_agent_call_collect(in->ctx, cap, input, t, in->steps, in->certs, in->req->request_id, resp, chosen,
-                                   err);
+    int rc = gm_agent_call_after(in->ctx, cap, input, t, in->steps, in->certs, in->req->request_id, prev, resp, chosen,
+                                 err);
     if (rc == 0 && resp->error_code) {
         rc = gm_error_set(err, GM_EPROTO, "%s provider %s answered %s: %s", cap, chosen, resp->error_code,
                           resp->error_message);
@@ -92,8 +65,7 @@ static int planner_handle(void *user, const gm_agent_call_in *in, json_t **outpu
     gm_agent_response rr, lr;
     char repo_agent[GM_AGENT_ID_MAX + 1], llm_agent[GM_AGENT_ID_MAX + 1];
     json_t *rin = json_pack("{s:s}", "question", q);
-    note_failover(p, in, "repo.summary", p->last_repo);
-    int rc = sub_call(p, in, "repo.summary", 2, rin, &rr, repo_agent, err);
+    int rc = sub_call(p, in, "repo.summary", 2, p->last_repo, rin, &rr, repo_agent, err);
     json_decref(rin);
     if (rc != 0)
         return gm_error_prefix(err, "repo.summary");
@@ -109,8 +81,7 @@ static int planner_handle(void *user, const gm_agent_call_in *in, json_t **outpu
              summary ? summary : "(none)");
     json_t *lin = json_pack("{s:s}", "prompt", prompt);
     free(prompt);
-    note_failover(p, in, "llm.chat", p->last_llm);
-    rc = sub_call(p, in, "llm.chat", 1, lin, &lr, llm_agent, err);
+    rc = sub_call(p, in, "llm.chat", 1, p->last_llm, lin, &lr, llm_agent, err);
     json_decref(lin);
     if (rc != 0) {
         gm_agent_response_free(&rr);

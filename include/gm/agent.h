@@ -177,6 +177,16 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
                           long timeout_ms, json_t *steps, json_t *certs,
                           const char *request_id_for_steps, gm_agent_response *resp,
                           char chosen[GM_AGENT_ID_MAX + 1], gm_error *err) GM_MUST_CHECK;
+/* gm_agent_call_collect for a caller that remembers which provider served capability last
+ * (previous, an agent_id; NULL or "" when none): when the call's own discovery finds previous
+ * no longer usable, a signed "failed" step "failover: <previous>, which served <capability>
+ * before, is <why>; selecting another provider" goes into steps before the new choice, so the
+ * failover is visible to the requester. One discovery serves both. */
+int gm_agent_call_after(const gm_agent_ctx *c, const char *capability, const json_t *input,
+                        long timeout_ms, json_t *steps, json_t *certs,
+                        const char *request_id_for_steps, const char *previous,
+                        gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1],
+                        gm_error *err) GM_MUST_CHECK;
 
 /* ---- provider loop (agent_provider.c) ---- */
 

@@ -145,6 +145,13 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
                           json_t *steps, json_t *certs, const char *rid, gm_agent_response *resp,
                           char chosen[GM_AGENT_ID_MAX + 1], gm_error *err)
 {
+    return gm_agent_call_after(c, capability, input, timeout_ms, steps, certs, rid, NULL, resp, chosen, err);
+}
+
+int gm_agent_call_after(const gm_agent_ctx *c, const char *capability, const json_t *input, long timeout_ms,
+                        json_t *steps, json_t *certs, const char *rid, const char *previous, gm_agent_response *resp,
+                        char chosen[GM_AGENT_ID_MAX + 1], gm_error *err)
+{
     uint8_t exclude[CALL_MAX_ATTEMPTS][GM_PK_LEN];
     size_t n_ex = 0;
     char cap[GM_AGENT_CAP_MAX + 1], detail[GM_AGENT_DETAIL_MAX + 1], last[GM_AGENT_DETAIL_MAX + 1] = "";
@@ -176,6 +183,18 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
         if (rc != 0) {
             STEP("failed", "discovery of %s failed: %.400s", cap, err ? err->msg : "");
             return rc;
+        }
+        if (attempt == 0 && previous && previous[0]) {
+            const char *why = "no longer registered with the NA (revoked or unregistered)";
+            int usable = 0;
+            for (size_t i = 0; i < cs.n; i++)
+                if (cs.v[i].desc.agent_id && !strcmp(cs.v[i].desc.agent_id, previous)) {
+                    usable = cs.v[i].usable;
+                    why = cs.v[i].reason;
+                }
+            if (!usable)
+                STEP("failed", "failover: %.64s, which served %s before, is %.300s; selecting another provider",
+                     previous, cap, why);
         }
         if (cs.n_usable == 0) {
             char why[300] = "";
