@@ -7,6 +7,9 @@ standard library only, for tests/e2e_api_frames.sh and bench/bench_node.sh.
       connection stays usable); a JSON-only subscriber gets the same bytes in base64
   api_frames_client.py refusals SOCK_FROM NO_ROUTE_KEY
       a bad head is refused and the connection closed; a send without a route is reported
+  api_frames_client.py park SOCK_FROM SOCK_TO KEY_TO
+      an unsubscribed (parked) connection gets nothing, another subscriber gets it all; subscribed
+      again, it gets what comes next
   api_frames_client.py slow SOCK_FROM SOCK_TO KEY_TO COUNT SIZE
       a subscriber that reads slowly; the sender is slowed, every message arrives in order
   api_frames_client.py stuck SOCK_FROM SOCK_TO KEY_TO COUNT SIZE
@@ -179,6 +182,41 @@ def boundaries(src, dst, key_b64, src_key):
     print("boundaries ok: sizes %s, max %d, max+1 refused" % ([len(p) for p in payloads], mx))
 
 
+def park(src, dst, key_b64):
+    key = base64.b64decode(key_b64)
+    port = "park%d" % os.getpid()
+    a, b = subscribe(dst, port), subscribe(dst, port)
+    a.json({"op": "hello", "id": "h2", "versions": [2]})
+    h, _ = a.until_json(lambda m: m.get("id") == "h2")
+    if h.get("ok") is not False:
+        fail("a second hello was accepted: %r" % h)
+    c = Conn(src)
+    a.json({"op": "unsubscribe", "id": "u"})
+    r, _ = a.until_json(lambda m: m.get("id") == "u")
+    if r != {"ok": True, "id": "u"}:
+        fail("unsubscribe: %r" % r)
+    c.send(key, port, b"while parked", seq=1, ack=True)
+    kind, _frm, _p, data = b.next()
+    if kind != "frame" or data != b"while parked":
+        fail("the other subscriber did not get the message: %r" % data)
+    # b has it, so the node has delivered it to every subscriber; a was not one
+    a.json({"op": "subscribe", "id": "s2", "port": port})
+    r, frames = a.until_json(lambda m: m.get("id") == "s2")
+    if not r.get("ok") or frames:
+        fail("a parked connection got %d frame(s): %r" % (len(frames), [f[2] for f in frames]))
+    c.send(key, port, b"after", seq=2, ack=True)
+    for who, conn in (("resubscribed", a), ("other", b)):
+        kind, _frm, _p, data = conn.next()
+        if kind != "frame" or data != b"after":
+            fail("the %s subscriber got %r, wanted b'after'" % (who, data))
+    v1 = Conn(dst, None)
+    v1.json({"op": "unsubscribe"})
+    _, m = v1.next()
+    if m.get("ok") is not False or m["error"]["code"] != "unknown_op":
+        fail("unsubscribe without hello (version 1): %r" % m)
+    print("park ok")
+
+
 def refusals_bad_head(src):
     c = Conn(src)
     c.s.sendall(HDR.pack(SEND, 0x80, 1, 0, 8, 1, b"\0" * 32) + b"px")
@@ -322,6 +360,8 @@ if __name__ == "__main__":
                 or ev[0]["error"]["code"] != "no_route":
             fail("a send without a route was not reported: %r" % ev)
         print("refusals ok")
+    elif a[0] == "park":
+        park(a[1], a[2], a[3])
     elif a[0] in ("slow", "stuck"):
         slow_or_stuck(a[0], a[1], a[2], a[3], int(a[4]), int(a[5]))
     elif a[0] == "pump":

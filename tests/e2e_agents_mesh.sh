@@ -68,6 +68,15 @@ frames_after="$(node_metric ra '^api_frames_in$')"
     fail "ra's node accepted $((accepted_after - accepted_before)) local-API connections for 3 answers"
 [ $((frames_after - frames_before)) -ge 3 ] || fail "the 3 answers were not sent as binary frames"
 
+step "a requester keeps its local-API connection from call to call (parked between them)"
+accepted_before="$(node_metric planner '^api_accepted$')"
+for i in 1 2 3; do ask_ok "ask planner.answer ($i)" "provider: planner-1" planner.answer "p$i" --dir "$(node_dir researcher)"; done
+accepted_after="$(node_metric planner '^api_accepted$')"
+# 6 nested calls: at most one connection of the planner's worker thread (a second worker, should
+# one start), plus the two status reads of node_metric itself; a connection per call would be 6 more
+[ $((accepted_after - accepted_before)) -le 4 ] ||
+    fail "planner's node accepted $((accepted_after - accepted_before)) local-API connections for 6 nested calls"
+
 step "clear errors, never a hang"
 ask_fails "unknown capability" "no usable provider of nothing.here \(0 listed" nothing.here "x" --dir "$(node_dir researcher)"
 python3 -c 'import json; print(json.dumps({"prompt": "x" * 40000}))' >"$E2E_TMP/big.json"

@@ -1,10 +1,13 @@
 /* Invocation: a capability_request goes to the provider's node key through our own node's
  * local API (routed and end-to-end encrypted by the mesh) on one connection, subscribed with
  * binary frames and carrying the request as a send frame (JSON with a node without frames);
- * we wait for the matching response until the request's deadline, never longer. */
+ * we wait for the matching response until the request's deadline, never longer. The connection
+ * is kept per thread between calls, parked (unsubscribed). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gm/agent.h"
 #include "gm/node.h"
@@ -45,6 +48,85 @@ static int check_signers(gm_agent_response *resp, const gm_genesis *const gs[], 
     return rc;
 }
 
+/* A requester's connection to its node, kept per thread from one call to the next: parked
+ * (unsubscribed, so the node delivers nothing to it) while idle, subscribed again in the same
+ * write as the next request. A fresh connection costs a socket, a connect, a hello and a close on
+ * both sides; a parked one, nothing. */
+typedef struct parked_conn {
+    gm_node_conn_t *conn;
+    char sock[sizeof(((gm_agent_ctx *)0)->sock)];
+    pid_t pid;     /* a child after fork() shares the socket: it opens its own */
+    uint32_t seq;  /* the number of the last request posted on it */
+} parked_conn;
+
+static pthread_key_t g_parked_key;
+static pthread_once_t g_parked_once = PTHREAD_ONCE_INIT;
+static int g_parked_ok;
+
+static void parked_free(void *v)
+{
+    parked_conn *pc = v;
+    if (pc) {
+        gm_node_conn_close(pc->conn);
+        free(pc);
+    }
+}
+
+static void parked_init(void)
+{
+    g_parked_ok = pthread_key_create(&g_parked_key, parked_free) == 0;
+}
+
+/* A connection to the node at sock subscribed to the agent port (this thread's parked one, or a
+ * new one) and the number for the request to post on it. */
+static int conn_take(const char *sock, gm_node_conn_t **out, uint32_t *seq, gm_error *err)
+{
+    pthread_once(&g_parked_once, parked_init);
+    parked_conn *pc = g_parked_ok ? pthread_getspecific(g_parked_key) : NULL;
+    *out = NULL;
+    *seq = pc ? pc->seq + 1 : 1;
+    if (pc && pc->conn) {
+        gm_node_conn_t *c = pc->conn;
+        gm_error e = {0};
+        pc->conn = NULL;
+        if (pc->pid == getpid() && !strcmp(pc->sock, sock) && gm_node_conn_resubscribe(c, GM_AGENT_PORT, &e) == 0) {
+            *out = c;
+            return 0;
+        }
+        gm_node_conn_close(c); /* another node, another process, or the node restarted: a new one */
+    }
+    int rc = gm_node_conn_open_path(sock, out, err);
+    if (rc == 0 && (rc = gm_node_conn_subscribe_frames(*out, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
+        gm_node_conn_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* The connection after a call: parked for the next one when it is still in a known state and
+ * its node can park it, else closed. */
+static void conn_give_back(const char *sock, gm_node_conn_t *c, uint32_t seq, int usable)
+{
+    gm_error e = {0};
+    parked_conn *pc = g_parked_ok ? pthread_getspecific(g_parked_key) : NULL;
+    if (!usable || !g_parked_ok || !gm_node_conn_can_park(c) || gm_node_conn_park(c, &e) != 0) {
+        gm_node_conn_close(c);
+        if (pc)
+            pc->seq = seq;
+        return;
+    }
+    if (!pc && (!(pc = calloc(1, sizeof *pc)) || pthread_setspecific(g_parked_key, pc) != 0)) {
+        free(pc);
+        gm_node_conn_close(c);
+        return;
+    }
+    gm_node_conn_close(pc->conn); /* none expected: calls on one thread follow each other */
+    pc->conn = c;
+    snprintf(pc->sock, sizeof pc->sock, "%s", sock);
+    pc->pid = getpid();
+    pc->seq = seq;
+}
+
 int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t provider[GM_PK_LEN],
                     const gm_genesis *const gs[], size_t k, const gm_crl *crl, gm_agent_response *resp,
                     gm_error *err)
@@ -60,13 +142,13 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
     /* One connection: subscribed first (binary frames when the node has them) so a fast
      * answer cannot slip past us, then the request sent on it; the node speaks only if the
      * send fails. */
-    if ((rc = gm_node_conn_open_path(sock, &conn, err)) != 0 ||
-        (rc = gm_node_conn_subscribe_frames(conn, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
-        gm_node_conn_close(conn);
+    uint32_t seq;
+    int usable = 1; /* the connection is in a known state: it may serve the next call */
+    if ((rc = conn_take(sock, &conn, &seq, err)) != 0) {
         free(msg);
         return rc;
     }
-    rc = gm_node_conn_post(conn, provider, GM_AGENT_PORT, msg, mlen, 1, err);
+    rc = gm_node_conn_post(conn, provider, GM_AGENT_PORT, msg, mlen, seq, err);
     free(msg);
     if (rc != 0) {
         gm_node_conn_close(conn);
@@ -86,7 +168,7 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
         if (rc == GM_ETIMEOUT)
             continue;
         if (rc == 0) { /* a JSON line: only a failure of our send matters */
-            rc = gm_node_conn_post_failed(line, 1, provider, err);
+            rc = gm_node_conn_post_failed(line, seq, provider, err);
             json_decref(line);
             if (rc != 0) {
                 gm_error_prefix(err, "provider %.12s... unreachable", ppk);
@@ -94,8 +176,10 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
             }
             continue;
         }
-        if (rc < 0)
+        if (rc < 0) {
+            usable = 0; /* the connection itself failed */
             break;
+        }
         if (memcmp(m.from, provider, GM_PK_LEN) != 0 || strcmp(m.port, GM_AGENT_PORT) != 0 ||
             m.len > GM_AGENT_MSG_MAX)
             continue;
@@ -126,7 +210,7 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
         rc = 0;
         break;
     }
-    gm_node_conn_close(conn);
+    conn_give_back(sock, conn, seq, usable);
     return rc;
 }
 

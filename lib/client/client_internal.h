@@ -30,6 +30,13 @@ int gm_na_member_get(const char *na_url, const gm_signer *node, const char *targ
 int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 /* 1 when c negotiated binary frames (gm_node_conn_subscribe_frames), else 0. */
 int gm_node_conn_frames(const gm_node_conn_t *c);
+/* A connection kept between calls (a requester's, agent_invoke.c) is parked, not closed: 1 when
+ * its node can (it lists "unsubscribe"; known after gm_node_conn_subscribe_frames). */
+int gm_node_conn_can_park(const gm_node_conn_t *c);
+/* Without waiting: unsubscribe c (no more messages until resubscribed; the answer, id "park",
+ * comes later among its lines), or subscribe it again to port (answer id "subscribe"). */
+int gm_node_conn_park(gm_node_conn_t *c, gm_error *err) GM_MUST_CHECK;
+int gm_node_conn_resubscribe(gm_node_conn_t *c, const char *port, gm_error *err) GM_MUST_CHECK;
 /* As gm_node_conn_read_msg, except that a JSON message event (a node without frames, or a
  * request that carries an "authorized" note) is returned as it is: 0 and *msg. */
 int gm_node_conn_read_unit(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err) GM_MUST_CHECK;

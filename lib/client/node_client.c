@@ -26,6 +26,7 @@ struct gm_node_conn {
     char *buf;
     size_t len, cap;
     int frames;               /* binary frames negotiated (gm_node_conn_subscribe_frames) */
+    int can_park;             /* the node lists "unsubscribe" among its operations */
     size_t used;              /* bytes of the frame last returned, dropped at the next read */
     uint8_t *msg;             /* decoded data of a JSON message event (node without frames) */
 };
@@ -305,6 +306,12 @@ int gm_node_conn_subscribe_frames(gm_node_conn_t *c, const char *port, int timeo
         rc = await_answer(c, "hello", &resp, end, err);
     /* A node without frames (or without hello) streams JSON events instead: read_msg decodes them. */
     c->frames = rc == 0 && json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION;
+    c->can_park = 0;
+    for (size_t i = 0; rc == 0 && i < json_array_size(json_object_get(resp, "ops")); i++) {
+        const char *op = json_string_value(json_array_get(json_object_get(resp, "ops"), i));
+        if (op && !strcmp(op, "unsubscribe"))
+            c->can_park = 1;
+    }
     json_decref(resp);
     resp = NULL;
     if (rc == 0)
@@ -500,6 +507,27 @@ int gm_node_discover(const char *sock_path, const char *capability, int timeout_
 int gm_node_conn_frames(const gm_node_conn_t *c)
 {
     return c->frames;
+}
+
+int gm_node_conn_can_park(const gm_node_conn_t *c)
+{
+    return c->can_park;
+}
+
+int gm_node_conn_resubscribe(gm_node_conn_t *c, const char *port, gm_error *err)
+{
+    json_t *req = json_pack("{s:s,s:s,s:s}", "op", "subscribe", "id", "subscribe", "port", port);
+    int rc = req ? gm_node_conn_send(c, req, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
+    json_decref(req);
+    return rc;
+}
+
+int gm_node_conn_park(gm_node_conn_t *c, gm_error *err)
+{
+    json_t *req = json_pack("{s:s,s:s}", "op", "unsubscribe", "id", "park");
+    int rc = req ? gm_node_conn_send(c, req, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
+    json_decref(req);
+    return rc;
 }
 
 int gm_node_conn_read_unit(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err)

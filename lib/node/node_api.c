@@ -526,7 +526,7 @@ int node_api_hello_version(const json_t *req, char *why, size_t why_len)
 
 /* The operations of each version, in the order `hello` lists them. */
 static const char *const api_ops[] = {"hello", "status", "peers", "routes", "metrics", "crl", "send", "subscribe",
-                                      "provide", "withdraw", "answer", "ask", "discover"};
+                                      "provide", "withdraw", "answer", "ask", "discover", "unsubscribe"};
 #define API_OPS_V1 8
 
 static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
@@ -603,6 +603,12 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
             client_send(c, ok);
             flush_inbox(n, c);
         }
+    } else if (!strcmp(op, "unsubscribe") && c->version >= 2) {
+        /* No more messages on this connection until it subscribes again (a requester parks
+         * its connection between calls); what was already queued to it still comes. */
+        c->subscribed = 0;
+        c->port[0] = '\0';
+        resp = json_pack("{s:b}", "ok", 1);
     } else if (node_agents_op_known(op)) {
         if (c->version < 2)
             resp = api_error("hello_required", "this operation needs protocol version 2: send "
@@ -612,7 +618,7 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
     } else {
         char msg[200];
         snprintf(msg, sizeof msg, "unknown op \"%.64s\" (version %d has: hello, status, peers, routes, metrics, crl, "
-                 "send, subscribe%s)", op, c->version, c->version >= 2 ? ", provide, withdraw, answer, ask, discover" : "");
+                 "send, subscribe%s)", op, c->version, c->version >= 2 ? ", provide, withdraw, answer, ask, discover, unsubscribe" : "");
         resp = api_error("unknown_op", msg);
     }
     if (resp) {
