@@ -10,6 +10,9 @@ standard library only, for tests/e2e_api_frames.sh and bench/bench_node.sh.
   api_frames_client.py park SOCK_FROM SOCK_TO KEY_TO
       an unsubscribed (parked) connection gets nothing, another subscriber gets it all; subscribed
       again, it gets what comes next
+  api_frames_client.py requests-only SOCK_FROM SOCK_TO KEY_TO
+      a subscription with requests_only gets what may be a capability request,
+      not the rest (a provider loop's: the answers to its nested calls are not its own)
   api_frames_client.py slow SOCK_FROM SOCK_TO KEY_TO COUNT SIZE
       a subscriber that reads slowly; the sender is slowed, every message arrives in order
   api_frames_client.py stuck SOCK_FROM SOCK_TO KEY_TO COUNT SIZE
@@ -217,6 +220,34 @@ def park(src, dst, key_b64):
     print("park ok")
 
 
+def requests_only(src, dst, key_b64):
+    key = base64.b64decode(key_b64)
+    bad = Conn(dst)
+    bad.json({"op": "subscribe", "id": "b", "port": "capability", "requests_only": "yes"})
+    r, _ = bad.until_json(lambda m: m.get("id") == "b")
+    if r.get("ok") is not False or "requests_only" not in r["error"]["message"]:
+        fail("requests_only \"yes\" accepted: %r" % r)
+    prov = Conn(dst)
+    prov.json({"op": "subscribe", "id": "s", "port": "capability", "requests_only": True})
+    r, _ = prov.until_json(lambda m: m.get("id") == "s")
+    if not r.get("ok"):
+        fail("subscribe requests_only: %r" % r)
+    every = subscribe(dst, "capability")
+    c = Conn(src)
+    answer = b'{"type":"capability_response","request_id":"r1"}'
+    request = b'{"type":"capability_request","malformed":true}'
+    c.send(key, "capability", answer, seq=1, ack=True)
+    c.send(key, "capability", request, seq=2, ack=True)
+    for want in (answer, request):
+        kind, _f, _p, data = every.next()
+        if kind != "frame" or data != want:
+            fail("the plain subscriber got %r, wanted %r" % (data, want))
+    kind, _f, _p, data = prov.next()
+    if kind != "frame" or data != request:
+        fail("the requests_only subscriber got %r first, wanted only the request" % (data,))
+    print("requests-only ok")
+
+
 def refusals_bad_head(src):
     c = Conn(src)
     c.s.sendall(HDR.pack(SEND, 0x80, 1, 0, 8, 1, b"\0" * 32) + b"px")
@@ -360,6 +391,8 @@ if __name__ == "__main__":
                 or ev[0]["error"]["code"] != "no_route":
             fail("a send without a route was not reported: %r" % ev)
         print("refusals ok")
+    elif a[0] == "requests-only":
+        requests_only(a[1], a[2], a[3])
     elif a[0] == "park":
         park(a[1], a[2], a[3])
     elif a[0] in ("slow", "stuck"):

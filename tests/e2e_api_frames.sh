@@ -36,6 +36,9 @@ python3 "$FC" refusals "$(sock tx)" "$(node_key tx | tr 'A-Za-z' 'B-ZAb-za')" ||
 step "unsubscribe parks a connection: nothing delivered to it until it subscribes again"
 python3 "$FC" park "$(sock tx)" "$(sock rx)" "$(node_key rx)" || fail "park"
 
+step "a provider loop's subscription (requests_only) gets requests, not the answers to its nested calls"
+python3 "$FC" requests-only "$(sock tx)" "$(sock rx)" "$(node_key rx)" || fail "requests_only"
+
 step "a slow subscriber slows the sender down and loses nothing"
 p0="$(node_metric tx api_paused)" h0="$(node_metric rx api_held)" o0="$(node_metric rx api_overflow)"
 python3 "$FC" slow "$(sock tx)" "$(sock rx)" "$(node_key rx)" 400 60000 || fail "slow subscriber"

@@ -500,7 +500,7 @@ static void dispatch_line(gm_agent_provider *p, const json_t *ev)
 static int subscribe(gm_agent_provider *p, gm_node_conn_t **out, gm_error *err)
 {
     int rc = gm_node_conn_open_path(p->ctx.sock, out, err);
-    if (rc == 0 && (rc = gm_node_conn_subscribe_frames(*out, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
+    if (rc == 0 && (rc = gm_node_conn_subscribe_requests(*out, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
         gm_node_conn_close(*out);
         *out = NULL;
     }

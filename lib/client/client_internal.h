@@ -30,6 +30,10 @@ int gm_na_member_get(const char *na_url, const gm_signer *node, const char *targ
 int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 /* 1 when c negotiated binary frames (gm_node_conn_subscribe_frames), else 0. */
 int gm_node_conn_frames(const gm_node_conn_t *c);
+/* gm_node_conn_subscribe_frames for a provider loop: the node delivers it only what may be a
+ * capability request ("requests_only"), not the answers to the nested calls of the provider's
+ * handlers, which go to their own connections. */
+int gm_node_conn_subscribe_requests(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 /* A connection kept between calls (a requester's, agent_invoke.c) is parked, not closed: 1 when
  * its node can (it lists "unsubscribe"; known after gm_node_conn_subscribe_frames). */
 int gm_node_conn_can_park(const gm_node_conn_t *c);

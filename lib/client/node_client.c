@@ -287,13 +287,27 @@ int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, 
     return rc;
 }
 
+static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_only, int timeout_ms, gm_error *err);
+
 int gm_node_conn_subscribe_frames(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err)
+{
+    return subscribe_frames(c, port, 0, timeout_ms, err);
+}
+
+int gm_node_conn_subscribe_requests(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err)
+{
+    return subscribe_frames(c, port, 1, timeout_ms, err);
+}
+
+static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_only, int timeout_ms, gm_error *err)
 {
     /* hello and subscribe go out together (the node answers the lines of a connection in order,
      * so the subscription follows the negotiation): one round trip to the node, not two. */
     json_t *hello = json_pack("{s:s,s:s,s:[i],s:i}", "op", "hello", "id", "hello", "versions", 2, "frames",
                               GM_API_FRAMES_VERSION),
            *sub = json_pack("{s:s,s:s,s:s}", "op", "subscribe", "id", "subscribe", "port", port), *resp = NULL;
+    if (sub && requests_only)
+        json_object_set_new(sub, "requests_only", json_true());
     int64_t end = gm_mono_ms() + timeout_ms;
     int rc = hello && sub ? 0 : gm_error_set(err, GM_ENOMEM, "out of memory");
     if (rc == 0)

@@ -38,6 +38,7 @@ struct node_api_client {
     char *buf;                /* received bytes: buf[off..len) not handled yet */
     size_t off, len, cap;
     int subscribed;
+    int requests_only;        /* only messages that may be capability requests (a provider loop's) */
     int version;              /* of the local API: 1 until a hello negotiates another */
     int hello_done;
     uint64_t serial;          /* names the connection to work that outlives a callback */
@@ -318,6 +319,10 @@ void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char
         next = c->next;
         if (!c->subscribed || !port_matches(c->port, port))
             continue;
+        /* A provider loop's subscription takes requests only: the answers to its nested calls
+         * go to the connections that made them, not to it as well. */
+        if (c->requests_only && !gm_json_may_hold(data, len, "capability_request"))
+            continue;
         if (c->frames && !note) {
             client_send_frame(c, from, port, data, len);
             delivered = 1;
@@ -370,7 +375,8 @@ static void flush_inbox(gm_node *n, node_api_client *c)
     node_inbox_msg **pp = &n->api.inbox, *last = NULL;
     while (*pp) {
         node_inbox_msg *m = *pp;
-        if (!port_matches(c->port, m->port)) {
+        if (!port_matches(c->port, m->port) ||
+            (c->requests_only && !gm_json_may_hold(m->data, m->len, "capability_request"))) {
             last = m;
             pp = &m->next;
             continue;
@@ -590,13 +596,17 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
         resp = op_send(n, req);
     } else if (!strcmp(op, "subscribe")) {
         const char *port = json_string_value(json_object_get(req, "port"));
+        const json_t *ro = json_object_get(req, "requests_only");
         if (!port)
             port = "*";
         if (!node_port_valid(port, 1)) {
             resp = api_error("invalid_request", "\"port\" must be \"*\" or 1-32 characters of [a-z0-9._-]");
+        } else if (ro && !json_is_boolean(ro)) {
+            resp = api_error("invalid_request", "\"requests_only\" must be true or false");
         } else {
             snprintf(c->port, sizeof c->port, "%s", port);
             c->subscribed = 1;
+            c->requests_only = json_is_true(ro);
             json_t *ok = json_pack("{s:b}", "ok", 1);
             if (id)
                 json_object_set(ok, "id", (json_t *)id);
@@ -616,7 +626,7 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
         else
             resp = node_agents_op(n, c->serial, op, req, id);
     } else {
-        char msg[200];
+        char msg[256];
         snprintf(msg, sizeof msg, "unknown op \"%.64s\" (version %d has: hello, status, peers, routes, metrics, crl, "
                  "send, subscribe%s)", op, c->version, c->version >= 2 ? ", provide, withdraw, answer, ask, discover, unsubscribe" : "");
         resp = api_error("unknown_op", msg);
