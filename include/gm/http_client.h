@@ -27,6 +27,11 @@ typedef struct gm_http_req {
     size_t max_response;         /* larger bodies fail with GM_ETOOBIG; 0 = GM_HTTP_DEFAULT_MAX_RESPONSE */
     const volatile int *cancel;  /* optional: set non-zero (from any thread) to give up within
                                     about a second with GM_ENET (long polls) */
+    int keep_alive;              /* a POST (any method) on a kept-alive connection shared with other requests,
+                                    as GETs always are. It is sent at most once: libcurl would re-send it on a
+                                    new connection when the kept one turns out closed before any answer, and a
+                                    request signed with a one-time nonce would then be refused as a replay;
+                                    instead it fails with GM_ENET and a message saying it was not re-sent */
 } gm_http_req;
 
 typedef struct gm_http_resp {
