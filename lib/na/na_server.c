@@ -313,6 +313,17 @@ void na_server_crl_published(gm_na_t *na, uint64_t seq)
         waiters_wake(na->watch, seq, -1, 0);
 }
 
+unsigned na_server_parked(gm_na_t *na)
+{
+    struct na_watch *w = na->watch;
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->dlock);
+    unsigned n = w->n_parked;
+    pthread_mutex_unlock(&w->dlock);
+    return n;
+}
+
 unsigned na_server_crl_watchers(gm_na_t *na)
 {
     struct na_watch *w = na->watch;

@@ -59,6 +59,14 @@ int gm_store_durable_notify(gm_store_t *s, gm_store_waiter *w, gm_error *err)
     return gm_store_durable_wait(s, err);
 }
 
+int gm_store_hold_syncs(gm_store_t *s, int hold, gm_error *err)
+{
+    if (!s->ops->hold_syncs)
+        return gm_error_set(err, GM_EINVAL, "the %s store has no group commit to hold", s->ops->name);
+    s->ops->hold_syncs(s, hold);
+    return 0;
+}
+
 void gm_store_stats(gm_store_t *s, uint64_t *commits, uint64_t *syncs)
 {
     *commits = *syncs = 0;

@@ -66,6 +66,9 @@ struct gm_store_waiter {
  * it failed), from a store thread and possibly before this returns; a negative gm_err when it
  * cannot be (w is then not used). */
 int gm_store_durable_notify(gm_store_t *s, gm_store_waiter *w, gm_error *err);
+/* For tests: hold (1) as if a sync were running, until released (0), so that a request is seen
+ * waiting for its commit. GM_EINVAL on a backend without group commit. */
+int gm_store_hold_syncs(gm_store_t *s, int hold, gm_error *err);
 /* Commits made and disk syncs run since open (syncs <= commits under group commit). */
 void gm_store_stats(gm_store_t *s, uint64_t *commits, uint64_t *syncs);
 

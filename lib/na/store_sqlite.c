@@ -73,6 +73,7 @@ typedef struct sq_store {
     pthread_cond_t async_cond;
     pthread_t syncer;
     int syncer_started, syncer_stop;
+    int held; /* gm_store_hold_syncs: syncing is set for a test */
     _Atomic uint64_t n_commits, n_syncs, n_batches;
     /* prepared statements, by SQL text */
     struct sq_cached {
@@ -761,6 +762,22 @@ static int sq_durable_wait(gm_store_t *gs, gm_error *err)
     uint64_t seen = tl_seen;
     tl_seen = 0;
     return wait_synced(s, seen, err);
+}
+
+static void sq_hold_syncs(gm_store_t *gs, int hold)
+{
+    sq_store *s = (sq_store *)gs;
+    pthread_mutex_lock(&s->sync_lock);
+    if (hold && !s->held) {
+        while (s->syncing)
+            pthread_cond_wait(&s->synced_cond, &s->sync_lock);
+        s->syncing = s->held = 1;
+    } else if (!hold && s->held) {
+        s->syncing = s->held = 0;
+        pthread_cond_broadcast(&s->synced_cond);
+        pthread_cond_signal(&s->async_cond);
+    }
+    pthread_mutex_unlock(&s->sync_lock);
 }
 
 static void sq_stats(gm_store_t *gs, uint64_t *commits, uint64_t *syncs)
@@ -1602,6 +1619,7 @@ const gm_store_ops gm_store_backend_sqlite = {
     .durable_wait = sq_durable_wait,
     .commit_deferred = sq_commit_deferred,
     .durable_notify = sq_durable_notify,
+    .hold_syncs = sq_hold_syncs,
     .stats = sq_stats,
     .nonce_record = sq_nonce_record,
     .nonce_prune = sq_nonce_prune,
