@@ -566,9 +566,14 @@ static void test_pending_supersession_survives_a_restart(void **state)
     tk_signer(&node, 0x63, "node");
     join(f, &node, c1);
     snprintf(c2, sizeof c2, "%s", c1);
+    int64_t renewed = gm_time_now().unix_s; /* at or before the NA's own reading */
     renew_ok(f, &node, c2);
     na_restart(f);
-    assert_false(crl_lists(f, c1, NULL));
+    /* not listed during the overlap; a loaded machine may take the whole overlap to restart
+     * (PostgreSQL, sanitizers), and then there is nothing left to check here */
+    int listed = crl_lists(f, c1, NULL);
+    if (gm_time_now().unix_s < renewed + GRACE_S)
+        assert_false(listed);
     wait_listed(f, c1, reason);
     assert_string_equal(reason, "superseded");
     gm_signer_wipe(&node);
