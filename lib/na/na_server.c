@@ -850,6 +850,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         pthread_mutex_unlock(&w->wlock);
     }
     if (cx) {
+        if (cx->parking) { /* closed before its parked reply was sent */
+            free(cx->parked.reply);
+            json_decref(cx->parked.json);
+            json_decref(cx->parked.member);
+        }
         gm_buf_free(&cx->body);
         free(cx);
         *con_cls = NULL;
