@@ -466,7 +466,7 @@ int na_handle_heartbeat(na_req *r)
     if (rc == 0 && gm_store_cert_heartbeat(na->store, cert_id, r->now.unix_s,
                                            status ? status : HEARTBEAT_STATUS_DEFAULT, &e) != 0)
         rc = na_reply_gm_error(r, &e);
-    if (rc == 0 && gm_store_commit(na->store, &e) != 0)
+    if (rc == 0 && gm_store_commit_deferred(na->store, &e) != 0) /* the server answers once durable */
         rc = na_reply_gm_error(r, &e);
     else if (rc != 0)
         gm_store_rollback(na->store);
