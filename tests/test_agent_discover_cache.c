@@ -11,6 +11,7 @@
 #include "na_testkit.h"
 #include "gm/http_client.h"
 #include "gm/na.h"
+#include "agent_internal.h"
 #include "core_internal.h"
 #include "na_internal.h"
 #include "store.h"

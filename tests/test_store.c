@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1024,6 +1025,71 @@ static void test_failed_batch_commit_fails_every_request_in_it(void **state)
     gm_store_close(s);
 }
 
+typedef struct notified {
+    gm_store_waiter w;
+    atomic_int calls;
+} notified;
+
+static void on_durable(gm_store_waiter *w)
+{
+    atomic_fetch_add(&((notified *)w->arg)->calls, 1);
+}
+
+/* Called back once, from the store's thread (bounded wait: a waiter never called fails). */
+static void wait_called(notified *n)
+{
+    for (int spins = 0; atomic_load(&n->calls) == 0; spins++) {
+        if (spins > 60 * 500)
+            fail_msg("the waiter was never called back");
+        usleep(2000);
+    }
+    assert_int_equal(atomic_load(&n->calls), 1);
+}
+
+/* A deferred commit is not waited for by its thread: while a sync runs (held here) its waiter
+ * is queued, and the store's syncer thread calls it back once the commit is on disk, or with
+ * the error of a batch whose COMMIT failed (nothing of it stored). */
+static void test_deferred_commit_is_called_back_once_durable_or_failed(void **state)
+{
+    if (tk_store_pg())
+        return; /* SQLite's group commit; PostgreSQL commits each request itself */
+    gm_store_t *s = open_db("gc-notify.db");
+    raw_exec("gc-notify.db",
+             "CREATE TABLE poison_parent(id INTEGER PRIMARY KEY);"
+             "CREATE TABLE poison(p INTEGER REFERENCES poison_parent(id) DEFERRABLE INITIALLY DEFERRED);"
+             "CREATE TRIGGER poison_nonce AFTER INSERT ON nonces WHEN NEW.scope = 'poison'"
+             " BEGIN INSERT INTO poison VALUES (1); END;");
+    gm_error err = {0};
+    notified ok = {.w = {.done = on_durable}}, bad = {.w = {.done = on_durable}};
+    ok.w.arg = &ok;
+    bad.w.arg = &bad;
+    assert_int_equal(gm_store_durable_notify(s, &ok.w, &err), 0); /* nothing seen: nothing to wait for */
+
+    assert_int_equal(gm_store_hold_syncs(s, 1, &err), 0);
+    assert_int_equal(gm_store_begin(s, &err), 0);
+    assert_int_equal(gm_store_nonce_record(s, "gc", "deferred", 10, &err), 0);
+    assert_int_equal(gm_store_commit_deferred(s, &err), 0);
+    assert_int_equal(gm_store_durable_notify(s, &ok.w, &err), 1);
+    assert_int_equal(atomic_load(&ok.calls), 0); /* its sync is held */
+    assert_int_equal(gm_store_hold_syncs(s, 0, &err), 0);
+    wait_called(&ok);
+    assert_int_equal(ok.w.rc, 0);
+    assert_int_equal(gm_store_nonce_record(s, "gc", "deferred", 10, NULL), GM_ECONFLICT);
+
+    assert_int_equal(gm_store_hold_syncs(s, 1, &err), 0);
+    assert_int_equal(gm_store_begin(s, &err), 0);
+    assert_int_equal(gm_store_nonce_record(s, "poison", "deferred", 10, &err), 0);
+    assert_int_equal(gm_store_commit_deferred(s, &err), 0); /* the batch's COMMIT has not run yet */
+    assert_int_equal(gm_store_durable_notify(s, &bad.w, &err), 1);
+    assert_int_equal(gm_store_hold_syncs(s, 0, &err), 0);
+    wait_called(&bad);
+    assert_int_equal(bad.w.rc, GM_EDB);
+    assert_non_null(strstr(bad.w.err.msg, "FOREIGN KEY"));
+    raw_exec("gc-notify.db", "DROP TRIGGER poison_nonce");
+    assert_int_equal(gm_store_nonce_record(s, "poison", "deferred", 10, NULL), 0); /* nothing of it stayed */
+    gm_store_close(s);
+}
+
 static int count_certs(const gm_store_cert *c, void *ctx)
 {
     (void)c;
@@ -1088,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_conflict_inside_a_transaction_keeps_it_usable),
         cmocka_unit_test(test_refused_request_in_a_batch_is_undone_alone),
         cmocka_unit_test(test_failed_batch_commit_fails_every_request_in_it),
+        cmocka_unit_test(test_deferred_commit_is_called_back_once_durable_or_failed),
         cmocka_unit_test(test_same_query_nested_in_its_own_walk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

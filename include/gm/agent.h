@@ -145,15 +145,6 @@ int gm_agent_fetch_crl(const gm_agent_ctx *c, gm_crl *crl, gm_error *err) GM_MUS
 int gm_agent_select(const json_t *listing, const char *capability, const gm_genesis *g,
                     const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN],
                     size_t n_exclude, gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
-/* GET na/agents?capability=... (signed by c->node: members only), then gm_agent_select with
- * the node's own verified CRL (kept in out->crl for checking the answer). Cached in c->cache
- * per capability while the node's CRL (D/crl.json), access policy and certificate stay the
- * same, for at most GM_AGENT_DISCOVERY_TTL_MS (a new or removed registration shows after
- * that); a call with exclude set (a failover) always asks the NA again. */
-#define GM_AGENT_DISCOVERY_TTL_MS 2000
-int gm_agent_discover(const gm_agent_ctx *c, const char *capability,
-                      const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
-                      gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
 void gm_agent_candidates_free(gm_agent_candidates *cs);
 /* 1 if this node's certificate roles may call capability under the access policy its node
  * holds (or it holds none it can check); 0 with why filled otherwise (agent_policy.c). */
@@ -172,13 +163,9 @@ int gm_agent_call(const gm_agent_ctx *c, const char *capability, const json_t *i
                   long timeout_ms, json_t *steps, const char *request_id_for_steps,
                   gm_agent_response *resp, char chosen[GM_AGENT_ID_MAX + 1], gm_error *err) GM_MUST_CHECK;
 /* gm_agent_call that also appends to certs (may be NULL) the verified certificates of the
- * signers of the provider steps it appends to steps, so a provider can pass them on. */
-int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const json_t *input,
-                          long timeout_ms, json_t *steps, json_t *certs,
-                          const char *request_id_for_steps, gm_agent_response *resp,
-                          char chosen[GM_AGENT_ID_MAX + 1], gm_error *err) GM_MUST_CHECK;
-/* gm_agent_call_collect for a caller that remembers which provider served capability last
- * (previous, an agent_id; NULL or "" when none): when the call's own discovery finds previous
+ * signers of the provider steps it appends to steps, so a provider can pass them on; for a
+ * caller that remembers which provider served capability last (previous, an agent_id; NULL or
+ * "" when none, as for a single call): when the call's own discovery finds previous
  * no longer usable, a signed "failed" step "failover: <previous>, which served <capability>
  * before, is <why>; selecting another provider" goes into steps before the new choice, so the
  * failover is visible to the requester. One discovery serves both. */

@@ -1,8 +1,7 @@
 /* Small HTTP client over libcurl: how the CLI, nodes and agents talk to the
  * Network Authority and to LLM providers. One easy handle per call, so any
- * thread may call it; the connections of GET requests (and of requests marked
- * keep_alive) are kept alive and reused by every thread; redirects are never
- * followed; only http:// and https://. */
+ * thread may call it; the connections of GET requests are kept alive and reused
+ * by every thread; redirects are never followed; only http:// and https://. */
 #ifndef GM_HTTP_CLIENT_H
 #define GM_HTTP_CLIENT_H
 
@@ -28,12 +27,13 @@ typedef struct gm_http_req {
     size_t max_response;         /* larger bodies fail with GM_ETOOBIG; 0 = GM_HTTP_DEFAULT_MAX_RESPONSE */
     const volatile int *cancel;  /* optional: set non-zero (from any thread) to give up within
                                     about a second with GM_ENET (long polls) */
-    int keep_alive;              /* a request of any method (GET and HEAD always are) may go on a kept
-                                    connection and leaves its own open for the next. Sent at most once:
-                                    when a kept connection turns out closed after the request went out,
-                                    it is not re-sent on a new one behind the caller's back; it fails
-                                    with GM_ENET "connection closed before a complete response" and
-                                    the caller's own retry policy decides */
+    int keep_alive;              /* a POST (any method) on a kept-alive connection shared with other requests,
+                                    as GETs always are (the NA client's calls, the LLM's). It is sent at most
+                                    once: libcurl would re-send it on a new connection when the kept one turns
+                                    out closed before any answer (an uncounted retry; a request signed with a
+                                    one-time nonce refused as a replay); instead it fails with GM_ENET
+                                    "connection closed before a complete response ... not re-sent" and the
+                                    caller's own retry policy decides */
 } gm_http_req;
 
 typedef struct gm_http_resp {

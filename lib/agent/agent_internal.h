@@ -109,4 +109,22 @@ typedef struct agent_file_stamp {
 void agent_file_stamp_of(const char *dir, const char *name, agent_file_stamp *st);
 int agent_file_stamp_eq(const agent_file_stamp *a, const agent_file_stamp *b);
 
+/* Discovery and the call with certificates, for the library (node_agents.c) and the tests;
+ * programs use gm_agent_call and gm_agent_call_after (gm/agent.h). */
+/* GET na/agents?capability=... (signed by c->node: members only), then gm_agent_select with
+ * the node's own verified CRL (kept in out->crl for checking the answer). Cached in c->cache
+ * per capability while the node's CRL (D/crl.json), access policy and certificate stay the
+ * same, for at most GM_AGENT_DISCOVERY_TTL_MS (a new or removed registration shows after
+ * that); a call with exclude set (a failover) always asks the NA again. */
+#define GM_AGENT_DISCOVERY_TTL_MS 2000
+int gm_agent_discover(const gm_agent_ctx *c, const char *capability,
+                      const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
+                      gm_agent_candidates *out, gm_error *err) GM_MUST_CHECK;
+/* gm_agent_call that also appends to certs (may be NULL) the verified certificates of the
+ * signers of the provider steps it appends to steps, so a provider can pass them on. */
+int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const json_t *input,
+                          long timeout_ms, json_t *steps, json_t *certs,
+                          const char *request_id_for_steps, gm_agent_response *resp,
+                          char chosen[GM_AGENT_ID_MAX + 1], gm_error *err) GM_MUST_CHECK;
+
 #endif

@@ -31,8 +31,8 @@ static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
 /* Connections of GET requests are kept open and shared by every thread (a curl share of its
  * connection cache): discovery, CRL and log reads to the NA reuse one connection instead of a
  * new TCP (and TLS) handshake each. Other methods get a connection of their own unless the
- * caller marks them keep_alive; those are sent at most once (see on_prereq), so a request that
- * changes state is never re-sent by curl on a connection the server closed meanwhile. */
+ * caller asks (gm_http_req.keep_alive); such a request is sent at most once (send_once), so
+ * one that changes state is never re-sent by curl on a connection the server closed meanwhile. */
 static CURLSH *g_share;
 static pthread_mutex_t g_share_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -401,25 +401,25 @@ static const char *connect_reason(long os_errno)
     }
 }
 
-/* libcurl calls this each time it is about to send the request, after connecting. It sends
- * again on a new connection when a kept one turns out closed with nothing answered: for a
- * request sent at most once, that second send is refused here (the transfer then ends with
- * CURLE_ABORTED_BY_CALLBACK and resent set, reported as a connection closed early). */
-struct send_count {
-    int once, sends, resent;
+/* libcurl calls this before it sends the request on a connection, new or reused: a second call
+ * is its re-send on a fresh connection after the kept one died unanswered, which a request
+ * kept alive by choice refuses (the first may have reached the server). */
+struct send_once {
+    int sends;
 };
 
-static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
-                     int conn_local_port)
+static int on_prereq(void *ctx, char *ip, char *local_ip, int port, int local_port)
 {
-    struct send_count *sc = ud;
-    (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
-    if (++sc->sends > 1 && sc->once) {
-        sc->resent = 1;
-        return CURL_PREREQFUNC_ABORT;
-    }
-    return CURL_PREREQFUNC_OK;
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
+    struct send_once *so = ctx;
+    return so->sends++ ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
+
+/* The NA closes connections idle for its connection_timeout_s (10 s by default): a kept POST
+ * does not reuse one idle for longer than this (at most 2 s: curl counts whole seconds; the NA allows
+ * no less than 1 s), so that the usual race (the server closes
+ * while the request goes out) does not happen; it remains possible, and fails clearly. */
+#define KEEP_ALIVE_MAX_IDLE_S 1L
 
 /* libcurl calls this at least once a second during a transfer: a non-zero return aborts it. */
 static int on_progress(void *cancel, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
@@ -429,10 +429,14 @@ static int on_progress(void *cancel, curl_off_t dltotal, curl_off_t dlnow, curl_
 }
 
 static int map_curl_error(CURLcode rc, CURL *h, const char *shown, const char *errbuf,
-                          const struct body_sink *sink, long timeout_ms, int resent, gm_error *err)
+                          const struct body_sink *sink, long timeout_ms, const struct send_once *so, gm_error *err)
 {
-    if (rc == CURLE_ABORTED_BY_CALLBACK && resent)
-        rc = CURLE_GOT_NOTHING; /* the kept connection closed under the request: not sent again */
+    if (rc == CURLE_ABORTED_BY_CALLBACK && so->sends > 1)
+        return gm_error_set(err, GM_ENET,
+                            "request to %s failed: connection closed before a complete response (a kept-alive "
+                            "connection; the request was not re-sent: it may have reached the server, and a "
+                            "one-time nonce would be refused as a replay): check its effect, or make it anew",
+                            shown);
     const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     long os_errno = 0;
     const char *reason;
@@ -588,12 +592,14 @@ static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, 
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)(uintptr_t)req->cancel);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
+    struct send_once so = {0};
     int idempotent = (!strcmp(method, "GET") || !strcmp(method, "HEAD")) && !req->body;
-    struct send_count sc = { .once = !idempotent };
-    if (g_share && (idempotent || req->keep_alive)) {
+    if (g_share && (idempotent || req->keep_alive))
         curl_easy_setopt(h, CURLOPT_SHARE, g_share);
+    if (g_share && !idempotent && req->keep_alive) {
         curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
-        curl_easy_setopt(h, CURLOPT_PREREQDATA, &sc);
+        curl_easy_setopt(h, CURLOPT_PREREQDATA, &so);
+        curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, KEEP_ALIVE_MAX_IDLE_S);
     }
     trust_entry trust;
     if (trust_find(req->url, &trust)) {
@@ -629,7 +635,7 @@ static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, 
     int ret = 0;
     if (rc != CURLE_OK) {
         *unsent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY;
-        ret = map_curl_error(rc, h, shown, errbuf, &sink, timeout_ms, sc.resent, err);
+        ret = map_curl_error(rc, h, shown, errbuf, &sink, timeout_ms, &so, err);
     } else {
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

@@ -68,7 +68,8 @@ int gm_na_agents_install(gm_na_t *na, gm_error *err)
     return gm_na_add_revoke_hook(na, revoke_hook, NULL, err);
 }
 
-/* Reply with the status of a finished transaction: commit on rc == 0, else roll back. */
+/* Reply with the status of a finished transaction: commit on rc == 0, else roll back. The
+ * commit is deferred: the server answers once it is durable, the worker free meanwhile. */
 static int finish(na_req *r, int rc, int status, json_t *reply)
 {
     gm_error e = {0};
@@ -77,7 +78,7 @@ static int finish(na_req *r, int rc, int status, json_t *reply)
         json_decref(reply);
         return r->status;
     }
-    if (gm_store_commit(r->na->store, &e) != 0) {
+    if (gm_store_commit_deferred(r->na->store, &e) != 0) {
         json_decref(reply);
         return na_reply_gm_error(r, &e);
     }

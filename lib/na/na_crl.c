@@ -424,13 +424,16 @@ static void *resign_main(void *arg)
     return NULL;
 }
 
-/* The earliest supersession recorded but not effective yet (0 if none), from the store. */
+/* The earliest supersession that became effective after the served CRL was issued, or is not
+ * effective yet (0 if none), from the store. One whose overlap ended while the NA was stopped
+ * is due at once: the CRL served since it started (published during the overlap) leaves it out. */
 static int64_t stored_pending_at(gm_na_t *na, int64_t now)
 {
     json_t *entries = NULL;
     if (gm_store_revocations_json(na->store, now, &entries, NULL) != 0)
         return now + 60; /* look again soon */
-    int64_t next = pending_entries(entries, now, 0);
+    int64_t issued = cached_issued_at(na);
+    int64_t next = pending_entries(entries, issued && issued < now ? issued : now, 0);
     json_decref(entries);
     return next;
 }

@@ -373,6 +373,8 @@ void na_server_stop(gm_na_t *na);
 void na_server_crl_published(gm_na_t *na, uint64_t seq);
 /* CRL watches held now. */
 unsigned na_server_crl_watchers(gm_na_t *na);
+/* Replies parked until the commit they rest on is durable (their connections suspended). */
+unsigned na_server_parked(gm_na_t *na);
 /* Longest wait a CRL watch may ask for, in seconds. */
 #define NA_CRL_WAIT_MAX_S 3600
 /* 0 if listen ("HOST:PORT") would be accepted by na_server_start. */

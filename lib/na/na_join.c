@@ -115,7 +115,9 @@ static int record_nonce_and_check_key(na_req *r, const json_t *body, const char 
     return 0;
 }
 
-/* Commit and answer 201 with the certificate, or roll back (the reply is already set). */
+/* Commit and answer 201 with the certificate, or roll back (the reply is already set). The
+ * commit is deferred: the server sends the answer only once it is durable (na_server.c
+ * finish), and its thread serves other connections while the sync runs. */
 static int finish_tx(na_req *r, int rc, char *doc, uint64_t *counter, const char *what)
 {
     gm_error e = {0};
@@ -124,7 +126,7 @@ static int finish_tx(na_req *r, int rc, char *doc, uint64_t *counter, const char
         free(doc);
         return r->status;
     }
-    if (gm_store_commit(r->na->store, &e) != 0) {
+    if (gm_store_commit_deferred(r->na->store, &e) != 0) {
         free(doc);
         return na_reply_gm_error(r, &e);
     }
@@ -464,7 +466,7 @@ int na_handle_heartbeat(na_req *r)
     if (rc == 0 && gm_store_cert_heartbeat(na->store, cert_id, r->now.unix_s,
                                            status ? status : HEARTBEAT_STATUS_DEFAULT, &e) != 0)
         rc = na_reply_gm_error(r, &e);
-    if (rc == 0 && gm_store_commit(na->store, &e) != 0)
+    if (rc == 0 && gm_store_commit_deferred(na->store, &e) != 0) /* the server answers once durable */
         rc = na_reply_gm_error(r, &e);
     else if (rc != 0)
         gm_store_rollback(na->store);

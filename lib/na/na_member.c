@@ -93,7 +93,8 @@ int na_member_authenticate(na_req *r)
     else
         rc = na_record_node_nonce(r, body, pk_b64);
     json_decref(body);
-    if (rc == 0 && gm_store_commit(na->store, &e) != 0)
+    /* deferred: the read answered after it waits for this nonce to be durable (na_server.c) */
+    if (rc == 0 && gm_store_commit_deferred(na->store, &e) != 0)
         rc = na_reply_gm_error(r, &e);
     else if (rc != 0)
         gm_store_rollback(na->store);

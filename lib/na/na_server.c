@@ -4,7 +4,10 @@
  * request, per-address rate limits, body collection with a hard cap, routing, admin
  * authentication, the error envelope, response headers, metrics and the access log. A CRL
  * watch (GET /crl?after=N&wait=S) is held by suspending its connection (no thread, no timer
- * per watch): a newer CRL or the end of its wait resumes it, and the handler answers. */
+ * per watch): a newer CRL or the end of its wait resumes it, and the handler answers. A reply
+ * that rests on a commit not yet on disk is parked the same way (its connection suspended, its
+ * reply kept) while the store's group commit syncs it, so the thread serves its other
+ * connections meanwhile; the store's thread resumes it once durable, and it is answered then. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -25,6 +28,7 @@
 #include "gm/tls.h"
 #include "gm/util.h"
 #include "na_internal.h"
+#include "store.h"
 
 /* A body over the limit is read and dropped, then answered 413 (answering before it is read
  * makes the close reset the connection under the client, who then never sees the 413). Past
@@ -49,6 +53,13 @@ typedef struct conn_ctx {
     int fd;      /* the connection's socket, probed while held */
     int held;    /* it was suspended at least once: the answer comes now, never another hold */
     int listed;  /* in the waiters list */
+    /* a reply parked until the store has made what it rests on durable (na_watch.dlock) */
+    gm_store_waiter dw;
+    na_req parked;
+    int parked_route;
+    int parking;   /* parked is set: the next call of the handler answers it */
+    int durable;   /* dw.done ran */
+    int suspended; /* suspended for it, not yet resumed */
 } conn_ctx;
 
 /* ---- replies ---- */
@@ -243,6 +254,10 @@ struct na_watch {
     unsigned n_waiters;
     int closing;
     unsigned ticks; /* of the watchdog thread */
+    /* replies parked for durability: dw.done resumes them under dlock; stopping waits for none */
+    pthread_mutex_t dlock;
+    pthread_cond_t dcond;
+    unsigned n_parked;
 };
 
 #define WAKE_BATCH 256
@@ -296,6 +311,17 @@ void na_server_crl_published(gm_na_t *na, uint64_t seq)
 {
     if (na->watch)
         waiters_wake(na->watch, seq, -1, 0);
+}
+
+unsigned na_server_parked(gm_na_t *na)
+{
+    struct na_watch *w = na->watch;
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->dlock);
+    unsigned n = w->n_parked;
+    pthread_mutex_unlock(&w->dlock);
+    return n;
 }
 
 unsigned na_server_crl_watchers(gm_na_t *na)
@@ -437,9 +463,13 @@ static int watch_start(gm_na_t *na, unsigned timeout_s, gm_error *err)
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     pthread_mutex_init(&w->wlock, NULL);
+    pthread_mutex_init(&w->dlock, NULL);
+    pthread_cond_init(&w->dcond, NULL);
     w->timeout_ms = (int64_t)timeout_s * 1000;
     w->na = na;
     if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        pthread_cond_destroy(&w->dcond);
+        pthread_mutex_destroy(&w->dlock);
         pthread_mutex_destroy(&w->wlock);
         pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->lock);
@@ -468,6 +498,8 @@ static void watch_stop(gm_na_t *na)
         w->head = c->next;
         free(c);
     }
+    pthread_cond_destroy(&w->dcond);
+    pthread_mutex_destroy(&w->dlock);
     pthread_mutex_destroy(&w->wlock);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
@@ -583,14 +615,9 @@ static int quiet_poll(int route, int status)
     return status == 200 && (fn == na_handle_health || fn == na_handle_ready || fn == na_handle_metrics);
 }
 
-static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
+/* Log, count and send the reply; the request is done. */
+static enum MHD_Result answer(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
 {
-    if (!r->reply)
-        na_reply_error(r, 500, "internal_error", "the handler produced no reply");
-    /* Nothing is answered from a commit a crash could still take back (group commit). */
-    gm_error de = {0};
-    if (gm_store_durable_wait(na->store, &de) != 0)
-        na_reply_gm_error(r, &de);
     na_metrics_count(&na->metrics, route, r->status, ms_since(&cx->started) / 1e3);
     if (r->status == 429) {
         char from[INET6_ADDRSTRLEN];
@@ -605,6 +632,61 @@ static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
     json_decref(r->json);
     json_decref(r->member);
     return ret;
+}
+
+/* The store made the parked reply's data durable (or failed to): resume its connection. On a
+ * store thread, possibly before the handler that parked it has returned. */
+static void parked_durable(gm_store_waiter *dw)
+{
+    conn_ctx *cx = dw->arg;
+    struct na_watch *w = cx->parked.na->watch;
+    pthread_mutex_lock(&w->dlock);
+    cx->durable = 1;
+    if (cx->suspended) {
+        cx->suspended = 0;
+        MHD_resume_connection(cx->conn); /* under dlock: na_server_stop waits for none parked */
+        if (--w->n_parked == 0)
+            pthread_cond_broadcast(&w->dcond);
+    }
+    pthread_mutex_unlock(&w->dlock);
+}
+
+static enum MHD_Result finish(gm_na_t *na, na_req *r, int route, conn_ctx *cx)
+{
+    if (!r->reply)
+        na_reply_error(r, 500, "internal_error", "the handler produced no reply");
+    /* Nothing is answered from a commit a crash could still take back (group commit). While
+     * another thread's sync runs, the reply is parked and the thread serves other connections. */
+    gm_error de = {0};
+    struct na_watch *w = na->watch;
+    int rc;
+    if (!w) {
+        rc = gm_store_durable_wait(na->store, &de);
+    } else {
+        cx->parked = *r;
+        cx->parked_route = route;
+        cx->conn = r->conn;
+        cx->durable = 0;
+        cx->dw = (gm_store_waiter){.done = parked_durable, .arg = cx};
+        rc = gm_store_durable_notify(na->store, &cx->dw, &de);
+        if (rc == 1) {
+            pthread_mutex_lock(&w->dlock);
+            if (!cx->durable) {
+                MHD_suspend_connection(r->conn);
+                cx->suspended = 1;
+                cx->parking = 1;
+                w->n_parked++;
+            }
+            pthread_mutex_unlock(&w->dlock);
+            if (cx->parking)
+                return MHD_YES; /* answered when resumed: on_request calls dispatch again */
+            rc = cx->dw.rc;
+            de = cx->dw.err;
+        }
+    }
+    if (rc != 0)
+        na_reply_gm_error(r, &de);
+    return answer(na, r, route, cx);
 }
 
 /* A failed admin authentication takes a token from the bucket of (claimed key id, address);
@@ -630,6 +712,13 @@ static enum MHD_Result dispatch(gm_na_t *na, struct MHD_Connection *conn, const 
                                 conn_ctx *cx)
 {
     na_req r;
+    if (cx->parking) { /* resumed: what its reply rests on is durable now, or failed */
+        r = cx->parked;
+        cx->parking = 0;
+        if (cx->dw.rc != 0)
+            na_reply_gm_error(&r, &cx->dw.err);
+        return answer(na, &r, cx->parked_route, cx);
+    }
     watch_mark(na, conn, 1);
     req_init(&r, na, conn, method, url);
     int known = 0;
@@ -761,6 +850,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         pthread_mutex_unlock(&w->wlock);
     }
     if (cx) {
+        if (cx->parking) { /* closed before its parked reply was sent */
+            free(cx->parked.reply);
+            json_decref(cx->parked.json);
+            json_decref(cx->parked.member);
+        }
         gm_buf_free(&cx->body);
         free(cx);
         *con_cls = NULL;
@@ -926,6 +1020,11 @@ void na_server_stop(gm_na_t *na)
         na->watch->closing = 1;
         pthread_mutex_unlock(&na->watch->wlock);
         waiters_wake(na->watch, UINT64_MAX, -1, 0);
+        /* and replies parked for durability are resumed by the store's thread */
+        pthread_mutex_lock(&na->watch->dlock);
+        while (na->watch->n_parked)
+            pthread_cond_wait(&na->watch->dcond, &na->watch->dlock);
+        pthread_mutex_unlock(&na->watch->dlock);
     }
     if (na->daemon) {
         MHD_stop_daemon(na->daemon);

@@ -47,6 +47,26 @@ int gm_store_durable_wait(gm_store_t *s, gm_error *err)
     return s && s->ops->durable_wait ? s->ops->durable_wait(s, err) : 0;
 }
 
+int gm_store_commit_deferred(gm_store_t *s, gm_error *err)
+{
+    return s->ops->commit_deferred ? s->ops->commit_deferred(s, err) : s->ops->commit(s, err);
+}
+
+int gm_store_durable_notify(gm_store_t *s, gm_store_waiter *w, gm_error *err)
+{
+    if (s && s->ops->durable_notify)
+        return s->ops->durable_notify(s, w, err);
+    return gm_store_durable_wait(s, err);
+}
+
+int gm_store_hold_syncs(gm_store_t *s, int hold, gm_error *err)
+{
+    if (!s->ops->hold_syncs)
+        return gm_error_set(err, GM_EINVAL, "the %s store has no group commit to hold", s->ops->name);
+    s->ops->hold_syncs(s, hold);
+    return 0;
+}
+
 void gm_store_stats(gm_store_t *s, uint64_t *commits, uint64_t *syncs)
 {
     *commits = *syncs = 0;

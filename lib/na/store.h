@@ -45,6 +45,30 @@ void gm_store_rollback(gm_store_t *s);
  * one sync (group commit). A thread that read or wrote without gm_store_begin may have seen a
  * commit not yet durable: this waits until everything it saw is (call before answering). */
 int gm_store_durable_wait(gm_store_t *s, gm_error *err);
+/* gm_store_commit without the wait: the request's writes join the batch and this thread holds
+ * them as seen, so the caller must gm_store_durable_wait or gm_store_durable_notify before it
+ * answers anyone. Where the backend has nothing to defer it is gm_store_commit. */
+int gm_store_commit_deferred(gm_store_t *s, gm_error *err);
+
+/* A waiter for gm_store_durable_notify, owned by the caller (the store links it while it waits). */
+typedef struct gm_store_waiter gm_store_waiter;
+struct gm_store_waiter {
+    void (*done)(gm_store_waiter *w); /* set by the caller; called once, on a store thread */
+    void *arg;                        /* the caller's */
+    int rc;                           /* for done: 0 when durable, else a gm_err with err set */
+    gm_error err;
+    gm_store_waiter *next;            /* the store's */
+    uint64_t id;                      /* the store's */
+};
+/* gm_store_durable_wait without holding the thread while another thread's sync runs:
+ * 0 when everything this thread saw is durable now (this thread synced it when no sync was
+ * running: nothing to gain by handing it over), 1 when w->done will be called once it is (or
+ * it failed), from a store thread and possibly before this returns; a negative gm_err when it
+ * cannot be (w is then not used). */
+int gm_store_durable_notify(gm_store_t *s, gm_store_waiter *w, gm_error *err);
+/* For tests: hold (1) as if a sync were running, until released (0), so that a request is seen
+ * waiting for its commit. GM_EINVAL on a backend without group commit. */
+int gm_store_hold_syncs(gm_store_t *s, int hold, gm_error *err);
 /* Commits made and disk syncs run since open (syncs <= commits under group commit). */
 void gm_store_stats(gm_store_t *s, uint64_t *commits, uint64_t *syncs);
 

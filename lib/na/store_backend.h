@@ -21,6 +21,9 @@ typedef struct gm_store_ops {
     void (*rollback)(gm_store_t *s);
     /* Optional (NULL: nothing to wait for, no figures). */
     int (*durable_wait)(gm_store_t *s, gm_error *err);
+    int (*commit_deferred)(gm_store_t *s, gm_error *err);               /* NULL: commit */
+    int (*durable_notify)(gm_store_t *s, gm_store_waiter *w, gm_error *err); /* NULL: durable_wait */
+    void (*hold_syncs)(gm_store_t *s, int hold);                          /* NULL: none to hold */
     void (*stats)(gm_store_t *s, uint64_t *commits, uint64_t *syncs);
 
     int (*nonce_record)(gm_store_t *s, const char *scope, const char *nonce, int64_t now, gm_error *err);

@@ -19,7 +19,12 @@
  * autocommit write, not yet on disk wait for it too (gm_store_durable_wait), so no answer
  * rests on data a crash could take back. Without a usable -wal file descriptor the handle
  * stays on synchronous=FULL (the batch's COMMIT syncs). Prepared statements are cached per
- * handle (prepare/release). */
+ * handle (prepare/release).
+ *
+ * A thread need not wait itself (gm_store_commit_deferred, then gm_store_durable_notify): when
+ * a sync is already running, its waiter is queued and the handle's syncer thread (started on
+ * the first such waiter) leads the next round for the queued ones and calls their done; when
+ * none is running, the thread leads itself at once, as a waiting one does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -63,6 +68,12 @@ typedef struct sq_store {
     uint64_t failed[SQ_FAILED_MAX]; /* ids of batches whose COMMIT failed (a ring) */
     unsigned n_failed;
     char fail_msg[sizeof ((gm_error *)0)->msg];
+    /* waiters of gm_store_durable_notify, served by the syncer thread (under sync_lock) */
+    gm_store_waiter *async;
+    pthread_cond_t async_cond;
+    pthread_t syncer;
+    int syncer_started, syncer_stop;
+    int held; /* gm_store_hold_syncs: syncing is set for a test */
     _Atomic uint64_t n_commits, n_syncs, n_batches;
     /* prepared statements, by SQL text */
     struct sq_cached {
@@ -238,56 +249,104 @@ static int is_failed(const sq_store *s, uint64_t id)
     return 0;
 }
 
-/* Wait until id is on disk. Whoever finds no sync running leads: commits the open batch
- * under the store lock, then syncs the WAL outside it (the next batch gathers meanwhile). */
+/* One round (sync_lock held, nobody syncing; held again on return): commit the open batch
+ * under the store lock, then sync the WAL outside it (the next batch gathers meanwhile). */
+static void lead_round(sq_store *s)
+{
+    s->syncing = 1;
+    uint64_t before = s->synced;
+    pthread_mutex_unlock(&s->sync_lock);
+    pthread_mutex_lock(&s->lock); /* not lock(): this is no read or write of the caller's */
+    s->depth++;
+    commit_batch(s);
+    uint64_t covers = s->written; /* every id written before the sync starts */
+    s->depth--;
+    pthread_mutex_unlock(&s->lock);
+    int r = 0, saved = 0;
+    if (s->wal_fd >= 0 && covers > before) {
+        r = fdatasync(s->wal_fd);
+        saved = errno;
+        atomic_fetch_add(&s->n_syncs, 1);
+    }
+    pthread_mutex_lock(&s->sync_lock);
+    s->syncing = 0;
+    if (r != 0)
+        s->sync_errno = saved;
+    else if (covers > s->synced)
+        s->synced = covers;
+    pthread_cond_broadcast(&s->synced_cond);
+    if (s->async)
+        pthread_cond_signal(&s->async_cond);
+}
+
+/* Whether id is settled (sync_lock held): 0 durable, 1 not yet, or the error. */
+static int settled(sq_store *s, uint64_t id, gm_error *err)
+{
+    if (is_failed(s, id))
+        return gm_error_set(err, GM_EDB, "%s (the group commit holding this request failed; nothing of it was stored)",
+                            s->fail_msg);
+    if (s->synced >= id)
+        return 0;
+    if (s->sync_errno)
+        return gm_error_set(err, GM_EDB, "database %s: cannot sync the write-ahead log: %s (restart the NA)", s->path,
+                            strerror(s->sync_errno));
+    return 1;
+}
+
+/* Wait until id is on disk. Whoever finds no sync running leads a round. */
 static int wait_synced(sq_store *s, uint64_t id, gm_error *err)
 {
     int rc = 0;
     if (!id)
         return 0;
     pthread_mutex_lock(&s->sync_lock);
-    for (;;) {
-        if (is_failed(s, id)) {
-            rc = gm_error_set(err, GM_EDB, "%s (the group commit holding this request failed; nothing of it was stored)",
-                              s->fail_msg);
-            break;
-        }
-        if (s->synced >= id)
-            break;
-        if (s->sync_errno) {
-            rc = gm_error_set(err, GM_EDB, "database %s: cannot sync the write-ahead log: %s (restart the NA)",
-                              s->path, strerror(s->sync_errno));
-            break;
-        }
-        if (s->syncing) {
+    while ((rc = settled(s, id, err)) == 1) {
+        if (s->syncing)
             pthread_cond_wait(&s->synced_cond, &s->sync_lock);
-            continue;
-        }
-        s->syncing = 1;
-        uint64_t before = s->synced;
-        pthread_mutex_unlock(&s->sync_lock);
-        pthread_mutex_lock(&s->lock); /* not lock(): this is no read or write of the caller's */
-        s->depth++;
-        commit_batch(s);
-        uint64_t covers = s->written; /* every id written before the sync starts */
-        s->depth--;
-        pthread_mutex_unlock(&s->lock);
-        int r = 0, saved = 0;
-        if (s->wal_fd >= 0 && covers > before) {
-            r = fdatasync(s->wal_fd);
-            saved = errno;
-            atomic_fetch_add(&s->n_syncs, 1);
-        }
-        pthread_mutex_lock(&s->sync_lock);
-        s->syncing = 0;
-        if (r != 0)
-            s->sync_errno = saved;
-        else if (covers > s->synced)
-            s->synced = covers;
-        pthread_cond_broadcast(&s->synced_cond);
+        else
+            lead_round(s);
     }
     pthread_mutex_unlock(&s->sync_lock);
     return rc;
+}
+
+/* The syncer thread: calls done for every settled waiter, and leads a round while some wait
+ * and nobody else syncs. */
+static void *syncer_main(void *arg)
+{
+    sq_store *s = arg;
+    pthread_mutex_lock(&s->sync_lock);
+    for (;;) {
+        gm_store_waiter *ready = NULL, **pp = &s->async;
+        while (*pp) {
+            gm_store_waiter *w = *pp;
+            if ((w->rc = settled(s, w->id, &w->err)) != 1) {
+                *pp = w->next;
+                w->next = ready;
+                ready = w;
+            } else {
+                pp = &w->next;
+            }
+        }
+        if (ready) {
+            pthread_mutex_unlock(&s->sync_lock);
+            while (ready) {
+                gm_store_waiter *w = ready;
+                ready = w->next; /* before done: the waiter is its owner's again */
+                w->done(w);
+            }
+            pthread_mutex_lock(&s->sync_lock);
+            continue;
+        }
+        if (s->async && !s->syncing)
+            lead_round(s);
+        else if (s->syncer_stop && !s->async)
+            break;
+        else
+            pthread_cond_wait(&s->async_cond, &s->sync_lock);
+    }
+    pthread_mutex_unlock(&s->sync_lock);
+    return NULL;
 }
 
 static int db_fail(sq_store *s, gm_error *err, const char *what)
@@ -478,6 +537,7 @@ static int sq_open(gm_store_t **out, const char *path, gm_error *err)
     pthread_mutexattr_destroy(&attr);
     pthread_mutex_init(&s->sync_lock, NULL);
     pthread_cond_init(&s->synced_cond, NULL);
+    pthread_cond_init(&s->async_cond, NULL);
     s->wal_fd = -1;
     int rc;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
@@ -527,6 +587,13 @@ static void sq_close(gm_store_t *gs)
     sq_store *s = (sq_store *)gs;
     if (!s)
         return;
+    if (s->syncer_started) { /* it serves the waiters left, then ends */
+        pthread_mutex_lock(&s->sync_lock);
+        s->syncer_stop = 1;
+        pthread_cond_signal(&s->async_cond);
+        pthread_mutex_unlock(&s->sync_lock);
+        pthread_join(s->syncer, NULL);
+    }
     if (s->db) {
         if (s->in_req) {
             run(s, "ROLLBACK TO gm_req", NULL);
@@ -543,6 +610,7 @@ static void sq_close(gm_store_t *gs)
         close(s->wal_fd);
     }
     pthread_cond_destroy(&s->synced_cond);
+    pthread_cond_destroy(&s->async_cond);
     pthread_mutex_destroy(&s->sync_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -606,7 +674,8 @@ static void undo_request(sq_store *s)
     s->changes_seen = sqlite3_total_changes64(s->db);
 }
 
-static int sq_commit(gm_store_t *gs, gm_error *err)
+/* defer: gm_store_commit_deferred (the caller waits for durability before it answers) */
+static int commit_request(gm_store_t *gs, int defer, gm_error *err)
 {
     sq_store *s = (sq_store *)gs;
     lock(s);
@@ -632,8 +701,57 @@ static int sq_commit(gm_store_t *gs, gm_error *err)
     s->changes_seen = sqlite3_total_changes64(s->db);
     unlock(s);
     unlock(s); /* the one taken by gm_store_begin */
+    if (rc == 0 && defer) { /* the caller waits before it answers */
+        tl_store = s;
+        if (mine > tl_seen)
+            tl_seen = mine;
+        return 0;
+    }
     /* outside the lock: others join the batch until a waiter commits and syncs it */
     return rc == 0 ? wait_synced(s, mine, err) : rc;
+}
+
+static int sq_durable_wait(gm_store_t *gs, gm_error *err);
+
+static int sq_commit(gm_store_t *gs, gm_error *err)
+{
+    return commit_request(gs, 0, err);
+}
+
+static int sq_commit_deferred(gm_store_t *gs, gm_error *err)
+{
+    return commit_request(gs, 1, err);
+}
+
+static int sq_durable_notify(gm_store_t *gs, gm_store_waiter *w, gm_error *err)
+{
+    sq_store *s = (sq_store *)gs;
+    if (tl_store != s || !tl_seen)
+        return 0;
+    uint64_t id = tl_seen;
+    pthread_mutex_lock(&s->sync_lock);
+    int rc = settled(s, id, err);
+    if (rc == 1 && s->syncing && !s->syncer_stop) {
+        if (!s->syncer_started) {
+            if (pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
+                pthread_mutex_unlock(&s->sync_lock);
+                return sq_durable_wait(gs, err); /* no thread: wait here */
+            }
+            s->syncer_started = 1;
+        }
+        tl_seen = 0;
+        w->id = id;
+        w->next = s->async;
+        s->async = w;
+        pthread_cond_signal(&s->async_cond);
+        pthread_mutex_unlock(&s->sync_lock);
+        return 1;
+    }
+    pthread_mutex_unlock(&s->sync_lock);
+    if (rc == 1)
+        return sq_durable_wait(gs, err); /* nobody syncs: lead now */
+    tl_seen = 0;
+    return rc;
 }
 
 static int sq_durable_wait(gm_store_t *gs, gm_error *err)
@@ -644,6 +762,22 @@ static int sq_durable_wait(gm_store_t *gs, gm_error *err)
     uint64_t seen = tl_seen;
     tl_seen = 0;
     return wait_synced(s, seen, err);
+}
+
+static void sq_hold_syncs(gm_store_t *gs, int hold)
+{
+    sq_store *s = (sq_store *)gs;
+    pthread_mutex_lock(&s->sync_lock);
+    if (hold && !s->held) {
+        while (s->syncing)
+            pthread_cond_wait(&s->synced_cond, &s->sync_lock);
+        s->syncing = s->held = 1;
+    } else if (!hold && s->held) {
+        s->syncing = s->held = 0;
+        pthread_cond_broadcast(&s->synced_cond);
+        pthread_cond_signal(&s->async_cond);
+    }
+    pthread_mutex_unlock(&s->sync_lock);
 }
 
 static void sq_stats(gm_store_t *gs, uint64_t *commits, uint64_t *syncs)
@@ -1483,6 +1617,9 @@ const gm_store_ops gm_store_backend_sqlite = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .durable_wait = sq_durable_wait,
+    .commit_deferred = sq_commit_deferred,
+    .durable_notify = sq_durable_notify,
+    .hold_syncs = sq_hold_syncs,
     .stats = sq_stats,
     .nonce_record = sq_nonce_record,
     .nonce_prune = sq_nonce_prune,
