@@ -46,7 +46,8 @@ void node_link_unpause(node_link *l);
 void node_link_hold(node_link *l, const uint8_t *msg, size_t len);
 void node_link_start_reading(node_link *l);
 
-/* node_dispatch.c: one decrypted transport message. */
-void node_dispatch(node_link *l, const uint8_t *msg, size_t len);
+/* node_dispatch.c: one decrypted transport message (a DATA message is relayed, or decrypted
+ * end to end, in place). */
+void node_dispatch(node_link *l, uint8_t *msg, size_t len);
 
 #endif

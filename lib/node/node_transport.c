@@ -41,8 +41,7 @@ static void on_write(uv_write_t *req, int status)
 {
     write_req *w = (write_req *)req;
     node_link *l = w->link;
-    sodium_memzero(w->data, w->len);
-    free(w);
+    free(w); /* ciphertext (or a handshake message): nothing to wipe */
     /* Cancelled writes are reported before the close callback: l is still valid. */
     if (status != 0 || l->closing_handle || !l->congested || link_queued(l) >= NODE_SENDQ_LOW)
         return;
@@ -162,12 +161,14 @@ static void transport_on_frame(node_link *l, const uint8_t *frame, size_t len)
     if (l->rx.n % NODE_LINK_REKEY_EVERY == 0)
         gm_noise_rekey(&l->rx, NULL);
     node_dispatch(l, msg, mlen);
-    sodium_memzero(msg, mlen);
+    /* A DATA message carries end-to-end ciphertext (node_e2e.c wipes what it decrypts in place). */
+    if (mlen && msg[0] != GM_WIRE_DATA)
+        sodium_memzero(msg, mlen);
 }
 
 /* The read buffer of links: one per node, reused by every read (libuv hands it to the read
  * callback before it asks for a buffer again, and link_feed keeps nothing pointing into it). */
-#define LINK_READ_BUF 65536
+#define LINK_READ_BUF (256 * 1024)
 void node_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     gm_node *n = ((node_link *)h->data)->node;
