@@ -5,7 +5,8 @@
 # base64), max+1 is refused with too_big naming the frame and the connection stays usable; a bad
 # head is refused and closes the connection; a send without a route is reported to its sender
 # and counted; a slow subscriber slows the sender down (its node stops reading it) and loses
-# nothing; a subscriber that stops reading is cut off, told and counted, and the sender goes on.
+# nothing; a subscriber that stops reading is cut off, told and counted, and the sender goes on;
+# frames the node reads at once leave on the link in one write.
 . "$(dirname "$0")/lib_e2e.sh"
 FC="$(dirname "$0")/api_frames_client.py"
 sock() { printf '%s/node.sock' "$(node_dir "$1")"; }
@@ -32,6 +33,14 @@ step "a send without a route is reported to its sender and counted; a bad head c
 before="$(node_metric tx api_send_failed)"
 python3 "$FC" refusals "$(sock tx)" "$(node_key tx | tr 'A-Za-z' 'B-ZAb-za')" || fail "refusals"
 [ "$(node_metric tx api_send_failed)" -gt "$before" ] || fail "the refused send was not counted"
+
+step "frames read at once leave on the link together (one write for several frames), none lost"
+f0="$(node_metric tx frames_out)" w0="$(node_metric tx link_writes)"
+python3 "$FC" burst "$(sock tx)" "$(sock rx)" "$(node_key rx)" 64 1000 || fail "burst"
+f1="$(node_metric tx frames_out)" w1="$(node_metric tx link_writes)"
+log "tx frames_out $f0 -> $f1, link_writes $w0 -> $w1"
+[ $((f1 - f0)) -ge 64 ] || fail "the burst's 64 frames were not all sent"
+[ $(( (w1 - w0) * 2 )) -lt $((f1 - f0)) ] || fail "frames of one read were written one by one"
 
 step "a slow subscriber slows the sender down and loses nothing"
 p0="$(node_metric tx api_paused)" h0="$(node_metric rx api_held)" o0="$(node_metric rx api_overflow)"

@@ -160,6 +160,11 @@ struct node_link {
     int paused;
     uint8_t *held;            /* decrypted DATA message waiting to be relayed */
     size_t held_len;
+    /* Frames encrypted this loop iteration, written together (one writev) before the loop
+     * polls again (node_transport.c). */
+    struct write_req *out_head, *out_tail;
+    unsigned out_n;
+    size_t out_bytes;
     uint8_t *rest;            /* received bytes not processed yet */
     size_t rest_len;
     /* node_docsync.c: per gossiped document (CRL, access policy), chunks in flight */
@@ -212,6 +217,7 @@ typedef struct node_metrics {
     uint64_t links_duplicate;
     uint64_t bytes_in, bytes_out;
     uint64_t frames_in, frames_out;
+    uint64_t link_writes;                /* writes of frames on links (the frames of one loop iteration go together) */
     uint64_t data_forwarded, data_delivered;
     uint64_t data_drop_ttl, data_drop_no_route, data_drop_revoked, data_drop_congested;
     uint64_t e2e_sent, e2e_received;
@@ -280,6 +286,8 @@ typedef struct node_bp_state {
     int retrying;             /* inside node_peer_retry_paused */
     uint8_t *read_buf;        /* the one read buffer of every link (node_on_alloc) */
     uint8_t *data_buf;        /* where a DATA message is built before it is sent (node_forward_buf) */
+    uv_prepare_t flush;       /* writes the links' frames of this iteration before the loop polls */
+    int flush_init, flush_on;
 } node_bp_state;
 
 /* node_api.c: the local API socket, its clients, and messages nobody subscribed to yet. */
