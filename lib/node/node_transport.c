@@ -1,5 +1,6 @@
 /* Bytes on a link: 2-byte framing, the transport ciphers (rekeyed every
- * NODE_LINK_REKEY_EVERY messages per direction), the send queue with backpressure
+ * NODE_LINK_REKEY_EVERY messages per direction), the frames of one loop iteration written
+ * together, the send queue with backpressure
  * (congested links pause local senders and relayed traffic instead of dropping the link),
  * and the read path that hands frames to the handshake or, decrypted, to node_dispatch.c.
  * Owns n->bp (backpressure counters). */
