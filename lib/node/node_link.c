@@ -109,7 +109,8 @@ void node_link_hard_close(node_link *l)
     node_link_unpause(l);
     node_link_set_congested(l, 0);
     l->closing_handle = 1;
-    node_link_drop_unwritten(l);
+    /* What the socket takes now still goes out (a CLOSE just sent), the rest is cancelled. */
+    node_link_flush(l);
     uv_read_stop((uv_stream_t *)&l->tcp);
     uv_close((uv_handle_t *)&l->tcp, on_closed);
 }

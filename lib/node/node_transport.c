@@ -65,15 +65,6 @@ static void on_write(uv_write_t *req, int status)
     node_peer_retry_paused(l->node);
 }
 
-/* Frames not written yet are dropped (a hard close cancels queued writes the same way). */
-void node_link_drop_unwritten(node_link *l)
-{
-    free_chain(l->out_head);
-    l->out_head = l->out_tail = NULL;
-    l->out_n = 0;
-    l->out_bytes = 0;
-}
-
 /* Write the frames of this iteration: at once with one writev when nothing is queued before
  * them (no request, no completion callback), and what the socket did not take as one request.
  * 0 or GM_EIO (the link is closed). */
@@ -111,7 +102,7 @@ int node_link_flush(node_link *l)
         node_link_hard_close(l);
         return GM_EIO;
     }
-    if (!l->congested && link_queued(l) > NODE_SENDQ_HIGH)
+    if (!l->congested && !l->closing_handle && link_queued(l) > NODE_SENDQ_HIGH)
         node_link_set_congested(l, 1);
     return 0;
 }
