@@ -309,6 +309,23 @@ def slow_or_stuck(mode, src, dst, key_b64, count, size):
     print("slow ok: %d messages of %d bytes in order" % (count, size))
 
 
+def burst(src, dst, key_b64, count, size):
+    """count send frames in one write (the node reads them at once); all must arrive."""
+    key = base64.b64decode(key_b64)
+    port = "burst%d" % os.getpid()
+    sub = subscribe(dst, port)
+    c = Conn(src)
+    body = os.urandom(size)
+    c.s.sendall(b"".join(HDR.pack(SEND, 0, len(port), 0, i, size, key) + port.encode() + body for i in range(count)))
+    n = 0
+    while n < count:
+        kind, *m = sub.next()
+        if kind != "frame":
+            fail("the subscriber got %r" % (m,))
+        n += 1
+    print("burst ok")
+
+
 def pump(src, dst, key_b64, size, count):
     """Throughput: the reader walks frame heads without copying payloads."""
     key = base64.b64decode(key_b64)
@@ -397,6 +414,8 @@ if __name__ == "__main__":
         park(a[1], a[2], a[3])
     elif a[0] in ("slow", "stuck"):
         slow_or_stuck(a[0], a[1], a[2], a[3], int(a[4]), int(a[5]))
+    elif a[0] == "burst":
+        burst(a[1], a[2], a[3], int(a[4]), int(a[5]))
     elif a[0] == "pump":
         pump(a[1], a[2], a[3], int(a[4]), int(a[5]))
     else:

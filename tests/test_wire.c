@@ -436,6 +436,25 @@ static void test_data_round_trip_and_bounds(void **state)
     d.payload_len = 10;
     assert_int_equal(gm_wire_data_encode(&d, msgbuf, GM_WIRE_DATA_HEADER + 9, &len, NULL),
                      GM_ETOOBIG);
+    /* In place (a relay decrementing the ttl, a sender that built the payload in the buffer):
+     * the payload stays where it is and only the header is written. */
+    uint8_t *ref = malloc(GM_WIRE_MSG_MAX);
+    assert_non_null(ref);
+    fill(msgbuf + GM_WIRE_DATA_HEADER, 1000, 7);
+    gm_wire_data in = {.ttl = 9, .payload = msgbuf + GM_WIRE_DATA_HEADER, .payload_len = 1000};
+    fill(in.src, 32, 3);
+    fill(in.dst, 32, 4);
+    assert_int_equal(gm_wire_data_encode(&in, ref, GM_WIRE_MSG_MAX, &len, NULL), 0);
+    assert_int_equal(gm_wire_data_encode(&in, msgbuf, sizeof msgbuf, &len, NULL), 0);
+    assert_int_equal(len, GM_WIRE_DATA_HEADER + 1000);
+    assert_memory_equal(msgbuf, ref, len);
+    gm_wire_data back;
+    assert_int_equal(gm_wire_data_decode(msgbuf, len, &back, NULL), 0);
+    back.ttl--;
+    assert_int_equal(gm_wire_data_encode(&back, msgbuf, len, &len, NULL), 0);
+    assert_int_equal(msgbuf[GM_WIRE_DATA_HEADER - 1], 8);
+    assert_memory_equal(msgbuf + GM_WIRE_DATA_HEADER, ref + GM_WIRE_DATA_HEADER, 1000);
+    free(ref);
     /* A message one byte over the transport maximum is refused. */
     msgbuf[0] = GM_WIRE_DATA;
     assert_int_equal(dec_data(msgbuf, GM_WIRE_MSG_MAX + 1), GM_EPROTO);

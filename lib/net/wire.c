@@ -460,7 +460,8 @@ int gm_wire_data_encode(const gm_wire_data *d, uint8_t *out, size_t cap, size_t 
     int rc = check_out(out, cap, GM_WIRE_DATA_HEADER + d->payload_len, "DATA", err);
     if (rc < 0)
         return rc;
-    memmove(out + GM_WIRE_DATA_HEADER, d->payload, d->payload_len);
+    if (d->payload != out + GM_WIRE_DATA_HEADER)
+        memmove(out + GM_WIRE_DATA_HEADER, d->payload, d->payload_len);
     out[0] = GM_WIRE_DATA;
     memcpy(out + 1, d->src, GM_WIRE_KEY_LEN);
     memcpy(out + 1 + GM_WIRE_KEY_LEN, d->dst, GM_WIRE_KEY_LEN);

@@ -185,6 +185,8 @@ typedef struct gm_wire_data {
     size_t payload_len;
 } gm_wire_data;
 
+/* The payload may already sit at out + GM_WIRE_DATA_HEADER (a message built or relayed in
+ * place): then only the header is written. */
 int gm_wire_data_encode(const gm_wire_data *d, uint8_t *out, size_t cap, size_t *out_len,
                         gm_error *err);
 int gm_wire_data_decode(const uint8_t *msg, size_t len, gm_wire_data *d, gm_error *err);

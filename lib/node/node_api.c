@@ -28,8 +28,10 @@
 #include "node_internal.h"
 
 #define API_CLIENT_SENDQ_MAX (16u << 20)
-/* Free room in a connection's buffer before each read. */
+/* Free room in a connection's buffer before each read; a client of binary frames gets room for
+ * several messages, so that the frames of one read leave on a link in one write. */
 #define API_READ_MIN 65536
+#define API_READ_FRAMES (256u << 10)
 _Static_assert(NODE_MAX_PORT_LEN == GM_API_PORT_MAX, "one port length for frames and the node");
 
 struct node_api_client {
@@ -786,9 +788,10 @@ static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     buf->base = NULL;
     buf->len = 0;
-    if (c->cap - c->len < API_READ_MIN) {
+    size_t want = c->frames ? API_READ_FRAMES : API_READ_MIN;
+    if (c->cap - c->len < want) {
         size_t nc = c->cap ? c->cap : API_READ_MIN;
-        while (nc - c->len < API_READ_MIN)
+        while (nc - c->len < want)
             nc *= 2;
         char *p = realloc(c->buf, nc);
         if (!p)

@@ -5,7 +5,7 @@
 #include "node_internal.h"
 #include "node_link.h"
 
-void node_dispatch(node_link *l, const uint8_t *msg, size_t mlen)
+void node_dispatch(node_link *l, uint8_t *msg, size_t mlen)
 {
     gm_node *n = l->node;
     gm_error err = {0};

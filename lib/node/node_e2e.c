@@ -258,14 +258,22 @@ static void install(e2e_peer *p, uint32_t local_idx, uint32_t remote_idx, gm_noi
 
 /* ---- sending ---- */
 
-static int seal_and_send(gm_node *n, e2e_peer *p, const uint8_t *pt, size_t len)
+/* Seal head || data (the plaintext, in two parts so that a payload is copied only once: into
+ * the DATA message being built, where it is encrypted in place) and send it to p. */
+static int seal_and_send(gm_node *n, e2e_peer *p, const uint8_t *head, size_t head_len, const uint8_t *data,
+                         size_t len)
 {
-    size_t total = E2E_HDR + len + 16;
-    uint8_t *buf = malloc(total);
+    uint8_t *msg = node_forward_buf(n);
     uint8_t ad[2 * GM_PK_LEN + E2E_HDR], nonce[12];
     unsigned long long clen;
-    if (!buf)
+    size_t ptlen = head_len + len;
+    if (!msg)
         return GM_ENOMEM;
+    if (E2E_HDR + ptlen + 16 > GM_WIRE_DATA_PAYLOAD_MAX)
+        return GM_ETOOBIG;
+    int is_ctl = head_len >= 1 && head[0] == E2E_CTL;
+    int is_ack = is_ctl && ptlen == 2 && head_len == 2 && head[1] == E2E_CTL_PROBE_ACK;
+    uint8_t *buf = msg + GM_WIRE_DATA_HEADER, *pt = buf + E2E_HDR;
     uint64_t ctr = p->cur.tx_ctr++;
     buf[0] = E2E_TRANSPORT;
     put32(buf + 1, p->cur.remote_idx);
@@ -273,13 +281,16 @@ static int seal_and_send(gm_node *n, e2e_peer *p, const uint8_t *pt, size_t len)
     memcpy(ad, n->key.pk, GM_PK_LEN);
     memcpy(ad + GM_PK_LEN, p->pk, GM_PK_LEN);
     memcpy(ad + 2 * GM_PK_LEN, buf, E2E_HDR);
+    memcpy(pt, head, head_len);
+    if (len)
+        memcpy(pt + head_len, data, len);
     nonce_of(ctr, nonce);
-    crypto_aead_chacha20poly1305_ietf_encrypt(buf + E2E_HDR, &clen, pt, len, ad, sizeof ad, NULL, nonce, p->cur.tx);
-    int rc = node_forward_send(n, p->pk, buf, total);
-    free(buf);
-    if (rc == 0 && !(len >= 1 && pt[0] == E2E_CTL))
+    /* In place: the ciphertext overwrites the plaintext, so nothing is left to wipe. */
+    crypto_aead_chacha20poly1305_ietf_encrypt(pt, &clen, pt, ptlen, ad, sizeof ad, NULL, nonce, p->cur.tx);
+    int rc = node_forward_send_built(n, p->pk, msg, E2E_HDR + ptlen + 16);
+    if (rc == 0 && !is_ctl)
         n->m.e2e_sent++;
-    if (rc == 0 && !p->unanswered_since_ms && !(len == 2 && pt[0] == E2E_CTL && pt[1] == E2E_CTL_PROBE_ACK))
+    if (rc == 0 && !p->unanswered_since_ms && !is_ack)
         p->unanswered_since_ms = node_now_ms(n);
     return rc;
 }
@@ -298,7 +309,7 @@ static void send_ctl(gm_node *n, e2e_peer *p, uint8_t kind)
     uint8_t pt[2] = {E2E_CTL, kind};
     if (kind == E2E_CTL_PROBE)
         note_via(n, p);
-    seal_and_send(n, p, pt, sizeof pt);
+    seal_and_send(n, p, pt, sizeof pt, NULL, 0);
 }
 
 /* The path to p did not deliver: count it and let routing try another next hop. */
@@ -356,7 +367,7 @@ static void flush_queue(gm_node *n, e2e_peer *p)
         p->q_head = q->next;
         p->q_n--;
         n->e2e->queued--;
-        seal_and_send(n, p, q->pt, q->len);
+        seal_and_send(n, p, q->pt, q->len, NULL, 0);
         sodium_memzero(q->pt, q->len);
         free(q->pt);
         free(q);
@@ -409,18 +420,11 @@ int node_e2e_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const char *port, co
         return gm_error_set(err, GM_EINVAL, "%s is not a valid node key", b64);
     uint64_t now = node_now_ms(n);
     p->last_used_ms = now;
-    size_t ptlen = 1 + plen + len;
-    uint8_t *pt = malloc(ptlen);
-    if (!pt)
-        return gm_error_set(err, GM_ENOMEM, "out of memory");
-    pt[0] = (uint8_t)plen;
-    memcpy(pt + 1, port, plen);
-    if (len)
-        memcpy(pt + 1 + plen, data, len);
+    uint8_t head[1 + NODE_MAX_PORT_LEN];
+    head[0] = (uint8_t)plen;
+    memcpy(head + 1, port, plen);
     if (session_usable(&p->cur, now) && !p->q_head) {
-        int rc = seal_and_send(n, p, pt, ptlen);
-        sodium_memzero(pt, ptlen);
-        free(pt);
+        int rc = seal_and_send(n, p, head, 1 + plen, data, len);
         if (!p->hs && (now - p->cur.created_ms > E2E_REKEY_AFTER_MS || p->cur.tx_ctr > E2E_MAX_COUNTER / 2)) {
             p->hs_tries = 0;
             start_handshake(n, p);
@@ -439,11 +443,17 @@ int node_e2e_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const char *port, co
         free(old->pt);
         free(old);
     }
+    size_t ptlen = 1 + plen + len;
+    uint8_t *pt = malloc(ptlen);
     e2e_qmsg *q = calloc(1, sizeof *q);
-    if (!q) {
+    if (!q || !pt) {
+        free(q);
         free(pt);
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     }
+    memcpy(pt, head, 1 + plen);
+    if (len)
+        memcpy(pt + 1 + plen, data, len);
     q->pt = pt;
     q->len = ptlen;
     if (p->q_tail)
@@ -541,7 +551,7 @@ static void on_hs_resp(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t *
     flush_queue(n, p);
 }
 
-static void on_transport(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t *m, size_t len)
+static void on_transport(gm_node *n, const uint8_t src[GM_PK_LEN], uint8_t *m, size_t len)
 {
     uint8_t ad[2 * GM_PK_LEN + E2E_HDR], nonce[12];
     e2e_peer *p = peer_find(n, src);
@@ -572,18 +582,16 @@ static void on_transport(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t
         n->m.e2e_drop_replay++;
         return;
     }
+    /* Decrypted in place; the plaintext is wiped before returning. */
     size_t ptlen = len - E2E_HDR - 16;
-    uint8_t *pt = malloc(ptlen + 1);
+    uint8_t *pt = m + E2E_HDR;
     unsigned long long mlen;
-    if (!pt)
-        return;
     memcpy(ad, src, GM_PK_LEN);
     memcpy(ad + GM_PK_LEN, n->key.pk, GM_PK_LEN);
     memcpy(ad + 2 * GM_PK_LEN, m, E2E_HDR);
     nonce_of(ctr, nonce);
-    if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, &mlen, NULL, m + E2E_HDR, len - E2E_HDR, ad, sizeof ad, nonce, k->rx) != 0) {
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, &mlen, NULL, pt, len - E2E_HDR, ad, sizeof ad, nonce, k->rx) != 0) {
         n->m.e2e_drop_auth++;
-        free(pt);
         return;
     }
     gm_replay_mark(&k->rw, ctr);
@@ -596,14 +604,14 @@ static void on_transport(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t
             send_ctl(n, p, E2E_CTL_PROBE_ACK);
         else if (pt[1] != E2E_CTL_PROBE_ACK)
             n->m.e2e_drop_auth++;
-        free(pt);
+        sodium_memzero(pt, ptlen);
         return;
     }
     size_t plen = mlen ? pt[0] : 0;
     char port[NODE_MAX_PORT_LEN + 1];
     if (mlen < 1 || plen > NODE_MAX_PORT_LEN || 1 + plen > mlen) {
         n->m.e2e_drop_auth++;
-        free(pt);
+        sodium_memzero(pt, ptlen);
         return;
     }
     memcpy(port, pt + 1, plen);
@@ -612,16 +620,14 @@ static void on_transport(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t
     if (strlen(port) != plen || !node_port_valid(port, 0)) {
         n->m.e2e_drop_auth++;
         sodium_memzero(pt, ptlen);
-        free(pt);
         return;
     }
     n->m.e2e_received++;
     node_policy_deliver(n, src, port, pt + 1 + plen, mlen - 1 - plen);
     sodium_memzero(pt, ptlen);
-    free(pt);
 }
 
-void node_e2e_on_payload(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t *p, size_t len)
+void node_e2e_on_payload(gm_node *n, const uint8_t src[GM_PK_LEN], uint8_t *p, size_t len)
 {
     if (len < 1)
         return;

@@ -7,7 +7,7 @@
 
 #include "node_internal.h"
 
-int node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t len)
+int node_forward_on_data(gm_node *n, node_link *from, uint8_t *msg, size_t len)
 {
     gm_wire_data d;
     gm_error err = {0};
@@ -27,7 +27,7 @@ int node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t
             return NODE_FWD_HOLD;
         }
         n->m.data_delivered++;
-        node_e2e_on_payload(n, d.src, d.payload, d.payload_len);
+        node_e2e_on_payload(n, d.src, msg + GM_WIRE_DATA_HEADER, d.payload_len);
         return 0;
     }
     if (!node_policy_relay_ok(n, d.src))
@@ -49,12 +49,11 @@ int node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t
         n->m.data_drop_congested++;
         return 0;
     }
+    /* Relayed in place: only the ttl byte changes, and the next link encrypts from msg. */
     d.ttl--;
-    uint8_t *buf = malloc(GM_WIRE_MSG_MAX);
     size_t olen;
-    if (buf && gm_wire_data_encode(&d, buf, GM_WIRE_MSG_MAX, &olen, &err) == 0 && node_link_send(next, buf, olen) == 0)
+    if (gm_wire_data_encode(&d, msg, len, &olen, &err) == 0 && node_link_send(next, msg, olen) == 0)
         n->m.data_forwarded++;
-    free(buf);
     return 0;
 }
 
@@ -68,7 +67,14 @@ int node_send_blocked(gm_node *n, const uint8_t dst[GM_PK_LEN])
     return node_e2e_backlog(n, dst) >= NODE_E2E_BACKLOG_MAX;
 }
 
-int node_forward_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t *payload, size_t len)
+uint8_t *node_forward_buf(gm_node *n)
+{
+    if (!n->bp.data_buf)
+        n->bp.data_buf = malloc(GM_WIRE_MSG_MAX);
+    return n->bp.data_buf;
+}
+
+int node_forward_send_built(gm_node *n, const uint8_t dst[GM_PK_LEN], uint8_t *buf, size_t len)
 {
     node_link *next = node_routing_next_hop(n, dst);
     if (!next)
@@ -77,13 +83,20 @@ int node_forward_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t *p
     memcpy(d.src, n->key.pk, GM_PK_LEN);
     memcpy(d.dst, dst, GM_PK_LEN);
     d.ttl = NODE_DEFAULT_TTL;
-    d.payload = payload;
+    d.payload = buf + GM_WIRE_DATA_HEADER;
     d.payload_len = len;
-    uint8_t *buf = malloc(GM_WIRE_MSG_MAX);
     size_t olen;
-    int rc = GM_ENOMEM;
-    if (buf && (rc = gm_wire_data_encode(&d, buf, GM_WIRE_MSG_MAX, &olen, NULL)) == 0)
-        rc = node_link_send(next, buf, olen);
-    free(buf);
-    return rc;
+    int rc = gm_wire_data_encode(&d, buf, GM_WIRE_MSG_MAX, &olen, NULL);
+    return rc ? rc : node_link_send(next, buf, olen);
+}
+
+int node_forward_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t *payload, size_t len)
+{
+    uint8_t *buf = node_forward_buf(n);
+    if (!buf)
+        return GM_ENOMEM;
+    if (len > GM_WIRE_DATA_PAYLOAD_MAX)
+        return GM_ETOOBIG;
+    memcpy(buf + GM_WIRE_DATA_HEADER, payload, len);
+    return node_forward_send_built(n, dst, buf, len);
 }

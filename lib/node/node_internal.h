@@ -160,6 +160,11 @@ struct node_link {
     int paused;
     uint8_t *held;            /* decrypted DATA message waiting to be relayed */
     size_t held_len;
+    /* Frames encrypted this loop iteration, written together (one writev) before the loop
+     * polls again (node_transport.c). */
+    struct write_req *out_head, *out_tail;
+    unsigned out_n;
+    size_t out_bytes;
     uint8_t *rest;            /* received bytes not processed yet */
     size_t rest_len;
     /* node_docsync.c: per gossiped document (CRL, access policy), chunks in flight */
@@ -212,6 +217,7 @@ typedef struct node_metrics {
     uint64_t links_duplicate;
     uint64_t bytes_in, bytes_out;
     uint64_t frames_in, frames_out;
+    uint64_t link_writes;                /* writes of frames on links (the frames of one loop iteration go together) */
     uint64_t data_forwarded, data_delivered;
     uint64_t data_drop_ttl, data_drop_no_route, data_drop_revoked, data_drop_congested;
     uint64_t e2e_sent, e2e_received;
@@ -279,6 +285,9 @@ typedef struct node_bp_state {
     int n_paused;             /* links and API clients waiting for a congested link */
     int retrying;             /* inside node_peer_retry_paused */
     uint8_t *read_buf;        /* the one read buffer of every link (node_on_alloc) */
+    uint8_t *data_buf;        /* where a DATA message is built before it is sent (node_forward_buf) */
+    uv_prepare_t flush;       /* writes the links' frames of this iteration before the loop polls */
+    int flush_init, flush_on;
 } node_bp_state;
 
 /* node_api.c: the local API socket, its clients, and messages nobody subscribed to yet. */
@@ -519,12 +528,19 @@ size_t node_routing_count(gm_node *n);
 #define NODE_FWD_HOLD 1
 /* Handle a DATA message from a link. NODE_FWD_HOLD: its next hop is congested; the caller
  * keeps msg and offers it again later (reading from `from` should stop meanwhile). */
-int node_forward_on_data(gm_node *n, node_link *from, const uint8_t *msg, size_t len);
+int node_forward_on_data(gm_node *n, node_link *from, uint8_t *msg, size_t len);
 /* 1 when a local send to dst should wait: its next hop is congested or its end-to-end
  * queue is long. */
 int node_send_blocked(gm_node *n, const uint8_t dst[GM_PK_LEN]);
 /* Send an end-to-end payload to dst through the next hop; 0, or GM_ENOTFOUND (no route). */
 int node_forward_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const uint8_t *payload, size_t len);
+/* The node's buffer for building one DATA message in place (GM_WIRE_MSG_MAX bytes; NULL when out
+ * of memory): write the payload at buf + GM_WIRE_DATA_HEADER, then node_forward_send_built.
+ * Valid until the next send; nothing is kept in it. */
+uint8_t *node_forward_buf(gm_node *n);
+/* node_forward_send for a payload of len bytes already at buf + GM_WIRE_DATA_HEADER (buf from
+ * node_forward_buf): the DATA header is written in front of it and the link encrypts from there. */
+int node_forward_send_built(gm_node *n, const uint8_t dst[GM_PK_LEN], uint8_t *buf, size_t len);
 
 /* node_e2e.c */
 int node_e2e_init(gm_node *n, gm_error *err);
@@ -532,7 +548,8 @@ void node_e2e_free(gm_node *n);
 /* Queue data for dst on port; GM_ENOTFOUND when there is no route, GM_ETOOBIG when too long. */
 int node_e2e_send(gm_node *n, const uint8_t dst[GM_PK_LEN], const char *port, const uint8_t *data,
                   size_t len, gm_error *err);
-void node_e2e_on_payload(gm_node *n, const uint8_t src[GM_PK_LEN], const uint8_t *p, size_t len);
+/* An end-to-end message from src; p is decrypted in place (and the plaintext wiped). */
+void node_e2e_on_payload(gm_node *n, const uint8_t src[GM_PK_LEN], uint8_t *p, size_t len);
 void node_e2e_tick(gm_node *n, uint64_t now);
 /* Forget sessions with revoked peers. */
 void node_e2e_revoked(gm_node *n);

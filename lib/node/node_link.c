@@ -109,6 +109,8 @@ void node_link_hard_close(node_link *l)
     node_link_unpause(l);
     node_link_set_congested(l, 0);
     l->closing_handle = 1;
+    /* What the socket takes now still goes out (a CLOSE just sent), the rest is cancelled. */
+    node_link_flush(l);
     uv_read_stop((uv_stream_t *)&l->tcp);
     uv_close((uv_handle_t *)&l->tcp, on_closed);
 }
@@ -145,6 +147,8 @@ void node_link_close(node_link *l, uint8_t reason, const char *text)
     link_leave(l);
     node_link_unpause(l);
     l->deadline_ms = node_now_ms(n) + NODE_CLOSE_GRACE_MS;
+    if (node_link_flush(l) != 0)
+        return;
     uv_shutdown_t *req = malloc(sizeof *req);
     if (!req || (req->data = l, uv_shutdown(req, (uv_stream_t *)&l->tcp, on_shutdown)) != 0) {
         free(req);

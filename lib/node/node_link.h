@@ -41,12 +41,15 @@ void node_hs_rejected(node_link *l, const uint8_t *msg, size_t len);
 /* Queue one frame (encrypted with the link's transport key when encrypt). */
 int node_link_send_raw(node_link *l, const uint8_t *body, size_t len, int encrypt);
 void node_link_set_congested(node_link *l, int on);
+/* Write the frames queued this loop iteration now (before a shutdown or a close); 0 or GM_EIO. */
+int node_link_flush(node_link *l);
 void node_link_unpause(node_link *l);
 /* Stop reading from l and keep msg (a DATA whose next hop is congested) until it drains. */
 void node_link_hold(node_link *l, const uint8_t *msg, size_t len);
 void node_link_start_reading(node_link *l);
 
-/* node_dispatch.c: one decrypted transport message. */
-void node_dispatch(node_link *l, const uint8_t *msg, size_t len);
+/* node_dispatch.c: one decrypted transport message (a DATA message is relayed, or decrypted
+ * end to end, in place). */
+void node_dispatch(node_link *l, uint8_t *msg, size_t len);
 
 #endif

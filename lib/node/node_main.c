@@ -268,6 +268,7 @@ static void node_free(gm_node *n)
     node_genesis_free(n);
     free(n->cert_json);
     free(n->bp.read_buf);
+    free(n->bp.data_buf);
     gm_signer_wipe(&n->key);
     sodium_memzero(n->x_sk, sizeof n->x_sk);
     if (n->own_logf && n->logf)

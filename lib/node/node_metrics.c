@@ -45,6 +45,7 @@ static const metric_def defs[] = {
     {"bytes_out", "bytes sent on peer links", offsetof(node_metrics, bytes_out), 0, "gm_node_sent_bytes_total"},
     C(frames_in, "frames received on peer links"),
     C(frames_out, "frames sent on peer links"),
+    C(link_writes, "writes on peer links (the frames of one event-loop iteration are written together)"),
     C(data_forwarded, "DATA messages relayed for others"),
     C(data_delivered, "DATA messages addressed to this node"),
     C(data_drop_ttl, "DATA dropped: hop limit reached"),

@@ -1,5 +1,6 @@
 /* Bytes on a link: 2-byte framing, the transport ciphers (rekeyed every
- * NODE_LINK_REKEY_EVERY messages per direction), the send queue with backpressure
+ * NODE_LINK_REKEY_EVERY messages per direction), the frames of one loop iteration written
+ * together, the send queue with backpressure
  * (congested links pause local senders and relayed traffic instead of dropping the link),
  * and the read path that hands frames to the handshake or, decrypted, to node_dispatch.c.
  * Owns n->bp (backpressure counters). */
@@ -15,9 +16,15 @@
 typedef struct write_req {
     uv_write_t req;
     node_link *link;
+    struct write_req *next;   /* the next frame written by the same request */
     size_t len;
     uint8_t data[];
 } write_req;
+
+/* A link writes the frames of one loop iteration together, in one writev: fewer system calls
+ * and fewer wake-ups of the peer (a relay reading four frames at once sends them as one). */
+#define LINK_BATCH_FRAMES 16
+#define LINK_BATCH_BYTES (256u << 10)
 
 /* ---- writing ---- */
 
@@ -34,20 +41,98 @@ void node_link_set_congested(node_link *l, int on)
 
 static size_t link_queued(node_link *l)
 {
-    return uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp);
+    return uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) + l->out_bytes;
+}
+
+static void free_chain(write_req *w)
+{
+    while (w) {
+        write_req *next = w->next;
+        free(w);
+        w = next;
+    }
 }
 
 static void on_write(uv_write_t *req, int status)
 {
     write_req *w = (write_req *)req;
     node_link *l = w->link;
-    sodium_memzero(w->data, w->len);
-    free(w);
+    free_chain(w); /* ciphertext (or handshake messages): nothing to wipe */
     /* Cancelled writes are reported before the close callback: l is still valid. */
     if (status != 0 || l->closing_handle || !l->congested || link_queued(l) >= NODE_SENDQ_LOW)
         return;
     node_link_set_congested(l, 0);
     node_peer_retry_paused(l->node);
+}
+
+/* Write the frames of this iteration: at once with one writev when nothing is queued before
+ * them (no request, no completion callback), and what the socket did not take as one request.
+ * 0 or GM_EIO (the link is closed). */
+int node_link_flush(node_link *l)
+{
+    write_req *w = l->out_head;
+    if (!w)
+        return 0;
+    uv_buf_t bufs[LINK_BATCH_FRAMES];
+    unsigned k = 0;
+    for (write_req *x = w; x; x = x->next)
+        bufs[k++] = uv_buf_init((char *)x->data, (unsigned)x->len);
+    l->out_head = l->out_tail = NULL;
+    l->out_n = 0;
+    l->out_bytes = 0;
+    l->node->m.link_writes++;
+    int done = uv_try_write((uv_stream_t *)&l->tcp, bufs, k); /* UV_EAGAIN while writes are queued */
+    unsigned first = 0;
+    while (done > 0 && first < k) {
+        size_t take = (size_t)done < bufs[first].len ? (size_t)done : bufs[first].len;
+        bufs[first].base += take;
+        bufs[first].len -= (unsigned)take;
+        done -= (int)take;
+        if (bufs[first].len > 0)
+            break;
+        write_req *next = w->next;
+        free(w);
+        w = next;
+        first++;
+    }
+    if (first == k)
+        return 0;
+    if (uv_write(&w->req, (uv_stream_t *)&l->tcp, bufs + first, k - first, on_write) != 0) {
+        free_chain(w);
+        node_link_hard_close(l);
+        return GM_EIO;
+    }
+    if (!l->congested && !l->closing_handle && link_queued(l) > NODE_SENDQ_HIGH)
+        node_link_set_congested(l, 1);
+    return 0;
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+    gm_node *n = h->data;
+    uv_prepare_stop(h);
+    n->bp.flush_on = 0;
+    for (node_link *l = n->links, *next; l; l = next) {
+        next = l->next;
+        node_link_flush(l);
+    }
+}
+
+static int flush_soon(gm_node *n)
+{
+    if (n->bp.flush_on)
+        return 0;
+    if (!n->bp.flush_init) {
+        if (uv_prepare_init(n->loop, &n->bp.flush) != 0)
+            return GM_EIO;
+        n->bp.flush.data = n;
+        uv_unref((uv_handle_t *)&n->bp.flush);
+        n->bp.flush_init = 1;
+    }
+    if (uv_prepare_start(&n->bp.flush, on_flush) != 0)
+        return GM_EIO;
+    n->bp.flush_on = 1;
+    return 0;
 }
 
 int node_link_send_raw(node_link *l, const uint8_t *body, size_t len, int encrypt)
@@ -65,10 +150,14 @@ int node_link_send_raw(node_link *l, const uint8_t *body, size_t len, int encryp
         return GM_ETOOBIG;
     }
     size_t body_len = encrypt ? len + GM_NOISE_TAG : len;
+    if (l->out_n >= LINK_BATCH_FRAMES || l->out_bytes + GM_WIRE_FRAME_HEADER + body_len > LINK_BATCH_BYTES)
+        if (node_link_flush(l) != 0)
+            return GM_EIO;
     write_req *w = malloc(sizeof *w + GM_WIRE_FRAME_HEADER + body_len);
     if (!w)
         return GM_ENOMEM;
     w->link = l;
+    w->next = NULL;
     w->len = GM_WIRE_FRAME_HEADER + body_len;
     if (gm_wire_frame_header(body_len, w->data, &err) != 0) {
         free(w);
@@ -87,15 +176,17 @@ int node_link_send_raw(node_link *l, const uint8_t *body, size_t len, int encryp
     } else {
         memcpy(w->data + GM_WIRE_FRAME_HEADER, body, len);
     }
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&l->tcp, &b, 1, on_write);
-    if (rc != 0) {
-        free(w);
-        node_link_hard_close(l);
-        return GM_EIO;
-    }
+    if (l->out_tail)
+        l->out_tail->next = w;
+    else
+        l->out_head = w;
+    l->out_tail = w;
+    l->out_n++;
+    l->out_bytes += w->len;
     n->m.bytes_out += w->len;
     n->m.frames_out++;
+    if (flush_soon(n) != 0)
+        return node_link_flush(l);
     if (!l->congested && link_queued(l) > NODE_SENDQ_HIGH)
         node_link_set_congested(l, 1);
     return 0;
@@ -162,12 +253,14 @@ static void transport_on_frame(node_link *l, const uint8_t *frame, size_t len)
     if (l->rx.n % NODE_LINK_REKEY_EVERY == 0)
         gm_noise_rekey(&l->rx, NULL);
     node_dispatch(l, msg, mlen);
-    sodium_memzero(msg, mlen);
+    /* A DATA message carries end-to-end ciphertext (node_e2e.c wipes what it decrypts in place). */
+    if (mlen && msg[0] != GM_WIRE_DATA)
+        sodium_memzero(msg, mlen);
 }
 
 /* The read buffer of links: one per node, reused by every read (libuv hands it to the read
  * callback before it asks for a buffer again, and link_feed keeps nothing pointing into it). */
-#define LINK_READ_BUF 65536
+#define LINK_READ_BUF (256 * 1024)
 void node_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     gm_node *n = ((node_link *)h->data)->node;
