@@ -69,6 +69,7 @@
 #define NODE_API_SUBQ_LOW (256u << 10)
 #define NODE_API_HOLD_MS 5000
 #define NODE_MALLOC_TRIM (64 << 20) /* glibc keeps this much freed heap (node_main.c) */
+#define NODE_MALLOC_MMAP (2 << 20)  /* smaller blocks come from the heap, not mmap (node_main.c) */
 
 typedef struct gm_node gm_node;
 typedef struct node_link node_link;
