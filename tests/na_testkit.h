@@ -42,8 +42,8 @@ static inline void tk_na_dir(const char *dir, const tk_net *net)
 }
 
 /* Start the NA of dir on a free loopback port; db, when not NULL, replaces its database path
- * (tk_store_location). url receives its base URL. */
-static inline void tk_na_start(const char *dir, const char *db, gm_na_t **na, char *url, size_t cap)
+ * (tk_store_location); threads, when not 0, its number of HTTP threads. url receives its base URL. */
+static inline void tk_na_start(const char *dir, const char *db, unsigned threads, gm_na_t **na, char *url, size_t cap)
 {
     gm_error err = {0};
     gm_na_config c;
@@ -51,6 +51,8 @@ static inline void tk_na_start(const char *dir, const char *db, gm_na_t **na, ch
         fail_msg("config: %s", err.msg);
     if (db)
         snprintf(c.db_path, sizeof c.db_path, "%s", db);
+    if (threads)
+        c.threads = threads;
     if (gm_na_new(na, &c, NULL, NULL, &err) != 0 || gm_na_start(*na, "127.0.0.1:0", &err) != 0)
         fail_msg("NA: %s", err.msg);
     snprintf(url, cap, "http://127.0.0.1:%u", (unsigned)gm_na_port(*na));

@@ -51,7 +51,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     tk_net_init(&f->net, "TESTNET");
     tk_na_dir(f->dir, &f->net);
-    tk_na_start(f->dir, NULL, &f->na, f->url, sizeof f->url);
+    tk_na_start(f->dir, NULL, 0, &f->na, f->url, sizeof f->url);
     tk_signer(&f->req, 0x60, "req");
     tk_signer(&f->p1, 0x70, "p1");
     tk_signer(&f->p2, 0x80, "p2");

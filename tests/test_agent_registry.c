@@ -36,7 +36,7 @@ static int setup(void **state)
     /* SQLite in the directory, or PostgreSQL under the *_pg variant (tests/store_testkit.h) */
     if (tk_store_location(f->dir, "na.db", path, sizeof path) != 0)
         fail_msg("no store for the NA");
-    tk_na_start(f->dir, path, &f->na, f->url, sizeof f->url);
+    tk_na_start(f->dir, path, 0, &f->na, f->url, sizeof f->url);
     tk_signer(&f->a, 0x60, "a");
     tk_signer(&f->b, 0x70, "b");
     tk_signer(&f->stranger, 0x80, "s");

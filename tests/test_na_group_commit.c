@@ -38,19 +38,12 @@ typedef struct fx {
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    gm_error err = {0};
-    gm_na_config c;
     snprintf(f->dir, sizeof f->dir, "%s/gm-test-gc.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     assert_non_null(mkdtemp(f->dir));
     tk_net_init(&f->net, "TESTNET");
     tk_na_dir(f->dir, &f->net);
     tk_signer(&f->op, 0x20, "operator-local");
-    if (gm_na_config_load(&c, f->dir, &err) != 0)
-        fail_msg("config: %s", err.msg);
-    c.threads = 1; /* every connection on the same worker */
-    if (gm_na_new(&f->na, &c, NULL, NULL, &err) != 0 || gm_na_start(f->na, "127.0.0.1:0", &err) != 0)
-        fail_msg("NA: %s", err.msg);
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u", (unsigned)gm_na_port(f->na));
+    tk_na_start(f->dir, NULL, 1, &f->na, f->url, sizeof f->url); /* every connection on the same worker */
     *state = f;
     return 0;
 }

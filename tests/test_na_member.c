@@ -96,7 +96,7 @@ static int setup(void **state)
     free(text);
     gm_policy_free(&p);
     json_decref(rules);
-    tk_na_start(f->dir, NULL, &f->na, f->url, sizeof f->url);
+    tk_na_start(f->dir, NULL, 0, &f->na, f->url, sizeof f->url);
     tk_signer(&f->svc, 0x60, "svc");
     tk_signer(&f->crm, 0x70, "crm");
     tk_signer(&f->fin, 0x80, "fin");

@@ -382,6 +382,14 @@ static void renew_ok(fx *f, const gm_signer *node, char cert_id[37])
     json_decref(cert);
 }
 
+/* node joins (its certificate's id into c1) and renews it once (the new one's into c2). */
+static void join_and_renew(fx *f, const gm_signer *node, char c1[37], char c2[37])
+{
+    join(f, node, c1);
+    snprintf(c2, 37, "%s", c1);
+    renew_ok(f, node, c2);
+}
+
 /* Issue 7 item 1: the certificate renewed is retired in the renewal's transaction and listed
  * as superseded once the short overlap ends; renewals cannot grow the CRL past 2 entries a key. */
 static void test_renewal_supersedes_after_the_overlap(void **state)
@@ -390,9 +398,7 @@ static void test_renewal_supersedes_after_the_overlap(void **state)
     gm_signer node;
     char c1[37], c2[37], c3[37], reason[32];
     tk_signer(&node, 0x61, "node");
-    join(f, &node, c1);
-    snprintf(c2, sizeof c2, "%s", c1);
-    renew_ok(f, &node, c2);
+    join_and_renew(f, &node, c1, c2);
     /* the overlap: both are accepted, the CRL does not list c1, c1 gets c2 again (no third) */
     assert_false(crl_lists(f, c1, NULL));
     assert_int_equal(valid_certs(f, node.pk_b64), 2);
@@ -511,9 +517,7 @@ static void test_revocation_during_the_overlap_is_effective_at_once(void **state
     gm_signer node;
     char c1[37], c2[37], reason[32];
     tk_signer(&node, 0x62, "node");
-    join(f, &node, c1);
-    snprintf(c2, sizeof c2, "%s", c1);
-    renew_ok(f, &node, c2);
+    join_and_renew(f, &node, c1, c2);
     assert_false(crl_lists(f, c1, NULL));
     assert_int_equal(admin(f, "POST", "/admin/revoke",
                            json_pack("{s:s,s:s}", "node_public_key", node.pk_b64, "reason", "key_compromise"), NULL),
@@ -538,10 +542,8 @@ static void test_crl_published_during_the_overlap_leaves_it_out(void **state)
     char c1[37], c2[37], o1[37], reason[32];
     tk_signer(&node, 0x64, "node");
     tk_signer(&other, 0x65, "other");
-    join(f, &node, c1);
     join(f, &other, o1);
-    snprintf(c2, sizeof c2, "%s", c1);
-    renew_ok(f, &node, c2);
+    join_and_renew(f, &node, c1, c2);
     gm_crl before, after;
     served_crl(f, &before, NULL);
     assert_int_equal(admin(f, "POST", "/admin/revoke", json_pack("{s:s,s:s}", "cert_id", o1, "reason", "unspecified"),
@@ -589,9 +591,7 @@ static void test_supersession_due_while_stopped_is_listed_at_start(void **state)
     gm_signer node;
     char c1[37], c2[37], reason[32];
     tk_signer(&node, 0x66, "node");
-    join(f, &node, c1);
-    snprintf(c2, sizeof c2, "%s", c1);
-    renew_ok(f, &node, c2);
+    join_and_renew(f, &node, c1, c2);
     int64_t renewed = gm_time_now().unix_s;
     gm_na_free(f->na);
     f->na = NULL;

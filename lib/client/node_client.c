@@ -287,6 +287,23 @@ int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, 
     return rc;
 }
 
+/* Send req without waiting for its answer, and free it (NULL: out of memory). */
+static int send_owned(gm_node_conn_t *c, json_t *req, gm_error *err)
+{
+    int rc = req ? gm_node_conn_send(c, req, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
+    json_decref(req);
+    return rc;
+}
+
+/* {"op":"subscribe","id":"subscribe","port":port}, with "requests_only":true when asked. */
+static json_t *subscribe_req(const char *port, int requests_only)
+{
+    json_t *req = json_pack("{s:s,s:s,s:s}", "op", "subscribe", "id", "subscribe", "port", port);
+    if (req && requests_only)
+        json_object_set_new(req, "requests_only", json_true());
+    return req;
+}
+
 static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_only, int timeout_ms, gm_error *err);
 
 int gm_node_conn_subscribe_frames(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err)
@@ -303,26 +320,20 @@ static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_on
 {
     /* hello and subscribe go out together (the node answers the lines of a connection in order,
      * so the subscription follows the negotiation): one round trip to the node, not two. */
-    json_t *hello = json_pack("{s:s,s:s,s:[i],s:i}", "op", "hello", "id", "hello", "versions", 2, "frames",
-                              GM_API_FRAMES_VERSION),
-           *sub = json_pack("{s:s,s:s,s:s}", "op", "subscribe", "id", "subscribe", "port", port), *resp = NULL;
-    if (sub && requests_only)
-        json_object_set_new(sub, "requests_only", json_true());
+    json_t *resp = NULL;
     int64_t end = gm_mono_ms() + timeout_ms;
-    int rc = hello && sub ? 0 : gm_error_set(err, GM_ENOMEM, "out of memory");
+    int rc = send_owned(c, json_pack("{s:s,s:s,s:[i],s:i}", "op", "hello", "id", "hello", "versions", 2, "frames",
+                                     GM_API_FRAMES_VERSION), err);
     if (rc == 0)
-        rc = gm_node_conn_send(c, hello, err);
-    if (rc == 0)
-        rc = gm_node_conn_send(c, sub, err);
-    json_decref(hello);
-    json_decref(sub);
+        rc = send_owned(c, subscribe_req(port, requests_only), err);
     if (rc == 0)
         rc = await_answer(c, "hello", &resp, end, err);
     /* A node without frames (or without hello) streams JSON events instead: read_msg decodes them. */
     c->frames = rc == 0 && json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION;
+    const json_t *ops = json_object_get(resp, "ops");
     c->can_park = 0;
-    for (size_t i = 0; rc == 0 && i < json_array_size(json_object_get(resp, "ops")); i++) {
-        const char *op = json_string_value(json_array_get(json_object_get(resp, "ops"), i));
+    for (size_t i = 0; rc == 0 && i < json_array_size(ops); i++) {
+        const char *op = json_string_value(json_array_get(ops, i));
         if (op && !strcmp(op, "unsubscribe"))
             c->can_park = 1;
     }
@@ -530,18 +541,12 @@ int gm_node_conn_can_park(const gm_node_conn_t *c)
 
 int gm_node_conn_resubscribe(gm_node_conn_t *c, const char *port, gm_error *err)
 {
-    json_t *req = json_pack("{s:s,s:s,s:s}", "op", "subscribe", "id", "subscribe", "port", port);
-    int rc = req ? gm_node_conn_send(c, req, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
-    json_decref(req);
-    return rc;
+    return send_owned(c, subscribe_req(port, 0), err);
 }
 
 int gm_node_conn_park(gm_node_conn_t *c, gm_error *err)
 {
-    json_t *req = json_pack("{s:s,s:s}", "op", "unsubscribe", "id", "park");
-    int rc = req ? gm_node_conn_send(c, req, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
-    json_decref(req);
-    return rc;
+    return send_owned(c, json_pack("{s:s,s:s}", "op", "unsubscribe", "id", "park"), err);
 }
 
 int gm_node_conn_read_unit(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err)

@@ -415,10 +415,10 @@ static int on_prereq(void *ctx, char *ip, char *local_ip, int port, int local_po
     return so->sends++ ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
-/* The NA closes connections idle for its connection_timeout_s (10 s by default): a kept POST
- * does not reuse one idle for longer than this (at most 2 s: curl counts whole seconds; the NA allows
- * no less than 1 s), so that the usual race (the server closes
- * while the request goes out) does not happen; it remains possible, and fails clearly. */
+/* The NA closes connections idle for its connection_timeout_s (10 s by default, 1 s at least): a
+ * kept POST does not reuse one idle for longer than this (curl counts whole seconds, so up to
+ * 2 s), so the usual race (the server closes while the request goes out) does not happen; it
+ * remains possible, and then fails clearly. */
 #define KEEP_ALIVE_MAX_IDLE_S 1L
 
 /* libcurl calls this at least once a second during a transfer: a non-zero return aborts it. */
