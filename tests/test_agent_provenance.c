@@ -77,6 +77,32 @@ static void test_step_for_our_request_must_be_by_provider(void **state)
     gm_signer_wipe(&repo);
 }
 
+/* A step signed after the fact (the caller's records of a request, signed while the provider
+ * works) carries the time it happened, not the time of signing, and verifies; its time cannot
+ * be changed afterwards. */
+static void test_step_signed_later_keeps_its_time(void **state)
+{
+    (void)state;
+    gm_signer planner;
+    gm_error err = {0};
+    tk_signer(&planner, 0x60, "p");
+    gm_time then;
+    assert_int_equal(gm_time_parse("2026-01-02T03:04:05.123456Z", &then, &err), 0);
+    json_t *steps = json_array();
+    assert_int_equal(gm_agent_step_add_at(steps, &planner, "planner-1", "routed", "repo.summary", RID, "to repo-agent-a",
+                                          then, &err),
+                     0);
+    json_t *s0 = json_array_get(steps, 0);
+    gm_time got;
+    assert_int_equal(gm_time_parse(json_string_value(json_object_get(s0, "at")), &got, &err), 0);
+    assert_int_equal(gm_time_cmp(&got, &then), 0);
+    assert_int_equal(gm_agent_step_verify(s0, &err), 0);
+    json_object_set_new(s0, "at", json_string("2026-01-02T03:04:06.123456Z"));
+    assert_int_equal(gm_agent_step_verify(s0, &err), GM_ESIG);
+    json_decref(steps);
+    gm_signer_wipe(&planner);
+}
+
 static void test_step_shape_strict(void **state)
 {
     (void)state;
@@ -109,6 +135,7 @@ int main(void)
         cmocka_unit_test(test_forged_step_rejected),
         cmocka_unit_test(test_step_for_our_request_must_be_by_provider),
         cmocka_unit_test(test_step_shape_strict),
+        cmocka_unit_test(test_step_signed_later_keeps_its_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

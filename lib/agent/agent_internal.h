@@ -71,6 +71,11 @@ int gm_agent_provenance_check_signers_any(const json_t *steps, const json_t *cer
  * certificate for its key found in pool (array of certificate documents), in step order.
  * Signers without one are left out (the requester will then reject). New reference. */
 json_t *gm_agent_provenance_certs_for(const json_t *steps, const json_t *pool);
+/* gm_agent_step_add with the time the step happened (at_time) rather than now: a caller that
+ * signs its record of a step after the fact, off the call's critical path. */
+int gm_agent_step_add_at(json_t *steps, const gm_signer *node, const char *agent_id, const char *action,
+                         const char *capability, const char *request_id, const char *detail, gm_time at_time,
+                         gm_error *err) GM_MUST_CHECK;
 /* Send req to provider over the node at sock and wait for its response until the request's
  * deadline. Verifies the response (request_id, capability, provider, provenance chain, and
  * every signer's certificate under any of gs[0..k) and crl, see gm_agent_provenance_check_signers); on

@@ -127,14 +127,19 @@ static void conn_give_back(const char *sock, gm_node_conn_t *c, uint32_t seq, in
     pc->seq = seq;
 }
 
-int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t provider[GM_PK_LEN],
-                    const gm_genesis *const gs[], size_t k, const gm_crl *crl, gm_agent_response *resp,
-                    gm_error *err)
+/* A request posted on a connection and not answered yet. */
+typedef struct pending_call {
+    gm_node_conn_t *conn;
+    uint32_t seq;
+} pending_call;
+
+/* Post req to provider on this thread's connection to the node at sock. */
+static int invoke_send(const char *sock, const gm_agent_request *req, const uint8_t provider[GM_PK_LEN],
+                       pending_call *pc, gm_error *err)
 {
     char ppk[GM_PK_B64_LEN + 1], *msg = NULL;
     size_t mlen;
-    gm_node_conn_t *conn = NULL;
-    memset(resp, 0, sizeof *resp);
+    pc->conn = NULL;
     gm_pk_encode(provider, ppk);
     int rc = gm_agent_envelope_dump(req->doc, &msg, &mlen, err);
     if (rc != 0)
@@ -142,18 +147,32 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
     /* One connection: subscribed first (binary frames when the node has them) so a fast
      * answer cannot slip past us, then the request sent on it; the node speaks only if the
      * send fails. */
-    uint32_t seq;
-    int usable = 1; /* the connection is in a known state: it may serve the next call */
-    if ((rc = conn_take(sock, &conn, &seq, err)) != 0) {
+    if ((rc = conn_take(sock, &pc->conn, &pc->seq, err)) != 0) {
         free(msg);
         return rc;
     }
-    rc = gm_node_conn_post(conn, provider, GM_AGENT_PORT, msg, mlen, seq, err);
+    rc = gm_node_conn_post(pc->conn, provider, GM_AGENT_PORT, msg, mlen, pc->seq, err);
     free(msg);
     if (rc != 0) {
-        gm_node_conn_close(conn);
+        gm_node_conn_close(pc->conn);
+        pc->conn = NULL;
         return gm_error_prefix(err, "provider %.12s... unreachable", ppk);
     }
+    return 0;
+}
+
+/* Wait for the answer to the request pc holds and verify it; the connection goes back to
+ * this thread's keeping (or is closed) either way. */
+static int invoke_wait(const char *sock, pending_call *pc, const gm_agent_request *req,
+                       const uint8_t provider[GM_PK_LEN], const gm_genesis *const gs[], size_t k, const gm_crl *crl,
+                       gm_agent_response *resp, gm_error *err)
+{
+    char ppk[GM_PK_B64_LEN + 1];
+    gm_node_conn_t *conn = pc->conn;
+    uint32_t seq = pc->seq;
+    int rc, usable = 1; /* the connection is in a known state: it may serve the next call */
+    memset(resp, 0, sizeof *resp);
+    gm_pk_encode(provider, ppk);
     for (;;) {
         gm_time now = gm_time_now();
         int64_t left = (req->deadline.unix_s - now.unix_s) * 1000 + (req->deadline.usec - now.usec) / 1000;
@@ -214,6 +233,16 @@ int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t
     return rc;
 }
 
+int gm_agent_invoke(const char *sock, const gm_agent_request *req, const uint8_t provider[GM_PK_LEN],
+                    const gm_genesis *const gs[], size_t k, const gm_crl *crl, gm_agent_response *resp,
+                    gm_error *err)
+{
+    pending_call pc;
+    memset(resp, 0, sizeof *resp);
+    int rc = invoke_send(sock, req, provider, &pc, err);
+    return rc != 0 ? rc : invoke_wait(sock, &pc, req, provider, gs, k, crl, resp, err);
+}
+
 static int retryable(const char *code)
 {
     return !(code && (!strcmp(code, "invalid_input") || !strcmp(code, "too_big") || !strcmp(code, "forbidden")));
@@ -246,16 +275,17 @@ int gm_agent_call_after(const gm_agent_ctx *c, const char *capability, const jso
         chosen[0] = '\0';
     if (rc != 0)
         return rc;
-#define STEP(action, ...)                                                                                              \
+#define STEP_AT(action, when, ...)                                                                                     \
     do {                                                                                                               \
         if (steps) {                                                                                                   \
             snprintf(detail, sizeof detail, __VA_ARGS__);                                                              \
-            if (gm_agent_step_add(steps, &c->node, c->agent_id, action, cap, rid, detail, &e) != 0) {                  \
+            if (gm_agent_step_add_at(steps, &c->node, c->agent_id, action, cap, rid, detail, when, &e) != 0) {         \
                 /* a step is only the caller's record: one that cannot be signed (out of                               \
                    memory) is left out of its chain and the call goes on */                                            \
             }                                                                                                          \
         }                                                                                                              \
     } while (0)
+#define STEP(action, ...) STEP_AT(action, gm_time_now(), __VA_ARGS__)
     /* An NA that does not answer for a moment (a restart, as in an NA key rotation) is asked
      * again until 3/4 of the call's time is spent; the rest is left for the provider. */
     int64_t na_give_up = gm_mono_ms() + (timeout_ms > 0 ? timeout_ms * 3 / 4 : 0);
@@ -292,18 +322,27 @@ int gm_agent_call_after(const gm_agent_ctx *c, const char *capability, const jso
             return rc;
         }
         gm_agent_candidate *p = &cs.v[0];
-        STEP("discovered", "%s: %zu usable of %zu listed (CRL %llu); selected %s", cap, cs.n_usable, cs.n,
-             (unsigned long long)cs.crl_sequence, p->desc.agent_id);
+        gm_time discovered_at = gm_time_now(), routed_at;
         gm_agent_request req;
         if ((rc = gm_agent_request_new(&req, cap, input, c->node.pk, timeout_ms, err)) != 0) {
+            STEP_AT("discovered", discovered_at, "%s: %zu usable of %zu listed (CRL %llu); selected %s", cap,
+                    cs.n_usable, cs.n, (unsigned long long)cs.crl_sequence, p->desc.agent_id);
             gm_agent_candidates_free(&cs);
             return rc;
         }
-        STEP("routed", "request %s to %s (node %.12s...) over the mesh", req.request_id, p->desc.agent_id,
-             p->desc.node_pk_b64);
+        /* The request goes out first; our two records of it are signed while the provider
+         * works (each signature is ~20 us on this path), with the times they happened. */
+        pending_call pend;
+        routed_at = gm_time_now();
+        rc = invoke_send(c->sock, &req, p->desc.node_pk, &pend, &e);
+        STEP_AT("discovered", discovered_at, "%s: %zu usable of %zu listed (CRL %llu); selected %s", cap, cs.n_usable,
+                cs.n, (unsigned long long)cs.crl_sequence, p->desc.agent_id);
+        STEP_AT("routed", routed_at, "request %s to %s (node %.12s...) over the mesh", req.request_id,
+                p->desc.agent_id, p->desc.node_pk_b64);
         const gm_genesis *gs[3];
         size_t k = gm_agent_ctx_trusted(c, gs);
-        rc = gm_agent_invoke(c->sock, &req, p->desc.node_pk, gs, k, &cs.crl, resp, &e);
+        if (rc == 0)
+            rc = invoke_wait(c->sock, &pend, &req, p->desc.node_pk, gs, k, &cs.crl, resp, &e);
         gm_agent_request_free(&req);
         if (rc == 0 && steps)
             for (size_t i = 0; i < json_array_size(resp->provenance); i++)
@@ -334,6 +373,7 @@ int gm_agent_call_after(const gm_agent_ctx *c, const char *capability, const jso
         gm_agent_candidates_free(&cs);
     }
 #undef STEP
+#undef STEP_AT
     return gm_error_set(err, GM_ENOTFOUND, "no provider of %s answered after %d attempts; last failure: %s", cap,
                         CALL_MAX_ATTEMPTS, last);
 }

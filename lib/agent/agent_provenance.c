@@ -37,6 +37,13 @@ static int step_bytes(const json_t *step, char **out, size_t *len, gm_error *err
 int gm_agent_step_add(json_t *steps, const gm_signer *node, const char *agent_id, const char *action,
                       const char *capability, const char *request_id, const char *detail, gm_error *err)
 {
+    return gm_agent_step_add_at(steps, node, agent_id, action, capability, request_id, detail, gm_time_now(), err);
+}
+
+int gm_agent_step_add_at(json_t *steps, const gm_signer *node, const char *agent_id, const char *action,
+                         const char *capability, const char *request_id, const char *detail, gm_time at_time,
+                         gm_error *err)
+{
     char at[GM_TIME_STRLEN], d[GM_AGENT_DETAIL_MAX + 1], sig[GM_SIG_B64_LEN + 1];
     if (!json_is_array(steps))
         return gm_error_set(err, GM_EINVAL, "provenance must be an array");
@@ -44,8 +51,7 @@ int gm_agent_step_add(json_t *steps, const gm_signer *node, const char *agent_id
         return gm_error_set(err, GM_EINVAL, "unknown provenance action '%s'", action ? action : "");
     if (json_array_size(steps) >= GM_AGENT_STEPS_MAX)
         return gm_error_set(err, GM_ETOOBIG, "provenance longer than %d steps", GM_AGENT_STEPS_MAX);
-    gm_time now = gm_time_now();
-    gm_time_format(&now, at);
+    gm_time_format(&at_time, at);
     snprintf(d, sizeof d, "%s", detail ? detail : "");
     json_t *step = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "agent", agent_id ? agent_id : "", "action", action,
                              "capability", capability ? capability : "", "detail", d, "at", at, "request_id",
