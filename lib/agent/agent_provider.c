@@ -109,18 +109,19 @@ struct job {
     size_t len;
     uint8_t from[GM_PK_LEN];
     char authorized[300]; /* the rule of the node's access policy that let the request in, or "" */
-    struct job *next;     /* in the queue of jobs no worker has taken yet */
 };
 
-/* Workers: threads that take queued jobs one after another, started as needed up to the
- * provider's max_inflight and then kept (a thread per request cost a stack and a malloc arena
- * set up and torn down per request: mmap, mprotect, madvise, munmap, each a TLB flush on every
- * core). */
+/* The pool: threads that take turns reading the subscription (leader/follower). The one that
+ * reads a request hands the reading over to a waiting thread (starting one when none waits,
+ * up to max_inflight + 1) and runs the request itself, so a request is never handed from the
+ * thread that read it to another one (a wake-up and a move to the other core per request).
+ * Threads are kept once started (a thread per request cost a stack and a malloc arena set up
+ * and torn down per request: mmap, mprotect, madvise, munmap, each a TLB flush on every core). */
 static pthread_mutex_t g_work_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_work_cv = PTHREAD_COND_INITIALIZER;
-static struct job *g_queue, *g_queue_tail;
-static int g_workers, g_idle;
-
+static pthread_cond_t g_work_cv = PTHREAD_COND_INITIALIZER; /* the reading is free, or the loop ended */
+static pthread_cond_t g_lead_cv = PTHREAD_COND_INITIALIZER; /* the reader let go (for the ending) */
+static int g_threads, g_waiting, g_led;
+static atomic_int g_ended; /* set once, with g_work_mu held; read by the reading thread without it */
 static atomic_int g_inflight;
 /* The loop's subscribed connection, on which the jobs also send their answers (one writer at
  * a time); NULL while the node is away. A process runs one provider loop. */
@@ -368,69 +369,16 @@ done:
     return NULL;
 }
 
-static void *worker_main(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        pthread_mutex_lock(&g_work_mu);
-        g_idle++;
-        while (!g_queue)
-            pthread_cond_wait(&g_work_cv, &g_work_mu);
-        g_idle--;
-        struct job *j = g_queue;
-        g_queue = j->next;
-        if (!g_queue)
-            g_queue_tail = NULL;
-        pthread_mutex_unlock(&g_work_mu);
-        job_run(j);
-    }
-    return NULL;
-}
-
-/* Queue j for a worker, starting one when none is idle; -1 when no thread could run it. */
-static int enqueue(struct job *j)
-{
-    gm_agent_provider *p = j->p; /* j is a worker's (and freed) once queued */
-    pthread_mutex_lock(&g_work_mu);
-    int need = g_idle == 0 && g_workers < p->max_inflight, rc = 0;
-    if (need || g_workers > 0) {
-        j->next = NULL;
-        if (g_queue_tail)
-            g_queue_tail->next = j;
-        else
-            g_queue = j;
-        g_queue_tail = j;
-    }
-    if (need) {
-        pthread_t th;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&th, &at, worker_main, NULL) == 0)
-            g_workers++;
-        pthread_attr_destroy(&at);
-    }
-    int started = need ? g_workers : 0;
-    if (g_workers == 0) { /* no worker at all: take the job back */
-        g_queue = g_queue_tail = NULL;
-        rc = -1;
-    } else {
-        pthread_cond_signal(&g_work_cv);
-    }
-    pthread_mutex_unlock(&g_work_mu);
-    if (started && rc == 0)
-        plog(p, "info", "worker_started", "%d worker threads (at most %d)", started, p->max_inflight);
-    return rc;
-}
-
-/* Run a request that arrived from `from` on a worker thread; note: the access policy's
- * rule that let it in (JSON events only), or NULL. */
-static void dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN], const uint8_t *data, size_t len,
-                     const json_t *note)
+/* The job for a request that arrived from `from` (its own copy of data: the next read reuses
+ * the connection's buffer), counted in flight; NULL when it is not a request for us or when
+ * max_inflight requests are running already (logged). note: the access policy's rule that let
+ * it in (JSON events only), or NULL. */
+static struct job *dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN], const uint8_t *data, size_t len,
+                            const json_t *note)
 {
     char fpk[GM_PK_B64_LEN + 1];
     if (len > GM_AGENT_MSG_MAX)
-        return;
+        return NULL;
     /* Responses to our own outgoing calls (planner) share the port: not for the loop. */
     if (gm_json_may_hold(data, len, "capability_response")) {
         json_t *v = json_loadb((const char *)data, len, 0, NULL);
@@ -438,12 +386,12 @@ static void dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN], const 
         int is_resp = t && !strcmp(t, "capability_response");
         json_decref(v);
         if (is_resp)
-            return;
+            return NULL;
     }
     struct job *j = calloc(1, sizeof *j);
     if (!j || !(j->data = malloc(len + 1))) {
         free(j);
-        return;
+        return NULL;
     }
     memcpy(j->data, data, len);
     j->data[len] = '\0';
@@ -461,31 +409,27 @@ static void dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN], const 
         plog(p, "warn", "busy", "dropping a request from %.12s...: %d requests in flight", fpk, p->max_inflight);
         free(j->data);
         free(j);
-        return;
+        return NULL;
     }
-    if (enqueue(j) != 0) {
-        atomic_fetch_sub(&g_inflight, 1);
-        plog(p, "warn", "busy", "dropping a request: cannot start a thread to run it");
-        free(j->data);
-        free(j);
-    }
+    return j;
 }
 
 /* A JSON line of the subscription: a message event (a node without frames, or a request with
  * an access-policy note), or the node's word on one of our answers. */
-static void dispatch_line(gm_agent_provider *p, const json_t *ev)
+static struct job *dispatch_line(gm_agent_provider *p, const json_t *ev)
 {
+    struct job *j = NULL;
     const char *event = json_string_value(json_object_get(ev, "event"));
     if (event && !strcmp(event, "message")) {
         const char *from = json_string_value(json_object_get(ev, "from"));
         const char *b64 = json_string_value(json_object_get(ev, "data"));
         uint8_t pk[GM_PK_LEN];
         if (!from || !b64 || strlen(b64) > gm_b64_len(GM_AGENT_MSG_MAX) || gm_pk_decode(from, pk, NULL) != 0)
-            return;
+            return NULL;
         size_t cap = strlen(b64) / 4 * 3 + 4, len = 0;
         uint8_t *data = malloc(cap);
         if (data && gm_b64_decode(b64, data, cap, &len, NULL) == 0)
-            dispatch(p, pk, data, len, json_object_get(ev, "authorized"));
+            j = dispatch(p, pk, data, len, json_object_get(ev, "authorized"));
         free(data);
     } else if ((event && !strcmp(event, "send_failed")) || json_is_false(json_object_get(ev, "ok"))) {
         const json_t *e = json_object_get(ev, "error");
@@ -494,6 +438,7 @@ static void dispatch_line(gm_agent_provider *p, const json_t *ev)
              json_string_value(json_object_get(e, "code")) ? json_string_value(json_object_get(e, "code")) : "?",
              msg ? msg : "");
     }
+    return j;
 }
 
 /* A new connection to the local node subscribed to the agent port (*out NULL on failure). */
@@ -522,10 +467,102 @@ static void unsubscribe(gm_node_conn_t **conn)
     *conn = NULL;
 }
 
+/* The subscription the reading thread reads (only the thread holding the reading, and the
+ * loop's owner once nobody can hold it any more, touch it). */
+static gm_node_conn_t *g_read_conn;
+
+/* One turn of the reading thread: restore the subscription if it is gone, else read one unit
+ * (waiting at most 250 ms); the job for a request that came, or NULL. */
+static struct job *read_turn(gm_agent_provider *p)
+{
+    if (!g_read_conn) {
+        gm_error ce = {0};
+        if (subscribe(p, &g_read_conn, &ce) != 0) {
+            gm_sleep_ms(300);
+            return NULL;
+        }
+        plog(p, "info", "resubscribed", "local node connection restored");
+    }
+    json_t *ev = NULL;
+    gm_node_msg m;
+    gm_error e = {0};
+    struct job *j = NULL;
+    int r = gm_node_conn_read_unit(g_read_conn, &ev, &m, 250, &e);
+    if (r == GM_ETIMEOUT)
+        return NULL;
+    if (r < 0) {
+        plog(p, "warn", "node_lost", "%s; reconnecting", e.msg);
+        unsubscribe(&g_read_conn);
+        return NULL;
+    }
+    if (r == 1)
+        j = dispatch(p, m.from, m.data, m.len, NULL);
+    else
+        j = dispatch_line(p, ev);
+    json_decref(ev);
+    return j;
+}
+
+static void *pool_main(void *arg);
+
+/* Start one more thread of the pool (g_work_mu held); 0 or -1. */
+static int pool_grow(gm_agent_provider *p)
+{
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&th, &at, pool_main, p) == 0 ? 0 : -1;
+    pthread_attr_destroy(&at);
+    if (rc == 0)
+        g_threads++;
+    return rc;
+}
+
+/* A thread of the pool: wait for the reading, read until a request comes, hand the reading on
+ * and run the request; until the loop ends. */
+static void *pool_main(void *arg)
+{
+    gm_agent_provider *p = arg;
+    pthread_mutex_lock(&g_work_mu);
+    for (;;) {
+        g_waiting++;
+        while (g_led && !g_ended)
+            pthread_cond_wait(&g_work_cv, &g_work_mu);
+        g_waiting--;
+        if (g_ended)
+            break;
+        g_led = 1;
+        pthread_mutex_unlock(&g_work_mu);
+        struct job *j = NULL;
+        while (!j && !atomic_load(&g_ended))
+            j = read_turn(p);
+        pthread_mutex_lock(&g_work_mu);
+        g_led = 0;
+        if (!j) { /* the loop ended while we were reading */
+            pthread_cond_broadcast(&g_lead_cv);
+            break;
+        }
+        int started = 0;
+        if (g_waiting > 0)
+            pthread_cond_signal(&g_work_cv);
+        else if (g_threads < p->max_inflight + 1 && !g_ended && pool_grow(p) == 0)
+            started = g_threads;
+        pthread_mutex_unlock(&g_work_mu);
+        if (started)
+            plog(p, "info", "worker_started", "%d worker threads (at most %d)", started, p->max_inflight + 1);
+        /* none could be started: the reading waits for the first thread done with its request */
+        job_run(j);
+        pthread_mutex_lock(&g_work_mu);
+    }
+    g_threads--;
+    pthread_mutex_unlock(&g_work_mu);
+    return NULL;
+}
+
 int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
 {
     int rc = 0;
-    gm_node_conn_t *conn = NULL;
     if (p->ttl_s <= 0 || p->ttl_s > GM_AGENT_TTL_MAX_S)
         p->ttl_s = 600;
     if (p->max_inflight <= 0)
@@ -536,20 +573,29 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
     mallopt(M_TRIM_THRESHOLD, PROVIDER_MALLOC_TRIM);
     /* The node may still be starting: wait for its socket, then for the NA to accept us. */
     int64_t give_up = gm_mono_ms() + STARTUP_WAIT_MS;
-    while (subscribe(p, &conn, err) != 0) {
+    while (subscribe(p, &g_read_conn, err) != 0) {
         if (*p->stop || gm_mono_ms() > give_up)
             return gm_error_prefix(err, "subscribing to the local node");
         gm_sleep_ms(200);
     }
     while ((rc = gm_agent_register(&p->ctx, p->capability, p->ttl_s, p->metadata, err)) != 0) {
         if (*p->stop || gm_mono_ms() > give_up || rc == GM_EDENIED || rc == GM_ESIG) {
-            unsubscribe(&conn);
+            unsubscribe(&g_read_conn);
             return rc;
         }
         gm_sleep_ms(300);
     }
     plog(p, "info", "registered", "%s offers %s (node %s), descriptor valid %d s", p->ctx.agent_id, p->capability,
          p->ctx.node.pk_b64, p->ttl_s);
+    pthread_mutex_lock(&g_work_mu);
+    g_ended = 0;
+    int started = pool_grow(p);
+    pthread_mutex_unlock(&g_work_mu);
+    if (started != 0) {
+        unsubscribe(&g_read_conn);
+        return gm_error_set(err, GM_ENOMEM, "cannot start a thread to read requests");
+    }
+    /* The pool reads and runs requests; this thread keeps the descriptor registered. */
     int64_t refresh_at = gm_mono_ms() + (int64_t)p->ttl_s * 2000 / 3;
     while (!*p->stop) {
         if (gm_mono_ms() >= refresh_at) {
@@ -566,37 +612,21 @@ int gm_agent_provider_run(gm_agent_provider *p, gm_error *err)
                 refresh_at = gm_mono_ms() + 2000;
             }
         }
-        if (!conn) {
-            gm_error ce = {0};
-            if (subscribe(p, &conn, &ce) != 0) {
-                gm_sleep_ms(300);
-                continue;
-            }
-            plog(p, "info", "resubscribed", "local node connection restored");
-        }
-        json_t *ev = NULL;
-        gm_node_msg m;
-        gm_error e = {0};
-        int r = gm_node_conn_read_unit(conn, &ev, &m, 250, &e);
-        if (r == GM_ETIMEOUT)
-            continue;
-        if (r < 0) {
-            plog(p, "warn", "node_lost", "%s; reconnecting", e.msg);
-            unsubscribe(&conn);
-            continue;
-        }
-        if (r == 1)
-            dispatch(p, m.from, m.data, m.len, NULL);
-        else
-            dispatch_line(p, ev);
-        json_decref(ev);
+        gm_sleep_ms(250);
     }
+    /* No thread takes the reading any more; the one reading lets go within its 250 ms. */
+    pthread_mutex_lock(&g_work_mu);
+    g_ended = 1;
+    pthread_cond_broadcast(&g_work_cv);
+    while (g_led)
+        pthread_cond_wait(&g_lead_cv, &g_work_mu);
+    pthread_mutex_unlock(&g_work_mu);
     /* The jobs still running answer on the subscription. */
     int64_t drain = gm_mono_ms() + DRAIN_WAIT_MS;
     while (atomic_load(&g_inflight) > 0 && gm_mono_ms() < drain)
         gm_sleep_ms(20);
-    if (conn)
-        unsubscribe(&conn);
+    if (g_read_conn)
+        unsubscribe(&g_read_conn);
     gm_error ue = {0};
     if (rc != GM_EREVOKED) {
         if (gm_agent_unregister(&p->ctx, &ue) == 0)
