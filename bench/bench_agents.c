@@ -1,6 +1,6 @@
 /* Agent figures against a running network (driven by bench/bench_agents.sh):
  *   bench_agents --dir D --invoke CAP [--input-json J] [--n N] [--runs R]
- *       capability invocations per second and latency p50/p99 through the node at D
+ *       capability invocations per second and latency p10/p50/p99 through the node at D
  *       (discovery, the requester's own certificate/CRL checks, the mesh round trip);
  *   bench_agents --dir D --discover CAP [--n N] [--runs R]
  *       discovery queries per second at the NA (GET /agents?capability=CAP, signed by D's key);
