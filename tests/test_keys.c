@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -160,6 +162,109 @@ static void test_remembered_verification_never_lets_a_tampered_one_pass(void **s
     bad[20] = bad[20] == 'A' ? 'B' : 'A';
     assert_int_equal(gm_verify_b64(k.pk, (const uint8_t *)msg, 10, bad, &err), GM_ESIG);
     assert_int_equal(gm_verify_b64(k.pk, (const uint8_t *)msg, 10, sig, &err), 0);
+}
+
+/* A batch of signature checks split between two cores gives each item exactly what checking
+ * it alone gives: good ones pass; a tampered message, another key and bad base64 fail; also
+ * with several threads sending batches at once (one of them uses the helper, the others
+ * check alone). */
+#define BATCH_N 12
+#define BATCH_ROUNDS 40
+#define BATCH_THREADS 4
+
+struct batch_case {
+    gm_signer k, other;
+    int seed;
+    int failures;
+};
+
+static void *batch_thread(void *arg)
+{
+    struct batch_case *bc = arg;
+    char msgs[BATCH_N][48], sigs[BATCH_N][GM_SIG_B64_LEN + 1];
+    gm_verify_item it[BATCH_N];
+    int want[BATCH_N];
+    for (int r = 0; r < BATCH_ROUNDS; r++) {
+        for (int i = 0; i < BATCH_N; i++) {
+            int len = snprintf(msgs[i], sizeof msgs[i], "batch %d round %d item %d", bc->seed, r, i);
+            gm_sign_b64(&bc->k, (const uint8_t *)msgs[i], (size_t)len, sigs[i]);
+            it[i] = (gm_verify_item){.pk = bc->k.pk, .msg = (const uint8_t *)msgs[i], .len = (size_t)len,
+                                     .sig_b64 = sigs[i], .rc = 99};
+            want[i] = 0;
+            switch ((i + r + bc->seed) % 5) {
+            case 1: /* the message changed after signing */
+                msgs[i][0] = 'B';
+                want[i] = GM_ESIG;
+                break;
+            case 2: /* another key */
+                it[i].pk = bc->other.pk;
+                want[i] = GM_ESIG;
+                break;
+            case 3: /* not base64 */
+                sigs[i][5] = '*';
+                want[i] = GM_EFORMAT;
+                break;
+            default:
+                break;
+            }
+        }
+        gm_verify_b64_many(it, BATCH_N);
+        for (int i = 0; i < BATCH_N; i++) {
+            gm_error e = {0};
+            int alone = gm_verify_b64(it[i].pk, it[i].msg, it[i].len, it[i].sig_b64, &e);
+            if (it[i].rc != want[i] || alone != want[i])
+                bc->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void test_batch_verification_on_two_cores_matches_one_by_one(void **state)
+{
+    (void)state;
+    struct batch_case bc[BATCH_THREADS];
+    pthread_t th[BATCH_THREADS];
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        signer_from((uint8_t)(0x20 + t), "k", &bc[t].k);
+        signer_from((uint8_t)(0x70 + t), "o", &bc[t].other);
+        bc[t].seed = t;
+        bc[t].failures = 0;
+    }
+    batch_thread(&bc[0]); /* alone first: starts the helper */
+    assert_int_equal(bc[0].failures, 0);
+    for (int t = 0; t < BATCH_THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, batch_thread, &bc[t]), 0);
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(bc[t].failures, 0);
+    }
+    gm_verify_b64_many(NULL, 0); /* an empty batch is nothing to do */
+}
+
+/* A child after fork() checks its batches alone and gets them right: the parent's helper thread
+ * is not in it (a child that waited for it would hang: the alarm ends such a child). */
+static void test_batch_verification_in_a_forked_child(void **state)
+{
+    (void)state;
+    struct batch_case bc;
+    signer_from(0x31, "k", &bc.k);
+    signer_from(0x32, "o", &bc.other);
+    bc.seed = 7;
+    bc.failures = 0;
+    batch_thread(&bc); /* the helper runs in this process */
+    assert_int_equal(bc.failures, 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        bc.failures = 0;
+        batch_thread(&bc);
+        _exit(bc.failures == 0 ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_generated_keys_differ_and_sign(void **state)
@@ -345,6 +450,8 @@ int main(void)
         cmocka_unit_test(test_spec_signature_vectors_reproduced_exactly),
         cmocka_unit_test(test_verify_refuses_tampered_message_wrong_key_and_bad_encoding),
         cmocka_unit_test(test_remembered_verification_never_lets_a_tampered_one_pass),
+        cmocka_unit_test(test_batch_verification_on_two_cores_matches_one_by_one),
+        cmocka_unit_test(test_batch_verification_in_a_forked_child),
         cmocka_unit_test(test_generated_keys_differ_and_sign),
         cmocka_unit_test(test_saved_key_file_is_mode_0600_even_with_open_umask),
         cmocka_unit_test(test_save_refuses_overwrite_without_force),

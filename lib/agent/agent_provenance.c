@@ -76,9 +76,12 @@ int gm_agent_step_add_at(json_t *steps, const gm_signer *node, const char *agent
     return 0;
 }
 
-int gm_agent_step_verify(const json_t *step, gm_error *err)
+/* Everything about a step but its signature: its shape, and the key and canonical bytes
+ * (malloc'd into *bytes) its signature must verify under. */
+static int step_check(const json_t *step, uint8_t pk[GM_PK_LEN], char **bytes, size_t *len, gm_error *err)
 {
     static const char *const members[] = {"agent", "action", "capability", "detail", "at", "request_id", "signer", "sig"};
+    *bytes = NULL;
     if (!json_is_object(step))
         return gm_error_set(err, GM_EPROTO, "provenance step is not an object");
     for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
@@ -94,20 +97,29 @@ int gm_agent_step_verify(const json_t *step, gm_error *err)
     gm_time t;
     if (gm_time_parse(json_string_value(json_object_get(step, "at")), &t, err) != 0)
         return gm_error_set(err, GM_EPROTO, "provenance step has a bad \"at\" timestamp");
-    uint8_t pk[GM_PK_LEN];
     if (gm_pk_decode(json_string_value(json_object_get(step, "signer")), pk, err) != 0)
         return gm_error_set(err, GM_EPROTO, "provenance step has a bad \"signer\" key");
+    return step_bytes(step, bytes, len, err);
+}
+
+static int forged(const json_t *step, gm_error *err)
+{
+    return gm_error_set(err, GM_ESIG, "provenance step '%s' by agent '%.64s' is not signed by its signer (forged?)",
+                        json_string_value(json_object_get(step, "action")),
+                        json_string_value(json_object_get(step, "agent")));
+}
+
+int gm_agent_step_verify(const json_t *step, gm_error *err)
+{
+    uint8_t pk[GM_PK_LEN];
     char *bytes;
     size_t len;
-    int rc = step_bytes(step, &bytes, &len, err);
+    int rc = step_check(step, pk, &bytes, &len, err);
     if (rc != 0)
         return rc;
     rc = gm_verify_b64(pk, (const uint8_t *)bytes, len, json_string_value(json_object_get(step, "sig")), err);
     free(bytes);
-    if (rc != 0)
-        return gm_error_set(err, GM_ESIG, "provenance step '%s' by agent '%.64s' is not signed by its signer (forged?)",
-                            action, json_string_value(json_object_get(step, "agent")));
-    return 0;
+    return rc != 0 ? forged(step, err) : 0;
 }
 
 int gm_agent_provenance_verify(const json_t *steps, const char *request_id, const uint8_t provider[GM_PK_LEN],
@@ -117,23 +129,56 @@ int gm_agent_provenance_verify(const json_t *steps, const char *request_id, cons
     gm_pk_encode(provider, ppk);
     if (!json_is_array(steps) || json_array_size(steps) > GM_AGENT_STEPS_MAX)
         return gm_error_set(err, GM_EPROTO, "provenance must be an array of at most %d steps", GM_AGENT_STEPS_MAX);
-    size_t own = 0;
-    for (size_t i = 0; i < json_array_size(steps); i++) {
+    /* The shapes first (up to the first bad one, whose error comes after those of the steps
+     * before it), then the signatures of those steps together (on both cores: a planner's
+     * answer carries 8), then each step's claim, in step order as when checked one by one. */
+    size_t n = json_array_size(steps), ok = 0, own = 0;
+    uint8_t(*pks)[GM_PK_LEN] = n ? malloc(n * sizeof *pks) : NULL;
+    char **bytes = n ? calloc(n, sizeof *bytes) : NULL;
+    gm_verify_item *items = n ? calloc(n, sizeof *items) : NULL;
+    gm_error shape = {0};
+    int rc = 0;
+    if (n && (!pks || !bytes || !items)) {
+        rc = gm_error_set(err, GM_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (; ok < n; ok++) {
+        const json_t *s = json_array_get(steps, ok);
+        if (step_check(s, pks[ok], &bytes[ok], &items[ok].len, &shape) != 0)
+            break;
+        items[ok].pk = pks[ok];
+        items[ok].msg = (const uint8_t *)bytes[ok];
+        items[ok].sig_b64 = json_string_value(json_object_get(s, "sig"));
+    }
+    gm_verify_b64_many(items, ok);
+    for (size_t i = 0; i < ok && rc == 0; i++) {
         const json_t *s = json_array_get(steps, i);
-        int rc = gm_agent_step_verify(s, err);
-        if (rc != 0)
-            return gm_error_prefix(err, "step %zu", i + 1);
-        if (!strcmp(json_string_value(json_object_get(s, "request_id")), request_id)) {
+        if (items[i].rc != 0) {
+            rc = forged(s, err);
+            gm_error_prefix(err, "step %zu", i + 1);
+        } else if (!strcmp(json_string_value(json_object_get(s, "request_id")), request_id)) {
             if (strcmp(json_string_value(json_object_get(s, "signer")), ppk) != 0)
-                return gm_error_set(err, GM_ESIG,
-                                    "step %zu claims this request but is signed by another key than the provider's",
-                                    i + 1);
+                rc = gm_error_set(err, GM_ESIG,
+                                  "step %zu claims this request but is signed by another key than the provider's",
+                                  i + 1);
             own++;
         }
     }
-    if (own == 0)
-        return gm_error_set(err, GM_EPROTO, "provenance holds no step signed by the provider for this request");
-    return 0;
+    if (rc == 0 && ok < n) {
+        rc = shape.code;
+        if (err)
+            *err = shape;
+        gm_error_prefix(err, "step %zu", ok + 1);
+    }
+    if (rc == 0 && own == 0)
+        rc = gm_error_set(err, GM_EPROTO, "provenance holds no step signed by the provider for this request");
+out:
+    for (size_t i = 0; bytes && i < n; i++)
+        free(bytes[i]);
+    free(bytes);
+    free(pks);
+    free(items);
+    return rc;
 }
 
 /* The signer key of a step, or -1 when it has none that decodes. */

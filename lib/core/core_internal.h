@@ -118,6 +118,18 @@ int gm_pk_parse_text(const char *text, uint8_t pk[GM_PK_LEN], gm_error *err);
 int gm_verify_b64(const uint8_t pk[GM_PK_LEN], const uint8_t *msg, size_t len, const char *sig_b64,
                   gm_error *err) GM_MUST_CHECK;
 
+/* One of a batch of independent signature checks: rc is set to what gm_verify_b64 returns. */
+typedef struct gm_verify_item {
+    const uint8_t *pk;
+    const uint8_t *msg;
+    size_t len;
+    const char *sig_b64;
+    int rc;
+} gm_verify_item;
+/* gm_verify_b64 on each of v[0..n), on two cores when there are several (a helper thread of
+ * this process takes a share; see keys.c). */
+void gm_verify_b64_many(gm_verify_item *v, size_t n);
+
 /* ---- log (log.c, gm/log.h) ---- */
 
 /* 1 if a record of this level would reach a handler. */

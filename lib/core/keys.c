@@ -1,8 +1,10 @@
 /* Ed25519 keys and key files (formats.md "Keys"). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -223,4 +225,101 @@ int gm_verify_b64(const uint8_t pk[GM_PK_LEN], const uint8_t *msg, size_t len, c
     memcpy(g_verified[slot], key, sizeof key);
     pthread_mutex_unlock(&g_verified_lock);
     return 0;
+}
+
+/* ---- independent checks on both cores ----
+ * A batch is split between its caller and one helper thread of this process (started the first
+ * time a batch is worth splitting): each takes the next unchecked item until none is left, so
+ * a helper that wakes late takes fewer. One batch at a time uses the helper; a caller that
+ * finds it busy, a small batch, a one-core machine or a child after fork() checks alone. */
+#define VERIFY_SPLIT_MIN 4 /* below this, waking the helper costs about what it saves */
+
+typedef struct verify_batch {
+    gm_verify_item *v;
+    size_t n;
+    atomic_size_t next;
+} verify_batch;
+
+static pthread_mutex_t g_vh_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_vh_go = PTHREAD_COND_INITIALIZER, g_vh_done = PTHREAD_COND_INITIALIZER;
+static verify_batch *g_vh_posted;   /* offered to the helper, not taken yet */
+static verify_batch *g_vh_attached; /* the batch the helper works on */
+static atomic_int g_vh_pid;         /* the process the helper runs in; 0: none */
+static int g_vh_cores = -1;
+
+static void batch_run(verify_batch *b)
+{
+    for (size_t i; (i = atomic_fetch_add(&b->next, 1)) < b->n;) {
+        gm_verify_item *it = &b->v[i];
+        it->rc = gm_verify_b64(it->pk, it->msg, it->len, it->sig_b64, NULL);
+    }
+}
+
+static void *verify_helper(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_vh_mu);
+    for (;;) {
+        while (!g_vh_posted)
+            pthread_cond_wait(&g_vh_go, &g_vh_mu);
+        verify_batch *b = g_vh_attached = g_vh_posted;
+        g_vh_posted = NULL;
+        pthread_mutex_unlock(&g_vh_mu);
+        batch_run(b);
+        pthread_mutex_lock(&g_vh_mu);
+        g_vh_attached = NULL;
+        pthread_cond_broadcast(&g_vh_done);
+    }
+    return NULL;
+}
+
+/* With g_vh_mu held: 1 when the helper runs in this process (started now if need be). */
+static int helper_ready(void)
+{
+    if (g_vh_cores < 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        g_vh_cores = c > 0 ? (int)c : 1;
+    }
+    if (g_vh_cores < 2)
+        return 0;
+    if (atomic_load(&g_vh_pid) == (int)getpid())
+        return 1;
+    if (atomic_load(&g_vh_pid) != 0) /* a child after fork(): the helper stayed in the parent */
+        return 0;
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int ok = pthread_create(&th, &at, verify_helper, NULL) == 0;
+    pthread_attr_destroy(&at);
+    if (ok)
+        atomic_store(&g_vh_pid, (int)getpid());
+    return ok;
+}
+
+void gm_verify_b64_many(gm_verify_item *v, size_t n)
+{
+    verify_batch b = {.v = v, .n = n};
+    atomic_init(&b.next, 0);
+    int shared = 0, pid = atomic_load(&g_vh_pid);
+    /* (a child after fork() must not even take the lock: the parent's helper may have held it) */
+    if (n >= VERIFY_SPLIT_MIN && (pid == 0 || pid == (int)getpid())) {
+        pthread_mutex_lock(&g_vh_mu);
+        if (!g_vh_posted && !g_vh_attached && helper_ready()) {
+            g_vh_posted = &b;
+            pthread_cond_signal(&g_vh_go);
+            shared = 1;
+        }
+        pthread_mutex_unlock(&g_vh_mu);
+    }
+    batch_run(&b);
+    if (!shared)
+        return;
+    /* b lives on our stack: the helper must be done with it (or never take it). */
+    pthread_mutex_lock(&g_vh_mu);
+    if (g_vh_posted == &b)
+        g_vh_posted = NULL;
+    while (g_vh_attached == &b)
+        pthread_cond_wait(&g_vh_done, &g_vh_mu);
+    pthread_mutex_unlock(&g_vh_mu);
 }
