@@ -421,6 +421,13 @@ static int on_prereq(void *ctx, char *ip, char *local_ip, int port, int local_po
  * remains possible, and then fails clearly. */
 #define KEEP_ALIVE_MAX_IDLE_S 1L
 
+/* Connections the shared cache keeps open between requests, all threads together. libcurl's
+ * default is 5 (its cache is sized for one handle), so with more threads at once most of their
+ * connections were closed after one request and the next request connected anew: a TCP
+ * handshake and a close on both sides each time. Half the NA's default per-address limit
+ * (GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP), so a client's idle connections never fill it. */
+#define GM_HTTP_KEPT_MAX 32L
+
 /* libcurl calls this at least once a second during a transfer: a non-zero return aborts it. */
 static int on_progress(void *cancel, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -594,8 +601,10 @@ static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, 
     }
     struct send_once so = {0};
     int idempotent = (!strcmp(method, "GET") || !strcmp(method, "HEAD")) && !req->body;
-    if (g_share && (idempotent || req->keep_alive))
+    if (g_share && (idempotent || req->keep_alive)) {
         curl_easy_setopt(h, CURLOPT_SHARE, g_share);
+        curl_easy_setopt(h, CURLOPT_MAXCONNECTS, GM_HTTP_KEPT_MAX);
+    }
     if (g_share && !idempotent && req->keep_alive) {
         curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
         curl_easy_setopt(h, CURLOPT_PREREQDATA, &so);
