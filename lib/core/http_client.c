@@ -29,51 +29,34 @@
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
 
-/* Connections of GET requests are kept open and shared by every thread (a curl share of its
- * connection cache): discovery, CRL and log reads to the NA reuse one connection instead of a
- * new TCP (and TLS) handshake each. Other methods get a connection of their own unless the
- * caller asks (gm_http_req.keep_alive); such a request is sent at most once (send_once), so
- * one that changes state is never re-sent by curl on a connection the server closed meanwhile. */
-static CURLSH *g_share;
-static pthread_mutex_t g_share_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ctx)
-{
-    (void)h, (void)data, (void)access, (void)ctx;
-    pthread_mutex_lock(&g_share_lock);
-}
-
-static void share_unlock(CURL *h, curl_lock_data data, void *ctx)
-{
-    (void)h, (void)data, (void)ctx;
-    pthread_mutex_unlock(&g_share_lock);
-}
-
-static void curl_init_once(void)
-{
-    g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (g_curl_init_rc != CURLE_OK || !(g_share = curl_share_init()))
-        return;
-    if (curl_share_setopt(g_share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
-        curl_share_setopt(g_share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
-        curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
-        curl_share_cleanup(g_share);
-        g_share = NULL; /* no sharing: every request connects anew, as before */
-    }
-}
-
-/* Easy handles between requests. A new handle per request made libcurl build its implicit multi
- * handle each time (a socket pair, fcntls, sigactions, its buffers) and tear it down after: a
- * fifth of a kept-alive request's client CPU. A request takes one from here and gives it back
- * reset (curl_easy_reset: no option, header list or callback of the last request stays). What
- * a reset keeps is made inert per request: the connection cache is the share's or closed after
- * use (FORBID_REUSE), the DNS cache times out at once, TLS sessions are not cached: each request
- * behaves as on a new handle. */
+/* Connections of GET requests are kept open and reused: discovery, CRL and log reads to the NA
+ * reuse a connection instead of a new TCP (and TLS) handshake each. Other methods get a
+ * connection of their own unless the caller asks (gm_http_req.keep_alive); such a request is
+ * sent at most once (send_once), so one that changes state is never re-sent by curl on a
+ * connection the server closed meanwhile.
+ *
+ * The connections are kept by easy handles kept between requests, one request on a handle at a
+ * time (libcurl does not support a connection cache shared by concurrent threads, which is how
+ * they were kept before: a curl share of CURL_LOCK_DATA_CONNECT; with its default size of 5
+ * and many threads it closed connections under the others, and a 32-thread bench client died
+ * of a corrupted heap). A request takes the last handle given back, with its connections, and
+ * gives it back reset (curl_easy_reset: no option, header list or callback of the last request
+ * stays); so a client keeps about one connection per thread that calls at once, up to
+ * HANDLES_KEPT. Keeping the handle also spares libcurl building its implicit multi handle per
+ * request (a socket pair, fcntls, sigactions, its buffers: a fifth of a kept-alive request's
+ * client CPU). What a reset keeps is made inert per request: a request not kept alive takes a
+ * new connection and closes it after (FRESH_CONNECT, FORBID_REUSE), the DNS cache times out at
+ * once, TLS sessions are not cached. */
 #define HANDLES_KEPT 32
 
 static pthread_mutex_t g_handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static CURL *g_handles[HANDLES_KEPT];
 static size_t g_n_handles;
+
+static void curl_init_once(void)
+{
+    g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 static CURL *handle_take(void)
 {
@@ -85,10 +68,10 @@ static CURL *handle_take(void)
     return h ? h : curl_easy_init();
 }
 
+/* Past HANDLES_KEPT the handle is freed, and its connections closed. */
 static void handle_give_back(CURL *h)
 {
     curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_SHARE, NULL); /* a reset keeps the share */
     pthread_mutex_lock(&g_handles_lock);
     if (g_n_handles < HANDLES_KEPT) {
         g_handles[g_n_handles++] = h;
@@ -459,13 +442,6 @@ static int on_prereq(void *ctx, char *ip, char *local_ip, int port, int local_po
  * remains possible, and then fails clearly. */
 #define KEEP_ALIVE_MAX_IDLE_S 1L
 
-/* Connections the shared cache keeps open between requests, all threads together. libcurl's
- * default is 5 (its cache is sized for one handle), so with more threads at once most of their
- * connections were closed after one request and the next request connected anew: a TCP
- * handshake and a close on both sides each time. Half the NA's default per-address limit
- * (GM_NA_DEFAULT_MAX_CONNECTIONS_PER_IP), so a client's idle connections never fill it. */
-#define GM_HTTP_KEPT_MAX 32L
-
 /* libcurl calls this at least once a second during a transfer: a non-zero return aborts it. */
 static int on_progress(void *cancel, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -641,13 +617,11 @@ static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, 
     int idempotent = (!strcmp(method, "GET") || !strcmp(method, "HEAD")) && !req->body;
     curl_easy_setopt(h, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-    if (g_share && (idempotent || req->keep_alive)) {
-        curl_easy_setopt(h, CURLOPT_SHARE, g_share);
-        curl_easy_setopt(h, CURLOPT_MAXCONNECTS, GM_HTTP_KEPT_MAX);
-    } else {
-        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L); /* a connection of its own, closed after */
+    if (!idempotent && !req->keep_alive) {
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L); /* a connection of its own, closed after */
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
     }
-    if (g_share && !idempotent && req->keep_alive) {
+    if (!idempotent && req->keep_alive) {
         curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
         curl_easy_setopt(h, CURLOPT_PREREQDATA, &so);
         curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, KEEP_ALIVE_MAX_IDLE_S);
