@@ -38,8 +38,8 @@ static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
  * The connections are kept by easy handles kept between requests, one request on a handle at a
  * time (libcurl does not support a connection cache shared by concurrent threads, which is how
  * they were kept before: a curl share of CURL_LOCK_DATA_CONNECT; with its default size of 5
- * and many threads it closed connections under the others, and a 32-thread bench client died
- * of a corrupted heap). A request takes the last handle given back, with its connections, and
+ * and many threads it closed most connections after one request, and the bench client with 32
+ * to 128 threads once died of a corrupted heap on it, a cause not traced further). A request takes the last handle given back, with its connections, and
  * gives it back reset (curl_easy_reset: no option, header list or callback of the last request
  * stays); so a client keeps about one connection per thread that calls at once, up to
  * HANDLES_KEPT. Keeping the handle also spares libcurl building its implicit multi handle per
