@@ -43,8 +43,8 @@ static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
  * gives it back reset (curl_easy_reset: no option, header list or callback of the last request
  * stays); so a client keeps about one connection per thread that calls at once, up to
  * HANDLES_KEPT. Keeping the handle also spares libcurl building its implicit multi handle per
- * request (a socket pair, fcntls, sigactions, its buffers: a fifth of a kept-alive request's
- * client CPU). What a reset keeps is made inert per request: a request not kept alive takes a
+ * request (a socket pair, fcntls, sigactions, its buffers: about a sixth of the client CPU of a
+ * kept-alive join). What a reset keeps is made inert per request: a request not kept alive takes a
  * new connection and closes it after (FRESH_CONNECT, FORBID_REUSE), the DNS cache times out at
  * once, TLS sessions are not cached. */
 #define HANDLES_KEPT 32
