@@ -7,12 +7,19 @@
  *   answers the first request of a connection and closes it on the second without an answer,
  *   the second fails with a message saying it was not re-sent, and the server never sees a
  *   third request (curl would otherwise re-send it on a new connection, and a one-time nonce
- *   would be refused as a replay). Without the check the new connection carries it. */
+ *   would be refused as a replay). Without the check the new connection carries it;
+ * - kept-alive connections are kept for every thread of a client: 16 threads, 5 rounds of one
+ *   kept-alive POST each (all idle between rounds), open 16 connections at the NA, not one per
+ *   request (when each request's handle, and its connection, was freed after it; and with the
+ *   earlier shared cache of libcurl's default size 5, 11 of them were closed after every round);
+ * - a request on a handle used before carries nothing of the last one over: no header of it, and
+ *   a POST not kept alive after kept-alive ones gets a connection of its own. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -217,11 +224,187 @@ static void test_a_kept_alive_post_is_never_re_sent(void **state)
     close(s.lfd);
 }
 
+#define KEPT_THREADS 16
+#define KEPT_ROUNDS 5
+
+typedef struct kept_job {
+    const char *url;
+    pthread_barrier_t *round;
+    atomic_int failed;
+} kept_job;
+
+static void *kept_thread(void *arg)
+{
+    kept_job *j = arg;
+    for (int i = 0; i < KEPT_ROUNDS; i++) {
+        gm_http_req req = {.method = "POST", .url = j->url, .body = "{}", .body_len = 2, .timeout_ms = TIMEOUT_MS,
+                           .keep_alive = 1};
+        gm_http_resp resp = {0};
+        gm_error err = {0};
+        /* every thread's connection is back in the cache before the next round starts */
+        pthread_barrier_wait(j->round);
+        if (gm_http_request(&req, &resp, &err) != 0 || resp.status != 400)
+            atomic_fetch_add(&j->failed, 1);
+        gm_http_resp_free(&resp);
+        pthread_barrier_wait(j->round);
+    }
+    return NULL;
+}
+
+/* A counter of the NA's /metrics. */
+static long long na_counter(const char *base, const char *name)
+{
+    char url[200];
+    snprintf(url, sizeof url, "%s/metrics", base);
+    gm_http_req req = {.url = url, .timeout_ms = TIMEOUT_MS};
+    gm_http_resp resp = {0};
+    gm_error err = {0};
+    assert_int_equal(gm_http_request(&req, &resp, &err), 0);
+    char key[120];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(resp.body, key);
+    assert_non_null(p);
+    long long v = strtoll(p + strlen(key), NULL, 10);
+    gm_http_resp_free(&resp);
+    return v;
+}
+
+static void test_kept_alive_connections_are_kept_for_every_thread(void **state)
+{
+    fx *f = *state;
+    char url[200];
+    snprintf(url, sizeof url, "%s/join", f->url);
+    long long before = na_counter(f->url, "gm_na_connections_accepted_total");
+    pthread_barrier_t round;
+    assert_int_equal(pthread_barrier_init(&round, NULL, KEPT_THREADS), 0);
+    kept_job j = {.url = url, .round = &round};
+    pthread_t t[KEPT_THREADS];
+    for (int i = 0; i < KEPT_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, kept_thread, &j), 0);
+    for (int i = 0; i < KEPT_THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&round);
+    assert_int_equal(atomic_load(&j.failed), 0);
+    long long opened = na_counter(f->url, "gm_na_connections_accepted_total") - before;
+    /* one per thread (the counter's own GET may take one more); 80 when no connection is kept */
+    assert_true(opened >= 1);
+    assert_true(opened <= KEPT_THREADS + 1);
+}
+
+/* Counts the requests of each connection; answers each with the headers it got as its body. */
+typedef struct echo {
+    int lfd;
+    atomic_int conns;
+    char last[4096]; /* the last request's head */
+} echo;
+
+static echo g_echo;
+
+/* One connection, request after request until the client closes it (a kept one stays open). */
+static void *echo_conn(void *arg)
+{
+    echo *s = &g_echo;
+    int c = (int)(intptr_t)arg;
+    for (;;) {
+        char buf[4096];
+        size_t len = 0;
+        char *end = NULL;
+        while (!end) {
+            ssize_t n = recv(c, buf + len, sizeof buf - 1 - len, 0);
+            if (n <= 0 || len + (size_t)n >= sizeof buf - 1)
+                break;
+            len += (size_t)n;
+            buf[len] = '\0';
+            end = strstr(buf, "\r\n\r\n");
+        }
+        if (!end)
+            break;
+        /* the bodies here are "{}" or none: read what was announced */
+        const char *cl = strstr(buf, "Content-Length: ");
+        size_t want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 16, NULL, 10) : 0);
+        while (len < want) {
+            ssize_t n = recv(c, buf + len, sizeof buf - 1 - len, 0);
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+        }
+        *end = '\0';
+        snprintf(s->last, sizeof s->last, "%s", buf);
+        char head[128];
+        int n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+        if (send(c, head, (size_t)n, MSG_NOSIGNAL) < 0)
+            break;
+    }
+    close(c);
+    return NULL;
+}
+
+static void *echo_main(void *arg)
+{
+    echo *s = arg;
+    for (;;) {
+        int c = accept(s->lfd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        atomic_fetch_add(&s->conns, 1);
+        pthread_t t;
+        if (pthread_create(&t, NULL, echo_conn, (void *)(intptr_t)c) != 0)
+            close(c);
+        else
+            pthread_detach(t);
+    }
+}
+
+static void test_a_reused_handle_carries_nothing_over(void **state)
+{
+    (void)state;
+    echo *s = &g_echo;
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_true(s->lfd >= 0);
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->lfd, 8), 0);
+    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &alen), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, echo_main, s), 0);
+    char url[100];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", (unsigned)ntohs(a.sin_port));
+    const char *hdr[] = {"X-Secret-Marker: 1"};
+    gm_http_resp resp = {0};
+    gm_error err = {0};
+    /* kept alive, with a header: one connection for both */
+    for (int i = 0; i < 2; i++) {
+        gm_http_req req = {.method = "POST", .url = url, .body = "{}", .body_len = 2, .timeout_ms = 10000,
+                           .headers = hdr, .n_headers = 1, .keep_alive = 1};
+        assert_int_equal(gm_http_request(&req, &resp, &err), 0);
+        assert_int_equal(resp.status, 200);
+        gm_http_resp_free(&resp);
+    }
+    assert_non_null(strstr(s->last, "X-Secret-Marker"));
+    assert_int_equal(atomic_load(&s->conns), 1);
+    /* the next request, on the same thread (the same handle): none of the header, and a POST not
+     * kept alive connects anew, twice */
+    for (int i = 0; i < 2; i++) {
+        gm_http_req req = {.method = "POST", .url = url, .body = "{}", .body_len = 2, .timeout_ms = 10000};
+        assert_int_equal(gm_http_request(&req, &resp, &err), 0);
+        assert_int_equal(resp.status, 200);
+        gm_http_resp_free(&resp);
+        assert_null(strstr(s->last, "X-Secret-Marker"));
+    }
+    assert_int_equal(atomic_load(&s->conns), 3);
+    shutdown(s->lfd, SHUT_RDWR);
+    close(s->lfd);
+    pthread_join(t, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_join_waiting_for_its_sync_leaves_the_worker_free, setup, teardown),
         cmocka_unit_test(test_a_kept_alive_post_is_never_re_sent),
+        cmocka_unit_test_setup_teardown(test_kept_alive_connections_are_kept_for_every_thread, setup, teardown),
+        cmocka_unit_test(test_a_reused_handle_carries_nothing_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

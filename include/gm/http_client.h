@@ -1,7 +1,8 @@
 /* Small HTTP client over libcurl: how the CLI, nodes and agents talk to the
- * Network Authority and to LLM providers. One easy handle per call, so any
- * thread may call it; the connections of GET requests are kept alive and reused
- * by every thread; redirects are never followed; only http:// and https://. */
+ * Network Authority and to LLM providers. Any thread may call it (a call takes an
+ * easy handle of its own, kept with its connections for later calls); the
+ * connections of GET requests are kept alive and reused by later calls; redirects
+ * are never followed; only http:// and https://. */
 #ifndef GM_HTTP_CLIENT_H
 #define GM_HTTP_CLIENT_H
 
@@ -27,7 +28,7 @@ typedef struct gm_http_req {
     size_t max_response;         /* larger bodies fail with GM_ETOOBIG; 0 = GM_HTTP_DEFAULT_MAX_RESPONSE */
     const volatile int *cancel;  /* optional: set non-zero (from any thread) to give up within
                                     about a second with GM_ENET (long polls) */
-    int keep_alive;              /* a POST (any method) on a kept-alive connection shared with other requests,
+    int keep_alive;              /* a POST (any method) on a kept-alive connection reused by later requests,
                                     as GETs always are (the NA client's calls, the LLM's). It is sent at most
                                     once: libcurl would re-send it on a new connection when the kept one turns
                                     out closed before any answer (an uncounted retry; a request signed with a

@@ -1,4 +1,5 @@
-/* gm_http: one libcurl easy handle per request, bounded responses, errors a user can act on. */
+/* gm_http: one libcurl easy handle per request at a time (kept for the next one), bounded
+ * responses, errors a user can act on. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,37 +29,57 @@
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
 
-/* Connections of GET requests are kept open and shared by every thread (a curl share of its
- * connection cache): discovery, CRL and log reads to the NA reuse one connection instead of a
- * new TCP (and TLS) handshake each. Other methods get a connection of their own unless the
- * caller asks (gm_http_req.keep_alive); such a request is sent at most once (send_once), so
- * one that changes state is never re-sent by curl on a connection the server closed meanwhile. */
-static CURLSH *g_share;
-static pthread_mutex_t g_share_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Connections of GET requests are kept open and reused: discovery, CRL and log reads to the NA
+ * reuse a connection instead of a new TCP (and TLS) handshake each. Other methods get a
+ * connection of their own unless the caller asks (gm_http_req.keep_alive); such a request is
+ * sent at most once (send_once), so one that changes state is never re-sent by curl on a
+ * connection the server closed meanwhile.
+ *
+ * The connections are kept by easy handles kept between requests, one request on a handle at a
+ * time (libcurl does not support a connection cache shared by concurrent threads, which is how
+ * they were kept before: a curl share of CURL_LOCK_DATA_CONNECT; with its default size of 5
+ * and many threads it closed most connections after one request, and the bench client with 32
+ * to 128 threads once died of a corrupted heap on it, a cause not traced further). A request takes the last handle given back, with its connections, and
+ * gives it back reset (curl_easy_reset: no option, header list or callback of the last request
+ * stays); so a client keeps about one connection per thread that calls at once, up to
+ * HANDLES_KEPT. Keeping the handle also spares libcurl building its implicit multi handle per
+ * request (a socket pair, fcntls, sigactions, its buffers: about a sixth of the client CPU of a
+ * kept-alive join). What a reset keeps is made inert per request: a request not kept alive takes a
+ * new connection and closes it after (FRESH_CONNECT, FORBID_REUSE), the DNS cache times out at
+ * once, TLS sessions are not cached. */
+#define HANDLES_KEPT 32
 
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ctx)
-{
-    (void)h, (void)data, (void)access, (void)ctx;
-    pthread_mutex_lock(&g_share_lock);
-}
-
-static void share_unlock(CURL *h, curl_lock_data data, void *ctx)
-{
-    (void)h, (void)data, (void)ctx;
-    pthread_mutex_unlock(&g_share_lock);
-}
+static pthread_mutex_t g_handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static CURL *g_handles[HANDLES_KEPT];
+static size_t g_n_handles;
 
 static void curl_init_once(void)
 {
     g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (g_curl_init_rc != CURLE_OK || !(g_share = curl_share_init()))
-        return;
-    if (curl_share_setopt(g_share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
-        curl_share_setopt(g_share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
-        curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
-        curl_share_cleanup(g_share);
-        g_share = NULL; /* no sharing: every request connects anew, as before */
+}
+
+static CURL *handle_take(void)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&g_handles_lock);
+    if (g_n_handles > 0)
+        h = g_handles[--g_n_handles];
+    pthread_mutex_unlock(&g_handles_lock);
+    return h ? h : curl_easy_init();
+}
+
+/* Past HANDLES_KEPT the handle is freed, and its connections closed. */
+static void handle_give_back(CURL *h)
+{
+    curl_easy_reset(h);
+    pthread_mutex_lock(&g_handles_lock);
+    if (g_n_handles < HANDLES_KEPT) {
+        g_handles[g_n_handles++] = h;
+        h = NULL;
     }
+    pthread_mutex_unlock(&g_handles_lock);
+    if (h)
+        curl_easy_cleanup(h);
 }
 
 /* ---- TLS trust per origin ---- */
@@ -558,7 +579,7 @@ static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, 
         hdrs = n;
     }
 
-    CURL *h = curl_easy_init();
+    CURL *h = handle_take();
     if (!h) {
         slist_wipe_free(hdrs);
         return gm_error_set(err, GM_ENOMEM, "cannot create a libcurl handle");
@@ -594,9 +615,13 @@ static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, 
     }
     struct send_once so = {0};
     int idempotent = (!strcmp(method, "GET") || !strcmp(method, "HEAD")) && !req->body;
-    if (g_share && (idempotent || req->keep_alive))
-        curl_easy_setopt(h, CURLOPT_SHARE, g_share);
-    if (g_share && !idempotent && req->keep_alive) {
+    curl_easy_setopt(h, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+    if (!idempotent && !req->keep_alive) {
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L); /* a connection of its own, closed after */
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    }
+    if (!idempotent && req->keep_alive) {
         curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
         curl_easy_setopt(h, CURLOPT_PREREQDATA, &so);
         curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, KEEP_ALIVE_MAX_IDLE_S);
@@ -657,7 +682,7 @@ static int request_one(const gm_http_req *req, gm_http_resp *resp, int *unsent, 
             hs.etag = NULL;
         }
     }
-    curl_easy_cleanup(h);
+    handle_give_back(h);
     slist_wipe_free(hdrs);
     if (sink.buf) {
         sodium_memzero(sink.buf, sink.cap);

@@ -109,6 +109,7 @@ typedef struct na_metrics {
     uint64_t *requests;
     int statuses[NA_METRIC_STATUSES];
     uint64_t joins, renewals, revocations, invites;
+    uint64_t connections; /* client connections accepted since start */
     uint64_t crl_refused;  /* CRLs not published because they would pass GM_CRL_MAX_BYTES */
     uint64_t rate_limited[NA_RL_KINDS]; /* 429s by na_rl_kind */
     /* latency[route][bucket] (cumulative counts are made when printing), with sums per route */

@@ -192,8 +192,15 @@ int na_handle_metrics(na_req *r)
                   "# TYPE genesis_mesh_build_info gauge\ngenesis_mesh_build_info{version=\"%s\"} 1\n", gm_version());
     /* Lets a test wait until the NA really holds the connections it opened (no sleeps). */
     const union MHD_DaemonInfo *ci = na->daemon ? MHD_get_daemon_info(na->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
+    pthread_mutex_lock(&m->lock);
+    uint64_t accepted = m->connections;
+    pthread_mutex_unlock(&m->lock);
     gm_buf_printf(&b, "# HELP gm_na_connections Client connections open now (this one included).\n"
-                      "# TYPE gm_na_connections gauge\ngm_na_connections %u\n", ci ? ci->num_connections : 0u);
+                      "# TYPE gm_na_connections gauge\ngm_na_connections %u\n"
+                      "# HELP gm_na_connections_accepted_total Client connections accepted since start (per request "
+                      "when clients do not keep them alive).\n"
+                      "# TYPE gm_na_connections_accepted_total counter\ngm_na_connections_accepted_total %llu\n",
+                  ci ? ci->num_connections : 0u, (unsigned long long)accepted);
     uint64_t commits, syncs;
     gm_store_stats(na->store, &commits, &syncs);
     gm_buf_printf(&b, "# HELP gm_na_crl_watchers CRL watches (GET /crl?after=N&wait=S) held open now.\n"

@@ -409,6 +409,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     gm_na_t *na = cls;
     struct na_watch *w = na->watch;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        na_metrics_add(&na->metrics, &na->metrics.connections, 1);
     if (!w)
         return;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
