@@ -1,5 +1,7 @@
 /* Ed25519 keys and key files (formats.md "Keys"). */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,8 +278,9 @@ static void *verify_helper(void *arg)
 /* With g_vh_mu held: 1 when the helper runs in this process (started now if need be). */
 static int helper_ready(void)
 {
-    if (g_vh_cores < 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
+    if (g_vh_cores < 0) { /* the cores this process may run on (taskset), not those the machine has */
+        cpu_set_t set;
+        long c = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
         g_vh_cores = c > 0 ? (int)c : 1;
     }
     if (g_vh_cores < 2)
