@@ -7,8 +7,8 @@
 #      route to the revoked identity, on the 4-agent star and on a tree of BENCH_TREE_N
 #      nodes (NA polling at the default interval, and by gossip only).
 # Medians of BENCH_RUNS runs. Knobs: BENCH_RUNS (3), BENCH_PEERS (50), BENCH_TREE_N (50),
-# BENCH_MB (64), BENCH_ONLY (throughput|memory|revocation). Run via bench/run.sh node, or
-# directly with GM_BIN pointing to a release build.
+# BENCH_MB (64), BENCH_ONLY (throughput|memory|revocation), BENCH_PUMP (c|python). Run via
+# bench/run.sh node, or directly with GM_BIN pointing to a release build.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 if [ -z "${GM_BIN:-}" ]; then
@@ -35,11 +35,17 @@ want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 # pump FROM TO SIZE COUNT: sends COUNT messages of SIZE bytes FROM -> TO through the local
 # API as binary frames (docs/local-api.md "Binary frames"; the node slows the sender down when
-# the path is congested), while a frames subscriber on TO counts them.
+# the path is congested), while a frames subscriber on TO counts them: bench_pump, a C program
+# on the public API (pipelined gm_node_conn_post, gm_node_conn_post_flush), or with
+# BENCH_PUMP=python the Python client of the tests (tests/api_frames_client.py pump).
 # Prints "MB/s received sent send_failed" (payload bytes, first to last message received).
 pump() {
-    python3 "$here/../tests/api_frames_client.py" pump "$(node_dir "$1")/node.sock" "$(node_dir "$2")/node.sock" \
-        "$(node_key "$2")" "$3" "$4"
+    if [ "${BENCH_PUMP:-c}" = python ]; then
+        python3 "$here/../tests/api_frames_client.py" pump "$(node_dir "$1")/node.sock" "$(node_dir "$2")/node.sock" \
+            "$(node_key "$2")" "$3" "$4"
+    else
+        "$GM_BUILD/bench/bench_pump" "$(node_dir "$1")/node.sock" "$(node_dir "$2")/node.sock" "$(node_key "$2")" "$3" "$4"
+    fi
 }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }

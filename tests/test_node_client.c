@@ -281,6 +281,43 @@ static void script_call_json_fallback(int fd, server *s)
     sleep_ms(200);
 }
 
+/* A sender's stream with frames: hello asking for frames, two send frames (port "p", 2 bytes
+ * each), then the flush request; the node reports the second send failed before the answer. */
+static void script_stream_with_frames(int fd, server *s)
+{
+    size_t want = 2 * (44 + 1 + 2), k = 0;
+    read_request(fd, s);
+    if (!strstr(s->got, "\"frames\":1"))
+        return;
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
+    while (k < want) {
+        ssize_t r = read(fd, s->frame + k, want - k);
+        if (r <= 0)
+            return;
+        k += (size_t)r;
+    }
+    read_request(fd, s);
+    if (!strstr(s->got, "\"flush\""))
+        return;
+    say(fd, "{\"event\":\"send_failed\",\"seq\":2,\"error\":{\"code\":\"no_route\",\"message\":\"x\"}}\n");
+    say(fd, "{\"event\":\"other\"}\n{\"ok\":true,\"id\":\"flush\"}\n");
+    sleep_ms(200);
+}
+
+/* The same stream to a node without frames: JSON sends, each answered by its id. */
+static void script_stream_json_fallback(int fd, server *s)
+{
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"send-1\"}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":false,\"id\":\"send-2\",\"error\":{\"code\":\"too_big\",\"message\":\"big\"}}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"flush\"}\n");
+    sleep_ms(200);
+}
+
 /* ---- tests ---- */
 
 static void test_call_sends_and_reads_on_its_subscription(void **state)
@@ -639,6 +676,52 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A program streams with the public API: posts without a round trip each, then one flush
+ * that counts the sends the node could not take. */
+static void test_stream_posts_then_flush_counts_failures(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    size_t failed = 9;
+    uint8_t to[GM_PK_LEN] = {4, 5, 6};
+    server_start(&s, script_stream_with_frames);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_hello_frames(c, 10000, &err), 0);
+    assert_int_equal(gm_node_conn_frames(c), 1);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "ab", 2, 1, &err), 0);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "cd", 2, 2, &err), 0);
+    assert_int_equal(gm_node_conn_post_flush(c, 10000, &failed, &err), 0);
+    assert_int_equal(failed, 1);
+    gm_node_conn_close(c);
+    server_join(&s);
+    static const uint8_t head2[12] = {1, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 2};
+    assert_memory_equal(s.frame + 47, head2, sizeof head2);
+    assert_memory_equal(s.frame + 47 + 12, to, GM_PK_LEN);
+    assert_memory_equal(s.frame + 47 + 44, "pcd", 3);
+}
+
+static void test_stream_to_a_node_without_frames_uses_json(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    size_t failed = 9;
+    uint8_t to[GM_PK_LEN] = {4, 5, 6};
+    server_start(&s, script_stream_json_fallback);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_hello_frames(c, 10000, &err), 0);
+    assert_int_equal(gm_node_conn_frames(c), 0);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "ab", 2, 1, &err), 0);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "cd", 2, 2, &err), 0);
+    assert_int_equal(gm_node_conn_post_flush(c, 10000, &failed, &err), 0);
+    assert_int_equal(failed, 1);
+    gm_node_conn_close(c);
+    server_join(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -655,6 +738,8 @@ int main(void)
         cmocka_unit_test(test_call_sends_and_reads_on_its_subscription),
         cmocka_unit_test(test_hello_and_subscribe_in_one_round_trip),
         cmocka_unit_test(test_call_on_a_node_without_frames_uses_json),
+        cmocka_unit_test(test_stream_posts_then_flush_counts_failures),
+        cmocka_unit_test(test_stream_to_a_node_without_frames_uses_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -347,9 +347,13 @@ static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_on
     return rc;
 }
 
-int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err)
+/* hello for version 2, asking for binary frames when frames is 1 (c->frames says what the node
+ * agreed to). */
+static int hello(gm_node_conn_t *c, int frames, int timeout_ms, gm_error *err)
 {
     json_t *req = json_pack("{s:s,s:s,s:[i]}", "op", "hello", "id", "hello", "versions", 2), *resp = NULL;
+    if (req && frames)
+        json_object_set_new(req, "frames", json_integer(GM_API_FRAMES_VERSION));
     if (!req)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     int rc = gm_node_conn_request(c, req, &resp, timeout_ms, err);
@@ -358,8 +362,20 @@ int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err)
         rc = answer_error(resp, "negotiating version 2 of the local API (is the node older?)", err);
     else if (rc == 0 && json_integer_value(json_object_get(resp, "version")) != 2)
         rc = gm_error_set(err, GM_EPROTO, "the node at %s did not agree on version 2 of the local API", c->path);
+    if (frames)
+        c->frames = rc == 0 && json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION;
     json_decref(resp);
     return rc;
+}
+
+int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err)
+{
+    return hello(c, 0, timeout_ms, err);
+}
+
+int gm_node_conn_hello_frames(gm_node_conn_t *c, int timeout_ms, gm_error *err)
+{
+    return hello(c, 1, timeout_ms, err);
 }
 
 void gm_node_conn_close(gm_node_conn_t *c)
@@ -596,4 +612,31 @@ int gm_node_conn_post_failed(const json_t *line, uint32_t seq, const uint8_t to[
     gm_pk_encode(to, pk);
     snprintf(what, sizeof what, "sending to %.12s...", pk);
     return answer_error(line, what, err);
+}
+
+int gm_node_conn_post_flush(gm_node_conn_t *c, int timeout_ms, size_t *failed, gm_error *err)
+{
+    /* Lines are answered in order: every failure of a post before this request comes first. */
+    json_t *req = json_pack("{s:s,s:s}", "op", "status", "id", "flush"), *line = NULL;
+    int64_t end = gm_mono_ms() + timeout_ms;
+    *failed = 0;
+    int rc = send_owned(c, req, err);
+    while (rc == 0) {
+        int64_t left = end - gm_mono_ms();
+        if (timeout_ms > 0 && left <= 0)
+            return gm_error_set(err, GM_ETIMEOUT, "the node at %s did not take the posts within %d ms", c->path,
+                                timeout_ms);
+        if ((rc = gm_node_conn_read(c, &line, timeout_ms > 0 ? (int)left : 0, err)) != 0)
+            break;
+        const char *ev = json_string_value(json_object_get(line, "event"));
+        const char *id = json_string_value(json_object_get(line, "id"));
+        int done = id && !strcmp(id, "flush");
+        if ((ev && !strcmp(ev, "send_failed")) ||
+            (!ev && id && !strncmp(id, "send-", 5) && json_is_false(json_object_get(line, "ok"))))
+            (*failed)++;
+        json_decref(line);
+        if (done)
+            break;
+    }
+    return rc;
 }
