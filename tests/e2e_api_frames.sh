@@ -6,7 +6,8 @@
 # head is refused and closes the connection; a send without a route is reported to its sender
 # and counted; a slow subscriber slows the sender down (its node stops reading it) and loses
 # nothing; a subscriber that stops reading is cut off, told and counted, and the sender goes on;
-# frames the node reads at once leave on the link in one write.
+# frames the node reads at once leave on the link in one write; a C program streams on the public
+# API (bench/bench_pump.c) without loss.
 . "$(dirname "$0")/lib_e2e.sh"
 FC="$(dirname "$0")/api_frames_client.py"
 sock() { printf '%s/node.sock' "$(node_dir "$1")"; }
@@ -57,6 +58,14 @@ log "api_paused at tx $p0 -> $p1, api_held at rx $h0 -> $h1, api_overflow at rx 
 [ "$p1" -gt "$p0" ] || fail "tx never stopped reading its sender"
 [ "$o1" = "$o0" ] || fail "a subscriber was cut off"
 [ "$(node_metric tx e2e_drop_queue)" = 0 ] && [ "$(node_metric tx data_drop_congested)" = 0 ] || fail "dropped in the mesh"
+
+step "a C program streams on the public API (bench_pump: pipelined gm_node_conn_post, one flush): none lost, none refused"
+[ -x "$GM_BUILD/bench/bench_pump" ] || fail "bench_pump is not built in $GM_BUILD"
+read -r _mbps got taken refused < <("$GM_BUILD/bench/bench_pump" "$(sock tx)" "$(sock rx)" "$(node_key rx)" 60000 500) ||
+    fail "bench_pump failed"
+log "bench_pump: received $got, taken $taken, refused $refused"
+[ "$got" = 500 ] && [ "$taken" = 500 ] && [ "$refused" = 0 ] || fail "the stream lost or refused messages"
+[ "$(node_metric rx api_overflow)" = "$o1" ] || fail "the stream's subscriber was cut off"
 
 step "a subscriber that stops reading is cut off, told and counted; the sender goes on"
 python3 "$FC" stuck "$(sock tx)" "$(sock rx)" "$(node_key rx)" 600 60000 || fail "stuck subscriber"
