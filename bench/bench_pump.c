@@ -5,9 +5,9 @@
  * messages of SIZE random bytes to KEY_TO (base64) through the node at SOCK_FROM on one
  * connection, pipelined (gm_node_conn_post: no round trip per message; the node slows the
  * sender down when the path is congested) and flushed at the end (gm_node_conn_post_flush
- * counts the sends the node refused). Prints "MB/s received sent send_failed": payload bytes
- * per second from the first to the last message received, messages received, sends taken and
- * sends refused. A subscriber cut off by the node (overflow) or 30 s without a message ends the
+ * counts the sends the node refused). Prints "MB/s received sent send_failed cpu_s": payload
+ * bytes per second from the first to the last message received, messages received, sends taken,
+ * sends refused and this program's CPU seconds (both threads). A subscriber cut off by the node (overflow) or 30 s without a message ends the
  * count early: the messages missing are the loss. Never asserts. */
 #include <pthread.h>
 #include <stdio.h>
@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     pthread_join(th, NULL);
     double dt = p.last - p.first;
     double mbps = p.got > 1 && dt > 0 ? (double)(p.got - 1) * (double)size / dt / 1e6 : 0.0;
-    printf("%.1f %zu %zu %zu\n", mbps, p.got, p.count - failed, failed);
+    printf("%.1f %zu %zu %zu %.6f\n", mbps, p.got, p.count - failed, failed, bench_cpu_s());
     gm_node_conn_close(c);
     gm_node_conn_close(p.sub);
     free(body);

@@ -61,7 +61,7 @@ log "api_paused at tx $p0 -> $p1, api_held at rx $h0 -> $h1, api_overflow at rx 
 
 step "a C program streams on the public API (bench_pump: pipelined gm_node_conn_post, one flush): none lost, none refused"
 [ -x "$GM_BUILD/bench/bench_pump" ] || fail "bench_pump is not built in $GM_BUILD"
-read -r _mbps got taken refused < <("$GM_BUILD/bench/bench_pump" "$(sock tx)" "$(sock rx)" "$(node_key rx)" 60000 500) ||
+read -r _mbps got taken refused _cpu < <("$GM_BUILD/bench/bench_pump" "$(sock tx)" "$(sock rx)" "$(node_key rx)" 60000 500) ||
     fail "bench_pump failed"
 log "bench_pump: received $got, taken $taken, refused $refused"
 [ "$got" = 500 ] && [ "$taken" = 500 ] && [ "$refused" = 0 ] || fail "the stream lost or refused messages"
