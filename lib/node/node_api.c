@@ -87,6 +87,8 @@ static void client_close(node_api_client *c)
     /* What it was given before (an error answer to a bad request) goes first, as far as the
      * socket takes it. */
     client_flush(c);
+    if (c->closing)
+        return; /* the flush failed and closed it */
     c->closing = 1;
     node_agents_client_closed(n, c->serial);
     if (c->paused) {
@@ -272,7 +274,8 @@ static void client_write(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int
         return;
     }
     client_flush(c);
-    client_write_now(c, bufs, nbufs, last);
+    if (!c->closing)
+        client_write_now(c, bufs, nbufs, last);
 }
 
 /* 1 when nothing more may be queued to c (closing, or cut off for not reading: counted). */
