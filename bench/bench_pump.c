@@ -96,7 +96,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; rc == 0 && i < p.count; i++)
         rc = gm_node_conn_post(c, to, p.port, body, size, (uint32_t)i + 1, &err);
     if (rc == 0)
-        rc = gm_node_conn_post_flush(c, 0, &failed, &err);
+        rc = gm_node_conn_post_flush(c, 2 * TIMEOUT_MS, &failed, &err);
     if (rc != 0)
         fprintf(stderr, "bench_pump: sending: %s\n", err.msg);
     pthread_join(th, NULL);
