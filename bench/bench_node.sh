@@ -7,8 +7,8 @@
 #      route to the revoked identity, on the 4-agent star and on a tree of BENCH_TREE_N
 #      nodes (NA polling at the default interval, and by gossip only).
 # Medians of BENCH_RUNS runs. Knobs: BENCH_RUNS (3), BENCH_PEERS (50), BENCH_TREE_N (50),
-# BENCH_MB (64), BENCH_ONLY (throughput|memory|revocation). Run via bench/run.sh node, or
-# directly with GM_BIN pointing to a release build.
+# BENCH_MB (64), BENCH_ONLY (throughput|memory|revocation), BENCH_PUMP (c|python). Run via
+# bench/run.sh node, or directly with GM_BIN pointing to a release build.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 if [ -z "${GM_BIN:-}" ]; then
@@ -35,11 +35,18 @@ want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 # pump FROM TO SIZE COUNT: sends COUNT messages of SIZE bytes FROM -> TO through the local
 # API as binary frames (docs/local-api.md "Binary frames"; the node slows the sender down when
-# the path is congested), while a frames subscriber on TO counts them.
-# Prints "MB/s received sent send_failed" (payload bytes, first to last message received).
+# the path is congested), while a frames subscriber on TO counts them: bench_pump, a C program
+# on the public API (pipelined gm_node_conn_post, gm_node_conn_post_flush), or with
+# BENCH_PUMP=python the Python client of the tests (tests/api_frames_client.py pump).
+# Prints "MB/s received sent send_failed cpu_s" (payload bytes, first to last message received;
+# the pump's own CPU seconds).
 pump() {
-    python3 "$here/../tests/api_frames_client.py" pump "$(node_dir "$1")/node.sock" "$(node_dir "$2")/node.sock" \
-        "$(node_key "$2")" "$3" "$4"
+    if [ "${BENCH_PUMP:-c}" = python ]; then
+        python3 "$here/../tests/api_frames_client.py" pump "$(node_dir "$1")/node.sock" "$(node_dir "$2")/node.sock" \
+            "$(node_key "$2")" "$3" "$4"
+    else
+        "$GM_BUILD/bench/bench_pump" "$(node_dir "$1")/node.sock" "$(node_dir "$2")/node.sock" "$(node_key "$2")" "$3" "$4"
+    fi
 }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -71,24 +78,25 @@ cpu_s() {
 if want throughput; then
     echo
     echo "== throughput through the local API, binary frames (payload MB/s, median of $RUNS)"
-    printf '  %-40s %9s %9s %6s %9s %7s %s\n' "" measured "limit" ratio lost api_overflow "MB per CPU-second: sender / relay / receiver"
+    printf '  %-40s %9s %9s %6s %9s %7s %s\n' "" measured "limit" ratio lost api_overflow "MB per CPU-second: sender / relay / receiver / pump"
     for size in 60000 1024; do
         aead="$("$AEAD" "$size")"
         count=$(( MB * 1000000 / size )); [ "$size" -lt 10000 ] && count=$(( count / 8 ))
         for hops in 1 2; do
             if [ "$hops" = 1 ]; then from=supervisor relay="" to=finance div=2 label="1 hop (supervisor -> finance)"
             else from=finance relay=supervisor to=crm div=3 label="2 hops (finance -> supervisor -> crm)"; fi
-            vals=() lost=0 eff_s=() eff_r=() eff_d=()
+            vals=() lost=0 eff_s=() eff_r=() eff_d=() eff_p=()
             ov0="$(node_metric "$to" api_overflow)"
             for r in $(seq 1 "$RUNS"); do
                 c0s="$(cpu_s "${NODE_PID[$from]}")" c0d="$(cpu_s "${NODE_PID[$to]}")"
                 c0r="$( [ -n "$relay" ] && cpu_s "${NODE_PID[$relay]}" || echo 0)"
-                read -r mbps n sent failed < <(pump "$from" "$to" "$size" "$count")
+                read -r mbps n sent failed pcpu < <(pump "$from" "$to" "$size" "$count")
                 c1s="$(cpu_s "${NODE_PID[$from]}")" c1d="$(cpu_s "${NODE_PID[$to]}")"
                 c1r="$( [ -n "$relay" ] && cpu_s "${NODE_PID[$relay]}" || echo 0)"
                 mb="$(python3 -c "print($n * $size / 1e6)")"
                 eff_s+=("$(python3 -c "print($mb / max($c1s - $c0s, 1e-9))")")
                 eff_d+=("$(python3 -c "print($mb / max($c1d - $c0d, 1e-9))")")
+                eff_p+=("$(python3 -c "print($mb / max($pcpu, 1e-9))")")
                 [ -n "$relay" ] && eff_r+=("$(python3 -c "print($mb / max($c1r - $c0r, 1e-9))")")
                 vals+=("$mbps")
                 lost=$(( lost + count - n ))
@@ -97,9 +105,9 @@ if want throughput; then
             ov="$(( $(node_metric "$to" api_overflow) - ov0 ))"
             m="$(median "${vals[@]}")"
             limit=$(( aead / div ))
-            printf '  %-40s %9s %9s %5.0f%% %9s %7s %6.0f / %5s / %5.0f\n' "$label, $size B" "$m" "$limit" \
+            printf '  %-40s %9s %9s %5.0f%% %9s %7s %6.0f / %5s / %5.0f / %5.0f\n' "$label, $size B" "$m" "$limit" \
                 "$(python3 -c "print(100*$m/$limit)")" "$lost/$((count * RUNS))" "$ov" "$(median "${eff_s[@]}")" \
-                "$( [ -n "$relay" ] && median "${eff_r[@]}" || echo -)" "$(median "${eff_d[@]}")"
+                "$( [ -n "$relay" ] && median "${eff_r[@]}" || echo -)" "$(median "${eff_d[@]}")" "$(median "${eff_p[@]}")"
             if [ -n "$relay" ]; then
                 rm_="$(median "${eff_r[@]}")"
                 printf '  %-40s %9s %9s %5.0f%%   (MB per CPU-second of the relay vs 2 AEAD passes)\n' \
@@ -111,6 +119,7 @@ if want throughput; then
     echo "  passes per core: 1 hop = 4 passes (e2e + link on each side) on 2 cores (the 2-pass limit); 2 hops = 6"
     echo "  passes on 2 cores (the 3-pass limit). A relay needs 2 passes per byte (link decrypt + encrypt)."
     echo "  lost: messages sent and not received (all runs); api_overflow: subscribers cut off at the receiver."
+    echo "  pump: the benchmark's sender and subscriber together (BENCH_PUMP=${BENCH_PUMP:-c}), on the same 2 cores."
     for a in supervisor finance crm; do
         node_q "$a" '{k: v for k, v in d["metrics"].items() if ("drop" in k or "dropped" in k or k in ("api_paused", "api_held", "api_send_failed", "api_overflow")) and v}' |
             grep -v '^{}$' | sed "s/^/  drops and backpressure at $a: /" || true

@@ -18,7 +18,7 @@ standard library only, for tests/e2e_api_frames.sh and bench/bench_node.sh.
   api_frames_client.py stuck SOCK_FROM SOCK_TO KEY_TO COUNT SIZE
       a subscriber that never reads is cut off and told; the sender goes on
   api_frames_client.py pump SOCK_FROM SOCK_TO KEY_TO SIZE COUNT
-      throughput: prints "MB/s received sent send_failed"
+      throughput: prints "MB/s received sent send_failed cpu_s" (cpu_s: this process's CPU time)
 """
 import base64
 import json
@@ -389,7 +389,7 @@ def pump(src, dst, key_b64, size, count):
     n = got["n"]
     dt = (got["last"] - got["first"]) if n > 1 and got["first"] else float("nan")
     mbps = (n - got.get("n0", n)) * size / dt / 1e6 if n > 1 and dt > 0 else 0.0
-    print("%.1f %d %d %d" % (mbps, n, count - len(failed), len(failed)))
+    print("%.1f %d %d %d %.6f" % (mbps, n, count - len(failed), len(failed), time.process_time()))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@
 # head is refused and closes the connection; a send without a route is reported to its sender
 # and counted; a slow subscriber slows the sender down (its node stops reading it) and loses
 # nothing; a subscriber that stops reading is cut off, told and counted, and the sender goes on;
-# frames the node reads at once leave on the link in one write.
+# frames the node reads at once leave on the link in one write and reach a frames subscriber
+# in one write; a C program streams on the public
+# API (bench/bench_pump.c) without loss.
 . "$(dirname "$0")/lib_e2e.sh"
 FC="$(dirname "$0")/api_frames_client.py"
 sock() { printf '%s/node.sock' "$(node_dir "$1")"; }
@@ -40,13 +42,18 @@ python3 "$FC" park "$(sock tx)" "$(sock rx)" "$(node_key rx)" || fail "park"
 step "a provider loop's subscription (requests_only) gets requests, not the answers to its nested calls"
 python3 "$FC" requests-only "$(sock tx)" "$(sock rx)" "$(node_key rx)" || fail "requests_only"
 
-step "frames read at once leave on the link together (one write for several frames), none lost"
+step "frames read at once leave on the link together, and reach the subscriber together (one write for several), none lost"
 f0="$(node_metric tx frames_out)" w0="$(node_metric tx link_writes)"
+o0="$(node_metric rx api_frames_out)" a0="$(node_metric rx api_writes)"
 python3 "$FC" burst "$(sock tx)" "$(sock rx)" "$(node_key rx)" 64 1000 || fail "burst"
 f1="$(node_metric tx frames_out)" w1="$(node_metric tx link_writes)"
-log "tx frames_out $f0 -> $f1, link_writes $w0 -> $w1"
+o1="$(node_metric rx api_frames_out)" a1="$(node_metric rx api_writes)"
+log "tx frames_out $f0 -> $f1, link_writes $w0 -> $w1; rx api_frames_out $o0 -> $o1, api_writes $a0 -> $a1"
 [ $((f1 - f0)) -ge 64 ] || fail "the burst's 64 frames were not all sent"
 [ $(( (w1 - w0) * 2 )) -lt $((f1 - f0)) ] || fail "frames of one read were written one by one"
+[ $((o1 - o0)) -ge 64 ] || fail "the burst's 64 messages were not all delivered"
+# the metrics requests and the subscriber's hello and subscribe answers are a few writes too
+[ $(( (a1 - a0) * 2 )) -lt $((o1 - o0)) ] || fail "messages of one read were written to the subscriber one by one"
 
 step "a slow subscriber slows the sender down and loses nothing"
 p0="$(node_metric tx api_paused)" h0="$(node_metric rx api_held)" o0="$(node_metric rx api_overflow)"
@@ -57,6 +64,14 @@ log "api_paused at tx $p0 -> $p1, api_held at rx $h0 -> $h1, api_overflow at rx 
 [ "$p1" -gt "$p0" ] || fail "tx never stopped reading its sender"
 [ "$o1" = "$o0" ] || fail "a subscriber was cut off"
 [ "$(node_metric tx e2e_drop_queue)" = 0 ] && [ "$(node_metric tx data_drop_congested)" = 0 ] || fail "dropped in the mesh"
+
+step "a C program streams on the public API (bench_pump: pipelined gm_node_conn_post, one flush): none lost, none refused"
+[ -x "$GM_BUILD/bench/bench_pump" ] || fail "bench_pump is not built in $GM_BUILD"
+read -r _mbps got taken refused _cpu < <("$GM_BUILD/bench/bench_pump" "$(sock tx)" "$(sock rx)" "$(node_key rx)" 60000 500) ||
+    fail "bench_pump failed"
+log "bench_pump: received $got, taken $taken, refused $refused"
+[ "$got" = 500 ] && [ "$taken" = 500 ] && [ "$refused" = 0 ] || fail "the stream lost or refused messages"
+[ "$(node_metric rx api_overflow)" = "$o1" ] || fail "the stream's subscriber was cut off"
 
 step "a subscriber that stops reading is cut off, told and counted; the sender goes on"
 python3 "$FC" stuck "$(sock tx)" "$(sock rx)" "$(node_key rx)" 600 60000 || fail "stuck subscriber"

@@ -281,6 +281,72 @@ static void script_call_json_fallback(int fd, server *s)
     sleep_ms(200);
 }
 
+/* A sender's stream with frames: hello asking for frames, two send frames (port "p", 2 bytes
+ * each), then the flush request; the node reports the second send failed before the answer. */
+static void script_stream_with_frames(int fd, server *s)
+{
+    size_t want = 2 * (44 + 1 + 2), k = 0;
+    read_request(fd, s);
+    if (!strstr(s->got, "\"frames\":1"))
+        return;
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
+    while (k < want) {
+        ssize_t r = read(fd, s->frame + k, want - k);
+        if (r <= 0)
+            return;
+        k += (size_t)r;
+    }
+    read_request(fd, s);
+    if (!strstr(s->got, "\"flush\""))
+        return;
+    say(fd, "{\"event\":\"send_failed\",\"seq\":2,\"error\":{\"code\":\"no_route\",\"message\":\"x\"}}\n");
+    say(fd, "{\"event\":\"other\"}\n{\"ok\":true,\"id\":\"flush\"}\n");
+    sleep_ms(200);
+}
+
+/* The same stream to a node without frames: JSON sends, each answered by its id. */
+static void script_stream_json_fallback(int fd, server *s)
+{
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"send-1\"}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":false,\"id\":\"send-2\",\"error\":{\"code\":\"too_big\",\"message\":\"big\"}}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"flush\"}\n");
+    sleep_ms(200);
+}
+
+/* A stream: 40 message frames of 60000 bytes (frame i filled with the byte i) written at once,
+ * a JSON line after the 20th, more bytes than the client's read buffer ever holds. */
+#define STREAM_N 40
+#define STREAM_LEN 60000
+static void script_long_stream(int fd, server *s)
+{
+    size_t fl = 44 + 1 + STREAM_LEN;
+    uint8_t *all = malloc(STREAM_N * fl + 32), *p = all;
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"subscribe\"}\n");
+    for (int i = 0; i < STREAM_N; i++) {
+        static const uint8_t head[12] = {2, 0, 1, 0, 0, 0, 0, 0, 0, 0, STREAM_LEN >> 8, STREAM_LEN & 0xff};
+        memcpy(p, head, sizeof head);
+        memset(p + 12, 7, GM_PK_LEN);
+        p[44] = 'p';
+        memset(p + 45, i, STREAM_LEN);
+        p += fl;
+        if (i == 19) {
+            memcpy(p, "{\"event\":\"mid\"}\n", 16);
+            p += 16;
+        }
+    }
+    write_all(fd, (const char *)all, (size_t)(p - all));
+    free(all);
+    sleep_ms(200);
+}
+
 /* ---- tests ---- */
 
 static void test_call_sends_and_reads_on_its_subscription(void **state)
@@ -639,6 +705,130 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A program streams with the public API: posts without a round trip each, then one flush
+ * that counts the sends the node could not take. */
+static void test_stream_posts_then_flush_counts_failures(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    size_t failed = 9;
+    uint8_t to[GM_PK_LEN] = {4, 5, 6};
+    server_start(&s, script_stream_with_frames);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_hello_frames(c, 10000, &err), 0);
+    assert_int_equal(gm_node_conn_frames(c), 1);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "ab", 2, 1, &err), 0);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "cd", 2, 2, &err), 0);
+    assert_int_equal(gm_node_conn_post_flush(c, 10000, &failed, &err), 0);
+    assert_int_equal(failed, 1);
+    gm_node_conn_close(c);
+    server_join(&s);
+    static const uint8_t head2[12] = {1, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 2};
+    assert_memory_equal(s.frame + 47, head2, sizeof head2);
+    assert_memory_equal(s.frame + 47 + 12, to, GM_PK_LEN);
+    assert_memory_equal(s.frame + 47 + 44, "pcd", 3);
+}
+
+static void test_stream_to_a_node_without_frames_uses_json(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    size_t failed = 9;
+    uint8_t to[GM_PK_LEN] = {4, 5, 6};
+    server_start(&s, script_stream_json_fallback);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_hello_frames(c, 10000, &err), 0);
+    assert_int_equal(gm_node_conn_frames(c), 0);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "ab", 2, 1, &err), 0);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "cd", 2, 2, &err), 0);
+    assert_int_equal(gm_node_conn_post_flush(c, 10000, &failed, &err), 0);
+    assert_int_equal(failed, 1);
+    gm_node_conn_close(c);
+    server_join(&s);
+}
+
+/* Many messages read at once: each arrives whole and in order, the JSON line between them too
+ * (the client keeps its read position instead of moving the rest after every message). */
+static void test_a_long_stream_of_frames_arrives_whole(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    json_t *line;
+    gm_node_msg m;
+    int got = 0;
+    server_start(&s, script_long_stream);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    while (got < STREAM_N) {
+        int rc = gm_node_conn_read_msg(c, &line, &m, 10000, &err);
+        if (rc == 0) {
+            assert_int_equal(got, 20);
+            assert_string_equal(json_string_value(json_object_get(line, "event")), "mid");
+            json_decref(line);
+            continue;
+        }
+        assert_int_equal(rc, 1);
+        assert_int_equal(m.len, STREAM_LEN);
+        assert_int_equal(m.data[0], got);
+        assert_int_equal(m.data[STREAM_LEN - 1], got);
+        assert_int_equal(m.from[31], 7);
+        got++;
+    }
+    gm_node_conn_close(c);
+    server_join(&s);
+}
+
+/* SO_SNDBUF of every socket of this process, by descriptor (-1: not a socket). */
+#define FD_SCAN 256
+static void sndbufs(int out[FD_SCAN])
+{
+    for (int fd = 0; fd < FD_SCAN; fd++) {
+        int v = -1;
+        socklen_t l = sizeof v;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &l) != 0)
+            v = -1;
+        out[fd] = v;
+    }
+}
+
+/* A sender on a frames connection writes several messages between two wake-ups: its socket's
+ * send buffer is raised to 1 MiB (the kernel doubles it; capped by net.core.wmem_max). */
+static void test_a_frames_connection_gets_a_larger_send_buffer(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    int before[FD_SCAN], after[FD_SCAN], raised = 0;
+    long wmem_max = 0;
+    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &wmem_max) != 1)
+            wmem_max = 0;
+        fclose(f);
+    }
+    long want = 2 * (wmem_max < (1 << 20) ? wmem_max : (1 << 20));
+    server_start(&s, script_stream_with_frames);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    sndbufs(before);
+    assert_int_equal(gm_node_conn_hello_frames(c, 10000, &err), 0);
+    sndbufs(after);
+    for (int fd = 0; fd < FD_SCAN; fd++)
+        if (after[fd] != before[fd] && before[fd] >= 0 && after[fd] == want)
+            raised++;
+    gm_node_conn_close(c);
+    server_join(&s);
+    if (wmem_max == 0)
+        skip(); /* no /proc to read the cap from */
+    assert_int_equal(raised, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -655,6 +845,10 @@ int main(void)
         cmocka_unit_test(test_call_sends_and_reads_on_its_subscription),
         cmocka_unit_test(test_hello_and_subscribe_in_one_round_trip),
         cmocka_unit_test(test_call_on_a_node_without_frames_uses_json),
+        cmocka_unit_test(test_stream_posts_then_flush_counts_failures),
+        cmocka_unit_test(test_a_long_stream_of_frames_arrives_whole),
+        cmocka_unit_test(test_a_frames_connection_gets_a_larger_send_buffer),
+        cmocka_unit_test(test_stream_to_a_node_without_frames_uses_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -103,6 +103,27 @@ int gm_node_conn_subscribe_frames(gm_node_conn_t *c, const char *port, int timeo
  * gm_node_conn_read. */
 int gm_node_conn_read_msg(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 void gm_node_conn_close(gm_node_conn_t *c);
+/* ---- streaming data: many sends on one connection without a round trip each ---- */
+/* Negotiate version 2 with binary frames (docs/local-api.md "Binary frames"), for a connection
+ * that sends (gm_node_conn_post) and does not subscribe. 0 also from a node without frames
+ * (gm_node_conn_frames then says 0 and posts go as JSON sends); GM_EPROTO from a node that does
+ * not speak version 2. */
+int gm_node_conn_hello_frames(gm_node_conn_t *c, int timeout_ms, gm_error *err) GM_MUST_CHECK;
+/* 1 when c negotiated binary frames (gm_node_conn_hello_frames, gm_node_conn_subscribe_frames). */
+int gm_node_conn_frames(const gm_node_conn_t *c);
+/* Send data to the node key `to` on port over c without waiting for the node: one send frame
+ * numbered seq on a frames connection (the payload is not copied), else a JSON `send` with the
+ * id "send-<seq>". Blocks while the node does not read c: the node stops reading a sender
+ * whose path is congested, so a stream is slowed, never dropped from. Only a failure is
+ * answered, later, among c's lines (gm_node_conn_post_flush counts them). Safe from another
+ * thread than c's reader (writes only), one writer at a time. */
+int gm_node_conn_post(gm_node_conn_t *c, const uint8_t to[GM_PK_LEN], const char *port, const void *data, size_t len,
+                      uint32_t seq, gm_error *err) GM_MUST_CHECK;
+/* Wait until the node has taken every post before on c (a request answered after them) and
+ * count in *failed the posts it could not send (no route, too big: their `send_failed` events
+ * or JSON refusals). Other lines and message frames read meanwhile are dropped: flush a
+ * connection that is not subscribed. 0, or a connection error (GM_ETIMEOUT at the deadline). */
+int gm_node_conn_post_flush(gm_node_conn_t *c, int timeout_ms, size_t *failed, gm_error *err) GM_MUST_CHECK;
 /* Send data to the node key `to` on port through the node at sock_path, as a binary frame when
  * the node speaks them (else JSON); a refusal is an error: GM_ENET when the node has no route,
  * else GM_EPROTO (the message names the node's error code). */

@@ -28,8 +28,6 @@ int gm_na_member_get(const char *na_url, const gm_signer *node, const char *targ
 /* Subscribe c to port: later lines are {"event":"message",...}. An {"ok":false} answer is an
  * error (GM_EPROTO). */
 int gm_node_conn_subscribe(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err) GM_MUST_CHECK;
-/* 1 when c negotiated binary frames (gm_node_conn_subscribe_frames), else 0. */
-int gm_node_conn_frames(const gm_node_conn_t *c);
 /* gm_node_conn_subscribe_frames for a provider loop: the node delivers it only what may be a
  * capability request ("requests_only"), not the answers to the nested calls of the provider's
  * handlers, which go to their own connections. */
@@ -44,13 +42,6 @@ int gm_node_conn_resubscribe(gm_node_conn_t *c, const char *port, gm_error *err)
 /* As gm_node_conn_read_msg, except that a JSON message event (a node without frames, or a
  * request that carries an "authorized" note) is returned as it is: 0 and *msg. */
 int gm_node_conn_read_unit(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err) GM_MUST_CHECK;
-/* Send data to the node key `to` on port over c, also when c is subscribed, without waiting
- * for the node: one send frame with the number seq on a frames connection, else a JSON `send`
- * with the id "send-<seq>". Only a failure is answered, later, among c's lines: pass each JSON
- * line read to gm_node_conn_post_failed. Safe from another thread than c's reader (writes
- * only), one writer at a time. */
-int gm_node_conn_post(gm_node_conn_t *c, const uint8_t to[GM_PK_LEN], const char *port, const void *data, size_t len,
-                      uint32_t seq, gm_error *err) GM_MUST_CHECK;
 /* A line read on a connection that posted seq to `to`: a negative GM_E code (GM_ENET for no
  * route, else GM_EPROTO; err names the node's error) when it reports that this send failed,
  * else 0. */

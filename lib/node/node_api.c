@@ -5,7 +5,8 @@
  * "id" on every request and adds the agent operations of node_agents.c.
  * Messages that arrive for a port nobody subscribed to wait in a bounded inbox.
  * A hello with "frames":1 turns on binary frames (lib/core/api_frame.c) for message payloads:
- * send frames in, message frames out, written with one writev when the socket takes them.
+ * send frames in, message frames out; what a frames client gets in one loop iteration is
+ * written together at its end (one write, one wake-up of the client for a burst).
  * Received bytes go straight into the connection's own buffer (no buffer per read).
  * Backpressure: a `send` whose next hop is congested is not handled (and the client not
  * read) until it drains; a send that fails is reported to its sender and counted. A subscriber
@@ -32,6 +33,8 @@
  * several messages, so that the frames of one read leave on a link in one write. */
 #define API_READ_MIN 65536
 #define API_READ_FRAMES (256u << 10)
+/* What a frames client gets in one loop iteration, written together (node_api_flush). */
+#define API_BATCH_BYTES (256u << 10)
 _Static_assert(NODE_MAX_PORT_LEN == GM_API_PORT_MAX, "one port length for frames and the node");
 
 struct node_api_client {
@@ -54,6 +57,8 @@ struct node_api_client {
     int behind;               /* more than NODE_API_SUBQ_HIGH unread (counted in n_behind) */
     uint64_t progress_ms;     /* when it last read something (a write completed), or went behind */
     uint64_t skip;            /* payload bytes of a refused frame still to discard */
+    struct api_write *out;    /* frames client: lines and frames of this loop iteration, not written yet */
+    size_t out_len;
     node_api_client *next;
 };
 
@@ -64,9 +69,12 @@ typedef struct api_write {
     char data[];
 } api_write;
 
+static void client_flush(node_api_client *c);
+
 static void client_free_cb(uv_handle_t *h)
 {
     node_api_client *c = h->data;
+    free(c->out);
     free(c->buf);
     free(c);
 }
@@ -76,6 +84,11 @@ static void client_close(node_api_client *c)
     gm_node *n = c->node;
     if (c->closing)
         return;
+    /* What it was given before (an error answer to a bad request) goes first, as far as the
+     * socket takes it. */
+    client_flush(c);
+    if (c->closing)
+        return; /* the flush failed and closed it */
     c->closing = 1;
     node_agents_client_closed(n, c->serial);
     if (c->paused) {
@@ -108,7 +121,7 @@ static void client_send_overflow(node_api_client *c)
 
 static size_t client_queued(node_api_client *c)
 {
-    return uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+    return uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) + c->out_len;
 }
 
 /* Track whether c is behind (DATA for this node waits while one is), with hysteresis. */
@@ -161,11 +174,12 @@ static void on_written(uv_write_t *req, int status)
 
 /* Write bufs in order: at once with one writev when nothing is queued before them, and what
  * the socket did not take (or everything, behind earlier writes) copied into one request. */
-static void client_write(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int last)
+static void client_write_now(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int last)
 {
     size_t total = 0, done = 0;
     for (unsigned i = 0; i < nbufs; i++)
         total += bufs[i].len;
+    c->node->m.api_writes++;
     if (c->writes == 0 && !last) {
         int k = uv_try_write((uv_stream_t *)&c->pipe, bufs, nbufs);
         if (k > 0)
@@ -195,6 +209,73 @@ static void client_write(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int
     }
     c->writes++;
     client_update_behind(c);
+}
+
+/* Write c's batch: at once as far as the socket takes it, the rest as one request that owns
+ * the batch's buffer (no second copy). A batch written whole keeps its buffer for the next. */
+static void client_flush(node_api_client *c)
+{
+    api_write *w = c->out;
+    size_t len = c->out_len, done = 0;
+    if (!w || !len || c->closing)
+        return;
+    c->out_len = 0;
+    c->node->m.api_writes++;
+    if (c->writes == 0) {
+        uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+        int k = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+        if (k > 0)
+            done = (size_t)k;
+        if (done == len)
+            return;
+    }
+    c->out = NULL;
+    w->client = c;
+    w->last = 0;
+    uv_buf_t b = uv_buf_init(w->data + done, (unsigned)(len - done));
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
+        free(w);
+        client_close(c);
+        return;
+    }
+    c->writes++;
+    client_update_behind(c);
+}
+
+void node_api_flush(gm_node *n)
+{
+    for (node_api_client *c = n->api.clients, *next; c; c = next) {
+        next = c->next;
+        client_flush(c);
+    }
+}
+
+/* Write bufs in order after what c was given before. A frames client gets them at the end of
+ * this loop iteration, together with the rest of its batch: a subscriber reading a burst of
+ * messages wakes once, and the node makes one system call, not one per message. */
+static void client_write(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int last)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (c->frames && !last && total <= API_BATCH_BYTES) {
+        if (c->out_len + total > API_BATCH_BYTES)
+            client_flush(c);
+        if (!c->out && !(c->out = malloc(sizeof *c->out + API_BATCH_BYTES))) {
+            client_close(c);
+            return;
+        }
+        for (unsigned i = 0; i < nbufs; i++) {
+            memcpy(c->out->data + c->out_len, bufs[i].base, bufs[i].len);
+            c->out_len += bufs[i].len;
+        }
+        if (node_flush_soon(c->node) != 0)
+            client_flush(c);
+        return;
+    }
+    client_flush(c);
+    if (!c->closing)
+        client_write_now(c, bufs, nbufs, last);
 }
 
 /* 1 when nothing more may be queued to c (closing, or cut off for not reading: counted). */

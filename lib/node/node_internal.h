@@ -213,6 +213,7 @@ typedef struct node_metrics {
     uint64_t api_held;                   /* DATA for us waited for a subscriber behind */
     uint64_t api_send_failed;            /* sends refused and reported to their sender */
     uint64_t api_frames_in, api_frames_out; /* binary frames on the local API */
+    uint64_t api_writes;                 /* writes to local-API clients (a frames client's of one loop iteration go together) */
     uint64_t api_accepted;               /* local API connections accepted */
     uint64_t agents_unavailable;         /* requests for a capability no agent serves here any more */
     uint64_t links_duplicate;
@@ -415,6 +416,9 @@ int node_any_congested(gm_node *n);
 int node_any_paused(gm_node *n);
 /* uv_alloc_cb of links: the node's one reusable read buffer. */
 void node_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+/* Write what links and local-API clients batched in this loop iteration at its end (a prepare
+ * handle); 0, or GM_EIO when it cannot be scheduled (write at once then). */
+int node_flush_soon(gm_node *n);
 
 /* node_trust.c */
 /* The verified certificate we hold for pk, or NULL. */
@@ -565,6 +569,8 @@ int node_api_start(gm_node *n, gm_error *err);
 void node_api_shutdown(gm_node *n);
 /* Let paused API clients go on when what they wait for is no longer congested. */
 void node_api_resume(gm_node *n);
+/* Write what frames clients were given in this loop iteration (node_flush_soon's work). */
+void node_api_flush(gm_node *n);
 /* 1 if p is a port name: 1..32 of [a-z0-9._-] (or "*" when allow_star). */
 int node_port_valid(const char *p, int allow_star);
 /* Deliver a received message to subscribers (or keep it in the inbox). */

@@ -116,9 +116,10 @@ static void on_flush(uv_prepare_t *h)
         next = l->next;
         node_link_flush(l);
     }
+    node_api_flush(n);
 }
 
-static int flush_soon(gm_node *n)
+int node_flush_soon(gm_node *n)
 {
     if (n->bp.flush_on)
         return 0;
@@ -185,7 +186,7 @@ int node_link_send_raw(node_link *l, const uint8_t *body, size_t len, int encryp
     l->out_bytes += w->len;
     n->m.bytes_out += w->len;
     n->m.frames_out++;
-    if (flush_soon(n) != 0)
+    if (node_flush_soon(n) != 0)
         return node_link_flush(l);
     if (!l->congested && link_queued(l) > NODE_SENDQ_HIGH)
         node_link_set_congested(l, 1);
