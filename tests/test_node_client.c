@@ -705,26 +705,33 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Two posts and a flush against the scripted node: frames (1) or JSON sends (0) as wanted, and
+ * the flush counts the one send the script refuses. */
+static void stream_two_posts(server *s, void (*script)(int, server *), int want_frames, const uint8_t to[GM_PK_LEN])
+{
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    size_t failed = 9;
+    server_start(s, script);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_hello_frames(c, 10000, &err), 0);
+    assert_int_equal(gm_node_conn_frames(c), want_frames);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "ab", 2, 1, &err), 0);
+    assert_int_equal(gm_node_conn_post(c, to, "p", "cd", 2, 2, &err), 0);
+    assert_int_equal(gm_node_conn_post_flush(c, 10000, &failed, &err), 0);
+    assert_int_equal(failed, 1);
+    gm_node_conn_close(c);
+    server_join(s);
+}
+
 /* A program streams with the public API: posts without a round trip each, then one flush
  * that counts the sends the node could not take. */
 static void test_stream_posts_then_flush_counts_failures(void **state)
 {
     (void)state;
     server s = {0};
-    gm_error err = {0};
-    gm_node_conn_t *c;
-    size_t failed = 9;
     uint8_t to[GM_PK_LEN] = {4, 5, 6};
-    server_start(&s, script_stream_with_frames);
-    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
-    assert_int_equal(gm_node_conn_hello_frames(c, 10000, &err), 0);
-    assert_int_equal(gm_node_conn_frames(c), 1);
-    assert_int_equal(gm_node_conn_post(c, to, "p", "ab", 2, 1, &err), 0);
-    assert_int_equal(gm_node_conn_post(c, to, "p", "cd", 2, 2, &err), 0);
-    assert_int_equal(gm_node_conn_post_flush(c, 10000, &failed, &err), 0);
-    assert_int_equal(failed, 1);
-    gm_node_conn_close(c);
-    server_join(&s);
+    stream_two_posts(&s, script_stream_with_frames, 1, to);
     static const uint8_t head2[12] = {1, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 2};
     assert_memory_equal(s.frame + 47, head2, sizeof head2);
     assert_memory_equal(s.frame + 47 + 12, to, GM_PK_LEN);
@@ -735,20 +742,8 @@ static void test_stream_to_a_node_without_frames_uses_json(void **state)
 {
     (void)state;
     server s = {0};
-    gm_error err = {0};
-    gm_node_conn_t *c;
-    size_t failed = 9;
     uint8_t to[GM_PK_LEN] = {4, 5, 6};
-    server_start(&s, script_stream_json_fallback);
-    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
-    assert_int_equal(gm_node_conn_hello_frames(c, 10000, &err), 0);
-    assert_int_equal(gm_node_conn_frames(c), 0);
-    assert_int_equal(gm_node_conn_post(c, to, "p", "ab", 2, 1, &err), 0);
-    assert_int_equal(gm_node_conn_post(c, to, "p", "cd", 2, 2, &err), 0);
-    assert_int_equal(gm_node_conn_post_flush(c, 10000, &failed, &err), 0);
-    assert_int_equal(failed, 1);
-    gm_node_conn_close(c);
-    server_join(&s);
+    stream_two_posts(&s, script_stream_json_fallback, 0, to);
 }
 
 /* Many messages read at once: each arrives whole and in order, the JSON line between them too

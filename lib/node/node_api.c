@@ -172,6 +172,20 @@ static void on_written(uv_write_t *req, int status)
         client_update_behind(c);
 }
 
+/* Queue the write request w (which owns its buffer) for len bytes from data; the client is
+ * closed when libuv refuses it. */
+static void client_queue(node_api_client *c, api_write *w, char *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
+        free(w);
+        client_close(c);
+        return;
+    }
+    c->writes++;
+    client_update_behind(c);
+}
+
 /* Write bufs in order: at once with one writev when nothing is queued before them, and what
  * the socket did not take (or everything, behind earlier writes) copied into one request. */
 static void client_write_now(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int last)
@@ -201,14 +215,7 @@ static void client_write_now(node_api_client *c, uv_buf_t *bufs, unsigned nbufs,
         memcpy(w->data + off, bufs[i].base + from, l - from);
         off += l - from;
     }
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)off);
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
-        free(w);
-        client_close(c);
-        return;
-    }
-    c->writes++;
-    client_update_behind(c);
+    client_queue(c, w, w->data, off);
 }
 
 /* Write c's batch: at once as far as the socket takes it, the rest as one request that owns
@@ -232,14 +239,7 @@ static void client_flush(node_api_client *c)
     c->out = NULL;
     w->client = c;
     w->last = 0;
-    uv_buf_t b = uv_buf_init(w->data + done, (unsigned)(len - done));
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
-        free(w);
-        client_close(c);
-        return;
-    }
-    c->writes++;
-    client_update_behind(c);
+    client_queue(c, w, w->data + done, len - done);
 }
 
 void node_api_flush(gm_node *n)
