@@ -90,6 +90,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_pump: %s\n", err.msg);
         return 1;
     }
+    if (!gm_node_conn_frames(c)) /* still measured, but not the binary data path */
+        fprintf(stderr, "bench_pump: the node at %s has no binary frames: sending JSON lines\n", argv[1]);
     if (pthread_create(&th, NULL, receive, &p) != 0)
         return 1;
     int rc = 0;
