@@ -328,6 +328,21 @@ static json_t *subscribe_req(const char *port, int requests_only)
     return req;
 }
 
+/* {"op":"hello","id":"hello","versions":[2]}, asking for binary frames when frames is 1. */
+static json_t *hello_req(int frames)
+{
+    json_t *req = json_pack("{s:s,s:s,s:[i]}", "op", "hello", "id", "hello", "versions", 2);
+    if (req && frames)
+        json_object_set_new(req, "frames", json_integer(GM_API_FRAMES_VERSION));
+    return req;
+}
+
+/* 1 when the node's answer to hello agrees to binary frames. */
+static int frames_agreed(const json_t *resp)
+{
+    return json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION;
+}
+
 static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_only, int timeout_ms, gm_error *err);
 
 int gm_node_conn_subscribe_frames(gm_node_conn_t *c, const char *port, int timeout_ms, gm_error *err)
@@ -346,14 +361,13 @@ static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_on
      * so the subscription follows the negotiation): one round trip to the node, not two. */
     json_t *resp = NULL;
     int64_t end = gm_mono_ms() + timeout_ms;
-    int rc = send_owned(c, json_pack("{s:s,s:s,s:[i],s:i}", "op", "hello", "id", "hello", "versions", 2, "frames",
-                                     GM_API_FRAMES_VERSION), err);
+    int rc = send_owned(c, hello_req(1), err);
     if (rc == 0)
         rc = send_owned(c, subscribe_req(port, requests_only), err);
     if (rc == 0)
         rc = await_answer(c, "hello", &resp, end, err);
     /* A node without frames (or without hello) streams JSON events instead: read_msg decodes them. */
-    set_frames(c, rc == 0 && json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION);
+    set_frames(c, rc == 0 && frames_agreed(resp));
     const json_t *ops = json_object_get(resp, "ops");
     c->can_park = 0;
     for (size_t i = 0; rc == 0 && i < json_array_size(ops); i++) {
@@ -375,9 +389,7 @@ static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_on
  * agreed to). */
 static int hello(gm_node_conn_t *c, int frames, int timeout_ms, gm_error *err)
 {
-    json_t *req = json_pack("{s:s,s:s,s:[i]}", "op", "hello", "id", "hello", "versions", 2), *resp = NULL;
-    if (req && frames)
-        json_object_set_new(req, "frames", json_integer(GM_API_FRAMES_VERSION));
+    json_t *req = hello_req(frames), *resp = NULL;
     if (!req)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
     int rc = gm_node_conn_request(c, req, &resp, timeout_ms, err);
@@ -387,7 +399,7 @@ static int hello(gm_node_conn_t *c, int frames, int timeout_ms, gm_error *err)
     else if (rc == 0 && json_integer_value(json_object_get(resp, "version")) != 2)
         rc = gm_error_set(err, GM_EPROTO, "the node at %s did not agree on version 2 of the local API", c->path);
     if (frames)
-        set_frames(c, rc == 0 && json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION);
+        set_frames(c, rc == 0 && frames_agreed(resp));
     json_decref(resp);
     return rc;
 }
@@ -503,11 +515,10 @@ int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const c
     if (rc != 0)
         return rc;
     /* Binary frames when the node speaks them; JSON and base64 with an older node. */
-    json_t *hello = json_pack("{s:s,s:s,s:[i],s:i}", "op", "hello", "id", "hello", "versions", 2, "frames",
-                              GM_API_FRAMES_VERSION), *resp = NULL;
+    json_t *hello = hello_req(1), *resp = NULL;
     rc = hello ? gm_node_conn_request(c, hello, &resp, timeout_ms, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
     json_decref(hello);
-    int frames = rc == 0 && json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION;
+    int frames = rc == 0 && frames_agreed(resp);
     json_decref(resp);
     resp = NULL;
     if (rc != 0) {
