@@ -212,6 +212,28 @@ def park(src, dst, key_b64):
         kind, _frm, _p, data = conn.next()
         if kind != "frame" or data != b"after":
             fail("the %s subscriber got %r, wanted b'after'" % (who, data))
+    # quiet: success is not answered (a requester's park and its next subscribe), failures are
+    a.json({"op": "unsubscribe", "id": "qu", "quiet": True})
+    a.json({"op": "subscribe", "id": "qs", "port": port, "quiet": True})
+    a.json({"op": "subscribe", "id": "qbad", "port": "NOT A PORT", "quiet": True})
+    a.json({"op": "unsubscribe", "id": "qtype", "quiet": "yes"})
+    a.json({"op": "status", "id": "mark"})
+    lines = []
+    while not lines or lines[-1].get("id") != "mark":
+        r, frames = a.until_json(lambda m: "id" in m)
+        if frames:
+            fail("frames while parking quietly: %r" % frames)
+        lines.append(r)
+    ids = [m.get("id") for m in lines]
+    if ids != ["qbad", "qtype", "mark"]:
+        fail("quiet park/subscribe: wanted answers to qbad, qtype, mark only, got %r" % lines)
+    if lines[0].get("ok") is not False or lines[1].get("ok") is not False or "quiet" not in lines[1]["error"]["message"]:
+        fail("quiet failures not reported: %r" % lines[:2])
+    c.send(key, port, b"quiet", seq=3, ack=True)
+    for who, conn in (("quietly resubscribed", a), ("other", b)):
+        kind, _frm, _p, data = conn.next()
+        if kind != "frame" or data != b"quiet":
+            fail("the %s subscriber got %r, wanted b'quiet'" % (who, data))
     v1 = Conn(dst, None)
     v1.json({"op": "unsubscribe"})
     _, m = v1.next()

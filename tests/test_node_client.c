@@ -11,7 +11,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +228,41 @@ static void script_hello_and_subscribe_together(int fd, server *s)
     if (!strstr(s->got, "\"subscribe\""))
         return;
     say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n{\"ok\":true,\"id\":\"subscribe\"}\n");
+    sleep_ms(200);
+}
+
+/* A requester's parked connection subscribed again: the subscription must not go out alone
+ * (it waits for the post, one write for both); then, held again with nothing posted, it goes
+ * out before the client waits for an answer. The client posts when g_checked says the test node
+ * looked, once g_held said the subscription was held. */
+static sem_t g_held, g_checked;
+
+static void script_resubscribe_held(int fd, server *s)
+{
+    size_t want = 44 + 1 + 2, k = 0;
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"subscribe\"}\n");
+    while (sem_wait(&g_held) != 0)
+        ;
+    read_request(fd, s); /* the park, written before the subscription was held */
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (!strstr(s->got, "\"unsubscribe\"") || !strstr(s->got, "\"quiet\":true") || poll(&pfd, 1, 0) != 0)
+        s->big = 1; /* not a quiet park, or the subscription came before the post */
+    sem_post(&g_checked);
+    read_request(fd, s);
+    if (!strstr(s->got, "\"subscribe\"") || !strstr(s->got, "\"quiet\":true"))
+        s->big = 2;
+    while (k < want) {
+        ssize_t r = read(fd, s->frame + k, want - k);
+        if (r <= 0)
+            return;
+        k += (size_t)r;
+    }
+    read_request(fd, s); /* held again, then a read: it must come */
+    if (strstr(s->got, "\"subscribe\""))
+        say(fd, "{\"event\":\"after\"}\n");
     sleep_ms(200);
 }
 
@@ -824,10 +861,43 @@ static void test_a_frames_connection_gets_a_larger_send_buffer(void **state)
     assert_int_equal(raised, 1);
 }
 
+static void test_a_held_subscription_goes_with_the_post_or_before_a_read(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    json_t *line;
+    uint8_t to[GM_PK_LEN] = {1, 2, 3};
+    assert_int_equal(sem_init(&g_held, 0, 0), 0);
+    assert_int_equal(sem_init(&g_checked, 0, 0), 0);
+    server_start(&s, script_resubscribe_held);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    assert_int_equal(gm_node_conn_park(c, &err), 0);
+    assert_int_equal(gm_node_conn_resubscribe(c, "p", &err), 0);
+    sem_post(&g_held);
+    while (sem_wait(&g_checked) != 0)
+        ;
+    assert_int_equal(gm_node_conn_post(c, to, "p", "hi", 2, 1, &err), 0);
+    assert_int_equal(gm_node_conn_resubscribe(c, "p", &err), 0);
+    /* no post: the held line goes out before the wait, or this read would wait for nothing */
+    assert_int_equal(gm_node_conn_read(c, &line, 10000, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(line, "event")), "after");
+    json_decref(line);
+    gm_node_conn_close(c);
+    server_join(&s);
+    sem_destroy(&g_held);
+    sem_destroy(&g_checked);
+    assert_int_equal(s.big, 0);
+    assert_memory_equal(s.frame + 44, "phi", 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_answered_byte_by_byte),
+        cmocka_unit_test(test_a_held_subscription_goes_with_the_post_or_before_a_read),
         cmocka_unit_test(test_several_lines_in_one_read_bad_line_then_partial_at_close),
         cmocka_unit_test(test_line_over_the_limit_is_refused),
         cmocka_unit_test(test_line_at_the_limit_is_read),

@@ -35,8 +35,11 @@ int gm_node_conn_subscribe_requests(gm_node_conn_t *c, const char *port, int tim
 /* A connection kept between calls (a requester's, agent_invoke.c) is parked, not closed: 1 when
  * its node can (it lists "unsubscribe"; known after gm_node_conn_subscribe_frames). */
 int gm_node_conn_can_park(const gm_node_conn_t *c);
-/* Without waiting: unsubscribe c (no more messages until resubscribed; the answer, id "park",
- * comes later among its lines), or subscribe it again to port (answer id "subscribe"). */
+/* Without waiting: unsubscribe c (no more messages until resubscribed), or subscribe it again
+ * to port. Both are "quiet": the node answers them only when they fail (id "park" or
+ * "subscribe"; an older node answers anyway, and those lines come among the others). The
+ * subscription is held and goes out with c's next write (a post: one system call for both) or
+ * before c's next read. */
 int gm_node_conn_park(gm_node_conn_t *c, gm_error *err) GM_MUST_CHECK;
 int gm_node_conn_resubscribe(gm_node_conn_t *c, const char *port, gm_error *err) GM_MUST_CHECK;
 /* As gm_node_conn_read_msg, except that a JSON message event (a node without frames, or a

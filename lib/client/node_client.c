@@ -28,7 +28,11 @@ struct gm_node_conn {
     int frames;               /* binary frames negotiated (gm_node_conn_subscribe_frames) */
     int can_park;             /* the node lists "unsubscribe" among its operations */
     uint8_t *msg;             /* decoded data of a JSON message event (node without frames) */
+    char *pend;               /* a request line that goes out with the next write (or before a read) */
+    size_t pend_len;
 };
+
+static int send_iov(gm_node_conn_t *c, struct iovec *iov, int n, gm_error *err);
 
 int gm_node_conn_open_path(const char *sock_path, gm_node_conn_t **out, gm_error *err)
 {
@@ -139,6 +143,9 @@ static int read_unit(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeou
     int64_t deadline = timeout_ms > 0 ? gm_mono_ms() + timeout_ms : 0;
     int rc;
     *msg = NULL;
+    /* A line held for the next write goes now: its answer may be what we wait for. */
+    if (c->pend_len && (rc = send_iov(c, NULL, 0, err)) != 0)
+        return rc;
     for (;;) {
         if (c->frames && c->len > c->off && c->buf[c->off] == GM_API_FRAME_MESSAGE) {
             if ((rc = take_frame(c, m, err)) != 0)
@@ -241,21 +248,12 @@ int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err)
     char *s = json_dumps(msg, JSON_COMPACT);
     if (!s)
         return gm_error_set(err, GM_EINVAL, "cannot encode the request to the node");
-    size_t len = strlen(s), off = 0;
+    size_t len = strlen(s);
     s[len] = '\n'; /* replaces the NUL: we write len + 1 bytes */
-    while (off < len + 1) {
-        ssize_t k = send(c->fd, s + off, len + 1 - off, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            int e = k < 0 ? errno : EPIPE;
-            free(s);
-            return gm_error_set(err, GM_EIO, "cannot send to the node at %s: %s", c->path, strerror(e));
-        }
-        off += (size_t)k;
-    }
+    struct iovec iov = {s, len + 1};
+    int rc = send_iov(c, &iov, 1, err);
     free(s);
-    return 0;
+    return rc;
 }
 
 /* The answer to the request named id (version 2: lines with other ids are skipped; with no id,
@@ -422,6 +420,7 @@ void gm_node_conn_close(gm_node_conn_t *c)
         close(c->fd);
     free(c->buf);
     free(c->msg);
+    free(c->pend);
     free(c);
 }
 
@@ -450,8 +449,21 @@ int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int time
 }
 
 /* Write all of bufs (a head and a payload: one writev), through EINTR and partial writes. */
+/* Writes iov[0..n) whole, after the line held for the next write (if any): one system call
+ * while the socket takes it all. */
 static int send_iov(gm_node_conn_t *c, struct iovec *iov, int n, gm_error *err)
 {
+    struct iovec all[4];
+    if (c->pend_len) {
+        if (n > 3)
+            return gm_error_set(err, GM_EINVAL, "internal: %d pieces to send with a held line", n);
+        all[0] = (struct iovec){c->pend, c->pend_len};
+        for (int i = 0; i < n; i++)
+            all[i + 1] = iov[i];
+        iov = all;
+        n++;
+        c->pend_len = 0; /* sent below, or the connection is broken and useless anyway */
+    }
     while (n > 0) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
@@ -592,12 +604,22 @@ int gm_node_conn_can_park(const gm_node_conn_t *c)
 
 int gm_node_conn_resubscribe(gm_node_conn_t *c, const char *port, gm_error *err)
 {
-    return send_owned(c, subscribe_req(port, 0), err);
+    json_t *req = subscribe_req(port, 0);
+    char *s = req && json_object_set_new(req, "quiet", json_true()) == 0 ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (!s)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    size_t len = strlen(s);
+    s[len] = '\n';
+    free(c->pend);
+    c->pend = s;
+    c->pend_len = len + 1;
+    return 0;
 }
 
 int gm_node_conn_park(gm_node_conn_t *c, gm_error *err)
 {
-    return send_owned(c, json_pack("{s:s,s:s}", "op", "unsubscribe", "id", "park"), err);
+    return send_owned(c, json_pack("{s:s,s:s,s:b}", "op", "unsubscribe", "id", "park", "quiet", 1), err);
 }
 
 int gm_node_conn_read_unit(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err)

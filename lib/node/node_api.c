@@ -651,6 +651,17 @@ static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
     return r;
 }
 
+/* 1 when req's "quiet" (success not answered, failures still are) is absent or a boolean; else
+ * 0 with *resp the error. */
+static int quiet_ok(const json_t *req, json_t **resp)
+{
+    const json_t *q = json_object_get(req, "quiet");
+    if (!q || json_is_boolean(q))
+        return 1;
+    *resp = api_error("invalid_request", "\"quiet\" must be true or false");
+    return 0;
+}
+
 static void handle_line(node_api_client *c, const char *line, size_t len)
 {
     gm_node *n = c->node;
@@ -686,22 +697,28 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
             resp = api_error("invalid_request", "\"port\" must be \"*\" or 1-32 characters of [a-z0-9._-]");
         } else if (ro && !json_is_boolean(ro)) {
             resp = api_error("invalid_request", "\"requests_only\" must be true or false");
+        } else if (!quiet_ok(req, &resp)) {
         } else {
             snprintf(c->port, sizeof c->port, "%s", port);
             c->subscribed = 1;
             c->requests_only = json_is_true(ro);
-            json_t *ok = json_pack("{s:b}", "ok", 1);
-            if (id)
-                json_object_set(ok, "id", (json_t *)id);
-            client_send(c, ok);
+            if (!json_is_true(json_object_get(req, "quiet"))) {
+                json_t *ok = json_pack("{s:b}", "ok", 1);
+                if (id)
+                    json_object_set(ok, "id", (json_t *)id);
+                client_send(c, ok);
+            }
             flush_inbox(n, c);
         }
     } else if (!strcmp(op, "unsubscribe") && c->version >= 2) {
         /* No more messages on this connection until it subscribes again (a requester parks
          * its connection between calls); what was already queued to it still comes. */
-        c->subscribed = 0;
-        c->port[0] = '\0';
-        resp = json_pack("{s:b}", "ok", 1);
+        if (quiet_ok(req, &resp)) {
+            c->subscribed = 0;
+            c->port[0] = '\0';
+            if (!json_is_true(json_object_get(req, "quiet")))
+                resp = json_pack("{s:b}", "ok", 1);
+        }
     } else if (node_agents_op_known(op)) {
         if (c->version < 2)
             resp = api_error("hello_required", "this operation needs protocol version 2: send "
