@@ -543,12 +543,14 @@ static void *pool_main(void *arg)
             pthread_cond_broadcast(&g_lead_cv);
             break;
         }
-        int started = 0;
-        if (g_waiting > 0)
-            pthread_cond_signal(&g_work_cv);
-        else if (g_threads < p->max_inflight + 1 && !g_ended && pool_grow(p) == 0)
+        int started = 0, wake = g_waiting > 0;
+        if (!wake && g_threads < p->max_inflight + 1 && !g_ended && pool_grow(p) == 0)
             started = g_threads;
         pthread_mutex_unlock(&g_work_mu);
+        /* Signalled after the unlock: a waiter woken while we held the mutex would only block
+         * on it again (two more switches and futex calls per request, seen with strace). */
+        if (wake)
+            pthread_cond_signal(&g_work_cv);
         if (started)
             plog(p, "info", "worker_started", "%d worker threads (at most %d)", started, p->max_inflight + 1);
         /* none could be started: the reading waits for the first thread done with its request */
