@@ -77,6 +77,21 @@ accepted_after="$(node_metric planner '^api_accepted$')"
 [ $((accepted_after - accepted_before)) -le 4 ] ||
     fail "planner's node accepted $((accepted_after - accepted_before)) local-API connections for 6 nested calls"
 
+step "a parked connection whose node restarted: the next call opens a new one, no call fails"
+e2e_node_stop planner
+e2e_node_start planner --peer "$(node_addr hub)"
+for m in ra llm; do wait_until "$E2E_TIMEOUT" "planner routes to $m again" has_route planner "$(node_key "$m")"; done
+wait_until "$E2E_TIMEOUT" "researcher routes to planner again" has_route researcher "$(node_key planner)"
+wait_until "$E2E_TIMEOUT" "planner-1 subscribed again" grep -q '"event":"resubscribed"' "$E2E_TMP/agent-planner-1.log"
+# The first message on an end-to-end session the restarted node lost is dropped while a new
+# session is agreed (e2e_message sends until one arrives): settle the three sessions first.
+for n in researcher ra llm; do e2e_message "$n" planner warm "session from $n"; done
+# twice: the planner's threads that made the earlier nested calls each parked a connection
+for i in 1 2; do
+    ask_ok "ask planner.answer after the restart ($i)" "provider: planner-1" planner.answer "after $i" --dir "$(node_dir researcher)"
+    ! grep -Eq " failed " "$ASK_OUT" || fail "a nested call failed on a dead parked connection: $(cat "$ASK_OUT")"
+done
+
 step "clear errors, never a hang"
 ask_fails "unknown capability" "no usable provider of nothing.here \(0 listed" nothing.here "x" --dir "$(node_dir researcher)"
 python3 -c 'import json; print(json.dumps({"prompt": "x" * 40000}))' >"$E2E_TMP/big.json"

@@ -77,13 +77,14 @@ static void parked_init(void)
     g_parked_ok = pthread_key_create(&g_parked_key, parked_free) == 0;
 }
 
-/* A connection to the node at sock subscribed to the agent port (this thread's parked one, or a
- * new one) and the number for the request to post on it. */
-static int conn_take(const char *sock, gm_node_conn_t **out, uint32_t *seq, gm_error *err)
+/* A connection to the node at sock subscribed to the agent port (this thread's parked one,
+ * *kept 1, or a new one) and the number for the request to post on it. */
+static int conn_take(const char *sock, gm_node_conn_t **out, uint32_t *seq, int *kept, gm_error *err)
 {
     pthread_once(&g_parked_once, parked_init);
     parked_conn *pc = g_parked_ok ? pthread_getspecific(g_parked_key) : NULL;
     *out = NULL;
+    *kept = 0;
     *seq = pc ? pc->seq + 1 : 1;
     if (pc && pc->conn) {
         gm_node_conn_t *c = pc->conn;
@@ -91,9 +92,10 @@ static int conn_take(const char *sock, gm_node_conn_t **out, uint32_t *seq, gm_e
         pc->conn = NULL;
         if (pc->pid == getpid() && !strcmp(pc->sock, sock) && gm_node_conn_resubscribe(c, GM_AGENT_PORT, &e) == 0) {
             *out = c;
+            *kept = 1;
             return 0;
         }
-        gm_node_conn_close(c); /* another node, another process, or the node restarted: a new one */
+        gm_node_conn_close(c); /* another node or another process: a new one */
     }
     int rc = gm_node_conn_open_path(sock, out, err);
     if (rc == 0 && (rc = gm_node_conn_subscribe_frames(*out, GM_AGENT_PORT, LOCAL_API_TIMEOUT_MS, err)) != 0) {
@@ -147,11 +149,20 @@ static int invoke_send(const char *sock, const gm_agent_request *req, const uint
     /* One connection: subscribed first (binary frames when the node has them) so a fast
      * answer cannot slip past us, then the request sent on it; the node speaks only if the
      * send fails. */
-    if ((rc = conn_take(sock, &pc->conn, &pc->seq, err)) != 0) {
-        free(msg);
-        return rc;
+    int kept = 0;
+    for (int tries = 0; tries < 2; tries++) {
+        if ((rc = conn_take(sock, &pc->conn, &pc->seq, &kept, err)) != 0) {
+            free(msg);
+            return rc;
+        }
+        /* A parked connection's subscription goes out with this write: a node that restarted
+         * since the last call shows here (the write fails), and a new connection sends again. */
+        rc = gm_node_conn_post(pc->conn, provider, GM_AGENT_PORT, msg, mlen, pc->seq, err);
+        if (rc == 0 || !kept)
+            break;
+        gm_node_conn_close(pc->conn);
+        pc->conn = NULL;
     }
-    rc = gm_node_conn_post(pc->conn, provider, GM_AGENT_PORT, msg, mlen, pc->seq, err);
     free(msg);
     if (rc != 0) {
         gm_node_conn_close(pc->conn);
