@@ -108,7 +108,7 @@ if want throughput; then
                 if [ -z "$relay" ] && [ -x "$TCP_RELAY" ]; then
                     # The most one hop can do here, right after it: the same processes, socket
                     # crossings and 4 AEAD passes in bare programs (bench_tcp_relay hop).
-                    read -r c cc < <("$TCP_RELAY" hop 128 "$size")
+                    read -r c cc _ < <("$TCP_RELAY" hop 128 "$size")
                     ceils+=("$c") ceil_cpu+=("$cc")
                 fi
             done
