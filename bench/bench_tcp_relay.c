@@ -21,7 +21,8 @@
  * end-to-end pass with the 96-byte AD of node_e2e.c, then a link pass behind a 2-byte frame
  * header) and writes what one read gave in one write on loopback TCP (TCP_NODELAY); process B
  * reads 256 KiB, decrypts each frame twice and writes the messages, each behind its length, in
- * one write into a Unix socket; a receiver process reads 256 KiB at a time and counts them.
+ * one write into a Unix socket (1 MiB send buffer, as a node's to a frames client); a receiver
+ * process reads 256 KiB at a time and counts them.
  * Prints "MB/s CPU_MS_PER_MB SENDER A B RECEIVER": payload MB per wall-clock second from the
  * first write to the last message received, the CPU of all four processes per MB (ms), and
  * each one's. */
@@ -228,8 +229,10 @@ static int hop_main(size_t total, size_t size)
     }
     if ((pids[1] = hop_spawn(up[1], ta, fds, 6)) == 0) /* node A */
         _exit(hop_stream(up[1], ta, HOP_LEN, hop_seal, k) == n_msg ? 0 : 1);
-    if ((pids[2] = hop_spawn(tb, down[0], fds, 6)) == 0) /* node B */
+    if ((pids[2] = hop_spawn(tb, down[0], fds, 6)) == 0) { /* node B */
+        setsockopt(down[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
         _exit(hop_stream(tb, down[0], 2, hop_open, k) == n_msg ? 0 : 1);
+    }
     if ((pids[3] = hop_spawn(down[1], -1, fds, 6)) == 0) { /* receiver: checks what it got */
         size_t n = hop_stream(down[1], -1, HOP_LEN, hop_count, &got);
         _exit(n == n_msg && got == n_msg * size ? 0 : 1);
