@@ -37,7 +37,8 @@
 #define API_BATCH_BYTES (256u << 10)
 /* A frames client's send buffer: a few batches, so that a batch leaves in one write and its
  * subscriber wakes once for it (the default ~208 KiB took a 256 KiB batch in two writes, the
- * second after a wake-up of the node for room). Best effort: the system may cap it. */
+ * second after a wake-up of the node for room). Best effort: capped at net.core.wmem_max
+ * (default ~208 KiB, doubled by Linux: still one batch). */
 #define API_FRAMES_SNDBUF (1 << 20)
 _Static_assert(NODE_MAX_PORT_LEN == GM_API_PORT_MAX, "one port length for frames and the node");
 
