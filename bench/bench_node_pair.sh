@@ -14,7 +14,7 @@ GM_BUILD="${GM_BUILD:-$here/../build-bench}"
 A="${GM_BUILD_A:-$GM_BUILD}" B="${GM_BUILD_B:-$GM_BUILD}"
 GM_BIN="$A/genesis-mesh"
 export GM_BIN GM_BUILD="$A"
-E2E_LOG_LEVEL=warn
+E2E_LOG_LEVEL=warn # read by lib_e2e.sh
 GM_E2E_TIMEOUT="${GM_E2E_TIMEOUT:-900}"
 . "$here/../tests/lib_e2e.sh"
 unset ASAN_OPTIONS UBSAN_OPTIONS
@@ -34,24 +34,24 @@ start_pair "$A" a1 a2
 start_pair "$B" b1 b2
 
 cpu() { cat "/proc/$1"/task/*/schedstat | awk '{s += $1} END {printf "%.6f", s / 1e9}'; }
-run() { # TAG BUILD FROM TO: "TAG MB/s lost snd rcv pump total" (CPU in ms per MB)
-    local s0 d0 s1 d1 mbps n sent failed pcpu
+run() { # TAG BUILD FROM TO: "TAG MB/s lost refused snd rcv pump total" (CPU in ms per MB)
+    local s0 d0 s1 d1 mbps n failed pcpu
     s0="$(cpu "${NODE_PID[$3]}")" d0="$(cpu "${NODE_PID[$4]}")"
-    read -r mbps n sent failed pcpu < <("$2/bench/bench_pump" "$(node_dir "$3")/node.sock" \
+    read -r mbps n _ failed pcpu < <("$2/bench/bench_pump" "$(node_dir "$3")/node.sock" \
         "$(node_dir "$4")/node.sock" "$(node_key "$4")" "$SIZE" "$N")
     s1="$(cpu "${NODE_PID[$3]}")" d1="$(cpu "${NODE_PID[$4]}")"
     python3 -c "
 mb = $n * $SIZE / 1e6
 s, d, p = 1000 * ($s1 - $s0) / mb, 1000 * ($d1 - $d0) / mb, 1000 * $pcpu / mb
-print('$1 %.1f %d %.3f %.3f %.3f %.3f' % ($mbps, $N - $n, s, d, p, s + d + p))"
+print('$1 %.1f %d %d %.3f %.3f %.3f %.3f' % ($mbps, $N - $n, $failed, s, d, p, s + d + p))"
 }
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 run A "$A" a1 a2 >/dev/null
 run B "$B" b1 b2 >/dev/null
 echo "A = $A, B = $B; $ROUNDS rounds of $N messages of $SIZE B; load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "  tag MB/s lost | CPU ms per MB: sending node, receiving node, pump, total  (L: AEAD MB/s; C: ceiling MB/s, ms per MB)"
-for r in $(seq 1 "$ROUNDS"); do
+echo "  tag MB/s lost refused | CPU ms per MB: sending node, receiving node, pump, total  (L: AEAD MB/s; C: ceiling MB/s, ms per MB)"
+for _ in $(seq 1 "$ROUNDS"); do
     echo "L $("$B/bench/bench_node_aead" "$SIZE")" | tee -a "$out"
     echo "C $("$B/bench/bench_tcp_relay" hop "${BENCH_MB:-128}" "$SIZE" | cut -d' ' -f1-2)" | tee -a "$out"
     if [ "${BENCH_SWAP:-}" = 1 ]; then
@@ -71,7 +71,7 @@ ccpu = med([float(r[2]) for r in rows if r[0] == "C"])
 print("2-pass limit %.0f MB/s; bare ceiling %.1f MB/s (%.0f%% of it), %.3f ms of CPU per MB" % (lim, ceil, 100 * ceil / lim, ccpu))
 for t in ("A", "B"):
     v = [[float(x) for x in r[1:]] for r in rows if r[0] == t]
-    m = [med([x[i] for x in v]) for i in range(6)]
-    print("%s: %.1f MB/s = %.0f%% of the limit, %.0f%% of the ceiling; lost %d; CPU per MB %.3f / %.3f / %.3f = %.3f ms (%.0f%% of the bare path's)"
-          % (t, m[0], 100 * m[0] / lim, 100 * m[0] / ceil, sum(x[1] for x in v), m[2], m[3], m[4], m[5], 100 * m[5] / ccpu))
+    m = [med([x[i] for x in v]) for i in range(7)]
+    print("%s: %.1f MB/s = %.0f%% of the limit, %.0f%% of the ceiling; lost %d, refused %d; CPU per MB %.3f / %.3f / %.3f = %.3f ms (%.0f%% of the bare path's)"
+          % (t, m[0], 100 * m[0] / lim, 100 * m[0] / ceil, sum(x[1] for x in v), sum(x[2] for x in v), m[3], m[4], m[5], m[6], 100 * m[6] / ccpu))
 EOF
