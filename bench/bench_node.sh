@@ -149,6 +149,8 @@ if want throughput; then
     echo "  limit: one ChaCha20-Poly1305 pass (bench_node_aead, measured now: ${aead} MB/s at 1 KiB) divided by the"
     echo "  passes per core: 1 hop = 4 passes (e2e + link on each side) on 2 cores (the 2-pass limit); 2 hops = 6"
     echo "  passes on 2 cores (the 3-pass limit). A relay needs 2 passes per byte (link decrypt + encrypt)."
+    echo "  1 hop ceiling: the same path in bare programs (bench_tcp_relay hop: 4 processes, the same sockets,"
+    echo "  buffers and 4 AEAD passes, nothing else), run after each 1-hop run; its MB/s after the first eighth."
     echo "  lost: messages sent and not received (all runs); api_overflow: subscribers cut off at the receiver."
     echo "  pump: the benchmark's sender and subscriber together (BENCH_PUMP=${BENCH_PUMP:-c}), on the same 2 cores."
     for a in supervisor finance crm; do
