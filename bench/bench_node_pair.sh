@@ -45,8 +45,7 @@ mb = $n * $SIZE / 1e6
 s, d, p = 1000 * ($s1 - $s0) / mb, 1000 * ($d1 - $d0) / mb, 1000 * $pcpu / mb
 print('$1 %.1f %d %d %.3f %.3f %.3f %.3f' % ($mbps, $N - $n, $failed, s, d, p, s + d + p))"
 }
-out="$(mktemp)"
-trap 'rm -f "$out"' EXIT
+out="$E2E_TMP/pair.runs" # removed with the network by lib_e2e.sh's exit trap
 run A "$A" a1 a2 >/dev/null
 run B "$B" b1 b2 >/dev/null
 echo "A = $A, B = $B; $ROUNDS rounds of $N messages of $SIZE B; load $(cut -d' ' -f1-3 /proc/loadavg)"
