@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Node runtime figures on real `node start` processes (release build; never a test):
 #   1. data throughput over one hop and two hops, sent through the local API, next to the
-#      ChaCha20-Poly1305 ceiling measured in the same run (bench_node_aead);
+#      ChaCha20-Poly1305 ceiling measured in the same run (bench_node_aead), the ceiling of one
+#      hop in bare programs (bench_tcp_relay hop) and of a relay over TCP (bench_tcp_relay);
 #   2. memory per idle peer session: RSS of a hub with N idle peers vs none;
 #   3. revocation propagation: from `admin revoke` returning to the last node having no
 #      route to the revoked identity, on the 4-agent star and on a tree of BENCH_TREE_N
@@ -86,7 +87,7 @@ if want throughput; then
         for hops in 1 2; do
             if [ "$hops" = 1 ]; then from=supervisor relay="" to=finance div=2 label="1 hop (supervisor -> finance)"
             else from=finance relay=supervisor to=crm div=3 label="2 hops (finance -> supervisor -> crm)"; fi
-            vals=() lost=0 eff_s=() eff_r=() eff_d=() eff_p=()
+            vals=() lost=0 eff_s=() eff_r=() eff_d=() eff_p=() cpu_mb=() ceils=() ceil_cpu=()
             ov0="$(node_metric "$to" api_overflow)"
             for r in $(seq 1 "$RUNS"); do
                 c0s="$(cpu_s "${NODE_PID[$from]}")" c0d="$(cpu_s "${NODE_PID[$to]}")"
@@ -99,9 +100,17 @@ if want throughput; then
                 eff_d+=("$(python3 -c "print($mb / max($c1d - $c0d, 1e-9))")")
                 eff_p+=("$(python3 -c "print($mb / max($pcpu, 1e-9))")")
                 [ -n "$relay" ] && eff_r+=("$(python3 -c "print($mb / max($c1r - $c0r, 1e-9))")")
+                # CPU of the whole path (nodes and pump) per MB, in ms.
+                cpu_mb+=("$(python3 -c "print(1000 * ($c1s - $c0s + $c1d - $c0d + $c1r - $c0r + $pcpu) / $mb)")")
                 vals+=("$mbps")
                 lost=$(( lost + count - n ))
                 [ "$failed" = 0 ] || echo "  run $r: $failed sends refused (reported to the sender)"
+                if [ -z "$relay" ] && [ -x "$TCP_RELAY" ]; then
+                    # The most one hop can do here, right after it: the same processes, socket
+                    # crossings and 4 AEAD passes in bare programs (bench_tcp_relay hop).
+                    read -r c cc _ < <("$TCP_RELAY" hop 128 "$size")
+                    ceils+=("$c") ceil_cpu+=("$cc")
+                fi
             done
             ov="$(( $(node_metric "$to" api_overflow) - ov0 ))"
             m="$(median "${vals[@]}")"
@@ -109,6 +118,15 @@ if want throughput; then
             printf '  %-40s %9s %9s %5.0f%% %9s %7s %6.0f / %5s / %5.0f / %5.0f\n' "$label, $size B" "$m" "$limit" \
                 "$(python3 -c "print(100*$m/$limit)")" "$lost/$((count * RUNS))" "$ov" "$(median "${eff_s[@]}")" \
                 "$( [ -n "$relay" ] && median "${eff_r[@]}" || echo -)" "$(median "${eff_d[@]}")" "$(median "${eff_p[@]}")"
+            if [ -z "$relay" ] && [ -x "$TCP_RELAY" ]; then
+                ceil="$(median "${ceils[@]}")" cc="$(median3 "${ceil_cpu[@]}")" ours="$(median3 "${cpu_mb[@]}")"
+                printf '  %-40s %9s %9s %5.0f%%   (bare sender -> 2 AEAD passes -> TCP -> 2 passes -> receiver, 4 processes;\n' \
+                    "1 hop ceiling, $size B" "$ceil" "$limit" "$(python3 -c "print(100*$ceil/$limit)")"
+                printf '  %-40s %9s %9s %6s   %s ms of CPU per MB, so at most %.0f MB/s on %s cores; the nodes and the pump\n' \
+                    "" "" "" "" "$cc" "$(python3 -c "print($(nproc) * 1000 / $cc)")" "$(nproc)"
+                printf '  %-40s %9s %9s %6s   use %s ms per MB (%.0f%% of the bare path'"'"'s); 1 hop reaches %.0f%% of the ceiling)\n' \
+                    "" "" "" "" "$ours" "$(python3 -c "print(100*$ours/$cc)")" "$(python3 -c "print(100*$m/$ceil)")"
+            fi
             if [ -n "$relay" ]; then
                 rm_="$(median "${eff_r[@]}")"
                 printf '  %-40s %9s %9s %5.0f%%   (MB per CPU-second of the relay vs 2 AEAD passes)\n' \
@@ -131,6 +149,8 @@ if want throughput; then
     echo "  limit: one ChaCha20-Poly1305 pass (bench_node_aead, measured now: ${aead} MB/s at 1 KiB) divided by the"
     echo "  passes per core: 1 hop = 4 passes (e2e + link on each side) on 2 cores (the 2-pass limit); 2 hops = 6"
     echo "  passes on 2 cores (the 3-pass limit). A relay needs 2 passes per byte (link decrypt + encrypt)."
+    echo "  1 hop ceiling: the same path in bare programs (bench_tcp_relay hop: 4 processes, the same sockets,"
+    echo "  buffers and 4 AEAD passes, nothing else), run after each 1-hop run; its MB/s after the first eighth."
     echo "  lost: messages sent and not received (all runs); api_overflow: subscribers cut off at the receiver."
     echo "  pump: the benchmark's sender and subscriber together (BENCH_PUMP=${BENCH_PUMP:-c}), on the same 2 cores."
     for a in supervisor finance crm; do

@@ -17,6 +17,9 @@ standard library only, for tests/e2e_api_frames.sh and bench/bench_node.sh.
       a subscriber that reads slowly; the sender is slowed, every message arrives in order
   api_frames_client.py stuck SOCK_FROM SOCK_TO KEY_TO COUNT SIZE
       a subscriber that never reads is cut off and told; the sender goes on
+  api_frames_client.py unread SOCK_FROM SOCK_TO KEY_TO COUNT SIZE
+      a subscriber that reads nothing until all COUNT messages were delivered to it: its socket
+      takes them at once (metric api_writes_queued unchanged at the receiving node), then all arrive
   api_frames_client.py pump SOCK_FROM SOCK_TO KEY_TO SIZE COUNT
       throughput: prints "MB/s received sent send_failed cpu_s" (cpu_s: this process's CPU time)
 """
@@ -348,6 +351,33 @@ def burst(src, dst, key_b64, count, size):
     print("burst ok")
 
 
+def unread(src, dst, key_b64, count, size):
+    """A frames subscriber's socket holds several batches: what is delivered while it does not
+    read goes into the socket at once, not into a queue of the node."""
+    key = base64.b64decode(key_b64)
+    port = "unread%d" % os.getpid()
+    sub = subscribe(dst, port)
+    q0, o0 = metric(dst, "api_writes_queued"), metric(dst, "api_frames_out")
+    c = Conn(src)
+    body = os.urandom(size)
+    for i in range(count):
+        c.send(key, port, body, seq=i)
+    deadline = time.monotonic() + 60
+    while metric(dst, "api_frames_out") - o0 < count:
+        if time.monotonic() > deadline:
+            fail("%d messages were not delivered to the subscriber within 60 s" % count)
+        time.sleep(0.05)
+    q1 = metric(dst, "api_writes_queued")
+    for i in range(count):
+        kind, *m = sub.next()
+        if kind != "frame" or m[2] != body:
+            fail("message %d: got %r" % (i, kind))
+    if q1 != q0:
+        fail("%d of the writes of %d kB to a subscriber not reading yet were queued in the node "
+             "(its socket's send buffer is too small)" % (q1 - q0, count * size // 1000))
+    print("unread ok: %d messages of %d bytes went into the socket at once" % (count, size))
+
+
 def pump(src, dst, key_b64, size, count):
     """Throughput: the reader walks frame heads without copying payloads."""
     key = base64.b64decode(key_b64)
@@ -438,6 +468,8 @@ if __name__ == "__main__":
         slow_or_stuck(a[0], a[1], a[2], a[3], int(a[4]), int(a[5]))
     elif a[0] == "burst":
         burst(a[1], a[2], a[3], int(a[4]), int(a[5]))
+    elif a[0] == "unread":
+        unread(a[1], a[2], a[3], int(a[4]), int(a[5]))
     elif a[0] == "pump":
         pump(a[1], a[2], a[3], int(a[4]), int(a[5]))
     else:

@@ -7,8 +7,9 @@
 # and counted; a slow subscriber slows the sender down (its node stops reading it) and loses
 # nothing; a subscriber that stops reading is cut off, told and counted, and the sender goes on;
 # frames the node reads at once leave on the link in one write and reach a frames subscriber
-# in one write; a C program streams on the public
-# API (bench/bench_pump.c) without loss.
+# in one write; a subscriber's socket takes 300 kB (more than a default send buffer) while it
+# does not read (nothing queued in the node); a C program streams on the public API
+# (bench/bench_pump.c) without loss.
 . "$(dirname "$0")/lib_e2e.sh"
 FC="$(dirname "$0")/api_frames_client.py"
 sock() { printf '%s/node.sock' "$(node_dir "$1")"; }
@@ -54,6 +55,9 @@ log "tx frames_out $f0 -> $f1, link_writes $w0 -> $w1; rx api_frames_out $o0 -> 
 [ $((o1 - o0)) -ge 64 ] || fail "the burst's 64 messages were not all delivered"
 # the metrics requests and the subscriber's hello and subscribe answers are a few writes too
 [ $(( (a1 - a0) * 2 )) -lt $((o1 - o0)) ] || fail "messages of one read were written to the subscriber one by one"
+
+step "a subscriber not reading yet: 300 kB (more than a default send buffer) go into its socket at once, none queued in the node"
+python3 "$FC" unread "$(sock tx)" "$(sock rx)" "$(node_key rx)" 5 60000 || fail "unread"
 
 step "a slow subscriber slows the sender down and loses nothing"
 p0="$(node_metric tx api_paused)" h0="$(node_metric rx api_held)" o0="$(node_metric rx api_overflow)"

@@ -35,6 +35,11 @@
 #define API_READ_FRAMES (256u << 10)
 /* What a frames client gets in one loop iteration, written together (node_api_flush). */
 #define API_BATCH_BYTES (256u << 10)
+/* A frames client's send buffer: a few batches, so that a batch leaves in one write and its
+ * subscriber wakes once for it (the default ~208 KiB took a 256 KiB batch in two writes, the
+ * second after a wake-up of the node for room). Best effort: capped at net.core.wmem_max
+ * (default ~208 KiB, doubled by Linux: still one batch). */
+#define API_FRAMES_SNDBUF (1 << 20)
 _Static_assert(NODE_MAX_PORT_LEN == GM_API_PORT_MAX, "one port length for frames and the node");
 
 struct node_api_client {
@@ -177,6 +182,7 @@ static void on_written(uv_write_t *req, int status)
 static void client_queue(node_api_client *c, api_write *w, char *data, size_t len)
 {
     uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    c->node->m.api_writes_queued++;
     if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
         free(w);
         client_close(c);
@@ -635,6 +641,10 @@ static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
     c->hello_done = 1;
     /* Frames version 1 is the only one; any other number keeps the connection JSON only. */
     c->frames = json_integer_value(fr) == GM_API_FRAMES_VERSION;
+    if (c->frames) {
+        int sz = API_FRAMES_SNDBUF;
+        (void)uv_send_buffer_size((uv_handle_t *)&c->pipe, &sz);
+    }
     json_t *ops = json_array(), *versions = json_array();
     for (size_t i = 0; i < (v >= 2 ? sizeof api_ops / sizeof api_ops[0] : API_OPS_V1); i++)
         json_array_append_new(ops, json_string(api_ops[i]));

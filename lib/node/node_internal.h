@@ -214,6 +214,7 @@ typedef struct node_metrics {
     uint64_t api_send_failed;            /* sends refused and reported to their sender */
     uint64_t api_frames_in, api_frames_out; /* binary frames on the local API */
     uint64_t api_writes;                 /* writes to local-API clients (a frames client's of one loop iteration go together) */
+    uint64_t api_writes_queued;          /* of those, the ones the client's socket did not take at once (queued in the node) */
     uint64_t api_accepted;               /* local API connections accepted */
     uint64_t agents_unavailable;         /* requests for a capability no agent serves here any more */
     uint64_t links_duplicate;

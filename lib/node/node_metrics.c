@@ -40,6 +40,7 @@ static const metric_def defs[] = {
     C(api_accepted, "local API connections accepted"),
     C(api_frames_out, "binary message frames written on the local API"),
     C(api_writes, "writes to local-API clients (what a frames client gets in one event-loop iteration is written together)"),
+    C(api_writes_queued, "writes to local-API clients that their socket did not take at once (queued in the node until it has room)"),
     C(agents_unavailable, "capability requests answered unavailable at once: no agent serves them here any more"),
     C(links_duplicate, "second links to an already connected peer"),
     {"bytes_in", "bytes received on peer links", offsetof(node_metrics, bytes_in), 0, "gm_node_received_bytes_total"},
