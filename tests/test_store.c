@@ -972,17 +972,49 @@ static void test_refused_request_in_a_batch_is_undone_alone(void **state)
     gm_store_t *s = open_db("gc-refused.db");
     gc_worker w[GC_THREADS];
     poison_at = -1;
-    uint64_t c0, s0, c1, s1;
-    gm_store_stats(s, &c0, &s0);
+    gm_store_counters k0, k1;
+    gm_store_stats(s, &k0);
     assert_int_equal(gm_store_nonce_record(s, "gc", "replayed", 10, NULL), 0);
     assert_int_equal(gc_run(s, w), 0);
-    gm_store_stats(s, &c1, &s1);
+    gm_store_stats(s, &k1);
     for (int i = 0; i < GC_THREADS; i++)
         for (int k = 0; k < GC_EACH; k++)
             assert_int_equal(w[i].rc[k], k % 3 == 2 ? GM_ECONFLICT : 0);
     gc_check(s, w);
     if (!tk_store_pg()) /* SQLite: requests share syncs (the PostgreSQL server counts its own) */
-        assert_true(s1 - s0 < c1 - c0);
+        assert_true(k1.syncs - k0.syncs < k1.commits - k0.commits);
+    gm_store_close(s);
+}
+
+/* The store's counters (the NA's /metrics) report the time its syncs took, what was written to
+ * the write-ahead log, and the checkpoints SQLite ran inside commits once the log held 1000
+ * pages; every figure only grows. */
+static void test_store_counters_report_sync_time_wal_bytes_and_checkpoints(void **state)
+{
+    (void)state;
+    if (tk_store_pg()) /* the PostgreSQL server keeps these figures itself */
+        skip();
+    gm_store_t *s = open_db("counters.db");
+    gm_store_counters k0, k1, k2;
+    gm_store_stats(s, &k0);
+    assert_int_equal(gm_store_begin(s, NULL), 0);
+    assert_int_equal(gm_store_nonce_record(s, "ct", "first", 10, NULL), 0);
+    assert_int_equal(gm_store_commit(s, NULL), 0); /* waits for its sync */
+    gm_store_stats(s, &k1);
+    assert_true(k1.syncs > k0.syncs);
+    assert_true(k1.sync_ns > k0.sync_ns);
+    assert_true(k1.wal_bytes > k0.wal_bytes);
+    /* autocommit writes of two pages (the row and its index) each: past 1000 pages in the log */
+    for (int i = 0; i < 600; i++) {
+        char n[32];
+        snprintf(n, sizeof n, "n%d", i);
+        assert_int_equal(gm_store_nonce_record(s, "ct", n, 10 + i, NULL), 0);
+    }
+    gm_store_stats(s, &k2);
+    assert_true(k2.checkpoints > k1.checkpoints);
+    assert_true(k2.checkpoint_ns > k1.checkpoint_ns);
+    assert_true(k2.wal_bytes >= k1.wal_bytes + 1000u * 4096u);
+    assert_true(k2.commits >= k1.commits + 600);
     gm_store_close(s);
 }
 
@@ -1153,6 +1185,7 @@ int main(void)
         cmocka_unit_test(test_nonce_accepted_once_across_connections),
         cmocka_unit_test(test_conflict_inside_a_transaction_keeps_it_usable),
         cmocka_unit_test(test_refused_request_in_a_batch_is_undone_alone),
+        cmocka_unit_test(test_store_counters_report_sync_time_wal_bytes_and_checkpoints),
         cmocka_unit_test(test_failed_batch_commit_fails_every_request_in_it),
         cmocka_unit_test(test_deferred_commit_is_called_back_once_durable_or_failed),
         cmocka_unit_test(test_same_query_nested_in_its_own_walk),

@@ -201,16 +201,30 @@ int na_handle_metrics(na_req *r)
                       "when clients do not keep them alive).\n"
                       "# TYPE gm_na_connections_accepted_total counter\ngm_na_connections_accepted_total %llu\n",
                   ci ? ci->num_connections : 0u, (unsigned long long)accepted);
-    uint64_t commits, syncs;
-    gm_store_stats(na->store, &commits, &syncs);
+    gm_store_counters sc;
+    gm_store_stats(na->store, &sc);
     gm_buf_printf(&b, "# HELP gm_na_crl_watchers CRL watches (GET /crl?after=N&wait=S) held open now.\n"
                       "# TYPE gm_na_crl_watchers gauge\ngm_na_crl_watchers %u\n"
                       "# HELP gm_na_store_commits_total Database transactions committed since start.\n"
                       "# TYPE gm_na_store_commits_total counter\ngm_na_store_commits_total %llu\n"
                       "# HELP gm_na_store_syncs_total Disk syncs that made them durable (group commit: one sync "
                       "covers every commit queued while the previous one ran).\n"
-                      "# TYPE gm_na_store_syncs_total counter\ngm_na_store_syncs_total %llu\n",
-                  na_server_crl_watchers(na), (unsigned long long)commits, (unsigned long long)syncs);
+                      "# TYPE gm_na_store_syncs_total counter\ngm_na_store_syncs_total %llu\n"
+                      "# HELP gm_na_store_sync_seconds_total Time spent in those syncs (SQLite group commit; divided "
+                      "by gm_na_store_syncs_total: the disk's latency for one batch).\n"
+                      "# TYPE gm_na_store_sync_seconds_total counter\ngm_na_store_sync_seconds_total %.6f\n"
+                      "# HELP gm_na_store_wal_bytes_total Bytes appended to SQLite's write-ahead log (what the "
+                      "syncs write).\n"
+                      "# TYPE gm_na_store_wal_bytes_total counter\ngm_na_store_wal_bytes_total %llu\n"
+                      "# HELP gm_na_store_checkpoints_total Write-ahead log checkpoints (SQLite runs one inside "
+                      "the commit that fills the log to 1000 pages).\n"
+                      "# TYPE gm_na_store_checkpoints_total counter\ngm_na_store_checkpoints_total %llu\n"
+                      "# HELP gm_na_store_checkpoint_seconds_total Time spent in them: no other request reaches "
+                      "the database meanwhile.\n"
+                      "# TYPE gm_na_store_checkpoint_seconds_total counter\ngm_na_store_checkpoint_seconds_total %.6f\n",
+                  na_server_crl_watchers(na), (unsigned long long)sc.commits, (unsigned long long)sc.syncs,
+                  (double)sc.sync_ns / 1e9, (unsigned long long)sc.wal_bytes, (unsigned long long)sc.checkpoints,
+                  (double)sc.checkpoint_ns / 1e9);
     pthread_mutex_lock(&m->lock);
     uint64_t crl_refused = m->crl_refused;
     pthread_mutex_unlock(&m->lock);

@@ -67,11 +67,11 @@ int gm_store_hold_syncs(gm_store_t *s, int hold, gm_error *err)
     return 0;
 }
 
-void gm_store_stats(gm_store_t *s, uint64_t *commits, uint64_t *syncs)
+void gm_store_stats(gm_store_t *s, gm_store_counters *c)
 {
-    *commits = *syncs = 0;
+    memset(c, 0, sizeof *c);
     if (s && s->ops->stats)
-        s->ops->stats(s, commits, syncs);
+        s->ops->stats(s, c);
 }
 
 int gm_store_nonce_record(gm_store_t *s, const char *scope, const char *nonce, int64_t now, gm_error *err)

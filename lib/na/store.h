@@ -69,8 +69,16 @@ int gm_store_durable_notify(gm_store_t *s, gm_store_waiter *w, gm_error *err);
 /* For tests: hold (1) as if a sync were running, until released (0), so that a request is seen
  * waiting for its commit. GM_EINVAL on a backend without group commit. */
 int gm_store_hold_syncs(gm_store_t *s, int hold, gm_error *err);
-/* Commits made and disk syncs run since open (syncs <= commits under group commit). */
-void gm_store_stats(gm_store_t *s, uint64_t *commits, uint64_t *syncs);
+/* What the store did since open (0 where a backend does not know). */
+typedef struct gm_store_counters {
+    uint64_t commits;       /* transactions committed */
+    uint64_t syncs;         /* disk syncs that made them durable (<= commits under group commit) */
+    uint64_t sync_ns;       /* time spent in those syncs */
+    uint64_t wal_bytes;     /* written to the write-ahead log */
+    uint64_t checkpoints;   /* write-ahead log checkpoints, run inside a commit */
+    uint64_t checkpoint_ns; /* time spent in them (the store lock held) */
+} gm_store_counters;
+void gm_store_stats(gm_store_t *s, gm_store_counters *c);
 
 /* ---- request nonces (replay protection) ---- */
 

@@ -24,7 +24,7 @@ typedef struct gm_store_ops {
     int (*commit_deferred)(gm_store_t *s, gm_error *err);               /* NULL: commit */
     int (*durable_notify)(gm_store_t *s, gm_store_waiter *w, gm_error *err); /* NULL: durable_wait */
     void (*hold_syncs)(gm_store_t *s, int hold);                          /* NULL: none to hold */
-    void (*stats)(gm_store_t *s, uint64_t *commits, uint64_t *syncs);
+    void (*stats)(gm_store_t *s, gm_store_counters *c);
 
     int (*nonce_record)(gm_store_t *s, const char *scope, const char *nonce, int64_t now, gm_error *err);
     int (*nonce_prune)(gm_store_t *s, int64_t older_than, gm_error *err);

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -42,6 +43,7 @@
 
 #define SQ_CACHE_MAX 64
 #define SQ_FAILED_MAX 32 /* batches whose COMMIT failed, remembered for their late waiters */
+#define SQ_CHECKPOINT_PAGES 1000 /* SQLite's own wal_autocheckpoint default */
 
 typedef struct sq_store {
     gm_store_t base; /* first: the handle the NA holds */
@@ -74,7 +76,9 @@ typedef struct sq_store {
     pthread_t syncer;
     int syncer_started, syncer_stop;
     int held; /* gm_store_hold_syncs: syncing is set for a test */
-    _Atomic uint64_t n_commits, n_syncs, n_batches;
+    _Atomic uint64_t n_commits, n_syncs, n_batches, sync_ns, wal_bytes, n_checkpoints, checkpoint_ns;
+    int wal_pages;  /* frames in the -wal file after the last commit (wal_hook, store lock held) */
+    int page_size;
     /* prepared statements, by SQL text */
     struct sq_cached {
         const char *sql;
@@ -241,6 +245,31 @@ static void unlock(sq_store *s)
     pthread_mutex_unlock(&s->lock);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* After each commit (store lock held): count the frames it appended, and checkpoint as SQLite's
+ * default hook does (which this one replaces), timing it, since it runs inside the COMMIT. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    sq_store *s = arg;
+    int added = pages >= s->wal_pages ? pages - s->wal_pages : pages; /* the log restarted */
+    atomic_fetch_add(&s->wal_bytes, (uint64_t)added * (uint64_t)(s->page_size + 24)); /* + frame header */
+    s->wal_pages = pages;
+    if (pages >= SQ_CHECKPOINT_PAGES) {
+        uint64_t t0 = mono_ns();
+        if (sqlite3_wal_checkpoint(db, name) == SQLITE_OK) {
+            atomic_fetch_add(&s->n_checkpoints, 1);
+            atomic_fetch_add(&s->checkpoint_ns, mono_ns() - t0);
+        }
+    }
+    return SQLITE_OK;
+}
+
 static int is_failed(const sq_store *s, uint64_t id)
 {
     for (unsigned i = 0; i < SQ_FAILED_MAX && i < s->n_failed; i++)
@@ -264,8 +293,10 @@ static void lead_round(sq_store *s)
     pthread_mutex_unlock(&s->lock);
     int r = 0, saved = 0;
     if (s->wal_fd >= 0 && covers > before) {
+        uint64_t t0 = mono_ns();
         r = fdatasync(s->wal_fd);
         saved = errno;
+        atomic_fetch_add(&s->sync_ns, mono_ns() - t0);
         atomic_fetch_add(&s->n_syncs, 1);
     }
     pthread_mutex_lock(&s->sync_lock);
@@ -577,6 +608,13 @@ static int sq_open(gm_store_t **out, const char *path, gm_error *err)
         close(s->wal_fd);
         s->wal_fd = -1;
     }
+    s->page_size = 4096;
+    if (prepare(s, "PRAGMA page_size", &st, NULL) == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            s->page_size = sqlite3_column_int(st, 0);
+        release(s, st);
+    }
+    sqlite3_wal_hook(s->db, wal_hook, s);
     s->changes_seen = sqlite3_total_changes64(s->db);
     *out = &s->base;
     return 0;
@@ -780,11 +818,15 @@ static void sq_hold_syncs(gm_store_t *gs, int hold)
     pthread_mutex_unlock(&s->sync_lock);
 }
 
-static void sq_stats(gm_store_t *gs, uint64_t *commits, uint64_t *syncs)
+static void sq_stats(gm_store_t *gs, gm_store_counters *c)
 {
     sq_store *s = (sq_store *)gs;
-    *commits = atomic_load(&s->n_commits);
-    *syncs = s->wal_fd >= 0 ? atomic_load(&s->n_syncs) : atomic_load(&s->n_batches);
+    c->commits = atomic_load(&s->n_commits);
+    c->syncs = s->wal_fd >= 0 ? atomic_load(&s->n_syncs) : atomic_load(&s->n_batches);
+    c->sync_ns = atomic_load(&s->sync_ns); /* 0 on synchronous=FULL: the COMMITs sync themselves */
+    c->wal_bytes = atomic_load(&s->wal_bytes);
+    c->checkpoints = atomic_load(&s->n_checkpoints);
+    c->checkpoint_ns = atomic_load(&s->checkpoint_ns);
 }
 
 static void sq_rollback(gm_store_t *gs)
