@@ -106,17 +106,18 @@ static double cpu_s(void)
 #define HOP_LEN 4  /* a message's length ahead of it on the Unix sockets */
 #define HOP_AD 77  /* node_e2e.c's AD: source key, destination key, 13-byte header */
 
+/* Big-endian lengths, with the byte-order calls of <arpa/inet.h>. */
 static uint32_t get_u32(const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return ntohl(v);
 }
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    v = htonl(v);
+    memcpy(p, &v, sizeof v);
 }
 
 /* A stream of records, each behind a hlen-byte big-endian length: read RELAY_READ bytes at

@@ -707,8 +707,7 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
             resp = api_error("invalid_request", "\"port\" must be \"*\" or 1-32 characters of [a-z0-9._-]");
         } else if (ro && !json_is_boolean(ro)) {
             resp = api_error("invalid_request", "\"requests_only\" must be true or false");
-        } else if (!quiet_ok(req, &resp)) {
-        } else {
+        } else if (quiet_ok(req, &resp)) {
             snprintf(c->port, sizeof c->port, "%s", port);
             c->subscribed = 1;
             c->requests_only = json_is_true(ro);
