@@ -386,6 +386,17 @@ static void script_long_stream(int fd, server *s)
 
 /* ---- tests ---- */
 
+/* Start the test node with script and open a connection subscribed to port "p" with frames. */
+static gm_node_conn_t *open_subscribed(server *s, void (*script)(int, server *))
+{
+    gm_error err = {0};
+    gm_node_conn_t *c = NULL;
+    server_start(s, script);
+    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
+    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    return c;
+}
+
 static void test_call_sends_and_reads_on_its_subscription(void **state)
 {
     (void)state;
@@ -395,9 +406,7 @@ static void test_call_sends_and_reads_on_its_subscription(void **state)
     json_t *line;
     gm_node_msg m;
     uint8_t to[GM_PK_LEN] = {1, 2, 3};
-    server_start(&s, script_call_on_one_connection);
-    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
-    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    c = open_subscribed(&s, script_call_on_one_connection);
     assert_int_equal(gm_node_conn_frames(c), 1);
     assert_int_equal(gm_node_conn_post(c, to, "p", "hi", 2, 1, &err), 0);
     /* a failure of another send is not ours */
@@ -449,9 +458,7 @@ static void test_call_on_a_node_without_frames_uses_json(void **state)
     json_t *line;
     gm_node_msg m;
     uint8_t to[GM_PK_LEN] = {1, 2, 3};
-    server_start(&s, script_call_json_fallback);
-    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
-    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    c = open_subscribed(&s, script_call_json_fallback);
     assert_int_equal(gm_node_conn_frames(c), 0);
     assert_int_equal(gm_node_conn_post(c, to, "p", "hi", 2, 3, &err), 0);
     assert_int_equal(gm_node_conn_read_msg(c, &line, &m, 10000, &err), 0);
@@ -483,9 +490,7 @@ static void test_messages_arrive_as_raw_bytes_with_frames_or_json(void **state)
     gm_node_conn_t *c;
     json_t *ev;
     gm_node_msg m;
-    server_start(&s, script_frames_subscriber);
-    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
-    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    c = open_subscribed(&s, script_frames_subscriber);
     assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), 1);
     assert_null(ev);
     assert_int_equal(m.len, 3);
@@ -501,9 +506,7 @@ static void test_messages_arrive_as_raw_bytes_with_frames_or_json(void **state)
     gm_node_conn_close(c);
     server_join(&s);
 
-    server_start(&s, script_json_subscriber);
-    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
-    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    c = open_subscribed(&s, script_json_subscriber);
     assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), 1);
     assert_null(ev);
     assert_int_equal(m.len, 3);
@@ -794,9 +797,7 @@ static void test_a_long_stream_of_frames_arrives_whole(void **state)
     json_t *line;
     gm_node_msg m;
     int got = 0;
-    server_start(&s, script_long_stream);
-    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
-    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    c = open_subscribed(&s, script_long_stream);
     while (got < STREAM_N) {
         int rc = gm_node_conn_read_msg(c, &line, &m, 10000, &err);
         if (rc == 0) {
@@ -871,9 +872,7 @@ static void test_a_held_subscription_goes_with_the_post_or_before_a_read(void **
     uint8_t to[GM_PK_LEN] = {1, 2, 3};
     assert_int_equal(sem_init(&g_held, 0, 0), 0);
     assert_int_equal(sem_init(&g_checked, 0, 0), 0);
-    server_start(&s, script_resubscribe_held);
-    assert_int_equal(gm_node_conn_open_path(g_sock, &c, &err), 0);
-    assert_int_equal(gm_node_conn_subscribe_frames(c, "p", 10000, &err), 0);
+    c = open_subscribed(&s, script_resubscribe_held);
     assert_int_equal(gm_node_conn_park(c, &err), 0);
     assert_int_equal(gm_node_conn_resubscribe(c, "p", &err), 0);
     sem_post(&g_held);

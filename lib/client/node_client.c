@@ -243,16 +243,25 @@ int gm_node_conn_read_msg(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int t
     return 1;
 }
 
-int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err)
+/* msg as one request line: compact JSON and '\n' (no NUL), its length in *len; NULL when it
+ * cannot be encoded. */
+static char *request_line(const json_t *msg, size_t *len)
 {
     char *s = json_dumps(msg, JSON_COMPACT);
     if (!s)
+        return NULL;
+    *len = strlen(s) + 1;
+    s[*len - 1] = '\n'; /* replaces the NUL */
+    return s;
+}
+
+int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err)
+{
+    struct iovec iov;
+    if (!(iov.iov_base = request_line(msg, &iov.iov_len)))
         return gm_error_set(err, GM_EINVAL, "cannot encode the request to the node");
-    size_t len = strlen(s);
-    s[len] = '\n'; /* replaces the NUL: we write len + 1 bytes */
-    struct iovec iov = {s, len + 1};
     int rc = send_iov(c, &iov, 1, err);
-    free(s);
+    free(iov.iov_base);
     return rc;
 }
 
@@ -448,9 +457,8 @@ int gm_node_api_call(const char *dir, const json_t *req, json_t **resp, int time
     return rc;
 }
 
-/* Write all of bufs (a head and a payload: one writev), through EINTR and partial writes. */
-/* Writes iov[0..n) whole, after the line held for the next write (if any): one system call
- * while the socket takes it all. */
+/* Write iov[0..n) whole (a head and a payload: one sendmsg), after the line held for the next
+ * write if any, through EINTR and partial writes. */
 static int send_iov(gm_node_conn_t *c, struct iovec *iov, int n, gm_error *err)
 {
     struct iovec all[4];
@@ -605,15 +613,14 @@ int gm_node_conn_can_park(const gm_node_conn_t *c)
 int gm_node_conn_resubscribe(gm_node_conn_t *c, const char *port, gm_error *err)
 {
     json_t *req = subscribe_req(port, 0);
-    char *s = req && json_object_set_new(req, "quiet", json_true()) == 0 ? json_dumps(req, JSON_COMPACT) : NULL;
+    size_t len = 0;
+    char *s = req && json_object_set_new(req, "quiet", json_true()) == 0 ? request_line(req, &len) : NULL;
     json_decref(req);
     if (!s)
         return gm_error_set(err, GM_ENOMEM, "out of memory");
-    size_t len = strlen(s);
-    s[len] = '\n';
     free(c->pend);
     c->pend = s;
-    c->pend_len = len + 1;
+    c->pend_len = len;
     return 0;
 }
 

@@ -40,11 +40,11 @@ static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
  * they were kept before: a curl share of CURL_LOCK_DATA_CONNECT; with its default size of 5
  * and many threads it closed most connections after one request, and the bench client with 32
  * to 128 threads once died of a corrupted heap on it, a cause not traced further). A request
- * takes the last handle given back, with its connections, and gives it back reset (curl_easy_reset: no option, header list or callback of the last request
- * stays); so a client keeps about one connection per thread that calls at once, up to
- * HANDLES_KEPT. Keeping the handle also spares libcurl building its implicit multi handle per
- * request (a socket pair, fcntls, sigactions, its buffers: about a sixth of the client CPU of a
- * kept-alive join). What a reset keeps is made inert per request: a request not kept alive takes a
+ * takes the last handle given back, with its connections, and gives it back reset
+ * (curl_easy_reset: no option, header list or callback of the last request stays); so a client
+ * keeps about one connection per thread that calls at once, up to HANDLES_KEPT. Keeping the
+ * handle also spares libcurl building its implicit multi handle per request (a socket pair,
+ * fcntls, sigactions, its buffers: about a sixth of the client CPU of a kept-alive join). What a reset keeps is made inert per request: a request not kept alive takes a
  * new connection and closes it after (FRESH_CONNECT, FORBID_REUSE), the DNS cache times out at
  * once, TLS sessions are not cached. */
 #define HANDLES_KEPT 32

@@ -192,21 +192,27 @@ static void client_queue(node_api_client *c, api_write *w, char *data, size_t le
     client_update_behind(c);
 }
 
+/* One write of bufs to c (counted): the bytes its socket took at once with one writev, 0 when
+ * earlier writes are still queued (these must wait behind them) or when try is 0. */
+static size_t client_try_write(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int try)
+{
+    c->node->m.api_writes++;
+    if (c->writes > 0 || !try)
+        return 0;
+    int k = uv_try_write((uv_stream_t *)&c->pipe, bufs, nbufs);
+    return k > 0 ? (size_t)k : 0;
+}
+
 /* Write bufs in order: at once with one writev when nothing is queued before them, and what
  * the socket did not take (or everything, behind earlier writes) copied into one request. */
 static void client_write_now(node_api_client *c, uv_buf_t *bufs, unsigned nbufs, int last)
 {
-    size_t total = 0, done = 0;
+    size_t total = 0;
     for (unsigned i = 0; i < nbufs; i++)
         total += bufs[i].len;
-    c->node->m.api_writes++;
-    if (c->writes == 0 && !last) {
-        int k = uv_try_write((uv_stream_t *)&c->pipe, bufs, nbufs);
-        if (k > 0)
-            done = (size_t)k;
-        if (done == total)
-            return;
-    }
+    size_t done = client_try_write(c, bufs, nbufs, !last);
+    if (done == total)
+        return;
     api_write *w = malloc(sizeof *w + total - done);
     if (!w) {
         client_close(c);
@@ -229,19 +235,14 @@ static void client_write_now(node_api_client *c, uv_buf_t *bufs, unsigned nbufs,
 static void client_flush(node_api_client *c)
 {
     api_write *w = c->out;
-    size_t len = c->out_len, done = 0;
+    size_t len = c->out_len;
     if (!w || !len || c->closing)
         return;
     c->out_len = 0;
-    c->node->m.api_writes++;
-    if (c->writes == 0) {
-        uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-        int k = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
-        if (k > 0)
-            done = (size_t)k;
-        if (done == len)
-            return;
-    }
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    size_t done = client_try_write(c, &b, 1, 1);
+    if (done == len)
+        return;
     c->out = NULL;
     w->client = c;
     w->last = 0;
@@ -661,11 +662,12 @@ static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
     return r;
 }
 
-/* 1 when req's "quiet" (success not answered, failures still are) is absent or a boolean; else
- * 0 with *resp the error. */
-static int quiet_ok(const json_t *req, json_t **resp)
+/* 1 when req's "quiet" (success not answered, failures still are) is absent or a boolean, with
+ * *quiet its value; else 0 with *resp the error. */
+static int quiet_ok(const json_t *req, int *quiet, json_t **resp)
 {
     const json_t *q = json_object_get(req, "quiet");
+    *quiet = json_is_true(q);
     if (!q || json_is_boolean(q))
         return 1;
     *resp = api_error("invalid_request", "\"quiet\" must be true or false");
@@ -677,6 +679,7 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
     gm_node *n = c->node;
     json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL), *resp;
     const char *op;
+    int quiet;
     const json_t *id;
     if ((resp = node_api_check_request(req, c->version, &op, &id)) != NULL) {
     } else if (!strcmp(op, "hello")) {
@@ -707,11 +710,11 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
             resp = api_error("invalid_request", "\"port\" must be \"*\" or 1-32 characters of [a-z0-9._-]");
         } else if (ro && !json_is_boolean(ro)) {
             resp = api_error("invalid_request", "\"requests_only\" must be true or false");
-        } else if (quiet_ok(req, &resp)) {
+        } else if (quiet_ok(req, &quiet, &resp)) {
             snprintf(c->port, sizeof c->port, "%s", port);
             c->subscribed = 1;
             c->requests_only = json_is_true(ro);
-            if (!json_is_true(json_object_get(req, "quiet"))) {
+            if (!quiet) {
                 json_t *ok = json_pack("{s:b}", "ok", 1);
                 if (id)
                     json_object_set(ok, "id", (json_t *)id);
@@ -722,10 +725,10 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
     } else if (!strcmp(op, "unsubscribe") && c->version >= 2) {
         /* No more messages on this connection until it subscribes again (a requester parks
          * its connection between calls); what was already queued to it still comes. */
-        if (quiet_ok(req, &resp)) {
+        if (quiet_ok(req, &quiet, &resp)) {
             c->subscribed = 0;
             c->port[0] = '\0';
-            if (!json_is_true(json_object_get(req, "quiet")))
+            if (!quiet)
                 resp = json_pack("{s:b}", "ok", 1);
         }
     } else if (node_agents_op_known(op)) {
