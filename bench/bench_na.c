@@ -255,8 +255,9 @@ static double na_metric(const bench *b, const char *name)
 typedef struct gc_result {
     double joins_s, cpu_ms, syncs_per_join, commits_per_join, client_cpu_ms;
     /* from the NA's own counters over the run: ms per sync, WAL bytes per join, share of the
-     * run spent syncing and in checkpoints (-1: not reported) */
-    double sync_ms, wal_per_join, sync_share, ckpt_share;
+     * run spent syncing, in checkpoints inside commits and in the store's checkpointer thread
+     * (-1: not reported) */
+    double sync_ms, wal_per_join, sync_share, ckpt_share, ckpt_thread_share;
 } gc_result;
 
 static double self_cpu_s(void)
@@ -274,7 +275,8 @@ static gc_result measure_gc(const bench *b, int clients, int n)
     gc_job *jobs = calloc((size_t)clients, sizeof *jobs);
     double c0 = na_metric(b, "gm_na_store_commits_total"), s0 = na_metric(b, "gm_na_store_syncs_total");
     double ss0 = na_metric(b, "gm_na_store_sync_seconds_total"), w0 = na_metric(b, "gm_na_store_wal_bytes_total");
-    double k0 = na_metric(b, "gm_na_store_checkpoint_seconds_total");
+    double k0 = na_metric(b, "gm_na_store_checkpoint_inline_seconds_total");
+    double ka0 = na_metric(b, "gm_na_store_checkpoint_seconds_total");
     double cpu0 = na_cpu_s(), me0 = self_cpu_s(), t0 = now_s();
     for (int i = 0; i < clients; i++) {
         jobs[i] = (gc_job){.b = b, .tokens = tokens, .from = i * (n / clients), .to = (i + 1) * (n / clients)};
@@ -285,14 +287,16 @@ static gc_result measure_gc(const bench *b, int clients, int n)
     double el = now_s() - t0, cpu = na_cpu_s() - cpu0, me = self_cpu_s() - me0;
     double c1 = na_metric(b, "gm_na_store_commits_total"), s1 = na_metric(b, "gm_na_store_syncs_total");
     double ss1 = na_metric(b, "gm_na_store_sync_seconds_total"), w1 = na_metric(b, "gm_na_store_wal_bytes_total");
-    double k1 = na_metric(b, "gm_na_store_checkpoint_seconds_total");
+    double k1 = na_metric(b, "gm_na_store_checkpoint_inline_seconds_total");
+    double ka1 = na_metric(b, "gm_na_store_checkpoint_seconds_total");
     gc_result r = {.joins_s = n / el, .cpu_ms = cpu * 1e3 / n, .client_cpu_ms = me * 1e3 / n,
                    .commits_per_join = c0 >= 0 ? (c1 - c0) / n : -1,
                    .syncs_per_join = s0 >= 0 ? (s1 - s0) / n : -1,
                    .sync_ms = ss0 >= 0 && s1 > s0 ? (ss1 - ss0) * 1e3 / (s1 - s0) : -1,
                    .wal_per_join = w0 >= 0 ? (w1 - w0) / n : -1,
                    .sync_share = ss0 >= 0 ? (ss1 - ss0) / el : -1,
-                   .ckpt_share = k0 >= 0 ? (k1 - k0) / el : -1};
+                   .ckpt_share = k0 >= 0 ? (k1 - k0) / el : -1,
+                   .ckpt_thread_share = k0 >= 0 && ka0 >= 0 ? (ka1 - ka0 - (k1 - k0)) / el : -1};
     for (int i = 0; i < n; i++)
         free(tokens[i]);
     free(tokens);
@@ -518,13 +522,14 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < gc_n; k++) {
             int nc_ = gc_clients[k];
             double js[GC_RUNS], cpu[GC_RUNS], sy[GC_RUNS], cm[GC_RUNS], cl[GC_RUNS];
-            double sms[GC_RUNS], wpj[GC_RUNS], ssh[GC_RUNS], ksh[GC_RUNS];
+            double sms[GC_RUNS], wpj[GC_RUNS], ssh[GC_RUNS], ksh[GC_RUNS], kth[GC_RUNS];
             double tg[GC_RUNS], tgc[GC_RUNS], tgr[GC_RUNS], tp[GC_RUNS], tpc[GC_RUNS], tpr[GC_RUNS];
             for (int r = 0; r < GC_RUNS; r++) {
                 gc_result gr = measure_gc(&b, nc_, gc_joins);
                 js[r] = gr.joins_s, cpu[r] = gr.cpu_ms, sy[r] = gr.syncs_per_join, cm[r] = gr.commits_per_join,
                 cl[r] = gr.client_cpu_ms;
                 sms[r] = gr.sync_ms, wpj[r] = gr.wal_per_join, ssh[r] = gr.sync_share, ksh[r] = gr.ckpt_share;
+                kth[r] = gr.ckpt_thread_share;
                 measure_trivial(&b, nc_, gc_joins, 0, &tg[r], &tgc[r], &tgr[r]);
                 measure_trivial(&b, nc_, gc_joins, 1, &tp[r], &tpc[r], &tpr[r]);
             }
@@ -534,6 +539,7 @@ int main(int argc, char **argv)
             double pp = median(tp, GC_RUNS), pcl = median(tpc, GC_RUNS), pr = median(tpr, GC_RUNS);
             double sync_ms = median(sms, GC_RUNS), wal = median(wpj, GC_RUNS);
             double sync_share = median(ssh, GC_RUNS), ckpt_share = median(ksh, GC_RUNS);
+            double ckpt_thread_share = median(kth, GC_RUNS);
             if (k == 0)
                 one = j;
             /* limits: the disk and the CPU (NA + client per join on all cores). The disk's: each
@@ -564,10 +570,11 @@ int main(int argc, char **argv)
             if (batch_us > 0)
                 printf("               the NA's syncs: %.1f joins each, %.2f ms each (%.0f %% of the run syncing; "
                        "at this batch size syncs one after another allow %.0f joins/s); WAL %.1f KiB per join; "
-                       "checkpoints inside commits %.0f %% of the run; a write of %d clients' WAL (%d KiB) + "
+                       "checkpoints inside commits %.0f %% of the run, in the checkpointer thread %.0f %%; "
+                       "a write of %d clients' WAL (%d KiB) + "
                        "fdatasync here: %.2f ms\n",
                        y > 0 ? 1 / y : 0, sync_ms, 100 * sync_share, y > 0 && sync_ms > 0 ? 1e3 / (y * sync_ms) : 0,
-                       wal / 1024, 100 * ckpt_share, nc_, blocks * 4, batch_us / 1e3);
+                       wal / 1024, 100 * ckpt_share, 100 * ckpt_thread_share, nc_, blocks * 4, batch_us / 1e3);
             if (atomic_load(&triv_failed))
                 printf("               (%d trivial requests failed or got another status: those rows are optimistic)\n",
                        atomic_exchange(&triv_failed, 0));

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -52,6 +53,14 @@ static sqlite3 *raw_db(const char *name)
     db_path(path, sizeof path, name);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, GM_STORE_BUSY_TIMEOUT_MS);
+    return db;
+}
+
+/* A new SQLite file at path, before the store ever opened it (to set what only a new file takes). */
+static sqlite3 *raw_db_create(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
     return db;
 }
 
@@ -986,9 +995,22 @@ static void test_refused_request_in_a_batch_is_undone_alone(void **state)
     gm_store_close(s);
 }
 
+/* The store's checkpointer thread works beside the writes: wait until it counted a checkpoint
+ * more than k (gives up after about a minute; no assertion on time). */
+static void wait_checkpoint(gm_store_t *s, const gm_store_counters *k, gm_store_counters *out)
+{
+    for (int i = 0; i < 6000; i++) {
+        gm_store_stats(s, out);
+        if (out->checkpoints > k->checkpoints)
+            return;
+        usleep(10000);
+    }
+}
+
 /* The store's counters (the NA's /metrics) report the time its syncs took, what was written to
- * the write-ahead log, and the checkpoints SQLite ran inside commits once the log held 1000
- * pages; every figure only grows. */
+ * the write-ahead log, and the checkpoints once the log held 1000 pages: by the store's
+ * checkpointer thread, none inside a commit (the log is far from its bound); every figure
+ * only grows. */
 static void test_store_counters_report_sync_time_wal_bytes_and_checkpoints(void **state)
 {
     (void)state;
@@ -1010,11 +1032,145 @@ static void test_store_counters_report_sync_time_wal_bytes_and_checkpoints(void 
         snprintf(n, sizeof n, "n%d", i);
         assert_int_equal(gm_store_nonce_record(s, "ct", n, 10 + i, NULL), 0);
     }
-    gm_store_stats(s, &k2);
+    wait_checkpoint(s, &k1, &k2);
     assert_true(k2.checkpoints > k1.checkpoints);
     assert_true(k2.checkpoint_ns > k1.checkpoint_ns);
+    assert_int_equal(k2.checkpoints_inline, k1.checkpoints_inline);
     assert_true(k2.wal_bytes >= k1.wal_bytes + 1000u * 4096u);
     assert_true(k2.commits >= k1.commits + 600);
+    gm_store_close(s);
+}
+
+/* A burst of requests that never pauses: BURST_THREADS workers, each request recording
+ * BURST_ROWS nonces at scattered keys (each a page of its own in both of the table's indexes),
+ * until the write-ahead log has taken BURST_LOGS times its bound. */
+#define BURST_THREADS 8
+#define BURST_ROWS 4
+#define BURST_LOGS 4
+#define BURST_PAGE 512 /* small pages: many of them for few bytes */
+#define BURST_MAX_REQUESTS 200000 /* per worker: the burst ends even if the log never fills */
+/* the bound: twice GM_STORE_WAL_BOUND_PAGES, and one commit's pages (far fewer than this) */
+#define BURST_WAL_MAX ((2 * GM_STORE_WAL_BOUND_PAGES + 1000) * (BURST_PAGE + 24) + 32)
+
+typedef struct burst_worker {
+    gm_store_t *s;
+    pthread_barrier_t *go;
+    atomic_int *enough;
+    int index, done, failed;
+} burst_worker;
+
+static void burst_nonce(char *out, size_t cap, int worker, int k, int r, int64_t *at)
+{
+    uint32_t h = (uint32_t)(worker * 1000003 + k * 131 + r) * 2654435761u; /* scattered, distinct */
+    h ^= h >> 15;
+    *at = h % 100000;
+    snprintf(out, cap, "%08x-%d-%d-%d", h, worker, k, r);
+}
+
+static void *burst_work(void *arg)
+{
+    burst_worker *w = arg;
+    pthread_barrier_wait(w->go);
+    for (int k = 0; k < BURST_MAX_REQUESTS && !atomic_load(w->enough); k++) {
+        gm_error err = {0};
+        int rc = gm_store_begin(w->s, &err);
+        for (int r = 0; rc == 0 && r < BURST_ROWS; r++) {
+            char nonce[64];
+            int64_t at;
+            burst_nonce(nonce, sizeof nonce, w->index, k, r, &at);
+            rc = gm_store_nonce_record(w->s, "burst", nonce, at, &err);
+        }
+        if (rc == 0)
+            rc = gm_store_commit(w->s, &err);
+        else
+            gm_store_rollback(w->s);
+        if (rc != 0) {
+            fprintf(stderr, "burst request %d-%d: %s\n", w->index, k, err.msg);
+            w->failed++;
+            break;
+        }
+        w->done = k + 1;
+        if (w->index == 0 && k % 16 == 15) {
+            gm_store_counters c;
+            gm_store_stats(w->s, &c);
+            if (c.wal_bytes >= (uint64_t)BURST_LOGS * BURST_WAL_MAX)
+                atomic_store(w->enough, 1);
+        }
+    }
+    atomic_store(w->enough, 1); /* one worker stopping ends the burst */
+    return NULL;
+}
+
+/* The write-ahead log stays bounded under a burst of concurrent requests that never pauses
+ * (where a checkpoint beside the writes never copies the whole log, and SQLite restarts the
+ * log only after one did): the commit path checkpoints once the log passes its bound, while
+ * the other checkpoints run in the store's thread. After the burst, closed and reopened,
+ * every row is there. */
+static void test_wal_stays_bounded_under_a_burst_that_never_pauses(void **state)
+{
+    (void)state;
+    if (tk_store_pg()) /* SQLite's log */
+        skip();
+    char path[512], wal[600];
+    db_path(path, sizeof path, "burst.db");
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    char sql[128];
+    snprintf(sql, sizeof sql, "PRAGMA page_size=%d; CREATE TABLE gm_probe(x); DROP TABLE gm_probe", BURST_PAGE);
+    sqlite3 *db = raw_db_create(path);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    gm_store_t *s = open_db("burst.db");
+    gm_store_counters k0, k1;
+    gm_store_stats(s, &k0);
+    burst_worker w[BURST_THREADS];
+    pthread_t t[BURST_THREADS];
+    pthread_barrier_t go;
+    atomic_int enough = 0;
+    pthread_barrier_init(&go, NULL, BURST_THREADS);
+    for (int i = 0; i < BURST_THREADS; i++) {
+        w[i] = (burst_worker){.s = s, .go = &go, .enough = &enough, .index = i};
+        assert_int_equal(pthread_create(&t[i], NULL, burst_work, &w[i]), 0);
+    }
+    for (int i = 0; i < BURST_THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    gm_store_stats(s, &k1);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0); /* the log's file keeps the largest size it had */
+    int requests = 0;
+    for (int i = 0; i < BURST_THREADS; i++) {
+        assert_int_equal(w[i].failed, 0);
+        requests += w[i].done;
+    }
+    fprintf(stderr,
+            "burst: %d requests, %.1f MiB of log written, the log's file %.1f MiB (bound %.1f MiB); "
+            "checkpoints %llu, %llu of them inside commits\n",
+            requests, (double)(k1.wal_bytes - k0.wal_bytes) / 1048576, (double)st.st_size / 1048576,
+            (double)BURST_WAL_MAX / 1048576, (unsigned long long)(k1.checkpoints - k0.checkpoints),
+            (unsigned long long)(k1.checkpoints_inline - k0.checkpoints_inline));
+    assert_true(k1.wal_bytes - k0.wal_bytes >= (uint64_t)BURST_LOGS * BURST_WAL_MAX); /* it could have grown */
+    assert_true(st.st_size <= BURST_WAL_MAX);
+    assert_true(k1.checkpoints - k1.checkpoints_inline > k0.checkpoints - k0.checkpoints_inline); /* off the commits */
+    gm_store_close(s);
+    /* closed and reopened: every row is there */
+    db = raw_db("burst.db");
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM nonces WHERE scope = 'burst'", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), requests * BURST_ROWS);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    s = open_db("burst.db");
+    for (int i = 0; i < BURST_THREADS; i++)
+        for (int k = 0; k < w[i].done; k++)
+            for (int r = 0; r < BURST_ROWS; r++) {
+                char nonce[64];
+                int64_t at;
+                burst_nonce(nonce, sizeof nonce, i, k, r, &at);
+                if (gm_store_nonce_record(s, "burst", nonce, at, NULL) != GM_ECONFLICT)
+                    fail_msg("request %d-%d was answered ok but its row %s is not stored", i, k, nonce);
+            }
     gm_store_close(s);
 }
 
@@ -1186,6 +1342,7 @@ int main(void)
         cmocka_unit_test(test_conflict_inside_a_transaction_keeps_it_usable),
         cmocka_unit_test(test_refused_request_in_a_batch_is_undone_alone),
         cmocka_unit_test(test_store_counters_report_sync_time_wal_bytes_and_checkpoints),
+        cmocka_unit_test(test_wal_stays_bounded_under_a_burst_that_never_pauses),
         cmocka_unit_test(test_failed_batch_commit_fails_every_request_in_it),
         cmocka_unit_test(test_deferred_commit_is_called_back_once_durable_or_failed),
         cmocka_unit_test(test_same_query_nested_in_its_own_walk),

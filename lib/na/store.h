@@ -75,10 +75,16 @@ typedef struct gm_store_counters {
     uint64_t syncs;         /* disk syncs that made them durable (<= commits under group commit) */
     uint64_t sync_ns;       /* time spent in those syncs */
     uint64_t wal_bytes;     /* written to the write-ahead log */
-    uint64_t checkpoints;   /* write-ahead log checkpoints, run inside a commit */
-    uint64_t checkpoint_ns; /* time spent in them (the store lock held) */
+    uint64_t checkpoints;   /* write-ahead log checkpoints, by a thread of the store or inside a commit */
+    uint64_t checkpoint_ns; /* time spent in them */
+    uint64_t checkpoints_inline;   /* of those, run inside a commit (no request reaches the store meanwhile) */
+    uint64_t checkpoint_inline_ns; /* time spent in them */
 } gm_store_counters;
 void gm_store_stats(gm_store_t *s, gm_store_counters *c);
+/* SQLite: past this many pages the write-ahead log is checkpointed inside the commit (its
+ * checkpointer thread could not finish it beside the writes); the log stays under twice it
+ * and one commit's pages. */
+#define GM_STORE_WAL_BOUND_PAGES 8000
 
 /* ---- request nonces (replay protection) ---- */
 

@@ -39,11 +39,16 @@
 #include <sqlite3.h>
 
 #include "gm/genesis.h"
+#include "gm/log.h"
 #include "store_backend.h"
 
 #define SQ_CACHE_MAX 64
 #define SQ_FAILED_MAX 32 /* batches whose COMMIT failed, remembered for their late waiters */
 #define SQ_CHECKPOINT_PAGES 1000 /* SQLite's own wal_autocheckpoint default */
+/* The write-ahead log's bound: past it the commit path checkpoints itself (see the top of the
+ * file); past twice it, it also waits for a running pass of the checkpointer to end first. */
+#define SQ_WAL_BOUND_PAGES GM_STORE_WAL_BOUND_PAGES
+_Static_assert(GM_STORE_WAL_BOUND_PAGES >= 2 * SQ_CHECKPOINT_PAGES, "the thread's passes come first");
 
 typedef struct sq_store {
     gm_store_t base; /* first: the handle the NA holds */
@@ -77,7 +82,19 @@ typedef struct sq_store {
     int syncer_started, syncer_stop;
     int held; /* gm_store_hold_syncs: syncing is set for a test */
     _Atomic uint64_t n_commits, n_syncs, n_batches, sync_ns, wal_bytes, n_checkpoints, checkpoint_ns;
+    _Atomic uint64_t n_checkpoints_inline, checkpoint_inline_ns; /* of those, run inside a commit */
     int wal_pages;  /* frames in the -wal file after the last commit (wal_hook, store lock held) */
+    /* the checkpointer thread (see the top of the file); ckpt_lock guards these (taken after
+     * the store lock, never before it; the thread never takes the store lock) */
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_cond;
+    pthread_t ckpt_thread;
+    int ckpt_started, ckpt_stop;
+    int ckpt_broken;  /* the thread could not open its connection: checkpoints run inline */
+    int ckpt_want;    /* the hook asks the thread for a pass */
+    int ckpt_running; /* a checkpoint runs: the thread's pass, or the commit path's */
+    int ckpt_done;    /* frames of the log known copied to the database file */
+    int ckpt_logged;  /* the result code of the last failure logged (0: none), not to repeat it */
     int page_size;
     /* prepared statements, by SQL text */
     struct sq_cached {
@@ -252,20 +269,135 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* After each commit (store lock held): count the frames it appended, and checkpoint as SQLite's
- * default hook does (which this one replaces), timing it, since it runs inside the COMMIT. */
+/* One PASSIVE checkpoint of the log on db: the checkpointer's connection (thread), or the
+ * writer's inside a commit (the store lock held). It copies the frames no reader still needs
+ * to the database file and never waits; SQLite syncs the database file only when it copied
+ * the whole log, so the thread syncs it after a partial pass itself: the commit path's last
+ * checkpoint then syncs only the pages it copied. Counted, and a failure logged (SQLITE_BUSY
+ * is none: another checkpoint held the log; the next try goes on). ckpt_lock not held.
+ * Returns the frames of the log copied so far, or -1. */
+static int ckpt_run(sq_store *s, sqlite3 *db, int in_commit)
+{
+    int n_log = 0, n_ckpt = 0;
+    const char *what = NULL;
+    uint64_t t0 = mono_ns();
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
+    if (rc != SQLITE_OK) {
+        what = sqlite3_errmsg(db);
+    } else if (!in_commit && n_ckpt > 0 && n_ckpt < n_log) {
+        sqlite3_file *f = NULL;
+        if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f && f->pMethods &&
+            (rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL)) != SQLITE_OK)
+            what = "cannot sync the database file";
+    }
+    uint64_t dt = mono_ns() - t0;
+    if (rc == SQLITE_OK) {
+        atomic_fetch_add(&s->n_checkpoints, 1);
+        atomic_fetch_add(&s->checkpoint_ns, dt);
+        if (in_commit) {
+            atomic_fetch_add(&s->n_checkpoints_inline, 1);
+            atomic_fetch_add(&s->checkpoint_inline_ns, dt);
+        }
+    }
+    pthread_mutex_lock(&s->ckpt_lock);
+    if (rc == SQLITE_OK)
+        s->ckpt_logged = 0;
+    else if (rc != SQLITE_BUSY && rc != s->ckpt_logged) { /* once, not at every commit that retries */
+        s->ckpt_logged = rc;
+        gm_log(GM_LOG_ERROR, "na",
+               "database %s: checkpoint of the write-ahead log failed (%s): %s; the log grows until one "
+               "succeeds: check the disk holding the database",
+               s->path, in_commit ? "inside a commit" : "checkpointer thread", what ? what : sqlite3_errstr(rc));
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    return rc == SQLITE_OK ? n_ckpt : -1;
+}
+
+/* The checkpointer thread: a connection of its own to the database; a pass whenever the hook
+ * asks for one, until the store closes. */
+static void *ckpt_main(void *arg)
+{
+    sq_store *s = arg;
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, GM_STORE_BUSY_TIMEOUT_MS);
+        /* a connection learns that the database is in WAL mode at its first read */
+        rc = sqlite3_exec(db, "PRAGMA synchronous=NORMAL; SELECT COUNT(*) FROM schema_version", NULL, NULL, NULL);
+    }
+    pthread_mutex_lock(&s->ckpt_lock);
+    if (rc != SQLITE_OK) {
+        gm_log(GM_LOG_ERROR, "na",
+               "database %s: cannot open the checkpointer's connection: %s; the write-ahead log is "
+               "checkpointed inside commits instead",
+               s->path, db ? sqlite3_errmsg(db) : "out of memory");
+        s->ckpt_broken = 1;
+    }
+    while (!s->ckpt_broken) {
+        while ((!s->ckpt_want || s->ckpt_running) && !s->ckpt_stop)
+            pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
+        if (s->ckpt_stop)
+            break;
+        s->ckpt_want = 0;
+        s->ckpt_running = 1;
+        pthread_mutex_unlock(&s->ckpt_lock);
+        int copied = ckpt_run(s, db, 0);
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->ckpt_running = 0;
+        if (copied >= 0)
+            s->ckpt_done = copied;
+        pthread_cond_broadcast(&s->ckpt_cond);
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    sqlite3_close_v2(db);
+    return NULL;
+}
+
+/* After each commit (store lock held; this hook replaces SQLite's default one, which
+ * checkpoints inside the commit): count the frames the commit appended, and have the log
+ * checkpointed (see the top of the file). */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
+    (void)name;
     sq_store *s = arg;
     int added = pages >= s->wal_pages ? pages - s->wal_pages : pages; /* the log restarted */
     atomic_fetch_add(&s->wal_bytes, (uint64_t)added * (uint64_t)(s->page_size + 24)); /* + frame header */
     s->wal_pages = pages;
-    if (pages >= SQ_CHECKPOINT_PAGES) {
-        uint64_t t0 = mono_ns();
-        if (sqlite3_wal_checkpoint(db, name) == SQLITE_OK) {
-            atomic_fetch_add(&s->n_checkpoints, 1);
-            atomic_fetch_add(&s->checkpoint_ns, mono_ns() - t0);
+    int here = 0;
+    pthread_mutex_lock(&s->ckpt_lock);
+    if (pages < s->ckpt_done)
+        s->ckpt_done = 0; /* the log restarted */
+    if (s->ckpt_stop) {
+        /* closing: the last connection's close checkpoints the whole log */
+    } else if (s->wal_fd < 0 || s->ckpt_broken) {
+        here = pages >= SQ_CHECKPOINT_PAGES; /* as SQLite's default hook */
+    } else if (pages >= SQ_WAL_BOUND_PAGES) {
+        while (s->ckpt_running && pages >= 2 * SQ_WAL_BOUND_PAGES)
+            pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
+        here = !s->ckpt_running; /* else the next commit tries again */
+    } else if (pages - s->ckpt_done >= SQ_CHECKPOINT_PAGES && !s->ckpt_want && !s->ckpt_running) {
+        if (!s->ckpt_started && pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) == 0)
+            s->ckpt_started = 1;
+        if (s->ckpt_started) {
+            s->ckpt_want = 1;
+            pthread_cond_signal(&s->ckpt_cond);
+        } else {
+            here = 1; /* no thread: as before it */
         }
+    }
+    if (here) {
+        s->ckpt_running = 1;
+        s->ckpt_want = 0; /* this one covers it */
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    if (here) {
+        int copied = ckpt_run(s, db, 1);
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->ckpt_running = 0;
+        if (copied >= 0)
+            s->ckpt_done = copied;
+        pthread_cond_broadcast(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_lock);
     }
     return SQLITE_OK;
 }
@@ -569,6 +701,8 @@ static int sq_open(gm_store_t **out, const char *path, gm_error *err)
     pthread_mutex_init(&s->sync_lock, NULL);
     pthread_cond_init(&s->synced_cond, NULL);
     pthread_cond_init(&s->async_cond, NULL);
+    pthread_mutex_init(&s->ckpt_lock, NULL);
+    pthread_cond_init(&s->ckpt_cond, NULL);
     s->wal_fd = -1;
     int rc;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
@@ -632,6 +766,14 @@ static void sq_close(gm_store_t *gs)
         pthread_mutex_unlock(&s->sync_lock);
         pthread_join(s->syncer, NULL);
     }
+    /* the checkpointer ends (a pass it runs ends first) before the last commit and the close,
+     * which checkpoints the whole log */
+    pthread_mutex_lock(&s->ckpt_lock);
+    s->ckpt_stop = 1;
+    pthread_cond_broadcast(&s->ckpt_cond);
+    pthread_mutex_unlock(&s->ckpt_lock);
+    if (s->ckpt_started)
+        pthread_join(s->ckpt_thread, NULL);
     if (s->db) {
         if (s->in_req) {
             run(s, "ROLLBACK TO gm_req", NULL);
@@ -649,6 +791,8 @@ static void sq_close(gm_store_t *gs)
     }
     pthread_cond_destroy(&s->synced_cond);
     pthread_cond_destroy(&s->async_cond);
+    pthread_cond_destroy(&s->ckpt_cond);
+    pthread_mutex_destroy(&s->ckpt_lock);
     pthread_mutex_destroy(&s->sync_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -827,6 +971,8 @@ static void sq_stats(gm_store_t *gs, gm_store_counters *c)
     c->wal_bytes = atomic_load(&s->wal_bytes);
     c->checkpoints = atomic_load(&s->n_checkpoints);
     c->checkpoint_ns = atomic_load(&s->checkpoint_ns);
+    c->checkpoints_inline = atomic_load(&s->n_checkpoints_inline);
+    c->checkpoint_inline_ns = atomic_load(&s->checkpoint_inline_ns);
 }
 
 static void sq_rollback(gm_store_t *gs)
