@@ -48,6 +48,8 @@
 /* The write-ahead log's bound: past it the commit path checkpoints itself (see the top of the
  * file); past twice it, it also waits for a running pass of the checkpointer to end first. */
 #define SQ_WAL_BOUND_PAGES GM_STORE_WAL_BOUND_PAGES
+/* At the bound, the frames left for the commit path to copy once the thread caught up */
+#define SQ_TAIL_PAGES (SQ_CHECKPOINT_PAGES / 4)
 _Static_assert(GM_STORE_WAL_BOUND_PAGES >= 2 * SQ_CHECKPOINT_PAGES, "the thread's passes come first");
 
 typedef struct sq_store {
@@ -353,6 +355,21 @@ static void *ckpt_main(void *arg)
     return NULL;
 }
 
+/* Ask the checkpointer thread for a pass (ckpt_lock held), starting it on the first ask;
+ * -1 when there is no thread (the caller checkpoints itself, as before it). */
+static int ckpt_ask(sq_store *s)
+{
+    if (!s->ckpt_started && pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) == 0)
+        s->ckpt_started = 1;
+    if (!s->ckpt_started)
+        return -1;
+    if (!s->ckpt_want) {
+        s->ckpt_want = 1;
+        pthread_cond_signal(&s->ckpt_cond);
+    }
+    return 0;
+}
+
 /* After each commit (store lock held; this hook replaces SQLite's default one, which
  * checkpoints inside the commit): count the frames the commit appended, and have the log
  * checkpointed (see the top of the file). */
@@ -367,6 +384,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     pthread_mutex_lock(&s->ckpt_lock);
     if (pages < s->ckpt_done)
         s->ckpt_done = 0; /* the log restarted */
+    int behind = pages - s->ckpt_done; /* frames not copied yet */
     if (s->ckpt_stop) {
         /* closing: the last connection's close checkpoints the whole log */
     } else if (s->wal_fd < 0 || s->ckpt_broken) {
@@ -374,16 +392,12 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     } else if (pages >= SQ_WAL_BOUND_PAGES) {
         while (s->ckpt_running && pages >= 2 * SQ_WAL_BOUND_PAGES)
             pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
-        here = !s->ckpt_running; /* else the next commit tries again */
-    } else if (pages - s->ckpt_done >= SQ_CHECKPOINT_PAGES && !s->ckpt_want && !s->ckpt_running) {
-        if (!s->ckpt_started && pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) == 0)
-            s->ckpt_started = 1;
-        if (s->ckpt_started) {
-            s->ckpt_want = 1;
-            pthread_cond_signal(&s->ckpt_cond);
-        } else {
-            here = 1; /* no thread: as before it */
-        }
+        /* copy the last frames here once the thread caught up with the log (a pass of its for
+         * what came during its last one), else let it catch up first; a later commit goes on */
+        if (!s->ckpt_running)
+            here = behind <= SQ_TAIL_PAGES || pages >= 2 * SQ_WAL_BOUND_PAGES || ckpt_ask(s) != 0;
+    } else if (behind >= SQ_CHECKPOINT_PAGES && !s->ckpt_running) {
+        here = ckpt_ask(s) != 0;
     }
     if (here) {
         s->ckpt_running = 1;
