@@ -2,7 +2,8 @@
  * variant, tests/with_pg.sh): migrations (and the upgrade of a schema 3 database), heartbeats, exactly-once invite consumption under concurrent
  * threads (separate connections and one shared handle), CRL sequence only going up,
  * durability across reopen, rollback, nonces and key blocks; group commit (a refused request
- * inside a shared batch, a batch whose COMMIT fails). */
+ * inside a shared batch, a batch whose COMMIT fails); the write-ahead log's checkpoints (off
+ * the commit path, and the log bounded under writes that never pause). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "gm/genesis.h"
+#include "gm/log.h"
 #include "store.h"
 #include "gm/util.h"
 #include "core_internal.h"
@@ -1041,6 +1043,56 @@ static void test_store_counters_report_sync_time_wal_bytes_and_checkpoints(void 
     gm_store_close(s);
 }
 
+/* Records at GM_LOG_ERROR that name the checkpointer (from the store's threads). */
+static atomic_int ckpt_errors;
+
+static void count_ckpt_errors(void *ctx, const gm_log_record *rec)
+{
+    (void)ctx;
+    if (rec->level == GM_LOG_ERROR && strstr(rec->msg, "checkpointer"))
+        atomic_fetch_add(&ckpt_errors, 1);
+}
+
+/* When the checkpointer thread cannot open its connection (here: the database file was renamed
+ * under the open store), it says so in the log, and the commits checkpoint the log themselves
+ * as before it, each 1000 pages. */
+static void test_checkpointer_failure_is_logged_and_commits_checkpoint_instead(void **state)
+{
+    (void)state;
+    if (tk_store_pg())
+        skip();
+    char path[512], moved[600];
+    db_path(path, sizeof path, "ckpt-fail.db");
+    snprintf(moved, sizeof moved, "%s.moved", path);
+    atomic_store(&ckpt_errors, 0);
+    gm_log_set_handler(count_ckpt_errors, NULL);
+    gm_store_t *s = open_db("ckpt-fail.db");
+    assert_int_equal(rename(path, moved), 0);
+    gm_store_counters k0, k1;
+    gm_store_stats(s, &k0);
+    int i = 0;
+    for (; i < 600; i++) { /* two pages each: the thread is asked for a pass at 1000 */
+        char n[32];
+        snprintf(n, sizeof n, "n%d", i);
+        assert_int_equal(gm_store_nonce_record(s, "cf", n, 10 + i, NULL), 0);
+    }
+    for (int w = 0; w < 6000 && !atomic_load(&ckpt_errors); w++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&ckpt_errors), 1);
+    for (; i < 1200; i++) {
+        char n[32];
+        snprintf(n, sizeof n, "n%d", i);
+        assert_int_equal(gm_store_nonce_record(s, "cf", n, 10 + i, NULL), 0);
+    }
+    gm_store_stats(s, &k1);
+    assert_true(k1.checkpoints_inline > k0.checkpoints_inline);
+    assert_int_equal(k1.checkpoints - k0.checkpoints, k1.checkpoints_inline - k0.checkpoints_inline);
+    assert_int_equal(rename(moved, path), 0);
+    gm_store_close(s);
+    gm_log_set_handler(NULL, NULL);
+    assert_int_equal(atomic_load(&ckpt_errors), 1); /* said once */
+}
+
 /* A burst of requests that never pauses: BURST_THREADS workers, each request recording
  * BURST_ROWS nonces at scattered keys (each a page of its own in both of the table's indexes),
  * until the write-ahead log has taken BURST_LOGS times its bound. */
@@ -1343,6 +1395,7 @@ int main(void)
         cmocka_unit_test(test_refused_request_in_a_batch_is_undone_alone),
         cmocka_unit_test(test_store_counters_report_sync_time_wal_bytes_and_checkpoints),
         cmocka_unit_test(test_wal_stays_bounded_under_a_burst_that_never_pauses),
+        cmocka_unit_test(test_checkpointer_failure_is_logged_and_commits_checkpoint_instead),
         cmocka_unit_test(test_failed_batch_commit_fails_every_request_in_it),
         cmocka_unit_test(test_deferred_commit_is_called_back_once_durable_or_failed),
         cmocka_unit_test(test_same_query_nested_in_its_own_walk),

@@ -24,7 +24,23 @@
  * A thread need not wait itself (gm_store_commit_deferred, then gm_store_durable_notify): when
  * a sync is already running, its waiter is queued and the handle's syncer thread (started on
  * the first such waiter) leads the next round for the queued ones and calls their done; when
- * none is running, the thread leads itself at once, as a waiting one does. */
+ * none is running, the thread leads itself at once, as a waiting one does.
+ *
+ * Checkpoints (copying the WAL's frames into the database file, so that SQLite can write the
+ * log from its start again) run beside the commits: the WAL hook, after each COMMIT, only
+ * asks the handle's checkpointer thread (started on the first ask) for a pass once 1000
+ * frames were not copied yet; the thread runs a PASSIVE checkpoint on a connection of its own
+ * (WAL mode lets it run while the writer appends) and syncs the database file after a partial
+ * pass. A pass beside writes that never pause never copies the whole log, though, and SQLite
+ * restarts the log only when a write transaction begins with every frame copied: so once the
+ * log reaches SQ_WAL_BOUND_PAGES, the thread catches up with what came during its last pass
+ * and then the WAL hook copies the last frames itself, inside the COMMIT (the store lock
+ * held, no transaction open): the next batch writes the log from its start. Past twice the
+ * bound the hook waits for a running pass rather than let the log grow. Checkpoints never run
+ * on both connections at once (ckpt_running). The close stops the thread before the last
+ * connection's close, which checkpoints the whole log. On synchronous=FULL (no -wal file
+ * descriptor), or when the thread cannot open its connection, the hook checkpoints inside
+ * the COMMIT each 1000 frames, as SQLite's default hook does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
