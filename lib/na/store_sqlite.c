@@ -30,8 +30,7 @@
  * log from its start again) run beside the commits: the WAL hook, after each COMMIT, only
  * asks the handle's checkpointer thread (started on the first ask) for a pass once 1000
  * frames were not copied yet; the thread runs a PASSIVE checkpoint on a connection of its own
- * (WAL mode lets it run while the writer appends) and syncs the database file after a partial
- * pass. A pass beside writes that never pause never copies the whole log, though, and SQLite
+ * (WAL mode lets it run while the writer appends). A pass beside writes that never pause never copies the whole log, though, and SQLite
  * restarts the log only when a write transaction begins with every frame copied: so once the
  * log reaches SQ_WAL_BOUND_PAGES, the thread catches up with what came during its last pass
  * and then the WAL hook copies the last frames itself, inside the COMMIT (the store lock
@@ -288,26 +287,16 @@ static uint64_t mono_ns(void)
 }
 
 /* One PASSIVE checkpoint of the log on db: the checkpointer's connection (thread), or the
- * writer's inside a commit (the store lock held). It copies the frames no reader still needs
- * to the database file and never waits; SQLite syncs the database file only when it copied
- * the whole log, so the thread syncs it after a partial pass itself: the commit path's last
- * checkpoint then syncs only the pages it copied. Counted, and a failure logged (SQLITE_BUSY
- * is none: another checkpoint held the log; the next try goes on). ckpt_lock not held.
- * Returns the frames of the log copied so far, or -1. */
+ * writer's inside a commit (the store lock held). It syncs the log, copies the frames no
+ * reader still needs to the database file and never waits (SQLite syncs the database file
+ * once it copied the whole log). Counted, and a failure logged (SQLITE_BUSY is none: another
+ * checkpoint held the log; the next try goes on). ckpt_lock not held. Returns the frames of
+ * the log copied so far, or -1. */
 static int ckpt_run(sq_store *s, sqlite3 *db, int in_commit)
 {
     int n_log = 0, n_ckpt = 0;
-    const char *what = NULL;
     uint64_t t0 = mono_ns();
     int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
-    if (rc != SQLITE_OK) {
-        what = sqlite3_errmsg(db);
-    } else if (!in_commit && n_ckpt > 0 && n_ckpt < n_log) {
-        sqlite3_file *f = NULL;
-        if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f && f->pMethods &&
-            (rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL)) != SQLITE_OK)
-            what = "cannot sync the database file";
-    }
     uint64_t dt = mono_ns() - t0;
     if (rc == SQLITE_OK) {
         atomic_fetch_add(&s->n_checkpoints, 1);
@@ -325,7 +314,7 @@ static int ckpt_run(sq_store *s, sqlite3 *db, int in_commit)
         gm_log(GM_LOG_ERROR, "na",
                "database %s: checkpoint of the write-ahead log failed (%s): %s; the log grows until one "
                "succeeds: check the disk holding the database",
-               s->path, in_commit ? "inside a commit" : "checkpointer thread", what ? what : sqlite3_errstr(rc));
+               s->path, in_commit ? "inside a commit" : "checkpointer thread", sqlite3_errmsg(db));
     }
     pthread_mutex_unlock(&s->ckpt_lock);
     return rc == SQLITE_OK ? n_ckpt : -1;
