@@ -3,7 +3,8 @@
  * threads (separate connections and one shared handle), CRL sequence only going up,
  * durability across reopen, rollback, nonces and key blocks; group commit (a refused request
  * inside a shared batch, a batch whose COMMIT fails); the write-ahead log's checkpoints (off
- * the commit path, and the log bounded under writes that never pause). */
+ * the commit path, the log bounded under writes that never pause, SIGKILL while they run, a
+ * checkpointer that cannot start). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1109,7 +1112,15 @@ typedef struct burst_worker {
     pthread_barrier_t *go;
     atomic_int *enough;
     int index, done, failed;
+    int report; /* a pipe for burst_report records, or -1 */
 } burst_worker;
+
+/* What a burst in a child process tells its parent: request k of worker is durable (its commit
+ * returned), or (worker -1) the checkpoints counted so far, by the thread and inside commits. */
+typedef struct burst_report {
+    int worker, k;
+    uint32_t by_thread, inline_;
+} burst_report;
 
 static void burst_nonce(char *out, size_t cap, int worker, int k, int r, int64_t *at)
 {
@@ -1142,15 +1153,52 @@ static void *burst_work(void *arg)
             break;
         }
         w->done = k + 1;
+        if (w->report >= 0) {
+            burst_report r = {.worker = w->index, .k = k};
+            if (write(w->report, &r, sizeof r) != sizeof r)
+                break;
+        }
         if (w->index == 0 && k % 16 == 15) {
             gm_store_counters c;
             gm_store_stats(w->s, &c);
             if (c.wal_bytes >= (uint64_t)BURST_LOGS * BURST_WAL_MAX)
                 atomic_store(w->enough, 1);
+            burst_report r = {.worker = -1,
+                              .by_thread = (uint32_t)(c.checkpoints - c.checkpoints_inline),
+                              .inline_ = (uint32_t)c.checkpoints_inline};
+            if (w->report >= 0 && write(w->report, &r, sizeof r) != sizeof r)
+                break;
         }
     }
     atomic_store(w->enough, 1); /* one worker stopping ends the burst */
     return NULL;
+}
+
+/* A new database of BURST_PAGE pages at path. */
+static void burst_db_create(const char *path)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "PRAGMA page_size=%d; CREATE TABLE gm_probe(x); DROP TABLE gm_probe", BURST_PAGE);
+    sqlite3 *db = raw_db_create(path);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Reopened by the store: the rows of the first done[i] requests of each worker are there (a
+ * missing one would be recorded now, not refused). */
+static void burst_check_rows(const char *name, const int *done)
+{
+    gm_store_t *s = open_db(name);
+    for (int i = 0; i < BURST_THREADS; i++)
+        for (int k = 0; k < done[i]; k++)
+            for (int r = 0; r < BURST_ROWS; r++) {
+                char nonce[64];
+                int64_t at;
+                burst_nonce(nonce, sizeof nonce, i, k, r, &at);
+                if (gm_store_nonce_record(s, "burst", nonce, at, NULL) != GM_ECONFLICT)
+                    fail_msg("request %d-%d was answered ok but its row %s is not stored", i, k, nonce);
+            }
+    gm_store_close(s);
 }
 
 /* The write-ahead log stays bounded under a burst of concurrent requests that never pauses
@@ -1166,11 +1214,7 @@ static void test_wal_stays_bounded_under_a_burst_that_never_pauses(void **state)
     char path[512], wal[600];
     db_path(path, sizeof path, "burst.db");
     snprintf(wal, sizeof wal, "%s-wal", path);
-    char sql[128];
-    snprintf(sql, sizeof sql, "PRAGMA page_size=%d; CREATE TABLE gm_probe(x); DROP TABLE gm_probe", BURST_PAGE);
-    sqlite3 *db = raw_db_create(path);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    burst_db_create(path);
     gm_store_t *s = open_db("burst.db");
     gm_store_counters k0, k1;
     gm_store_stats(s, &k0);
@@ -1180,7 +1224,7 @@ static void test_wal_stays_bounded_under_a_burst_that_never_pauses(void **state)
     atomic_int enough = 0;
     pthread_barrier_init(&go, NULL, BURST_THREADS);
     for (int i = 0; i < BURST_THREADS; i++) {
-        w[i] = (burst_worker){.s = s, .go = &go, .enough = &enough, .index = i};
+        w[i] = (burst_worker){.s = s, .go = &go, .enough = &enough, .index = i, .report = -1};
         assert_int_equal(pthread_create(&t[i], NULL, burst_work, &w[i]), 0);
     }
     for (int i = 0; i < BURST_THREADS; i++)
@@ -1205,7 +1249,7 @@ static void test_wal_stays_bounded_under_a_burst_that_never_pauses(void **state)
     assert_true(k1.checkpoints - k1.checkpoints_inline > k0.checkpoints - k0.checkpoints_inline); /* off the commits */
     gm_store_close(s);
     /* closed and reopened: every row is there */
-    db = raw_db("burst.db");
+    sqlite3 *db = raw_db("burst.db");
     sqlite3_stmt *q;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM nonces WHERE scope = 'burst'", -1, &q, NULL),
                      SQLITE_OK);
@@ -1213,17 +1257,77 @@ static void test_wal_stays_bounded_under_a_burst_that_never_pauses(void **state)
     assert_int_equal(sqlite3_column_int(q, 0), requests * BURST_ROWS);
     sqlite3_finalize(q);
     sqlite3_close(db);
-    s = open_db("burst.db");
+    int done[BURST_THREADS];
     for (int i = 0; i < BURST_THREADS; i++)
-        for (int k = 0; k < w[i].done; k++)
-            for (int r = 0; r < BURST_ROWS; r++) {
-                char nonce[64];
-                int64_t at;
-                burst_nonce(nonce, sizeof nonce, i, k, r, &at);
-                if (gm_store_nonce_record(s, "burst", nonce, at, NULL) != GM_ECONFLICT)
-                    fail_msg("request %d-%d was answered ok but its row %s is not stored", i, k, nonce);
-            }
-    gm_store_close(s);
+        done[i] = w[i].done;
+    burst_check_rows("burst.db", done);
+}
+
+/* SIGKILL while the store's checkpointer works: a child process runs the burst and reports
+ * each request whose commit returned; once its log was restarted (a checkpoint inside a
+ * commit) and the thread ran several passes, it is killed in the middle of its writes. The
+ * database passes integrity_check and holds every request the child was told was stored. */
+static void test_sigkill_during_checkpoints_loses_no_answered_request(void **state)
+{
+    (void)state;
+    if (tk_store_pg())
+        skip();
+    char path[512];
+    db_path(path, sizeof path, "burst-kill.db");
+    burst_db_create(path);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the child: the burst until killed (or the log is full enough: then the test fails) */
+        close(p[0]);
+        gm_store_t *s = NULL;
+        if (gm_store_open(&s, path, NULL) != 0)
+            _exit(2);
+        burst_worker w[BURST_THREADS];
+        pthread_t t[BURST_THREADS];
+        pthread_barrier_t go;
+        atomic_int enough = 0;
+        pthread_barrier_init(&go, NULL, BURST_THREADS);
+        for (int i = 0; i < BURST_THREADS; i++) {
+            w[i] = (burst_worker){.s = s, .go = &go, .enough = &enough, .index = i, .report = p[1]};
+            if (pthread_create(&t[i], NULL, burst_work, &w[i]) != 0)
+                _exit(3);
+        }
+        for (int i = 0; i < BURST_THREADS; i++)
+            pthread_join(t[i], NULL);
+        _exit(0);
+    }
+    close(p[1]);
+    int done[BURST_THREADS] = {0}, killed = 0;
+    burst_report r;
+    size_t got = 0;
+    for (ssize_t n; (n = read(p[0], (char *)&r + got, sizeof r - got)) > 0;) {
+        if ((got += (size_t)n) < sizeof r)
+            continue;
+        got = 0;
+        if (r.worker >= 0 && r.worker < BURST_THREADS && r.k + 1 > done[r.worker])
+            done[r.worker] = r.k + 1;
+        else if (r.worker == -1 && !killed && r.inline_ >= 1 && r.by_thread >= 3)
+            killed = kill(pid, SIGKILL) == 0;
+    }
+    close(p[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(killed);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    int requests = 0;
+    for (int i = 0; i < BURST_THREADS; i++)
+        requests += done[i];
+    fprintf(stderr, "killed after %d requests answered as stored\n", requests);
+    sqlite3 *db = raw_db("burst-kill.db");
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    burst_check_rows("burst-kill.db", done);
 }
 
 /* A batch whose COMMIT fails fails every request in it, and only those: each request answered
@@ -1396,6 +1500,7 @@ int main(void)
         cmocka_unit_test(test_store_counters_report_sync_time_wal_bytes_and_checkpoints),
         cmocka_unit_test(test_wal_stays_bounded_under_a_burst_that_never_pauses),
         cmocka_unit_test(test_checkpointer_failure_is_logged_and_commits_checkpoint_instead),
+        cmocka_unit_test(test_sigkill_during_checkpoints_loses_no_answered_request),
         cmocka_unit_test(test_failed_batch_commit_fails_every_request_in_it),
         cmocka_unit_test(test_deferred_commit_is_called_back_once_durable_or_failed),
         cmocka_unit_test(test_same_query_nested_in_its_own_walk),
