@@ -29,17 +29,20 @@
  * Checkpoints (copying the WAL's frames into the database file, so that SQLite can write the
  * log from its start again) run beside the commits: the WAL hook, after each COMMIT, only
  * asks the handle's checkpointer thread (started on the first ask) for a pass once 1000
- * frames were not copied yet; the thread runs a PASSIVE checkpoint on a connection of its own
- * (WAL mode lets it run while the writer appends). A pass beside writes that never pause never copies the whole log, though, and SQLite
- * restarts the log only when a write transaction begins with every frame copied: so once the
- * log reaches SQ_WAL_BOUND_PAGES, the thread catches up with what came during its last pass
- * and then the WAL hook copies the last frames itself, inside the COMMIT (the store lock
- * held, no transaction open): the next batch writes the log from its start. Past twice the
- * bound the hook waits for a running pass rather than let the log grow. Checkpoints never run
- * on both connections at once (ckpt_running). The close stops the thread before the last
- * connection's close, which checkpoints the whole log. On synchronous=FULL (no -wal file
- * descriptor), or when the thread cannot open its connection, the hook checkpoints inside
- * the COMMIT each 1000 frames, as SQLite's default hook does. */
+ * frames were not copied yet; the thread runs a PASSIVE checkpoint on a connection of its
+ * own (WAL mode lets it run while the writer appends). A pass beside writes that never pause
+ * never copies the whole log, though, and SQLite restarts the log only when a write
+ * transaction begins with every frame copied: so once the log reaches SQ_WAL_BOUND_PAGES, the
+ * thread catches up with what came during its last pass and then the WAL hook copies the
+ * last frames itself, inside the COMMIT (the store lock held, no transaction open): the next
+ * batch writes the log from its start. Past twice the bound the hook waits for a running
+ * pass rather than let the log grow. Checkpoints never run on both connections at once
+ * (ckpt_running). The close stops the thread before the last connection's close, which
+ * checkpoints the whole log. On synchronous=FULL (no -wal file descriptor), or when the
+ * thread cannot open its connection, the hook checkpoints inside the COMMIT each 1000
+ * frames, as SQLite's default hook does. A reader of another connection that keeps an old
+ * snapshot (the sqlite3 shell in a transaction) holds every checkpoint back, as before: the
+ * log then grows past the bound until it lets go. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -789,9 +792,10 @@ static void sq_close(gm_store_t *gs)
      * which checkpoints the whole log */
     pthread_mutex_lock(&s->ckpt_lock);
     s->ckpt_stop = 1;
+    int started = s->ckpt_started;
     pthread_cond_broadcast(&s->ckpt_cond);
     pthread_mutex_unlock(&s->ckpt_lock);
-    if (s->ckpt_started)
+    if (started)
         pthread_join(s->ckpt_thread, NULL);
     if (s->db) {
         if (s->in_req) {
