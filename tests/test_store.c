@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <sqlite3.h>
 
 #include "gm/genesis.h"
@@ -1330,6 +1331,57 @@ static void test_sigkill_during_checkpoints_loses_no_answered_request(void **sta
     burst_check_rows("burst-kill.db", done);
 }
 
+/* SQLite's temporary files open in this process (they are removed at once, so only the
+ * descriptors show them: "/.../etilqs_... (deleted)"). */
+static int sqlite_temp_files_open(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char link[320], to[1024];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(link, to, sizeof to - 1);
+        if (len > 0) {
+            to[len] = '\0';
+            n += strstr(to, "etilqs_") != NULL;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* A request that changes many pages of a batch keeps their old images (its SAVEPOINT's
+ * statement journal) in memory: SQLite would otherwise spill them past 64 KiB into a new
+ * temporary file, created and removed inside the batch, with writes to it, every time. */
+static void test_request_savepoint_journal_stays_in_memory(void **state)
+{
+    (void)state;
+    if (tk_store_pg()) /* SQLite's own files */
+        skip();
+    gm_store_t *s = open_db("stmt-journal.db");
+    char n[64];
+    /* ~75 leaf pages of nonces (one transaction, one sync) */
+    assert_int_equal(gm_store_begin(s, NULL), 0);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(n, sizeof n, "%05d-0000-4000-8000-000000000000", i);
+        assert_int_equal(gm_store_nonce_record(s, "sj", n, 10 + i, NULL), 0);
+    }
+    assert_int_equal(gm_store_commit(s, NULL), 0);
+    /* one request touching every one of those pages: ~300 KiB of old page images */
+    assert_int_equal(gm_store_begin(s, NULL), 0);
+    for (int i = 0; i < 5000; i += 50) {
+        snprintf(n, sizeof n, "%05d-1111-4000-8000-000000000000", i);
+        assert_int_equal(gm_store_nonce_record(s, "sj", n, 10 + i, NULL), 0);
+    }
+    assert_int_equal(sqlite_temp_files_open(), 0);
+    assert_int_equal(gm_store_commit(s, NULL), 0);
+    snprintf(n, sizeof n, "%05d-1111-4000-8000-000000000000", 4950);
+    assert_int_equal(gm_store_nonce_record(s, "sj", n, 10, NULL), GM_ECONFLICT); /* it was kept */
+    gm_store_close(s);
+}
+
 /* A batch whose COMMIT fails fails every request in it, and only those: each request answered
  * ok is stored, each failed one left nothing. The failure is real: a deferred foreign key
  * (checked at COMMIT only) broken by a trigger on the "poison" scope's nonces. */
@@ -1501,6 +1553,7 @@ int main(void)
         cmocka_unit_test(test_wal_stays_bounded_under_a_burst_that_never_pauses),
         cmocka_unit_test(test_checkpointer_failure_is_logged_and_commits_checkpoint_instead),
         cmocka_unit_test(test_sigkill_during_checkpoints_loses_no_answered_request),
+        cmocka_unit_test(test_request_savepoint_journal_stays_in_memory),
         cmocka_unit_test(test_failed_batch_commit_fails_every_request_in_it),
         cmocka_unit_test(test_deferred_commit_is_called_back_once_durable_or_failed),
         cmocka_unit_test(test_same_query_nested_in_its_own_walk),

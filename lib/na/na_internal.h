@@ -13,6 +13,7 @@
 #include "gm/genesis.h"
 #include "gm/gmtime.h"
 #include "gm/keys.h"
+#include "gm/merkle.h"
 #include "gm/na.h"
 #include "gm/reqsig.h"
 #include "core_internal.h"
@@ -348,8 +349,12 @@ int na_issuance_summary(gm_na_t *na, size_t last, json_t **out, gm_error *err);
 int na_handle_log_entries(na_req *r);     /* na_issuance.c */
 int na_handle_log_proof(na_req *r);       /* na_issuance.c */
 int na_handle_log_consistency(na_req *r); /* na_issuance.c */
-/* Inside the open transaction: append {kind, cert_id, node_public_key, time, network_name}
- * plus the members of extra (stolen; may be NULL) to the issuance log. (na_issuance.c) */
+/* The issuance log entry {kind, cert_id, node_public_key, time, network_name} plus the members
+ * of extra (stolen; may be NULL): its canonical JSON (*text, malloc'd) and its Merkle leaf hash.
+ * No store access. (na_issuance.c) */
+int na_issuance_entry(gm_na_t *na, const char *kind, const char *cert_id, const char *node_pk_b64, json_t *extra,
+                      gm_time now, char **text, gm_merkle_hash leaf, gm_error *err);
+/* Inside the open transaction: append that entry to the issuance log. (na_issuance.c) */
 int na_issuance_append(gm_na_t *na, const char *kind, const char *cert_id, const char *node_pk_b64,
                        json_t *extra, gm_time now, gm_error *err);
 int na_handle_console_page(na_req *r);    /* na_console.c */

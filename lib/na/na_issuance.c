@@ -18,8 +18,8 @@
 
 #define LOG_ENTRIES_PER_PAGE 256
 
-int na_issuance_append(gm_na_t *na, const char *kind, const char *cert_id, const char *node_pk_b64,
-                       json_t *extra, gm_time now, gm_error *err)
+int na_issuance_entry(gm_na_t *na, const char *kind, const char *cert_id, const char *node_pk_b64, json_t *extra,
+                      gm_time now, char **text, gm_merkle_hash leaf, gm_error *err)
 {
     char ts[GM_TIME_STRLEN];
     gm_time_format(&now, ts);
@@ -31,15 +31,23 @@ int na_issuance_append(gm_na_t *na, const char *kind, const char *cert_id, const
         return gm_error_set(err, GM_ENOMEM, "out of memory building an issuance log entry");
     }
     json_decref(extra);
-    char *text = NULL;
     size_t len = 0;
-    int rc = gm_canon_dump(e, &text, &len, err);
+    *text = NULL;
+    int rc = gm_canon_dump(e, text, &len, err);
     json_decref(e);
-    if (rc != 0)
-        return rc;
+    if (rc == 0)
+        gm_merkle_leaf_hash(*text, len, leaf);
+    return rc;
+}
+
+int na_issuance_append(gm_na_t *na, const char *kind, const char *cert_id, const char *node_pk_b64,
+                       json_t *extra, gm_time now, gm_error *err)
+{
+    char *text = NULL;
     gm_merkle_hash leaf;
-    gm_merkle_leaf_hash(text, len, leaf);
-    rc = gm_store_log_append(na->store, kind, cert_id, text, leaf, NULL, err);
+    int rc = na_issuance_entry(na, kind, cert_id, node_pk_b64, extra, now, &text, leaf, err);
+    if (rc == 0)
+        rc = gm_store_log_append(na->store, kind, cert_id, text, leaf, NULL, err);
     free(text);
     return rc;
 }

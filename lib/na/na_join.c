@@ -44,15 +44,34 @@ static int check_ignored_roles(na_req *r, const json_t *body)
     return 0;
 }
 
-/* Sign a certificate for pk with roles, store it and log it ("renew" when renewed_from names
- * the certificate renewed, "issue" otherwise), inside the open transaction. Replies
- * on failure; on success *doc_out is the compact JSON. */
-static int issue_and_store(na_req *r, const uint8_t pk[GM_PK_LEN], const char *pk_b64, const char *roles_json,
-                           int64_t validity_s, int64_t max_validity_hours, const char *renewed_from, char **doc_out)
+/* A certificate signed and ready to store: its row (its document in sc.doc), its roles, and its
+ * issuance log entry. */
+typedef struct issued_cert {
+    gm_store_cert sc;
+    char *roles_json; /* sc.roles_json points here */
+    const char *kind; /* "issue" or "renew" */
+    char *log_text;
+    gm_merkle_hash leaf;
+} issued_cert;
+
+static void issued_clear(issued_cert *ic)
+{
+    free(ic->sc.doc);
+    free(ic->roles_json);
+    free(ic->log_text);
+    memset(ic, 0, sizeof *ic);
+}
+
+/* Sign a certificate for pk with roles and build its issuance log entry ("renew" when
+ * renewed_from names the certificate renewed, "issue" otherwise). No store access: it runs
+ * before the transaction or inside it. Replies on failure. */
+static int issue_cert(na_req *r, const uint8_t pk[GM_PK_LEN], const char *pk_b64, const char *roles_json,
+                      int64_t validity_s, int64_t max_validity_hours, const char *renewed_from, issued_cert *ic)
 {
     gm_na_t *na = r->na;
     gm_error e = {0};
     json_error_t je;
+    memset(ic, 0, sizeof *ic);
     json_t *roles = json_loads(roles_json, 0, &je);
     if (!roles)
         return na_reply_error(r, 500, "internal_error", "stored roles are not JSON"), -1;
@@ -65,33 +84,45 @@ static int issue_and_store(na_req *r, const uint8_t pk[GM_PK_LEN], const char *p
     json_decref(roles);
     if (rc != 0)
         return na_reply_gm_error(r, &e), -1;
-    gm_store_cert sc;
-    memset(&sc, 0, sizeof sc);
-    snprintf(sc.cert_id, sizeof sc.cert_id, "%s", c.cert_id);
-    snprintf(sc.node_pk, sizeof sc.node_pk, "%s", pk_b64);
-    sc.roles_json = (char *)roles_json;
-    sc.issued_at = issued.unix_s;
-    sc.expires_at = expires.unix_s;
-    sc.max_validity_hours = max_validity_hours;
-    sc.doc = gm_cert_dump(&c, 0);
+    snprintf(ic->sc.cert_id, sizeof ic->sc.cert_id, "%s", c.cert_id);
+    snprintf(ic->sc.node_pk, sizeof ic->sc.node_pk, "%s", pk_b64);
+    ic->sc.issued_at = issued.unix_s;
+    ic->sc.expires_at = expires.unix_s;
+    ic->sc.max_validity_hours = max_validity_hours;
+    ic->sc.doc = gm_cert_dump(&c, 0);
     gm_cert_free(&c);
-    if (!sc.doc)
-        return na_reply_error(r, 500, "internal_error", "out of memory"), -1;
-    json_t *logged = json_loads(sc.doc, 0, &je);
+    ic->roles_json = strdup(roles_json);
+    ic->sc.roles_json = ic->roles_json;
+    ic->kind = renewed_from ? "renew" : "issue";
+    json_t *logged = ic->sc.doc && ic->roles_json ? json_loads(ic->sc.doc, 0, &je) : NULL;
     if (renewed_from && logged)
         logged = json_pack("{s:o,s:s}", "certificate", logged, "renewed_from", renewed_from);
     else if (logged)
         logged = json_pack("{s:o}", "certificate", logged);
     if (!logged) {
-        free(sc.doc);
+        issued_clear(ic);
         return na_reply_error(r, 500, "internal_error", "out of memory"), -1;
     }
-    if (gm_store_cert_add(na->store, &sc, &e) != 0 ||
-        na_issuance_append(na, renewed_from ? "renew" : "issue", sc.cert_id, pk_b64, logged, r->now, &e) != 0) {
-        free(sc.doc);
+    if (na_issuance_entry(na, ic->kind, ic->sc.cert_id, pk_b64, logged, r->now, &ic->log_text, ic->leaf, &e) != 0) {
+        issued_clear(ic);
         return na_reply_gm_error(r, &e), -1;
     }
-    *doc_out = sc.doc;
+    return 0;
+}
+
+/* Inside the open transaction: store the certificate and log it. Replies on failure; on
+ * success *doc_out is the compact JSON (taken from ic, which is cleared either way). */
+static int store_issued(na_req *r, issued_cert *ic, char **doc_out)
+{
+    gm_error e = {0};
+    if (gm_store_cert_add(r->na->store, &ic->sc, &e) != 0 ||
+        gm_store_log_append(r->na->store, ic->kind, ic->sc.cert_id, ic->log_text, ic->leaf, NULL, &e) != 0) {
+        issued_clear(ic);
+        return na_reply_gm_error(r, &e), -1;
+    }
+    *doc_out = ic->sc.doc;
+    ic->sc.doc = NULL;
+    issued_clear(ic);
     return 0;
 }
 
@@ -138,6 +169,13 @@ static int finish_tx(na_req *r, int rc, char *doc, uint64_t *counter, const char
     return st;
 }
 
+/* The validity of a join's certificate: the hours asked for, at most the invite's maximum. */
+static int64_t join_validity_s(int64_t want_hours, const gm_store_invite *inv)
+{
+    int64_t hours = want_hours > 0 && want_hours < inv->max_validity_hours ? want_hours : inv->max_validity_hours;
+    return hours * 3600;
+}
+
 int na_handle_join(na_req *r)
 {
     /* "roles" is accepted (and covered by the signature) but never used: roles come from the invite. */
@@ -160,13 +198,34 @@ int na_handle_join(na_req *r)
         return r->status;
     }
     na_token_hash(token, hash);
+    /* When the invite reads open, the certificate is signed before the transaction: an
+     * invite's roles and maximum validity never change, and the store's lock (one for every
+     * request) is then held for the writes only, not for the signature. The transaction still
+     * consumes the invite, or refuses it as before; a certificate signed for an invite it
+     * refuses is dropped unseen. */
+    issued_cert ic;
+    int signed_early = 0;
+    gm_store_invite inv;
+    memset(&ic, 0, sizeof ic);
+    memset(&inv, 0, sizeof inv);
+    if (gm_store_invite_get(na->store, hash, &inv, NULL) == 0) {
+        if (!inv.used && inv.expires_at > r->now.unix_s) {
+            if (issue_cert(r, pk, pk_b64, inv.roles_json, join_validity_s(want_hours, &inv), inv.max_validity_hours,
+                           NULL, &ic) != 0) {
+                gm_store_invite_clear(&inv);
+                json_decref(body);
+                return r->status;
+            }
+            signed_early = 1;
+        }
+        gm_store_invite_clear(&inv);
+    }
     if (gm_store_begin(na->store, &e) != 0) {
+        issued_clear(&ic);
         json_decref(body);
         return na_reply_gm_error(r, &e);
     }
     int rc = record_nonce_and_check_key(r, body, pk_b64);
-    gm_store_invite inv;
-    memset(&inv, 0, sizeof inv);
     if (rc == 0) {
         switch (gm_store_invite_consume(na->store, hash, pk_b64, r->now.unix_s, &inv, &e)) {
         case 0: break;
@@ -184,9 +243,16 @@ int na_handle_join(na_req *r)
         }
     }
     if (rc == 0) {
-        int64_t hours = want_hours > 0 && want_hours < inv.max_validity_hours ? want_hours : inv.max_validity_hours;
-        rc = issue_and_store(r, pk, pk_b64, inv.roles_json, hours * 3600, inv.max_validity_hours, NULL, &doc);
+        if (!signed_early || strcmp(ic.roles_json, inv.roles_json) != 0 ||
+            ic.sc.max_validity_hours != inv.max_validity_hours) {
+            issued_clear(&ic);
+            rc = issue_cert(r, pk, pk_b64, inv.roles_json, join_validity_s(want_hours, &inv), inv.max_validity_hours,
+                            NULL, &ic);
+        }
+        if (rc == 0)
+            rc = store_issued(r, &ic, &doc);
     }
+    issued_clear(&ic);
     char what[160];
     snprintf(what, sizeof what, "join: node %s enrolled with roles %s", pk_b64, inv.roles_json ? inv.roles_json : "");
     gm_store_invite_clear(&inv);
@@ -413,8 +479,10 @@ int na_handle_renew(na_req *r)
         /* the length asked for, or the presented certificate's; never past the invite's maximum */
         int64_t len = want_hours > 0 ? want_hours * 3600 : old.expires_at - old.issued_at;
         int64_t cap = old.max_validity_hours * 3600;
-        rc = issue_and_store(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours,
-                             cert_id, &doc);
+        issued_cert ic;
+        rc = issue_cert(r, pk, pk_b64, old.roles_json, len < cap ? len : cap, old.max_validity_hours, cert_id, &ic);
+        if (rc == 0)
+            rc = store_issued(r, &ic, &doc);
     }
     if (rc == 0)
         rc = supersede(r, cert_id);

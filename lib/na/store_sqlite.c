@@ -745,9 +745,13 @@ static int sq_open(gm_store_t **out, const char *path, gm_error *err)
                               sqlite3_errmsg(s->db));
         release(s, st);
     }
-    /* FULL: the WAL is synced at every commit, so an answered request survives power loss too. */
+    /* FULL: the WAL is synced at every commit, so an answered request survives power loss too.
+     * temp_store=MEMORY: each request's SAVEPOINT keeps the old images of the pages it changes
+     * (its statement journal), which SQLite otherwise spills past 64 KiB into a new temporary
+     * file (created, removed, written) inside the batch; in memory it holds at most the pages
+     * the batch changed. */
     if (rc == 0)
-        rc = exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", err);
+        rc = exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY", err);
     if (rc == 0)
         rc = migrate(s, err);
     if (rc != 0) {
