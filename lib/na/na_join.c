@@ -90,15 +90,15 @@ static int issue_cert(na_req *r, const uint8_t pk[GM_PK_LEN], const char *pk_b64
     ic->sc.expires_at = expires.unix_s;
     ic->sc.max_validity_hours = max_validity_hours;
     ic->sc.doc = gm_cert_dump(&c, 0);
-    gm_cert_free(&c);
     ic->roles_json = strdup(roles_json);
     ic->sc.roles_json = ic->roles_json;
     ic->kind = renewed_from ? "renew" : "issue";
-    json_t *logged = ic->sc.doc && ic->roles_json ? json_loads(ic->sc.doc, 0, &je) : NULL;
-    if (renewed_from && logged)
-        logged = json_pack("{s:o,s:s}", "certificate", logged, "renewed_from", renewed_from);
-    else if (logged)
-        logged = json_pack("{s:o}", "certificate", logged);
+    /* the log holds the certificate as signed: its document, shared (not dumped and parsed back) */
+    json_t *logged = NULL;
+    if (ic->sc.doc && ic->roles_json)
+        logged = renewed_from ? json_pack("{s:O,s:s}", "certificate", c.doc, "renewed_from", renewed_from)
+                              : json_pack("{s:O}", "certificate", c.doc);
+    gm_cert_free(&c);
     if (!logged) {
         issued_clear(ic);
         return na_reply_error(r, 500, "internal_error", "out of memory"), -1;
