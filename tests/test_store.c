@@ -1175,6 +1175,25 @@ static void *burst_work(void *arg)
     return NULL;
 }
 
+/* A burst: BURST_THREADS workers on s (w, filled here), each reporting to report (or -1), until
+ * each is done; -1 when a worker cannot start. */
+static int burst_run(gm_store_t *s, burst_worker w[BURST_THREADS], int report)
+{
+    pthread_t t[BURST_THREADS];
+    pthread_barrier_t go;
+    atomic_int enough = 0;
+    pthread_barrier_init(&go, NULL, BURST_THREADS);
+    for (int i = 0; i < BURST_THREADS; i++) {
+        w[i] = (burst_worker){.s = s, .go = &go, .enough = &enough, .index = i, .report = report};
+        if (pthread_create(&t[i], NULL, burst_work, &w[i]) != 0)
+            return -1;
+    }
+    for (int i = 0; i < BURST_THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    return 0;
+}
+
 /* A new database of BURST_PAGE pages at path. */
 static void burst_db_create(const char *path)
 {
@@ -1220,17 +1239,7 @@ static void test_wal_stays_bounded_under_a_burst_that_never_pauses(void **state)
     gm_store_counters k0, k1;
     gm_store_stats(s, &k0);
     burst_worker w[BURST_THREADS];
-    pthread_t t[BURST_THREADS];
-    pthread_barrier_t go;
-    atomic_int enough = 0;
-    pthread_barrier_init(&go, NULL, BURST_THREADS);
-    for (int i = 0; i < BURST_THREADS; i++) {
-        w[i] = (burst_worker){.s = s, .go = &go, .enough = &enough, .index = i, .report = -1};
-        assert_int_equal(pthread_create(&t[i], NULL, burst_work, &w[i]), 0);
-    }
-    for (int i = 0; i < BURST_THREADS; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&go);
+    assert_int_equal(burst_run(s, w, -1), 0);
     gm_store_stats(s, &k1);
     struct stat st;
     assert_int_equal(stat(wal, &st), 0); /* the log's file keeps the largest size it had */
@@ -1286,18 +1295,7 @@ static void test_sigkill_during_checkpoints_loses_no_answered_request(void **sta
         if (gm_store_open(&s, path, NULL) != 0)
             _exit(2);
         burst_worker w[BURST_THREADS];
-        pthread_t t[BURST_THREADS];
-        pthread_barrier_t go;
-        atomic_int enough = 0;
-        pthread_barrier_init(&go, NULL, BURST_THREADS);
-        for (int i = 0; i < BURST_THREADS; i++) {
-            w[i] = (burst_worker){.s = s, .go = &go, .enough = &enough, .index = i, .report = p[1]};
-            if (pthread_create(&t[i], NULL, burst_work, &w[i]) != 0)
-                _exit(3);
-        }
-        for (int i = 0; i < BURST_THREADS; i++)
-            pthread_join(t[i], NULL);
-        _exit(0);
+        _exit(burst_run(s, w, p[1]) != 0 ? 3 : 0);
     }
     close(p[1]);
     int done[BURST_THREADS] = {0}, killed = 0;

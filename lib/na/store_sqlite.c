@@ -323,6 +323,22 @@ static int ckpt_run(sq_store *s, sqlite3 *db, int in_commit)
     return rc == SQLITE_OK ? n_ckpt : -1;
 }
 
+/* One pass on db (ckpt_lock held and no pass running; held again on return), by the thread or,
+ * in_commit, by the commit path: what was asked for so far is covered; the others are told
+ * when it ends. */
+static void ckpt_pass(sq_store *s, sqlite3 *db, int in_commit)
+{
+    s->ckpt_want = 0;
+    s->ckpt_running = 1;
+    pthread_mutex_unlock(&s->ckpt_lock);
+    int copied = ckpt_run(s, db, in_commit);
+    pthread_mutex_lock(&s->ckpt_lock);
+    s->ckpt_running = 0;
+    if (copied >= 0)
+        s->ckpt_done = copied;
+    pthread_cond_broadcast(&s->ckpt_cond);
+}
+
 /* The checkpointer thread: a connection of its own to the database; a pass whenever the hook
  * asks for one, until the store closes. */
 static void *ckpt_main(void *arg)
@@ -348,15 +364,7 @@ static void *ckpt_main(void *arg)
             pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
         if (s->ckpt_stop)
             break;
-        s->ckpt_want = 0;
-        s->ckpt_running = 1;
-        pthread_mutex_unlock(&s->ckpt_lock);
-        int copied = ckpt_run(s, db, 0);
-        pthread_mutex_lock(&s->ckpt_lock);
-        s->ckpt_running = 0;
-        if (copied >= 0)
-            s->ckpt_done = copied;
-        pthread_cond_broadcast(&s->ckpt_cond);
+        ckpt_pass(s, db, 0);
     }
     pthread_mutex_unlock(&s->ckpt_lock);
     sqlite3_close_v2(db);
@@ -407,20 +415,9 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     } else if (behind >= SQ_CHECKPOINT_PAGES && !s->ckpt_running) {
         here = ckpt_ask(s) != 0;
     }
-    if (here) {
-        s->ckpt_running = 1;
-        s->ckpt_want = 0; /* this one covers it */
-    }
+    if (here)
+        ckpt_pass(s, db, 1); /* it covers what the thread was asked for */
     pthread_mutex_unlock(&s->ckpt_lock);
-    if (here) {
-        int copied = ckpt_run(s, db, 1);
-        pthread_mutex_lock(&s->ckpt_lock);
-        s->ckpt_running = 0;
-        if (copied >= 0)
-            s->ckpt_done = copied;
-        pthread_cond_broadcast(&s->ckpt_cond);
-        pthread_mutex_unlock(&s->ckpt_lock);
-    }
     return SQLITE_OK;
 }
 
