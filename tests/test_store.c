@@ -1001,6 +1001,16 @@ static void test_refused_request_in_a_batch_is_undone_alone(void **state)
     gm_store_close(s);
 }
 
+/* Autocommit writes of nonces "n<from>".."n<to - 1>" in scope, each its own commit. */
+static void record_nonces(gm_store_t *s, const char *scope, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        char n[32];
+        snprintf(n, sizeof n, "n%d", i);
+        assert_int_equal(gm_store_nonce_record(s, scope, n, 10 + i, NULL), 0);
+    }
+}
+
 /* The store's checkpointer thread works beside the writes: wait until it counted a checkpoint
  * more than k (gives up after about a minute; no assertion on time). */
 static void wait_checkpoint(gm_store_t *s, const gm_store_counters *k, gm_store_counters *out)
@@ -1033,11 +1043,7 @@ static void test_store_counters_report_sync_time_wal_bytes_and_checkpoints(void 
     assert_true(k1.sync_ns > k0.sync_ns);
     assert_true(k1.wal_bytes > k0.wal_bytes);
     /* autocommit writes of two pages (the row and its index) each: past 1000 pages in the log */
-    for (int i = 0; i < 600; i++) {
-        char n[32];
-        snprintf(n, sizeof n, "n%d", i);
-        assert_int_equal(gm_store_nonce_record(s, "ct", n, 10 + i, NULL), 0);
-    }
+    record_nonces(s, "ct", 0, 600);
     wait_checkpoint(s, &k1, &k2);
     assert_true(k2.checkpoints > k1.checkpoints);
     assert_true(k2.checkpoint_ns > k1.checkpoint_ns);
@@ -1074,20 +1080,11 @@ static void test_checkpointer_failure_is_logged_and_commits_checkpoint_instead(v
     assert_int_equal(rename(path, moved), 0);
     gm_store_counters k0, k1;
     gm_store_stats(s, &k0);
-    int i = 0;
-    for (; i < 600; i++) { /* two pages each: the thread is asked for a pass at 1000 */
-        char n[32];
-        snprintf(n, sizeof n, "n%d", i);
-        assert_int_equal(gm_store_nonce_record(s, "cf", n, 10 + i, NULL), 0);
-    }
+    record_nonces(s, "cf", 0, 600); /* two pages each: the thread is asked for a pass at 1000 */
     for (int w = 0; w < 6000 && !atomic_load(&ckpt_errors); w++)
         usleep(10000);
     assert_int_equal(atomic_load(&ckpt_errors), 1);
-    for (; i < 1200; i++) {
-        char n[32];
-        snprintf(n, sizeof n, "n%d", i);
-        assert_int_equal(gm_store_nonce_record(s, "cf", n, 10 + i, NULL), 0);
-    }
+    record_nonces(s, "cf", 600, 1200);
     gm_store_stats(s, &k1);
     assert_true(k1.checkpoints_inline > k0.checkpoints_inline);
     assert_int_equal(k1.checkpoints - k0.checkpoints, k1.checkpoints_inline - k0.checkpoints_inline);

@@ -222,7 +222,7 @@ int na_handle_metrics(na_req *r)
                       "# HELP gm_na_store_checkpoint_seconds_total Time spent in them.\n"
                       "# TYPE gm_na_store_checkpoint_seconds_total counter\ngm_na_store_checkpoint_seconds_total %.6f\n"
                       "# HELP gm_na_store_checkpoints_inline_total Of those, run inside a commit (the log reached "
-                      "8000 pages, or there is no checkpointer thread).\n"
+                      "%d pages, or there is no checkpointer thread).\n"
                       "# TYPE gm_na_store_checkpoints_inline_total counter\ngm_na_store_checkpoints_inline_total %llu\n"
                       "# HELP gm_na_store_checkpoint_inline_seconds_total Time spent in them: no other request "
                       "reaches the database meanwhile.\n"
@@ -230,7 +230,7 @@ int na_handle_metrics(na_req *r)
                       "gm_na_store_checkpoint_inline_seconds_total %.6f\n",
                   na_server_crl_watchers(na), (unsigned long long)sc.commits, (unsigned long long)sc.syncs,
                   (double)sc.sync_ns / 1e9, (unsigned long long)sc.wal_bytes, (unsigned long long)sc.checkpoints,
-                  (double)sc.checkpoint_ns / 1e9, (unsigned long long)sc.checkpoints_inline,
+                  (double)sc.checkpoint_ns / 1e9, GM_STORE_WAL_BOUND_PAGES, (unsigned long long)sc.checkpoints_inline,
                   (double)sc.checkpoint_inline_ns / 1e9);
     pthread_mutex_lock(&m->lock);
     uint64_t crl_refused = m->crl_refused;
