@@ -55,12 +55,18 @@ step "a provider answers on its subscription: no local-API connection per answer
 accepted_before="$(node_metric ra '^api_accepted$')"
 frames_before="$(node_metric ra '^api_frames_in$')"
 workers_before="$(grep -c '"event":"worker_started"' "$E2E_TMP/agent-repo-agent-a.log" || true)"
+answered_before="$(grep -c '"event":"answered".*repo.summary from .*(request ' "$E2E_TMP/agent-repo-agent-a.log" || true)"
 for i in 1 2 3; do ask_ok "ask repo.summary ($i)" "provider: repo-agent-a" repo.summary "q$i" --dir "$(node_dir researcher)"; done
 # requests one after another are run by the worker threads that ran the earlier ones (at
 # most one more, should the last worker not have gone back to wait when the next one came)
 [ "$workers_before" -ge 1 ] || fail "repo-agent-a logged no worker_started for its earlier requests"
 [ "$(grep -c '"event":"worker_started"' "$E2E_TMP/agent-repo-agent-a.log")" -le $((workers_before + 1)) ] ||
     fail "repo-agent-a started a thread for requests made one after another: $(grep worker_started "$E2E_TMP/agent-repo-agent-a.log")"
+# one line per call at info, written after the answer left (the arrival is logged at debug only)
+[ "$(grep -c '"event":"answered".*repo.summary from .*(request ' "$E2E_TMP/agent-repo-agent-a.log")" -eq \
+    $((answered_before + 3)) ] || fail "repo-agent-a did not log one answered line per call"
+! grep -q '"event":"request"' "$E2E_TMP/agent-repo-agent-a.log" ||
+    fail "repo-agent-a logged the arrival of a request at info"
 accepted_after="$(node_metric ra '^api_accepted$')"
 frames_after="$(node_metric ra '^api_frames_in$')"
 # the only new connections to ra's node are two status reads of node_metric itself

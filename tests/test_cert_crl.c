@@ -596,6 +596,30 @@ static void test_from_json_copies_the_document(void **state)
     json_decref(doc);
 }
 
+/* A shared CRL outlives the one it was shared from, and reads the same (its issuer points into
+ * the shared document): the agents' discovery cache hands each call such a share. */
+static void test_crl_share_outlives_its_source(void **state)
+{
+    (void)state;
+    gm_error err = {0};
+    gm_crl c, shared;
+    json_t *list = json_pack("[{s:s,s:s,s:s,s:s}]", "certificate_id", CERT_ID, "revoked_at",
+                             "2026-06-06T10:00:00Z", "reason", "key_compromise", "issuer", "na-local");
+    assert_int_equal(gm_crl_issue(&c, &na, 7, list, at("2026-06-06T12:00:00Z"), 3600, &err), 0);
+    json_decref(list);
+    gm_crl_share(&c, &shared);
+    gm_crl_free(&c);
+    assert_null(c.doc);
+    assert_int_equal(shared.sequence, 7);
+    assert_int_equal(shared.n_revoked, 1);
+    assert_string_equal(shared.issuer, na.key_id);
+    const char *reason;
+    assert_true(gm_crl_contains(&shared, CERT_ID, &reason));
+    assert_string_equal(reason, "key_compromise");
+    assert_int_equal(gm_crl_verify(&shared, na.pk, &err), 0);
+    gm_crl_free(&shared);
+}
+
 static void test_crl_newer_only_with_a_strictly_higher_sequence(void **state)
 {
     (void)state;
@@ -681,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_malformed_crl_entries_refused),
         cmocka_unit_test(test_issued_crl_round_trips),
         cmocka_unit_test(test_from_json_copies_the_document),
+        cmocka_unit_test(test_crl_share_outlives_its_source),
         cmocka_unit_test(test_crl_newer_only_with_a_strictly_higher_sequence),
         cmocka_unit_test(test_one_loader_for_every_signed_document),
     };

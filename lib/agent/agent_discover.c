@@ -495,11 +495,11 @@ static int discover_inputs(const gm_agent_ctx *c, const char *cap, int fresh, js
         *allowed = e->allowed;
         snprintf(why, why_cap, "%s", e->why);
     }
-    rc = gm_crl_from_json(k->crl.doc, crl, err);
+    gm_crl_share(&k->crl, crl);
     uint64_t seq = k->crl.sequence;
     pthread_mutex_unlock(&k->lock);
-    if (rc != 0 || *listing)
-        return rc;
+    if (*listing)
+        return 0;
     /* Asked outside the lock: other capabilities need not wait for this round trip. */
     if ((rc = gm_agent_list(c->na_url, &c->node, cap, c->http_timeout_ms, listing, err)) != 0) {
         gm_crl_free(crl);

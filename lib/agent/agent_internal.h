@@ -33,14 +33,15 @@ int gm_agent_request_new(gm_agent_request *r, const char *capability, const json
 /* Strict parse of a received request (size, type, members, limits). */
 int gm_agent_request_parse(const char *text, size_t len, gm_agent_request *r, gm_error *err) GM_MUST_CHECK;
 void gm_agent_request_free(gm_agent_request *r);
-/* New response: exactly one of output (borrowed, copied) or error_code/message. provenance
- * (steps, borrowed, copied) may be NULL. "certificates" starts empty. */
+/* New response: exactly one of output (borrowed, shared) or error_code/message. provenance
+ * (steps, borrowed: a new array of the same step objects, which are never changed once signed)
+ * may be NULL. "certificates" starts empty. */
 int gm_agent_response_new(gm_agent_response *r, const char *request_id, const char *capability,
                           const uint8_t provider[GM_PK_LEN], const json_t *output,
                           const char *error_code, const char *error_message,
                           const json_t *provenance, gm_error *err);
 /* Replace the response's "certificates" with certs (array of at most GM_AGENT_CERTS_MAX
- * objects; borrowed, copied). */
+ * objects; borrowed: a new array of the same documents, which nobody changes). */
 int gm_agent_response_set_certificates(gm_agent_response *r, const json_t *certs, gm_error *err);
 int gm_agent_response_parse(const char *text, size_t len, gm_agent_response *r, gm_error *err) GM_MUST_CHECK;
 /* Compact JSON text of an envelope's doc (malloc'd); GM_ETOOBIG above GM_AGENT_MSG_MAX. */

@@ -269,7 +269,7 @@ int gm_agent_provenance_check_signers_any(const json_t *steps, const json_t *cer
                               i + 1, action ? action : "?", agent ? agent : "?", kb, e.msg);
         else {
             memcpy(ok[n_ok++], pk, GM_PK_LEN);
-            json_array_append_new(mine, json_deep_copy(json_array_get(certs, hit)));
+            json_array_append(mine, json_array_get(certs, hit)); /* shared, as certificates are only read */
         }
     }
     if (rc == 0 && vouched)

@@ -163,7 +163,7 @@ static json_t *own_cert(gm_agent_provider *p)
         json_t *doc = NULL;
         pthread_mutex_lock(&mu);
         if (kept && agent_file_stamp_eq(&st, &kept_st))
-            doc = json_deep_copy(kept); /* a copy: the answers of other threads use theirs */
+            doc = json_incref(kept); /* shared: answers only read it (jansson counts references atomically) */
         pthread_mutex_unlock(&mu);
         if (doc)
             return doc;
@@ -185,7 +185,7 @@ static json_t *own_cert(gm_agent_provider *p)
     if (doc) {
         pthread_mutex_lock(&mu);
         json_decref(kept);
-        kept = json_deep_copy(doc);
+        kept = json_incref(doc);
         kept_st = st;
         pthread_mutex_unlock(&mu);
     }
@@ -329,7 +329,9 @@ static void *job_run(void *arg)
     } else if (p->fault && !strcmp(p->fault, "silent")) {
         plog(p, "info", "fault_silent", "request %s ignored (--fault silent)", req.request_id);
     } else {
-        plog(p, "info", "request", "%s from %.12s... (request %s)", req.capability, fpk, req.request_id);
+        /* One line per call at info ("answered" or "handler_failed", written after the answer
+         * left); its arrival only at debug: a log write is a system call on every call's path. */
+        plog(p, "debug", "request", "%s from %.12s... (request %s)", req.capability, fpk, req.request_id);
         json_t *output = NULL;
         char detail[GM_AGENT_DETAIL_MAX + 1];
         snprintf(detail, sizeof detail, "%s", p->detail ? p->detail : "answered");
@@ -349,13 +351,14 @@ static void *job_run(void *arg)
                 json_object_set_new(last, "detail", json_string("forged detail"));
             }
             reply(p, j->from, req.request_id, req.capability, output, NULL, NULL, steps, certs);
-            plog(p, "info", "answered", "request %s", req.request_id);
+            plog(p, "info", "answered", "%s from %.12s... (request %s)", req.capability, fpk, req.request_id);
         } else {
             if (rc == 0)
                 rc = gm_error_set(&he, GM_EINTERNAL, "handler returned no output");
             add_step(p, steps, "failed", req.capability, req.request_id, he.msg);
             reply(p, j->from, req.request_id, req.capability, NULL, code_name(rc), he.msg, steps, certs);
-            plog(p, "warn", "handler_failed", "request %s: %s", req.request_id, he.msg);
+            plog(p, "warn", "handler_failed", "%s from %.12s... (request %s): %s", req.capability, fpk, req.request_id,
+                 he.msg);
         }
         json_decref(output);
     }

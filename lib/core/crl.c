@@ -155,6 +155,12 @@ char *gm_crl_dump(const gm_crl *c, int pretty)
     return json_dumps(c->doc, pretty ? JSON_INDENT(2) | JSON_SORT_KEYS : JSON_COMPACT | JSON_SORT_KEYS);
 }
 
+void gm_crl_share(const gm_crl *src, gm_crl *dst)
+{
+    *dst = *src; /* issuer points into the shared document */
+    json_incref(dst->doc);
+}
+
 void gm_crl_free(gm_crl *c)
 {
     if (c && c->doc)
