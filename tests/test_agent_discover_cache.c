@@ -130,6 +130,42 @@ static void test_listing_kept_until_the_node_crl_changes(void **state)
     assert_int_equal(usable, 1);
 }
 
+/* A kept listing's documents are parsed once: the next call's candidates share them (the same
+ * descriptor and certificate documents, and the cached CRL's), and read the same; a new CRL
+ * starts over. */
+static void test_kept_listing_parsed_once_and_shared(void **state)
+{
+    fx *f = *state;
+    gm_agent_candidates a, b, c;
+    gm_error err = {0};
+    tk_na_register(f->url, &f->p1, "repo-1", "TESTNET", "repo.summary");
+    int64_t t0 = gm_mono_ms();
+    if (gm_agent_discover(&f->ctx, "repo.summary", NULL, 0, &a, &err) != 0 ||
+        gm_agent_discover(&f->ctx, "repo.summary", NULL, 0, &b, &err) != 0)
+        fail_msg("discover: %s", err.msg);
+    assert_int_equal(a.n_usable, 1);
+    assert_int_equal(b.n_usable, 1);
+    assert_string_equal(b.v[0].desc.agent_id, "repo-1");
+    assert_memory_equal(b.v[0].cert.node_pk, f->p1.pk, GM_PK_LEN);
+    assert_ptr_equal(a.crl.doc, b.crl.doc);
+    if (gm_mono_ms() - t0 < GM_AGENT_DISCOVERY_TTL_MS) { /* the kept listing both times */
+        assert_ptr_equal(a.v[0].desc.doc, b.v[0].desc.doc);
+        assert_ptr_equal(a.v[0].cert.doc, b.v[0].cert.doc);
+    }
+    /* freeing one call's candidates leaves the next call's intact (ASan: no use after free) */
+    gm_agent_candidates_free(&a);
+    assert_string_equal(b.v[0].desc.agent_id, "repo-1");
+    assert_int_equal(gm_cert_verify(&b.v[0].cert, &f->net.g, &b.crl, gm_time_now(), &err), 0);
+    node_crl(f, 1, NULL);
+    if (gm_agent_discover(&f->ctx, "repo.summary", NULL, 0, &c, &err) != 0)
+        fail_msg("discover: %s", err.msg);
+    assert_int_equal(c.crl.sequence, 1);
+    assert_ptr_not_equal(c.v[0].desc.doc, b.v[0].desc.doc);
+    assert_int_equal(c.n_usable, 1);
+    gm_agent_candidates_free(&b);
+    gm_agent_candidates_free(&c);
+}
+
 static void test_failover_and_empty_listings_ask_the_na(void **state)
 {
     fx *f = *state;
@@ -153,6 +189,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_listing_kept_until_the_node_crl_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_listing_parsed_once_and_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_and_empty_listings_ask_the_na, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

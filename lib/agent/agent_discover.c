@@ -21,14 +21,32 @@
 #define CACHE_CAPS 32
 
 
+/* What is known of one listed item under the cached CRL. */
+typedef struct item_memo {
+    gm_time ok_until;     /* its signatures, liveness and certificate checked until then (zero:
+                             not checked yet) */
+    int parsed;           /* desc and cert hold its documents, parsed (shared with each call's
+                             candidates: parsed once per listing, not once per call) */
+    gm_agent_desc desc;
+    gm_cert cert;
+} item_memo;
+
+static void memos_free(item_memo *m, size_t n)
+{
+    for (size_t i = 0; m && i < n; i++) {
+        gm_agent_desc_free(&m[i].desc);
+        gm_cert_free(&m[i].cert);
+    }
+    free(m);
+}
+
 typedef struct cache_entry {
     char cap[GM_AGENT_CAP_MAX + 1];
     json_t *listing;
     int allowed;          /* the access policy lets this node call cap */
     char why[300];        /* why not */
     int64_t at_ms;
-    gm_time *ok_until;    /* per listed item: its signatures, liveness and certificate checked
-                             under this CRL hold until then (zero: not checked yet) */
+    item_memo *memo;      /* per listed item */
 } cache_entry;
 
 struct gm_agent_cache {
@@ -63,8 +81,8 @@ int agent_file_stamp_eq(const agent_file_stamp *a, const agent_file_stamp *b)
 static void cache_drop_listings(struct gm_agent_cache *k)
 {
     for (size_t i = 0; i < CACHE_CAPS; i++) {
+        memos_free(k->e[i].memo, json_array_size(k->e[i].listing));
         json_decref(k->e[i].listing);
-        free(k->e[i].ok_until);
         memset(&k->e[i], 0, sizeof k->e[i]);
     }
 }
@@ -274,21 +292,24 @@ static int cand_cmp(const void *a, const void *b)
     return memcmp(x->desc.node_pk, y->desc.node_pk, GM_PK_LEN);
 }
 
-/* ok_until (may be NULL): until when the item passed its checks under this CRL before (they are
- * then skipped: two Ed25519 verifications and canonical dumps), set when it passes them now. */
+/* m (may be NULL): what is known of the item under this CRL. Checks it passed before, until
+ * m->ok_until, are skipped (two Ed25519 verifications and canonical dumps), and documents parsed
+ * before are shared, not parsed again; m is filled with what is learnt now. */
 static void check_one(gm_agent_candidate *cd, const json_t *item, const char *cap, const gm_genesis *const gs[],
                       size_t k, const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
-                      gm_time *ok_until)
+                      item_memo *m)
 {
     gm_error e = {0};
-    int checked = ok_until && gm_time_cmp(&now, ok_until) < 0;
+    int checked = m && gm_time_cmp(&now, &m->ok_until) < 0, parsed = m && m->parsed;
     const json_t *dj = json_object_get(item, "descriptor"), *cj = json_object_get(item, "certificate");
 #define REJECT(...)                                                                                                    \
     do {                                                                                                               \
         snprintf(cd->reason, sizeof cd->reason, __VA_ARGS__);                                                          \
         return;                                                                                                        \
     } while (0)
-    if (gm_agent_desc_from_json(dj, &cd->desc, &e) != 0)
+    if (parsed)
+        gm_agent_desc_share(&m->desc, &cd->desc);
+    else if (gm_agent_desc_from_json(dj, &cd->desc, &e) != 0)
         REJECT("malformed descriptor: %.500s", e.msg);
     if (!checked && gm_agent_desc_verify(&cd->desc, &e) != 0)
         REJECT("%.500s", e.msg);
@@ -300,14 +321,21 @@ static void check_one(gm_agent_candidate *cd, const json_t *item, const char *ca
         REJECT("%.500s", e.msg);
     if (!cj)
         REJECT("the NA sent no certificate for it");
-    if (gm_cert_from_json(cj, &cd->cert, &e) != 0)
+    if (parsed) {
+        gm_cert_share(&m->cert, &cd->cert);
+    } else if (gm_cert_from_json(cj, &cd->cert, &e) != 0) {
         REJECT("malformed certificate: %.500s", e.msg);
+    } else if (m) {
+        gm_agent_desc_share(&cd->desc, &m->desc);
+        gm_cert_share(&cd->cert, &m->cert);
+        m->parsed = 1;
+    }
     if (memcmp(cd->cert.node_pk, cd->desc.node_pk, GM_PK_LEN) != 0)
         REJECT("certificate is for another key than the descriptor's");
     if (!checked && gm_cert_verify_any(&cd->cert, gs, k, crl, now, &e) != 0)
         REJECT("%.500s", e.msg);
-    if (ok_until && !checked)
-        *ok_until = gm_time_cmp(&cd->desc.expires_at, &cd->cert.expires_at) < 0 ? cd->desc.expires_at
+    if (m && !checked)
+        m->ok_until = gm_time_cmp(&cd->desc.expires_at, &cd->cert.expires_at) < 0 ? cd->desc.expires_at
                                                                                  : cd->cert.expires_at;
     for (size_t i = 0; i < n_exclude; i++)
         if (!memcmp(exclude[i], cd->desc.node_pk, GM_PK_LEN))
@@ -326,7 +354,7 @@ int gm_agent_select(const json_t *listing, const char *capability, const gm_gene
 
 static int select_checked(const json_t *listing, const char *capability, const gm_genesis *const gs[], size_t k,
                           const gm_crl *crl, gm_time now, const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude,
-                          gm_time *ok_until, gm_agent_candidates *out, gm_error *err)
+                          item_memo *memo, gm_agent_candidates *out, gm_error *err)
 {
     char cap[GM_AGENT_CAP_MAX + 1];
     memset(out, 0, sizeof *out);
@@ -347,7 +375,7 @@ static int select_checked(const json_t *listing, const char *capability, const g
     out->crl_sequence = crl ? crl->sequence : 0;
     for (size_t i = 0; i < n; i++) {
         check_one(&out->v[i], json_array_get(listing, i), cap, gs, k, crl, now, exclude, n_exclude,
-                  ok_until ? &ok_until[i] : NULL);
+                  memo ? &memo[i] : NULL);
         out->n_usable += out->v[i].usable;
     }
     qsort(out->v, n, sizeof *out->v, cand_cmp);
@@ -452,11 +480,11 @@ static void cache_put(struct gm_agent_cache *k, const char *cap, json_t *listing
     for (size_t i = 0; !slot && i < CACHE_CAPS; i++) /* full: the oldest goes */
         if (!slot || k->e[i].at_ms < slot->at_ms)
             slot = &k->e[i];
+    memos_free(slot->memo, json_array_size(slot->listing));
     json_decref(slot->listing);
-    free(slot->ok_until);
     snprintf(slot->cap, sizeof slot->cap, "%s", cap);
     slot->listing = json_incref(listing);
-    slot->ok_until = calloc(json_array_size(listing) ? json_array_size(listing) : 1, sizeof *slot->ok_until);
+    slot->memo = calloc(json_array_size(listing) ? json_array_size(listing) : 1, sizeof *slot->memo);
     slot->allowed = allowed;
     snprintf(slot->why, sizeof slot->why, "%s", why);
     slot->at_ms = gm_mono_ms();
@@ -515,48 +543,69 @@ static int discover_inputs(const gm_agent_ctx *c, const char *cap, int fresh, js
     return 0;
 }
 
-/* A copy of the checks kept with listing when it is the cached one (NULL when not). */
-static gm_time *checks_get(const gm_agent_ctx *c, const json_t *listing)
+/* A copy of what is known of listing's items when it is the cached one (NULL when not): the
+ * documents are shared, not copied. */
+static item_memo *memos_get(const gm_agent_ctx *c, const json_t *listing)
 {
     struct gm_agent_cache *k = c->cache;
-    gm_time *copy = NULL;
+    item_memo *copy = NULL;
     size_t n = json_array_size(listing);
     if (!k)
         return NULL;
     pthread_mutex_lock(&k->lock);
-    for (size_t i = 0; i < CACHE_CAPS; i++)
-        if (k->e[i].listing == listing && k->e[i].ok_until && (copy = malloc((n ? n : 1) * sizeof *copy)) != NULL)
-            memcpy(copy, k->e[i].ok_until, n * sizeof *copy);
+    for (size_t i = 0; i < CACHE_CAPS && !copy; i++) {
+        const item_memo *m = k->e[i].memo;
+        if (k->e[i].listing != listing || !m || !(copy = calloc(n ? n : 1, sizeof *copy)))
+            continue;
+        for (size_t j = 0; j < n; j++) {
+            copy[j].ok_until = m[j].ok_until;
+            if ((copy[j].parsed = m[j].parsed)) {
+                gm_agent_desc_share(&m[j].desc, &copy[j].desc);
+                gm_cert_share(&m[j].cert, &copy[j].cert);
+            }
+        }
+    }
     pthread_mutex_unlock(&k->lock);
     return copy;
 }
 
-/* Keep the checks made on listing while it is still the cached one. */
-static void checks_put(const gm_agent_ctx *c, const json_t *listing, const gm_time *ok)
+/* Keep what was learnt of listing's items while it is still the cached one. */
+static void memos_put(const gm_agent_ctx *c, const json_t *listing, const item_memo *learnt)
 {
     struct gm_agent_cache *k = c->cache;
-    if (!k || !ok)
+    size_t n = json_array_size(listing);
+    if (!k || !learnt)
         return;
     pthread_mutex_lock(&k->lock);
-    for (size_t i = 0; i < CACHE_CAPS; i++)
-        if (k->e[i].listing == listing && k->e[i].ok_until)
-            memcpy(k->e[i].ok_until, ok, json_array_size(listing) * sizeof *ok);
+    for (size_t i = 0; i < CACHE_CAPS; i++) {
+        item_memo *m = k->e[i].memo;
+        if (k->e[i].listing != listing || !m)
+            continue;
+        for (size_t j = 0; j < n; j++) {
+            m[j].ok_until = learnt[j].ok_until;
+            if (!m[j].parsed && learnt[j].parsed) {
+                gm_agent_desc_share(&learnt[j].desc, &m[j].desc);
+                gm_cert_share(&learnt[j].cert, &m[j].cert);
+                m[j].parsed = 1;
+            }
+        }
+    }
     pthread_mutex_unlock(&k->lock);
 }
 
 /* gm_agent_select_any on a listing, skipping the checks its items passed before under the
- * same cached CRL. */
+ * same cached CRL and the parsing of their documents. */
 static int select_cached(const gm_agent_ctx *c, const json_t *listing, const char *cap, const gm_crl *crl,
                          const uint8_t (*exclude)[GM_PK_LEN], size_t n_exclude, gm_agent_candidates *out,
                          gm_error *err)
 {
     const gm_genesis *gs[3];
     size_t k = gm_agent_ctx_trusted(c, gs);
-    gm_time *ok = checks_get(c, listing);
-    int rc = select_checked(listing, cap, gs, k, crl, gm_time_now(), exclude, n_exclude, ok, out, err);
+    item_memo *memo = memos_get(c, listing);
+    int rc = select_checked(listing, cap, gs, k, crl, gm_time_now(), exclude, n_exclude, memo, out, err);
     if (rc == 0)
-        checks_put(c, listing, ok);
-    free(ok);
+        memos_put(c, listing, memo);
+    memos_free(memo, json_array_size(listing));
     return rc;
 }
 

@@ -237,6 +237,12 @@ int gm_agent_desc_has_cap(const gm_agent_desc *d, const char *cap)
     return 0;
 }
 
+void gm_agent_desc_share(const gm_agent_desc *src, gm_agent_desc *dst)
+{
+    *dst = *src; /* agent_id and network_name point into the shared document */
+    json_incref(dst->doc);
+}
+
 void gm_agent_desc_free(gm_agent_desc *d)
 {
     if (d && d->doc)

@@ -149,6 +149,12 @@ char *gm_cert_dump(const gm_cert *c, int pretty)
     return json_dumps(c->doc, pretty ? JSON_INDENT(2) | JSON_SORT_KEYS : JSON_COMPACT | JSON_SORT_KEYS);
 }
 
+void gm_cert_share(const gm_cert *src, gm_cert *dst)
+{
+    *dst = *src; /* network_name and issued_by point into the shared document */
+    json_incref(dst->doc);
+}
+
 void gm_cert_free(gm_cert *c)
 {
     if (c && c->doc)

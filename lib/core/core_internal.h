@@ -305,6 +305,8 @@ int gm_agent_desc_check_live(const gm_agent_desc *d, gm_time now, gm_error *err)
 const char *gm_agent_desc_cap(const gm_agent_desc *d, size_t i);
 int gm_agent_desc_has_cap(const gm_agent_desc *d, const char *cap /* normalised */);
 void gm_agent_desc_free(gm_agent_desc *d);
+/* *dst: the same descriptor as src, sharing its document (as gm_cert_share). */
+void gm_agent_desc_share(const gm_agent_desc *src, gm_agent_desc *dst);
 
 /* ---- tls.c, log.c (more) ---- */
 /* Check the first certificate of a PEM file: it parses, it is valid now, and (when key_path is
