@@ -25,10 +25,10 @@ struct gm_node_conn {
     char path[GM_NODE_SOCK_PATH_MAX];
     char *buf;                /* received: buf[off..len) not returned yet */
     size_t off, len, cap;
-    int frames;               /* binary frames version negotiated (gm_node_conn_subscribe_frames), or 0 */
+    int frames;               /* binary frames version negotiated (subscribe_frames, hello), or 0 */
     int can_park;             /* the node lists "unsubscribe" among its operations */
     uint8_t *msg;             /* decoded data of a JSON message event (node without frames) */
-    char *note;               /* its "authorized" note as compact JSON */
+    char *note;               /* its "authorized" note (an object) as compact JSON */
     char *pend;               /* a request line that goes out with the next write (or before a read) */
     size_t pend_len;
 };
@@ -89,9 +89,8 @@ int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err)
 static void set_frames(gm_node_conn_t *c, int version)
 {
     int sz = CONN_SNDBUF;
-    int on = version > 0;
     c->frames = version;
-    if (on)
+    if (version)
         (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
 }
 
@@ -254,7 +253,7 @@ int gm_node_conn_read_msg(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int t
     m->data = c->msg;
     /* A request with the access policy's note (from a node of frames 1 or none): the same note
      * as a noted frame brings. */
-    const json_t *au = json_object_get(*msg, "authorized");
+    const json_t *au = json_is_object(json_object_get(*msg, "authorized")) ? json_object_get(*msg, "authorized") : NULL;
     free(c->note);
     c->note = au ? json_dumps(au, JSON_COMPACT) : NULL;
     if (au && !c->note)
