@@ -64,8 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int nr = gm_api_frame_note(&f, data + off, &note, &nl, &msg, &ml, why, sizeof why);
             if (nr != 0 && (!why[0] || claimed <= f.len - GM_API_NOTE_LEN))
                 FAIL("a noted payload refused without a reason, or with a note length that fits");
-            if (nr == 0 && (claimed > f.len - GM_API_NOTE_LEN || nl != claimed || note != data + off + GM_API_NOTE_LEN ||
-                            msg != note + nl || GM_API_NOTE_LEN + nl + ml != f.len))
+            if (nr == 0 && (claimed > f.len - GM_API_NOTE_LEN || nl != claimed ||
+                            note != data + off + GM_API_NOTE_LEN || msg != note + nl ||
+                            GM_API_NOTE_LEN + nl + ml != f.len))
                 FAIL("a noted payload does not split into its note length, note and message");
             if (nr != 0)
                 return 0; /* the stream cannot be followed any more */

@@ -6,8 +6,9 @@
  * Messages that arrive for a port nobody subscribed to wait in a bounded inbox.
  * A hello with "frames":2 (or 1) turns on binary frames (lib/core/api_frame.c) for message
  * payloads: send frames in, message frames out (with frames 2, a request with the access
- * policy's note too, as a noted frame; with frames 1 it stays a JSON event); what a frames client gets in one loop iteration is
- * written together at its end (one write, one wake-up of the client for a burst).
+ * policy's note too, as a noted frame; with frames 1 it stays a JSON event); what a frames
+ * client gets in one loop iteration is written together at its end (one write, one wake-up of
+ * the client for a burst).
  * Received bytes go straight into the connection's own buffer (no buffer per read).
  * Backpressure: a `send` whose next hop is congested is not handled (and the client not
  * read) until it drains; a send that fails is reported to its sender and counted. A subscriber
