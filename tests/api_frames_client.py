@@ -5,6 +5,10 @@ standard library only, for tests/e2e_api_frames.sh and bench/bench_node.sh.
   api_frames_client.py boundaries SOCK_FROM SOCK_TO KEY_TO KEY_FROM
       sizes 0, 1, 256 (every byte value), max and max+1 (refused with too_big, named by seq, the
       connection stays usable); a JSON-only subscriber gets the same bytes in base64
+  api_frames_client.py noted SOCK_FROM SOCK_TO KEY_TO
+      a capability request the access policy let in reaches a frames-2 subscriber as a noted
+      frame (flag bit 1: note length, note, request) and a frames-1 one as a JSON event with
+      "authorized"; one too big for a frame with its note comes as the JSON event to both
   api_frames_client.py refusals SOCK_FROM NO_ROUTE_KEY
       a bad head is refused and the connection closed; a send without a route is reported
   api_frames_client.py park SOCK_FROM SOCK_TO KEY_TO
@@ -33,7 +37,7 @@ import threading
 import time
 
 HDR = struct.Struct(">BBBBII32s")  # type, flags, port_len, 0, seq, len, key
-SEND, MESSAGE, ACK = 1, 2, 1
+SEND, MESSAGE, ACK, NOTED = 1, 2, 1, 2
 
 
 def fail(msg):
@@ -44,21 +48,23 @@ class Conn:
     """One connection: JSON lines and binary frames, both directions."""
 
     def __init__(self, path, frames=True, timeout=120):
+        """frames: True (version 1) or a version number to ask for; None: no hello."""
         self.s = socket.socket(socket.AF_UNIX)
         self.s.settimeout(timeout)
         self.s.connect(path)
         self.buf = bytearray(8 << 20)
         self.r = self.w = 0
         self.max_data = None
+        self.flags = 0  # of the last frame read
         if frames is not None:
             hello = {"op": "hello", "id": "h", "versions": [2]}
             if frames:
-                hello["frames"] = 1
+                hello["frames"] = 1 if frames is True else frames
             self.json(hello)
             kind, m = self.next()
             if kind != "json" or not m.get("ok"):
                 fail("hello refused: %r" % (m,))
-            if frames and m.get("frames") != 1:
+            if frames and m.get("frames") != hello["frames"]:
                 fail("the node did not agree on frames: %r" % m)
             self.max_data = m.get("max_frame_data")
 
@@ -94,12 +100,13 @@ class Conn:
             avail = self.w - self.r
             if avail and self.buf[self.r] in (SEND, MESSAGE):
                 if avail >= HDR.size:
-                    t, _flags, plen, _z, _seq, ln, key = HDR.unpack_from(self.buf, self.r)
+                    t, flags, plen, _z, _seq, ln, key = HDR.unpack_from(self.buf, self.r)
                     if avail >= HDR.size + plen + ln:
                         p = self.r + HDR.size
                         port = bytes(self.buf[p : p + plen]).decode()
                         data = bytes(self.buf[p + plen : p + plen + ln])
                         self.r = p + plen + ln
+                        self.flags = flags
                         return "frame", key, port, data
             elif avail:
                 nl = self.buf.find(b"\n", self.r, self.w)
@@ -271,6 +278,46 @@ def requests_only(src, dst, key_b64):
     if kind != "frame" or data != request:
         fail("the requests_only subscriber got %r first, wanted only the request" % (data,))
     print("requests-only ok")
+
+
+def noted(src, dst, key_b64):
+    key = base64.b64decode(key_b64)
+    v2 = subscribe(dst, "capability", frames=2)
+    v1 = subscribe(dst, "capability")
+    c = Conn(src)
+    mx = c.max_data
+    req = b'{"type":"capability_request","capability":"noted.test","n":1}'
+    shell = b'{"type":"capability_request","capability":"noted.test","pad":"%s"}'
+    big = shell % (b"a" * (mx - len(shell) + 2))  # exactly max_frame_data: no room for a note
+    c.send(key, "capability", req, seq=1, ack=True)
+    c.send(key, "capability", big, seq=2, ack=True)
+    c.json({"op": "status", "id": "end"})
+    ev = read_events(c, "end")
+    if ev != [{"event": "sent", "seq": 1}, {"event": "sent", "seq": 2}]:
+        fail("the requests were not taken: %r" % ev)
+    notes = []
+    for want in (req, big):
+        kind, *m = v1.next()
+        if kind != "json" or m[0].get("event") != "message" or base64.b64decode(m[0]["data"]) != want \
+                or not isinstance(m[0].get("authorized"), dict):
+            fail("the frames-1 subscriber did not get a JSON event with the note: %r" % (m[0] if kind == "json" else m[:2],))
+        notes.append(m[0]["authorized"])
+    note = notes[0]
+    if not isinstance(note.get("sequence"), int) or not isinstance(note.get("rule"), str):
+        fail("the note is not {sequence, rule}: %r" % note)
+    kind, *m = v2.next()
+    if kind != "frame" or v2.flags != NOTED:
+        fail("the frames-2 subscriber did not get a noted frame: %r flags %r" % (m[:2], v2.flags))
+    data = m[2]
+    n = struct.unpack_from(">H", data)[0]
+    if n > len(data) - 2 or json.loads(data[2 : 2 + n]) != note or data[2 + n :] != req:
+        fail("the noted frame is not note length, the note %r, the request: %r" % (note, data[:200]))
+    if data[2 : 2 + n] != json.dumps(note, separators=(",", ":")).encode():
+        fail("the note is not compact JSON: %r" % data[2 : 2 + n])
+    kind, *m = v2.next()
+    if kind != "json" or base64.b64decode(m[0].get("data", "")) != big or m[0].get("authorized") != notes[1]:
+        fail("a request too big for a noted frame did not come as the JSON event: %r" % (m[0] if kind == "json" else m[:2],))
+    print("noted ok")
 
 
 def refusals_bad_head(src):
@@ -460,6 +507,8 @@ if __name__ == "__main__":
                 or ev[0]["error"]["code"] != "no_route":
             fail("a send without a route was not reported: %r" % ev)
         print("refusals ok")
+    elif a[0] == "noted":
+        noted(a[1], a[2], a[3])
     elif a[0] == "requests-only":
         requests_only(a[1], a[2], a[3])
     elif a[0] == "park":

@@ -2,9 +2,11 @@
 # Binary frames of the local API (docs/local-api.md "Binary frames") end to end, with a real NA
 # and nodes on loopback and a Python frames client (tests/api_frames_client.py): payloads of 0,
 # 1, 256 (every byte value) and max bytes arrive unchanged (also to a JSON-only subscriber, in
-# base64), max+1 is refused with too_big naming the frame and the connection stays usable; a bad
-# head is refused and closes the connection; a send without a route is reported to its sender
-# and counted; a slow subscriber slows the sender down (its node stops reading it) and loses
+# base64), max+1 is refused with too_big naming the frame and the connection stays usable; hello
+# agrees to frames 2, 1 or 0 (a newer version gets 2); a capability request with the access
+# policy's note reaches a frames-2 subscriber as a noted frame (a frames-1 one, and one too big
+# for a frame with its note, as the JSON event); a bad head is refused and closes the
+# connection; a send without a route is reported to its sender and counted; a slow subscriber slows the sender down (its node stops reading it) and loses
 # nothing; a subscriber that stops reading is cut off, told and counted, and the sender goes on;
 # frames the node reads at once leave on the link in one write and reach a frames subscriber
 # in one write; a subscriber's socket takes 300 kB (more than a default send buffer) while it
@@ -23,7 +25,11 @@ wait_until "$E2E_TIMEOUT" "tx routes to rx" has_route tx "$(node_key rx)"
 
 step "hello: frames are offered only to clients that ask"
 node_api tx '{"op":"hello","id":1,"versions":[2]}' | json_ok 'd["ok"] and "frames" not in d' || fail "frames without asking"
-node_api tx '{"op":"hello","id":1,"versions":[2],"frames":7}' | json_ok 'd["ok"] and d["frames"] == 0' || fail "unknown frames version"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":1}' | json_ok 'd["ok"] and d["frames"] == 1' || fail "frames 1"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":2}' | json_ok 'd["ok"] and d["frames"] == 2' || fail "frames 2"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":7}' | json_ok 'd["ok"] and d["frames"] == 2' ||
+    fail "a newer frames version does not get the node's highest"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":0}' | json_ok 'd["ok"] and d["frames"] == 0' || fail "frames 0"
 node_api tx '{"op":"hello","id":1,"versions":[2],"frames":"1"}' | json_ok 'd["error"]["code"] == "invalid_request"' ||
     fail "frames of the wrong type"
 
@@ -39,6 +45,10 @@ python3 "$FC" refusals "$(sock tx)" "$(node_key tx | tr 'A-Za-z' 'B-ZAb-za')" ||
 
 step "unsubscribe parks a connection: nothing delivered to it until it subscribes again"
 python3 "$FC" park "$(sock tx)" "$(sock rx)" "$(node_key rx)" || fail "park"
+
+step "a request the access policy let in: a noted frame for a frames-2 subscriber, a JSON event for a frames-1 one"
+wait_until "$E2E_TIMEOUT" "rx holds an access policy" node_ok rx 'd.get("access_policy") is not None'
+python3 "$FC" noted "$(sock tx)" "$(sock rx)" "$(node_key rx)" || fail "noted"
 
 step "a provider loop's subscription (requests_only) gets requests, not the answers to its nested calls"
 python3 "$FC" requests-only "$(sock tx)" "$(sock rx)" "$(node_key rx)" || fail "requests_only"

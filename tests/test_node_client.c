@@ -176,7 +176,8 @@ static void script_no_route(int fd, server *s)
     say(fd, "{\"ok\":false,\"id\":\"send\",\"error\":{\"code\":\"no_route\",\"message\":\"no route to that node\"}}\n");
 }
 
-/* A node with frames: the send comes as a 44-byte head, the port "capability" and 2 bytes. */
+/* A node of frames 1 (the client asks for 2): the send comes as a 44-byte head, the port
+ * "capability" and 2 bytes. */
 static void script_frames_no_route(int fd, server *s)
 {
     size_t want = 44 + 10 + 2, k = 0;
@@ -266,6 +267,58 @@ static void script_resubscribe_held(int fd, server *s)
     sleep_ms(200);
 }
 
+/* A message frame from the key 5...5 on port "p" into out: flags, then the payload length
+ * written in the head (claimed) and the payload; its length. */
+static size_t message_frame(uint8_t *out, uint8_t flags, uint32_t claimed, const void *payload, size_t len)
+{
+    uint8_t head[44] = {2, flags, 1, 0, 0, 0, 0, 0, (uint8_t)(claimed >> 24), (uint8_t)(claimed >> 16),
+                        (uint8_t)(claimed >> 8), (uint8_t)claimed};
+    memset(head + 12, 5, 32);
+    memcpy(out, head, sizeof head);
+    out[44] = 'p';
+    memcpy(out + 45, payload, len);
+    return 45 + len;
+}
+
+/* A node of frames 2 (the client must ask for 2): a request with the access policy's note as a
+ * noted frame, a plain message frame, a noted request as a JSON event (as a node of frames 1
+ * sends it), then a noted frame whose note length is one more than its payload holds. */
+static void script_noted_frames(int fd, server *s)
+{
+    static const char note[] = "{\"sequence\":3,\"rule\":\"rule 1: allow role:a capability x\"}";
+    uint8_t payload[128], buf[256];
+    size_t nl = sizeof note - 1;
+    payload[0] = 0;
+    payload[1] = (uint8_t)nl;
+    memcpy(payload + 2, note, nl);
+    memcpy(payload + 2 + nl, "hi", 2);
+    read_request(fd, s);
+    if (!strstr(s->got, "\"frames\":2"))
+        s->big = 1;
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":2}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"subscribe\"}\n");
+    write_all(fd, (const char *)buf, message_frame(buf, 2, (uint32_t)(2 + nl + 2), payload, 2 + nl + 2));
+    write_all(fd, (const char *)buf, message_frame(buf, 0, 1, "x", 1));
+    say(fd, "{\"event\":\"message\",\"from\":\"AQIDAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"port\":\"p\",\"data\":\"AAr/\","
+            "\"authorized\":{\"sequence\":4,\"rule\":\"default allow\"}}\n");
+    payload[1] = 3; /* the payload after the note length is 2 bytes */
+    write_all(fd, (const char *)buf, message_frame(buf, 2, 4, payload, 4));
+    sleep_ms(200);
+}
+
+/* A node that agreed to frames 1 but sends a noted frame. */
+static void script_noted_frame_on_frames_1(int fd, server *s)
+{
+    uint8_t buf[64];
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
+    read_request(fd, s);
+    say(fd, "{\"ok\":true,\"id\":\"subscribe\"}\n");
+    write_all(fd, (const char *)buf, message_frame(buf, 2, 4, "\0\0hi", 4));
+    sleep_ms(200);
+}
+
 /* A node without frames: the message comes as a JSON event with base64 data. */
 static void script_json_subscriber(int fd, server *s)
 {
@@ -318,13 +371,14 @@ static void script_call_json_fallback(int fd, server *s)
     sleep_ms(200);
 }
 
-/* A sender's stream with frames: hello asking for frames, two send frames (port "p", 2 bytes
- * each), then the flush request; the node reports the second send failed before the answer. */
+/* A sender's stream to a node of frames 1: hello asking for frames 2, two send frames (port "p",
+ * 2 bytes each), then the flush request; the node reports the second send failed before the
+ * answer. */
 static void script_stream_with_frames(int fd, server *s)
 {
     size_t want = 2 * (44 + 1 + 2), k = 0;
     read_request(fd, s);
-    if (!strstr(s->got, "\"frames\":1"))
+    if (!strstr(s->got, "\"frames\":2")) /* the client asks for 2; this node speaks 1 */
         return;
     say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
     while (k < want) {
@@ -513,6 +567,60 @@ static void test_messages_arrive_as_raw_bytes_with_frames_or_json(void **state)
     assert_memory_equal(m.data, "\0\n\xff", 3);
     assert_int_equal(m.from[0], 1);
     assert_int_equal(m.from[2], 3);
+    gm_node_conn_close(c);
+    server_join(&s);
+}
+
+/* 1 when the note of m is a JSON object with this sequence and rule. */
+static int note_is(const gm_node_msg *m, long long sequence, const char *rule)
+{
+    json_t *o = m->note ? json_loadb(m->note, m->note_len, 0, NULL) : NULL;
+    const char *r = json_string_value(json_object_get(o, "rule"));
+    int ok = json_is_object(o) && json_integer_value(json_object_get(o, "sequence")) == sequence && r &&
+             !strcmp(r, rule);
+    json_decref(o);
+    return ok;
+}
+
+static void test_noted_requests_arrive_with_their_note_as_frames_or_json(void **state)
+{
+    (void)state;
+    server s = {0};
+    gm_error err = {0};
+    gm_node_conn_t *c;
+    json_t *ev;
+    gm_node_msg m;
+    c = open_subscribed(&s, script_noted_frames);
+    assert_int_equal(gm_node_conn_frames(c), 2);
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), 1);
+    assert_null(ev);
+    assert_int_equal(m.len, 2);
+    assert_memory_equal(m.data, "hi", 2);
+    assert_int_equal(m.from[0], 5);
+    assert_true(note_is(&m, 3, "rule 1: allow role:a capability x"));
+    /* a frame without the flag has no note */
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), 1);
+    assert_int_equal(m.len, 1);
+    assert_null(m.note);
+    assert_int_equal(m.note_len, 0);
+    /* the same note from a JSON event, one way for callers */
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), 1);
+    assert_null(ev);
+    assert_int_equal(m.len, 3);
+    assert_memory_equal(m.data, "\0\n\xff", 3);
+    assert_true(note_is(&m, 4, "default allow"));
+    /* a note length past the payload is a clear error, and the stream cannot be followed after it */
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), GM_EPROTO);
+    assert_non_null(strstr(err.msg, "note length 3 is more than the 2 bytes after it"));
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), GM_EPROTO);
+    gm_node_conn_close(c);
+    server_join(&s);
+    assert_int_equal(s.big, 0); /* the client asked for frames 2 */
+
+    c = open_subscribed(&s, script_noted_frame_on_frames_1);
+    assert_int_equal(gm_node_conn_frames(c), 1);
+    assert_int_equal(gm_node_conn_read_msg(c, &ev, &m, 10000, &err), GM_EPROTO);
+    assert_non_null(strstr(err.msg, "noted frame on a frames 1 connection"));
     gm_node_conn_close(c);
     server_join(&s);
 }
@@ -708,7 +816,7 @@ static void test_send_refusals_become_errors(void **state)
     assert_non_null(strstr(err.msg, "no_route"));
     server_join(&s);
     json_t *hello = json_loads(s.got, 0, NULL);
-    assert_int_equal(json_integer_value(json_object_get(hello, "frames")), 1);
+    assert_int_equal(json_integer_value(json_object_get(hello, "frames")), 2);
     json_decref(hello);
     /* send, ack asked, port length 10, seq 1, 2 bytes, the key, the port, the payload */
     static const uint8_t head[12] = {1, 1, 10, 0, 0, 0, 0, 1, 0, 0, 0, 2};
@@ -906,6 +1014,7 @@ int main(void)
         cmocka_unit_test(test_server_closing_mid_answer_is_an_error),
         cmocka_unit_test(test_send_refusals_become_errors),
         cmocka_unit_test(test_messages_arrive_as_raw_bytes_with_frames_or_json),
+        cmocka_unit_test(test_noted_requests_arrive_with_their_note_as_frames_or_json),
         cmocka_unit_test(test_call_sends_and_reads_on_its_subscription),
         cmocka_unit_test(test_hello_and_subscribe_in_one_round_trip),
         cmocka_unit_test(test_call_on_a_node_without_frames_uses_json),

@@ -88,12 +88,17 @@ int gm_node_conn_send(gm_node_conn_t *c, const json_t *msg, gm_error *err) GM_MU
  * does not speak version 2 (an older node), or a connection error. */
 int gm_node_conn_hello(gm_node_conn_t *c, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 /* A message received by gm_node_conn_read_msg: data points into the connection's buffer and
- * stays valid until the next read on it. */
+ * stays valid until the next read on it. note: the node's note on it, as compact JSON of
+ * note_len bytes (not NUL-terminated), owned by the connection like data and valid as long;
+ * NULL (note_len 0) when it has none. The node adds one to a capability request its access
+ * policy let in: {"sequence":N,"rule":"..."} (docs/local-api.md "Binary frames"). */
 typedef struct gm_node_msg {
     uint8_t from[GM_PK_LEN];
     char port[33];
     const uint8_t *data;
     size_t len;
+    const char *note;
+    size_t note_len;
 } gm_node_msg;
 /* Subscribe c to port ("*": all), asking for binary frames (docs/local-api.md "Binary frames")
  * so that payloads arrive as raw bytes; with a node that has none they come as JSON events. */
@@ -109,7 +114,8 @@ void gm_node_conn_close(gm_node_conn_t *c);
  * (gm_node_conn_frames then says 0 and posts go as JSON sends); GM_EPROTO from a node that does
  * not speak version 2. */
 int gm_node_conn_hello_frames(gm_node_conn_t *c, int timeout_ms, gm_error *err) GM_MUST_CHECK;
-/* 1 when c negotiated binary frames (gm_node_conn_hello_frames, gm_node_conn_subscribe_frames). */
+/* The binary frames version c negotiated (gm_node_conn_hello_frames, gm_node_conn_subscribe_frames):
+ * 2, 1 with a node without noted frames, 0 for none. */
 int gm_node_conn_frames(const gm_node_conn_t *c);
 /* Send data to the node key `to` on port over c without waiting for the node: one send frame
  * numbered seq on a frames connection (the payload is not copied), else a JSON `send` with the

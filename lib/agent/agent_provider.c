@@ -375,7 +375,7 @@ done:
 /* The job for a request that arrived from `from` (its own copy of data: the next read reuses
  * the connection's buffer), counted in flight; NULL when it is not a request for us or when
  * max_inflight requests are running already (logged). note: the access policy's rule that let
- * it in (JSON events only), or NULL. */
+ * it in (from a noted frame or a JSON event), or NULL. */
 static struct job *dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN], const uint8_t *data, size_t len,
                             const json_t *note)
 {
@@ -417,8 +417,8 @@ static struct job *dispatch(gm_agent_provider *p, const uint8_t from[GM_PK_LEN],
     return j;
 }
 
-/* A JSON line of the subscription: a message event (a node without frames, or a request with
- * an access-policy note), or the node's word on one of our answers. */
+/* A JSON line of the subscription: a message event (a node without frames, or of frames 1 a
+ * request with an access-policy note), or the node's word on one of our answers. */
 static struct job *dispatch_line(gm_agent_provider *p, const json_t *ev)
 {
     struct job *j = NULL;
@@ -498,9 +498,12 @@ static struct job *read_turn(gm_agent_provider *p)
         unsubscribe(&g_read_conn);
         return NULL;
     }
-    if (r == 1)
-        j = dispatch(p, m.from, m.data, m.len, NULL);
-    else
+    if (r == 1) {
+        /* A noted frame: only its small note is parsed, never the request itself. */
+        json_t *note = m.note ? json_loadb(m.note, m.note_len, 0, NULL) : NULL;
+        j = dispatch(p, m.from, m.data, m.len, note);
+        json_decref(note);
+    } else
         j = dispatch_line(p, ev);
     json_decref(ev);
     return j;

@@ -42,8 +42,9 @@ int gm_node_conn_can_park(const gm_node_conn_t *c);
  * before c's next read. */
 int gm_node_conn_park(gm_node_conn_t *c, gm_error *err) GM_MUST_CHECK;
 int gm_node_conn_resubscribe(gm_node_conn_t *c, const char *port, gm_error *err) GM_MUST_CHECK;
-/* As gm_node_conn_read_msg, except that a JSON message event (a node without frames, or a
- * request that carries an "authorized" note) is returned as it is: 0 and *msg. */
+/* As gm_node_conn_read_msg, except that a JSON message event (a node without frames, or with
+ * frames 1 a request that carries an "authorized" note) is returned as it is: 0 and *msg. A
+ * noted frame (frames 2) is a message with its note (m->note). */
 int gm_node_conn_read_unit(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int timeout_ms, gm_error *err) GM_MUST_CHECK;
 /* A line read on a connection that posted seq to `to`: a negative GM_E code (GM_ENET for no
  * route, else GM_EPROTO; err names the node's error) when it reports that this send failed,

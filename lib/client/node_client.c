@@ -25,9 +25,10 @@ struct gm_node_conn {
     char path[GM_NODE_SOCK_PATH_MAX];
     char *buf;                /* received: buf[off..len) not returned yet */
     size_t off, len, cap;
-    int frames;               /* binary frames negotiated (gm_node_conn_subscribe_frames) */
+    int frames;               /* binary frames version negotiated (subscribe_frames, hello), or 0 */
     int can_park;             /* the node lists "unsubscribe" among its operations */
     uint8_t *msg;             /* decoded data of a JSON message event (node without frames) */
+    char *note;               /* its "authorized" note (an object) as compact JSON */
     char *pend;               /* a request line that goes out with the next write (or before a read) */
     size_t pend_len;
 };
@@ -85,11 +86,11 @@ int gm_node_conn_open(const char *dir, gm_node_conn_t **out, gm_error *err)
  * messages of 60 kB between two wake-ups instead of 3 (the default ~208 KiB); the node's
  * backpressure still blocks it, one buffer later. Best effort: the system may cap it. */
 #define CONN_SNDBUF (1 << 20)
-static void set_frames(gm_node_conn_t *c, int on)
+static void set_frames(gm_node_conn_t *c, int version)
 {
     int sz = CONN_SNDBUF;
-    c->frames = on;
-    if (on)
+    c->frames = version;
+    if (version)
         (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
 }
 
@@ -117,7 +118,8 @@ static int take_line(gm_node_conn_t *c, json_t **msg, int *rc, gm_error *err)
 }
 
 /* A message frame at the read position: 1 when complete (m points into the buffer, where it
- * stays until the next read), 0 when more is needed, < 0 when it cannot be parsed. */
+ * stays until the next read), 0 when more is needed, < 0 when it cannot be parsed (it stays at
+ * the read position: the connection cannot be followed any more). */
 static int take_frame(gm_node_conn_t *c, gm_node_msg *m, gm_error *err)
 {
     gm_api_frame f;
@@ -129,10 +131,21 @@ static int take_frame(gm_node_conn_t *c, gm_node_msg *m, gm_error *err)
                             r < 0 ? why : "not a message frame of at most 65535 bytes");
     if (r == 0 || avail < f.head + f.len)
         return 0;
+    const uint8_t *payload = (const uint8_t *)c->buf + c->off + f.head, *note = NULL;
+    size_t note_len = 0;
+    m->data = payload;
+    m->len = f.len;
+    if (f.flags & GM_API_FRAME_F_NOTED) {
+        if (c->frames < GM_API_FRAMES_V2)
+            return gm_error_set(err, GM_EPROTO, "the node at %s sent a noted frame on a frames %d connection", c->path,
+                                c->frames);
+        if (gm_api_frame_note(&f, payload, &note, &note_len, &m->data, &m->len, why, sizeof why) != 0)
+            return gm_error_set(err, GM_EPROTO, "the node at %s sent a bad frame: %s", c->path, why);
+    }
     memcpy(m->from, f.key, GM_PK_LEN);
     memcpy(m->port, f.port, sizeof m->port);
-    m->data = (const uint8_t *)c->buf + c->off + f.head;
-    m->len = f.len;
+    m->note = (const char *)note;
+    m->note_len = note_len;
     c->off += f.head + f.len;
     return 1;
 }
@@ -238,6 +251,15 @@ int gm_node_conn_read_msg(gm_node_conn_t *c, json_t **msg, gm_node_msg *m, int t
         return gm_error_set(err, GM_EPROTO, "the node at %s sent a malformed message event", c->path);
     snprintf(m->port, sizeof m->port, "%s", port);
     m->data = c->msg;
+    /* A request with the access policy's note (from a node of frames 1 or none): the same note
+     * as a noted frame brings. */
+    const json_t *au = json_is_object(json_object_get(*msg, "authorized")) ? json_object_get(*msg, "authorized") : NULL;
+    free(c->note);
+    c->note = au ? json_dumps(au, JSON_COMPACT) : NULL;
+    if (au && !c->note)
+        return gm_error_set(err, GM_ENOMEM, "out of memory");
+    m->note = c->note;
+    m->note_len = c->note ? strlen(c->note) : 0;
     json_decref(*msg);
     *msg = NULL;
     return 1;
@@ -335,7 +357,8 @@ static json_t *subscribe_req(const char *port, int requests_only)
     return req;
 }
 
-/* {"op":"hello","id":"hello","versions":[2]}, asking for binary frames when frames is 1. */
+/* {"op":"hello","id":"hello","versions":[2]}, asking for binary frames (the highest version we
+ * speak) when frames is 1. */
 static json_t *hello_req(int frames)
 {
     json_t *req = json_pack("{s:s,s:s,s:[i]}", "op", "hello", "id", "hello", "versions", 2);
@@ -344,10 +367,12 @@ static json_t *hello_req(int frames)
     return req;
 }
 
-/* 1 when the node's answer to hello agrees to binary frames. */
+/* The frames version the node's answer to hello agrees to (1 from a node without noted frames),
+ * 0 for none. */
 static int frames_agreed(const json_t *resp)
 {
-    return json_integer_value(json_object_get(resp, "frames")) == GM_API_FRAMES_VERSION;
+    json_int_t v = json_integer_value(json_object_get(resp, "frames"));
+    return v >= GM_API_FRAMES_V1 && v <= GM_API_FRAMES_VERSION ? (int)v : 0;
 }
 
 static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_only, int timeout_ms, gm_error *err);
@@ -374,7 +399,7 @@ static int subscribe_frames(gm_node_conn_t *c, const char *port, int requests_on
     if (rc == 0)
         rc = await_answer(c, "hello", &resp, end, err);
     /* A node without frames (or without hello) streams JSON events instead: read_msg decodes them. */
-    set_frames(c, rc == 0 && frames_agreed(resp));
+    set_frames(c, rc == 0 ? frames_agreed(resp) : 0);
     const json_t *ops = json_object_get(resp, "ops");
     c->can_park = 0;
     for (size_t i = 0; rc == 0 && i < json_array_size(ops); i++) {
@@ -406,7 +431,7 @@ static int hello(gm_node_conn_t *c, int frames, int timeout_ms, gm_error *err)
     else if (rc == 0 && json_integer_value(json_object_get(resp, "version")) != 2)
         rc = gm_error_set(err, GM_EPROTO, "the node at %s did not agree on version 2 of the local API", c->path);
     if (frames)
-        set_frames(c, rc == 0 && frames_agreed(resp));
+        set_frames(c, rc == 0 ? frames_agreed(resp) : 0);
     json_decref(resp);
     return rc;
 }
@@ -429,6 +454,7 @@ void gm_node_conn_close(gm_node_conn_t *c)
         close(c->fd);
     free(c->buf);
     free(c->msg);
+    free(c->note);
     free(c->pend);
     free(c);
 }
@@ -538,7 +564,7 @@ int gm_node_api_send(const char *sock_path, const uint8_t to[GM_PK_LEN], const c
     json_t *hello = hello_req(1), *resp = NULL;
     rc = hello ? gm_node_conn_request(c, hello, &resp, timeout_ms, err) : gm_error_set(err, GM_ENOMEM, "out of memory");
     json_decref(hello);
-    int frames = rc == 0 && frames_agreed(resp);
+    int frames = rc == 0 ? frames_agreed(resp) : 0;
     json_decref(resp);
     resp = NULL;
     if (rc != 0) {

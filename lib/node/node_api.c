@@ -4,9 +4,11 @@
  * operations below, no request ids) until a `hello` negotiates version 2, which requires an
  * "id" on every request and adds the agent operations of node_agents.c.
  * Messages that arrive for a port nobody subscribed to wait in a bounded inbox.
- * A hello with "frames":1 turns on binary frames (lib/core/api_frame.c) for message payloads:
- * send frames in, message frames out; what a frames client gets in one loop iteration is
- * written together at its end (one write, one wake-up of the client for a burst).
+ * A hello with "frames":2 (or 1) turns on binary frames (lib/core/api_frame.c) for message
+ * payloads: send frames in, message frames out (with frames 2, a request with the access
+ * policy's note too, as a noted frame; with frames 1 it stays a JSON event); what a frames
+ * client gets in one loop iteration is written together at its end (one write, one wake-up of
+ * the client for a burst).
  * Received bytes go straight into the connection's own buffer (no buffer per read).
  * Backpressure: a `send` whose next hop is congested is not handled (and the client not
  * read) until it drains; a send that fails is reported to its sender and counted. A subscriber
@@ -58,7 +60,7 @@ struct node_api_client {
     size_t writes;            /* writes in flight */
     int overflow;             /* stopped queueing: too much unread */
     uint64_t dropped;         /* messages not queued since */
-    int frames;               /* binary frames negotiated by hello */
+    int frames;               /* binary frames version negotiated by hello (0: JSON only) */
     int behind;               /* more than NODE_API_SUBQ_HIGH unread (counted in n_behind) */
     uint64_t progress_ms;     /* when it last read something (a write completed), or went behind */
     uint64_t skip;            /* payload bytes of a refused frame still to discard */
@@ -328,17 +330,29 @@ static void client_send(node_api_client *c, json_t *o)
     free(s);
 }
 
-/* A message frame: head, port and the payload, without copying it when the socket takes it. */
+/* A message frame: head, port and the payload, without copying it when the socket takes it;
+ * with a note (nl bytes of compact JSON, frames 2), a noted frame: u16 nl, the note, the data. */
 static void client_send_frame(node_api_client *c, const uint8_t from[GM_PK_LEN], const char *port,
-                              const uint8_t *data, size_t len)
+                              const uint8_t *data, size_t len, const char *note, size_t nl)
 {
-    uint8_t head[GM_API_FRAME_HEAD_MAX];
+    uint8_t head[GM_API_FRAME_HEAD_MAX], nlen[GM_API_NOTE_LEN] = {(uint8_t)(nl >> 8), (uint8_t)nl};
     if (client_refuses(c))
         return;
-    size_t hl = gm_api_frame_head(head, GM_API_FRAME_MESSAGE, 0, 0, (uint32_t)len, from, port);
-    uv_buf_t b[2] = {uv_buf_init((char *)head, (unsigned)hl), uv_buf_init((char *)data, (unsigned)len)};
+    size_t pl = note ? GM_API_NOTE_LEN + nl + len : len;
+    size_t hl = gm_api_frame_head(head, GM_API_FRAME_MESSAGE, note ? GM_API_FRAME_F_NOTED : 0, 0, (uint32_t)pl,
+                                  from, port);
+    uv_buf_t b[4];
+    unsigned nb = 0;
+    b[nb++] = uv_buf_init((char *)head, (unsigned)hl);
+    if (note) {
+        b[nb++] = uv_buf_init((char *)nlen, GM_API_NOTE_LEN);
+        if (nl)
+            b[nb++] = uv_buf_init((char *)note, (unsigned)nl);
+    }
+    if (len)
+        b[nb++] = uv_buf_init((char *)data, (unsigned)len);
     c->node->m.api_frames_out++;
-    client_write(c, b, len ? 2 : 1, 0);
+    client_write(c, b, nb, 0);
 }
 
 static int port_matches(const char *sub, const char *port)
@@ -401,6 +415,9 @@ void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char
                            size_t len, json_t *note)
 {
     int delivered = 0;
+    char *ns = NULL; /* the note as compact JSON, made for the first frames-2 subscriber */
+    size_t nl = 0;
+    int noted = -1;  /* 1: it goes in noted frames, 0: it does not fit in one, -1: not known yet */
     /* Capability requests for an agent of the local API (and for no agent at all) are the
      * node's to handle. */
     if (!strcmp(port, GM_AGENT_PORT) && node_agents_deliver(n, from, data, len, note))
@@ -414,7 +431,18 @@ void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char
         if (c->requests_only && !gm_json_may_hold(data, len, "capability_request"))
             continue;
         if (c->frames && !note) {
-            client_send_frame(c, from, port, data, len);
+            client_send_frame(c, from, port, data, len, NULL, 0);
+            delivered = 1;
+            continue;
+        }
+        /* Frames 2: the note travels in the frame, unless the whole would not fit in one. */
+        if (c->frames >= GM_API_FRAMES_V2 && noted < 0) {
+            ns = json_dumps(note, JSON_COMPACT);
+            nl = ns ? strlen(ns) : 0;
+            noted = ns && nl <= UINT16_MAX && GM_API_NOTE_LEN + nl + len <= node_e2e_max_data();
+        }
+        if (c->frames >= GM_API_FRAMES_V2 && noted) {
+            client_send_frame(c, from, port, data, len, ns, nl);
             delivered = 1;
             continue;
         }
@@ -427,6 +455,7 @@ void node_api_deliver_note(gm_node *n, const uint8_t from[GM_PK_LEN], const char
         }
     }
     json_decref(note);
+    free(ns);
     if (delivered)
         return;
     /* Nobody listens yet: keep it (bounded; the oldest goes first). */
@@ -472,7 +501,7 @@ static void flush_inbox(gm_node *n, node_api_client *c)
             continue;
         }
         if (c->frames) {
-            client_send_frame(c, m->from, m->port, m->data, m->len);
+            client_send_frame(c, m->from, m->port, m->data, m->len, NULL, 0);
         } else {
             json_t *ev = message_event(m->from, m->port, m->data, m->len);
             if (ev)
@@ -635,13 +664,15 @@ static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
     if (v < 0)
         return api_error("invalid_request", why);
     if (fr && !json_is_integer(fr))
-        return api_error("invalid_request", "\"frames\" must be an integer: 1 for binary frames, 0 for JSON only");
+        return api_error("invalid_request", "\"frames\" must be an integer: 2 (or 1) for binary frames, 0 for JSON only");
     if (v == 0)
         return api_error("unsupported_version", why);
     c->version = v;
     c->hello_done = 1;
-    /* Frames version 1 is the only one; any other number keeps the connection JSON only. */
-    c->frames = json_integer_value(fr) == GM_API_FRAMES_VERSION;
+    /* The highest frames version not above the one asked (a newer client gets ours); 0 or less
+     * keeps the connection JSON only. */
+    json_int_t fv = json_integer_value(fr);
+    c->frames = fv >= GM_API_FRAMES_VERSION ? GM_API_FRAMES_VERSION : fv == GM_API_FRAMES_V1 ? GM_API_FRAMES_V1 : 0;
     if (c->frames) {
         int sz = API_FRAMES_SNDBUF;
         (void)uv_send_buffer_size((uv_handle_t *)&c->pipe, &sz);
@@ -655,7 +686,7 @@ static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
                      "node_public_key", n->key.pk_b64, "network", n->genesis.network_name, "max_line",
                      NODE_API_LINE_MAX, "ops", ops, "limits", node_agents_limits_json());
     if (r && fr) {
-        json_object_set_new(r, "frames", json_integer(c->frames ? GM_API_FRAMES_VERSION : 0));
+        json_object_set_new(r, "frames", json_integer(c->frames));
         if (c->frames)
             json_object_set_new(r, "max_frame_data", json_integer((json_int_t)node_e2e_max_data()));
     }
