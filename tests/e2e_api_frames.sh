@@ -29,6 +29,14 @@ node_api tx '{"op":"hello","id":1,"versions":[2],"frames":1}' | json_ok 'd["ok"]
 node_api tx '{"op":"hello","id":1,"versions":[2],"frames":2}' | json_ok 'd["ok"] and d["frames"] == 2' || fail "frames 2"
 node_api tx '{"op":"hello","id":1,"versions":[2],"frames":7}' | json_ok 'd["ok"] and d["frames"] == 2' ||
     fail "a newer frames version does not get the node's highest"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":1,"frames_max":2}' | json_ok 'd["ok"] and d["frames"] == 2' ||
+    fail "frames 1 up to 2"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":1,"frames_max":9}' | json_ok 'd["ok"] and d["frames"] == 2' ||
+    fail "frames 1 up to 9"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":0,"frames_max":2}' | json_ok 'd["ok"] and d["frames"] == 0' ||
+    fail "frames_max without frames"
+node_api tx '{"op":"hello","id":1,"versions":[2],"frames":1,"frames_max":"2"}' |
+    json_ok 'd["error"]["code"] == "invalid_request" and "frames_max" in d["error"]["message"]' || fail "frames_max not an integer"
 node_api tx '{"op":"hello","id":1,"versions":[2],"frames":0}' | json_ok 'd["ok"] and d["frames"] == 0' || fail "frames 0"
 node_api tx '{"op":"hello","id":1,"versions":[2],"frames":"1"}' | json_ok 'd["error"]["code"] == "invalid_request"' ||
     fail "frames of the wrong type"

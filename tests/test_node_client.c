@@ -293,7 +293,7 @@ static void script_noted_frames(int fd, server *s)
     memcpy(payload + 2, note, nl);
     memcpy(payload + 2 + nl, "hi", 2);
     read_request(fd, s);
-    if (!strstr(s->got, "\"frames\":2"))
+    if (!strstr(s->got, "\"frames_max\":2"))
         s->big = 1;
     say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":2}\n");
     read_request(fd, s);
@@ -378,7 +378,7 @@ static void script_stream_with_frames(int fd, server *s)
 {
     size_t want = 2 * (44 + 1 + 2), k = 0;
     read_request(fd, s);
-    if (!strstr(s->got, "\"frames\":2")) /* the client asks for 2; this node speaks 1 */
+    if (!strstr(s->got, "\"frames_max\":2")) /* the client asks up to 2; this node speaks 1 */
         return;
     say(fd, "{\"ok\":true,\"id\":\"hello\",\"version\":2,\"frames\":1}\n");
     while (k < want) {
@@ -816,7 +816,9 @@ static void test_send_refusals_become_errors(void **state)
     assert_non_null(strstr(err.msg, "no_route"));
     server_join(&s);
     json_t *hello = json_loads(s.got, 0, NULL);
-    assert_int_equal(json_integer_value(json_object_get(hello, "frames")), 2);
+    /* 1 (all a node from before frames 2 understands) and the highest we speak apart */
+    assert_int_equal(json_integer_value(json_object_get(hello, "frames")), 1);
+    assert_int_equal(json_integer_value(json_object_get(hello, "frames_max")), 2);
     json_decref(hello);
     /* send, ack asked, port length 10, seq 1, 2 bytes, the key, the port, the payload */
     static const uint8_t head[12] = {1, 1, 10, 0, 0, 0, 0, 1, 0, 0, 0, 2};

@@ -362,8 +362,12 @@ static json_t *subscribe_req(const char *port, int requests_only)
 static json_t *hello_req(int frames)
 {
     json_t *req = json_pack("{s:s,s:s,s:[i]}", "op", "hello", "id", "hello", "versions", 2);
-    if (req && frames)
-        json_object_set_new(req, "frames", json_integer(GM_API_FRAMES_VERSION));
+    /* 1, and the highest we speak apart: a node from before frames 2 answers any "frames" but 1
+     * with 0 (JSON only) and ignores "frames_max" */
+    if (req && frames) {
+        json_object_set_new(req, "frames", json_integer(GM_API_FRAMES_V1));
+        json_object_set_new(req, "frames_max", json_integer(GM_API_FRAMES_VERSION));
+    }
     return req;
 }
 

@@ -660,11 +660,14 @@ static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
     if (c->hello_done)
         return api_error("invalid_request", "hello was already sent on this connection");
     int v = node_api_hello_version(req, why, sizeof why);
-    const json_t *fr = json_object_get(req, "frames");
+    const json_t *fr = json_object_get(req, "frames"), *fm = json_object_get(req, "frames_max");
     if (v < 0)
         return api_error("invalid_request", why);
     if (fr && !json_is_integer(fr))
         return api_error("invalid_request", "\"frames\" must be an integer: 2 (or 1) for binary frames, 0 for JSON only");
+    if (fm && !json_is_integer(fm))
+        return api_error("invalid_request", "\"frames_max\" must be an integer: the highest frames version the "
+                                            "client speaks");
     if (v == 0)
         return api_error("unsupported_version", why);
     c->version = v;
@@ -672,6 +675,10 @@ static json_t *op_hello(gm_node *n, node_api_client *c, const json_t *req)
     /* The highest frames version not above the one asked (a newer client gets ours); 0 or less
      * keeps the connection JSON only. */
     json_int_t fv = json_integer_value(fr);
+    /* "frames":1 with "frames_max":2 asks 2 of us and 1 of a node from before version 2 (which
+     * answers any other "frames" with 0) */
+    if (fv >= GM_API_FRAMES_V1 && json_integer_value(fm) > fv)
+        fv = json_integer_value(fm);
     c->frames = fv >= GM_API_FRAMES_VERSION ? GM_API_FRAMES_VERSION : fv == GM_API_FRAMES_V1 ? GM_API_FRAMES_V1 : 0;
     if (c->frames) {
         int sz = API_FRAMES_SNDBUF;
