@@ -76,8 +76,18 @@ frames_after="$(node_metric ra '^api_frames_in$')"
 
 step "a requester keeps its local-API connection from call to call (parked between them)"
 accepted_before="$(node_metric planner '^api_accepted$')"
+subs_before="$(node_metric planner '^api_subscribes$')"
+unsubs_before="$(node_metric planner '^api_unsubscribes$')"
 for i in 1 2 3; do ask_ok "ask planner.answer ($i)" "provider: planner-1" planner.answer "p$i" --dir "$(node_dir researcher)"; done
 accepted_after="$(node_metric planner '^api_accepted$')"
+# Within one answer the two nested calls share the connection subscribed: one subscribe, and one
+# park after the answer left (not one of each per nested call: that would be 6 and 6).
+wait_until "$E2E_TIMEOUT" "the planner parked its connection after each answer" \
+    metric_above planner '^api_unsubscribes$' $((unsubs_before + 2))
+subs=$(($(node_metric planner '^api_subscribes$') - subs_before))
+unsubs=$(($(node_metric planner '^api_unsubscribes$') - unsubs_before))
+[ "$subs" -eq 3 ] && [ "$unsubs" -eq 3 ] ||
+    fail "planner's node saw $subs subscribes and $unsubs unsubscribes for 3 answers (want 3 and 3)"
 # 6 nested calls: at most one connection of the planner's worker thread (a second worker, should
 # one start), plus the two status reads of node_metric itself; a connection per call would be 6 more
 [ $((accepted_after - accepted_before)) -le 4 ] ||

@@ -132,5 +132,11 @@ int gm_agent_call_collect(const gm_agent_ctx *c, const char *capability, const j
                           long timeout_ms, json_t *steps, json_t *certs,
                           const char *request_id_for_steps, gm_agent_response *resp,
                           char chosen[GM_AGENT_ID_MAX + 1], gm_error *err) GM_MUST_CHECK;
+/* On a provider's job thread (agent_provider.c), around one request: the calls made meanwhile
+ * keep this thread's connection to the node subscribed from one to the next (no unsubscribe
+ * and subscribe between a planner's nested calls); agent_calls_settle parks it, once the job's
+ * answer left. */
+void agent_calls_hold(void);
+void agent_calls_settle(void);
 
 #endif

@@ -2,7 +2,8 @@
  * local API (routed and end-to-end encrypted by the mesh) on one connection, subscribed with
  * binary frames and carrying the request as a send frame (JSON with a node without frames);
  * we wait for the matching response until the request's deadline, never longer. The connection
- * is kept per thread between calls, parked (unsubscribed). */
+ * is kept per thread between calls, parked (unsubscribed); on a provider's job thread it stays
+ * subscribed from one nested call to the next and is parked after the job's answer. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,11 +58,16 @@ typedef struct parked_conn {
     char sock[sizeof(((gm_agent_ctx *)0)->sock)];
     pid_t pid;     /* a child after fork() shares the socket: it opens its own */
     uint32_t seq;  /* the number of the last request posted on it */
+    int held;      /* still subscribed: its park waits for agent_calls_settle */
 } parked_conn;
 
 static pthread_key_t g_parked_key;
 static pthread_once_t g_parked_once = PTHREAD_ONCE_INIT;
 static int g_parked_ok;
+/* Set on a provider's job thread while it runs a request (agent_calls_hold): its nested calls
+ * leave their connection subscribed, so that the next one neither subscribes again nor waits
+ * behind an unsubscribe, and the park goes out once the job's answer left. */
+static __thread int t_hold;
 
 static void parked_free(void *v)
 {
@@ -89,8 +95,11 @@ static int conn_take(const char *sock, gm_node_conn_t **out, uint32_t *seq, int 
     if (pc && pc->conn) {
         gm_node_conn_t *c = pc->conn;
         gm_error e = {0};
+        int held = pc->held;
         pc->conn = NULL;
-        if (pc->pid == getpid() && !strcmp(pc->sock, sock) && gm_node_conn_resubscribe(c, GM_AGENT_PORT, &e) == 0) {
+        pc->held = 0;
+        if (pc->pid == getpid() && !strcmp(pc->sock, sock) &&
+            (held || gm_node_conn_resubscribe(c, GM_AGENT_PORT, &e) == 0)) {
             *out = c;
             *kept = 1;
             return 0;
@@ -106,12 +115,12 @@ static int conn_take(const char *sock, gm_node_conn_t **out, uint32_t *seq, int 
 }
 
 /* The connection after a call: parked for the next one when it is still in a known state and
- * its node can park it, else closed. */
+ * its node can park it (held subscribed while a provider's job runs), else closed. */
 static void conn_give_back(const char *sock, gm_node_conn_t *c, uint32_t seq, int usable)
 {
     gm_error e = {0};
     parked_conn *pc = g_parked_ok ? pthread_getspecific(g_parked_key) : NULL;
-    if (!usable || !g_parked_ok || !gm_node_conn_can_park(c) || gm_node_conn_park(c, &e) != 0) {
+    if (!usable || !g_parked_ok || !gm_node_conn_can_park(c) || (!t_hold && gm_node_conn_park(c, &e) != 0)) {
         gm_node_conn_close(c);
         if (pc)
             pc->seq = seq;
@@ -127,6 +136,27 @@ static void conn_give_back(const char *sock, gm_node_conn_t *c, uint32_t seq, in
     snprintf(pc->sock, sizeof pc->sock, "%s", sock);
     pc->pid = getpid();
     pc->seq = seq;
+    pc->held = t_hold;
+}
+
+void agent_calls_hold(void)
+{
+    t_hold = 1;
+}
+
+void agent_calls_settle(void)
+{
+    gm_error e = {0};
+    t_hold = 0;
+    pthread_once(&g_parked_once, parked_init);
+    parked_conn *pc = g_parked_ok ? pthread_getspecific(g_parked_key) : NULL;
+    if (!pc || !pc->conn || !pc->held)
+        return;
+    pc->held = 0;
+    if (gm_node_conn_park(pc->conn, &e) != 0) {
+        gm_node_conn_close(pc->conn);
+        pc->conn = NULL;
+    }
 }
 
 /* A request posted on a connection and not answered yet. */

@@ -290,6 +290,7 @@ static void *job_run(void *arg)
     gm_error e = {0};
     char fpk[GM_PK_B64_LEN + 1];
     gm_pk_encode(j->from, fpk);
+    agent_calls_hold();
     if (gm_agent_request_parse(j->data, j->len, &req, &e) != 0) {
         /* Answer what we can identify; drop the rest silently (nothing to address it to). */
         json_t *v = json_loadb(j->data, j->len, 0, NULL);
@@ -366,6 +367,7 @@ static void *job_run(void *arg)
     json_decref(certs);
     gm_agent_request_free(&req);
 done:
+    agent_calls_settle(); /* after the answer: the nested calls' connection is parked off its path */
     free(j->data);
     free(j);
     atomic_fetch_sub(&g_inflight, 1);

@@ -752,6 +752,7 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
             snprintf(c->port, sizeof c->port, "%s", port);
             c->subscribed = 1;
             c->requests_only = json_is_true(ro);
+            n->m.api_subscribes++;
             if (!quiet) {
                 json_t *ok = json_pack("{s:b}", "ok", 1);
                 if (id)
@@ -766,6 +767,7 @@ static void handle_line(node_api_client *c, const char *line, size_t len)
         if (quiet_ok(req, &quiet, &resp)) {
             c->subscribed = 0;
             c->port[0] = '\0';
+            n->m.api_unsubscribes++;
             if (!quiet)
                 resp = json_pack("{s:b}", "ok", 1);
         }

@@ -216,6 +216,7 @@ typedef struct node_metrics {
     uint64_t api_writes;                 /* writes to local-API clients (a frames client's of one loop iteration go together) */
     uint64_t api_writes_queued;          /* of those, the ones the client's socket did not take at once (queued in the node) */
     uint64_t api_accepted;               /* local API connections accepted */
+    uint64_t api_subscribes, api_unsubscribes; /* local API subscribe and unsubscribe (park) operations */
     uint64_t agents_unavailable;         /* requests for a capability no agent serves here any more */
     uint64_t links_duplicate;
     uint64_t bytes_in, bytes_out;

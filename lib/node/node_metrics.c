@@ -38,6 +38,8 @@ static const metric_def defs[] = {
     C(api_send_failed, "local API sends refused and reported to their sender (no route, too big, ...)"),
     C(api_frames_in, "binary send frames received on the local API"),
     C(api_accepted, "local API connections accepted"),
+    C(api_subscribes, "local API subscriptions (a requester's parked connection subscribing again counts)"),
+    C(api_unsubscribes, "local API unsubscriptions (a requester parking its connection between calls)"),
     C(api_frames_out, "binary message frames written on the local API"),
     C(api_writes, "writes to local-API clients (what a frames client gets in one event-loop iteration is written together)"),
     C(api_writes_queued, "writes to local-API clients that their socket did not take at once (queued in the node until it has room)"),
