@@ -32,8 +32,5 @@ int gm_cert_verify(const gm_cert *c, const gm_genesis *g, const gm_crl *crl, gm_
 const char *gm_cert_role(const gm_cert *c, size_t i);
 char *gm_cert_dump(const gm_cert *c, int pretty) GM_MUST_CHECK;
 void gm_cert_free(gm_cert *c);
-/* *dst: the same certificate as src, sharing its document (never changed once parsed; jansson
- * counts references atomically). Each is freed with gm_cert_free. */
-void gm_cert_share(const gm_cert *src, gm_cert *dst);
 
 #endif

@@ -32,8 +32,5 @@ int gm_crl_verify(const gm_crl *c, const uint8_t na_pk[GM_PK_LEN], gm_error *err
 /* 1 if cert_id is revoked; *reason (optional) points into the CRL. */
 int gm_crl_contains(const gm_crl *c, const char *cert_id, const char **reason);
 void gm_crl_free(gm_crl *c);
-/* *dst: the same CRL as src, sharing its document (a CRL is never changed once made; jansson
- * counts references atomically, so threads may share it). Each is freed with gm_crl_free. */
-void gm_crl_share(const gm_crl *src, gm_crl *dst);
 
 #endif

@@ -307,6 +307,12 @@ int gm_agent_desc_has_cap(const gm_agent_desc *d, const char *cap /* normalised 
 void gm_agent_desc_free(gm_agent_desc *d);
 /* *dst: the same descriptor as src, sharing its document (as gm_cert_share). */
 void gm_agent_desc_share(const gm_agent_desc *src, gm_agent_desc *dst);
+/* *dst: the same certificate as src, sharing its document (never changed once parsed; jansson
+ * counts references atomically, so threads may share it). Each is freed with gm_cert_free. */
+void gm_cert_share(const gm_cert *src, gm_cert *dst);
+/* *dst: the same CRL as src, sharing its document (as gm_cert_share); each freed with
+ * gm_crl_free. */
+void gm_crl_share(const gm_crl *src, gm_crl *dst);
 
 /* ---- tls.c, log.c (more) ---- */
 /* Check the first certificate of a PEM file: it parses, it is valid now, and (when key_path is
