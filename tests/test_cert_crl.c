@@ -322,6 +322,17 @@ static void test_issued_cert_round_trips_and_keeps_role_order(void **state)
     assert_string_equal(gm_cert_role(&back, 1), "role:client");
     free(text);
     gm_cert_free(&back);
+    /* certificate ids are UUIDs of version 7, in the order issued (the NA's indexes by
+     * cert_id then grow at their end) */
+    assert_int_equal(c.cert_id[14], '7');
+    gm_cert next;
+    json_t *one = json_pack("[s]", "role:client");
+    assert_int_equal(gm_cert_issue(&next, &na, "TESTNET", other.pk, one, at("2026-06-06T10:00:00Z"),
+                                   at("2026-06-13T10:00:00Z"), &err),
+                     0);
+    json_decref(one);
+    assert_true(strcmp(c.cert_id, next.cert_id) < 0);
+    gm_cert_free(&next);
     gm_cert_free(&c);
     /* a certificate without roles: the member may be left out (default []) */
     json_t *none = json_array();

@@ -294,6 +294,26 @@ static void test_uuid4_is_version_4_variant_1_lowercase(void **state)
         assert_true(a[i] == '-' || (a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'f'));
 }
 
+/* Version 7: the ids one process makes sort in the order it made them (the NA's certificate
+ * ids, so its indexes by cert_id grow at their end), even many within one millisecond. */
+static void test_uuid7_is_version_7_and_sorts_in_order_made(void **state)
+{
+    (void)state;
+    char prev[37], cur[37];
+    gm_uuid7(prev);
+    for (int n = 0; n < 5000; n++) {
+        gm_uuid7(cur);
+        assert_int_equal(strlen(cur), 36);
+        assert_true(gm_uuid_valid(cur));
+        assert_int_equal(cur[14], '7');
+        assert_non_null(strchr("89ab", cur[19]));
+        for (int i = 0; i < 36; i++)
+            assert_true(cur[i] == '-' || (cur[i] >= '0' && cur[i] <= '9') || (cur[i] >= 'a' && cur[i] <= 'f'));
+        assert_true(strcmp(prev, cur) < 0);
+        memcpy(prev, cur, sizeof prev);
+    }
+}
+
 static void test_uuid_valid_rejects_malformed(void **state)
 {
     (void)state;
@@ -349,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_mkdir_p_creates_nested_and_tolerates_existing),
         cmocka_unit_test(test_path_join_refuses_overflow),
         cmocka_unit_test(test_uuid4_is_version_4_variant_1_lowercase),
+        cmocka_unit_test(test_uuid7_is_version_7_and_sorts_in_order_made),
         cmocka_unit_test(test_uuid_valid_rejects_malformed),
         cmocka_unit_test(test_error_prefix_keeps_message_and_truncates_safely),
     };

@@ -281,6 +281,10 @@ int gm_b64_decode_exact(const char *in, uint8_t *out, size_t expect_len, gm_erro
 void gm_buf_printf(gm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Random UUID version 4, lowercase, 36 chars + NUL. */
 void gm_uuid4(char out[37]);
+/* UUID version 7 (time first, then 62 random bits), lowercase, 36 chars + NUL: the ids one
+ * process makes sort in the order it made them, so a B-tree keyed by them (the NA's
+ * certificates) grows at its end instead of at a random page. */
+void gm_uuid7(char out[37]);
 /* 1 if s is a canonical lowercase/uppercase 8-4-4-4-12 UUID. */
 int gm_uuid_valid(const char *s);
 

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -273,6 +276,38 @@ void gm_uuid4(char out[37])
     uint8_t b[16];
     randombytes_buf(b, sizeof b);
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* The time of a version 7 UUID: 48 bits of Unix milliseconds, then 12 bits of the millisecond
+ * (RFC 9562 6.2 method 3), one more than the last one given when the clock did not move on (or
+ * went back), so the ids of one process sort in the order they were made. */
+static uint64_t uuid7_time(void)
+{
+    static _Atomic uint64_t last;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t t = ms << 12 | (uint64_t)(ts.tv_nsec % 1000000) * 4096 / 1000000;
+    uint64_t prev = atomic_load(&last);
+    for (;;) {
+        uint64_t next = t > prev ? t : prev + 1;
+        if (atomic_compare_exchange_weak(&last, &prev, next))
+            return next;
+    }
+}
+
+void gm_uuid7(char out[37])
+{
+    uint8_t b[16];
+    randombytes_buf(b + 8, 8);
+    uint64_t t = uuid7_time();
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(t >> (12 + 8 * (5 - i)));
+    b[6] = (uint8_t)(0x70 | ((t >> 8) & 0x0f));
+    b[7] = (uint8_t)t;
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
              b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
